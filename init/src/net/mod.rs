@@ -1,0 +1,1 @@
+//! Networking at boot: links, `ip=` parsing, static addresses and the DHCP client.
