@@ -1,1 +1,8 @@
+//! lbd: the load-balancer daemon.
+//!
+//! `config` is pure (no tokio) and shared with `init`, `pxe` and `lbctl`; the daemon parts are
+//! behind the `daemon` feature.
 
+pub mod config;
+#[cfg(feature = "daemon")]
+pub mod daemon;

@@ -1,1 +1,108 @@
-fn main() {}
+//! `lbd`: the load-balancer daemon.
+
+use clap::{Parser, Subcommand};
+use lbd::config;
+use lbd::daemon::Daemon;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "lbd", version, about = "Load-balancer daemon: VRRP, IPVS and health checks")]
+struct Cli {
+    /// Config file (for `run`, the default command).
+    #[arg(short, long, default_value = "/run/lb/config.toml", global = true)]
+    config: PathBuf,
+    /// Validate FILE and exit (same as `lbd check FILE`).
+    #[arg(long, value_name = "FILE")]
+    check_config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (default).
+    Run,
+    /// Validate config files: print every error with file:line:col, exit 1 if any is invalid.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also print the validated model as JSON.
+        #[arg(long)]
+        dump: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(file) = cli.check_config {
+        return check(&[file], false);
+    }
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Check { files, dump } => check(&files, dump),
+        Command::Run => run(cli.config),
+    }
+}
+
+fn check(files: &[PathBuf], dump: bool) -> ExitCode {
+    let mut ok = true;
+    for file in files {
+        match config::load(file) {
+            Ok(loaded) => {
+                for w in &loaded.warnings {
+                    eprintln!("{}", w.render(&loaded.file, &loaded.source_text));
+                }
+                println!("{}: ok: {}", file.display(), loaded.config.summary());
+                if dump {
+                    match serde_json::to_string_pretty(&loaded.config) {
+                        Ok(json) => println!("{json}"),
+                        Err(e) => eprintln!("cannot print the model: {e}"),
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run(path: PathBuf) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LBD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+    let daemon = match Daemon::start(&path, Vec::new()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{}", e.0);
+            tracing::error!("lbd: cannot start: config {} refused", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(daemon.run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("lbd failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

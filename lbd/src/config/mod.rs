@@ -1,0 +1,17 @@
+//! The config model shared by every crate: TOML schema, validation with spans, domain types.
+//!
+//! ```text
+//! source text ──parse──▶ spanned tree ──per item──▶ schema types ──validate──▶ Config
+//!                                   (all errors collected, each with file:line:col + help)
+//! ```
+
+pub mod diag;
+pub mod model;
+pub mod schema;
+pub mod types;
+mod validate;
+
+pub use diag::{ConfigError, Diagnostic, Location, Severity};
+pub use model::*;
+pub use types::*;
+pub use validate::{load, parse, Loaded};

@@ -1,0 +1,279 @@
+//! The validated config: what the rest of lbd (and init, pxe, lbctl) works with.
+//!
+//! Every value here has been checked; defaults are filled in; units are `Duration`s.
+//! Maps are keyed by the names operators gave, so reconcile and status can refer to them.
+
+use super::types::*;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// A whole validated node config.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Config {
+    pub node: Node,
+    pub ipvs: IpvsSettings,
+    pub vrrp_instances: BTreeMap<String, VrrpInstance>,
+    pub sync_groups: BTreeMap<String, SyncGroup>,
+    pub services: BTreeMap<String, Service>,
+    /// Identity of this config: sha256 of its source text, hex. Shown in status and logs.
+    pub version: String,
+}
+
+impl Config {
+    /// One-line summary for logs: what was loaded.
+    pub fn summary(&self) -> String {
+        let reals: usize = self.services.values().map(|s| s.reals.len()).sum();
+        let vips: usize = self.vrrp_instances.values().map(|v| v.vips.len()).sum();
+        format!(
+            "{} service{}, {} real{}, {} vrrp instance{} ({} vip{}), {} sync group{}, version {}",
+            self.services.len(),
+            plural(self.services.len()),
+            reals,
+            plural(reals),
+            self.vrrp_instances.len(),
+            plural(self.vrrp_instances.len()),
+            vips,
+            plural(vips),
+            self.sync_groups.len(),
+            plural(self.sync_groups.len()),
+            &self.version[..12.min(self.version.len())]
+        )
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Default)]
+pub struct Node {
+    pub hostname: Option<String>,
+    pub log_level: LogLevel,
+    /// sysctl name (dotted) → value, applied by init before lbd starts.
+    pub sysctls: BTreeMap<String, String>,
+    pub syslog: Option<Syslog>,
+    pub api_listen: Option<SocketAddr>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Syslog {
+    pub server: SocketAddr,
+    pub protocol: SyslogProtocol,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogProtocol {
+    Udp,
+    Tcp,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Default)]
+pub struct IpvsSettings {
+    pub unmanaged: UnmanagedPolicy,
+    pub timeouts: IpvsTimeouts,
+    pub sync: Option<ConnSync>,
+}
+
+/// IPVS connection timeouts; `None` leaves the kernel's value alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+pub struct IpvsTimeouts {
+    pub tcp: Option<Duration>,
+    pub tcp_fin: Option<Duration>,
+    pub udp: Option<Duration>,
+}
+
+/// Connection synchronisation (the kernel's sync daemon), following a VRRP state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConnSync {
+    pub interface: String,
+    pub sync_id: u8,
+    /// The VRRP instance or sync group whose master/backup state the sync daemon follows.
+    pub follow: String,
+    pub port: u16,
+    pub ttl: u8,
+    pub max_len: Option<u16>,
+    pub group: Option<IpAddr>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum VrrpVersion {
+    V2,
+    V3,
+}
+
+/// One VRRP virtual router on one interface.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VrrpInstance {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    /// 1–254, or 255 when this node owns the addresses.
+    pub priority: u8,
+    pub version: VrrpVersion,
+    pub family: Family,
+    pub advert_interval: Duration,
+    pub vips: Vec<IpPrefix>,
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    /// Empty: multicast (224.0.0.18 / ff02::12).
+    pub unicast_peers: Vec<IpAddr>,
+    pub unicast_source: Option<IpAddr>,
+    pub auth_pass: Option<String>,
+    pub track_interfaces: Vec<String>,
+    pub virtual_mac: bool,
+    pub accept: bool,
+    pub garp_count: u32,
+    pub garp_repeat_after: Duration,
+    pub quorum_priority_drop: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SyncGroup {
+    pub name: String,
+    pub instances: Vec<String>,
+}
+
+/// Identity of a virtual service in the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum ServiceKey {
+    Addr { protocol: Protocol, addr: SocketAddr },
+    Fwmark { mark: u32, family: Family },
+}
+
+impl ServiceKey {
+    pub fn family(&self) -> Family {
+        match self {
+            ServiceKey::Addr { addr, .. } => Family::of(&addr.ip()),
+            ServiceKey::Fwmark { family, .. } => *family,
+        }
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            ServiceKey::Addr { protocol, addr } => write!(f, "{protocol} {addr}"),
+            ServiceKey::Fwmark { mark, family } => write!(f, "fwmark {mark} ({family})"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Persistence {
+    pub timeout: Duration,
+    /// Clients within this prefix length share one real.
+    pub prefix_len: u8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Quorum {
+    pub min_weight: u32,
+    pub hysteresis: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SorryServer {
+    pub addr: SocketAddr,
+    pub forwarding: Forwarding,
+}
+
+/// A virtual service and its real servers.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Service {
+    pub name: String,
+    pub key: ServiceKey,
+    pub scheduler: Scheduler,
+    pub flags: BTreeSet<ServiceFlag>,
+    pub persistence: Option<Persistence>,
+    pub sorry: Option<SorryServer>,
+    pub quorum: Option<Quorum>,
+    pub on_failure: OnFailure,
+    /// The VRRP instance holding the VIP (address services).
+    pub vrrp_instance: Option<String>,
+    pub reals: Vec<Real>,
+}
+
+/// A real server of a service.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Real {
+    pub addr: SocketAddr,
+    pub weight: u32,
+    pub forwarding: Forwarding,
+    /// Connection limits; 0 = none.
+    pub upper_threshold: u32,
+    pub lower_threshold: u32,
+    pub check: Option<Check>,
+}
+
+/// A fully resolved health check for one real.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Check {
+    pub kind: CheckKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive successes before a down real is up.
+    pub rise: u32,
+    /// Consecutive failures before an up real is down.
+    pub fall: u32,
+    /// Delay before re-checking after a failure.
+    pub retry_delay: Duration,
+    /// Delay before the first check after start or reload.
+    pub warmup: Duration,
+    /// Random spread added to each interval so checks do not fire in lock-step.
+    pub jitter: Duration,
+    pub port: Option<u16>,
+    pub connect_address: Option<IpAddr>,
+    pub source_address: Option<IpAddr>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum CheckKind {
+    Tcp,
+    Http(HttpCheck),
+    Https(HttpCheck),
+    Udp {
+        payload: String,
+        expect_reply: bool,
+    },
+    Dns {
+        query: String,
+        query_type: String,
+    },
+    Smtp {
+        helo_name: String,
+    },
+    Exec {
+        command: Vec<String>,
+        weight_from_exit: bool,
+    },
+    Mysql {
+        user: Option<String>,
+        database: Option<String>,
+    },
+    Pgsql {
+        user: Option<String>,
+        database: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HttpCheck {
+    pub path: String,
+    pub host: Option<String>,
+    pub sni: Option<String>,
+    pub expect_status: Vec<StatusRange>,
+    pub expect_body: Option<String>,
+    pub expect_body_regex: Option<String>,
+    /// keepalived genhash-compatible MD5 of the body, lower-case hex.
+    pub digest: Option<String>,
+    pub tls_verify: bool,
+}

@@ -1,0 +1,246 @@
+//! The TOML schema, as written by operators: serde types with spans, no semantics.
+//!
+//! Each top-level item (a service, a VRRP instance, a check...) is deserialized on its own so
+//! one mistake does not hide the others. `validate` turns these into the domain model.
+
+use super::types::*;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// `[node]`: settings of the box itself.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSchema {
+    /// Host name; when absent init uses DHCP's or the kernel command line's.
+    pub hostname: Option<Spanned<String>>,
+    pub log_level: Option<LogLevel>,
+    /// Extra sysctls applied by init before lbd starts (`"net.ipv4.vs.conntrack" = "1"`).
+    #[serde(default)]
+    pub sysctl: BTreeMap<Spanned<String>, Spanned<SysctlValue>>,
+    /// Remote syslog collector (RFC 5424).
+    pub syslog: Option<SyslogSchema>,
+    /// Control API listener on a management address (`"192.0.2.2:9900"`); the Unix socket
+    /// is always there.
+    pub api_listen: Option<Spanned<Endpoint>>,
+}
+
+/// A sysctl value: written as a string, integer or boolean.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SysctlValue {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+impl SysctlValue {
+    pub fn render(&self) -> String {
+        match self {
+            SysctlValue::Text(s) => s.clone(),
+            SysctlValue::Int(n) => n.to_string(),
+            SysctlValue::Bool(b) => u8::from(*b).to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogSchema {
+    pub server: Spanned<Endpoint>,
+    #[serde(default)]
+    pub protocol: Option<Spanned<String>>,
+}
+
+/// `[ipvs]`: kernel-wide IPVS settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpvsSchema {
+    /// Policy for kernel entries that no service of this config owns.
+    pub unmanaged: Option<UnmanagedPolicy>,
+    pub timeouts: Option<TimeoutsSchema>,
+    pub sync: Option<SyncSchema>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsSchema {
+    pub tcp: Option<Spanned<ConfigDuration>>,
+    pub tcp_fin: Option<Spanned<ConfigDuration>>,
+    pub udp: Option<Spanned<ConfigDuration>>,
+}
+
+/// Connection synchronisation between the pair (the kernel's sync daemon).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncSchema {
+    pub interface: Spanned<String>,
+    pub sync_id: Option<Spanned<i64>>,
+    /// VRRP instance or sync group whose state decides master/backup; default: the only one.
+    pub follow: Option<Spanned<String>>,
+    pub port: Option<Spanned<i64>>,
+    pub ttl: Option<Spanned<i64>>,
+    pub max_len: Option<Spanned<i64>>,
+    /// Multicast group for sync messages (default 224.0.0.81).
+    pub group: Option<Spanned<std::net::IpAddr>>,
+}
+
+/// `[vrrp.instance.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpInstanceSchema {
+    pub interface: Spanned<String>,
+    pub vrid: Spanned<i64>,
+    pub priority: Spanned<i64>,
+    pub version: Option<Spanned<i64>>,
+    pub advert_interval: Option<Spanned<ConfigDuration>>,
+    pub vips: Spanned<Vec<Spanned<IpPrefix>>>,
+    pub preempt: Option<bool>,
+    pub preempt_delay: Option<Spanned<ConfigDuration>>,
+    #[serde(default)]
+    pub unicast_peers: Vec<Spanned<std::net::IpAddr>>,
+    pub unicast_source: Option<Spanned<std::net::IpAddr>>,
+    /// VRRPv2 simple-password authentication (RFC 2338 compatibility), at most 8 characters.
+    pub auth_pass: Option<Spanned<String>>,
+    #[serde(default)]
+    pub track_interfaces: Vec<Spanned<String>>,
+    /// Use the RFC virtual MAC 00:00:5e:00:01:VRID (on a macvlan).
+    pub virtual_mac: Option<bool>,
+    /// RFC 5798 Accept_Mode: the master answers packets addressed to the VIPs.
+    pub accept: Option<bool>,
+    /// Gratuitous ARP / unsolicited NA burst on takeover.
+    pub garp_count: Option<Spanned<i64>>,
+    pub garp_repeat_after: Option<Spanned<ConfigDuration>>,
+    /// Lower this node's priority by this much while a service's quorum is lost.
+    pub quorum_priority_drop: Option<Spanned<i64>>,
+}
+
+/// `[vrrp.sync_group.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncGroupSchema {
+    pub instances: Spanned<Vec<Spanned<String>>>,
+}
+
+/// A health-check definition: `[check.NAME]` templates, inline `check = { ... }` on a service,
+/// and per-real overrides where every field is optional and replaces the service's.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSchema {
+    #[serde(rename = "type")]
+    pub kind: Option<Spanned<CheckType>>,
+    pub interval: Option<Spanned<ConfigDuration>>,
+    pub timeout: Option<Spanned<ConfigDuration>>,
+    pub rise: Option<Spanned<i64>>,
+    pub fall: Option<Spanned<i64>>,
+    pub retry_delay: Option<Spanned<ConfigDuration>>,
+    pub warmup: Option<Spanned<ConfigDuration>>,
+    pub jitter: Option<Spanned<ConfigDuration>>,
+    /// Connect here instead of the real's own port / address.
+    pub port: Option<Spanned<i64>>,
+    pub connect_address: Option<Spanned<std::net::IpAddr>>,
+    pub source_address: Option<Spanned<std::net::IpAddr>>,
+    // http / https
+    pub path: Option<Spanned<String>>,
+    pub host: Option<Spanned<String>>,
+    pub sni: Option<Spanned<String>>,
+    pub expect_status: Option<Spanned<Vec<StatusRange>>>,
+    pub expect_body: Option<Spanned<String>>,
+    pub expect_body_regex: Option<Spanned<String>>,
+    pub digest: Option<Spanned<String>>,
+    pub tls_verify: Option<Spanned<bool>>,
+    // udp
+    pub payload: Option<Spanned<String>>,
+    pub expect_reply: Option<Spanned<bool>>,
+    // dns
+    pub query: Option<Spanned<String>>,
+    pub query_type: Option<Spanned<String>>,
+    // smtp
+    pub helo_name: Option<Spanned<String>>,
+    // exec
+    pub command: Option<Spanned<Vec<String>>>,
+    pub weight_from_exit: Option<Spanned<bool>>,
+    // mysql / pgsql
+    pub user: Option<Spanned<String>>,
+    pub database: Option<Spanned<String>>,
+}
+
+/// A check reference: the name of a `[check.NAME]` or an inline definition.
+#[derive(Debug, Clone)]
+pub enum CheckRef {
+    Named(String),
+    Inline(Box<CheckSchema>),
+}
+
+impl<'de> Deserialize<'de> for CheckRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CheckRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("the name of a [check.NAME] or an inline table such as { type = \"tcp\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<CheckRef, E> {
+                Ok(CheckRef::Named(s.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<CheckRef, A::Error> {
+                CheckSchema::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|c| CheckRef::Inline(Box::new(c)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[service.NAME]`, a virtual service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSchema {
+    /// `"192.0.2.10:80"` for an address service.
+    pub vip: Option<Spanned<Endpoint>>,
+    /// Firewall-mark service (marks set by nftables/iptables).
+    pub fwmark: Option<Spanned<i64>>,
+    /// Family of a firewall-mark service (default ipv4).
+    pub family: Option<Spanned<Family>>,
+    pub protocol: Option<Spanned<Protocol>>,
+    pub scheduler: Option<Spanned<Scheduler>>,
+    #[serde(default)]
+    pub flags: Vec<Spanned<ServiceFlag>>,
+    /// Default forwarding method of the reals.
+    pub forwarding: Option<Spanned<Forwarding>>,
+    pub persistence: Option<PersistenceSchema>,
+    pub sorry_server: Option<Spanned<Endpoint>>,
+    pub sorry_forwarding: Option<Spanned<Forwarding>>,
+    pub quorum: Option<QuorumSchema>,
+    pub on_failure: Option<OnFailure>,
+    pub check: Option<Spanned<CheckRef>>,
+    // `real` entries are taken out before this table is deserialized and read one by one.
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersistenceSchema {
+    pub timeout: Spanned<ConfigDuration>,
+    pub netmask: Option<Spanned<PrefixLen>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuorumSchema {
+    /// Minimum total weight of healthy reals.
+    pub min_weight: Spanned<i64>,
+    /// The quorum is regained at `min_weight + hysteresis` and lost below `min_weight`.
+    pub hysteresis: Option<Spanned<i64>>,
+}
+
+/// `[[service.NAME.real]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealSchema {
+    pub address: Spanned<Endpoint>,
+    pub weight: Option<Spanned<i64>>,
+    pub forwarding: Option<Spanned<Forwarding>>,
+    pub upper_threshold: Option<Spanned<i64>>,
+    pub lower_threshold: Option<Spanned<i64>>,
+    pub check: Option<Spanned<CheckSchema>>,
+}

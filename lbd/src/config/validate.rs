@@ -1,0 +1,1121 @@
+//! From source text to a validated [`Config`], collecting every problem at once.
+//!
+//! Stage 1 parses the TOML into a spanned tree. Stage 2 deserializes each item (a service, a
+//! real, an instance...) on its own, so one typo does not hide the next. Stage 3 checks what
+//! the kernel or the network would reject later, with spans pointing at the values involved.
+
+use super::diag::{ConfigError, Diagnostic, Severity};
+use super::model::*;
+use super::schema::*;
+use super::types::*;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::time::Duration;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// A config that passed validation, and the warnings found on the way.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<Diagnostic>,
+    pub file: String,
+    pub source_text: String,
+}
+
+impl Loaded {
+    pub fn warning_lines(&self) -> Vec<String> {
+        self.warnings
+            .iter()
+            .map(|w| w.one_line(&self.file, &self.source_text))
+            .collect()
+    }
+}
+
+/// Parses and validates config text. `file` is only used in messages.
+pub fn parse(file: &str, src: &str) -> Result<Loaded, ConfigError> {
+    let mut cx = Cx {
+        diags: Vec::new(),
+    };
+    let config = cx.config(src);
+    let mut diags = cx.diags;
+    diags.sort_by_key(|d| (d.span.as_ref().map_or(0, |s| s.start), d.severity));
+    let failed = diags.iter().any(|d| d.severity == Severity::Error);
+    match config {
+        Some(config) if !failed => Ok(Loaded {
+            config,
+            warnings: diags,
+            file: file.to_string(),
+            source_text: src.to_string(),
+        }),
+        _ => Err(ConfigError {
+            file: file.to_string(),
+            source_text: src.to_string(),
+            diagnostics: diags,
+        }),
+    }
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &std::path::Path) -> Result<Loaded, ConfigError> {
+    let file = path.display().to_string();
+    match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(src) => parse(&file, &src),
+            Err(e) => Err(ConfigError {
+                file,
+                source_text: String::new(),
+                diagnostics: vec![Diagnostic::error(
+                    "not-utf8",
+                    None,
+                    format!("the file is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+                )],
+            }),
+        },
+        Err(e) => Err(ConfigError {
+            file,
+            source_text: String::new(),
+            diagnostics: vec![Diagnostic::error("unreadable", None, format!("cannot read the file: {e}"))],
+        }),
+    }
+}
+
+const TOP_LEVEL_HELP: &str =
+    "top-level sections are [node], [ipvs], [vrrp.instance.NAME], [vrrp.sync_group.NAME], [check.NAME] and [service.NAME]";
+
+const CHECK_DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+const CHECK_DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+const CHECK_DEFAULT_RISE: u32 = 2;
+const CHECK_DEFAULT_FALL: u32 = 3;
+
+struct Cx {
+    diags: Vec<Diagnostic>,
+}
+
+/// Raw items gathered in stage 2, with the spans of their names.
+#[derive(Default)]
+struct Raw {
+    node: NodeSchema,
+    ipvs: IpvsSchema,
+    instances: Vec<(Spanned<String>, VrrpInstanceSchema)>,
+    sync_groups: Vec<(Spanned<String>, SyncGroupSchema)>,
+    checks: BTreeMap<String, (Range<usize>, CheckSchema)>,
+    services: Vec<(Spanned<String>, ServiceSchema, Vec<RealSchema>)>,
+}
+
+impl Cx {
+    fn err(&mut self, code: &'static str, span: Range<usize>, msg: impl Into<String>) -> &mut Diagnostic {
+        self.diags.push(Diagnostic::error(code, Some(span), msg));
+        self.diags.last_mut().expect("just pushed")
+    }
+
+    fn warn(&mut self, code: &'static str, span: Range<usize>, msg: impl Into<String>) -> &mut Diagnostic {
+        self.diags.push(Diagnostic::warning(code, Some(span), msg));
+        self.diags.last_mut().expect("just pushed")
+    }
+
+    /// Deserializes one item. On an error in a table, the offending entry is set aside and the
+    /// rest is tried again, so every bad key of the item is reported, not only the first.
+    fn de<T: DeserializeOwned>(&mut self, value: &Spanned<DeValue<'_>>) -> Option<T> {
+        let span = value.span();
+        let mut current = value.get_ref().clone();
+        let mut removed: Vec<String> = Vec::new();
+        for _ in 0..64 {
+            let attempt = T::deserialize(toml::de::ValueDeserializer::from(Spanned::new(
+                span.clone(),
+                current.clone(),
+            )));
+            let e = match attempt {
+                Ok(t) => return removed.is_empty().then_some(t),
+                Err(e) => e,
+            };
+            // A key set aside earlier is reported as missing now: that is not a new problem.
+            let cascade = removed
+                .iter()
+                .any(|k| e.message().starts_with(&format!("missing field `{k}`")));
+            if !cascade {
+                self.schema_error(&e, span.clone());
+            }
+            let (Some(at), DeValue::Table(table)) = (e.span(), &current) else {
+                return None;
+            };
+            let culprit = table
+                .iter()
+                .find(|(k, v)| k.span().contains(&at.start) || v.span().contains(&at.start))
+                .map(|(k, _)| k.get_ref().to_string());
+            let Some(culprit) = culprit else { return None };
+            let mut rest = DeTable::new();
+            for (k, v) in table.iter().filter(|(k, _)| k.get_ref() != &culprit) {
+                rest.insert(k.clone(), v.clone());
+            }
+            removed.push(culprit);
+            current = DeValue::Table(rest);
+        }
+        None
+    }
+
+    fn schema_error(&mut self, e: &toml::de::Error, fallback: Range<usize>) {
+        let span = e.span().unwrap_or(fallback);
+        let msg = e.message().trim().to_string();
+        let mut d = Diagnostic::error("invalid-value", Some(span), msg.clone());
+        if msg.starts_with("unknown field") {
+            d.code = "unknown-key";
+            d.help = Some("check the spelling; the accepted keys are listed above".into());
+        } else if msg.starts_with("missing field") {
+            d.code = "missing-key";
+        }
+        self.diags.push(d);
+    }
+
+    fn config(&mut self, src: &str) -> Option<Config> {
+        let root = match DeTable::parse(src) {
+            Ok(root) => root,
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                self.diags.push(
+                    Diagnostic::error("toml-syntax", Some(span), e.message().trim().to_string())
+                        .help("this is not valid TOML; see https://toml.io"),
+                );
+                return None;
+            }
+        };
+        let raw = self.gather(root.get_ref());
+        let before = self.error_count();
+        let config = self.build(raw, src);
+        (self.error_count() == before).then_some(config).flatten()
+    }
+
+    fn error_count(&self) -> usize {
+        self.diags.iter().filter(|d| d.severity == Severity::Error).count()
+    }
+
+    /// Stage 2: walk the tree, deserialize each item separately.
+    fn gather(&mut self, root: &DeTable<'_>) -> Raw {
+        let mut raw = Raw::default();
+        for (key, value) in root.iter() {
+            let name: &str = key.get_ref();
+            match name {
+                "node" => {
+                    if let Some(n) = self.de(value) {
+                        raw.node = n;
+                    }
+                }
+                "ipvs" => {
+                    if let Some(i) = self.de(value) {
+                        raw.ipvs = i;
+                    }
+                }
+                "vrrp" => {
+                    let Some(table) = self.table(value, "[vrrp]") else { continue };
+                    for (k, v) in table.iter() {
+                        match k.get_ref().as_ref() {
+                            "instance" => {
+                                for (name, item) in self.named_items(v, "vrrp.instance") {
+                                    if let Some(i) = self.de(item) {
+                                        raw.instances.push((name, i));
+                                    }
+                                }
+                            }
+                            "sync_group" => {
+                                for (name, item) in self.named_items(v, "vrrp.sync_group") {
+                                    if let Some(g) = self.de(item) {
+                                        raw.sync_groups.push((name, g));
+                                    }
+                                }
+                            }
+                            other => {
+                                self.err("unknown-key", k.span(), format!("unknown key `vrrp.{other}`"))
+                                    .help = Some("[vrrp] holds [vrrp.instance.NAME] and [vrrp.sync_group.NAME]".into());
+                            }
+                        }
+                    }
+                }
+                "check" => {
+                    for (name, item) in self.named_items(value, "check") {
+                        if let Some(c) = self.de::<CheckSchema>(item) {
+                            raw.checks.insert(name.get_ref().clone(), (name.span(), c));
+                        }
+                    }
+                }
+                "service" => {
+                    for (name, item) in self.named_items(value, "service") {
+                        let Some(table) = self.table(item, "a service") else { continue };
+                        let mut rest = DeTable::new();
+                        for (k, v) in table.iter().filter(|(k, _)| k.get_ref() != "real") {
+                            rest.insert(k.clone(), v.clone());
+                        }
+                        let service = self.de::<ServiceSchema>(&Spanned::new(item.span(), DeValue::Table(rest)));
+                        let mut reals = Vec::new();
+                        if let Some((_, real_value)) = table.iter().find(|(k, _)| k.get_ref() == "real") {
+                            match real_value.get_ref() {
+                                DeValue::Array(items) => {
+                                    for r in items.iter() {
+                                        if let Some(real) = self.de::<RealSchema>(r) {
+                                            reals.push(real);
+                                        }
+                                    }
+                                }
+                                _ => {
+                                    self.err(
+                                        "invalid-value",
+                                        real_value.span(),
+                                        "`real` must be a list of tables",
+                                    )
+                                    .help = Some(format!(
+                                        "write each real server as [[service.{}.real]] with address = \"10.0.0.1:80\"",
+                                        name.get_ref()
+                                    ));
+                                }
+                            }
+                        }
+                        if let Some(service) = service {
+                            raw.services.push((name, service, reals));
+                        }
+                    }
+                }
+                other => {
+                    self.err("unknown-section", key.span(), format!("unknown section `{other}`"))
+                        .help = Some(TOP_LEVEL_HELP.into());
+                }
+            }
+        }
+        raw
+    }
+
+    fn table<'a, 'i>(&mut self, value: &'a Spanned<DeValue<'i>>, what: &str) -> Option<&'a DeTable<'i>> {
+        match value.get_ref() {
+            DeValue::Table(t) => Some(t),
+            other => {
+                self.err(
+                    "invalid-value",
+                    value.span(),
+                    format!("{what} must be a table, found a {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    /// The `NAME = { ... }` entries of a keyed section like `[service.NAME]`.
+    fn named_items<'a, 'i>(
+        &mut self,
+        value: &'a Spanned<DeValue<'i>>,
+        section: &str,
+    ) -> Vec<(Spanned<String>, &'a Spanned<DeValue<'i>>)> {
+        let Some(table) = self.table(value, &format!("[{section}]")) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, v) in table.iter() {
+            let name: &str = k.get_ref();
+            if !valid_name(name) {
+                self.err("bad-name", k.span(), format!("invalid name {name:?} in [{section}.NAME]"))
+                    .help = Some("names use letters, digits, '-' and '_' (at most 64)".into());
+                continue;
+            }
+            if !matches!(v.get_ref(), DeValue::Table(_)) {
+                self.err(
+                    "invalid-value",
+                    k.span(),
+                    format!("`{section}.{name}` must be a table"),
+                )
+                .help = Some(format!("write it as a section: [{section}.{name}]"));
+                continue;
+            }
+            out.push((Spanned::new(k.span(), name.to_string()), v));
+        }
+        out
+    }
+
+    /// Stage 3: semantic checks and the domain model.
+    fn build(&mut self, raw: Raw, src: &str) -> Option<Config> {
+        let node = self.node(raw.node);
+        // VIP owners from every instance that parsed, valid or not, so a bad instance does not
+        // also make each of its services report "VIP not in any VRRP instance".
+        let vip_owners: HashMap<IpAddr, String> = raw
+            .instances
+            .iter()
+            .flat_map(|(n, s)| s.vips.get_ref().iter().map(move |v| (v.get_ref().addr, n.get_ref().clone())))
+            .collect();
+        let instances = self.instances(raw.instances);
+        let sync_groups = self.sync_groups(raw.sync_groups, &instances);
+        let checks = raw.checks;
+        let mut services = BTreeMap::new();
+        let mut keys: HashMap<ServiceKey, (String, Range<usize>)> = HashMap::new();
+        let mut real_families = false;
+        for (name, schema, reals) in raw.services {
+            if let Some((service, key_span)) = self.service(&name, schema, reals, &checks, &vip_owners) {
+                if service.reals.iter().any(|r| Family::of(&r.addr.ip()) != service.key.family()) {
+                    real_families = true;
+                }
+                if let Some((other, other_span)) = keys.get(&service.key) {
+                    let msg = format!(
+                        "virtual service {} is defined twice (services `{}` and `{}`)",
+                        service.key, other, service.name
+                    );
+                    let other_span = other_span.clone();
+                    self.err("duplicate-service", key_span, msg)
+                        .and_related(other_span, "first defined here")
+                        .and_help("the kernel holds one service per protocol, address and port: merge their reals, or use another port");
+                    continue;
+                }
+                keys.insert(service.key, (service.name.clone(), key_span));
+                services.insert(service.name.clone(), service);
+            }
+        }
+        let ipvs = self.ipvs(raw.ipvs, &instances, &sync_groups, real_families);
+        Some(Config {
+            node,
+            ipvs,
+            vrrp_instances: instances.into_iter().map(|(k, (v, _))| (k, v)).collect(),
+            sync_groups,
+            services,
+            version: hex(&Sha256::digest(src.as_bytes())),
+        })
+    }
+
+    fn node(&mut self, n: NodeSchema) -> Node {
+        let mut node = Node {
+            log_level: n.log_level.unwrap_or_default(),
+            ..Node::default()
+        };
+        if let Some(h) = n.hostname {
+            if valid_hostname(h.get_ref()) {
+                node.hostname = Some(h.get_ref().clone());
+            } else {
+                self.err("bad-hostname", h.span(), format!("invalid host name {:?}", h.get_ref()))
+                    .help = Some("use letters, digits and '-', dot-separated labels of at most 63 characters".into());
+            }
+        }
+        for (k, v) in n.sysctl {
+            let key = k.get_ref();
+            if key.is_empty()
+                || key.starts_with('.')
+                || key.contains("..")
+                || !key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+            {
+                self.err("bad-sysctl", k.span(), format!("invalid sysctl name {key:?}"))
+                    .help = Some("write the dotted name, e.g. \"net.ipv4.ip_forward\"".into());
+                continue;
+            }
+            node.sysctls.insert(key.replace('/', "."), v.get_ref().render());
+        }
+        if let Some(s) = n.syslog {
+            let protocol = match s.protocol.as_ref().map(|p| p.get_ref().to_ascii_lowercase()) {
+                None => Some(SyslogProtocol::Udp),
+                Some(p) if p == "udp" => Some(SyslogProtocol::Udp),
+                Some(p) if p == "tcp" => Some(SyslogProtocol::Tcp),
+                Some(p) => {
+                    let span = s.protocol.as_ref().map(|x| x.span()).unwrap_or(0..0);
+                    self.err("bad-syslog", span, format!("unknown syslog protocol {p:?}"))
+                        .help = Some("use \"udp\" or \"tcp\"".into());
+                    None
+                }
+            };
+            if let Some(protocol) = protocol {
+                node.syslog = Some(Syslog {
+                    server: s.server.get_ref().socket_addr(514),
+                    protocol,
+                });
+            }
+        }
+        if let Some(api) = n.api_listen {
+            match api.get_ref().port {
+                Some(p) => node.api_listen = Some(SocketAddr::new(api.get_ref().ip, p)),
+                None => {
+                    self.err("missing-port", api.span(), "api_listen needs a port")
+                        .help = Some("e.g. api_listen = \"192.0.2.2:9900\"".into());
+                }
+            }
+        }
+        node
+    }
+
+    fn instances(
+        &mut self,
+        raw: Vec<(Spanned<String>, VrrpInstanceSchema)>,
+    ) -> BTreeMap<String, (VrrpInstance, Range<usize>)> {
+        let mut out = BTreeMap::new();
+        // (interface, vrid, family) → instance name, for duplicates.
+        let mut routers: HashMap<(String, u8, Family), (String, Range<usize>)> = HashMap::new();
+        let mut vip_owner: HashMap<IpAddr, (String, Range<usize>)> = HashMap::new();
+        for (name, s) in raw {
+            let name_str = name.get_ref().clone();
+            let ok_before = self.error_count();
+            let vrid = self.int_in(&s.vrid, 1, 255, "vrid", "a virtual router id is 1 to 255, the same on both nodes of a pair") as u8;
+            let priority = self.int_in(&s.priority, 1, 255, "priority", "use 1 to 254 (255 only for the node that owns the addresses)") as u8;
+            let version = match s.version.as_ref().map(|v| (*v.get_ref(), v.span())) {
+                None | Some((3, _)) => VrrpVersion::V3,
+                Some((2, _)) => VrrpVersion::V2,
+                Some((n, span)) => {
+                    self.err("bad-vrrp-version", span, format!("VRRP version {n} does not exist"))
+                        .help = Some("use 2 (RFC 3768, IPv4 only) or 3 (RFC 5798, IPv4 and IPv6)".into());
+                    VrrpVersion::V3
+                }
+            };
+            // Family from the first VIP; every address of the instance must match it.
+            let vips: Vec<Spanned<IpPrefix>> = s.vips.get_ref().clone();
+            if vips.is_empty() {
+                self.err("no-vips", s.vips.span(), format!("VRRP instance `{name_str}` has no VIPs"))
+                    .help = Some("list the addresses it moves: vips = [\"192.0.2.10/24\"]".into());
+            }
+            let family = vips.first().map_or(Family::Ipv4, |v| Family::of(&v.get_ref().addr));
+            for v in &vips {
+                let f = Family::of(&v.get_ref().addr);
+                if f != family {
+                    self.err(
+                        "mixed-family",
+                        v.span(),
+                        format!("{f} VIP {} in an {family} VRRP instance", v.get_ref().addr),
+                    )
+                    .help = Some("a VRRP instance carries one address family: put IPv4 and IPv6 VIPs in separate instances".into());
+                }
+                if version == VrrpVersion::V2 && f == Family::Ipv6 {
+                    self.err("v2-ipv6", v.span(), "VRRPv2 carries only IPv4 addresses")
+                        .help = Some("set version = 3 for IPv6".into());
+                }
+                if let Some((other, other_span)) = vip_owner.get(&v.get_ref().addr) {
+                    let (other, other_span) = (other.clone(), other_span.clone());
+                    self.err(
+                        "duplicate-vip",
+                        v.span(),
+                        format!("VIP {} is also in VRRP instance `{other}`", v.get_ref().addr),
+                    )
+                    .and_related(other_span, "also here")
+                    .and_help("an address can be moved by one instance only");
+                } else {
+                    vip_owner.insert(v.get_ref().addr, (name_str.clone(), v.span()));
+                }
+            }
+            let advert_interval = match &s.advert_interval {
+                None => Duration::from_secs(1),
+                Some(d) => {
+                    let iv = d.get_ref().0;
+                    match version {
+                        VrrpVersion::V2 => {
+                            if iv.subsec_nanos() != 0 || iv.as_secs() < 1 || iv.as_secs() > 255 {
+                                self.err("bad-advert-interval", d.span(), format!("VRRPv2 advert interval {} is not a whole number of seconds from 1s to 255s", d.get_ref()))
+                                    .help = Some("use whole seconds, or version = 3 for intervals in centiseconds".into());
+                            }
+                        }
+                        VrrpVersion::V3 => {
+                            let cs = iv.as_millis();
+                            if iv.as_nanos() % 10_000_000 != 0 || !(10..=40_950).contains(&cs) {
+                                self.err("bad-advert-interval", d.span(), format!("VRRPv3 advert interval {} is not a multiple of 10ms from 10ms to 40950ms", d.get_ref()))
+                                    .help = Some("VRRPv3 counts the interval in centiseconds (RFC 5798 5.2.7)".into());
+                            }
+                        }
+                    }
+                    iv
+                }
+            };
+            if let Some(pass) = &s.auth_pass {
+                if version == VrrpVersion::V3 {
+                    self.err("auth-v3", pass.span(), "VRRPv3 has no authentication (RFC 5798 removed it)")
+                        .help = Some("remove auth_pass, or use version = 2 to talk to old peers".into());
+                } else if pass.get_ref().is_empty() || pass.get_ref().len() > 8 {
+                    self.err("bad-auth-pass", pass.span(), "a VRRPv2 password is 1 to 8 characters")
+                        .help = Some("longer passwords are cut by peers and never match".into());
+                }
+            }
+            for p in &s.unicast_peers {
+                if Family::of(p.get_ref()) != family {
+                    self.err("mixed-family", p.span(), format!("{} peer {} for an {family} instance", Family::of(p.get_ref()), p.get_ref()))
+                        .help = Some("unicast peers use the instance's address family".into());
+                }
+            }
+            if let Some(src) = &s.unicast_source {
+                if Family::of(src.get_ref()) != family {
+                    self.err("mixed-family", src.span(), format!("{} unicast source for an {family} instance", Family::of(src.get_ref())));
+                }
+                if s.unicast_peers.is_empty() {
+                    self.warn("unused-key", src.span(), "unicast_source has no effect without unicast_peers");
+                }
+            }
+            if priority == 255 {
+                self.warn("address-owner", s.priority.span(), "priority 255 means this node owns the VIPs (RFC 5798); it always preempts")
+                    .help = Some("use 254 or lower unless the addresses really belong to this node".into());
+            }
+            let garp_count = s.garp_count.as_ref().map_or(5, |g| self.int_in(g, 0, 100, "garp_count", "send 0 to 100 gratuitous ARPs on takeover") as u32);
+            let preempt_delay = s.preempt_delay.as_ref().map_or(Duration::ZERO, |d| d.get_ref().0);
+            if preempt_delay > Duration::from_secs(3600) {
+                let span = s.preempt_delay.as_ref().map(|d| d.span()).unwrap_or(0..0);
+                self.err("bad-preempt-delay", span, "preempt_delay is at most 1h");
+            }
+            let quorum_priority_drop = s.quorum_priority_drop.as_ref().map_or(0, |q| self.int_in(q, 0, 254, "quorum_priority_drop", "lower the priority by 0 to 254") as u8);
+            if !valid_ifname(s.interface.get_ref()) {
+                self.err("bad-interface", s.interface.span(), format!("invalid interface name {:?}", s.interface.get_ref()))
+                    .help = Some("Linux interface names are 1 to 15 characters without '/' or spaces".into());
+            }
+            for t in &s.track_interfaces {
+                if !valid_ifname(t.get_ref()) {
+                    self.err("bad-interface", t.span(), format!("invalid interface name {:?}", t.get_ref()));
+                }
+            }
+            let key = (s.interface.get_ref().clone(), vrid, family);
+            if let Some((other, other_span)) = routers.get(&key) {
+                let (other, other_span) = (other.clone(), other_span.clone());
+                self.err(
+                    "duplicate-vrid",
+                    s.vrid.span(),
+                    format!("vrid {vrid} ({family}) on {} is also used by instance `{other}`", key.0),
+                )
+                .and_related(other_span, "also here")
+                .and_help("each virtual router on a link needs its own vrid");
+            } else {
+                routers.insert(key, (name_str.clone(), s.vrid.span()));
+            }
+            if self.error_count() != ok_before {
+                continue;
+            }
+            let instance = VrrpInstance {
+                name: name_str.clone(),
+                interface: s.interface.get_ref().clone(),
+                vrid,
+                priority,
+                version,
+                family,
+                advert_interval,
+                vips: vips.iter().map(|v| *v.get_ref()).collect(),
+                preempt: s.preempt.unwrap_or(true),
+                preempt_delay,
+                unicast_peers: s.unicast_peers.iter().map(|p| *p.get_ref()).collect(),
+                unicast_source: s.unicast_source.as_ref().map(|p| *p.get_ref()),
+                auth_pass: s.auth_pass.as_ref().map(|p| p.get_ref().clone()),
+                track_interfaces: s.track_interfaces.iter().map(|t| t.get_ref().clone()).collect(),
+                virtual_mac: s.virtual_mac.unwrap_or(false),
+                accept: s.accept.unwrap_or(false),
+                garp_count,
+                garp_repeat_after: s.garp_repeat_after.as_ref().map_or(Duration::from_secs(5), |d| d.get_ref().0),
+                quorum_priority_drop,
+            };
+            out.insert(name_str, (instance, name.span()));
+        }
+        out
+    }
+
+    fn sync_groups(
+        &mut self,
+        raw: Vec<(Spanned<String>, SyncGroupSchema)>,
+        instances: &BTreeMap<String, (VrrpInstance, Range<usize>)>,
+    ) -> BTreeMap<String, SyncGroup> {
+        let mut out = BTreeMap::new();
+        let mut member_of: HashMap<String, String> = HashMap::new();
+        for (name, g) in raw {
+            let mut members = Vec::new();
+            for m in g.instances.get_ref() {
+                let inst = m.get_ref();
+                if !instances.contains_key(inst) {
+                    let known: Vec<&str> = instances.keys().map(|s| s.as_str()).collect();
+                    self.err("unknown-instance", m.span(), format!("sync group `{}` names unknown VRRP instance `{inst}`", name.get_ref()))
+                        .help = Some(if known.is_empty() { "define it as [vrrp.instance.NAME]".into() } else { format!("known instances: {}", known.join(", ")) });
+                    continue;
+                }
+                if let Some(other) = member_of.get(inst) {
+                    self.err("instance-in-two-groups", m.span(), format!("instance `{inst}` is already in sync group `{other}`"))
+                        .help = Some("an instance belongs to at most one sync group".into());
+                    continue;
+                }
+                member_of.insert(inst.clone(), name.get_ref().clone());
+                members.push(inst.clone());
+            }
+            if g.instances.get_ref().len() < 2 {
+                self.warn("small-sync-group", g.instances.span(), "a sync group with fewer than two instances synchronises nothing");
+            }
+            out.insert(
+                name.get_ref().clone(),
+                SyncGroup {
+                    name: name.get_ref().clone(),
+                    instances: members,
+                },
+            );
+        }
+        out
+    }
+
+    fn ipvs(
+        &mut self,
+        s: IpvsSchema,
+        instances: &BTreeMap<String, (VrrpInstance, Range<usize>)>,
+        groups: &BTreeMap<String, SyncGroup>,
+        mixed_family_reals: bool,
+    ) -> IpvsSettings {
+        let mut out = IpvsSettings {
+            unmanaged: s.unmanaged.unwrap_or_default(),
+            ..Default::default()
+        };
+        if let Some(t) = s.timeouts {
+            let mut take = |v: &Option<Spanned<ConfigDuration>>, name: &str| -> Option<Duration> {
+                let v = v.as_ref()?;
+                let d = v.get_ref().0;
+                if d.subsec_nanos() != 0 || d.is_zero() || d.as_secs() > i32::MAX as u64 / 1000 {
+                    self.err("bad-timeout", v.span(), format!("IPVS {name} timeout {} must be whole seconds, at least 1s", v.get_ref()))
+                        .help = Some("the kernel keeps these timeouts in seconds; e.g. tcp = \"2h\" for long-lived database connections".into());
+                    return None;
+                }
+                Some(d)
+            };
+            out.timeouts = IpvsTimeouts {
+                tcp: take(&t.tcp, "tcp"),
+                tcp_fin: take(&t.tcp_fin, "tcp_fin"),
+                udp: take(&t.udp, "udp"),
+            };
+        }
+        if let Some(sync) = s.sync {
+            let sync_id = sync.sync_id.as_ref().map_or(0, |v| self.int_in(v, 0, 255, "sync_id", "a sync id is 0 to 255, the same on both nodes") as u8);
+            let port = sync.port.as_ref().map_or(8848, |v| self.int_in(v, 1, 65535, "port", "a UDP port") as u16);
+            let ttl = sync.ttl.as_ref().map_or(1, |v| self.int_in(v, 1, 255, "ttl", "a multicast TTL is 1 to 255") as u8);
+            let max_len = sync.max_len.as_ref().map(|v| self.int_in(v, 256, 65507, "max_len", "the sync message size is 256 to 65507 bytes") as u16);
+            if !valid_ifname(sync.interface.get_ref()) {
+                self.err("bad-interface", sync.interface.span(), format!("invalid interface name {:?}", sync.interface.get_ref()));
+            }
+            if mixed_family_reals {
+                self.err("sync-mixed-family", sync.interface.span(), "connection sync cannot be used with reals of another address family than their service")
+                    .help = Some("the kernel's sync protocol does not carry mixed-family connections; remove [ipvs.sync] or the mixed-family tunnel reals".into());
+            }
+            let follow = match &sync.follow {
+                Some(f) => {
+                    if !instances.contains_key(f.get_ref()) && !groups.contains_key(f.get_ref()) {
+                        self.err("unknown-instance", f.span(), format!("`follow` names `{}`, which is neither a VRRP instance nor a sync group", f.get_ref()));
+                    }
+                    f.get_ref().clone()
+                }
+                None => {
+                    if groups.len() == 1 {
+                        groups.keys().next().cloned().unwrap_or_default()
+                    } else if groups.is_empty() && instances.len() == 1 {
+                        instances.keys().next().cloned().unwrap_or_default()
+                    } else {
+                        self.err("ambiguous-follow", sync.interface.span(), "connection sync needs to know which VRRP state to follow")
+                            .help = Some("set follow = \"NAME\" to a sync group or VRRP instance".into());
+                        String::new()
+                    }
+                }
+            };
+            out.sync = Some(ConnSync {
+                interface: sync.interface.get_ref().clone(),
+                sync_id,
+                follow,
+                port,
+                ttl,
+                max_len,
+                group: sync.group.map(|g| *g.get_ref()),
+            });
+        }
+        out
+    }
+
+    fn service(
+        &mut self,
+        name: &Spanned<String>,
+        s: ServiceSchema,
+        reals: Vec<RealSchema>,
+        checks: &BTreeMap<String, (Range<usize>, CheckSchema)>,
+        vip_owners: &HashMap<IpAddr, String>,
+    ) -> Option<(Service, Range<usize>)> {
+        let before = self.error_count();
+        let sname = name.get_ref().clone();
+        // Identity.
+        let (key, key_span) = match (&s.vip, &s.fwmark) {
+            (Some(vip), None) => {
+                if let Some(f) = &s.family {
+                    self.err("unused-key", f.span(), "`family` is only for fwmark services; a VIP's address already says it");
+                }
+                let Some(port) = vip.get_ref().port else {
+                    self.err("missing-port", vip.span(), format!("service `{sname}` VIP {} has no port", vip.get_ref()))
+                        .help = Some("write vip = \"192.0.2.10:80\", or use fwmark for all ports".into());
+                    return None;
+                };
+                let protocol = s.protocol.as_ref().map_or(Protocol::Tcp, |p| *p.get_ref());
+                (ServiceKey::Addr { protocol, addr: SocketAddr::new(vip.get_ref().ip, port) }, vip.span())
+            }
+            (None, Some(mark)) => {
+                if let Some(p) = &s.protocol {
+                    self.err("unused-key", p.span(), "a fwmark service has no protocol: the mark selects the packets")
+                        .help = Some("remove `protocol`, or use vip = \"ADDR:PORT\"".into());
+                }
+                let mark_v = self.int_in(mark, 1, u32::MAX as i64, "fwmark", "a firewall mark is 1 to 4294967295") as u32;
+                let family = s.family.as_ref().map_or(Family::Ipv4, |f| *f.get_ref());
+                (ServiceKey::Fwmark { mark: mark_v, family }, mark.span())
+            }
+            (Some(vip), Some(mark)) => {
+                self.err("vip-and-fwmark", mark.span(), format!("service `{sname}` has both `vip` and `fwmark`"))
+                    .and_related(vip.span(), "vip here")
+                    .and_help("a service is selected by address:port or by firewall mark, not both");
+                return None;
+            }
+            (None, None) => {
+                self.err("no-vip", name.span(), format!("service `{sname}` has neither `vip` nor `fwmark`"))
+                    .help = Some("add vip = \"192.0.2.10:80\" (or fwmark = 1)".into());
+                return None;
+            }
+        };
+        let family = key.family();
+        let protocol = match key {
+            ServiceKey::Addr { protocol, .. } => Some(protocol),
+            ServiceKey::Fwmark { .. } => None,
+        };
+        let scheduler = s.scheduler.as_ref().map_or(Scheduler::Wlc, |x| *x.get_ref());
+        let mut flags = BTreeSet::new();
+        for f in &s.flags {
+            match f.get_ref() {
+                ServiceFlag::ShFallback | ServiceFlag::ShPort if !matches!(scheduler, Scheduler::Sh | Scheduler::Mh) => {
+                    self.err("flag-needs-sh", f.span(), format!("this flag only works with the sh or mh scheduler, not {scheduler}"));
+                }
+                ServiceFlag::OnePacket if protocol != Some(Protocol::Udp) && protocol.is_some() => {
+                    self.err("flag-needs-udp", f.span(), "one-packet scheduling is for UDP services")
+                        .help = Some("set protocol = \"udp\" or remove the flag".into());
+                }
+                flag => {
+                    flags.insert(*flag);
+                }
+            }
+        }
+        let persistence = s.persistence.as_ref().and_then(|p| {
+            let timeout = p.timeout.get_ref().0;
+            if timeout.subsec_nanos() != 0 || timeout.is_zero() {
+                self.err("bad-persistence", p.timeout.span(), "the persistence timeout is whole seconds, at least 1s");
+                return None;
+            }
+            let prefix_len = match &p.netmask {
+                None => family.max_prefix(),
+                Some(m) if m.get_ref().0 > family.max_prefix() => {
+                    self.err("bad-netmask", m.span(), format!("prefix length {} is too long for {family}", m.get_ref().0))
+                        .help = Some(format!("use 0 to {}", family.max_prefix()));
+                    return None;
+                }
+                Some(m) => m.get_ref().0,
+            };
+            Some(Persistence { timeout, prefix_len })
+        });
+        let default_forwarding = s.forwarding.as_ref().map_or(Forwarding::Nat, |f| *f.get_ref());
+        let vrrp_instance = match key {
+            ServiceKey::Addr { addr, .. } => {
+                let owner = vip_owners.get(&addr.ip()).cloned();
+                if owner.is_none() {
+                    let vip_span = s.vip.as_ref().map(|v| v.span()).unwrap_or(name.span());
+                    self.err("vip-not-in-vrrp", vip_span, format!("VIP {} of service `{sname}` is not in any VRRP instance", addr.ip()))
+                        .help = Some(format!(
+                            "add \"{}\" to the vips of a [vrrp.instance.NAME] (a single balancer still uses one: it becomes master alone)",
+                            addr.ip()
+                        ));
+                }
+                owner
+            }
+            ServiceKey::Fwmark { .. } => None,
+        };
+        // The service's check: a named template or inline; reals may override fields.
+        let base_check: Option<CheckSchema> = match &s.check {
+            None => None,
+            Some(c) => match c.get_ref() {
+                CheckRef::Named(n) => match checks.get(n) {
+                    Some((_, schema)) => Some(schema.clone()),
+                    None => {
+                        let known: Vec<&str> = checks.keys().map(|s| s.as_str()).collect();
+                        self.err("unknown-check", c.span(), format!("no check named `{n}`"))
+                            .help = Some(if known.is_empty() { "define it as [check.NAME] or write the check inline: check = { type = \"tcp\" }".into() } else { format!("defined checks: {}", known.join(", ")) });
+                        None
+                    }
+                },
+                CheckRef::Inline(schema) => Some((**schema).clone()),
+            },
+        };
+        let service_port = match key {
+            ServiceKey::Addr { addr, .. } => Some(addr.port()),
+            ServiceKey::Fwmark { .. } => None,
+        };
+        let mut out_reals: Vec<Real> = Vec::new();
+        let mut seen: HashMap<SocketAddr, Range<usize>> = HashMap::new();
+        for r in reals {
+            let ep = *r.address.get_ref();
+            let forwarding = r.forwarding.as_ref().map_or(default_forwarding, |f| *f.get_ref());
+            let port = match (ep.port, forwarding, service_port) {
+                (Some(p), Forwarding::Dr | Forwarding::Tun, Some(sp)) if p != sp => {
+                    self.err("real-port-mismatch", r.address.span(), format!("{forwarding} real {ep} has port {p}, but {forwarding} cannot change the port of service port {sp}"))
+                        .help = Some(format!("{forwarding} forwards packets unchanged: write \"{}\" (port {sp}) or use forwarding = \"nat\"", Endpoint { ip: ep.ip, port: None }));
+                    continue;
+                }
+                (Some(p), _, _) => p,
+                (None, _, Some(sp)) => sp,
+                // fwmark services: port 0 keeps the packet's destination port.
+                (None, _, None) => 0,
+            };
+            let addr = SocketAddr::new(ep.ip, port);
+            if Family::of(&ep.ip) != family && forwarding != Forwarding::Tun {
+                self.err("mixed-family", r.address.span(), format!("{} real {} behind an {family} service", Family::of(&ep.ip), ep.ip))
+                    .help = Some("the kernel forwards to another address family only in tunnel mode: use a real of the service's family or forwarding = \"tun\"".into());
+                continue;
+            }
+            if let Some(first) = seen.get(&addr) {
+                let first = first.clone();
+                self.err("duplicate-real", r.address.span(), format!("real {addr} appears twice in service `{sname}`"))
+                    .and_related(first, "first here")
+                    .and_help("the kernel holds one destination per address and port in a service");
+                continue;
+            }
+            seen.insert(addr, r.address.span());
+            let weight = r.weight.as_ref().map_or(1, |w| self.int_in(w, 0, i32::MAX as i64, "weight", "a weight is 0 (no new connections) or more") as u32);
+            let upper = r.upper_threshold.as_ref().map_or(0, |w| self.int_in(w, 0, i32::MAX as i64, "upper_threshold", "a connection limit, 0 for none") as u32);
+            let lower = r.lower_threshold.as_ref().map_or(0, |w| self.int_in(w, 0, i32::MAX as i64, "lower_threshold", "a connection count, 0 for none") as u32);
+            if upper > 0 && lower > upper {
+                let span = r.lower_threshold.as_ref().map(|x| x.span()).unwrap_or(r.address.span());
+                self.err("bad-threshold", span, format!("lower_threshold {lower} is above upper_threshold {upper}"))
+                    .help = Some("the real takes new connections again when it drops below lower_threshold".into());
+            }
+            let check = self.check(base_check.as_ref(), r.check.as_ref(), &r.address);
+            out_reals.push(Real { addr, weight, forwarding, upper_threshold: upper, lower_threshold: lower, check });
+        }
+        if out_reals.is_empty() && self.error_count() == before {
+            self.warn("no-reals", name.span(), format!("service `{sname}` has no real servers"))
+                .help = Some(format!("add [[service.{sname}.real]] entries; until then only the sorry server (if any) answers"));
+        }
+        let sorry = s.sorry_server.as_ref().and_then(|ss| {
+            let ep = *ss.get_ref();
+            if Family::of(&ep.ip) != family {
+                self.err("mixed-family", ss.span(), format!("{} sorry server for an {family} service", Family::of(&ep.ip)));
+                return None;
+            }
+            let forwarding = s.sorry_forwarding.as_ref().map_or(default_forwarding, |f| *f.get_ref());
+            let port = ep.port.or(service_port).unwrap_or(0);
+            Some(SorryServer { addr: SocketAddr::new(ep.ip, port), forwarding })
+        });
+        let quorum = s.quorum.as_ref().map(|q| {
+            let min_weight = self.int_in(&q.min_weight, 1, i32::MAX as i64, "min_weight", "the minimum total weight of healthy reals, at least 1") as u32;
+            let hysteresis = q.hysteresis.as_ref().map_or(0, |h| self.int_in(h, 0, i32::MAX as i64, "hysteresis", "0 or more") as u32);
+            let total: u64 = out_reals.iter().map(|r| r.weight as u64).sum();
+            if (min_weight as u64 + hysteresis as u64) > total && !out_reals.is_empty() {
+                self.err("quorum-unreachable", q.min_weight.span(), format!("quorum {min_weight} (+{hysteresis} hysteresis) can never be met: the reals' weights add up to {total}"))
+                    .help = Some("lower min_weight or add reals".into());
+            }
+            Quorum { min_weight, hysteresis }
+        });
+        if self.error_count() != before {
+            return None;
+        }
+        Some((
+            Service {
+                name: sname,
+                key,
+                scheduler,
+                flags,
+                persistence,
+                sorry,
+                quorum,
+                on_failure: s.on_failure.unwrap_or_default(),
+                vrrp_instance,
+                reals: out_reals,
+            },
+            key_span,
+        ))
+    }
+
+    /// Resolves the check of one real: the service's definition with the real's overrides.
+    fn check(&mut self, base: Option<&CheckSchema>, over: Option<&Spanned<CheckSchema>>, at: &Spanned<Endpoint>) -> Option<Check> {
+        let merged = match (base, over) {
+            (None, None) => return None,
+            (Some(b), None) => b.clone(),
+            (None, Some(o)) => o.get_ref().clone(),
+            (Some(b), Some(o)) => merge_check(b, o.get_ref()),
+        };
+        let Some(kind) = merged.kind.as_ref() else {
+            let span = over.map_or(at.span(), |o| o.span());
+            self.err("missing-key", span, "the check has no `type`")
+                .help = Some("add type = \"tcp\" (or http, https, udp, dns, smtp, exec, mysql, pgsql, none)".into());
+            return None;
+        };
+        let kind_v = *kind.get_ref();
+        let before = self.error_count();
+        // Fields that only some check types understand.
+        macro_rules! only_for {
+            ($field:ident, $types:expr, $label:literal) => {
+                if let Some(v) = &merged.$field {
+                    if !$types.contains(&kind_v) {
+                        self.err("key-not-for-type", v.span(), format!("`{}` does not apply to {} checks", stringify!($field), kind_v))
+                            .help = Some(format!("`{}` is for {} checks", stringify!($field), $label));
+                    }
+                }
+            };
+        }
+        use CheckType as T;
+        only_for!(path, [T::Http, T::Https], "http and https");
+        only_for!(host, [T::Http, T::Https], "http and https");
+        only_for!(sni, [T::Https], "https");
+        only_for!(tls_verify, [T::Https], "https");
+        only_for!(expect_status, [T::Http, T::Https], "http and https");
+        only_for!(expect_body, [T::Http, T::Https], "http and https");
+        only_for!(expect_body_regex, [T::Http, T::Https], "http and https");
+        only_for!(digest, [T::Http, T::Https], "http and https");
+        only_for!(payload, [T::Udp], "udp");
+        only_for!(expect_reply, [T::Udp], "udp");
+        only_for!(query, [T::Dns], "dns");
+        only_for!(query_type, [T::Dns], "dns");
+        only_for!(helo_name, [T::Smtp], "smtp");
+        only_for!(command, [T::Exec], "exec");
+        only_for!(weight_from_exit, [T::Exec], "exec");
+        only_for!(user, [T::Mysql, T::Pgsql], "mysql and pgsql");
+        only_for!(database, [T::Mysql, T::Pgsql], "mysql and pgsql");
+        let text = |v: &Option<Spanned<String>>| v.as_ref().map(|s| s.get_ref().clone());
+        let check_kind = match kind_v {
+            T::None => return None,
+            T::Tcp => CheckKind::Tcp,
+            T::Http | T::Https => {
+                let path = match &merged.path {
+                    Some(p) if p.get_ref().starts_with('/') => p.get_ref().clone(),
+                    Some(p) => {
+                        self.err("bad-path", p.span(), format!("HTTP path {:?} must start with '/'", p.get_ref()));
+                        String::new()
+                    }
+                    None => "/".to_string(),
+                };
+                if let Some(re) = &merged.expect_body_regex {
+                    if let Err(e) = regex_lite::Regex::new(re.get_ref()) {
+                        self.err("bad-regex", re.span(), format!("invalid regular expression: {e}"));
+                    }
+                }
+                if let Some(d) = &merged.digest {
+                    let t = d.get_ref();
+                    if t.len() != 32 || !t.chars().all(|c| c.is_ascii_hexdigit()) {
+                        self.err("bad-digest", d.span(), "a body digest is 32 hexadecimal digits (MD5, as keepalived's genhash prints)");
+                    }
+                }
+                let http = HttpCheck {
+                    path,
+                    host: text(&merged.host),
+                    sni: text(&merged.sni),
+                    expect_status: merged.expect_status.as_ref().map_or_else(|| vec![StatusRange { low: 200, high: 299 }], |s| s.get_ref().clone()),
+                    expect_body: text(&merged.expect_body),
+                    expect_body_regex: text(&merged.expect_body_regex),
+                    digest: merged.digest.as_ref().map(|d| d.get_ref().to_ascii_lowercase()),
+                    tls_verify: merged.tls_verify.as_ref().is_some_and(|v| *v.get_ref()),
+                };
+                if kind_v == T::Http { CheckKind::Http(http) } else { CheckKind::Https(http) }
+            }
+            T::Udp => CheckKind::Udp {
+                payload: text(&merged.payload).unwrap_or_default(),
+                expect_reply: merged.expect_reply.as_ref().is_some_and(|v| *v.get_ref()),
+            },
+            T::Dns => {
+                let Some(query) = text(&merged.query) else {
+                    self.err("missing-key", kind.span(), "a dns check needs `query` (the name to resolve)");
+                    return None;
+                };
+                let qtype = text(&merged.query_type).unwrap_or_else(|| "A".into()).to_ascii_uppercase();
+                if !["A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT"].contains(&qtype.as_str()) {
+                    let span = merged.query_type.as_ref().map(|q| q.span()).unwrap_or(kind.span());
+                    self.err("bad-query-type", span, format!("unknown DNS query type {qtype:?}"))
+                        .help = Some("use A, AAAA, CNAME, MX, NS, PTR, SOA, SRV or TXT".into());
+                }
+                CheckKind::Dns { query, query_type: qtype }
+            }
+            T::Smtp => CheckKind::Smtp { helo_name: text(&merged.helo_name).unwrap_or_else(|| "lbd.localdomain".into()) },
+            T::Exec => match &merged.command {
+                Some(c) if !c.get_ref().is_empty() && !c.get_ref()[0].is_empty() => CheckKind::Exec {
+                    command: c.get_ref().clone(),
+                    weight_from_exit: merged.weight_from_exit.as_ref().is_some_and(|v| *v.get_ref()),
+                },
+                other => {
+                    let span = other.as_ref().map_or(kind.span(), |c| c.span());
+                    self.err("missing-key", span, "an exec check needs `command`, a non-empty list: [\"/path/to/program\", \"arg\"]");
+                    return None;
+                }
+            },
+            T::Mysql => CheckKind::Mysql { user: text(&merged.user), database: text(&merged.database) },
+            T::Pgsql => CheckKind::Pgsql { user: text(&merged.user), database: text(&merged.database) },
+        };
+        let dur = |v: &Option<Spanned<ConfigDuration>>| v.as_ref().map(|d| d.get_ref().0);
+        let interval = dur(&merged.interval).unwrap_or(CHECK_DEFAULT_INTERVAL);
+        if interval < Duration::from_millis(10) {
+            let span = merged.interval.as_ref().map(|d| d.span()).unwrap_or(kind.span());
+            self.err("bad-interval", span, "a check interval is at least 10ms");
+        }
+        let timeout = dur(&merged.timeout).unwrap_or(CHECK_DEFAULT_TIMEOUT.min(interval));
+        if timeout.is_zero() {
+            let span = merged.timeout.as_ref().map(|d| d.span()).unwrap_or(kind.span());
+            self.err("bad-timeout", span, "a check timeout must be more than 0");
+        } else if timeout > interval {
+            if let Some(t) = &merged.timeout {
+                self.warn("timeout-over-interval", t.span(), format!("check timeout {} is longer than its interval {}", t.get_ref(), ConfigDuration(interval)))
+                    .help = Some("checks will overlap their next run; lbd starts the next one only after the last finished".into());
+            }
+        }
+        let rise = merged.rise.as_ref().map_or(CHECK_DEFAULT_RISE, |r| self.int_in(r, 1, 100, "rise", "successes needed to mark a real up, 1 to 100") as u32);
+        let fall = merged.fall.as_ref().map_or(CHECK_DEFAULT_FALL, |r| self.int_in(r, 1, 100, "fall", "failures needed to mark a real down, 1 to 100") as u32);
+        let port = merged.port.as_ref().map(|p| self.int_in(p, 1, 65535, "port", "a port is 1 to 65535") as u16);
+        if self.error_count() != before {
+            return None;
+        }
+        Some(Check {
+            kind: check_kind,
+            interval,
+            timeout,
+            rise,
+            fall,
+            retry_delay: dur(&merged.retry_delay).unwrap_or(interval),
+            warmup: dur(&merged.warmup).unwrap_or(Duration::ZERO),
+            jitter: dur(&merged.jitter).unwrap_or(interval / 10),
+            port,
+            connect_address: merged.connect_address.as_ref().map(|a| *a.get_ref()),
+            source_address: merged.source_address.as_ref().map(|a| *a.get_ref()),
+        })
+    }
+
+    /// An integer within bounds; on error reports it and returns the low bound.
+    fn int_in(&mut self, v: &Spanned<i64>, low: i64, high: i64, what: &str, help: &str) -> i64 {
+        let n = *v.get_ref();
+        if n < low || n > high {
+            self.err("out-of-range", v.span(), format!("{what} {n} is out of range {low} to {high}"))
+                .help = Some(help.to_string());
+            low
+        } else {
+            n
+        }
+    }
+}
+
+/// Per-real override: every field the real sets replaces the service's.
+fn merge_check(base: &CheckSchema, over: &CheckSchema) -> CheckSchema {
+    macro_rules! pick {
+        ($($f:ident),*) => {
+            CheckSchema { $($f: over.$f.clone().or_else(|| base.$f.clone()),)* }
+        };
+    }
+    pick!(
+        kind, interval, timeout, rise, fall, retry_delay, warmup, jitter, port, connect_address,
+        source_address, path, host, sni, expect_status, expect_body, expect_body_regex, digest,
+        tls_verify, payload, expect_reply, query, query_type, helo_name, command,
+        weight_from_exit, user, database
+    )
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| c == '/' || c.is_whitespace() || c == ':')
+}
+
+pub(crate) fn valid_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
