@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "lbd", version, about = "Load-balancer daemon: VRRP, IPVS and health checks")]
+#[command(
+    name = "lbd",
+    version,
+    about = "Load-balancer daemon: VRRP, IPVS and health checks"
+)]
 struct Cli {
     /// Config file (for `run`, the default command).
     #[arg(short, long, default_value = "/run/lb/config.toml", global = true)]
@@ -91,7 +95,10 @@ fn run(path: PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("cannot start the runtime: {e}");

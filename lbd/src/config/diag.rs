@@ -30,7 +30,11 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(code: &'static str, span: Option<Range<usize>>, message: impl Into<String>) -> Self {
+    pub fn error(
+        code: &'static str,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             severity: Severity::Error,
             code,

@@ -144,8 +144,14 @@ pub struct SyncGroup {
 /// Identity of a virtual service in the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum ServiceKey {
-    Addr { protocol: Protocol, addr: SocketAddr },
-    Fwmark { mark: u32, family: Family },
+    Addr {
+        protocol: Protocol,
+        addr: SocketAddr,
+    },
+    Fwmark {
+        mark: u32,
+        family: Family,
+    },
 }
 
 impl ServiceKey {

@@ -178,7 +178,9 @@ impl<'de> Deserialize<'de> for CheckRef {
         impl<'de> serde::de::Visitor<'de> for V {
             type Value = CheckRef;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("the name of a [check.NAME] or an inline table such as { type = \"tcp\" }")
+                f.write_str(
+                    "the name of a [check.NAME] or an inline table such as { type = \"tcp\" }",
+                )
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<CheckRef, E> {
                 Ok(CheckRef::Named(s.to_string()))

@@ -58,13 +58,17 @@ impl FromStr for ConfigDuration {
         let mut total = Duration::ZERO;
         let mut rest = text;
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             if digits == 0 {
                 return Err(bad());
             }
             let value: u64 = rest[..digits].parse().map_err(|_| bad())?;
             rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let unit = &rest[..unit_len];
             rest = &rest[unit_len..];
             let part = match unit {
@@ -201,10 +205,7 @@ impl FromStr for Scheduler {
             .find(|x| x.kernel_name() == lower)
             .ok_or_else(|| {
                 let names: Vec<&str> = Scheduler::ALL.iter().map(|x| x.kernel_name()).collect();
-                format!(
-                    "unknown scheduler {s:?}: use one of {}",
-                    names.join(", ")
-                )
+                format!("unknown scheduler {s:?}: use one of {}", names.join(", "))
             })
     }
 }
@@ -319,7 +320,9 @@ impl FromStr for Family {
         match s.to_ascii_lowercase().as_str() {
             "ipv4" | "inet" | "4" => Ok(Family::Ipv4),
             "ipv6" | "inet6" | "6" => Ok(Family::Ipv6),
-            _ => Err(format!("unknown address family {s:?}: use \"ipv4\" or \"ipv6\"")),
+            _ => Err(format!(
+                "unknown address family {s:?}: use \"ipv4\" or \"ipv6\""
+            )),
         }
     }
 }
@@ -380,7 +383,10 @@ impl FromStr for Endpoint {
                     s,
                 )?),
             };
-            return Ok(Endpoint { ip: IpAddr::V6(ip), port });
+            return Ok(Endpoint {
+                ip: IpAddr::V6(ip),
+                port,
+            });
         }
         if let Ok(ip) = s.parse::<IpAddr>() {
             return Ok(Endpoint { ip, port: None });
@@ -458,7 +464,10 @@ impl Serialize for Endpoint {
         s.collect_str(self)
     }
 }
-deserialize_via_from_str!(IpPrefix, "an address with prefix length like \"192.0.2.10/24\"");
+deserialize_via_from_str!(
+    IpPrefix,
+    "an address with prefix length like \"192.0.2.10/24\""
+);
 
 impl fmt::Display for IpPrefix {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -472,9 +481,9 @@ impl fmt::Display for IpPrefix {
 pub struct PrefixLen(pub u8);
 
 fn prefix_from_dotted(s: &str) -> Result<u8, String> {
-    let mask: Ipv4Addr = s
-        .parse()
-        .map_err(|_| format!("invalid netmask {s:?}: write \"255.255.255.0\" or a prefix length such as 24"))?;
+    let mask: Ipv4Addr = s.parse().map_err(|_| {
+        format!("invalid netmask {s:?}: write \"255.255.255.0\" or a prefix length such as 24")
+    })?;
     let bits = u32::from(mask);
     let len = bits.leading_ones();
     if bits.checked_shl(len).unwrap_or(0) != 0 {
@@ -552,7 +561,9 @@ impl FromStr for StatusRange {
             }
         };
         if low > high {
-            return Err(format!("invalid status range {s:?}: the low end comes first"));
+            return Err(format!(
+                "invalid status range {s:?}: the low end comes first"
+            ));
         }
         Ok(StatusRange { low, high })
     }
@@ -790,7 +801,10 @@ mod tests {
         assert!(d("s").is_err());
         assert!(d("5 parsecs").is_err());
         assert!(d("").is_err());
-        assert_eq!(ConfigDuration(Duration::from_millis(1500)).to_string(), "1500ms");
+        assert_eq!(
+            ConfigDuration(Duration::from_millis(1500)).to_string(),
+            "1500ms"
+        );
         assert_eq!(ConfigDuration(Duration::from_secs(3)).to_string(), "3s");
     }
 
@@ -809,10 +823,7 @@ mod tests {
 
     #[test]
     fn prefixes_and_masks() {
-        assert_eq!(
-            "192.0.2.10/24".parse::<IpPrefix>().unwrap().prefix_len,
-            24
-        );
+        assert_eq!("192.0.2.10/24".parse::<IpPrefix>().unwrap().prefix_len, 24);
         assert_eq!("192.0.2.10".parse::<IpPrefix>().unwrap().prefix_len, 32);
         assert_eq!("2001:db8::1".parse::<IpPrefix>().unwrap().prefix_len, 128);
         assert!("192.0.2.10/33".parse::<IpPrefix>().is_err());

@@ -37,9 +37,7 @@ impl Loaded {
 
 /// Parses and validates config text. `file` is only used in messages.
 pub fn parse(file: &str, src: &str) -> Result<Loaded, ConfigError> {
-    let mut cx = Cx {
-        diags: Vec::new(),
-    };
+    let mut cx = Cx { diags: Vec::new() };
     let config = cx.config(src);
     let mut diags = cx.diags;
     diags.sort_by_key(|d| (d.span.as_ref().map_or(0, |s| s.start), d.severity));
@@ -71,14 +69,21 @@ pub fn load(path: &std::path::Path) -> Result<Loaded, ConfigError> {
                 diagnostics: vec![Diagnostic::error(
                     "not-utf8",
                     None,
-                    format!("the file is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+                    format!(
+                        "the file is not UTF-8 text (invalid byte at offset {})",
+                        e.utf8_error().valid_up_to()
+                    ),
                 )],
             }),
         },
         Err(e) => Err(ConfigError {
             file,
             source_text: String::new(),
-            diagnostics: vec![Diagnostic::error("unreadable", None, format!("cannot read the file: {e}"))],
+            diagnostics: vec![Diagnostic::error(
+                "unreadable",
+                None,
+                format!("cannot read the file: {e}"),
+            )],
         }),
     }
 }
@@ -107,12 +112,22 @@ struct Raw {
 }
 
 impl Cx {
-    fn err(&mut self, code: &'static str, span: Range<usize>, msg: impl Into<String>) -> &mut Diagnostic {
+    fn err(
+        &mut self,
+        code: &'static str,
+        span: Range<usize>,
+        msg: impl Into<String>,
+    ) -> &mut Diagnostic {
         self.diags.push(Diagnostic::error(code, Some(span), msg));
         self.diags.last_mut().expect("just pushed")
     }
 
-    fn warn(&mut self, code: &'static str, span: Range<usize>, msg: impl Into<String>) -> &mut Diagnostic {
+    fn warn(
+        &mut self,
+        code: &'static str,
+        span: Range<usize>,
+        msg: impl Into<String>,
+    ) -> &mut Diagnostic {
         self.diags.push(Diagnostic::warning(code, Some(span), msg));
         self.diags.last_mut().expect("just pushed")
     }
@@ -189,7 +204,10 @@ impl Cx {
     }
 
     fn error_count(&self) -> usize {
-        self.diags.iter().filter(|d| d.severity == Severity::Error).count()
+        self.diags
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 
     /// Stage 2: walk the tree, deserialize each item separately.
@@ -209,7 +227,9 @@ impl Cx {
                     }
                 }
                 "vrrp" => {
-                    let Some(table) = self.table(value, "[vrrp]") else { continue };
+                    let Some(table) = self.table(value, "[vrrp]") else {
+                        continue;
+                    };
                     for (k, v) in table.iter() {
                         match k.get_ref().as_ref() {
                             "instance" => {
@@ -227,8 +247,15 @@ impl Cx {
                                 }
                             }
                             other => {
-                                self.err("unknown-key", k.span(), format!("unknown key `vrrp.{other}`"))
-                                    .help = Some("[vrrp] holds [vrrp.instance.NAME] and [vrrp.sync_group.NAME]".into());
+                                self.err(
+                                    "unknown-key",
+                                    k.span(),
+                                    format!("unknown key `vrrp.{other}`"),
+                                )
+                                .help = Some(
+                                    "[vrrp] holds [vrrp.instance.NAME] and [vrrp.sync_group.NAME]"
+                                        .into(),
+                                );
                             }
                         }
                     }
@@ -242,14 +269,19 @@ impl Cx {
                 }
                 "service" => {
                     for (name, item) in self.named_items(value, "service") {
-                        let Some(table) = self.table(item, "a service") else { continue };
+                        let Some(table) = self.table(item, "a service") else {
+                            continue;
+                        };
                         let mut rest = DeTable::new();
                         for (k, v) in table.iter().filter(|(k, _)| k.get_ref() != "real") {
                             rest.insert(k.clone(), v.clone());
                         }
-                        let service = self.de::<ServiceSchema>(&Spanned::new(item.span(), DeValue::Table(rest)));
+                        let service = self
+                            .de::<ServiceSchema>(&Spanned::new(item.span(), DeValue::Table(rest)));
                         let mut reals = Vec::new();
-                        if let Some((_, real_value)) = table.iter().find(|(k, _)| k.get_ref() == "real") {
+                        if let Some((_, real_value)) =
+                            table.iter().find(|(k, _)| k.get_ref() == "real")
+                        {
                             match real_value.get_ref() {
                                 DeValue::Array(items) => {
                                     for r in items.iter() {
@@ -277,15 +309,23 @@ impl Cx {
                     }
                 }
                 other => {
-                    self.err("unknown-section", key.span(), format!("unknown section `{other}`"))
-                        .help = Some(TOP_LEVEL_HELP.into());
+                    self.err(
+                        "unknown-section",
+                        key.span(),
+                        format!("unknown section `{other}`"),
+                    )
+                    .help = Some(TOP_LEVEL_HELP.into());
                 }
             }
         }
         raw
     }
 
-    fn table<'a, 'i>(&mut self, value: &'a Spanned<DeValue<'i>>, what: &str) -> Option<&'a DeTable<'i>> {
+    fn table<'a, 'i>(
+        &mut self,
+        value: &'a Spanned<DeValue<'i>>,
+        what: &str,
+    ) -> Option<&'a DeTable<'i>> {
         match value.get_ref() {
             DeValue::Table(t) => Some(t),
             other => {
@@ -312,8 +352,12 @@ impl Cx {
         for (k, v) in table.iter() {
             let name: &str = k.get_ref();
             if !valid_name(name) {
-                self.err("bad-name", k.span(), format!("invalid name {name:?} in [{section}.NAME]"))
-                    .help = Some("names use letters, digits, '-' and '_' (at most 64)".into());
+                self.err(
+                    "bad-name",
+                    k.span(),
+                    format!("invalid name {name:?} in [{section}.NAME]"),
+                )
+                .help = Some("names use letters, digits, '-' and '_' (at most 64)".into());
                 continue;
             }
             if !matches!(v.get_ref(), DeValue::Table(_)) {
@@ -338,7 +382,12 @@ impl Cx {
         let vip_owners: HashMap<IpAddr, String> = raw
             .instances
             .iter()
-            .flat_map(|(n, s)| s.vips.get_ref().iter().map(move |v| (v.get_ref().addr, n.get_ref().clone())))
+            .flat_map(|(n, s)| {
+                s.vips
+                    .get_ref()
+                    .iter()
+                    .map(move |v| (v.get_ref().addr, n.get_ref().clone()))
+            })
             .collect();
         let instances = self.instances(raw.instances);
         let sync_groups = self.sync_groups(raw.sync_groups, &instances);
@@ -347,8 +396,14 @@ impl Cx {
         let mut keys: HashMap<ServiceKey, (String, Range<usize>)> = HashMap::new();
         let mut real_families = false;
         for (name, schema, reals) in raw.services {
-            if let Some((service, key_span)) = self.service(&name, schema, reals, &checks, &vip_owners) {
-                if service.reals.iter().any(|r| Family::of(&r.addr.ip()) != service.key.family()) {
+            if let Some((service, key_span)) =
+                self.service(&name, schema, reals, &checks, &vip_owners)
+            {
+                if service
+                    .reals
+                    .iter()
+                    .any(|r| Family::of(&r.addr.ip()) != service.key.family())
+                {
                     real_families = true;
                 }
                 if let Some((other, other_span)) = keys.get(&service.key) {
@@ -386,8 +441,15 @@ impl Cx {
             if valid_hostname(h.get_ref()) {
                 node.hostname = Some(h.get_ref().clone());
             } else {
-                self.err("bad-hostname", h.span(), format!("invalid host name {:?}", h.get_ref()))
-                    .help = Some("use letters, digits and '-', dot-separated labels of at most 63 characters".into());
+                self.err(
+                    "bad-hostname",
+                    h.span(),
+                    format!("invalid host name {:?}", h.get_ref()),
+                )
+                .help = Some(
+                    "use letters, digits and '-', dot-separated labels of at most 63 characters"
+                        .into(),
+                );
             }
         }
         for (k, v) in n.sysctl {
@@ -395,16 +457,27 @@ impl Cx {
             if key.is_empty()
                 || key.starts_with('.')
                 || key.contains("..")
-                || !key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+                || !key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
             {
-                self.err("bad-sysctl", k.span(), format!("invalid sysctl name {key:?}"))
-                    .help = Some("write the dotted name, e.g. \"net.ipv4.ip_forward\"".into());
+                self.err(
+                    "bad-sysctl",
+                    k.span(),
+                    format!("invalid sysctl name {key:?}"),
+                )
+                .help = Some("write the dotted name, e.g. \"net.ipv4.ip_forward\"".into());
                 continue;
             }
-            node.sysctls.insert(key.replace('/', "."), v.get_ref().render());
+            node.sysctls
+                .insert(key.replace('/', "."), v.get_ref().render());
         }
         if let Some(s) = n.syslog {
-            let protocol = match s.protocol.as_ref().map(|p| p.get_ref().to_ascii_lowercase()) {
+            let protocol = match s
+                .protocol
+                .as_ref()
+                .map(|p| p.get_ref().to_ascii_lowercase())
+            {
                 None => Some(SyslogProtocol::Udp),
                 Some(p) if p == "udp" => Some(SyslogProtocol::Udp),
                 Some(p) if p == "tcp" => Some(SyslogProtocol::Tcp),
@@ -445,24 +518,47 @@ impl Cx {
         for (name, s) in raw {
             let name_str = name.get_ref().clone();
             let ok_before = self.error_count();
-            let vrid = self.int_in(&s.vrid, 1, 255, "vrid", "a virtual router id is 1 to 255, the same on both nodes of a pair") as u8;
-            let priority = self.int_in(&s.priority, 1, 255, "priority", "use 1 to 254 (255 only for the node that owns the addresses)") as u8;
+            let vrid = self.int_in(
+                &s.vrid,
+                1,
+                255,
+                "vrid",
+                "a virtual router id is 1 to 255, the same on both nodes of a pair",
+            ) as u8;
+            let priority = self.int_in(
+                &s.priority,
+                1,
+                255,
+                "priority",
+                "use 1 to 254 (255 only for the node that owns the addresses)",
+            ) as u8;
             let version = match s.version.as_ref().map(|v| (*v.get_ref(), v.span())) {
                 None | Some((3, _)) => VrrpVersion::V3,
                 Some((2, _)) => VrrpVersion::V2,
                 Some((n, span)) => {
-                    self.err("bad-vrrp-version", span, format!("VRRP version {n} does not exist"))
-                        .help = Some("use 2 (RFC 3768, IPv4 only) or 3 (RFC 5798, IPv4 and IPv6)".into());
+                    self.err(
+                        "bad-vrrp-version",
+                        span,
+                        format!("VRRP version {n} does not exist"),
+                    )
+                    .help =
+                        Some("use 2 (RFC 3768, IPv4 only) or 3 (RFC 5798, IPv4 and IPv6)".into());
                     VrrpVersion::V3
                 }
             };
             // Family from the first VIP; every address of the instance must match it.
             let vips: Vec<Spanned<IpPrefix>> = s.vips.get_ref().clone();
             if vips.is_empty() {
-                self.err("no-vips", s.vips.span(), format!("VRRP instance `{name_str}` has no VIPs"))
-                    .help = Some("list the addresses it moves: vips = [\"192.0.2.10/24\"]".into());
+                self.err(
+                    "no-vips",
+                    s.vips.span(),
+                    format!("VRRP instance `{name_str}` has no VIPs"),
+                )
+                .help = Some("list the addresses it moves: vips = [\"192.0.2.10/24\"]".into());
             }
-            let family = vips.first().map_or(Family::Ipv4, |v| Family::of(&v.get_ref().addr));
+            let family = vips
+                .first()
+                .map_or(Family::Ipv4, |v| Family::of(&v.get_ref().addr));
             for v in &vips {
                 let f = Family::of(&v.get_ref().addr);
                 if f != family {
@@ -482,7 +578,10 @@ impl Cx {
                     self.err(
                         "duplicate-vip",
                         v.span(),
-                        format!("VIP {} is also in VRRP instance `{other}`", v.get_ref().addr),
+                        format!(
+                            "VIP {} is also in VRRP instance `{other}`",
+                            v.get_ref().addr
+                        ),
                     )
                     .and_related(other_span, "also here")
                     .and_help("an address can be moved by one instance only");
@@ -514,45 +613,107 @@ impl Cx {
             };
             if let Some(pass) = &s.auth_pass {
                 if version == VrrpVersion::V3 {
-                    self.err("auth-v3", pass.span(), "VRRPv3 has no authentication (RFC 5798 removed it)")
-                        .help = Some("remove auth_pass, or use version = 2 to talk to old peers".into());
+                    self.err(
+                        "auth-v3",
+                        pass.span(),
+                        "VRRPv3 has no authentication (RFC 5798 removed it)",
+                    )
+                    .help =
+                        Some("remove auth_pass, or use version = 2 to talk to old peers".into());
                 } else if pass.get_ref().is_empty() || pass.get_ref().len() > 8 {
-                    self.err("bad-auth-pass", pass.span(), "a VRRPv2 password is 1 to 8 characters")
-                        .help = Some("longer passwords are cut by peers and never match".into());
+                    self.err(
+                        "bad-auth-pass",
+                        pass.span(),
+                        "a VRRPv2 password is 1 to 8 characters",
+                    )
+                    .help = Some("longer passwords are cut by peers and never match".into());
                 }
             }
             for p in &s.unicast_peers {
                 if Family::of(p.get_ref()) != family {
-                    self.err("mixed-family", p.span(), format!("{} peer {} for an {family} instance", Family::of(p.get_ref()), p.get_ref()))
-                        .help = Some("unicast peers use the instance's address family".into());
+                    self.err(
+                        "mixed-family",
+                        p.span(),
+                        format!(
+                            "{} peer {} for an {family} instance",
+                            Family::of(p.get_ref()),
+                            p.get_ref()
+                        ),
+                    )
+                    .help = Some("unicast peers use the instance's address family".into());
                 }
             }
             if let Some(src) = &s.unicast_source {
                 if Family::of(src.get_ref()) != family {
-                    self.err("mixed-family", src.span(), format!("{} unicast source for an {family} instance", Family::of(src.get_ref())));
+                    self.err(
+                        "mixed-family",
+                        src.span(),
+                        format!(
+                            "{} unicast source for an {family} instance",
+                            Family::of(src.get_ref())
+                        ),
+                    );
                 }
                 if s.unicast_peers.is_empty() {
-                    self.warn("unused-key", src.span(), "unicast_source has no effect without unicast_peers");
+                    self.warn(
+                        "unused-key",
+                        src.span(),
+                        "unicast_source has no effect without unicast_peers",
+                    );
                 }
             }
             if priority == 255 {
-                self.warn("address-owner", s.priority.span(), "priority 255 means this node owns the VIPs (RFC 5798); it always preempts")
-                    .help = Some("use 254 or lower unless the addresses really belong to this node".into());
+                self.warn(
+                    "address-owner",
+                    s.priority.span(),
+                    "priority 255 means this node owns the VIPs (RFC 5798); it always preempts",
+                )
+                .help =
+                    Some("use 254 or lower unless the addresses really belong to this node".into());
             }
-            let garp_count = s.garp_count.as_ref().map_or(5, |g| self.int_in(g, 0, 100, "garp_count", "send 0 to 100 gratuitous ARPs on takeover") as u32);
-            let preempt_delay = s.preempt_delay.as_ref().map_or(Duration::ZERO, |d| d.get_ref().0);
+            let garp_count = s.garp_count.as_ref().map_or(5, |g| {
+                self.int_in(
+                    g,
+                    0,
+                    100,
+                    "garp_count",
+                    "send 0 to 100 gratuitous ARPs on takeover",
+                ) as u32
+            });
+            let preempt_delay = s
+                .preempt_delay
+                .as_ref()
+                .map_or(Duration::ZERO, |d| d.get_ref().0);
             if preempt_delay > Duration::from_secs(3600) {
                 let span = s.preempt_delay.as_ref().map(|d| d.span()).unwrap_or(0..0);
                 self.err("bad-preempt-delay", span, "preempt_delay is at most 1h");
             }
-            let quorum_priority_drop = s.quorum_priority_drop.as_ref().map_or(0, |q| self.int_in(q, 0, 254, "quorum_priority_drop", "lower the priority by 0 to 254") as u8);
+            let quorum_priority_drop = s.quorum_priority_drop.as_ref().map_or(0, |q| {
+                self.int_in(
+                    q,
+                    0,
+                    254,
+                    "quorum_priority_drop",
+                    "lower the priority by 0 to 254",
+                ) as u8
+            });
             if !valid_ifname(s.interface.get_ref()) {
-                self.err("bad-interface", s.interface.span(), format!("invalid interface name {:?}", s.interface.get_ref()))
-                    .help = Some("Linux interface names are 1 to 15 characters without '/' or spaces".into());
+                self.err(
+                    "bad-interface",
+                    s.interface.span(),
+                    format!("invalid interface name {:?}", s.interface.get_ref()),
+                )
+                .help = Some(
+                    "Linux interface names are 1 to 15 characters without '/' or spaces".into(),
+                );
             }
             for t in &s.track_interfaces {
                 if !valid_ifname(t.get_ref()) {
-                    self.err("bad-interface", t.span(), format!("invalid interface name {:?}", t.get_ref()));
+                    self.err(
+                        "bad-interface",
+                        t.span(),
+                        format!("invalid interface name {:?}", t.get_ref()),
+                    );
                 }
             }
             let key = (s.interface.get_ref().clone(), vrid, family);
@@ -561,7 +722,10 @@ impl Cx {
                 self.err(
                     "duplicate-vrid",
                     s.vrid.span(),
-                    format!("vrid {vrid} ({family}) on {} is also used by instance `{other}`", key.0),
+                    format!(
+                        "vrid {vrid} ({family}) on {} is also used by instance `{other}`",
+                        key.0
+                    ),
                 )
                 .and_related(other_span, "also here")
                 .and_help("each virtual router on a link needs its own vrid");
@@ -585,11 +749,18 @@ impl Cx {
                 unicast_peers: s.unicast_peers.iter().map(|p| *p.get_ref()).collect(),
                 unicast_source: s.unicast_source.as_ref().map(|p| *p.get_ref()),
                 auth_pass: s.auth_pass.as_ref().map(|p| p.get_ref().clone()),
-                track_interfaces: s.track_interfaces.iter().map(|t| t.get_ref().clone()).collect(),
+                track_interfaces: s
+                    .track_interfaces
+                    .iter()
+                    .map(|t| t.get_ref().clone())
+                    .collect(),
                 virtual_mac: s.virtual_mac.unwrap_or(false),
                 accept: s.accept.unwrap_or(false),
                 garp_count,
-                garp_repeat_after: s.garp_repeat_after.as_ref().map_or(Duration::from_secs(5), |d| d.get_ref().0),
+                garp_repeat_after: s
+                    .garp_repeat_after
+                    .as_ref()
+                    .map_or(Duration::from_secs(5), |d| d.get_ref().0),
                 quorum_priority_drop,
             };
             out.insert(name_str, (instance, name.span()));
@@ -610,20 +781,39 @@ impl Cx {
                 let inst = m.get_ref();
                 if !instances.contains_key(inst) {
                     let known: Vec<&str> = instances.keys().map(|s| s.as_str()).collect();
-                    self.err("unknown-instance", m.span(), format!("sync group `{}` names unknown VRRP instance `{inst}`", name.get_ref()))
-                        .help = Some(if known.is_empty() { "define it as [vrrp.instance.NAME]".into() } else { format!("known instances: {}", known.join(", ")) });
+                    self.err(
+                        "unknown-instance",
+                        m.span(),
+                        format!(
+                            "sync group `{}` names unknown VRRP instance `{inst}`",
+                            name.get_ref()
+                        ),
+                    )
+                    .help = Some(if known.is_empty() {
+                        "define it as [vrrp.instance.NAME]".into()
+                    } else {
+                        format!("known instances: {}", known.join(", "))
+                    });
                     continue;
                 }
                 if let Some(other) = member_of.get(inst) {
-                    self.err("instance-in-two-groups", m.span(), format!("instance `{inst}` is already in sync group `{other}`"))
-                        .help = Some("an instance belongs to at most one sync group".into());
+                    self.err(
+                        "instance-in-two-groups",
+                        m.span(),
+                        format!("instance `{inst}` is already in sync group `{other}`"),
+                    )
+                    .help = Some("an instance belongs to at most one sync group".into());
                     continue;
                 }
                 member_of.insert(inst.clone(), name.get_ref().clone());
                 members.push(inst.clone());
             }
             if g.instances.get_ref().len() < 2 {
-                self.warn("small-sync-group", g.instances.span(), "a sync group with fewer than two instances synchronises nothing");
+                self.warn(
+                    "small-sync-group",
+                    g.instances.span(),
+                    "a sync group with fewer than two instances synchronises nothing",
+                );
             }
             out.insert(
                 name.get_ref().clone(),
@@ -665,12 +855,36 @@ impl Cx {
             };
         }
         if let Some(sync) = s.sync {
-            let sync_id = sync.sync_id.as_ref().map_or(0, |v| self.int_in(v, 0, 255, "sync_id", "a sync id is 0 to 255, the same on both nodes") as u8);
-            let port = sync.port.as_ref().map_or(8848, |v| self.int_in(v, 1, 65535, "port", "a UDP port") as u16);
-            let ttl = sync.ttl.as_ref().map_or(1, |v| self.int_in(v, 1, 255, "ttl", "a multicast TTL is 1 to 255") as u8);
-            let max_len = sync.max_len.as_ref().map(|v| self.int_in(v, 256, 65507, "max_len", "the sync message size is 256 to 65507 bytes") as u16);
+            let sync_id = sync.sync_id.as_ref().map_or(0, |v| {
+                self.int_in(
+                    v,
+                    0,
+                    255,
+                    "sync_id",
+                    "a sync id is 0 to 255, the same on both nodes",
+                ) as u8
+            });
+            let port = sync.port.as_ref().map_or(8848, |v| {
+                self.int_in(v, 1, 65535, "port", "a UDP port") as u16
+            });
+            let ttl = sync.ttl.as_ref().map_or(1, |v| {
+                self.int_in(v, 1, 255, "ttl", "a multicast TTL is 1 to 255") as u8
+            });
+            let max_len = sync.max_len.as_ref().map(|v| {
+                self.int_in(
+                    v,
+                    256,
+                    65507,
+                    "max_len",
+                    "the sync message size is 256 to 65507 bytes",
+                ) as u16
+            });
             if !valid_ifname(sync.interface.get_ref()) {
-                self.err("bad-interface", sync.interface.span(), format!("invalid interface name {:?}", sync.interface.get_ref()));
+                self.err(
+                    "bad-interface",
+                    sync.interface.span(),
+                    format!("invalid interface name {:?}", sync.interface.get_ref()),
+                );
             }
             if mixed_family_reals {
                 self.err("sync-mixed-family", sync.interface.span(), "connection sync cannot be used with reals of another address family than their service")
@@ -689,8 +903,13 @@ impl Cx {
                     } else if groups.is_empty() && instances.len() == 1 {
                         instances.keys().next().cloned().unwrap_or_default()
                     } else {
-                        self.err("ambiguous-follow", sync.interface.span(), "connection sync needs to know which VRRP state to follow")
-                            .help = Some("set follow = \"NAME\" to a sync group or VRRP instance".into());
+                        self.err(
+                            "ambiguous-follow",
+                            sync.interface.span(),
+                            "connection sync needs to know which VRRP state to follow",
+                        )
+                        .help =
+                            Some("set follow = \"NAME\" to a sync group or VRRP instance".into());
                         String::new()
                     }
                 }
@@ -722,34 +941,73 @@ impl Cx {
         let (key, key_span) = match (&s.vip, &s.fwmark) {
             (Some(vip), None) => {
                 if let Some(f) = &s.family {
-                    self.err("unused-key", f.span(), "`family` is only for fwmark services; a VIP's address already says it");
+                    self.err(
+                        "unused-key",
+                        f.span(),
+                        "`family` is only for fwmark services; a VIP's address already says it",
+                    );
                 }
                 let Some(port) = vip.get_ref().port else {
-                    self.err("missing-port", vip.span(), format!("service `{sname}` VIP {} has no port", vip.get_ref()))
-                        .help = Some("write vip = \"192.0.2.10:80\", or use fwmark for all ports".into());
+                    self.err(
+                        "missing-port",
+                        vip.span(),
+                        format!("service `{sname}` VIP {} has no port", vip.get_ref()),
+                    )
+                    .help =
+                        Some("write vip = \"192.0.2.10:80\", or use fwmark for all ports".into());
                     return None;
                 };
                 let protocol = s.protocol.as_ref().map_or(Protocol::Tcp, |p| *p.get_ref());
-                (ServiceKey::Addr { protocol, addr: SocketAddr::new(vip.get_ref().ip, port) }, vip.span())
+                (
+                    ServiceKey::Addr {
+                        protocol,
+                        addr: SocketAddr::new(vip.get_ref().ip, port),
+                    },
+                    vip.span(),
+                )
             }
             (None, Some(mark)) => {
                 if let Some(p) = &s.protocol {
-                    self.err("unused-key", p.span(), "a fwmark service has no protocol: the mark selects the packets")
-                        .help = Some("remove `protocol`, or use vip = \"ADDR:PORT\"".into());
+                    self.err(
+                        "unused-key",
+                        p.span(),
+                        "a fwmark service has no protocol: the mark selects the packets",
+                    )
+                    .help = Some("remove `protocol`, or use vip = \"ADDR:PORT\"".into());
                 }
-                let mark_v = self.int_in(mark, 1, u32::MAX as i64, "fwmark", "a firewall mark is 1 to 4294967295") as u32;
+                let mark_v = self.int_in(
+                    mark,
+                    1,
+                    u32::MAX as i64,
+                    "fwmark",
+                    "a firewall mark is 1 to 4294967295",
+                ) as u32;
                 let family = s.family.as_ref().map_or(Family::Ipv4, |f| *f.get_ref());
-                (ServiceKey::Fwmark { mark: mark_v, family }, mark.span())
+                (
+                    ServiceKey::Fwmark {
+                        mark: mark_v,
+                        family,
+                    },
+                    mark.span(),
+                )
             }
             (Some(vip), Some(mark)) => {
-                self.err("vip-and-fwmark", mark.span(), format!("service `{sname}` has both `vip` and `fwmark`"))
-                    .and_related(vip.span(), "vip here")
-                    .and_help("a service is selected by address:port or by firewall mark, not both");
+                self.err(
+                    "vip-and-fwmark",
+                    mark.span(),
+                    format!("service `{sname}` has both `vip` and `fwmark`"),
+                )
+                .and_related(vip.span(), "vip here")
+                .and_help("a service is selected by address:port or by firewall mark, not both");
                 return None;
             }
             (None, None) => {
-                self.err("no-vip", name.span(), format!("service `{sname}` has neither `vip` nor `fwmark`"))
-                    .help = Some("add vip = \"192.0.2.10:80\" (or fwmark = 1)".into());
+                self.err(
+                    "no-vip",
+                    name.span(),
+                    format!("service `{sname}` has neither `vip` nor `fwmark`"),
+                )
+                .help = Some("add vip = \"192.0.2.10:80\" (or fwmark = 1)".into());
                 return None;
             }
         };
@@ -758,16 +1016,31 @@ impl Cx {
             ServiceKey::Addr { protocol, .. } => Some(protocol),
             ServiceKey::Fwmark { .. } => None,
         };
-        let scheduler = s.scheduler.as_ref().map_or(Scheduler::Wlc, |x| *x.get_ref());
+        let scheduler = s
+            .scheduler
+            .as_ref()
+            .map_or(Scheduler::Wlc, |x| *x.get_ref());
         let mut flags = BTreeSet::new();
         for f in &s.flags {
             match f.get_ref() {
-                ServiceFlag::ShFallback | ServiceFlag::ShPort if !matches!(scheduler, Scheduler::Sh | Scheduler::Mh) => {
-                    self.err("flag-needs-sh", f.span(), format!("this flag only works with the sh or mh scheduler, not {scheduler}"));
+                ServiceFlag::ShFallback | ServiceFlag::ShPort
+                    if !matches!(scheduler, Scheduler::Sh | Scheduler::Mh) =>
+                {
+                    self.err(
+                        "flag-needs-sh",
+                        f.span(),
+                        format!(
+                            "this flag only works with the sh or mh scheduler, not {scheduler}"
+                        ),
+                    );
                 }
                 ServiceFlag::OnePacket if protocol != Some(Protocol::Udp) && protocol.is_some() => {
-                    self.err("flag-needs-udp", f.span(), "one-packet scheduling is for UDP services")
-                        .help = Some("set protocol = \"udp\" or remove the flag".into());
+                    self.err(
+                        "flag-needs-udp",
+                        f.span(),
+                        "one-packet scheduling is for UDP services",
+                    )
+                    .help = Some("set protocol = \"udp\" or remove the flag".into());
                 }
                 flag => {
                     flags.insert(*flag);
@@ -777,21 +1050,35 @@ impl Cx {
         let persistence = s.persistence.as_ref().and_then(|p| {
             let timeout = p.timeout.get_ref().0;
             if timeout.subsec_nanos() != 0 || timeout.is_zero() {
-                self.err("bad-persistence", p.timeout.span(), "the persistence timeout is whole seconds, at least 1s");
+                self.err(
+                    "bad-persistence",
+                    p.timeout.span(),
+                    "the persistence timeout is whole seconds, at least 1s",
+                );
                 return None;
             }
             let prefix_len = match &p.netmask {
                 None => family.max_prefix(),
                 Some(m) if m.get_ref().0 > family.max_prefix() => {
-                    self.err("bad-netmask", m.span(), format!("prefix length {} is too long for {family}", m.get_ref().0))
-                        .help = Some(format!("use 0 to {}", family.max_prefix()));
+                    self.err(
+                        "bad-netmask",
+                        m.span(),
+                        format!("prefix length {} is too long for {family}", m.get_ref().0),
+                    )
+                    .help = Some(format!("use 0 to {}", family.max_prefix()));
                     return None;
                 }
                 Some(m) => m.get_ref().0,
             };
-            Some(Persistence { timeout, prefix_len })
+            Some(Persistence {
+                timeout,
+                prefix_len,
+            })
         });
-        let default_forwarding = s.forwarding.as_ref().map_or(Forwarding::Nat, |f| *f.get_ref());
+        let default_forwarding = s
+            .forwarding
+            .as_ref()
+            .map_or(Forwarding::Nat, |f| *f.get_ref());
         let vrrp_instance = match key {
             ServiceKey::Addr { addr, .. } => {
                 let owner = vip_owners.get(&addr.ip()).cloned();
@@ -816,12 +1103,27 @@ impl Cx {
                     None => {
                         let known: Vec<&str> = checks.keys().map(|s| s.as_str()).collect();
                         self.err("unknown-check", c.span(), format!("no check named `{n}`"))
-                            .help = Some(if known.is_empty() { "define it as [check.NAME] or write the check inline: check = { type = \"tcp\" }".into() } else { format!("defined checks: {}", known.join(", ")) });
+                            .help = Some(if known.is_empty() {
+                            "define it as [check.NAME] or write the check inline: check = { type = \"tcp\" }".into()
+                        } else {
+                            format!("defined checks: {}", known.join(", "))
+                        });
                         None
                     }
                 },
                 CheckRef::Inline(schema) => Some((**schema).clone()),
             },
+        };
+        // Validate the service's own check once, so its mistakes are reported even without
+        // reals and not once per real.
+        let base_check = match base_check {
+            Some(b) => {
+                let at = s.check.as_ref().map_or(name.span(), |c| c.span());
+                let errors_before = self.error_count();
+                let _ = self.check(Some(&b), None, at);
+                (self.error_count() == errors_before).then_some(b)
+            }
+            None => None,
         };
         let service_port = match key {
             ServiceKey::Addr { addr, .. } => Some(addr.port()),
@@ -831,7 +1133,10 @@ impl Cx {
         let mut seen: HashMap<SocketAddr, Range<usize>> = HashMap::new();
         for r in reals {
             let ep = *r.address.get_ref();
-            let forwarding = r.forwarding.as_ref().map_or(default_forwarding, |f| *f.get_ref());
+            let forwarding = r
+                .forwarding
+                .as_ref()
+                .map_or(default_forwarding, |f| *f.get_ref());
             let port = match (ep.port, forwarding, service_port) {
                 (Some(p), Forwarding::Dr | Forwarding::Tun, Some(sp)) if p != sp => {
                     self.err("real-port-mismatch", r.address.span(), format!("{forwarding} real {ep} has port {p}, but {forwarding} cannot change the port of service port {sp}"))
@@ -851,22 +1156,68 @@ impl Cx {
             }
             if let Some(first) = seen.get(&addr) {
                 let first = first.clone();
-                self.err("duplicate-real", r.address.span(), format!("real {addr} appears twice in service `{sname}`"))
-                    .and_related(first, "first here")
-                    .and_help("the kernel holds one destination per address and port in a service");
+                self.err(
+                    "duplicate-real",
+                    r.address.span(),
+                    format!("real {addr} appears twice in service `{sname}`"),
+                )
+                .and_related(first, "first here")
+                .and_help("the kernel holds one destination per address and port in a service");
                 continue;
             }
             seen.insert(addr, r.address.span());
-            let weight = r.weight.as_ref().map_or(1, |w| self.int_in(w, 0, i32::MAX as i64, "weight", "a weight is 0 (no new connections) or more") as u32);
-            let upper = r.upper_threshold.as_ref().map_or(0, |w| self.int_in(w, 0, i32::MAX as i64, "upper_threshold", "a connection limit, 0 for none") as u32);
-            let lower = r.lower_threshold.as_ref().map_or(0, |w| self.int_in(w, 0, i32::MAX as i64, "lower_threshold", "a connection count, 0 for none") as u32);
+            let weight = r.weight.as_ref().map_or(1, |w| {
+                self.int_in(
+                    w,
+                    0,
+                    i32::MAX as i64,
+                    "weight",
+                    "a weight is 0 (no new connections) or more",
+                ) as u32
+            });
+            let upper = r.upper_threshold.as_ref().map_or(0, |w| {
+                self.int_in(
+                    w,
+                    0,
+                    i32::MAX as i64,
+                    "upper_threshold",
+                    "a connection limit, 0 for none",
+                ) as u32
+            });
+            let lower = r.lower_threshold.as_ref().map_or(0, |w| {
+                self.int_in(
+                    w,
+                    0,
+                    i32::MAX as i64,
+                    "lower_threshold",
+                    "a connection count, 0 for none",
+                ) as u32
+            });
             if upper > 0 && lower > upper {
-                let span = r.lower_threshold.as_ref().map(|x| x.span()).unwrap_or(r.address.span());
-                self.err("bad-threshold", span, format!("lower_threshold {lower} is above upper_threshold {upper}"))
-                    .help = Some("the real takes new connections again when it drops below lower_threshold".into());
+                let span = r
+                    .lower_threshold
+                    .as_ref()
+                    .map(|x| x.span())
+                    .unwrap_or(r.address.span());
+                self.err(
+                    "bad-threshold",
+                    span,
+                    format!("lower_threshold {lower} is above upper_threshold {upper}"),
+                )
+                .help = Some(
+                    "the real takes new connections again when it drops below lower_threshold"
+                        .into(),
+                );
             }
-            let check = self.check(base_check.as_ref(), r.check.as_ref(), &r.address);
-            out_reals.push(Real { addr, weight, forwarding, upper_threshold: upper, lower_threshold: lower, check });
+            let check = self.check(base_check.as_ref(), r.check.as_ref(), r.address.span());
+            out_reals.push(Real {
+                addr,
+                weight,
+                forwarding,
+                upper_threshold: upper,
+                lower_threshold: lower,
+                check,
+            });
         }
         if out_reals.is_empty() && self.error_count() == before {
             self.warn("no-reals", name.span(), format!("service `{sname}` has no real servers"))
@@ -875,12 +1226,25 @@ impl Cx {
         let sorry = s.sorry_server.as_ref().and_then(|ss| {
             let ep = *ss.get_ref();
             if Family::of(&ep.ip) != family {
-                self.err("mixed-family", ss.span(), format!("{} sorry server for an {family} service", Family::of(&ep.ip)));
+                self.err(
+                    "mixed-family",
+                    ss.span(),
+                    format!(
+                        "{} sorry server for an {family} service",
+                        Family::of(&ep.ip)
+                    ),
+                );
                 return None;
             }
-            let forwarding = s.sorry_forwarding.as_ref().map_or(default_forwarding, |f| *f.get_ref());
+            let forwarding = s
+                .sorry_forwarding
+                .as_ref()
+                .map_or(default_forwarding, |f| *f.get_ref());
             let port = ep.port.or(service_port).unwrap_or(0);
-            Some(SorryServer { addr: SocketAddr::new(ep.ip, port), forwarding })
+            Some(SorryServer {
+                addr: SocketAddr::new(ep.ip, port),
+                forwarding,
+            })
         });
         let quorum = s.quorum.as_ref().map(|q| {
             let min_weight = self.int_in(&q.min_weight, 1, i32::MAX as i64, "min_weight", "the minimum total weight of healthy reals, at least 1") as u32;
@@ -913,7 +1277,12 @@ impl Cx {
     }
 
     /// Resolves the check of one real: the service's definition with the real's overrides.
-    fn check(&mut self, base: Option<&CheckSchema>, over: Option<&Spanned<CheckSchema>>, at: &Spanned<Endpoint>) -> Option<Check> {
+    fn check(
+        &mut self,
+        base: Option<&CheckSchema>,
+        over: Option<&Spanned<CheckSchema>>,
+        at: Range<usize>,
+    ) -> Option<Check> {
         let merged = match (base, over) {
             (None, None) => return None,
             (Some(b), None) => b.clone(),
@@ -921,9 +1290,12 @@ impl Cx {
             (Some(b), Some(o)) => merge_check(b, o.get_ref()),
         };
         let Some(kind) = merged.kind.as_ref() else {
-            let span = over.map_or(at.span(), |o| o.span());
+            let span = over.map_or(at, |o| o.span());
             self.err("missing-key", span, "the check has no `type`")
-                .help = Some("add type = \"tcp\" (or http, https, udp, dns, smtp, exec, mysql, pgsql, none)".into());
+                .help = Some(
+                "add type = \"tcp\" (or http, https, udp, dns, smtp, exec, mysql, pgsql, none)"
+                    .into(),
+            );
             return None;
         };
         let kind_v = *kind.get_ref();
@@ -933,8 +1305,16 @@ impl Cx {
             ($field:ident, $types:expr, $label:literal) => {
                 if let Some(v) = &merged.$field {
                     if !$types.contains(&kind_v) {
-                        self.err("key-not-for-type", v.span(), format!("`{}` does not apply to {} checks", stringify!($field), kind_v))
-                            .help = Some(format!("`{}` is for {} checks", stringify!($field), $label));
+                        self.err(
+                            "key-not-for-type",
+                            v.span(),
+                            format!(
+                                "`{}` does not apply to {} checks",
+                                stringify!($field),
+                                kind_v
+                            ),
+                        )
+                        .help = Some(format!("`{}` is for {} checks", stringify!($field), $label));
                     }
                 }
             };
@@ -965,14 +1345,22 @@ impl Cx {
                 let path = match &merged.path {
                     Some(p) if p.get_ref().starts_with('/') => p.get_ref().clone(),
                     Some(p) => {
-                        self.err("bad-path", p.span(), format!("HTTP path {:?} must start with '/'", p.get_ref()));
+                        self.err(
+                            "bad-path",
+                            p.span(),
+                            format!("HTTP path {:?} must start with '/'", p.get_ref()),
+                        );
                         String::new()
                     }
                     None => "/".to_string(),
                 };
                 if let Some(re) = &merged.expect_body_regex {
                     if let Err(e) = regex_lite::Regex::new(re.get_ref()) {
-                        self.err("bad-regex", re.span(), format!("invalid regular expression: {e}"));
+                        self.err(
+                            "bad-regex",
+                            re.span(),
+                            format!("invalid regular expression: {e}"),
+                        );
                     }
                 }
                 if let Some(d) = &merged.digest {
@@ -985,13 +1373,28 @@ impl Cx {
                     path,
                     host: text(&merged.host),
                     sni: text(&merged.sni),
-                    expect_status: merged.expect_status.as_ref().map_or_else(|| vec![StatusRange { low: 200, high: 299 }], |s| s.get_ref().clone()),
+                    expect_status: merged.expect_status.as_ref().map_or_else(
+                        || {
+                            vec![StatusRange {
+                                low: 200,
+                                high: 299,
+                            }]
+                        },
+                        |s| s.get_ref().clone(),
+                    ),
                     expect_body: text(&merged.expect_body),
                     expect_body_regex: text(&merged.expect_body_regex),
-                    digest: merged.digest.as_ref().map(|d| d.get_ref().to_ascii_lowercase()),
+                    digest: merged
+                        .digest
+                        .as_ref()
+                        .map(|d| d.get_ref().to_ascii_lowercase()),
                     tls_verify: merged.tls_verify.as_ref().is_some_and(|v| *v.get_ref()),
                 };
-                if kind_v == T::Http { CheckKind::Http(http) } else { CheckKind::Https(http) }
+                if kind_v == T::Http {
+                    CheckKind::Http(http)
+                } else {
+                    CheckKind::Https(http)
+                }
             }
             T::Udp => CheckKind::Udp {
                 payload: text(&merged.payload).unwrap_or_default(),
@@ -999,41 +1402,81 @@ impl Cx {
             },
             T::Dns => {
                 let Some(query) = text(&merged.query) else {
-                    self.err("missing-key", kind.span(), "a dns check needs `query` (the name to resolve)");
+                    self.err(
+                        "missing-key",
+                        kind.span(),
+                        "a dns check needs `query` (the name to resolve)",
+                    );
                     return None;
                 };
-                let qtype = text(&merged.query_type).unwrap_or_else(|| "A".into()).to_ascii_uppercase();
-                if !["A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT"].contains(&qtype.as_str()) {
-                    let span = merged.query_type.as_ref().map(|q| q.span()).unwrap_or(kind.span());
-                    self.err("bad-query-type", span, format!("unknown DNS query type {qtype:?}"))
-                        .help = Some("use A, AAAA, CNAME, MX, NS, PTR, SOA, SRV or TXT".into());
+                let qtype = text(&merged.query_type)
+                    .unwrap_or_else(|| "A".into())
+                    .to_ascii_uppercase();
+                if !["A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT"]
+                    .contains(&qtype.as_str())
+                {
+                    let span = merged
+                        .query_type
+                        .as_ref()
+                        .map(|q| q.span())
+                        .unwrap_or(kind.span());
+                    self.err(
+                        "bad-query-type",
+                        span,
+                        format!("unknown DNS query type {qtype:?}"),
+                    )
+                    .help = Some("use A, AAAA, CNAME, MX, NS, PTR, SOA, SRV or TXT".into());
                 }
-                CheckKind::Dns { query, query_type: qtype }
+                CheckKind::Dns {
+                    query,
+                    query_type: qtype,
+                }
             }
-            T::Smtp => CheckKind::Smtp { helo_name: text(&merged.helo_name).unwrap_or_else(|| "lbd.localdomain".into()) },
+            T::Smtp => CheckKind::Smtp {
+                helo_name: text(&merged.helo_name).unwrap_or_else(|| "lbd.localdomain".into()),
+            },
             T::Exec => match &merged.command {
-                Some(c) if !c.get_ref().is_empty() && !c.get_ref()[0].is_empty() => CheckKind::Exec {
-                    command: c.get_ref().clone(),
-                    weight_from_exit: merged.weight_from_exit.as_ref().is_some_and(|v| *v.get_ref()),
-                },
+                Some(c) if !c.get_ref().is_empty() && !c.get_ref()[0].is_empty() => {
+                    CheckKind::Exec {
+                        command: c.get_ref().clone(),
+                        weight_from_exit: merged
+                            .weight_from_exit
+                            .as_ref()
+                            .is_some_and(|v| *v.get_ref()),
+                    }
+                }
                 other => {
                     let span = other.as_ref().map_or(kind.span(), |c| c.span());
                     self.err("missing-key", span, "an exec check needs `command`, a non-empty list: [\"/path/to/program\", \"arg\"]");
                     return None;
                 }
             },
-            T::Mysql => CheckKind::Mysql { user: text(&merged.user), database: text(&merged.database) },
-            T::Pgsql => CheckKind::Pgsql { user: text(&merged.user), database: text(&merged.database) },
+            T::Mysql => CheckKind::Mysql {
+                user: text(&merged.user),
+                database: text(&merged.database),
+            },
+            T::Pgsql => CheckKind::Pgsql {
+                user: text(&merged.user),
+                database: text(&merged.database),
+            },
         };
         let dur = |v: &Option<Spanned<ConfigDuration>>| v.as_ref().map(|d| d.get_ref().0);
         let interval = dur(&merged.interval).unwrap_or(CHECK_DEFAULT_INTERVAL);
         if interval < Duration::from_millis(10) {
-            let span = merged.interval.as_ref().map(|d| d.span()).unwrap_or(kind.span());
+            let span = merged
+                .interval
+                .as_ref()
+                .map(|d| d.span())
+                .unwrap_or(kind.span());
             self.err("bad-interval", span, "a check interval is at least 10ms");
         }
         let timeout = dur(&merged.timeout).unwrap_or(CHECK_DEFAULT_TIMEOUT.min(interval));
         if timeout.is_zero() {
-            let span = merged.timeout.as_ref().map(|d| d.span()).unwrap_or(kind.span());
+            let span = merged
+                .timeout
+                .as_ref()
+                .map(|d| d.span())
+                .unwrap_or(kind.span());
             self.err("bad-timeout", span, "a check timeout must be more than 0");
         } else if timeout > interval {
             if let Some(t) = &merged.timeout {
@@ -1041,9 +1484,28 @@ impl Cx {
                     .help = Some("checks will overlap their next run; lbd starts the next one only after the last finished".into());
             }
         }
-        let rise = merged.rise.as_ref().map_or(CHECK_DEFAULT_RISE, |r| self.int_in(r, 1, 100, "rise", "successes needed to mark a real up, 1 to 100") as u32);
-        let fall = merged.fall.as_ref().map_or(CHECK_DEFAULT_FALL, |r| self.int_in(r, 1, 100, "fall", "failures needed to mark a real down, 1 to 100") as u32);
-        let port = merged.port.as_ref().map(|p| self.int_in(p, 1, 65535, "port", "a port is 1 to 65535") as u16);
+        let rise = merged.rise.as_ref().map_or(CHECK_DEFAULT_RISE, |r| {
+            self.int_in(
+                r,
+                1,
+                100,
+                "rise",
+                "successes needed to mark a real up, 1 to 100",
+            ) as u32
+        });
+        let fall = merged.fall.as_ref().map_or(CHECK_DEFAULT_FALL, |r| {
+            self.int_in(
+                r,
+                1,
+                100,
+                "fall",
+                "failures needed to mark a real down, 1 to 100",
+            ) as u32
+        });
+        let port = merged
+            .port
+            .as_ref()
+            .map(|p| self.int_in(p, 1, 65535, "port", "a port is 1 to 65535") as u16);
         if self.error_count() != before {
             return None;
         }
@@ -1066,8 +1528,12 @@ impl Cx {
     fn int_in(&mut self, v: &Spanned<i64>, low: i64, high: i64, what: &str, help: &str) -> i64 {
         let n = *v.get_ref();
         if n < low || n > high {
-            self.err("out-of-range", v.span(), format!("{what} {n} is out of range {low} to {high}"))
-                .help = Some(help.to_string());
+            self.err(
+                "out-of-range",
+                v.span(),
+                format!("{what} {n} is out of range {low} to {high}"),
+            )
+            .help = Some(help.to_string());
             low
         } else {
             n
@@ -1083,17 +1549,43 @@ fn merge_check(base: &CheckSchema, over: &CheckSchema) -> CheckSchema {
         };
     }
     pick!(
-        kind, interval, timeout, rise, fall, retry_delay, warmup, jitter, port, connect_address,
-        source_address, path, host, sni, expect_status, expect_body, expect_body_regex, digest,
-        tls_verify, payload, expect_reply, query, query_type, helo_name, command,
-        weight_from_exit, user, database
+        kind,
+        interval,
+        timeout,
+        rise,
+        fall,
+        retry_delay,
+        warmup,
+        jitter,
+        port,
+        connect_address,
+        source_address,
+        path,
+        host,
+        sni,
+        expect_status,
+        expect_body,
+        expect_body_regex,
+        digest,
+        tls_verify,
+        payload,
+        expect_reply,
+        query,
+        query_type,
+        helo_name,
+        command,
+        weight_from_exit,
+        user,
+        database
     )
 }
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn valid_ifname(name: &str) -> bool {
@@ -1101,7 +1593,9 @@ fn valid_ifname(name: &str) -> bool {
         && name.len() <= 15
         && name != "."
         && name != ".."
-        && !name.chars().any(|c| c == '/' || c.is_whitespace() || c == ':')
+        && !name
+            .chars()
+            .any(|c| c == '/' || c.is_whitespace() || c == ':')
 }
 
 pub(crate) fn valid_hostname(name: &str) -> bool {

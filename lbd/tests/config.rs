@@ -1,0 +1,349 @@
+//! Accepted and refused configs: each refused case names the diagnostic code and the
+//! line:column it must point at, so a message that drifts away from the mistake fails.
+
+use lbd::config::{self, CheckKind, Forwarding, Location, Scheduler, ServiceKey, Severity};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/examples")
+}
+
+/// Minimal valid header: one VRRP instance holding 192.0.2.10 and 2001:db8::10 is separate.
+const BASE: &str = r#"
+[vrrp.instance.V]
+interface = "eth0"
+vrid = 1
+priority = 100
+vips = ["192.0.2.10/24"]
+"#;
+
+/// Parses BASE + `extra` and returns (code, line, column) of every error.
+fn errors(extra: &str) -> Vec<(String, usize, usize)> {
+    let src = format!("{BASE}{extra}");
+    match config::parse("t.toml", &src) {
+        Ok(_) => Vec::new(),
+        Err(e) => e
+            .errors()
+            .map(|d| {
+                let loc = d
+                    .span
+                    .as_ref()
+                    .map(|s| Location::of(&src, s.start))
+                    .unwrap_or(Location { line: 0, column: 0 });
+                (d.code.to_string(), loc.line, loc.column)
+            })
+            .collect(),
+    }
+}
+
+fn codes(extra: &str) -> Vec<String> {
+    errors(extra).into_iter().map(|(c, _, _)| c).collect()
+}
+
+#[test]
+fn every_example_is_valid() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(examples()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let loaded = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!loaded.config.services.is_empty(), "{}", path.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "expected the sample configs in tools/examples");
+}
+
+#[test]
+fn classic_pair_model() {
+    let loaded = config::load(&examples().join("classic-pair.toml")).unwrap();
+    let c = &loaded.config;
+    assert_eq!(c.node.hostname.as_deref(), Some("lb1"));
+    assert_eq!(c.node.sysctls["net.ipv4.ip_forward"], "1");
+    assert_eq!(c.ipvs.timeouts.tcp, Some(Duration::from_secs(7200)));
+    let sync = c.ipvs.sync.as_ref().unwrap();
+    assert_eq!(
+        (sync.interface.as_str(), sync.sync_id, sync.follow.as_str()),
+        ("eth1", 51, "NAT_PAIR")
+    );
+    assert_eq!(c.sync_groups["NAT_PAIR"].instances, ["VI_EXT", "VI_INT"]);
+    let ext = &c.vrrp_instances["VI_EXT"];
+    assert_eq!(
+        (ext.vrid, ext.priority, ext.advert_interval),
+        (51, 150, Duration::from_secs(1))
+    );
+    assert_eq!(ext.preempt_delay, Duration::from_secs(30));
+
+    let nat = &c.services["web_nat"];
+    assert_eq!(
+        nat.key,
+        ServiceKey::Addr {
+            protocol: config::Protocol::Tcp,
+            addr: "192.0.2.10:80".parse().unwrap()
+        }
+    );
+    assert_eq!(nat.scheduler, Scheduler::Wlc);
+    assert_eq!(nat.vrrp_instance.as_deref(), Some("VI_EXT"));
+    assert_eq!(
+        nat.sorry.as_ref().unwrap().addr,
+        "10.1.0.99:80".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(nat.quorum.unwrap().min_weight, 2);
+    let weights: Vec<u32> = nat.reals.iter().map(|r| r.weight).collect();
+    assert_eq!(weights, [3, 2, 1]);
+    // The third real overrides the named check's port and path, keeps its other fields.
+    let check = nat.reals[2].check.as_ref().unwrap();
+    assert_eq!(check.port, Some(8080));
+    assert_eq!(
+        (check.rise, check.fall, check.interval),
+        (2, 3, Duration::from_secs(2))
+    );
+    match &check.kind {
+        CheckKind::Http(h) => {
+            assert_eq!(h.path, "/status");
+            assert_eq!(h.host.as_deref(), Some("www.example.com"));
+            assert_eq!(h.expect_body.as_deref(), Some("ok"));
+        }
+        other => panic!("expected http, got {other:?}"),
+    }
+
+    let tls = &c.services["tls_nat"];
+    let p = tls.persistence.unwrap();
+    assert_eq!((p.timeout, p.prefix_len), (Duration::from_secs(300), 24));
+
+    // DR reals without a port take the service's port.
+    let dr = &c.services["web_dr"];
+    assert!(dr
+        .reals
+        .iter()
+        .all(|r| r.forwarding == Forwarding::Dr && r.addr.port() == 80));
+    assert!(dr.flags.contains(&config::ServiceFlag::ShFallback));
+    assert_eq!(c.services["dns"].key.to_string(), "udp 192.0.2.11:53");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warning_lines());
+}
+
+#[test]
+fn ipv6_example_model() {
+    let c = config::load(&examples().join("ipv6-dr.toml"))
+        .unwrap()
+        .config;
+    assert_eq!(
+        c.vrrp_instances["VI6"].advert_interval,
+        Duration::from_millis(100)
+    );
+    let web6 = &c.services["web6"];
+    assert_eq!(web6.reals[2].forwarding, Forwarding::Tun);
+    assert_eq!(
+        web6.reals[2].addr,
+        "192.0.2.30:443".parse::<SocketAddr>().unwrap()
+    );
+    let fw = &c.services["all_ports"];
+    assert_eq!(fw.key.to_string(), "fwmark 7 (IPv6)");
+    assert_eq!(fw.persistence.unwrap().prefix_len, 64);
+    assert_eq!(fw.reals[0].addr.port(), 0);
+}
+
+#[test]
+fn defaults_are_filled_in() {
+    let c = config::parse(
+        "t.toml",
+        &format!("{BASE}[service.s]\nvip = \"192.0.2.10:80\"\ncheck = {{ type = \"tcp\" }}\n[[service.s.real]]\naddress = \"10.0.0.1:80\"\n"),
+    )
+    .unwrap()
+    .config;
+    let s = &c.services["s"];
+    assert_eq!(s.scheduler, Scheduler::Wlc);
+    assert_eq!(s.reals[0].forwarding, Forwarding::Nat);
+    assert_eq!(s.reals[0].weight, 1);
+    let ch = s.reals[0].check.as_ref().unwrap();
+    assert_eq!(
+        (ch.interval, ch.timeout, ch.rise, ch.fall),
+        (Duration::from_secs(5), Duration::from_secs(3), 2, 3)
+    );
+    assert_eq!(ch.jitter, Duration::from_millis(500));
+    assert!(c.vrrp_instances["V"].preempt);
+    assert_eq!(c.version.len(), 64);
+}
+
+#[test]
+fn refused_configs_point_at_the_mistake() {
+    // (config after BASE, expected (code, line, column)); BASE is 6 lines, so extra starts at 7.
+    let cases: &[(&str, &[(&str, usize, usize)])] = &[
+        // unknown key inside a known section
+        ("[node]\nhostnmae = \"x\"\n", &[("unknown-key", 8, 1)]),
+        // unknown top-level section
+        ("[frontend]\nx = 1\n", &[("unknown-section", 7, 2)]),
+        // bad scheduler name, pointed at the value
+        ("[service.s]\nvip = \"192.0.2.10:80\"\nscheduler = \"wlcc\"\n", &[("invalid-value", 9, 13)]),
+        // port out of range
+        ("[service.s]\nvip = \"192.0.2.10:65536\"\n", &[("invalid-value", 8, 7)]),
+        // vip without a port
+        ("[service.s]\nvip = \"192.0.2.10\"\n", &[("missing-port", 8, 7)]),
+        // duplicate service: two names, same protocol/address/port
+        (
+            "[service.a]\nvip = \"192.0.2.10:80\"\n[service.b]\nvip = \"192.0.2.10:80\"\n",
+            &[("duplicate-service", 10, 7)],
+        ),
+        // same address and port but UDP is another service: accepted
+        ("[service.a]\nvip = \"192.0.2.10:53\"\n[service.b]\nvip = \"192.0.2.10:53\"\nprotocol = \"udp\"\n", &[]),
+        // VIP not held by any VRRP instance
+        ("[service.s]\nvip = \"198.51.100.1:80\"\n", &[("vip-not-in-vrrp", 8, 7)]),
+        // DR real on another port: the kernel would forward to the service port anyway
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\nforwarding = \"dr\"\n[[service.s.real]]\naddress = \"10.0.0.1:8080\"\n",
+            &[("real-port-mismatch", 11, 11)],
+        ),
+        // IPv6 real behind an IPv4 service in NAT: refused
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\n[[service.s.real]]\naddress = \"[2001:db8::1]:80\"\n",
+            &[("mixed-family", 10, 11)],
+        ),
+        // ...but allowed in tunnel mode
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\n[[service.s.real]]\naddress = \"[2001:db8::1]:80\"\nforwarding = \"tun\"\n",
+            &[],
+        ),
+        // the same real twice in one service
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\n[[service.s.real]]\naddress = \"10.0.0.1:80\"\n[[service.s.real]]\naddress = \"10.0.0.1\"\n",
+            &[("duplicate-real", 12, 11)],
+        ),
+        // a VRRP instance mixing families, and a v2 instance with IPv6
+        (
+            "[vrrp.instance.W]\ninterface = \"eth1\"\nvrid = 2\npriority = 100\nversion = 2\nvips = [\"192.0.2.20\", \"2001:db8::20\"]\n",
+            &[("mixed-family", 12, 23), ("v2-ipv6", 12, 23)],
+        ),
+        // duplicate vrid on one interface
+        (
+            "[vrrp.instance.W]\ninterface = \"eth0\"\nvrid = 1\npriority = 100\nvips = [\"192.0.2.20\"]\n",
+            &[("duplicate-vrid", 9, 8)],
+        ),
+        // a bare number where a duration belongs
+        ("[ipvs.timeouts]\ntcp = 900\n", &[("invalid-value", 8, 7)]),
+        // v3 interval not in centiseconds
+        (
+            "[vrrp.instance.W]\ninterface = \"eth1\"\nvrid = 3\npriority = 100\nadvert_interval = \"15ms\"\nvips = [\"192.0.2.30\"]\n",
+            &[("bad-advert-interval", 11, 19)],
+        ),
+        // check option that does not apply to the check type
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\ncheck = { type = \"tcp\", path = \"/\" }\n",
+            &[("key-not-for-type", 9, 32)],
+        ),
+        // unknown named check
+        ("[service.s]\nvip = \"192.0.2.10:80\"\ncheck = \"missing\"\n", &[("unknown-check", 9, 9)]),
+        // sh flags without sh
+        ("[service.s]\nvip = \"192.0.2.10:80\"\nflags = [\"sh-port\"]\n", &[("flag-needs-sh", 9, 10)]),
+        // sync group naming an unknown instance
+        ("[vrrp.sync_group.G]\ninstances = [\"V\", \"NOPE\"]\n", &[("unknown-instance", 8, 19)]),
+        // quorum that can never be met
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\nquorum = { min_weight = 5 }\n[[service.s.real]]\naddress = \"10.0.0.1:80\"\n",
+            &[("quorum-unreachable", 9, 25)],
+        ),
+        // syntax error
+        ("[service.s\n", &[("toml-syntax", 7, 11)]),
+    ];
+    let mut failures = Vec::new();
+    for (extra, expected) in cases {
+        let got = errors(extra);
+        let want: Vec<(String, usize, usize)> = expected
+            .iter()
+            .map(|(c, l, col)| (c.to_string(), *l, *col))
+            .collect();
+        if got != want {
+            failures.push(format!(
+                "config:\n{extra}\nexpected {want:?}\n     got {got:?}\n"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn all_errors_are_reported_at_once() {
+    let got = codes(
+        "[service.a]\nvip = \"192.0.2.10:80\"\nscheduler = \"nope\"\ncolour = \"red\"\n[service.b]\nvip = \"192.0.2.99:80\"\n[node]\nhostname = \"bad_name\"\n",
+    );
+    assert_eq!(
+        got,
+        [
+            "invalid-value",
+            "unknown-key",
+            "vip-not-in-vrrp",
+            "bad-hostname"
+        ]
+    );
+}
+
+#[test]
+fn warnings_do_not_refuse() {
+    let loaded = config::parse(
+        "t.toml",
+        &format!("{BASE}[service.s]\nvip = \"192.0.2.10:80\"\n"),
+    )
+    .unwrap();
+    assert_eq!(loaded.warnings.len(), 1);
+    assert_eq!(loaded.warnings[0].severity, Severity::Warning);
+    assert_eq!(loaded.warnings[0].code, "no-reals");
+}
+
+#[test]
+fn rendered_error_names_file_line_column_and_fix() {
+    let src = format!("{BASE}[service.s]\nvip = \"192.0.2.10:80\"\nscheduler = \"round-robin\"\n");
+    let e = config::parse("site.toml", &src).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("--> site.toml:9:13"), "{text}");
+    assert!(
+        text.contains("unknown scheduler \"round-robin\": use one of rr, wrr"),
+        "{text}"
+    );
+    assert!(text.contains("^^^^^^^^^^^^^"), "{text}");
+    assert!(text.ends_with("site.toml: refused: 1 error"), "{text}");
+}
+
+#[test]
+fn lbd_check_exit_codes() {
+    let lbd = env!("CARGO_BIN_EXE_lbd");
+    let ok = Command::new(lbd)
+        .arg("check")
+        .arg(examples().join("classic-pair.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok: 4 services, 9 reals"));
+
+    let dir = std::env::temp_dir().join(format!("lbd-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!("{BASE}[service.s]\nvip = \"192.0.2.10:99999\"\n[node]\nfoo = 1\n"),
+    )
+    .unwrap();
+    for args in [
+        vec!["check".to_string(), bad.display().to_string()],
+        vec!["--check-config".into(), bad.display().to_string()],
+    ] {
+        let out = Command::new(lbd).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("bad.toml:8:7"), "{err}");
+        assert!(err.contains("bad.toml:10:1"), "{err}");
+        assert!(err.contains("refused: 2 errors"), "{err}");
+    }
+    let missing = Command::new(lbd)
+        .args(["check", "/nonexistent/x.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the file"));
+    std::fs::remove_dir_all(&dir).ok();
+}
