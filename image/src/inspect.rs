@@ -1,0 +1,138 @@
+//! `image inspect DIR`: summarize a built image and verify its output files against the
+//! manifest's hashes.
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::manifest::{sha256_hex, Manifest};
+
+#[derive(Debug, Error)]
+pub enum InspectError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is not a valid image manifest: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// One output file checked against the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileCheck {
+    Ok,
+    Missing,
+    Mismatch { size: u64 },
+}
+
+pub struct Inspection {
+    pub manifest: Manifest,
+    pub checks: Vec<(String, FileCheck)>,
+}
+
+impl Inspection {
+    pub fn all_ok(&self) -> bool {
+        self.checks.iter().all(|(_, c)| *c == FileCheck::Ok)
+    }
+}
+
+pub fn inspect(dir: &Path) -> Result<Inspection, InspectError> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read(&path).map_err(|source| InspectError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let manifest: Manifest =
+        serde_json::from_slice(&text).map_err(|source| InspectError::Parse { path, source })?;
+    let checks = manifest
+        .outputs
+        .iter()
+        .map(|entry| {
+            let check = match std::fs::read(dir.join(&entry.path)) {
+                Err(_) => FileCheck::Missing,
+                Ok(data)
+                    if data.len() as u64 == entry.size && sha256_hex(&data) == entry.sha256 =>
+                {
+                    FileCheck::Ok
+                }
+                Ok(data) => FileCheck::Mismatch {
+                    size: data.len() as u64,
+                },
+            };
+            (entry.path.clone(), check)
+        })
+        .collect();
+    Ok(Inspection { manifest, checks })
+}
+
+/// Bytes as MiB with two decimals.
+pub fn mib(bytes: u64) -> String {
+    format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Human-readable summary.
+pub fn summary(inspection: &Inspection) -> String {
+    let m = &inspection.manifest;
+    let t = &m.totals;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "kernel      {} ({})",
+        m.kernel_version, m.kernel.package
+    );
+    let _ = writeln!(out, "cmdline     {}", m.cmdline);
+    let _ = writeln!(
+        out,
+        "initramfs   {} {} ({} uncompressed, {} files)",
+        mib(t.initramfs_compressed_bytes),
+        m.compression,
+        mib(t.initramfs_uncompressed_bytes),
+        t.initramfs_files
+    );
+    let boot = m.modules.iter().filter(|x| x.boot).count();
+    let nic: Vec<&str> = m
+        .modules
+        .iter()
+        .filter(|x| x.nic)
+        .map(|x| x.name.as_str())
+        .collect();
+    let _ = writeln!(
+        out,
+        "modules     {} ({}), {} loaded at boot, NIC drivers: {}",
+        t.module_count,
+        mib(t.module_bytes),
+        boot,
+        if nic.is_empty() {
+            "none".to_string()
+        } else {
+            nic.join(" ")
+        }
+    );
+    if !m.builtin_roots.is_empty() {
+        let _ = writeln!(out, "built in    {}", m.builtin_roots.join(" "));
+    }
+    for (entry, (_, check)) in m.outputs.iter().zip(&inspection.checks) {
+        let status = match check {
+            FileCheck::Ok => "ok".to_string(),
+            FileCheck::Missing => "MISSING".to_string(),
+            FileCheck::Mismatch { size } => format!("MISMATCH (now {size} bytes)"),
+        };
+        let _ = writeln!(
+            out,
+            "{:<11} {:>12}  {}  {}",
+            entry.path,
+            mib(entry.size),
+            &entry.sha256[..16.min(entry.sha256.len())],
+            status
+        );
+    }
+    out
+}

@@ -1,0 +1,134 @@
+//! `manifest.json` (beside the outputs) and `/etc/lb/image.json` (inside the initramfs).
+//!
+//! Both are serialized from plain structs whose collections are ordered (`Vec` built in a
+//! fixed order, `BTreeMap`), so they are byte-identical across identical builds. Neither holds
+//! a timestamp or a host path.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Version of the manifest layout; bump on incompatible changes.
+pub const MANIFEST_FORMAT: u32 = 1;
+
+/// Lower-case hex SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    let digest = Sha256::digest(data);
+    let mut hex = String::with_capacity(64);
+    for byte in digest.iter() {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
+/// One file: path (relative to the output directory, or absolute inside the initramfs), size
+/// in bytes, SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Permission bits as octal text (initramfs files only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
+impl FileEntry {
+    pub fn new(path: impl Into<String>, data: &[u8]) -> Self {
+        FileEntry {
+            path: path.into(),
+            size: data.len() as u64,
+            sha256: sha256_hex(data),
+            mode: None,
+        }
+    }
+}
+
+/// One kernel module in the initramfs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleEntry {
+    pub name: String,
+    /// Relative to `/lib/modules/VER/`.
+    pub path: String,
+    pub size: u64,
+    /// Direct dependencies (`depends=`).
+    pub depends: Vec<String>,
+    /// Loaded at boot from `/etc/lb/modules.boot` (false for NIC drivers, which are
+    /// coldplugged by modalias).
+    pub boot: bool,
+    /// A NIC driver (under `kernel/drivers/net/ethernet/`).
+    pub nic: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub softdeps: Vec<String>,
+    /// Firmware the driver may request; the kernel package does not ship it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub firmware: Vec<String>,
+}
+
+/// Sizes and counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// `initrd.img` size in bytes.
+    pub initramfs_compressed_bytes: u64,
+    /// Size of the cpio archive before compression, in bytes.
+    pub initramfs_uncompressed_bytes: u64,
+    pub initramfs_files: u64,
+    pub module_count: u64,
+    /// Sum of the module file sizes (uncompressed), in bytes.
+    pub module_bytes: u64,
+}
+
+/// The kernel package the image was built from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelSource {
+    /// File name only (never the host directory).
+    pub package: String,
+    pub package_sha256: String,
+    pub version: String,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub kernel_version: String,
+    pub kernel: KernelSource,
+    pub compression: String,
+    /// Kernel command line written to `boot.ipxe`.
+    pub cmdline: String,
+    /// `vmlinuz`, `initrd.img`, `boot.ipxe`.
+    pub outputs: Vec<FileEntry>,
+    /// Every regular file inside the initramfs, in archive order.
+    pub initramfs: Vec<FileEntry>,
+    /// Modules in load order (dependencies first).
+    pub modules: Vec<ModuleEntry>,
+    /// Configured roots that are compiled into this kernel (nothing to load).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub builtin_roots: Vec<String>,
+    pub totals: Totals,
+}
+
+/// `/etc/lb/image.json`: what init and operators can learn about the running image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    pub format: u32,
+    pub kernel_version: String,
+    pub kernel_package: String,
+    pub kernel_package_sha256: String,
+    /// `image` crate version that built this.
+    pub builder: String,
+    pub compression: String,
+    pub cmdline: String,
+    pub init_sha256: String,
+    pub lbd_sha256: String,
+    /// Extra files added with `--add`, as guest path → SHA-256.
+    pub extra_files: std::collections::BTreeMap<String, String>,
+    pub modules: u64,
+    pub boot_modules: u64,
+}
+
+/// Pretty JSON with a trailing newline.
+pub fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut text = serde_json::to_vec_pretty(value).expect("manifest types always serialize");
+    text.push(b'\n');
+    text
+}
