@@ -1,1 +1,4 @@
 //! Networking at boot: links, `ip=` parsing, static addresses and the DHCP client.
+
+pub mod dhcp;
+pub mod ipspec;
