@@ -6,3 +6,5 @@
 pub mod config;
 #[cfg(feature = "daemon")]
 pub mod daemon;
+#[cfg(feature = "logging")]
+pub mod logging;

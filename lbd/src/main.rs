@@ -3,7 +3,6 @@
 use clap::{Parser, Subcommand};
 use lbd::config;
 use lbd::daemon::Daemon;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -79,14 +78,7 @@ fn check(files: &[PathBuf], dump: bool) -> ExitCode {
 }
 
 fn run(path: PathBuf) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LBD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+    lbd::logging::init("lbd", "LBD_LOG", "info");
     let daemon = match Daemon::start(&path, Vec::new()) {
         Ok(d) => d,
         Err(e) => {
