@@ -59,11 +59,9 @@ impl Default for Backoff {
     }
 }
 
-/// How the client behaves; [`DhcpConfig::new`] gives the RFC 2131 values.
+/// Timings of the client; [`Default`] gives the RFC 2131 values.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DhcpConfig {
-    /// MAC and hostname sent in every message.
-    pub identity: ClientIdentity,
+pub struct DhcpTiming {
     /// DISCOVER and (SELECTING) REQUEST retransmissions.
     pub backoff: Backoff,
     /// REQUEST transmissions in REQUESTING before starting over with a DISCOVER.
@@ -78,16 +76,32 @@ pub struct DhcpConfig {
     pub lease_cap: Option<Duration>,
 }
 
-impl DhcpConfig {
-    /// RFC 2131 timings for this identity.
-    pub fn new(identity: ClientIdentity) -> Self {
-        DhcpConfig {
-            identity,
+impl Default for DhcpTiming {
+    fn default() -> Self {
+        DhcpTiming {
             backoff: Backoff::RFC2131,
             request_attempts: 4,
             extend_retransmit_min: Duration::from_secs(60),
             nak_restart_delay: Duration::from_secs(1),
             lease_cap: None,
+        }
+    }
+}
+
+/// Who the client is and how it times things.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpConfig {
+    /// MAC and hostname sent in every message.
+    pub identity: ClientIdentity,
+    pub timing: DhcpTiming,
+}
+
+impl DhcpConfig {
+    /// RFC 2131 timings for this identity.
+    pub fn new(identity: ClientIdentity) -> Self {
+        DhcpConfig {
+            identity,
+            timing: DhcpTiming::default(),
         }
     }
 }
@@ -115,7 +129,7 @@ pub struct Lease {
     pub tftp_server_name: Option<String>,
     /// Option 67 or `file`.
     pub bootfile: Option<String>,
-    /// Lease duration (after [`DhcpConfig::lease_cap`]); `None` = infinite.
+    /// Lease duration (after [`DhcpTiming::lease_cap`]); `None` = infinite.
     pub lease_time: Option<Duration>,
     /// Renewal time, from `obtained_at`; `None` for an infinite lease.
     pub t1: Option<Duration>,
@@ -396,7 +410,7 @@ impl DhcpClient {
             message: Box::new(msg),
             to: Destination::Broadcast,
         });
-        let delay = self.cfg.backoff.delay(self.attempt, &mut self.rng);
+        let delay = self.cfg.timing.backoff.delay(self.attempt, &mut self.rng);
         self.arm(now + delay, out);
     }
 
@@ -421,7 +435,7 @@ impl DhcpClient {
             server: offer.server,
         };
         self.send_request(now, kind, Destination::Broadcast, out);
-        let delay = self.cfg.backoff.delay(self.attempt, &mut self.rng);
+        let delay = self.cfg.timing.backoff.delay(self.attempt, &mut self.rng);
         self.arm(now + delay, out);
     }
 
@@ -464,7 +478,7 @@ impl DhcpClient {
         // RFC 2131 4.4.5: wait half the time left until T2 (RENEWING) or expiry (REBINDING), but
         // at least the minimum; never past that limit, where the next phase starts.
         let half = limit.saturating_duration_since(now) / 2;
-        let next = (now + half.max(self.cfg.extend_retransmit_min)).min(limit);
+        let next = (now + half.max(self.cfg.timing.extend_retransmit_min)).min(limit);
         self.arm(next, out);
     }
 
@@ -486,7 +500,7 @@ impl DhcpClient {
             }
             Phase::Requesting { offer } => {
                 self.attempt += 1;
-                if self.attempt >= self.cfg.request_attempts {
+                if self.attempt >= self.cfg.timing.request_attempts {
                     tracing::info!(
                         server = %offer.server,
                         attempts = self.attempt,
@@ -572,7 +586,7 @@ impl DhcpClient {
             Ok(p) => p,
             Err(problem) => return self.ignore(problem),
         };
-        let lease = Lease::from_ack(params, server, self.request_sent, self.cfg.lease_cap);
+        let lease = Lease::from_ack(params, server, self.request_sent, self.cfg.timing.lease_cap);
         if let Some(old) = self.lease.take() {
             if old.address != lease.address || old.prefix_len != lease.prefix_len {
                 out.push(Action::Drop(old));
@@ -602,10 +616,10 @@ impl DhcpClient {
             out.push(Action::Drop(old));
         }
         self.phase = Phase::Init;
-        if self.cfg.nak_restart_delay.is_zero() {
+        if self.cfg.timing.nak_restart_delay.is_zero() {
             self.start_discover(now, out);
         } else {
-            self.arm(now + self.cfg.nak_restart_delay, out);
+            self.arm(now + self.cfg.timing.nak_restart_delay, out);
         }
     }
 }
@@ -626,7 +640,7 @@ mod tests {
 
     fn cfg() -> DhcpConfig {
         let mut c = DhcpConfig::new(ident());
-        c.backoff.jitter = Duration::ZERO;
+        c.timing.backoff.jitter = Duration::ZERO;
         c
     }
 
@@ -999,7 +1013,7 @@ mod tests {
     #[test]
     fn nak_while_renewing_drops_lease_and_rediscovers() {
         let mut c = cfg();
-        c.nak_restart_delay = Duration::ZERO;
+        c.timing.nak_restart_delay = Duration::ZERO;
         let (mut cl, _, tr) = bound(c, (120, 60, 105));
         cl.step(tr + s(60.0), Input::Timeout);
         let xid = cl.xid();
@@ -1122,7 +1136,7 @@ mod tests {
     #[test]
     fn lease_cap_shortens_lease_for_tests() {
         let mut c = cfg();
-        c.lease_cap = Some(s(6.0));
+        c.timing.lease_cap = Some(s(6.0));
         let (cl, _, tr) = bound(c, (120, 60, 105));
         let l = cl.lease().unwrap();
         assert_eq!(l.lease_time, Some(s(6.0)));

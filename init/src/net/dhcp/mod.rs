@@ -5,6 +5,6 @@ pub mod client;
 pub mod message;
 
 pub use client::{
-    Action, Backoff, Destination, DhcpClient, DhcpConfig, Input, Lease, State, Stats,
+    Action, Backoff, Destination, DhcpClient, DhcpConfig, DhcpTiming, Input, Lease, State, Stats,
 };
 pub use message::ClientIdentity;
