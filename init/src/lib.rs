@@ -1,6 +1,23 @@
 //! PID 1 of the load-balancer appliance, as a library so its parts can be tested on the host.
 //!
 //! `main.rs` wires these together; every module here is usable (and tested) on its own.
+//!
+//! - [`mount`]: the early filesystems.
+//! - [`cmdline`]: the kernel command line and init's `lb.*` keys.
+//! - [`modules`]: kernel modules in dependency order, coldplug by modalias.
+//! - [`net`]: links, `ip=`, DHCP.
+//! - [`fetch`]: HTTP and TFTP config fetch with retries.
+//! - [`boot`]: the config source (network → fetch → validate → poll) and config install.
+//! - [`sysctl`]: the role's sysctls and the config's.
+//! - [`supervise`]: the one reaper, lbd's restart policy.
+//! - [`power`]: power button, final reboot(2).
 
+pub mod boot;
+pub mod cmdline;
 pub mod fetch;
+pub mod modules;
+pub mod mount;
 pub mod net;
+pub mod power;
+pub mod supervise;
+pub mod sysctl;

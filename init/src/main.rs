@@ -1,1 +1,262 @@
-fn main() {}
+//! `init`: PID 1 of the load-balancer appliance.
+//!
+//! Boot: mounts → console log → kernel modules (boot set + coldplug) → network → config
+//! fetch (validated) → sysctls → lbd, supervised. Then: poll the config source and hand valid
+//! changes to lbd (SIGHUP), restart lbd with backoff if it dies, reap every child, and on
+//! Ctrl-Alt-Del / power button / SIGTERM / SIGUSR1 / SIGUSR2 stop lbd first, then everything,
+//! sync and reboot(2). PID 1 never exits: a panic ends in a reboot, not a kernel panic.
+
+use init::cmdline::{InitSettings, KernelCmdline};
+use init::power::{self, PowerAction};
+use init::supervise::{self, Supervised};
+use init::{boot, modules, mount};
+use nix::sys::signal::Signal;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+fn main() {
+    let mount_errors = mount::mount_early();
+    let cmdline_text = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let cmdline = KernelCmdline::parse(&cmdline_text);
+    let (settings, setting_errors) = InitSettings::from_cmdline(&cmdline);
+    lbd::logging::init("init", "LB_INIT_LOG", &settings.log_level);
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        pid = std::process::id(),
+        "init starting"
+    );
+    for e in &mount_errors {
+        error!("{e}");
+    }
+    for e in &setting_errors {
+        warn!("{e}");
+    }
+    if std::process::id() != 1 {
+        warn!("not running as PID 1: reboot and module loading will fail");
+    }
+    // Ctrl-Alt-Del becomes SIGINT to us instead of an immediate reboot, so lbd can hand over.
+    if let Err(e) = nix::sys::reboot::set_cad_enabled(false) {
+        warn!("cannot take over Ctrl-Alt-Del: {e}");
+    }
+
+    load_kernel_modules();
+
+    let action = match std::panic::catch_unwind(|| run(settings, cmdline)) {
+        Ok(action) => action,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            error!("init failed: {what}; rebooting in 10 s");
+            std::thread::sleep(Duration::from_secs(10));
+            PowerAction::Reboot
+        }
+    };
+    power::finish(action);
+}
+
+fn load_kernel_modules() {
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let root = std::path::PathBuf::from("/lib/modules").join(&release);
+    let index = match modules::ModuleIndex::load(&root) {
+        Ok(i) => i,
+        Err(e) => {
+            warn!(
+                "no module index for kernel {release} ({}: {e}); only built-in drivers",
+                root.display()
+            );
+            return;
+        }
+    };
+    let mut loader = modules::Loader::new(index);
+    let boot_set = std::fs::read_to_string("/etc/lb/modules.boot").unwrap_or_default();
+    let started = std::time::Instant::now();
+    let mut loaded = 0usize;
+    for name in boot_set
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        match loader.load_with_deps(name) {
+            Ok(newly) => loaded += newly.len(),
+            Err(e) => error!("module {name}: {e}"),
+        }
+    }
+    let (plugged, errors) = loader.coldplug(std::path::Path::new("/sys/bus"));
+    for e in errors {
+        warn!("coldplug: {e}");
+    }
+    info!(
+        kernel = %release,
+        boot_set = loaded,
+        coldplug = ?plugged,
+        ms = started.elapsed().as_millis() as u64,
+        "kernel modules loaded"
+    );
+}
+
+/// The main loop; returns how the box should end.
+fn run(settings: InitSettings, cmdline: KernelCmdline) -> PowerAction {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            error!("cannot start the runtime: {e}; rebooting in 10 s");
+            std::thread::sleep(Duration::from_secs(10));
+            return PowerAction::Reboot;
+        }
+    };
+    // The fetcher holds non-Sync callbacks; everything runs on this one thread anyway.
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let action = supervise_loop(&settings, cmdline).await;
+        info!("{}: stopping", action.verb());
+        action
+    })
+}
+
+async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> PowerAction {
+    let (power_tx, mut power_rx) = mpsc::unbounded_channel();
+    let buttons = power::watch_power_button(power_tx);
+    info!(devices = buttons, "watching for the power button");
+
+    let mut sigchld = signal(SignalKind::child()).expect("SIGCHLD handler");
+    let mut sigterm = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut sigint = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut sigusr1 = signal(SignalKind::user_defined1()).expect("SIGUSR1 handler");
+    let mut sigusr2 = signal(SignalKind::user_defined2()).expect("SIGUSR2 handler");
+    let mut sighup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+
+    let (config_tx, mut config_rx) = mpsc::unbounded_channel();
+    let refetch = std::sync::Arc::new(tokio::sync::Notify::new());
+    tokio::task::spawn_local(boot::config_source(
+        settings.clone(),
+        cmdline,
+        config_tx,
+        refetch.clone(),
+    ));
+
+    let mut lbd = Supervised::new(
+        "lbd",
+        settings.lbd_path.clone(),
+        vec!["--config".into(), boot::CONFIG_PATH.into(), "run".into()],
+    );
+    let mut have_config = false;
+    let mut restart_at: Option<Instant> = None;
+    // Reap now and then even without SIGCHLD: signals of the same kind coalesce.
+    let mut reap_tick = tokio::time::interval(Duration::from_secs(5));
+
+    let action = loop {
+        tokio::select! {
+            _ = sigchld.recv() => reap(&mut lbd, &mut restart_at),
+            _ = reap_tick.tick() => reap(&mut lbd, &mut restart_at),
+            _ = sleep_until_opt(restart_at) => {
+                restart_at = None;
+                start_lbd(&mut lbd);
+            }
+            Some(new) = config_rx.recv() => {
+                let new: boot::NewConfig = new;
+                if let Err(e) = boot::install(&new) {
+                    error!("cannot install the new config: {e}; keeping the running one");
+                    continue;
+                }
+                if !have_config {
+                    have_config = true;
+                    start_lbd(&mut lbd);
+                } else if lbd.pid().is_some() {
+                    match lbd.signal(Signal::SIGHUP) {
+                        Ok(()) => info!(version = %&new.loaded.config.version[..12], "new config handed to lbd"),
+                        Err(e) => warn!("cannot signal lbd: {e}"),
+                    }
+                }
+            }
+            _ = sighup.recv() => {
+                info!("SIGHUP: fetching the config now");
+                refetch.notify_one();
+            }
+            _ = sigterm.recv() => break PowerAction::Reboot,
+            _ = sigint.recv() => { info!("Ctrl-Alt-Del"); break PowerAction::Reboot }
+            _ = sigusr1.recv() => break PowerAction::Halt,
+            _ = sigusr2.recv() => break PowerAction::PowerOff,
+            Some(a) = power_rx.recv() => { info!("power button"); break a }
+        }
+    };
+    stop_lbd(&mut lbd, settings.shutdown_timeout, &mut sigchld).await;
+    power::terminate_everything(Duration::from_secs(2));
+    action
+}
+
+fn reap(lbd: &mut Supervised, restart_at: &mut Option<Instant>) {
+    for exit in supervise::reap_all() {
+        if let Some((ran, delay)) = lbd.on_exit(&exit, std::time::Instant::now()) {
+            warn!(
+                "lbd exited ({}) after {:.1} s; restarting in {} s",
+                exit.kind,
+                ran.as_secs_f64(),
+                delay.as_secs()
+            );
+            *restart_at = Some(Instant::now() + delay);
+        }
+    }
+}
+
+fn start_lbd(lbd: &mut Supervised) {
+    match lbd.spawn(std::time::Instant::now()) {
+        Ok(pid) => {
+            if lbd.restarts > 0 {
+                info!(pid, restarts = lbd.restarts, "lbd restarted");
+            } else {
+                info!(pid, "lbd started");
+            }
+            lbd.restarts += 1;
+        }
+        Err(e) => error!("cannot start {}: {e}", lbd.program),
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Orderly stop: SIGTERM to lbd (it releases its VIPs), then wait for it, SIGKILL at the deadline.
+async fn stop_lbd(
+    lbd: &mut Supervised,
+    grace: Duration,
+    sigchld: &mut tokio::signal::unix::Signal,
+) {
+    let Some(pid) = lbd.pid() else { return };
+    info!(pid, "stopping lbd");
+    if lbd.signal(Signal::SIGTERM).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + grace;
+    loop {
+        for exit in supervise::reap_all() {
+            if exit.pid == pid {
+                info!("lbd stopped ({})", exit.kind);
+                return;
+            }
+        }
+        tokio::select! {
+            _ = sigchld.recv() => {}
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                warn!(pid, "lbd did not stop within {} s; killing it", grace.as_secs());
+                let _ = lbd.signal(Signal::SIGKILL);
+                return;
+            }
+        }
+    }
+}

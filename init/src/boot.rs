@@ -1,0 +1,250 @@
+//! The config source: network up, first config fetched and validated, then polled for
+//! changes. Valid configs go to the main loop; invalid ones are refused here with every error
+//! on the console, and the running config stays.
+
+use crate::cmdline::{InitSettings, KernelCmdline};
+use crate::fetch::{FetchError, FetchOutcome, Fetched, Fetcher, Vars};
+use crate::net::{self, IpSpec, NetInfo, NetOptions};
+use lbd::config::{self, Loaded};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tracing::{debug, error, info, warn};
+
+/// Where lbd reads its config: RAM only.
+pub const CONFIG_PATH: &str = "/run/lb/config.toml";
+/// Where the config came from (URL, hash, validators), for operators and status.
+pub const SOURCE_PATH: &str = "/run/lb/config.source";
+
+/// A fetched config that passed validation.
+#[derive(Debug)]
+pub struct NewConfig {
+    pub fetched: Fetched,
+    pub loaded: Loaded,
+}
+
+/// Name used for the fetched config in error messages.
+fn display_name(fetched_from: Option<&str>) -> String {
+    fetched_from.unwrap_or("config").to_string()
+}
+
+/// Validates config bytes with lbd's own validator; the error lists every problem found.
+pub fn validate(name: &str, bytes: &[u8]) -> Result<Loaded, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("{name}: not UTF-8 text: {e}"))?;
+    config::parse(name, text).map_err(|e| {
+        let lines = e.one_line_each();
+        format!("{} error(s): {}", e.error_count(), lines.join("; "))
+    })
+}
+
+/// Brings the network up, fetches the first valid config, then polls for changes forever.
+pub async fn config_source(
+    settings: InitSettings,
+    cmdline: KernelCmdline,
+    out: mpsc::UnboundedSender<NewConfig>,
+    refetch: Arc<Notify>,
+) {
+    let net = bring_up_network(&cmdline).await;
+    let hostname = net
+        .as_ref()
+        .and_then(|n| n.hostname.clone())
+        .or_else(current_hostname);
+    let vars = Vars {
+        mac: net.as_ref().map(|n| n.mac),
+        ip: net.as_ref().map(|n| std::net::IpAddr::V4(n.address)),
+        hostname,
+        uuid: std::fs::read_to_string("/sys/class/dmi/id/product_uuid")
+            .ok()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty()),
+    };
+    if settings.config_urls.is_empty() {
+        error!("no config source: add lb.config=URL to the kernel command line (http:// or tftp://); lbd will not start");
+        return;
+    }
+    let mut fetcher = match Fetcher::from_templates(&settings.config_urls, vars) {
+        Ok(f) => f,
+        Err(e) => {
+            error!("lb.config: {e}; lbd will not start");
+            return;
+        }
+    };
+    fetcher = fetcher
+        .with_attempt_timeout(settings.attempt_timeout)
+        .with_validator(|bytes| validate("config", bytes).map(|_| ()));
+    info!(urls = ?settings.config_urls, "fetching the config");
+
+    let mut running: Option<Fetched> = None;
+    let mut last_error: Option<String> = None;
+    loop {
+        let result = if running.is_none() {
+            fetcher.fetch_until_ok(None, None).await
+        } else {
+            fetcher.fetch(running.as_ref()).await
+        };
+        match result {
+            Ok(FetchOutcome::New(fetched)) => {
+                let name = display_name(Some(&fetched.final_url.to_string()));
+                match validate(&name, &fetched.bytes) {
+                    Ok(loaded) => {
+                        for w in loaded.warning_lines() {
+                            warn!("{w}");
+                        }
+                        info!(
+                            url = %fetched.final_url,
+                            sha256 = %&fetched.sha256_hex()[..12],
+                            "config fetched: {}",
+                            loaded.config.summary()
+                        );
+                        running = Some(fetched.clone());
+                        last_error = None;
+                        if out.send(NewConfig { fetched, loaded }).is_err() {
+                            return;
+                        }
+                    }
+                    // The fetcher's validator accepted it, so this cannot differ; but never
+                    // hand over anything that did not pass here.
+                    Err(e) => error!("refused config from {name}: {e}"),
+                }
+            }
+            Ok(FetchOutcome::Unchanged) => debug!("config unchanged"),
+            Err(e) => report_poll_error(&e, &mut last_error),
+        }
+        if running.is_none() {
+            // fetch_until_ok only returns without a config at a deadline, which we do not set.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            continue;
+        }
+        match settings.poll {
+            Some(every) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = refetch.notified() => {}
+                }
+            }
+            None => refetch.notified().await,
+        }
+    }
+}
+
+/// Logs a failed poll once per distinct cause, so a bad config on the server does not flood
+/// the console every interval.
+fn report_poll_error(e: &FetchError, last: &mut Option<String>) {
+    let text = e.to_string();
+    if last.as_deref() == Some(&text) {
+        debug!("config poll: still failing: {text}");
+        return;
+    }
+    error!("refused new config; keeping the running one: {text}");
+    *last = Some(text);
+}
+
+async fn bring_up_network(cmdline: &KernelCmdline) -> Option<NetInfo> {
+    let words = cmdline.ip_words();
+    let specs = match net::ip_specs_from_cmdline(&words) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("{e}; falling back to DHCP");
+            Vec::new()
+        }
+    };
+    let spec = specs.into_iter().next().unwrap_or_else(IpSpec::dhcp);
+    let opts = NetOptions::default();
+    let mut pause = Duration::from_secs(2);
+    loop {
+        match net::configure(&spec, &opts).await {
+            Ok(info) => {
+                info!(
+                    device = %info.device,
+                    address = %format!("{}/{}", info.address, info.prefix_len),
+                    gateway = ?info.gateway,
+                    hostname = ?info.hostname,
+                    next_server = ?info.next_server,
+                    dhcp = info.lease.is_some(),
+                    "network up"
+                );
+                return Some(info);
+            }
+            Err(net::NetError::Disabled) => {
+                warn!("ip=off: no network; only a tftp/http config on loopback can work");
+                return None;
+            }
+            Err(e) => {
+                error!("network: {e}; retrying in {} s", pause.as_secs());
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+fn current_hostname() -> Option<String> {
+    nix::unistd::gethostname()
+        .ok()
+        .map(|h| h.to_string_lossy().into_owned())
+        .filter(|h| !h.is_empty() && h != "(none)")
+}
+
+/// Puts a validated config in place for lbd: sysctls and host name first (lbd may rely on
+/// them), then the file, written atomically so lbd never reads half a config.
+pub fn install(new: &NewConfig) -> std::io::Result<()> {
+    let cfg = &new.loaded.config;
+    let mut sysctls = crate::sysctl::role_defaults();
+    sysctls.extend(cfg.node.sysctls.clone());
+    for (name, err) in crate::sysctl::apply(Path::new("/proc/sys"), &sysctls) {
+        warn!("sysctl {name}: {err}");
+    }
+    if let Some(h) = &cfg.node.hostname {
+        if let Err(e) = nix::unistd::sethostname(h) {
+            warn!("cannot set host name {h}: {e}");
+        }
+    }
+    write_atomically(Path::new(CONFIG_PATH), &new.fetched.bytes)?;
+    let source = format!(
+        "url={}\nsha256={}\netag={}\nlast_modified={}\n",
+        new.fetched.final_url,
+        new.fetched.sha256_hex(),
+        new.fetched.etag.as_deref().unwrap_or(""),
+        new.fetched.last_modified.as_deref().unwrap_or("")
+    );
+    write_atomically(Path::new(SOURCE_PATH), source.as_bytes())
+}
+
+/// Write to a temporary file beside `path`, then rename over it.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_lists_every_error() {
+        let bad = b"[service.a]\nvip = \"192.0.2.1:80\"\nscheduler = \"x\"\n[nope]\n";
+        let e = validate("http://10.0.2.2/c.toml", bad).unwrap_err();
+        assert!(e.starts_with("2 error(s)"), "{e}");
+        assert!(e.contains("http://10.0.2.2/c.toml:3:13"), "{e}");
+        assert!(e.contains("unknown section `nope`"), "{e}");
+        assert!(validate("c", &[0xff, 0xfe])
+            .unwrap_err()
+            .contains("not UTF-8"));
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file() {
+        let dir = std::env::temp_dir().join(format!("init-atomic-{}", std::process::id()));
+        let path = dir.join("lb/config.toml");
+        write_atomically(&path, b"one").unwrap();
+        write_atomically(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert!(!path.with_extension("tmp").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

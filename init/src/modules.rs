@@ -1,0 +1,368 @@
+//! Kernel modules: the boot set in dependency order, and coldplug of device drivers by
+//! modalias. The image builder writes `modules.dep` and `modules.alias` in kmod's formats
+//! (the Debian package has none) and `/etc/lb/modules.boot`, the boot set in load order.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+/// `modules.dep` and `modules.alias` of one kernel, parsed.
+#[derive(Clone, Debug, Default)]
+pub struct ModuleIndex {
+    /// Directory holding modules.dep (`/lib/modules/<release>`).
+    pub root: PathBuf,
+    /// Module name (underscores) → (path relative to root, dependency names).
+    pub modules: HashMap<String, (String, Vec<String>)>,
+    /// (pattern, module name), in file order.
+    pub aliases: Vec<(String, String)>,
+}
+
+/// Module names treat `-` and `_` alike; the kernel reports `_`.
+pub fn normalize(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+fn name_of_path(path: &str) -> String {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let stem = file.split(".ko").next().unwrap_or(file);
+    normalize(stem)
+}
+
+impl ModuleIndex {
+    /// Parses kmod's text formats.
+    pub fn parse(root: &Path, modules_dep: &str, modules_alias: &str) -> ModuleIndex {
+        let mut modules = HashMap::new();
+        for line in modules_dep.lines() {
+            let Some((path, deps)) = line.split_once(':') else {
+                continue;
+            };
+            let path = path.trim();
+            if path.is_empty() {
+                continue;
+            }
+            let deps = deps.split_whitespace().map(name_of_path).collect();
+            modules.insert(name_of_path(path), (path.to_string(), deps));
+        }
+        let aliases = modules_alias
+            .lines()
+            .filter_map(|l| {
+                let mut words = l.split_whitespace();
+                (words.next()? == "alias").then_some(())?;
+                Some((words.next()?.to_string(), normalize(words.next()?)))
+            })
+            .collect();
+        ModuleIndex {
+            root: root.to_path_buf(),
+            modules,
+            aliases,
+        }
+    }
+
+    /// Reads the index of the running kernel.
+    pub fn load(root: &Path) -> std::io::Result<ModuleIndex> {
+        let dep = std::fs::read_to_string(root.join("modules.dep"))?;
+        let alias = std::fs::read_to_string(root.join("modules.alias")).unwrap_or_default();
+        Ok(ModuleIndex::parse(root, &dep, &alias))
+    }
+
+    /// `name` and its dependencies, dependencies first, each once. Unknown names are
+    /// returned in `Err` (the caller decides whether that matters).
+    pub fn closure(&self, name: &str) -> Result<Vec<String>, String> {
+        let mut order = Vec::new();
+        let mut seen = HashSet::new();
+        self.visit(&normalize(name), &mut seen, &mut order, 0)?;
+        Ok(order)
+    }
+
+    fn visit(
+        &self,
+        name: &str,
+        seen: &mut HashSet<String>,
+        order: &mut Vec<String>,
+        depth: usize,
+    ) -> Result<(), String> {
+        if depth > 64 {
+            return Err(format!(
+                "module dependencies of {name} are nested too deep (a cycle?)"
+            ));
+        }
+        if !seen.insert(name.to_string()) {
+            return Ok(());
+        }
+        let (_, deps) = self
+            .modules
+            .get(name)
+            .ok_or_else(|| format!("module {name} is not in modules.dep"))?;
+        for d in deps {
+            self.visit(d, seen, order, depth + 1)?;
+        }
+        order.push(name.to_string());
+        Ok(())
+    }
+
+    /// Modules whose alias pattern matches a device's modalias.
+    pub fn matching(&self, modalias: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (pattern, module) in &self.aliases {
+            if glob_match(pattern.as_bytes(), modalias.as_bytes()) && !out.contains(module) {
+                out.push(module.clone());
+            }
+        }
+        out
+    }
+}
+
+/// fnmatch(3) without flags: `*`, `?` and `[...]` classes (with `!`/`^` negation and ranges),
+/// which is what modules.alias patterns use.
+pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0usize, 0usize);
+    let (mut star_p, mut star_t) = (usize::MAX, 0usize);
+    while t < text.len() {
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    star_p = p;
+                    star_t = t;
+                    p += 1;
+                    continue;
+                }
+                b'?' => {
+                    p += 1;
+                    t += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some((matched, next)) = class_match(pattern, p, text[t]) {
+                        if matched {
+                            p = next;
+                            t += 1;
+                            continue;
+                        }
+                    } else if text[t] == b'[' {
+                        p += 1;
+                        t += 1;
+                        continue;
+                    }
+                }
+                c if c == text[t] => {
+                    p += 1;
+                    t += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        if star_p != usize::MAX {
+            p = star_p + 1;
+            star_t += 1;
+            t = star_t;
+            continue;
+        }
+        return false;
+    }
+    while p < pattern.len() && pattern[p] == b'*' {
+        p += 1;
+    }
+    p == pattern.len()
+}
+
+/// Matches `c` against the class starting at `pattern[start] == b'['`; returns whether it
+/// matched and the index after `]`, or None for an unterminated class.
+fn class_match(pattern: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
+    let mut i = start + 1;
+    let negate = matches!(pattern.get(i), Some(b'!') | Some(b'^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while i < pattern.len() {
+        let ch = pattern[i];
+        if ch == b']' && !first {
+            return Some((matched != negate, i + 1));
+        }
+        first = false;
+        if i + 2 < pattern.len() && pattern[i + 1] == b'-' && pattern[i + 2] != b']' {
+            if (ch..=pattern[i + 2]).contains(&c) {
+                matched = true;
+            }
+            i += 3;
+        } else {
+            if ch == c {
+                matched = true;
+            }
+            i += 1;
+        }
+    }
+    None
+}
+
+/// Outcome of loading one module.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoadOutcome {
+    Loaded,
+    AlreadyLoaded,
+}
+
+/// Loads modules with finit_module(2), remembering what is loaded.
+pub struct Loader {
+    pub index: ModuleIndex,
+    loaded: HashSet<String>,
+}
+
+impl Loader {
+    pub fn new(index: ModuleIndex) -> Loader {
+        Loader {
+            index,
+            loaded: HashSet::new(),
+        }
+    }
+
+    /// Loads `name` and its dependencies. Returns the names newly loaded.
+    pub fn load_with_deps(&mut self, name: &str) -> Result<Vec<String>, String> {
+        let order = self.index.closure(name)?;
+        let mut newly = Vec::new();
+        for m in order {
+            if self.loaded.contains(&m) {
+                continue;
+            }
+            match self.load_one(&m)? {
+                LoadOutcome::Loaded => newly.push(m.clone()),
+                LoadOutcome::AlreadyLoaded => {}
+            }
+            self.loaded.insert(m);
+        }
+        Ok(newly)
+    }
+
+    fn load_one(&self, name: &str) -> Result<LoadOutcome, String> {
+        // Built-in or loaded earlier (e.g. by the kernel's request_module).
+        if Path::new("/sys/module")
+            .join(name)
+            .join("initstate")
+            .exists()
+        {
+            return Ok(LoadOutcome::AlreadyLoaded);
+        }
+        let (rel, _) = self
+            .index
+            .modules
+            .get(name)
+            .ok_or_else(|| format!("module {name} is not in modules.dep"))?;
+        let path = self.index.root.join(rel);
+        let file =
+            std::fs::File::open(&path).map_err(|e| format!("open {}: {e}", path.display()))?;
+        let params = CString::default();
+        match nix::kmod::finit_module(&file, &params, nix::kmod::ModuleInitFlags::empty()) {
+            Ok(()) => Ok(LoadOutcome::Loaded),
+            Err(nix::errno::Errno::EEXIST) => Ok(LoadOutcome::AlreadyLoaded),
+            Err(e) => Err(format!("finit_module {}: {}", path.display(), e.desc())),
+        }
+    }
+
+    /// Coldplug: load the drivers for every device present (`/sys/bus/*/devices/*/modalias`).
+    /// Returns (module, device modalias) pairs loaded, and errors per module.
+    pub fn coldplug(&mut self, sys_bus: &Path) -> (Vec<String>, Vec<String>) {
+        let mut loaded = Vec::new();
+        let mut errors = Vec::new();
+        for alias in device_modaliases(sys_bus) {
+            for module in self.index.matching(&alias) {
+                if self.loaded.contains(&module) {
+                    continue;
+                }
+                match self.load_with_deps(&module) {
+                    Ok(newly) => loaded.extend(newly),
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        (loaded, errors)
+    }
+}
+
+/// Every device modalias under `sys_bus` (normally `/sys/bus`).
+pub fn device_modaliases(sys_bus: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(buses) = std::fs::read_dir(sys_bus) else {
+        return out;
+    };
+    let mut buses: Vec<PathBuf> = buses.flatten().map(|e| e.path()).collect();
+    buses.sort();
+    for bus in buses {
+        let Ok(devices) = std::fs::read_dir(bus.join("devices")) else {
+            continue;
+        };
+        let mut devices: Vec<PathBuf> = devices.flatten().map(|e| e.path()).collect();
+        devices.sort();
+        for dev in devices {
+            if let Ok(text) = std::fs::read_to_string(dev.join("modalias")) {
+                let text = text.trim();
+                if !text.is_empty() {
+                    out.push(text.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEP: &str = "kernel/net/netfilter/ipvs/ip_vs.ko: kernel/net/netfilter/nf_conntrack.ko kernel/net/ipv6/netfilter/nf_defrag_ipv6.ko kernel/net/ipv4/netfilter/nf_defrag_ipv4.ko kernel/lib/libcrc32c.ko\n\
+kernel/net/netfilter/nf_conntrack.ko: kernel/net/ipv6/netfilter/nf_defrag_ipv6.ko kernel/net/ipv4/netfilter/nf_defrag_ipv4.ko kernel/lib/libcrc32c.ko\n\
+kernel/net/ipv6/netfilter/nf_defrag_ipv6.ko:\n\
+kernel/net/ipv4/netfilter/nf_defrag_ipv4.ko:\n\
+kernel/lib/libcrc32c.ko:\n\
+kernel/net/netfilter/ipvs/ip_vs_wlc.ko: kernel/net/netfilter/ipvs/ip_vs.ko kernel/net/netfilter/nf_conntrack.ko kernel/net/ipv6/netfilter/nf_defrag_ipv6.ko kernel/net/ipv4/netfilter/nf_defrag_ipv4.ko kernel/lib/libcrc32c.ko\n\
+kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko\n\
+kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko\n\
+kernel/net/core/failover.ko:\n";
+    const ALIAS: &str = "# Aliases extracted from modules themselves.\nalias virtio:d00000001v* virtio_net\nalias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\nalias acpi*:LNXPWRBN:* button\n";
+
+    fn index() -> ModuleIndex {
+        ModuleIndex::parse(Path::new("/lib/modules/x"), DEP, ALIAS)
+    }
+
+    #[test]
+    fn closure_puts_dependencies_first() {
+        let order = index().closure("ip_vs_wlc").unwrap();
+        assert_eq!(order.last().unwrap(), "ip_vs_wlc");
+        let pos = |n: &str| order.iter().position(|m| m == n).unwrap();
+        assert!(pos("nf_conntrack") < pos("ip_vs"));
+        assert!(pos("libcrc32c") < pos("nf_conntrack"));
+        assert_eq!(order.len(), 6, "each module once: {order:?}");
+        assert_eq!(
+            index().closure("virtio-net").unwrap(),
+            ["failover", "net_failover", "virtio_net"]
+        );
+        assert!(index().closure("nope").unwrap_err().contains("nope"));
+    }
+
+    #[test]
+    fn modalias_matching() {
+        let ix = index();
+        assert_eq!(ix.matching("virtio:d00000001v00001AF4"), ["virtio_net"]);
+        assert_eq!(
+            ix.matching("pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"),
+            ["virtio_pci"]
+        );
+        assert_eq!(ix.matching("acpi:LNXPWRBN:"), ["button"]);
+        assert!(ix
+            .matching("pci:v00008086d00001000sv0sd0bc02sc00i00")
+            .is_empty());
+    }
+
+    #[test]
+    fn globbing() {
+        assert!(glob_match(b"a*c", b"abbbc"));
+        assert!(glob_match(b"a?c", b"abc"));
+        assert!(!glob_match(b"a?c", b"ac"));
+        assert!(glob_match(b"usb:v*p*d*dc[0-9]*", b"usb:v1p2d3dc7x"));
+        assert!(!glob_match(b"x[!0-9]", b"x5"));
+        assert!(glob_match(b"x[!0-9]", b"xa"));
+        assert!(glob_match(b"*", b""));
+        assert!(!glob_match(b"abc", b"abcd"));
+    }
+}
