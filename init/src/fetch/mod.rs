@@ -37,7 +37,7 @@ use tokio::time::Instant;
 
 pub use backoff::{Backoff, BackoffPolicy, Jitter, JitterSource};
 pub use http::{HttpError, HttpLimits, HttpResponse, Validators};
-pub use tftp::{ReadConfig, TftpError};
+pub use tftp::{ReadConfig, TftpError, TftpRead};
 pub use url::{FetchUrl, Scheme, UrlError, UrlTemplate, Var, Vars};
 
 /// A config body that was fetched and accepted.
@@ -554,8 +554,12 @@ impl Fetcher {
                     max_size: self.max_size,
                     ..ReadConfig::new(url.socket_addr(), url.tftp_filename())
                 };
-                let body = tftp::read(cfg).await?;
-                Ok(Some(Fetched::new(body.into(), url.clone(), url.clone())))
+                let read = tftp::read(cfg).await?;
+                Ok(Some(Fetched::new(
+                    read.data.into(),
+                    url.clone(),
+                    url.clone(),
+                )))
             }
         }
     }

@@ -187,6 +187,8 @@ pub struct ReadTransfer {
     timeout: Duration,
     tsize: Option<u64>,
     blocks: u64,
+    /// The server's TID, kept after the transfer ends.
+    tid: Option<SocketAddr>,
     /// The packet to retransmit on timeout, and where to.
     last_sent: Option<(SocketAddr, Packet)>,
     /// Packets sent for the current step (first send included).
@@ -205,6 +207,7 @@ impl ReadTransfer {
             timeout,
             tsize: None,
             blocks: 0,
+            tid: None,
             last_sent: None,
             sends: 0,
         }
@@ -232,10 +235,7 @@ impl ReadTransfer {
 
     /// The server's transfer ID once locked on.
     pub fn server_tid(&self) -> Option<SocketAddr> {
-        match self.state {
-            State::Receiving { tid, .. } => Some(tid),
-            _ => None,
-        }
+        self.tid
     }
 
     /// The file, after [`Action::Complete`] (empty before).
@@ -361,6 +361,7 @@ impl ReadTransfer {
                             last_block: 0,
                             dup_reacked: false,
                         };
+                        self.tid = Some(from);
                         self.on_data(now, from, 1, &data, out);
                     }
                     Ok(Packet::Error {
@@ -487,6 +488,7 @@ impl ReadTransfer {
             last_block: 0,
             dup_reacked: false,
         };
+        self.tid = Some(from);
         self.sends = 0;
         self.send_tracked(now, from, Packet::Ack { block: 0 }, out);
     }
@@ -727,6 +729,7 @@ mod tests {
             a,
             vec![send(TID, Packet::Ack { block: 2 }), Action::Complete]
         );
+        assert_eq!(d.t.server_tid(), Some(addr(TID)), "kept after the end");
         let got = d.t.take_data();
         assert_eq!(got.len(), 513);
         assert_eq!(got[511], 1);

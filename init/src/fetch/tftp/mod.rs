@@ -43,9 +43,24 @@ pub enum TftpError {
     Transfer(#[from] TransferError),
 }
 
-/// Reads one file, returning its bytes. Bounded in time by the retransmission budget
-/// (`cfg.timeout × (cfg.retries + 1)` per packet); callers add an overall deadline.
-pub async fn read(cfg: ReadConfig) -> Result<Vec<u8>, TftpError> {
+/// A completed read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TftpRead {
+    /// The file.
+    pub data: Vec<u8>,
+    /// The block size used (granted by the OACK, else 512).
+    pub blksize: usize,
+    /// The size the server announced (tsize), if it did.
+    pub announced_size: Option<u64>,
+    /// DATA blocks received (a multiple-of-blksize file ends with an empty one).
+    pub blocks: u64,
+    /// The server's transfer ID: its address and the port it answered from.
+    pub server_tid: SocketAddr,
+}
+
+/// Reads one file. Bounded in time by the retransmission budget (`cfg.timeout × (cfg.retries
+/// + 1)` per packet); callers add an overall deadline.
+pub async fn read(cfg: ReadConfig) -> Result<TftpRead, TftpError> {
     let local: SocketAddr = if cfg.server.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -55,6 +70,7 @@ pub async fn read(cfg: ReadConfig) -> Result<Vec<u8>, TftpError> {
     let socket = UdpSocket::bind(local)
         .await
         .map_err(|source| TftpError::Socket { local, source })?;
+    let server = cfg.server;
     let mut transfer = ReadTransfer::new(cfg);
     let mut timer: Option<tokio::time::Instant> = None;
     // Large enough for the biggest block RFC 2348 allows (65464) plus the header.
@@ -81,13 +97,21 @@ pub async fn read(cfg: ReadConfig) -> Result<Vec<u8>, TftpError> {
                 }
                 Action::ArmTimer(at) => timer = Some(tokio::time::Instant::from_std(at)),
                 Action::Complete => {
+                    let done = TftpRead {
+                        blksize: transfer.blksize(),
+                        announced_size: transfer.announced_size(),
+                        blocks: transfer.blocks(),
+                        server_tid: transfer.server_tid().unwrap_or(server),
+                        data: transfer.take_data(),
+                    };
                     tracing::debug!(
-                        bytes = transfer.received(),
-                        blocks = transfer.blocks(),
-                        blksize = transfer.blksize(),
+                        bytes = done.data.len(),
+                        blocks = done.blocks,
+                        blksize = done.blksize,
+                        server = %done.server_tid,
                         "tftp read complete"
                     );
-                    return Ok(transfer.take_data());
+                    return Ok(done);
                 }
                 Action::Fail(e) => return Err(e.into()),
             }
