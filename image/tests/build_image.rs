@@ -1,0 +1,672 @@
+//! End-to-end tests of `image build` against the real Debian kernel package, checked with
+//! independent tools: GNU cpio, dpkg-deb, zstd and xz.
+//!
+//! Needs: the kernel package (env LB_KERNEL_DEB, else `<repo>/.cache/kernel/linux-image-*.deb`,
+//! fetched by tools/setup.sh), /bin/busybox (busybox-static, a static stand-in for init and
+//! lbd), and cpio, dpkg-deb, zstd, xz on PATH.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use image::manifest::{sha256_hex, Manifest};
+
+const BUSYBOX: &str = "/bin/busybox";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("image/ is inside the workspace")
+        .to_path_buf()
+}
+
+fn kernel_deb() -> PathBuf {
+    if let Some(path) = std::env::var_os("LB_KERNEL_DEB") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "LB_KERNEL_DEB={} does not exist",
+            path.display()
+        );
+        return path;
+    }
+    image::workspace::default_kernel_deb(&repo_root()).unwrap_or_else(|e| {
+        panic!("these tests need the Debian kernel package: {e} (or set LB_KERNEL_DEB)")
+    })
+}
+
+fn busybox() -> &'static str {
+    assert!(
+        Path::new(BUSYBOX).is_file(),
+        "these tests use {BUSYBOX} as a static stand-in binary: apt-get install busybox-static"
+    );
+    BUSYBOX
+}
+
+fn tool(name: &str) -> Command {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(found, "{name} is needed by this test and is not on PATH");
+    Command::new(name)
+}
+
+fn image_cmd() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_image"));
+    cmd.env_remove("SOURCE_DATE_EPOCH");
+    cmd
+}
+
+/// `image build --out OUT --kernel-deb DEB --init busybox --lbd busybox EXTRA...`
+fn build(out: &Path, extra: &[&str]) -> Output {
+    let deb = kernel_deb();
+    let mut cmd = image_cmd();
+    cmd.arg("build")
+        .arg("--out")
+        .arg(out)
+        .arg("--kernel-deb")
+        .arg(&deb)
+        .args(["--init", busybox(), "--lbd", busybox()])
+        .args(extra);
+    cmd.output().expect("run image")
+}
+
+fn assert_ok(output: &Output) {
+    assert!(
+        output.status.success(),
+        "image failed ({:?}): {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn read_manifest(out: &Path) -> Manifest {
+    serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// Runs `program args` with `input` on stdin and returns stdout.
+fn pipe(mut cmd: Command, input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// Decompresses an initrd with the matching command-line tool.
+fn decompress(initrd: &[u8], compression: &str) -> Vec<u8> {
+    let mut cmd = match compression {
+        "gzip" => tool("gzip"),
+        "zstd" => tool("zstd"),
+        "xz" => tool("xz"),
+        other => panic!("unknown compression {other}"),
+    };
+    cmd.args(["-d", "-c"]);
+    pipe(cmd, initrd)
+}
+
+/// Extracts a cpio archive with GNU cpio into `dir`; returns `cpio -t`'s listing.
+fn extract_cpio(cpio: &[u8], dir: &Path) -> Vec<String> {
+    let mut list = tool("cpio");
+    list.args(["-t", "--quiet"]);
+    let listing = String::from_utf8(pipe(list, cpio)).unwrap();
+    let mut extract = tool("cpio");
+    extract
+        .args([
+            "-i",
+            "--quiet",
+            "--make-directories",
+            "--no-absolute-filenames",
+            "--preserve-modification-time",
+        ])
+        .current_dir(dir);
+    pipe(extract, cpio);
+    listing.lines().map(str::to_string).collect()
+}
+
+/// No `NAME.tmp-*` / `NAME.old-*` leftovers and no `NAME` itself next to `out`.
+fn assert_no_output(out: &Path) {
+    assert!(!out.exists(), "{} was created", out.display());
+    let name = out.file_name().unwrap().to_string_lossy().into_owned();
+    let leftovers: Vec<String> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&name))
+        .collect();
+    assert!(leftovers.is_empty(), "leftovers: {leftovers:?}");
+}
+
+#[test]
+fn default_image_has_expected_contents_and_is_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    assert_ok(&build(&a, &[]));
+    assert_ok(&build(&b, &[]));
+
+    // Byte-identical outputs from identical inputs.
+    for file in ["vmlinuz", "initrd.img", "boot.ipxe", "manifest.json"] {
+        let (x, y) = (
+            std::fs::read(a.join(file)).unwrap(),
+            std::fs::read(b.join(file)).unwrap(),
+        );
+        assert!(x == y, "{file} differs between two identical builds");
+    }
+
+    let manifest = read_manifest(&a);
+    let version = manifest.kernel_version.clone();
+    assert!(version.ends_with("-amd64"), "{version}");
+    assert_eq!(manifest.compression, "gzip");
+
+    // Output files match the manifest.
+    let outputs: BTreeMap<&str, _> = manifest
+        .outputs
+        .iter()
+        .map(|e| (e.path.as_str(), e))
+        .collect();
+    for (name, entry) in &outputs {
+        let data = std::fs::read(a.join(name)).unwrap();
+        assert_eq!(data.len() as u64, entry.size, "{name}");
+        assert_eq!(sha256_hex(&data), entry.sha256, "{name}");
+    }
+    let ipxe = std::fs::read_to_string(a.join("boot.ipxe")).unwrap();
+    assert!(
+        ipxe.starts_with("#!ipxe\nkernel vmlinuz initrd=initrd.img "),
+        "{ipxe}"
+    );
+    assert!(ipxe.ends_with("\ninitrd initrd.img\nboot\n"), "{ipxe}");
+
+    // vmlinuz and modules are the package's own bytes, as dpkg-deb extracts them.
+    let deb_dir = tempfile::tempdir().unwrap();
+    let status = tool("dpkg-deb")
+        .arg("-x")
+        .arg(kernel_deb())
+        .arg(deb_dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "dpkg-deb -x failed");
+    let deb_moddir = ["lib/modules", "usr/lib/modules"]
+        .iter()
+        .map(|p| deb_dir.path().join(p).join(&version))
+        .find(|p| p.is_dir())
+        .expect("modules directory in the package");
+    assert!(
+        std::fs::read(a.join("vmlinuz")).unwrap()
+            == std::fs::read(deb_dir.path().join(format!("boot/vmlinuz-{version}"))).unwrap(),
+        "vmlinuz differs from the package's"
+    );
+
+    // The initramfs, decompressed and unpacked by real tools.
+    let initrd = std::fs::read(a.join("initrd.img")).unwrap();
+    let cpio = decompress(&initrd, "gzip");
+    assert_eq!(
+        cpio.len() as u64,
+        manifest.totals.initramfs_uncompressed_bytes
+    );
+    let root = tempfile::tempdir().unwrap();
+    let listing = extract_cpio(&cpio, root.path());
+    for expected in [
+        "init",
+        "bin/lbd",
+        "dev/console",
+        "dev/null",
+        "proc",
+        "sys",
+        "run",
+        "tmp",
+        "etc/lb/modules.boot",
+        "etc/lb/image.json",
+    ] {
+        assert!(
+            listing.iter().any(|l| l == expected),
+            "{expected} missing from cpio -t"
+        );
+    }
+    {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let console = std::fs::symlink_metadata(root.path().join("dev/console")).unwrap();
+        assert!(console.file_type().is_char_device());
+        assert_eq!(console.rdev(), (5 << 8) | 1);
+        assert_eq!(console.mode() & 0o7777, 0o600);
+        let init = std::fs::metadata(root.path().join("init")).unwrap();
+        assert_eq!(init.mode() & 0o7777, 0o755);
+        assert_eq!(init.mtime(), 0);
+    }
+    assert!(
+        std::fs::read(root.path().join("init")).unwrap() == std::fs::read(BUSYBOX).unwrap(),
+        "/init is not the given binary"
+    );
+    // Every regular file in the archive is listed in the manifest with the right hash.
+    let mut listed_files = BTreeSet::new();
+    for entry in &manifest.initramfs {
+        let data = std::fs::read(root.path().join(entry.path.trim_start_matches('/'))).unwrap();
+        assert_eq!(sha256_hex(&data), entry.sha256, "{}", entry.path);
+        listed_files.insert(entry.path.trim_start_matches('/').to_string());
+    }
+    for path in &listing {
+        if root.path().join(path).symlink_metadata().unwrap().is_file() {
+            assert!(listed_files.contains(path), "{path} not in manifest");
+        }
+    }
+
+    // Modules: the IPVS closure, the package's bytes, and kmod-format index files.
+    let moddir = root.path().join("lib/modules").join(&version);
+    let by_name: BTreeMap<&str, _> = manifest
+        .modules
+        .iter()
+        .map(|m| (m.name.as_str(), m))
+        .collect();
+    for needed in [
+        "ip_vs",
+        "ip_vs_rr",
+        "ip_vs_wlc",
+        "ip_vs_mh",
+        "ip_vs_ftp",
+        "ip_vs_pe_sip",
+        "nf_conntrack",
+        "nf_defrag_ipv4",
+        "nf_defrag_ipv6",
+        "libcrc32c",
+        "virtio_net",
+        "virtio_pci",
+        "virtio_ring",
+        "net_failover",
+        "8021q",
+        "bonding",
+        "macvlan",
+        "ipip",
+        "dummy",
+        "veth",
+        "bridge",
+        "tun",
+        "button",
+        "evdev",
+    ] {
+        let module = by_name
+            .get(needed)
+            .unwrap_or_else(|| panic!("{needed} missing"));
+        let ours = std::fs::read(moddir.join(&module.path)).unwrap();
+        assert!(
+            ours == std::fs::read(deb_moddir.join(&module.path)).unwrap(),
+            "{needed} differs from the package's file"
+        );
+    }
+    assert_eq!(
+        by_name["ip_vs"].depends.iter().collect::<BTreeSet<_>>(),
+        ["libcrc32c", "nf_conntrack", "nf_defrag_ipv6"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .iter()
+            .collect::<BTreeSet<_>>()
+    );
+    assert_eq!(
+        manifest.totals.module_count as usize,
+        manifest.modules.len()
+    );
+    let nic: Vec<_> = manifest.modules.iter().filter(|m| m.nic).collect();
+    assert!(!nic.is_empty(), "the package's NIC drivers are included");
+    assert!(nic.iter().all(|m| !m.boot));
+
+    // modules.dep: kmod format, every referenced module present, full transitive closure.
+    let dep_text = std::fs::read_to_string(moddir.join("modules.dep")).unwrap();
+    let mut dep_lines = BTreeMap::new();
+    for line in dep_text.lines() {
+        let (module, deps) = line.split_once(':').expect("kmod format: path: deps");
+        assert!(moddir.join(module).is_file(), "{module}");
+        let deps: Vec<&str> = deps.split_whitespace().collect();
+        for dep in &deps {
+            assert!(moddir.join(dep).is_file(), "{dep}");
+        }
+        dep_lines.insert(module.to_string(), deps);
+    }
+    assert_eq!(dep_lines.len(), manifest.modules.len());
+    let ip_vs_deps = &dep_lines["kernel/net/netfilter/ipvs/ip_vs.ko"];
+    for dep in [
+        "nf_conntrack.ko",
+        "nf_defrag_ipv4.ko",
+        "nf_defrag_ipv6.ko",
+        "libcrc32c.ko",
+    ] {
+        assert!(
+            ip_vs_deps.iter().any(|d| d.ends_with(&format!("/{dep}"))),
+            "ip_vs closure lacks {dep}: {ip_vs_deps:?}"
+        );
+    }
+    // kmod order: loading from the end of the list to its start satisfies every dependency.
+    let path_of: BTreeMap<&str, &str> = manifest
+        .modules
+        .iter()
+        .map(|m| (m.name.as_str(), m.path.as_str()))
+        .collect();
+    for (module, deps) in &dep_lines {
+        for (i, dep) in deps.iter().enumerate() {
+            let direct = &manifest
+                .modules
+                .iter()
+                .find(|m| m.path == *dep)
+                .unwrap()
+                .depends;
+            for d in direct {
+                let pos = deps.iter().position(|x| *x == path_of[d.as_str()]);
+                assert!(
+                    pos.is_some_and(|p| p > i),
+                    "{module}: {dep} listed after its dependency {d}"
+                );
+            }
+        }
+    }
+
+    let alias = std::fs::read_to_string(moddir.join("modules.alias")).unwrap();
+    assert!(alias.contains("\nalias net-pf-16-proto-16-family-IPVS ip_vs\n"));
+    assert!(alias.contains(" virtio_net\n"));
+
+    // modules.boot: dependencies first, no NIC drivers, nothing missing.
+    let boot_text = std::fs::read_to_string(root.path().join("etc/lb/modules.boot")).unwrap();
+    let boot: Vec<&str> = boot_text.lines().collect();
+    assert!(boot.contains(&"ip_vs") && boot.contains(&"virtio_net"));
+    for (i, name) in boot.iter().enumerate() {
+        let module = by_name[name];
+        assert!(!module.nic, "{name} is a NIC driver");
+        for dep in &module.depends {
+            let pos = boot.iter().position(|b| b == dep);
+            assert!(
+                pos.is_some_and(|p| p < i),
+                "{name} is loaded before its dependency {dep}"
+            );
+        }
+    }
+    let boot_set: BTreeSet<&str> = boot.iter().copied().collect();
+    let flagged: BTreeSet<&str> = manifest
+        .modules
+        .iter()
+        .filter(|m| m.boot)
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(boot_set, flagged);
+
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.path().join("etc/lb/image.json")).unwrap())
+            .unwrap();
+    assert_eq!(info["kernel_version"], version.as_str());
+
+    // `image inspect` verifies the files and notices tampering.
+    let inspect = image_cmd().arg("inspect").arg(&a).output().unwrap();
+    assert_ok(&inspect);
+    assert!(String::from_utf8_lossy(&inspect.stdout).contains(&version));
+    std::fs::write(b.join("boot.ipxe"), "#!ipxe\nshell\n").unwrap();
+    let inspect = image_cmd().arg("inspect").arg(&b).output().unwrap();
+    assert_eq!(inspect.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&inspect.stdout).contains("MISMATCH"));
+}
+
+#[test]
+fn extras_modules_and_other_compressions() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("hello.txt");
+    std::fs::write(&extra, b"hello from the host\n").unwrap();
+    let add = format!("{}:/usr/share/lb/hello.txt", extra.display());
+
+    let zst = dir.path().join("zst");
+    let output = build(
+        &zst,
+        &[
+            "--compress",
+            "zstd",
+            "--add",
+            &add,
+            "--module",
+            "xt-ipvs",
+            "--cmdline",
+            "console=ttyS0 lb.test=1",
+        ],
+    );
+    assert_ok(&output);
+    let manifest = read_manifest(&zst);
+    assert_eq!(manifest.compression, "zstd");
+    assert_eq!(
+        manifest.cmdline,
+        "initrd=initrd.img console=ttyS0 lb.test=1"
+    );
+    let names: BTreeSet<&str> = manifest.modules.iter().map(|m| m.name.as_str()).collect();
+    assert!(names.contains("xt_ipvs") && names.contains("x_tables"));
+    let cpio = decompress(&std::fs::read(zst.join("initrd.img")).unwrap(), "zstd");
+    let root = tempfile::tempdir().unwrap();
+    let listing = extract_cpio(&cpio, root.path());
+    assert!(listing.iter().any(|l| l == "usr/share/lb/hello.txt"));
+    assert_eq!(
+        std::fs::read(root.path().join("usr/share/lb/hello.txt")).unwrap(),
+        b"hello from the host\n"
+    );
+    let boot = std::fs::read_to_string(root.path().join("etc/lb/modules.boot")).unwrap();
+    let pos = |n: &str| boot.lines().position(|l| l == n).unwrap();
+    assert!(pos("x_tables") < pos("xt_ipvs") && pos("ip_vs") < pos("xt_ipvs"));
+
+    // xz: the kernel's decoder needs the CRC32 check type.
+    let xz = dir.path().join("xz");
+    assert_ok(&build(&xz, &["--compress", "xz"]));
+    let initrd = std::fs::read(xz.join("initrd.img")).unwrap();
+    let listing = tool("xz")
+        .args(["--robot", "--list"])
+        .arg(xz.join("initrd.img"))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("CRC32"), "{listing}");
+    let cpio = decompress(&initrd, "xz");
+    assert_eq!(
+        cpio.len() as u64,
+        read_manifest(&xz).totals.initramfs_uncompressed_bytes
+    );
+
+    // SOURCE_DATE_EPOCH becomes every entry's mtime.
+    let dated = dir.path().join("dated");
+    let deb = kernel_deb();
+    let output = image_cmd()
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["build", "--out"])
+        .arg(&dated)
+        .arg("--kernel-deb")
+        .arg(&deb)
+        .args([
+            "--init",
+            busybox(),
+            "--lbd",
+            busybox(),
+            "--compress",
+            "zstd",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&output);
+    let cpio = decompress(&std::fs::read(dated.join("initrd.img")).unwrap(), "zstd");
+    let mut list = tool("cpio");
+    list.args(["-t", "-v", "--quiet"]);
+    let verbose = String::from_utf8(pipe(list, &cpio)).unwrap();
+    let init_line = verbose.lines().find(|l| l.ends_with(" init")).unwrap();
+    assert!(init_line.contains("2023"), "{init_line}");
+}
+
+#[test]
+fn bad_inputs_fail_clearly_and_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let script = dir.path().join("script.sh");
+    std::fs::write(&script, "#!/bin/sh\necho not elf\n").unwrap();
+    let script = script.to_string_lossy().into_owned();
+    let missing = dir.path().join("nope").to_string_lossy().into_owned();
+    let dir_path = dir.path().to_string_lossy().into_owned();
+
+    let bb = busybox().to_string();
+    // (init, lbd, extra args, expected error text)
+    let cases: Vec<(&str, &str, Vec<String>, &str)> = vec![
+        (
+            "/bin/ls",
+            &bb,
+            vec![],
+            "init binary /bin/ls is dynamically linked",
+        ),
+        (&bb, &script, vec![], "is not an ELF file"),
+        (&missing, &bb, vec![], "cannot read init binary"),
+        (&bb, &dir_path, vec![], "is a directory"),
+        (
+            &bb,
+            &bb,
+            vec!["--add".into(), format!("{missing}:/x")],
+            "cannot read --add file",
+        ),
+        (
+            &bb,
+            &bb,
+            vec!["--add".into(), format!("{script}:/init")],
+            "guest path \"/init\" is already in the image",
+        ),
+    ];
+    for (init, lbd, args, expected) in cases {
+        let deb = kernel_deb();
+        let mut cmd = image_cmd();
+        cmd.arg("build")
+            .arg("--out")
+            .arg(&out)
+            .arg("--kernel-deb")
+            .arg(&deb)
+            .args(["--init", init, "--lbd", lbd])
+            .args(&args);
+        let output = cmd.output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{init} {lbd} {args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(expected),
+            "{args:?}: expected {expected:?} in {:?}",
+            stderr(&output)
+        );
+        assert_no_output(&out);
+    }
+
+    // Missing kernel package, given explicitly.
+    let output = image_cmd()
+        .args(["build", "--out"])
+        .arg(&out)
+        .args([
+            "--kernel-deb",
+            &missing,
+            "--init",
+            busybox(),
+            "--lbd",
+            busybox(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(&format!("cannot read kernel package {missing}")),
+        "{}",
+        stderr(&output)
+    );
+    assert_no_output(&out);
+
+    // No kernel package in the workspace cache.
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::write(ws.path().join("Cargo.toml"), "[workspace]\n").unwrap();
+    let output = image_cmd()
+        .current_dir(ws.path())
+        .args(["build", "--out"])
+        .arg(&out)
+        .args(["--init", busybox(), "--lbd", busybox()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("run tools/setup.sh"),
+        "{}",
+        stderr(&output)
+    );
+    // ... nor binaries: the message says how to build them.
+    std::fs::create_dir_all(ws.path().join(".cache/kernel")).unwrap();
+    std::os::unix::fs::symlink(
+        kernel_deb(),
+        ws.path().join(".cache/kernel/linux-image-test.deb"),
+    )
+    .unwrap();
+    let output = image_cmd()
+        .args(["--root"])
+        .arg(ws.path())
+        .args(["build", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output)
+            .contains("cargo build --release --target x86_64-unknown-linux-gnu -p init -p lbd"),
+        "{}",
+        stderr(&output)
+    );
+    assert_no_output(&out);
+
+    // Unknown module: named, with close matches.
+    let output = build(&out, &["--module", "ip_vs_rrr"]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("module \"ip_vs_rrr\" is not in the kernel package")
+            && err.contains("ip_vs_rr"),
+        "{err}"
+    );
+    assert_no_output(&out);
+
+    // An unrelated directory is never replaced.
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("precious"), b"keep me").unwrap();
+    let output = build(&out, &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("refusing to replace"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read(out.join("precious")).unwrap(), b"keep me");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        vec!["build"],
+        vec!["build", "--out", "x", "--compress", "lz4"],
+        vec!["build", "--out", "x", "--add", "no-colon"],
+        vec!["build", "--out", "x", "--add", "/a:relative/guest"],
+        vec!["frobnicate"],
+    ] {
+        let output = image_cmd().args(&args).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(!stderr(&output).is_empty());
+    }
+    assert!(!Path::new("x").exists());
+}
