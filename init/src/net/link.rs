@@ -191,7 +191,11 @@ impl Netlink {
             .add(link.index, IpAddr::V4(address), prefix_len)
             .replace();
         if let Some(lifetime) = lifetime {
-            let secs = lifetime.as_secs().clamp(1, u64::from(u32::MAX - 1)) as u32;
+            // Rounded up: the kernel must not drop the address before our own expiry handling does.
+            let secs = lifetime
+                .as_secs_f64()
+                .ceil()
+                .clamp(1.0, f64::from(u32::MAX - 1)) as u32;
             let mut info = CacheInfo::default();
             info.ifa_preferred = secs;
             info.ifa_valid = secs;

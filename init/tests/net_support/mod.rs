@@ -1,0 +1,482 @@
+//! Shared scaffolding for the `net_*` tests: network namespaces joined by a veth pair, a real
+//! dnsmasq as DHCP server, and running code inside a namespace on a dedicated thread.
+//!
+//! Needs root (network namespaces, SO_BINDTODEVICE, port 67/68) and `ip` + `dnsmasq` (package
+//! dnsmasq-base, installed by the project's tools/setup.sh). Missing any of these fails the test
+//! with a message saying so; nothing is skipped.
+//!
+//! Every namespace, process and directory made here is removed by a Drop guard, also when the
+//! test fails.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sched::{setns, CloneFlags};
+
+/// The client's MAC in every test (locally administered).
+pub const CLIENT_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x09, 0x07];
+pub const CLIENT_MAC_STR: &str = "02:00:00:00:09:07";
+/// The client-side link name.
+pub const CLIENT_DEV: &str = "lan0";
+/// The server-side link name.
+pub const SERVER_DEV: &str = "srv0";
+
+/// Fails the test with a clear message unless we can make namespaces and run `prog`.
+pub fn require(progs: &[&str]) {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (network namespaces, SO_BINDTODEVICE, UDP ports 67/68); run it as root"
+    );
+    for prog in progs {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+            .unwrap_or(false)
+            || Path::new("/usr/sbin").join(prog).is_file();
+        assert!(
+            found,
+            "this test needs `{prog}` (install it with tools/setup.sh or `apt-get install -y {}`)",
+            match *prog {
+                "ip" => "iproute2",
+                "dnsmasq" => "dnsmasq-base",
+                other => other,
+            }
+        );
+    }
+}
+
+/// Installs a tracing subscriber printing to the test's captured output (once per binary).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .try_init();
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ip(args: &[&str]) -> String {
+    run(Command::new("ip").args(args))
+}
+
+/// A network namespace, deleted on drop (with every link in it).
+pub struct Netns {
+    pub name: String,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Netns {
+    pub fn new(role: &str) -> Self {
+        let name = format!(
+            "initnet-{}-{}-{role}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        ip(&["netns", "add", &name]);
+        Netns { name }
+    }
+
+    /// `ip -n <ns> <args>`, stdout.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut all = vec!["-n", &self.name];
+        all.extend_from_slice(args);
+        ip(&all)
+    }
+
+    /// `ip netns exec <ns> <program> <args>`, not waited for.
+    pub fn spawn(&self, program: &str, args: &[String]) -> Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name, program])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program} in {}: {e}", self.name))
+    }
+
+    /// Runs `f` on a new thread inside this namespace with its own current-thread tokio runtime,
+    /// and returns its result (a panic inside is re-raised here).
+    pub fn run<F, Fut, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = T>,
+        T: Send + 'static,
+    {
+        join(self.spawn_async(f))
+    }
+
+    /// Like [`Netns::run`] but does not wait: join the handle with [`join`].
+    pub fn spawn_async<F, Fut, T>(&self, f: F) -> std::thread::JoinHandle<T>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = T>,
+        T: Send + 'static,
+    {
+        self.thread(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(f())
+        })
+    }
+
+    /// Runs blocking `f` on a new thread inside this namespace; the handle joins it.
+    pub fn thread<F, T>(&self, f: F) -> std::thread::JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            enter(&path);
+            f()
+        })
+    }
+}
+
+/// Joins a thread, re-raising its panic here.
+pub fn join<T>(handle: std::thread::JoinHandle<T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Moves the calling thread (only) into the namespace at `path`.
+fn enter(path: &str) {
+    let fd = File::open(path).unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
+    setns(&fd, CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("setns {path}: {e}"));
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A scratch directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "initnet-{}-{}-{tag}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A server namespace and a client namespace joined by a veth pair: `srv0` (server side, up,
+/// with `server_ip/24`) and `lan0` (client side, MAC [`CLIENT_MAC`], left down for the code
+/// under test to bring up).
+pub struct Lan {
+    // Field order = drop order: the client namespace goes first, then the server's.
+    pub client: Netns,
+    pub server: Netns,
+    pub server_ip: Ipv4Addr,
+}
+
+impl Lan {
+    pub fn new(server_ip: Ipv4Addr) -> Self {
+        let server = Netns::new("srv");
+        let client = Netns::new("cli");
+        ip(&[
+            "link",
+            "add",
+            CLIENT_DEV,
+            "address",
+            CLIENT_MAC_STR,
+            "netns",
+            &client.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            SERVER_DEV,
+            "netns",
+            &server.name,
+        ]);
+        server.ip(&["addr", "add", &format!("{server_ip}/24"), "dev", SERVER_DEV]);
+        server.ip(&["link", "set", SERVER_DEV, "up"]);
+        Lan {
+            client,
+            server,
+            server_ip,
+        }
+    }
+
+    /// `ip -4 addr show dev lan0` in the client namespace.
+    pub fn client_addrs(&self) -> String {
+        self.client.ip(&["-4", "addr", "show", "dev", CLIENT_DEV])
+    }
+
+    /// `ip -4 route` in the client namespace.
+    pub fn client_routes(&self) -> String {
+        self.client.ip(&["-4", "route", "show"])
+    }
+}
+
+/// A dnsmasq DHCP server on `srv0`, killed on drop.
+pub struct Dnsmasq {
+    child: Child,
+    pub log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Dnsmasq {
+    /// Starts dnsmasq in `ns` with our fixed options plus `extra` (`--dhcp-range=...` etc.) and
+    /// waits (at most 5 s) until it says it serves DHCP.
+    pub fn start(ns: &Netns, extra: &[&str]) -> Self {
+        let dir = TempDir::new("dnsmasq");
+        let log = dir.path().join("dnsmasq.log");
+        let mut args: Vec<String> = vec![
+            "--keep-in-foreground".into(),
+            "--conf-file=/dev/null".into(),
+            "--no-resolv".into(),
+            "--no-hosts".into(),
+            "--port=0".into(),
+            format!("--interface={SERVER_DEV}"),
+            "--bind-interfaces".into(),
+            "--user=root".into(),
+            "--group=root".into(),
+            format!("--pid-file={}", dir.path().join("pid").display()),
+            format!("--dhcp-leasefile={}", dir.path().join("leases").display()),
+            format!("--log-facility={}", log.display()),
+            "--log-dhcp".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = ns.spawn("dnsmasq", &args);
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("DHCP, IP range") || text.contains("DHCP, static leases only") {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("dnsmasq exited at start ({status}): {err}\n{text}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "dnsmasq did not report DHCP ready within 5 s; log:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Dnsmasq {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Log lines containing `needle`.
+    pub fn lines_with(&self, needle: &str) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Stops it now (SIGTERM, wait).
+    pub fn stop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One DHCP message seen by a [`Listener`].
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub at: Instant,
+    /// Sent to 255.255.255.255 (else unicast to the server address).
+    pub broadcast: bool,
+    pub msg: dhcproto::v4::Message,
+}
+
+impl Seen {
+    pub fn kind(&self) -> Option<dhcproto::v4::MessageType> {
+        self.msg.opts().msg_type()
+    }
+}
+
+/// A stand-in for an unresponsive DHCP server: records every message sent to port 67, telling
+/// broadcast from unicast by which socket got it (one bound to 255.255.255.255:67, one to the
+/// server address). Never answers. Runs inside the server namespace until dropped.
+pub struct Listener {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Listener {
+    pub fn start(ns: &Netns, server_ip: Ipv4Addr) -> Self {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        for (bind, broadcast) in [(Ipv4Addr::BROADCAST, true), (server_ip, false)] {
+            let seen = seen.clone();
+            let stop = stop.clone();
+            let ready = ready_tx.clone();
+            threads.push(ns.thread(move || {
+                let sock = bind_reuse(SocketAddrV4::new(bind, 67));
+                sock.set_read_timeout(Some(Duration::from_millis(50)))
+                    .unwrap();
+                ready.send(()).unwrap();
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((len, _)) = sock.recv_from(&mut buf) {
+                        let at = Instant::now();
+                        if let Ok(msg) = init::net::dhcp::message::decode(&buf[..len]) {
+                            seen.lock().unwrap().push(Seen { at, broadcast, msg });
+                        }
+                    }
+                }
+            }));
+        }
+        for _ in 0..2 {
+            ready_rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("listener sockets bound");
+        }
+        Listener {
+            seen,
+            stop,
+            threads,
+        }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        let mut v = self.seen.lock().unwrap().clone();
+        v.sort_by_key(|s| s.at);
+        v
+    }
+
+    /// Waits (bounded) until `pred` holds for what was seen.
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&[Seen]) -> bool) -> Vec<Seen> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self.seen();
+            if pred(&seen) {
+                return seen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "condition not met within {timeout:?}; seen: {:#?}",
+                seen.iter()
+                    .map(|s| (s.kind(), s.broadcast, s.msg.ciaddr(), s.msg.xid()))
+                    .collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A UDP socket with SO_REUSEADDR, bound to `addr`.
+fn bind_reuse(addr: SocketAddrV4) -> UdpSocket {
+    use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
+    let fd = socket::socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    socket::setsockopt(&fd, sockopt::ReuseAddr, &true).unwrap();
+    socket::setsockopt(&fd, sockopt::Broadcast, &true).unwrap();
+    socket::bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::from(addr),
+    )
+    .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+    UdpSocket::from(fd)
+}
+
+/// Options for tests: no hostname change on the host, resolv.conf in `dir`, short timeouts.
+pub fn test_options(dir: &Path) -> init::net::NetOptions {
+    let mut opts = init::net::NetOptions {
+        carrier_timeout: Duration::from_secs(5),
+        dhcp_timeout: Duration::from_secs(20),
+        resolv_conf: Some(dir.join("etc").join("resolv.conf")),
+        set_hostname: false,
+        seed: Some(0x5eed),
+        ..Default::default()
+    };
+    opts.dhcp.backoff = init::net::dhcp::Backoff {
+        initial: Duration::from_millis(500),
+        max: Duration::from_secs(2),
+        jitter: Duration::ZERO,
+    };
+    opts
+}
