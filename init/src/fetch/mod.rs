@@ -99,6 +99,8 @@ impl fmt::Debug for Fetched {
 }
 
 /// The result of a successful fetch.
+// One value per fetch, moved straight to its user: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchOutcome {
     /// The config is the one passed as `previous` (HTTP 304, or the same SHA-256).

@@ -722,7 +722,8 @@ mod tests {
             .to_string()
             .contains("use an IP address; names are not resolved at boot"));
 
-        let cases: [(&str, fn(&UrlError) -> bool); 12] = [
+        type Check = fn(&UrlError) -> bool;
+        let cases: [(&str, Check); 12] = [
             ("10.0.0.1/x", |e| {
                 matches!(e, UrlError::MissingScheme { .. })
             }),

@@ -340,7 +340,15 @@ pub struct ScriptedHttp {
 
 impl ScriptedHttp {
     pub async fn start(handler: impl Fn(&SeenRequest) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        Self::start_at("127.0.0.1:0".parse().unwrap(), handler).await
+    }
+
+    /// Like [`ScriptedHttp::start`], on a given address (e.g. a port a client already tries).
+    pub async fn start_at(
+        addr: SocketAddr,
+        handler: impl Fn(&SeenRequest) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
             .expect("bind scripted http");
         let addr = listener.local_addr().expect("addr");
