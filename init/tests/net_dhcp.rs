@@ -38,13 +38,17 @@ fn lease_is_obtained_and_applied_with_all_options() {
     let dir = TempDir::new("resolv");
     let opts = test_options(dir.path());
     let started = Instant::now();
-    let info = lan.client.run(move || async move {
+    let (info, hostname) = lan.client.run(move || async move {
+        with_own_hostname();
+        let mut opts = opts;
+        opts.set_hostname = true;
         let info = configure(&IpSpec::dhcp(), &opts).await.expect("DHCP lease");
         let keeper = info.keeper.clone().expect("a DHCP lease has a keeper");
         assert!(keeper.is_running());
         keeper.stop();
-        info
+        (info, nix::unistd::gethostname().unwrap())
     });
+    assert_eq!(hostname, "node7", "kernel hostname set from the lease");
     let took = started.elapsed();
 
     assert_eq!(info.device, CLIENT_DEV);

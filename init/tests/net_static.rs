@@ -41,9 +41,14 @@ fn static_ip_is_applied() {
         "10.9.1.2:10.9.1.7:10.9.1.1:255.255.255.0:node7:lan0:off:10.9.1.53:10.9.1.54:10.9.1.123",
     )
     .unwrap();
-    let info = lan
-        .client
-        .run(move || async move { configure(&spec, &opts).await.expect("static config") });
+    let (info, hostname) = lan.client.run(move || async move {
+        with_own_hostname();
+        let mut opts = opts;
+        opts.set_hostname = true;
+        let info = configure(&spec, &opts).await.expect("static config");
+        (info, nix::unistd::gethostname().unwrap())
+    });
+    assert_eq!(hostname, "node7", "kernel hostname set from ip=");
     assert_eq!(info.device, CLIENT_DEV);
     assert_eq!(info.mac, CLIENT_MAC);
     assert_eq!(info.address, Ipv4Addr::new(10, 9, 1, 2));

@@ -256,8 +256,7 @@ impl Netlink {
                 && msg.header.prefix_len == prefix_len
                 && msg
                     .attributes
-                    .iter()
-                    .any(|a| *a == AddressAttribute::Local(IpAddr::V4(address)));
+                    .contains(&AddressAttribute::Local(IpAddr::V4(address)));
             if !matches {
                 continue;
             }

@@ -1,10 +1,10 @@
 //! Networking at boot: links, `ip=` parsing, static addresses and the DHCP client.
 //!
-//! - [`ipspec`]: the kernel's `ip=` syntax → [`IpSpec`] (pure).
-//! - [`dhcp`]: DHCPv4 messages and the client state machine (pure, fake-clock tested).
-//! - [`link`]: links, addresses, routes over rtnetlink.
-//! - [`resolv`]: `/etc/resolv.conf`.
-//! - [`configure`]: all of it together, what init's main calls.
+//! - [`ipspec`] parses the kernel's `ip=` syntax into an [`IpSpec`] (pure).
+//! - [`dhcp`] has the DHCPv4 messages and the client state machine (pure, fake-clock tested).
+//! - [`link`] handles links, addresses and routes over rtnetlink.
+//! - [`resolv`] writes `/etc/resolv.conf`.
+//! - [`configure`] puts it all together; it is what init's main calls.
 //!
 //! What init (main) does with this module:
 //! 1. take the `ip=` values from the command line with [`ip_specs_from_cmdline`] (none → the

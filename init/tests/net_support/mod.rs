@@ -157,6 +157,13 @@ impl Netns {
     }
 }
 
+/// Gives the calling thread its own UTS namespace, so code under test may `sethostname` without
+/// touching the host's name. Call it on the thread that runs the code (inside [`Netns::run`]).
+pub fn with_own_hostname() {
+    nix::sched::unshare(CloneFlags::CLONE_NEWUTS).expect("unshare(CLONE_NEWUTS)");
+    nix::unistd::sethostname("before-test").unwrap();
+}
+
 /// Joins a thread, re-raising its panic here.
 pub fn join<T>(handle: std::thread::JoinHandle<T>) -> T {
     handle
