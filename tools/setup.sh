@@ -28,6 +28,7 @@ APT_PACKAGES=(
     ipvsadm         # independent check of the IPVS table inside guests
     python3         # python3 -m http.server as a static HTTP peer
     iproute2        # ip netns / link / addr for the test topologies
+    iputils-ping    # ping from inside test namespaces
     curl            # HTTP client peer
     tshark          # packet captures of VRRP/ARP in tests
     keepalived      # reference implementation for side-by-side benchmarks

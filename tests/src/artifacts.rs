@@ -27,7 +27,7 @@ pub const ENV_ACCEL: &str = "LB_ACCEL";
 pub const KVM_PROBE_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// A missing or unusable test input.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum ArtifactError {
     /// No kernel package was found.
     #[error("no Debian cloud kernel package in {dir} (looked for linux-image-*-cloud-amd64_*.deb); run tools/setup.sh to download it, or set {ENV_KERNEL_DEB}")]
@@ -95,6 +95,8 @@ pub enum ArtifactError {
         detail: String,
     },
 }
+
+crate::debug_is_display!(ArtifactError);
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
     move |source| ArtifactError::Io {
@@ -245,11 +247,7 @@ impl Kernel {
         let dest = parent.join(&stem);
         // A package replaced in place (same name, new contents) must not reuse an old unpack.
         let meta = deb.metadata().map_err(io_err(deb))?;
-        let stamp = format!(
-            "{} {:?}",
-            meta.len(),
-            meta.modified().map_err(io_err(deb))?
-        );
+        let stamp = format!("{} {:?}", meta.len(), meta.modified().map_err(io_err(deb))?);
         let stamp_path = dest.join(".lbtest-unpacked");
         if std::fs::read_to_string(&stamp_path).ok().as_deref() != Some(stamp.as_str()) {
             std::fs::create_dir_all(parent).map_err(io_err(parent))?;
@@ -321,7 +319,9 @@ impl Kernel {
 
     /// The kernel's build configuration (`boot/config-<release>`).
     pub fn config_path(&self) -> PathBuf {
-        self.root.join("boot").join(format!("config-{}", self.release))
+        self.root
+            .join("boot")
+            .join(format!("config-{}", self.release))
     }
 
     /// The `.ko` file of module `name` (`-` and `_` are the same, as for modprobe).
@@ -503,9 +503,8 @@ pub fn accel() -> Accel {
     *ACCEL.get_or_init(|| {
         if let Some(v) = std::env::var_os(ENV_ACCEL) {
             let v = v.to_string_lossy();
-            return Accel::parse(&v).unwrap_or_else(|| {
-                panic!("{ENV_ACCEL}={v} is not understood; use kvm or tcg")
-            });
+            return Accel::parse(&v)
+                .unwrap_or_else(|| panic!("{ENV_ACCEL}={v} is not understood; use kvm or tcg"));
         }
         detect_accel()
     })
@@ -672,7 +671,10 @@ mod tests {
     fn depends_are_split_and_normalised() {
         let info = vec![
             ("license".to_owned(), "GPL".to_owned()),
-            ("depends".to_owned(), "nf_conntrack,libcrc32c,nf-defrag-ipv6".to_owned()),
+            (
+                "depends".to_owned(),
+                "nf_conntrack,libcrc32c,nf-defrag-ipv6".to_owned(),
+            ),
         ];
         assert_eq!(
             depends_of(&info),

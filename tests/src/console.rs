@@ -3,8 +3,10 @@
 //!
 //! Every [`Console`] keeps a cursor. [`Console::expect`] searches only the text after the cursor
 //! and moves the cursor to the end of what it matched, so a sequence of expectations must appear
-//! in that order. Lines are matched one at a time (a regex never spans lines); the line being
-//! written (no newline yet) is searched too, so a prompt such as `login: ` can be awaited.
+//! in that order. Lines are matched one at a time (a regex never spans lines). The line being
+//! written (no newline yet) is searched too once the output has paused for [`PARTIAL_SETTLE`],
+//! so a prompt such as `login: ` can be awaited while a line that is still arriving (the serial
+//! port delivers lines in pieces) is not matched half-way (`mac=(\S+)` must not see `mac=52:5`).
 
 use std::fmt;
 use std::fs::File;
@@ -15,6 +17,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use regex::Regex;
+
+/// How long the output must pause before an unfinished last line is searched.
+pub const PARTIAL_SETTLE: Duration = Duration::from_millis(200);
 
 /// How many console lines an [`ExpectError`] shows.
 pub const ERROR_TAIL_LINES: usize = 40;
@@ -34,11 +39,13 @@ pub struct Transcript {
     lines: Vec<String>,
     partial: Vec<u8>,
     closed: bool,
+    last_data: Option<Instant>,
 }
 
 impl Transcript {
     /// Appends raw console bytes.
     pub fn push_bytes(&mut self, bytes: &[u8]) {
+        self.last_data = Some(Instant::now());
         for &b in bytes {
             match b {
                 b'\n' => {
@@ -92,16 +99,28 @@ impl Transcript {
         }
     }
 
+    /// How long until the unfinished last line has been quiet for [`PARTIAL_SETTLE`]
+    /// (`Duration::ZERO` once it has, or when the console closed).
+    pub fn partial_settles_in(&self, now: Instant) -> Duration {
+        match self.last_data {
+            Some(t) if !self.closed => {
+                PARTIAL_SETTLE.saturating_sub(now.saturating_duration_since(t))
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
     /// Finds the earliest match of any of `patterns` at or after `from`. Returns the index of the
-    /// pattern that matched (the first one listed wins a tie) and the match.
+    /// pattern that matched (the first one listed wins a tie) and the match. The unfinished last
+    /// line is searched only with `with_partial`.
     pub fn search(
         &self,
         from: Position,
         patterns: &[Regex],
-        complete_lines_only: bool,
+        with_partial: bool,
     ) -> Option<(usize, Match)> {
         let partial = self.partial();
-        let with_partial = !complete_lines_only && !partial.is_empty();
+        let with_partial = with_partial && !partial.is_empty();
         let count = self.lines.len() + usize::from(with_partial);
         for line_no in from.line..count {
             let line: &str = if line_no < self.lines.len() {
@@ -194,7 +213,6 @@ pub enum ExpectFailure {
 }
 
 /// An expectation that failed, with what was awaited and the end of the console.
-#[derive(Debug)]
 pub struct ExpectError {
     /// What went wrong.
     pub failure: ExpectFailure,
@@ -236,6 +254,8 @@ impl fmt::Display for ExpectError {
         write!(f, "--- end of console ---")
     }
 }
+
+crate::debug_is_display!(ExpectError);
 
 impl std::error::Error for ExpectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
@@ -481,7 +501,9 @@ impl Console {
         let deadline = Instant::now() + timeout;
         let mut t = lock(&self.shared.transcript);
         loop {
-            if let Some((i, m)) = t.search(from, patterns, complete_lines_only) {
+            let settles_in = t.partial_settles_in(Instant::now());
+            let with_partial = !complete_lines_only && settles_in.is_zero();
+            if let Some((i, m)) = t.search(from, patterns, with_partial) {
                 drop(t);
                 *lock(&self.cursor) = m.end();
                 return Ok((i, m));
@@ -495,10 +517,15 @@ impl Console {
                 drop(t);
                 return Err(self.error(ExpectFailure::Timeout(timeout), awaited));
             }
+            // Wake up when the unfinished line settles, if it may be what we wait for.
+            let mut wait = deadline - now;
+            if !complete_lines_only && !settles_in.is_zero() && !t.partial.is_empty() {
+                wait = wait.min(settles_in);
+            }
             t = self
                 .shared
                 .changed
-                .wait_timeout(t, deadline - now)
+                .wait_timeout(t, wait)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
@@ -558,7 +585,10 @@ mod tests {
     fn named_groups_are_available() {
         let c = console("3 packets transmitted, 3 packets received, 0% packet loss\n");
         let m = c
-            .expect(r"(?P<tx>\d+) packets transmitted, (?P<rx>\d+) packets received", SHORT)
+            .expect(
+                r"(?P<tx>\d+) packets transmitted, (?P<rx>\d+) packets received",
+                SHORT,
+            )
             .unwrap();
         assert_eq!(m.name("tx"), Some("3"));
         assert_eq!(m.name("rx"), Some("3"));
@@ -566,12 +596,25 @@ mod tests {
     }
 
     #[test]
-    fn partial_lines_match_but_not_for_wait_for_line() {
+    fn a_settled_partial_line_matches_but_not_for_wait_for_line() {
         let c = console("boot\nlogin: ");
-        assert!(c.wait_for_line("login", SHORT).is_err());
+        assert!(c.wait_for_line("login", PARTIAL_SETTLE * 2).is_err());
         c.set_position(Position::default());
-        let m = c.expect("login: $", SHORT).unwrap();
+        let m = c.expect("login: $", Duration::from_secs(5)).unwrap();
         assert_eq!(m.line_no, 1);
+    }
+
+    #[test]
+    fn a_line_still_arriving_is_not_matched_half_way() {
+        let c = Arc::new(console("LBTEST-NET-UP mac=52:54:0"));
+        let feeder = Arc::clone(&c);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(PARTIAL_SETTLE / 4);
+            feeder.push(b"0:77:00:02\n");
+        });
+        let m = c.expect(r"mac=(\S+)", Duration::from_secs(5)).unwrap();
+        assert_eq!(m.group(1), Some("52:54:00:77:00:02"));
+        t.join().unwrap();
     }
 
     #[test]
@@ -635,7 +678,7 @@ mod tests {
     fn skip_to_end_ignores_earlier_output() {
         let c = console("MARKER\nhalf");
         c.skip_to_end();
-        assert!(c.expect("MARKER|half", SHORT).is_err());
+        assert!(c.expect("MARKER|half", PARTIAL_SETTLE * 2).is_err());
         c.push(b" done\nMARKER\n");
         assert_eq!(c.expect("MARKER|half", SHORT).unwrap().line_no, 2);
     }

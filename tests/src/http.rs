@@ -17,7 +17,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
 const PORT_ATTEMPTS: usize = 5;
 
 /// The server did not come up.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum HttpError {
     /// python3 could not be started.
     #[error("cannot start the HTTP server: {0}")]
@@ -42,6 +42,8 @@ pub enum HttpError {
     #[error("no free TCP port: {0}")]
     Port(std::io::Error),
 }
+
+crate::debug_is_display!(HttpError);
 
 /// A running `python3 -m http.server`.
 #[derive(Debug)]
@@ -261,7 +263,10 @@ mod tests {
 
         // The log line is written after the response; give python a moment.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !server.requests_with_status(200).contains(&"/hello.txt".to_owned()) {
+        while !server
+            .requests_with_status(200)
+            .contains(&"/hello.txt".to_owned())
+        {
             assert!(Instant::now() < deadline, "log: {:?}", server.log());
             std::thread::sleep(Duration::from_millis(20));
         }

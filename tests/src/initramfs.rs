@@ -139,8 +139,7 @@ impl Initramfs {
         let mut out = Vec::new();
         // Ordered by path, so every directory precedes what it contains ("a" < "a/b").
         for (ino, (path, entry)) in (1u32..).zip(&self.entries) {
-            let (type_bits, data, nlink, rdev): (u32, &[u8], u32, (u32, u32)) = match &entry.kind
-            {
+            let (type_bits, data, nlink, rdev): (u32, &[u8], u32, (u32, u32)) = match &entry.kind {
                 Kind::Dir => (0o040000, &[], 2, (0, 0)),
                 Kind::File(d) => (0o100000, d, 1, (0, 0)),
                 Kind::Symlink(t) => (0o120000, t.as_bytes(), 1, (0, 0)),
@@ -226,17 +225,19 @@ mod tests {
         assert_eq!(&bytes[110..112], b"a\0");
         assert_eq!(&bytes[112..115], b"xyz");
         assert_eq!(bytes.len() % 4, 0);
-        assert!(bytes
-            .windows(10)
-            .any(|w| w == b"TRAILER!!!"));
+        assert!(bytes.windows(10).any(|w| w == b"TRAILER!!!"));
     }
 
     #[test]
     fn parents_are_added_before_children() {
         let mut fs = Initramfs::new();
-        fs.file("/lib/modules/x.ko", "", 0o644).symlink("/bin/sh", "busybox");
+        fs.file("/lib/modules/x.ko", "", 0o644)
+            .symlink("/bin/sh", "busybox");
         let paths: Vec<_> = fs.paths().collect();
-        assert_eq!(paths, ["bin", "bin/sh", "lib", "lib/modules", "lib/modules/x.ko"]);
+        assert_eq!(
+            paths,
+            ["bin", "bin/sh", "lib", "lib/modules", "lib/modules/x.ko"]
+        );
     }
 
     /// The real `cpio` tool reads what we write: names, types, contents, links, device numbers.
@@ -261,7 +262,9 @@ mod tests {
         let listing = String::from_utf8_lossy(&listing.stdout);
         assert!(listing.contains("bin/sh -> busybox"), "{listing}");
         assert!(
-            listing.lines().any(|l| l.starts_with("crw-------") && l.contains("5,") && l.ends_with("dev/console")),
+            listing.lines().any(|l| l.starts_with("crw-------")
+                && l.contains("5,")
+                && l.ends_with("dev/console")),
             "{listing}"
         );
 
@@ -282,13 +285,19 @@ mod tests {
             std::fs::read_to_string(out.join("init")).unwrap(),
             "#!/bin/sh\necho hi\n"
         );
-        assert_eq!(std::fs::read(out.join("etc/odd-size")).unwrap(), vec![7u8; 1021]);
+        assert_eq!(
+            std::fs::read(out.join("etc/odd-size")).unwrap(),
+            vec![7u8; 1021]
+        );
         assert_eq!(
             std::fs::read_link(out.join("bin/sh")).unwrap(),
             Path::new("busybox")
         );
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(out.join("init")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(out.join("init"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o755);
         assert!(out.join("empty").is_dir());
     }

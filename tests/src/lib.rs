@@ -74,6 +74,19 @@
 
 #![warn(missing_docs)]
 
+/// Makes `Debug` print the `Display` text, so `.unwrap()` in a test shows the readable message
+/// (with the console tail) instead of a struct dump.
+macro_rules! debug_is_display {
+    ($t:ty) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(self, f)
+            }
+        }
+    };
+}
+pub(crate) use debug_is_display;
+
 pub mod artifacts;
 pub mod console;
 pub mod http;

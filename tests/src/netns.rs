@@ -15,7 +15,7 @@ use crate::process::{self, ChildGuard, CommandError};
 const PREFIX: &str = "lbt-";
 
 /// A namespace operation that failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum NetnsError {
     /// Namespaces, taps and bridges need root.
     #[error("network namespace tests need root (running as uid {uid}); run the tests as root")]
@@ -41,6 +41,8 @@ pub enum NetnsError {
         detail: String,
     },
 }
+
+crate::debug_is_display!(NetnsError);
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
@@ -144,7 +146,16 @@ impl Netns {
     /// namespace deletes the pair.
     pub fn add_veth_to(&self, local: &str, other: &Netns, remote: &str) -> Result<(), NetnsError> {
         self.ip(&[
-            "link", "add", local, "type", "veth", "peer", "name", remote, "netns", &other.name,
+            "link",
+            "add",
+            local,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            remote,
+            "netns",
+            &other.name,
         ])?;
         self.link_up(local)?;
         other.link_up(remote)

@@ -7,10 +7,12 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 
 /// A helper command that could not be run or did not succeed.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum CommandError {
     /// The program could not be started (not installed, not executable, ...).
-    #[error("cannot start `{cmd}`: {source} (is it installed? tools/setup.sh installs the test tools)")]
+    #[error(
+        "cannot start `{cmd}`: {source} (is it installed? tools/setup.sh installs the test tools)"
+    )]
     Spawn {
         /// The command line.
         cmd: String,
@@ -31,6 +33,8 @@ pub enum CommandError {
         stderr: String,
     },
 }
+
+crate::debug_is_display!(CommandError);
 
 /// The command line of `cmd`, for messages (`ip -n ns0 link set up dev lo`).
 pub fn describe(cmd: &Command) -> String {
@@ -181,6 +185,9 @@ mod tests {
             && std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
                 .map(|c| c.contains("sleep"))
                 .unwrap_or(false);
-        assert!(!alive, "sleep {pid} still running after the guard was dropped");
+        assert!(
+            !alive,
+            "sleep {pid} still running after the guard was dropped"
+        );
     }
 }

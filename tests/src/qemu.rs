@@ -293,7 +293,7 @@ fn escape(value: &str) -> String {
 }
 
 /// A guest that could not be started or did not behave.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum GuestError {
     /// The builder's settings contradict each other.
     #[error("guest {name}: {detail}")]
@@ -315,7 +315,9 @@ pub enum GuestError {
         source: io::Error,
     },
     /// QEMU could not be executed.
-    #[error("guest {name}: cannot run `{cmd}`: {source} (install qemu-system-x86 with tools/setup.sh)")]
+    #[error(
+        "guest {name}: cannot run `{cmd}`: {source} (install qemu-system-x86 with tools/setup.sh)"
+    )]
     Spawn {
         /// The guest.
         name: String,
@@ -359,6 +361,8 @@ pub enum GuestError {
         source: io::Error,
     },
 }
+
+crate::debug_is_display!(GuestError);
 
 /// How a guest ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -643,8 +647,8 @@ impl GuestBuilder {
         let stderr = child.stderr.take().expect("stderr is piped");
         let console_path = log_dir.join("console.log");
         let stderr_path = log_dir.join("qemu.stderr.log");
-        let captured = Console::capture(name.clone(), stdout, &console_path, self.echo)
-            .and_then(|console| {
+        let captured =
+            Console::capture(name.clone(), stdout, &console_path, self.echo).and_then(|console| {
                 Console::capture(format!("{name} (qemu stderr)"), stderr, &stderr_path, false)
                     .map(|stderr| (console, stderr))
             });
@@ -920,9 +924,7 @@ mod tests {
     use super::*;
 
     fn strings(v: Vec<OsString>) -> Vec<String> {
-        v.into_iter()
-            .map(|s| s.into_string().unwrap())
-            .collect()
+        v.into_iter().map(|s| s.into_string().unwrap()).collect()
     }
 
     #[test]
@@ -936,7 +938,12 @@ mod tests {
             .unwrap();
         let args = strings(args);
         let joined = args.join(" ");
-        assert!(joined.starts_with("-name lb_1 -nodefaults -accel tcg -cpu max -m 256 -smp 1 -display none -no-reboot"), "{joined}");
+        assert!(
+            joined.starts_with(
+                "-name lb_1 -nodefaults -accel tcg -cpu max -m 256 -smp 1 -display none -no-reboot"
+            ),
+            "{joined}"
+        );
         assert!(joined.contains("-chardev stdio,id=console0,signal=off -serial chardev:console0"));
         assert!(joined.contains("-qmp unix:/run/q.sock,server=on,wait=off"));
         // The command line stays one argument.
@@ -963,7 +970,10 @@ mod tests {
             .qemu_args(Accel::Kvm, Path::new("/q"))
             .unwrap();
         let args = strings(args);
-        let pairs: Vec<_> = args.windows(2).map(|w| (w[0].as_str(), w[1].as_str())).collect();
+        let pairs: Vec<_> = args
+            .windows(2)
+            .map(|w| (w[0].as_str(), w[1].as_str()))
+            .collect();
         assert!(pairs.contains(&("-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no")));
         assert!(pairs.contains(&("-device", "virtio-net-pci,netdev=n0,mac=52:54:00:0a:0b:0c")));
         assert!(pairs.contains(&(
@@ -984,7 +994,10 @@ mod tests {
             .nic(Nic::user(UserNet::new()))
             .qemu_args(Accel::Tcg, q)
             .is_err());
-        assert!(GuestBuilder::new("x").pxe().qemu_args(Accel::Tcg, q).is_err());
+        assert!(GuestBuilder::new("x")
+            .pxe()
+            .qemu_args(Accel::Tcg, q)
+            .is_err());
         assert!(GuestBuilder::new("x")
             .append("console=ttyS0")
             .qemu_args(Accel::Tcg, q)
@@ -1004,6 +1017,9 @@ mod tests {
     fn command_lines_are_shell_quoted() {
         let mut c = Command::new("qemu");
         c.args(["-append", "console=ttyS0 it's", "-m", "256"]);
-        assert_eq!(shell_quote(&c), r"qemu -append 'console=ttyS0 it'\''s' -m 256");
+        assert_eq!(
+            shell_quote(&c),
+            r"qemu -append 'console=ttyS0 it'\''s' -m 256"
+        );
     }
 }

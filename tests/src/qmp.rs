@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A QMP failure.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum QmpError {
     /// The socket did not accept a connection in time.
     #[error("cannot connect to QMP socket {path}: {source}")]
@@ -74,6 +74,8 @@ pub enum QmpError {
         desc: String,
     },
 }
+
+crate::debug_is_display!(QmpError);
 
 /// An asynchronous QMP event, e.g. `SHUTDOWN` with `{"guest": true, "reason": "guest-shutdown"}`.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,11 +133,10 @@ pub fn parse_message(line: &str) -> Result<QmpMessage, String> {
             desc: field("desc"),
         })
     } else if let Some(name) = obj.get("event").and_then(Value::as_str) {
-        Ok(QmpEvent {
+        Ok(QmpMessage::Event(QmpEvent {
             name: name.to_owned(),
             data: obj.get("data").cloned().unwrap_or(Value::Null),
-        })
-        .map(QmpMessage::Event)
+        }))
     } else {
         Err(format!("unknown QMP message: {line}"))
     }
