@@ -252,7 +252,7 @@ impl Loader {
         let path = self.index.root.join(rel);
         let file =
             std::fs::File::open(&path).map_err(|e| format!("open {}: {e}", path.display()))?;
-        let params = CString::default();
+        let params = CString::new(default_params(name)).unwrap_or_default();
         match nix::kmod::finit_module(&file, &params, nix::kmod::ModuleInitFlags::empty()) {
             Ok(()) => Ok(LoadOutcome::Loaded),
             Err(nix::errno::Errno::EEXIST) => Ok(LoadOutcome::AlreadyLoaded),
@@ -277,6 +277,16 @@ impl Loader {
             }
         }
         (loaded, errors)
+    }
+}
+
+/// Parameters some modules need on an appliance: `dummy` and `bonding` otherwise create
+/// `dummy0` / `bond0` on load, links that nobody configured and that look like NICs.
+pub fn default_params(name: &str) -> &'static str {
+    match name {
+        "dummy" => "numdummies=0",
+        "bonding" => "max_bonds=0",
+        _ => "",
     }
 }
 

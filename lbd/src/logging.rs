@@ -2,7 +2,6 @@
 //! boot (CLOCK_BOOTTIME) like the kernel's own messages, so a console log reads as one timeline.
 
 use std::fmt;
-use std::io::IsTerminal;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 
@@ -33,12 +32,13 @@ pub fn init(program: &'static str, env: &str, default_level: &str) {
         .without_time()
         .with_target(false)
         .with_level(true)
-        .with_ansi(std::io::stderr().is_terminal())
+        // No colour: console logs end up in files, serial captures and syslog.
+        .with_ansi(false)
         .compact();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(false)
         .event_format(Prefixed { program, inner })
         .try_init();
 }

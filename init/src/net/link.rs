@@ -51,6 +51,8 @@ pub struct Link {
     pub up: bool,
     /// Physical layer up (`IFF_LOWER_UP` / `IFLA_CARRIER`).
     pub carrier: bool,
+    /// Software link kind (`dummy`, `veth`, `bridge`, `bond`...); `None` for a real NIC.
+    pub virtual_kind: Option<String>,
 }
 
 impl Link {
@@ -58,12 +60,34 @@ impl Link {
         self.kind == LinkLayerType::Ether && self.mac.is_some()
     }
 
+    /// A link to boot from when `ip=` names no device: ethernet, and not a software link that
+    /// always has "carrier" but leads nowhere by itself (loading `dummy` or `bonding` creates
+    /// `dummy0` / `bond0`). A veth counts: in a container or test namespace it is the NIC.
+    pub fn is_physical_ethernet(&self) -> bool {
+        const NOT_A_NIC: [&str; 10] = [
+            "dummy", "bond", "bridge", "vlan", "macvlan", "ipvlan", "vxlan", "team", "ifb", "tun",
+        ];
+        self.is_ethernet()
+            && !self
+                .virtual_kind
+                .as_deref()
+                .is_some_and(|k| NOT_A_NIC.contains(&k))
+    }
+
     fn from_message(msg: &LinkMessage) -> Self {
         let mut name = String::new();
         let mut mac = None;
         let mut carrier = None;
+        let mut virtual_kind = None;
         for attr in &msg.attributes {
             match attr {
+                LinkAttribute::LinkInfo(infos) => {
+                    for info in infos {
+                        if let rtnetlink::packet_route::link::LinkInfo::Kind(kind) = info {
+                            virtual_kind = Some(kind.to_string());
+                        }
+                    }
+                }
                 LinkAttribute::IfName(n) => name = n.clone(),
                 LinkAttribute::Address(a) if a.len() == 6 => {
                     mac = Some([a[0], a[1], a[2], a[3], a[4], a[5]]);
@@ -81,6 +105,7 @@ impl Link {
             kind: msg.header.link_layer_type,
             up,
             carrier: up && carrier.unwrap_or(flags.contains(LinkFlags::LowerUp)),
+            virtual_kind,
         }
     }
 }
@@ -348,7 +373,7 @@ impl Netlink {
             let links = self.links().await?;
             let candidates: Vec<&Link> = match device {
                 Some(name) => links.iter().filter(|l| l.name == name).collect(),
-                None => links.iter().filter(|l| l.is_ethernet()).collect(),
+                None => links.iter().filter(|l| l.is_physical_ethernet()).collect(),
             };
             for link in &candidates {
                 if device.is_some() && !link.is_ethernet() {
