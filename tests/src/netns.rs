@@ -161,17 +161,6 @@ impl Netns {
         other.link_up(remote)
     }
 
-    /// Adds a veth pair `inside` (here) ↔ `host_side` (in the host's namespace), both up.
-    /// The pair goes away with this namespace.
-    pub fn add_veth_to_host(&self, inside: &str, host_side: &str) -> Result<(), NetnsError> {
-        self.ip(&[
-            "link", "add", inside, "type", "veth", "peer", "name", host_side, "netns", "1",
-        ])?;
-        self.link_up(inside)?;
-        process::run_args("ip", &["link", "set", host_side, "up"]).map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
     /// Adds an address (`10.0.0.1/24`, `fd00::1/64`) to `dev`.
     pub fn add_addr(&self, dev: &str, cidr: &str) -> Result<(), NetnsError> {
         self.ip(&["addr", "add", cidr, "dev", dev]).map(drop)

@@ -387,6 +387,22 @@ fn netns_veth_pair_carries_traffic_and_is_removed_even_on_panic() {
     assert_eq!(&echoed, b"hello");
     server.join().unwrap();
 
+    // A StaticServer inside one namespace, fetched from the other.
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("cfg.toml"), "answer = 42\n").unwrap();
+    let http = StaticServer::start_in(&a, www.path(), "10.78.0.1".parse().unwrap(), 8080).unwrap();
+    assert_eq!(http.url("cfg.toml"), "http://10.78.0.1:8080/cfg.toml");
+    let body = b
+        .enter(|| {
+            let mut s = TcpStream::connect(http.addr()).unwrap();
+            write!(s, "GET /cfg.toml HTTP/1.0\r\n\r\n").unwrap();
+            let mut r = String::new();
+            s.read_to_string(&mut r).unwrap();
+            r
+        })
+        .unwrap();
+    assert!(body.ends_with("answer = 42\n"), "{body}");
+
     // Processes started inside die with the namespace.
     let mut sleeper = a.spawn(&["sleep", "600"]).unwrap();
     let sleeper_pid = i32::try_from(sleeper.id()).unwrap();
