@@ -152,6 +152,8 @@ async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> Powe
     );
     let mut have_config = false;
     let mut restart_at: Option<Instant> = None;
+    // Memory figures are logged once lbd has settled, for operators and the boot benchmark.
+    let mut memory_report_at: Option<Instant> = None;
     // Reap now and then even without SIGCHLD: signals of the same kind coalesce.
     let mut reap_tick = tokio::time::interval(Duration::from_secs(5));
 
@@ -163,6 +165,10 @@ async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> Powe
                 restart_at = None;
                 start_lbd(&mut lbd);
             }
+            _ = sleep_until_opt(memory_report_at) => {
+                memory_report_at = None;
+                log_memory(lbd.pid());
+            }
             Some(new) = config_rx.recv() => {
                 let new: boot::NewConfig = new;
                 if let Err(e) = boot::install(&new) {
@@ -172,6 +178,7 @@ async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> Powe
                 if !have_config {
                     have_config = true;
                     start_lbd(&mut lbd);
+                    memory_report_at = Some(Instant::now() + Duration::from_secs(3));
                 } else if lbd.pid().is_some() {
                     match lbd.signal(Signal::SIGHUP) {
                         Ok(()) => info!(version = %&new.loaded.config.version[..12], "new config handed to lbd"),
@@ -221,6 +228,29 @@ fn start_lbd(lbd: &mut Supervised) {
         }
         Err(e) => error!("cannot start {}: {e}", lbd.program),
     }
+}
+
+/// Resident set size of a process in KiB, from /proc/PID/status.
+fn rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn log_memory(lbd_pid: Option<i32>) {
+    let init_rss = rss_kib("self");
+    let lbd_rss = lbd_pid.and_then(|p| rss_kib(&p.to_string()));
+    let mem_available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find(|l| l.starts_with("MemAvailable:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+    });
+    info!(
+        init_rss_kib = init_rss.unwrap_or(0),
+        lbd_rss_kib = lbd_rss.unwrap_or(0),
+        mem_available_kib = mem_available.unwrap_or(0),
+        "memory"
+    );
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
