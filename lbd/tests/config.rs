@@ -168,10 +168,13 @@ fn defaults_are_filled_in() {
     assert_eq!(c.version.len(), 64);
 }
 
+/// (diagnostic code, line, column)
+type Expected = (&'static str, usize, usize);
+
 #[test]
 fn refused_configs_point_at_the_mistake() {
     // (config after BASE, expected (code, line, column)); BASE is 6 lines, so extra starts at 7.
-    let cases: &[(&str, &[(&str, usize, usize)])] = &[
+    let cases: &[(&str, &[Expected])] = &[
         // unknown key inside a known section
         ("[node]\nhostnmae = \"x\"\n", &[("unknown-key", 8, 1)]),
         // unknown top-level section

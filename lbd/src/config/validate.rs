@@ -161,7 +161,7 @@ impl Cx {
                 .iter()
                 .find(|(k, v)| k.span().contains(&at.start) || v.span().contains(&at.start))
                 .map(|(k, _)| k.get_ref().to_string());
-            let Some(culprit) = culprit else { return None };
+            let culprit = culprit?;
             let mut rest = DeTable::new();
             for (k, v) in table.iter().filter(|(k, _)| k.get_ref() != &culprit) {
                 rest.insert(k.clone(), v.clone());
