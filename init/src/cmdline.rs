@@ -8,6 +8,7 @@
 //! | `lb.lbd=PATH` | the daemon to supervise | `/bin/lbd` |
 //! | `lb.log=LEVEL` | init's log level | `info` |
 //! | `lb.shutdown_timeout=DURATION` | how long lbd gets to stop before SIGKILL | `10s` |
+//! | `lb.shell=TTY` | a debug shell (`/bin/sh`, only in images that ship one) on `/dev/TTY`, respawned | none |
 //! | `ip=...` | the kernel's `ip=` syntax, parsed by `net` | `dhcp` |
 
 use lbd::config::ConfigDuration;
@@ -100,6 +101,8 @@ pub struct InitSettings {
     pub lbd_path: String,
     pub log_level: String,
     pub shutdown_timeout: Duration,
+    /// Terminal for a debug shell (`ttyS1`), if asked for.
+    pub shell_tty: Option<String>,
 }
 
 /// A bad `lb.*` value. Init logs it and uses the default, so a typo does not brick a box.
@@ -174,6 +177,18 @@ impl InitSettings {
             lbd_path: cmdline.get("lb.lbd").unwrap_or("/bin/lbd").to_string(),
             log_level,
             shutdown_timeout,
+            shell_tty: match cmdline.get("lb.shell") {
+                Some(t) if !t.is_empty() && !t.contains('/') => Some(t.to_string()),
+                Some(other) => {
+                    errors.push(SettingError {
+                        key: "lb.shell",
+                        value: other.to_string(),
+                        problem: "name a terminal under /dev, e.g. ttyS1".into(),
+                    });
+                    None
+                }
+                None => None,
+            },
         };
         (settings, errors)
     }

@@ -150,6 +150,21 @@ async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> Powe
         settings.lbd_path.clone(),
         vec!["--config".into(), boot::CONFIG_PATH.into(), "run".into()],
     );
+    // Debug shell: only where the image ships /bin/sh (test images), and only when asked for.
+    let mut shell = settings.shell_tty.as_ref().and_then(|tty| {
+        if !std::path::Path::new("/bin/sh").exists() {
+            warn!("lb.shell={tty}: this image has no /bin/sh; no debug shell");
+            return None;
+        }
+        warn!("debug shell on /dev/{tty} (lb.shell): anyone on that line is root");
+        let mut s = Supervised::new("shell", "/bin/sh".into(), vec![]);
+        s.tty = Some(std::path::PathBuf::from("/dev").join(tty));
+        Some(s)
+    });
+    if let Some(s) = shell.as_mut() {
+        start_child(s);
+    }
+    let mut shell_restart_at: Option<Instant> = None;
     let mut have_config = false;
     let mut restart_at: Option<Instant> = None;
     // Memory figures are logged once lbd has settled, for operators and the boot benchmark.
@@ -159,11 +174,17 @@ async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> Powe
 
     let action = loop {
         tokio::select! {
-            _ = sigchld.recv() => reap(&mut lbd, &mut restart_at),
-            _ = reap_tick.tick() => reap(&mut lbd, &mut restart_at),
+            _ = sigchld.recv() => reap(&mut lbd, &mut restart_at, shell.as_mut(), &mut shell_restart_at),
+            _ = reap_tick.tick() => reap(&mut lbd, &mut restart_at, shell.as_mut(), &mut shell_restart_at),
+            _ = sleep_until_opt(shell_restart_at) => {
+                shell_restart_at = None;
+                if let Some(s) = shell.as_mut() {
+                    start_child(s);
+                }
+            }
             _ = sleep_until_opt(restart_at) => {
                 restart_at = None;
-                start_lbd(&mut lbd);
+                start_child(&mut lbd);
             }
             _ = sleep_until_opt(memory_report_at) => {
                 memory_report_at = None;
@@ -177,7 +198,7 @@ async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> Powe
                 }
                 if !have_config {
                     have_config = true;
-                    start_lbd(&mut lbd);
+                    start_child(&mut lbd);
                     memory_report_at = Some(Instant::now() + Duration::from_secs(3));
                 } else if lbd.pid().is_some() {
                     match lbd.signal(Signal::SIGHUP) {
@@ -202,8 +223,21 @@ async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> Powe
     action
 }
 
-fn reap(lbd: &mut Supervised, restart_at: &mut Option<Instant>) {
-    for exit in supervise::reap_all() {
+fn reap(
+    lbd: &mut Supervised,
+    restart_at: &mut Option<Instant>,
+    shell: Option<&mut Supervised>,
+    shell_restart_at: &mut Option<Instant>,
+) {
+    let exits = supervise::reap_all();
+    if let Some(shell) = shell {
+        for exit in &exits {
+            if let Some((_, delay)) = shell.on_exit(exit, std::time::Instant::now()) {
+                *shell_restart_at = Some(Instant::now() + delay);
+            }
+        }
+    }
+    for exit in exits {
         if let Some((ran, delay)) = lbd.on_exit(&exit, std::time::Instant::now()) {
             warn!(
                 "lbd exited ({}) after {:.1} s; restarting in {} s",
@@ -216,17 +250,17 @@ fn reap(lbd: &mut Supervised, restart_at: &mut Option<Instant>) {
     }
 }
 
-fn start_lbd(lbd: &mut Supervised) {
-    match lbd.spawn(std::time::Instant::now()) {
+fn start_child(child: &mut Supervised) {
+    match child.spawn(std::time::Instant::now()) {
         Ok(pid) => {
-            if lbd.restarts > 0 {
-                info!(pid, restarts = lbd.restarts, "lbd restarted");
+            if child.restarts > 0 {
+                info!(pid, restarts = child.restarts, "{} restarted", child.name);
             } else {
-                info!(pid, "lbd started");
+                info!(pid, "{} started", child.name);
             }
-            lbd.restarts += 1;
+            child.restarts += 1;
         }
-        Err(e) => error!("cannot start {}: {e}", lbd.program),
+        Err(e) => error!("cannot start {}: {e}", child.program),
     }
 }
 

@@ -106,6 +106,9 @@ pub struct Supervised {
     started: Option<Instant>,
     pub restarts: u32,
     backoff: RestartBackoff,
+    /// Run on this terminal as a session leader with it as controlling tty (a debug shell);
+    /// `None`: inherit init's console output.
+    pub tty: Option<std::path::PathBuf>,
 }
 
 impl Supervised {
@@ -118,6 +121,7 @@ impl Supervised {
             started: None,
             restarts: 0,
             backoff: RestartBackoff::default(),
+            tty: None,
         }
     }
 
@@ -127,12 +131,37 @@ impl Supervised {
 
     /// Starts the program with the console as stdout/stderr.
     pub fn spawn(&mut self, now: Instant) -> std::io::Result<i32> {
-        let child = Command::new(&self.program)
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
-            .spawn()?;
+        let mut command = Command::new(&self.program);
+        command.args(&self.args);
+        match &self.tty {
+            None => {
+                command
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::inherit())
+                    .stderr(Stdio::inherit());
+            }
+            Some(tty) => {
+                let open = || std::fs::OpenOptions::new().read(true).write(true).open(tty);
+                command.stdin(open()?).stdout(open()?).stderr(open()?);
+                command
+                    .env("TERM", "vt100")
+                    .env("PS1", "lb# ")
+                    .env("HOME", "/root");
+                use std::os::unix::process::CommandExt;
+                // SAFETY: only async-signal-safe calls between fork and exec (setsid, ioctl).
+                unsafe {
+                    command.pre_exec(|| {
+                        nix::unistd::setsid().map_err(std::io::Error::from)?;
+                        // TIOCSCTTY on stdin: make the terminal our controlling tty (job control).
+                        if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 1) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
+        }
+        let child = command.spawn()?;
         let pid = child.id() as i32;
         // Not waited on here: the reaper owns exit statuses.
         drop(child);
