@@ -56,8 +56,9 @@ struct BuildArgs {
     /// Kernel command line (initrd=initrd.img is added) [default: "console=tty0 console=ttyS0,115200n8 panic=10"].
     #[arg(long)]
     cmdline: Option<String>,
-    /// Initramfs compression.
-    #[arg(long, value_enum, default_value_t = Compression::Gzip)]
+    /// Initramfs compression: zstd boots fastest (measured under TCG: zstd 2.35 s, gzip 2.47 s,
+    /// xz 3.43 s to /init) at nearly xz's size.
+    #[arg(long, value_enum, default_value_t = Compression::Zstd)]
     compress: Compression,
 }
 

@@ -174,7 +174,7 @@ fn default_image_has_expected_contents_and_is_reproducible() {
     let manifest = read_manifest(&a);
     let version = manifest.kernel_version.clone();
     assert!(version.ends_with("-amd64"), "{version}");
-    assert_eq!(manifest.compression, "gzip");
+    assert_eq!(manifest.compression, "zstd", "zstd is the default");
 
     // Output files match the manifest.
     let outputs: BTreeMap<&str, _> = manifest
@@ -216,7 +216,7 @@ fn default_image_has_expected_contents_and_is_reproducible() {
 
     // The initramfs, decompressed and unpacked by real tools.
     let initrd = std::fs::read(a.join("initrd.img")).unwrap();
-    let cpio = decompress(&initrd, "gzip");
+    let cpio = decompress(&initrd, "zstd");
     assert_eq!(
         cpio.len() as u64,
         manifest.totals.initramfs_uncompressed_bytes
