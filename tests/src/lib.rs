@@ -7,6 +7,9 @@
 //!
 //! # Modules
 //!
+//! - [`appliance`]: the built appliance image ([`appliance::Image`]) booted with a config source
+//!   ([`appliance::ApplianceBuilder`]), served configs that polling always sees change
+//!   ([`appliance::ConfigDir`]), and parsers for init's and lbd's console lines.
 //! - [`artifacts`]: the workspace root, the kernel package ([`artifacts::kernel_deb`], env
 //!   `LB_KERNEL_DEB`), the built image directory ([`artifacts::image_dir`], env `LB_IMAGE_DIR`),
 //!   the unpacked kernel and module dependency order ([`artifacts::kernel`],
@@ -87,6 +90,7 @@ macro_rules! debug_is_display {
 }
 pub(crate) use debug_is_display;
 
+pub mod appliance;
 pub mod artifacts;
 pub mod console;
 pub mod http;

@@ -1,0 +1,458 @@
+//! End-to-end tests of the real appliance image: the Debian cloud kernel with our initramfs
+//! (init as PID 1, lbd supervised) booted in QEMU on user networking, fetching its config from
+//! python's http.server on the host or from QEMU's built-in TFTP server, reloading it, refusing
+//! bad ones, and shutting down in order on Ctrl-Alt-Del and the power button.
+//!
+//! Needs QEMU, python3, the kernel package (`tools/setup.sh`) and the built image (see
+//! [`lbtest::appliance::BUILD_COMMANDS`]); a missing piece fails the test with instructions.
+//! Every test has its own directories, server port and QEMU (with its own user network), so they
+//! run in parallel.
+
+use std::path::Path;
+use std::time::Duration;
+
+use lbtest::appliance::{
+    self, assert_no_fatal, lines_containing, position_of, ApplianceBuilder, ConfigDir, Image,
+    LbdRunning, LBD_RUNNING,
+};
+use lbtest::{artifacts, Guest, MacAddr, StaticServer};
+
+/// Kernel start to lbd running: about 4 s under TCG when idle; generous for a loaded 2-core host
+/// running several guests at once.
+const BOOT: Duration = Duration::from_secs(90);
+/// One step after boot: a poll, a reload, a shutdown.
+const STEP: Duration = Duration::from_secs(30);
+/// From the power request to QEMU's exit.
+const EXIT: Duration = Duration::from_secs(30);
+
+const NETWORK_UP: &str =
+    r"init:\s+INFO network up device=(?P<dev>\S+) address=(?P<addr>\S+) .*dhcp=true";
+const LBD_STARTED: &str = r"init:\s+INFO lbd started pid=(?P<pid>\d+)";
+
+fn demo_config() -> String {
+    let path = artifacts::workspace_root().join("tools/examples/demo.toml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `base` with one more real server in `service.web` (the last table of demo.toml).
+fn with_real(base: &str, address: &str, weight: u32) -> String {
+    format!("{base}\n[[service.web.real]]\naddress = \"{address}\"\nweight = {weight}\n")
+}
+
+/// `base` with an unknown scheduler, and where the error must point (line, column).
+fn with_bad_scheduler(base: &str) -> (String, (usize, usize)) {
+    assert!(base.contains("scheduler = \"wrr\""), "demo.toml changed");
+    let bad = base.replace("scheduler = \"wrr\"", "scheduler = \"fastest\"");
+    let at = position_of(&bad, "\"fastest\"").expect("the bad value is in the text");
+    (bad, at)
+}
+
+fn short(version: &str) -> &str {
+    &version[..12]
+}
+
+/// Waits for init's "network up" (DHCP from QEMU's user network), "lbd started" and lbd's
+/// "running" line, and checks they agree on the pid.
+fn boot_to_lbd(g: &Guest) -> LbdRunning {
+    let up = g.expect(NETWORK_UP, BOOT).unwrap();
+    assert_eq!(up.name("dev"), Some("eth0"), "{}", up.line);
+    assert_eq!(
+        up.name("addr"),
+        Some("10.0.2.15/24"),
+        "QEMU's DHCP address: {}",
+        up.line
+    );
+    let started = g.expect(LBD_STARTED, STEP).unwrap();
+    let m = g.expect(LBD_RUNNING, STEP).unwrap();
+    let running = LbdRunning::from_match(&m).expect("a complete running line");
+    assert_eq!(
+        started.name("pid"),
+        Some(running.pid.to_string().as_str()),
+        "init started one lbd and another one runs:\n{}\n{}",
+        started.line,
+        running.line
+    );
+    running
+}
+
+/// The summary of the demo config (and variants) at `version`, with `reals` real servers.
+fn summary(reals: usize, version: &str) -> String {
+    format!(
+        "1 service, {reals} reals, 1 vrrp instance (1 vip), 0 sync groups, version {}",
+        short(version)
+    )
+}
+
+fn http_requests(server: &StaticServer, path: &str) -> usize {
+    server
+        .requests_with_status(200)
+        .iter()
+        .filter(|p| *p == path)
+        .count()
+}
+
+/// lbd was started once and never restarted or re-run.
+fn assert_one_lbd(g: &Guest, pid: u32) {
+    let c = g.console();
+    let started = lines_containing(c, "INFO lbd started");
+    assert_eq!(started.len(), 1, "lbd started more than once: {started:#?}");
+    assert!(started[0].ends_with(&format!("pid={pid}")), "{started:?}");
+    let running = lines_containing(c, "INFO lbd running");
+    assert_eq!(running.len(), 1, "lbd ran more than once: {running:#?}");
+    for bad in ["lbd restarted", "lbd exited"] {
+        let found = lines_containing(c, bad);
+        assert!(found.is_empty(), "{found:#?}");
+    }
+}
+
+/// 1. HTTP: the config is named after the guest's MAC (`${mac}` in the URL), served by python's
+///    http.server on the host and reached through QEMU's user network at 10.0.2.2.
+#[test]
+fn http_config_named_after_the_mac_starts_lbd() {
+    let image = Image::find();
+    let configs = ConfigDir::new().unwrap();
+    let mac: MacAddr = "52:54:00:ab:cd:01".parse().unwrap();
+    let file = format!("{mac}.toml");
+    let version = configs.publish(&file, &demo_config()).unwrap();
+    let server = StaticServer::start(configs.path()).unwrap();
+
+    let g = ApplianceBuilder::new("appliance-http")
+        .mac(mac)
+        .config_url(format!("http://10.0.2.2:{}/${{mac}}.toml", server.port()))
+        .poll("1s")
+        .spawn(&image)
+        .unwrap();
+    let running = boot_to_lbd(&g);
+    assert_eq!(running.summary, summary(2, &version));
+
+    // init fetched exactly the expanded URL, and the server saw that path.
+    let fetched = lines_containing(g.console(), "INFO fetched new config");
+    assert_eq!(fetched.len(), 1, "{fetched:#?}");
+    let expected_url = format!("url=http://10.0.2.2:{}/{file} ", server.port());
+    assert!(fetched[0].contains(&expected_url), "{}", fetched[0]);
+    assert!(
+        http_requests(&server, &format!("/{file}")) >= 1,
+        "server log: {:#?}",
+        server.log()
+    );
+    eprintln!(
+        "figure: {} kernel start to lbd running (HTTP config): {:.2?} guest time",
+        g.accel().name(),
+        running.uptime
+    );
+    assert_no_fatal(g.console());
+}
+
+/// 2. TFTP: QEMU's built-in TFTP server serves the sample config.
+#[test]
+fn tftp_config_starts_lbd() {
+    let image = Image::find();
+    let configs = ConfigDir::new().unwrap();
+    let version = configs.publish("demo.toml", &demo_config()).unwrap();
+
+    let g = ApplianceBuilder::new("appliance-tftp")
+        .mac("52:54:00:ab:cd:02".parse().unwrap())
+        .tftp(configs.path())
+        .config_url("tftp://10.0.2.2/demo.toml")
+        .spawn(&image)
+        .unwrap();
+    let running = boot_to_lbd(&g);
+    assert_eq!(running.summary, summary(2, &version));
+    let fetched = lines_containing(g.console(), "INFO fetched new config");
+    assert_eq!(fetched.len(), 1, "{fetched:#?}");
+    assert!(
+        fetched[0].contains("url=tftp://10.0.2.2/demo.toml "),
+        "{}",
+        fetched[0]
+    );
+    assert_no_fatal(g.console());
+}
+
+/// 3. Reload: a changed config reaches lbd without a restart; an invalid one is refused by init
+///    with its location, lbd keeps the running config, and a valid config after it is taken.
+#[test]
+fn reload_without_restart_and_refuse_an_invalid_config() {
+    let image = Image::find();
+    let configs = ConfigDir::new().unwrap();
+    let base = demo_config();
+    let v1 = configs.publish("node.toml", &base).unwrap();
+    let server = StaticServer::start(configs.path()).unwrap();
+
+    let g = ApplianceBuilder::new("appliance-reload")
+        .mac("52:54:00:ab:cd:03".parse().unwrap())
+        .config_url(format!("http://10.0.2.2:{}/node.toml", server.port()))
+        .poll("1s")
+        .spawn(&image)
+        .unwrap();
+    let running = boot_to_lbd(&g);
+    assert_eq!(running.summary, summary(2, &v1));
+
+    // A third real server.
+    let v2_text = with_real(&base, "10.0.2.2:8082", 1);
+    let v2 = configs.publish("node.toml", &v2_text).unwrap();
+    g.expect(
+        &format!(
+            r"init:\s+INFO config fetched: {}",
+            regex::escape(&summary(3, &v2))
+        ),
+        STEP,
+    )
+    .unwrap();
+    // init logs the hand-over after signalling lbd, so the two lines come in either order.
+    let fetched_at = g.console().position();
+    g.expect(
+        &format!(
+            r"init:\s+INFO new config handed to lbd version={}",
+            short(&v2)
+        ),
+        STEP,
+    )
+    .unwrap();
+    let handed_at = g.console().position();
+    g.console().set_position(fetched_at);
+    g.expect(
+        &format!(
+            r"lbd:\s+INFO reloaded config /run/lb/config\.toml: {} previous={}",
+            regex::escape(&summary(3, &v2)),
+            short(&v1)
+        ),
+        STEP,
+    )
+    .unwrap();
+    g.console()
+        .set_position(handed_at.max(g.console().position()));
+
+    // An unknown scheduler: refused by init, with file:line:col.
+    let (bad, (line, col)) = with_bad_scheduler(&v2_text);
+    configs.publish("node.toml", &bad).unwrap();
+    let before_bad = http_requests(&server, "/node.toml");
+    let refused = g
+        .expect(
+            &format!(
+                r#"init:\s+ERROR refused new config; keeping the running one: .*:{line}:{col}: .*unknown scheduler "fastest""#
+            ),
+            STEP,
+        )
+        .unwrap();
+    // Several more polls of the bad file (init keeps polling), and nothing reaches lbd.
+    let deadline = std::time::Instant::now() + STEP;
+    while http_requests(&server, "/node.toml") < before_bad + 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "init stopped polling after the refusal; server log: {:#?}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let after: Vec<String> = g.console().lines()[refused.line_no + 1..].to_vec();
+    for line in &after {
+        for forbidden in [
+            "config fetched",
+            "new config handed",
+            "reloaded config",
+            "refused new config /run",
+            "lbd started",
+            "lbd restarted",
+        ] {
+            assert!(
+                !line.contains(forbidden),
+                "after the refusal: {line}\n(all lines since: {after:#?})"
+            );
+        }
+    }
+    // The refusal is reported once, not every poll.
+    assert_eq!(
+        lines_containing(g.console(), "refused new config").len(),
+        1,
+        "{:#?}",
+        lines_containing(g.console(), "refused new config")
+    );
+
+    // A valid config again: taken, and lbd's previous version is v2 (it never saw the bad one).
+    let v3_text = with_real(&v2_text, "10.0.2.2:8083", 3);
+    let v3 = configs.publish("node.toml", &v3_text).unwrap();
+    g.expect(
+        &format!(
+            r"lbd:\s+INFO reloaded config /run/lb/config\.toml: {} previous={}",
+            regex::escape(&summary(4, &v3)),
+            short(&v2)
+        ),
+        STEP,
+    )
+    .unwrap();
+
+    assert_one_lbd(&g, running.pid);
+    assert_eq!(
+        lines_containing(g.console(), "INFO reloaded config").len(),
+        2
+    );
+    assert_no_fatal(g.console());
+}
+
+/// 4. The first config is invalid: init reports where, keeps trying and does not start lbd;
+///    once the file is fixed, lbd starts with it.
+#[test]
+fn invalid_first_config_is_retried_until_fixed() {
+    let image = Image::find();
+    let configs = ConfigDir::new().unwrap();
+    let good = demo_config();
+    let (bad, (line, col)) = with_bad_scheduler(&good);
+    configs.publish("node.toml", &bad).unwrap();
+    let server = StaticServer::start(configs.path()).unwrap();
+
+    let g = ApplianceBuilder::new("appliance-invalid-first")
+        .mac("52:54:00:ab:cd:04".parse().unwrap())
+        .config_url(format!("http://10.0.2.2:{}/node.toml", server.port()))
+        .poll("1s")
+        .spawn(&image)
+        .unwrap();
+    let rejected = |round: u32| {
+        format!(
+            r#"init:\s+WARN config fetch failed round={round} .*config rejected: 1 error\(s\): \S*:{line}:{col}: .*unknown scheduler "fastest""#
+        )
+    };
+    let first = g.expect(&rejected(1), BOOT).unwrap();
+    g.expect(&rejected(2), STEP).unwrap();
+    assert!(
+        http_requests(&server, "/node.toml") >= 2,
+        "{:#?}",
+        server.log()
+    );
+    // Nothing of lbd so far: not started, not a line printed.
+    let lbd_lines: Vec<String> = g
+        .console()
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("lbd started") || l.contains("] lbd:"))
+        .collect();
+    assert!(
+        lbd_lines.is_empty(),
+        "lbd ran on an invalid config: {lbd_lines:#?}"
+    );
+    assert!(first.line.contains("/node.toml"), "{}", first.line);
+
+    let version = configs.publish("node.toml", &good).unwrap();
+    // Retries back off with jitter: a few seconds this early, never more than 30 s.
+    g.expect(
+        r"init:\s+INFO config fetch succeeded after retries",
+        Duration::from_secs(45),
+    )
+    .unwrap();
+    let started = g.expect(LBD_STARTED, STEP).unwrap();
+    let m = g.expect(LBD_RUNNING, STEP).unwrap();
+    let running = LbdRunning::from_match(&m).unwrap();
+    assert_eq!(started.name("pid"), Some(running.pid.to_string().as_str()));
+    assert_eq!(running.summary, summary(2, &version));
+    assert_one_lbd(&g, running.pid);
+    assert_no_fatal(g.console());
+}
+
+/// Boots the sample config over TFTP and returns the guest with lbd running.
+fn boot_demo_over_tftp(name: &str, mac: &str, tftp: &Path) -> (Guest, LbdRunning) {
+    std::fs::write(tftp.join("demo.toml"), demo_config()).unwrap();
+    let g = ApplianceBuilder::new(name)
+        .mac(mac.parse().unwrap())
+        .tftp(tftp)
+        .config_url("tftp://10.0.2.2/demo.toml")
+        .spawn(&Image::find())
+        .unwrap();
+    let running = boot_to_lbd(&g);
+    (g, running)
+}
+
+/// The orderly stop every power request goes through: lbd first (it will hand over its VIPs),
+/// and it exits cleanly within the grace time.
+fn expect_orderly_stop(g: &Guest, lbd_pid: u32, verb: &str) {
+    g.expect(&format!(r"init:\s+INFO stopping lbd pid={lbd_pid}$"), STEP)
+        .unwrap();
+    g.expect(r"lbd:\s+INFO SIGTERM: stopping$", STEP).unwrap();
+    g.expect(r"lbd:\s+INFO lbd stopped$", STEP).unwrap();
+    g.expect(r"init:\s+INFO lbd stopped \(exit code 0\)$", STEP)
+        .unwrap();
+    g.expect(&format!(r"init:\s+INFO {verb}: stopping$"), STEP)
+        .unwrap();
+}
+
+/// 5a. Ctrl-Alt-Del (QMP send-key): init stops lbd in order, then the guest reboots (QEMU runs
+///     with -no-reboot, so it exits with reason guest-reset).
+#[test]
+fn ctrl_alt_delete_stops_lbd_then_reboots() {
+    let tftp = ConfigDir::new().unwrap();
+    let (mut g, running) = boot_demo_over_tftp("appliance-cad", "52:54:00:ab:cd:05", tftp.path());
+    g.ctrl_alt_delete().unwrap();
+    g.expect(r"init:\s+INFO Ctrl-Alt-Del$", STEP).unwrap();
+    expect_orderly_stop(&g, running.pid, "reboot");
+    let exit = g.wait_exit(EXIT).unwrap();
+    assert_eq!(
+        exit.shutdown_reason.as_deref(),
+        Some("guest-reset"),
+        "{exit:?}"
+    );
+    assert!(exit.status.success(), "{exit:?}");
+    let killed = lines_containing(g.console(), "did not stop");
+    assert!(killed.is_empty(), "{killed:#?}");
+    assert_no_fatal(g.console());
+}
+
+/// 5b. The ACPI power button (QMP system_powerdown): orderly stop, then power off.
+#[test]
+fn power_button_stops_lbd_then_powers_off() {
+    let tftp = ConfigDir::new().unwrap();
+    let (mut g, running) =
+        boot_demo_over_tftp("appliance-powerdown", "52:54:00:ab:cd:06", tftp.path());
+    g.system_powerdown().unwrap();
+    g.expect(r"init:\s+INFO power button$", STEP).unwrap();
+    expect_orderly_stop(&g, running.pid, "power off");
+    let exit = g.wait_exit(EXIT).unwrap();
+    assert_eq!(
+        exit.shutdown_reason.as_deref(),
+        Some("guest-shutdown"),
+        "{exit:?}"
+    );
+    assert!(exit.status.success(), "{exit:?}");
+    assert!(g.qmp().events().iter().any(|e| e.name == "POWERDOWN"));
+    assert_no_fatal(g.console());
+}
+
+/// 7. No `lb.config=`: init says so, never starts lbd, and still answers Ctrl-Alt-Del.
+#[test]
+fn no_config_source_is_reported_and_lbd_never_starts() {
+    let image = Image::find();
+    let mut g = ApplianceBuilder::new("appliance-no-config")
+        .mac("52:54:00:ab:cd:07".parse().unwrap())
+        .spawn(&image)
+        .unwrap();
+    g.expect(NETWORK_UP, BOOT).unwrap();
+    let said = g
+        .expect(
+            r"init:\s+ERROR no config source: add lb\.config=URL to the kernel command line.*lbd will not start",
+            STEP,
+        )
+        .unwrap();
+    // Give it time to do something wrong: a few seconds of guest time.
+    let since = appliance::stamp(&said.line).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let lbd: Vec<String> = g
+        .console()
+        .lines()
+        .into_iter()
+        .filter(|l| {
+            l.contains("lbd started") || l.contains("] lbd:") || l.contains("fetching the config")
+        })
+        .collect();
+    assert!(lbd.is_empty(), "{lbd:#?}");
+
+    // PID 1 is alive and in charge: Ctrl-Alt-Del reboots, with no lbd to stop.
+    g.ctrl_alt_delete().unwrap();
+    let cad = g.expect(r"init:\s+INFO Ctrl-Alt-Del$", STEP).unwrap();
+    assert!(
+        appliance::stamp(&cad.line).unwrap() >= since,
+        "{}",
+        cad.line
+    );
+    g.expect(r"init:\s+INFO reboot: stopping$", STEP).unwrap();
+    let exit = g.wait_exit(EXIT).unwrap();
+    assert_eq!(exit.shutdown_reason.as_deref(), Some("guest-reset"));
+    assert!(lines_containing(g.console(), "stopping lbd").is_empty());
+    assert_no_fatal(g.console());
+}
