@@ -245,16 +245,29 @@ impl ConfigDir {
     /// replaces. Returns the SHA-256 of `text` in hex (lbd's config version).
     pub fn publish(&self, name: &str, text: &str) -> std::io::Result<String> {
         let path = self.dir.path().join(name);
-        if let Ok(old) = std::fs::metadata(&path).and_then(|m| m.modified()) {
-            let old_secs = unix_secs(old);
-            // Bounded: at most a little over one second.
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while unix_secs(SystemTime::now()) <= old_secs && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        let old_secs = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .map(unix_secs);
         let tmp = self.dir.path().join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text)?;
+        // File times come from the kernel's coarse clock, which lags the system time by up to
+        // a tick, so check the written file's own time rather than the clock. Bounded: the
+        // second changes within about one second.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            std::fs::write(&tmp, text)?;
+            let new_secs = unix_secs(std::fs::metadata(&tmp)?.modified()?);
+            if old_secs.is_none_or(|old| new_secs > old) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(std::io::Error::other(format!(
+                    "{}: the file time stays in second {new_secs}",
+                    tmp.display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         std::fs::rename(&tmp, &path)?;
         Ok(sha256_hex(text.as_bytes()))
     }
