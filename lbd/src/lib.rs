@@ -4,6 +4,8 @@
 //! behind the `daemon` feature.
 
 pub mod config;
+pub mod ipvs;
+pub mod reconcile;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 #[cfg(feature = "logging")]

@@ -79,7 +79,9 @@ fn check(files: &[PathBuf], dump: bool) -> ExitCode {
 
 fn run(path: PathBuf) -> ExitCode {
     lbd::logging::init("lbd", "LBD_LOG", "info");
-    let daemon = match Daemon::start(&path, Vec::new()) {
+    let subsystems: Vec<Box<dyn lbd::daemon::Subsystem>> =
+        vec![Box::new(lbd::ipvs::subsystem::IpvsSubsystem::new())];
+    let daemon = match Daemon::start(&path, subsystems) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("{}", e.0);

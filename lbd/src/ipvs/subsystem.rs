@@ -1,0 +1,224 @@
+//! lbd's IPVS subsystem: adopts the kernel's table at start, then applies only differences.
+//!
+//! At the first apply (and after anything made the cached view doubtful) the kernel's table,
+//! timeouts and sync daemons are read once and *adopted*: the plan is computed against what is
+//! there, so a restarted lbd changes nothing when the config did not change, and connections
+//! survive a crash or an upgrade. Afterwards the subsystem keeps its view of the kernel up to
+//! date from the results of its own operations, so a one-real change costs one message however
+//! large the table is. An operation the kernel refuses is logged with the object and errno;
+//! the others are still applied. When lbd stops, the table stays: nothing is flushed.
+//!
+//! Inputs besides the config — real health (checks), operator overrides, and the sync role
+//! (VRRP) — come in through setters and take effect at the next [`IpvsSubsystem::reconcile`].
+
+use super::client::{IpvsClient, IpvsError};
+use crate::config::Config;
+use crate::daemon::Subsystem;
+use crate::reconcile::{
+    self, DestSpec, KernelState, Op, Overrides, PlanCounts, RealHealth, ServiceSpec, SyncRole,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+use tracing::{error, info, warn};
+
+/// What one reconcile did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ApplyReport {
+    pub counts: PlanCounts,
+    pub errors: usize,
+    /// Netlink messages sent and received for this apply (including a dump, if one was needed).
+    pub messages: u64,
+    pub millis: f64,
+    /// Set when the kernel table was (re)read: its services and destinations.
+    pub adopted: Option<(usize, usize)>,
+}
+
+/// The IPVS subsystem.
+#[derive(Default)]
+pub struct IpvsSubsystem {
+    client: Option<IpvsClient>,
+    kernel: Option<KernelState>,
+    health: RealHealth,
+    overrides: Overrides,
+    role: SyncRole,
+}
+
+/// Reads the kernel's whole IPVS state.
+pub fn read_kernel(client: &mut IpvsClient) -> Result<KernelState, IpvsError> {
+    let dump = client.dump()?;
+    let mut table = BTreeMap::new();
+    for (s, dests) in dump {
+        let dests = dests.iter().map(DestSpec::from_entry).collect();
+        table.insert(
+            s.id,
+            reconcile::ServiceState {
+                spec: ServiceSpec::from_entry(&s),
+                dests,
+            },
+        );
+    }
+    Ok(KernelState {
+        table,
+        timeouts: client.timeouts()?,
+        daemons: client.daemons()?,
+    })
+}
+
+impl IpvsSubsystem {
+    pub fn new() -> IpvsSubsystem {
+        IpvsSubsystem::default()
+    }
+
+    /// Health of the reals, from the checks.
+    pub fn set_health(&mut self, health: RealHealth) {
+        self.health = health;
+    }
+
+    /// Operator overrides (drain, weights).
+    pub fn set_overrides(&mut self, overrides: Overrides) {
+        self.overrides = overrides;
+    }
+
+    /// Master or backup for the connection sync daemon (VRRP decides, later).
+    pub fn set_sync_role(&mut self, role: SyncRole) {
+        self.role = role;
+    }
+
+    fn traffic(&self) -> u64 {
+        self.client
+            .as_ref()
+            .map(|c| c.counters.messages_sent + c.counters.messages_received)
+            .unwrap_or(0)
+    }
+
+    /// Brings the kernel to what `config` (and the current inputs) want.
+    pub fn reconcile(&mut self, config: &Config) -> Result<ApplyReport, IpvsError> {
+        let started = Instant::now();
+        if self.client.is_none() {
+            self.client = Some(IpvsClient::connect()?);
+        }
+        let before = self.traffic();
+        let mut report = ApplyReport::default();
+        let client = self.client.as_mut().expect("just connected");
+        if self.kernel.is_none() {
+            let k = match read_kernel(client) {
+                Ok(k) => k,
+                Err(e) => {
+                    self.client = None;
+                    return Err(e);
+                }
+            };
+            report.adopted = Some((k.table.len(), k.dest_count()));
+            self.kernel = Some(k);
+        }
+        let kernel = self.kernel.as_mut().expect("just read");
+        let desired = reconcile::desired(config, &self.health, &self.overrides, self.role);
+        let ops = reconcile::plan(&desired, kernel);
+        report.counts = PlanCounts::of(&ops);
+        let requests: Vec<(String, _)> = ops.iter().map(|op| (op.to_string(), op.message())).collect();
+        let results = match client.execute(&requests) {
+            Ok(r) => r,
+            Err(e) => {
+                // The outcome of the batch is unknown: reconnect and re-read next time.
+                self.client = None;
+                self.kernel = None;
+                return Err(e);
+            }
+        };
+        let mut failed_services = BTreeSet::new();
+        let mut doubtful = false;
+        for (op, result) in ops.iter().zip(results) {
+            match result {
+                Ok(()) => kernel.apply(op),
+                Err(e) => {
+                    // Destinations of a service that could not be added fail too; say it once.
+                    let of_failed_service = matches!(op, Op::AddDest(..))
+                        && op.service().is_some_and(|s| failed_services.contains(s));
+                    if let Op::AddService(id, _) = op {
+                        failed_services.insert(*id);
+                    }
+                    match (&e, op) {
+                        // Already gone: what we wanted.
+                        (IpvsError::NotFound { .. }, Op::DelDest(..) | Op::DelService(..)) => {
+                            warn!("ipvs: {e}; someone else removed it");
+                            kernel.apply(op);
+                            continue;
+                        }
+                        (IpvsError::AlreadyExists { .. } | IpvsError::NotFound { .. }, _) => {
+                            // Someone else changed the table: read it again next time.
+                            doubtful = true;
+                        }
+                        _ => {}
+                    }
+                    report.errors += 1;
+                    if !of_failed_service {
+                        let name = op
+                            .service()
+                            .and_then(|id| desired.names.get(id))
+                            .map(|n| format!(" (service {n})"))
+                            .unwrap_or_default();
+                        error!("ipvs: {e}{name}");
+                    }
+                }
+            }
+        }
+        if doubtful {
+            self.kernel = None;
+        }
+        report.messages = self.traffic() - before;
+        report.millis = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(report)
+    }
+}
+
+impl Subsystem for IpvsSubsystem {
+    fn name(&self) -> &'static str {
+        "ipvs"
+    }
+
+    fn apply(&mut self, _old: Option<&Config>, new: &Config) {
+        match self.reconcile(new) {
+            Ok(r) => {
+                if let Some((services, reals)) = r.adopted {
+                    info!(
+                        services,
+                        reals, "ipvs: adopted the kernel table as it is (no rebuild)"
+                    );
+                }
+                let c = r.counts;
+                info!(
+                    services_added = c.services_added,
+                    services_edited = c.services_edited,
+                    services_deleted = c.services_deleted,
+                    reals_added = c.reals_added,
+                    reals_edited = c.reals_edited,
+                    reals_deleted = c.reals_deleted,
+                    other = c.other,
+                    errors = r.errors,
+                    messages = r.messages,
+                    ms = format!("{:.1}", r.millis),
+                    "ipvs applied: services +{} ~{} -{}, reals +{} ~{} -{}, other {}, {} error{}",
+                    c.services_added,
+                    c.services_edited,
+                    c.services_deleted,
+                    c.reals_added,
+                    c.reals_edited,
+                    c.reals_deleted,
+                    c.other,
+                    r.errors,
+                    if r.errors == 1 { "" } else { "s" }
+                );
+            }
+            Err(IpvsError::Unavailable) => {
+                error!("ipvs: {}; services are not programmed", IpvsError::Unavailable);
+            }
+            Err(e) => error!("ipvs: {e}; will read the kernel table again at the next apply"),
+        }
+    }
+
+    fn stop(&mut self) {
+        if self.client.is_some() {
+            info!("ipvs: leaving the kernel table in place (connections keep flowing)");
+        }
+    }
+}
