@@ -1,9 +1,363 @@
-//! `pxe`: the central boot and config server (TFTP + HTTP).
-//!
-//! Not built yet: until then, serve boot files and configs with any TFTP/HTTP server (the
-//! tests use QEMU's built-in TFTP server and `python3 -m http.server`).
+//! `pxe`: the central boot and config server (TFTP + HTTP). See `pxe --help` and
+//! pxe/README.md.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("pxe: the boot and config server is not implemented yet; serve the image folder and configs with any TFTP/HTTP server for now");
-    std::process::ExitCode::from(2)
+use clap::{Args, Parser, Subcommand};
+use lbd::config::ConfigDuration;
+use pxe::files::FileCache;
+use pxe::inventory;
+use pxe::reload::{self, Loader, Sources};
+use pxe::site::{self, Site};
+use pxe::state::Shared;
+use pxe::template::{self, Template};
+use pxe::Mac;
+use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tracing::{error, info, warn};
+
+const LONG_ABOUT: &str = "\
+The central boot and config server of the load-balancer appliance.
+
+One process serves, over HTTP and (optionally) TFTP:
+  /boot.ipxe            generic iPXE script; chains to /boot/${netX/mac:hexhyp}.ipxe
+  /boot/MAC.ipxe        the node's iPXE script: kernel + initrd from /image/, and
+                        lb.config=http://ADVERTISE/config/MAC.toml on its command line
+  /config/MAC.toml      the node's config: the template rendered with its inventory values,
+                        validated like lbd does (an invalid one is never served: the last good
+                        one is, and the error is logged with file:line:col)
+  /image/FILE           files of --image (vmlinuz, initrd.img, ...)          (HTTP only)
+  /status               JSON: nodes, served config versions, current problems (HTTP only)
+  undionly.kpxe, ...    files of --tftp-root (default /usr/lib/ipxe)         (TFTP only)
+MAC is aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabbccddeeff, any case. An unknown MAC gets
+404 (and a log line) unless the inventory has an [unknown] section.
+
+HTTP answers carry ETag (content hash) and Last-Modified, and honour If-None-Match,
+If-Modified-Since, If-Match, If-Unmodified-Since, If-Range, HEAD and one byte Range.
+Sources are re-read every --poll interval and on SIGHUP. Logs go to stderr; PXE_LOG sets the
+level (e.g. PXE_LOG=debug); every request is logged on target pxe::access.";
+
+#[derive(Parser)]
+#[command(name = "pxe", version, about = "Central boot and config server: TFTP + HTTP", long_about = LONG_ABOUT)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve boot files, iPXE scripts and node configs.
+    Serve(ServeArgs),
+    /// Print one node's rendered config (validated, as it would be served).
+    Render {
+        #[command(flatten)]
+        src: SourceArgs,
+        /// The node's MAC address.
+        #[arg(long)]
+        mac: Mac,
+    },
+    /// Validate the inventory and every node's rendered config; exit 1 if anything is wrong.
+    Check {
+        #[command(flatten)]
+        src: SourceArgs,
+    },
+}
+
+#[derive(Args)]
+struct SourceArgs {
+    /// The inventory: MAC -> hostname and values per node (TOML).
+    #[arg(long, value_name = "FILE")]
+    inventory: PathBuf,
+    /// The shared config template with {{ node.KEY }} placeholders.
+    #[arg(long, value_name = "FILE")]
+    template: PathBuf,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Image directory from `image build` (vmlinuz, initrd.img, manifest.json).
+    #[arg(long, value_name = "DIR")]
+    image: PathBuf,
+    #[command(flatten)]
+    src: SourceArgs,
+    /// HTTP listen address (port 0: any free port).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8080")]
+    http: SocketAddr,
+    /// TFTP listen address, e.g. 0.0.0.0:69; no TFTP without it.
+    #[arg(long, value_name = "ADDR:PORT")]
+    tftp: Option<SocketAddr>,
+    /// Directory served over TFTP besides the scripts [default: /usr/lib/ipxe if present].
+    #[arg(long, value_name = "DIR")]
+    tftp_root: Option<PathBuf>,
+    /// Address (and port) the nodes reach the HTTP server at, written into scripts and
+    /// config URLs [default: the --http address, unless it is 0.0.0.0 / ::].
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    advertise: Option<String>,
+    /// How often the inventory, template and image manifest are checked for changes.
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    poll: ConfigDuration,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Serve(args) => {
+            init_logging();
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("pxe: cannot start the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            rt.block_on(serve(args))
+        }
+        Cmd::Render { src, mac } => render(&src, mac),
+        Cmd::Check { src } => check(&src),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PXE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// `http://ADDR:PORT` from --advertise or the bound HTTP address.
+fn base_url(advertise: Option<&str>, bound: SocketAddr) -> Result<String, String> {
+    let addr = match advertise {
+        Some(a) => match a.parse::<SocketAddr>() {
+            Ok(sa) => sa,
+            Err(_) => match a.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+                Ok(ip) => SocketAddr::new(ip, bound.port()),
+                Err(_) => {
+                    return Err(format!(
+                        "--advertise {a:?}: expected an IP address, optionally with :PORT (names are not resolved by init at boot)"
+                    ))
+                }
+            },
+        },
+        None if bound.ip().is_unspecified() => {
+            return Err(format!(
+                "--http {bound} listens on every address: give --advertise ADDR, the address the nodes reach this server at"
+            ))
+        }
+        None => bound,
+    };
+    Ok(format!("http://{addr}"))
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let usage = |msg: String| {
+        error!("{msg}");
+        ExitCode::from(2)
+    };
+    let listener = match tokio::net::TcpListener::bind(args.http).await {
+        Ok(l) => l,
+        Err(e) => return usage(format!("--http {}: cannot listen: {e}", args.http)),
+    };
+    let http_addr = listener.local_addr().unwrap_or(args.http);
+    let base = match base_url(args.advertise.as_deref(), http_addr) {
+        Ok(b) => b,
+        Err(e) => return usage(e),
+    };
+    let image = match FileCache::new(&args.image) {
+        Ok(c) => c,
+        Err(e) => return usage(format!("--image {}: {e}", args.image.display())),
+    };
+    for f in ["vmlinuz", "initrd.img"] {
+        if !image.root().join(f).is_file() {
+            warn!("{}: no {f}; build the image with tools/build-image.sh", image.root().display());
+        }
+    }
+    let tftp_root = match &args.tftp_root {
+        Some(dir) => match FileCache::new(dir) {
+            Ok(c) => Some(c),
+            Err(e) => return usage(format!("--tftp-root {}: {e}", dir.display())),
+        },
+        None => FileCache::new(Path::new("/usr/lib/ipxe")).ok(),
+    };
+    if args.tftp.is_some() {
+        match &tftp_root {
+            Some(r) => {
+                for f in ["undionly.kpxe", "ipxe.efi"] {
+                    if !r.root().join(f).is_file() {
+                        warn!("TFTP root {}: no {f} (install Debian's ipxe package)", r.root().display());
+                    }
+                }
+            }
+            None => warn!("no TFTP root: only the scripts and configs are served over TFTP (install Debian's ipxe package for undionly.kpxe and ipxe.efi)"),
+        }
+    }
+    let mut loader = Loader::new(Sources {
+        inventory: args.src.inventory.clone(),
+        template: args.src.template.clone(),
+        image: image.root().to_path_buf(),
+        base_url: base.clone(),
+    });
+    let empty = Site::empty(pxe::ipxe::BootParams {
+        base_url: base.clone(),
+        image_cmdline: String::new(),
+        boot_cmdline: String::new(),
+    });
+    let site = match loader.poll(&empty) {
+        Ok(Some((site, report))) => {
+            reload::log_report(&report);
+            site
+        }
+        Ok(None) => empty,
+        Err(e) => return usage(e.to_string()),
+    };
+    if let Ok(inv) = inventory::load(&args.src.inventory) {
+        info!("inventory: {}", inventory::describe(&inv));
+    }
+    let shared = Arc::new(Shared::new(site, image, tftp_root));
+
+    let mut tftp_addr = None;
+    if let Some(addr) = args.tftp {
+        let socket = match std::net::UdpSocket::bind(addr) {
+            Ok(s) => s,
+            Err(e) => return usage(format!("--tftp {addr}: cannot listen: {e}")),
+        };
+        tftp_addr = socket.local_addr().ok();
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = pxe::tftp::serve(socket, shared).await {
+                error!("TFTP server stopped: {e}");
+            }
+        });
+    }
+    tokio::spawn(pxe::http::serve(listener, shared.clone()));
+    tokio::spawn(reload::watch(shared.clone(), loader, args.poll.0));
+
+    let tftp_text = tftp_addr.map_or("off".to_string(), |a| a.to_string());
+    info!(http = %http_addr, tftp = %tftp_text, base_url = %base, "pxe serving");
+    // One machine-readable line on stdout, for scripts and tests that start pxe on port 0.
+    println!("listening http={http_addr} tftp={tftp_text} base_url={base}");
+    let _ = std::io::stdout().flush();
+
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => return usage(format!("cannot watch SIGTERM: {e}")),
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: stopping"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT: stopping"),
+    }
+    ExitCode::SUCCESS
+}
+
+/// Loads inventory and template, printing every error; `None` if either is invalid.
+fn load_sources(src: &SourceArgs) -> Option<(inventory::Inventory, Template)> {
+    let inv = inventory::load(&src.inventory).map_err(|e| eprintln!("{e}\n"));
+    let tmpl = match std::fs::read_to_string(&src.template) {
+        Ok(text) => Template::parse(&src.template.display().to_string(), &text)
+            .map_err(|e| eprintln!("{e}\n")),
+        Err(e) => {
+            eprintln!("{}: cannot read the template: {e}", src.template.display());
+            Err(())
+        }
+    };
+    Some((inv.ok()?, tmpl.ok()?))
+}
+
+fn render(src: &SourceArgs, mac: Mac) -> ExitCode {
+    let Some((inv, tmpl)) = load_sources(src) else {
+        return ExitCode::from(1);
+    };
+    let entry = match (inv.node(mac), &inv.unknown) {
+        (Some(n), _) => n.clone(),
+        (None, Some(u)) => {
+            eprintln!("pxe: {mac} is not in the inventory; rendering the [unknown] profile");
+            u.entry_for(mac)
+        }
+        (None, None) => {
+            eprintln!(
+                "pxe: {mac} is not in {} (and there is no [unknown] section): it would get 404",
+                inv.file
+            );
+            return ExitCode::from(1);
+        }
+    };
+    match site::render_node(&tmpl, &entry, &inv.file, SystemTime::now()) {
+        Ok((r, warnings)) => {
+            for w in warnings {
+                eprintln!("{w}");
+            }
+            eprintln!(
+                "pxe: {}: {}",
+                template::who(&entry),
+                r.summary
+            );
+            print!("{}", String::from_utf8_lossy(&r.body));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check(src: &SourceArgs) -> ExitCode {
+    let Some((inv, tmpl)) = load_sources(src) else {
+        return ExitCode::from(1);
+    };
+    println!("{}: {}", inv.file, inventory::describe(&inv));
+    let mut failed = 0;
+    let mut entries: Vec<(String, inventory::NodeEntry)> = inv
+        .nodes
+        .iter()
+        .map(|n| (template::who(n), n.clone()))
+        .collect();
+    if let Some(u) = &inv.unknown {
+        entries.push(("[unknown]".into(), u.entry_for(Mac([0x02, 0, 0, 0, 0, 0]))));
+    }
+    for (who, entry) in entries {
+        match site::render_node(&tmpl, &entry, &inv.file, SystemTime::now()) {
+            Ok((r, warnings)) => {
+                println!("ok     {who}: {}", r.summary);
+                for w in warnings {
+                    println!("       {w}");
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAILED {who}:\n{e}\n");
+            }
+        }
+    }
+    if failed > 0 {
+        println!("{failed} config{} refused", if failed == 1 { "" } else { "s" });
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_from_advertise_or_bind() {
+        let bound: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(base_url(Some("10.0.0.1"), bound).unwrap(), "http://10.0.0.1:8080");
+        assert_eq!(base_url(Some("10.0.0.1:80"), bound).unwrap(), "http://10.0.0.1:80");
+        assert_eq!(base_url(Some("fd00::1"), bound).unwrap(), "http://[fd00::1]:8080");
+        assert_eq!(base_url(Some("[fd00::1]:81"), bound).unwrap(), "http://[fd00::1]:81");
+        assert!(base_url(Some("pxe.example"), bound).unwrap_err().contains("IP address"));
+        assert!(base_url(None, bound).unwrap_err().contains("--advertise"));
+        let lo: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        assert_eq!(base_url(None, lo).unwrap(), "http://127.0.0.1:9000");
+    }
 }

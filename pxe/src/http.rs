@@ -1,0 +1,291 @@
+//! The HTTP server (hyper 1, HTTP/1.1): iPXE scripts, image files and node configs with
+//! ETag / Last-Modified, conditional requests, HEAD and single byte ranges. Every request is
+//! logged on target `pxe::access`: peer, method, path, status, bytes, node, user agent.
+
+use crate::conditional::{self, Conditions, Outcome, Validators};
+use crate::files::FileError;
+use crate::ipxe;
+use crate::routes::{self, Route};
+use crate::site::Lookup;
+use crate::state::Shared;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::{Body as _, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tracing::{debug, info, warn};
+
+/// At most this many connections are served at once; more wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// A client must send its request headers within this time.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Resp = Response<Full<Bytes>>;
+
+/// Serves HTTP on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                warn!("http accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(&shared, peer, req).await) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = conn.await {
+                debug!(%peer, "http connection: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// What the access log says besides the response itself.
+#[derive(Default)]
+struct Note {
+    node: Option<String>,
+    detail: Option<String>,
+}
+
+async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+    let started = Instant::now();
+    let mut note = Note::default();
+    let resp = respond(shared, &req, &mut note).await;
+    let bytes = resp.body().size_hint().exact().unwrap_or(0);
+    let h = req.headers();
+    info!(
+        target: "pxe::access",
+        proto = "http",
+        %peer,
+        method = %req.method(),
+        path = %req.uri().path(),
+        status = resp.status().as_u16(),
+        bytes,
+        node = note.node.as_deref().unwrap_or("-"),
+        range = header_str(h, &header::RANGE).unwrap_or("-"),
+        agent = header_str(h, &header::USER_AGENT).unwrap_or("-"),
+        us = started.elapsed().as_micros() as u64,
+        detail = note.detail.as_deref().unwrap_or(""),
+    );
+    resp
+}
+
+async fn respond(shared: &Shared, req: &Request<Incoming>, note: &mut Note) -> Resp {
+    let head = match *req.method() {
+        Method::GET => false,
+        Method::HEAD => true,
+        _ => {
+            let mut r = text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "pxe serves GET and HEAD only\n",
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+    };
+    let h = req.headers();
+    let conds = Conditions {
+        if_match: header_str(h, &header::IF_MATCH),
+        if_none_match: header_str(h, &header::IF_NONE_MATCH),
+        if_modified_since: header_str(h, &header::IF_MODIFIED_SINCE),
+        if_unmodified_since: header_str(h, &header::IF_UNMODIFIED_SINCE),
+        if_range: header_str(h, &header::IF_RANGE),
+        range: header_str(h, &header::RANGE),
+    };
+    let site = shared.site();
+    match routes::http(req.uri().path()) {
+        Route::GenericScript => {
+            let body = Bytes::from(ipxe::generic_script(&site.params.base_url));
+            let v = Validators::of(&body, site.modified);
+            resource(head, &conds, body, &v, "text/plain; charset=utf-8")
+        }
+        Route::NodeScript(mac) => match site.script(mac) {
+            Some((hostname, script)) => {
+                note.node = Some(hostname);
+                let body = Bytes::from(script);
+                let v = Validators::of(&body, site.modified);
+                resource(head, &conds, body, &v, "text/plain; charset=utf-8")
+            }
+            None => {
+                warn!(%mac, "unknown MAC asked for its boot script; add it to the inventory (or an [unknown] section)");
+                note.detail = Some("unknown MAC".into());
+                text(
+                    StatusCode::NOT_FOUND,
+                    &format!("pxe: MAC {mac} is not in the inventory\n"),
+                )
+            }
+        },
+        Route::Config(mac) => match site.lookup(mac) {
+            Lookup::Node { hostname, rendered } | Lookup::Default { hostname, rendered } => {
+                note.node = Some(hostname);
+                note.detail = Some(format!("version {}", rendered.short_version()));
+                resource(
+                    head,
+                    &conds,
+                    rendered.body.clone(),
+                    &rendered.validators,
+                    "application/toml",
+                )
+            }
+            Lookup::NotReady { hostname, problem } => {
+                note.node = Some(hostname.clone());
+                note.detail = Some("no valid config yet".into());
+                let mut r = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!(
+                        "pxe: no valid config for {hostname} ({mac}) yet:\n{}\n",
+                        problem.join("\n")
+                    ),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+                r
+            }
+            Lookup::Unknown => {
+                warn!(%mac, "unknown MAC asked for its config; add it to the inventory (or an [unknown] section)");
+                note.detail = Some("unknown MAC".into());
+                text(
+                    StatusCode::NOT_FOUND,
+                    &format!("pxe: MAC {mac} is not in the inventory\n"),
+                )
+            }
+        },
+        Route::File(words) => match shared.image.get(&words).await {
+            Ok(f) => resource(
+                head,
+                &conds,
+                f.body.clone(),
+                &f.validators,
+                "application/octet-stream",
+            ),
+            Err(FileError::Path(e)) if e.is_forbidden() => {
+                warn!(path = %req.uri().path(), "refused: {e}");
+                note.detail = Some(e.to_string());
+                text(StatusCode::FORBIDDEN, "pxe: forbidden\n")
+            }
+            Err(FileError::Path(e)) => {
+                note.detail = Some(e.to_string());
+                text(StatusCode::NOT_FOUND, "pxe: no such file\n")
+            }
+            Err(e) => {
+                warn!(path = %req.uri().path(), "{e}");
+                note.detail = Some(e.to_string());
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "pxe: cannot read the file\n",
+                )
+            }
+        },
+        Route::Status => {
+            let body = Bytes::from(format!("{:#}\n", site.status_json()));
+            let v = Validators::of(&body, site.modified);
+            resource(head, &conds, body, &v, "application/json")
+        }
+        Route::BadMac(stem) => {
+            note.detail = Some(format!("{stem:?} is not a MAC"));
+            text(
+                StatusCode::NOT_FOUND,
+                &format!("pxe: {stem:?} is not a MAC address; use aa-bb-cc-dd-ee-ff\n"),
+            )
+        }
+        Route::Refused(e) => {
+            warn!(path = %req.uri().path(), "refused: {e}");
+            note.detail = Some(e.to_string());
+            text(StatusCode::FORBIDDEN, "pxe: forbidden\n")
+        }
+        Route::NotFound => text(
+            StatusCode::NOT_FOUND,
+            "pxe: not found; see /boot.ipxe, /boot/MAC.ipxe, /config/MAC.toml, /image/FILE, /status\n",
+        ),
+    }
+}
+
+/// A cacheable resource answered according to the request's conditions and range.
+fn resource(
+    head: bool,
+    conds: &Conditions<'_>,
+    body: Bytes,
+    v: &Validators,
+    content_type: &'static str,
+) -> Resp {
+    let outcome = conditional::evaluate(head, conds, v);
+    let mut b = Response::builder()
+        .header(header::ETAG, &v.etag)
+        .header(header::LAST_MODIFIED, v.last_modified())
+        // Stored, but checked every time: configs and images change in place.
+        .header(header::CACHE_CONTROL, "no-cache");
+    let (status, payload) = match outcome {
+        Outcome::Full => {
+            b = b
+                .header(header::CONTENT_TYPE, content_type)
+                .header(header::ACCEPT_RANGES, "bytes");
+            if head {
+                b = b.header(header::CONTENT_LENGTH, v.len);
+                (StatusCode::OK, Bytes::new())
+            } else {
+                (StatusCode::OK, body)
+            }
+        }
+        Outcome::Partial(r) => {
+            b = b
+                .header(header::CONTENT_TYPE, content_type)
+                .header(header::ACCEPT_RANGES, "bytes")
+                .header(header::CONTENT_RANGE, conditional::content_range(&r, v.len));
+            (
+                StatusCode::PARTIAL_CONTENT,
+                body.slice(r.start as usize..r.end as usize),
+            )
+        }
+        Outcome::NotModified => (StatusCode::NOT_MODIFIED, Bytes::new()),
+        Outcome::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, Bytes::new()),
+        Outcome::Unsatisfiable => {
+            b = b.header(header::CONTENT_RANGE, format!("bytes */{}", v.len));
+            (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
+        }
+    };
+    b.status(status)
+        .body(Full::new(payload))
+        .unwrap_or_else(|e| text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")))
+}
+
+fn text(status: StatusCode, body: &str) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &header::HeaderName) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}

@@ -1,0 +1,767 @@
+//! The inventory: which machines exist (by MAC), what each is called, and the values its
+//! config is rendered with. Pure: text in, [`Inventory`] or every problem (file:line:col) out.
+//!
+//! ```toml
+//! [boot]                      # optional
+//! cmdline = "lb.poll=10s"     # kernel command line words for every node
+//!
+//! [defaults]                  # optional: values every node has unless it sets its own
+//! ext_if = "eth0"
+//!
+//! [unknown]                   # optional: what a MAC not listed below gets; without this
+//! hostname = "spare"          # section an unknown MAC gets a 404 (and a log line)
+//! priority = 50
+//!
+//! [[node]]
+//! mac = "52:54:00:00:00:01"   # required, unique
+//! hostname = "lb1"            # required, unique
+//! cmdline = "ip=dhcp"         # optional, this node's extra kernel command line words
+//! priority = 150              # anything else: a value for the template, {{ node.priority }}
+//! ```
+//!
+//! Values are strings, integers, booleans or arrays of those. Strings may not hold `"`, `\` or
+//! control characters, so a value can never break the TOML of the config it is put into.
+//! Every node also has `node.mac` (`aa:bb:cc:dd:ee:ff`) and `node.mac_hyphen`.
+
+use crate::mac::Mac;
+use lbd::config::{ConfigError, Diagnostic, Severity};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::ops::Range;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// A value a template can use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    List(Vec<Value>),
+}
+
+impl Value {
+    /// The text that replaces a placeholder: strings as they are (the template writes the
+    /// quotes), everything else as a TOML literal.
+    pub fn placeholder_text(&self) -> String {
+        match self {
+            Value::Str(s) => s.clone(),
+            other => other.toml_literal(),
+        }
+    }
+
+    /// The value as a TOML literal: strings quoted, arrays inline.
+    pub fn toml_literal(&self) -> String {
+        match self {
+            Value::Str(s) => format!("\"{s}\""),
+            Value::Int(i) => i.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::List(items) => {
+                let inner: Vec<String> = items.iter().map(Value::toml_literal).collect();
+                format!("[{}]", inner.join(", "))
+            }
+        }
+    }
+}
+
+/// Values by key, as a template sees them under `node.`.
+pub type Values = BTreeMap<String, Value>;
+
+/// One machine of the inventory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeEntry {
+    pub mac: Mac,
+    pub hostname: String,
+    /// Extra kernel command line words for this node (after `[boot] cmdline`).
+    pub cmdline: String,
+    /// Everything the template can use: `[defaults]`, then the node's own keys, then `mac`,
+    /// `mac_hyphen` and `hostname`.
+    pub values: Values,
+    /// Where the node's table is, for messages.
+    pub span: Range<usize>,
+}
+
+/// What an unknown MAC gets when the inventory has an `[unknown]` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownProfile {
+    pub hostname: String,
+    pub cmdline: String,
+    /// `[defaults]` then `[unknown]`; `mac`, `mac_hyphen` are added per request.
+    pub values: Values,
+}
+
+impl UnknownProfile {
+    /// The node entry this profile gives to `mac`.
+    pub fn entry_for(&self, mac: Mac) -> NodeEntry {
+        let mut values = self.values.clone();
+        add_identity(&mut values, mac, &self.hostname);
+        NodeEntry {
+            mac,
+            hostname: self.hostname.clone(),
+            cmdline: self.cmdline.clone(),
+            values,
+            span: 0..0,
+        }
+    }
+}
+
+/// A validated inventory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inventory {
+    pub file: String,
+    pub source_text: String,
+    /// Kernel command line words for every node.
+    pub boot_cmdline: String,
+    pub nodes: Vec<NodeEntry>,
+    pub unknown: Option<UnknownProfile>,
+}
+
+impl Inventory {
+    /// The node with this MAC, if listed.
+    pub fn node(&self, mac: Mac) -> Option<&NodeEntry> {
+        self.nodes.iter().find(|n| n.mac == mac)
+    }
+}
+
+/// Keys with a meaning of their own in a node table.
+const NODE_KEYS: &str = "mac, hostname and cmdline";
+const SECTIONS_HELP: &str =
+    "an inventory has [boot], [defaults], [unknown] and [[node]] entries (see pxe/README.md)";
+
+/// Parses and validates an inventory. `file` is only used in messages.
+pub fn parse(file: &str, src: &str) -> Result<Inventory, ConfigError> {
+    let mut cx = Cx { diags: Vec::new() };
+    let inv = cx.inventory(file, src);
+    let mut diags = cx.diags;
+    diags.sort_by_key(|d| (d.span.as_ref().map_or(0, |s| s.start), d.severity));
+    match inv {
+        Some(inv) if !diags.iter().any(|d| d.severity == Severity::Error) => Ok(inv),
+        _ => Err(ConfigError {
+            file: file.to_string(),
+            source_text: src.to_string(),
+            diagnostics: diags,
+        }),
+    }
+}
+
+/// Reads and validates an inventory file.
+pub fn load(path: &std::path::Path) -> Result<Inventory, ConfigError> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(src) => parse(&file, &src),
+        Err(e) => Err(ConfigError {
+            file,
+            source_text: String::new(),
+            diagnostics: vec![Diagnostic::error(
+                "unreadable",
+                None,
+                format!("cannot read the inventory: {e}"),
+            )],
+        }),
+    }
+}
+
+fn add_identity(values: &mut Values, mac: Mac, hostname: &str) {
+    values.insert("mac".into(), Value::Str(mac.to_string()));
+    values.insert("mac_hyphen".into(), Value::Str(mac.hyphenated()));
+    values.insert("hostname".into(), Value::Str(hostname.to_string()));
+}
+
+struct Cx {
+    diags: Vec<Diagnostic>,
+}
+
+type Table<'a> = DeTable<'a>;
+
+impl Cx {
+    fn err(&mut self, code: &'static str, span: Range<usize>, msg: impl Into<String>) {
+        self.diags.push(Diagnostic::error(code, Some(span), msg));
+    }
+
+    fn err_help(
+        &mut self,
+        code: &'static str,
+        span: Range<usize>,
+        msg: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        self.diags
+            .push(Diagnostic::error(code, Some(span), msg).help(help));
+    }
+
+    fn inventory(&mut self, file: &str, src: &str) -> Option<Inventory> {
+        let root = match DeTable::parse(src) {
+            Ok(root) => root,
+            Err(e) => {
+                self.err_help(
+                    "toml-syntax",
+                    e.span().unwrap_or(0..0),
+                    e.message().trim().to_string(),
+                    "this is not valid TOML; see https://toml.io",
+                );
+                return None;
+            }
+        };
+        let mut boot_cmdline = String::new();
+        let mut defaults = Values::new();
+        let mut unknown_table = None;
+        let mut node_items = Vec::new();
+        for (key, value) in root.get_ref().iter() {
+            match key.get_ref().as_ref() {
+                "boot" => {
+                    let Some(t) = self.table(value, "[boot]") else {
+                        continue;
+                    };
+                    for (k, v) in t.iter() {
+                        if k.get_ref() == "cmdline" {
+                            if let Some(c) = self.cmdline(v) {
+                                boot_cmdline = c;
+                            }
+                        } else {
+                            self.err_help(
+                                "unknown-key",
+                                k.span(),
+                                format!("unknown key `boot.{}`", k.get_ref()),
+                                "[boot] has one key: cmdline",
+                            );
+                        }
+                    }
+                }
+                "defaults" => {
+                    let Some(t) = self.table(value, "[defaults]") else {
+                        continue;
+                    };
+                    for (k, v) in t.iter() {
+                        if matches!(k.get_ref().as_ref(), "mac" | "hostname" | "cmdline") {
+                            self.err_help(
+                                "per-node-key",
+                                k.span(),
+                                format!("`{}` cannot have a default", k.get_ref()),
+                                "mac and hostname are set per [[node]]; kernel words for every node go in [boot] cmdline",
+                            );
+                        } else if let Some((name, val)) = self.named_value(k, v) {
+                            defaults.insert(name, val);
+                        }
+                    }
+                }
+                "unknown" => {
+                    if self.table(value, "[unknown]").is_some() {
+                        unknown_table = Some(value);
+                    }
+                }
+                "node" => match value.get_ref() {
+                    DeValue::Array(items) => node_items.extend(items.iter()),
+                    _ => self.err_help(
+                        "not-a-list",
+                        value.span(),
+                        "`node` must be a list of tables",
+                        "write each machine as a [[node]] table",
+                    ),
+                },
+                other => self.err_help(
+                    "unknown-section",
+                    key.span(),
+                    format!("unknown section `{other}`"),
+                    SECTIONS_HELP,
+                ),
+            }
+        }
+
+        let unknown = unknown_table.and_then(|v| {
+            let t = v.get_ref().as_table()?;
+            let (hostname, cmdline, own) = self.node_keys(t, v.span(), false, "[unknown]")?;
+            let mut values = defaults.clone();
+            values.extend(own);
+            values.insert("hostname".into(), Value::Str(hostname.clone()));
+            Some(UnknownProfile {
+                hostname,
+                cmdline,
+                values,
+            })
+        });
+
+        let mut nodes: Vec<NodeEntry> = Vec::new();
+        let mut mac_spans: BTreeMap<Mac, Range<usize>> = BTreeMap::new();
+        let mut host_spans: BTreeMap<String, Range<usize>> = BTreeMap::new();
+        for item in node_items {
+            let Some(t) = self.table(item, "[[node]]") else {
+                continue;
+            };
+            let Some((hostname, cmdline, own)) = self.node_keys(t, item.span(), true, "[[node]]")
+            else {
+                continue;
+            };
+            let (mac_text, mac_span) = match t.get("mac") {
+                Some(v) => (v.get_ref().as_str().unwrap_or_default(), v.span()),
+                None => continue,
+            };
+            let Ok(mac) = mac_text.parse::<Mac>() else {
+                continue; // reported by node_keys
+            };
+            let host_span = t.get("hostname").map_or(item.span(), |v| v.span());
+            if let Some(first) = mac_spans.get(&mac) {
+                self.diags.push(
+                    Diagnostic::error(
+                        "duplicate-mac",
+                        Some(mac_span.clone()),
+                        format!("MAC {mac} is listed twice"),
+                    )
+                    .related(first.clone(), "first listed here")
+                    .help("each machine appears once; remove one of the entries"),
+                );
+                continue;
+            }
+            if let Some(first) = host_spans.get(&hostname) {
+                self.diags.push(
+                    Diagnostic::error(
+                        "duplicate-hostname",
+                        Some(host_span.clone()),
+                        format!("hostname `{hostname}` is used twice"),
+                    )
+                    .related(first.clone(), "first used here")
+                    .help("every node needs its own hostname"),
+                );
+                continue;
+            }
+            mac_spans.insert(mac, mac_span);
+            host_spans.insert(hostname.clone(), host_span);
+            let mut values = defaults.clone();
+            values.extend(own);
+            add_identity(&mut values, mac, &hostname);
+            nodes.push(NodeEntry {
+                mac,
+                hostname,
+                cmdline,
+                values,
+                span: item.span(),
+            });
+        }
+        Some(Inventory {
+            file: file.to_string(),
+            source_text: src.to_string(),
+            boot_cmdline,
+            nodes,
+            unknown,
+        })
+    }
+
+    fn table<'a, 'i>(
+        &mut self,
+        value: &'a Spanned<DeValue<'i>>,
+        what: &str,
+    ) -> Option<&'a Table<'i>> {
+        match value.get_ref() {
+            DeValue::Table(t) => Some(t),
+            other => {
+                self.err(
+                    "not-a-table",
+                    value.span(),
+                    format!("{what} must be a table, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    /// The keys of a `[[node]]` or `[unknown]` table: hostname, cmdline and the other values.
+    /// `mac` is required (and checked) for nodes and refused for `[unknown]`.
+    fn node_keys(
+        &mut self,
+        t: &Table<'_>,
+        span: Range<usize>,
+        needs_mac: bool,
+        what: &str,
+    ) -> Option<(String, String, Values)> {
+        let before = self.error_count();
+        let mut hostname = None;
+        let mut cmdline = String::new();
+        let mut values = Values::new();
+        let mut has_mac = false;
+        for (k, v) in t.iter() {
+            match k.get_ref().as_ref() {
+                "mac" if needs_mac => {
+                    has_mac = true;
+                    match v.get_ref().as_str() {
+                        Some(text) => {
+                            if let Err(e) = text.parse::<Mac>() {
+                                self.err("invalid-mac", v.span(), e.to_string());
+                            }
+                        }
+                        None => self.err(
+                            "invalid-mac",
+                            v.span(),
+                            format!(
+                                "`mac` must be a string such as \"52:54:00:12:34:56\", found {}",
+                                v.get_ref().type_str()
+                            ),
+                        ),
+                    }
+                }
+                "mac" => self.err_help(
+                    "per-node-key",
+                    k.span(),
+                    format!("{what} cannot have a `mac`"),
+                    "the MAC of an unknown machine is the one that asks: use {{ node.mac }}",
+                ),
+                "hostname" => hostname = self.hostname(v),
+                "cmdline" => {
+                    if let Some(c) = self.cmdline(v) {
+                        cmdline = c;
+                    }
+                }
+                "mac_hyphen" => self.err_help(
+                    "reserved-key",
+                    k.span(),
+                    "`mac_hyphen` is computed from `mac` and cannot be set",
+                    "remove it; {{ node.mac_hyphen }} is always available",
+                ),
+                _ => {
+                    if let Some((name, val)) = self.named_value(k, v) {
+                        values.insert(name, val);
+                    }
+                }
+            }
+        }
+        if needs_mac && !has_mac {
+            self.err_help(
+                "missing-key",
+                span.clone(),
+                format!("{what} without `mac`"),
+                format!("a node needs {NODE_KEYS} (cmdline is optional)"),
+            );
+        }
+        if hostname.is_none() && !t.contains_key("hostname") {
+            self.err_help(
+                "missing-key",
+                span,
+                format!("{what} without `hostname`"),
+                "add hostname = \"lb1\" (letters, digits and `-`)",
+            );
+        }
+        if self.error_count() > before {
+            return None;
+        }
+        Some((hostname?, cmdline, values))
+    }
+
+    fn hostname(&mut self, v: &Spanned<DeValue<'_>>) -> Option<String> {
+        let Some(h) = v.get_ref().as_str() else {
+            self.err(
+                "invalid-hostname",
+                v.span(),
+                format!(
+                    "`hostname` must be a string, found {}",
+                    v.get_ref().type_str()
+                ),
+            );
+            return None;
+        };
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if h.len() > 253 || !h.split('.').all(label_ok) {
+            self.err_help(
+                "invalid-hostname",
+                v.span(),
+                format!("{h:?} is not a valid hostname"),
+                "use letters, digits and `-` (dots between labels), at most 63 characters per label",
+            );
+            return None;
+        }
+        Some(h.to_string())
+    }
+
+    fn cmdline(&mut self, v: &Spanned<DeValue<'_>>) -> Option<String> {
+        let Some(c) = v.get_ref().as_str() else {
+            self.err(
+                "invalid-cmdline",
+                v.span(),
+                format!(
+                    "`cmdline` must be a string of kernel parameters, found {}",
+                    v.get_ref().type_str()
+                ),
+            );
+            return None;
+        };
+        if c.chars().any(|ch| ch.is_control()) || c.contains("${") {
+            self.err_help(
+                "invalid-cmdline",
+                v.span(),
+                "`cmdline` holds a control character or `${`",
+                "kernel parameters are one line of words; iPXE would expand `${...}` itself",
+            );
+            return None;
+        }
+        Some(c.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
+
+    fn named_value(
+        &mut self,
+        k: &Spanned<std::borrow::Cow<'_, str>>,
+        v: &Spanned<DeValue<'_>>,
+    ) -> Option<(String, Value)> {
+        let name = k.get_ref().as_ref();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            self.err_help(
+                "invalid-key",
+                k.span(),
+                format!("key {name:?} cannot be used in a template"),
+                "use letters, digits, `_` and `-`, so {{ node.KEY }} can name it",
+            );
+            return None;
+        }
+        let value = self.value(v)?;
+        Some((name.to_string(), value))
+    }
+
+    fn value(&mut self, v: &Spanned<DeValue<'_>>) -> Option<Value> {
+        match v.get_ref() {
+            DeValue::String(s) => {
+                if s.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+                    self.err_help(
+                        "unsafe-string",
+                        v.span(),
+                        "a value may not contain `\"`, `\\` or control characters",
+                        "values are put into the config as they are, so they must not change its TOML structure",
+                    );
+                    return None;
+                }
+                Some(Value::Str(s.to_string()))
+            }
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) => Some(Value::Int(n)),
+                Err(_) => {
+                    self.err("invalid-value", v.span(), "integer out of range");
+                    None
+                }
+            },
+            DeValue::Boolean(b) => Some(Value::Bool(*b)),
+            DeValue::Array(items) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for item in items.iter() {
+                    if matches!(item.get_ref(), DeValue::Array(_)) {
+                        self.err(
+                            "invalid-value",
+                            item.span(),
+                            "arrays inside arrays are not supported",
+                        );
+                        ok = false;
+                    } else if let Some(x) = self.value(item) {
+                        out.push(x);
+                    } else {
+                        ok = false;
+                    }
+                }
+                ok.then_some(Value::List(out))
+            }
+            other => {
+                self.err_help(
+                    "invalid-value",
+                    v.span(),
+                    format!("a {} cannot be used as a template value", other.type_str()),
+                    "values are strings, integers, booleans or arrays of those",
+                );
+                None
+            }
+        }
+    }
+
+    fn error_count(&self) -> usize {
+        self.diags
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+}
+
+/// A one-line overview for logs: `2 nodes (lb1 52:54:00:00:00:01, lb2 ...), unknown MACs: 404`.
+pub fn describe(inv: &Inventory) -> String {
+    let mut s = format!(
+        "{} node{}",
+        inv.nodes.len(),
+        if inv.nodes.len() == 1 { "" } else { "s" }
+    );
+    if !inv.nodes.is_empty() {
+        let list: Vec<String> = inv
+            .nodes
+            .iter()
+            .map(|n| format!("{} {}", n.hostname, n.mac))
+            .collect();
+        let _ = write!(s, " ({})", list.join(", "));
+    }
+    match &inv.unknown {
+        Some(u) => {
+            let _ = write!(s, ", unknown MACs: rendered as `{}`", u.hostname);
+        }
+        None => s.push_str(", unknown MACs: 404"),
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAIR: &str = r#"
+[boot]
+cmdline = "lb.poll=10s   lb.log=debug"
+
+[defaults]
+ext_if = "eth0"
+vips = ["192.0.2.10/24", "192.0.2.11/24"]
+preempt = true
+
+[[node]]
+mac = "52:54:00:00:00:01"
+hostname = "lb1"
+priority = 150
+
+[[node]]
+mac = "52-54-00-00-00-02"
+hostname = "lb2"
+priority = 100
+ext_if = "ens3"
+cmdline = "ip=dhcp"
+"#;
+
+    fn errors(src: &str) -> Vec<String> {
+        parse("inv.toml", src).unwrap_err().one_line_each()
+    }
+
+    #[test]
+    fn parses_the_classic_pair() {
+        let inv = parse("inv.toml", PAIR).unwrap();
+        assert_eq!(inv.boot_cmdline, "lb.poll=10s lb.log=debug");
+        assert_eq!(inv.nodes.len(), 2);
+        let lb2 = inv.node("52:54:00:00:00:02".parse().unwrap()).unwrap();
+        assert_eq!(lb2.hostname, "lb2");
+        assert_eq!(lb2.cmdline, "ip=dhcp");
+        assert_eq!(lb2.values["priority"], Value::Int(100));
+        assert_eq!(lb2.values["ext_if"], Value::Str("ens3".into()), "own value wins");
+        assert_eq!(lb2.values["preempt"], Value::Bool(true), "default applies");
+        assert_eq!(lb2.values["mac"], Value::Str("52:54:00:00:00:02".into()));
+        assert_eq!(lb2.values["mac_hyphen"], Value::Str("52-54-00-00-00-02".into()));
+        assert_eq!(lb2.values["hostname"], Value::Str("lb2".into()));
+        assert_eq!(
+            lb2.values["vips"].toml_literal(),
+            r#"["192.0.2.10/24", "192.0.2.11/24"]"#
+        );
+        assert!(inv.unknown.is_none());
+        assert_eq!(
+            describe(&inv),
+            "2 nodes (lb1 52:54:00:00:00:01, lb2 52:54:00:00:00:02), unknown MACs: 404"
+        );
+    }
+
+    #[test]
+    fn unknown_profile_gets_the_asking_mac() {
+        let src = format!("{PAIR}\n[unknown]\nhostname = \"spare\"\npriority = 1\n");
+        let inv = parse("inv.toml", &src).unwrap();
+        let u = inv.unknown.as_ref().unwrap();
+        let e = u.entry_for("02:00:00:00:00:09".parse().unwrap());
+        assert_eq!(e.hostname, "spare");
+        assert_eq!(e.values["mac"], Value::Str("02:00:00:00:00:09".into()));
+        assert_eq!(e.values["priority"], Value::Int(1));
+        assert_eq!(e.values["ext_if"], Value::Str("eth0".into()));
+    }
+
+    #[test]
+    fn duplicates_point_at_both_places() {
+        let src = r#"
+[[node]]
+mac = "52:54:00:00:00:01"
+hostname = "lb1"
+
+[[node]]
+mac = "52-54-00-00-00-01"
+hostname = "lb2"
+
+[[node]]
+mac = "52:54:00:00:00:03"
+hostname = "lb1"
+"#;
+        let e = parse("inv.toml", src).unwrap_err();
+        assert_eq!(
+            e.one_line_each(),
+            vec![
+                "inv.toml:7:7: error[duplicate-mac]: MAC 52:54:00:00:00:01 is listed twice (each machine appears once; remove one of the entries)",
+                "inv.toml:12:12: error[duplicate-hostname]: hostname `lb1` is used twice (every node needs its own hostname)",
+            ]
+        );
+        let text = e.to_string();
+        assert!(text.contains("::: inv.toml:3:7"), "{text}");
+        assert!(text.contains("first listed here"), "{text}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_place() {
+        let src = r#"[boot]
+cmdline = "a ${x}"
+colour = 1
+
+[defaults]
+hostname = "x"
+when = 1979-05-27
+
+[[node]]
+mac = "52:54:00:00:00:0g"
+hostname = "-bad"
+note = "say \"hi\""
+
+[[node]]
+hostname = "lb9"
+
+[extra]
+"#;
+        assert_eq!(
+            errors(src),
+            vec![
+                "inv.toml:2:11: error[invalid-cmdline]: `cmdline` holds a control character or `${` (kernel parameters are one line of words; iPXE would expand `${...}` itself)",
+                "inv.toml:3:1: error[unknown-key]: unknown key `boot.colour` ([boot] has one key: cmdline)",
+                "inv.toml:6:1: error[per-node-key]: `hostname` cannot have a default (mac and hostname are set per [[node]]; kernel words for every node go in [boot] cmdline)",
+                "inv.toml:7:8: error[invalid-value]: a datetime cannot be used as a template value (values are strings, integers, booleans or arrays of those)",
+                "inv.toml:10:7: error[invalid-mac]: \"52:54:00:00:00:0g\" is not a MAC address; expected six hex octets such as 52:54:00:12:34:56 (`:` or `-` between them, or none)",
+                "inv.toml:11:12: error[invalid-hostname]: \"-bad\" is not a valid hostname (use letters, digits and `-` (dots between labels), at most 63 characters per label)",
+                "inv.toml:12:8: error[unsafe-string]: a value may not contain `\"`, `\\` or control characters (values are put into the config as they are, so they must not change its TOML structure)",
+                "inv.toml:14:1: error[missing-key]: [[node]] without `mac` (a node needs mac, hostname and cmdline (cmdline is optional))",
+                "inv.toml:17:2: error[unknown-section]: unknown section `extra` (an inventory has [boot], [defaults], [unknown] and [[node]] entries (see pxe/README.md))",
+            ]
+        );
+    }
+
+    #[test]
+    fn toml_syntax_errors_have_a_place() {
+        let e = errors("[[node]]\nmac = \"52:54:00:00:00:01\nhostname = \"x\"\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("inv.toml:2:25: error[toml-syntax]: invalid basic string"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_section_cannot_name_a_mac() {
+        let e = errors("[unknown]\nhostname = \"spare\"\nmac = \"52:54:00:00:00:01\"\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("inv.toml:3:1: error[per-node-key]: [unknown] cannot have a `mac`"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn an_empty_inventory_is_valid() {
+        let inv = parse("inv.toml", "# nothing yet\n").unwrap();
+        assert!(inv.nodes.is_empty());
+        assert_eq!(describe(&inv), "0 nodes, unknown MACs: 404");
+    }
+}

@@ -1,0 +1,144 @@
+//! iPXE scripts: the generic entry point and each node's own script. Pure.
+//!
+//! The generic script (`/boot.ipxe`, also over TFTP) chains to `/boot/<mac>.ipxe` with the MAC
+//! of the NIC iPXE booted from (`${netX/mac:hexhyp}`). A node's script loads the image's kernel
+//! and initramfs over HTTP and puts the node's config URL on the kernel command line with the
+//! MAC written out, so neither iPXE nor init has a variable left to expand. Both scripts retry
+//! every 10 s on failure instead of falling through to the next boot device.
+
+use crate::mac::Mac;
+
+/// How long a failed boot waits before trying again, in seconds.
+pub const RETRY_SECS: u32 = 10;
+
+/// Everything a node script needs besides the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootParams {
+    /// `http://ADDR:PORT` as the booting machines reach pxe, no trailing `/`.
+    pub base_url: String,
+    /// The image's own kernel command line (from its `manifest.json`), without `initrd=`
+    /// and `lb.config=`.
+    pub image_cmdline: String,
+    /// `[boot] cmdline` of the inventory.
+    pub boot_cmdline: String,
+}
+
+/// The generic entry script.
+pub fn generic_script(base_url: &str) -> String {
+    format!(
+        "#!ipxe\n\
+         # Served by pxe: chains to this machine's own script, chosen by its MAC.\n\
+         :retry\n\
+         chain {base_url}/boot/${{netX/mac:hexhyp}}.ipxe || goto failed\n\
+         :failed\n\
+         echo pxe: no boot script for ${{netX/mac}} from {base_url} (unknown MAC? see the pxe log); retrying in {RETRY_SECS} s\n\
+         sleep {RETRY_SECS}\n\
+         goto retry\n"
+    )
+}
+
+/// The URL of a node's config.
+pub fn config_url(base_url: &str, mac: Mac) -> String {
+    format!("{base_url}/config/{}.toml", mac.hyphenated())
+}
+
+/// The kernel command line of a node.
+pub fn kernel_cmdline(params: &BootParams, mac: Mac, node_cmdline: &str) -> String {
+    let mut words = vec!["initrd=initrd.img".to_string()];
+    words.extend(params.image_cmdline.split_whitespace().map(str::to_string));
+    words.push(format!("lb.config={}", config_url(&params.base_url, mac)));
+    words.extend(params.boot_cmdline.split_whitespace().map(str::to_string));
+    words.extend(node_cmdline.split_whitespace().map(str::to_string));
+    words.join(" ")
+}
+
+/// A node's script: kernel + initramfs from `/image/`, its config URL on the command line.
+pub fn node_script(params: &BootParams, mac: Mac, hostname: &str, node_cmdline: &str) -> String {
+    let base = &params.base_url;
+    let cmdline = kernel_cmdline(params, mac, node_cmdline);
+    format!(
+        "#!ipxe\n\
+         # Served by pxe for {hostname} ({mac}).\n\
+         :retry\n\
+         kernel {base}/image/vmlinuz {cmdline} || goto failed\n\
+         initrd {base}/image/initrd.img || goto failed\n\
+         boot || goto failed\n\
+         :failed\n\
+         echo pxe: booting {hostname} failed; retrying in {RETRY_SECS} s\n\
+         sleep {RETRY_SECS}\n\
+         goto retry\n"
+    )
+}
+
+/// The image's kernel command line from its `manifest.json` text (`"cmdline"`), without the
+/// words pxe writes itself (`initrd=`, `lb.config=`). `None` if the manifest has none.
+pub fn image_cmdline_from_manifest(manifest: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(manifest).ok()?;
+    let cmdline = v.get("cmdline")?.as_str()?;
+    Some(
+        cmdline
+            .split_whitespace()
+            .filter(|w| !w.starts_with("initrd=") && !w.starts_with("lb.config="))
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+/// Used when the image has no manifest: the serial console, as `image build` does by default.
+pub const DEFAULT_IMAGE_CMDLINE: &str = "console=tty0 console=ttyS0,115200n8 panic=10";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> BootParams {
+        BootParams {
+            base_url: "http://10.0.0.1:8080".into(),
+            image_cmdline: "console=ttyS0 panic=10".into(),
+            boot_cmdline: "lb.poll=5s".into(),
+        }
+    }
+
+    const MAC: Mac = Mac([0x52, 0x54, 0, 0, 0, 1]);
+
+    #[test]
+    fn node_script_names_everything_explicitly() {
+        let s = node_script(&params(), MAC, "lb1", "ip=dhcp");
+        assert_eq!(
+            s,
+            "#!ipxe\n\
+             # Served by pxe for lb1 (52:54:00:00:00:01).\n\
+             :retry\n\
+             kernel http://10.0.0.1:8080/image/vmlinuz initrd=initrd.img console=ttyS0 panic=10 lb.config=http://10.0.0.1:8080/config/52-54-00-00-00-01.toml lb.poll=5s ip=dhcp || goto failed\n\
+             initrd http://10.0.0.1:8080/image/initrd.img || goto failed\n\
+             boot || goto failed\n\
+             :failed\n\
+             echo pxe: booting lb1 failed; retrying in 10 s\n\
+             sleep 10\n\
+             goto retry\n"
+        );
+        assert!(!s.contains("${"), "no variable is left for iPXE to expand");
+    }
+
+    #[test]
+    fn generic_script_chains_by_mac() {
+        let s = generic_script("http://10.0.0.1:8080");
+        assert!(s.starts_with("#!ipxe\n"));
+        assert!(
+            s.contains("chain http://10.0.0.1:8080/boot/${netX/mac:hexhyp}.ipxe || goto failed\n"),
+            "{s}"
+        );
+        assert!(s.contains("goto retry\n"));
+    }
+
+    #[test]
+    fn manifest_cmdline_drops_words_pxe_writes() {
+        let m = r#"{"format":1,"cmdline":"initrd=initrd.img console=tty0 lb.config=http://x/y panic=10"}"#;
+        assert_eq!(
+            image_cmdline_from_manifest(m).as_deref(),
+            Some("console=tty0 panic=10")
+        );
+        assert_eq!(image_cmdline_from_manifest("{}"), None);
+        assert_eq!(image_cmdline_from_manifest("not json"), None);
+    }
+}
