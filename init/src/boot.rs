@@ -3,7 +3,7 @@
 //! on the console, and the running config stays.
 
 use crate::cmdline::{InitSettings, KernelCmdline};
-use crate::fetch::{FetchError, FetchOutcome, Fetched, Fetcher, Vars};
+use crate::fetch::{Backoff, BackoffPolicy, FetchError, FetchOutcome, Fetched, Fetcher, Vars};
 use crate::net::{self, IpSpec, NetInfo, NetOptions};
 use lbd::config::{self, Loaded};
 use std::path::Path;
@@ -45,6 +45,9 @@ pub async fn config_source(
     out: mpsc::UnboundedSender<NewConfig>,
     refetch: Arc<Notify>,
 ) {
+    if settings.config_urls.is_empty() {
+        error!("no config source: add lb.config=URL to the kernel command line (http:// or tftp://); lbd will not start");
+    }
     let net = bring_up_network(&cmdline).await;
     let hostname = net
         .as_ref()
@@ -60,7 +63,6 @@ pub async fn config_source(
             .filter(|s| !s.is_empty()),
     };
     if settings.config_urls.is_empty() {
-        error!("no config source: add lb.config=URL to the kernel command line (http:// or tftp://); lbd will not start");
         return;
     }
     let mut fetcher = match Fetcher::from_templates(&settings.config_urls, vars) {
@@ -72,7 +74,8 @@ pub async fn config_source(
     };
     fetcher = fetcher
         .with_attempt_timeout(settings.attempt_timeout)
-        .with_validator(|bytes| validate("config", bytes).map(|_| ()));
+        .with_backoff(Backoff::new(first_fetch_backoff(settings.poll)))
+        .with_validator(|url, bytes| validate(&url.to_string(), bytes).map(|_| ()));
     info!(urls = ?settings.config_urls, "fetching the config");
 
     let mut running: Option<Fetched> = None;
@@ -126,6 +129,17 @@ pub async fn config_source(
             None => refetch.notified().await,
         }
     }
+}
+
+/// Retries of the first fetch: the default backoff, but never waiting longer than the poll
+/// interval, so an operator who fixes a refused config sees it picked up as soon as a change
+/// would be.
+fn first_fetch_backoff(poll: Option<Duration>) -> BackoffPolicy {
+    let mut policy = BackoffPolicy::default();
+    if let Some(poll) = poll {
+        policy.max = policy.max.min(poll.max(policy.min));
+    }
+    policy
 }
 
 /// Logs a failed poll once per distinct cause, so a bad config on the server does not flood
@@ -235,6 +249,19 @@ mod tests {
         assert!(validate("c", &[0xff, 0xfe])
             .unwrap_err()
             .contains("not UTF-8"));
+    }
+
+    #[test]
+    fn first_fetch_retries_no_slower_than_polling() {
+        assert_eq!(
+            first_fetch_backoff(Some(Duration::from_secs(1))).max,
+            Duration::from_secs(1)
+        );
+        assert_eq!(first_fetch_backoff(None).max, BackoffPolicy::default().max);
+        assert_eq!(
+            first_fetch_backoff(Some(Duration::from_secs(600))).max,
+            BackoffPolicy::default().max
+        );
     }
 
     #[test]

@@ -117,11 +117,10 @@ fn run(settings: InitSettings, cmdline: KernelCmdline) -> PowerAction {
     };
     // The fetcher holds non-Sync callbacks; everything runs on this one thread anyway.
     let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
-        let action = supervise_loop(&settings, cmdline).await;
-        info!("{}: stopping", action.verb());
-        action
-    })
+    local.block_on(
+        &runtime,
+        async move { supervise_loop(&settings, cmdline).await },
+    )
 }
 
 async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> PowerAction {
@@ -172,7 +171,7 @@ async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> Powe
     // Reap now and then even without SIGCHLD: signals of the same kind coalesce.
     let mut reap_tick = tokio::time::interval(Duration::from_secs(5));
 
-    let action = loop {
+    let action: PowerAction = loop {
         tokio::select! {
             _ = sigchld.recv() => reap(&mut lbd, &mut restart_at, shell.as_mut(), &mut shell_restart_at),
             _ = reap_tick.tick() => reap(&mut lbd, &mut restart_at, shell.as_mut(), &mut shell_restart_at),
@@ -201,9 +200,9 @@ async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> Powe
                     start_child(&mut lbd);
                     memory_report_at = Some(Instant::now() + Duration::from_secs(3));
                 } else if lbd.pid().is_some() {
-                    match lbd.signal(Signal::SIGHUP) {
-                        Ok(()) => info!(version = %&new.loaded.config.version[..12], "new config handed to lbd"),
-                        Err(e) => warn!("cannot signal lbd: {e}"),
+                    info!(version = %&new.loaded.config.version[..12], "new config handed to lbd");
+                    if let Err(e) = lbd.signal(Signal::SIGHUP) {
+                        warn!("cannot signal lbd: {e}");
                     }
                 }
             }
@@ -218,6 +217,7 @@ async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> Powe
             Some(a) = power_rx.recv() => { info!("power button"); break a }
         }
     };
+    info!("{}: stopping", action.verb());
     stop_lbd(&mut lbd, settings.shutdown_timeout, &mut sigchld).await;
     power::terminate_everything(Duration::from_secs(2));
     action

@@ -140,7 +140,7 @@ async fn rejected_config_counts_as_a_failure_and_the_next_url_is_tried() {
         dir.write("good.toml", b"ok = 1");
         let (_py, http) = python_http(dir.path()).await;
         let (_tftpd, tftp) = in_tftpd(dir.path()).await;
-        let validate = |body: &[u8]| {
+        let validate = |_url: &FetchUrl, body: &[u8]| {
             if body.starts_with(b"ok") {
                 Ok(())
             } else {

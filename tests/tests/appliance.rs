@@ -229,7 +229,7 @@ fn reload_without_restart_and_refuse_an_invalid_config() {
     let refused = g
         .expect(
             &format!(
-                r#"init:\s+ERROR refused new config; keeping the running one: .*:{line}:{col}: .*unknown scheduler "fastest""#
+                r#"init:\s+ERROR refused new config; keeping the running one: .*config rejected: 1 error\(s\): http://\S*/node\.toml:{line}:{col}: .*unknown scheduler "fastest""#
             ),
             STEP,
         )
@@ -308,7 +308,7 @@ fn invalid_first_config_is_retried_until_fixed() {
         .unwrap();
     let rejected = |round: u32| {
         format!(
-            r#"init:\s+WARN config fetch failed round={round} .*config rejected: 1 error\(s\): \S*:{line}:{col}: .*unknown scheduler "fastest""#
+            r#"init:\s+WARN config fetch failed round={round} .*config rejected: 1 error\(s\): http://\S*/node\.toml:{line}:{col}: .*unknown scheduler "fastest""#
         )
     };
     let first = g.expect(&rejected(1), BOOT).unwrap();
@@ -363,13 +363,13 @@ fn boot_demo_over_tftp(name: &str, mac: &str, tftp: &Path) -> (Guest, LbdRunning
 /// The orderly stop every power request goes through: lbd first (it will hand over its VIPs),
 /// and it exits cleanly within the grace time.
 fn expect_orderly_stop(g: &Guest, lbd_pid: u32, verb: &str) {
+    g.expect(&format!(r"init:\s+INFO {verb}: stopping$"), STEP)
+        .unwrap();
     g.expect(&format!(r"init:\s+INFO stopping lbd pid={lbd_pid}$"), STEP)
         .unwrap();
     g.expect(r"lbd:\s+INFO SIGTERM: stopping$", STEP).unwrap();
     g.expect(r"lbd:\s+INFO lbd stopped$", STEP).unwrap();
     g.expect(r"init:\s+INFO lbd stopped \(exit code 0\)$", STEP)
-        .unwrap();
-    g.expect(&format!(r"init:\s+INFO {verb}: stopping$"), STEP)
         .unwrap();
 }
 
@@ -422,13 +422,14 @@ fn no_config_source_is_reported_and_lbd_never_starts() {
         .mac("52:54:00:ab:cd:07".parse().unwrap())
         .spawn(&image)
         .unwrap();
-    g.expect(NETWORK_UP, BOOT).unwrap();
+    // Said before the network comes up, so a box without a NIC or DHCP still tells why.
     let said = g
         .expect(
             r"init:\s+ERROR no config source: add lb\.config=URL to the kernel command line.*lbd will not start",
-            STEP,
+            BOOT,
         )
         .unwrap();
+    g.expect(NETWORK_UP, STEP).unwrap();
     // Give it time to do something wrong: a few seconds of guest time.
     let since = appliance::stamp(&said.line).unwrap();
     std::thread::sleep(Duration::from_secs(3));

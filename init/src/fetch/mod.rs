@@ -261,7 +261,7 @@ impl Default for TftpSettings {
     }
 }
 
-type Validator = Box<dyn FnMut(&[u8]) -> Result<(), String> + Send>;
+type Validator = Box<dyn FnMut(&FetchUrl, &[u8]) -> Result<(), String> + Send>;
 
 /// Fetches the node config from an ordered list of URLs (see the module docs).
 pub struct Fetcher {
@@ -347,11 +347,12 @@ impl Fetcher {
         self
     }
 
-    /// Checks each new body (e.g. parses the config); `Err(message)` makes the attempt fail
-    /// with that message, and the next URL is tried.
+    /// Checks each new body (e.g. parses the config), given the URL that served it so errors
+    /// can name it; `Err(message)` makes the attempt fail with that message, and the next URL
+    /// is tried.
     pub fn with_validator(
         mut self,
-        validator: impl FnMut(&[u8]) -> Result<(), String> + Send + 'static,
+        validator: impl FnMut(&FetchUrl, &[u8]) -> Result<(), String> + Send + 'static,
     ) -> Self {
         self.validator = Some(Box::new(validator));
         self
@@ -517,7 +518,7 @@ impl Fetcher {
             }
         }
         if let Some(validate) = &mut self.validator {
-            validate(&fetched.bytes).map_err(AttemptError::Rejected)?;
+            validate(&fetched.final_url, &fetched.bytes).map_err(AttemptError::Rejected)?;
         }
         Ok(FetchOutcome::New(fetched))
     }
