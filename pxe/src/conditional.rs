@@ -284,9 +284,16 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(get(ims(LM)), Outcome::NotModified);
-        assert_eq!(get(ims("Wed, 15 Nov 2023 00:00:00 GMT")), Outcome::NotModified);
+        assert_eq!(
+            get(ims("Wed, 15 Nov 2023 00:00:00 GMT")),
+            Outcome::NotModified
+        );
         assert_eq!(get(ims(BEFORE)), Outcome::Full);
-        assert_eq!(get(ims("yesterday")), Outcome::Full, "bad dates are ignored");
+        assert_eq!(
+            get(ims("yesterday")),
+            Outcome::Full,
+            "bad dates are ignored"
+        );
         assert_eq!(
             evaluate(true, &ims(LM), &v()),
             Outcome::NotModified,
@@ -322,7 +329,11 @@ mod tests {
         assert_eq!(r("bytes=9-9"), RangeSpec::Bytes(9..10));
         assert_eq!(r("bytes=5-100"), RangeSpec::Bytes(5..10), "clamped");
         assert_eq!(r("bytes=-3"), RangeSpec::Bytes(7..10), "suffix");
-        assert_eq!(r("bytes=-30"), RangeSpec::Bytes(0..10), "suffix longer than body");
+        assert_eq!(
+            r("bytes=-30"),
+            RangeSpec::Bytes(0..10),
+            "suffix longer than body"
+        );
         assert_eq!(r("bytes= 1 - 2 "), RangeSpec::Bytes(1..3));
         assert_eq!(r("bytes=10-"), RangeSpec::Unsatisfiable);
         assert_eq!(r("bytes=10-20"), RangeSpec::Unsatisfiable);
@@ -359,11 +370,19 @@ mod tests {
         assert_eq!(get(c(None)), Outcome::Partial(0..2));
         assert_eq!(get(c(Some(&etag))), Outcome::Partial(0..2));
         assert_eq!(get(c(Some(LM))), Outcome::Partial(0..2));
-        assert_eq!(get(c(Some("\"old\""))), Outcome::Full, "changed: whole body");
+        assert_eq!(
+            get(c(Some("\"old\""))),
+            Outcome::Full,
+            "changed: whole body"
+        );
         assert_eq!(get(c(Some(BEFORE))), Outcome::Full);
         let weak = format!("W/{etag}");
         assert_eq!(get(c(Some(&weak))), Outcome::Full);
-        assert_eq!(evaluate(true, &c(None), &v()), Outcome::Full, "HEAD ignores Range");
+        assert_eq!(
+            evaluate(true, &c(None), &v()),
+            Outcome::Full,
+            "HEAD ignores Range"
+        );
         let c = Conditions {
             range: Some("bytes=50-"),
             ..Default::default()

@@ -173,6 +173,9 @@ mod tests {
         assert_eq!(&c.body[..], b"two!");
         assert_ne!(c.validators.etag, a.validators.etag);
         let e = cache.get(&["missing".to_string()]).await.unwrap_err();
-        assert!(matches!(e, FileError::Path(PathError::NotFound { .. })), "{e}");
+        assert!(
+            matches!(e, FileError::Path(PathError::NotFound { .. })),
+            "{e}"
+        );
     }
 }

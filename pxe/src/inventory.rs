@@ -646,10 +646,17 @@ cmdline = "ip=dhcp"
         assert_eq!(lb2.hostname, "lb2");
         assert_eq!(lb2.cmdline, "ip=dhcp");
         assert_eq!(lb2.values["priority"], Value::Int(100));
-        assert_eq!(lb2.values["ext_if"], Value::Str("ens3".into()), "own value wins");
+        assert_eq!(
+            lb2.values["ext_if"],
+            Value::Str("ens3".into()),
+            "own value wins"
+        );
         assert_eq!(lb2.values["preempt"], Value::Bool(true), "default applies");
         assert_eq!(lb2.values["mac"], Value::Str("52:54:00:00:00:02".into()));
-        assert_eq!(lb2.values["mac_hyphen"], Value::Str("52-54-00-00-00-02".into()));
+        assert_eq!(
+            lb2.values["mac_hyphen"],
+            Value::Str("52-54-00-00-00-02".into())
+        );
         assert_eq!(lb2.values["hostname"], Value::Str("lb2".into()));
         assert_eq!(
             lb2.values["vips"].toml_literal(),

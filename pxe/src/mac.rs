@@ -48,7 +48,9 @@ impl FromStr for Mac {
             text: s.to_string(),
         };
         let octets: Vec<&str> = if s.len() == 12 {
-            (0..6).map(|i| s.get(2 * i..2 * i + 2).unwrap_or("")).collect()
+            (0..6)
+                .map(|i| s.get(2 * i..2 * i + 2).unwrap_or(""))
+                .collect()
         } else if s.len() == 17 {
             let sep = if s.as_bytes()[2] == b'-' { '-' } else { ':' };
             s.split(sep).collect()

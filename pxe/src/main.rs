@@ -176,7 +176,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     for f in ["vmlinuz", "initrd.img"] {
         if !image.root().join(f).is_file() {
-            warn!("{}: no {f}; build the image with tools/build-image.sh", image.root().display());
+            warn!(
+                "{}: no {f}; build the image with tools/build-image.sh",
+                image.root().display()
+            );
         }
     }
     let tftp_root = match &args.tftp_root {
@@ -293,11 +296,7 @@ fn render(src: &SourceArgs, mac: Mac) -> ExitCode {
             for w in warnings {
                 eprintln!("{w}");
             }
-            eprintln!(
-                "pxe: {}: {}",
-                template::who(&entry),
-                r.summary
-            );
+            eprintln!("pxe: {}: {}", template::who(&entry), r.summary);
             print!("{}", String::from_utf8_lossy(&r.body));
             ExitCode::SUCCESS
         }
@@ -337,7 +336,10 @@ fn check(src: &SourceArgs) -> ExitCode {
         }
     }
     if failed > 0 {
-        println!("{failed} config{} refused", if failed == 1 { "" } else { "s" });
+        println!(
+            "{failed} config{} refused",
+            if failed == 1 { "" } else { "s" }
+        );
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -351,11 +353,25 @@ mod tests {
     #[test]
     fn base_url_from_advertise_or_bind() {
         let bound: SocketAddr = "0.0.0.0:8080".parse().unwrap();
-        assert_eq!(base_url(Some("10.0.0.1"), bound).unwrap(), "http://10.0.0.1:8080");
-        assert_eq!(base_url(Some("10.0.0.1:80"), bound).unwrap(), "http://10.0.0.1:80");
-        assert_eq!(base_url(Some("fd00::1"), bound).unwrap(), "http://[fd00::1]:8080");
-        assert_eq!(base_url(Some("[fd00::1]:81"), bound).unwrap(), "http://[fd00::1]:81");
-        assert!(base_url(Some("pxe.example"), bound).unwrap_err().contains("IP address"));
+        assert_eq!(
+            base_url(Some("10.0.0.1"), bound).unwrap(),
+            "http://10.0.0.1:8080"
+        );
+        assert_eq!(
+            base_url(Some("10.0.0.1:80"), bound).unwrap(),
+            "http://10.0.0.1:80"
+        );
+        assert_eq!(
+            base_url(Some("fd00::1"), bound).unwrap(),
+            "http://[fd00::1]:8080"
+        );
+        assert_eq!(
+            base_url(Some("[fd00::1]:81"), bound).unwrap(),
+            "http://[fd00::1]:81"
+        );
+        assert!(base_url(Some("pxe.example"), bound)
+            .unwrap_err()
+            .contains("IP address"));
         assert!(base_url(None, bound).unwrap_err().contains("--advertise"));
         let lo: SocketAddr = "127.0.0.1:9000".parse().unwrap();
         assert_eq!(base_url(None, lo).unwrap(), "http://127.0.0.1:9000");

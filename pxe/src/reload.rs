@@ -124,7 +124,7 @@ pub fn log_report(report: &Report) {
         for line in &p.lines {
             error!(scope = %p.scope, "{line}");
         }
-        error!(scope = %p.scope, "refused: {}", p.consequence);
+        error!(scope = %p.scope, "{}", p.consequence);
     }
     for w in &report.warnings {
         warn!("{w}");

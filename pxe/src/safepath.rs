@@ -108,7 +108,11 @@ mod tests {
     fn clean_words() {
         assert_eq!(clean("vmlinuz", true).unwrap(), vec!["vmlinuz"]);
         assert_eq!(clean("a/b%20c", true).unwrap(), vec!["a", "b c"]);
-        assert_eq!(clean("a%2Fb", false).unwrap(), vec!["a%2Fb"], "TFTP names are literal");
+        assert_eq!(
+            clean("a%2Fb", false).unwrap(),
+            vec!["a%2Fb"],
+            "TFTP names are literal"
+        );
     }
 
     #[test]
@@ -163,12 +167,21 @@ mod tests {
             root.join("sub/file")
         );
         let e = resolve(&root, &w("out-link")).unwrap_err();
-        assert!(matches!(e, PathError::Escapes(_)) && e.is_forbidden(), "{e}");
+        assert!(
+            matches!(e, PathError::Escapes(_)) && e.is_forbidden(),
+            "{e}"
+        );
         let e = resolve(&root, &w("up/secret")).unwrap_err();
         assert!(matches!(e, PathError::Escapes(_)), "{e}");
         let e = resolve(&root, &w("sub")).unwrap_err();
-        assert!(matches!(e, PathError::NotAFile(_)) && !e.is_forbidden(), "{e}");
+        assert!(
+            matches!(e, PathError::NotAFile(_)) && !e.is_forbidden(),
+            "{e}"
+        );
         let e = resolve(&root, &w("missing")).unwrap_err();
-        assert!(matches!(e, PathError::NotFound { .. }) && !e.is_forbidden(), "{e}");
+        assert!(
+            matches!(e, PathError::NotFound { .. }) && !e.is_forbidden(),
+            "{e}"
+        );
     }
 }

@@ -196,7 +196,8 @@ impl Site {
                 report.problems.push(Problem {
                     scope: "inventory".into(),
                     lines: e.one_line_each(),
-                    consequence: "refused; every node keeps what it was served before".into(),
+                    consequence: "inventory refused; every node keeps what it was served before"
+                        .into(),
                 });
                 let mut site = prev.clone();
                 site.params = params;
@@ -210,7 +211,7 @@ impl Site {
                 report.problems.push(Problem {
                     scope: "template".into(),
                     lines: e.one_line_each(),
-                    consequence: "refused; every node keeps its last good config".into(),
+                    consequence: "template refused; every node keeps its last good config".into(),
                 });
                 Err(())
             }
@@ -264,8 +265,13 @@ impl Site {
                 }
                 Err(lines) => {
                     let consequence = match &old_served {
-                        Some(o) => format!("keeping its last good config {}", o.short_version()),
-                        None => "no good config yet: its config requests get 503".into(),
+                        Some(o) => format!(
+                            "config refused; keeping the last good one {}",
+                            o.short_version()
+                        ),
+                        None => {
+                            "config refused; no good config yet: its config requests get 503".into()
+                        }
                     };
                     report.problems.push(Problem {
                         scope: who,
@@ -488,7 +494,10 @@ vips = ["192.0.2.10/24"]
                 .config
                 .version
         );
-        assert_eq!(r.validators.modified, UNIX_EPOCH + Duration::from_secs(1000));
+        assert_eq!(
+            r.validators.modified,
+            UNIX_EPOCH + Duration::from_secs(1000)
+        );
         assert!(matches!(
             site.lookup(Mac([2, 0, 0, 0, 0, 9])),
             Lookup::Unknown
@@ -518,7 +527,10 @@ vips = ["192.0.2.10/24"]
         );
         assert_eq!(
             p.consequence,
-            format!("keeping its last good config {}", old_lb1.short_version())
+            format!(
+                "config refused; keeping the last good one {}",
+                old_lb1.short_version()
+            )
         );
         assert!(Arc::ptr_eq(&served(&v2, LB1), &old_lb1));
         assert!(v2.nodes[&LB1].problem.is_some());
@@ -548,7 +560,9 @@ vips = ["192.0.2.10/24"]
 
         let (v3, report) = build(&v2, INV, &format!("{TMPL}x = {{{{ node.prio"), 3000);
         assert_eq!(report.problems[0].scope, "template");
-        assert!(report.problems[0].lines[0].starts_with("pair.tmpl:9:5: error[unclosed-placeholder]"));
+        assert!(
+            report.problems[0].lines[0].starts_with("pair.tmpl:9:5: error[unclosed-placeholder]")
+        );
         assert!(Arc::ptr_eq(&served(&v3, LB1), &served(&v1, LB1)));
     }
 

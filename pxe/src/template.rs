@@ -204,7 +204,14 @@ priority = 150
         );
         assert_eq!(
             t.keys(),
-            vec!["hostname", "ext_if", "priority", "vips", "mac", "mac_hyphen"]
+            vec![
+                "hostname",
+                "ext_if",
+                "priority",
+                "vips",
+                "mac",
+                "mac_hyphen"
+            ]
         );
     }
 

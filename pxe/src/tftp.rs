@@ -62,12 +62,20 @@ impl Handler for ReadOnly {
         let file = path.to_string_lossy().into_owned();
         let site = self.shared.site();
         let (body, node): (Bytes, Option<String>) = match routes::tftp(&file) {
-            Route::GenericScript => (Bytes::from(ipxe::generic_script(&site.params.base_url)), None),
+            Route::GenericScript => (
+                Bytes::from(ipxe::generic_script(&site.params.base_url)),
+                None,
+            ),
             Route::NodeScript(mac) => match site.script(mac) {
                 Some((hostname, script)) => (Bytes::from(script), Some(hostname)),
                 None => {
                     warn!(%mac, "unknown MAC asked for its boot script over TFTP; add it to the inventory");
-                    return Err(refuse(client, &file, "unknown-mac", packet::Error::FileNotFound));
+                    return Err(refuse(
+                        client,
+                        &file,
+                        "unknown-mac",
+                        packet::Error::FileNotFound,
+                    ));
                 }
             },
             Route::Config(mac) => match site.lookup(mac) {
@@ -76,28 +84,52 @@ impl Handler for ReadOnly {
                 }
                 Lookup::NotReady { hostname, .. } => {
                     warn!(%mac, %hostname, "no valid config yet for a TFTP request");
-                    return Err(refuse(client, &file, "not-ready", packet::Error::FileNotFound));
+                    return Err(refuse(
+                        client,
+                        &file,
+                        "not-ready",
+                        packet::Error::FileNotFound,
+                    ));
                 }
                 Lookup::Unknown => {
                     warn!(%mac, "unknown MAC asked for its config over TFTP; add it to the inventory");
-                    return Err(refuse(client, &file, "unknown-mac", packet::Error::FileNotFound));
+                    return Err(refuse(
+                        client,
+                        &file,
+                        "unknown-mac",
+                        packet::Error::FileNotFound,
+                    ));
                 }
             },
             Route::File(words) => {
                 let Some(root) = &self.shared.tftp_root else {
-                    return Err(refuse(client, &file, "not-found", packet::Error::FileNotFound));
+                    return Err(refuse(
+                        client,
+                        &file,
+                        "not-found",
+                        packet::Error::FileNotFound,
+                    ));
                 };
                 match root.get(&words).await {
                     Ok(f) => (f.body.clone(), None),
                     Err(FileError::Path(e)) if e.is_forbidden() => {
                         warn!(peer = %client, path = %file, "tftp refused: {e}");
-                        return Err(refuse(client, &file, "forbidden", packet::Error::PermissionDenied));
+                        return Err(refuse(
+                            client,
+                            &file,
+                            "forbidden",
+                            packet::Error::PermissionDenied,
+                        ));
                     }
                     Err(e) => {
                         return Err(refuse(
                             client,
                             &file,
-                            if matches!(e, FileError::Path(_)) { "not-found" } else { "error" },
+                            if matches!(e, FileError::Path(_)) {
+                                "not-found"
+                            } else {
+                                "error"
+                            },
                             packet::Error::FileNotFound,
                         ));
                     }
@@ -105,10 +137,20 @@ impl Handler for ReadOnly {
             }
             Route::Refused(e) => {
                 warn!(peer = %client, path = %file, "tftp refused: {e}");
-                return Err(refuse(client, &file, "forbidden", packet::Error::PermissionDenied));
+                return Err(refuse(
+                    client,
+                    &file,
+                    "forbidden",
+                    packet::Error::PermissionDenied,
+                ));
             }
             Route::Status | Route::BadMac(_) | Route::NotFound => {
-                return Err(refuse(client, &file, "not-found", packet::Error::FileNotFound));
+                return Err(refuse(
+                    client,
+                    &file,
+                    "not-found",
+                    packet::Error::FileNotFound,
+                ));
             }
         };
         let len = body.len() as u64;
@@ -181,7 +223,11 @@ impl Drop for Logged {
         // The reader is dropped after the last ACK or when the client gives up. All bytes
         // read means the last block went out; the server ends the transfer only once it is
         // acknowledged or the retries are exhausted.
-        let status = if self.sent == self.len { "complete" } else { "abandoned" };
+        let status = if self.sent == self.len {
+            "complete"
+        } else {
+            "abandoned"
+        };
         info!(
             target: "pxe::access",
             proto = "tftp",
