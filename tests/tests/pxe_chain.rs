@@ -1,0 +1,217 @@
+//! The whole PXE chain with the real pieces: two QEMU guests with no kernel given (`-boot n`,
+//! QEMU's iPXE ROM) on a bridge in a network namespace, dnsmasq as their DHCP server pointing
+//! iPXE at `pxe`, and `pxe` serving the generic script (over TFTP to one guest, over HTTP to the
+//! other), each guest's own script, the built image's kernel and initramfs, and each guest's
+//! own rendered config, which our init fetches before starting lbd.
+//!
+//! Needs root, QEMU, dnsmasq, the kernel package and the built image (tools/setup.sh,
+//! tools/build-image.sh) and a built `pxe` (`cargo build -p pxe`, or LB_PXE_BIN).
+
+#[path = "pxe_support/mod.rs"]
+mod pxe_support;
+
+use std::time::{Duration, Instant};
+
+use lbtest::appliance::{assert_no_fatal, lines_containing, LbdRunning, LBD_RUNNING};
+use lbtest::MacAddr;
+use pxe_support::{pxe_binary, Lab, Node, HTTP_PORT, SERVER};
+
+/// QEMU start to lbd running through the whole chain: about 15 s under TCG on an idle host;
+/// two guests at once on a loaded 2-core machine take much longer.
+const CHAIN: Duration = Duration::from_secs(300);
+
+const NETWORK_UP: &str =
+    r"init:\s+INFO network up device=eth0 address=(?P<addr>10\.66\.0\.\d+)/24 .*dhcp=true";
+
+#[test]
+fn two_guests_pxe_boot_from_pxe_and_run_lbd_with_their_own_configs() {
+    let nodes = vec![
+        Node {
+            mac: MacAddr::local(0x66_00_01),
+            hostname: "pxe-lb1",
+            priority: 150,
+            via_tftp: true,
+        },
+        Node {
+            mac: MacAddr::local(0x66_00_02),
+            hostname: "pxe-lb2",
+            priority: 100,
+            via_tftp: false,
+        },
+    ];
+    let lab = Lab::start("pxe-chain", nodes, &pxe_binary(false));
+    let started = Instant::now();
+    let guests: Vec<_> = (0..2)
+        .map(|i| lab.guest(i).spawn().expect("start QEMU in the namespace"))
+        .collect();
+
+    let mut running = Vec::new();
+    for (i, g) in guests.iter().enumerate() {
+        let up = g.expect(NETWORK_UP, CHAIN).unwrap();
+        let m = g.expect(LBD_RUNNING, CHAIN).unwrap();
+        let lbd = LbdRunning::from_match(&m).expect("a complete lbd running line");
+        eprintln!(
+            "figure: {} {} PXE chain (iPXE ROM → DHCP → {} boot.ipxe → HTTP script, kernel, initrd → init → config) to lbd running: {:.1?} wall (both guests booting at once), {:.2?} guest uptime, address {}",
+            g.accel().name(),
+            lab.nodes[i].hostname,
+            if lab.nodes[i].via_tftp { "TFTP" } else { "HTTP" },
+            started.elapsed(),
+            lbd.uptime,
+            up.name("addr").unwrap_or("?"),
+        );
+        running.push(lbd);
+    }
+
+    // Each guest runs exactly the config pxe renders for its MAC: same bytes, so the same
+    // hostname and priority; and the two differ.
+    let mut versions = Vec::new();
+    for (i, lbd) in running.iter().enumerate() {
+        let n = &lab.nodes[i];
+        let (text, version) = lab.rendered(i);
+        assert!(
+            text.contains(&format!("hostname = \"{}\"\n", n.hostname)),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("priority = {}\n", n.priority)),
+            "{text}"
+        );
+        assert!(
+            lbd.summary
+                .ends_with(&format!("version {}", &version[..12])),
+            "{} runs another config than pxe renders for {} (version {}):\n{}",
+            n.hostname,
+            n.mac,
+            &version[..12],
+            lbd.line
+        );
+        assert!(
+            lbd.summary
+                .starts_with("1 service, 1 real, 1 vrrp instance (1 vip)"),
+            "{}",
+            lbd.line
+        );
+        // init fetched it from pxe, by this MAC.
+        let fetched = lines_containing(guests[i].console(), "INFO config fetched:");
+        let url = format!(
+            "url=http://{SERVER}:{HTTP_PORT}/config/{}.toml",
+            n.mac.to_string().replace(':', "-")
+        );
+        assert!(
+            fetched.len() == 1 && fetched[0].contains(&url) && fetched[0].contains(&version[..12]),
+            "{fetched:?}"
+        );
+        versions.push(version);
+    }
+    assert_ne!(versions[0], versions[1], "both nodes got the same config");
+
+    // pxe's access log: who asked for what, and what they got.
+    for n in &lab.nodes {
+        let hyphen = n.mac.to_string().replace(':', "-");
+        let host = format!("node=\"{}\"", n.hostname);
+        let script = lab.access(&[&format!("path=/boot/{hyphen}.ipxe"), "status=200", &host]);
+        assert_eq!(script.len(), 1, "{script:?}");
+        let config = lab.access(&[&format!("path=/config/{hyphen}.toml"), "status=200", &host]);
+        assert!(!config.is_empty(), "{}", lab.pxe_log());
+        // The kernel and initramfs went out whole to this guest's address.
+        let peer = script[0]
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("peer="))
+            .and_then(|p| p.rsplit_once(':'))
+            .map(|(ip, _)| ip.to_string())
+            .unwrap();
+        for (file, len) in [
+            (
+                "vmlinuz",
+                std::fs::metadata(&lab.image.vmlinuz).unwrap().len(),
+            ),
+            (
+                "initrd.img",
+                std::fs::metadata(&lab.image.initrd).unwrap().len(),
+            ),
+        ] {
+            let got = lab.access(&[
+                &format!("peer={peer}:"),
+                &format!("path=/image/{file}"),
+                "status=200",
+                &format!("bytes={len} "),
+            ]);
+            assert_eq!(
+                got.len(),
+                1,
+                "{file} to {}: {got:?}\n{}",
+                n.hostname,
+                lab.pxe_log()
+            );
+        }
+        let generic = if n.via_tftp {
+            lab.access(&[
+                "proto=\"tftp\"",
+                &format!("peer={peer}:"),
+                "path=boot.ipxe",
+                "status=\"complete\"",
+            ])
+        } else {
+            lab.access(&[
+                "proto=\"http\"",
+                &format!("peer={peer}:"),
+                "path=/boot.ipxe",
+                "status=200",
+            ])
+        };
+        assert_eq!(
+            generic.len(),
+            1,
+            "{}: {generic:?}\n{}",
+            n.hostname,
+            lab.pxe_log()
+        );
+    }
+    // dnsmasq, configured as pxe/README.md says, told iPXE (it sends option 175) where pxe's
+    // script is, and anything else (here init's own DHCP client) the iPXE binary: the guard
+    // that stops a chainloaded iPXE from loading itself again.
+    let dhcp = lab.dnsmasq_log();
+    for bootfile in [
+        format!("bootfile-name  http://{SERVER}:{HTTP_PORT}/boot.ipxe"),
+        "bootfile-name  boot.ipxe".to_string(),
+        "bootfile-name  undionly.kpxe".to_string(),
+    ] {
+        assert!(
+            dhcp.contains(&bootfile),
+            "dnsmasq never sent {bootfile:?}:\n{dhcp}"
+        );
+    }
+    // That binary is what pxe serves over TFTP to firmware without iPXE.
+    let undionly = std::path::Path::new("/usr/lib/ipxe/undionly.kpxe");
+    assert!(
+        undionly.is_file(),
+        "{} is missing: apt-get install ipxe (tools/setup.sh installs it)",
+        undionly.display()
+    );
+    let got = lab.dir.path().join("undionly.kpxe");
+    lab.ns
+        .run(&[
+            "tftp",
+            SERVER,
+            "-m",
+            "binary",
+            "-c",
+            "get",
+            "undionly.kpxe",
+            got.to_str().unwrap(),
+        ])
+        .expect("tftp-hpa in the namespace");
+    assert!(
+        std::fs::read(&got).unwrap() == std::fs::read(undionly).unwrap(),
+        "undionly.kpxe over TFTP differs from the ipxe package's"
+    );
+    assert!(
+        !lab.pxe_log().contains("unknown MAC asked"),
+        "{}",
+        lab.pxe_log()
+    );
+
+    for g in &guests {
+        assert_no_fatal(g.console());
+    }
+}

@@ -1,0 +1,251 @@
+//! A PXE lab in a network namespace: a bridge with one tap per guest, `pxe serve` (HTTP on
+//! :8080, TFTP on :69) with an inventory and template written here, and dnsmasq as the DHCP
+//! server pointing iPXE at pxe, configured as pxe/README.md tells operators to. Shared by the
+//! `pxe_chain` test and the `pxe_bench` binary (included with `#[path]`).
+//!
+//! Everything lives in the namespace and goes with it: dropping the lab kills pxe and dnsmasq
+//! and deletes the namespace, also when a test panics.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lbtest::appliance::{sha256_hex, Image};
+use lbtest::{artifacts, ChildGuard, GuestBuilder, MacAddr, Netns, Nic};
+
+/// The namespace's address on the bridge: pxe and dnsmasq listen here.
+pub const SERVER: &str = "10.66.0.1";
+pub const HTTP_PORT: u16 = 8080;
+
+/// One balancer of the inventory.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub mac: MacAddr,
+    pub hostname: &'static str,
+    pub priority: u8,
+    /// Boot through TFTP (`boot.ipxe` from pxe's TFTP server) instead of the HTTP URL.
+    pub via_tftp: bool,
+}
+
+/// The template both nodes are rendered from: a VRRP instance whose priority differs per node
+/// and a NAT service, as the demo balancer has.
+pub const TEMPLATE: &str = r#"# PXE chain test pair: one template, values per node from the inventory.
+[node]
+hostname = "{{ node.hostname }}"
+
+[vrrp.instance.VI_1]
+interface = "eth0"
+vrid = 66
+priority = {{ node.priority }}
+vips = ["10.66.0.100/24"]
+
+[service.web]
+vip = "10.66.0.100:80"
+scheduler = "wrr"
+forwarding = "nat"
+check = { type = "tcp", interval = "2s" }
+
+[[service.web.real]]
+address = "10.66.0.1:8080"
+weight = 2
+"#;
+
+/// The `pxe` binary: `LB_PXE_BIN`, else the newest of `target/{release,debug}/pxe`
+/// (`prefer_release` takes a release build whenever there is one).
+pub fn pxe_binary(prefer_release: bool) -> PathBuf {
+    if let Some(p) = std::env::var_os("LB_PXE_BIN") {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "LB_PXE_BIN={} is not a file", p.display());
+        return p;
+    }
+    let target = artifacts::target_dir();
+    let mut found: Vec<PathBuf> = ["release", "debug"]
+        .iter()
+        .map(|p| target.join(p).join("pxe"))
+        .filter(|p| p.is_file())
+        .collect();
+    if !prefer_release {
+        found.sort_by_key(|p| std::cmp::Reverse(p.metadata().and_then(|m| m.modified()).ok()));
+    }
+    found.into_iter().next().unwrap_or_else(|| {
+        panic!(
+            "no pxe binary in {}/{{release,debug}}: build it with `cargo build -p pxe` (or set LB_PXE_BIN)",
+            target.display()
+        )
+    })
+}
+
+/// The running lab.
+pub struct Lab {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<Node>,
+    pub pxe_log: PathBuf,
+    pub dnsmasq_log: PathBuf,
+    pub image: Image,
+    pxe_bin: PathBuf,
+    // Dropped in this order: the servers, then the namespace (which kills what is left).
+    _pxe: ChildGuard,
+    _dnsmasq: ChildGuard,
+    pub ns: Netns,
+}
+
+impl Lab {
+    /// Starts pxe and dnsmasq in a fresh namespace with a tap `tapN` per node.
+    pub fn start(tag: &str, nodes: Vec<Node>, pxe_bin: &Path) -> Lab {
+        let image = Image::find();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ns = Netns::new(tag).expect("network namespaces (run the tests as root)");
+        ns.add_bridge("br0").unwrap();
+        ns.add_addr("br0", &format!("{SERVER}/24")).unwrap();
+        for i in 0..nodes.len() {
+            ns.add_tap(&format!("tap{i}"), Some("br0")).unwrap();
+        }
+
+        let mut inventory = String::from("[boot]\ncmdline = \"lb.poll=5s\"\n");
+        for n in &nodes {
+            inventory += &format!(
+                "\n[[node]]\nmac = \"{}\"\nhostname = \"{}\"\npriority = {}\n",
+                n.mac, n.hostname, n.priority
+            );
+        }
+        std::fs::write(dir.path().join("inventory.toml"), inventory).unwrap();
+        std::fs::write(dir.path().join("pair.toml.tmpl"), TEMPLATE).unwrap();
+
+        let pxe_log = dir.path().join("pxe.log");
+        let mut cmd = ns.command(pxe_bin);
+        cmd.arg("serve")
+            .arg("--image")
+            .arg(&image.dir)
+            .arg("--inventory")
+            .arg(dir.path().join("inventory.toml"))
+            .arg("--template")
+            .arg(dir.path().join("pair.toml.tmpl"))
+            .args(["--http", &format!("{SERVER}:{HTTP_PORT}")])
+            .args(["--tftp", &format!("{SERVER}:69")])
+            .env("PXE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&pxe_log).unwrap());
+        let pxe = ChildGuard::spawn(&mut cmd).expect("start pxe in the namespace");
+        wait_for(&pxe_log, "pxe serving", Duration::from_secs(30));
+
+        // The DHCP server, configured as pxe/README.md says: iPXE (option 175) gets pxe's
+        // script, anything else the iPXE binary (the chainloading loop guard).
+        let dnsmasq_log = dir.path().join("dnsmasq.log");
+        let mut args: Vec<String> = vec![
+            "--keep-in-foreground".into(),
+            "--conf-file=/dev/null".into(),
+            "--no-resolv".into(),
+            "--no-hosts".into(),
+            "--port=0".into(),
+            "--interface=br0".into(),
+            "--bind-interfaces".into(),
+            "--user=root".into(),
+            "--group=root".into(),
+            format!("--pid-file={}", dir.path().join("dnsmasq.pid").display()),
+            format!("--dhcp-leasefile={}", dir.path().join("leases").display()),
+            format!("--log-facility={}", dnsmasq_log.display()),
+            "--log-dhcp".into(),
+            "--dhcp-range=10.66.0.50,10.66.0.99,255.255.255.0,1h".into(),
+            "--dhcp-match=set:ipxe,175".into(),
+            format!("--dhcp-boot=tag:!ipxe,undionly.kpxe,,{SERVER}"),
+            format!("--dhcp-boot=tag:ipxe,tag:!viatftp,http://{SERVER}:{HTTP_PORT}/boot.ipxe"),
+            format!("--dhcp-boot=tag:ipxe,tag:viatftp,boot.ipxe,,{SERVER}"),
+        ];
+        for n in nodes.iter().filter(|n| n.via_tftp) {
+            args.push(format!("--dhcp-host={},set:viatftp", n.mac));
+        }
+        let mut cmd = ns.command("dnsmasq");
+        cmd.args(&args).stdin(Stdio::null());
+        let dnsmasq = ChildGuard::spawn(&mut cmd).expect("dnsmasq (apt-get install dnsmasq-base)");
+        wait_for(&dnsmasq_log, "DHCP, IP range", Duration::from_secs(10));
+
+        Lab {
+            dir,
+            nodes,
+            pxe_log,
+            dnsmasq_log,
+            image,
+            pxe_bin: pxe_bin.to_path_buf(),
+            _pxe: pxe,
+            _dnsmasq: dnsmasq,
+            ns,
+        }
+    }
+
+    /// A guest for node `i`: no kernel given, `-boot n` with QEMU's iPXE ROM, on `tap{i}`.
+    pub fn guest(&self, i: usize) -> GuestBuilder {
+        let n = &self.nodes[i];
+        GuestBuilder::new(format!("pxe-chain-{}", n.hostname))
+            .pxe()
+            .memory_mib(512)
+            .nic(Nic::tap(format!("tap{i}"), n.mac))
+            .netns(&self.ns)
+    }
+
+    /// What pxe serves node `i` (`pxe render`): its config text and lbd's version of it.
+    pub fn rendered(&self, i: usize) -> (String, String) {
+        let out = Command::new(&self.pxe_bin)
+            .arg("render")
+            .arg("--inventory")
+            .arg(self.dir.path().join("inventory.toml"))
+            .arg("--template")
+            .arg(self.dir.path().join("pair.toml.tmpl"))
+            .args(["--mac", &self.nodes[i].mac.to_string()])
+            .output()
+            .expect("pxe render");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let version = sha256_hex(text.as_bytes());
+        (text, version)
+    }
+
+    pub fn pxe_log(&self) -> String {
+        std::fs::read_to_string(&self.pxe_log).unwrap_or_default()
+    }
+
+    pub fn dnsmasq_log(&self) -> String {
+        std::fs::read_to_string(&self.dnsmasq_log).unwrap_or_default()
+    }
+
+    /// pxe's access-log lines containing every needle.
+    pub fn access(&self, needles: &[&str]) -> Vec<String> {
+        self.pxe_log()
+            .lines()
+            .filter(|l| l.contains("pxe::access") && needles.iter().all(|n| l.contains(n)))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- pxe log ---\n{}", self.pxe_log());
+            eprintln!("--- dnsmasq log ---\n{}", self.dnsmasq_log());
+        }
+    }
+}
+
+/// Waits (bounded) until `file` contains `needle`.
+pub fn wait_for(file: &Path, needle: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if text.contains(needle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never said {needle:?} within {timeout:?}:\n{text}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
