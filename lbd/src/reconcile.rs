@@ -14,9 +14,11 @@
 //!   then deletes (destinations, then services): while a real is replaced, the new one is in the
 //!   table before the old one leaves. Nothing is ever flushed.
 //! - Ownership: a service whose key is in the config is lbd's, with all its destinations
-//!   (destinations the config does not list are removed). Services the config does not name
-//!   are *unmanaged*: `ipvs.unmanaged = "keep"` (default) leaves them alone, `"remove"` deletes
-//!   them. The same policy covers a sync daemon when the config has no `[ipvs.sync]`.
+//!   (destinations the config does not list are removed). A service lbd owned before (an
+//!   earlier config; the subsystem remembers them across lbd restarts) and that the config no
+//!   longer names is deleted. Other services are *unmanaged*: `ipvs.unmanaged = "keep"`
+//!   (default) leaves them alone, `"remove"` deletes them. The same policy covers a sync daemon
+//!   when the config has no `[ipvs.sync]`.
 //! - Health: a down real gets weight 0 with `on_failure = "inhibit"` (established connections
 //!   continue) or leaves the table with `"remove"`. When no real of a service is up, its sorry
 //!   server is added (weight 1).
@@ -25,7 +27,7 @@ use crate::config::{
     Config, Family, Forwarding, OnFailure, Protocol, ServiceFlag, ServiceKey, UnmanagedPolicy,
 };
 use crate::ipvs::msg::{self, request, DaemonEntry, DaemonState, FwdMethod, IpvsMessage, ServiceId, Timeouts};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
@@ -260,6 +262,9 @@ pub struct Desired {
     pub unmanaged: UnmanagedPolicy,
     /// Config service names by key, for messages.
     pub names: BTreeMap<ServiceId, String>,
+    /// Services lbd programmed for an earlier config: deleted when no longer desired, whatever
+    /// the unmanaged policy.
+    pub owned_before: BTreeSet<ServiceId>,
 }
 
 /// The kernel identity of a config service key.
@@ -589,11 +594,11 @@ pub fn plan(desired: &Desired, observed: &KernelState) -> Vec<Op> {
             }
         }
     }
-    if desired.unmanaged == UnmanagedPolicy::Remove {
-        for id in observed.table.keys() {
-            if !desired.table.contains_key(id) {
-                del_svc.push(Op::DelService(*id));
-            }
+    for id in observed.table.keys() {
+        let ours = desired.owned_before.contains(id);
+        if !desired.table.contains_key(id) && (ours || desired.unmanaged == UnmanagedPolicy::Remove)
+        {
+            del_svc.push(Op::DelService(*id));
         }
     }
     ops.extend(add_svc);
@@ -811,6 +816,22 @@ address = "192.0.2.22"
         assert_eq!(
             names(&plan(&want(&remove), &observed)),
             ["delete service fwmark 9 (IPv4)"]
+        );
+    }
+
+    #[test]
+    fn a_service_removed_from_the_config_is_deleted_even_with_keep() {
+        let before = want(BASE);
+        let observed = applied(&before);
+        let start = BASE.find("[service.dns]").unwrap();
+        let mut after = want(&BASE[..start]);
+        // Without knowing it owned the service, keep leaves it...
+        assert_eq!(plan(&after, &observed), vec![]);
+        // ...with the services of the earlier config as owned, it goes.
+        after.owned_before = before.table.keys().copied().collect();
+        assert_eq!(
+            names(&plan(&after, &observed)),
+            ["delete service udp 192.0.2.11:53"]
         );
     }
 

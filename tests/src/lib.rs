@@ -95,6 +95,7 @@ pub mod artifacts;
 pub mod console;
 pub mod http;
 pub mod initramfs;
+pub mod ipvs;
 pub mod netns;
 pub mod process;
 pub mod qemu;

@@ -58,11 +58,11 @@ pub enum IpvsError {
     },
     #[error("resolving the generic netlink family \"IPVS\": {0}")]
     Resolve(String),
-    #[error("{what}: already exists (errno {errno}, EEXIST)")]
+    #[error("{what}: already exists ({})", errno_text(*errno))]
     AlreadyExists { what: String, errno: i32 },
-    #[error("{what}: no such entry (errno {errno}, {})", errno_name(*errno))]
+    #[error("{what}: no such entry ({})", errno_text(*errno))]
     NotFound { what: String, errno: i32 },
-    #[error("{what}: the kernel refused it: {} (errno {errno}){}", io::Error::from_raw_os_error(*errno), message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    #[error("{what}: the kernel refused it: {}{}", errno_text(*errno), message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
     Kernel {
         what: String,
         errno: i32,
@@ -78,12 +78,10 @@ pub enum IpvsError {
     NoAnswer { what: String, timeout: Duration },
 }
 
-fn errno_name(e: i32) -> &'static str {
-    match e {
-        libc::ENOENT => "ENOENT",
-        libc::ESRCH => "ESRCH",
-        _ => "?",
-    }
+/// "Invalid argument (EINVAL, errno 22)".
+pub fn errno_text(e: i32) -> String {
+    let errno = nix::errno::Errno::from_raw(e);
+    format!("{} ({errno:?}, errno {e})", errno.desc())
 }
 
 impl IpvsError {

@@ -220,6 +220,7 @@ pub enum DaemonAttr {
     SyncMaxlen(u16),
     McastGroup(Ipv4Addr),
     McastGroup6(Ipv6Addr),
+    /// Host order (unlike service and destination ports): the kernel uses `nla_get_u16`.
     McastPort(u16),
     McastTtl(u8),
     Other(RawAttr),
@@ -483,7 +484,7 @@ impl DaemonAttr {
             DaemonAttr::SyncMaxlen(v) => nl::put_u16(b, SYNC_MAXLEN, *v),
             DaemonAttr::McastGroup(a) => nl::put_attr(b, MCAST_GROUP, &a.octets()),
             DaemonAttr::McastGroup6(a) => nl::put_attr(b, MCAST_GROUP6, &a.octets()),
-            DaemonAttr::McastPort(p) => nl::put_attr(b, MCAST_PORT, &p.to_be_bytes()),
+            DaemonAttr::McastPort(p) => nl::put_u16(b, MCAST_PORT, *p),
             DaemonAttr::McastTtl(v) => nl::put_u8(b, MCAST_TTL, *v),
             DaemonAttr::Other(r) => r.emit(b),
         }
@@ -503,7 +504,7 @@ impl DaemonAttr {
                 })?;
                 DaemonAttr::McastGroup6(Ipv6Addr::from(b))
             }
-            MCAST_PORT => DaemonAttr::McastPort(a.be16("daemon MCAST_PORT")?),
+            MCAST_PORT => DaemonAttr::McastPort(a.u16("daemon MCAST_PORT")?),
             MCAST_TTL => DaemonAttr::McastTtl(a.u8("daemon MCAST_TTL")?),
             _ => DaemonAttr::Other(RawAttr::from_attr(a)),
         })
@@ -571,7 +572,9 @@ fn parse_stats(data: &[u8]) -> Result<Vec<StatsAttr>, ParseError> {
 // Typed entries.
 
 /// Identity of a virtual service in the kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum ServiceId {
     /// Protocol (`IPPROTO_*`), virtual address and port.
     Addr {
@@ -1447,7 +1450,7 @@ mod tests {
                 9, 0, 2, 0, b'e', b't', b'h', b'1', 0, 0, 0, 0, // MCAST_IFN
                 8, 0, 3, 0, 51, 0, 0, 0, // SYNC_ID
                 8, 0, 5, 0, 224, 0, 0, 81, // MCAST_GROUP
-                6, 0, 7, 0, 0x22, 0x90, 0, 0, // MCAST_PORT 8848 big-endian
+                6, 0, 7, 0, 0x90, 0x22, 0, 0, // MCAST_PORT 8848, host order (nla_get_u16)
                 5, 0, 8, 0, 1, 0, 0, 0, // MCAST_TTL
             ]
         );

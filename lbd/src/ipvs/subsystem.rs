@@ -8,6 +8,11 @@
 //! large the table is. An operation the kernel refuses is logged with the object and errno;
 //! the others are still applied. When lbd stops, the table stays: nothing is flushed.
 //!
+//! lbd remembers which services it owns in a small state file under `/run` (tmpfs: it outlives
+//! an lbd crash, and vanishes with the kernel table at reboot), so a service deleted from the
+//! config while lbd was down is still removed, and `ipvs.unmanaged = "keep"` only protects
+//! entries lbd never created.
+//!
 //! Inputs besides the config — real health (checks), operator overrides, and the sync role
 //! (VRRP) — come in through setters and take effect at the next [`IpvsSubsystem::reconcile`].
 
@@ -17,7 +22,9 @@ use crate::daemon::Subsystem;
 use crate::reconcile::{
     self, DestSpec, KernelState, Op, Overrides, PlanCounts, RealHealth, ServiceSpec, SyncRole,
 };
+use super::msg::ServiceId;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tracing::{error, info, warn};
 
@@ -33,14 +40,53 @@ pub struct ApplyReport {
     pub adopted: Option<(usize, usize)>,
 }
 
+/// Where lbd remembers the services it owns (see the module doc).
+pub const DEFAULT_STATE_FILE: &str = "/run/lb/ipvs-owned.json";
+
 /// The IPVS subsystem.
-#[derive(Default)]
 pub struct IpvsSubsystem {
     client: Option<IpvsClient>,
     kernel: Option<KernelState>,
     health: RealHealth,
     overrides: Overrides,
     role: SyncRole,
+    state_file: Option<PathBuf>,
+    /// Services lbd programmed (None until loaded from the state file).
+    owned: Option<BTreeSet<ServiceId>>,
+}
+
+impl Default for IpvsSubsystem {
+    fn default() -> Self {
+        IpvsSubsystem {
+            client: None,
+            kernel: None,
+            health: RealHealth::default(),
+            overrides: Overrides::default(),
+            role: SyncRole::default(),
+            state_file: Some(PathBuf::from(DEFAULT_STATE_FILE)),
+            owned: None,
+        }
+    }
+}
+
+fn load_owned(path: &Path) -> BTreeSet<ServiceId> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            warn!("ipvs: ignoring {}: {e}", path.display());
+            BTreeSet::new()
+        }),
+        Err(_) => BTreeSet::new(),
+    }
+}
+
+fn save_owned(path: &Path, owned: &BTreeSet<ServiceId>) -> std::io::Result<()> {
+    let json = serde_json::to_vec(owned).map_err(std::io::Error::other)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Reads the kernel's whole IPVS state.
@@ -67,6 +113,13 @@ pub fn read_kernel(client: &mut IpvsClient) -> Result<KernelState, IpvsError> {
 impl IpvsSubsystem {
     pub fn new() -> IpvsSubsystem {
         IpvsSubsystem::default()
+    }
+
+    /// Remembers owned services in `path` instead of [`DEFAULT_STATE_FILE`] (`None`: only in
+    /// memory).
+    pub fn with_state_file(mut self, path: Option<PathBuf>) -> IpvsSubsystem {
+        self.state_file = path;
+        self
     }
 
     /// Health of the reals, from the checks.
@@ -112,7 +165,12 @@ impl IpvsSubsystem {
             self.kernel = Some(k);
         }
         let kernel = self.kernel.as_mut().expect("just read");
-        let desired = reconcile::desired(config, &self.health, &self.overrides, self.role);
+        let state_file = self.state_file.clone();
+        let owned = self.owned.get_or_insert_with(|| {
+            state_file.as_deref().map(load_owned).unwrap_or_default()
+        });
+        let mut desired = reconcile::desired(config, &self.health, &self.overrides, self.role);
+        desired.owned_before = owned.clone();
         let ops = reconcile::plan(&desired, kernel);
         report.counts = PlanCounts::of(&ops);
         let requests: Vec<(String, _)> = ops.iter().map(|op| (op.to_string(), op.message())).collect();
@@ -161,6 +219,17 @@ impl IpvsSubsystem {
                     }
                 }
             }
+        }
+        // Owned from now on: what the config wants, plus what could not be deleted.
+        let mut now_owned: BTreeSet<ServiceId> = desired.table.keys().copied().collect();
+        now_owned.extend(owned.iter().filter(|id| kernel.table.contains_key(id)));
+        if now_owned != *owned {
+            if let Some(path) = &self.state_file {
+                if let Err(e) = save_owned(path, &now_owned) {
+                    warn!("ipvs: cannot remember owned services in {}: {e}", path.display());
+                }
+            }
+            *owned = now_owned;
         }
         if doubtful {
             self.kernel = None;
