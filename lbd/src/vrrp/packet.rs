@@ -165,9 +165,7 @@ pub enum ParseError {
 }
 
 /// Why a received packet was dropped: the counters' keys.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DropReason {
     /// TTL / hop limit not 255 (sent from off-link or forwarded).
@@ -471,8 +469,8 @@ mod tests {
     #[test]
     fn v2_bytes_both_ways() {
         let raw: [u8; 20] = [
-            0x21, 0x33, 0x64, 0x01, 0x00, 0x01, 0xf2, 0x10, 192, 168, 200, 16, 0, 0, 0, 0, 0, 0,
-            0, 0,
+            0x21, 0x33, 0x64, 0x01, 0x00, 0x01, 0xf2, 0x10, 192, 168, 200, 16, 0, 0, 0, 0, 0, 0, 0,
+            0,
         ];
         let adv = Advert {
             version: Version::V2,
@@ -489,7 +487,10 @@ mod tests {
         assert_eq!(emitted, raw);
         assert_eq!(Advert::parse(&emitted, src, dst).unwrap(), adv);
         // v2 ignores the addresses around it.
-        assert_eq!(Advert::parse(&emitted, v4("10.0.0.1"), v4("10.0.0.2")).unwrap(), adv);
+        assert_eq!(
+            Advert::parse(&emitted, v4("10.0.0.1"), v4("10.0.0.2")).unwrap(),
+            adv
+        );
     }
 
     #[test]
@@ -549,7 +550,10 @@ mod tests {
             vrid: 2,
             priority: 200,
             interval: Duration::from_millis(20),
-            addrs: vec!["fe80::100".parse().unwrap(), "2001:db8::10".parse().unwrap()],
+            addrs: vec![
+                "fe80::100".parse().unwrap(),
+                "2001:db8::10".parse().unwrap(),
+            ],
             auth: Auth::None,
         };
         let b = adv.emit(src, dst).unwrap();
@@ -598,7 +602,10 @@ mod tests {
         );
         for bad in [0, 5, 40960, 15] {
             adv.interval = Duration::from_millis(bad);
-            assert!(matches!(adv.emit(s, d), Err(EmitError::Interval { .. })), "{bad}");
+            assert!(
+                matches!(adv.emit(s, d), Err(EmitError::Interval { .. })),
+                "{bad}"
+            );
         }
     }
 
