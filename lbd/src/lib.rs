@@ -4,9 +4,10 @@
 //! behind the `daemon` feature.
 
 pub mod config;
-pub mod ipvs;
-pub mod reconcile;
 #[cfg(feature = "daemon")]
 pub mod daemon;
+pub mod ipvs;
 #[cfg(feature = "logging")]
 pub mod logging;
+pub mod reconcile;
+pub mod vrrp;
