@@ -11,7 +11,9 @@ use std::time::Duration;
 pub enum Outcome {
     /// The real answered as expected. `weight` is set by checks that report a weight (an exec
     /// check with `weight_from_exit`); `None` leaves the current weight as it is.
-    Up { weight: Option<u32> },
+    Up {
+        weight: Option<u32>,
+    },
     Down(Failure),
 }
 
@@ -36,8 +38,12 @@ impl From<Result<(), Failure>> for Outcome {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 pub enum Failure {
-    /// No (complete) answer within the check's timeout.
-    Timeout(Duration),
+    /// No (complete) answer within the check's timeout; `during` says what the check was
+    /// waiting for ("connecting", "the response", ...).
+    Timeout {
+        after: Duration,
+        during: &'static str,
+    },
     /// TCP RST to the SYN: nothing listens on the port.
     Refused,
     /// The connection was reset while talking.
@@ -76,7 +82,13 @@ pub enum Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
-            Failure::Timeout(d) => write!(f, "timeout after {}", crate::config::ConfigDuration(*d)),
+            Failure::Timeout { after, during } => {
+                write!(f, "timeout after {}", crate::config::ConfigDuration(*after))?;
+                if !during.is_empty() {
+                    write!(f, " ({during})")?;
+                }
+                Ok(())
+            }
             Failure::Refused => f.write_str("connection refused"),
             Failure::Reset => f.write_str("connection reset"),
             Failure::Unreachable(what) => f.write_str(what),
@@ -112,9 +124,7 @@ impl Failure {
         }
         match e.raw_os_error() {
             Some(code) if code == EHOSTUNREACH => Failure::Unreachable("host unreachable".into()),
-            Some(code) if code == ENETUNREACH => {
-                Failure::Unreachable("network unreachable".into())
-            }
+            Some(code) if code == ENETUNREACH => Failure::Unreachable("network unreachable".into()),
             _ => Failure::Io(format!("{when}: {e}")),
         }
     }
@@ -146,8 +156,20 @@ mod tests {
     #[test]
     fn reasons_read_like_an_operator_expects() {
         let cases = [
-            (Failure::Timeout(Duration::from_secs(3)), "timeout after 3s"),
-            (Failure::Timeout(Duration::from_millis(250)), "timeout after 250ms"),
+            (
+                Failure::Timeout {
+                    after: Duration::from_secs(3),
+                    during: "",
+                },
+                "timeout after 3s",
+            ),
+            (
+                Failure::Timeout {
+                    after: Duration::from_millis(250),
+                    during: "connecting",
+                },
+                "timeout after 250ms (connecting)",
+            ),
             (Failure::Refused, "connection refused"),
             (Failure::BadStatus(503), "bad status 503"),
             (

@@ -314,7 +314,10 @@ mod tests {
         assert_eq!(d.h.state(), CheckState::Unknown);
         assert!(d.h.state().serves());
         let t = d.feed(Outcome::UP).transition.unwrap();
-        assert_eq!((t.from, t.to, t.after), (CheckState::Unknown, CheckState::Up, 1));
+        assert_eq!(
+            (t.from, t.to, t.after),
+            (CheckState::Unknown, CheckState::Up, 1)
+        );
 
         let mut d = Driver::new(timing(3, 3));
         let t = d.feed(fail()).transition.unwrap();
@@ -332,7 +335,10 @@ mod tests {
             assert_eq!(d.feed_n(fall + 4, fail()), vec![(fall, CheckState::Down)]);
             assert_eq!(d.h.counts(), (0, fall + 4));
             // rise - 1 successes: still down; the rise-th brings it up.
-            assert_eq!(d.feed_n(rise + 4, Outcome::UP), vec![(rise, CheckState::Up)]);
+            assert_eq!(
+                d.feed_n(rise + 4, Outcome::UP),
+                vec![(rise, CheckState::Up)]
+            );
         }
     }
 
@@ -413,7 +419,10 @@ mod tests {
             }
         }
         let down_at = down_at.unwrap();
-        assert_eq!(down_at - start, 1000 * MS + 2 * (10 * MS + 200 * MS) + 10 * MS);
+        assert_eq!(
+            down_at - start,
+            1000 * MS + 2 * (10 * MS + 200 * MS) + 10 * MS
+        );
         assert!(down_at - died <= 3 * 1000 * MS);
     }
 
@@ -450,6 +459,9 @@ mod tests {
             assert!((0.0..1.0).contains(&f));
             buckets[(f * 10.0) as usize] += 1;
         }
-        assert!(buckets.iter().all(|&b| (800..1200).contains(&b)), "{buckets:?}");
+        assert!(
+            buckets.iter().all(|&b| (800..1200).contains(&b)),
+            "{buckets:?}"
+        );
     }
 }

@@ -1,0 +1,39 @@
+//! Health checks of real servers.
+//!
+//! ```text
+//! Config ──▶ engine: one task per checked real ──probe──▶ Outcome (up / down + reason)
+//!                 │                                        │
+//!                 │                 Hysteresis (rise/fall, interval, retry, jitter)
+//!                 ▼                                        │ state changes
+//!            HealthBoard (per real, per service, quorum) ◀─┘
+//!                 │ logs each change once, with its reason
+//!                 ▼
+//!   watch::Receiver<Arc<HealthReport>> ──▶ reconciler (RealHealth, weights) / status / VRRP
+//! ```
+//!
+//! Pure parts (no tokio): [`failure`], [`hysteresis`], [`quorum`], [`board`], [`proto`]
+//! (protocol encoders and parsers). I/O parts (feature `daemon`): `probe` (the checkers),
+//! `engine` (tasks, clock, channels) and `subsystem` (lbd's [`crate::daemon::Subsystem`]).
+//!
+//! Health reaches the kernel only through the reconciler: the report's
+//! [`board::HealthReport::real_health`] is the [`crate::reconcile::RealHealth`] that
+//! [`crate::reconcile::desired`] takes, where `on_failure` (inhibit → weight 0, remove → absent)
+//! and the sorry server (when no real serves) are applied.
+
+pub mod board;
+pub mod failure;
+pub mod hysteresis;
+pub mod proto;
+pub mod quorum;
+
+#[cfg(feature = "daemon")]
+pub mod engine;
+#[cfg(feature = "daemon")]
+pub mod probe;
+#[cfg(feature = "daemon")]
+pub mod subsystem;
+
+pub use board::{Event, HealthBoard, HealthReport, RealKey, RealStatus, ServiceHealth};
+pub use failure::{Failure, Outcome};
+pub use hysteresis::{CheckState, Hysteresis, Step, Timing, Transition};
+pub use quorum::{QuorumChange, QuorumState, QuorumTracker};
