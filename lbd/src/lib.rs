@@ -3,6 +3,7 @@
 //! `config` is pure (no tokio) and shared with `init`, `pxe` and `lbctl`; the daemon parts are
 //! behind the `daemon` feature.
 
+pub mod check;
 pub mod config;
 #[cfg(feature = "daemon")]
 pub mod daemon;
