@@ -32,6 +32,11 @@ APT_PACKAGES=(
     curl            # HTTP client peer
     tshark          # packet captures of VRRP/ARP in tests
     keepalived      # reference implementation for side-by-side benchmarks
+    openssl         # self-signed certificates for the HTTPS check tests
+    nginx-light     # HTTPS (SNI) peer for the health-check tests
+    python3-aiosmtpd # SMTP peer for the health-check tests
+    postgresql      # PostgreSQL peer for the health-check tests
+    mariadb-server  # MySQL/MariaDB peer for the health-check tests
 )
 # The kernel the appliance and the tests boot: the meta-package names the current ABI package.
 KERNEL_META=linux-image-cloud-amd64
