@@ -113,7 +113,17 @@ impl Probe {
         let kind = match &check.kind {
             CheckKind::Tcp => Kind::Tcp,
             CheckKind::Http(h) | CheckKind::Https(h) => {
-                let host = h.host.clone().unwrap_or_else(|| target.to_string());
+                // Host header: `host`, else the SNI name (a name-based virtual server is
+                // chosen by Host after the handshake), else the address checked.
+                let host = h
+                    .host
+                    .clone()
+                    .or_else(|| {
+                        h.sni
+                            .clone()
+                            .filter(|_| matches!(check.kind, CheckKind::Https(_)))
+                    })
+                    .unwrap_or_else(|| target.to_string());
                 let tls = match &check.kind {
                     CheckKind::Https(_) => {
                         let name = h

@@ -1,0 +1,497 @@
+//! The check engine as lbd runs it (the `CheckSubsystem` thread), against real servers inside a
+//! test network namespace: rise and fall counted exactly (the server's own log of what it
+//! answered is compared with the moment the state changed), each change logged once with its
+//! reason, the pacing of interval and retry delay, reload keeping states, quorum and the
+//! all-down signal, exec weights, and thousands of checks spread over the interval.
+
+mod check_support;
+
+use check_support::*;
+use lbd::check::subsystem::CheckSubsystem;
+use lbd::check::{CheckState, Failure, HealthReport};
+use lbd::daemon::Subsystem;
+use lbd::reconcile::Health;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+const MS: Duration = Duration::from_millis(1);
+
+/// Everything lbd logs in this test binary.
+fn logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(Default::default)
+}
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        logs().lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(|| LogWriter)
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
+}
+
+/// Log lines containing `needle`.
+fn log_lines(needle: &str) -> Vec<String> {
+    String::from_utf8_lossy(&logs().lock().unwrap())
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(String::from)
+        .collect()
+}
+
+/// Waits until `pred` holds for the published report.
+async fn wait_for(
+    rx: &mut watch::Receiver<Arc<HealthReport>>,
+    within: Duration,
+    what: &str,
+    pred: impl Fn(&HealthReport) -> bool,
+) -> Arc<HealthReport> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let r = rx.borrow_and_update().clone();
+        if pred(&r) {
+            return r;
+        }
+        if tokio::time::timeout_at(deadline, rx.changed())
+            .await
+            .is_err()
+        {
+            panic!("{what}: not reached within {within:?}; last report: {r:#?}");
+        }
+    }
+}
+
+/// The state of a real (`None` before the config reached the engine).
+fn state(r: &HealthReport, svc: &str, real: &str) -> Option<CheckState> {
+    r.real(svc, &real.parse().unwrap()).map(|s| s.state)
+}
+
+/// An HTTP server whose answer the test switches: 0 = 200, 1 = 503, 2 = read and never answer.
+/// It logs (time, mode) for every request it gets.
+struct Switchable {
+    mode: Arc<AtomicU8>,
+    seen: Arc<Mutex<Vec<(SystemTime, u8)>>>,
+}
+
+impl Switchable {
+    async fn start(addr: &str) -> Switchable {
+        let mode = Arc::new(AtomicU8::new(0));
+        let seen: Arc<Mutex<Vec<(SystemTime, u8)>>> = Arc::default();
+        let l = TcpListener::bind(addr).await.unwrap();
+        let (m, s) = (mode.clone(), seen.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut conn, _) = l.accept().await.unwrap();
+                let (m, s) = (m.clone(), s.clone());
+                tokio::spawn(async move {
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 512];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let mode = m.load(Ordering::SeqCst);
+                    s.lock().unwrap().push((SystemTime::now(), mode));
+                    let status = match mode {
+                        0 => "200 OK",
+                        1 => "503 Service Unavailable",
+                        _ => {
+                            tokio::time::sleep(Duration::from_secs(10)).await;
+                            return;
+                        }
+                    };
+                    let _ = conn
+                        .write_all(
+                            format!("HTTP/1.0 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+                        )
+                        .await;
+                });
+            }
+        });
+        Switchable { mode, seen }
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+
+    /// Requests answered in `mode` strictly after `after` and up to `until`.
+    fn count(&self, mode: u8, after: SystemTime, until: SystemTime) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, m)| *m == mode && *t > after && *t <= until)
+            .count()
+    }
+
+    /// Gaps between consecutive requests in `mode` after `after`.
+    fn gaps(&self, mode: u8, after: SystemTime) -> Vec<Duration> {
+        let times: Vec<SystemTime> = self
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, m)| *m == mode && *t > after)
+            .map(|(t, _)| *t)
+            .collect();
+        times
+            .windows(2)
+            .map(|w| w[1].duration_since(w[0]).unwrap_or_default())
+            .collect()
+    }
+}
+
+#[test]
+fn fall_and_rise_counted_exactly_against_a_real_server_with_reasons_logged_once() {
+    require(&[]);
+    capture_logs();
+    let ns = Netns::new("hyst");
+    ns.run(|| async {
+        let server = Switchable::start("127.0.0.1:8100").await;
+        let cfg = config(
+            r#"
+[service.web]
+vip = "192.0.2.10:80"
+scheduler = "rr"
+forwarding = "nat"
+check = { type = "http", interval = "150ms", timeout = "100ms", retry_delay = "60ms", jitter = "20ms", rise = 3, fall = 2 }
+
+[[service.web.real]]
+address = "127.0.0.1:8100"
+"#,
+        );
+        let mut checks = CheckSubsystem::start().unwrap();
+        let mut rx = checks.health();
+        checks.apply(None, &cfg);
+        let real = "127.0.0.1:8100";
+        let r = wait_for(&mut rx, 2 * Duration::from_secs(1), "first check", |r| {
+            r.real("web", &real.parse().unwrap()).is_some_and(|s| s.state == CheckState::Up)
+        })
+        .await;
+        let up_since = r.real("web", &real.parse().unwrap()).unwrap().since.unwrap();
+
+        // 503: down after exactly `fall` (2) bad answers.
+        let t503 = SystemTime::now();
+        server.set(1);
+        let r = wait_for(&mut rx, Duration::from_secs(3), "down on 503", |r| {
+            state(r, "web", real) == Some(CheckState::Down)
+        })
+        .await;
+        let s = r.real("web", &real.parse().unwrap()).unwrap().clone();
+        assert_eq!(s.reason, Some(Failure::BadStatus(503)));
+        let down_at = s.since.unwrap();
+        assert_eq!(server.count(1, t503, down_at), 2, "503 answers before the real went down");
+        assert_eq!(r.real_health().get("web", &real.parse().unwrap()), Health::Down);
+        // The retry after the first failure came after retry_delay, not after the interval.
+        let gaps = server.gaps(1, t503);
+        assert!(
+            gaps[0] >= 60 * MS && gaps[0] < 140 * MS,
+            "retry gap {:?} (retry_delay 60ms + check time + jitter)",
+            gaps[0]
+        );
+
+        // Healthy again: up after exactly `rise` (3) good answers.
+        let t200 = SystemTime::now();
+        server.set(0);
+        let r = wait_for(&mut rx, Duration::from_secs(3), "up again", |r| {
+            state(r, "web", real) == Some(CheckState::Up)
+        })
+        .await;
+        let s = r.real("web", &real.parse().unwrap()).unwrap().clone();
+        assert_eq!(s.reason, None);
+        let up_at = s.since.unwrap();
+        assert_eq!(server.count(0, t200, up_at), 3, "good answers before the real came back");
+        // While down and while up, checks come every interval (150ms + up to 20ms jitter).
+        tokio::time::sleep(500 * MS).await;
+        for gap in server.gaps(0, t200) {
+            assert!(gap >= 140 * MS && gap < 230 * MS, "interval gap {gap:?}");
+        }
+
+        // Half-open: the server reads the request and never answers.
+        let tsilent = SystemTime::now();
+        server.set(2);
+        let r = wait_for(&mut rx, Duration::from_secs(3), "down on silence", |r| {
+            state(r, "web", real) == Some(CheckState::Down)
+        })
+        .await;
+        let s = r.real("web", &real.parse().unwrap()).unwrap().clone();
+        assert_eq!(
+            s.reason.as_ref().map(|f| f.to_string()).as_deref(),
+            Some("timeout after 100ms (waiting for the response)")
+        );
+        assert_eq!(server.count(2, tsilent, s.since.unwrap()), 2);
+        checks.stop();
+
+        // Each change was logged exactly once, with its reason.
+        let mine = log_lines("real 127.0.0.1:8100 of service web");
+        assert_eq!(
+            mine.iter()
+                .map(|l| {
+                    let msg = l.split("real 127.0.0.1:8100").nth(1).unwrap();
+                    msg.split(" service=").next().unwrap().to_string()
+                })
+                .collect::<Vec<_>>(),
+            [
+                " of service web is down: bad status 503 (after 2 failed checks)",
+                " of service web is up again (after 3 successful checks)",
+                " of service web is down: timeout after 100ms (waiting for the response) (after 2 failed checks)",
+            ],
+            "{mine:#?}"
+        );
+        assert!(mine[0].contains("WARN"), "{}", mine[0]);
+        let _ = up_since;
+    });
+}
+
+#[test]
+fn reload_keeps_states_quorum_and_all_down_follow_the_reals() {
+    require(&[]);
+    capture_logs();
+    let ns = Netns::new("reload");
+    ns.run(|| async {
+        // Two reals listen, the third does not.
+        let a = TcpListener::bind("127.0.0.1:8201").await.unwrap();
+        let b = TcpListener::bind("127.0.0.1:8202").await.unwrap();
+        let text = r#"
+[service.app]
+vip = "192.0.2.10:8200"
+scheduler = "wrr"
+forwarding = "nat"
+sorry_server = "127.0.0.1:8299"
+quorum = { min_weight = 3, hysteresis = 1 }
+check = { type = "tcp", interval = "100ms", timeout = "80ms", rise = 1, fall = 1 }
+
+[[service.app.real]]
+address = "127.0.0.1:8201"
+weight = 2
+
+[[service.app.real]]
+address = "127.0.0.1:8202"
+weight = 2
+
+[[service.app.real]]
+address = "127.0.0.1:8203"
+weight = 1
+"#;
+        let mut checks = CheckSubsystem::start().unwrap();
+        let mut rx = checks.health();
+        checks.apply(None, &config(text));
+        let r = wait_for(&mut rx, Duration::from_secs(2), "first round", |r| {
+            state(r, "app", "127.0.0.1:8201") == Some(CheckState::Up)
+                && state(r, "app", "127.0.0.1:8202") == Some(CheckState::Up)
+                && state(r, "app", "127.0.0.1:8203") == Some(CheckState::Down)
+        })
+        .await;
+        let app = &r.services["app"];
+        assert_eq!((app.reals_up, app.up_weight), (2, 4));
+        assert!(app.quorum_up());
+        assert_eq!(
+            r.real("app", &"127.0.0.1:8203".parse().unwrap())
+                .unwrap()
+                .reason,
+            Some(Failure::Refused)
+        );
+
+        // .8202 dies: weight 2 < 3, quorum lost.
+        drop(b);
+        let r = wait_for(&mut rx, Duration::from_secs(2), "quorum lost", |r| {
+            !r.services["app"].quorum_up()
+        })
+        .await;
+        assert_eq!(r.quorum_lost(), ["app"]);
+        assert_eq!(
+            log_lines("service app lost its quorum: up weight 2 is below 3").len(),
+            1
+        );
+
+        // Reload: .8203's check changes, .8202 leaves. .8203 stays down right away (its state
+        // is kept, not reset to unknown), .8202 is gone from the report.
+        let reloaded = text
+            .replace(
+                "address = \"127.0.0.1:8202\"\nweight = 2\n",
+                "address = \"127.0.0.1:8204\"\nweight = 2\n",
+            )
+            .replace(
+                "address = \"127.0.0.1:8203\"\nweight = 1\n",
+                "address = \"127.0.0.1:8203\"\nweight = 1\ncheck = { interval = \"200ms\" }\n",
+            );
+        let before = SystemTime::now();
+        checks.apply(None, &config(&reloaded));
+        let r = wait_for(&mut rx, Duration::from_secs(2), "reload applied", |r| {
+            r.real("app", &"127.0.0.1:8204".parse().unwrap()).is_some()
+        })
+        .await;
+        assert_eq!(state(&r, "app", "127.0.0.1:8203"), Some(CheckState::Down));
+        assert!(r.real("app", &"127.0.0.1:8202".parse().unwrap()).is_none());
+        assert!(
+            r.real("app", &"127.0.0.1:8203".parse().unwrap())
+                .unwrap()
+                .since
+                .unwrap()
+                < before
+        );
+
+        // Everything down: the sorry server is announced once.
+        drop(a);
+        let r = wait_for(&mut rx, Duration::from_secs(2), "all down", |r| {
+            r.services["app"].all_down()
+        })
+        .await;
+        assert_eq!(
+            r.services["app"].sorry,
+            Some("127.0.0.1:8299".parse().unwrap())
+        );
+        assert_eq!(
+            log_lines("service app: no real is up; sorry server 127.0.0.1:8299 takes the traffic")
+                .len(),
+            1
+        );
+        // One comes back: the quorum needs min + hysteresis = 4; weight 2 is not enough.
+        let a = TcpListener::bind("127.0.0.1:8201").await.unwrap();
+        let r = wait_for(&mut rx, Duration::from_secs(2), "one back", |r| {
+            !r.services["app"].all_down()
+        })
+        .await;
+        assert!(!r.services["app"].quorum_up());
+        checks.stop();
+    });
+}
+
+#[test]
+fn exec_check_weights_and_failures_reach_the_report() {
+    require(&["sh"]);
+    capture_logs();
+    let dir = TempDir::new("exec");
+    let code = dir.write("code", "12");
+    let script = dir.write(
+        "check.sh",
+        format!(
+            "#!/bin/sh\n[ \"$LBD_REAL_IP:$LBD_REAL_PORT\" = 127.0.0.1:8301 ] || exit 1\nexit $(cat {})\n",
+            code.display()
+        ),
+    );
+    let ns = Netns::new("exec");
+    let script = script.display().to_string();
+    let code = code.clone();
+    ns.run(move || async move {
+        let cfg = config(&format!(
+            r#"
+[service.app]
+vip = "192.0.2.10:8300"
+scheduler = "wrr"
+forwarding = "nat"
+check = {{ type = "exec", command = ["sh", "{script}"], weight_from_exit = true, interval = "100ms", rise = 1, fall = 1 }}
+
+[[service.app.real]]
+address = "127.0.0.1:8301"
+weight = 5
+"#
+        ));
+        let mut checks = CheckSubsystem::start().unwrap();
+        let mut rx = checks.health();
+        checks.apply(None, &cfg);
+        let real: SocketAddr = "127.0.0.1:8301".parse().unwrap();
+        let r = wait_for(&mut rx, Duration::from_secs(3), "weight 10", |r| {
+            r.real("app", &real).is_some_and(|s| s.weight == Some(10))
+        })
+        .await;
+        assert_eq!(r.weights()[&("app".to_string(), real)], 10);
+        assert_eq!(r.services["app"].up_weight, 10);
+        std::fs::write(&code, "1").unwrap();
+        let r = wait_for(&mut rx, Duration::from_secs(3), "exit 1", |r| {
+            r.real("app", &real).is_some_and(|s| s.state == CheckState::Down)
+        })
+        .await;
+        assert_eq!(r.real("app", &real).unwrap().reason, Some(Failure::Exit(1)));
+        checks.stop();
+    });
+    assert_eq!(
+        log_lines(
+            "real 127.0.0.1:8301 of service app: check sets weight 10 (was the configured weight)"
+        )
+        .len(),
+        1
+    );
+}
+
+#[test]
+fn two_thousand_checks_spread_over_the_interval() {
+    require(&[]);
+    let ns = Netns::new("spread");
+    ns.run(|| async {
+        // 2000 reals (distinct ports) whose checks all connect to one listener.
+        let mut text = String::from(
+            r#"
+[service.many]
+vip = "192.0.2.10:9000"
+scheduler = "rr"
+forwarding = "nat"
+check = { type = "tcp", port = 9000, interval = "1s", timeout = "500ms" }
+"#,
+        );
+        for i in 0..2000 {
+            text += &format!(
+                "[[service.many.real]]\naddress = \"127.0.0.1:{}\"\n",
+                20000 + i
+            );
+        }
+        let cfg = config(&text);
+        let accepts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let l = TcpListener::bind("127.0.0.1:9000").await.unwrap();
+        let acc = accepts.clone();
+        tokio::spawn(async move {
+            loop {
+                let (_c, _) = l.accept().await.unwrap();
+                acc.lock().unwrap().push(Instant::now());
+            }
+        });
+        let mut checks = CheckSubsystem::start().unwrap();
+        let rx = checks.health();
+        let start = Instant::now();
+        checks.apply(None, &cfg);
+        tokio::time::sleep(Duration::from_millis(2800)).await;
+        checks.stop();
+        let times = accepts.lock().unwrap().clone();
+        // One interval once the first round has passed (jitter is added to each interval,
+        // so the first runs drift apart over the first second): every real checked about
+        // once, spread evenly over ten 100 ms slices.
+        let mut slices = [0usize; 10];
+        for t in &times {
+            let at = t.duration_since(start).as_millis();
+            if (1300..2300).contains(&at) {
+                slices[((at - 1300) / 100) as usize] += 1;
+            }
+        }
+        let total: usize = slices.iter().sum();
+        assert!(
+            (1700..=2200).contains(&total),
+            "{total} checks in one interval: {slices:?}"
+        );
+        assert!(
+            slices.iter().all(|&n| (120..=300).contains(&n)),
+            "checks per 100ms slice should be about 200: {slices:?}"
+        );
+        let r = rx.borrow().clone();
+        assert_eq!(r.services["many"].reals_up, 2000);
+    });
+}

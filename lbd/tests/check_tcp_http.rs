@@ -1,0 +1,520 @@
+//! TCP, HTTP and HTTPS checkers against real servers inside a test network namespace: small
+//! tokio servers scripted for each case (up, refused, swallowed SYN, slow, half-open, wrong
+//! status, wrong body, garbage), python3's http.server (with keepalived's own `genhash` as the
+//! reference for digests) and nginx with a self-signed certificate for HTTPS and SNI.
+
+mod check_support;
+
+use check_support::*;
+use lbd::check::{Failure, Outcome};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const MS: Duration = Duration::from_millis(1);
+
+fn down(o: Outcome) -> Failure {
+    match o {
+        Outcome::Down(f) => f,
+        up => panic!("expected a failure, got {up:?}"),
+    }
+}
+
+#[test]
+fn tcp_up_refused_swallowed_syn_unreachable_source_and_override() {
+    require(&[]);
+    let ns = Netns::new("tcp");
+    // 10.99.0.0/24 sits on a dummy interface: SYNs to 10.99.0.2 vanish.
+    ns.add_blackhole("bh0", "10.99.0.1/24", "10.99.0.2");
+    ns.run(|| async {
+        let peers: Log = Arc::default();
+        let l = TcpListener::bind("127.0.0.1:8080").await.unwrap();
+        let l6 = TcpListener::bind("[::1]:8080").await.unwrap();
+        let p = peers.clone();
+        tokio::spawn(async move {
+            loop {
+                let (_s, peer) = l.accept().await.unwrap();
+                p.lock().unwrap().push(peer.ip().to_string());
+            }
+        });
+        tokio::spawn(async move {
+            loop {
+                drop(l6.accept().await.unwrap());
+            }
+        });
+
+        assert_eq!(
+            probe("127.0.0.1:8080", r#"type = "tcp""#).run().await,
+            Outcome::UP
+        );
+        assert_eq!(
+            probe("[::1]:8080", r#"type = "tcp""#).run().await,
+            Outcome::UP
+        );
+        assert_eq!(
+            down(probe("127.0.0.1:8081", r#"type = "tcp""#).run().await),
+            Failure::Refused
+        );
+        let t = Instant::now();
+        let f = down(
+            probe("10.99.0.2:80", r#"type = "tcp", timeout = "300ms""#)
+                .run()
+                .await,
+        );
+        assert_eq!(
+            f,
+            Failure::Timeout {
+                after: 300 * MS,
+                during: "connecting"
+            }
+        );
+        assert_eq!(f.to_string(), "timeout after 300ms (connecting)");
+        assert!(
+            t.elapsed() >= 300 * MS && t.elapsed() < 1500 * MS,
+            "{:?}",
+            t.elapsed()
+        );
+        // No route at all.
+        assert_eq!(
+            down(probe("203.0.113.7:80", r#"type = "tcp""#).run().await),
+            Failure::Unreachable("network unreachable".into())
+        );
+        // From a chosen source address (the whole of 127/8 is local).
+        assert_eq!(
+            probe(
+                "127.0.0.1:8080",
+                r#"type = "tcp", source_address = "127.0.0.2""#
+            )
+            .run()
+            .await,
+            Outcome::UP
+        );
+        tokio::time::sleep(20 * MS).await;
+        assert_eq!(
+            peers.lock().unwrap().last().map(String::as_str),
+            Some("127.0.0.2")
+        );
+        // A source that is not an address of this box.
+        let f = down(
+            probe(
+                "127.0.0.1:8080",
+                r#"type = "tcp", source_address = "192.0.2.77""#,
+            )
+            .run()
+            .await,
+        );
+        assert!(matches!(f, Failure::Bind(_)), "{f}");
+        // The real is 10.99.0.2:80 but the check connects elsewhere.
+        assert_eq!(
+            probe(
+                "10.99.0.2:80",
+                r#"type = "tcp", connect_address = "127.0.0.1", port = 8080"#
+            )
+            .run()
+            .await,
+            Outcome::UP
+        );
+    });
+}
+
+/// What a scripted HTTP server does with each connection.
+#[derive(Clone)]
+enum Behaviour {
+    /// Reads the request, waits, answers with these bytes and closes.
+    Answer(Duration, Vec<u8>),
+    /// Reads the request and never answers (keeps the connection open).
+    Silent,
+    /// Accepts and closes at once.
+    Close,
+}
+
+/// Serves `b` at `addr`, logging every request head.
+async fn scripted(addr: &str, b: Behaviour) -> Log {
+    let log: Log = Arc::default();
+    let l = TcpListener::bind(addr).await.unwrap();
+    let log2 = log.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let b = b.clone();
+            let log = log2.clone();
+            tokio::spawn(async move {
+                if matches!(b, Behaviour::Close) {
+                    return;
+                }
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                log.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&req).into());
+                match b {
+                    Behaviour::Answer(delay, bytes) => {
+                        tokio::time::sleep(delay).await;
+                        let _ = s.write_all(&bytes).await;
+                    }
+                    Behaviour::Silent => {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                    Behaviour::Close => {}
+                }
+            });
+        }
+    });
+    log
+}
+
+fn response(status: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn http_status_body_host_and_broken_servers() {
+    require(&[]);
+    let ns = Netns::new("http");
+    ns.run(|| async {
+        let ok = scripted("127.0.0.1:8001", Behaviour::Answer(MS, response("200 OK", "status: up OK\n"))).await;
+        scripted("127.0.0.1:8002", Behaviour::Answer(MS, response("503 Service Unavailable", "busy\n"))).await;
+        scripted("127.0.0.1:8003", Behaviour::Silent).await;
+        scripted("127.0.0.1:8004", Behaviour::Close).await;
+        scripted("127.0.0.1:8005", Behaviour::Answer(500 * MS, response("200 OK", "slow\n"))).await;
+        scripted("127.0.0.1:8006", Behaviour::Answer(MS, b"SSH-2.0-OpenSSH_9.2p1\r\n\r\n".to_vec())).await;
+        scripted(
+            "127.0.0.1:8007",
+            Behaviour::Answer(
+                MS,
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello\n\r\n0\r\n\r\n".to_vec(),
+            ),
+        )
+        .await;
+        scripted(
+            "127.0.0.1:8008",
+            Behaviour::Answer(MS, b"HTTP/1.0 200 OK\r\nContent-Length: 100\r\n\r\nshort".to_vec()),
+        )
+        .await;
+
+        // Up, with the request as configured.
+        let p = probe(
+            "127.0.0.1:8001",
+            r#"type = "http", path = "/healthz?full=1", host = "www.example.org", expect_body = "OK""#,
+        );
+        assert_eq!(p.run().await, Outcome::UP);
+        let req = ok.lock().unwrap().last().unwrap().clone();
+        assert!(req.starts_with("GET /healthz?full=1 HTTP/1.0\r\n"), "{req}");
+        assert!(req.contains("\r\nHost: www.example.org\r\n"), "{req}");
+        // Without `host`, the Host header names the address checked.
+        assert_eq!(probe("127.0.0.1:8001", r#"type = "http""#).run().await, Outcome::UP);
+        let req = ok.lock().unwrap().last().unwrap().clone();
+        assert!(req.contains("\r\nHost: 127.0.0.1:8001\r\n"), "{req}");
+        // Regex over the body, as ldirectord's `receive`.
+        assert_eq!(
+            probe("127.0.0.1:8001", r#"type = "http", expect_body_regex = "^status: (up|ok)""#).run().await,
+            Outcome::UP
+        );
+
+        // Wrong body.
+        let f = down(probe("127.0.0.1:8001", r#"type = "http", expect_body = "ready""#).run().await);
+        assert_eq!(f.to_string(), "body mismatch: \"ready\" not found");
+        let f = down(
+            probe("127.0.0.1:8001", r#"type = "http", expect_body_regex = "^status: down""#).run().await,
+        );
+        assert_eq!(f.to_string(), "body mismatch: no match for /^status: down/");
+
+        // Wrong status, and the same status accepted by a range.
+        let f = down(probe("127.0.0.1:8002", r#"type = "http""#).run().await);
+        assert_eq!(f, Failure::BadStatus(503));
+        assert_eq!(f.to_string(), "bad status 503");
+        assert_eq!(
+            probe("127.0.0.1:8002", r#"type = "http", expect_status = ["200-299", "500-503"]"#).run().await,
+            Outcome::UP
+        );
+
+        // Half-open: accepts, reads, never answers.
+        let f = down(probe("127.0.0.1:8003", r#"type = "http", timeout = "300ms""#).run().await);
+        assert_eq!(f.to_string(), "timeout after 300ms (waiting for the response)");
+        // Hangs up at once.
+        let f = down(probe("127.0.0.1:8004", r#"type = "http""#).run().await);
+        assert!(
+            matches!(&f, Failure::Closed(_) | Failure::Reset),
+            "{f}"
+        );
+        // Slow: 500 ms is too slow for a 300 ms timeout, fine for 2 s.
+        let f = down(probe("127.0.0.1:8005", r#"type = "http", timeout = "300ms""#).run().await);
+        assert!(matches!(f, Failure::Timeout { .. }), "{f}");
+        assert_eq!(
+            probe("127.0.0.1:8005", r#"type = "http", timeout = "2s""#).run().await,
+            Outcome::UP
+        );
+        // Not HTTP.
+        let f = down(probe("127.0.0.1:8006", r#"type = "http""#).run().await);
+        assert!(f.to_string().starts_with("protocol error: bad HTTP response"), "{f}");
+        // Chunked body, with a genhash digest of the decoded body ("hello\n").
+        assert_eq!(
+            probe(
+                "127.0.0.1:8007",
+                r#"type = "http", digest = "B1946AC92492D2347C6235B4D2611184""#
+            )
+            .run()
+            .await,
+            Outcome::UP
+        );
+        // The body ends before its Content-Length.
+        let f = down(probe("127.0.0.1:8008", r#"type = "http", expect_body = "short""#).run().await);
+        assert_eq!(f.to_string(), "connection closed after 5 of 100 body bytes");
+        // Nothing listens.
+        assert_eq!(down(probe("127.0.0.1:8009", r#"type = "http""#).run().await), Failure::Refused);
+    });
+}
+
+#[test]
+fn http_against_python_http_server_with_genhash_digests() {
+    require(&["/usr/bin/python3", "genhash"]);
+    let ns = Netns::new("pyhttp");
+    let dir = TempDir::new("www");
+    dir.write("health.txt", "status: ok\n");
+    // A body larger than one read, with every byte value.
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    dir.write("big.bin", &big);
+    let root = dir.path().to_str().unwrap().to_string();
+    let mut server = ns.spawn(&[
+        "/usr/bin/python3",
+        "-m",
+        "http.server",
+        "8000",
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+        &root,
+    ]);
+    ns.run(|| async {
+        wait_tcp(
+            "127.0.0.1:8000".parse().unwrap(),
+            Duration::from_secs(10),
+            "python3 http.server",
+        )
+        .await;
+    });
+    server.assert_running();
+    // keepalived's genhash, run against the same server, is the reference digest.
+    let genhash = |path: &str| {
+        ns.exec(&["genhash", "-s", "127.0.0.1", "-p", "8000", "-u", path])
+            .trim()
+            .to_string()
+    };
+    let big_digest = genhash("/big.bin");
+    assert_eq!(big_digest.len(), 32, "genhash printed {big_digest:?}");
+    let health_digest = genhash("/health.txt");
+    ns.run(move || async move {
+        assert_eq!(
+            probe(
+                "127.0.0.1:8000",
+                r#"type = "http", path = "/health.txt", expect_body = "ok""#
+            )
+            .run()
+            .await,
+            Outcome::UP
+        );
+        assert_eq!(
+            down(
+                probe("127.0.0.1:8000", r#"type = "http", path = "/missing""#)
+                    .run()
+                    .await
+            ),
+            Failure::BadStatus(404)
+        );
+        for (path, digest) in [("/big.bin", &big_digest), ("/health.txt", &health_digest)] {
+            let check = format!(r#"type = "http", path = "{path}", digest = "{digest}""#);
+            assert_eq!(
+                probe("127.0.0.1:8000", &check).run().await,
+                Outcome::UP,
+                "{path}"
+            );
+        }
+        let check = format!(r#"type = "http", path = "/health.txt", digest = "{big_digest}""#);
+        let f = down(probe("127.0.0.1:8000", &check).run().await);
+        assert_eq!(
+            f,
+            Failure::DigestMismatch {
+                expected: big_digest.clone(),
+                got: health_digest.clone()
+            }
+        );
+    });
+    // The server stops: refused.
+    server.kill();
+    ns.run(|| async {
+        assert_eq!(
+            down(probe("127.0.0.1:8000", r#"type = "http""#).run().await),
+            Failure::Refused
+        );
+    });
+}
+
+const NGINX_CONF: &str = r#"
+daemon off;
+master_process off;
+worker_processes 1;
+user root;
+pid DIR/nginx.pid;
+error_log DIR/error.log warn;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path DIR/tmp;
+    proxy_temp_path DIR/tmp;
+    fastcgi_temp_path DIR/tmp;
+    uwsgi_temp_path DIR/tmp;
+    scgi_temp_path DIR/tmp;
+    ssl_certificate DIR/cert.pem;
+    ssl_certificate_key DIR/key.pem;
+    server {
+        listen 127.0.0.1:8443 ssl default_server;
+        server_name a.test;
+        location / { return 200 "site A\n"; }
+    }
+    server {
+        listen 127.0.0.1:8443 ssl;
+        server_name b.test;
+        location / { return 503 "site B down\n"; }
+        location /ok { return 200 "site B ok\n"; }
+    }
+}
+"#;
+
+#[test]
+fn https_against_nginx_sni_host_verify_and_half_open() {
+    require(&["nginx", "openssl"]);
+    let ns = Netns::new("https");
+    let dir = TempDir::new("nginx");
+    let d = dir.path().to_str().unwrap().to_string();
+    std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args([
+            "-keyout",
+            &format!("{d}/key.pem"),
+            "-out",
+            &format!("{d}/cert.pem"),
+        ])
+        .args([
+            "-days",
+            "2",
+            "-subj",
+            "/CN=a.test",
+            "-addext",
+            "subjectAltName=DNS:a.test,DNS:b.test",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conf = dir.write("nginx.conf", NGINX_CONF.replace("DIR", &d));
+    let mut nginx = ns.spawn(&["nginx", "-c", conf.to_str().unwrap(), "-p", &d]);
+    ns.run(|| async {
+        wait_tcp(
+            "127.0.0.1:8443".parse().unwrap(),
+            Duration::from_secs(10),
+            "nginx",
+        )
+        .await;
+    });
+    nginx.assert_running();
+    ns.run(|| async {
+        // SNI picks the virtual server.
+        assert_eq!(
+            probe(
+                "127.0.0.1:8443",
+                r#"type = "https", sni = "a.test", expect_body = "site A""#
+            )
+            .run()
+            .await,
+            Outcome::UP
+        );
+        assert_eq!(
+            down(
+                probe("127.0.0.1:8443", r#"type = "https", sni = "b.test""#)
+                    .run()
+                    .await
+            ),
+            Failure::BadStatus(503)
+        );
+        // Without `sni`, the Host name is the SNI name too.
+        assert_eq!(
+            probe(
+                "127.0.0.1:8443",
+                r#"type = "https", host = "b.test", path = "/ok", expect_body = "site B ok""#
+            )
+            .run()
+            .await,
+            Outcome::UP
+        );
+        // Neither: no SNI, nginx's default server answers.
+        assert_eq!(
+            probe(
+                "127.0.0.1:8443",
+                r#"type = "https", expect_body = "site A""#
+            )
+            .run()
+            .await,
+            Outcome::UP
+        );
+        // A self-signed certificate fails verification when asked for.
+        let f = down(
+            probe(
+                "127.0.0.1:8443",
+                r#"type = "https", sni = "a.test", tls_verify = true"#,
+            )
+            .run()
+            .await,
+        );
+        assert!(
+            matches!(&f, Failure::Tls(m) if m.contains("certificate")),
+            "{f}"
+        );
+        // Plain HTTP to the TLS port: nginx says 400.
+        assert_eq!(
+            down(probe("127.0.0.1:8443", r#"type = "http""#).run().await),
+            Failure::BadStatus(400)
+        );
+        // Half-open TLS: a port that accepts and never speaks.
+        scripted("127.0.0.1:8444", Behaviour::Silent).await;
+        let f = down(
+            probe("127.0.0.1:8444", r#"type = "https", timeout = "300ms""#)
+                .run()
+                .await,
+        );
+        assert_eq!(f.to_string(), "timeout after 300ms (TLS handshake)");
+        // A server that hangs up during the handshake.
+        scripted("127.0.0.1:8445", Behaviour::Close).await;
+        let f = down(probe("127.0.0.1:8445", r#"type = "https""#).run().await);
+        assert!(matches!(f, Failure::Closed(_) | Failure::Reset), "{f}");
+    });
+    nginx.kill();
+    ns.run(|| async {
+        assert_eq!(
+            down(probe("127.0.0.1:8443", r#"type = "https""#).run().await),
+            Failure::Refused
+        );
+    });
+}
