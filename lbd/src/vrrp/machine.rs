@@ -456,13 +456,13 @@ impl Instance {
         if self.priority() == 255 {
             self.become_master(now, Why::Owner, out);
         } else {
+            self.transition(out, State::Backup, Why::Startup);
             self.release_vips(out, true);
             self.master_adver_interval = self.spec.advert_interval;
             self.preempt_seen = None;
             self.master = None;
             let at = now + self.master_down_interval();
             self.arm(out, Timer::MasterDown, at);
-            self.transition(out, State::Backup, Why::Startup);
         }
     }
 
@@ -497,15 +497,16 @@ impl Instance {
         resign: bool,
         out: &mut Vec<Action>,
     ) {
+        let was = self.state;
         self.cancel(out, Timer::Adver);
         self.cancel(out, Timer::GarpRepeat);
-        if resign && self.state == State::Master {
+        self.transition(out, State::Backup, why);
+        if resign && was == State::Master {
             self.send(out, 0);
         }
         self.release_vips(out, false);
         self.master_adver_interval = master_interval;
         self.arm(out, Timer::MasterDown, now + self.master_down_interval());
-        self.transition(out, State::Backup, why);
     }
 
     /// Any state → Fault: a master says priority 0 first (best effort: the link may be down),
@@ -513,12 +514,12 @@ impl Instance {
     pub fn enter_fault(&mut self, _now: Duration, reason: FaultReason, out: &mut Vec<Action>) {
         let was = self.state;
         self.cancel_all(out);
+        self.transition(out, State::Fault, Why::Fault(reason));
         if was == State::Master {
             self.send(out, 0);
         }
         self.release_vips(out, was == State::Initialize);
         self.master = None;
-        self.transition(out, State::Fault, Why::Fault(reason));
     }
 
     /// Fault → Initialize → Backup (or Master for the owner).
@@ -531,13 +532,14 @@ impl Instance {
         if self.state == State::Initialize {
             return;
         }
+        let was = self.state;
         self.cancel_all(out);
-        if self.state == State::Master {
+        self.transition(out, State::Initialize, why);
+        if was == State::Master {
             self.send(out, 0);
         }
         self.release_vips(out, false);
         self.master = None;
-        self.transition(out, State::Initialize, why);
     }
 
     /// A timer fired. Stale firings (cancelled or re-armed since) are ignored.

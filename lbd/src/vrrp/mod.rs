@@ -19,6 +19,9 @@ pub mod node;
 pub mod packet;
 pub mod sync;
 
+#[cfg(feature = "daemon")]
+pub mod runtime;
+
 pub use machine::{Action, FaultReason, Instance, Spec, State, Timer, Why};
 pub use node::{Input, Node, Packet};
 pub use packet::{Advert, Auth, DropReason, Version};

@@ -159,7 +159,7 @@ fn startup_backup_then_master_down_at_exactly_the_interval() {
     let t0 = Duration::from_secs(10);
     let out = n.step(t0, configure(vec![s.clone()], &[]));
     // Addresses a previous run may have left are removed first.
-    assert!(matches!(&out[0], Action::RemoveVips { vips, .. } if vips == &s.vips));
+    assert!(matches!(&out[1], Action::RemoveVips { vips, .. } if vips == &s.vips));
     assert_eq!(
         transitions(&out),
         vec![("a".into(), State::Initialize, State::Backup)]
