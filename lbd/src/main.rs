@@ -79,8 +79,10 @@ fn check(files: &[PathBuf], dump: bool) -> ExitCode {
 
 fn run(path: PathBuf) -> ExitCode {
     lbd::logging::init("lbd", "LBD_LOG", "info");
-    let subsystems: Vec<Box<dyn lbd::daemon::Subsystem>> =
-        vec![Box::new(lbd::ipvs::subsystem::IpvsSubsystem::new())];
+    let subsystems: Vec<Box<dyn lbd::daemon::Subsystem>> = vec![
+        Box::new(lbd::ipvs::subsystem::IpvsSubsystem::new()),
+        Box::new(lbd::vrrp::runtime::VrrpSubsystem::new()),
+    ];
     let daemon = match Daemon::start(&path, subsystems) {
         Ok(d) => d,
         Err(e) => {
