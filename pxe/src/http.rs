@@ -1,6 +1,8 @@
 //! The HTTP server (hyper 1, HTTP/1.1): iPXE scripts, image files and node configs with
 //! ETag / Last-Modified, conditional requests, HEAD and single byte ranges. Every request is
-//! logged on target `pxe::access`: peer, method, path, status, bytes, node, user agent.
+//! logged on target `pxe::access` when its response has been handed to the connection (or the
+//! client went away): peer, method, path, status, bytes sent, whether the body was complete,
+//! the time taken, node, range and user agent.
 
 use crate::conditional::{self, Conditions, Outcome, Validators};
 use crate::files::FileError;
@@ -11,14 +13,15 @@ use crate::state::Shared;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::{Body as _, Incoming};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
@@ -28,7 +31,10 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// A client must send its request headers within this time.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Response<Bytes>;
+
+/// Bodies go out in frames of this size, so the access log sees how far a transfer got.
+const FRAME_BYTES: usize = 256 * 1024;
 
 /// Serves HTTP on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
@@ -72,27 +78,98 @@ struct Note {
     detail: Option<String>,
 }
 
-async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -> Response<LoggedBody> {
     let started = Instant::now();
     let mut note = Note::default();
     let resp = respond(shared, &req, &mut note).await;
-    let bytes = resp.body().size_hint().exact().unwrap_or(0);
     let h = req.headers();
-    info!(
-        target: "pxe::access",
-        proto = "http",
-        %peer,
-        method = %req.method(),
-        path = %req.uri().path(),
-        status = resp.status().as_u16(),
-        bytes,
-        node = note.node.as_deref().unwrap_or("-"),
-        range = header_str(h, &header::RANGE).unwrap_or("-"),
-        agent = header_str(h, &header::USER_AGENT).unwrap_or("-"),
-        us = started.elapsed().as_micros() as u64,
-        detail = note.detail.as_deref().unwrap_or(""),
-    );
-    resp
+    let entry = AccessEntry {
+        peer,
+        method: req.method().clone(),
+        path: req.uri().path().to_string(),
+        status: resp.status().as_u16(),
+        node: note.node,
+        detail: note.detail,
+        range: header_str(h, &header::RANGE).map(str::to_string),
+        agent: header_str(h, &header::USER_AGENT).map(str::to_string),
+        started,
+    };
+    resp.map(|data| LoggedBody {
+        data,
+        sent: 0,
+        entry: Some(entry),
+    })
+}
+
+/// One access-log line, written when the response body is done with.
+struct AccessEntry {
+    peer: SocketAddr,
+    method: Method,
+    path: String,
+    status: u16,
+    node: Option<String>,
+    detail: Option<String>,
+    range: Option<String>,
+    agent: Option<String>,
+    started: Instant,
+}
+
+/// A response body that logs the request when hyper drops it: after the last frame was
+/// written, or early if the client went away (then `complete=false`).
+pub struct LoggedBody {
+    data: Bytes,
+    sent: usize,
+    entry: Option<AccessEntry>,
+}
+
+impl Body for LoggedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let len = self.data.len();
+        if self.sent >= len {
+            return Poll::Ready(None);
+        }
+        let end = (self.sent + FRAME_BYTES).min(len);
+        let frame = self.data.slice(self.sent..end);
+        self.sent = end;
+        Poll::Ready(Some(Ok(Frame::data(frame))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.sent >= self.data.len()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact((self.data.len() - self.sent) as u64)
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        let Some(e) = self.entry.take() else {
+            return;
+        };
+        info!(
+            target: "pxe::access",
+            proto = "http",
+            peer = %e.peer,
+            method = %e.method,
+            path = %e.path,
+            status = e.status,
+            bytes = self.sent,
+            complete = self.sent == self.data.len(),
+            node = e.node.as_deref().unwrap_or("-"),
+            range = e.range.as_deref().unwrap_or("-"),
+            agent = e.agent.as_deref().unwrap_or("-"),
+            us = e.started.elapsed().as_micros() as u64,
+            detail = e.detail.as_deref().unwrap_or(""),
+        );
+    }
 }
 
 async fn respond(shared: &Shared, req: &Request<Incoming>, note: &mut Note) -> Resp {
@@ -270,12 +347,12 @@ fn resource(
         }
     };
     b.status(status)
-        .body(Full::new(payload))
+        .body(payload)
         .unwrap_or_else(|e| text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")))
 }
 
 fn text(status: StatusCode, body: &str) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    let mut r = Response::new(Bytes::from(body.to_string()));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

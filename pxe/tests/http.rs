@@ -517,3 +517,40 @@ fn a_node_whose_first_config_is_invalid_gets_503_until_fixed() {
     pxe.wait_log(&["INFO", "lb2 (52:54:00:00:00:02): config "]);
     assert_eq!(curl(&pxe.url(&config_path(LB2)), &[]).status, 200);
 }
+
+#[test]
+fn an_interrupted_transfer_is_logged_as_incomplete() {
+    use std::io::{Read, Write};
+    let site = Site::new();
+    // Larger than any socket buffers on loopback (tcp_wmem/tcp_rmem max a few MiB), so the
+    // transfer cannot finish into buffers after the client stops reading.
+    std::fs::write(site.path("image/big.img"), noise(64 << 20, 9)).unwrap();
+    let pxe = Server::start(&site);
+    let mut s = std::net::TcpStream::connect(pxe.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Read a little and close, as a client that gives up does.
+    write!(s, "GET /image/big.img HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    assert!(n > 0);
+    drop(s);
+    let line = pxe.wait_log(&["pxe::access", "path=/image/big.img", "status=200"]);
+    assert!(line.contains("complete=false"), "{line}");
+    let sent: usize = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("bytes="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(sent < 64 << 20, "{line}");
+
+    // A whole transfer says so.
+    let r = curl(&pxe.url("/image/initrd.img"), &[]);
+    assert_eq!(r.body.len(), 2_000_000);
+    let lines = pxe.wait_log_n(
+        &["pxe::access", "path=/image/initrd.img", "complete=true"],
+        1,
+        Duration::from_secs(10),
+    );
+    assert!(lines[0].contains("bytes=2000000"), "{lines:?}");
+}
