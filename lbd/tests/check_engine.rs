@@ -367,7 +367,7 @@ weight = 1
             1
         );
         // One comes back: the quorum needs min + hysteresis = 4; weight 2 is not enough.
-        let a = TcpListener::bind("127.0.0.1:8201").await.unwrap();
+        let _back = TcpListener::bind("127.0.0.1:8201").await.unwrap();
         let r = wait_for(&mut rx, Duration::from_secs(2), "one back", |r| {
             !r.services["app"].all_down()
         })
