@@ -388,7 +388,7 @@ impl Node {
         let ours: BTreeSet<IpAddr> = spec.vips.iter().map(|v| v.addr).collect();
         let theirs: BTreeSet<IpAddr> = adv.addrs.iter().copied().collect();
         let interval_differs = adv.interval != spec.advert_interval;
-        let addrs_differ = ours != theirs && adv.priority != 0;
+        let addrs_differ = ours != theirs;
         let key = (name.clone(), p.src);
         if interval_differs || addrs_differ {
             let view = PeerView {

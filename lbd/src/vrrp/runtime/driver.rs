@@ -720,6 +720,11 @@ impl Driver {
 
     async fn shutdown(&mut self) {
         self.step(Input::Shutdown).await;
+        let drops = self.node.drops();
+        if !drops.is_empty() {
+            let list: Vec<String> = drops.iter().map(|(r, n)| format!("{r}={n}")).collect();
+            info!("vrrp: dropped packets by reason: {}", list.join(" "));
+        }
         let vmacs: Vec<Vmac> = std::mem::take(&mut self.vmacs).into_values().collect();
         for v in vmacs {
             let _ = self.net.del_link(v.index, &v.name).await;

@@ -198,6 +198,20 @@ impl VrrpSocket {
         })
     }
 
+    /// Changes the TTL / hop limit of what this socket sends (255 unless changed; tests use
+    /// it to send what a receiver must drop).
+    pub fn set_ttl(&self, ttl: u8) -> io::Result<()> {
+        let fd = self.fd.as_raw_fd();
+        let v = libc::c_int::from(ttl);
+        if self.ipv6 {
+            setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &v)?;
+            setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &v)
+        } else {
+            setsockopt(fd, libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, &v)?;
+            setsockopt(fd, libc::IPPROTO_IP, libc::IP_TTL, &v)
+        }
+    }
+
     /// Sends one VRRP message from `src` to `dst`.
     pub fn send(&self, src: IpAddr, dst: IpAddr, msg: &[u8]) -> io::Result<()> {
         let iov = [IoSlice::new(msg)];
