@@ -495,3 +495,109 @@ check = { type = "tcp", port = 9000, interval = "1s", timeout = "500ms" }
         assert_eq!(r.services["many"].reals_up, 2000);
     });
 }
+
+#[test]
+fn health_reports_drive_the_reconcile_plan_inhibit_remove_and_sorry() {
+    use lbd::reconcile::{desired, plan, KernelState, Overrides, SyncRole};
+    require(&[]);
+    let ns = Netns::new("plan");
+    ns.run(|| async {
+        let web1 = TcpListener::bind("127.0.0.1:8401").await.unwrap();
+        let web2 = TcpListener::bind("127.0.0.1:8402").await.unwrap();
+        let dns1 = TcpListener::bind("127.0.0.1:8411").await.unwrap();
+        let _dns2 = TcpListener::bind("127.0.0.1:8412").await.unwrap();
+        let cfg = config(
+            r#"
+[service.web]
+vip = "192.0.2.10:80"
+scheduler = "wrr"
+forwarding = "nat"
+on_failure = "inhibit"
+sorry_server = "127.0.0.1:8499"
+check = { type = "tcp", interval = "100ms", rise = 1, fall = 1 }
+
+[[service.web.real]]
+address = "127.0.0.1:8401"
+weight = 3
+
+[[service.web.real]]
+address = "127.0.0.1:8402"
+
+[service.app]
+vip = "192.0.2.10:81"
+scheduler = "rr"
+forwarding = "nat"
+on_failure = "remove"
+check = { type = "tcp", interval = "100ms", rise = 1, fall = 1 }
+
+[[service.app.real]]
+address = "127.0.0.1:8411"
+
+[[service.app.real]]
+address = "127.0.0.1:8412"
+"#,
+        );
+        let mut checks = CheckSubsystem::start().unwrap();
+        let mut rx = checks.health();
+        checks.apply(None, &cfg);
+        // The kernel as lbd programmed it with every real up.
+        let mut kernel = KernelState::default();
+        let all_up = desired(
+            &cfg,
+            &Default::default(),
+            &Overrides::default(),
+            SyncRole::Master,
+        );
+        for op in plan(&all_up, &kernel) {
+            kernel.apply(&op);
+        }
+        let ops = |r: &HealthReport| -> Vec<String> {
+            let d = desired(
+                &cfg,
+                &r.real_health(),
+                &Overrides::default(),
+                SyncRole::Master,
+            );
+            plan(&d, &kernel).iter().map(|o| o.to_string()).collect()
+        };
+        let r = wait_for(&mut rx, Duration::from_secs(2), "all checked", |r| {
+            r.services
+                .values()
+                .all(|s| s.reals.values().all(|x| x.state == CheckState::Up))
+        })
+        .await;
+        assert_eq!(ops(&r), Vec::<String>::new());
+
+        // A web real dies: inhibit keeps it at weight 0. An app real dies: removed.
+        drop(web1);
+        drop(dns1);
+        let r = wait_for(&mut rx, Duration::from_secs(2), "two down", |r| {
+            state(r, "web", "127.0.0.1:8401") == Some(CheckState::Down)
+                && state(r, "app", "127.0.0.1:8411") == Some(CheckState::Down)
+        })
+        .await;
+        assert_eq!(
+            ops(&r),
+            [
+                "edit real 127.0.0.1:8401 of tcp 192.0.2.10:80 (weight 0)",
+                "delete real 127.0.0.1:8411 from tcp 192.0.2.10:81",
+            ]
+        );
+        // Every web real down: the sorry server comes in.
+        drop(web2);
+        let r = wait_for(&mut rx, Duration::from_secs(2), "web all down", |r| {
+            r.services["web"].all_down()
+        })
+        .await;
+        assert_eq!(
+            ops(&r),
+            [
+                "add real 127.0.0.1:8499 to tcp 192.0.2.10:80 (weight 1)",
+                "edit real 127.0.0.1:8401 of tcp 192.0.2.10:80 (weight 0)",
+                "edit real 127.0.0.1:8402 of tcp 192.0.2.10:80 (weight 0)",
+                "delete real 127.0.0.1:8411 from tcp 192.0.2.10:81",
+            ]
+        );
+        checks.stop();
+    });
+}

@@ -56,6 +56,8 @@ pub struct ServiceHealth {
     pub quorum: Option<QuorumState>,
     /// The sorry server, if configured.
     pub sorry: Option<SocketAddr>,
+    /// The VRRP instance holding the service's VIP, whose priority a lost quorum lowers.
+    pub vrrp_instance: Option<String>,
 }
 
 impl ServiceHealth {
@@ -108,7 +110,19 @@ impl HealthReport {
         out
     }
 
-    /// Services that lost their quorum (for VRRP's `quorum_priority_drop`).
+    /// Per VRRP instance named by a service: whether one of its services lost its quorum
+    /// (what VRRP's `quorum_priority_drop` acts on).
+    pub fn instance_quorum_lost(&self) -> BTreeMap<String, bool> {
+        let mut out: BTreeMap<String, bool> = BTreeMap::new();
+        for s in self.services.values() {
+            if let Some(i) = &s.vrrp_instance {
+                *out.entry(i.clone()).or_default() |= !s.quorum_up();
+            }
+        }
+        out
+    }
+
+    /// Services that lost their quorum.
     pub fn quorum_lost(&self) -> Vec<&str> {
         self.services
             .iter()
@@ -313,6 +327,7 @@ impl HealthBoard {
                     up_weight: 0,
                     quorum: None,
                     sorry: svc.sorry.as_ref().map(|s| s.addr),
+                    vrrp_instance: svc.vrrp_instance.clone(),
                 },
                 quorum,
                 all_down: prev.as_ref().is_some_and(|p| p.all_down),
@@ -517,6 +532,10 @@ check = { type = "none" }
         );
         let r = b.report();
         assert_eq!(r.quorum_lost(), ["web"]);
+        assert_eq!(
+            r.instance_quorum_lost(),
+            BTreeMap::from([("V".to_string(), true)])
+        );
         assert_eq!(
             r.real("web", &a("10.1.0.12:80")).unwrap().reason,
             Some(Failure::BadStatus(503))

@@ -10,7 +10,7 @@ use super::board::{Event, HealthBoard, HealthReport, RealKey};
 use super::hysteresis::{Hysteresis, Jitter, Step, Timing};
 use super::probe::Probe;
 use crate::config::{Check, Config};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -18,11 +18,16 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+/// Receives quorum changes per VRRP instance: (instance, lost).
+pub type QuorumSink = Box<dyn Fn(&str, bool) + Send>;
+
 /// What the engine is told to do.
-#[derive(Debug)]
 pub enum Command {
     /// A new validated config (start or reload).
     Apply(Arc<Config>),
+    /// Where to report quorum changes per VRRP instance (see
+    /// [`HealthReport::instance_quorum_lost`]); the current losses are reported at once.
+    ForwardQuorum(QuorumSink),
     /// Stop every check and return.
     Stop,
 }
@@ -51,6 +56,9 @@ pub struct Engine {
     publish: watch::Sender<Arc<HealthReport>>,
     generation: u64,
     seeds: Jitter,
+    quorum_sink: Option<QuorumSink>,
+    /// What the sink was last told, per instance.
+    quorum_sent: BTreeMap<String, bool>,
 }
 
 impl Engine {
@@ -68,6 +76,8 @@ impl Engine {
                 publish,
                 generation: 0,
                 seeds: Jitter::new(seed),
+                quorum_sink: None,
+                quorum_sent: BTreeMap::new(),
             },
             health,
         )
@@ -154,8 +164,24 @@ impl Engine {
         self.publish();
     }
 
-    fn publish(&self) {
-        self.publish.send_replace(Arc::new(self.board.report()));
+    fn publish(&mut self) {
+        let report = Arc::new(self.board.report());
+        if let Some(sink) = &self.quorum_sink {
+            let now = report.instance_quorum_lost();
+            for (instance, lost) in &now {
+                let before = self.quorum_sent.get(instance).copied().unwrap_or(false);
+                if *lost != before {
+                    sink(instance, *lost);
+                }
+            }
+            for (instance, lost) in &self.quorum_sent {
+                if *lost && !now.contains_key(instance) {
+                    sink(instance, false);
+                }
+            }
+            self.quorum_sent = now;
+        }
+        self.publish.send_replace(report);
     }
 
     fn handle(&mut self, r: Report) -> bool {
@@ -182,6 +208,11 @@ impl Engine {
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Apply(config)) => self.configure(&config),
+                    Some(Command::ForwardQuorum(sink)) => {
+                        self.quorum_sink = Some(sink);
+                        self.quorum_sent.clear();
+                        self.publish();
+                    }
                     Some(Command::Stop) | None => break,
                 },
                 Some(report) = self.reports_rx.recv() => {
@@ -210,19 +241,24 @@ fn hash(key: &RealKey) -> u64 {
 }
 
 fn log(event: &Event) {
-    let (service, real) = match event {
+    match event {
         Event::Real { service, addr, .. } | Event::Weight { service, addr, .. } => {
-            (service.as_str(), Some(*addr))
+            let real = addr.to_string();
+            if event.is_routine() {
+                debug!(service, real, "{event}");
+            } else if event.is_warning() {
+                warn!(service, real, "{event}");
+            } else {
+                info!(service, real, "{event}");
+            }
         }
-        Event::Quorum { service, .. } | Event::AllDown { service, .. } => (service.as_str(), None),
-    };
-    let real = real.map(|a| a.to_string()).unwrap_or_default();
-    if event.is_routine() {
-        debug!(service, real, "{event}");
-    } else if event.is_warning() {
-        warn!(service, real, "{event}");
-    } else {
-        info!(service, real, "{event}");
+        Event::Quorum { service, .. } | Event::AllDown { service, .. } => {
+            if event.is_warning() {
+                warn!(service, "{event}");
+            } else {
+                info!(service, "{event}");
+            }
+        }
     }
 }
 

@@ -13,7 +13,8 @@
 //!
 //! Pure parts (no tokio): [`failure`], [`hysteresis`], [`quorum`], [`board`], [`proto`]
 //! (protocol encoders and parsers). I/O parts (feature `daemon`): `probe` (the checkers),
-//! `engine` (tasks, clock, channels) and `subsystem` (lbd's [`crate::daemon::Subsystem`]).
+//! `engine` (tasks, clock, channels), `subsystem` (lbd's [`crate::daemon::Subsystem`]) and
+//! `feed` (health reports into the IPVS reconciler).
 //!
 //! Health reaches the kernel only through the reconciler: the report's
 //! [`board::HealthReport::real_health`] is the [`crate::reconcile::RealHealth`] that
@@ -28,6 +29,8 @@ pub mod quorum;
 
 #[cfg(feature = "daemon")]
 pub mod engine;
+#[cfg(feature = "daemon")]
+pub mod feed;
 #[cfg(feature = "daemon")]
 pub mod probe;
 #[cfg(feature = "daemon")]

@@ -43,6 +43,12 @@ impl CheckSubsystem {
     pub fn health(&self) -> watch::Receiver<Arc<HealthReport>> {
         self.health.clone()
     }
+
+    /// Reports every quorum change per VRRP instance to `sink(instance, lost)` (e.g. the VRRP
+    /// subsystem's quorum sender), starting with the losses that already exist.
+    pub fn forward_quorum(&self, sink: impl Fn(&str, bool) + Send + 'static) {
+        let _ = self.commands.send(Command::ForwardQuorum(Box::new(sink)));
+    }
 }
 
 impl Subsystem for CheckSubsystem {

@@ -1,0 +1,175 @@
+//! Health results into the IPVS reconciler: a [`Subsystem`] wrapping the
+//! [`IpvsSubsystem`] that, besides applying each config, reconciles again whenever the checks
+//! publish a report that changes what IPVS should hold (a real down or up, a weight set by a
+//! check). The reconciler decides what that means ([`crate::reconcile::desired`]: weight 0 or
+//! removal per `on_failure`, the sorry server when no real serves); this module only feeds it,
+//! so there is no second path to the kernel.
+//!
+//! ```text
+//! Daemon ──apply(config)──▶ HealthFeed ──lock──▶ IpvsSubsystem::apply
+//! checks ──watch<HealthReport>──▶ feed thread ──lock──▶ set_health + set_overrides + reconcile
+//! ```
+
+use super::board::{HealthReport, RealKey};
+use crate::config::Config;
+use crate::daemon::Subsystem;
+use crate::ipvs::subsystem::IpvsSubsystem;
+use crate::reconcile::{Overrides, RealHealth};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info};
+
+struct Inner {
+    ipvs: IpvsSubsystem,
+    config: Option<Config>,
+    health: RealHealth,
+    weights: BTreeMap<RealKey, u32>,
+    last_error: Option<String>,
+}
+
+impl Inner {
+    /// Takes the report's health and weights; whether they differ from what IPVS has.
+    fn take(&mut self, report: &HealthReport) -> bool {
+        let health = report.real_health();
+        let weights = report.weights();
+        if health == self.health && weights == self.weights {
+            return false;
+        }
+        self.ipvs.set_health(health.clone());
+        self.ipvs.set_overrides(Overrides {
+            weights: weights.clone(),
+        });
+        self.health = health;
+        self.weights = weights;
+        true
+    }
+}
+
+/// The IPVS subsystem, driven by configs and by health reports.
+pub struct HealthFeed {
+    inner: Arc<Mutex<Inner>>,
+    health: watch::Receiver<Arc<HealthReport>>,
+    stop: Option<mpsc::UnboundedSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HealthFeed {
+    /// Wraps `ipvs`; health reports come from `health` (see
+    /// [`super::subsystem::CheckSubsystem::health`]).
+    pub fn new(ipvs: IpvsSubsystem, health: watch::Receiver<Arc<HealthReport>>) -> HealthFeed {
+        let inner = Arc::new(Mutex::new(Inner {
+            ipvs,
+            config: None,
+            health: RealHealth::default(),
+            weights: BTreeMap::new(),
+            last_error: None,
+        }));
+        let (stop_tx, stop_rx) = mpsc::unbounded_channel();
+        let thread = std::thread::Builder::new()
+            .name("lbd-health-feed".into())
+            .spawn({
+                let inner = inner.clone();
+                let health = health.clone();
+                move || feed(inner, health, stop_rx)
+            })
+            .map_err(|e| error!("checks: cannot start the health feed thread: {e}; health changes will not reach IPVS"))
+            .ok();
+        HealthFeed {
+            inner,
+            health,
+            stop: Some(stop_tx),
+            thread,
+        }
+    }
+}
+
+fn feed(
+    inner: Arc<Mutex<Inner>>,
+    mut health: watch::Receiver<Arc<HealthReport>>,
+    mut stop: mpsc::UnboundedReceiver<()>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(r) => r,
+        Err(e) => {
+            error!("checks: health feed runtime: {e}; health changes will not reach IPVS");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        loop {
+            tokio::select! {
+                changed = health.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                _ = stop.recv() => return,
+            }
+            // Changes that arrive while a reconcile runs are coalesced by the watch channel.
+            let report = health.borrow_and_update().clone();
+            let mut guard = inner.lock().unwrap_or_else(|p| p.into_inner());
+            let inner = &mut *guard;
+            if !inner.take(&report) {
+                continue;
+            }
+            let Some(config) = inner.config.as_ref() else {
+                continue;
+            };
+            match inner.ipvs.reconcile(config) {
+                Ok(r) => {
+                    inner.last_error = None;
+                    let c = r.counts;
+                    info!(
+                        reals_added = c.reals_added,
+                        reals_edited = c.reals_edited,
+                        reals_deleted = c.reals_deleted,
+                        errors = r.errors,
+                        ms = format!("{:.1}", r.millis),
+                        "ipvs applied health changes: reals +{} ~{} -{}, {} error{}",
+                        c.reals_added,
+                        c.reals_edited,
+                        c.reals_deleted,
+                        r.errors,
+                        if r.errors == 1 { "" } else { "s" }
+                    );
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    if inner.last_error.as_deref() != Some(text.as_str()) {
+                        error!("ipvs: cannot apply health changes: {text}");
+                        inner.last_error = Some(text);
+                    }
+                }
+            }
+        }
+    });
+}
+
+impl Subsystem for HealthFeed {
+    fn name(&self) -> &'static str {
+        "ipvs"
+    }
+
+    fn apply(&mut self, old: Option<&Config>, new: &Config) {
+        let report = self.health.borrow().clone();
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.take(&report);
+        inner.config = Some(new.clone());
+        inner.ipvs.apply(old, new);
+    }
+
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ipvs
+            .stop();
+    }
+}
