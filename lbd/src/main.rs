@@ -79,10 +79,24 @@ fn check(files: &[PathBuf], dump: bool) -> ExitCode {
 
 fn run(path: PathBuf) -> ExitCode {
     lbd::logging::init("lbd", "LBD_LOG", "info");
-    let subsystems: Vec<Box<dyn lbd::daemon::Subsystem>> = vec![
-        Box::new(lbd::ipvs::subsystem::IpvsSubsystem::new()),
-        Box::new(lbd::vrrp::runtime::VrrpSubsystem::new()),
-    ];
+    // Health checks feed the IPVS reconciler (HealthFeed) and the VRRP quorum; apply order is
+    // IPVS, checks, VRRP, and stop runs backwards (VRRP first).
+    let checks = match lbd::check::subsystem::CheckSubsystem::start() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("lbd: cannot start the health checks: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let vrrp = lbd::vrrp::runtime::VrrpSubsystem::new();
+    let quorum = vrrp.quorum_sender();
+    checks.forward_quorum(move |instance, lost| quorum.set(instance, lost));
+    let ipvs = lbd::check::feed::HealthFeed::new(
+        lbd::ipvs::subsystem::IpvsSubsystem::new(),
+        checks.health(),
+    );
+    let subsystems: Vec<Box<dyn lbd::daemon::Subsystem>> =
+        vec![Box::new(ipvs), Box::new(checks), Box::new(vrrp)];
     let daemon = match Daemon::start(&path, subsystems) {
         Ok(d) => d,
         Err(e) => {
