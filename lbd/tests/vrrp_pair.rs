@@ -338,3 +338,91 @@ fn unicast_and_ipv6_pairs() {
         b.log()
     );
 }
+
+/// `virtual_mac`: the VIP lives on a macvlan with 00:00:5e:00:01:VRID, adverts and ARP leave
+/// from that MAC, and a client resolves the VIP to it — before and after a failover.
+#[test]
+fn virtual_mac_moves_with_the_vip() {
+    let lab = Lab::new(3, 1);
+    let cfg = |p: u8| pair_config(p, "100ms", "virtual_mac = true");
+    let mut a = lab.lbd(0, "a", &cfg(150));
+    assert!(
+        wait_for(5 * SEC, || lab.has_addr(0, "vrrp.51", VIP)).is_some(),
+        "{}",
+        a.log()
+    );
+    let link = lab.exec(0, &["ip", "-o", "link", "show", "vrrp.51"]);
+    assert!(link.contains("link/ether 00:00:5e:00:01:33"), "{link}");
+    let b = lab.lbd(1, "b", &cfg(100));
+    assert!(b.wait_log("INIT -> BACKUP", 5 * SEC), "{}", b.log());
+    let cap = lab.capture(2, "eth0", "vmac");
+    let resolve = |lab: &Lab| {
+        let _ = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.ns(2),
+                "ping",
+                "-c",
+                "1",
+                "-W",
+                "1",
+                VIP,
+            ])
+            .output();
+        lab.exec(2, &["ip", "neigh", "show", VIP])
+    };
+    let neigh = resolve(&lab);
+    assert!(
+        neigh.contains("00:00:5e:00:01:33"),
+        "client resolved the VIP to {neigh:?}"
+    );
+    a.kill9();
+    assert!(
+        wait_for(5 * SEC, || lab.has_addr(1, "vrrp.51", VIP)).is_some(),
+        "{}",
+        b.log()
+    );
+    // The client's entry still points at the virtual MAC, and the VIP answers (now from b).
+    let ping = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns(2),
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            VIP,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        ping.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let file = cap.stop();
+    let adverts = tshark_fields(&file, "vrrp && ip.src == 10.1.0.2", &["eth.src"]);
+    assert!(
+        !adverts.is_empty() && adverts.iter().all(|r| r[0] == "00:00:5e:00:01:33"),
+        "{adverts:?}"
+    );
+    let garps = tshark_fields(
+        &file,
+        "arp.src.proto_ipv4 == 10.1.0.100 && arp.dst.proto_ipv4 == 10.1.0.100",
+        &["arp.src.hw_mac"],
+    );
+    assert!(
+        !garps.is_empty() && garps.iter().all(|r| r[0] == "00:00:5e:00:01:33"),
+        "{garps:?}"
+    );
+    // An orderly stop removes the VIP and the macvlan.
+    let mut b = b;
+    b.signal(libc::SIGTERM);
+    b.wait_exit(5 * SEC).expect("b did not stop");
+    let links = lab.exec(1, &["ip", "-o", "link", "show"]);
+    assert!(!links.contains("vrrp.51"), "{links}");
+}

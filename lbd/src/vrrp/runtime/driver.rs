@@ -581,11 +581,18 @@ impl Driver {
             }
             match self.net.ensure_macvlan(base.index, &ifname, mac).await {
                 Ok(index) => {
-                    // Only the macvlan answers ARP for the VIPs, with the virtual MAC.
-                    let _ = std::fs::write(
-                        format!("/proc/sys/net/ipv4/conf/{}/arp_ignore", spec.interface),
-                        "1",
-                    );
+                    // Only the macvlan answers ARP for the VIPs (with the virtual MAC), and
+                    // the base interface never puts a VIP in its own ARP requests: otherwise
+                    // neighbours learn the VIP at the base interface's MAC.
+                    let conf = format!("/proc/sys/net/ipv4/conf/{}", spec.interface);
+                    for (key, value) in [("arp_ignore", "1"), ("arp_announce", "2")] {
+                        if let Err(e) = std::fs::write(format!("{conf}/{key}"), value) {
+                            warn!(
+                                "vrrp: {name}: cannot set {key} = {value} on {}: {e}",
+                                spec.interface
+                            );
+                        }
+                    }
                     let sock = if spec.ipv6 {
                         None
                     } else {
