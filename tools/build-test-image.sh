@@ -23,6 +23,9 @@ done
 # busybox as /bin/sh (the debug shell) and as /bin/busybox (the tests run
 # `busybox --install -s` once to get the applets); ipvsadm where the tests call it.
 adds="--add $busybox:/bin/sh --add $busybox:/bin/busybox --add $ipvsadm:/sbin/ipvsadm"
+# The IPVS benchmark (static, built with lbd by build-image.sh below).
+bench=target/x86_64-unknown-linux-gnu/release/ipvs-bench
+adds="$adds --add $bench:/bin/ipvs-bench"
 # ipvsadm's libraries and loader at the same paths as on the host (Debian's multiarch layout).
 libs=$(ldd "$ipvsadm" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
 if [ -z "$libs" ]; then
@@ -33,5 +36,8 @@ for lib in $libs; do
     adds="$adds --add $(readlink -f "$lib"):$lib"
 done
 
-echo "build-test-image: $out = appliance image + busybox + ipvsadm ($(echo "$libs" | wc -l) libraries)"
+echo "build-test-image: $out = appliance image + busybox + ipvsadm ($(echo "$libs" | wc -l) libraries) + ipvs-bench"
+# build-image.sh compiles lbd's binaries (ipvs-bench among them) before assembling the image;
+# compile first here so the --add path exists when the image is put together.
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target x86_64-unknown-linux-gnu -p lbd --bin ipvs-bench
 IMAGE_ARGS="${IMAGE_ARGS:-} $adds" tools/build-image.sh "$out"

@@ -11,7 +11,7 @@
 //! request gets its own result: one refused object does not stop the rest of the batch.
 
 use super::msg::{
-    self, cmd, request, DaemonEntry, DestEntry, Info, IpvsMessage, ServiceEntry, ServiceId,
+    self, request, DaemonEntry, DestEntry, Info, IpvsMessage, ServiceEntry, ServiceId,
     Timeouts,
 };
 use super::nl::{self, GenlHeader, ParseError, Received};
@@ -42,8 +42,10 @@ const SOCKET_BUFFER: usize = 8 << 20;
 const MAX_BATCH_BYTES: usize = 256 << 10;
 /// How long to wait for the kernel before calling a request unanswered.
 const RECV_TIMEOUT: Duration = Duration::from_secs(10);
-/// Receive buffer: one datagram (a dump part is at most 32 KiB; an ACK is tiny).
-const RECV_BUFFER: usize = 64 << 10;
+/// Receive slots: one datagram each (the kernel sizes a dump part to the reader's buffer, at
+/// most 32 KiB; an ACK is tiny). Up to `RECV_SLOTS` datagrams are read per `recvmmsg`.
+const RECV_SLOT: usize = 32 << 10;
+const RECV_SLOTS: usize = 32;
 
 /// An IPVS operation that failed, or a client that cannot talk to the kernel.
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +134,10 @@ pub struct IpvsClient {
     family: u16,
     seq: u32,
     batch: usize,
+    /// `RECV_SLOTS` slots of `RECV_SLOT` bytes.
     buf: Vec<u8>,
+    /// Lengths of the datagrams in the slots after a receive.
+    lens: Vec<usize>,
     pub counters: Counters,
 }
 
@@ -247,12 +252,13 @@ impl IpvsClient {
     /// Opens a socket and resolves the IPVS family; [`IpvsError::Unavailable`] when the kernel
     /// has no IPVS.
     pub fn connect() -> Result<IpvsClient, IpvsError> {
-        let handle = NlSocketHandle::connect(NlFamily::Generic, None, Groups::empty()).map_err(
-            |e| IpvsError::Socket {
-                context: "opening a generic netlink socket",
-                source: io::Error::other(e.to_string()),
-            },
-        )?;
+        let handle =
+            NlSocketHandle::connect(NlFamily::Generic, None, Groups::empty()).map_err(|e| {
+                IpvsError::Socket {
+                    context: "opening a generic netlink socket",
+                    source: io::Error::other(e.to_string()),
+                }
+            })?;
         let family = resolve_on(&handle, msg::IPVS_GENL_NAME)?.ok_or(IpvsError::Unavailable)?;
         let sock: NlSocket = handle.into();
         let fd = sock.as_raw_fd();
@@ -297,7 +303,8 @@ impl IpvsClient {
             family,
             seq: 0,
             batch,
-            buf: vec![0; RECV_BUFFER],
+            buf: vec![0; RECV_SLOT * RECV_SLOTS],
+            lens: Vec::with_capacity(RECV_SLOTS),
             counters: Counters::default(),
         })
     }
@@ -336,23 +343,71 @@ impl IpvsClient {
         Ok(())
     }
 
-    /// Receives one datagram into `self.buf`; returns its length.
-    fn recv_datagram(&mut self, what: &str) -> Result<usize, IpvsError> {
-        let r = self.sock.recv(&mut self.buf[..], Msg::empty());
-        self.counters.recvs += 1;
-        match r {
-            Ok((n, _)) => Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
-                Err(IpvsError::NoAnswer {
-                    what: what.to_string(),
-                    timeout: RECV_TIMEOUT,
-                })
-            }
-            Err(source) => Err(IpvsError::Socket {
-                context: "receiving replies",
-                source,
-            }),
+    /// Receives at least one datagram, and whatever else is already queued (up to
+    /// `RECV_SLOTS`), with one `recvmmsg`. A dump's next part and its DONE are produced by the
+    /// kernel while the previous one is read, so they are usually taken in the same call.
+    /// Fills `self.lens`.
+    fn recv_batch(&mut self, what: &str) -> Result<(), IpvsError> {
+        let fd = self.sock.as_raw_fd();
+        // SAFETY: zeroed iovec/mmsghdr are valid "empty" values; they are filled below.
+        let mut iovs: [libc::iovec; RECV_SLOTS] = unsafe { std::mem::zeroed() };
+        let mut hdrs: [libc::mmsghdr; RECV_SLOTS] = unsafe { std::mem::zeroed() };
+        let base = self.buf.as_mut_ptr();
+        for i in 0..RECV_SLOTS {
+            // SAFETY: slot i lies within self.buf (RECV_SLOTS * RECV_SLOT bytes).
+            iovs[i].iov_base = unsafe { base.add(i * RECV_SLOT) } as *mut libc::c_void;
+            iovs[i].iov_len = RECV_SLOT;
+            hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
+            hdrs[i].msg_hdr.msg_iovlen = 1;
         }
+        // SAFETY: hdrs and the iovecs point into live buffers for the duration of the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                hdrs.as_mut_ptr(),
+                RECV_SLOTS as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        self.counters.recvs += 1;
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return Err(
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut {
+                    IpvsError::NoAnswer {
+                        what: what.to_string(),
+                        timeout: RECV_TIMEOUT,
+                    }
+                } else {
+                    IpvsError::Socket {
+                        context: "receiving replies",
+                        source: e,
+                    }
+                },
+            );
+        }
+        self.lens.clear();
+        for h in &hdrs[..n as usize] {
+            if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                return Err(IpvsError::Socket {
+                    context: "receiving replies",
+                    source: io::Error::other(format!(
+                        "a datagram was larger than {RECV_SLOT} bytes"
+                    )),
+                });
+            }
+            self.lens.push(h.msg_len as usize);
+        }
+        Ok(())
+    }
+
+    /// The datagrams of the last receive.
+    fn datagrams(&self) -> impl Iterator<Item = &[u8]> {
+        self.lens
+            .iter()
+            .enumerate()
+            .map(|(i, len)| &self.buf[i * RECV_SLOT..i * RECV_SLOT + len])
     }
 
     fn write_request(&self, buf: &mut Vec<u8>, m: &IpvsMessage, flags: u16, seq: u32) {
@@ -383,8 +438,7 @@ impl IpvsClient {
             buf.clear();
             let mut pending: HashMap<u32, usize> = HashMap::new();
             let mut end = start;
-            while end < requests.len() && end - start < self.batch && buf.len() < MAX_BATCH_BYTES
-            {
+            while end < requests.len() && end - start < self.batch && buf.len() < MAX_BATCH_BYTES {
                 let seq = self.next_seq();
                 let m = &requests[end].1;
                 self.write_request(&mut buf, m, nl::NLM_F_ACK, seq);
@@ -394,36 +448,37 @@ impl IpvsClient {
             self.send_buf(&buf, end - start)?;
             while !pending.is_empty() {
                 let what = &requests[*pending.values().min().expect("not empty")].0;
-                let n = self.recv_datagram(what)?;
-                let mut ours = 0;
-                for m in nl::messages(&self.buf[..n]) {
-                    let m = m.map_err(|source| IpvsError::Parse {
-                        what: "reading acknowledgements".into(),
-                        source,
-                    })?;
-                    self.counters.messages_received += 1;
-                    if let Received::Error {
-                        errno,
-                        request,
-                        message,
-                        ..
-                    } = m
-                    {
-                        if let Some(i) = pending.remove(&request.seq) {
-                            ours += 1;
-                            results[i] = Some(if errno == 0 {
-                                Ok(())
-                            } else {
-                                Err(IpvsError::from_errno(
-                                    requests[i].0.clone(),
-                                    errno,
-                                    message,
-                                ))
-                            });
+                self.recv_batch(what)?;
+                let mut received = 0;
+                for datagram in self.datagrams() {
+                    for m in nl::messages(datagram) {
+                        let m = m.map_err(|source| IpvsError::Parse {
+                            what: "reading acknowledgements".into(),
+                            source,
+                        })?;
+                        received += 1;
+                        if let Received::Error {
+                            errno,
+                            request,
+                            message,
+                            ..
+                        } = m
+                        {
+                            if let Some(i) = pending.remove(&request.seq) {
+                                results[i] = Some(if errno == 0 {
+                                    Ok(())
+                                } else {
+                                    Err(IpvsError::from_errno(
+                                        requests[i].0.clone(),
+                                        errno,
+                                        message,
+                                    ))
+                                });
+                            }
                         }
                     }
                 }
-                let _ = ours;
+                self.counters.messages_received += received;
             }
             start = end;
         }
@@ -439,9 +494,66 @@ impl IpvsClient {
         r.pop().expect("one result")
     }
 
+    /// Like [`Self::query`] for a dump whose replies each carry one nested attribute `kind`:
+    /// returns what `read` makes of each nested payload, without building attribute lists.
+    fn query_nested<T>(
+        &mut self,
+        what: &str,
+        m: &IpvsMessage,
+        kind: u16,
+        read: impl Fn(&[u8]) -> Result<T, ParseError>,
+    ) -> Result<Vec<T>, IpvsError> {
+        let seq = self.next_seq();
+        let mut buf = Vec::with_capacity(64);
+        self.write_request(&mut buf, m, nl::NLM_F_DUMP, seq);
+        self.send_buf(&buf, 1)?;
+        let mut out = Vec::new();
+        let perr = |source| IpvsError::Parse {
+            what: what.to_string(),
+            source,
+        };
+        loop {
+            self.recv_batch(what)?;
+            let mut received = 0;
+            let mut finished = None;
+            for r in self.datagrams().flat_map(nl::messages) {
+                let r = r.map_err(perr)?;
+                received += 1;
+                if finished.is_some() {
+                    continue;
+                }
+                match r {
+                    Received::Genl { header, attrs, .. } if header.seq == seq => {
+                        if let Some(payload) = msg::nested_payload(attrs, kind).map_err(perr)? {
+                            out.push(read(payload).map_err(perr)?);
+                        }
+                    }
+                    Received::Done { header, errno } if header.seq == seq => {
+                        finished = Some(errno);
+                    }
+                    Received::Error { errno, request, .. } if request.seq == seq => {
+                        finished = Some(errno);
+                    }
+                    _ => {}
+                }
+            }
+            self.counters.messages_received += received;
+            match finished {
+                Some(0) => return Ok(out),
+                Some(errno) => return Err(IpvsError::from_errno(what.to_string(), errno, None)),
+                None => {}
+            }
+        }
+    }
+
     /// A request answered by data messages (a dump with `NLM_F_DUMP`, or a single reply);
     /// returns the replies.
-    fn query(&mut self, what: &str, m: &IpvsMessage, dump: bool) -> Result<Vec<IpvsMessage>, IpvsError> {
+    fn query(
+        &mut self,
+        what: &str,
+        m: &IpvsMessage,
+        dump: bool,
+    ) -> Result<Vec<IpvsMessage>, IpvsError> {
         let seq = self.next_seq();
         let mut buf = Vec::with_capacity(64);
         let flags = if dump { nl::NLM_F_DUMP } else { nl::NLM_F_ACK };
@@ -449,15 +561,18 @@ impl IpvsClient {
         self.send_buf(&buf, 1)?;
         let mut out = Vec::new();
         loop {
-            let n = self.recv_datagram(what)?;
-            // Copy out: parsing borrows the buffer.
-            let data = self.buf[..n].to_vec();
-            for r in nl::messages(&data) {
+            self.recv_batch(what)?;
+            let mut received = 0;
+            let mut finished = None;
+            for r in self.datagrams().flat_map(nl::messages) {
                 let r = r.map_err(|source| IpvsError::Parse {
                     what: what.to_string(),
                     source,
                 })?;
-                self.counters.messages_received += 1;
+                received += 1;
+                if finished.is_some() {
+                    continue;
+                }
                 match r {
                     Received::Genl {
                         header,
@@ -472,10 +587,11 @@ impl IpvsClient {
                         })?);
                     }
                     Received::Done { header, errno } if header.seq == seq => {
-                        if errno != 0 {
-                            return Err(IpvsError::from_errno(what.to_string(), errno, None));
-                        }
-                        return Ok(out);
+                        finished = Some(if errno != 0 {
+                            Err(IpvsError::from_errno(what.to_string(), errno, None))
+                        } else {
+                            Ok(())
+                        });
                     }
                     Received::Error {
                         errno,
@@ -483,13 +599,18 @@ impl IpvsClient {
                         message,
                         ..
                     } if request.seq == seq => {
-                        if errno != 0 {
-                            return Err(IpvsError::from_errno(what.to_string(), errno, message));
-                        }
-                        return Ok(out);
+                        finished = Some(if errno != 0 {
+                            Err(IpvsError::from_errno(what.to_string(), errno, message))
+                        } else {
+                            Ok(())
+                        });
                     }
                     _ => {}
                 }
+            }
+            self.counters.messages_received += received;
+            if let Some(r) = finished {
+                return r.map(|()| out);
             }
         }
     }
@@ -510,42 +631,23 @@ impl IpvsClient {
 
     /// Every virtual service (without destinations).
     pub fn services(&mut self) -> Result<Vec<ServiceEntry>, IpvsError> {
-        let what = "list services";
-        let replies = self.query(what, &request::get_services(), true)?;
-        replies
-            .iter()
-            .filter(|m| m.cmd == cmd::NEW_SERVICE)
-            .map(|m| {
-                let attrs = m.service().ok_or_else(|| IpvsError::Parse {
-                    what: what.into(),
-                    source: ParseError::new("service reply", "no SERVICE attribute"),
-                })?;
-                ServiceEntry::from_attrs(attrs).map_err(|source| IpvsError::Parse {
-                    what: what.into(),
-                    source,
-                })
-            })
-            .collect()
+        self.query_nested(
+            "list services",
+            &request::get_services(),
+            msg::CMD_ATTR_SERVICE,
+            ServiceEntry::parse_nested,
+        )
     }
 
     /// The destinations of one service.
     pub fn dests(&mut self, id: &ServiceId) -> Result<Vec<DestEntry>, IpvsError> {
-        let what = format!("list reals of {id}");
-        let replies = self.query(&what, &request::get_dests(id), true)?;
-        replies
-            .iter()
-            .filter(|m| m.cmd == cmd::NEW_DEST)
-            .map(|m| {
-                let attrs = m.dest().ok_or_else(|| IpvsError::Parse {
-                    what: what.clone(),
-                    source: ParseError::new("dest reply", "no DEST attribute"),
-                })?;
-                DestEntry::from_attrs(attrs, id.af()).map_err(|source| IpvsError::Parse {
-                    what: what.clone(),
-                    source,
-                })
-            })
-            .collect()
+        let af = id.af();
+        self.query_nested(
+            &format!("list reals of {id}"),
+            &request::get_dests(id),
+            msg::CMD_ATTR_DEST,
+            |p| DestEntry::parse_nested(p, af),
+        )
     }
 
     /// The whole table: services, each with its destinations.

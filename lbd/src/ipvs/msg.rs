@@ -1109,6 +1109,101 @@ impl Info {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Direct readers for dumps: the same result as parsing the attribute list and then
+// `from_attrs`, without building the list (a 10,000-destination dump is parsed in a TCG guest
+// in a fraction of the time).
+
+fn stats_direct(data: &[u8]) -> Result<Stats, ParseError> {
+    use stats_attr::*;
+    let mut s = Stats::default();
+    for a in nl::attrs(data) {
+        let a = a?;
+        let v = match a.data.len() {
+            4 => a.u32("stats counter")? as u64,
+            8 => a.u64("stats counter")?,
+            _ if a.kind == PAD => continue,
+            n => {
+                return Err(ParseError::new(
+                    "stats counter",
+                    format!("payload is {n} bytes, expected 4 or 8"),
+                ))
+            }
+        };
+        match a.kind {
+            CONNS => s.conns = v,
+            INPKTS => s.inpkts = v,
+            OUTPKTS => s.outpkts = v,
+            INBYTES => s.inbytes = v,
+            OUTBYTES => s.outbytes = v,
+            CPS => s.cps = v,
+            INPPS => s.inpps = v,
+            OUTPPS => s.outpps = v,
+            INBPS => s.inbps = v,
+            OUTBPS => s.outbps = v,
+            _ => {}
+        }
+    }
+    Ok(s)
+}
+
+/// The payload of the first-level attribute `kind` in a message's attribute stream.
+pub fn nested_payload(attrs: &[u8], kind: u16) -> Result<Option<&[u8]>, ParseError> {
+    for a in nl::attrs(attrs) {
+        let a = a?;
+        if a.kind == kind {
+            return Ok(Some(a.data));
+        }
+    }
+    Ok(None)
+}
+
+/// First-level attribute numbers of the nested service and destination.
+pub const CMD_ATTR_SERVICE: u16 = cmd_attr::SERVICE;
+pub const CMD_ATTR_DEST: u16 = cmd_attr::DEST;
+
+impl ServiceEntry {
+    /// Reads a service from the payload of `IPVS_CMD_ATTR_SERVICE`; equal to
+    /// `from_attrs` of the parsed attributes.
+    pub fn parse_nested(data: &[u8]) -> Result<ServiceEntry, ParseError> {
+        let mut keep = Vec::with_capacity(10);
+        let mut stats = None;
+        let mut stats64 = None;
+        for a in nl::attrs(data) {
+            let a = a?;
+            match a.kind {
+                svc_attr::STATS => stats = Some(stats_direct(a.data)?),
+                svc_attr::STATS64 => stats64 = Some(stats_direct(a.data)?),
+                _ => keep.push(SvcAttr::parse(&a)?),
+            }
+        }
+        let mut e = ServiceEntry::from_attrs(&keep)?;
+        e.stats = stats64.or(stats);
+        Ok(e)
+    }
+}
+
+impl DestEntry {
+    /// Reads a destination from the payload of `IPVS_CMD_ATTR_DEST`; equal to `from_attrs` of
+    /// the parsed attributes.
+    pub fn parse_nested(data: &[u8], service_af: u16) -> Result<DestEntry, ParseError> {
+        let mut keep = Vec::with_capacity(16);
+        let mut stats = None;
+        let mut stats64 = None;
+        for a in nl::attrs(data) {
+            let a = a?;
+            match a.kind {
+                dest_attr::STATS => stats = Some(stats_direct(a.data)?),
+                dest_attr::STATS64 => stats64 = Some(stats_direct(a.data)?),
+                _ => keep.push(DestAttr::parse(&a)?),
+            }
+        }
+        let mut e = DestEntry::from_attrs(&keep, service_af)?;
+        e.stats = stats64.or(stats);
+        Ok(e)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Requests.
 
 /// Request builders: each returns the message for one kernel operation.
@@ -1460,6 +1555,38 @@ mod tests {
             emit(&request::stop_daemon(DaemonState::Backup)),
             [12, 0, 3, 0x80, 8, 0, 1, 0, 2, 0, 0, 0]
         );
+    }
+
+    #[test]
+    fn direct_readers_match_the_attribute_model() {
+        let mut d = Vec::new();
+        for a in [
+            DestAttr::Addr(addr_bytes(&"10.1.0.11".parse().unwrap())),
+            DestAttr::Port(80),
+            DestAttr::FwdMethod(0),
+            DestAttr::Weight(3),
+            DestAttr::UThresh(0),
+            DestAttr::LThresh(0),
+            DestAttr::ActiveConns(7),
+            DestAttr::InactConns(1),
+            DestAttr::PersistConns(0),
+            DestAttr::Stats(vec![StatsAttr::Conns(9), StatsAttr::InBytes(1 << 40)]),
+            DestAttr::AddrFamily(AF_INET),
+            DestAttr::Stats64(vec![StatsAttr::Conns(10), StatsAttr::OutBytes(5)]),
+        ] {
+            a.emit(&mut d);
+        }
+        let list: Vec<DestAttr> = nl::attrs(&d).map(|a| DestAttr::parse(&a.unwrap()).unwrap()).collect();
+        let via_list = DestEntry::from_attrs(&list, AF_INET).unwrap();
+        let direct = DestEntry::parse_nested(&d, AF_INET).unwrap();
+        assert_eq!(direct, via_list);
+        assert_eq!(direct.stats.unwrap().conns, 10);
+
+        let mut m = Vec::new();
+        request::add_service(&web_service()).emit_attrs(&mut m);
+        let payload = nested_payload(&m, CMD_ATTR_SERVICE).unwrap().unwrap();
+        assert_eq!(ServiceEntry::parse_nested(payload).unwrap(), web_service());
+        assert_eq!(nested_payload(&m, CMD_ATTR_DEST).unwrap(), None);
     }
 
     #[test]
