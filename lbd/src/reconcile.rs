@@ -26,7 +26,9 @@
 use crate::config::{
     Config, Family, Forwarding, OnFailure, Protocol, ServiceFlag, ServiceKey, UnmanagedPolicy,
 };
-use crate::ipvs::msg::{self, request, DaemonEntry, DaemonState, FwdMethod, IpvsMessage, ServiceId, Timeouts};
+use crate::ipvs::msg::{
+    self, request, DaemonEntry, DaemonState, FwdMethod, IpvsMessage, ServiceId, Timeouts,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -580,9 +582,7 @@ pub fn plan(desired: &Desired, observed: &KernelState) -> Vec<Op> {
                 for (k, d) in &want.dests {
                     match have.dests.get(k) {
                         None => add_dest.push(Op::AddDest(*id, *k, *d)),
-                        Some(h) if !d.satisfied_by(h) => {
-                            edit_dest.push(Op::EditDest(*id, *k, *d))
-                        }
+                        Some(h) if !d.satisfied_by(h) => edit_dest.push(Op::EditDest(*id, *k, *d)),
                         Some(_) => {}
                     }
                 }
@@ -714,7 +714,7 @@ address = "192.0.2.22"
             addr: "192.0.2.11".parse().unwrap(),
             port: 53,
         }]
-        .clone();
+            .clone();
         assert_eq!(dns.spec.flags, msg::SVC_F_ONEPACKET);
         assert_eq!(dns.dests[&dk("192.0.2.21:53")].fwd, FwdMethod::Route);
     }
@@ -768,7 +768,10 @@ address = "192.0.2.22"
             ),
         ];
         for (what, from, to, expected) in cases {
-            assert!(BASE.contains(from), "{what}: {from:?} not in the base config");
+            assert!(
+                BASE.contains(from),
+                "{what}: {from:?} not in the base config"
+            );
             let observed = applied(&want(BASE));
             let ops = plan(&want(&BASE.replacen(from, to, 1)), &observed);
             assert_eq!(names(&ops), *expected, "{what}");
@@ -788,7 +791,10 @@ address = "192.0.2.22"
             1,
         ));
         let s = &d.table[&web()].spec;
-        assert_eq!((s.flags, s.timeout, s.netmask), (msg::SVC_F_PERSISTENT, 300, 24));
+        assert_eq!(
+            (s.flags, s.timeout, s.netmask),
+            (msg::SVC_F_PERSISTENT, 300, 24)
+        );
     }
 
     #[test]
@@ -929,9 +935,7 @@ address = "192.0.2.22"
 
     #[test]
     fn sync_daemon_started_restarted_and_left_alone() {
-        let text = format!(
-            "[ipvs.sync]\ninterface = \"eth0\"\nsync_id = 7\n{BASE}"
-        );
+        let text = format!("[ipvs.sync]\ninterface = \"eth0\"\nsync_id = 7\n{BASE}");
         let d = want(&text);
         let mut observed = applied(&want(BASE));
         let ops = plan(&d, &observed);
@@ -966,7 +970,10 @@ address = "192.0.2.22"
         // No [ipvs.sync]: keep leaves the running daemon, remove stops it.
         assert_eq!(plan(&want(BASE), &observed), vec![]);
         let remove = format!("[ipvs]\nunmanaged = \"remove\"\n{BASE}");
-        assert_eq!(names(&plan(&want(&remove), &observed)), ["stop sync daemon (Master)"]);
+        assert_eq!(
+            names(&plan(&want(&remove), &observed)),
+            ["stop sync daemon (Master)"]
+        );
     }
 
     #[test]
@@ -1019,7 +1026,10 @@ address = "[2001:db8::21]:80"
                 i % 256
             );
             for r in 0..10 {
-                text += &format!("[[service.s{i}.real]]\naddress = \"172.16.{}.{r}\"\n", i % 256);
+                text += &format!(
+                    "[[service.s{i}.real]]\naddress = \"172.16.{}.{r}\"\n",
+                    i % 256
+                );
             }
         }
         let d = want(&text);

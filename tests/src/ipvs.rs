@@ -68,7 +68,10 @@ pub fn boot_with_shell(builder: ApplianceBuilder, boot: Duration) -> Result<Shel
         .guest_builder(&image)
         .args([
             "-chardev".to_string(),
-            format!("socket,id=shell0,path={},server=on,wait=off", sock.display()),
+            format!(
+                "socket,id=shell0,path={},server=on,wait=off",
+                sock.display()
+            ),
             "-serial".to_string(),
             "chardev:shell0".to_string(),
         ])
@@ -106,7 +109,9 @@ pub enum ShellError {
     #[error("guest shell: {0}")]
     Io(#[from] std::io::Error),
     /// No end marker in time.
-    #[error("guest shell: `{command}` did not finish within {timeout:?}; output so far:\n{partial}")]
+    #[error(
+        "guest shell: `{command}` did not finish within {timeout:?}; output so far:\n{partial}"
+    )]
     Timeout {
         /// The command.
         command: String,
@@ -167,7 +172,11 @@ impl GuestShell {
     }
 
     /// Runs `command` (one line of sh) and returns its output and status.
-    pub fn run_status(&mut self, command: &str, timeout: Duration) -> Result<ShellOutput, ShellError> {
+    pub fn run_status(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<ShellOutput, ShellError> {
         self.seq += 1;
         let n = self.seq;
         // Markers are split by quotes so the echoed command line never matches them.
@@ -244,7 +253,11 @@ pub fn canonical_listing(text: &str) -> String {
     let mut blocks: Vec<(String, Vec<String>)> = Vec::new();
     for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
         if line.starts_with("  -> ") && !blocks.is_empty() {
-            blocks.last_mut().expect("not empty").1.push(line.to_string());
+            blocks
+                .last_mut()
+                .expect("not empty")
+                .1
+                .push(line.to_string());
         } else if line.starts_with("  -> ")
             || line.starts_with("IP Virtual Server")
             || line.starts_with("Prot ")

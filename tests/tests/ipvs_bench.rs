@@ -29,7 +29,8 @@ fn messages(line: &str) -> u64 {
 #[test]
 fn ipvs_bench_against_ipvsadm() {
     let dir = ConfigDir::new().unwrap();
-    dir.publish("lb.toml", "[node]\nhostname = \"bench\"\n").unwrap();
+    dir.publish("lb.toml", "[node]\nhostname = \"bench\"\n")
+        .unwrap();
     let mut sg = boot_with_shell(
         ApplianceBuilder::new("ipvs-bench")
             .tftp(dir.path())
@@ -53,7 +54,11 @@ fn ipvs_bench_against_ipvsadm() {
     println!("{small}\n{out}");
     for o in [&small, &out] {
         let one = figure(o, "figure: lbd one-real change");
-        assert_eq!(messages(one), 2, "one request and one acknowledgement: {one}");
+        assert_eq!(
+            messages(one),
+            2,
+            "one request and one acknowledgement: {one}"
+        );
     }
     let full = figure(&out, "figure: lbd full apply from empty");
     // 11,000 requests and as many acknowledgements: no dump, no retries.
@@ -62,6 +67,9 @@ fn ipvs_bench_against_ipvsadm() {
     figure(&out, "figure: ratio full apply ipvsadm -R / lbd");
     figure(&out, "figure: ratio full listing ipvsadm -Ln / lbd dump");
     // Everything the benchmark created is gone again.
-    let left = sg.shell.run("ipvsadm -Sn | wc -l", Duration::from_secs(60)).unwrap();
+    let left = sg
+        .shell
+        .run("ipvsadm -Sn | wc -l", Duration::from_secs(60))
+        .unwrap();
     assert_eq!(left.trim(), "0", "services left behind");
 }

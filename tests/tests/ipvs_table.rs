@@ -133,6 +133,15 @@ impl Table {
     }
 }
 
+/// A config edit: what it is, how the text changes, lbd's expected summary, and how the
+/// expected table changes.
+type Edit = (
+    &'static str,
+    Box<dyn Fn(&str) -> String>,
+    &'static str,
+    Box<dyn Fn(&mut Table)>,
+);
+
 fn listing(sh: &mut GuestShell) -> String {
     canonical_listing(&sh.run("ipvsadm -Ln", CMD).unwrap())
 }
@@ -144,7 +153,10 @@ fn publish(sg: &ShellGuest, dir: &ConfigDir, config: &str) -> String {
     let m = sg.guest.expect(APPLIED, STEP).unwrap();
     sg.guest
         .expect(
-            &format!(r"lbd:\s+INFO reloaded config \S+: .*version {}", &version[..12]),
+            &format!(
+                r"lbd:\s+INFO reloaded config \S+: .*version {}",
+                &version[..12]
+            ),
             STEP,
         )
         .unwrap();
@@ -196,15 +208,14 @@ fn ipvs_table_follows_the_config_exactly() {
     );
     let thresholds = sg.shell.run("ipvsadm -Ln --thresholds", CMD).unwrap();
     assert!(
-        thresholds
-            .lines()
-            .any(|l| l.trim_end() == "  -> 10.0.2.31:53                 100        10         0          0"),
+        thresholds.lines().any(|l| l.trim_end()
+            == "  -> 10.0.2.31:53                 100        10         0          0"),
         "thresholds of the dns real:\n{thresholds}"
     );
 
     // Each edit: exactly that change, reported as such.
     let mut config = BASE.to_string();
-    let edits: Vec<(&str, Box<dyn Fn(&str) -> String>, &str, Box<dyn Fn(&mut Table)>)> = vec![
+    let edits: Vec<Edit> = vec![
         (
             "add a real",
             Box::new(|c: &str| {
@@ -321,7 +332,10 @@ fn ipvs_table_follows_the_config_exactly() {
 
     // Unmanaged entries: kept by default, removed with unmanaged = "remove".
     sg.shell
-        .run("ipvsadm -A -t 10.0.2.200:99 -s rr && ipvsadm -a -t 10.0.2.200:99 -r 10.0.2.9:99 -m", CMD)
+        .run(
+            "ipvsadm -A -t 10.0.2.200:99 -s rr && ipvsadm -a -t 10.0.2.200:99 -r 10.0.2.9:99 -m",
+            CMD,
+        )
         .unwrap();
     config = config.replacen("weight = 5", "weight = 6", 1);
     // The foreign service is not in lbd's view: the edit is applied without reading the table.
@@ -341,9 +355,7 @@ fn ipvs_table_follows_the_config_exactly() {
     // Restart so lbd reads the table again, now with remove: the foreign service goes.
     config = format!("[ipvs]\nunmanaged = \"remove\"\n{config}");
     sg.shell.run("kill -9 $(pidof lbd)", CMD).unwrap();
-    sg.guest
-        .expect(r"services=5 reals=6", STEP)
-        .unwrap();
+    sg.guest.expect(r"services=5 reals=6", STEP).unwrap();
     sg.guest.expect(APPLIED, STEP).unwrap();
     assert_eq!(
         publish(&sg, &dir, &config),

@@ -11,8 +11,7 @@
 //! request gets its own result: one refused object does not stop the rest of the batch.
 
 use super::msg::{
-    self, request, DaemonEntry, DestEntry, Info, IpvsMessage, ServiceEntry, ServiceId,
-    Timeouts,
+    self, request, DaemonEntry, DestEntry, Info, IpvsMessage, ServiceEntry, ServiceId, Timeouts,
 };
 use super::nl::{self, GenlHeader, ParseError, Received};
 use neli::consts::genl::{CtrlAttr, CtrlCmd};

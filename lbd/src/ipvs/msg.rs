@@ -278,15 +278,15 @@ impl IpvsMessage {
     pub fn emit_attrs(&self, buf: &mut Vec<u8>) {
         for a in &self.attrs {
             match a {
-                CmdAttr::Service(s) => nl::put_nested(buf, cmd_attr::SERVICE, |b| {
-                    s.iter().for_each(|a| a.emit(b))
-                }),
-                CmdAttr::Dest(d) => nl::put_nested(buf, cmd_attr::DEST, |b| {
-                    d.iter().for_each(|a| a.emit(b))
-                }),
-                CmdAttr::Daemon(d) => nl::put_nested(buf, cmd_attr::DAEMON, |b| {
-                    d.iter().for_each(|a| a.emit(b))
-                }),
+                CmdAttr::Service(s) => {
+                    nl::put_nested(buf, cmd_attr::SERVICE, |b| s.iter().for_each(|a| a.emit(b)))
+                }
+                CmdAttr::Dest(d) => {
+                    nl::put_nested(buf, cmd_attr::DEST, |b| d.iter().for_each(|a| a.emit(b)))
+                }
+                CmdAttr::Daemon(d) => {
+                    nl::put_nested(buf, cmd_attr::DAEMON, |b| d.iter().for_each(|a| a.emit(b)))
+                }
                 CmdAttr::TimeoutTcp(v) => nl::put_u32(buf, cmd_attr::TIMEOUT_TCP, *v),
                 CmdAttr::TimeoutTcpFin(v) => nl::put_u32(buf, cmd_attr::TIMEOUT_TCP_FIN, *v),
                 CmdAttr::TimeoutUdp(v) => nl::put_u32(buf, cmd_attr::TIMEOUT_UDP, *v),
@@ -316,9 +316,7 @@ impl IpvsMessage {
                     cmd_attr::DEST => CmdAttr::Dest(parse_list(a.data, DestAttr::parse)?),
                     cmd_attr::DAEMON => CmdAttr::Daemon(parse_list(a.data, DaemonAttr::parse)?),
                     cmd_attr::TIMEOUT_TCP => CmdAttr::TimeoutTcp(a.u32("TIMEOUT_TCP")?),
-                    cmd_attr::TIMEOUT_TCP_FIN => {
-                        CmdAttr::TimeoutTcpFin(a.u32("TIMEOUT_TCP_FIN")?)
-                    }
+                    cmd_attr::TIMEOUT_TCP_FIN => CmdAttr::TimeoutTcpFin(a.u32("TIMEOUT_TCP_FIN")?),
                     cmd_attr::TIMEOUT_UDP => CmdAttr::TimeoutUdp(a.u32("TIMEOUT_UDP")?),
                     _ => CmdAttr::Other(RawAttr::from_attr(&a)),
                 }
@@ -499,9 +497,10 @@ impl DaemonAttr {
             SYNC_MAXLEN => DaemonAttr::SyncMaxlen(a.u16("daemon SYNC_MAXLEN")?),
             MCAST_GROUP => DaemonAttr::McastGroup(Ipv4Addr::from(a.bytes4("daemon MCAST_GROUP")?)),
             MCAST_GROUP6 => {
-                let b: [u8; 16] = a.data.try_into().map_err(|_| {
-                    ParseError::new("daemon MCAST_GROUP6", "expected 16 bytes")
-                })?;
+                let b: [u8; 16] = a
+                    .data
+                    .try_into()
+                    .map_err(|_| ParseError::new("daemon MCAST_GROUP6", "expected 16 bytes"))?;
                 DaemonAttr::McastGroup6(Ipv6Addr::from(b))
             }
             MCAST_PORT => DaemonAttr::McastPort(a.u16("daemon MCAST_PORT")?),
@@ -1059,12 +1058,8 @@ impl DaemonEntry {
                 DaemonAttr::McastIfn(n) => e.ifname = n.clone(),
                 DaemonAttr::SyncId(i) => e.sync_id = *i,
                 DaemonAttr::SyncMaxlen(l) => e.max_len = Some(*l),
-                DaemonAttr::McastGroup(g) if !g.is_unspecified() => {
-                    e.group = Some(IpAddr::V4(*g))
-                }
-                DaemonAttr::McastGroup6(g) if !g.is_unspecified() => {
-                    e.group = Some(IpAddr::V6(*g))
-                }
+                DaemonAttr::McastGroup(g) if !g.is_unspecified() => e.group = Some(IpAddr::V4(*g)),
+                DaemonAttr::McastGroup6(g) if !g.is_unspecified() => e.group = Some(IpAddr::V6(*g)),
                 DaemonAttr::McastPort(p) => e.port = Some(*p),
                 DaemonAttr::McastTtl(t) => e.ttl = Some(*t),
                 _ => {}
@@ -1073,7 +1068,12 @@ impl DaemonEntry {
         e.state = match state {
             Some(STATE_MASTER) => DaemonState::Master,
             Some(STATE_BACKUP) => DaemonState::Backup,
-            Some(s) => return Err(ParseError::new("daemon STATE", format!("unknown state {s}"))),
+            Some(s) => {
+                return Err(ParseError::new(
+                    "daemon STATE",
+                    format!("unknown state {s}"),
+                ))
+            }
             None => return Err(ParseError::new("daemon", "no STATE attribute")),
         };
         Ok(e)
@@ -1388,7 +1388,10 @@ mod tests {
             ]
         );
         let back = IpvsMessage::parse(cmd::SET_SERVICE, &b).unwrap();
-        assert_eq!(ServiceEntry::from_attrs(back.service().unwrap()).unwrap(), s);
+        assert_eq!(
+            ServiceEntry::from_attrs(back.service().unwrap()).unwrap(),
+            s
+        );
     }
 
     #[test]
@@ -1455,8 +1458,8 @@ mod tests {
         let b = emit(&request::add_dest(&id, &d));
         let mut expected = vec![
             48, 0, 1, 0x80, // service id only
-            6, 0, 1, 0, 2, 0, 0, 0, 6, 0, 2, 0, 6, 0, 0, 0, 20, 0, 3, 0, 192, 0, 2, 10, 0, 0, 0,
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 4, 0, 0, 80, 0, 0,
+            6, 0, 1, 0, 2, 0, 0, 0, 6, 0, 2, 0, 6, 0, 0, 0, 20, 0, 3, 0, 192, 0, 2, 10, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 4, 0, 0, 80, 0, 0,
         ];
         expected.extend_from_slice(&[
             72, 0, 2, 0x80, // IPVS_CMD_ATTR_DEST
@@ -1470,7 +1473,10 @@ mod tests {
         ]);
         assert_eq!(b, expected);
         let back = IpvsMessage::parse(cmd::NEW_DEST, &b).unwrap();
-        assert_eq!(DestEntry::from_attrs(back.dest().unwrap(), AF_INET).unwrap(), d);
+        assert_eq!(
+            DestEntry::from_attrs(back.dest().unwrap(), AF_INET).unwrap(),
+            d
+        );
     }
 
     #[test]
@@ -1514,9 +1520,7 @@ mod tests {
         }));
         assert_eq!(
             b,
-            [
-                8, 0, 4, 0, 0x20, 0x1c, 0, 0, 8, 0, 5, 0, 120, 0, 0, 0, 8, 0, 6, 0, 0x2c, 1, 0, 0
-            ]
+            [8, 0, 4, 0, 0x20, 0x1c, 0, 0, 8, 0, 5, 0, 120, 0, 0, 0, 8, 0, 6, 0, 0x2c, 1, 0, 0]
         );
         let t = timeouts_from(&IpvsMessage::parse(cmd::SET_CONFIG, &b).unwrap());
         assert_eq!((t.tcp, t.tcp_fin, t.udp), (7200, 120, 300));
@@ -1525,7 +1529,10 @@ mod tests {
         let info = [8, 0, 1, 0, 1, 2, 1, 0, 8, 0, 2, 0, 0, 0x10, 0, 0];
         let m = IpvsMessage::parse(cmd::SET_INFO, &info).unwrap();
         let i = info_from(&m).unwrap();
-        assert_eq!((i.version_string(), i.conn_tab_size), ("1.2.1".into(), 4096));
+        assert_eq!(
+            (i.version_string(), i.conn_tab_size),
+            ("1.2.1".into(), 4096)
+        );
 
         let d = DaemonEntry {
             state: DaemonState::Master,
@@ -1576,7 +1583,9 @@ mod tests {
         ] {
             a.emit(&mut d);
         }
-        let list: Vec<DestAttr> = nl::attrs(&d).map(|a| DestAttr::parse(&a.unwrap()).unwrap()).collect();
+        let list: Vec<DestAttr> = nl::attrs(&d)
+            .map(|a| DestAttr::parse(&a.unwrap()).unwrap())
+            .collect();
         let via_list = DestEntry::from_attrs(&list, AF_INET).unwrap();
         let direct = DestEntry::parse_nested(&d, AF_INET).unwrap();
         assert_eq!(direct, via_list);

@@ -315,7 +315,11 @@ impl RawAttr {
 
 impl fmt::Debug for RawAttr {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "RawAttr {{ kind: {}, data: {:02x?} }}", self.kind, self.data)
+        write!(
+            f,
+            "RawAttr {{ kind: {}, data: {:02x?} }}",
+            self.kind, self.data
+        )
     }
 }
 
@@ -478,7 +482,10 @@ mod tests {
     fn truncated_attributes_are_errors_not_panics() {
         let b = [8, 0, 1, 0, 1, 2];
         let r: Result<Vec<_>, _> = attrs(&b).collect();
-        assert!(r.unwrap_err().detail.contains("claims 8 bytes, 6 available"));
+        assert!(r
+            .unwrap_err()
+            .detail
+            .contains("claims 8 bytes, 6 available"));
         let b = [2, 0, 1, 0];
         assert!(attrs(&b).next().unwrap().is_err());
         let short = Attr {

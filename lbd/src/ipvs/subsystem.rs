@@ -17,12 +17,12 @@
 //! (VRRP) — come in through setters and take effect at the next [`IpvsSubsystem::reconcile`].
 
 use super::client::{IpvsClient, IpvsError};
+use super::msg::ServiceId;
 use crate::config::Config;
 use crate::daemon::Subsystem;
 use crate::reconcile::{
     self, DestSpec, KernelState, Op, Overrides, PlanCounts, RealHealth, ServiceSpec, SyncRole,
 };
-use super::msg::ServiceId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -166,14 +166,17 @@ impl IpvsSubsystem {
         }
         let kernel = self.kernel.as_mut().expect("just read");
         let state_file = self.state_file.clone();
-        let owned = self.owned.get_or_insert_with(|| {
-            state_file.as_deref().map(load_owned).unwrap_or_default()
-        });
+        let owned = self
+            .owned
+            .get_or_insert_with(|| state_file.as_deref().map(load_owned).unwrap_or_default());
         let mut desired = reconcile::desired(config, &self.health, &self.overrides, self.role);
         desired.owned_before = owned.clone();
         let ops = reconcile::plan(&desired, kernel);
         report.counts = PlanCounts::of(&ops);
-        let requests: Vec<(String, _)> = ops.iter().map(|op| (op.to_string(), op.message())).collect();
+        let requests: Vec<(String, _)> = ops
+            .iter()
+            .map(|op| (op.to_string(), op.message()))
+            .collect();
         let results = match client.execute(&requests) {
             Ok(r) => r,
             Err(e) => {
@@ -226,7 +229,10 @@ impl IpvsSubsystem {
         if now_owned != *owned {
             if let Some(path) = &self.state_file {
                 if let Err(e) = save_owned(path, &now_owned) {
-                    warn!("ipvs: cannot remember owned services in {}: {e}", path.display());
+                    warn!(
+                        "ipvs: cannot remember owned services in {}: {e}",
+                        path.display()
+                    );
                 }
             }
             *owned = now_owned;
@@ -279,7 +285,10 @@ impl Subsystem for IpvsSubsystem {
                 );
             }
             Err(IpvsError::Unavailable) => {
-                error!("ipvs: {}; services are not programmed", IpvsError::Unavailable);
+                error!(
+                    "ipvs: {}; services are not programmed",
+                    IpvsError::Unavailable
+                );
             }
             Err(e) => error!("ipvs: {e}; will read the kernel table again at the next apply"),
         }
