@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use lbtest::appliance::{assert_no_fatal, lines_containing, LbdRunning, LBD_RUNNING};
 use lbtest::MacAddr;
-use pxe_support::{pxe_binary, Lab, Node, HTTP_PORT, SERVER};
+use pxe_support::{pxe_binary, Dhcp, Lab, Node, HTTP_PORT, SERVER};
 
 /// QEMU start to lbd running through the whole chain: about 15 s under TCG on an idle host;
 /// two guests at once on a loaded 2-core machine take much longer.
@@ -104,6 +104,11 @@ fn two_guests_pxe_boot_from_pxe_and_run_lbd_with_their_own_configs() {
         versions.push(version);
     }
     assert_ne!(versions[0], versions[1], "both nodes got the same config");
+
+    // iPXE's own account (SeaBIOS and iPXE print to the serial console without a display).
+    for (i, n) in lab.nodes.iter().enumerate() {
+        assert_ipxe_fetched(&guests[i], n);
+    }
 
     // pxe's access log: who asked for what, and what they got.
     for n in &lab.nodes {
@@ -214,4 +219,91 @@ fn two_guests_pxe_boot_from_pxe_and_run_lbd_with_their_own_configs() {
     for g in &guests {
         assert_no_fatal(g.console());
     }
+}
+
+/// The guest's console shows iPXE fetching its own script, the kernel and the initramfs from
+/// pxe, each ending in "ok".
+fn assert_ipxe_fetched(g: &lbtest::Guest, n: &Node) {
+    let hyphen = n.mac.to_string().replace(':', "-");
+    for url in [
+        format!("http://{SERVER}:{HTTP_PORT}/boot/{hyphen}.ipxe"),
+        format!("http://{SERVER}:{HTTP_PORT}/image/vmlinuz"),
+        format!("http://{SERVER}:{HTTP_PORT}/image/initrd.img"),
+    ] {
+        let lines = lines_containing(g.console(), &url);
+        assert!(
+            lines.iter().any(|l| l.trim_end().ends_with(" ok")),
+            "{}: iPXE did not report {url} ... ok: {lines:?}",
+            n.hostname
+        );
+    }
+}
+
+/// The proxy-DHCP alternative from pxe/README.md: the segment's DHCP server hands out
+/// addresses and knows nothing of PXE; dnsmasq beside pxe adds the boot information.
+#[test]
+fn proxy_dhcp_beside_an_existing_dhcp_server_boots_a_guest() {
+    let node = Node {
+        mac: MacAddr::local(0x66_00_11),
+        hostname: "pxe-proxied",
+        priority: 120,
+        via_tftp: false,
+    };
+    let lab = Lab::start_with("pxe-proxy", vec![node], &pxe_binary(false), Dhcp::Proxy);
+    let started = Instant::now();
+    let g = lab.guest(0).spawn().expect("start QEMU in the namespace");
+    let up = g.expect(NETWORK_UP, CHAIN).unwrap();
+    let m = g.expect(LBD_RUNNING, CHAIN).unwrap();
+    let lbd = LbdRunning::from_match(&m).expect("a complete lbd running line");
+    eprintln!(
+        "figure: {} PXE chain with proxy DHCP to lbd running: {:.1?} wall, {:.2?} guest uptime",
+        g.accel().name(),
+        started.elapsed(),
+        lbd.uptime
+    );
+    let (text, version) = lab.rendered(0);
+    assert!(text.contains("hostname = \"pxe-proxied\"\n"), "{text}");
+    assert!(
+        lbd.summary
+            .ends_with(&format!("version {}", &version[..12])),
+        "{}",
+        lbd.line
+    );
+    assert_ipxe_fetched(&g, &lab.nodes[0]);
+
+    // The address came from the segment's server (which sent no boot file), the boot
+    // information from the proxy beside pxe.
+    let addr = up.name("addr").unwrap().to_string();
+    let lan = lab.lan_log();
+    assert!(
+        lan.contains(&format!("DHCPACK(eth0) {addr} {}", lab.nodes[0].mac)),
+        "{lan}"
+    );
+    assert!(
+        !lan.contains("option: 67"),
+        "the LAN server sent a boot file: {lan}"
+    );
+    let proxy = lab.dnsmasq_log();
+    assert!(
+        proxy.contains(&format!("PXE(br0) {} proxy", lab.nodes[0].mac)),
+        "{proxy}"
+    );
+    assert!(
+        proxy.contains(&format!(
+            "bootfile name: http://{SERVER}:{HTTP_PORT}/boot.ipxe"
+        )),
+        "{proxy}"
+    );
+    assert!(
+        !proxy.contains("DHCPACK"),
+        "the proxy must not hand out addresses: {proxy}"
+    );
+    assert_eq!(
+        lab.access(&["path=/config/", "status=200", "node=\"pxe-proxied\""])
+            .len(),
+        1,
+        "{}",
+        lab.pxe_log()
+    );
+    assert_no_fatal(g.console());
 }

@@ -77,6 +77,16 @@ pub fn pxe_binary(prefer_release: bool) -> PathBuf {
     })
 }
 
+/// How the guests find pxe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dhcp {
+    /// dnsmasq beside pxe is the segment's DHCP server and names the boot files itself.
+    Server,
+    /// The segment's DHCP server (dnsmasq in a second namespace on the bridge) knows nothing
+    /// of PXE; dnsmasq beside pxe answers as proxy DHCP with the boot information only.
+    Proxy,
+}
+
 /// The running lab.
 pub struct Lab {
     pub dir: tempfile::TempDir,
@@ -87,13 +97,22 @@ pub struct Lab {
     pxe_bin: PathBuf,
     // Dropped in this order: the servers, then the namespace (which kills what is left).
     _pxe: ChildGuard,
-    _dnsmasq: ChildGuard,
+    _dnsmasq: Vec<ChildGuard>,
     pub ns: Netns,
+    /// The namespace of the segment's own DHCP server ([`Dhcp::Proxy`]).
+    pub lan: Option<Netns>,
+    /// Its log.
+    pub lan_log: PathBuf,
 }
 
 impl Lab {
     /// Starts pxe and dnsmasq in a fresh namespace with a tap `tapN` per node.
     pub fn start(tag: &str, nodes: Vec<Node>, pxe_bin: &Path) -> Lab {
+        Self::start_with(tag, nodes, pxe_bin, Dhcp::Server)
+    }
+
+    /// [`Lab::start`] with a choice of DHCP setup.
+    pub fn start_with(tag: &str, nodes: Vec<Node>, pxe_bin: &Path, mode: Dhcp) -> Lab {
         let image = Image::find();
         let dir = tempfile::tempdir().expect("temp dir");
         let ns = Netns::new(tag).expect("network namespaces (run the tests as root)");
@@ -137,39 +156,68 @@ impl Lab {
         // The DHCP server, configured as pxe/README.md says: iPXE (option 175) gets pxe's
         // script, anything else the iPXE binary (the chainloading loop guard).
         let dnsmasq_log = dir.path().join("dnsmasq.log");
-        let mut args: Vec<String> = vec![
-            "--keep-in-foreground".into(),
-            "--conf-file=/dev/null".into(),
-            "--no-resolv".into(),
-            "--no-hosts".into(),
-            "--port=0".into(),
-            "--interface=br0".into(),
-            "--bind-interfaces".into(),
-            "--user=root".into(),
-            "--group=root".into(),
-            format!("--pid-file={}", dir.path().join("dnsmasq.pid").display()),
-            format!("--dhcp-leasefile={}", dir.path().join("leases").display()),
-            format!("--log-facility={}", dnsmasq_log.display()),
-            "--log-dhcp".into(),
-            "--dhcp-range=10.66.0.50,10.66.0.99,255.255.255.0,1h".into(),
-            // No ICMP probe of an address before offering it: the namespace is ours, and the
-            // probe adds 3 s to every first lease.
-            "--no-ping".into(),
-            // Router advertisements (no DHCPv6): iPXE's IPv6 autoconfiguration ends at once.
-            "--enable-ra".into(),
-            "--dhcp-range=::,constructor:br0,ra-only".into(),
-            "--dhcp-match=set:ipxe,175".into(),
-            format!("--dhcp-boot=tag:!ipxe,undionly.kpxe,,{SERVER}"),
-            format!("--dhcp-boot=tag:ipxe,tag:!viatftp,http://{SERVER}:{HTTP_PORT}/boot.ipxe"),
-            format!("--dhcp-boot=tag:ipxe,tag:viatftp,boot.ipxe,,{SERVER}"),
-        ];
-        for n in nodes.iter().filter(|n| n.via_tftp) {
-            args.push(format!("--dhcp-host={},set:viatftp", n.mac));
+        let lan_log = dir.path().join("lan-dhcp.log");
+        let mut args = dnsmasq_common(dir.path(), "br0", &dnsmasq_log, "beside-pxe");
+        match mode {
+            Dhcp::Server => {
+                args.extend([
+                    "--dhcp-range=10.66.0.50,10.66.0.99,255.255.255.0,1h".to_string(),
+                    // No ICMP probe of an address before offering it: the namespace is ours,
+                    // and the probe adds 3 s to every first lease.
+                    "--no-ping".into(),
+                    "--dhcp-match=set:ipxe,175".into(),
+                    format!("--dhcp-boot=tag:!ipxe,undionly.kpxe,,{SERVER}"),
+                    format!(
+                        "--dhcp-boot=tag:ipxe,tag:!viatftp,http://{SERVER}:{HTTP_PORT}/boot.ipxe"
+                    ),
+                    format!("--dhcp-boot=tag:ipxe,tag:viatftp,boot.ipxe,,{SERVER}"),
+                ]);
+                for n in nodes.iter().filter(|n| n.via_tftp) {
+                    args.push(format!("--dhcp-host={},set:viatftp", n.mac));
+                }
+            }
+            Dhcp::Proxy => args.extend([
+                "--dhcp-range=10.66.0.0,proxy".to_string(),
+                "--dhcp-match=set:ipxe,175".into(),
+                format!("--pxe-service=tag:!ipxe,x86PC,\"lb appliance\",undionly.kpxe,{SERVER}"),
+                format!("--pxe-service=tag:!ipxe,X86-64_EFI,\"lb appliance\",ipxe.efi,{SERVER}"),
+                format!("--dhcp-boot=tag:ipxe,http://{SERVER}:{HTTP_PORT}/boot.ipxe,,{SERVER}"),
+            ]),
         }
+        // Router advertisements (no DHCPv6): iPXE's IPv6 autoconfiguration ends at once.
+        args.extend([
+            "--enable-ra".to_string(),
+            "--dhcp-range=::,constructor:br0,ra-only".into(),
+        ]);
         let mut cmd = ns.command("dnsmasq");
         cmd.args(&args).stdin(Stdio::null());
-        let dnsmasq = ChildGuard::spawn(&mut cmd).expect("dnsmasq (apt-get install dnsmasq-base)");
-        wait_for(&dnsmasq_log, "DHCP, IP range", Duration::from_secs(10));
+        let mut dnsmasq =
+            vec![ChildGuard::spawn(&mut cmd).expect("dnsmasq (apt-get install dnsmasq-base)")];
+        let ready = if mode == Dhcp::Proxy {
+            "proxy on subnet"
+        } else {
+            "DHCP, IP range"
+        };
+        wait_for(&dnsmasq_log, ready, Duration::from_secs(10));
+
+        let lan = (mode == Dhcp::Proxy).then(|| {
+            // The segment's own DHCP server: addresses only, in a namespace of its own
+            // joined to the bridge.
+            let lan = Netns::new("pxe-lan").expect("a second namespace");
+            ns.add_veth_to("lan0", &lan, "eth0").unwrap();
+            ns.set_master("lan0", "br0").unwrap();
+            lan.add_addr("eth0", "10.66.0.2/24").unwrap();
+            let mut args = dnsmasq_common(dir.path(), "eth0", &lan_log, "lan");
+            args.extend([
+                "--dhcp-range=10.66.0.50,10.66.0.99,255.255.255.0,1h".to_string(),
+                "--no-ping".into(),
+            ]);
+            let mut cmd = lan.command("dnsmasq");
+            cmd.args(&args).stdin(Stdio::null());
+            dnsmasq.push(ChildGuard::spawn(&mut cmd).expect("dnsmasq for the LAN"));
+            wait_for(&lan_log, "DHCP, IP range", Duration::from_secs(10));
+            lan
+        });
 
         Lab {
             dir,
@@ -181,10 +229,13 @@ impl Lab {
             _pxe: pxe,
             _dnsmasq: dnsmasq,
             ns,
+            lan,
+            lan_log,
         }
     }
 
     /// A guest for node `i`: no kernel given, `-boot n` with QEMU's iPXE ROM, on `tap{i}`.
+    /// Without a display, SeaBIOS and iPXE print to the serial console too.
     pub fn guest(&self, i: usize) -> GuestBuilder {
         let n = &self.nodes[i];
         GuestBuilder::new(format!("pxe-chain-{}", n.hostname))
@@ -192,6 +243,7 @@ impl Lab {
             .memory_mib(512)
             .nic(Nic::tap(format!("tap{i}"), n.mac))
             .netns(&self.ns)
+            .args(["-machine", "graphics=off"])
     }
 
     /// What pxe serves node `i` (`pxe render`): its config text and lbd's version of it.
@@ -223,6 +275,10 @@ impl Lab {
         std::fs::read_to_string(&self.dnsmasq_log).unwrap_or_default()
     }
 
+    pub fn lan_log(&self) -> String {
+        std::fs::read_to_string(&self.lan_log).unwrap_or_default()
+    }
+
     /// pxe's access-log lines containing every needle.
     pub fn access(&self, needles: &[&str]) -> Vec<String> {
         self.pxe_log()
@@ -238,8 +294,33 @@ impl Drop for Lab {
         if std::thread::panicking() {
             eprintln!("--- pxe log ---\n{}", self.pxe_log());
             eprintln!("--- dnsmasq log ---\n{}", self.dnsmasq_log());
+            if self.lan.is_some() {
+                eprintln!("--- LAN DHCP log ---\n{}", self.lan_log());
+            }
         }
     }
+}
+
+/// dnsmasq arguments every instance here uses: foreground, no DNS, one interface, logs.
+fn dnsmasq_common(dir: &Path, dev: &str, log: &Path, name: &str) -> Vec<String> {
+    vec![
+        "--keep-in-foreground".into(),
+        "--conf-file=/dev/null".into(),
+        "--no-resolv".into(),
+        "--no-hosts".into(),
+        "--port=0".into(),
+        format!("--interface={dev}"),
+        "--bind-interfaces".into(),
+        "--user=root".into(),
+        "--group=root".into(),
+        format!("--pid-file={}", dir.join(format!("{name}.pid")).display()),
+        format!(
+            "--dhcp-leasefile={}",
+            dir.join(format!("{name}.leases")).display()
+        ),
+        format!("--log-facility={}", log.display()),
+        "--log-dhcp".into(),
+    ]
 }
 
 /// Waits (bounded) until `file` contains `needle`.
