@@ -19,12 +19,14 @@ set -euo pipefail
 APT_PACKAGES=(
     qemu-system-x86 # QEMU guests for the end-to-end tests (TCG; KVM where it works)
     ipxe-qemu       # QEMU's PXE option ROMs (-boot n)
+    ipxe            # undionly.kpxe / ipxe.efi that pxe serves over TFTP to firmware without iPXE
     busybox-static  # tiny initramfs for harness self-tests and guest tooling
     cpio            # initramfs archives
     xz-utils        # .deb payloads, compressed initramfs
     zstd            # compressed initramfs / kernel modules
     dnsmasq-base    # DHCP/TFTP peer in network-namespace tests
     tftp-hpa        # TFTP client peer for the pxe server tests
+    atftp           # TFTP client with blksize/tsize options, for the pxe server tests
     ipvsadm         # independent check of the IPVS table inside guests
     python3         # python3 -m http.server as a static HTTP peer
     iproute2        # ip netns / link / addr for the test topologies
