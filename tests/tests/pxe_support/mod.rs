@@ -166,7 +166,10 @@ impl Lab {
                     // and the probe adds 3 s to every first lease.
                     "--no-ping".into(),
                     "--dhcp-match=set:ipxe,175".into(),
-                    format!("--dhcp-boot=tag:!ipxe,undionly.kpxe,,{SERVER}"),
+                    "--dhcp-match=set:efi64,option:client-arch,7".into(),
+                    "--dhcp-match=set:efi64,option:client-arch,9".into(),
+                    format!("--dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi,,{SERVER}"),
+                    format!("--dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe,,{SERVER}"),
                     format!(
                         "--dhcp-boot=tag:ipxe,tag:!viatftp,http://{SERVER}:{HTTP_PORT}/boot.ipxe"
                     ),
