@@ -10,9 +10,11 @@
 //!   `rise` consecutive successes. A result of the other kind resets the count.
 //! - The first run is `warmup` plus a random phase within one interval after the check starts,
 //!   so thousands of checks configured at once spread over the interval instead of firing
-//!   together. Each later run is `interval` after the previous one *started*, plus a random
-//!   part of `jitter`; after a failure that has not yet brought an up real down, the retry comes
-//!   `retry_delay` after that check *ended*. A check never starts before the previous one ended.
+//!   together. Each later run is `interval` after the previous one *started*, moved by a
+//!   random amount within ±`jitter`/2 (so a real is still checked once per interval on
+//!   average); after a failure that has not yet brought an up real down, the retry comes
+//!   `retry_delay` (± `jitter`/2) after that check *ended*. A check never starts before the
+//!   previous one ended.
 //! - The random inputs are fractions in [0, 1) passed by the caller.
 
 use super::failure::{Failure, Outcome};
@@ -155,7 +157,7 @@ impl Hysteresis {
     }
 
     /// Records the result of a check that ran from `started` to `finished`; `jitter` in [0, 1)
-    /// picks the random part of the next delay.
+    /// picks the random part of the next delay (0.5: none).
     pub fn record(
         &mut self,
         started: Instant,
@@ -210,12 +212,13 @@ impl Hysteresis {
                 true
             }
         };
-        let jitter = self.timing.jitter.mul_f64(clamp_fraction(jitter));
+        let spread = self.timing.jitter.mul_f64(clamp_fraction(jitter));
+        let half = self.timing.jitter / 2;
         let next_run = if failed && self.state == CheckState::Up {
             // A retry on the way to `fall`.
-            finished + self.timing.retry_delay + jitter
+            finished + (self.timing.retry_delay + spread).saturating_sub(half)
         } else {
-            (started + self.timing.interval + jitter).max(finished)
+            (started + (self.timing.interval + spread).saturating_sub(half)).max(finished)
         };
         Step {
             transition,
@@ -296,7 +299,7 @@ mod tests {
         }
         fn feed(&mut self, o: Outcome) -> Step {
             let started = self.now;
-            let step = self.h.record(started, started + self.took, o, 0.0);
+            let step = self.h.record(started, started + self.took, o, 0.5);
             self.now = step.next_run;
             step
         }
@@ -384,22 +387,31 @@ mod tests {
         assert_eq!(h.first_run(t0, 7.0), t0 + 1500 * MS, "phase is clamped");
 
         let mut h = Hysteresis::new(t);
-        // Success: next start is one interval after this start, plus jitter.
-        let s = h.record(t0, t0 + 20 * MS, Outcome::UP, 0.0);
-        assert_eq!(s.next_run, t0 + 1000 * MS);
+        // Success: next start is one interval after this start, within ±jitter/2 (100ms).
         let s = h.record(t0, t0 + 20 * MS, Outcome::UP, 0.5);
-        assert_eq!(s.next_run, t0 + 1050 * MS);
+        assert_eq!(s.next_run, t0 + 1000 * MS);
+        let s = h.record(t0, t0 + 20 * MS, Outcome::UP, 0.0);
+        assert_eq!(s.next_run, t0 + 950 * MS);
+        let s = h.record(t0, t0 + 20 * MS, Outcome::UP, 0.75);
+        assert_eq!(s.next_run, t0 + 1025 * MS);
         // A failure of an up real is retried retry_delay after it ended.
-        let s = h.record(t0, t0 + 300 * MS, fail(), 0.0);
+        let s = h.record(t0, t0 + 300 * MS, fail(), 0.5);
         assert_eq!(s.next_run, t0 + 500 * MS);
         // Once down, back to the interval.
-        h.record(t0, t0 + 300 * MS, fail(), 0.0);
-        let s = h.record(t0, t0 + 300 * MS, fail(), 0.0);
+        h.record(t0, t0 + 300 * MS, fail(), 0.5);
+        let s = h.record(t0, t0 + 300 * MS, fail(), 0.5);
         assert_eq!(h.state(), CheckState::Down);
         assert_eq!(s.next_run, t0 + 1000 * MS);
         // A check that took longer than the interval: the next starts when it ended.
-        let s = h.record(t0, t0 + 1700 * MS, fail(), 0.0);
+        let s = h.record(t0, t0 + 1700 * MS, fail(), 0.5);
         assert_eq!(s.next_run, t0 + 1700 * MS);
+        // Jitter larger than the delay never schedules into the past.
+        let mut h = Hysteresis::new(Timing {
+            jitter: 3000 * MS,
+            ..t
+        });
+        let s = h.record(t0, t0 + 20 * MS, Outcome::UP, 0.0);
+        assert_eq!(s.next_run, t0 + 20 * MS);
     }
 
     #[test]
@@ -445,8 +457,8 @@ mod tests {
     fn resume_keeps_state_and_weight_but_counts_again() {
         let mut h = Hysteresis::resume(timing(2, 2), CheckState::Down, Some(4));
         let t0 = Instant::now();
-        assert_eq!(h.record(t0, t0, Outcome::UP, 0.0).transition, None);
-        assert!(h.record(t0, t0, Outcome::UP, 0.0).transition.is_some());
+        assert_eq!(h.record(t0, t0, Outcome::UP, 0.5).transition, None);
+        assert!(h.record(t0, t0, Outcome::UP, 0.5).transition.is_some());
         assert_eq!(h.weight(), Some(4));
     }
 

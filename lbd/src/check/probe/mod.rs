@@ -232,27 +232,32 @@ impl Probe {
         }
     }
 
+    /// The checkers other than TCP are boxed: a check task lives as long as its real, and an
+    /// async state machine is as large as its largest state (a TLS connection is kilobytes),
+    /// so ten thousand sleeping TCP checks would otherwise each carry an HTTPS-sized future.
     async fn run_unbounded(&self, p: &Progress) -> Outcome {
         match &self.kind {
             Kind::Tcp => self.connect(p).await.map(drop).into(),
-            Kind::Http(h) => http::run(self, h, p).await.into(),
+            Kind::Http(h) => Box::pin(http::run(self, h, p)).await.into(),
             Kind::Udp {
                 payload,
                 expect_reply,
-            } => udp::run_udp(self, payload, *expect_reply, p).await.into(),
-            Kind::Dns { name, qtype } => udp::run_dns(self, name, *qtype, p).await.into(),
-            Kind::Smtp { helo } => smtp::run(self, helo, p).await.into(),
+            } => Box::pin(udp::run_udp(self, payload, *expect_reply, p))
+                .await
+                .into(),
+            Kind::Dns { name, qtype } => Box::pin(udp::run_dns(self, name, *qtype, p)).await.into(),
+            Kind::Smtp { helo } => Box::pin(smtp::run(self, helo, p)).await.into(),
             Kind::Exec {
                 command,
                 weight_from_exit,
-            } => exec::run(self, command, *weight_from_exit, p).await,
+            } => Box::pin(exec::run(self, command, *weight_from_exit, p)).await,
             Kind::Mysql { user, database } => {
-                sql::mysql(self, user.as_deref(), database.as_deref(), p)
+                Box::pin(sql::mysql(self, user.as_deref(), database.as_deref(), p))
                     .await
                     .into()
             }
             Kind::Pgsql { user, database } => {
-                sql::pgsql(self, user.as_deref(), database.as_deref(), p)
+                Box::pin(sql::pgsql(self, user.as_deref(), database.as_deref(), p))
                     .await
                     .into()
             }
@@ -366,6 +371,20 @@ async fn read_some<S: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_check_run_future_is_small() {
+        let c = crate::config::parse(
+            "t.toml",
+            "[service.s]\nfwmark = 1\nscheduler = \"rr\"\nforwarding = \"dr\"\ncheck = { type = \"https\" }\n[[service.s.real]]\naddress = \"10.0.0.1:443\"\n",
+        )
+        .unwrap()
+        .config;
+        let real = &c.services["s"].reals[0];
+        let probe = Probe::new("s", real, real.check.as_ref().unwrap()).unwrap();
+        let size = std::mem::size_of_val(&probe.run());
+        assert!(size < 512, "a check run future takes {size} bytes");
+    }
 
     #[test]
     fn host_header_to_server_name() {

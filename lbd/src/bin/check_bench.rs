@@ -1,0 +1,673 @@
+//! Benchmark of lbd's health checks: N real servers (10,000 by default) checked every second,
+//! by TCP connect and then by HTTP GET, against listeners on N distinct (address, port) pairs
+//! inside a network namespace the benchmark creates (many /32 addresses on its loopback, a few
+//! ports each, served by a separate process so its CPU is not counted).
+//!
+//! Prints, per check type: checks per second actually served, the CPU of lbd's check thread
+//! and of the whole process (share of one core), resident memory, and the detection latency
+//! (p50/p99) from a server's death (its listener closed, so connects are refused) to the
+//! state change in the published health report, with the settings used.
+//!
+//! keepalived's checker needs IPVS to run, which hosts without the ip_vs module lack; its
+//! figures are printed as n/a here (run it side by side inside a test-image guest).
+//!
+//! Needs root. Usage: check-bench [--reals N] [--ports-per-address P] [--seconds S]
+//!                    [--kills K] [--fall F] [--kind tcp|http|both]
+
+#[cfg(feature = "daemon")]
+fn main() -> std::process::ExitCode {
+    bench::main()
+}
+
+#[cfg(not(feature = "daemon"))]
+fn main() {
+    eprintln!("check-bench needs lbd's `daemon` feature");
+    std::process::exit(2);
+}
+
+#[cfg(feature = "daemon")]
+mod bench {
+    use lbd::check::subsystem::CheckSubsystem;
+    use lbd::check::{CheckState, HealthReport};
+    use lbd::daemon::Subsystem;
+    use std::collections::HashMap;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::process::{Child, Command, ExitCode, Stdio};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    #[derive(Clone, Debug)]
+    struct Opts {
+        reals: usize,
+        ports: usize,
+        seconds: u64,
+        kills: usize,
+        fall: u32,
+        kinds: Vec<String>,
+    }
+
+    fn parse_opts(args: &[String]) -> Result<Opts, String> {
+        let mut o = Opts {
+            reals: 10_000,
+            ports: 10,
+            seconds: 20,
+            kills: 200,
+            fall: 1,
+            kinds: vec!["tcp".into(), "http".into()],
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut val = |name: &str| {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| format!("{name} needs a value"))
+            };
+            let num = |v: String, name: &str| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("{name}: {v:?} is not a number"))
+            };
+            match a.as_str() {
+                "--reals" => o.reals = num(val(a)?, a)? as usize,
+                "--ports-per-address" => o.ports = num(val(a)?, a)?.max(1) as usize,
+                "--seconds" => o.seconds = num(val(a)?, a)?.max(1),
+                "--kills" => o.kills = num(val(a)?, a)? as usize,
+                "--fall" => o.fall = num(val(a)?, a)?.clamp(1, 100) as u32,
+                "--kind" => {
+                    o.kinds = match val(a)?.as_str() {
+                        "both" => vec!["tcp".into(), "http".into()],
+                        k @ ("tcp" | "http") => vec![k.into()],
+                        k => return Err(format!("--kind {k}: use tcp, http or both")),
+                    }
+                }
+                "-h" | "--help" => return Err(String::new()),
+                other => return Err(format!("unknown argument {other}")),
+            }
+        }
+        if o.kills > o.reals {
+            o.kills = o.reals;
+        }
+        Ok(o)
+    }
+
+    fn addr(i: usize, ports: usize) -> SocketAddr {
+        let host = i / ports;
+        let ip = Ipv4Addr::new(10, 200, (host / 250) as u8, (host % 250 + 1) as u8);
+        SocketAddr::new(ip.into(), 20_000 + (i % ports) as u16)
+    }
+
+    fn monotonic_ns() -> u128 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid pointer to a timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
+    }
+
+    fn raise_nofile() {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: valid pointers to rlimit structs.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
+                r.rlim_cur = r.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+            }
+        }
+    }
+
+    pub fn main() -> ExitCode {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if args.first().map(String::as_str) == Some("--serve") {
+            return serve(&args[1..]);
+        }
+        let opts = match parse_opts(&args) {
+            Ok(o) => o,
+            Err(e) => {
+                if !e.is_empty() {
+                    eprintln!("check-bench: {e}");
+                }
+                eprintln!("usage: check-bench [--reals N] [--ports-per-address P] [--seconds S] [--kills K] [--fall F] [--kind tcp|http|both]");
+                return ExitCode::from(2);
+            }
+        };
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("check-bench: needs root (it creates a network namespace)");
+            return ExitCode::from(2);
+        }
+        raise_nofile();
+        let ns = match Netns::new(&opts) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("check-bench: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!(
+            "check-bench: {} reals on {} addresses x {} ports in namespace {}, interval 1s, timeout 1s, rise 1, fall {}, jitter 100ms",
+            opts.reals,
+            opts.reals.div_ceil(opts.ports),
+            opts.ports,
+            ns.name,
+            opts.fall
+        );
+        let mut ok = true;
+        for kind in &opts.kinds {
+            match run_kind(&ns, &opts, kind) {
+                Ok(()) => {}
+                Err(e) => {
+                    eprintln!("check-bench: {kind}: {e}");
+                    ok = false;
+                }
+            }
+        }
+        println!(
+            "keepalived: n/a (its checker programs IPVS, which this kernel lacks; compare inside a test-image guest)"
+        );
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+
+    struct Netns {
+        name: String,
+    }
+
+    impl Netns {
+        fn new(opts: &Opts) -> Result<Netns, String> {
+            let name = format!("lbdbench-{}", std::process::id());
+            let run = |args: &[&str]| -> Result<(), String> {
+                let st = Command::new("ip")
+                    .args(args)
+                    .status()
+                    .map_err(|e| format!("ip {args:?}: {e}"))?;
+                if st.success() {
+                    Ok(())
+                } else {
+                    Err(format!("ip {args:?}: {st}"))
+                }
+            };
+            run(&["netns", "add", &name])?;
+            let ns = Netns { name };
+            run(&["-n", &ns.name, "link", "set", "lo", "up"])?;
+            let mut batch = String::new();
+            for host in 0..opts.reals.div_ceil(opts.ports) {
+                let a = addr(host * opts.ports, opts.ports);
+                batch += &format!("addr add {}/32 dev lo\n", a.ip());
+            }
+            let mut child = Command::new("ip")
+                .args(["-n", &ns.name, "-batch", "-"])
+                .stdin(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("ip -batch: {e}"))?;
+            child
+                .stdin
+                .take()
+                .expect("piped")
+                .write_all(batch.as_bytes())
+                .map_err(|e| format!("ip -batch: {e}"))?;
+            let st = child.wait().map_err(|e| format!("ip -batch: {e}"))?;
+            if !st.success() {
+                return Err(format!("adding addresses failed: {st}"));
+            }
+            Ok(ns)
+        }
+
+        fn enter(&self) -> Result<(), String> {
+            let path = format!("/run/netns/{}", self.name);
+            let f = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
+            use std::os::fd::AsRawFd;
+            // SAFETY: setns on a valid namespace fd, for the calling thread.
+            if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(format!("setns: {}", std::io::Error::last_os_error()));
+            }
+            Ok(())
+        }
+    }
+
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.name])
+                .status();
+        }
+    }
+
+    /// The server process (not measured).
+    struct Server {
+        child: Child,
+        out: BufReader<std::process::ChildStdout>,
+    }
+
+    impl Server {
+        fn start(ns: &Netns, opts: &Opts, kind: &str) -> Result<Server, String> {
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let mut child = Command::new("ip")
+                .args(["netns", "exec", &ns.name])
+                .arg(exe)
+                .args([
+                    "--serve",
+                    kind,
+                    &opts.reals.to_string(),
+                    &opts.ports.to_string(),
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("server: {e}"))?;
+            let out = BufReader::new(child.stdout.take().expect("piped"));
+            let mut s = Server { child, out };
+            let line = s.line()?;
+            if line != "ready" {
+                return Err(format!("server said {line:?}"));
+            }
+            Ok(s)
+        }
+
+        fn line(&mut self) -> Result<String, String> {
+            let mut l = String::new();
+            match self.out.read_line(&mut l) {
+                Ok(0) => Err("server exited".into()),
+                Ok(_) => Ok(l.trim().to_string()),
+                Err(e) => Err(format!("server: {e}")),
+            }
+        }
+
+        fn command(&mut self, cmd: &str) -> Result<String, String> {
+            let stdin = self.child.stdin.as_mut().ok_or("server stdin closed")?;
+            writeln!(stdin, "{cmd}").map_err(|e| format!("server: {e}"))?;
+            self.line()
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn config_text(opts: &Opts, kind: &str) -> String {
+        let mut t = String::new();
+        let per_service = 100;
+        let check = match kind {
+            "tcp" => r#"{ type = "tcp", interval = "1s", timeout = "1s", jitter = "100ms", rise = 1, fall = FALL }"#,
+            _ => r#"{ type = "http", path = "/health", interval = "1s", timeout = "1s", jitter = "100ms", rise = 1, fall = FALL }"#,
+        }
+        .replace("FALL", &opts.fall.to_string());
+        for i in 0..opts.reals {
+            if i % per_service == 0 {
+                t += &format!(
+                    "[service.s{}]\nfwmark = {}\nscheduler = \"wrr\"\nforwarding = \"dr\"\ncheck = {check}\n",
+                    i / per_service,
+                    i / per_service + 1
+                );
+            }
+            t += &format!(
+                "[[service.s{}.real]]\naddress = \"{}\"\n",
+                i / per_service,
+                addr(i, opts.ports)
+            );
+        }
+        t
+    }
+
+    /// CPU time (user, system) of a thread or of the whole process, from /proc.
+    fn cpu_split(stat_path: &str) -> Option<(Duration, Duration)> {
+        let stat = std::fs::read_to_string(stat_path).ok()?;
+        let rest = stat.rsplit_once(") ")?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after "pid (comm) ".
+        let user: u64 = f.get(11)?.parse().ok()?;
+        let system: u64 = f.get(12)?.parse().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        let d = |ticks: u64| Duration::from_nanos(ticks * 1_000_000_000 / hz);
+        Some((d(user), d(system)))
+    }
+
+    fn cpu_of(stat_path: &str) -> Option<Duration> {
+        cpu_split(stat_path).map(|(u, s)| u + s)
+    }
+
+    fn thread_stat(name: &str) -> Option<String> {
+        for entry in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            if comm.trim() == name {
+                return Some(entry.path().join("stat").display().to_string());
+            }
+        }
+        None
+    }
+
+    fn status_kib(field: &str) -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn percentile(sorted: &[f64], p: f64) -> f64 {
+        if sorted.is_empty() {
+            return f64::NAN;
+        }
+        let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted[idx.min(sorted.len() - 1)]
+    }
+
+    fn run_kind(ns: &Netns, opts: &Opts, kind: &str) -> Result<(), String> {
+        let mut server = Server::start(ns, opts, kind)?;
+        let config = lbd::config::parse("bench.toml", &config_text(opts, kind))
+            .map_err(|e| format!("bench config refused: {e}"))?
+            .config;
+        let rss_before_checks = status_kib("VmRSS:");
+        // The check thread inherits this thread's namespace: start it from a thread inside.
+        let (mut checks, rx) = {
+            let ns_name = ns.name.clone();
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    Netns {
+                        name: ns_name.clone(),
+                    }
+                    .enter_and_forget()?;
+                    let c = CheckSubsystem::start().map_err(|e| e.to_string())?;
+                    let rx = c.health();
+                    Ok::<_, String>((c, rx))
+                })
+                .join()
+                .map_err(|_| "check thread setup panicked".to_string())?
+            })?
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let t0 = Instant::now();
+        checks.apply(None, &config);
+        let result = runtime.block_on(measure(opts, kind, &mut server, rx, t0, rss_before_checks));
+        checks.stop();
+        result
+    }
+
+    async fn measure(
+        opts: &Opts,
+        kind: &str,
+        server: &mut Server,
+        mut rx: tokio::sync::watch::Receiver<Arc<HealthReport>>,
+        t0: Instant,
+        rss_before_checks: u64,
+    ) -> Result<(), String> {
+        let reals: Vec<(String, SocketAddr)> = (0..opts.reals)
+            .map(|i| (format!("s{}", i / 100), addr(i, opts.ports)))
+            .collect();
+        // Warm-up: every real checked once and up.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = rx.borrow_and_update().clone();
+            let up = reals
+                .iter()
+                .filter(|(s, a)| r.real(s, a).is_some_and(|x| x.state == CheckState::Up))
+                .count();
+            if up == reals.len() {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return Err(format!(
+                    "only {up} of {} reals up after 30s of checks",
+                    reals.len()
+                ));
+            }
+        }
+        let first_round = t0.elapsed();
+        // Steady state: CPU over `seconds`, with no state changes.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let thread = thread_stat("lbd-checks").ok_or("no lbd-checks thread")?;
+        let served0: u64 = server.command("stats")?.parse().map_err(|_| "bad stats")?;
+        let (t_split0, t_cpu0, p_cpu0, w0) = (
+            cpu_split(&thread).unwrap_or_default(),
+            cpu_of(&thread).unwrap_or_default(),
+            cpu_of("/proc/self/stat").unwrap_or_default(),
+            Instant::now(),
+        );
+        tokio::time::sleep(Duration::from_secs(opts.seconds)).await;
+        let (t_split1, t_cpu1, p_cpu1, w1) = (
+            cpu_split(&thread).unwrap_or_default(),
+            cpu_of(&thread).unwrap_or_default(),
+            cpu_of("/proc/self/stat").unwrap_or_default(),
+            Instant::now(),
+        );
+        let served1: u64 = server.command("stats")?.parse().map_err(|_| "bad stats")?;
+        let wall = (w1 - w0).as_secs_f64();
+        let rss = status_kib("VmRSS:");
+        let hwm = status_kib("VmHWM:");
+        if std::env::var_os("CHECK_BENCH_MALLOC_STATS").is_some() {
+            extern "C" {
+                fn malloc_stats();
+            }
+            // SAFETY: glibc's malloc_stats prints to stderr; no arguments.
+            unsafe { malloc_stats() };
+        }
+
+        // Detection: kill servers one by one (spread over ~`kills` x 37 ms), note when each
+        // died (monotonic clock, shared with the server) and when its real went down.
+        let victims: Vec<usize> = (0..opts.kills)
+            .map(|k| (k * 7919) % opts.reals)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut died: HashMap<usize, u128> = HashMap::new();
+        let mut down_at: HashMap<usize, u128> = HashMap::new();
+        let index: HashMap<(String, SocketAddr), usize> = reals
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, k)| (k, i))
+            .collect();
+        let mut pending = victims.clone().into_iter();
+        let mut next_kill = tokio::time::Instant::now();
+        let end = tokio::time::Instant::now()
+            + Duration::from_millis(37 * victims.len() as u64)
+            + Duration::from_secs(3 + 2 * opts.fall as u64);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(next_kill), if pending.len() > 0 => {
+                    if let Some(v) = pending.next() {
+                        let reply = server.command(&format!("kill {v}"))?;
+                        let ns: u128 = reply.parse().map_err(|_| format!("bad kill reply {reply:?}"))?;
+                        died.insert(v, ns);
+                    }
+                    next_kill += Duration::from_millis(37);
+                }
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let now = monotonic_ns();
+                    let r = rx.borrow_and_update().clone();
+                    for v in &victims {
+                        if down_at.contains_key(v) {
+                            continue;
+                        }
+                        let (s, a) = &reals[*v];
+                        if r.real(s, a).is_some_and(|x| x.state == CheckState::Down) {
+                            down_at.insert(*v, now);
+                        }
+                    }
+                    // Nothing else may go down.
+                    for (svc, h) in &r.services {
+                        for (a, st) in &h.reals {
+                            if st.state == CheckState::Down {
+                                let i = index[&(svc.clone(), *a)];
+                                if !died.contains_key(&i) {
+                                    return Err(format!("{a} went down without being killed: {:?}", st.reason));
+                                }
+                            }
+                        }
+                    }
+                    if down_at.len() == victims.len() {
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep_until(end) => break,
+            }
+        }
+        let mut lat: Vec<f64> = victims
+            .iter()
+            .filter_map(|v| Some((down_at.get(v)? - died.get(v)?) as f64 / 1e6))
+            .collect();
+        lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        let missed = victims.len() - lat.len();
+
+        let checks_per_s = (served1 - served0) as f64 / wall;
+        println!("{kind}:");
+        println!(
+            "  first round: all {} reals up {:.2}s after the config was applied",
+            reals.len(),
+            first_round.as_secs_f64()
+        );
+        println!(
+            "  checks served: {checks_per_s:.0}/s ({:.0}% of {} reals x 1/s)",
+            100.0 * checks_per_s / reals.len() as f64,
+            reals.len()
+        );
+        println!(
+            "  CPU: check thread {:.1}% of one core (user {:.1}%, kernel {:.1}%), whole process {:.1}% (over {wall:.0}s)",
+            100.0 * (t_cpu1 - t_cpu0).as_secs_f64() / wall,
+            100.0 * (t_split1.0 - t_split0.0).as_secs_f64() / wall,
+            100.0 * (t_split1.1 - t_split0.1).as_secs_f64() / wall,
+            100.0 * (p_cpu1 - p_cpu0).as_secs_f64() / wall
+        );
+        println!(
+            "       (the kernel part includes the listeners' side of every loopback handshake, which runs in the checker's context here)"
+        );
+        println!(
+            "  memory: RSS {:.1} MiB (peak {:.1} MiB; {:.1} MiB before the checks started, incl. the parsed config)",
+            rss as f64 / 1024.0,
+            hwm as f64 / 1024.0,
+            rss_before_checks as f64 / 1024.0
+        );
+        println!(
+            "  detection (server killed -> real down in the report), {} kills: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms{}",
+            lat.len(),
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            lat.last().copied().unwrap_or(f64::NAN),
+            if missed > 0 {
+                format!(", {missed} not detected in time")
+            } else {
+                String::new()
+            }
+        );
+        if missed > 0 {
+            return Err(format!("{missed} killed servers were not detected"));
+        }
+        Ok(())
+    }
+
+    impl Netns {
+        /// Enters the namespace on this thread without deleting it when done.
+        fn enter_and_forget(self) -> Result<(), String> {
+            let r = self.enter();
+            std::mem::forget(self);
+            r
+        }
+    }
+
+    /// `--serve KIND N P`: N listeners; TCP accepts and closes, HTTP answers 200. Reads
+    /// commands on stdin: `stats` (accepted connections so far), `kill I` (closes listener I,
+    /// answers the monotonic time in ns when it was closed).
+    fn serve(args: &[String]) -> ExitCode {
+        raise_nofile();
+        let kind = args.first().cloned().unwrap_or_default();
+        let n: usize = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let ports: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(1);
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("server: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        rt.block_on(async move {
+            use std::sync::atomic::{AtomicU64, Ordering};
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let accepted = Arc::new(AtomicU64::new(0));
+            let mut handles = Vec::with_capacity(n);
+            for i in 0..n {
+                let l = match tokio::net::TcpListener::bind(addr(i, ports)).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("server: bind {}: {e}", addr(i, ports));
+                        return ExitCode::FAILURE;
+                    }
+                };
+                let accepted = accepted.clone();
+                let http = kind == "http";
+                handles.push(tokio::spawn(async move {
+                    loop {
+                        let Ok((mut s, _)) = l.accept().await else {
+                            continue;
+                        };
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                        if http {
+                            tokio::spawn(async move {
+                                let mut buf = [0u8; 1024];
+                                let mut got = 0;
+                                while got < buf.len() {
+                                    match s.read(&mut buf[got..]).await {
+                                        Ok(0) | Err(_) => return,
+                                        Ok(k) => got += k,
+                                    }
+                                    if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                                        break;
+                                    }
+                                }
+                                let _ = s
+                                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                                    .await;
+                            });
+                        }
+                    }
+                }));
+            }
+            println!("ready");
+            // Commands arrive on a plain thread reading stdin.
+            let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+            std::thread::spawn(move || {
+                for line in std::io::stdin().lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            while let Some(line) = lines.recv().await {
+                let mut w = line.split_whitespace();
+                match (w.next(), w.next().and_then(|v| v.parse::<usize>().ok())) {
+                    (Some("stats"), _) => println!("{}", accepted.load(Ordering::Relaxed)),
+                    (Some("kill"), Some(i)) if i < handles.len() => {
+                        handles[i].abort();
+                        let _ = (&mut handles[i]).await;
+                        println!("{}", monotonic_ns());
+                    }
+                    _ => println!("?"),
+                }
+            }
+            ExitCode::SUCCESS
+        })
+    }
+}
