@@ -426,3 +426,60 @@ fn virtual_mac_moves_with_the_vip() {
     let links = lab.exec(1, &["ip", "-o", "link", "show"]);
     assert!(!links.contains("vrrp.51"), "{links}");
 }
+
+/// SIGHUP with a changed config: the backup's new higher priority makes it preempt, and a
+/// VIP added to the master's instance appears without a state change.
+#[test]
+fn reload_changes_priority_and_vips_in_place() {
+    let lab = Lab::new(2, 1);
+    let (a, b) = elect(&lab, "100ms", "", "");
+    // a gets a second VIP: added in place.
+    let two = lbd_instance(
+        "VI_1",
+        "eth0",
+        51,
+        150,
+        3,
+        "100ms",
+        &["10.1.0.100/24", "10.1.0.101/24"],
+        "",
+    );
+    std::fs::write(lab.dir.join("a.toml"), &two).unwrap();
+    a.signal(libc::SIGHUP);
+    assert!(a.wait_log("reloaded config", 5 * SEC), "{}", a.log());
+    assert!(
+        wait_for(5 * SEC, || lab.has_addr(0, "eth0", "10.1.0.101")).is_some(),
+        "{}",
+        a.log()
+    );
+    assert_eq!(a.count("-> MASTER"), 1, "{}", a.log());
+    // b now outranks a: it preempts; a releases both VIPs.
+    let b_cfg = lbd_instance(
+        "VI_1",
+        "eth0",
+        51,
+        200,
+        3,
+        "100ms",
+        &["10.1.0.100/24", "10.1.0.101/24"],
+        "",
+    );
+    std::fs::write(lab.dir.join("b.toml"), &b_cfg).unwrap();
+    b.signal(libc::SIGHUP);
+    assert!(
+        wait_for(5 * SEC, || lab.has_addr(1, "eth0", VIP)
+            && lab.has_addr(1, "eth0", "10.1.0.101")
+            && !lab.has_addr(0, "eth0", VIP)
+            && !lab.has_addr(0, "eth0", "10.1.0.101"))
+        .is_some(),
+        "a:\n{}\nb:\n{}",
+        a.log(),
+        b.log()
+    );
+    assert!(
+        a.log()
+            .contains("VI_1: MASTER -> BACKUP (10.1.0.2 advertises priority 200)"),
+        "{}",
+        a.log()
+    );
+}
