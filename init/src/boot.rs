@@ -210,8 +210,12 @@ pub fn install(new: &NewConfig) -> std::io::Result<()> {
         warn!("sysctl {name}: {err}");
     }
     if let Some(h) = &cfg.node.hostname {
-        if let Err(e) = nix::unistd::sethostname(h) {
-            warn!("cannot set host name {h}: {e}");
+        let current = current_hostname();
+        if current.as_deref() != Some(h.as_str()) {
+            match nix::unistd::sethostname(h) {
+                Ok(()) => info!(hostname = %h, previous = ?current, "host name set from the config"),
+                Err(e) => warn!("cannot set host name {h}: {e}"),
+            }
         }
     }
     write_atomically(Path::new(CONFIG_PATH), &new.fetched.bytes)?;
