@@ -285,22 +285,31 @@ mod tests {
 
     #[test]
     fn listings_compare_in_canonical_order() {
-        let kernel = "IP Virtual Server version 1.2.1 (size=4096)\n\
-Prot LocalAddress:Port Scheduler Flags\n\
-  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
-UDP  10.0.2.101:53 rr\n\
-  -> 10.0.2.32:53                 Route   1      0          0         \n\
-  -> 10.0.2.31:53                 Route   1      0          0         \n\
-TCP  10.0.2.100:80 wrr\n\
-  -> 10.0.2.2:8080                Masq    2      0          0         \n";
-        let expected = "IP Virtual Server version 1.2.1 (size=4096)\n\
-Prot LocalAddress:Port Scheduler Flags\n\
-  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
-TCP  10.0.2.100:80 wrr\n\
-  -> 10.0.2.2:8080                Masq    2      0          0\n\
-UDP  10.0.2.101:53 rr\n\
-  -> 10.0.2.31:53                 Route   1      0          0\n\
-  -> 10.0.2.32:53                 Route   1      0          0";
+        // Joined lines, not `\n\` continuations: those would strip the "  ->" indentation.
+        let kernel = [
+            "IP Virtual Server version 1.2.1 (size=4096)",
+            "Prot LocalAddress:Port Scheduler Flags",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn",
+            "UDP  10.0.2.101:53 rr",
+            "  -> 10.0.2.32:53                 Route   1      0          0         ",
+            "  -> 10.0.2.31:53                 Route   1      0          0         ",
+            "TCP  10.0.2.100:80 wrr",
+            "  -> 10.0.2.2:8080                Masq    2      0          0         ",
+            "",
+        ]
+        .join("\n");
+        let kernel = kernel.as_str();
+        let expected = [
+            "IP Virtual Server version 1.2.1 (size=4096)",
+            "Prot LocalAddress:Port Scheduler Flags",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn",
+            "TCP  10.0.2.100:80 wrr",
+            "  -> 10.0.2.2:8080                Masq    2      0          0",
+            "UDP  10.0.2.101:53 rr",
+            "  -> 10.0.2.31:53                 Route   1      0          0",
+            "  -> 10.0.2.32:53                 Route   1      0          0",
+        ]
+        .join("\n");
         assert_eq!(canonical_listing(kernel), expected);
         assert_ne!(
             canonical_listing(kernel),
