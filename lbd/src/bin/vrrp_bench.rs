@@ -20,6 +20,7 @@
 //!
 //! Needs root, `ip`, and keepalived for the anchor (tools/setup.sh). Usage:
 //!   vrrp_bench [--runs N] [--soak SECS] [--no-keepalived] [--lbd PATH]
+//! (`--runs 0` runs the soak only; `--soak 0` skips it.)
 //! Build it with `cargo build --release -p lbd --bins` so lbd runs optimised.
 
 #[cfg(feature = "daemon")]
@@ -895,7 +896,8 @@ mod bench {
             impls.push(Impl::Keepalived);
         }
         let mut failed = false;
-        for (case, runs) in &cases {
+        // --runs 0: the soak only.
+        for (case, runs) in cases.iter().filter(|_| args.runs > 0) {
             for kill9 in [true, false] {
                 for imp in &impls {
                     match failovers(&lab, &args, *imp, case, kill9, *runs) {

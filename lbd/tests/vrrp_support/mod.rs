@@ -240,6 +240,11 @@ impl Lab {
         }
     }
 
+    /// Starts any program in `node`, output to `{name}.log`.
+    pub fn program(&self, node: usize, name: &str, argv: &[&str]) -> Daemon {
+        self.spawn(node, name, argv, &[])
+    }
+
     /// Starts the real lbd in `node` with `config` (TOML).
     pub fn lbd(&self, node: usize, name: &str, config: &str) -> Daemon {
         self.lbd_env(node, name, config, &[])

@@ -153,7 +153,14 @@ impl Driver {
                 cmd = cmds.recv() => match cmd {
                     Some(Command::Configure(c)) => self.configure(&c).await,
                     Some(Command::Quorum { instance, lost }) => {
-                        self.step(Input::Quorum { instance, lost }).await
+                        self.step(Input::Quorum { instance: instance.clone(), lost }).await;
+                        if let Some(i) = self.node.instance(&instance) {
+                            info!(
+                                "vrrp: {instance}: health quorum {}; priority {}",
+                                if lost { "lost" } else { "back" },
+                                i.priority()
+                            );
+                        }
                     }
                     Some(Command::Stop(done)) => {
                         self.shutdown().await;
