@@ -11,7 +11,35 @@
 //!
 //! The pure parts take time and inputs and return actions (`Node::step(now, Input) ->
 //! Vec<Action>`); inputs and actions are serde types, so a run can be recorded as JSON lines
-//! (`LBD_VRRP_RECORD=FILE`) and replayed against the same outputs.
+//! (`LBD_VRRP_RECORD=DIR` writes `DIR/input.jsonl` and `DIR/output.jsonl`) and replayed
+//! against the same outputs (`tests/vrrp_conformance/` holds recorded cases).
+//!
+//! # Wiring into lbd
+//!
+//! - `main.rs` registers [`runtime::VrrpSubsystem`] last, so it is applied after IPVS and the
+//!   checks and stopped first on SIGTERM (the priority-0 advert goes out before anything
+//!   else stops). The subsystem runs its own thread; `apply` only hands it the config.
+//! - Health quorum → VRRP: `CheckSubsystem::forward_quorum` feeds
+//!   [`runtime::VrrpSubsystem::quorum_sender`]; a lost quorum lowers the instance's priority
+//!   by `quorum_priority_drop`, and a drop that would reach 0 faults the instance
+//!   (`quorum_priority_drop = 0`, the default, leaves VRRP alone).
+//! - VRRP → IPVS connection sync: [`runtime::VrrpSubsystem::status`] is a `watch` of every
+//!   instance's [`State`]. Whoever drives the reconciler (today `check::feed::HealthFeed`,
+//!   which already re-reconciles on health reports) should also wait on that receiver and,
+//!   on each change, call `ipvs.set_sync_role(sync::sync_role(&config, &status.roles)
+//!   .unwrap_or_default())` and reconcile: the kernel then runs the sync master daemon while
+//!   the followed instance (or every member of the followed sync group) is master, and the
+//!   backup daemon otherwise. No VRRP code touches IPVS.
+//!
+//! # Limits
+//!
+//! - `accept = false` is not enforced: VIPs are local addresses (IPVS needs that), so the
+//!   master always accepts packets to them, as RFC 5798's Accept_Mode = true.
+//! - `virtual_mac` on IPv6 instances: the VIPs live on the macvlan and NAs carry the virtual
+//!   MAC, but adverts leave from the base interface (the macvlan has no link-local address,
+//!   by design, since both balancers would share it).
+//! - The macvlan of `virtual_mac` is named `vrrp.VRID` (`vrrp6.VRID` for IPv6), so two such
+//!   instances with one VRID on two interfaces collide.
 
 pub mod announce;
 pub mod machine;
