@@ -8,6 +8,8 @@
 //! 3. Ratios. Every service this tool created is removed at the end.
 //!
 //! Usage: ipvs-bench [SERVICES] [REALS_PER_SERVICE]    (default 1000 10)
+//!        ipvs-bench capture    (prints the kernel's raw replies for a small table, in hex:
+//!                               the test vectors of `lbd::ipvs::msg`'s unit tests)
 //! Refuses to run when the kernel table is not empty (it would delete what it did not create).
 
 use lbd::config;
@@ -182,7 +184,80 @@ fn main() -> ExitCode {
     }
 }
 
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A small table with every kind of setting, then each query's raw reply.
+fn capture() -> Result<(), String> {
+    use lbd::ipvs::msg::{self, request, DaemonEntry, DaemonState, DestEntry, FwdMethod};
+    let e = |e: lbd::ipvs::client::IpvsError| e.to_string();
+    let mut c = IpvsClient::connect().map_err(e)?;
+    let svc = msg::ServiceEntry {
+        id: msg::ServiceId::Addr {
+            protocol: msg::IPPROTO_TCP,
+            addr: "10.10.0.1".parse().expect("address"),
+            port: 80,
+        },
+        scheduler: "wlc".into(),
+        flags: msg::SVC_F_PERSISTENT,
+        timeout: 300,
+        netmask: 24,
+        pe_name: None,
+        stats: None,
+    };
+    let mut dest = DestEntry::new(
+        "10.20.0.1".parse().expect("address"),
+        80,
+        FwdMethod::Route,
+        3,
+    );
+    dest.upper_threshold = 100;
+    dest.lower_threshold = 10;
+    c.add_service(&svc).map_err(e)?;
+    c.add_dest(&svc.id, &dest).map_err(e)?;
+    c.set_timeouts(&msg::Timeouts {
+        tcp: 7200,
+        tcp_fin: 120,
+        udp: 300,
+    })
+    .map_err(e)?;
+    c.start_daemon(&DaemonEntry {
+        state: DaemonState::Master,
+        ifname: "eth0".into(),
+        sync_id: 51,
+        max_len: None,
+        group: None,
+        port: None,
+        ttl: None,
+    })
+    .map_err(e)?;
+    let queries = [
+        ("GET_INFO", request::get_info(), false),
+        ("GET_SERVICE dump", request::get_services(), true),
+        ("GET_DEST dump", request::get_dests(&svc.id), true),
+        ("GET_CONFIG", request::get_timeouts(), false),
+        ("GET_DAEMON dump", request::get_daemons(), true),
+        (
+            "NEW_SERVICE again (EEXIST)",
+            request::add_service(&svc),
+            false,
+        ),
+    ];
+    for (name, m, dump) in queries {
+        for d in c.query_raw(&m, dump).map_err(e)? {
+            println!("{name}: {}", hex(&d));
+        }
+    }
+    c.stop_daemon(DaemonState::Master).map_err(e)?;
+    c.del_service(&svc.id).map_err(e)?;
+    Ok(())
+}
+
 fn bench() -> Result<(), String> {
+    if std::env::args().nth(1).as_deref() == Some("capture") {
+        return capture();
+    }
     let mut args = std::env::args().skip(1);
     let services: u32 = args
         .next()

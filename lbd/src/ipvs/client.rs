@@ -545,6 +545,35 @@ impl IpvsClient {
         }
     }
 
+    /// Sends `m` (as a dump or a plain request) and returns the reply datagrams exactly as the
+    /// kernel sent them, up to and including the DONE or acknowledgement. For debugging and for
+    /// capturing test vectors.
+    pub fn query_raw(&mut self, m: &IpvsMessage, dump: bool) -> Result<Vec<Vec<u8>>, IpvsError> {
+        let seq = self.next_seq();
+        let mut buf = Vec::with_capacity(64);
+        let flags = if dump { nl::NLM_F_DUMP } else { nl::NLM_F_ACK };
+        self.write_request(&mut buf, m, flags, seq);
+        self.send_buf(&buf, 1)?;
+        let mut out = Vec::new();
+        loop {
+            self.recv_batch("raw query")?;
+            let mut done = false;
+            for d in self.datagrams() {
+                for r in nl::messages(d).flatten() {
+                    match r {
+                        Received::Done { header, .. } if header.seq == seq => done = true,
+                        Received::Error { request, .. } if request.seq == seq => done = true,
+                        _ => {}
+                    }
+                }
+                out.push(d.to_vec());
+            }
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
     /// A request answered by data messages (a dump with `NLM_F_DUMP`, or a single reply);
     /// returns the replies.
     fn query(
@@ -729,5 +758,35 @@ impl IpvsClient {
     }
     pub fn stop_daemon(&mut self, state: msg::DaemonState) -> Result<(), IpvsError> {
         self.execute_one("stop sync daemon", request::stop_daemon(state))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_errors_keep_errno_and_split_exists_from_missing() {
+        let e = IpvsError::from_errno("add service tcp 10.0.0.1:80".into(), libc::EEXIST, None);
+        assert!(matches!(e, IpvsError::AlreadyExists { errno: 17, .. }));
+        assert_eq!(
+            e.to_string(),
+            "add service tcp 10.0.0.1:80: already exists (File exists (EEXIST, errno 17))"
+        );
+        // IPVS says ESRCH for a missing service and ENOENT for a missing real.
+        for errno in [libc::ESRCH, libc::ENOENT] {
+            let e = IpvsError::from_errno("delete".into(), errno, None);
+            assert!(matches!(e, IpvsError::NotFound { .. }), "{e}");
+            assert_eq!(e.errno(), Some(errno));
+        }
+        let e = IpvsError::from_errno(
+            "add real 10.0.2.255:80 to tcp 10.0.2.100:81".into(),
+            libc::EINVAL,
+            Some("bad address".into()),
+        );
+        assert_eq!(
+            e.to_string(),
+            "add real 10.0.2.255:80 to tcp 10.0.2.100:81: the kernel refused it: Invalid argument (EINVAL, errno 22): bad address"
+        );
     }
 }
