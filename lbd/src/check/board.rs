@@ -11,6 +11,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Identity of a real: (service name, real address), as the reconciler keys it.
@@ -71,10 +72,19 @@ impl ServiceHealth {
     }
 }
 
-/// What the checks say, published after every change.
+/// What the checks say, published after every change. Services are shared between reports
+/// (copy on write), so publishing after a change copies only the service that changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct HealthReport {
-    pub services: BTreeMap<String, ServiceHealth>,
+    #[serde(serialize_with = "serialize_services")]
+    pub services: BTreeMap<String, Arc<ServiceHealth>>,
+}
+
+fn serialize_services<S: serde::Serializer>(
+    m: &BTreeMap<String, Arc<ServiceHealth>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(m.iter().map(|(k, v)| (k, &**v)))
 }
 
 impl HealthReport {
@@ -267,7 +277,7 @@ impl fmt::Display for Event {
 
 #[derive(Clone, Debug)]
 struct ServiceBook {
-    health: ServiceHealth,
+    health: Arc<ServiceHealth>,
     quorum: Option<QuorumTracker>,
     all_down: bool,
 }
@@ -321,14 +331,14 @@ impl HealthBoard {
                 (None, _) => None,
             };
             let book = ServiceBook {
-                health: ServiceHealth {
+                health: Arc::new(ServiceHealth {
                     reals,
                     reals_up: 0,
                     up_weight: 0,
                     quorum: None,
                     sorry: svc.sorry.as_ref().map(|s| s.addr),
                     vrrp_instance: svc.vrrp_instance.clone(),
-                },
+                }),
                 quorum,
                 all_down: prev.as_ref().is_some_and(|p| p.all_down),
             };
@@ -351,7 +361,10 @@ impl HealthBoard {
         let Some(book) = self.services.get_mut(service) else {
             return events;
         };
-        let Some(real) = book.health.reals.get_mut(&addr) else {
+        if !book.health.reals.contains_key(&addr) {
+            return events;
+        }
+        let Some(real) = Arc::make_mut(&mut book.health).reals.get_mut(&addr) else {
             return events;
         };
         if let Some((from, to)) = weight_change {
@@ -403,7 +416,7 @@ impl HealthBoard {
         let Some(book) = self.services.get_mut(service) else {
             return;
         };
-        let h = &mut book.health;
+        let h = Arc::make_mut(&mut book.health);
         h.reals_up = h.reals.values().filter(|r| r.serves()).count();
         h.up_weight = h
             .reals

@@ -1,22 +1,37 @@
-//! The check runtime: one tokio task per checked real, each sleeping until its own next run
-//! (phase and jitter keep thousands of them out of lock-step), running its [`Probe`] and
-//! feeding the result to its [`Hysteresis`]. State changes go to the engine's loop, which keeps
-//! the [`HealthBoard`], logs every change once with its reason, and publishes a new
-//! [`HealthReport`] on a `watch` channel (changes that arrive together are published once).
+//! The check runtime. One loop owns every check: a queue of next run times (each real's own,
+//! phased and jittered by its [`Hysteresis`], so thousands of checks never fire in
+//! lock-step), the runs in flight (a [`FuturesUnordered`] of [`Probe::run`]s), and the
+//! [`HealthBoard`]. When a run ends, its outcome goes through the real's hysteresis; a state
+//! change is logged once with its reason and a new [`HealthReport`] is published on a `watch`
+//! channel. Changes that matter to traffic (a real stops or starts serving, a weight, a
+//! quorum) are published at once, at most every [`PUBLISH_GAP`]; routine ones (a first check
+//! confirming a real that already served) within [`ROUTINE_DELAY`], together.
+//!
+//! Idle checks cost a queue entry and a small slot, not a task with its own timer: ten
+//! thousand reals checked every second keep only the few runs in flight as futures.
 //!
 //! This module owns the clock and the channels; the decisions are made by the pure parts.
 
 use super::board::{Event, HealthBoard, HealthReport, RealKey};
-use super::hysteresis::{Hysteresis, Jitter, Step, Timing};
+use super::failure::Outcome;
+use super::hysteresis::{Hysteresis, Jitter, Timing};
 use super::probe::Probe;
 use crate::config::{Check, Config};
-use std::collections::{BTreeMap, HashMap};
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::future::Future;
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
+
+/// Least time between two published reports while changes keep coming.
+pub const PUBLISH_GAP: Duration = Duration::from_millis(10);
+/// Longest time a routine change waits to be published.
+pub const ROUTINE_DELAY: Duration = Duration::from_millis(200);
 
 /// Receives quorum changes per VRRP instance: (instance, lost).
 pub type QuorumSink = Box<dyn Fn(&str, bool) + Send>;
@@ -32,93 +47,143 @@ pub enum Command {
     Stop,
 }
 
-/// A state change reported by a check task.
-#[derive(Debug)]
-struct Report {
+/// One checked real.
+struct Slot {
     key: RealKey,
+    /// Identifies this incarnation of the check; queue entries and runs of a replaced check
+    /// carry an older one and are dropped.
     generation: u64,
-    step: Step,
-    at: SystemTime,
+    check: Arc<Check>,
+    probe: Arc<Probe>,
+    hysteresis: Hysteresis,
+    rng: Jitter,
 }
 
-struct Task {
-    check: Check,
+/// A finished run.
+struct Done {
+    slot: usize,
     generation: u64,
-    handle: JoinHandle<()>,
+    started: Instant,
+    outcome: Outcome,
 }
+
+type Run = Pin<Box<dyn Future<Output = Done> + Send>>;
 
 /// The check engine.
 pub struct Engine {
     board: HealthBoard,
-    tasks: HashMap<RealKey, Task>,
-    reports_tx: mpsc::UnboundedSender<Report>,
-    reports_rx: mpsc::UnboundedReceiver<Report>,
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+    index: HashMap<RealKey, usize>,
+    /// (when, slot, generation), earliest first.
+    queue: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    inflight: FuturesUnordered<Run>,
     publish: watch::Sender<Arc<HealthReport>>,
     generation: u64,
     seeds: Jitter,
     quorum_sink: Option<QuorumSink>,
     /// What the sink was last told, per instance.
     quorum_sent: BTreeMap<String, bool>,
+    last_publish: Instant,
+    /// When the changes not yet published are due.
+    publish_due: Option<Instant>,
+}
+
+/// How much a finished run changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Change {
+    None,
+    Routine,
+    Traffic,
 }
 
 impl Engine {
     /// An engine with no checks, and the receiver of its reports.
     pub fn new() -> (Engine, watch::Receiver<Arc<HealthReport>>) {
-        let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         let (publish, health) = watch::channel(Arc::new(HealthReport::default()));
         let seed = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
         (
             Engine {
                 board: HealthBoard::new(),
-                tasks: HashMap::new(),
-                reports_tx,
-                reports_rx,
+                slots: Vec::new(),
+                free: Vec::new(),
+                index: HashMap::new(),
+                queue: BinaryHeap::new(),
+                inflight: FuturesUnordered::new(),
                 publish,
                 generation: 0,
                 seeds: Jitter::new(seed),
                 quorum_sink: None,
                 quorum_sent: BTreeMap::new(),
+                last_publish: Instant::now(),
+                publish_due: None,
             },
             health,
         )
     }
 
-    /// Number of running check tasks.
+    /// Number of checked reals.
     pub fn checks(&self) -> usize {
-        self.tasks.len()
+        self.index.len()
     }
 
     /// Takes a config: starts checks for new reals and for reals whose check changed (keeping
-    /// their state), stops the checks of removed reals, leaves the others running on their
-    /// schedule. Must be called inside a tokio runtime.
+    /// their state), stops the checks of removed reals, and leaves the others on their
+    /// schedule.
     pub fn configure(&mut self, config: &Config) {
         for event in self.board.configure(config, SystemTime::now()) {
             log(&event);
         }
-        let mut wanted: HashMap<RealKey, (&crate::config::Real, &Check)> = HashMap::new();
+        // Reals of a service usually share one check definition: keep one copy of each.
+        let mut wanted: HashMap<RealKey, (&crate::config::Real, Arc<Check>)> = HashMap::new();
         for (name, svc) in &config.services {
+            let mut shared: Vec<Arc<Check>> = Vec::new();
             for real in &svc.reals {
-                if let Some(check) = &real.check {
-                    wanted.insert((name.clone(), real.addr), (real, check));
-                }
+                let Some(check) = &real.check else { continue };
+                let arc = match shared.iter().find(|c| ***c == *check) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = Arc::new(check.clone());
+                        shared.push(c.clone());
+                        c
+                    }
+                };
+                wanted.insert((name.clone(), real.addr), (real, arc));
             }
         }
-        let before = self.tasks.len();
-        self.tasks.retain(|key, task| {
-            let keep = wanted.get(key).is_some_and(|(_, c)| **c == task.check);
-            if !keep {
-                task.handle.abort();
+        let before = self.index.len();
+        let stale: Vec<RealKey> = self
+            .index
+            .iter()
+            .filter(|(key, slot)| {
+                let current = self.slots[**slot].as_ref().map(|s| &s.check);
+                match (wanted.get(*key), current) {
+                    (Some((_, want)), Some(have)) => **want != **have,
+                    _ => true,
+                }
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &stale {
+            if let Some(slot) = self.index.remove(key) {
+                self.slots[slot] = None;
+                self.free.push(slot);
             }
-            keep
-        });
-        let (kept, mut started) = (self.tasks.len(), 0);
+        }
+        let kept = self.index.len();
+        let mut started = 0;
         let now = Instant::now();
         for (key, (real, check)) in wanted {
-            if self.tasks.contains_key(&key) {
+            if self.index.contains_key(&key) {
+                // Unchanged: keep the running schedule, but share the new copy of the check.
+                let slot = self.index[&key];
+                if let Some(s) = self.slots[slot].as_mut() {
+                    s.check = check;
+                }
                 continue;
             }
-            let probe = match Probe::new(&key.0, real, check) {
-                Ok(p) => p,
+            let probe = match Probe::new(&key.0, real, &check) {
+                Ok(p) => Arc::new(p),
                 Err(e) => {
                     error!("checks: cannot check {}: {e}", key.1);
                     continue;
@@ -129,42 +194,64 @@ impl Engine {
                 .real(&key.0, &key.1)
                 .map(|r| (r.state, r.weight))
                 .unwrap_or_default();
-            let hysteresis = Hysteresis::resume(Timing::from(check), state, weight);
+            let hysteresis = Hysteresis::resume(Timing::from(&*check), state, weight);
             self.generation += 1;
             let mut rng = Jitter::new(self.seeds.next_u64() ^ hash(&key));
             let first = hysteresis.first_run(now, rng.fraction());
-            let handle = tokio::spawn(check_loop(
-                key.clone(),
-                self.generation,
+            let slot = Slot {
+                key: key.clone(),
+                generation: self.generation,
+                check,
                 probe,
                 hysteresis,
                 rng,
-                first,
-                self.reports_tx.clone(),
-            ));
-            self.tasks.insert(
-                key,
-                Task {
-                    check: check.clone(),
-                    generation: self.generation,
-                    handle,
-                },
-            );
+            };
+            let id = match self.free.pop() {
+                Some(id) => {
+                    self.slots[id] = Some(slot);
+                    id
+                }
+                None => {
+                    self.slots.push(Some(slot));
+                    self.slots.len() - 1
+                }
+            };
+            self.index.insert(key, id);
+            self.queue.push(Reverse((first, id, self.generation)));
             started += 1;
         }
+        // Drop queue entries of stopped checks now rather than when they come due.
+        if !stale.is_empty() {
+            let slots = &self.slots;
+            self.queue.retain(|Reverse((_, id, gen))| {
+                slots[*id].as_ref().is_some_and(|s| s.generation == *gen)
+            });
+        }
+        let stopped = before - kept;
         info!(
-            checks = self.tasks.len(),
+            checks = self.index.len(),
             started,
             kept,
-            stopped = before - kept,
-            "checks configured: {} running ({started} started, {kept} kept, {} stopped)",
-            self.tasks.len(),
-            before - kept
+            stopped,
+            "checks configured: {} running ({started} started, {kept} kept, {stopped} stopped)",
+            self.index.len(),
         );
         self.publish();
     }
 
+    /// Schedules publishing for a change of this kind.
+    fn changed(&mut self, change: Change, now: Instant) {
+        let due = match change {
+            Change::None => return,
+            Change::Routine => now + ROUTINE_DELAY,
+            Change::Traffic => (self.last_publish + PUBLISH_GAP).max(now),
+        };
+        self.publish_due = Some(self.publish_due.map_or(due, |d| d.min(due)));
+    }
+
     fn publish(&mut self) {
+        self.publish_due = None;
+        self.last_publish = Instant::now();
         let report = Arc::new(self.board.report());
         if let Some(sink) = &self.quorum_sink {
             let now = report.instance_quorum_lost();
@@ -184,27 +271,96 @@ impl Engine {
         self.publish.send_replace(report);
     }
 
-    fn handle(&mut self, r: Report) -> bool {
-        match self.tasks.get(&r.key) {
-            Some(t) if t.generation == r.generation => {}
-            _ => return false, // from a check that was replaced or stopped
+    /// Starts the runs that are due.
+    fn start_due(&mut self, now: Instant) {
+        while let Some(Reverse((when, id, gen))) = self.queue.peek().copied() {
+            if when > now {
+                break;
+            }
+            self.queue.pop();
+            let Some(slot) = self.slots.get(id).and_then(|s| s.as_ref()) else {
+                continue;
+            };
+            if slot.generation != gen {
+                continue;
+            }
+            let probe = slot.probe.clone();
+            self.inflight.push(Box::pin(async move {
+                let started = Instant::now();
+                let outcome = probe.run().await;
+                Done {
+                    slot: id,
+                    generation: gen,
+                    started,
+                    outcome,
+                }
+            }));
         }
+    }
+
+    /// Records a finished run; how much it changed.
+    fn finish(&mut self, done: Done) -> Change {
+        let finished = Instant::now();
+        let Some(slot) = self.slots.get_mut(done.slot).and_then(|s| s.as_mut()) else {
+            return Change::None;
+        };
+        if slot.generation != done.generation {
+            return Change::None; // a run of a check that was replaced or stopped
+        }
+        if let Outcome::Down(f) = &done.outcome {
+            debug!(service = %slot.key.0, real = %slot.key.1, "check failed: {f}");
+        }
+        let jitter = slot.rng.fraction();
+        let step = slot
+            .hysteresis
+            .record(done.started, finished, done.outcome, jitter);
+        self.queue
+            .push(Reverse((step.next_run, done.slot, done.generation)));
+        if step.transition.is_none() && step.weight_change.is_none() {
+            return Change::None;
+        }
+        let (service, addr) = (slot.key.0.clone(), slot.key.1);
         let events = self.board.record(
-            &r.key.0,
-            r.key.1,
-            r.step.transition,
-            r.step.weight_change,
-            r.at,
+            &service,
+            addr,
+            step.transition,
+            step.weight_change,
+            SystemTime::now(),
         );
         for event in &events {
             log(event);
         }
-        !events.is_empty()
+        events
+            .iter()
+            .map(|e| {
+                if e.is_routine() {
+                    Change::Routine
+                } else {
+                    Change::Traffic
+                }
+            })
+            .max()
+            .unwrap_or(Change::None)
     }
 
     /// Runs until [`Command::Stop`] or until the command channel closes.
     pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(timer);
+        let publish_timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(publish_timer);
         loop {
+            let next = self.queue.peek().map(|Reverse((when, _, _))| *when);
+            if let Some(when) = next {
+                if timer.deadline() != when.into() {
+                    timer.as_mut().reset(when.into());
+                }
+            }
+            if let Some(when) = self.publish_due {
+                if publish_timer.deadline() != when.into() {
+                    publish_timer.as_mut().reset(when.into());
+                }
+            }
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Apply(config)) => self.configure(&config),
@@ -215,20 +371,21 @@ impl Engine {
                     }
                     Some(Command::Stop) | None => break,
                 },
-                Some(report) = self.reports_rx.recv() => {
-                    let mut changed = self.handle(report);
-                    // Publish once for everything that is already waiting.
-                    while let Ok(report) = self.reports_rx.try_recv() {
-                        changed |= self.handle(report);
+                Some(done) = self.inflight.next(), if !self.inflight.is_empty() => {
+                    let mut change = self.finish(done);
+                    // Take every run that has already finished.
+                    while let Some(Some(done)) = futures::FutureExt::now_or_never(self.inflight.next()) {
+                        change = change.max(self.finish(done));
                     }
-                    if changed {
-                        self.publish();
-                    }
+                    self.changed(change, Instant::now());
+                }
+                () = &mut timer, if next.is_some() => {
+                    self.start_due(Instant::now());
+                }
+                () = &mut publish_timer, if self.publish_due.is_some() => {
+                    self.publish();
                 }
             }
-        }
-        for (_, task) in self.tasks.drain() {
-            task.handle.abort();
         }
         info!("checks stopped");
     }
@@ -257,40 +414,6 @@ fn log(event: &Event) {
                 warn!(service, "{event}");
             } else {
                 info!(service, "{event}");
-            }
-        }
-    }
-}
-
-async fn check_loop(
-    key: RealKey,
-    generation: u64,
-    probe: Probe,
-    mut hysteresis: Hysteresis,
-    mut rng: Jitter,
-    first: Instant,
-    reports: mpsc::UnboundedSender<Report>,
-) {
-    let mut next = first;
-    loop {
-        tokio::time::sleep_until(next.into()).await;
-        let started = Instant::now();
-        let outcome = probe.run().await;
-        let finished = Instant::now();
-        if let super::failure::Outcome::Down(f) = &outcome {
-            debug!(service = %key.0, real = %key.1, "check failed: {f}");
-        }
-        let step = hysteresis.record(started, finished, outcome, rng.fraction());
-        next = step.next_run;
-        if step.transition.is_some() || step.weight_change.is_some() {
-            let report = Report {
-                key: key.clone(),
-                generation,
-                step,
-                at: SystemTime::now(),
-            };
-            if reports.send(report).is_err() {
-                return;
             }
         }
     }
