@@ -1,0 +1,5 @@
+//! lbctl's library: config converters, real-server set-up commands, and the control-API
+//! client, so tests can drive them without the binary.
+
+pub mod convert;
+pub mod table;
