@@ -69,6 +69,31 @@ address = "10.0.2.31"
 upper_threshold = 100
 lower_threshold = 10
 
+[vrrp.instance.V6]
+interface = "eth0"
+vrid = 43
+priority = 100
+version = 3
+vips = ["2001:db8::10/128"]
+
+[service.web6]
+vip = "[2001:db8::10]:80"
+scheduler = "wrr"
+forwarding = "dr"
+
+[[service.web6.real]]
+address = "[2001:db8::21]:80"
+weight = 2
+
+[service.sig]
+vip = "10.0.2.101:3868"
+protocol = "sctp"
+scheduler = "rr"
+forwarding = "nat"
+
+[[service.sig.real]]
+address = "10.0.2.41:3868"
+
 [service.marked]
 fwmark = 7
 family = "ipv6"
@@ -124,6 +149,10 @@ impl Table {
             lines.push("UDP  10.0.2.101:53 sh (sh-fallback,sh-port) ops".into());
             lines.push(dest("10.0.2.31:53", "Tunnel", 1));
         }
+        lines.push("TCP  [2001:db8::10]:80 wrr".into());
+        lines.push(dest("[2001:db8::21]:80", "Route", 2));
+        lines.push("SCTP 10.0.2.101:3868 rr".into());
+        lines.push(dest("10.0.2.41:3868", "Masq", 1));
         if self.marked {
             lines.push("FWM  7 IPv6 mh".into());
             lines.push(dest("[2001:db8::21]:80", "Route", 4));
@@ -191,7 +220,7 @@ fn ipvs_table_follows_the_config_exactly() {
     let first = sg.guest.expect(APPLIED, STEP).unwrap();
     assert_eq!(
         first.name("s"),
-        Some("services +4 ~0 -0, reals +5 ~0 -0, other 2, 0 errors"),
+        Some("services +6 ~0 -0, reals +7 ~0 -0, other 2, 0 errors"),
         "{}",
         first.line
     );
@@ -291,7 +320,7 @@ fn ipvs_table_follows_the_config_exactly() {
             "remove a service",
             Box::new(|c: &str| {
                 let start = c.find("[service.dns]").unwrap();
-                let end = c.find("[service.marked]").unwrap();
+                let end = c.find("[vrrp.instance.V6]").unwrap();
                 format!("{}{}", &c[..start], &c[end..])
             }),
             "services +0 ~0 -1, reals +0 ~0 -0, other 0, 0 errors",
@@ -313,7 +342,7 @@ fn ipvs_table_follows_the_config_exactly() {
         .unwrap();
     sg.guest
         .expect(
-            r"lbd:\s+INFO ipvs: adopted the kernel table as it is \(no rebuild\) services=4 reals=5",
+            r"lbd:\s+INFO ipvs: adopted the kernel table as it is \(no rebuild\) services=6 reals=7",
             STEP,
         )
         .unwrap();
@@ -355,7 +384,7 @@ fn ipvs_table_follows_the_config_exactly() {
     // Restart so lbd reads the table again, now with remove: the foreign service goes.
     config = format!("[ipvs]\nunmanaged = \"remove\"\n{config}");
     sg.shell.run("kill -9 $(pidof lbd)", CMD).unwrap();
-    sg.guest.expect(r"services=5 reals=6", STEP).unwrap();
+    sg.guest.expect(r"services=7 reals=8", STEP).unwrap();
     sg.guest.expect(APPLIED, STEP).unwrap();
     assert_eq!(
         publish(&sg, &dir, &config),
