@@ -137,6 +137,12 @@ impl IpvsSubsystem {
         self.role = role;
     }
 
+    /// Forgets the kept view of the kernel: the next [`Self::reconcile`] reads the table again
+    /// (for a periodic resync, or after another tool changed it).
+    pub fn invalidate(&mut self) {
+        self.kernel = None;
+    }
+
     fn traffic(&self) -> u64 {
         self.client
             .as_ref()
@@ -218,7 +224,19 @@ impl IpvsSubsystem {
                             .and_then(|id| desired.names.get(id))
                             .map(|n| format!(" (service {n})"))
                             .unwrap_or_default();
-                        error!("ipvs: {e}{name}");
+                        match op {
+                            // IPVS answers ENOENT for a scheduler it cannot find, which is not
+                            // "no such service".
+                            Op::AddService(_, spec) | Op::EditService(_, spec)
+                                if e.errno() == Some(libc::ENOENT) =>
+                            {
+                                error!(
+                                    "ipvs: {op}: the kernel has no scheduler {:?} (module ip_vs_{} missing){name}",
+                                    spec.scheduler, spec.scheduler
+                                )
+                            }
+                            _ => error!("ipvs: {e}{name}"),
+                        }
                     }
                 }
             }
