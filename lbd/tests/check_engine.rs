@@ -472,37 +472,27 @@ check = { type = "tcp", port = 9000, interval = "1s", timeout = "500ms" }
         tokio::time::sleep(Duration::from_millis(2800)).await;
         checks.stop();
         let times = accepts.lock().unwrap().clone();
-        // One interval after the first round: every real checked about once, spread evenly
-        // over ten 100 ms slices (the first runs are phased over the interval, then each
-        // interval moves by up to ±50 ms of jitter).
-        let mut slices = [0usize; 10];
-        for t in &times {
-            let at = t.duration_since(start).as_millis();
-            if (1300..2300).contains(&at) {
-                slices[((at - 1300) / 100) as usize] += 1;
-            }
-        }
-        let mut all = [0usize; 28];
-        for t in &times {
-            let at = t.duration_since(start).as_millis() as usize / 100;
-            if at < 28 {
-                all[at] += 1;
-            }
-        }
-        // Wall-clock shapes only loosely on a shared machine (other builds and guests run
-        // beside the tests), so this asserts what lock-step would break, not exact counts:
-        // most reals checked in that interval, no 100 ms slice holding half of them, checks
-        // in nearly every slice. Exact spreading is unit-tested on the scheduler's own plan.
-        let total: usize = slices.iter().sum();
+        // Lock-step would start all 2000 first checks within a few milliseconds; phased,
+        // they spread over the 1 s interval. Load on a shared machine only delays and widens
+        // the accepts, so the width of the middle 80% of the first round is a load-robust
+        // measure (exact spreading is unit-tested on the scheduler's own plan).
+        let mut first_round: Vec<u128> = times
+            .iter()
+            .map(|t| t.duration_since(start).as_millis())
+            .collect();
+        first_round.sort_unstable();
+        first_round.truncate(2000);
         assert!(
-            (1000..=2400).contains(&total),
-            "{total} checks in one interval: {slices:?}; per 100ms from the start: {all:?}"
+            first_round.len() >= 1800,
+            "only {} checks reached the listener in 2.8 s",
+            first_round.len()
         );
-        let busiest = *slices.iter().max().unwrap();
-        let busy_slices = slices.iter().filter(|&&n| n > 0).count();
+        let p10 = first_round[first_round.len() / 10];
+        let p90 = first_round[first_round.len() * 9 / 10];
         assert!(
-            busiest * 2 <= total && busy_slices >= 8,
-            "checks bunch up instead of spreading over the interval: {slices:?}; from the start: {all:?}"
+            p90 - p10 >= 400,
+            "the first round of checks bunches up: 80% of them within {} ms (p10 {p10} ms, p90 {p90} ms)",
+            p90 - p10
         );
         let r = rx.borrow().clone();
         assert_eq!(r.services["many"].reals_up, 2000);
