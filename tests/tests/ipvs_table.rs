@@ -406,5 +406,30 @@ fn ipvs_table_follows_the_config_exactly() {
     want.extra.push("TCP  10.0.2.100:81 rr".into());
     want.extra.push(dest("10.0.2.6:80", "Masq", 1));
     assert_table(&mut sg.shell, &want, "one refused real");
+
+    // The sync daemon: another sync id restarts it (stop + start); no [ipvs.sync] with
+    // unmanaged = "remove" stops it. The refused real is still wanted, so every apply tries
+    // (and reports) it again.
+    config = config.replacen("sync_id = 51", "sync_id = 52", 1);
+    assert_eq!(
+        publish(&sg, &dir, &config),
+        "services +0 ~0 -0, reals +1 ~0 -0, other 2, 1 error"
+    );
+    assert_eq!(
+        sg.shell.run("ipvsadm -Ln --daemon", CMD).unwrap().trim(),
+        daemon.replace("syncid=51", "syncid=52")
+    );
+    let start = config.find("[ipvs.sync]").unwrap();
+    let end = config.find("[vrrp.instance.V4]").unwrap();
+    config = format!("{}{}", &config[..start], &config[end..]);
+    assert_eq!(
+        publish(&sg, &dir, &config),
+        "services +0 ~0 -0, reals +1 ~0 -0, other 1, 1 error"
+    );
+    assert_eq!(
+        sg.shell.run("ipvsadm -Ln --daemon", CMD).unwrap().trim(),
+        ""
+    );
+    assert_table(&mut sg.shell, &want, "after the sync daemon changes");
     assert_no_fatal(sg.guest.console());
 }
