@@ -2,4 +2,5 @@
 //! client, so tests can drive them without the binary.
 
 pub mod convert;
+pub mod realserver;
 pub mod table;

@@ -14,6 +14,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print the commands a real server needs for direct routing or tunnelling (a shell
+    /// script: pipe it to `sh` on the real server, as root).
+    Realserver {
+        /// The virtual IP the balancer sends to this real server.
+        #[arg(long)]
+        vip: std::net::IpAddr,
+        #[arg(long, value_enum)]
+        mode: RsMode,
+        /// Interface that holds the VIP (dr: default lo; tun: the kernel's tunl0 / ip6tnl0).
+        #[arg(long)]
+        iface: Option<String>,
+    },
     /// Validate config files: every error with file:line:col and a fix; exit 1 if any is invalid.
     Validate {
         #[arg(required = true)]
@@ -48,6 +60,14 @@ enum Command {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum RsMode {
+    /// Direct routing: the VIP on lo (or --iface), ARP kept quiet.
+    Dr,
+    /// IP-in-IP: the VIP on tunl0 / ip6tnl0, reverse-path filtering off there.
+    Tun,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Source {
     Keepalived,
     Ldirectord,
@@ -56,6 +76,22 @@ enum Source {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Validate { files, quiet } => validate(&files, quiet),
+        Command::Realserver { vip, mode, iface } => {
+            let mode = match mode {
+                RsMode::Dr => lbctl::realserver::Mode::Dr,
+                RsMode::Tun => lbctl::realserver::Mode::Tun,
+            };
+            match lbctl::realserver::script(vip, mode, iface.as_deref()) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Convert {
             from,
             file,
