@@ -213,7 +213,9 @@ pub fn install(new: &NewConfig) -> std::io::Result<()> {
         let current = current_hostname();
         if current.as_deref() != Some(h.as_str()) {
             match nix::unistd::sethostname(h) {
-                Ok(()) => info!(hostname = %h, previous = ?current, "host name set from the config"),
+                Ok(()) => {
+                    info!(hostname = %h, previous = ?current, "host name set from the config")
+                }
                 Err(e) => warn!("cannot set host name {h}: {e}"),
             }
         }
