@@ -295,6 +295,12 @@ weight = 1
 "#;
         let mut checks = CheckSubsystem::start().unwrap();
         let mut rx = checks.health();
+        // What VRRP would be told, per instance.
+        let told: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+        let t = told.clone();
+        checks.forward_quorum(move |instance, lost| {
+            t.lock().unwrap().push((instance.to_string(), lost));
+        });
         checks.apply(None, &config(text));
         let r = wait_for(&mut rx, Duration::from_secs(2), "first round", |r| {
             state(r, "app", "127.0.0.1:8201") == Some(CheckState::Up)
@@ -323,6 +329,8 @@ weight = 1
             log_lines("service app lost its quorum: up weight 2 is below 3").len(),
             1
         );
+        // The VIP's VRRP instance (V in the test header) hears of it, once.
+        assert_eq!(told.lock().unwrap().as_slice(), [("V".to_string(), true)]);
 
         // Reload: .8203's check changes, .8202 leaves. .8203 stays down right away (its state
         // is kept, not reset to unknown), .8202 is gone from the report.
