@@ -612,3 +612,37 @@ address = "127.0.0.1:8412"
         checks.stop();
     });
 }
+
+#[test]
+fn warmup_delays_the_first_check() {
+    require(&[]);
+    let ns = Netns::new("warmup");
+    ns.run(|| async {
+        let server = Switchable::start("127.0.0.1:8501").await;
+        let cfg = config(
+            r#"
+[service.web]
+vip = "192.0.2.10:80"
+scheduler = "rr"
+forwarding = "nat"
+check = { type = "http", interval = "100ms", warmup = "600ms" }
+
+[[service.web.real]]
+address = "127.0.0.1:8501"
+"#,
+        );
+        let mut checks = CheckSubsystem::start().unwrap();
+        let applied = SystemTime::now();
+        checks.apply(None, &cfg);
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        checks.stop();
+        let seen = server.seen.lock().unwrap().clone();
+        let first = seen.first().expect("checked after the warm-up").0;
+        let after = first.duration_since(applied).unwrap();
+        // Warm-up, plus a phase within one interval.
+        assert!(
+            after >= 600 * MS && after < 800 * MS,
+            "first check {after:?} after the config"
+        );
+    });
+}
