@@ -39,6 +39,7 @@ APT_PACKAGES=(
     python3-aiosmtpd # SMTP peer for the health-check tests
     postgresql      # PostgreSQL peer for the health-check tests
     mariadb-server  # MySQL/MariaDB peer for the health-check tests
+    socat           # remote syslog collector (UDP and TCP) in the logging tests
 )
 # The kernel the appliance and the tests boot: the meta-package names the current ABI package.
 KERNEL_META=linux-image-cloud-amd64
