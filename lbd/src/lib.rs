@@ -11,4 +11,6 @@ pub mod ipvs;
 #[cfg(feature = "logging")]
 pub mod logging;
 pub mod reconcile;
+#[cfg(feature = "logging")]
+pub mod syslog;
 pub mod vrrp;

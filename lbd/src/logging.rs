@@ -35,12 +35,25 @@ pub fn init(program: &'static str, env: &str, default_level: &str) {
         // No colour: console logs end up in files, serial captures and syslog.
         .with_ansi(false)
         .compact();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let console = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)
-        .event_format(Prefixed { program, inner })
+        .event_format(Prefixed { program, inner });
+    // Every event also goes to the ring of recent events and, once a target is set, to remote
+    // syslog (crate::syslog); the boot-time target comes from `lb.syslog=` on the kernel
+    // command line, so init and lbd send from their first line.
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(console)
+        .with(crate::syslog::layer(program))
         .try_init();
+    match crate::syslog::boot_target() {
+        Some(Ok(t)) => crate::syslog::set_target(Some(t)),
+        Some(Err(e)) => tracing::warn!("lb.syslog: {e}"),
+        None => {}
+    }
 }
 
 struct Prefixed<F> {

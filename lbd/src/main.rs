@@ -95,8 +95,14 @@ fn run(path: PathBuf) -> ExitCode {
         lbd::ipvs::subsystem::IpvsSubsystem::new(),
         checks.health(),
     );
-    let subsystems: Vec<Box<dyn lbd::daemon::Subsystem>> =
-        vec![Box::new(ipvs), Box::new(checks), Box::new(vrrp)];
+    // Remote syslog first: later subsystems' start-up lines then reach the collector.
+    let syslog = lbd::syslog::subsystem::SyslogSubsystem::new();
+    let subsystems: Vec<Box<dyn lbd::daemon::Subsystem>> = vec![
+        Box::new(syslog),
+        Box::new(ipvs),
+        Box::new(checks),
+        Box::new(vrrp),
+    ];
     let daemon = match Daemon::start(&path, subsystems) {
         Ok(d) => d,
         Err(e) => {
@@ -115,7 +121,10 @@ fn run(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon.run()) {
+    let result = runtime.block_on(daemon.run());
+    // The last lines ("lbd stopped") must reach the remote collector before the box reboots.
+    lbd::syslog::flush(std::time::Duration::from_secs(2));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("lbd failed: {e}");
