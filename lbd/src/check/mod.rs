@@ -1,19 +1,20 @@
 //! Health checks of real servers.
 //!
 //! ```text
-//! Config ──▶ engine: one task per checked real ──probe──▶ Outcome (up / down + reason)
+//! Config ──▶ engine: a queue of next runs ──probe──▶ Outcome (up / down + reason)
 //!                 │                                        │
 //!                 │                 Hysteresis (rise/fall, interval, retry, jitter)
 //!                 ▼                                        │ state changes
 //!            HealthBoard (per real, per service, quorum) ◀─┘
 //!                 │ logs each change once, with its reason
 //!                 ▼
-//!   watch::Receiver<Arc<HealthReport>> ──▶ reconciler (RealHealth, weights) / status / VRRP
+//!   watch::Receiver<Arc<HealthReport>> ──▶ feed: IPVS reconciler (RealHealth, weights)
+//!                                        ──▶ VRRP quorum per instance, status (serde)
 //! ```
 //!
 //! Pure parts (no tokio): [`failure`], [`hysteresis`], [`quorum`], [`board`], [`proto`]
 //! (protocol encoders and parsers). I/O parts (feature `daemon`): `probe` (the checkers),
-//! `engine` (tasks, clock, channels), `subsystem` (lbd's [`crate::daemon::Subsystem`]) and
+//! `engine` (the scheduler loop: clock, runs in flight, channels), `subsystem` (lbd's [`crate::daemon::Subsystem`]) and
 //! `feed` (health reports into the IPVS reconciler).
 //!
 //! Health reaches the kernel only through the reconciler: the report's
