@@ -233,7 +233,8 @@ pub struct Check {
     pub retry_delay: Duration,
     /// Delay before the first check after start or reload.
     pub warmup: Duration,
-    /// Random spread added to each interval so checks do not fire in lock-step.
+    /// Random spread of each interval, ±jitter/2 around it (so the mean interval stays the
+    /// configured one), so thousands of checks do not fire in lock-step.
     pub jitter: Duration,
     pub port: Option<u16>,
     pub connect_address: Option<IpAddr>,
