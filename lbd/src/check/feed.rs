@@ -8,6 +8,7 @@
 //! ```text
 //! Daemon ──apply(config)──▶ HealthFeed ──lock──▶ IpvsSubsystem::apply
 //! checks ──watch<HealthReport>──▶ feed thread ──lock──▶ set_health + set_overrides + reconcile
+//! control API ──watch<OperatorWeights>──▶ feed thread   (drain: weight 0, wins over checks)
 //! ```
 
 use super::board::{HealthReport, RealKey};
@@ -20,6 +21,10 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
+/// Operator weight overrides per real (the control API's drain: weight 0 until undrain). They
+/// win over the weights the checks set. (Added for the control API, crate::api.)
+pub type OperatorWeights = Arc<BTreeMap<RealKey, u32>>;
+
 struct Inner {
     ipvs: IpvsSubsystem,
     config: Option<Config>,
@@ -29,10 +34,12 @@ struct Inner {
 }
 
 impl Inner {
-    /// Takes the report's health and weights; whether they differ from what IPVS has.
-    fn take(&mut self, report: &HealthReport) -> bool {
+    /// Takes the report's health and weights, and the operator's weights over them; whether
+    /// they differ from what IPVS has.
+    fn take(&mut self, report: &HealthReport, operator: &BTreeMap<RealKey, u32>) -> bool {
         let health = report.real_health();
-        let weights = report.weights();
+        let mut weights = report.weights();
+        weights.extend(operator.iter().map(|(k, w)| (k.clone(), *w)));
         if health == self.health && weights == self.weights {
             return false;
         }
@@ -50,6 +57,7 @@ impl Inner {
 pub struct HealthFeed {
     inner: Arc<Mutex<Inner>>,
     health: watch::Receiver<Arc<HealthReport>>,
+    operator: watch::Sender<OperatorWeights>,
     stop: Option<mpsc::UnboundedSender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -66,27 +74,35 @@ impl HealthFeed {
             last_error: None,
         }));
         let (stop_tx, stop_rx) = mpsc::unbounded_channel();
+        let (operator, operator_rx) = watch::channel(OperatorWeights::default());
         let thread = std::thread::Builder::new()
             .name("lbd-health-feed".into())
             .spawn({
                 let inner = inner.clone();
                 let health = health.clone();
-                move || feed(inner, health, stop_rx)
+                move || feed(inner, health, operator_rx, stop_rx)
             })
             .map_err(|e| error!("checks: cannot start the health feed thread: {e}; health changes will not reach IPVS"))
             .ok();
         HealthFeed {
             inner,
             health,
+            operator,
             stop: Some(stop_tx),
             thread,
         }
+    }
+
+    /// Where the control API sends operator weights (drain/undrain); each change reconciles.
+    pub fn operator_weights(&self) -> watch::Sender<OperatorWeights> {
+        self.operator.clone()
     }
 }
 
 fn feed(
     inner: Arc<Mutex<Inner>>,
     mut health: watch::Receiver<Arc<HealthReport>>,
+    mut operator: watch::Receiver<OperatorWeights>,
     mut stop: mpsc::UnboundedReceiver<()>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread().build() {
@@ -104,13 +120,20 @@ fn feed(
                         return;
                     }
                 }
+                // The HealthFeed holds the sender, so this only ends with the feed.
+                changed = operator.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
                 _ = stop.recv() => return,
             }
             // Changes that arrive while a reconcile runs are coalesced by the watch channel.
             let report = health.borrow_and_update().clone();
+            let operator_weights = operator.borrow_and_update().clone();
             let mut guard = inner.lock().unwrap_or_else(|p| p.into_inner());
             let inner = &mut *guard;
-            if !inner.take(&report) {
+            if !inner.take(&report, &operator_weights) {
                 continue;
             }
             let Some(config) = inner.config.as_ref() else {
@@ -153,8 +176,9 @@ impl Subsystem for HealthFeed {
 
     fn apply(&mut self, old: Option<&Config>, new: &Config) {
         let report = self.health.borrow().clone();
+        let operator_weights = self.operator.borrow().clone();
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.take(&report);
+        inner.take(&report, &operator_weights);
         inner.config = Some(new.clone());
         inner.ipvs.apply(old, new);
     }
