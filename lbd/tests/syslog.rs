@@ -132,7 +132,11 @@ impl Lab {
         std::fs::write(&conf, config).unwrap();
         let log = self.dir.join("lbd.log");
         let ns = self.lb.clone();
-        let mut all = vec![("LBD_VRRP_RT_PRIORITY", "0")];
+        let sock = self.dir.join("lbd.sock").display().to_string();
+        let mut all = vec![
+            ("LBD_VRRP_RT_PRIORITY", "0"),
+            ("LBD_API_SOCKET", sock.as_str()),
+        ];
         all.extend_from_slice(env);
         self.spawn(
             &ns,
@@ -617,11 +621,25 @@ fn tcp_octet_counting_from_boot_target_and_reload_to_udp() {
     let frames = octet_frames(&lab.tcp_bytes()).unwrap_or_else(|e| panic!("framing: {e}"));
     let msgs = check_all(&frames, pid);
     // Held back while the collector was down, then sent in order from the first line on.
+    let first_printed = lab
+        .lbd_log()
+        .lines()
+        .next()
+        .and_then(|l| l.split_once(" lbd: "))
+        .map(|(_, rest)| {
+            let rest = rest.trim_start();
+            rest.split_once(' ')
+                .map_or(rest, |x| x.1)
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default();
     assert!(
-        msgs[0].msg.contains("unicast_source has no effect"),
-        "first: {}",
+        first_printed.starts_with(&msgs[0].msg),
+        "first sent: {:?}, first printed: {first_printed:?}",
         msgs[0].msg
     );
+    find(&msgs, "unicast_source has no effect");
     let ups: Vec<u64> = msgs.iter().map(|m| m.uptime_micros()).collect();
     assert!(
         ups.windows(2).all(|w| w[0] <= w[1]),

@@ -8,12 +8,61 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "lbctl", version, about = "Operate load-balancer appliances")]
 struct Cli {
+    /// lbd's control socket (status, drain, reload...).
+    #[arg(long, global = true, env = "LBCTL_SOCKET")]
+    socket: Option<PathBuf>,
+    /// lbd's HTTP API instead of the socket: http://HOST:PORT ([node] api_listen).
+    #[arg(long, global = true, env = "LBCTL_URL")]
+    url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum ColorChoice {
+    /// Colour when stdout is a terminal and NO_COLOR is not set.
+    Auto,
+    Always,
+    Never,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// The balancer's state: VRRP instances, and the IPVS table joined with health, drains
+    /// and connections (like ipvsadm -Ln).
+    Status {
+        /// Print lbd's JSON document instead.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_enum, default_value = "auto")]
+        color: ColorChoice,
+    },
+    /// Take a real out of rotation without a config change: weight 0 for new connections,
+    /// established ones continue, until undrain.
+    Drain {
+        /// ADDR:PORT, or ADDR for every port.
+        real: String,
+        /// Only in this service (default: every service that has the real).
+        #[arg(long)]
+        service: Option<String>,
+    },
+    /// Put a drained real back.
+    Undrain {
+        real: String,
+        #[arg(long)]
+        service: Option<String>,
+    },
+    /// Re-read the config file lbd runs from (as SIGHUP does): validated first, refused with
+    /// every error if it is not valid.
+    Reload,
+    /// Recent log events from lbd's in-memory ring.
+    Events {
+        /// Only events after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
     /// Print the commands a real server needs for direct routing or tunnelling (a shell
     /// script: pipe it to `sh` on the real server, as root).
     Realserver {
@@ -74,7 +123,20 @@ enum Source {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let api = || lbctl::client::Target::new(cli.socket.clone(), cli.url.as_deref());
+    match cli.command {
+        Command::Status { json, color } => api_cmd(api(), |t| status(t, json, color)),
+        Command::Drain {
+            ref real,
+            ref service,
+        } => api_cmd(api(), |t| drain(t, "drain", real, service.as_deref())),
+        Command::Undrain {
+            ref real,
+            ref service,
+        } => api_cmd(api(), |t| drain(t, "undrain", real, service.as_deref())),
+        Command::Reload => api_cmd(api(), reload),
+        Command::Events { since, max } => api_cmd(api(), |t| events(t, since, max)),
         Command::Validate { files, quiet } => validate(&files, quiet),
         Command::Realserver { vip, mode, iface } => {
             let mode = match mode {
@@ -203,4 +265,157 @@ fn validate(files: &[PathBuf], quiet: bool) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+type ApiResult = Result<ExitCode, lbctl::client::ClientError>;
+
+fn api_cmd(
+    target: Result<lbctl::client::Target, lbctl::client::ClientError>,
+    f: impl FnOnce(&lbctl::client::Target) -> ApiResult,
+) -> ExitCode {
+    match target.and_then(|t| f(&t)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn status(t: &lbctl::client::Target, json: bool, color: ColorChoice) -> ApiResult {
+    use std::io::IsTerminal;
+    let reply = lbctl::client::request(t, "GET", "/status")?;
+    if reply.status != 200 {
+        eprintln!(
+            "error: lbd answered {}: {}",
+            reply.status,
+            reply.error_text()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if json {
+        print!("{}", reply.text());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let doc = match reply.json() {
+        Ok(d) => d,
+        Err(text) => {
+            eprintln!("error: lbd's status is not JSON: {text}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let on = match color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
+    print!(
+        "{}",
+        lbctl::status::render(&doc, lbctl::status::Paint { on })
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn drain(t: &lbctl::client::Target, action: &str, real: &str, service: Option<&str>) -> ApiResult {
+    use lbctl::client::encode;
+    let mut path = format!("/{action}?real={}", encode(real));
+    if let Some(s) = service {
+        path.push_str(&format!("&service={}", encode(s)));
+    }
+    let reply = lbctl::client::request(t, "POST", &path)?;
+    if reply.status != 200 {
+        eprintln!("error: {}", reply.error_text());
+        return Ok(ExitCode::FAILURE);
+    }
+    let doc = reply.json().unwrap_or_default();
+    let changed = doc["changed"].as_bool().unwrap_or(false);
+    for r in doc["reals"].as_array().into_iter().flatten() {
+        let what = match (action, changed) {
+            ("drain", true) => "drained: weight 0 for new connections until undrain",
+            ("drain", false) => "already drained",
+            (_, true) => "undrained: back to its weight",
+            (_, false) => "was not drained",
+        };
+        println!(
+            "{} of service {}: {what}",
+            r["real"].as_str().unwrap_or("?"),
+            r["service"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reload(t: &lbctl::client::Target) -> ApiResult {
+    let reply = lbctl::client::request(t, "POST", "/reload")?;
+    let doc = reply.json().unwrap_or_default();
+    let short = |v: &serde_json::Value| {
+        let s = v.as_str().unwrap_or("");
+        s[..12.min(s.len())].to_string()
+    };
+    match (reply.status, doc["result"].as_str()) {
+        (200, Some("reloaded")) => {
+            println!(
+                "reloaded: version {} (was {})",
+                short(&doc["version"]),
+                short(&doc["previous"])
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        (200, Some("unchanged")) => {
+            println!("unchanged: version {}", short(&doc["version"]));
+            Ok(ExitCode::SUCCESS)
+        }
+        (_, Some("refused")) => {
+            eprintln!(
+                "refused: the config does not validate; lbd keeps version {}",
+                short(&doc["previous"])
+            );
+            for e in doc["errors"].as_array().into_iter().flatten() {
+                eprintln!("  {}", e.as_str().unwrap_or(""));
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        _ => {
+            eprintln!(
+                "error: lbd answered {}: {}",
+                reply.status,
+                reply.error_text()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn events(t: &lbctl::client::Target, since: u64, max: usize) -> ApiResult {
+    let reply = lbctl::client::request(t, "GET", &format!("/events?since={since}&max={max}"))?;
+    if reply.status != 200 {
+        eprintln!("error: {}", reply.error_text());
+        return Ok(ExitCode::FAILURE);
+    }
+    let doc = reply.json().unwrap_or_default();
+    for e in doc["events"].as_array().into_iter().flatten() {
+        let fields: Vec<String> = e["fields"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "{:>6} {} {:<5} {}{}",
+            e["seq"].as_u64().unwrap_or(0),
+            e["time"].as_str().unwrap_or(""),
+            e["level"].as_str().unwrap_or(""),
+            e["message"].as_str().unwrap_or(""),
+            if fields.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", fields.join(" "))
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

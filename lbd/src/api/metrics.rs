@@ -1,0 +1,396 @@
+//! `GET /metrics`: the status document in the Prometheus text exposition format (0.0.4).
+//! Pure; names follow Prometheus conventions (base units, `_total` for counters).
+//!
+//! | metric | type | labels | meaning |
+//! | --- | --- | --- | --- |
+//! | `lbd_info` | gauge | version, config_version, hostname | always 1 |
+//! | `lbd_start_time_seconds` | gauge | | when lbd started, Unix time |
+//! | `lbd_config_load_time_seconds` | gauge | | when the running config was applied, Unix time |
+//! | `lbd_config_applied_total` | counter | | configs applied since start |
+//! | `lbd_ipvs_available` | gauge | | 1 when the kernel's IPVS table could be read |
+//! | `lbd_vrrp_instance_state` | gauge | instance, state | 1 for the instance's current state (INIT, BACKUP, MASTER, FAULT) |
+//! | `lbd_vrrp_instance_priority` | gauge | instance | configured priority |
+//! | `lbd_vrrp_dropped_packets_total` | counter | reason | received VRRP packets dropped |
+//! | `lbd_service_reals_up` | gauge | service | reals that serve |
+//! | `lbd_service_up_weight` | gauge | service | their total weight |
+//! | `lbd_service_quorum_up` | gauge | service | 1 while the quorum holds (services with a quorum) |
+//! | `lbd_service_sorry_active` | gauge | service | 1 while the sorry server replaces the reals |
+//! | `lbd_service_connections_total` | counter | service | connections IPVS scheduled |
+//! | `lbd_service_packets_total` | counter | service, direction | packets in / out |
+//! | `lbd_service_bytes_total` | counter | service, direction | bytes in / out |
+//! | `lbd_service_connections_per_second` | gauge | service | IPVS's rate estimate |
+//! | `lbd_service_packets_per_second` | gauge | service, direction | IPVS's rate estimate |
+//! | `lbd_service_bytes_per_second` | gauge | service, direction | IPVS's rate estimate |
+//! | `lbd_real_up` | gauge | service, real | 1 when the real serves (up, or not checked yet) |
+//! | `lbd_real_drained` | gauge | service, real | 1 while drained by an operator |
+//! | `lbd_real_config_weight` | gauge | service, real | weight in the config |
+//! | `lbd_real_weight` | gauge | service, real | weight lbd wants in IPVS (absent: left out) |
+//! | `lbd_real_ipvs_weight` | gauge | service, real | weight the kernel holds |
+//! | `lbd_real_active_connections` | gauge | service, real | established connections |
+//! | `lbd_real_inactive_connections` | gauge | service, real | other connection entries |
+//! | `lbd_real_connections_total` | counter | service, real | connections scheduled to it |
+//! | `lbd_real_bytes_total` | counter | service, real, direction | bytes in / out |
+//! | `lbd_real_connections_per_second` | gauge | service, real | IPVS's rate estimate |
+//! | `lbd_syslog_messages_sent_total` | counter | | remote log messages sent |
+//! | `lbd_syslog_messages_dropped_total` | counter | | remote log messages lost (queue full) |
+//! | `lbd_syslog_send_failures_total` | counter | | failed sends (each retried) |
+
+use super::snapshot::Status;
+use std::fmt::Write as _;
+
+/// The Content-Type of the exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    samples: Vec<(Vec<(&'static str, String)>, f64)>,
+}
+
+struct Out {
+    families: Vec<Family>,
+}
+
+impl Out {
+    fn family(&mut self, name: &'static str, kind: &'static str, help: &'static str) -> usize {
+        self.families.push(Family {
+            name,
+            kind,
+            help,
+            samples: Vec::new(),
+        });
+        self.families.len() - 1
+    }
+
+    fn add(&mut self, f: usize, labels: Vec<(&'static str, String)>, value: f64) {
+        self.families[f].samples.push((labels, value));
+    }
+
+    fn render(&self) -> String {
+        let mut s = String::new();
+        for f in self.families.iter().filter(|f| !f.samples.is_empty()) {
+            let _ = writeln!(s, "# HELP {} {}", f.name, f.help);
+            let _ = writeln!(s, "# TYPE {} {}", f.name, f.kind);
+            for (labels, value) in &f.samples {
+                s.push_str(f.name);
+                if !labels.is_empty() {
+                    s.push('{');
+                    for (i, (k, v)) in labels.iter().enumerate() {
+                        if i > 0 {
+                            s.push(',');
+                        }
+                        let _ = write!(s, "{k}=\"{}\"", escape(v));
+                    }
+                    s.push('}');
+                }
+                let _ = writeln!(s, " {}", number(*value));
+            }
+        }
+        s
+    }
+}
+
+/// Label values: `\`, `"` and newlines escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+fn unix(rfc3339: &str, fallback: f64) -> f64 {
+    // The document carries RFC 3339 times; the metric wants Unix seconds.
+    parse_rfc3339(rfc3339).unwrap_or(fallback)
+}
+
+/// Seconds since 1970 of `YYYY-MM-DDThh:mm:ss.ffffffZ` (the form our documents use).
+fn parse_rfc3339(t: &str) -> Option<f64> {
+    let (date, time) = t.strip_suffix('Z')?.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut h = hms.split(':').map(|x| x.parse::<i64>());
+    let (hh, mm, ss) = (h.next()?.ok()?, h.next()?.ok()?, h.next()?.ok()?);
+    let (yy, mo) = if m <= 2 { (y - 1, m + 12) } else { (y, m) };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * (mo - 3) + 2) / 5 + day - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let f: f64 = format!("0.{frac}").parse().ok()?;
+    Some((days * 86400 + hh * 3600 + mm * 60 + ss) as f64 + f)
+}
+
+/// The exposition text.
+pub fn render(st: &Status) -> String {
+    let mut o = Out {
+        families: Vec::new(),
+    };
+    let info = o.family(
+        "lbd_info",
+        "gauge",
+        "lbd build and running config (always 1).",
+    );
+    o.add(
+        info,
+        vec![
+            ("version", st.lbd.version.to_string()),
+            ("config_version", st.config.version.clone()),
+            ("hostname", st.lbd.hostname.clone()),
+        ],
+        1.0,
+    );
+    let f = o.family(
+        "lbd_start_time_seconds",
+        "gauge",
+        "When lbd started, in seconds since the Unix epoch.",
+    );
+    o.add(f, vec![], unix(&st.lbd.started_at, 0.0));
+    let f = o.family(
+        "lbd_config_load_time_seconds",
+        "gauge",
+        "When the running config was applied, in seconds since the Unix epoch.",
+    );
+    o.add(f, vec![], unix(&st.config.loaded_at, 0.0));
+    let f = o.family(
+        "lbd_config_applied_total",
+        "counter",
+        "Configs applied since lbd started.",
+    );
+    o.add(f, vec![], st.config.applied as f64);
+    let f = o.family(
+        "lbd_ipvs_available",
+        "gauge",
+        "1 when the kernel's IPVS table could be read.",
+    );
+    o.add(f, vec![], f64::from(u8::from(st.ipvs.available)));
+
+    let state = o.family(
+        "lbd_vrrp_instance_state",
+        "gauge",
+        "1 for the VRRP instance's current state, 0 for the others.",
+    );
+    let prio = o.family(
+        "lbd_vrrp_instance_priority",
+        "gauge",
+        "Configured VRRP priority.",
+    );
+    for v in &st.vrrp {
+        for s in ["INIT", "BACKUP", "MASTER", "FAULT"] {
+            o.add(
+                state,
+                vec![("instance", v.name.clone()), ("state", s.to_string())],
+                f64::from(u8::from(v.state == s)),
+            );
+        }
+        o.add(
+            prio,
+            vec![("instance", v.name.clone())],
+            f64::from(v.priority),
+        );
+    }
+    let drops = o.family(
+        "lbd_vrrp_dropped_packets_total",
+        "counter",
+        "Received VRRP packets dropped, by reason.",
+    );
+    for (reason, n) in &st.vrrp_drops {
+        o.add(drops, vec![("reason", reason.clone())], *n as f64);
+    }
+
+    let up = o.family(
+        "lbd_service_reals_up",
+        "gauge",
+        "Reals of the service that serve.",
+    );
+    let upw = o.family(
+        "lbd_service_up_weight",
+        "gauge",
+        "Total weight of the reals that serve.",
+    );
+    let quorum = o.family(
+        "lbd_service_quorum_up",
+        "gauge",
+        "1 while the service's quorum holds.",
+    );
+    let sorry = o.family(
+        "lbd_service_sorry_active",
+        "gauge",
+        "1 while the sorry server replaces the reals.",
+    );
+    let conns = o.family(
+        "lbd_service_connections_total",
+        "counter",
+        "Connections IPVS scheduled for the service.",
+    );
+    let pkts = o.family(
+        "lbd_service_packets_total",
+        "counter",
+        "Packets of the service, in and out.",
+    );
+    let bytes = o.family(
+        "lbd_service_bytes_total",
+        "counter",
+        "Bytes of the service, in and out.",
+    );
+    let cps = o.family(
+        "lbd_service_connections_per_second",
+        "gauge",
+        "New connections per second (IPVS's estimate).",
+    );
+    let pps = o.family(
+        "lbd_service_packets_per_second",
+        "gauge",
+        "Packets per second, in and out (IPVS's estimate).",
+    );
+    let bps = o.family(
+        "lbd_service_bytes_per_second",
+        "gauge",
+        "Bytes per second, in and out (IPVS's estimate).",
+    );
+    let r_up = o.family(
+        "lbd_real_up",
+        "gauge",
+        "1 when the real serves (up, or not checked yet).",
+    );
+    let r_drained = o.family(
+        "lbd_real_drained",
+        "gauge",
+        "1 while an operator drained the real.",
+    );
+    let r_cw = o.family(
+        "lbd_real_config_weight",
+        "gauge",
+        "The real's weight in the config.",
+    );
+    let r_w = o.family(
+        "lbd_real_weight",
+        "gauge",
+        "The weight lbd wants IPVS to hold for the real (absent: left out of the table).",
+    );
+    let r_kw = o.family(
+        "lbd_real_ipvs_weight",
+        "gauge",
+        "The weight the kernel holds for the real.",
+    );
+    let r_act = o.family(
+        "lbd_real_active_connections",
+        "gauge",
+        "Established connections to the real.",
+    );
+    let r_inact = o.family(
+        "lbd_real_inactive_connections",
+        "gauge",
+        "Other connection entries of the real.",
+    );
+    let r_conns = o.family(
+        "lbd_real_connections_total",
+        "counter",
+        "Connections scheduled to the real.",
+    );
+    let r_bytes = o.family(
+        "lbd_real_bytes_total",
+        "counter",
+        "Bytes to and from the real, in and out.",
+    );
+    let r_cps = o.family(
+        "lbd_real_connections_per_second",
+        "gauge",
+        "New connections per second to the real (IPVS's estimate).",
+    );
+    for s in &st.services {
+        let sl = || vec![("service", s.name.clone())];
+        let dir = |d: &str| vec![("service", s.name.clone()), ("direction", d.to_string())];
+        o.add(up, sl(), s.reals_up as f64);
+        o.add(upw, sl(), s.up_weight as f64);
+        if let Some(q) = &s.quorum {
+            o.add(quorum, sl(), f64::from(u8::from(q.up)));
+        }
+        if let Some(so) = &s.sorry {
+            o.add(sorry, sl(), f64::from(u8::from(so.active)));
+        }
+        if let Some(t) = &s.traffic {
+            o.add(conns, sl(), t.connections as f64);
+            o.add(pkts, dir("in"), t.packets_in as f64);
+            o.add(pkts, dir("out"), t.packets_out as f64);
+            o.add(bytes, dir("in"), t.bytes_in as f64);
+            o.add(bytes, dir("out"), t.bytes_out as f64);
+            o.add(cps, sl(), t.connections_per_second as f64);
+            o.add(pps, dir("in"), t.packets_in_per_second as f64);
+            o.add(pps, dir("out"), t.packets_out_per_second as f64);
+            o.add(bps, dir("in"), t.bytes_in_per_second as f64);
+            o.add(bps, dir("out"), t.bytes_out_per_second as f64);
+        }
+        for r in &s.reals {
+            let rl = || vec![("service", s.name.clone()), ("real", r.address.to_string())];
+            let rdir = |d: &str| {
+                vec![
+                    ("service", s.name.clone()),
+                    ("real", r.address.to_string()),
+                    ("direction", d.to_string()),
+                ]
+            };
+            o.add(r_up, rl(), f64::from(u8::from(r.health != "down")));
+            o.add(r_drained, rl(), f64::from(u8::from(r.drained)));
+            o.add(r_cw, rl(), f64::from(r.config_weight));
+            if let Some(w) = r.weight {
+                o.add(r_w, rl(), f64::from(w));
+            }
+            if let Some(k) = &r.ipvs {
+                o.add(r_kw, rl(), f64::from(k.weight));
+                o.add(r_act, rl(), f64::from(k.active_connections));
+                o.add(r_inact, rl(), f64::from(k.inactive_connections));
+                if let Some(t) = &k.traffic {
+                    o.add(r_conns, rl(), t.connections as f64);
+                    o.add(r_bytes, rdir("in"), t.bytes_in as f64);
+                    o.add(r_bytes, rdir("out"), t.bytes_out as f64);
+                    o.add(r_cps, rl(), t.connections_per_second as f64);
+                }
+            }
+        }
+    }
+    let f = o.family(
+        "lbd_syslog_messages_sent_total",
+        "counter",
+        "Remote log messages handed to the network.",
+    );
+    o.add(f, vec![], st.syslog.sent as f64);
+    let f = o.family(
+        "lbd_syslog_messages_dropped_total",
+        "counter",
+        "Remote log messages lost because the queue or backlog was full.",
+    );
+    o.add(f, vec![], st.syslog.dropped as f64);
+    let f = o.family(
+        "lbd_syslog_send_failures_total",
+        "counter",
+        "Failed attempts to send remote log messages (each is retried).",
+    );
+    o.add(f, vec![], st.syslog.failures as f64);
+    o.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(number(3.0), "3");
+        assert_eq!(number(1.5), "1.5");
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:01.500000Z"), Some(1.5));
+        assert_eq!(
+            parse_rfc3339("2024-12-31T23:59:59.000000Z"),
+            Some(1_735_689_599.0)
+        );
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+}

@@ -1,0 +1,403 @@
+//! The status document (`GET /status`), built from what the subsystems publish. Pure: every
+//! input is passed in, so tests build documents without a daemon.
+//!
+//! Weights shown are what the reconciler wants IPVS to hold now (config, health, drains and
+//! check weights through [`reconcile::desired`]), next to what the kernel holds when it can be
+//! read (`ipvs` of each real: weight, connections, counters and rates).
+
+use super::drain::Drained;
+use crate::check::board::HealthReport;
+use crate::config::{Config, Forwarding, ServiceKey};
+use crate::ipvs::client::Dump;
+use crate::ipvs::msg::{self, FwdMethod, Stats};
+use crate::reconcile::{self, DestKey, Overrides, SyncRole};
+use crate::syslog::rfc5424::timestamp;
+use crate::syslog::SyslogStatus;
+use crate::vrrp::runtime::Status as VrrpStatus;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::SystemTime;
+
+/// What the kernel's IPVS table looked like when the document was made.
+#[derive(Clone, Debug)]
+pub enum KernelView {
+    Table(Dump),
+    Unavailable(String),
+}
+
+/// Everything a status document is made of.
+pub struct Inputs<'a> {
+    pub config: &'a Config,
+    pub config_path: &'a Path,
+    pub loaded_at: SystemTime,
+    /// Configs applied since start (1 = only the first).
+    pub applied: u64,
+    pub started_at: SystemTime,
+    pub now: SystemTime,
+    pub hostname: String,
+    pub health: &'a HealthReport,
+    pub vrrp: &'a VrrpStatus,
+    pub drained: &'a Drained,
+    pub kernel: &'a KernelView,
+    pub syslog: SyslogStatus,
+}
+
+/// Traffic counters and rates (IPVS's own: rates are per second, averaged by the kernel).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Traffic {
+    pub connections: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub connections_per_second: u64,
+    pub packets_in_per_second: u64,
+    pub packets_out_per_second: u64,
+    pub bytes_in_per_second: u64,
+    pub bytes_out_per_second: u64,
+}
+
+impl From<&Stats> for Traffic {
+    fn from(s: &Stats) -> Traffic {
+        Traffic {
+            connections: s.conns,
+            packets_in: s.inpkts,
+            packets_out: s.outpkts,
+            bytes_in: s.inbytes,
+            bytes_out: s.outbytes,
+            connections_per_second: s.cps,
+            packets_in_per_second: s.inpps,
+            packets_out_per_second: s.outpps,
+            bytes_in_per_second: s.inbps,
+            bytes_out_per_second: s.outbps,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub lbd: LbdInfo,
+    pub config: ConfigInfo,
+    pub ipvs: IpvsInfo,
+    pub vrrp: Vec<VrrpInstanceStatus>,
+    /// Received VRRP packets dropped, by reason.
+    pub vrrp_drops: BTreeMap<String, u64>,
+    pub services: Vec<ServiceStatus>,
+    pub syslog: SyslogStatus,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LbdInfo {
+    pub version: &'static str,
+    pub pid: u32,
+    pub hostname: String,
+    pub started_at: String,
+    pub uptime_seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ConfigInfo {
+    pub path: String,
+    /// sha256 of the config text.
+    pub version: String,
+    pub loaded_at: String,
+    /// Seconds since the config was loaded.
+    pub age_seconds: f64,
+    pub applied: u64,
+    pub summary: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct IpvsInfo {
+    pub available: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct VrrpInstanceStatus {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub version: u8,
+    pub priority: u8,
+    /// `INIT`, `BACKUP`, `MASTER` or `FAULT`; `UNKNOWN` before the VRRP thread reported.
+    pub state: String,
+    pub vips: Vec<String>,
+    pub sync_group: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    /// `tcp 192.0.2.10:80` or `fwmark 7 (IPv4)`.
+    pub key: String,
+    pub protocol: Option<String>,
+    pub vip: Option<SocketAddr>,
+    pub fwmark: Option<u32>,
+    pub scheduler: String,
+    pub persistence_seconds: Option<u64>,
+    pub vrrp_instance: Option<String>,
+    pub reals_up: usize,
+    pub up_weight: u64,
+    pub quorum: Option<QuorumStatus>,
+    pub sorry: Option<SorryStatus>,
+    /// Whether the kernel has the service (None: unknown).
+    pub in_kernel: Option<bool>,
+    pub traffic: Option<Traffic>,
+    pub reals: Vec<RealStatusDoc>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct QuorumStatus {
+    pub min_weight: u32,
+    pub hysteresis: u32,
+    pub up: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SorryStatus {
+    pub address: SocketAddr,
+    pub forwarding: String,
+    /// Whether the reconciler wants it in the table now (no real serves).
+    pub active: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RealStatusDoc {
+    pub address: SocketAddr,
+    pub forwarding: String,
+    pub config_weight: u32,
+    /// The weight the reconciler wants in IPVS now; None: the real is left out of the table
+    /// (down with `on_failure = "remove"`).
+    pub weight: Option<u32>,
+    pub drained: bool,
+    /// `up`, `down`, or `unknown` (not checked yet; it serves); `up` for reals without a check.
+    pub health: String,
+    pub checked: bool,
+    /// The check's type (`tcp`, `http`...), if any.
+    pub check: Option<String>,
+    /// Why the real is down.
+    pub reason: Option<String>,
+    /// When the health last changed.
+    pub since: Option<String>,
+    /// What the kernel holds for it (None: not in the table, or IPVS unreadable).
+    pub ipvs: Option<KernelReal>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelReal {
+    pub weight: u32,
+    pub forwarding: String,
+    pub active_connections: u32,
+    pub inactive_connections: u32,
+    pub persistent_connections: u32,
+    pub traffic: Option<Traffic>,
+}
+
+fn fwd_name(f: FwdMethod) -> &'static str {
+    match f {
+        FwdMethod::Masq => "nat",
+        FwdMethod::Route => "dr",
+        FwdMethod::Tunnel => "tun",
+        FwdMethod::Local => "local",
+        FwdMethod::Bypass => "bypass",
+    }
+}
+
+fn forwarding_name(f: Forwarding) -> String {
+    f.to_string()
+}
+
+fn secs_between(a: SystemTime, b: SystemTime) -> f64 {
+    b.duration_since(a).unwrap_or_default().as_secs_f64()
+}
+
+/// The operator and check weights the reconciler takes (operator wins).
+pub fn overrides(health: &HealthReport, drained: &Drained) -> Overrides {
+    let mut weights = health.weights();
+    weights.extend(drained.weights());
+    Overrides { weights }
+}
+
+/// Builds the status document.
+pub fn build(i: &Inputs) -> Status {
+    let desired = reconcile::desired(
+        i.config,
+        &i.health.real_health(),
+        &overrides(i.health, i.drained),
+        SyncRole::Master,
+    );
+    let kernel: Option<BTreeMap<msg::ServiceId, &(msg::ServiceEntry, Vec<msg::DestEntry>)>> =
+        match i.kernel {
+            KernelView::Table(d) => Some(d.iter().map(|e| (e.0.id, e)).collect()),
+            KernelView::Unavailable(_) => None,
+        };
+    let group_of: BTreeMap<&str, &str> = i
+        .config
+        .sync_groups
+        .values()
+        .flat_map(|g| {
+            g.instances
+                .iter()
+                .map(move |m| (m.as_str(), g.name.as_str()))
+        })
+        .collect();
+    let vrrp = i
+        .config
+        .vrrp_instances
+        .values()
+        .map(|v| VrrpInstanceStatus {
+            name: v.name.clone(),
+            interface: v.interface.clone(),
+            vrid: v.vrid,
+            version: match v.version {
+                crate::config::VrrpVersion::V2 => 2,
+                crate::config::VrrpVersion::V3 => 3,
+            },
+            priority: v.priority,
+            state: i
+                .vrrp
+                .roles
+                .get(&v.name)
+                .map_or("UNKNOWN".to_string(), |s| s.as_str().to_string()),
+            vips: v.vips.iter().map(|p| p.to_string()).collect(),
+            sync_group: group_of.get(v.name.as_str()).map(|g| g.to_string()),
+        })
+        .collect();
+    let mut services = Vec::new();
+    for svc in i.config.services.values() {
+        let id = reconcile::service_id(&svc.key);
+        let want = desired.table.get(&id);
+        let have = kernel.as_ref().and_then(|k| k.get(&id));
+        let sh = i.health.services.get(&svc.name);
+        let (protocol, vip, fwmark) = match svc.key {
+            ServiceKey::Addr { protocol, addr } => (Some(protocol.to_string()), Some(addr), None),
+            ServiceKey::Fwmark { mark, .. } => (None, None, Some(mark)),
+        };
+        let reals = svc
+            .reals
+            .iter()
+            .map(|r| {
+                let key = DestKey {
+                    addr: r.addr.ip(),
+                    port: r.addr.port(),
+                };
+                let rs = sh.and_then(|s| s.reals.get(&r.addr));
+                let kr = have.and_then(|(_, dests)| {
+                    dests
+                        .iter()
+                        .find(|d| d.addr == key.addr && d.port == key.port)
+                });
+                RealStatusDoc {
+                    address: r.addr,
+                    forwarding: forwarding_name(r.forwarding),
+                    config_weight: r.weight,
+                    weight: want.and_then(|w| w.dests.get(&key)).map(|d| d.weight),
+                    drained: i.drained.contains(&(svc.name.clone(), r.addr)),
+                    health: match rs {
+                        Some(s) if s.checked => s.state.to_string(),
+                        _ => "up".to_string(),
+                    },
+                    checked: rs.is_some_and(|s| s.checked),
+                    check: r.check.as_ref().map(|c| {
+                        serde_json::to_value(&c.kind)
+                            .ok()
+                            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(String::from))
+                            .unwrap_or_default()
+                    }),
+                    reason: rs.and_then(|s| s.reason.as_ref()).map(|f| f.to_string()),
+                    since: rs.and_then(|s| s.since).map(timestamp),
+                    ipvs: kr.map(|d| KernelReal {
+                        weight: d.weight,
+                        forwarding: fwd_name(d.fwd).to_string(),
+                        active_connections: d.active_conns,
+                        inactive_connections: d.inactive_conns,
+                        persistent_connections: d.persistent_conns,
+                        traffic: d.stats.as_ref().map(Traffic::from),
+                    }),
+                }
+            })
+            .collect();
+        services.push(ServiceStatus {
+            name: svc.name.clone(),
+            key: svc.key.to_string(),
+            protocol,
+            vip,
+            fwmark,
+            scheduler: svc.scheduler.to_string(),
+            persistence_seconds: svc.persistence.map(|p| p.timeout.as_secs()),
+            vrrp_instance: svc.vrrp_instance.clone(),
+            reals_up: sh.map_or(svc.reals.len(), |s| s.reals_up),
+            up_weight: sh.map_or_else(
+                || svc.reals.iter().map(|r| u64::from(r.weight)).sum(),
+                |s| s.up_weight,
+            ),
+            quorum: svc.quorum.map(|q| QuorumStatus {
+                min_weight: q.min_weight,
+                hysteresis: q.hysteresis,
+                up: sh.is_none_or(|s| s.quorum_up()),
+            }),
+            sorry: svc.sorry.as_ref().map(|s| SorryStatus {
+                address: s.addr,
+                forwarding: forwarding_name(s.forwarding),
+                // The reconciler adds the sorry server when no real serves.
+                active: !svc.reals.iter().any(|r| r.addr == s.addr)
+                    && want.is_some_and(|w| {
+                        w.dests.contains_key(&DestKey {
+                            addr: s.addr.ip(),
+                            port: s.addr.port(),
+                        })
+                    }),
+            }),
+            in_kernel: kernel.as_ref().map(|k| k.contains_key(&id)),
+            traffic: have.and_then(|(s, _)| s.stats.as_ref()).map(Traffic::from),
+            reals,
+        });
+    }
+    Status {
+        lbd: LbdInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            pid: std::process::id(),
+            hostname: i.hostname.clone(),
+            started_at: timestamp(i.started_at),
+            uptime_seconds: secs_between(i.started_at, i.now),
+        },
+        config: ConfigInfo {
+            path: i.config_path.display().to_string(),
+            version: i.config.version.clone(),
+            loaded_at: timestamp(i.loaded_at),
+            age_seconds: secs_between(i.loaded_at, i.now),
+            applied: i.applied,
+            summary: i.config.summary(),
+        },
+        ipvs: match i.kernel {
+            KernelView::Table(_) => IpvsInfo {
+                available: true,
+                error: None,
+            },
+            KernelView::Unavailable(e) => IpvsInfo {
+                available: false,
+                error: Some(e.clone()),
+            },
+        },
+        vrrp,
+        vrrp_drops: i
+            .vrrp
+            .drops
+            .iter()
+            .map(|(k, v)| {
+                (
+                    serde_json::to_value(k)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_else(|| format!("{k:?}")),
+                    *v,
+                )
+            })
+            .collect(),
+        services,
+        syslog: i.syslog.clone(),
+    }
+}

@@ -1,0 +1,532 @@
+//! lbctl against a real lbd in a network namespace: status (JSON and table, plain when piped,
+//! coloured on a terminal), metrics parsed by a Prometheus parser, events, drain/undrain
+//! (kept across an lbd restart), reload (applied, unchanged, refused), over the Unix socket and
+//! over HTTP (curl and lbctl --url inside the namespace).
+//!
+//! The host has no IPVS, so the kernel columns are empty here ("weights are the ones lbd
+//! wants"); the same requests against a guest's IPVS are in `api_guest.rs`. Needs root,
+//! python3 (a real's HTTP server), curl and script (util-linux) — tools/setup.sh.
+
+use lbtest::{ChildGuard, Netns};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The lbd binary, built once for these tests (it is another package of the workspace).
+pub fn lbd_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = lbtest::artifacts::workspace_root();
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "lbd", "--bin", "lbd"])
+            .current_dir(root)
+            .output()
+            .expect("cargo");
+        assert!(
+            out.status.success(),
+            "cannot build lbd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lbtest::artifacts::target_dir().join("debug/lbd")
+    })
+    .clone()
+}
+
+fn lbctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lbctl"))
+        .args(args)
+        .env_remove("LBCTL_SOCKET")
+        .env_remove("LBCTL_URL")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const CONFIG: &str = r#"
+[node]
+api_listen = "127.0.0.1:9900"
+
+[vrrp.instance.VI]
+interface = "eth0"
+vrid = 7
+priority = 100
+advert_interval = "100ms"
+vips = ["10.89.0.100/24"]
+
+[service.web]
+vip = "10.89.0.100:80"
+forwarding = "nat"
+check = { type = "tcp", interval = "200ms", timeout = "100ms", fall = 1, rise = 1 }
+
+[[service.web.real]]
+address = "127.0.0.1:8501"
+weight = 4
+
+[[service.web.real]]
+address = "127.0.0.1:8502"
+
+[service.dns]
+vip = "10.89.0.100:53"
+protocol = "udp"
+scheduler = "rr"
+forwarding = "nat"
+
+[[service.dns.real]]
+address = "127.0.0.1:53"
+"#;
+
+/// lbd in a namespace with a real HTTP server for one of its reals.
+struct Lab {
+    ns: Netns,
+    dir: tempfile::TempDir,
+    lbd: Option<ChildGuard>,
+    _web: ChildGuard,
+}
+
+impl Lab {
+    fn new(tag: &str) -> Lab {
+        let ns = Netns::new(tag).expect("network namespaces (run the tests as root)");
+        ns.add_veth("eth0", "eth1").unwrap();
+        ns.add_addr("eth0", "10.89.0.1/24").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.html"), "ok").unwrap();
+        // The TCP checks connect and hang up, which http.server reports on stderr: quiet.
+        let web = ChildGuard::spawn(
+            ns.command("python3")
+                .args([
+                    "-m",
+                    "http.server",
+                    "8501",
+                    "--bind",
+                    "127.0.0.1",
+                    "--directory",
+                ])
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("lbd.toml"), CONFIG).unwrap();
+        let mut lab = Lab {
+            ns,
+            dir,
+            lbd: None,
+            _web: web,
+        };
+        lab.start_lbd();
+        lab
+    }
+
+    fn socket(&self) -> String {
+        self.dir.path().join("lbd.sock").display().to_string()
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("lbd.toml")
+    }
+
+    fn start_lbd(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("lbd.log")).unwrap();
+        let mut cmd = self.ns.command(lbd_bin());
+        cmd.arg("-c")
+            .arg(self.config_path())
+            .env("LBD_API_SOCKET", self.socket())
+            .env("LBD_VRRP_RT_PRIORITY", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        self.lbd = Some(ChildGuard::spawn(&mut cmd).unwrap());
+        // Ready when VRRP is master and both reals were checked.
+        wait_until("lbd's status", Duration::from_secs(20), || {
+            let s = self.status_json()?;
+            let master = s["vrrp"][0]["state"] == "MASTER";
+            let checked = s["services"]
+                .as_array()?
+                .iter()
+                .find(|x| x["name"] == "web")?["reals"]
+                .as_array()?
+                .iter()
+                .all(|r| r["health"] != "unknown");
+            (master && checked).then_some(())
+        });
+    }
+
+    /// SIGTERM and wait for the exit (the socket goes away).
+    fn stop_lbd(&mut self) {
+        if let Some(mut g) = self.lbd.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &g.id().to_string()])
+                .status();
+            wait_until("lbd to exit", Duration::from_secs(10), || {
+                g.try_wait().ok().flatten()
+            });
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("lbd.log")).unwrap_or_default()
+    }
+
+    fn status_json(&self) -> Option<serde_json::Value> {
+        let o = lbctl(&["--socket", &self.socket(), "status", "--json"]);
+        if !o.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&o.stdout).ok()
+    }
+
+    fn real<'a>(s: &'a serde_json::Value, svc: &str, addr: &str) -> &'a serde_json::Value {
+        s["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == svc)
+            .unwrap_or_else(|| panic!("no service {svc}: {s:#}"))["reals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["address"] == addr)
+            .unwrap_or_else(|| panic!("no real {addr}: {s:#}"))
+    }
+
+    /// `curl` inside the namespace, to the HTTP listener.
+    fn curl(&self, path: &str) -> String {
+        let o = self
+            .ns
+            .run(&[
+                "curl",
+                "-sS",
+                "--max-time",
+                "20",
+                &format!("http://127.0.0.1:9900{path}"),
+            ])
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- lbd's log:\n{}", self.log());
+        }
+    }
+}
+
+#[test]
+fn status_table_metrics_and_events() {
+    let lab = Lab::new("api-status");
+    let s = lab.status_json().unwrap();
+    // Config identity and load time.
+    let want = lbd::config::load(&lab.config_path())
+        .unwrap()
+        .config
+        .version;
+    assert_eq!(s["config"]["version"], want.as_str());
+    assert_eq!(s["config"]["applied"], 1);
+    assert!(s["config"]["loaded_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(s["ipvs"]["available"], false);
+    assert_eq!(s["vrrp"][0]["name"], "VI");
+    assert_eq!(s["vrrp"][0]["vips"][0], "10.89.0.100/24");
+    // Health with reasons, and the weights the reconciler wants.
+    let up = Lab::real(&s, "web", "127.0.0.1:8501");
+    assert_eq!(up["health"], "up");
+    assert_eq!(up["weight"], 4);
+    assert_eq!(up["check"], "tcp");
+    let down = Lab::real(&s, "web", "127.0.0.1:8502");
+    assert_eq!(down["health"], "down");
+    assert_eq!(down["reason"], "connection refused");
+    assert_eq!(down["weight"], 0, "inhibit: weight 0");
+    assert!(down["since"].as_str().is_some());
+    let unchecked = Lab::real(&s, "dns", "127.0.0.1:53");
+    assert_eq!(unchecked["health"], "up");
+    assert_eq!(unchecked["checked"], false);
+
+    // The table, plain when piped.
+    let o = lbctl(&["--socket", &lab.socket(), "status"]);
+    let table = text(&o);
+    assert!(o.status.success(), "{table}");
+    assert!(!table.contains('\x1b'), "colour in a pipe:\n{table}");
+    assert!(
+        table.contains("  VI           eth0     vrid 7   v3 prio 100 MASTER"),
+        "{table}"
+    );
+    assert!(
+        table.contains("TCP  10.89.0.100:80 wlc  [web, VI MASTER]"),
+        "{table}"
+    );
+    assert!(
+        table
+            .contains("  -> 127.0.0.1:8501               Masq    4      -          -         up\n"),
+        "{table}"
+    );
+    assert!(
+        table.contains("  -> 127.0.0.1:8502               Masq    0      -          -         down: connection refused\n"),
+        "{table}"
+    );
+    assert!(
+        table.contains("UDP  10.89.0.100:53 rr  [dns, VI MASTER]"),
+        "{table}"
+    );
+    // Coloured on a terminal (script gives lbctl a pty).
+    let o = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{} --socket {} status",
+            env!("CARGO_BIN_EXE_lbctl"),
+            lab.socket()
+        ))
+        .arg("/dev/null")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("script (util-linux)");
+    let tty = String::from_utf8_lossy(&o.stdout);
+    assert!(tty.contains("\x1b[32mup\x1b[0m"), "{tty}");
+    assert!(tty.contains("\x1b[31mdown\x1b[0m"), "{tty}");
+
+    // The same document over HTTP, with lbctl --url and curl, inside the namespace.
+    let o = lab
+        .ns
+        .run(&[
+            env!("CARGO_BIN_EXE_lbctl"),
+            "--url",
+            "http://127.0.0.1:9900",
+            "status",
+            "--json",
+        ])
+        .unwrap();
+    let over_http: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(over_http["config"]["version"], want.as_str());
+
+    // Metrics: a real Prometheus parser reads them.
+    let body = lab.curl("/metrics");
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
+        .unwrap_or_else(|e| panic!("not Prometheus text: {e}\n{body}"));
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        let s = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .unwrap_or_else(|| panic!("no sample {name}{labels:?} in\n{body}"));
+        match s.value {
+            prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => panic!("{name} is not a plain value"),
+        }
+    };
+    assert_eq!(
+        value(
+            "lbd_real_up",
+            &[("service", "web"), ("real", "127.0.0.1:8501")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "lbd_real_up",
+            &[("service", "web"), ("real", "127.0.0.1:8502")]
+        ),
+        0.0
+    );
+    assert_eq!(value("lbd_real_weight", &[("real", "127.0.0.1:8501")]), 4.0);
+    assert_eq!(
+        value("lbd_real_config_weight", &[("real", "127.0.0.1:8502")]),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "lbd_vrrp_instance_state",
+            &[("instance", "VI"), ("state", "MASTER")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "lbd_vrrp_instance_state",
+            &[("instance", "VI"), ("state", "BACKUP")]
+        ),
+        0.0
+    );
+    assert_eq!(value("lbd_service_reals_up", &[("service", "web")]), 1.0);
+    assert_eq!(value("lbd_ipvs_available", &[]), 0.0);
+    assert_eq!(value("lbd_config_applied_total", &[]), 1.0);
+    assert!(value("lbd_config_load_time_seconds", &[]) > 1.6e9);
+    assert_eq!(value("lbd_info", &[("config_version", want.as_str())]), 1.0);
+    // Every family has HELP and TYPE.
+    for name in [
+        "lbd_real_up",
+        "lbd_vrrp_instance_state",
+        "lbd_config_applied_total",
+    ] {
+        assert!(scrape.docs.contains_key(name), "no HELP for {name}");
+        assert!(
+            body.contains(&format!("# TYPE {name} ")),
+            "no TYPE for {name}"
+        );
+    }
+    assert!(body.contains("# TYPE lbd_config_applied_total counter"));
+
+    // Events from the ring: the start line is there; since= continues from a sequence number.
+    let o = lbctl(&["--socket", &lab.socket(), "events", "--max", "1000"]);
+    let ev = text(&o);
+    assert!(ev.contains("lbd running with"), "{ev}");
+    let json: serde_json::Value =
+        serde_json::from_str(&lab.curl("/events?since=0&max=1000")).unwrap();
+    let next = json["next_seq"].as_u64().unwrap();
+    let later: serde_json::Value =
+        serde_json::from_str(&lab.curl(&format!("/events?since={}", next - 2))).unwrap();
+    let seqs: Vec<u64> = later["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs.first(), Some(&(next - 1)), "{seqs:?}");
+    // Errors are JSON with a status.
+    assert!(lab.curl("/nope").contains("no such endpoint"));
+    let o = lbctl(&["--socket", "/nonexistent/lbd.sock", "status"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("cannot reach lbd at /nonexistent/lbd.sock"));
+}
+
+#[test]
+fn drain_undrain_and_reload() {
+    let mut lab = Lab::new("api-drain");
+    let sock = lab.socket();
+    let o = lbctl(&[
+        "--socket",
+        &sock,
+        "drain",
+        "127.0.0.1:8501",
+        "--service",
+        "web",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("127.0.0.1:8501 of service web: drained"));
+    let s = lab.status_json().unwrap();
+    let r = Lab::real(&s, "web", "127.0.0.1:8501");
+    assert_eq!(r["drained"], true);
+    assert_eq!(r["weight"], 0, "drained: weight 0");
+    assert_eq!(r["health"], "up", "a drain does not touch health");
+    assert_eq!(s["config"]["applied"], 1, "no config change");
+    let table = text(&lbctl(&["--socket", &sock, "status"]));
+    assert!(
+        table.contains("Masq    0      -          -         up, drained"),
+        "{table}"
+    );
+    let m = lab.curl("/metrics");
+    assert!(
+        m.contains("lbd_real_drained{service=\"web\",real=\"127.0.0.1:8501\"} 1"),
+        "{m}"
+    );
+    // The drain went to the reconciler's input, which logs that it could not reach IPVS here.
+    assert!(lab
+        .log()
+        .contains("api: real 127.0.0.1:8501 of service web drained"));
+
+    // Kept across an lbd restart.
+    lab.stop_lbd();
+    assert!(!Path::new(&sock).exists(), "socket left behind");
+    lab.start_lbd();
+    let s = lab.status_json().unwrap();
+    assert_eq!(Lab::real(&s, "web", "127.0.0.1:8501")["drained"], true);
+    assert!(lab.log().contains("still drained from before the restart"));
+
+    // Unknown reals are refused with a reason; undrain restores the weight.
+    let o = lbctl(&["--socket", &sock, "drain", "127.0.0.1:9999"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("no real 127.0.0.1:9999 in any service"),
+        "{}",
+        text(&o)
+    );
+    let o = lbctl(&["--socket", &sock, "drain", "not-an-address"]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = lbctl(&["--socket", &sock, "undrain", "127.0.0.1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s = lab.status_json().unwrap();
+    assert_eq!(Lab::real(&s, "web", "127.0.0.1:8501")["drained"], false);
+    assert_eq!(Lab::real(&s, "web", "127.0.0.1:8501")["weight"], 4);
+
+    // Reload: unchanged, then a real edit, then a broken file.
+    let o = lbctl(&["--socket", &sock, "reload"]);
+    assert!(text(&o).starts_with("unchanged: version "), "{}", text(&o));
+    let edited = CONFIG.replace("weight = 4", "weight = 6");
+    std::fs::write(lab.config_path(), &edited).unwrap();
+    let o = lbctl(&["--socket", &sock, "reload"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).starts_with("reloaded: version "), "{}", text(&o));
+    let s = lab.status_json().unwrap();
+    assert_eq!(s["config"]["applied"], 2);
+    assert_eq!(
+        s["config"]["version"],
+        lbd::config::parse("x", &edited)
+            .unwrap()
+            .config
+            .version
+            .as_str()
+    );
+    assert_eq!(Lab::real(&s, "web", "127.0.0.1:8501")["weight"], 6);
+    std::fs::write(
+        lab.config_path(),
+        edited.replace("scheduler = \"rr\"", "scheduler = \"fastest\""),
+    )
+    .unwrap();
+    let o = lbctl(&["--socket", &sock, "reload"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o);
+    assert!(
+        out.contains("refused: the config does not validate"),
+        "{out}"
+    );
+    let line = CONFIG
+        .lines()
+        .position(|l| l.contains("scheduler = \"rr\""))
+        .unwrap()
+        + 1;
+    assert!(out.contains(&format!("lbd.toml:{line}:13: error")), "{out}");
+    assert!(out.contains("unknown scheduler \"fastest\""), "{out}");
+    assert_eq!(lab.status_json().unwrap()["config"]["applied"], 2);
+
+    // A drained real the next config no longer has is forgotten.
+    std::fs::write(lab.config_path(), &edited).unwrap();
+    assert!(lbctl(&["--socket", &sock, "drain", "127.0.0.1:53"])
+        .status
+        .success());
+    let without_dns = edited.split("[service.dns]").next().unwrap().to_string();
+    std::fs::write(lab.config_path(), &without_dns).unwrap();
+    let o = lbctl(&["--socket", &sock, "reload"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let drained = std::fs::read_to_string(lab.dir.path().join("drained.json")).unwrap();
+    assert_eq!(drained.trim(), "[]", "{drained}");
+    // SIGHUP, the other way to reload, still works beside the API.
+    let signalled = lab.lbd.as_ref().unwrap().id().to_string();
+    std::fs::write(lab.config_path(), &edited).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &signalled])
+        .status()
+        .unwrap();
+    wait_until("the SIGHUP reload", Duration::from_secs(10), || {
+        (lab.status_json()?["config"]["applied"] == 4).then_some(())
+    });
+}
