@@ -3,6 +3,8 @@
 //! `config` is pure (no tokio) and shared with `init`, `pxe` and `lbctl`; the daemon parts are
 //! behind the `daemon` feature.
 
+#[cfg(feature = "daemon")]
+pub mod api;
 pub mod check;
 pub mod config;
 #[cfg(feature = "daemon")]

@@ -97,12 +97,26 @@ fn run(path: PathBuf) -> ExitCode {
     );
     // Remote syslog first: later subsystems' start-up lines then reach the collector.
     let syslog = lbd::syslog::subsystem::SyslogSubsystem::new();
-    let subsystems: Vec<Box<dyn lbd::daemon::Subsystem>> = vec![
+    // The control API reads health and VRRP state, and feeds drains to the reconciler.
+    let api = lbd::api::ApiSubsystem::start(
+        lbd::api::ApiOptions::from_env(&path),
+        lbd::api::Sources {
+            health: checks.health(),
+            vrrp: vrrp.status(),
+            operator: ipvs.operator_weights(),
+        },
+    )
+    .map_err(|e| tracing::error!("api: {e}; lbd runs without its control API"))
+    .ok();
+    let mut subsystems: Vec<Box<dyn lbd::daemon::Subsystem>> = vec![
         Box::new(syslog),
         Box::new(ipvs),
         Box::new(checks),
         Box::new(vrrp),
     ];
+    if let Some(api) = api {
+        subsystems.push(Box::new(api));
+    }
     let daemon = match Daemon::start(&path, subsystems) {
         Ok(d) => d,
         Err(e) => {
