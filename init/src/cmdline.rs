@@ -8,6 +8,7 @@
 //! | `lb.lbd=PATH` | the daemon to supervise | `/bin/lbd` |
 //! | `lb.log=LEVEL` | init's log level | `info` |
 //! | `lb.shutdown_timeout=DURATION` | how long lbd gets to stop before SIGKILL | `10s` |
+//! | `lb.syslog=udp://IP:PORT` | remote syslog collector (RFC 5424; `tcp://` too), read by `lbd::logging` | none |
 //! | `lb.shell=TTY` | a debug shell (`/bin/sh`, only in images that ship one) on `/dev/TTY`, respawned | none |
 //! | `ip=...` | the kernel's `ip=` syntax, parsed by `net` | `dhcp` |
 

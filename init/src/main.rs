@@ -220,6 +220,8 @@ async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> Powe
     info!("{}: stopping", action.verb());
     stop_lbd(&mut lbd, settings.shutdown_timeout, &mut sigchld).await;
     power::terminate_everything(Duration::from_secs(2));
+    // Nothing on the box survives the reboot: get the last lines to the remote collector.
+    lbd::syslog::flush(Duration::from_secs(2));
     action
 }
 
