@@ -94,6 +94,7 @@ fn run(path: PathBuf) -> ExitCode {
     let ipvs = lbd::check::feed::HealthFeed::new(
         lbd::ipvs::subsystem::IpvsSubsystem::new(),
         checks.health(),
+        vrrp.status(),
     );
     // Remote syslog first: later subsystems' start-up lines then reach the collector.
     let syslog = lbd::syslog::subsystem::SyslogSubsystem::new();

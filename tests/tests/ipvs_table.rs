@@ -230,6 +230,20 @@ fn ipvs_table_follows_the_config_exactly() {
         sg.shell.run("ipvsadm -Ln --timeout", CMD).unwrap().trim(),
         "Timeout (tcp tcpfin udp): 7200 120 300"
     );
+    // Connection sync follows VRRP: the backup daemon until V4 is master (no peer here, so
+    // after the master-down interval), then the master daemon.
+    sg.guest
+        .expect(
+            r"lbd:\s+INFO ipvs: connection sync follows VRRP: master daemon",
+            STEP,
+        )
+        .unwrap();
+    sg.guest
+        .expect(
+            r"lbd:\s+INFO ipvs applied sync role changes: reals \+0 ~0 -0, 0 errors",
+            STEP,
+        )
+        .unwrap();
     let daemon = "master sync daemon (mcast=eth0, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)";
     assert_eq!(
         sg.shell.run("ipvsadm -Ln --daemon", CMD).unwrap().trim(),

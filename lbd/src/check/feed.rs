@@ -9,13 +9,20 @@
 //! Daemon ──apply(config)──▶ HealthFeed ──lock──▶ IpvsSubsystem::apply
 //! checks ──watch<HealthReport>──▶ feed thread ──lock──▶ set_health + set_overrides + reconcile
 //! control API ──watch<OperatorWeights>──▶ feed thread   (drain: weight 0, wins over checks)
+//! VRRP ──watch<Status>──▶ feed thread ──▶ set_sync_role   (connection sync follows the master)
 //! ```
+//!
+//! Until VRRP reports a master, a config with `[ipvs.sync]` runs the backup sync daemon:
+//! a node that is not yet sure it holds the VIPs must not send its (empty) connection table
+//! over its peer's.
 
 use super::board::{HealthReport, RealKey};
 use crate::config::Config;
 use crate::daemon::Subsystem;
 use crate::ipvs::subsystem::IpvsSubsystem;
-use crate::reconcile::{Overrides, RealHealth};
+use crate::reconcile::{Overrides, RealHealth, SyncRole};
+use crate::vrrp::runtime::Status as VrrpStatus;
+use crate::vrrp::sync::sync_role;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
@@ -30,6 +37,7 @@ struct Inner {
     config: Option<Config>,
     health: RealHealth,
     weights: BTreeMap<RealKey, u32>,
+    role: SyncRole,
     last_error: Option<String>,
 }
 
@@ -51,12 +59,36 @@ impl Inner {
         self.weights = weights;
         true
     }
+
+    /// Takes the sync role the VRRP roles ask for under the current config; whether it changed.
+    fn take_role(&mut self, vrrp: &VrrpStatus) -> bool {
+        let Some(config) = self.config.as_ref() else {
+            return false;
+        };
+        let role = sync_role(config, &vrrp.roles).unwrap_or_default();
+        if role == self.role {
+            return false;
+        }
+        if config.ipvs.sync.is_some() {
+            info!(
+                "ipvs: connection sync follows VRRP: {} daemon",
+                match role {
+                    SyncRole::Master => "master",
+                    SyncRole::Backup => "backup",
+                }
+            );
+        }
+        self.ipvs.set_sync_role(role);
+        self.role = role;
+        true
+    }
 }
 
 /// The IPVS subsystem, driven by configs and by health reports.
 pub struct HealthFeed {
     inner: Arc<Mutex<Inner>>,
     health: watch::Receiver<Arc<HealthReport>>,
+    vrrp: watch::Receiver<VrrpStatus>,
     operator: watch::Sender<OperatorWeights>,
     stop: Option<mpsc::UnboundedSender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -64,13 +96,20 @@ pub struct HealthFeed {
 
 impl HealthFeed {
     /// Wraps `ipvs`; health reports come from `health` (see
-    /// [`super::subsystem::CheckSubsystem::health`]).
-    pub fn new(ipvs: IpvsSubsystem, health: watch::Receiver<Arc<HealthReport>>) -> HealthFeed {
+    /// [`super::subsystem::CheckSubsystem::health`]), VRRP roles from `vrrp` (see
+    /// [`crate::vrrp::runtime::VrrpSubsystem::status`]).
+    pub fn new(
+        mut ipvs: IpvsSubsystem,
+        health: watch::Receiver<Arc<HealthReport>>,
+        vrrp: watch::Receiver<VrrpStatus>,
+    ) -> HealthFeed {
+        ipvs.set_sync_role(SyncRole::Backup);
         let inner = Arc::new(Mutex::new(Inner {
             ipvs,
             config: None,
             health: RealHealth::default(),
             weights: BTreeMap::new(),
+            role: SyncRole::Backup,
             last_error: None,
         }));
         let (stop_tx, stop_rx) = mpsc::unbounded_channel();
@@ -80,13 +119,15 @@ impl HealthFeed {
             .spawn({
                 let inner = inner.clone();
                 let health = health.clone();
-                move || feed(inner, health, operator_rx, stop_rx)
+                let vrrp = vrrp.clone();
+                move || feed(inner, health, vrrp, operator_rx, stop_rx)
             })
             .map_err(|e| error!("checks: cannot start the health feed thread: {e}; health changes will not reach IPVS"))
             .ok();
         HealthFeed {
             inner,
             health,
+            vrrp,
             operator,
             stop: Some(stop_tx),
             thread,
@@ -102,6 +143,7 @@ impl HealthFeed {
 fn feed(
     inner: Arc<Mutex<Inner>>,
     mut health: watch::Receiver<Arc<HealthReport>>,
+    mut vrrp: watch::Receiver<VrrpStatus>,
     mut operator: watch::Receiver<OperatorWeights>,
     mut stop: mpsc::UnboundedReceiver<()>,
 ) {
@@ -126,14 +168,19 @@ fn feed(
                         return;
                     }
                 }
+                // A VRRP subsystem that is gone leaves the last role in place.
+                Ok(()) = vrrp.changed() => {}
                 _ = stop.recv() => return,
             }
             // Changes that arrive while a reconcile runs are coalesced by the watch channel.
             let report = health.borrow_and_update().clone();
             let operator_weights = operator.borrow_and_update().clone();
+            let vrrp_status = vrrp.borrow_and_update().clone();
             let mut guard = inner.lock().unwrap_or_else(|p| p.into_inner());
             let inner = &mut *guard;
-            if !inner.take(&report, &operator_weights) {
+            let health_changed = inner.take(&report, &operator_weights);
+            let role_changed = inner.take_role(&vrrp_status);
+            if !health_changed && !role_changed {
                 continue;
             }
             let Some(config) = inner.config.as_ref() else {
@@ -149,7 +196,8 @@ fn feed(
                         reals_deleted = c.reals_deleted,
                         errors = r.errors,
                         ms = format!("{:.1}", r.millis),
-                        "ipvs applied health changes: reals +{} ~{} -{}, {} error{}",
+                        "ipvs applied {} changes: reals +{} ~{} -{}, {} error{}",
+                        if role_changed { "sync role" } else { "health" },
                         c.reals_added,
                         c.reals_edited,
                         c.reals_deleted,
@@ -177,9 +225,11 @@ impl Subsystem for HealthFeed {
     fn apply(&mut self, old: Option<&Config>, new: &Config) {
         let report = self.health.borrow().clone();
         let operator_weights = self.operator.borrow().clone();
+        let vrrp_status = self.vrrp.borrow().clone();
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.take(&report, &operator_weights);
         inner.config = Some(new.clone());
+        inner.take_role(&vrrp_status);
         inner.ipvs.apply(old, new);
     }
 
