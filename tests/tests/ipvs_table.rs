@@ -232,18 +232,7 @@ fn ipvs_table_follows_the_config_exactly() {
     );
     // Connection sync follows VRRP: the backup daemon until V4 is master (no peer here, so
     // after the master-down interval), then the master daemon.
-    sg.guest
-        .expect(
-            r"lbd:\s+INFO ipvs: connection sync follows VRRP: master daemon",
-            STEP,
-        )
-        .unwrap();
-    sg.guest
-        .expect(
-            r"lbd:\s+INFO ipvs applied sync role changes: reals \+0 ~0 -0, 0 errors",
-            STEP,
-        )
-        .unwrap();
+    sync_master_again(&mut sg);
     let daemon = "master sync daemon (mcast=eth0, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)";
     assert_eq!(
         sg.shell.run("ipvsadm -Ln --daemon", CMD).unwrap().trim(),
@@ -349,7 +338,9 @@ fn ipvs_table_follows_the_config_exactly() {
         assert_table(&mut sg.shell, &want, what);
     }
 
-    // kill -9: init restarts lbd, which adopts the table and changes nothing.
+    // kill -9: init restarts lbd, which adopts the table and changes nothing in it. VRRP
+    // starts again as backup (RFC 3768 6.4.1), so the sync daemon goes backup and, once V4 is
+    // master again, back to master.
     sg.shell.run("kill -9 $(pidof lbd)", CMD).unwrap();
     sg.guest
         .expect(r"init:\s+WARN lbd exited .*restarting", STEP)
@@ -363,10 +354,11 @@ fn ipvs_table_follows_the_config_exactly() {
     let after_restart = sg.guest.expect(APPLIED, STEP).unwrap();
     assert_eq!(
         after_restart.name("s"),
-        Some("services +0 ~0 -0, reals +0 ~0 -0, other 0, 0 errors"),
+        Some("services +0 ~0 -0, reals +0 ~0 -0, other 2, 0 errors"),
         "{}",
         after_restart.line
     );
+    sync_master_again(&mut sg);
     assert_table(&mut sg.shell, &want, "after kill -9 and restart");
     assert_eq!(
         sg.shell.run("ipvsadm -Ln --daemon", CMD).unwrap().trim(),
@@ -400,6 +392,7 @@ fn ipvs_table_follows_the_config_exactly() {
     sg.shell.run("kill -9 $(pidof lbd)", CMD).unwrap();
     sg.guest.expect(r"services=7 reals=8", STEP).unwrap();
     sg.guest.expect(APPLIED, STEP).unwrap();
+    sync_master_again(&mut sg);
     assert_eq!(
         publish(&sg, &dir, &config),
         "services +0 ~0 -1, reals +0 ~0 -0, other 0, 0 errors"
@@ -446,4 +439,23 @@ fn ipvs_table_follows_the_config_exactly() {
     );
     assert_table(&mut sg.shell, &want, "after the sync daemon changes");
     assert_no_fatal(sg.guest.console());
+}
+
+/// Waits until VRRP made V4 master and the sync daemon followed it.
+fn sync_master_again(sg: &mut lbtest::ipvs::ShellGuest) {
+    sg.guest
+        .expect(r"lbd:\s+INFO vrrp: V4: BACKUP -> MASTER", STEP)
+        .unwrap();
+    sg.guest
+        .expect(
+            r"lbd:\s+INFO ipvs: connection sync follows VRRP: master daemon",
+            STEP,
+        )
+        .unwrap();
+    sg.guest
+        .expect(
+            r"lbd:\s+INFO ipvs applied sync role changes: reals \+0 ~0 -0, 0 errors",
+            STEP,
+        )
+        .unwrap();
 }
