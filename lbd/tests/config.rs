@@ -224,6 +224,21 @@ fn refused_configs_point_at_the_mistake() {
             "[vrrp.instance.W]\ninterface = \"eth0\"\nvrid = 1\npriority = 100\nvips = [\"192.0.2.20\"]\n",
             &[("duplicate-vrid", 9, 8)],
         ),
+        // one VRID with virtual MACs on two interfaces: both macvlans would be vrrp.7
+        (
+            "[vrrp.instance.A]\ninterface = \"eth1\"\nvrid = 7\npriority = 100\nvirtual_mac = true\nvips = [\"198.51.100.1\"]\n[vrrp.instance.B]\ninterface = \"eth2\"\nvrid = 7\npriority = 100\nvirtual_mac = true\nvips = [\"198.51.100.2\"]\n",
+            &[("vmac-name-taken", 13, 16)],
+        ),
+        // ... and distinct names fix it
+        (
+            "[vrrp.instance.A]\ninterface = \"eth1\"\nvrid = 7\npriority = 100\nvirtual_mac = true\nvips = [\"198.51.100.1\"]\n[vrrp.instance.B]\ninterface = \"eth2\"\nvrid = 7\npriority = 100\nvirtual_mac = true\nvirtual_mac_interface = \"vmac-b\"\nvips = [\"198.51.100.2\"]\n",
+            &[],
+        ),
+        // a macvlan name that is one of the VRRP interfaces, or not an interface name
+        (
+            "[vrrp.instance.A]\ninterface = \"eth1\"\nvrid = 7\npriority = 100\nvirtual_mac = true\nvirtual_mac_interface = \"eth0\"\nvips = [\"198.51.100.1\"]\n[vrrp.instance.B]\ninterface = \"eth2\"\nvrid = 8\npriority = 100\nvirtual_mac = true\nvirtual_mac_interface = \"a/b\"\nvips = [\"198.51.100.2\"]\n",
+            &[("vmac-name-taken", 12, 25), ("bad-interface", 19, 25)],
+        ),
         // a bare number where a duration belongs
         ("[ipvs.timeouts]\ntcp = 900\n", &[("invalid-value", 8, 7)]),
         // v3 interval not in centiseconds
@@ -349,4 +364,19 @@ fn lbd_check_exit_codes() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the file"));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn virtual_mac_links_are_named() {
+    let c = config::parse(
+        "t.toml",
+        &format!("{BASE}[vrrp.instance.A]\ninterface = \"eth1\"\nvrid = 7\npriority = 100\nvirtual_mac = true\nvips = [\"198.51.100.1\"]\n[vrrp.instance.B]\ninterface = \"eth1\"\nvrid = 7\nversion = 3\npriority = 100\nvirtual_mac = true\nvips = [\"2001:db8::7\"]\n[vrrp.instance.C]\ninterface = \"eth2\"\nvrid = 7\npriority = 100\nvirtual_mac = true\nvirtual_mac_interface = \"out7\"\nvips = [\"198.51.100.3\"]\n"),
+    )
+    .unwrap()
+    .config;
+    let link = |n: &str| c.vrrp_instances[n].virtual_mac.clone();
+    assert_eq!(link("A").as_deref(), Some("vrrp.7"));
+    assert_eq!(link("B").as_deref(), Some("vrrp6.7"));
+    assert_eq!(link("C").as_deref(), Some("out7"));
+    assert_eq!(link("V"), None);
 }

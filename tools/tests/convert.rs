@@ -100,7 +100,7 @@ fn vrrp_lines(c: &Config) -> Vec<String> {
         let _ = write!(
             s,
             " vmac={} accept={} garp={}/{}ms",
-            i.virtual_mac,
+            i.virtual_mac.as_deref().unwrap_or("false"),
             i.accept,
             i.garp_count,
             i.garp_repeat_after.as_millis()

@@ -275,7 +275,7 @@ mod bench {
                 unicast_source: None,
                 auth_pass: None,
                 track_interfaces: vec![],
-                virtual_mac: false,
+                virtual_mac: None,
                 accept: false,
                 garp_count: 1,
                 garp_repeat_after: Duration::ZERO,

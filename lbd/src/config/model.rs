@@ -128,7 +128,8 @@ pub struct VrrpInstance {
     pub unicast_source: Option<IpAddr>,
     pub auth_pass: Option<String>,
     pub track_interfaces: Vec<String>,
-    pub virtual_mac: bool,
+    /// With the RFC virtual MAC: the name of the macvlan that carries it and the VIPs.
+    pub virtual_mac: Option<String>,
     pub accept: bool,
     pub garp_count: u32,
     pub garp_repeat_after: Duration,

@@ -106,6 +106,9 @@ pub struct VrrpInstanceSchema {
     pub track_interfaces: Vec<Spanned<String>>,
     /// Use the RFC virtual MAC 00:00:5e:00:01:VRID (on a macvlan).
     pub virtual_mac: Option<bool>,
+    /// Name of that macvlan (default `vrrp.VRID`, `vrrp6.VRID` for IPv6), like keepalived's
+    /// `use_vmac NAME`: needed when one VRID is used on two interfaces.
+    pub virtual_mac_interface: Option<Spanned<String>>,
     /// RFC 5798 Accept_Mode: the master answers packets addressed to the VIPs.
     pub accept: Option<bool>,
     /// Gratuitous ARP / unsolicited NA burst on takeover.

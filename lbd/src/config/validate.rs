@@ -515,6 +515,12 @@ impl Cx {
         // (interface, vrid, family) → instance name, for duplicates.
         let mut routers: HashMap<(String, u8, Family), (String, Range<usize>)> = HashMap::new();
         let mut vip_owner: HashMap<IpAddr, (String, Range<usize>)> = HashMap::new();
+        // macvlan name → instance, so two virtual MACs never fight over one link.
+        let mut vmac_links: HashMap<String, (String, Range<usize>)> = HashMap::new();
+        let interfaces: BTreeSet<String> = raw
+            .iter()
+            .map(|(_, s)| s.interface.get_ref().clone())
+            .collect();
         for (name, s) in raw {
             let name_str = name.get_ref().clone();
             let ok_before = self.error_count();
@@ -732,6 +738,15 @@ impl Cx {
             } else {
                 routers.insert(key, (name_str.clone(), s.vrid.span()));
             }
+            let virtual_mac = self.virtual_mac_link(
+                &name,
+                s.virtual_mac.unwrap_or(false),
+                s.virtual_mac_interface.as_ref(),
+                vrid,
+                family,
+                &interfaces,
+                &mut vmac_links,
+            );
             if self.error_count() != ok_before {
                 continue;
             }
@@ -754,7 +769,7 @@ impl Cx {
                     .iter()
                     .map(|t| t.get_ref().clone())
                     .collect(),
-                virtual_mac: s.virtual_mac.unwrap_or(false),
+                virtual_mac,
                 accept: s.accept.unwrap_or(false),
                 garp_count,
                 garp_repeat_after: s
@@ -766,6 +781,75 @@ impl Cx {
             out.insert(name_str, (instance, name.span()));
         }
         out
+    }
+
+    /// The macvlan an instance with `virtual_mac` uses: `virtual_mac_interface`, or
+    /// `vrrp.VRID` (`vrrp6.VRID`). Refuses a name another instance's macvlan or a VRRP
+    /// interface already has.
+    #[allow(clippy::too_many_arguments)]
+    fn virtual_mac_link(
+        &mut self,
+        instance: &Spanned<String>,
+        enabled: bool,
+        explicit: Option<&Spanned<String>>,
+        vrid: u8,
+        family: Family,
+        interfaces: &BTreeSet<String>,
+        taken: &mut HashMap<String, (String, Range<usize>)>,
+    ) -> Option<String> {
+        if !enabled {
+            if let Some(e) = explicit {
+                self.warn(
+                    "unused-key",
+                    e.span(),
+                    "virtual_mac_interface has no effect without virtual_mac = true",
+                );
+            }
+            return None;
+        }
+        let (link, span) = match explicit {
+            Some(e) => {
+                if !valid_ifname(e.get_ref()) {
+                    self.err(
+                        "bad-interface",
+                        e.span(),
+                        format!("invalid interface name {:?}", e.get_ref()),
+                    )
+                    .help = Some(
+                        "Linux interface names are 1 to 15 characters without '/' or spaces"
+                            .into(),
+                    );
+                    return None;
+                }
+                (e.get_ref().clone(), e.span())
+            }
+            None => {
+                let prefix = if family == Family::Ipv6 { "vrrp6" } else { "vrrp" };
+                (format!("{prefix}.{vrid}"), instance.span())
+            }
+        };
+        if interfaces.contains(&link) {
+            self.err(
+                "vmac-name-taken",
+                span,
+                format!("the virtual MAC's macvlan would be named {link}, which is a VRRP interface"),
+            )
+            .help = Some("set virtual_mac_interface to an unused name".into());
+            return None;
+        }
+        if let Some((other, other_span)) = taken.get(&link) {
+            let (other, other_span) = (other.clone(), other_span.clone());
+            self.err(
+                "vmac-name-taken",
+                span,
+                format!("instance `{}` would create macvlan {link}, which instance `{other}` already uses for its virtual MAC", instance.get_ref()),
+            )
+            .and_related(other_span, "also here")
+            .and_help("one VRID on two interfaces needs distinct names: set virtual_mac_interface = \"NAME\" on one of them");
+            return None;
+        }
+        taken.insert(link.clone(), (instance.get_ref().clone(), span));
+        Some(link)
     }
 
     fn sync_groups(

@@ -49,7 +49,8 @@ pub struct Spec {
     pub unicast_source: Option<IpAddr>,
     pub auth_pass: Option<String>,
     pub track_interfaces: Vec<String>,
-    pub virtual_mac: bool,
+    /// The macvlan carrying the RFC virtual MAC, when used.
+    pub virtual_mac: Option<String>,
     pub accept: bool,
     pub garp_count: u32,
     pub garp_repeat_after: Duration,
@@ -78,7 +79,7 @@ impl Spec {
             unicast_source: i.unicast_source,
             auth_pass: i.auth_pass.clone(),
             track_interfaces: i.track_interfaces.clone(),
-            virtual_mac: i.virtual_mac,
+            virtual_mac: i.virtual_mac.clone(),
             accept: i.accept,
             garp_count: i.garp_count,
             garp_repeat_after: i.garp_repeat_after,

@@ -38,8 +38,6 @@
 //! - `virtual_mac` on IPv6 instances: the VIPs live on the macvlan and NAs carry the virtual
 //!   MAC, but adverts leave from the base interface (the macvlan has no link-local address,
 //!   by design, since both balancers would share it).
-//! - The macvlan of `virtual_mac` is named `vrrp.VRID` (`vrrp6.VRID` for IPv6), so two such
-//!   instances with one VRID on two interfaces collide.
 
 pub mod announce;
 pub mod machine;

@@ -38,7 +38,7 @@ fn spec(name: &str, vrid: u8, priority: u8, version: Version, interval: Duration
         unicast_source: None,
         auth_pass: None,
         track_interfaces: vec![],
-        virtual_mac: false,
+        virtual_mac: None,
         accept: false,
         garp_count: 5,
         garp_repeat_after: 5 * S,

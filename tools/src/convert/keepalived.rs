@@ -767,6 +767,7 @@ impl<'a> Cx<'a> {
         let mut auth: Option<(String, Loc)> = None;
         let mut track: Vec<String> = Vec::new();
         let mut vmac = false;
+        let mut vmac_name: Option<String> = None;
         let mut accept: Option<bool> = None;
         let mut strict = g.strict;
         let mut garp_repeat = g.garp_repeat;
@@ -864,8 +865,12 @@ impl<'a> Cx<'a> {
                 }
                 "use_vmac" => {
                     vmac = true;
-                    if !c.args.is_empty() {
-                        self.warn(c.at, "use_vmac with an interface name or MAC: lbd names the macvlan itself and uses 00:00:5e:00:01:VRID");
+                    for a in &c.args {
+                        if a.split(':').count() == 6 {
+                            self.warn(c.at, format!("use_vmac with a MAC address ({a}): lbd always uses the RFC's 00:00:5e:00:01:VRID"));
+                        } else {
+                            vmac_name = Some(a.clone());
+                        }
                     }
                 }
                 "accept" => accept = Some(true),
@@ -1000,6 +1005,9 @@ impl<'a> Cx<'a> {
         }
         if vmac {
             e.push(("virtual_mac".into(), Value::Bool(true)));
+            if let Some(n) = vmac_name {
+                e.push(("virtual_mac_interface".into(), Value::str(n)));
+            }
         }
         // keepalived accepts packets to the VIPs unless strict mode or no_accept.
         let accept = accept.unwrap_or(!strict);

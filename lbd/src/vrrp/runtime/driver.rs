@@ -558,7 +558,7 @@ impl Driver {
         let wanted: BTreeMap<String, Spec> = self
             .specs
             .values()
-            .filter(|s| s.virtual_mac)
+            .filter(|s| s.virtual_mac.is_some())
             .map(|s| (s.name.clone(), s.clone()))
             .collect();
         let gone: Vec<String> = self
@@ -576,10 +576,13 @@ impl Driver {
             let Some(base) = self.links.get(&spec.interface).cloned() else {
                 continue;
             };
-            let (ifname, mac) = if spec.ipv6 {
-                (format!("vrrp6.{}", spec.vrid), virtual_mac_v6(spec.vrid))
+            let Some(ifname) = spec.virtual_mac.clone() else {
+                continue;
+            };
+            let mac = if spec.ipv6 {
+                virtual_mac_v6(spec.vrid)
             } else {
-                (format!("vrrp.{}", spec.vrid), virtual_mac_v4(spec.vrid))
+                virtual_mac_v4(spec.vrid)
             };
             if self.vmacs.get(&name).is_some_and(|v| {
                 v.name == ifname && self.links.get(&ifname).is_some_and(|l| l.index == v.index)
