@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::artifacts;
 use crate::console::{Console, Match};
+use crate::netns::Netns;
 use crate::qemu::{GuestBuilder, MacAddr, Nic, UserNet};
 
 /// How to build the image the tests boot (from the workspace root).
@@ -135,6 +136,10 @@ pub struct ApplianceBuilder {
     name: String,
     mac: Option<MacAddr>,
     net: UserNet,
+    /// NICs that replace the user-networking one (taps on a test bridge).
+    nics: Vec<Nic>,
+    /// The network namespace QEMU runs in (where the taps are).
+    netns: Option<String>,
     config_urls: Vec<String>,
     poll: Option<String>,
     extra: Vec<String>,
@@ -147,6 +152,8 @@ impl ApplianceBuilder {
             name: name.into(),
             mac: None,
             net: UserNet::new(),
+            nics: Vec::new(),
+            netns: None,
             config_urls: Vec::new(),
             poll: None,
             extra: Vec::new(),
@@ -162,6 +169,19 @@ impl ApplianceBuilder {
     /// Serves `dir` with QEMU's TFTP server at `tftp://10.0.2.2/`.
     pub fn tftp(mut self, dir: impl Into<PathBuf>) -> Self {
         self.net = self.net.tftp(dir);
+        self
+    }
+
+    /// Adds a NIC; once one is added, the guest has only the NICs added (in that order) and no
+    /// user networking, e.g. a tap on a bridge in [`ApplianceBuilder::netns`].
+    pub fn nic(mut self, nic: Nic) -> Self {
+        self.nics.push(nic);
+        self
+    }
+
+    /// Runs QEMU inside `ns`, so tap NICs refer to taps there.
+    pub fn netns(mut self, ns: &Netns) -> Self {
+        self.netns = Some(ns.name().to_owned());
         self
     }
 
@@ -196,16 +216,25 @@ impl ApplianceBuilder {
 
     /// The harness builder for `image`, to adjust further before spawning.
     pub fn guest_builder(&self, image: &Image) -> GuestBuilder {
-        let mut nic = Nic::user(self.net.clone());
-        if let Some(mac) = self.mac {
-            nic = nic.mac(mac);
-        }
-        GuestBuilder::new(&self.name)
+        let mut g = GuestBuilder::new(&self.name)
             .kernel(&image.vmlinuz)
             .initrd(&image.initrd)
             .append(self.cmdline())
-            .memory_mib(512)
-            .nic(nic)
+            .memory_mib(512);
+        if self.nics.is_empty() {
+            let mut nic = Nic::user(self.net.clone());
+            if let Some(mac) = self.mac {
+                nic = nic.mac(mac);
+            }
+            g = g.nic(nic);
+        }
+        for nic in &self.nics {
+            g = g.nic(nic.clone());
+        }
+        if let Some(ns) = &self.netns {
+            g = g.netns_named(ns);
+        }
+        g
     }
 
     /// Starts QEMU with `image`.
@@ -585,6 +614,33 @@ mod tests {
             "a = 2\n"
         );
         assert!(!dir.path().join(".c.toml.tmp").exists());
+    }
+
+    #[test]
+    fn tap_nics_replace_user_networking() {
+        let image = Image {
+            dir: "/img".into(),
+            vmlinuz: "/img/vmlinuz".into(),
+            initrd: "/img/initrd.img".into(),
+            manifest: "/img/manifest.json".into(),
+        };
+        let args = |b: ApplianceBuilder| -> String {
+            b.guest_builder(&image)
+                .qemu_args(crate::Accel::Tcg, Path::new("/q"))
+                .unwrap()
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let user = args(ApplianceBuilder::new("u"));
+        assert!(user.contains("-netdev user,id=n0"), "{user}");
+        let tap = args(ApplianceBuilder::new("t").nic(Nic::tap("tap1", MacAddr::local(7))));
+        assert!(
+            tap.contains("-netdev tap,id=n0,ifname=tap1,") && !tap.contains("user,"),
+            "{tap}"
+        );
+        assert!(!tap.contains("id=n1"), "{tap}");
     }
 
     #[test]

@@ -500,6 +500,12 @@ impl GuestBuilder {
         self
     }
 
+    /// [`GuestBuilder::netns`] by the namespace's name.
+    pub(crate) fn netns_named(mut self, name: &str) -> Self {
+        self.netns = Some(name.to_owned());
+        self
+    }
+
     /// Appends raw QEMU arguments.
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.extra.push(arg.into());
