@@ -168,6 +168,81 @@ fn defaults_are_filled_in() {
     assert_eq!(c.version.len(), 64);
 }
 
+/// Passwords reach the checker but no dump; payloads and expected replies are bytes; a CA
+/// in `ca_pem` turns verification on; a real's `payload_hex` replaces the service's `payload`.
+#[test]
+fn check_passwords_bytes_and_cas() {
+    let ca = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/check_support/test-ca.pem"),
+    )
+    .unwrap();
+    let c = config::parse(
+        "t.toml",
+        &format!(
+            r#"{BASE}
+[service.db]
+vip = "192.0.2.10:5432"
+check = {{ type = "pgsql", user = "monitor", password = "s3cret pass", database = "app" }}
+[[service.db.real]]
+address = "10.0.0.1:5432"
+
+[service.dns]
+vip = "192.0.2.10:53"
+protocol = "udp"
+check = {{ type = "udp", payload = "ping", expect_hex = "CA FE" }}
+[[service.dns.real]]
+address = "10.0.0.2:53"
+[[service.dns.real]]
+address = "10.0.0.3:53"
+check = {{ payload_hex = "00 ff 10" }}
+
+[service.web]
+vip = "192.0.2.10:443"
+check = {{ type = "https", sni = "a.test", ca_pem = """
+{ca}""" }}
+[[service.web.real]]
+address = "10.0.0.4:443"
+"#
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .config;
+    let check = |svc: &str, i: usize| c.services[svc].reals[i].check.clone().unwrap().kind;
+    let CheckKind::Pgsql(login) = check("db", 0) else {
+        panic!()
+    };
+    assert_eq!(login.user.as_deref(), Some("monitor"));
+    assert_eq!(login.password.as_ref().unwrap().expose(), "s3cret pass");
+    // Neither the model dump (lbd check --dump) nor Debug shows it.
+    let dump = serde_json::to_string(&c).unwrap();
+    assert!(!dump.contains("s3cret"), "{dump}");
+    assert!(dump.contains(r#""password":"<redacted>""#), "{dump}");
+    assert!(!format!("{c:?}").contains("s3cret"));
+
+    let CheckKind::Udp {
+        payload,
+        expect_reply,
+        expect_prefix,
+    } = check("dns", 0)
+    else {
+        panic!()
+    };
+    assert_eq!(payload, b"ping");
+    assert!(expect_reply, "expect_hex implies a reply");
+    assert_eq!(expect_prefix.as_deref(), Some(&[0xca, 0xfe][..]));
+    let CheckKind::Udp { payload, .. } = check("dns", 1) else {
+        panic!()
+    };
+    assert_eq!(payload, [0x00, 0xff, 0x10]);
+    assert!(dump.contains(r#""payload_hex":"00ff10""#), "{dump}");
+
+    let CheckKind::Https(h) = check("web", 0) else {
+        panic!()
+    };
+    assert!(h.tls_verify, "ca_pem turns verification on");
+    assert_eq!(h.ca_pem.as_deref(), Some(ca.as_str()));
+}
+
 /// (diagnostic code, line, column)
 type Expected = (&'static str, usize, usize);
 
@@ -264,6 +339,58 @@ fn refused_configs_point_at_the_mistake() {
         ),
         // syntax error
         ("[service.s\n", &[("toml-syntax", 7, 11)]),
+        // UDP payload_hex: an odd count of digits, a non-digit; expect_hex likewise
+        (
+            "[service.s]\nvip = \"192.0.2.10:53\"\nprotocol = \"udp\"\ncheck = { type = \"udp\", payload_hex = \"0a1\" }\n",
+            &[("bad-hex", 10, 39)],
+        ),
+        (
+            "[service.s]\nvip = \"192.0.2.10:53\"\nprotocol = \"udp\"\ncheck = { type = \"udp\", payload_hex = \"0a 1g\", expect_hex = \"x\" }\n",
+            &[("bad-hex", 10, 39), ("bad-hex", 10, 61)],
+        ),
+        // payload and payload_hex are one setting: not both
+        (
+            "[service.s]\nvip = \"192.0.2.10:53\"\nprotocol = \"udp\"\ncheck = { type = \"udp\", payload = \"x\", payload_hex = \"78\" }\n",
+            &[("conflicting-keys", 10, 54)],
+        ),
+        // expect_hex needs the reply that expect_reply = false refuses
+        (
+            "[service.s]\nvip = \"192.0.2.10:53\"\nprotocol = \"udp\"\ncheck = { type = \"udp\", expect_hex = \"00\", expect_reply = false }\n",
+            &[("conflicting-keys", 10, 59)],
+        ),
+        // payload_hex on a tcp check
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\ncheck = { type = \"tcp\", payload_hex = \"00\" }\n",
+            &[("key-not-for-type", 9, 39)],
+        ),
+        // ca_pem that is not PEM, pointed at the value (a multi-line string)
+        (
+            "[check.web]\ntype = \"https\"\nca_pem = \"\"\"\n-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n\"\"\"\n[service.s]\nvip = \"192.0.2.10:443\"\ncheck = \"web\"\n",
+            &[("bad-pem", 9, 10)],
+        ),
+        // a file name where the certificate text belongs
+        (
+            "[service.s]\nvip = \"192.0.2.10:443\"\ncheck = { type = \"https\", ca_pem = \"/etc/ssl/ca.pem\" }\n",
+            &[("bad-pem", 9, 36)],
+        ),
+        // ca_pem verifies: tls_verify = false contradicts it; and it is for https only
+        (
+            "[service.s]\nvip = \"192.0.2.10:443\"\ncheck = { type = \"https\", tls_verify = false, ca_pem = \"x\" }\n",
+            &[("conflicting-keys", 9, 40), ("bad-pem", 9, 56)],
+        ),
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\ncheck = { type = \"http\", ca_pem = \"x\" }\n",
+            &[("key-not-for-type", 9, 35)],
+        ),
+        // a database password without the user it belongs to; a password on a tcp check
+        (
+            "[service.s]\nvip = \"192.0.2.10:3306\"\ncheck = { type = \"mysql\", password = \"pw\" }\n",
+            &[("password-without-user", 9, 38)],
+        ),
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\ncheck = { type = \"tcp\", password = \"pw\" }\n",
+            &[("key-not-for-type", 9, 36)],
+        ),
     ];
     let mut failures = Vec::new();
     for (extra, expected) in cases {

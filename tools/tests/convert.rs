@@ -199,8 +199,19 @@ fn check_lines(c: &Config) -> Vec<String> {
                 CheckKind::Udp {
                     payload,
                     expect_reply,
+                    expect_prefix,
                 } => {
-                    let _ = write!(l, " payload={payload:?} reply={expect_reply}");
+                    if let Some(p) = expect_prefix {
+                        let _ = write!(l, " expect_hex={}", hex(p));
+                    }
+                    match std::str::from_utf8(payload) {
+                        Ok(text) => {
+                            let _ = write!(l, " payload={text:?} reply={expect_reply}");
+                        }
+                        Err(_) => {
+                            let _ = write!(l, " payload_hex={} reply={expect_reply}", hex(payload));
+                        }
+                    }
                 }
                 CheckKind::Dns { query, query_type } => {
                     let _ = write!(l, " query={query} {query_type}");
@@ -214,8 +225,11 @@ fn check_lines(c: &Config) -> Vec<String> {
                 } => {
                     let _ = write!(l, " command={command:?} dynamic={weight_from_exit}");
                 }
-                CheckKind::Mysql { user, database } | CheckKind::Pgsql { user, database } => {
-                    let _ = write!(l, " user={user:?} db={database:?}");
+                CheckKind::Mysql(login) | CheckKind::Pgsql(login) => {
+                    let _ = write!(l, " user={:?} db={:?}", login.user, login.database);
+                    if let Some(p) = &login.password {
+                        let _ = write!(l, " password={:?}", p.expose());
+                    }
                 }
                 CheckKind::Tcp => {}
             }
@@ -223,6 +237,10 @@ fn check_lines(c: &Config) -> Vec<String> {
         }
     }
     out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn kind_name(k: &CheckKind) -> &'static str {
@@ -234,8 +252,8 @@ fn kind_name(k: &CheckKind) -> &'static str {
         CheckKind::Dns { .. } => "dns",
         CheckKind::Smtp { .. } => "smtp",
         CheckKind::Exec { .. } => "exec",
-        CheckKind::Mysql { .. } => "mysql",
-        CheckKind::Pgsql { .. } => "pgsql",
+        CheckKind::Mysql(_) => "mysql",
+        CheckKind::Pgsql(_) => "pgsql",
     }
 }
 

@@ -64,6 +64,8 @@ pub enum Failure {
     BadStatus(u16),
     /// HTTP body does not contain / match what was expected.
     BodyMismatch(String),
+    /// UDP: the reply does not start with the expected bytes (`expect_hex`).
+    ReplyMismatch(String),
     /// HTTP body MD5 (genhash) differs.
     DigestMismatch { expected: String, got: String },
     /// The peer spoke, but not the protocol (garbled HTTP, not an SMTP banner, ...).
@@ -99,6 +101,7 @@ impl fmt::Display for Failure {
             Failure::Tls(e) => write!(f, "TLS: {e}"),
             Failure::BadStatus(code) => write!(f, "bad status {code}"),
             Failure::BodyMismatch(e) => write!(f, "body mismatch: {e}"),
+            Failure::ReplyMismatch(e) => write!(f, "reply mismatch: {e}"),
             Failure::DigestMismatch { expected, got } => {
                 write!(f, "digest mismatch: body MD5 {got}, expected {expected}")
             }

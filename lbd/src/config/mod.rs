@@ -7,6 +7,7 @@
 
 pub mod diag;
 pub mod model;
+pub mod pem;
 pub mod schema;
 pub mod types;
 mod validate;

@@ -249,8 +249,14 @@ pub enum CheckKind {
     Http(HttpCheck),
     Https(HttpCheck),
     Udp {
-        payload: String,
+        /// The datagram sent (`payload` text or `payload_hex`), shown as hex.
+        #[serde(rename = "payload_hex", serialize_with = "as_hex")]
+        payload: Vec<u8>,
+        /// A reply is required (`expect_reply`, or implied by `expect_hex`).
         expect_reply: bool,
+        /// The reply must start with these bytes (`expect_hex`).
+        #[serde(rename = "expect_hex", serialize_with = "option_as_hex")]
+        expect_prefix: Option<Vec<u8>>,
     },
     Dns {
         query: String,
@@ -263,14 +269,37 @@ pub enum CheckKind {
         command: Vec<String>,
         weight_from_exit: bool,
     },
-    Mysql {
-        user: Option<String>,
-        database: Option<String>,
-    },
-    Pgsql {
-        user: Option<String>,
-        database: Option<String>,
-    },
+    Mysql(SqlLogin),
+    Pgsql(SqlLogin),
+}
+
+/// The login of a MySQL or PostgreSQL check.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SqlLogin {
+    /// `None`: log in as `lbd-check`, and "access denied" counts as up (the server answers).
+    pub user: Option<String>,
+    /// `None`: an empty password. Never shown (see [`Secret`]).
+    pub password: Option<Secret>,
+    pub database: Option<String>,
+}
+
+fn as_hex<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&HexBytes(bytes))
+}
+
+fn option_as_hex<S: serde::Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    match bytes {
+        Some(b) => s.collect_str(&HexBytes(b)),
+        None => s.serialize_none(),
+    }
+}
+
+struct HexBytes<'a>(&'a [u8]);
+
+impl fmt::Display for HexBytes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -283,5 +312,8 @@ pub struct HttpCheck {
     pub expect_body_regex: Option<String>,
     /// keepalived genhash-compatible MD5 of the body, lower-case hex.
     pub digest: Option<String>,
+    /// Verify the server's certificate (set by `tls_verify`, or by `ca_pem`).
     pub tls_verify: bool,
+    /// PEM text of the CAs to verify against instead of the built-in public roots.
+    pub ca_pem: Option<String>,
 }

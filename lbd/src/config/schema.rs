@@ -152,9 +152,16 @@ pub struct CheckSchema {
     pub expect_body_regex: Option<Spanned<String>>,
     pub digest: Option<Spanned<String>>,
     pub tls_verify: Option<Spanned<bool>>,
+    /// PEM text of the CA certificate(s) that sign the reals' certificates (implies
+    /// `tls_verify`); inline because the appliance has no files of its own.
+    pub ca_pem: Option<Spanned<String>>,
     // udp
     pub payload: Option<Spanned<String>>,
+    /// The payload as hexadecimal digits, for binary protocols (instead of `payload`).
+    pub payload_hex: Option<Spanned<String>>,
     pub expect_reply: Option<Spanned<bool>>,
+    /// The reply must start with these bytes (hexadecimal); implies `expect_reply`.
+    pub expect_hex: Option<Spanned<String>>,
     // dns
     pub query: Option<Spanned<String>>,
     pub query_type: Option<Spanned<String>>,
@@ -165,6 +172,7 @@ pub struct CheckSchema {
     pub weight_from_exit: Option<Spanned<bool>>,
     // mysql / pgsql
     pub user: Option<Spanned<String>>,
+    pub password: Option<Spanned<String>>,
     pub database: Option<Spanned<String>>,
 }
 

@@ -784,9 +784,51 @@ impl fmt::Display for CheckType {
     }
 }
 
+/// A secret from the config (a check's password): used by the checker, never shown. `Debug`
+/// and `Serialize` print a placeholder, so `lbd check --dump`, the control API and logs built
+/// from the model cannot leak it; equality still compares the text, so a changed password is
+/// a changed check.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// What `Debug` and `Serialize` print instead of the secret.
+    pub const REDACTED: &'static str = "<redacted>";
+
+    pub fn new(text: impl Into<String>) -> Secret {
+        Secret(text.into())
+    }
+
+    /// The secret itself, for the code that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "Secret({})", Secret::REDACTED)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(Secret::REDACTED)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_not_shown() {
+        let s = Secret::new("hunter2");
+        assert_eq!(s.expose(), "hunter2");
+        assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"<redacted>\"");
+        assert_ne!(s, Secret::new("hunter3"));
+    }
 
     #[test]
     fn durations() {

@@ -816,15 +816,18 @@ impl Cx {
                         format!("invalid interface name {:?}", e.get_ref()),
                     )
                     .help = Some(
-                        "Linux interface names are 1 to 15 characters without '/' or spaces"
-                            .into(),
+                        "Linux interface names are 1 to 15 characters without '/' or spaces".into(),
                     );
                     return None;
                 }
                 (e.get_ref().clone(), e.span())
             }
             None => {
-                let prefix = if family == Family::Ipv6 { "vrrp6" } else { "vrrp" };
+                let prefix = if family == Family::Ipv6 {
+                    "vrrp6"
+                } else {
+                    "vrrp"
+                };
                 (format!("{prefix}.{vrid}"), instance.span())
             }
         };
@@ -832,7 +835,9 @@ impl Cx {
             self.err(
                 "vmac-name-taken",
                 span,
-                format!("the virtual MAC's macvlan would be named {link}, which is a VRRP interface"),
+                format!(
+                    "the virtual MAC's macvlan would be named {link}, which is a VRRP interface"
+                ),
             )
             .help = Some("set virtual_mac_interface to an unused name".into());
             return None;
@@ -1408,18 +1413,22 @@ impl Cx {
         only_for!(host, [T::Http, T::Https], "http and https");
         only_for!(sni, [T::Https], "https");
         only_for!(tls_verify, [T::Https], "https");
+        only_for!(ca_pem, [T::Https], "https");
         only_for!(expect_status, [T::Http, T::Https], "http and https");
         only_for!(expect_body, [T::Http, T::Https], "http and https");
         only_for!(expect_body_regex, [T::Http, T::Https], "http and https");
         only_for!(digest, [T::Http, T::Https], "http and https");
         only_for!(payload, [T::Udp], "udp");
+        only_for!(payload_hex, [T::Udp], "udp");
         only_for!(expect_reply, [T::Udp], "udp");
+        only_for!(expect_hex, [T::Udp], "udp");
         only_for!(query, [T::Dns], "dns");
         only_for!(query_type, [T::Dns], "dns");
         only_for!(helo_name, [T::Smtp], "smtp");
         only_for!(command, [T::Exec], "exec");
         only_for!(weight_from_exit, [T::Exec], "exec");
         only_for!(user, [T::Mysql, T::Pgsql], "mysql and pgsql");
+        only_for!(password, [T::Mysql, T::Pgsql], "mysql and pgsql");
         only_for!(database, [T::Mysql, T::Pgsql], "mysql and pgsql");
         let text = |v: &Option<Spanned<String>>| v.as_ref().map(|s| s.get_ref().clone());
         let check_kind = match kind_v {
@@ -1453,6 +1462,28 @@ impl Cx {
                         self.err("bad-digest", d.span(), "a body digest is 32 hexadecimal digits (MD5, as keepalived's genhash prints)");
                     }
                 }
+                let ca_pem = merged.ca_pem.as_ref().filter(|_| kind_v == T::Https).and_then(|p| {
+                    match super::pem::ca_certificates(p.get_ref()) {
+                        Ok(_) => Some(p.get_ref().clone()),
+                        Err(e) => {
+                            self.err("bad-pem", p.span(), format!("ca_pem: {e}")).help = Some(
+                                "paste the CA certificate as a multi-line string: ca_pem = \"\"\"\n-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n\"\"\"".into(),
+                            );
+                            None
+                        }
+                    }
+                });
+                if let (Some(pem), Some(v)) = (&merged.ca_pem, &merged.tls_verify) {
+                    if !*v.get_ref() {
+                        self.err(
+                            "conflicting-keys",
+                            v.span(),
+                            "tls_verify = false, but ca_pem is set: a CA is only used to verify",
+                        )
+                        .and_related(pem.span(), "ca_pem turns verification on")
+                        .and_help("remove tls_verify, or remove ca_pem");
+                    }
+                }
                 let http = HttpCheck {
                     path,
                     host: text(&merged.host),
@@ -1472,7 +1503,9 @@ impl Cx {
                         .digest
                         .as_ref()
                         .map(|d| d.get_ref().to_ascii_lowercase()),
-                    tls_verify: merged.tls_verify.as_ref().is_some_and(|v| *v.get_ref()),
+                    tls_verify: merged.tls_verify.as_ref().is_some_and(|v| *v.get_ref())
+                        || merged.ca_pem.is_some(),
+                    ca_pem,
                 };
                 if kind_v == T::Http {
                     CheckKind::Http(http)
@@ -1480,10 +1513,49 @@ impl Cx {
                     CheckKind::Https(http)
                 }
             }
-            T::Udp => CheckKind::Udp {
-                payload: text(&merged.payload).unwrap_or_default(),
-                expect_reply: merged.expect_reply.as_ref().is_some_and(|v| *v.get_ref()),
-            },
+            T::Udp => {
+                let mut hex = |v: &Option<Spanned<String>>, key: &str| {
+                    let v = v.as_ref()?;
+                    match parse_hex(v.get_ref()) {
+                        Ok(bytes) => Some(bytes),
+                        Err(e) => {
+                            self.err("bad-hex", v.span(), format!("{key}: {e}")).help = Some(
+                                "write bytes as pairs of hexadecimal digits, spaces allowed: \"0a ff 00\"".into(),
+                            );
+                            None
+                        }
+                    }
+                };
+                let payload_hex = hex(&merged.payload_hex, "payload_hex");
+                let expect_prefix = hex(&merged.expect_hex, "expect_hex");
+                if let (Some(p), Some(h)) = (&merged.payload, &merged.payload_hex) {
+                    self.err(
+                        "conflicting-keys",
+                        h.span(),
+                        "a udp check has either `payload` (text) or `payload_hex`, not both",
+                    )
+                    .and_related(p.span(), "the text payload");
+                }
+                if let (Some(e), Some(r)) = (&merged.expect_hex, &merged.expect_reply) {
+                    if !*r.get_ref() {
+                        self.err(
+                            "conflicting-keys",
+                            r.span(),
+                            "expect_reply = false, but expect_hex needs a reply",
+                        )
+                        .and_related(e.span(), "the reply must start with these bytes")
+                        .and_help("remove expect_reply");
+                    }
+                }
+                CheckKind::Udp {
+                    payload: payload_hex
+                        .or_else(|| text(&merged.payload).map(String::into_bytes))
+                        .unwrap_or_default(),
+                    expect_reply: merged.expect_reply.as_ref().is_some_and(|v| *v.get_ref())
+                        || expect_prefix.is_some(),
+                    expect_prefix,
+                }
+            }
             T::Dns => {
                 let Some(query) = text(&merged.query) else {
                     self.err(
@@ -1535,14 +1607,27 @@ impl Cx {
                     return None;
                 }
             },
-            T::Mysql => CheckKind::Mysql {
-                user: text(&merged.user),
-                database: text(&merged.database),
-            },
-            T::Pgsql => CheckKind::Pgsql {
-                user: text(&merged.user),
-                database: text(&merged.database),
-            },
+            T::Mysql | T::Pgsql => {
+                if let (Some(p), None) = (&merged.password, &merged.user) {
+                    self.err(
+                        "password-without-user",
+                        p.span(),
+                        "a password without `user`: the check would log in as lbd-check",
+                    )
+                    .help =
+                        Some("add user = \"NAME\" for the account the password belongs to".into());
+                }
+                let login = SqlLogin {
+                    user: text(&merged.user),
+                    password: text(&merged.password).map(Secret::new),
+                    database: text(&merged.database),
+                };
+                if kind_v == T::Mysql {
+                    CheckKind::Mysql(login)
+                } else {
+                    CheckKind::Pgsql(login)
+                }
+            }
         };
         let dur = |v: &Option<Spanned<ConfigDuration>>| v.as_ref().map(|d| d.get_ref().0);
         let interval = dur(&merged.interval).unwrap_or(CHECK_DEFAULT_INTERVAL);
@@ -1632,7 +1717,7 @@ fn merge_check(base: &CheckSchema, over: &CheckSchema) -> CheckSchema {
             CheckSchema { $($f: over.$f.clone().or_else(|| base.$f.clone()),)* }
         };
     }
-    pick!(
+    let mut merged = pick!(
         kind,
         interval,
         timeout,
@@ -1652,16 +1737,27 @@ fn merge_check(base: &CheckSchema, over: &CheckSchema) -> CheckSchema {
         expect_body_regex,
         digest,
         tls_verify,
+        ca_pem,
         payload,
+        payload_hex,
         expect_reply,
+        expect_hex,
         query,
         query_type,
         helo_name,
         command,
         weight_from_exit,
         user,
+        password,
         database
-    )
+    );
+    // `payload` and `payload_hex` are one setting written two ways: a real that sets either
+    // replaces the service's, instead of conflicting with it.
+    if over.payload.is_some() || over.payload_hex.is_some() {
+        merged.payload = over.payload.clone();
+        merged.payload_hex = over.payload_hex.clone();
+    }
+    merged
 }
 
 fn valid_name(name: &str) -> bool {
@@ -1692,6 +1788,30 @@ pub(crate) fn valid_hostname(name: &str) -> bool {
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
+}
+
+/// Bytes written as hexadecimal digit pairs; ASCII spaces between them are allowed.
+fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    let digits: Vec<u8> = text.bytes().filter(|b| *b != b' ').collect();
+    if let Some(bad) = text.chars().find(|c| *c != ' ' && !c.is_ascii_hexdigit()) {
+        return Err(format!("{bad:?} is not a hexadecimal digit"));
+    }
+    if digits.is_empty() {
+        return Err("no bytes".into());
+    }
+    if digits.len() % 2 != 0 {
+        return Err(format!(
+            "{} hexadecimal digits: an odd count (two digits per byte)",
+            digits.len()
+        ));
+    }
+    Ok(digits
+        .chunks(2)
+        .map(|p| {
+            let v = |d: u8| (d as char).to_digit(16).unwrap_or(0) as u8;
+            v(p[0]) << 4 | v(p[1])
+        })
+        .collect())
 }
 
 fn hex(bytes: &[u8]) -> String {

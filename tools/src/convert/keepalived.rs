@@ -630,7 +630,7 @@ impl<'a> Cx<'a> {
                 "bfd_instance" => self.ignore(it, "lbd has no BFD"),
                 "SSL" => self.ignore(
                     it,
-                    "HTTPS checks use the system roots when tls_verify = true, and no client certificate",
+                    "HTTPS checks verify with tls_verify = true against the built-in public roots, or against ca_pem (the CA certificate's PEM text, inline in the check); they send no client certificate",
                 ),
                 "net_namespace" | "net_namespace_ipvs" | "namespace_with_ipsets" | "instance"
                 | "use_pid_dir" | "linkbeat_use_polling" | "child_wait_time" => {
@@ -1749,6 +1749,7 @@ impl<'a> Cx<'a> {
         let mut helo: Option<String> = None;
         let mut payload: Option<(String, Loc)> = None;
         let mut require_reply = false;
+        let mut reply_data: Option<(String, Loc)> = None;
         for o in c.children() {
             match o.key.as_str() {
                 "connect_port" => port = Some(self.int(o, 0, 1, 65535, "a port")?),
@@ -1799,10 +1800,10 @@ impl<'a> Cx<'a> {
                 "require_reply" if kind == "udp" => {
                     require_reply = true;
                     if !o.args.is_empty() {
-                        self.warn(o.at, "require_reply with data: lbd accepts any reply, the data is not compared");
+                        reply_data = Some((o.args.concat(), o.at));
                     }
                 }
-                "min_reply_length" | "max_reply_length" => self.ignore(o, "lbd accepts any reply"),
+                "min_reply_length" | "max_reply_length" => self.ignore(o, "lbd checks the start of the reply (expect_hex), not its length"),
                 "log_all_failures" | "alpha" => self.ignore(o, ""),
                 _ => {
                     if !self.check_default(o, &mut d)? {
@@ -1929,18 +1930,31 @@ impl<'a> Cx<'a> {
             "udp" => {
                 if let Some((hex, at)) = payload {
                     match decode_hex(&hex) {
+                        // Text stays readable; anything else goes as hex.
                         Some(bytes) => match String::from_utf8(bytes) {
                             Ok(text) => specific.push(("payload".into(), Value::str(text))),
-                            Err(_) => self.warn(
-                                at,
-                                "UDP payload is not text: lbd sends text payloads; left out",
-                            ),
+                            Err(e) => specific
+                                .push(("payload_hex".into(), Value::str(to_hex(e.as_bytes())))),
                         },
                         None => return Err(self.err(at, "payload: not hexadecimal")),
                     }
                 }
-                if require_reply {
-                    specific.push(("expect_reply".into(), Value::Bool(true)));
+                let reply = reply_data.and_then(|(hex, at)| match decode_hex(&hex) {
+                    Some(bytes) if !bytes.is_empty() => {
+                        self.warn(at, "require_reply with data: lbd requires the reply to start with all of it (keepalived also accepts a shorter reply that matches as far as it goes)");
+                        Some(bytes)
+                    }
+                    _ => {
+                        self.warn(at, "require_reply data with a mask: lbd compares whole bytes (expect_hex); only a reply is required");
+                        None
+                    }
+                });
+                match reply {
+                    Some(bytes) => specific.push(("expect_hex".into(), Value::str(to_hex(&bytes)))),
+                    None if require_reply => {
+                        specific.push(("expect_reply".into(), Value::Bool(true)))
+                    }
+                    None => {}
                 }
             }
             _ => {}
@@ -1981,6 +1995,10 @@ fn split_command(text: &str) -> Vec<String> {
 }
 
 /// keepalived's free-form hex ("Ab12f 3 456": pairs, a lone digit before a space is one byte).
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     for group in text.split_whitespace() {

@@ -1052,8 +1052,13 @@ impl<'a> Cx<'a> {
                         if let Some(d) = text("database") {
                             e.push(("database".into(), Value::str(d)));
                         }
-                        if let Some(s) = get("passwd") {
-                            self.warn(s.at, "passwd: lbd's database checks log in without a password (use a user with trust or no password)");
+                        match (text("passwd").filter(|p| !p.is_empty()), text("login")) {
+                            (Some(p), Some(_)) => e.push(("password".into(), Value::str(p))),
+                            (Some(_), None) => {
+                                let at = get("passwd").map_or(sec.at, |s| s.at);
+                                self.warn(at, "passwd without login: left out (lbd's check without a user logs in as lbd-check and needs no password)");
+                            }
+                            _ => {}
                         }
                         if let Some(s) = get("request") {
                             self.warn(s.at, "the SQL query of a database check: lbd checks the login, it runs no query");

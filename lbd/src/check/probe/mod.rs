@@ -13,7 +13,7 @@ mod udp;
 
 use super::failure::{Failure, Outcome};
 use super::proto::http::BodyRules;
-use crate::config::{Check, CheckKind, Real, StatusRange};
+use crate::config::{Check, CheckKind, Real, SqlLogin, StatusRange};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -45,6 +45,12 @@ pub enum ProbeError {
         #[source]
         source: super::proto::dns::NameError,
     },
+    #[error("service {service}, real {real}: ca_pem: {reason}")]
+    CaPem {
+        service: String,
+        real: SocketAddr,
+        reason: String,
+    },
     #[error("service {service}, real {real}: unknown DNS query type {qtype:?}")]
     QueryType {
         service: String,
@@ -73,6 +79,7 @@ enum Kind {
     Udp {
         payload: Vec<u8>,
         expect_reply: bool,
+        expect_prefix: Option<Vec<u8>>,
     },
     Dns {
         name: String,
@@ -85,14 +92,8 @@ enum Kind {
         command: Arc<Vec<String>>,
         weight_from_exit: bool,
     },
-    Mysql {
-        user: Option<String>,
-        database: Option<String>,
-    },
-    Pgsql {
-        user: Option<String>,
-        database: Option<String>,
-    },
+    Mysql(Arc<SqlLogin>),
+    Pgsql(Arc<SqlLogin>),
 }
 
 #[derive(Debug)]
@@ -110,6 +111,11 @@ impl Probe {
             check.connect_address.unwrap_or(real.addr.ip()),
             check.port.unwrap_or(real.addr.port()),
         );
+        let verify = tls::Verify::of(check).map_err(|reason| ProbeError::CaPem {
+            service: service.into(),
+            real: real.addr,
+            reason,
+        })?;
         let kind = match &check.kind {
             CheckKind::Tcp => Kind::Tcp,
             CheckKind::Http(h) | CheckKind::Https(h) => {
@@ -131,7 +137,7 @@ impl Probe {
                             .clone()
                             .or_else(|| h.host.as_deref().map(host_without_port))
                             .unwrap_or_else(|| target.ip().to_string());
-                        Some(tls::TlsTarget::new(&name, h.tls_verify).ok_or_else(|| {
+                        Some(tls::TlsTarget::new(&name, verify).ok_or_else(|| {
                             ProbeError::ServerName {
                                 service: service.into(),
                                 real: real.addr,
@@ -166,9 +172,11 @@ impl Probe {
             CheckKind::Udp {
                 payload,
                 expect_reply,
+                expect_prefix,
             } => Kind::Udp {
-                payload: payload.as_bytes().to_vec(),
+                payload: payload.clone(),
                 expect_reply: *expect_reply,
+                expect_prefix: expect_prefix.clone(),
             },
             CheckKind::Dns { query, query_type } => {
                 let qtype = super::proto::dns::qtype_code(query_type).ok_or_else(|| {
@@ -201,14 +209,8 @@ impl Probe {
                 command: Arc::new(command.clone()),
                 weight_from_exit: *weight_from_exit,
             },
-            CheckKind::Mysql { user, database } => Kind::Mysql {
-                user: user.clone(),
-                database: database.clone(),
-            },
-            CheckKind::Pgsql { user, database } => Kind::Pgsql {
-                user: user.clone(),
-                database: database.clone(),
-            },
+            CheckKind::Mysql(login) => Kind::Mysql(Arc::new(login.clone())),
+            CheckKind::Pgsql(login) => Kind::Pgsql(Arc::new(login.clone())),
         };
         Ok(Probe {
             service: service.to_string(),
@@ -242,7 +244,8 @@ impl Probe {
             Kind::Udp {
                 payload,
                 expect_reply,
-            } => Box::pin(udp::run_udp(self, payload, *expect_reply, p))
+                expect_prefix,
+            } => Box::pin(udp::run_udp(self, payload, *expect_reply, expect_prefix, p))
                 .await
                 .into(),
             Kind::Dns { name, qtype } => Box::pin(udp::run_dns(self, name, *qtype, p)).await.into(),
@@ -251,16 +254,8 @@ impl Probe {
                 command,
                 weight_from_exit,
             } => Box::pin(exec::run(self, command, *weight_from_exit, p)).await,
-            Kind::Mysql { user, database } => {
-                Box::pin(sql::mysql(self, user.as_deref(), database.as_deref(), p))
-                    .await
-                    .into()
-            }
-            Kind::Pgsql { user, database } => {
-                Box::pin(sql::pgsql(self, user.as_deref(), database.as_deref(), p))
-                    .await
-                    .into()
-            }
+            Kind::Mysql(login) => Box::pin(sql::mysql(self, login, p)).await.into(),
+            Kind::Pgsql(login) => Box::pin(sql::pgsql(self, login, p)).await.into(),
         }
     }
 

@@ -32,12 +32,14 @@ fn recv_failure(e: &std::io::Error) -> Failure {
     }
 }
 
-/// Sends the payload. With `expect_reply`, any datagram back is success. Without, the real is
-/// up unless an ICMP error comes back within half the timeout.
+/// Sends the payload. With `expect_reply`, a datagram back is success (one that starts with
+/// `expect_prefix`, when set). Without, the real is up unless an ICMP error comes back within
+/// half the timeout.
 pub(super) async fn run_udp(
     p: &Probe,
     payload: &[u8],
     expect_reply: bool,
+    expect_prefix: &Option<Vec<u8>>,
     progress: &Progress,
 ) -> Result<(), Failure> {
     let s = socket(p, progress).await?;
@@ -47,14 +49,33 @@ pub(super) async fn run_udp(
     progress.set(Stage::Reply);
     let mut buf = [0u8; 2048];
     if expect_reply {
-        s.recv(&mut buf).await.map_err(|e| recv_failure(&e))?;
-        return Ok(());
+        let n = s.recv(&mut buf).await.map_err(|e| recv_failure(&e))?;
+        return match expect_prefix.as_deref() {
+            Some(want) if !buf[..n].starts_with(want) => Err(Failure::ReplyMismatch(format!(
+                "{} does not start with {}",
+                hex_excerpt(&buf[..n], want.len() + 8),
+                hex_excerpt(want, want.len())
+            ))),
+            _ => Ok(()),
+        };
     }
     match tokio::time::timeout(p.timeout / 2, s.recv(&mut buf)).await {
         Err(_silence) => Ok(()),
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(recv_failure(&e)),
     }
+}
+
+/// The first `max` bytes as hex digit pairs, "…" when there are more.
+fn hex_excerpt(bytes: &[u8], max: usize) -> String {
+    let mut out: String = bytes.iter().take(max).map(|b| format!("{b:02x}")).collect();
+    if bytes.len() > max {
+        out.push('…');
+    }
+    if out.is_empty() {
+        out.push_str("(empty)");
+    }
+    out
 }
 
 fn query_id() -> u16 {

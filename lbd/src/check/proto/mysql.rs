@@ -1,8 +1,10 @@
 //! MySQL / MariaDB client-server protocol, as far as the MySQL check needs it: the server's
-//! greeting (Protocol::HandshakeV10), the client's HandshakeResponse41 with an empty password,
-//! and the server's verdict (OK, ERR, auth switch). Pure.
+//! greeting (Protocol::HandshakeV10), the client's HandshakeResponse41, the password scrambles
+//! of mysql_native_password and caching_sha2_password (fast path), and the server's verdict
+//! (OK, ERR, auth switch, more data). Pure.
 //!
-//! Layouts from the MySQL client/server protocol documentation ("Connection Phase").
+//! Layouts from the MySQL client/server protocol documentation ("Connection Phase",
+//! "Authentication Methods").
 
 use std::fmt;
 
@@ -69,6 +71,8 @@ pub struct Greeting {
     pub server_version: String,
     pub capabilities: u32,
     pub auth_plugin: Option<String>,
+    /// The nonce the password scramble is computed with (20 bytes from current servers).
+    pub scramble: Vec<u8>,
 }
 
 fn cstr(buf: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -113,6 +117,7 @@ pub fn parse_greeting(payload: &[u8]) -> Result<Result<Greeting, ServerError>, P
         return Err(bad("greeting too short"));
     }
     let mut caps = u32::from(u16::from_le_bytes([rest[13], rest[14]]));
+    let mut scramble = rest[4..12].to_vec();
     let more = &rest[15..];
     let mut plugin = None;
     if more.len() >= 16 {
@@ -122,6 +127,10 @@ pub fn parse_greeting(payload: &[u8]) -> Result<Result<Greeting, ServerError>, P
         let after = &more[16..];
         if caps & CLIENT_SECURE_CONNECTION != 0 {
             let part2 = auth_len.saturating_sub(8).max(13);
+            // The second part of the nonce ends with a NUL that is not part of it.
+            if let Some(p) = after.get(..part2) {
+                scramble.extend_from_slice(p.split(|&b| b == 0).next().unwrap_or(p));
+            }
             if caps & CLIENT_PLUGIN_AUTH != 0 {
                 if let Some(tail) = after.get(part2..) {
                     let name = cstr(tail).map_or(tail, |(n, _)| n);
@@ -134,21 +143,26 @@ pub fn parse_greeting(payload: &[u8]) -> Result<Result<Greeting, ServerError>, P
         server_version: String::from_utf8_lossy(version).into_owned(),
         capabilities: caps,
         auth_plugin: plugin,
+        scramble,
     }))
 }
 
-/// The client's answer to the greeting: log in as `user` with an empty password, into
-/// `database` if given, with the server's own auth plugin.
-pub fn handshake_response(greeting: &Greeting, user: &str, database: Option<&str>) -> Vec<u8> {
+/// The client's answer to the greeting: log in as `user` into `database` if given, with
+/// `auth` (the password scrambled for `plugin`; empty for an empty password) when the server
+/// supports plugins, else as mysql_native_password.
+pub fn handshake_response(
+    greeting: &Greeting,
+    user: &str,
+    database: Option<&str>,
+    plugin: &str,
+    auth: &[u8],
+) -> Vec<u8> {
     let mut caps =
         CLIENT_LONG_PASSWORD | CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION;
     if database.is_some() {
         caps |= CLIENT_CONNECT_WITH_DB;
     }
-    let plugin = greeting
-        .auth_plugin
-        .as_deref()
-        .filter(|_| greeting.capabilities & CLIENT_PLUGIN_AUTH != 0);
+    let plugin = Some(plugin).filter(|_| greeting.capabilities & CLIENT_PLUGIN_AUTH != 0);
     if plugin.is_some() {
         caps |= CLIENT_PLUGIN_AUTH;
     }
@@ -159,7 +173,9 @@ pub fn handshake_response(greeting: &Greeting, user: &str, database: Option<&str
     p.extend_from_slice(&[0; 23]);
     p.extend_from_slice(user.as_bytes());
     p.push(0);
-    p.push(0); // auth response: empty (an empty password)
+    // Scrambles are 20 or 32 bytes: the one-byte length form always fits.
+    p.push(auth.len().min(255) as u8);
+    p.extend_from_slice(&auth[..auth.len().min(255)]);
     if let Some(db) = database {
         p.extend_from_slice(db.as_bytes());
         p.push(0);
@@ -169,6 +185,50 @@ pub fn handshake_response(greeting: &Greeting, user: &str, database: Option<&str
         p.push(0);
     }
     p
+}
+
+/// The auth plugins the check can answer.
+pub const NATIVE_PASSWORD: &str = "mysql_native_password";
+pub const CACHING_SHA2_PASSWORD: &str = "caching_sha2_password";
+pub const CLEAR_PASSWORD: &str = "mysql_clear_password";
+
+/// mysql_native_password: SHA1(password) XOR SHA1(nonce + SHA1(SHA1(password))); an empty
+/// password is an empty answer.
+#[cfg(feature = "daemon")]
+pub fn native_password_scramble(password: &[u8], nonce: &[u8]) -> Vec<u8> {
+    use ring::digest::{digest, Context, SHA1_FOR_LEGACY_USE_ONLY as SHA1};
+    if password.is_empty() {
+        return Vec::new();
+    }
+    let stage1 = digest(&SHA1, password);
+    let stage2 = digest(&SHA1, stage1.as_ref());
+    let mut ctx = Context::new(&SHA1);
+    ctx.update(nonce);
+    ctx.update(stage2.as_ref());
+    let mask = ctx.finish();
+    xor(stage1.as_ref(), mask.as_ref())
+}
+
+/// caching_sha2_password's fast path: SHA256(password) XOR SHA256(SHA256(SHA256(password)) +
+/// nonce); an empty password is an empty answer.
+#[cfg(feature = "daemon")]
+pub fn caching_sha2_scramble(password: &[u8], nonce: &[u8]) -> Vec<u8> {
+    use ring::digest::{digest, Context, SHA256};
+    if password.is_empty() {
+        return Vec::new();
+    }
+    let stage1 = digest(&SHA256, password);
+    let stage2 = digest(&SHA256, stage1.as_ref());
+    let mut ctx = Context::new(&SHA256);
+    ctx.update(stage2.as_ref());
+    ctx.update(nonce);
+    let mask = ctx.finish();
+    xor(stage1.as_ref(), mask.as_ref())
+}
+
+#[cfg(feature = "daemon")]
+fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
+    a.iter().zip(b).map(|(x, y)| x ^ y).collect()
 }
 
 /// COM_QUIT, to leave politely.
@@ -181,8 +241,12 @@ pub fn com_quit() -> Vec<u8> {
 pub enum AuthReply {
     Ok,
     Err(ServerError),
-    /// AuthSwitchRequest: answer with the (empty) password in that plugin's format.
-    Switch(String),
+    /// AuthSwitchRequest: answer with the password in that plugin's format, scrambled with
+    /// the new nonce.
+    Switch {
+        plugin: String,
+        nonce: Vec<u8>,
+    },
     /// AuthMoreData: for caching_sha2_password, 3 = fast auth done, 4 = full auth needed.
     MoreData(Vec<u8>),
 }
@@ -192,10 +256,13 @@ pub fn parse_auth_reply(payload: &[u8]) -> Result<AuthReply, ProtocolError> {
         Some(0x00) => Ok(AuthReply::Ok),
         Some(0xff) => Ok(AuthReply::Err(parse_err(payload))),
         Some(0xfe) => {
-            let name = cstr(&payload[1..]).map_or(&payload[1..], |(n, _)| n);
-            Ok(AuthReply::Switch(
-                String::from_utf8_lossy(name).into_owned(),
-            ))
+            let (name, data) = cstr(&payload[1..]).unwrap_or((&payload[1..], &[]));
+            // The nonce is sent NUL-terminated.
+            let nonce = data.strip_suffix(&[0]).unwrap_or(data);
+            Ok(AuthReply::Switch {
+                plugin: String::from_utf8_lossy(name).into_owned(),
+                nonce: nonce.to_vec(),
+            })
         }
         Some(0x01) => Ok(AuthReply::MoreData(payload[1..].to_vec())),
         Some(b) => Err(ProtocolError(format!(
@@ -243,8 +310,9 @@ mod tests {
         assert_eq!(g.server_version, "5.5.5-10.11.6-MariaDB-0+deb12u1");
         assert_eq!(g.auth_plugin.as_deref(), Some("mysql_native_password"));
         assert_ne!(g.capabilities & CLIENT_PLUGIN_AUTH, 0);
+        assert_eq!(g.scramble, b"abcdefghijklmnopqrst");
 
-        let r = handshake_response(&g, "lbcheck", Some("app"));
+        let r = handshake_response(&g, "lbcheck", Some("app"), NATIVE_PASSWORD, b"");
         let caps = u32::from_le_bytes(r[..4].try_into().unwrap());
         assert_eq!(
             caps,
@@ -258,6 +326,53 @@ mod tests {
         assert_eq!(r[8], 45);
         assert_eq!(&r[9..32], &[0; 23]);
         assert_eq!(&r[32..], b"lbcheck\0\0app\0mysql_native_password\0");
+
+        let auth = [0xaa; 20];
+        let r = handshake_response(&g, "lbcheck", None, NATIVE_PASSWORD, &auth);
+        let mut want = b"lbcheck\0\x14".to_vec();
+        want.extend_from_slice(&auth);
+        want.extend_from_slice(b"mysql_native_password\0");
+        assert_eq!(&r[32..], want);
+    }
+
+    /// mysql_native_password: the server stores SHA1(SHA1(password)), which MySQL's and
+    /// MariaDB's PASSWORD('secret') print as *14E65567ABDB5135D0CFD9A70B3032C179A49EE7; the
+    /// scramble, XORed back with SHA1(nonce + that), must give SHA1(password) again. The
+    /// expected bytes were computed independently (Python's hashlib).
+    #[cfg(feature = "daemon")]
+    #[test]
+    fn native_password_scramble_vector() {
+        let nonce = b"abcdefghijklmnopqrst";
+        let s = native_password_scramble(b"secret", nonce);
+        assert_eq!(hex(&s), "8817c50fa779daef010ee7577825b0847df9842e");
+        use ring::digest::{digest, SHA1_FOR_LEGACY_USE_ONLY as SHA1};
+        let stored = digest(&SHA1, digest(&SHA1, b"secret").as_ref());
+        assert_eq!(
+            hex(stored.as_ref()).to_uppercase(),
+            "14E65567ABDB5135D0CFD9A70B3032C179A49EE7"
+        );
+        // What the server does: recover SHA1(password) and hash it again.
+        let mask = digest(&SHA1, &[&nonce[..], stored.as_ref()].concat());
+        let stage1 = xor(&s, mask.as_ref());
+        assert_eq!(digest(&SHA1, &stage1).as_ref(), stored.as_ref());
+        assert!(native_password_scramble(b"", nonce).is_empty());
+    }
+
+    /// caching_sha2_password's fast path, computed independently (Python's hashlib).
+    #[cfg(feature = "daemon")]
+    #[test]
+    fn caching_sha2_scramble_vector() {
+        let s = caching_sha2_scramble(b"secret", b"abcdefghijklmnopqrst");
+        assert_eq!(
+            hex(&s),
+            "c76e2898612a4cf042c77fa8c4702c4c64c0c2c557c53c4d75595aaa6abae809"
+        );
+        assert!(caching_sha2_scramble(b"", b"abcdefghijklmnopqrst").is_empty());
+    }
+
+    #[cfg(feature = "daemon")]
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     #[test]
@@ -279,8 +394,11 @@ mod tests {
         assert!(e.is_access_denied());
         assert_eq!(parse_auth_reply(&[0, 0, 0, 2, 0]).unwrap(), AuthReply::Ok);
         assert_eq!(
-            parse_auth_reply(b"\xfecaching_sha2_password\0scramble").unwrap(),
-            AuthReply::Switch("caching_sha2_password".into())
+            parse_auth_reply(b"\xfemysql_native_password\0abcdefghijklmnopqrst\0").unwrap(),
+            AuthReply::Switch {
+                plugin: "mysql_native_password".into(),
+                nonce: b"abcdefghijklmnopqrst".to_vec()
+            }
         );
         assert_eq!(
             parse_auth_reply(&[1, 3]).unwrap(),
