@@ -3,19 +3,22 @@
 # kernel, init and lbd as the real image, plus busybox (a debug shell on ttyS1 with its applets:
 # ip, nsenter, unshare, httpd, wget, nc...) and ipvsadm with its shared libraries and the
 # dynamic loader, so end-to-end tests can check what lbd programmed with an independent tool
-# and send real traffic through the guest's IPVS. Never ship this image: it has a root shell.
+# and send real traffic through the guest's IPVS; and keepalived (the host's Debian binary and
+# its libraries), so the check benchmark can run keepalived's checker beside lbd's in the same
+# guest. Never ship this image: it has a root shell.
 #
 # Usage: tools/build-test-image.sh [OUT_DIR]
-# Needs busybox-static and ipvsadm on the host (tools/setup.sh installs them).
+# Needs busybox-static, ipvsadm and keepalived on the host (tools/setup.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-target/lb-test-image}
 
 busybox=$(command -v busybox || true)
 ipvsadm=$(command -v ipvsadm || echo /usr/sbin/ipvsadm)
-for f in "$busybox" "$ipvsadm"; do
+keepalived=$(command -v keepalived || echo /usr/sbin/keepalived)
+for f in "$busybox" "$ipvsadm" "$keepalived"; do
     if [ -z "$f" ] || [ ! -x "$f" ]; then
-        echo "build-test-image: busybox and ipvsadm are needed on the host: run tools/setup.sh" >&2
+        echo "build-test-image: busybox, ipvsadm and keepalived are needed on the host: run tools/setup.sh" >&2
         exit 1
     fi
 done
@@ -23,20 +26,27 @@ done
 # busybox as /bin/sh (the debug shell) and as /bin/busybox (the tests run
 # `busybox --install -s` once to get the applets); ipvsadm where the tests call it.
 adds="--add $busybox:/bin/sh --add $busybox:/bin/busybox --add $ipvsadm:/sbin/ipvsadm"
+adds="$adds --add $keepalived:/sbin/keepalived"
 # The IPVS benchmark (static, built with lbd by build-image.sh below).
 bench=target/x86_64-unknown-linux-gnu/release/ipvs-bench
 adds="$adds --add $bench:/bin/ipvs-bench"
-# ipvsadm's libraries and loader at the same paths as on the host (Debian's multiarch layout).
-libs=$(ldd "$ipvsadm" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
-if [ -z "$libs" ]; then
-    echo "build-test-image: ldd found no libraries for $ipvsadm" >&2
-    exit 1
-fi
+# The programs' libraries and loader at the same paths as on the host (Debian's multiarch
+# layout), each library once.
+libs=""
+for prog in "$ipvsadm" "$keepalived"; do
+    found=$(ldd "$prog" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
+    if [ -z "$found" ]; then
+        echo "build-test-image: ldd found no libraries for $prog" >&2
+        exit 1
+    fi
+    libs="$libs $found"
+done
+libs=$(echo "$libs" | tr ' ' '\n' | grep . | sort -u)
 for lib in $libs; do
     adds="$adds --add $(readlink -f "$lib"):$lib"
 done
 
-echo "build-test-image: $out = appliance image + busybox + ipvsadm ($(echo "$libs" | wc -l) libraries) + ipvs-bench"
+echo "build-test-image: $out = appliance image + busybox + ipvsadm + keepalived ($(echo "$libs" | wc -l) libraries) + ipvs-bench"
 # build-image.sh compiles lbd's binaries (ipvs-bench among them) before assembling the image;
 # compile first here so the --add path exists when the image is put together.
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target x86_64-unknown-linux-gnu -p lbd --bin ipvs-bench
