@@ -755,6 +755,8 @@ fn pair_fails_over_on_kill_and_established_connections_survive_with_sync() {
     lb1.guest
         .expect(r"lbd:\s+INFO vrrp: VI_1: BACKUP -> MASTER", BOOT)
         .unwrap();
+    // The console line arrives as it is printed: close to the takeover on the test's clock.
+    let lb1_master = t0.elapsed();
     let took_back = wait_until("lb1 takes the VIP back", STEP, || {
         holds_vip(&mut lb1.shell).then(|| t0.elapsed())
     });
@@ -773,13 +775,13 @@ fn pair_fails_over_on_kill_and_established_connections_survive_with_sync() {
         "lb1 has an entry for the unsynced connection {local2}"
     );
     eprintln!(
-        "figure: control (lb1 back without [ipvs.sync], preempting): the connection {local2} ended {} after lb1 was seen with the VIP: {} ({} echoes, the last {} before that)",
-        ms(broken.0.saturating_sub(took_back)),
+        "figure: control (lb1 back without [ipvs.sync], preempting): the connection {local2} ended {} after lb1's console said MASTER: {} ({} echoes, the last {} before that)",
+        ms(broken.0.saturating_sub(lb1_master)),
         broken.1,
         c2.echoes.len(),
         c2.echoes
             .last()
-            .map_or("-".into(), |(at, _)| ms(took_back.saturating_sub(*at))),
+            .map_or("-".into(), |(at, _)| ms(lb1_master.saturating_sub(*at))),
     );
     talk2.stop();
     // New connections work through lb1: only the established one needed the synced entry.
