@@ -417,7 +417,8 @@ fn virtual_mac_moves_with_the_vip() {
     );
     assert!(
         !garps.is_empty() && garps.iter().all(|r| r[0] == "00:00:5e:00:01:33"),
-        "{garps:?}"
+        "{garps:?}\n{}",
+        b.log()
     );
     // An orderly stop removes the VIP and the macvlan.
     let mut b = b;

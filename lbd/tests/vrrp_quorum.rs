@@ -3,7 +3,7 @@
 //! priority drops by `quorum_priority_drop` and the backup preempts; the server comes back
 //! and the master takes its VIP back.
 //!
-//! Needs root and python3.
+//! Needs root, python3 and curl.
 
 mod vrrp_support;
 
@@ -37,7 +37,7 @@ fn server(lab: &Lab, name: &str) -> Daemon {
 
 #[test]
 fn lost_quorum_hands_the_vip_to_the_peer() {
-    require(&["python3"]);
+    require(&["python3", "curl"]);
     let lab = Lab::new(3, 1);
     let mut web = server(&lab, "web");
     let a_cfg = format!(
@@ -72,6 +72,27 @@ fn lost_quorum_hands_the_vip_to_the_peer() {
         "{}",
         a.log()
     );
+    // The control API shows the lowered priority next to the configured one.
+    let prio = |name: &str| {
+        lab.api_get(name, "/status").map(|s| {
+            let v = &s["vrrp"][0];
+            (
+                v["priority"].as_u64(),
+                v["effective_priority"].as_u64(),
+                v["state"].as_str().map(String::from),
+            )
+        })
+    };
+    assert_eq!(
+        prio("a"),
+        Some((Some(150), Some(50), Some("BACKUP".into()))),
+        "{}",
+        a.log()
+    );
+    assert_eq!(
+        prio("b"),
+        Some((Some(100), Some(100), Some("MASTER".into())))
+    );
     assert!(
         a.log()
             .contains("VI_1: MASTER -> BACKUP (10.1.0.2 advertises priority 100)"),
@@ -89,6 +110,12 @@ fn lost_quorum_hands_the_vip_to_the_peer() {
     );
     assert!(
         a.log().contains("VI_1: health quorum back; priority 150"),
+        "{}",
+        a.log()
+    );
+    assert_eq!(
+        prio("a"),
+        Some((Some(150), Some(150), Some("MASTER".into()))),
         "{}",
         a.log()
     );

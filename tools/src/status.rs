@@ -111,6 +111,13 @@ pub fn render(doc: &Value, p: Paint) -> String {
                 .as_str()
                 .map(|g| format!("  group {g}"))
                 .unwrap_or_default();
+            let configured = u(v, "priority").unwrap_or(0);
+            let lowered = match u(v, "effective_priority") {
+                Some(e) if e != configured => {
+                    p.red(&format!("  priority lowered to {e} (health quorum lost)"))
+                }
+                _ => String::new(),
+            };
             // Pad outside the paint, so escape codes do not upset the columns.
             let padded = format!(
                 "{}{}",
@@ -119,12 +126,12 @@ pub fn render(doc: &Value, p: Paint) -> String {
             );
             let _ = writeln!(
                 out,
-                "  {:<12} {:<8} vrid {:<3} v{} prio {:<3} {} {}{group}",
+                "  {:<12} {:<8} vrid {:<3} v{} prio {:<3} {} {}{group}{lowered}",
                 s(v, "name"),
                 s(v, "interface"),
                 u(v, "vrid").unwrap_or(0),
                 u(v, "version").unwrap_or(0),
-                u(v, "priority").unwrap_or(0),
+                configured,
                 padded,
                 vips.join(" "),
             );
@@ -263,7 +270,8 @@ mod tests {
             "lbd": {"version": "0.1.0", "pid": 42, "hostname": "lb1", "uptime_seconds": 3725.0},
             "config": {"version": "65702530a44839e38d1f", "age_seconds": 65.0, "loaded_at": "2025-01-01T00:00:00.000000Z", "path": "/run/lb/config.toml"},
             "ipvs": {"available": true, "error": null},
-            "vrrp": [{"name": "VI", "interface": "eth0", "vrid": 7, "version": 3, "priority": 150, "state": "MASTER", "vips": ["192.0.2.10/24"], "sync_group": null}],
+            "vrrp": [{"name": "VI", "interface": "eth0", "vrid": 7, "version": 3, "priority": 150, "effective_priority": 150, "state": "MASTER", "vips": ["192.0.2.10/24"], "sync_group": null},
+                     {"name": "VJ", "interface": "eth1", "vrid": 8, "version": 3, "priority": 150, "effective_priority": 50, "state": "BACKUP", "vips": ["192.0.2.20/24"], "sync_group": null}],
             "services": [{
                 "name": "web", "key": "tcp 192.0.2.10:80", "protocol": "tcp", "vip": "192.0.2.10:80", "fwmark": null,
                 "scheduler": "wlc", "persistence_seconds": 300, "vrrp_instance": "VI", "quorum": {"up": false},
@@ -289,6 +297,10 @@ mod tests {
         );
         assert!(
             t.contains("  VI           eth0     vrid 7   v3 prio 150 MASTER  192.0.2.10/24\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  VJ           eth1     vrid 8   v3 prio 150 BACKUP  192.0.2.20/24  priority lowered to 50 (health quorum lost)\n"),
             "{t}"
         );
         assert!(

@@ -10,6 +10,7 @@
 //! | `lbd_ipvs_available` | gauge | | 1 when the kernel's IPVS table could be read |
 //! | `lbd_vrrp_instance_state` | gauge | instance, state | 1 for the instance's current state (INIT, BACKUP, MASTER, FAULT) |
 //! | `lbd_vrrp_instance_priority` | gauge | instance | configured priority |
+//! | `lbd_vrrp_instance_effective_priority` | gauge | instance | priority advertised now (after a quorum drop) |
 //! | `lbd_vrrp_dropped_packets_total` | counter | reason | received VRRP packets dropped |
 //! | `lbd_service_reals_up` | gauge | service | reals that serve |
 //! | `lbd_service_up_weight` | gauge | service | their total weight |
@@ -182,6 +183,11 @@ pub fn render(st: &Status) -> String {
         "gauge",
         "Configured VRRP priority.",
     );
+    let effective = o.family(
+        "lbd_vrrp_instance_effective_priority",
+        "gauge",
+        "VRRP priority advertised now (configured, lowered while the health quorum is lost).",
+    );
     for v in &st.vrrp {
         for s in ["INIT", "BACKUP", "MASTER", "FAULT"] {
             o.add(
@@ -194,6 +200,11 @@ pub fn render(st: &Status) -> String {
             prio,
             vec![("instance", v.name.clone())],
             f64::from(v.priority),
+        );
+        o.add(
+            effective,
+            vec![("instance", v.name.clone())],
+            f64::from(v.effective_priority),
         );
     }
     let drops = o.family(

@@ -121,7 +121,11 @@ pub struct VrrpInstanceStatus {
     pub interface: String,
     pub vrid: u8,
     pub version: u8,
+    /// As configured.
     pub priority: u8,
+    /// As advertised now: lower than `priority` while the health quorum is lost
+    /// (`quorum_priority_drop`); the configured one before the VRRP thread reported.
+    pub effective_priority: u8,
     /// `INIT`, `BACKUP`, `MASTER` or `FAULT`; `UNKNOWN` before the VRRP thread reported.
     pub state: String,
     pub vips: Vec<String>,
@@ -257,6 +261,12 @@ pub fn build(i: &Inputs) -> Status {
                 crate::config::VrrpVersion::V3 => 3,
             },
             priority: v.priority,
+            effective_priority: i
+                .vrrp
+                .priorities
+                .get(&v.name)
+                .copied()
+                .unwrap_or(v.priority),
             state: i
                 .vrrp
                 .roles

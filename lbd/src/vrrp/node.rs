@@ -110,6 +110,14 @@ impl Node {
             .collect()
     }
 
+    /// Priority each instance advertises now (after any health-quorum drop), by name.
+    pub fn priorities(&self) -> BTreeMap<String, u8> {
+        self.instances
+            .iter()
+            .map(|(n, i)| (n.clone(), i.priority()))
+            .collect()
+    }
+
     /// Dropped packets by reason, all instances and interfaces together.
     pub fn drops(&self) -> &BTreeMap<DropReason, u64> {
         &self.drops

@@ -254,9 +254,28 @@ impl Lab {
         let path = self.dir.join(format!("{name}.toml"));
         std::fs::write(&path, config).expect("config file");
         let bin = env!("CARGO_BIN_EXE_lbd");
-        let mut e = vec![("LBD_LOG", "info")];
+        // Each lbd its own control socket (not the host's /run/lb/lbd.sock).
+        let socket = self.api_socket(name);
+        let socket = socket.to_str().unwrap();
+        let mut e = vec![("LBD_LOG", "info"), ("LBD_API_SOCKET", socket)];
         e.extend_from_slice(env);
         self.spawn(node, name, &[bin, "-c", path.to_str().unwrap()], &e)
+    }
+
+    /// The control API socket of the lbd started as `name`.
+    pub fn api_socket(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join(format!("{name}.sock"))
+    }
+
+    /// GET `path` from the control API of the lbd started as `name` (with curl), as JSON.
+    pub fn api_get(&self, name: &str, path: &str) -> Option<serde_json::Value> {
+        let out = std::process::Command::new("curl")
+            .args(["-sf", "--max-time", "5", "--unix-socket"])
+            .arg(self.api_socket(name))
+            .arg(format!("http://lbd{path}"))
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
     }
 
     /// Starts keepalived (VRRP only, foreground, logging to the console) in `node`.

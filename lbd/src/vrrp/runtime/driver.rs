@@ -214,6 +214,7 @@ impl Driver {
         }
         let status = Status {
             roles: self.node.roles(),
+            priorities: self.node.priorities(),
             drops: self.node.drops().clone(),
         };
         self.status.send_if_modified(|s| {

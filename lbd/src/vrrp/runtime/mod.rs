@@ -40,6 +40,9 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct Status {
     /// State of each instance by name.
     pub roles: BTreeMap<String, State>,
+    /// Priority each instance advertises now: the configured one, lowered by
+    /// `quorum_priority_drop` while its services' health quorum is lost.
+    pub priorities: BTreeMap<String, u8>,
     /// Dropped packets by reason.
     pub drops: BTreeMap<DropReason, u64>,
 }
