@@ -1,6 +1,10 @@
 //! MySQL and PostgreSQL checkers against real MariaDB and PostgreSQL servers started inside a
-//! test network namespace (packages mariadb-server and postgresql), plus scripted peers for the
-//! refusals a real server gives only under load ("too many connections", "starting up").
+//! test network namespace (packages mariadb-server and postgresql): logins without and with
+//! passwords (mysql_native_password, also after an auth switch; PostgreSQL SCRAM-SHA-256, md5
+//! and cleartext, each chosen by pg_hba.conf), wrong passwords, plugins the check cannot do;
+//! plus scripted peers for the refusals a real server gives only under load ("too many
+//! connections", "starting up") and for MySQL 8's caching_sha2_password, which Debian does
+//! not ship.
 
 mod check_support;
 
@@ -87,6 +91,8 @@ fn postgresql_logins_refusals_and_stop() {
         data.join("pg_hba.conf"),
         "local all all trust\n\
          host all pwuser 127.0.0.1/32 scram-sha-256\n\
+         host all md5user 127.0.0.1/32 md5\n\
+         host all clearuser 127.0.0.1/32 password\n\
          host all all 127.0.0.1/32 trust\n",
     )
     .unwrap();
@@ -108,6 +114,8 @@ fn postgresql_logins_refusals_and_stop() {
         "listen_addresses=127.0.0.1",
         "-c",
         "fsync=off",
+        "-c",
+        "password_encryption=scram-sha-256",
     ]);
     wait_up(
         &ns,
@@ -124,9 +132,35 @@ fn postgresql_logins_refusals_and_stop() {
         "5432",
         "-U",
         "postgres",
-        "-qc",
-        "CREATE ROLE pwuser LOGIN PASSWORD 'secret'",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        "CREATE ROLE pwuser LOGIN PASSWORD 'S3cret pw'",
+        "-c",
+        "CREATE ROLE clearuser LOGIN PASSWORD 'S3cret pw'",
+        // md5 is only asked for when the stored password is an MD5 one.
+        "-c",
+        "SET password_encryption = 'md5'",
+        "-c",
+        "CREATE ROLE md5user LOGIN PASSWORD 'S3cret pw'",
     ]);
+    // The server stores what each method needs: a SCRAM verifier, an MD5 hash.
+    let stored = ns.exec(&[
+        &format!("{PG_BIN}/psql"),
+        "-h",
+        &sock_s,
+        "-p",
+        "5432",
+        "-U",
+        "postgres",
+        "-Atc",
+        "SELECT rolname || ' ' || split_part(rolpassword, '$', 1) FROM pg_authid WHERE rolname IN ('pwuser', 'md5user') ORDER BY 1",
+    ]);
+    let stored: Vec<&str> = stored.lines().collect();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(stored[0].starts_with("md5user md5"), "{stored:?}");
+    assert_eq!(stored[1], "pwuser SCRAM-SHA-256", "{stored:?}");
     ns.run(|| async {
         // A full login as a trusted user, into a database.
         assert_eq!(
@@ -161,11 +195,27 @@ fn postgresql_logins_refusals_and_stop() {
                 .run()
                 .await,
         );
-        assert!(
-            f.to_string()
-                .contains("asks for a password for user pwuser (method 10)"),
-            "{f}"
+        assert_eq!(
+            f.to_string(),
+            "rejected: PostgreSQL asks for a password for user pwuser (SASL (SCRAM-SHA-256)); the check has none (set `password`, or trust the user in pg_hba.conf)"
         );
+        // Each password method, right and wrong: SCRAM-SHA-256 (the server's signature
+        // verified), md5, cleartext. A wrong password is the server's refusal, without the
+        // password in the reason.
+        for user in ["pwuser", "md5user", "clearuser"] {
+            let good = format!(
+                r#"type = "pgsql", user = "{user}", password = "S3cret pw", database = "postgres""#
+            );
+            assert_eq!(probe("127.0.0.1:5432", &good).run().await, Outcome::UP, "{user}");
+            let bad = format!(r#"type = "pgsql", user = "{user}", password = "wrong-pw""#);
+            let f = down(probe("127.0.0.1:5432", &bad).run().await);
+            assert_eq!(
+                f.to_string(),
+                format!(
+                    "rejected: PostgreSQL FATAL 28P01: password authentication failed for user \"{user}\""
+                )
+            );
+        }
 
         // A server still starting (scripted: a real one is only briefly in that state).
         let l = TcpListener::bind("127.0.0.1:5433").await.unwrap();
@@ -221,7 +271,12 @@ fn mariadb_logins_refusals_and_stop() {
         "init.sql",
         "CREATE USER IF NOT EXISTS 'lbcheck'@'%';\n\
          CREATE DATABASE IF NOT EXISTS app;\n\
-         GRANT ALL ON app.* TO 'lbcheck'@'%';\n",
+         GRANT ALL ON app.* TO 'lbcheck'@'%';\n\
+         CREATE USER IF NOT EXISTS 'pwcheck'@'%' IDENTIFIED BY 'S3cret!pw';\n\
+         GRANT ALL ON app.* TO 'pwcheck'@'%';\n\
+         CREATE USER IF NOT EXISTS 'switchcheck'@'%' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('S3cret!pw');\n\
+         INSTALL SONAME 'auth_ed25519';\n\
+         CREATE USER IF NOT EXISTS 'edcheck'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('S3cret!pw');\n",
     );
     let ns = Netns::new("maria");
     let mut server = ns.spawn(&[
@@ -284,6 +339,70 @@ fn mariadb_logins_refusals_and_stop() {
             "{f}"
         );
 
+        // Passwords: mysql_native_password, right and wrong (the server's refusal is the reason,
+        // and the password is in no reason).
+        assert_eq!(
+            probe(
+                "127.0.0.1:3306",
+                r#"type = "mysql", user = "pwcheck", password = "S3cret!pw", database = "app""#
+            )
+            .run()
+            .await,
+            Outcome::UP
+        );
+        let f = down(
+            probe(
+                "127.0.0.1:3306",
+                r#"type = "mysql", user = "pwcheck", password = "wrong-pw""#,
+            )
+            .run()
+            .await,
+        );
+        assert_eq!(
+            f.to_string(),
+            "rejected: MySQL error 1045 (28000): Access denied for user 'pwcheck'@'127.0.0.1' (using password: YES)"
+        );
+        // No password for a user that has one.
+        let f = down(
+            probe("127.0.0.1:3306", r#"type = "mysql", user = "pwcheck""#)
+                .run()
+                .await,
+        );
+        assert!(f.to_string().ends_with("(using password: NO)"), "{f}");
+        // unix_socket first: over TCP it fails and MariaDB switches to mysql_native_password
+        // with a new nonce (AuthSwitchRequest).
+        assert_eq!(
+            probe(
+                "127.0.0.1:3306",
+                r#"type = "mysql", user = "switchcheck", password = "S3cret!pw""#
+            )
+            .run()
+            .await,
+            Outcome::UP
+        );
+        let f = down(
+            probe(
+                "127.0.0.1:3306",
+                r#"type = "mysql", user = "switchcheck", password = "wrong-pw""#,
+            )
+            .run()
+            .await,
+        );
+        assert!(f.to_string().starts_with("rejected: MySQL error 1045"), "{f}");
+        // A plugin the check does not speak: a clear reason, not a hang.
+        let f = down(
+            probe(
+                "127.0.0.1:3306",
+                r#"type = "mysql", user = "edcheck", password = "S3cret!pw""#,
+            )
+            .run()
+            .await,
+        );
+        assert_eq!(
+            f.to_string(),
+            "rejected: MySQL asks for auth plugin client_ed25519, which the check cannot do (it speaks mysql_native_password and caching_sha2_password)"
+        );
+
         // A server out of connections (scripted: the greeting is an ERR packet).
         let l = TcpListener::bind("127.0.0.1:3307").await.unwrap();
         tokio::spawn(async move {
@@ -325,5 +444,117 @@ fn mariadb_logins_refusals_and_stop() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("mariadbd still answers after it was killed");
+    });
+}
+
+/// MySQL 8's caching_sha2_password, which Debian's MariaDB does not have: a scripted MySQL 8
+/// peer that verifies the fast-path scramble the way the server does (it holds only
+/// SHA256(SHA256(password)), as its cache does), and demands full authentication for a user
+/// it has not cached. That demand needs TLS or an RSA key exchange: the check must say so at
+/// once rather than wait for its timeout.
+#[test]
+fn mysql8_caching_sha2_fast_path_and_full_auth() {
+    use ring::digest::{digest, SHA256};
+    require(&[]);
+    let ns = Netns::new("sha2");
+    ns.run(|| async {
+        let l = TcpListener::bind("127.0.0.1:3310").await.unwrap();
+        let stored = digest(&SHA256, digest(&SHA256, b"S3cret!pw").as_ref());
+        let stored = stored.as_ref().to_vec();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                let stored = stored.clone();
+                tokio::spawn(async move {
+                    let nonce = *b"0123456789abcdefghij";
+                    let mut g = vec![10];
+                    g.extend_from_slice(b"8.0.36\0");
+                    g.extend_from_slice(&9u32.to_le_bytes());
+                    g.extend_from_slice(&nonce[..8]);
+                    g.push(0);
+                    g.extend_from_slice(&0xffffu16.to_le_bytes());
+                    g.push(255);
+                    g.extend_from_slice(&2u16.to_le_bytes());
+                    g.extend_from_slice(&0xdfffu16.to_le_bytes()); // PLUGIN_AUTH and more
+                    g.push(21);
+                    g.extend_from_slice(&[0; 10]);
+                    g.extend_from_slice(&nonce[8..]);
+                    g.push(0);
+                    g.extend_from_slice(b"caching_sha2_password\0");
+                    let send = |seq: u8, payload: &[u8]| {
+                        let mut p = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+                        p.push(seq);
+                        p.extend_from_slice(payload);
+                        p
+                    };
+                    let _ = s.write_all(&send(0, &g)).await;
+                    let mut buf = vec![0u8; 1024];
+                    let Ok(n) = s.read(&mut buf).await else { return };
+                    let r = &buf[4..n];
+                    let user_end = 32 + r[32..].iter().position(|&b| b == 0).unwrap();
+                    let user = String::from_utf8_lossy(&r[32..user_end]).into_owned();
+                    let len = r[user_end + 1] as usize;
+                    let auth = &r[user_end + 2..user_end + 2 + len];
+                    let plugin_named = r[user_end + 2 + len..].starts_with(b"caching_sha2_password\0");
+                    // Server side of the fast path: SHA256(password) = auth XOR
+                    // SHA256(stored + nonce), and its hash must be what is stored.
+                    let mask = digest(&SHA256, &[&stored[..], &nonce[..]].concat());
+                    let stage1: Vec<u8> = auth.iter().zip(mask.as_ref()).map(|(a, b)| a ^ b).collect();
+                    let ok = plugin_named && len == 32 && digest(&SHA256, &stage1).as_ref() == stored;
+                    match (user.as_str(), ok) {
+                        ("cached", true) => {
+                            let _ = s.write_all(&send(2, &[1, 3])).await;
+                            let _ = s.write_all(&send(3, &[0, 0, 0, 2, 0, 0, 0])).await;
+                        }
+                        ("uncached", _) => {
+                            // Perform full authentication; a real client now asks for the
+                            // RSA key (or sends the password over TLS).
+                            let _ = s.write_all(&send(2, &[1, 4])).await;
+                        }
+                        _ => {
+                            let mut e = vec![0xff];
+                            e.extend_from_slice(&1045u16.to_le_bytes());
+                            e.extend_from_slice(b"#28000Access denied for user");
+                            let _ = s.write_all(&send(2, &e)).await;
+                        }
+                    }
+                    // Hold the connection open: a check waiting for more would time out.
+                    let _ = s.read(&mut buf).await;
+                });
+            }
+        });
+        assert_eq!(
+            probe(
+                "127.0.0.1:3310",
+                r#"type = "mysql", user = "cached", password = "S3cret!pw""#
+            )
+            .run()
+            .await,
+            Outcome::UP
+        );
+        let f = down(
+            probe(
+                "127.0.0.1:3310",
+                r#"type = "mysql", user = "cached", password = "wrong""#,
+            )
+            .run()
+            .await,
+        );
+        assert_eq!(
+            f.to_string(),
+            "rejected: MySQL error 1045 (28000): Access denied for user"
+        );
+        let f = down(
+            probe(
+                "127.0.0.1:3310",
+                r#"type = "mysql", user = "uncached", password = "S3cret!pw", timeout = "30s""#,
+            )
+            .run()
+            .await,
+        );
+        assert!(
+            matches!(&f, Failure::Rejected(m) if m.contains("caching_sha2_password wants full authentication for user uncached") && m.contains("RSA key exchange")),
+            "{f}"
+        );
     });
 }

@@ -1,7 +1,8 @@
 //! TCP, HTTP and HTTPS checkers against real servers inside a test network namespace: small
 //! tokio servers scripted for each case (up, refused, swallowed SYN, slow, half-open, wrong
 //! status, wrong body, garbage), python3's http.server (with keepalived's own `genhash` as the
-//! reference for digests) and nginx with a self-signed certificate for HTTPS and SNI.
+//! reference for digests) and nginx with a self-signed certificate for HTTPS and SNI, and
+//! with a certificate signed by a private CA that the check trusts through `ca_pem`.
 
 mod check_support;
 
@@ -515,6 +516,166 @@ fn https_against_nginx_sni_host_verify_and_half_open() {
         assert_eq!(
             down(probe("127.0.0.1:8443", r#"type = "https""#).run().await),
             Failure::Refused
+        );
+    });
+}
+
+/// Runs openssl; it must succeed.
+fn openssl(args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A private CA (made here with openssl) signs nginx's certificate for a.test, b.test and
+/// 127.0.0.1: with the CA's PEM in `ca_pem` the check verifies it; without (the public
+/// roots), or with another CA, or for a name the certificate does not hold, it is refused.
+#[test]
+fn https_verified_against_a_private_ca() {
+    require(&["nginx", "openssl"]);
+    let ns = Netns::new("privca");
+    let dir = TempDir::new("privca");
+    let d = dir.path().to_str().unwrap().to_string();
+    std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca_key = format!("{d}/ca.key");
+    let ca_pem = format!("{d}/ca.pem");
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca_pem,
+                "-days",
+                "2",
+                "-subj",
+                "/CN=lbd test private CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        ]
+        .concat(),
+    );
+    let csr = format!("{d}/leaf.csr");
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                &format!("{d}/key.pem"),
+                "-out",
+                &csr,
+                "-subj",
+                "/CN=a.test",
+            ],
+        ]
+        .concat(),
+    );
+    let ext = dir.write(
+        "leaf.ext",
+        "subjectAltName=DNS:a.test,DNS:b.test,IP:127.0.0.1\n\
+         basicConstraints=CA:FALSE\n\
+         extendedKeyUsage=serverAuth\n",
+    );
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca_pem,
+        "-CAkey",
+        &ca_key,
+        "-set_serial",
+        "2",
+        "-days",
+        "2",
+        "-out",
+        &format!("{d}/cert.pem"),
+        "-extfile",
+        ext.to_str().unwrap(),
+    ]);
+    let ca = std::fs::read_to_string(&ca_pem).unwrap();
+    let conf = dir.write("nginx.conf", NGINX_CONF.replace("DIR", &d));
+    let mut nginx = ns.spawn(&["nginx", "-c", conf.to_str().unwrap(), "-p", &d]);
+    ns.run(|| async {
+        wait_tcp(
+            "127.0.0.1:8443".parse().unwrap(),
+            Duration::from_secs(10),
+            "nginx",
+        )
+        .await;
+    });
+    nginx.assert_running();
+    let other_ca = include_str!("check_support/test-ca.pem");
+    ns.run(move || async move {
+        let with_ca = |extra: &str, pem: &str| {
+            probe(
+                "127.0.0.1:8443",
+                &format!("type = \"https\", {extra}ca_pem = \"\"\"\n{pem}\"\"\""),
+            )
+        };
+        // The private CA verifies the certificate by DNS name (SNI) and by IP address.
+        assert_eq!(
+            with_ca(r#"sni = "a.test", expect_body = "site A", "#, &ca)
+                .run()
+                .await,
+            Outcome::UP
+        );
+        assert_eq!(
+            with_ca(r#"host = "b.test", path = "/ok", "#, &ca)
+                .run()
+                .await,
+            Outcome::UP
+        );
+        assert_eq!(with_ca("", &ca).run().await, Outcome::UP);
+        // ...but not for a name the certificate does not hold.
+        let f = down(with_ca(r#"sni = "c.test", "#, &ca).run().await);
+        assert!(
+            matches!(&f, Failure::Tls(m) if m.contains("not valid for name \"c.test\"")),
+            "{f}"
+        );
+        // The public roots do not know the private CA; neither does another CA.
+        let f = down(
+            probe(
+                "127.0.0.1:8443",
+                r#"type = "https", sni = "a.test", tls_verify = true"#,
+            )
+            .run()
+            .await,
+        );
+        assert!(
+            matches!(&f, Failure::Tls(m) if m.contains("UnknownIssuer")),
+            "{f}"
+        );
+        let f = down(with_ca(r#"sni = "a.test", "#, other_ca).run().await);
+        assert!(
+            matches!(&f, Failure::Tls(m) if m.contains("UnknownIssuer")),
+            "{f}"
+        );
+        // Both CAs in one ca_pem: the right one is found.
+        let both = format!("{other_ca}{ca}");
+        assert_eq!(
+            with_ca(r#"sni = "a.test", "#, &both).run().await,
+            Outcome::UP
         );
     });
 }

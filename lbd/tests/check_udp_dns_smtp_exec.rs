@@ -1,5 +1,6 @@
 //! UDP, DNS, SMTP and exec checkers against real peers inside a test network namespace: tokio
-//! UDP servers (echo, silent), dnsmasq answering for a local zone, aiosmtpd (python3-aiosmtpd)
+//! UDP servers (echo, silent), socat (binary payloads and expected replies), dnsmasq answering
+//! for a local zone, aiosmtpd (python3-aiosmtpd)
 //! and scripted SMTP peers (rejecting banner, HELO-only, silent, not SMTP), and real commands
 //! through /bin/sh (exit codes, weights, timeouts that kill the whole process group).
 
@@ -86,6 +87,109 @@ fn udp_reply_silence_and_port_unreachable() {
                 Failure::PortUnreachable
             );
         }
+    });
+}
+
+/// Binary payloads (`payload_hex`) and the expected start of the reply (`expect_hex`)
+/// against socat: an echo (so the reply shows the bytes that were sent) and a peer with a
+/// fixed binary answer.
+#[test]
+fn udp_binary_payload_and_expected_reply_against_socat() {
+    require(&["socat"]);
+    let ns = Netns::new("udphex");
+    let dir = TempDir::new("udphex");
+    // The fixed answer comes from a script (socat's address syntax eats backslashes), which
+    // reads the request first: closing a socket with unread data resets it, answer and all.
+    let answer = dir.write(
+        "answer.sh",
+        "#!/bin/sh\ncat >/dev/null\nprintf '\\001\\002OK'\n",
+    );
+    std::fs::set_permissions(&answer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut echo = ns.spawn(&["socat", "UDP4-RECVFROM:7101,bind=127.0.0.1,fork", "PIPE"]);
+    let fixed_addr = format!("EXEC:{}", answer.display());
+    let mut fixed = ns.spawn(&[
+        "socat",
+        "UDP4-RECVFROM:7102,bind=127.0.0.1,fork",
+        &fixed_addr,
+    ]);
+    // socat answers once it runs; poll with the check itself (bounded).
+    let ready = ns.run(|| async {
+        let check = r#"type = "udp", payload_hex = "00", expect_reply = true, timeout = "200ms""#;
+        let (a, b) = (
+            probe("127.0.0.1:7101", check),
+            probe("127.0.0.1:7102", check),
+        );
+        for _ in 0..50 {
+            if a.run().await == Outcome::UP && b.run().await == Outcome::UP {
+                return true;
+            }
+            tokio::time::sleep(50 * MS).await;
+        }
+        false
+    });
+    echo.assert_running();
+    fixed.assert_running();
+    assert!(ready, "socat never answered");
+    ns.run(|| async {
+        // Bytes that are not text, sent as they are: the echo returns them.
+        let p = probe(
+            "127.0.0.1:7101",
+            r#"type = "udp", payload_hex = "00 ff 10 80", expect_hex = "00ff""#,
+        );
+        assert_eq!(p.run().await, Outcome::UP);
+        let f = down(
+            probe(
+                "127.0.0.1:7101",
+                r#"type = "udp", payload_hex = "00ff1080", expect_hex = "ff""#,
+            )
+            .run()
+            .await,
+        );
+        assert_eq!(
+            f,
+            Failure::ReplyMismatch("00ff1080 does not start with ff".into())
+        );
+        assert_eq!(
+            f.to_string(),
+            "reply mismatch: 00ff1080 does not start with ff"
+        );
+        // A text payload, a binary answer.
+        assert_eq!(
+            probe(
+                "127.0.0.1:7102",
+                r#"type = "udp", payload = "status", expect_hex = "01 02 4f 4b""#
+            )
+            .run()
+            .await,
+            Outcome::UP
+        );
+        // The reply is shorter than what must start it.
+        let f = down(
+            probe(
+                "127.0.0.1:7102",
+                r#"type = "udp", payload = "status", expect_hex = "01024f4b00""#,
+            )
+            .run()
+            .await,
+        );
+        assert_eq!(
+            f.to_string(),
+            "reply mismatch: 01024f4b does not start with 01024f4b00"
+        );
+    });
+    echo.kill();
+    ns.run(|| async {
+        assert_eq!(
+            down(
+                probe(
+                    "127.0.0.1:7101",
+                    r#"type = "udp", payload_hex = "00", expect_hex = "00""#
+                )
+                .run()
+                .await
+            ),
+            Failure::PortUnreachable
+        );
     });
 }
 
