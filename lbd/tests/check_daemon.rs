@@ -76,6 +76,8 @@ fn lbd_runs_checks_logs_changes_once_reloads_and_stops() {
         .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_lbd"), "-c"])
         .arg(&conf)
         .env("LBD_VRRP_RT_PRIORITY", "0")
+        // Its own control socket, not the host's /run/lb/lbd.sock.
+        .env("LBD_API_SOCKET", dir.path().join("lbd.sock"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
