@@ -217,6 +217,7 @@ fn postgresql_logins_refusals_and_stop() {
             );
         }
 
+
         // A server still starting (scripted: a real one is only briefly in that state).
         let l = TcpListener::bind("127.0.0.1:5433").await.unwrap();
         tokio::spawn(async move {
@@ -236,6 +237,33 @@ fn postgresql_logins_refusals_and_stop() {
             f.to_string(),
             "rejected: PostgreSQL FATAL 57P03: the database system is starting up"
         );
+    });
+    // A check keeps its SCRAM keys between runs (PBKDF2 once per password and salt): later
+    // logins still pass, and fail once the password changes on the server (a new salt).
+    let scram = probe(
+        "127.0.0.1:5432",
+        r#"type = "pgsql", user = "pwuser", password = "S3cret pw", database = "postgres""#,
+    );
+    let p = scram.clone();
+    ns.run(move || async move {
+        for _ in 0..3 {
+            assert_eq!(p.run().await, Outcome::UP);
+        }
+    });
+    ns.exec(&[
+        &format!("{PG_BIN}/psql"),
+        "-h",
+        &sock_s,
+        "-p",
+        "5432",
+        "-U",
+        "postgres",
+        "-qc",
+        "ALTER ROLE pwuser PASSWORD 'changed'",
+    ]);
+    ns.run(move || async move {
+        let f = down(scram.run().await);
+        assert!(f.to_string().contains("28P01"), "{f}");
     });
     server.kill();
     // setpriv execs postgres, so the guard killed the postmaster itself.

@@ -93,7 +93,7 @@ enum Kind {
         weight_from_exit: bool,
     },
     Mysql(Arc<SqlLogin>),
-    Pgsql(Arc<SqlLogin>),
+    Pgsql(Arc<sql::PgsqlLogin>),
 }
 
 #[derive(Debug)]
@@ -210,7 +210,7 @@ impl Probe {
                 weight_from_exit: *weight_from_exit,
             },
             CheckKind::Mysql(login) => Kind::Mysql(Arc::new(login.clone())),
-            CheckKind::Pgsql(login) => Kind::Pgsql(Arc::new(login.clone())),
+            CheckKind::Pgsql(login) => Kind::Pgsql(Arc::new(sql::PgsqlLogin::new(login))),
         };
         Ok(Probe {
             service: service.to_string(),

@@ -17,6 +17,7 @@ use super::{read_some, Probe, Progress, Stage};
 use crate::check::failure::Failure;
 use crate::check::proto::{base64, mysql, pgsql, scram};
 use crate::config::SqlLogin;
+use std::sync::Mutex;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -128,6 +129,23 @@ pub(super) async fn mysql(p: &Probe, login: &SqlLogin, progress: &Progress) -> R
     Err(Failure::Protocol("MySQL login did not finish".into()))
 }
 
+/// A PostgreSQL check's login, and the SCRAM keys of its last login (so PBKDF2 runs once per
+/// password and server verifier, not at every check).
+#[derive(Debug)]
+pub(super) struct PgsqlLogin {
+    login: SqlLogin,
+    scram_keys: Mutex<Option<scram::SaltedKeys>>,
+}
+
+impl PgsqlLogin {
+    pub(super) fn new(login: &SqlLogin) -> PgsqlLogin {
+        PgsqlLogin {
+            login: login.clone(),
+            scram_keys: Mutex::new(None),
+        }
+    }
+}
+
 /// The SCRAM exchange in progress, if any.
 enum Sasl {
     None,
@@ -153,7 +171,8 @@ fn scram_nonce() -> Result<String, Failure> {
     Ok(base64::encode(&raw))
 }
 
-pub(super) async fn pgsql(p: &Probe, login: &SqlLogin, progress: &Progress) -> Result<(), Failure> {
+pub(super) async fn pgsql(p: &Probe, pg: &PgsqlLogin, progress: &Progress) -> Result<(), Failure> {
+    let login = &pg.login;
     let proto = |e: pgsql::ProtocolError| Failure::Protocol(e.to_string());
     let user = login.user.as_deref();
     let password = login.password.as_ref().map(|s| s.expose());
@@ -229,9 +248,14 @@ pub(super) async fn pgsql(p: &Probe, login: &SqlLogin, progress: &Progress) -> R
                         let Sasl::Started(client) = &sasl else {
                             return Err(Failure::Protocol("unexpected SASL continue".into()));
                         };
+                        // Taken out while it is used: no lock is held across an await.
+                        let mut keys = pg.scram_keys.lock().ok().and_then(|mut k| k.take());
                         let (last, check) = client
-                            .client_final(&String::from_utf8_lossy(data))
+                            .client_final(&String::from_utf8_lossy(data), &mut keys)
                             .map_err(scram_failure)?;
+                        if let Ok(mut k) = pg.scram_keys.lock() {
+                            *k = keys;
+                        }
                         sasl = Sasl::Sent(check);
                         pgsql::sasl_response(last.as_bytes())
                     }

@@ -37,6 +37,44 @@ pub struct ScramClient {
     password: Vec<u8>,
 }
 
+/// The keys derived from the password for one salt and iteration count. Deriving them is the
+/// costly part of a login (PBKDF2: 4096 rounds of HMAC-SHA-256 by default, about a
+/// millisecond and a half of CPU), and they stay the same at every login until the password
+/// or the server's stored verifier changes: a check keeps them between runs.
+#[derive(Clone)]
+pub struct SaltedKeys {
+    salt: Vec<u8>,
+    iterations: u32,
+    client_key: hmac::Tag,
+    server_key: hmac::Tag,
+}
+
+impl std::fmt::Debug for SaltedKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "SaltedKeys {{ iterations: {}, .. }}", self.iterations)
+    }
+}
+
+impl SaltedKeys {
+    pub fn derive(password: &[u8], salt: &[u8], iterations: NonZeroU32) -> SaltedKeys {
+        let mut salted = [0u8; 32];
+        pbkdf2::derive(
+            pbkdf2::PBKDF2_HMAC_SHA256,
+            iterations,
+            salt,
+            password,
+            &mut salted,
+        );
+        let salted = hmac::Key::new(hmac::HMAC_SHA256, &salted);
+        SaltedKeys {
+            salt: salt.to_vec(),
+            iterations: iterations.get(),
+            client_key: hmac::sign(&salted, b"Client Key"),
+            server_key: hmac::sign(&salted, b"Server Key"),
+        }
+    }
+}
+
 /// After the client's final message: what the server must prove.
 #[derive(Debug)]
 pub struct ServerCheck {
@@ -66,8 +104,13 @@ impl ScramClient {
     }
 
     /// Takes server-first-message, returns client-final-message and what the server's final
-    /// message must carry.
-    pub fn client_final(&self, server_first: &str) -> Result<(String, ServerCheck), ScramError> {
+    /// message must carry. `keys` holds the keys of an earlier login: used when the salt and
+    /// iteration count are the same, replaced when they are not.
+    pub fn client_final(
+        &self,
+        server_first: &str,
+        keys: &mut Option<SaltedKeys>,
+    ) -> Result<(String, ServerCheck), ScramError> {
         let bad = |what: &str| ScramError::Malformed(format!("{what} in {server_first:?}"));
         let mut nonce = None;
         let mut salt = None;
@@ -98,16 +141,11 @@ impl ScramClient {
             return Err(ScramError::Iterations(iterations));
         }
 
-        let mut salted = [0u8; 32];
-        pbkdf2::derive(
-            pbkdf2::PBKDF2_HMAC_SHA256,
-            rounds,
-            &salt,
-            &self.password,
-            &mut salted,
-        );
-        let salted = hmac::Key::new(hmac::HMAC_SHA256, &salted);
-        let client_key = hmac::sign(&salted, b"Client Key");
+        let keys = match keys {
+            Some(k) if k.salt == salt && k.iterations == iterations => k,
+            _ => keys.insert(SaltedKeys::derive(&self.password, &salt, rounds)),
+        };
+        let client_key = keys.client_key;
         let stored_key = digest::digest(&digest::SHA256, client_key.as_ref());
         let without_proof = format!("c={},r={nonce}", base64::encode(b"n,,"));
         let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
@@ -121,7 +159,7 @@ impl ScramClient {
             .zip(client_signature.as_ref())
             .map(|(a, b)| a ^ b)
             .collect();
-        let server_key = hmac::sign(&salted, b"Server Key");
+        let server_key = keys.server_key;
         let server_signature = hmac::sign(
             &hmac::Key::new(hmac::HMAC_SHA256, server_key.as_ref()),
             auth_message.as_bytes(),
@@ -164,11 +202,10 @@ mod tests {
     fn rfc7677_example() {
         let c = ScramClient::new("user", "pencil", "rOprNGfwEbeRWgbNEkqO");
         assert_eq!(c.client_first(), "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
-        let (last, check) = c
-            .client_final(
-                "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
-            )
-            .unwrap();
+        let server_first =
+            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+        let mut keys = None;
+        let (last, check) = c.client_final(server_first, &mut keys).unwrap();
         assert_eq!(
             last,
             "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
@@ -185,12 +222,28 @@ mod tests {
             check.verify("e=invalid-proof"),
             Err(ScramError::Server("invalid-proof".into()))
         );
+
+        // The keys kept from this login give the same exchange without PBKDF2 again...
+        assert_eq!(
+            format!("{keys:?}"),
+            "Some(SaltedKeys { iterations: 4096, .. })"
+        );
+        let kept = keys.clone();
+        let (again, _) = c.client_final(server_first, &mut keys).unwrap();
+        assert_eq!(again, last);
+        // ...and keys kept for another salt (a password changed on the server) are replaced.
+        let other_salt = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=c2FsdA==,i=4096";
+        let mut keys = kept;
+        let (other, _) = c.client_final(other_salt, &mut keys).unwrap();
+        assert_ne!(other, last);
+        let mut fresh = None;
+        assert_eq!(c.client_final(other_salt, &mut fresh).unwrap().0, other);
     }
 
     #[test]
     fn refuses_bad_server_messages() {
         let c = ScramClient::new("", "pencil", "abc");
-        let err = |m: &str| c.client_final(m).unwrap_err();
+        let err = |m: &str| c.client_final(m, &mut None).unwrap_err();
         assert_eq!(err("r=xyzdef,s=c2FsdA==,i=4096"), ScramError::Nonce);
         assert_eq!(err("r=abc,s=c2FsdA==,i=4096"), ScramError::Nonce);
         assert_eq!(
