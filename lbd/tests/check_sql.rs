@@ -197,7 +197,7 @@ fn postgresql_logins_refusals_and_stop() {
         );
         assert_eq!(
             f.to_string(),
-            "rejected: PostgreSQL asks for a password for user pwuser (SASL (SCRAM-SHA-256)); the check has none (set `password`, or trust the user in pg_hba.conf)"
+            "rejected: PostgreSQL asks for a password for user pwuser (SASL SCRAM-SHA-256); the check has none (set `password`, or trust the user in pg_hba.conf)"
         );
         // Each password method, right and wrong: SCRAM-SHA-256 (the server's signature
         // verified), md5, cleartext. A wrong password is the server's refusal, without the

@@ -135,7 +135,7 @@ impl AuthRequest {
             AuthRequest::Ok => "none".into(),
             AuthRequest::Cleartext => "password".into(),
             AuthRequest::Md5(_) => "md5".into(),
-            AuthRequest::Sasl(m) => format!("SASL ({})", m.join(", ")),
+            AuthRequest::Sasl(m) => format!("SASL {}", m.join(", ")),
             AuthRequest::SaslContinue(_) | AuthRequest::SaslFinal(_) => "SASL".into(),
             AuthRequest::Other(7) => "GSSAPI".into(),
             AuthRequest::Other(9) => "SSPI".into(),
