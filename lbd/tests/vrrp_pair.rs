@@ -356,6 +356,15 @@ fn virtual_mac_moves_with_the_vip() {
     let b = lab.lbd(1, "b", &cfg(100));
     assert!(b.wait_log("INIT -> BACKUP", 5 * SEC), "{}", b.log());
     let cap = lab.capture(2, "eth0", "vmac");
+    // b hears a's adverts, which come from the virtual MAC b's own macvlan also has: it stays
+    // backup (a private-mode macvlan once swallowed them, and b took over at once).
+    std::thread::sleep(SEC);
+    assert!(
+        !b.log().contains("-> MASTER") && !lab.has_addr(1, "vrrp.51", VIP),
+        "b became master while a was alive:\na:\n{}\nb:\n{}",
+        a.log(),
+        b.log()
+    );
     let resolve = |lab: &Lab| {
         let _ = std::process::Command::new("ip")
             .args([
@@ -417,7 +426,8 @@ fn virtual_mac_moves_with_the_vip() {
     );
     assert!(
         !garps.is_empty() && garps.iter().all(|r| r[0] == "00:00:5e:00:01:33"),
-        "{garps:?}\n{}",
+        "{garps:?}\na:\n{}\nb:\n{}",
+        a.log(),
         b.log()
     );
     // An orderly stop removes the VIP and the macvlan.

@@ -220,7 +220,11 @@ impl Net {
             }
             self.del_link(l.index, name).await?;
         }
-        let msg = LinkMacVlan::new(name, base, MacVlanMode::Private)
+        // Bridge mode, not private: the master's adverts come from the virtual MAC, which this
+        // node's own macvlan also has; a private macvlan takes every frame with its MAC as the
+        // *source* for itself, so the base interface (where adverts are read) would never see
+        // the master and a backup would take over at once (split brain).
+        let msg = LinkMacVlan::new(name, base, MacVlanMode::Bridge)
             .address(mac.to_vec())
             .build();
         match self.handle.link().add(msg).execute().await {
