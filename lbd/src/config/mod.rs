@@ -6,6 +6,7 @@
 //! ```
 
 pub mod diag;
+pub mod keys;
 pub mod model;
 pub mod pem;
 pub mod schema;
@@ -13,6 +14,7 @@ pub mod types;
 mod validate;
 
 pub use diag::{ConfigError, Diagnostic, Location, Severity};
+pub use keys::known_keys;
 pub use model::*;
 pub use types::*;
 pub use validate::{load, parse, Loaded};
