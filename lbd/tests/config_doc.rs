@@ -192,18 +192,25 @@ fn emitted_codes() -> BTreeSet<String> {
     let call =
         regex_lite::Regex::new(r#"\b(?:err|warn|error|warning)\(\s*"([a-z0-9-]+)""#).unwrap();
     let assign = regex_lite::Regex::new(r#"\.code = "([a-z0-9-]+)""#).unwrap();
-    let dir = manifest_dir().join("src/config");
+    // The config module and any submodules it may grow.
+    let mut dirs = vec![manifest_dir().join("src/config")];
     let mut codes = BTreeSet::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "rs") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let code = text.split("#[cfg(test)]").next().unwrap_or("");
-        for re in [&call, &assign] {
-            for c in re.captures_iter(code) {
-                codes.insert(c[1].to_string());
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for re in [&call, &assign] {
+                for c in re.captures_iter(code) {
+                    codes.insert(c[1].to_string());
+                }
             }
         }
     }

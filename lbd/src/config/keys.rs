@@ -1,8 +1,8 @@
 //! Every key the config language accepts, section by section, read from the schema types
 //! themselves: serde hands a struct's field names (after renames) to `deserialize_struct`, and
 //! a deserializer that only records them gives the list without a value of the type. A key
-//! added to a schema struct appears here by itself; the reference (CONFIG.md) is tested
-//! against this list.
+//! added to a schema struct appears here by itself; a new kind of table (a new schema struct)
+//! needs its line in [`known_keys`]. The reference (CONFIG.md) is tested against this list.
 
 use super::schema::*;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
