@@ -3,16 +3,30 @@
 //! inside a network namespace the benchmark creates (many /32 addresses on its loopback, a few
 //! ports each, served by a separate process so its CPU is not counted).
 //!
+//! Where the checks run (`--topology`):
+//! - `veth` (default): the check thread lives in a second namespace, joined to the servers' by
+//!   a veth pair with GRO on and TSO off (so veth delivers through NAPI) and threaded NAPI on
+//!   both ends. Each side's receive path then runs in its own kernel thread (`napi/<dev>-<id>`)
+//!   instead of in the sender's context, so the check thread is charged with its own system
+//!   calls only: socket, connect (building and sending the SYN), epoll, close (the RST).
+//!   The checker's receive side (SYN-ACK in, the handshake's ACK out) is measured on the
+//!   client end's NAPI thread and printed beside it; the servers' side (SYN, ACK and RST in,
+//!   SYN-ACK out, accept) on the server end's thread, which is not lbd's work.
+//! - `loopback`: the check thread in the servers' namespace, as before: loopback delivers
+//!   in the sender's context, so the check thread is also charged with the listeners' side of
+//!   every handshake.
+//!
 //! Prints, per check type: checks per second actually served, the CPU of lbd's check thread
 //! and of the whole process (share of one core), resident memory, and the detection latency
 //! (p50/p99) from a server's death (its listener closed, so connects are refused) to the
 //! state change in the published health report, with the settings used.
 //!
 //! keepalived's checker needs IPVS to run, which hosts without the ip_vs module lack; its
-//! figures are printed as n/a here (run it side by side inside a test-image guest).
+//! figures are printed as n/a here (the guest benchmark, `lbtest`'s `check_bench_guest`, runs
+//! both side by side in a test-image guest).
 //!
 //! Needs root. Usage: check-bench [--reals N] [--ports-per-address P] [--seconds S]
-//!                    [--kills K] [--fall F] [--kind tcp|http|both]
+//!                    [--kills K] [--fall F] [--kind tcp|http|both] [--topology veth|loopback]
 
 #[cfg(feature = "daemon")]
 fn main() -> std::process::ExitCode {
@@ -45,6 +59,8 @@ mod bench {
         kills: usize,
         fall: u32,
         kinds: Vec<String>,
+        /// The check thread behind a veth pair (true) or on the servers' loopback.
+        veth: bool,
         /// Run by the parent for one kind: no closing notes.
         child: bool,
     }
@@ -57,6 +73,7 @@ mod bench {
             kills: 200,
             fall: 1,
             kinds: vec!["tcp".into(), "http".into()],
+            veth: true,
             child: false,
         };
         let mut it = args.iter();
@@ -81,6 +98,13 @@ mod bench {
                         "both" => vec!["tcp".into(), "http".into()],
                         k @ ("tcp" | "http") => vec![k.into()],
                         k => return Err(format!("--kind {k}: use tcp, http or both")),
+                    }
+                }
+                "--topology" => {
+                    o.veth = match val(a)?.as_str() {
+                        "veth" => true,
+                        "loopback" => false,
+                        t => return Err(format!("--topology {t}: use veth or loopback")),
                     }
                 }
                 "--child" => o.child = true,
@@ -135,7 +159,7 @@ mod bench {
                 if !e.is_empty() {
                     eprintln!("check-bench: {e}");
                 }
-                eprintln!("usage: check-bench [--reals N] [--ports-per-address P] [--seconds S] [--kills K] [--fall F] [--kind tcp|http|both]");
+                eprintln!("usage: check-bench [--reals N] [--ports-per-address P] [--seconds S] [--kills K] [--fall F] [--kind tcp|http|both] [--topology veth|loopback]");
                 return ExitCode::from(2);
             }
         };
@@ -187,6 +211,17 @@ mod bench {
                 return ExitCode::FAILURE;
             }
         };
+        let client = if opts.veth {
+            match VethClient::new(&ns) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    eprintln!("check-bench: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        } else {
+            None
+        };
         println!(
             "check-bench: {} reals on {} addresses x {} ports in namespace {}, interval 1s, timeout 1s, rise 1, fall {}, jitter 100ms",
             opts.reals,
@@ -195,9 +230,16 @@ mod bench {
             ns.name,
             opts.fall
         );
+        match &client {
+            Some(c) => println!(
+                "check-bench: checks from namespace {} over veth {} -> {} (GRO on, TSO off, threaded NAPI on both ends)",
+                c.ns.name, c.dev, c.peer
+            ),
+            None => println!("check-bench: checks from the servers' namespace over loopback"),
+        }
         let mut ok = true;
         for kind in &opts.kinds {
-            match run_kind(&ns, &opts, kind) {
+            match run_kind(&ns, client.as_ref(), &opts, kind) {
                 Ok(()) => {}
                 Err(e) => {
                     eprintln!("check-bench: {kind}: {e}");
@@ -283,6 +325,150 @@ mod bench {
                 .args(["netns", "del", &self.name])
                 .status();
         }
+    }
+
+    /// The checks' own namespace, joined to the servers' by a veth pair whose two ends receive
+    /// in threaded NAPI (see the module docs).
+    struct VethClient {
+        ns: Netns,
+        /// The end in the client namespace.
+        dev: String,
+        /// The end in the servers' namespace.
+        peer: String,
+    }
+
+    impl VethClient {
+        fn new(servers: &Netns) -> Result<VethClient, String> {
+            let run = |args: &[&str]| -> Result<(), String> {
+                let st = Command::new("ip")
+                    .args(args)
+                    .status()
+                    .map_err(|e| format!("ip {args:?}: {e}"))?;
+                if st.success() {
+                    Ok(())
+                } else {
+                    Err(format!("ip {args:?}: {st}"))
+                }
+            };
+            let ns = Netns {
+                name: format!("{}-c", servers.name),
+            };
+            run(&["netns", "add", &ns.name])?;
+            let id = std::process::id();
+            let (dev, peer) = (format!("lbc{id}"), format!("lbs{id}"));
+            run(&[
+                "-n",
+                &ns.name,
+                "link",
+                "add",
+                &dev,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &peer,
+                "netns",
+                &servers.name,
+            ])?;
+            run(&["-n", &ns.name, "link", "set", "lo", "up"])?;
+            run(&["-n", &ns.name, "link", "set", &dev, "up"])?;
+            run(&["-n", &servers.name, "link", "set", &peer, "up"])?;
+            run(&["-n", &ns.name, "addr", "add", "10.199.0.1/30", "dev", &dev])?;
+            run(&[
+                "-n",
+                &servers.name,
+                "addr",
+                "add",
+                "10.199.0.2/30",
+                "dev",
+                &peer,
+            ])?;
+            run(&[
+                "-n",
+                &ns.name,
+                "route",
+                "add",
+                "10.200.0.0/16",
+                "via",
+                "10.199.0.2",
+            ])?;
+            for (side, d) in [(&ns, &dev), (servers, &peer)] {
+                // veth hands a packet to the peer's NAPI only with GRO on the receiver and no
+                // TSO on the sender; otherwise it is processed in the sender's context.
+                side.in_thread(|| {
+                    ethtool_set(d, ETHTOOL_SGRO, true)?;
+                    ethtool_set(d, ETHTOOL_STSO, false)
+                })??;
+                // /sys/class/net shows the devices of the namespace that mounted /sys: write
+                // from `ip netns exec`, which mounts the namespace's own.
+                let st = Command::new("ip")
+                    .args(["netns", "exec", &side.name, "sh", "-c"])
+                    .arg(format!("echo 1 > /sys/class/net/{d}/threaded"))
+                    .status()
+                    .map_err(|e| format!("threaded NAPI on {d}: {e}"))?;
+                if !st.success() {
+                    return Err(format!("threaded NAPI on {d}: {st}"));
+                }
+            }
+            Ok(VethClient { ns, dev, peer })
+        }
+    }
+
+    const ETHTOOL_STSO: u32 = 0x1f;
+    const ETHTOOL_SGRO: u32 = 0x2c;
+
+    /// One of ethtool's legacy on/off settings (`ethtool -K`), on this thread's namespace.
+    fn ethtool_set(dev: &str, cmd: u32, on: bool) -> Result<(), String> {
+        #[repr(C)]
+        struct EthtoolValue {
+            cmd: u32,
+            data: u32,
+        }
+        #[repr(C)]
+        struct IfReq {
+            name: [u8; libc::IFNAMSIZ],
+            data: *mut EthtoolValue,
+            _pad: [u8; 16],
+        }
+        let mut value = EthtoolValue {
+            cmd,
+            data: on as u32,
+        };
+        let mut req = IfReq {
+            name: [0; libc::IFNAMSIZ],
+            data: &mut value,
+            _pad: [0; 16],
+        };
+        if dev.len() >= libc::IFNAMSIZ {
+            return Err(format!("{dev}: name too long"));
+        }
+        req.name[..dev.len()].copy_from_slice(dev.as_bytes());
+        // SAFETY: a datagram socket for the ioctl, closed below; `req` and `value` outlive it.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                return Err(format!("socket: {}", std::io::Error::last_os_error()));
+            }
+            let r = libc::ioctl(fd, libc::SIOCETHTOOL, &mut req);
+            let err = std::io::Error::last_os_error();
+            libc::close(fd);
+            if r != 0 {
+                return Err(format!("ethtool {cmd:#x} on {dev}: {err}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The kernel thread that runs `dev`'s threaded NAPI (`napi/<dev>-<id>`).
+    fn napi_thread(dev: &str) -> Option<String> {
+        let prefix = format!("napi/{dev}-");
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            if comm.trim().starts_with(&prefix) {
+                return Some(entry.path().join("stat").display().to_string());
+            }
+        }
+        None
     }
 
     /// The server process (not measured).
@@ -415,28 +601,29 @@ mod bench {
         sorted[idx.min(sorted.len() - 1)]
     }
 
-    fn run_kind(ns: &Netns, opts: &Opts, kind: &str) -> Result<(), String> {
+    fn run_kind(
+        ns: &Netns,
+        client: Option<&VethClient>,
+        opts: &Opts,
+        kind: &str,
+    ) -> Result<(), String> {
         let mut server = Server::start(ns, opts, kind)?;
         let config = lbd::config::parse("bench.toml", &config_text(opts, kind))
             .map_err(|e| format!("bench config refused: {e}"))?
             .config;
         let rss_before_checks = status_kib("VmRSS:");
         // The check thread inherits this thread's namespace: start it from a thread inside.
-        let (mut checks, rx) = {
-            let ns_name = ns.name.clone();
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    Netns {
-                        name: ns_name.clone(),
-                    }
-                    .enter_and_forget()?;
-                    let c = CheckSubsystem::start().map_err(|e| e.to_string())?;
-                    let rx = c.health();
-                    Ok::<_, String>((c, rx))
-                })
-                .join()
-                .map_err(|_| "check thread setup panicked".to_string())?
-            })?
+        let (mut checks, rx) = client.map_or(ns, |c| &c.ns).in_thread(|| {
+            let c = CheckSubsystem::start().map_err(|e| e.to_string())?;
+            let rx = c.health();
+            Ok::<_, String>((c, rx))
+        })??;
+        let napi = match client {
+            Some(c) => Some((
+                napi_thread(&c.dev).ok_or_else(|| format!("no NAPI thread for {}", c.dev))?,
+                napi_thread(&c.peer).ok_or_else(|| format!("no NAPI thread for {}", c.peer))?,
+            )),
+            None => None,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -444,7 +631,15 @@ mod bench {
             .map_err(|e| e.to_string())?;
         let t0 = Instant::now();
         checks.apply(None, &config);
-        let result = runtime.block_on(measure(opts, kind, &mut server, rx, t0, rss_before_checks));
+        let result = runtime.block_on(measure(
+            opts,
+            kind,
+            &mut server,
+            rx,
+            t0,
+            rss_before_checks,
+            napi,
+        ));
         checks.stop();
         result
     }
@@ -456,6 +651,7 @@ mod bench {
         mut rx: tokio::sync::watch::Receiver<Arc<HealthReport>>,
         t0: Instant,
         rss_before_checks: u64,
+        napi: Option<(String, String)>,
     ) -> Result<(), String> {
         let reals: Vec<(String, SocketAddr)> = (0..opts.reals)
             .map(|i| (format!("s{}", i / 100), addr(i, opts.ports)))
@@ -486,17 +682,23 @@ mod bench {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let thread = thread_stat("lbd-checks").ok_or("no lbd-checks thread")?;
         let served0: u64 = server.command("stats")?.parse().map_err(|_| "bad stats")?;
-        let (t_split0, t_cpu0, p_cpu0, w0) = (
+        let napi_cpu = || {
+            napi.as_ref()
+                .map(|(c, s)| (cpu_of(c).unwrap_or_default(), cpu_of(s).unwrap_or_default()))
+        };
+        let (t_split0, t_cpu0, p_cpu0, n_cpu0, w0) = (
             cpu_split(&thread).unwrap_or_default(),
             cpu_of(&thread).unwrap_or_default(),
             cpu_of("/proc/self/stat").unwrap_or_default(),
+            napi_cpu(),
             Instant::now(),
         );
         tokio::time::sleep(Duration::from_secs(opts.seconds)).await;
-        let (t_split1, t_cpu1, p_cpu1, w1) = (
+        let (t_split1, t_cpu1, p_cpu1, n_cpu1, w1) = (
             cpu_split(&thread).unwrap_or_default(),
             cpu_of(&thread).unwrap_or_default(),
             cpu_of("/proc/self/stat").unwrap_or_default(),
+            napi_cpu(),
             Instant::now(),
         );
         let served1: u64 = server.command("stats")?.parse().map_err(|_| "bad stats")?;
@@ -617,9 +819,22 @@ mod bench {
             100.0 * (t_split1.1 - t_split0.1).as_secs_f64() / wall,
             100.0 * (p_cpu1 - p_cpu0).as_secs_f64() / wall
         );
-        println!(
-            "       (the kernel part includes the listeners' side of every loopback handshake, which runs in the checker's context here)"
-        );
+        match (n_cpu0, n_cpu1) {
+            (Some((c0, s0)), Some((c1, s1))) => {
+                let client = 100.0 * (c1 - c0).as_secs_f64() / wall;
+                println!(
+                    "       the checks' receive side (SYN-ACK in, ACK out; client NAPI thread) {client:.1}%: with it {:.1}%",
+                    100.0 * (t_cpu1 - t_cpu0).as_secs_f64() / wall + client
+                );
+                println!(
+                    "       (not lbd's: the servers' side of the handshakes, server NAPI thread {:.1}%)",
+                    100.0 * (s1 - s0).as_secs_f64() / wall
+                );
+            }
+            _ => println!(
+                "       (the kernel part includes the listeners' side of every loopback handshake, which runs in the checker's context here)"
+            ),
+        }
         println!(
             "  memory: RSS {:.1} MiB (peak {:.1} MiB; {:.1} MiB before the checks started, incl. the parsed config)",
             rss as f64 / 1024.0,
@@ -660,11 +875,16 @@ mod bench {
     }
 
     impl Netns {
-        /// Enters the namespace on this thread without deleting it when done.
-        fn enter_and_forget(self) -> Result<(), String> {
-            let r = self.enter();
-            std::mem::forget(self);
-            r
+        /// Runs `f` on a thread inside the namespace.
+        fn in_thread<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, String> {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    self.enter()?;
+                    Ok(f())
+                })
+                .join()
+                .map_err(|_| "namespace thread panicked".to_string())?
+            })
         }
     }
 
