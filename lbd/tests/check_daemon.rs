@@ -6,8 +6,8 @@
 mod check_support;
 
 use check_support::*;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use nix::sys::signal::Signal;
+use std::time::Duration;
 
 const CONFIG: &str = r#"
 [vrrp.instance.V]
@@ -31,19 +31,14 @@ address = "127.0.0.1:8501"
 address = "127.0.0.1:8502"
 "#;
 
-fn wait_log(path: &std::path::Path, needle: &str, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "lbd did not log {needle:?} within {within:?}; its log:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Waits for `needle` in lbd's log; returns the log.
+fn wait_log(lbd: &ChildGuard, needle: &str, within: Duration) -> String {
+    assert!(
+        lbd.wait_log(needle, within),
+        "lbd did not log {needle:?} within {within:?}; its log:\n{}",
+        lbd.log()
+    );
+    lbd.log()
 }
 
 #[test]
@@ -64,30 +59,22 @@ fn lbd_runs_checks_logs_changes_once_reloads_and_stops() {
         "--directory",
         &www,
     ]);
-    ns.run(|| async {
-        wait_tcp(
-            "127.0.0.1:8501".parse().unwrap(),
-            Duration::from_secs(10),
-            "http.server",
-        )
-        .await;
-    });
-    let mut lbd = Command::new("ip")
-        .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_lbd"), "-c"])
+    ns.wait_tcp(
+        "127.0.0.1:8501".parse().unwrap(),
+        Duration::from_secs(10),
+        "http.server",
+    );
+    let mut cmd = ns.command(env!("CARGO_BIN_EXE_lbd"));
+    cmd.arg("-c")
         .arg(&conf)
         .env("LBD_VRRP_RT_PRIORITY", "0")
         // Its own control socket, not the host's /run/lb/lbd.sock.
-        .env("LBD_API_SOCKET", dir.path().join("lbd.sock"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    // If the test fails, dropping the namespace kills lbd with everything else in it.
-    let pid = lbd.id() as i32;
+        .env("LBD_API_SOCKET", dir.path().join("lbd.sock"));
+    // Killed when the test fails, like everything else in the namespace.
+    let mut lbd = ChildGuard::spawn_logged(&mut cmd, &log).unwrap();
 
-    wait_log(&log, "lbd running with", Duration::from_secs(10));
-    let text = wait_log(&log, "service web lost its quorum", Duration::from_secs(5));
+    wait_log(&lbd, "lbd running with", Duration::from_secs(10));
+    let text = wait_log(&lbd, "service web lost its quorum", Duration::from_secs(5));
     assert!(
         text.contains(
             "real 127.0.0.1:8502 of service web is down: connection refused (first check)"
@@ -106,12 +93,12 @@ fn lbd_runs_checks_logs_changes_once_reloads_and_stops() {
         &www,
     ]);
     wait_log(
-        &log,
+        &lbd,
         "real 127.0.0.1:8502 of service web is up again (after 2 successful checks)",
         Duration::from_secs(10),
     );
     wait_log(
-        &log,
+        &lbd,
         "service web regained its quorum",
         Duration::from_secs(5),
     );
@@ -125,21 +112,19 @@ fn lbd_runs_checks_logs_changes_once_reloads_and_stops() {
         ),
     )
     .unwrap();
-    unsafe {
-        libc::kill(pid, libc::SIGHUP);
-    }
+    lbd.signal(Signal::SIGHUP);
     wait_log(
-        &log,
+        &lbd,
         "checks configured: 2 running (1 started, 1 kept, 1 stopped)",
         Duration::from_secs(5),
     );
-    wait_log(&log, "reloaded config", Duration::from_secs(5));
+    wait_log(&lbd, "reloaded config", Duration::from_secs(5));
 
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
-    let text = wait_log(&log, "lbd stopped", Duration::from_secs(10));
-    let status = lbd.wait().unwrap();
+    lbd.signal(Signal::SIGTERM);
+    let text = wait_log(&lbd, "lbd stopped", Duration::from_secs(10));
+    let status = lbd
+        .wait_exit(Duration::from_secs(10))
+        .expect("lbd exits after logging that it stopped");
     assert!(status.success(), "lbd exited with {status}\n{text}");
     for line in [
         "real 127.0.0.1:8502 of service web is down",

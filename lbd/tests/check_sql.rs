@@ -265,7 +265,7 @@ fn postgresql_logins_refusals_and_stop() {
         let f = down(scram.run().await);
         assert!(f.to_string().contains("28P01"), "{f}");
     });
-    server.kill();
+    server.kill().unwrap();
     // setpriv execs postgres, so the guard killed the postmaster itself.
     ns.run(|| async {
         let p = probe("127.0.0.1:5432", r#"type = "pgsql""#);
@@ -462,7 +462,7 @@ fn mariadb_logins_refusals_and_stop() {
             "timeout after 300ms (waiting for the server greeting)"
         );
     });
-    server.kill();
+    server.kill().unwrap();
     ns.run(|| async {
         let p = probe("127.0.0.1:3306", r#"type = "mysql""#);
         for _ in 0..50 {

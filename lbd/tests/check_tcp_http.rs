@@ -297,14 +297,11 @@ fn http_against_python_http_server_with_genhash_digests() {
         "--directory",
         &root,
     ]);
-    ns.run(|| async {
-        wait_tcp(
-            "127.0.0.1:8000".parse().unwrap(),
-            Duration::from_secs(10),
-            "python3 http.server",
-        )
-        .await;
-    });
+    ns.wait_tcp(
+        "127.0.0.1:8000".parse().unwrap(),
+        Duration::from_secs(10),
+        "python3 http.server",
+    );
     server.assert_running();
     // keepalived's genhash, run against the same server, is the reference digest.
     let genhash = |path: &str| {
@@ -352,7 +349,7 @@ fn http_against_python_http_server_with_genhash_digests() {
         );
     });
     // The server stops: refused.
-    server.kill();
+    server.kill().unwrap();
     ns.run(|| async {
         assert_eq!(
             down(probe("127.0.0.1:8000", r#"type = "http""#).run().await),
@@ -432,14 +429,11 @@ fn https_against_nginx_sni_host_verify_and_half_open() {
     );
     let conf = dir.write("nginx.conf", NGINX_CONF.replace("DIR", &d));
     let mut nginx = ns.spawn(&["nginx", "-c", conf.to_str().unwrap(), "-p", &d]);
-    ns.run(|| async {
-        wait_tcp(
-            "127.0.0.1:8443".parse().unwrap(),
-            Duration::from_secs(10),
-            "nginx",
-        )
-        .await;
-    });
+    ns.wait_tcp(
+        "127.0.0.1:8443".parse().unwrap(),
+        Duration::from_secs(10),
+        "nginx",
+    );
     nginx.assert_running();
     ns.run(|| async {
         // SNI picks the virtual server.
@@ -511,7 +505,7 @@ fn https_against_nginx_sni_host_verify_and_half_open() {
         let f = down(probe("127.0.0.1:8445", r#"type = "https""#).run().await);
         assert!(matches!(f, Failure::Closed(_) | Failure::Reset), "{f}");
     });
-    nginx.kill();
+    nginx.kill().unwrap();
     ns.run(|| async {
         assert_eq!(
             down(probe("127.0.0.1:8443", r#"type = "https""#).run().await),
@@ -616,14 +610,11 @@ fn https_verified_against_a_private_ca() {
     let ca = std::fs::read_to_string(&ca_pem).unwrap();
     let conf = dir.write("nginx.conf", NGINX_CONF.replace("DIR", &d));
     let mut nginx = ns.spawn(&["nginx", "-c", conf.to_str().unwrap(), "-p", &d]);
-    ns.run(|| async {
-        wait_tcp(
-            "127.0.0.1:8443".parse().unwrap(),
-            Duration::from_secs(10),
-            "nginx",
-        )
-        .await;
-    });
+    ns.wait_tcp(
+        "127.0.0.1:8443".parse().unwrap(),
+        Duration::from_secs(10),
+        "nginx",
+    );
     nginx.assert_running();
     let other_ca = include_str!("check_support/test-ca.pem");
     ns.run(move || async move {

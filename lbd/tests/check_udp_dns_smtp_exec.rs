@@ -177,7 +177,7 @@ fn udp_binary_payload_and_expected_reply_against_socat() {
             "reply mismatch: 01024f4b does not start with 01024f4b00"
         );
     });
-    echo.kill();
+    echo.kill().unwrap();
     ns.run(|| async {
         assert_eq!(
             down(
@@ -261,7 +261,7 @@ fn dns_answer_nodata_nxdomain_and_down_server() {
             "rejected: DNS NXDOMAIN"
         );
     });
-    dnsmasq.kill();
+    dnsmasq.kill().unwrap();
     ns.run(|| async {
         assert_eq!(
             down(
@@ -321,14 +321,11 @@ fn smtp_against_aiosmtpd_and_scripted_peers() {
         "--listen",
         "127.0.0.1:2525",
     ]);
-    ns.run(|| async {
-        wait_tcp(
-            "127.0.0.1:2525".parse().unwrap(),
-            Duration::from_secs(15),
-            "aiosmtpd (python3-aiosmtpd)",
-        )
-        .await;
-    });
+    ns.wait_tcp(
+        "127.0.0.1:2525".parse().unwrap(),
+        Duration::from_secs(15),
+        "aiosmtpd (python3-aiosmtpd)",
+    );
     aiosmtpd.assert_running();
     ns.run(|| async {
         assert_eq!(
@@ -400,7 +397,7 @@ fn smtp_against_aiosmtpd_and_scripted_peers() {
             "{f}"
         );
     });
-    aiosmtpd.kill();
+    aiosmtpd.kill().unwrap();
     ns.run(|| async {
         assert_eq!(
             down(probe("127.0.0.1:2525", r#"type = "smtp""#).run().await),

@@ -26,7 +26,14 @@
 //!   commands and Rust closures ([`Netns::enter`]) run inside; everything removed on drop.
 //! - [`http`]: [`StaticServer`] — `python3 -m http.server` on a free port, with its request log.
 //! - [`initramfs`]: [`Initramfs`] — small cpio archives, e.g. busybox with a shell-script `/init`.
-//! - [`process`]: running helper commands with useful errors; [`ChildGuard`] kills on drop.
+//! - [`process`]: running helper commands with useful errors; [`ChildGuard`] kills on drop and
+//!   may log the child's output to a file the test waits on; test preconditions
+//!   ([`process::require_root`], [`process::require_programs`]).
+//! - [`scratch`]: [`ScratchDir`] — a world-readable temporary directory, removed on drop.
+//! - [`wait`]: bounded polling for a condition or a TCP listener.
+//!
+//! Features: `tokio` adds [`Netns::run_async`] for futures run inside a namespace; `tracing`
+//! adds [`init_test_tracing`].
 //!
 //! Logs of every guest go to `target/lbtest/logs/<name>.<pid>.<n>/` (`console.log`,
 //! `qemu.stderr.log`, `qemu.cmdline`; env `LB_LOG_DIR` moves them). `LB_CONSOLE_ECHO=1` copies
@@ -100,6 +107,8 @@ pub mod netns;
 pub mod process;
 pub mod qemu;
 pub mod qmp;
+pub mod scratch;
+pub mod wait;
 
 pub use artifacts::Accel;
 pub use console::{Console, ExpectError, Match};
@@ -109,3 +118,15 @@ pub use netns::Netns;
 pub use process::ChildGuard;
 pub use qemu::{Guest, GuestBuilder, GuestExit, MacAddr, Nic, UserNet};
 pub use qmp::Qmp;
+pub use scratch::ScratchDir;
+
+/// Installs a tracing subscriber (debug level, no colours) that prints into the test's captured
+/// output; once per test binary, later calls do nothing.
+#[cfg(feature = "tracing")]
+pub fn init_test_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_ansi(false)
+        .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
+        .try_init();
+}

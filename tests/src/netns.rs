@@ -179,23 +179,70 @@ impl Netns {
     /// Runs `f` on a thread whose network namespace is this one, so Rust sockets opened in `f`
     /// live here. Returns what `f` returns.
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
-        let path = Path::new("/run/netns").join(&self.name);
-        let file = File::open(&path).map_err(|e| NetnsError::Enter {
-            ns: self.name.clone(),
-            detail: format!("{}: {e}", path.display()),
-        })?;
+        let file = self.open()?;
         std::thread::scope(|s| {
             s.spawn(move || {
-                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
-                    NetnsError::Enter {
-                        ns: self.name.clone(),
-                        detail: format!("setns: {e}"),
-                    }
-                })?;
+                self.set_thread_ns(&file)?;
                 Ok(f())
             })
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// Starts `f` on a new thread inside this namespace and does not wait for it: for servers
+    /// the test runs while it does other things. The handle's `join` gives what `f` returned.
+    pub fn thread<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<std::thread::JoinHandle<T>, NetnsError> {
+        let file = self.open()?;
+        let ns = self.name.clone();
+        Ok(std::thread::spawn(move || {
+            // The file is open, so only a kernel without setns could refuse.
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .unwrap_or_else(|e| panic!("cannot enter network namespace {ns}: setns: {e}"));
+            f()
+        }))
+    }
+
+    /// Runs the future `f` makes on a thread inside this namespace, with its own current-thread
+    /// tokio runtime, and returns its output (a panic inside is raised here).
+    #[cfg(feature = "tokio")]
+    pub fn run_async<F, Fut, T>(&self, f: F) -> Result<T, NetnsError>
+    where
+        F: FnOnce() -> Fut + Send,
+        Fut: std::future::Future<Output = T>,
+        T: Send,
+    {
+        self.enter(|| current_thread_runtime().block_on(f()))
+    }
+
+    /// Like [`Netns::run_async`] without waiting: the handle's `join` gives the output.
+    #[cfg(feature = "tokio")]
+    pub fn spawn_async<F, Fut, T>(&self, f: F) -> Result<std::thread::JoinHandle<T>, NetnsError>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T>,
+        T: Send + 'static,
+    {
+        self.thread(|| current_thread_runtime().block_on(f()))
+    }
+
+    fn open(&self) -> Result<File, NetnsError> {
+        let path = Path::new("/run/netns").join(&self.name);
+        File::open(&path).map_err(|e| NetnsError::Enter {
+            ns: self.name.clone(),
+            detail: format!("{}: {e}", path.display()),
+        })
+    }
+
+    fn set_thread_ns(&self, file: &File) -> Result<(), NetnsError> {
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+            NetnsError::Enter {
+                ns: self.name.clone(),
+                detail: format!("setns: {e}"),
+            }
         })
     }
 
@@ -210,6 +257,14 @@ impl Netns {
             source,
         }
     }
+}
+
+#[cfg(feature = "tokio")]
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
 }
 
 fn ns_pids(name: &str) -> Vec<i32> {

@@ -1,10 +1,16 @@
 //! Running helper programs (`ip`, `dpkg-deb`, `python3`, ...) with errors that say what ran and
-//! what it printed, and a guard that kills a child process when the test lets go of it.
+//! what it printed, a guard that kills a child process when the test lets go of it (optionally
+//! with its output in a log file the test can wait on), and test preconditions (root, programs).
 
 use std::ffi::OsStr;
-use std::io;
+use std::fs::File;
+use std::io::{self, Read};
 use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
 
 /// A helper command that could not be run or did not succeed.
 #[derive(thiserror::Error)]
@@ -31,6 +37,17 @@ pub enum CommandError {
         stdout: String,
         /// What it wrote to stderr.
         stderr: String,
+    },
+    /// The log file for a child's output could not be created.
+    #[error("cannot create the log {} for `{cmd}`: {source}", path.display())]
+    Log {
+        /// The command line.
+        cmd: String,
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
     },
 }
 
@@ -79,6 +96,8 @@ pub fn run_args<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<String, Co
 pub struct ChildGuard {
     child: Child,
     what: String,
+    /// Where stdout and stderr go, when started with [`ChildGuard::spawn_logged`].
+    log: Option<PathBuf>,
 }
 
 impl ChildGuard {
@@ -87,7 +106,24 @@ impl ChildGuard {
         Self {
             child,
             what: what.into(),
+            log: None,
         }
+    }
+
+    /// Starts `cmd` with stdin closed and stdout and stderr both written to `log` (created or
+    /// truncated), and guards the child. [`ChildGuard::log`] and [`ChildGuard::wait_log`] read it.
+    pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Self, CommandError> {
+        let log_err = |source| CommandError::Log {
+            cmd: describe(cmd),
+            path: log.to_owned(),
+            source,
+        };
+        let out = File::create(log).map_err(log_err)?;
+        let err = out.try_clone().map_err(log_err)?;
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        let mut guard = Self::spawn(cmd)?;
+        guard.log = Some(log.to_owned());
+        Ok(guard)
     }
 
     /// Starts `cmd` and guards the child.
@@ -120,6 +156,69 @@ impl ChildGuard {
         self.child.try_wait()
     }
 
+    /// True while the child has not exited.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends `signal` to the child, unless it has already exited (and been reaped: its pid may
+    /// belong to another process by now).
+    pub fn signal(&mut self, signal: Signal) {
+        if self.running() {
+            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, signal);
+        }
+    }
+
+    /// Waits (polling, at most `timeout`) for the child to exit; `None` if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        crate::wait::until(timeout, Duration::from_millis(10), || {
+            status = self.child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
+    }
+
+    /// Panics with how the child ended and what it said (piped stderr, log file) if it has
+    /// already exited: for servers that must still be running.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            let mut said = String::new();
+            if let Some(mut stderr) = self.child.stderr.take() {
+                let _ = stderr.read_to_string(&mut said);
+            }
+            said.push_str(&self.log());
+            panic!("{} exited early ({status}): {said}", self.what);
+        }
+    }
+
+    /// The log file, if started with [`ChildGuard::spawn_logged`].
+    pub fn log_path(&self) -> Option<&Path> {
+        self.log.as_deref()
+    }
+
+    /// What the child wrote to its log so far (empty without a log).
+    pub fn log(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    }
+
+    /// Waits (polling every 5 ms, at most `timeout`) until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        crate::wait::until(timeout, Duration::from_millis(5), || {
+            self.log().contains(needle)
+        })
+        .is_some()
+    }
+
+    /// How often `needle` occurs in the log so far.
+    pub fn count(&self, needle: &str) -> usize {
+        self.log().matches(needle).count()
+    }
+
     /// Kills the child now and reaps it; returns how it ended.
     pub fn kill(&mut self) -> io::Result<ExitStatus> {
         if let Some(status) = self.child.try_wait()? {
@@ -149,6 +248,60 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Fails the test unless it runs as root; `why` says what needs it ("network namespaces").
+pub fn require_root(why: &str) {
+    assert!(is_root(), "this test needs root ({why}); run it as root");
+}
+
+/// Directories searched after `PATH`: a non-login root shell often lacks the sbin ones.
+const EXTRA_DIRS: [&str; 3] = ["/usr/sbin", "/sbin", "/usr/bin"];
+
+/// Where `program` is: itself if it is a path (contains `/`), else the first match on `PATH`
+/// or in the sbin directories.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Path::new(program).is_file().then(|| PathBuf::from(program));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(EXTRA_DIRS.iter().map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// The Debian package that installs `program` (a name or a path), for "install it" messages.
+pub fn package_for(program: &str) -> &str {
+    if program.contains("/postgresql/") {
+        return "postgresql";
+    }
+    match program.rsplit('/').next().unwrap_or(program) {
+        "ip" => "iproute2",
+        "dnsmasq" => "dnsmasq-base",
+        "nginx" => "nginx-light",
+        "genhash" => "keepalived",
+        "in.tftpd" => "tftpd-hpa",
+        "mariadbd" | "mariadb-install-db" => "mariadb-server",
+        name => name,
+    }
+}
+
+/// The path of `program`, or a test failure that names the package to install.
+pub fn require_program(program: &str) -> PathBuf {
+    find_program(program).unwrap_or_else(|| {
+        panic!(
+            "this test needs `{program}`: run tools/setup.sh or `apt-get install -y {}`",
+            package_for(program)
+        )
+    })
+}
+
+/// Fails the test unless every program in `programs` exists (see [`require_program`]).
+pub fn require_programs(programs: &[&str]) {
+    for program in programs {
+        require_program(program);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +326,69 @@ mod tests {
     fn run_reports_a_missing_program() {
         let err = run(&mut Command::new("lbtest-no-such-program")).unwrap_err();
         assert!(matches!(err, CommandError::Spawn { .. }), "{err}");
+    }
+
+    #[test]
+    fn packages_are_named_for_programs_and_paths() {
+        assert_eq!(package_for("ip"), "iproute2");
+        assert_eq!(package_for("dnsmasq"), "dnsmasq-base");
+        assert_eq!(package_for("/usr/sbin/in.tftpd"), "tftpd-hpa");
+        assert_eq!(
+            package_for("/usr/lib/postgresql/17/bin/initdb"),
+            "postgresql"
+        );
+        assert_eq!(package_for("mariadb-install-db"), "mariadb-server");
+        assert_eq!(package_for("/usr/bin/python3"), "python3");
+        assert_eq!(package_for("tshark"), "tshark");
+    }
+
+    #[test]
+    fn programs_are_found_by_name_and_by_path() {
+        let sh = find_program("sh").expect("sh on PATH");
+        assert!(sh.ends_with("sh"), "{}", sh.display());
+        assert_eq!(find_program("/bin/sh"), Some(PathBuf::from("/bin/sh")));
+        assert_eq!(find_program("lbtest-no-such-program"), None);
+        assert_eq!(find_program("/nonexistent/sh"), None);
+    }
+
+    #[test]
+    fn logged_child_output_is_waited_for_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("child.log");
+        let mut child = ChildGuard::spawn_logged(
+            Command::new("sh").args(["-c", "echo one; echo two >&2; echo one; sleep 600"]),
+            &log,
+        )
+        .unwrap();
+        assert!(
+            child.wait_log("two", Duration::from_secs(10)),
+            "{}",
+            child.log()
+        );
+        assert!(child.wait_log("one", Duration::from_secs(10)));
+        assert_eq!(child.count("one"), 2, "{}", child.log());
+        assert!(!child.wait_log("three", Duration::from_millis(50)));
+        assert!(child.running());
+        child.assert_running();
+        child.signal(Signal::SIGTERM);
+        let status = child
+            .wait_exit(Duration::from_secs(10))
+            .expect("exits on SIGTERM");
+        assert!(!status.success());
+        assert!(!child.running());
+    }
+
+    #[test]
+    #[should_panic(expected = "exited early")]
+    fn assert_running_reports_an_exited_child_with_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = ChildGuard::spawn_logged(
+            Command::new("sh").args(["-c", "echo bad config; exit 1"]),
+            &dir.path().join("child.log"),
+        )
+        .unwrap();
+        child.wait_exit(Duration::from_secs(10)).expect("exits");
+        child.assert_running();
     }
 
     #[test]
