@@ -10,16 +10,19 @@
 
 #![allow(dead_code)]
 
-use std::fs::File;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sched::{setns, CloneFlags};
+use lbtest::process::ChildGuard;
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+
+pub use lbtest::ScratchDir as TempDir;
 
 /// The client's MAC in every test (locally administered).
 pub const CLIENT_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x09, 0x07];
@@ -31,100 +34,45 @@ pub const SERVER_DEV: &str = "srv0";
 
 /// Fails the test with a clear message unless we can make namespaces and run `prog`.
 pub fn require(progs: &[&str]) {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (network namespaces, SO_BINDTODEVICE, UDP ports 67/68); run it as root"
-    );
-    for prog in progs {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
-            .unwrap_or(false)
-            || Path::new("/usr/sbin").join(prog).is_file();
-        assert!(
-            found,
-            "this test needs `{prog}` (install it with tools/setup.sh or `apt-get install -y {}`)",
-            match *prog {
-                "ip" => "iproute2",
-                "dnsmasq" => "dnsmasq-base",
-                other => other,
-            }
-        );
-    }
+    lbtest::process::require_root("network namespaces, SO_BINDTODEVICE, UDP ports 67/68");
+    lbtest::process::require_programs(progs);
 }
 
 /// Installs a tracing subscriber printing to the test's captured output (once per binary).
 pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .try_init();
+    lbtest::init_test_tracing();
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+/// A network namespace, deleted on drop (with every link and process in it); the test's view
+/// of [`lbtest::Netns`], whose failures fail the test.
+pub struct Netns(lbtest::Netns);
 
-fn ip(args: &[&str]) -> String {
-    run(Command::new("ip").args(args))
+impl std::ops::Deref for Netns {
+    type Target = lbtest::Netns;
+    fn deref(&self) -> &lbtest::Netns {
+        &self.0
+    }
 }
-
-/// A network namespace, deleted on drop (with every link in it).
-pub struct Netns {
-    pub name: String,
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl Netns {
     pub fn new(role: &str) -> Self {
-        let name = format!(
-            "initnet-{}-{}-{role}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        ip(&["netns", "add", &name]);
-        Netns { name }
+        Netns(lbtest::Netns::new(role).unwrap())
     }
 
     /// `ip -n <ns> <args>`, stdout.
     pub fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        ip(&all)
-    }
-
-    /// `ip netns exec <ns> <program> <args>`, not waited for.
-    pub fn spawn(&self, program: &str, args: &[String]) -> Child {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name, program])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program} in {}: {e}", self.name))
+        self.0.ip(args).unwrap()
     }
 
     /// Runs `f` on a new thread inside this namespace with its own current-thread tokio runtime,
     /// and returns its result (a panic inside is re-raised here).
     pub fn run<F, Fut, T>(&self, f: F) -> T
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce() -> Fut + Send,
         Fut: Future<Output = T>,
-        T: Send + 'static,
+        T: Send,
     {
-        join(self.spawn_async(f))
+        self.0.run_async(f).unwrap()
     }
 
     /// Like [`Netns::run`] but does not wait: join the handle with [`join`].
@@ -134,13 +82,7 @@ impl Netns {
         Fut: Future<Output = T>,
         T: Send + 'static,
     {
-        self.thread(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            rt.block_on(f())
-        })
+        self.0.spawn_async(f).unwrap()
     }
 
     /// Runs blocking `f` on a new thread inside this namespace; the handle joins it.
@@ -149,11 +91,7 @@ impl Netns {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            enter(&path);
-            f()
-        })
+        self.0.thread(f).unwrap()
     }
 }
 
@@ -171,45 +109,6 @@ pub fn join<T>(handle: std::thread::JoinHandle<T>) -> T {
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-/// Moves the calling thread (only) into the namespace at `path`.
-fn enter(path: &str) {
-    let fd = File::open(path).unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
-    setns(&fd, CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("setns {path}: {e}"));
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// A scratch directory, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "initnet-{}-{}-{tag}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A server namespace and a client namespace joined by a veth pair: `srv0` (server side, up,
 /// with `server_ip/24`) and `lan0` (client side, MAC [`CLIENT_MAC`], left down for the code
 /// under test to bring up).
@@ -224,22 +123,26 @@ impl Lan {
     pub fn new(server_ip: Ipv4Addr) -> Self {
         let server = Netns::new("srv");
         let client = Netns::new("cli");
-        ip(&[
-            "link",
-            "add",
-            CLIENT_DEV,
-            "address",
-            CLIENT_MAC_STR,
-            "netns",
-            &client.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            SERVER_DEV,
-            "netns",
-            &server.name,
-        ]);
+        lbtest::process::run_args(
+            "ip",
+            &[
+                "link",
+                "add",
+                CLIENT_DEV,
+                "address",
+                CLIENT_MAC_STR,
+                "netns",
+                client.name(),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                SERVER_DEV,
+                "netns",
+                server.name(),
+            ],
+        )
+        .unwrap();
         server.ip(&["addr", "add", &format!("{server_ip}/24"), "dev", SERVER_DEV]);
         server.ip(&["link", "set", SERVER_DEV, "up"]);
         Lan {
@@ -262,7 +165,7 @@ impl Lan {
 
 /// A dnsmasq DHCP server on `srv0`, killed on drop.
 pub struct Dnsmasq {
-    child: Child,
+    child: ChildGuard,
     pub log: PathBuf,
     _dir: TempDir,
 }
@@ -273,43 +176,42 @@ impl Dnsmasq {
     pub fn start(ns: &Netns, extra: &[&str]) -> Self {
         let dir = TempDir::new("dnsmasq");
         let log = dir.path().join("dnsmasq.log");
-        let mut args: Vec<String> = vec![
-            "--keep-in-foreground".into(),
-            "--conf-file=/dev/null".into(),
-            "--no-resolv".into(),
-            "--no-hosts".into(),
-            "--port=0".into(),
-            format!("--interface={SERVER_DEV}"),
-            "--bind-interfaces".into(),
-            "--user=root".into(),
-            "--group=root".into(),
-            format!("--pid-file={}", dir.path().join("pid").display()),
-            format!("--dhcp-leasefile={}", dir.path().join("leases").display()),
-            format!("--log-facility={}", log.display()),
-            "--log-dhcp".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut child = ns.spawn("dnsmasq", &args);
-        let started = Instant::now();
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("DHCP, IP range") || text.contains("DHCP, static leases only") {
-                break;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    use std::io::Read;
-                    let _ = e.read_to_string(&mut err);
-                }
-                panic!("dnsmasq exited at start ({status}): {err}\n{text}");
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "dnsmasq did not report DHCP ready within 5 s; log:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut cmd = ns.command("dnsmasq");
+        cmd.args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--port=0",
+            &format!("--interface={SERVER_DEV}"),
+            "--bind-interfaces",
+            "--user=root",
+            "--group=root",
+        ])
+        .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+        .arg(format!(
+            "--dhcp-leasefile={}",
+            dir.path().join("leases").display()
+        ))
+        .arg(format!("--log-facility={}", log.display()))
+        .arg("--log-dhcp")
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        let mut child = ChildGuard::spawn(&mut cmd).unwrap();
+        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+        let ready = lbtest::wait::until(Duration::from_secs(5), Duration::from_millis(20), || {
+            // An early exit fails here with dnsmasq's stderr.
+            child.assert_running();
+            let text = read_log();
+            text.contains("DHCP, IP range") || text.contains("DHCP, static leases only")
+        });
+        assert!(
+            ready.is_some(),
+            "dnsmasq did not report DHCP ready within 5 s; log:\n{}",
+            read_log()
+        );
         Dnsmasq {
             child,
             log,
@@ -333,17 +235,10 @@ impl Dnsmasq {
 
     /// Stops it now (SIGTERM, wait).
     pub fn stop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        self.child.signal(Signal::SIGTERM);
+        if self.child.wait_exit(Duration::from_secs(3)).is_none() {
+            let _ = self.child.kill();
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
