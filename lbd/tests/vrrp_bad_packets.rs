@@ -148,7 +148,7 @@ fn bad_packets_are_dropped_counted_and_never_acted_on() {
     );
     assert!(took.unwrap() < Duration::from_millis(1500), "{took:?}");
     // Counted exactly: the summary at shutdown.
-    b.signal(libc::SIGTERM);
+    b.signal(Signal::SIGTERM);
     b.wait_exit(5 * SEC).expect("b did not stop");
     let log = b.log();
     assert!(

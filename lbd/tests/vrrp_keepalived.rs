@@ -157,7 +157,7 @@ fn lbd_master_keepalived_backup(f: &Flavour) {
         ka.log()
     );
     assert!(!lab.has_addr(1, "eth0", f.vip));
-    lbd.kill9();
+    lbd.kill().unwrap();
     assert!(
         wait_for(f.master_down + 3 * SEC, || lab.has_addr(1, "eth0", f.vip)).is_some(),
         "keepalived did not take over:\n{}",
@@ -225,7 +225,7 @@ fn keepalived_master_lbd_backup(f: &Flavour) {
     );
     assert!(!lbd.log().contains("dropped packet"), "{}", lbd.log());
     assert!(!lab.has_addr(1, "eth0", f.vip));
-    ka.signal(libc::SIGTERM);
+    ka.signal(Signal::SIGTERM);
     let took = wait_for(f.master_down + 3 * SEC, || lab.has_addr(1, "eth0", f.vip));
     assert!(took.is_some(), "lbd did not take over:\n{}", lbd.log());
     // After the priority-0 advert: the skew time (0.61 s v2, 61 ms v3), not master down.

@@ -54,7 +54,7 @@ fn elect_then_fail_over_on_kill9() {
         b.log()
     );
     assert_eq!(b.count("-> MASTER"), 0, "{}", b.log());
-    a.kill9();
+    a.kill().unwrap();
     let took = wait_for(5 * SEC, || lab.has_addr(1, "eth0", VIP));
     assert!(took.is_some(), "b did not take over:\n{}", b.log());
     assert!(
@@ -96,7 +96,7 @@ fn sigterm_hands_over_after_skew_time() {
     let cap = lab.capture(2, "eth0", "term");
     // At least one advert of a's is in the capture before it stops.
     std::thread::sleep(Duration::from_millis(1200));
-    a.signal(libc::SIGTERM);
+    a.signal(Signal::SIGTERM);
     let status = a.wait_exit(5 * SEC).expect("lbd did not exit on SIGTERM");
     assert!(status.success(), "{status:?}\n{}", a.log());
     assert!(
@@ -329,7 +329,7 @@ fn unicast_and_ipv6_pairs() {
         "{}",
         b.log()
     );
-    a.kill9();
+    a.kill().unwrap();
     assert!(
         wait_for(5 * SEC, || lab.has_addr(1, "eth0", "10.1.0.160")
             && lab.has_addr(1, "eth0", "2001:db8::61"))
@@ -386,7 +386,7 @@ fn virtual_mac_moves_with_the_vip() {
         neigh.contains("00:00:5e:00:01:33"),
         "client resolved the VIP to {neigh:?}"
     );
-    a.kill9();
+    a.kill().unwrap();
     assert!(
         wait_for(5 * SEC, || lab.has_addr(1, "vrrp.51", VIP)).is_some(),
         "{}",
@@ -432,7 +432,7 @@ fn virtual_mac_moves_with_the_vip() {
     );
     // An orderly stop removes the VIP and the macvlan.
     let mut b = b;
-    b.signal(libc::SIGTERM);
+    b.signal(Signal::SIGTERM);
     b.wait_exit(5 * SEC).expect("b did not stop");
     let links = lab.exec(1, &["ip", "-o", "link", "show"]);
     assert!(!links.contains("vrrp.51"), "{links}");
@@ -443,7 +443,7 @@ fn virtual_mac_moves_with_the_vip() {
 #[test]
 fn reload_changes_priority_and_vips_in_place() {
     let lab = Lab::new(2, 1);
-    let (a, b) = elect(&lab, "100ms", "", "");
+    let (mut a, mut b) = elect(&lab, "100ms", "", "");
     // a gets a second VIP: added in place.
     let two = lbd_instance(
         "VI_1",
@@ -456,7 +456,7 @@ fn reload_changes_priority_and_vips_in_place() {
         "",
     );
     std::fs::write(lab.dir.join("a.toml"), &two).unwrap();
-    a.signal(libc::SIGHUP);
+    a.signal(Signal::SIGHUP);
     assert!(a.wait_log("reloaded config", 5 * SEC), "{}", a.log());
     assert!(
         wait_for(5 * SEC, || lab.has_addr(0, "eth0", "10.1.0.101")).is_some(),
@@ -476,7 +476,7 @@ fn reload_changes_priority_and_vips_in_place() {
         "",
     );
     std::fs::write(lab.dir.join("b.toml"), &b_cfg).unwrap();
-    b.signal(libc::SIGHUP);
+    b.signal(Signal::SIGHUP);
     assert!(
         wait_for(5 * SEC, || lab.has_addr(1, "eth0", VIP)
             && lab.has_addr(1, "eth0", "10.1.0.101")

@@ -58,7 +58,7 @@ fn lost_quorum_hands_the_vip_to_the_peer() {
     assert!(b.wait_log("VI_1: INIT -> BACKUP", 5 * SEC), "{}", b.log());
     std::thread::sleep(SEC);
     assert!(!lab.has_addr(1, "eth0", VIP), "{}", b.log());
-    web.kill9();
+    web.kill().unwrap();
     assert!(
         wait_for(10 * SEC, || lab.has_addr(1, "eth0", VIP)
             && !lab.has_addr(0, "eth0", VIP))

@@ -9,83 +9,44 @@
 
 #![allow(dead_code)]
 
-use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use lbtest::process;
+use lbtest::Netns;
+
+/// A process started in a namespace, its output in `{name}.log`; killed on drop.
+pub use lbtest::ChildGuard as Daemon;
+pub use nix::sys::signal::Signal;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-fn on_path(prog: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
-        .unwrap_or(false)
-        || ["/usr/sbin", "/sbin", "/usr/bin"]
-            .iter()
-            .any(|d| Path::new(d).join(prog).is_file())
-}
-
 /// Fails the test with a clear message unless we are root and every program exists.
 pub fn require(progs: &[&str]) {
-    // SAFETY: geteuid has no preconditions.
-    assert!(
-        unsafe { libc::geteuid() } == 0,
-        "this test needs root (network namespaces, raw sockets); run it as root"
-    );
-    for prog in std::iter::once(&"ip").chain(progs) {
-        let package = match *prog {
-            "ip" => "iproute2",
-            other => other,
-        };
-        assert!(
-            on_path(prog),
-            "this test needs `{prog}`: run tools/setup.sh or `apt-get install -y {package}`"
-        );
-    }
+    process::require_root("network namespaces, raw sockets");
+    process::require_programs(&["ip"]);
+    process::require_programs(progs);
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
+/// `ip args...` on the host, stdout; it must succeed.
 fn ip(args: &[&str]) -> String {
-    run(Command::new("ip").args(args))
+    process::run_args("ip", args).unwrap()
 }
 
 /// Polls `f` every 5 ms until it is true or `timeout` passes; returns how long it took.
-pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    loop {
-        if f() {
-            return Some(start.elapsed());
-        }
-        if start.elapsed() >= timeout {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+pub fn wait_for(timeout: Duration, f: impl FnMut() -> bool) -> Option<Duration> {
+    lbtest::wait::until(timeout, Duration::from_millis(5), f)
 }
 
-/// Namespaces: `{prefix}br` holds the bridges `br0..`, `{prefix}n0..` are the nodes. Node `i`
-/// has `eth{l}` on bridge `l` with 10.{l+1}.0.{i+1}/24 (and its IPv6 link-local address, with
-/// duplicate address detection off so it is usable at once).
+/// Namespaces: one holds the bridges `br0..`, the others are the nodes. Node `i` has `eth{l}`
+/// on bridge `l` with 10.{l+1}.0.{i+1}/24 (and its IPv6 link-local address, with duplicate
+/// address detection off so it is usable at once).
 pub struct Lab {
-    prefix: String,
-    nodes: usize,
-    links: usize,
+    nodes: Vec<Netns>,
+    bridges: Netns,
     pub dir: PathBuf,
 }
 
@@ -93,22 +54,17 @@ impl Lab {
     pub fn new(nodes: usize, links: usize) -> Lab {
         require(&[]);
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let prefix = format!("lv{}x{n}", std::process::id());
         let dir = std::env::temp_dir().join(format!("lbd-vrrp-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let lab = Lab {
-            prefix,
-            nodes,
-            links,
+            nodes: (0..nodes)
+                .map(|i| Netns::new(&format!("vrrp-n{i}")).unwrap())
+                .collect(),
+            bridges: Netns::new("vrrp-br").unwrap(),
             dir,
         };
         let br = lab.bridge_ns();
-        ip(&["netns", "add", &br]);
-        for i in 0..nodes {
-            ip(&["netns", "add", &lab.ns(i)]);
-            ip(&["-n", &lab.ns(i), "link", "set", "lo", "up"]);
-        }
         for l in 0..links {
             let bridge = format!("br{l}");
             ip(&["-n", &br, "link", "add", &bridge, "type", "bridge"]);
@@ -133,9 +89,14 @@ impl Lab {
                     "link", "add", &eth, "netns", &ns, "type", "veth", "peer", "name", &port,
                     "netns", &br,
                 ]);
-                run(Command::new("ip")
-                    .args(["netns", "exec", &ns, "sysctl", "-qw"])
-                    .arg(format!("net.ipv6.conf.{eth}.accept_dad=0")));
+                lab.exec(
+                    i,
+                    &[
+                        "sysctl",
+                        "-qw",
+                        &format!("net.ipv6.conf.{eth}.accept_dad=0"),
+                    ],
+                );
                 ip(&["-n", &br, "link", "set", &port, "master", &bridge]);
                 ip(&["-n", &br, "link", "set", &port, "up"]);
                 ip(&[
@@ -154,11 +115,11 @@ impl Lab {
     }
 
     pub fn bridge_ns(&self) -> String {
-        format!("{}br", self.prefix)
+        self.bridges.name().to_string()
     }
 
     pub fn ns(&self, node: usize) -> String {
-        format!("{}n{node}", self.prefix)
+        self.nodes[node].name().to_string()
     }
 
     /// Node `node`'s address on link `link`.
@@ -168,18 +129,9 @@ impl Lab {
 
     /// The link-local IPv6 address of `ifname` on `node`.
     pub fn link_local(&self, node: usize, ifname: &str) -> IpAddr {
-        let out = ip(&[
-            "-n",
-            &self.ns(node),
-            "-6",
-            "-o",
-            "addr",
-            "show",
-            "dev",
-            ifname,
-            "scope",
-            "link",
-        ]);
+        let out = self.nodes[node]
+            .ip(&["-6", "-o", "addr", "show", "dev", ifname, "scope", "link"])
+            .unwrap();
         let word = out
             .split_whitespace()
             .skip_while(|w| *w != "inet6")
@@ -190,56 +142,31 @@ impl Lab {
 
     /// Runs a command inside `node` and returns its stdout.
     pub fn exec(&self, node: usize, args: &[&str]) -> String {
-        run(Command::new("ip")
-            .args(["netns", "exec", &self.ns(node)])
-            .args(args))
+        let out = self.nodes[node].run(args).unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Whether `addr` (no prefix) is on `ifname` in `node`.
     pub fn has_addr(&self, node: usize, ifname: &str, addr: &str) -> bool {
-        let out = Command::new("ip")
-            .args(["-n", &self.ns(node), "-o", "addr", "show", "dev", ifname])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        let out = self.nodes[node]
+            .ip(&["-o", "addr", "show", "dev", ifname])
             .unwrap_or_default();
         out.split_whitespace()
             .any(|w| w.split('/').next() == Some(addr))
     }
 
     pub fn set_link(&self, node: usize, ifname: &str, up: bool) {
-        ip(&[
-            "-n",
-            &self.ns(node),
-            "link",
-            "set",
-            ifname,
-            if up { "up" } else { "down" },
-        ]);
+        self.nodes[node]
+            .ip(&["link", "set", ifname, if up { "up" } else { "down" }])
+            .unwrap();
     }
 
     fn spawn(&self, node: usize, name: &str, argv: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let log = self.dir.join(format!("{name}.log"));
-        let out = File::create(&log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns(node)])
-            .args(argv)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {argv:?}: {e}"));
-        Daemon {
-            child: Some(child),
-            log,
-            name: name.to_string(),
-        }
+        let (program, args) = argv.split_first().expect("a program to run");
+        let mut cmd = self.nodes[node].command(program);
+        cmd.args(args).envs(env.iter().copied());
+        Daemon::spawn_logged(&mut cmd, &self.dir.join(format!("{name}.log"))).unwrap()
     }
-
     /// Starts any program in `node`, output to `{name}.log`.
     pub fn program(&self, node: usize, name: &str, argv: &[&str]) -> Daemon {
         self.spawn(node, name, argv, &[])
@@ -340,114 +267,24 @@ impl Lab {
         ifname: &str,
         ipv6: bool,
     ) -> lbd::vrrp::runtime::sock::VrrpSocket {
-        let ns_path = format!("/var/run/netns/{}", self.ns(node));
         let index: u32 = self
             .exec(node, &["cat", &format!("/sys/class/net/{ifname}/ifindex")])
             .trim()
             .parse()
             .expect("ifindex");
-        let ifname = ifname.to_string();
-        std::thread::spawn(move || {
-            let f = File::open(&ns_path).expect("namespace file");
-            // SAFETY: setns on this (short-lived) thread only; fd is a valid netns file.
-            let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-            lbd::vrrp::runtime::sock::VrrpSocket::open(&ifname, index, ipv6, false)
-                .expect("raw socket")
-        })
-        .join()
-        .expect("socket thread")
+        self.nodes[node]
+            .enter(|| lbd::vrrp::runtime::sock::VrrpSocket::open(ifname, index, ipv6, false))
+            .unwrap()
+            .expect("raw socket")
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let mut names: Vec<String> = (0..self.nodes).map(|i| self.ns(i)).collect();
-        names.push(self.bridge_ns());
-        for ns in &names {
-            // Anything still running inside goes first.
-            if let Ok(o) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                    if let Ok(p) = pid.parse::<i32>() {
-                        // SAFETY: plain kill(2).
-                        unsafe { libc::kill(p, libc::SIGKILL) };
-                    }
-                }
-            }
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+        // The nodes (and what runs in them) go first, then the bridges.
+        self.nodes.clear();
         if std::env::var_os("LBD_TEST_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
-        }
-        let _ = self.links;
-    }
-}
-
-/// A process started in a namespace; killed on drop.
-pub struct Daemon {
-    child: Option<Child>,
-    pub log: PathBuf,
-    pub name: String,
-}
-
-impl Daemon {
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().expect("running").id() as i32
-    }
-
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: plain kill(2) on our own child.
-        unsafe { libc::kill(self.pid(), sig) };
-    }
-
-    pub fn kill9(&mut self) {
-        self.signal(libc::SIGKILL);
-        self.wait_exit(Duration::from_secs(5));
-    }
-
-    /// Waits (bounded) for the process to exit; None if it did not.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let child = self.child.as_mut()?;
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(s)) = child.try_wait() {
-                self.child = None;
-                return Some(s);
-            }
-            if start.elapsed() >= timeout {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    pub fn running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits (bounded) until the log contains `needle`.
-    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
-        wait_for(timeout, || self.log().contains(needle)).is_some()
-    }
-
-    /// How often `needle` occurs in the log.
-    pub fn count(&self, needle: &str) -> usize {
-        self.log().matches(needle).count()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
         }
     }
 }
@@ -461,9 +298,9 @@ pub struct Capture {
 impl Capture {
     /// Stops the capture and returns the file.
     pub fn stop(mut self) -> PathBuf {
-        self.daemon.signal(libc::SIGINT);
+        self.daemon.signal(Signal::SIGINT);
         if self.daemon.wait_exit(Duration::from_secs(10)).is_none() {
-            self.daemon.kill9();
+            let _ = self.daemon.kill();
         }
         self.file.clone()
     }
@@ -490,7 +327,8 @@ pub fn tshark_fields(file: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<Stri
     for f in fields {
         cmd.args(["-e", f]);
     }
-    run(&mut cmd)
+    let out = process::run(&mut cmd).unwrap();
+    String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.split('|').map(str::to_string).collect())
         .collect()
