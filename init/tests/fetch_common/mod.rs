@@ -4,14 +4,14 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lbtest::process::{require_program, ChildGuard};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Upper bound of any one test.
@@ -30,46 +30,8 @@ fn unique() -> u32 {
     COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A directory under the system temp dir, world-readable (in.tftpd drops to `nobody`),
-/// removed in `Drop`.
-pub struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let path =
-            std::env::temp_dir().join(format!("lb-init-{tag}-{}-{}", std::process::id(), unique()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod temp dir");
-        TempDir { path }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Writes `name` (which may contain `/`), readable by everyone.
-    pub fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.path.join(name);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).expect("create dirs");
-            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))
-                .expect("chmod dir");
-        }
-        std::fs::write(&p, bytes).expect("write file");
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
+/// A world-readable directory (in.tftpd drops to `nobody`), removed in `Drop`.
+pub use lbtest::ScratchDir as TempDir;
 
 /// Deterministic pseudo-random bytes (a simple LCG), so content mistakes show.
 pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
@@ -84,10 +46,7 @@ pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
 
 /// A port that was free a moment ago on 127.0.0.1 (TCP).
 pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a TCP port")
-        .port()
+    lbtest::process::free_tcp_port().expect("bind a TCP port")
 }
 
 /// A port that was free a moment ago on 127.0.0.1 (UDP).
@@ -98,61 +57,39 @@ pub fn free_udp_port() -> u16 {
         .port()
 }
 
-/// A program from PATH, or a panic that says how to get it.
-pub fn require(program: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("this test needs `{program}`: install it with `apt-get install -y {package}`")
-        })
-}
-
-/// A server process, killed and reaped in `Drop`.
+/// A server process, killed and reaped in `Drop`; its output goes to a log in a directory of
+/// its own, removed with it.
 pub struct ServerProcess {
-    child: Child,
+    child: ChildGuard,
     name: &'static str,
-    log: PathBuf,
+    _dir: TempDir,
 }
 
 impl ServerProcess {
-    fn spawn(name: &'static str, command: &mut Command, log_dir: &Path) -> ServerProcess {
-        let log = log_dir.join(format!("{name}-{}.log", unique()));
-        let log_file = std::fs::File::create(&log).expect("create server log");
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("dup log"))
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        ServerProcess { child, name, log }
+    fn spawn(name: &'static str, command: &mut Command) -> ServerProcess {
+        let dir = TempDir::new(name);
+        let log = dir.path().join(format!("{name}-{}.log", unique()));
+        let child = ChildGuard::spawn_logged(command, &log).unwrap();
+        ServerProcess {
+            child,
+            name,
+            _dir: dir,
+        }
     }
 
     /// What the server printed so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.child.log()
     }
 
     /// Panics with the server's output if it already exited.
     fn check_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("{} exited early ({status}): {}", self.name, self.log());
-        }
+        self.child.assert_running();
     }
 
     /// Stops the server now (before `Drop`).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -201,7 +138,7 @@ async fn wait_tftp(server: &mut ServerProcess, addr: SocketAddr) {
 /// `python3 -m http.server` serving `dir` on 127.0.0.1; it sends `Last-Modified` and answers
 /// `If-Modified-Since` with 304.
 pub async fn python_http(dir: &Path) -> (ServerProcess, SocketAddr) {
-    let python = require("python3", "python3");
+    let python = require_program("python3");
     let port = free_tcp_port();
     let mut server = ServerProcess::spawn(
         "python3-http.server",
@@ -216,7 +153,6 @@ pub async fn python_http(dir: &Path) -> (ServerProcess, SocketAddr) {
             ])
             .arg("--directory")
             .arg(dir),
-        &std::env::temp_dir(),
     );
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     wait_tcp(&mut server, addr).await;
@@ -231,7 +167,7 @@ pub async fn in_tftpd(dir: &Path) -> (ServerProcess, SocketAddr) {
 /// `in.tftpd` with extra arguments, e.g. `["--blocksize", "1024"]` or
 /// `["--refuse", "blksize"]`.
 pub async fn in_tftpd_with(dir: &Path, extra: &[&str]) -> (ServerProcess, SocketAddr) {
-    let tftpd = require("in.tftpd", "tftpd-hpa");
+    let tftpd = require_program("in.tftpd");
     let port = free_udp_port();
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut server = ServerProcess::spawn(
@@ -241,7 +177,6 @@ pub async fn in_tftpd_with(dir: &Path, extra: &[&str]) -> (ServerProcess, Socket
             .args(extra)
             .arg("--secure")
             .arg(dir),
-        &std::env::temp_dir(),
     );
     wait_tftp(&mut server, addr).await;
     (server, addr)
@@ -250,7 +185,7 @@ pub async fn in_tftpd_with(dir: &Path, extra: &[&str]) -> (ServerProcess, Socket
 /// dnsmasq with only its TFTP server, serving `dir`. dnsmasq's TFTP port is fixed at 69, so
 /// each instance gets its own loopback address (127.69.x.y) to not collide with anyone else's.
 pub async fn dnsmasq_tftp(dir: &Path) -> (ServerProcess, SocketAddr) {
-    let dnsmasq = require("dnsmasq", "dnsmasq-base");
+    let dnsmasq = require_program("dnsmasq");
     let n = (std::process::id() % 250 + 1, unique() % 250 + 1);
     let ip = Ipv4Addr::new(127, 69, n.0 as u8, n.1 as u8);
     let addr = SocketAddr::from((ip, 69));
@@ -270,7 +205,6 @@ pub async fn dnsmasq_tftp(dir: &Path) -> (ServerProcess, SocketAddr) {
             ])
             .arg(format!("--listen-address={ip}"))
             .arg(format!("--tftp-root={}", dir.display())),
-        &std::env::temp_dir(),
     );
     wait_tftp(&mut server, addr).await;
     (server, addr)
