@@ -160,7 +160,7 @@ async fn missing_file_reports_the_servers_message() {
 async fn oversized_file_is_refused() {
     bounded(async {
         let dir = TempDir::new("tftp-big");
-        dir.write("big", &pattern(10_000, 9));
+        dir.write("big", pattern(10_000, 9));
         let (server, addr) = in_tftpd(dir.path()).await;
 
         // With tsize the refusal comes before any DATA.

@@ -105,7 +105,7 @@ fn without_device_the_first_link_with_carrier_is_chosen_after_waiting() {
         "name",
         "dead1",
         "netns",
-        &lan.server.name(),
+        lan.server.name(),
     ]);
     lan.server.ip(&["link", "set", SERVER_DEV, "down"]);
     let dir = TempDir::new("resolv");
