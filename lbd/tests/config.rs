@@ -39,6 +39,21 @@ fn errors(extra: &str) -> Vec<(String, usize, usize)> {
     }
 }
 
+/// Parses BASE + `extra`, which must be accepted, and returns (code, line, column) of every
+/// warning.
+fn warnings(extra: &str) -> Vec<(String, usize, usize)> {
+    let src = format!("{BASE}{extra}");
+    let loaded = config::parse("t.toml", &src).unwrap_or_else(|e| panic!("{e}"));
+    loaded
+        .warnings
+        .iter()
+        .map(|d| {
+            let loc = Location::of(&src, d.span.as_ref().map_or(0, |s| s.start));
+            (d.code.to_string(), loc.line, loc.column)
+        })
+        .collect()
+}
+
 fn codes(extra: &str) -> Vec<String> {
     errors(extra).into_iter().map(|(c, _, _)| c).collect()
 }
@@ -391,6 +406,97 @@ fn refused_configs_point_at_the_mistake() {
             "[service.s]\nvip = \"192.0.2.10:80\"\ncheck = { type = \"tcp\", password = \"pw\" }\n",
             &[("key-not-for-type", 9, 36)],
         ),
+        // A fwmark service's reals have no port: a network check needs one. Reported once at
+        // the service's check, not once per real...
+        (
+            "[service.m]\nfwmark = 1\ncheck = { type = \"tcp\" }\n[[service.m.real]]\naddress = \"10.0.0.1\"\n[[service.m.real]]\naddress = \"10.0.0.2\"\n",
+            &[("check-needs-port", 9, 9)],
+        ),
+        // ...or at the real's check that brings the network check (exec needs no port)
+        (
+            "[service.m]\nfwmark = 1\ncheck = { type = \"exec\", command = [\"/bin/true\"] }\n[[service.m.real]]\naddress = \"10.0.0.1\"\ncheck = { type = \"tcp\" }\n",
+            &[("check-needs-port", 12, 9)],
+        ),
+        // with a port, and a sorry server without one (port 0 keeps the packet's): accepted
+        (
+            "[service.m]\nfwmark = 1\nforwarding = \"dr\"\nsorry_server = \"10.0.0.9\"\ncheck = { type = \"tcp\", port = 443 }\n[[service.m.real]]\naddress = \"10.0.0.1\"\n",
+            &[],
+        ),
+        // check timings: jitter over the interval; warmup and retry_delay over 1h
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\ncheck = { type = \"tcp\", interval = \"1s\", jitter = \"2s\" }\n",
+            &[("bad-jitter", 9, 51)],
+        ),
+        (
+            "[check.c]\ntype = \"tcp\"\nwarmup = \"2h\"\nretry_delay = \"61m\"\n",
+            &[("bad-warmup", 9, 10), ("bad-retry-delay", 10, 15)],
+        ),
+        // a retry right after the failed run ended is fine; so is jitter equal to the interval
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\ncheck = { type = \"tcp\", retry_delay = \"0s\", interval = \"1s\", jitter = \"1s\" }\n",
+            &[],
+        ),
+        // a named check is validated even when nothing uses it
+        ("[check.c]\npath = \"/\"\n", &[("missing-key", 7, 8)]),
+        ("[check.c]\ntype = \"tcp\"\npath = \"/\"\n", &[("key-not-for-type", 9, 8)]),
+        // ...and a broken one is reported once, not again where it is used
+        (
+            "[check.c]\ntype = \"http\"\npath = \"x\"\n[service.s]\nvip = \"192.0.2.10:80\"\ncheck = \"c\"\n[[service.s.real]]\naddress = \"10.0.0.1\"\ncheck = \"c\"\n",
+            &[("bad-path", 9, 8)],
+        ),
+        // a real changing the check's type leaves the service's HTTP keys behind
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\ncheck = { type = \"http\", path = \"/h\", expect_status = 204 }\n[[service.s.real]]\naddress = \"10.0.0.1\"\ncheck = { type = \"none\" }\n[[service.s.real]]\naddress = \"10.0.0.2\"\ncheck = { type = \"tcp\" }\n",
+            &[],
+        ),
+        // a real naming a check that does not exist
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\n[[service.s.real]]\naddress = \"10.0.0.1\"\ncheck = \"nope\"\n",
+            &[("unknown-check", 11, 9)],
+        ),
+        // expect_status: one status or range alone is a one-item list; an empty list matches
+        // nothing
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\ncheck = { type = \"http\", expect_status = \"200-204\" }\n",
+            &[],
+        ),
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\ncheck = { type = \"http\", expect_status = [] }\n",
+            &[("invalid-value", 9, 42)],
+        ),
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\ncheck = { type = \"http\", expect_status = 700 }\n",
+            &[("invalid-value", 9, 42)],
+        ),
+        // `family` that contradicts the VIP is a mistake, not an unused key
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\nfamily = \"ipv6\"\n",
+            &[("mixed-family", 9, 10)],
+        ),
+        // a dr or tun sorry server cannot change the port, like a real
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\nforwarding = \"dr\"\nsorry_server = \"10.0.0.9:8080\"\n",
+            &[("real-port-mismatch", 10, 16)],
+        ),
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\nsorry_server = \"10.0.0.9:8080\"\nsorry_forwarding = \"tun\"\n",
+            &[("real-port-mismatch", 9, 16)],
+        ),
+        // one sysctl in two spellings; one unicast peer twice
+        (
+            "[node.sysctl]\n\"net/ipv4/tcp_syncookies\" = 1\n\"net.ipv4.tcp_syncookies\" = 0\n",
+            &[("duplicate-sysctl", 9, 1)],
+        ),
+        (
+            "[vrrp.instance.W]\ninterface = \"eth1\"\nvrid = 2\npriority = 100\nvips = [\"192.0.2.20\"]\nunicast_peers = [\"192.0.2.2\", \"192.0.2.3\", \"192.0.2.2\"]\n",
+            &[("duplicate-peer", 12, 44)],
+        ),
+        // a dotted IPv4 netmask for an IPv6 service
+        (
+            "[service.m]\nfwmark = 1\nfamily = \"ipv6\"\npersistence = { timeout = \"1m\", netmask = \"255.255.255.0\" }\n",
+            &[("bad-netmask", 10, 43)],
+        ),
+        ("[ipvs.timeouts]\nudp = \"30d\"\n", &[("bad-timeout", 8, 7)]),
     ];
     let mut failures = Vec::new();
     for (extra, expected) in cases {
@@ -406,6 +512,134 @@ fn refused_configs_point_at_the_mistake() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn warnings_point_at_the_key() {
+    let cases: &[(&str, &[Expected])] = &[
+        // a timeout longer than the interval: the next run waits for the last
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\ncheck = { type = \"tcp\", interval = \"1s\", timeout = \"2s\" }\n[[service.s.real]]\naddress = \"10.0.0.1\"\n[[service.s.real]]\naddress = \"10.0.0.2\"\n",
+            &[("timeout-over-interval", 9, 52)],
+        ),
+        // a named check nothing uses
+        ("[check.spare]\ntype = \"tcp\"\n", &[("unused-check", 7, 8)]),
+        // keys with no effect: `family` agreeing with the VIP, `protocol` on a fwmark service
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\nfamily = \"ipv4\"\n[[service.s.real]]\naddress = \"10.0.0.1\"\n",
+            &[("unused-key", 9, 10)],
+        ),
+        (
+            "[service.m]\nfwmark = 1\nprotocol = \"udp\"\n[[service.m.real]]\naddress = \"10.0.0.1\"\n",
+            &[("unused-key", 9, 12)],
+        ),
+        // quorum of a fwmark service never lowers a VRRP priority
+        (
+            "[service.m]\nfwmark = 1\nquorum = { min_weight = 1 }\n[[service.m.real]]\naddress = \"10.0.0.1\"\n",
+            &[("quorum-without-vip", 9, 25)],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (extra, expected) in cases {
+        let got = warnings(extra);
+        let want: Vec<(String, usize, usize)> = expected
+            .iter()
+            .map(|(c, l, col)| (c.to_string(), *l, *col))
+            .collect();
+        if got != want {
+            failures.push(format!(
+                "config:\n{extra}\nexpected {want:?}\n     got {got:?}\n"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A real's `check` overrides single keys of its service's check, or names a `[check.NAME]`
+/// to use instead; changing the type keeps only the keys of every type.
+#[test]
+fn per_real_checks() {
+    let c = config::parse(
+        "t.toml",
+        &format!(
+            r#"{BASE}
+[check.db]
+type = "tcp"
+port = 3306
+interval = "7s"
+
+[service.s]
+vip = "192.0.2.10:80"
+check = {{ type = "http", path = "/h", expect_status = 204, interval = "2s", port = 8080 }}
+[[service.s.real]]
+address = "10.0.0.1"
+check = {{ type = "none" }}
+[[service.s.real]]
+address = "10.0.0.2"
+check = {{ type = "tcp", fall = 5 }}
+[[service.s.real]]
+address = "10.0.0.3"
+check = "db"
+[[service.s.real]]
+address = "10.0.0.4"
+check = {{ path = "/other" }}
+"#
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .config;
+    let reals = &c.services["s"].reals;
+    assert_eq!(reals[0].check, None, "type none: always up");
+    let tcp = reals[1].check.as_ref().unwrap();
+    assert_eq!(tcp.kind, CheckKind::Tcp);
+    // Generic keys are inherited across the type change.
+    assert_eq!(
+        (tcp.interval, tcp.port, tcp.fall),
+        (Duration::from_secs(2), Some(8080), 5)
+    );
+    // A named check replaces the service's whole: nothing of it is inherited.
+    let db = reals[2].check.as_ref().unwrap();
+    assert_eq!(
+        (&db.kind, db.interval, db.port),
+        (&CheckKind::Tcp, Duration::from_secs(7), Some(3306))
+    );
+    let CheckKind::Http(h) = &reals[3].check.as_ref().unwrap().kind else {
+        panic!("{:?}", reals[3].check)
+    };
+    assert_eq!(h.path, "/other");
+    assert_eq!(
+        h.expect_status,
+        [config::StatusRange {
+            low: 204,
+            high: 204
+        }]
+    );
+}
+
+#[test]
+fn ipvs_timeout_error_states_the_bound() {
+    let e =
+        config::parse("t.toml", &format!("{BASE}[ipvs.timeouts]\ntcp = \"30d\"\n")).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("from 1s to 2147483s"), "{text}");
+}
+
+#[test]
+fn duplicate_sysctl_names_both_spellings() {
+    let e = config::parse(
+        "t.toml",
+        &format!("{BASE}[node.sysctl]\n\"net/ipv4/ip_forward\" = 1\n\"net.ipv4.ip_forward\" = 0\n"),
+    )
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("\"net.ipv4.ip_forward\" and \"net/ipv4/ip_forward\" are the same sysctl"),
+        "{text}"
+    );
+    assert!(
+        text.contains("t.toml:8:1"),
+        "the first spelling is shown too: {text}"
+    );
 }
 
 #[test]

@@ -147,7 +147,7 @@ pub struct CheckSchema {
     pub path: Option<Spanned<String>>,
     pub host: Option<Spanned<String>>,
     pub sni: Option<Spanned<String>>,
-    pub expect_status: Option<Spanned<Vec<StatusRange>>>,
+    pub expect_status: Option<Spanned<StatusList>>,
     pub expect_body: Option<Spanned<String>>,
     pub expect_body_regex: Option<Spanned<String>>,
     pub digest: Option<Spanned<String>>,
@@ -255,5 +255,7 @@ pub struct RealSchema {
     pub forwarding: Option<Spanned<Forwarding>>,
     pub upper_threshold: Option<Spanned<i64>>,
     pub lower_threshold: Option<Spanned<i64>>,
-    pub check: Option<Spanned<CheckSchema>>,
+    /// The name of a `[check.NAME]` (used instead of the service's check), or overrides of
+    /// single keys of the service's check.
+    pub check: Option<Spanned<CheckRef>>,
 }

@@ -478,7 +478,11 @@ impl fmt::Display for IpPrefix {
 /// Persistence netmask: a prefix length (`24`, or `"/24"`) or an IPv4 dotted mask
 /// (`"255.255.255.0"`). Stored as a prefix length; clients in the same prefix share a real.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PrefixLen(pub u8);
+pub struct PrefixLen {
+    pub len: u8,
+    /// Written as a dotted IPv4 mask, which means nothing for an IPv6 service.
+    pub dotted: bool,
+}
 
 fn prefix_from_dotted(s: &str) -> Result<u8, String> {
     let mask: Ipv4Addr = s.parse().map_err(|_| {
@@ -504,7 +508,10 @@ impl<'de> Deserialize<'de> for PrefixLen {
             }
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<PrefixLen, E> {
                 if (0..=128).contains(&n) {
-                    Ok(PrefixLen(n as u8))
+                    Ok(PrefixLen {
+                        len: n as u8,
+                        dotted: false,
+                    })
                 } else {
                     Err(E::custom(format!(
                         "prefix length {n} is out of range: use 0 to 32 (IPv4) or 0 to 128 (IPv6)"
@@ -521,7 +528,9 @@ impl<'de> Deserialize<'de> for PrefixLen {
                     })?;
                     return self.visit_i64(n);
                 }
-                prefix_from_dotted(s).map(PrefixLen).map_err(E::custom)
+                prefix_from_dotted(s)
+                    .map(|len| PrefixLen { len, dotted: true })
+                    .map_err(E::custom)
             }
         }
         d.deserialize_any(V)
@@ -585,6 +594,43 @@ impl<'de> Deserialize<'de> for StatusRange {
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<StatusRange, E> {
                 s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `expect_status`: a list of statuses and ranges, or one of them written alone (`200`,
+/// `"200-299"`), which is read as a one-item list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusList(pub Vec<StatusRange>);
+
+impl<'de> Deserialize<'de> for StatusList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StatusList;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("HTTP statuses and ranges: 200, \"200-299\" or [200, \"301-302\"]")
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<StatusList, E> {
+                n.to_string()
+                    .parse()
+                    .map(|r| StatusList(vec![r]))
+                    .map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<StatusList, E> {
+                self.visit_i64(n.min(i64::MAX as u64) as i64)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<StatusList, E> {
+                s.parse().map(|r| StatusList(vec![r])).map_err(E::custom)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<StatusList, A::Error> {
+                let mut out = Vec::new();
+                while let Some(r) = seq.next_element::<StatusRange>()? {
+                    out.push(r);
+                }
+                Ok(StatusList(out))
             }
         }
         d.deserialize_any(V)

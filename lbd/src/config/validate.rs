@@ -40,6 +40,10 @@ pub fn parse(file: &str, src: &str) -> Result<Loaded, ConfigError> {
     let mut cx = Cx { diags: Vec::new() };
     let config = cx.config(src);
     let mut diags = cx.diags;
+    // A service's check is resolved again for each of its reals, and a named check once on
+    // its own and again where it is used: one mistake is reported once.
+    let mut seen = std::collections::HashSet::new();
+    diags.retain(|d| seen.insert((d.code, d.span.clone(), d.message.clone())));
     diags.sort_by_key(|d| (d.span.as_ref().map_or(0, |s| s.start), d.severity));
     let failed = diags.iter().any(|d| d.severity == Severity::Error);
     match config {
@@ -95,6 +99,12 @@ const CHECK_DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 const CHECK_DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 const CHECK_DEFAULT_RISE: u32 = 2;
 const CHECK_DEFAULT_FALL: u32 = 3;
+/// Longest `warmup` and `retry_delay`: longer is a typo (`"10h"` for `"10s"`), not a plan.
+const CHECK_MAX_DELAY: Duration = Duration::from_secs(3600);
+
+/// Named checks after validating each on its own: `None` for one that was refused (its
+/// errors are reported once, not again where it is used).
+type NamedChecks = BTreeMap<String, (Range<usize>, Option<CheckSchema>)>;
 
 struct Cx {
     diags: Vec<Diagnostic>,
@@ -391,13 +401,22 @@ impl Cx {
             .collect();
         let instances = self.instances(raw.instances);
         let sync_groups = self.sync_groups(raw.sync_groups, &instances);
-        let checks = raw.checks;
+        // Every named check is validated, used or not, so a mistake in one waiting for its
+        // first service is found now, not when someone uses it.
+        let mut checks: NamedChecks = BTreeMap::new();
+        for (n, (span, schema)) in raw.checks {
+            let errors_before = self.error_count();
+            let _ = self.check(Some(&schema), None, span.clone());
+            let ok = self.error_count() == errors_before;
+            checks.insert(n, (span, ok.then_some(schema)));
+        }
+        let mut used_checks: BTreeSet<String> = BTreeSet::new();
         let mut services = BTreeMap::new();
         let mut keys: HashMap<ServiceKey, (String, Range<usize>)> = HashMap::new();
         let mut real_families = false;
         for (name, schema, reals) in raw.services {
             if let Some((service, key_span)) =
-                self.service(&name, schema, reals, &checks, &vip_owners)
+                self.service(&name, schema, reals, &checks, &mut used_checks, &vip_owners)
             {
                 if service
                     .reals
@@ -419,6 +438,18 @@ impl Cx {
                 }
                 keys.insert(service.key, (service.name.clone(), key_span));
                 services.insert(service.name.clone(), service);
+            }
+        }
+        for (n, (span, _)) in &checks {
+            if !used_checks.contains(n) {
+                self.warn(
+                    "unused-check",
+                    span.clone(),
+                    format!("check `{n}` is not used by any service or real"),
+                )
+                .help = Some(format!(
+                    "use it with check = \"{n}\" in a service or real, or remove it"
+                ));
             }
         }
         let ipvs = self.ipvs(raw.ipvs, &instances, &sync_groups, real_families);
@@ -452,7 +483,11 @@ impl Cx {
                 );
             }
         }
-        for (k, v) in n.sysctl {
+        // In source order, so a second spelling of one sysctl is the one pointed at.
+        let mut sysctls: Vec<_> = n.sysctl.into_iter().collect();
+        sysctls.sort_by_key(|(k, _)| k.span().start);
+        let mut spelled: HashMap<String, Spanned<String>> = HashMap::new();
+        for (k, v) in sysctls {
             let key = k.get_ref();
             if key.is_empty()
                 || key.starts_with('.')
@@ -469,8 +504,22 @@ impl Cx {
                 .help = Some("write the dotted name, e.g. \"net.ipv4.ip_forward\"".into());
                 continue;
             }
-            node.sysctls
-                .insert(key.replace('/', "."), v.get_ref().render());
+            let dotted = key.replace('/', ".");
+            if let Some(first) = spelled.get(&dotted) {
+                self.err(
+                    "duplicate-sysctl",
+                    k.span(),
+                    format!(
+                        "{key:?} and {:?} are the same sysctl, {dotted}",
+                        first.get_ref()
+                    ),
+                )
+                .and_related(first.span(), "first set here")
+                .and_help("`/` and `.` both separate the parts of a name: keep one of them");
+                continue;
+            }
+            spelled.insert(dotted.clone(), k.clone());
+            node.sysctls.insert(dotted, v.get_ref().render());
         }
         if let Some(s) = n.syslog {
             let protocol = match s
@@ -635,7 +684,20 @@ impl Cx {
                     .help = Some("longer passwords are cut by peers and never match".into());
                 }
             }
+            let mut peers_seen: HashMap<IpAddr, Range<usize>> = HashMap::new();
             for p in &s.unicast_peers {
+                if let Some(first) = peers_seen.get(p.get_ref()) {
+                    let first = first.clone();
+                    self.err(
+                        "duplicate-peer",
+                        p.span(),
+                        format!("unicast peer {} is listed twice", p.get_ref()),
+                    )
+                    .and_related(first, "first here")
+                    .and_help("list each peer once: it would get every advert twice");
+                } else {
+                    peers_seen.insert(*p.get_ref(), p.span());
+                }
                 if Family::of(p.get_ref()) != family {
                     self.err(
                         "mixed-family",
@@ -931,7 +993,7 @@ impl Cx {
                 let v = v.as_ref()?;
                 let d = v.get_ref().0;
                 if d.subsec_nanos() != 0 || d.is_zero() || d.as_secs() > i32::MAX as u64 / 1000 {
-                    self.err("bad-timeout", v.span(), format!("IPVS {name} timeout {} must be whole seconds, at least 1s", v.get_ref()))
+                    self.err("bad-timeout", v.span(), format!("IPVS {name} timeout {} must be whole seconds from 1s to {}s", v.get_ref(), i32::MAX / 1000))
                         .help = Some("the kernel keeps these timeouts in seconds; e.g. tcp = \"2h\" for long-lived database connections".into());
                     return None;
                 }
@@ -1021,20 +1083,46 @@ impl Cx {
         name: &Spanned<String>,
         s: ServiceSchema,
         reals: Vec<RealSchema>,
-        checks: &BTreeMap<String, (Range<usize>, CheckSchema)>,
+        checks: &NamedChecks,
+        used_checks: &mut BTreeSet<String>,
         vip_owners: &HashMap<IpAddr, String>,
     ) -> Option<(Service, Range<usize>)> {
         let before = self.error_count();
         let sname = name.get_ref().clone();
+        // Named checks count as used even when this service is refused before its checks.
+        let refs = s
+            .check
+            .iter()
+            .chain(reals.iter().filter_map(|r| r.check.as_ref()));
+        for c in refs {
+            if let CheckRef::Named(n) = c.get_ref() {
+                used_checks.insert(n.clone());
+            }
+        }
         // Identity.
         let (key, key_span) = match (&s.vip, &s.fwmark) {
             (Some(vip), None) => {
                 if let Some(f) = &s.family {
-                    self.err(
-                        "unused-key",
-                        f.span(),
-                        "`family` is only for fwmark services; a VIP's address already says it",
-                    );
+                    let vip_family = Family::of(&vip.get_ref().ip);
+                    if *f.get_ref() == vip_family {
+                        self.warn(
+                            "unused-key",
+                            f.span(),
+                            "`family` is only for fwmark services; a VIP's address already says it",
+                        )
+                        .help = Some("remove `family`".into());
+                    } else {
+                        self.err(
+                            "mixed-family",
+                            f.span(),
+                            format!(
+                                "family {} for the {vip_family} VIP {}",
+                                f.get_ref(),
+                                vip.get_ref().ip
+                            ),
+                        )
+                        .help = Some("a VIP's address decides its family: remove `family`".into());
+                    }
                 }
                 let Some(port) = vip.get_ref().port else {
                     self.err(
@@ -1057,12 +1145,12 @@ impl Cx {
             }
             (None, Some(mark)) => {
                 if let Some(p) = &s.protocol {
-                    self.err(
+                    self.warn(
                         "unused-key",
                         p.span(),
-                        "a fwmark service has no protocol: the mark selects the packets",
+                        "a fwmark service has no protocol: the mark selects the packets, of any protocol",
                     )
-                    .help = Some("remove `protocol`, or use vip = \"ADDR:PORT\"".into());
+                    .help = Some("remove `protocol` (mark only the packets you mean), or use vip = \"ADDR:PORT\"".into());
                 }
                 let mark_v = self.int_in(
                     mark,
@@ -1148,16 +1236,25 @@ impl Cx {
             }
             let prefix_len = match &p.netmask {
                 None => family.max_prefix(),
-                Some(m) if m.get_ref().0 > family.max_prefix() => {
+                Some(m) if m.get_ref().dotted && family == Family::Ipv6 => {
                     self.err(
                         "bad-netmask",
                         m.span(),
-                        format!("prefix length {} is too long for {family}", m.get_ref().0),
+                        "a dotted IPv4 netmask for an IPv6 service",
+                    )
+                    .help = Some("write an IPv6 prefix length, e.g. netmask = 64".into());
+                    return None;
+                }
+                Some(m) if m.get_ref().len > family.max_prefix() => {
+                    self.err(
+                        "bad-netmask",
+                        m.span(),
+                        format!("prefix length {} is too long for {family}", m.get_ref().len),
                     )
                     .help = Some(format!("use 0 to {}", family.max_prefix()));
                     return None;
                 }
-                Some(m) => m.get_ref().0,
+                Some(m) => m.get_ref().len,
             };
             Some(Persistence {
                 timeout,
@@ -1187,19 +1284,7 @@ impl Cx {
         let base_check: Option<CheckSchema> = match &s.check {
             None => None,
             Some(c) => match c.get_ref() {
-                CheckRef::Named(n) => match checks.get(n) {
-                    Some((_, schema)) => Some(schema.clone()),
-                    None => {
-                        let known: Vec<&str> = checks.keys().map(|s| s.as_str()).collect();
-                        self.err("unknown-check", c.span(), format!("no check named `{n}`"))
-                            .help = Some(if known.is_empty() {
-                            "define it as [check.NAME] or write the check inline: check = { type = \"tcp\" }".into()
-                        } else {
-                            format!("defined checks: {}", known.join(", "))
-                        });
-                        None
-                    }
-                },
+                CheckRef::Named(n) => self.named_check(n, c.span(), checks),
                 CheckRef::Inline(schema) => Some((**schema).clone()),
             },
         };
@@ -1298,7 +1383,35 @@ impl Cx {
                         .into(),
                 );
             }
-            let check = self.check(base_check.as_ref(), r.check.as_ref(), r.address.span());
+            let check = match r.check.as_ref().map(|c| (c.get_ref(), c.span())) {
+                None => self.check(base_check.as_ref(), None, r.address.span()),
+                // A named check replaces the service's whole.
+                Some((CheckRef::Named(n), span)) => self
+                    .named_check(n, span.clone(), checks)
+                    .and_then(|c| self.check(Some(&c), None, span)),
+                Some((CheckRef::Inline(over), span)) => self.check(
+                    base_check.as_ref(),
+                    Some(&Spanned::new(span, (**over).clone())),
+                    r.address.span(),
+                ),
+            };
+            if let Some(c) = &check {
+                if port == 0 && c.port.is_none() && !matches!(c.kind, CheckKind::Exec { .. }) {
+                    // Point at the check the fix belongs in: the real's own, else the service's.
+                    let span = r
+                        .check
+                        .as_ref()
+                        .map(|c| c.span())
+                        .or_else(|| s.check.as_ref().map(|c| c.span()))
+                        .unwrap_or(r.address.span());
+                    self.err(
+                        "check-needs-port",
+                        span,
+                        "the reals of a fwmark service have no port, so this check has none to connect to",
+                    )
+                    .help = Some("set port = N in the check (e.g. port = 443)".into());
+                }
+            }
             out_reals.push(Real {
                 addr,
                 weight,
@@ -1329,12 +1442,30 @@ impl Cx {
                 .sorry_forwarding
                 .as_ref()
                 .map_or(default_forwarding, |f| *f.get_ref());
+            if let (Some(p), Forwarding::Dr | Forwarding::Tun, Some(sp)) =
+                (ep.port, forwarding, service_port)
+            {
+                if p != sp {
+                    self.err("real-port-mismatch", ss.span(), format!("{forwarding} sorry server {ep} has port {p}, but {forwarding} cannot change the port of service port {sp}"))
+                        .help = Some(format!("{forwarding} forwards packets unchanged: write \"{}\" (port {sp}) or use sorry_forwarding = \"nat\"", Endpoint { ip: ep.ip, port: None }));
+                    return None;
+                }
+            }
+            // Port 0 (a fwmark service's sorry server without one) keeps the packet's port.
             let port = ep.port.or(service_port).unwrap_or(0);
             Some(SorryServer {
                 addr: SocketAddr::new(ep.ip, port),
                 forwarding,
             })
         });
+        if let (Some(q), ServiceKey::Fwmark { .. }) = (&s.quorum, key) {
+            self.warn(
+                "quorum-without-vip",
+                q.min_weight.span(),
+                "a fwmark service holds no VIP: its quorum never lowers a VRRP priority",
+            )
+            .help = Some("its quorum is only shown in status and logs; quorum_priority_drop acts on address services".into());
+        }
         let quorum = s.quorum.as_ref().map(|q| {
             let min_weight = self.int_in(&q.min_weight, 1, i32::MAX as i64, "min_weight", "the minimum total weight of healthy reals, at least 1") as u32;
             let hysteresis = q.hysteresis.as_ref().map_or(0, |h| self.int_in(h, 0, i32::MAX as i64, "hysteresis", "0 or more") as u32);
@@ -1363,6 +1494,29 @@ impl Cx {
             },
             key_span,
         ))
+    }
+
+    /// The `[check.NAME]` a service or real names; `None` (reported) if there is none, or
+    /// (already reported) if it was refused.
+    fn named_check(
+        &mut self,
+        name: &str,
+        at: Range<usize>,
+        checks: &NamedChecks,
+    ) -> Option<CheckSchema> {
+        match checks.get(name) {
+            Some((_, schema)) => schema.clone(),
+            None => {
+                let known: Vec<&str> = checks.keys().map(|s| s.as_str()).collect();
+                self.err("unknown-check", at, format!("no check named `{name}`"))
+                    .help = Some(if known.is_empty() {
+                    "define it as [check.NAME] or write the check inline: check = { type = \"tcp\" }".into()
+                } else {
+                    format!("defined checks: {}", known.join(", "))
+                });
+                None
+            }
+        }
     }
 
     /// Resolves the check of one real: the service's definition with the real's overrides.
@@ -1447,6 +1601,12 @@ impl Cx {
                     }
                     None => "/".to_string(),
                 };
+                if let Some(st) = &merged.expect_status {
+                    if st.get_ref().0.is_empty() {
+                        self.err("invalid-value", st.span(), "expect_status is empty: no answer would ever be up")
+                            .help = Some("list the statuses that mean up, e.g. expect_status = [200, \"301-302\"], or leave it out for 200-299".into());
+                    }
+                }
                 if let Some(re) = &merged.expect_body_regex {
                     if let Err(e) = regex_lite::Regex::new(re.get_ref()) {
                         self.err(
@@ -1495,7 +1655,7 @@ impl Cx {
                                 high: 299,
                             }]
                         },
-                        |s| s.get_ref().clone(),
+                        |s| s.get_ref().0.clone(),
                     ),
                     expect_body: text(&merged.expect_body),
                     expect_body_regex: text(&merged.expect_body_regex),
@@ -1653,6 +1813,41 @@ impl Cx {
                     .help = Some("checks will overlap their next run; lbd starts the next one only after the last finished".into());
             }
         }
+        if let Some(j) = &merged.jitter {
+            if j.get_ref().0 > interval {
+                let d = self.err(
+                    "bad-jitter",
+                    j.span(),
+                    format!(
+                        "jitter {} is longer than the check's interval {}",
+                        j.get_ref(),
+                        ConfigDuration(interval)
+                    ),
+                );
+                d.help = Some("jitter moves each run by up to half of it either way; keep it at most the interval (default: a tenth of it)".into());
+                if let Some(i) = &merged.interval {
+                    d.related = Some((i.span(), "the interval".into()));
+                }
+            }
+        }
+        let over_max = |v: &Option<Spanned<ConfigDuration>>| {
+            v.as_ref()
+                .filter(|v| v.get_ref().0 > CHECK_MAX_DELAY)
+                .map(|v| (v.span(), v.get_ref().to_string()))
+        };
+        if let Some((span, v)) = over_max(&merged.warmup) {
+            self.err("bad-warmup", span, format!("warmup {v} is over 1h"))
+                .help =
+                Some("the first check comes this long after start or reload: at most 1h".into());
+        }
+        if let Some((span, v)) = over_max(&merged.retry_delay) {
+            self.err(
+                "bad-retry-delay",
+                span,
+                format!("retry_delay {v} is over 1h"),
+            )
+            .help = Some("a failed check is retried this long after it ended: at most 1h".into());
+        }
         let rise = merged.rise.as_ref().map_or(CHECK_DEFAULT_RISE, |r| {
             self.int_in(
                 r,
@@ -1710,8 +1905,32 @@ impl Cx {
     }
 }
 
-/// Per-real override: every field the real sets replaces the service's.
+/// Per-real override: every field the real sets replaces the service's. A real that changes
+/// the check's `type` inherits only the keys of every type (timing, port, addresses): the
+/// service's type-specific keys (an HTTP `path`...) mean nothing to the real's type.
 fn merge_check(base: &CheckSchema, over: &CheckSchema) -> CheckSchema {
+    let type_changed = match (&over.kind, &base.kind) {
+        (Some(o), Some(b)) => o.get_ref() != b.get_ref(),
+        _ => false,
+    };
+    let base = &if type_changed {
+        CheckSchema {
+            kind: base.kind.clone(),
+            interval: base.interval.clone(),
+            timeout: base.timeout.clone(),
+            rise: base.rise.clone(),
+            fall: base.fall.clone(),
+            retry_delay: base.retry_delay.clone(),
+            warmup: base.warmup.clone(),
+            jitter: base.jitter.clone(),
+            port: base.port.clone(),
+            connect_address: base.connect_address.clone(),
+            source_address: base.source_address.clone(),
+            ..CheckSchema::default()
+        }
+    } else {
+        base.clone()
+    };
     macro_rules! pick {
         ($($f:ident),*) => {
             CheckSchema { $($f: over.$f.clone().or_else(|| base.$f.clone()),)* }
