@@ -8,15 +8,18 @@
 //! confirming a real that already served) within [`ROUTINE_DELAY`], together.
 //!
 //! Idle checks cost a queue entry and a small slot, not a task with its own timer: ten
-//! thousand reals checked every second keep only the few runs in flight as futures.
+//! thousand reals checked every second keep only the few runs in flight as futures. TCP
+//! connect checks are not futures at all: the [`Connector`] runs them on reused sockets in
+//! its own epoll instance, and the loop takes their completions in batches.
 //!
 //! This module owns the clock and the channels; the decisions are made by the pure parts.
 
 use super::board::{Event, HealthBoard, HealthReport, RealKey};
+use super::connect::{Connector, Finished};
 use super::failure::Outcome;
 use super::hysteresis::{Hysteresis, Jitter, Timing};
 use super::probe::Probe;
-use crate::config::{Check, Config};
+use crate::config::{Check, CheckKind, Config};
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -69,6 +72,24 @@ struct Done {
 
 type Run = Pin<Box<dyn Future<Output = Done> + Send>>;
 
+/// A connect check's run, as the [`Connector`] carries it.
+#[derive(Clone, Copy, Debug)]
+struct RunId {
+    slot: usize,
+    generation: u64,
+}
+
+impl From<Finished<RunId>> for Done {
+    fn from(f: Finished<RunId>) -> Done {
+        Done {
+            slot: f.token.slot,
+            generation: f.token.generation,
+            started: f.started,
+            outcome: f.outcome,
+        }
+    }
+}
+
 /// The check engine.
 pub struct Engine {
     board: HealthBoard,
@@ -78,6 +99,11 @@ pub struct Engine {
     /// (when, slot, generation), earliest first.
     queue: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     inflight: FuturesUnordered<Run>,
+    /// TCP connect checks in flight (created when the loop starts, inside the runtime; if
+    /// that fails they run as futures like the other kinds).
+    connector: Option<Connector<RunId>>,
+    /// Connect checks finished, waiting to be recorded.
+    connected: Vec<Finished<RunId>>,
     publish: watch::Sender<Arc<HealthReport>>,
     generation: u64,
     seeds: Jitter,
@@ -110,6 +136,8 @@ impl Engine {
                 index: HashMap::new(),
                 queue: BinaryHeap::new(),
                 inflight: FuturesUnordered::new(),
+                connector: None,
+                connected: Vec::new(),
                 publish,
                 generation: 0,
                 seeds: Jitter::new(seed),
@@ -271,8 +299,9 @@ impl Engine {
         self.publish.send_replace(report);
     }
 
-    /// Starts the runs that are due.
-    fn start_due(&mut self, now: Instant) {
+    /// Starts the runs that are due and ends the connect checks that timed out; how much the
+    /// runs that ended changed.
+    fn start_due(&mut self, now: Instant) -> Change {
         while let Some(Reverse((when, id, gen))) = self.queue.peek().copied() {
             if when > now {
                 break;
@@ -282,6 +311,17 @@ impl Engine {
                 continue;
             };
             if slot.generation != gen {
+                continue;
+            }
+            if let (CheckKind::Tcp, Some(connector)) = (&slot.check.kind, self.connector.as_mut()) {
+                let p = &slot.probe;
+                let run = RunId {
+                    slot: id,
+                    generation: gen,
+                };
+                if let Err(done) = connector.start(p.target, p.source, p.timeout, run, now) {
+                    self.connected.push(done);
+                }
                 continue;
             }
             let probe = slot.probe.clone();
@@ -296,6 +336,21 @@ impl Engine {
                 }
             }));
         }
+        if let Some(c) = self.connector.as_mut() {
+            c.expire(now, &mut self.connected);
+        }
+        self.finish_connected()
+    }
+
+    /// Records the connect checks that finished.
+    fn finish_connected(&mut self) -> Change {
+        let mut change = Change::None;
+        let mut done = std::mem::take(&mut self.connected);
+        for f in done.drain(..) {
+            change = change.max(self.finish(f.into()));
+        }
+        self.connected = done; // keeps its capacity
+        change
     }
 
     /// Records a finished run; how much it changed.
@@ -345,12 +400,21 @@ impl Engine {
 
     /// Runs until [`Command::Stop`] or until the command channel closes.
     pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        match Connector::new() {
+            Ok(c) => self.connector = Some(c),
+            Err(e) => warn!("checks: TCP connect checks run one socket per check: {e}"),
+        }
         let timer = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(timer);
         let publish_timer = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(publish_timer);
         loop {
-            let next = self.queue.peek().map(|Reverse((when, _, _))| *when);
+            let due = self.queue.peek().map(|Reverse((when, _, _))| *when);
+            let expiry = self.connector.as_mut().and_then(|c| c.next_deadline());
+            let next = match (due, expiry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if let Some(when) = next {
                 if timer.deadline() != when.into() {
                     timer.as_mut().reset(when.into());
@@ -379,8 +443,17 @@ impl Engine {
                     }
                     self.changed(change, Instant::now());
                 }
+                ready = connector_ready(&mut self.connector, &mut self.connected) => {
+                    if let Err(e) = ready {
+                        error!("checks: waiting for TCP connect checks: {e}");
+                    }
+                    let change = self.finish_connected();
+                    self.changed(change, Instant::now());
+                }
                 () = &mut timer, if next.is_some() => {
-                    self.start_due(Instant::now());
+                    let now = Instant::now();
+                    let change = self.start_due(now);
+                    self.changed(change, now);
                 }
                 () = &mut publish_timer, if self.publish_due.is_some() => {
                     self.publish();
@@ -388,6 +461,17 @@ impl Engine {
             }
         }
         info!("checks stopped");
+    }
+}
+
+/// Waits for connect checks to finish (forever when there is no connector).
+async fn connector_ready(
+    connector: &mut Option<Connector<RunId>>,
+    out: &mut Vec<Finished<RunId>>,
+) -> std::io::Result<()> {
+    match connector {
+        Some(c) => c.ready(out).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -14,6 +14,7 @@
 //!
 //! Pure parts (no tokio): [`failure`], [`hysteresis`], [`quorum`], [`board`], [`proto`]
 //! (protocol encoders and parsers). I/O parts (feature `daemon`): `probe` (the checkers),
+//! `connect` (the engine's fast path for TCP connect checks: reused sockets, one epoll),
 //! `engine` (the scheduler loop: clock, runs in flight, channels), `subsystem` (lbd's [`crate::daemon::Subsystem`]) and
 //! `feed` (health reports into the IPVS reconciler).
 //!
@@ -28,6 +29,8 @@ pub mod hysteresis;
 pub mod proto;
 pub mod quorum;
 
+#[cfg(feature = "daemon")]
+pub mod connect;
 #[cfg(feature = "daemon")]
 pub mod engine;
 #[cfg(feature = "daemon")]
