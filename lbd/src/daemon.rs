@@ -7,7 +7,7 @@
 use crate::config::{self, Config, Loaded};
 use std::path::{Path, PathBuf};
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// A part of lbd that acts on the config (IPVS, checks, VRRP). Called with each new valid
 /// config, in order, after the previous one was applied.
@@ -43,6 +43,7 @@ impl Daemon {
         };
         for s in &mut daemon.subsystems {
             s.apply(None, &daemon.current.config);
+            debug!(subsystem = s.name(), version = %short(&daemon.current.config.version), "applied config");
         }
         Ok(daemon)
     }
@@ -64,6 +65,7 @@ impl Daemon {
                 }
                 for s in &mut self.subsystems {
                     s.apply(Some(&self.current.config), &next.config);
+                    debug!(subsystem = s.name(), version = %short(&next.config.version), "applied config");
                 }
                 info!(
                     previous = %short(&self.current.config.version),

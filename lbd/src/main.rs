@@ -110,6 +110,8 @@ fn run(path: PathBuf) -> ExitCode {
     .map_err(|e| tracing::error!("api: {e}; lbd runs without its control API"))
     .ok();
     let mut subsystems: Vec<Box<dyn lbd::daemon::Subsystem>> = vec![
+        // First, so the others' lines about a new config are logged at its level.
+        Box::new(lbd::logging::LogLevelSubsystem),
         Box::new(syslog),
         Box::new(ipvs),
         Box::new(checks),
