@@ -431,6 +431,16 @@ fn refused_configs_point_at_the_mistake() {
             "[check.c]\ntype = \"tcp\"\nwarmup = \"2h\"\nretry_delay = \"61m\"\n",
             &[("bad-warmup", 9, 10), ("bad-retry-delay", 10, 15)],
         ),
+        // accept = false cannot be honoured (IPVS needs the VIPs local): refused; true is fine
+        (
+            "[vrrp.instance.A]\ninterface = \"eth1\"\nvrid = 7\npriority = 100\naccept = false\nvips = [\"198.51.100.1\"]\n[vrrp.instance.B]\ninterface = \"eth1\"\nvrid = 8\npriority = 100\naccept = true\nvips = [\"198.51.100.2\"]\n",
+            &[("accept-mode-off", 11, 10)],
+        ),
+        // ... and interval or timeout over 1h (the scheduler's arithmetic stays in range)
+        (
+            "[check.c]\ntype = \"tcp\"\ninterval = \"2h\"\n[check.d]\ntype = \"tcp\"\ninterval = \"1h\"\ntimeout = \"61m\"\n",
+            &[("bad-interval", 9, 12), ("bad-timeout", 13, 11)],
+        ),
         // a retry right after the failed run ended is fine; so is jitter equal to the interval
         (
             "[service.s]\nvip = \"192.0.2.10:80\"\ncheck = { type = \"tcp\", retry_delay = \"0s\", interval = \"1s\", jitter = \"1s\" }\n",

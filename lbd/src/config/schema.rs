@@ -110,7 +110,7 @@ pub struct VrrpInstanceSchema {
     /// `use_vmac NAME`: needed when one VRID is used on two interfaces.
     pub virtual_mac_interface: Option<Spanned<String>>,
     /// RFC 5798 Accept_Mode: the master answers packets addressed to the VIPs.
-    pub accept: Option<bool>,
+    pub accept: Option<Spanned<bool>>,
     /// Gratuitous ARP / unsolicited NA burst on takeover.
     pub garp_count: Option<Spanned<i64>>,
     pub garp_repeat_after: Option<Spanned<ConfigDuration>>,

@@ -800,6 +800,15 @@ impl Cx {
             } else {
                 routers.insert(key, (name_str.clone(), s.vrid.span()));
             }
+            if let Some(false) = s.accept.as_ref().map(|a| *a.get_ref()) {
+                let span = s.accept.as_ref().map(|a| a.span()).unwrap_or(0..0);
+                self.err(
+                    "accept-mode-off",
+                    span,
+                    "accept = false is not supported: the master always accepts packets to its VIPs",
+                )
+                .help = Some("IPVS needs the VIPs as local addresses, so traffic to them reaches this host; remove the key, and keep other traffic off the VIPs with a firewall".into());
+            }
             let virtual_mac = self.virtual_mac_link(
                 &name,
                 s.virtual_mac.unwrap_or(false),
@@ -832,7 +841,7 @@ impl Cx {
                     .map(|t| t.get_ref().clone())
                     .collect(),
                 virtual_mac,
-                accept: s.accept.unwrap_or(false),
+                accept: true,
                 garp_count,
                 garp_repeat_after: s
                     .garp_repeat_after
@@ -1798,6 +1807,13 @@ impl Cx {
                 .map(|d| d.span())
                 .unwrap_or(kind.span());
             self.err("bad-interval", span, "a check interval is at least 10ms");
+        } else if interval > CHECK_MAX_DELAY {
+            let span = merged
+                .interval
+                .as_ref()
+                .map(|d| d.span())
+                .unwrap_or(kind.span());
+            self.err("bad-interval", span, "a check interval is at most 1h");
         }
         let timeout = dur(&merged.timeout).unwrap_or(CHECK_DEFAULT_TIMEOUT.min(interval));
         if timeout.is_zero() {
@@ -1807,6 +1823,13 @@ impl Cx {
                 .map(|d| d.span())
                 .unwrap_or(kind.span());
             self.err("bad-timeout", span, "a check timeout must be more than 0");
+        } else if timeout > CHECK_MAX_DELAY {
+            let span = merged
+                .timeout
+                .as_ref()
+                .map(|d| d.span())
+                .unwrap_or(kind.span());
+            self.err("bad-timeout", span, "a check timeout is at most 1h");
         } else if timeout > interval {
             if let Some(t) = &merged.timeout {
                 self.warn("timeout-over-interval", t.span(), format!("check timeout {} is longer than its interval {}", t.get_ref(), ConfigDuration(interval)))

@@ -33,8 +33,8 @@
 //!
 //! # Limits
 //!
-//! - `accept = false` is not enforced: VIPs are local addresses (IPVS needs that), so the
-//!   master always accepts packets to them, as RFC 5798's Accept_Mode = true.
+//! - Accept_Mode is always on: VIPs are local addresses (IPVS needs that), so the master
+//!   accepts packets to them; the config refuses `accept = false` rather than ignore it.
 //! - `virtual_mac` on IPv6 instances: the VIPs live on the macvlan and NAs carry the virtual
 //!   MAC, but adverts leave from the base interface (the macvlan has no link-local address,
 //!   by design, since both balancers would share it).

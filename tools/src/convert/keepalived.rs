@@ -769,6 +769,8 @@ impl<'a> Cx<'a> {
         let mut vmac = false;
         let mut vmac_name: Option<String> = None;
         let mut accept: Option<bool> = None;
+        // Where accept mode was turned off (no_accept / strict_mode), for the warning.
+        let mut accept_at = it.at;
         let mut strict = g.strict;
         let mut garp_repeat = g.garp_repeat;
         let mut garp_delay = g.garp_delay;
@@ -874,8 +876,14 @@ impl<'a> Cx<'a> {
                     }
                 }
                 "accept" => accept = Some(true),
-                "no_accept" => accept = Some(false),
-                "strict_mode" => strict = self.boolean(c, 0)?,
+                "no_accept" => {
+                    accept = Some(false);
+                    accept_at = c.at;
+                }
+                "strict_mode" => {
+                    strict = self.boolean(c, 0)?;
+                    accept_at = c.at;
+                }
                 "garp_master_repeat" => garp_repeat = Some(self.int(c, 0, 0, 100, "a count")?),
                 "garp_master_delay" => garp_delay = Some(self.timer(c, 0)?),
                 "mcast_src_ip" => self.ignore(c, "lbd sends from the interface's primary address"),
@@ -1009,9 +1017,14 @@ impl<'a> Cx<'a> {
                 e.push(("virtual_mac_interface".into(), Value::str(n)));
             }
         }
-        // keepalived accepts packets to the VIPs unless strict mode or no_accept.
-        let accept = accept.unwrap_or(!strict);
-        e.push(("accept".into(), Value::Bool(accept)));
+        // keepalived accepts packets to the VIPs unless strict mode or no_accept; lbd always
+        // does (IPVS needs the VIPs local), so only the refusal is worth a warning.
+        if !accept.unwrap_or(!strict) {
+            self.warn(
+                accept_at,
+                format!("vrrp_instance {name}: no_accept / strict mode has no equivalent: lbd always accepts packets to the VIPs (IPVS needs them local); filter other traffic to them with a firewall"),
+            );
+        }
         if let Some(n) = garp_repeat {
             e.push(("garp_count".into(), Value::Int(n)));
         }
