@@ -890,7 +890,7 @@ mod bench {
 
     /// `--serve KIND N P`: N listeners; TCP accepts and closes, HTTP answers 200. Reads
     /// commands on stdin: `stats` (accepted connections so far), `kill I` (closes listener I,
-    /// answers the monotonic time in ns when it was closed).
+    /// answers the monotonic time in ns when closing began).
     fn serve(args: &[String]) -> ExitCode {
         raise_nofile();
         let kind = args.first().cloned().unwrap_or_default();
@@ -963,9 +963,12 @@ mod bench {
                 match (w.next(), w.next().and_then(|v| v.parse::<usize>().ok())) {
                     (Some("stats"), _) => println!("{}", accepted.load(Ordering::Relaxed)),
                     (Some("kill"), Some(i)) if i < handles.len() => {
+                        // The death starts when the listener starts closing: a check refused
+                        // before the abort is awaited is a detection, not a false alarm.
+                        let died = monotonic_ns();
                         handles[i].abort();
                         let _ = (&mut handles[i]).await;
-                        println!("{}", monotonic_ns());
+                        println!("{died}");
                     }
                     _ => println!("?"),
                 }

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 
 /// Idle sockets kept per pool; beyond this a finished socket is closed.
-pub const IDLE_MAX: usize = 256;
+pub const IDLE_MAX: usize = 1024;
 /// Events read per `epoll_wait`.
 const EVENT_BATCH: usize = 256;
 

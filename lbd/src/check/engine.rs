@@ -19,10 +19,10 @@ use super::connect::{Connector, Finished};
 use super::failure::Outcome;
 use super::hysteresis::{Hysteresis, Jitter, Timing};
 use super::probe::Probe;
+use super::schedule::Schedule;
 use crate::config::{Check, CheckKind, Config};
 use futures::stream::{FuturesUnordered, StreamExt};
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::pin::Pin;
@@ -35,6 +35,11 @@ use tracing::{debug, error, info, warn};
 pub const PUBLISH_GAP: Duration = Duration::from_millis(10);
 /// Longest time a routine change waits to be published.
 pub const ROUTINE_DELAY: Duration = Duration::from_millis(200);
+
+/// Runs due within one such tick start together, at its end: one wake-up of the check thread
+/// for all of them (at ten thousand checks a second, waking every millisecond costs more than
+/// some of the checks' own work). A run starts at most this late, never early.
+pub const START_TICK: Duration = Duration::from_millis(10);
 
 /// Receives quorum changes per VRRP instance: (instance, lost).
 pub type QuorumSink = Box<dyn Fn(&str, bool) + Send>;
@@ -66,6 +71,8 @@ struct Slot {
 struct Done {
     slot: usize,
     generation: u64,
+    /// When the run was due: the next run is timed from here, so starting a batch at the end
+    /// of its [`START_TICK`] does not stretch the interval.
     started: Instant,
     outcome: Outcome,
 }
@@ -77,6 +84,7 @@ type Run = Pin<Box<dyn Future<Output = Done> + Send>>;
 struct RunId {
     slot: usize,
     generation: u64,
+    due: Instant,
 }
 
 impl From<Finished<RunId>> for Done {
@@ -84,7 +92,7 @@ impl From<Finished<RunId>> for Done {
         Done {
             slot: f.token.slot,
             generation: f.token.generation,
-            started: f.started,
+            started: f.token.due,
             outcome: f.outcome,
         }
     }
@@ -96,8 +104,10 @@ pub struct Engine {
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     index: HashMap<RealKey, usize>,
-    /// (when, slot, generation), earliest first.
-    queue: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// (slot, generation, when due) by when each runs next.
+    queue: Schedule<(usize, u64, Instant)>,
+    /// Scratch list for the runs due now.
+    due: Vec<(usize, u64, Instant)>,
     inflight: FuturesUnordered<Run>,
     /// TCP connect checks in flight (created when the loop starts, inside the runtime; if
     /// that fails they run as futures like the other kinds).
@@ -134,7 +144,8 @@ impl Engine {
                 slots: Vec::new(),
                 free: Vec::new(),
                 index: HashMap::new(),
-                queue: BinaryHeap::new(),
+                queue: Schedule::new(Instant::now(), START_TICK),
+                due: Vec::new(),
                 inflight: FuturesUnordered::new(),
                 connector: None,
                 connected: Vec::new(),
@@ -245,15 +256,14 @@ impl Engine {
                 }
             };
             self.index.insert(key, id);
-            self.queue.push(Reverse((first, id, self.generation)));
+            self.queue.push(first, (id, self.generation, first));
             started += 1;
         }
         // Drop queue entries of stopped checks now rather than when they come due.
         if !stale.is_empty() {
             let slots = &self.slots;
-            self.queue.retain(|Reverse((_, id, gen))| {
-                slots[*id].as_ref().is_some_and(|s| s.generation == *gen)
-            });
+            self.queue
+                .retain(|(id, gen, _)| slots[*id].as_ref().is_some_and(|s| s.generation == *gen));
         }
         let stopped = before - kept;
         info!(
@@ -302,11 +312,9 @@ impl Engine {
     /// Starts the runs that are due and ends the connect checks that timed out; how much the
     /// runs that ended changed.
     fn start_due(&mut self, now: Instant) -> Change {
-        while let Some(Reverse((when, id, gen))) = self.queue.peek().copied() {
-            if when > now {
-                break;
-            }
-            self.queue.pop();
+        let mut due = std::mem::take(&mut self.due);
+        self.queue.pop_due(now, &mut due);
+        for (id, gen, when) in due.drain(..) {
             let Some(slot) = self.slots.get(id).and_then(|s| s.as_ref()) else {
                 continue;
             };
@@ -318,6 +326,7 @@ impl Engine {
                 let run = RunId {
                     slot: id,
                     generation: gen,
+                    due: when,
                 };
                 if let Err(done) = connector.start(p.target, p.source, p.timeout, run, now) {
                     self.connected.push(done);
@@ -326,16 +335,16 @@ impl Engine {
             }
             let probe = slot.probe.clone();
             self.inflight.push(Box::pin(async move {
-                let started = Instant::now();
                 let outcome = probe.run().await;
                 Done {
                     slot: id,
                     generation: gen,
-                    started,
+                    started: when,
                     outcome,
                 }
             }));
         }
+        self.due = due; // keeps its capacity
         if let Some(c) = self.connector.as_mut() {
             c.expire(now, &mut self.connected);
         }
@@ -370,7 +379,7 @@ impl Engine {
             .hysteresis
             .record(done.started, finished, done.outcome, jitter);
         self.queue
-            .push(Reverse((step.next_run, done.slot, done.generation)));
+            .push(step.next_run, (done.slot, done.generation, step.next_run));
         if step.transition.is_none() && step.weight_change.is_none() {
             return Change::None;
         }
@@ -409,8 +418,13 @@ impl Engine {
         let publish_timer = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(publish_timer);
         loop {
-            let due = self.queue.peek().map(|Reverse((when, _, _))| *when);
-            let expiry = self.connector.as_mut().and_then(|c| c.next_deadline());
+            let due = self.queue.next();
+            // Timeouts are batched like starts.
+            let expiry = self
+                .connector
+                .as_mut()
+                .and_then(|c| c.next_deadline())
+                .map(|d| self.queue.round_up(d));
             let next = match (due, expiry) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),

@@ -10,7 +10,8 @@
 //!   `rise` consecutive successes. A result of the other kind resets the count.
 //! - The first run is `warmup` plus a random phase within one interval after the check starts,
 //!   so thousands of checks configured at once spread over the interval instead of firing
-//!   together. Each later run is `interval` after the previous one *started*, moved by a
+//!   together. Each later run is `interval` after the previous one *started* (the engine
+//!   passes the time it was due, so batching starts does not stretch it), moved by a
 //!   random amount within ±`jitter`/2 (so a real is still checked once per interval on
 //!   average); after a failure that has not yet brought an up real down, the retry comes
 //!   `retry_delay` (± `jitter`/2) after that check *ended*. A check never starts before the

@@ -12,8 +12,8 @@
 //!                                        ──▶ VRRP quorum per instance, status (serde)
 //! ```
 //!
-//! Pure parts (no tokio): [`failure`], [`hysteresis`], [`quorum`], [`board`], [`proto`]
-//! (protocol encoders and parsers). I/O parts (feature `daemon`): `probe` (the checkers),
+//! Pure parts (no tokio): [`failure`], [`hysteresis`], [`quorum`], [`board`], [`schedule`]
+//! (next run times by millisecond), [`proto`] (protocol encoders and parsers). I/O parts (feature `daemon`): `probe` (the checkers),
 //! `connect` (the engine's fast path for TCP connect checks: reused sockets, one epoll),
 //! `engine` (the scheduler loop: clock, runs in flight, channels), `subsystem` (lbd's [`crate::daemon::Subsystem`]) and
 //! `feed` (health reports into the IPVS reconciler).
@@ -28,6 +28,7 @@ pub mod failure;
 pub mod hysteresis;
 pub mod proto;
 pub mod quorum;
+pub mod schedule;
 
 #[cfg(feature = "daemon")]
 pub mod connect;
