@@ -6,7 +6,7 @@
 //! | `lb.poll=DURATION` | how often to look for a changed config (`0` = never) | `30s` |
 //! | `lb.timeout=DURATION` | per-attempt fetch timeout | `5s` |
 //! | `lb.lbd=PATH` | the daemon to supervise | `/bin/lbd` |
-//! | `lb.log=LEVEL` | init's log level | `info` |
+//! | `lb.log=LEVEL` | init's log level (wins over the config's `[node] log_level`) | `info`, then the config's |
 //! | `lb.shutdown_timeout=DURATION` | how long lbd gets to stop before SIGKILL | `10s` |
 //! | `lb.syslog=udp://IP:PORT` | remote syslog collector (RFC 5424; `tcp://` too), read by `lbd::logging` | none |
 //! | `lb.shell=TTY` | a debug shell (`/bin/sh`, only in images that ship one) on `/dev/TTY`, respawned | none |
@@ -101,6 +101,9 @@ pub struct InitSettings {
     pub attempt_timeout: Duration,
     pub lbd_path: String,
     pub log_level: String,
+    /// `lb.log=` was given: it wins over the config's `[node] log_level` (the boot-time
+    /// debugging override, like `LBD_LOG` for lbd).
+    pub log_level_explicit: bool,
     pub shutdown_timeout: Duration,
     /// Terminal for a debug shell (`ttyS1`), if asked for.
     pub shell_tty: Option<String>,
@@ -155,9 +158,13 @@ impl InitSettings {
             .filter(|u| !u.is_empty())
             .map(str::to_string)
             .collect();
+        let mut log_level_explicit = false;
         let log_level = match cmdline.get("lb.log") {
             None => "info".to_string(),
-            Some(l @ ("error" | "warn" | "info" | "debug" | "trace")) => l.to_string(),
+            Some(l @ ("error" | "warn" | "info" | "debug" | "trace")) => {
+                log_level_explicit = true;
+                l.to_string()
+            }
             Some(other) => {
                 errors.push(SettingError {
                     key: "lb.log",
@@ -177,6 +184,7 @@ impl InitSettings {
             },
             lbd_path: cmdline.get("lb.lbd").unwrap_or("/bin/lbd").to_string(),
             log_level,
+            log_level_explicit,
             shutdown_timeout,
             shell_tty: match cmdline.get("lb.shell") {
                 Some(t) if !t.is_empty() && !t.contains('/') => Some(t.to_string()),
@@ -237,6 +245,7 @@ mod tests {
             InitSettings::from_cmdline(&KernelCmdline::parse("lb.poll=soon lb.log=chatty"));
         assert_eq!(s.poll, Some(Duration::from_secs(30)));
         assert_eq!(s.log_level, "info");
+        assert!(!s.log_level_explicit, "a bad lb.log does not pin the level");
         assert_eq!(errors.len(), 2);
         assert_eq!(errors[0].key, "lb.poll");
         assert!(errors[0].to_string().contains("lb.poll=\"soon\""));

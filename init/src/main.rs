@@ -165,6 +165,8 @@ async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> Powe
     }
     let mut shell_restart_at: Option<Instant> = None;
     let mut have_config = false;
+    // init's level follows [node] log_level unless lb.log= pinned it.
+    let mut log_level = settings.log_level.clone();
     let mut restart_at: Option<Instant> = None;
     // Memory figures are logged once lbd has settled, for operators and the boot benchmark.
     let mut memory_report_at: Option<Instant> = None;
@@ -194,6 +196,13 @@ async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> Powe
                 if let Err(e) = boot::install(&new) {
                     error!("cannot install the new config: {e}; keeping the running one");
                     continue;
+                }
+                let level = new.loaded.config.node.log_level.as_str();
+                if !settings.log_level_explicit && log_level != level {
+                    log_level = level.to_string();
+                    if lbd::logging::set_level(level) == lbd::logging::LevelChange::Applied {
+                        info!("log level {level} from [node] log_level");
+                    }
                 }
                 if !have_config {
                     have_config = true;

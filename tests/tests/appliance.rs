@@ -291,6 +291,56 @@ fn reload_without_restart_and_refuse_an_invalid_config() {
 
 /// 4. The first config is invalid: init reports where, keeps trying and does not start lbd;
 ///    once the file is fixed, lbd starts with it.
+/// `[node] log_level` sets init's level (and lbd's) from the config, at boot and on change;
+/// `lb.log=` on the kernel command line is not given here, so the config decides.
+#[test]
+fn config_log_level_reaches_init_and_lbd() {
+    let image = Image::find();
+    let configs = ConfigDir::new().unwrap();
+    let base = demo_config();
+    assert!(base.contains("log_level = \"info\""), "demo.toml changed");
+    let debug = base.replace("log_level = \"info\"", "log_level = \"debug\"");
+    configs.publish("node.toml", &debug).unwrap();
+    let server = StaticServer::start(configs.path()).unwrap();
+
+    let g = ApplianceBuilder::new("appliance-log-level")
+        .mac("52:54:00:ab:cd:07".parse().unwrap())
+        .config_url(format!("http://10.0.2.2:{}/node.toml", server.port()))
+        .poll("1s")
+        .spawn(&image)
+        .unwrap();
+    boot_to_lbd(&g);
+    // Both follow the config: init says so, and its debug lines (each poll) appear.
+    g.console()
+        .set_position(lbtest::console::Position::default());
+    g.expect(
+        r"init:\s+INFO log level debug from \[node\] log_level",
+        STEP,
+    )
+    .unwrap();
+    g.expect(r"lbd:\s+INFO log level debug from \[node\] log_level", STEP)
+        .unwrap();
+    g.expect(r"init:\s+DEBUG config unchanged", STEP).unwrap();
+
+    // Back to info: said once, then the poll's debug lines stop.
+    configs.publish("node.toml", &base).unwrap();
+    g.expect(r"init:\s+INFO log level info from \[node\] log_level", STEP)
+        .unwrap();
+    g.expect(r"lbd:\s+INFO log level info from \[node\] log_level", STEP)
+        .unwrap();
+    // Several polls later (each one logs at debug, if debug were still on), none appeared.
+    let after = g.console().position().line;
+    g.expect(r"lbd:\s+INFO reloaded config", STEP).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let lines = g.console().lines();
+    let debug_after: Vec<&String> = lines[after..]
+        .iter()
+        .filter(|l| l.contains("init: DEBUG"))
+        .collect();
+    assert!(debug_after.is_empty(), "{debug_after:?}");
+    assert_no_fatal(g.console());
+}
+
 #[test]
 fn invalid_first_config_is_retried_until_fixed() {
     let image = Image::find();
