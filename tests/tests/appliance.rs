@@ -289,8 +289,6 @@ fn reload_without_restart_and_refuse_an_invalid_config() {
     assert_no_fatal(g.console());
 }
 
-/// 4. The first config is invalid: init reports where, keeps trying and does not start lbd;
-///    once the file is fixed, lbd starts with it.
 /// `[node] log_level` sets init's level (and lbd's) from the config, at boot and on change;
 /// `lb.log=` on the kernel command line is not given here, so the config decides.
 #[test]
@@ -341,6 +339,8 @@ fn config_log_level_reaches_init_and_lbd() {
     assert_no_fatal(g.console());
 }
 
+/// 4. The first config is invalid: init reports where, keeps trying and does not start lbd;
+///    once the file is fixed, lbd starts with it.
 #[test]
 fn invalid_first_config_is_retried_until_fixed() {
     let image = Image::find();
