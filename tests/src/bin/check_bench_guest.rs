@@ -19,7 +19,7 @@
 //!
 //! ```text
 //! cargo run --release -p lbtest --bin check_bench_guest -- [--reals N] [--seconds S]
-//!     [--kind tcp|http|both] [--checker lbd|keepalived|both]
+//!     [--settle S] [--kind tcp|http|both] [--checker lbd|keepalived|both]
 //! ```
 //!
 //! Needs root, QEMU, the kernel package (`tools/setup.sh`) and the test image with keepalived
@@ -49,8 +49,6 @@ const REALS_NET: &str = "10.201.0.0/16";
 const CLK_TCK: f64 = 100.0;
 /// How long a checker may take to reach its steady state (IPVS loaded, every real checked).
 const WARMUP_LIMIT: Duration = Duration::from_secs(300);
-/// Extra time in the steady state before the window opens.
-const SETTLE: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
@@ -104,6 +102,8 @@ impl Checker {
 struct Opts {
     reals: usize,
     seconds: u64,
+    /// Extra time in the steady state before the window opens.
+    settle: u64,
     kinds: Vec<Kind>,
     checkers: Vec<Checker>,
 }
@@ -112,6 +112,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
         reals: 10_000,
         seconds: 30,
+        settle: 5,
         kinds: vec![Kind::Tcp, Kind::Http],
         checkers: vec![Checker::Lbd, Checker::Keepalived],
     };
@@ -138,6 +139,12 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
                     .ok()
                     .filter(|n| *n >= 1)
                     .ok_or_else(|| format!("--seconds {v}: a positive number"))?;
+            }
+            "--settle" => {
+                let v = val()?;
+                o.settle = v
+                    .parse()
+                    .map_err(|_| format!("--settle {v}: a number of seconds"))?;
             }
             "--kind" => {
                 o.kinds = match val()?.as_str() {
@@ -609,7 +616,7 @@ fn measure(
             break;
         }
     }
-    std::thread::sleep(SETTLE);
+    std::thread::sleep(Duration::from_secs(opts.settle));
 
     let cmd = sample_command(comm);
     let (h0, c0) = (Instant::now(), lab.served(port));
@@ -708,7 +715,7 @@ fn main() -> ExitCode {
             if !e.is_empty() {
                 eprintln!("check_bench_guest: {e}");
             }
-            eprintln!("usage: check_bench_guest [--reals N] [--seconds S] [--kind tcp|http|both] [--checker lbd|keepalived|both]");
+            eprintln!("usage: check_bench_guest [--reals N] [--seconds S] [--settle S] [--kind tcp|http|both] [--checker lbd|keepalived|both]");
             return ExitCode::from(2);
         }
     };
@@ -727,7 +734,20 @@ fn bench(opts: &Opts) -> Result<(), String> {
     sg.guest
         .expect(r"lbd:\s+INFO lbd running with", BOOT)
         .map_err(|e| e.to_string())?;
-    let version = run(&mut sg.shell, "keepalived --version 2>&1 | head -1", CMD)?;
+    let version = if opts.checkers.contains(&Checker::Keepalived) {
+        run(&mut sg.shell, "keepalived --version 2>&1 | head -1", CMD).and_then(|v| {
+            if v.starts_with("Keepalived") {
+                Ok(v)
+            } else {
+                Err(format!(
+                    "the test image has no working keepalived ({}); rebuild it: tools/build-test-image.sh",
+                    v.trim()
+                ))
+            }
+        })?
+    } else {
+        "keepalived not run".to_string()
+    };
     println!(
         "check-bench-guest: {} reals ({} per service, fwmark services, DR), {SETTINGS}; one TCG guest (1 vCPU); servers on the host behind the tap; window {}s; {}",
         opts.reals,
