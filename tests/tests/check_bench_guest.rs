@@ -51,7 +51,7 @@ fn check_bench_runs_lbd_and_keepalived_side_by_side() {
         let rate = checks_per_second(&stdout, who);
         // Every real once a second; a third of that is plenty of margin for a slow host.
         assert!(
-            rate >= REALS / 3.0 && rate <= REALS * 2.0,
+            (REALS / 3.0..=REALS * 2.0).contains(&rate),
             "{who}: {rate} checks/s for 20 reals checked every second:\n{stdout}"
         );
         for figure in ["cpu", "rss"] {
