@@ -12,7 +12,7 @@ tools/setup.sh
 
 echo "test: 2/5 building the appliance image (target/lb-image)"
 tools/build-image.sh target/lb-image
-tools/build-test-image.sh target/lb-test-image  # + busybox and ipvsadm, for the IPVS guest tests
+tools/build-test-image.sh target/lb-test-image  # + busybox, ipvsadm and keepalived, for the IPVS guest tests
 
 echo "test: 3/5 formatting"
 cargo fmt --all -- --check
