@@ -25,8 +25,15 @@
 //! figures are printed as n/a here (the guest benchmark, `lbtest`'s `check_bench_guest`, runs
 //! both side by side in a test-image guest).
 //!
+//! Each veth receive queue is a ring of 256 packets; bursts of HTTP checks can overflow one,
+//! and a dropped SYN-ACK or response shows as a server that did not answer in time (a false
+//! alarm of the rig, not of the servers). The drops are printed; `--veth-queues Q` spreads
+//! connections over Q rings (each with its own NAPI thread, so more wake-ups, and more of them
+//! charged to the sender: the CPU figures are cleanest with one).
+//!
 //! Needs root. Usage: check-bench [--reals N] [--ports-per-address P] [--seconds S]
 //!                    [--kills K] [--fall F] [--kind tcp|http|both] [--topology veth|loopback]
+//!                    [--veth-queues Q]
 
 #[cfg(feature = "daemon")]
 fn main() -> std::process::ExitCode {
@@ -61,6 +68,8 @@ mod bench {
         kinds: Vec<String>,
         /// The check thread behind a veth pair (true) or on the servers' loopback.
         veth: bool,
+        /// Queues (receive rings and NAPI threads) per veth end.
+        veth_queues: u32,
         /// Run by the parent for one kind: no closing notes.
         child: bool,
     }
@@ -74,6 +83,7 @@ mod bench {
             fall: 1,
             kinds: vec!["tcp".into(), "http".into()],
             veth: true,
+            veth_queues: 1,
             child: false,
         };
         let mut it = args.iter();
@@ -107,6 +117,7 @@ mod bench {
                         t => return Err(format!("--topology {t}: use veth or loopback")),
                     }
                 }
+                "--veth-queues" => o.veth_queues = num(val(a)?, a)?.clamp(1, 16) as u32,
                 "--child" => o.child = true,
                 "-h" | "--help" => return Err(String::new()),
                 other => return Err(format!("unknown argument {other}")),
@@ -159,7 +170,7 @@ mod bench {
                 if !e.is_empty() {
                     eprintln!("check-bench: {e}");
                 }
-                eprintln!("usage: check-bench [--reals N] [--ports-per-address P] [--seconds S] [--kills K] [--fall F] [--kind tcp|http|both] [--topology veth|loopback]");
+                eprintln!("usage: check-bench [--reals N] [--ports-per-address P] [--seconds S] [--kills K] [--fall F] [--kind tcp|http|both] [--topology veth|loopback] [--veth-queues Q]");
                 return ExitCode::from(2);
             }
         };
@@ -212,7 +223,7 @@ mod bench {
             }
         };
         let client = if opts.veth {
-            match VethClient::new(&ns) {
+            match VethClient::new(&ns, opts.veth_queues) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     eprintln!("check-bench: {e}");
@@ -232,8 +243,12 @@ mod bench {
         );
         match &client {
             Some(c) => println!(
-                "check-bench: checks from namespace {} over veth {} -> {} (GRO on, TSO off, threaded NAPI on both ends)",
-                c.ns.name, c.dev, c.peer
+                "check-bench: checks from namespace {} over veth {} -> {} ({} queue{}, GRO on, TSO off, threaded NAPI on both ends)",
+                c.ns.name,
+                c.dev,
+                c.peer,
+                opts.veth_queues,
+                if opts.veth_queues == 1 { "" } else { "s" }
             ),
             None => println!("check-bench: checks from the servers' namespace over loopback"),
         }
@@ -331,6 +346,8 @@ mod bench {
     /// in threaded NAPI (see the module docs).
     struct VethClient {
         ns: Netns,
+        /// The servers' namespace (owned by the caller).
+        servers: String,
         /// The end in the client namespace.
         dev: String,
         /// The end in the servers' namespace.
@@ -338,7 +355,7 @@ mod bench {
     }
 
     impl VethClient {
-        fn new(servers: &Netns) -> Result<VethClient, String> {
+        fn new(servers: &Netns, queues: u32) -> Result<VethClient, String> {
             let run = |args: &[&str]| -> Result<(), String> {
                 let st = Command::new("ip")
                     .args(args)
@@ -356,17 +373,26 @@ mod bench {
             run(&["netns", "add", &ns.name])?;
             let id = std::process::id();
             let (dev, peer) = (format!("lbc{id}"), format!("lbs{id}"));
+            let queues = queues.to_string();
             run(&[
                 "-n",
                 &ns.name,
                 "link",
                 "add",
                 &dev,
+                "numtxqueues",
+                &queues,
+                "numrxqueues",
+                &queues,
                 "type",
                 "veth",
                 "peer",
                 "name",
                 &peer,
+                "numtxqueues",
+                &queues,
+                "numrxqueues",
+                &queues,
                 "netns",
                 &servers.name,
             ])?;
@@ -410,8 +436,38 @@ mod bench {
                     return Err(format!("threaded NAPI on {d}: {st}"));
                 }
             }
-            Ok(VethClient { ns, dev, peer })
+            Ok(VethClient {
+                ns,
+                servers: servers.name.clone(),
+                dev,
+                peer,
+            })
         }
+
+        /// Packets the two ends dropped on transmit so far (the peer's ring was full).
+        fn drops(&self) -> u64 {
+            tx_dropped(&self.ns.name, &self.dev) + tx_dropped(&self.servers, &self.peer)
+        }
+    }
+
+    /// `ip -s link`'s transmit "dropped" counter of `dev` in namespace `ns`.
+    fn tx_dropped(ns: &str, dev: &str) -> u64 {
+        let out = Command::new("ip")
+            .args(["-n", ns, "-s", "link", "show", "dev", dev])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let mut lines = out.lines();
+        while let Some(l) = lines.next() {
+            if l.trim_start().starts_with("TX:") {
+                // bytes packets errors dropped ...
+                return lines
+                    .next()
+                    .and_then(|v| v.split_whitespace().nth(3)?.parse().ok())
+                    .unwrap_or(0);
+            }
+        }
+        0
     }
 
     const ETHTOOL_STSO: u32 = 0x1f;
@@ -459,16 +515,28 @@ mod bench {
         Ok(())
     }
 
-    /// The kernel thread that runs `dev`'s threaded NAPI (`napi/<dev>-<id>`).
-    fn napi_thread(dev: &str) -> Option<String> {
+    /// The kernel threads that run `dev`'s threaded NAPI (`napi/<dev>-<id>`, one per queue).
+    fn napi_threads(dev: &str) -> Result<Vec<String>, String> {
         let prefix = format!("napi/{dev}-");
-        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc")
+            .map_err(|e| e.to_string())?
+            .flatten()
+        {
             let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
             if comm.trim().starts_with(&prefix) {
-                return Some(entry.path().join("stat").display().to_string());
+                found.push(entry.path().join("stat").display().to_string());
             }
         }
-        None
+        if found.is_empty() {
+            return Err(format!("no NAPI thread for {dev}"));
+        }
+        Ok(found)
+    }
+
+    /// CPU time of a set of threads.
+    fn cpu_of_all(stats: &[String]) -> Duration {
+        stats.iter().filter_map(|s| cpu_of(s)).sum()
     }
 
     /// The server process (not measured).
@@ -619,10 +687,7 @@ mod bench {
             Ok::<_, String>((c, rx))
         })??;
         let napi = match client {
-            Some(c) => Some((
-                napi_thread(&c.dev).ok_or_else(|| format!("no NAPI thread for {}", c.dev))?,
-                napi_thread(&c.peer).ok_or_else(|| format!("no NAPI thread for {}", c.peer))?,
-            )),
+            Some(c) => Some((napi_threads(&c.dev)?, napi_threads(&c.peer)?)),
             None => None,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -631,6 +696,7 @@ mod bench {
             .map_err(|e| e.to_string())?;
         let t0 = Instant::now();
         checks.apply(None, &config);
+        let drops_before = client.map(VethClient::drops);
         let result = runtime.block_on(measure(
             opts,
             kind,
@@ -641,6 +707,14 @@ mod bench {
             napi,
         ));
         checks.stop();
+        if let (Some(c), Some(before)) = (client, drops_before) {
+            let drops = c.drops() - before;
+            if drops > 0 {
+                println!(
+                    "  veth drops: {drops} packets lost in full veth rings (the rig's, not the servers': false alarms above may be these; try --veth-queues 4)"
+                );
+            }
+        }
         result
     }
 
@@ -651,7 +725,7 @@ mod bench {
         mut rx: tokio::sync::watch::Receiver<Arc<HealthReport>>,
         t0: Instant,
         rss_before_checks: u64,
-        napi: Option<(String, String)>,
+        napi: Option<(Vec<String>, Vec<String>)>,
     ) -> Result<(), String> {
         let reals: Vec<(String, SocketAddr)> = (0..opts.reals)
             .map(|i| (format!("s{}", i / 100), addr(i, opts.ports)))
@@ -682,10 +756,7 @@ mod bench {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let thread = thread_stat("lbd-checks").ok_or("no lbd-checks thread")?;
         let served0: u64 = server.command("stats")?.parse().map_err(|_| "bad stats")?;
-        let napi_cpu = || {
-            napi.as_ref()
-                .map(|(c, s)| (cpu_of(c).unwrap_or_default(), cpu_of(s).unwrap_or_default()))
-        };
+        let napi_cpu = || napi.as_ref().map(|(c, s)| (cpu_of_all(c), cpu_of_all(s)));
         let (t_split0, t_cpu0, p_cpu0, n_cpu0, w0) = (
             cpu_split(&thread).unwrap_or_default(),
             cpu_of(&thread).unwrap_or_default(),
@@ -823,11 +894,11 @@ mod bench {
             (Some((c0, s0)), Some((c1, s1))) => {
                 let client = 100.0 * (c1 - c0).as_secs_f64() / wall;
                 println!(
-                    "       the checks' receive side (SYN-ACK in, ACK out; client NAPI thread) {client:.1}%: with it {:.1}%",
+                    "       the checks' receive side (SYN-ACK in, ACK out; client NAPI threads) {client:.1}%: with it {:.1}%",
                     100.0 * (t_cpu1 - t_cpu0).as_secs_f64() / wall + client
                 );
                 println!(
-                    "       (not lbd's: the servers' side of the handshakes, server NAPI thread {:.1}%)",
+                    "       (not lbd's: the servers' side of the handshakes, server NAPI threads {:.1}%)",
                     100.0 * (s1 - s0).as_secs_f64() / wall
                 );
             }
