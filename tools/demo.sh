@@ -30,7 +30,7 @@ cp tools/examples/demo.toml "$work/demo.toml"
 
 say "3/4 the config this balancer will fetch (tftp://10.0.2.2/demo.toml, served by QEMU's own TFTP server):"
 sed 's/^/  | /' tools/examples/demo.toml
-cargo run --quiet -p lbd -- check "$work/demo.toml" | sed 's/^/  /'
+cargo run --quiet -p lbd --bin lbd -- check "$work/demo.toml" | sed 's/^/  /'
 
 accel=(-accel tcg -cpu max)
 if [[ "${LB_ACCEL:-}" == kvm ]]; then accel=(-accel kvm -cpu host); fi
