@@ -168,6 +168,16 @@ fn connect_checks_on_reused_sockets_every_outcome_and_an_rst_at_the_end() {
             51,
             "{ends:?}"
         );
+        let idle = c.idle();
+        assert!(idle >= 2, "{idle} idle sockets after runs from two sources");
+        // A reload that leaves no connect checks closes the idle sockets.
+        c.trim_idle(0);
+        assert_eq!(c.idle(), 0);
+        // ... and the connector still works afterwards, on new sockets.
+        assert_eq!(
+            check(&mut c, "127.0.0.1:8080", None, second).await,
+            Outcome::UP
+        );
     });
     let tw = ns.exec(&["ss", "-Htan", "state", "time-wait"]);
     assert_eq!(tw.trim(), "", "nothing in TIME_WAIT");

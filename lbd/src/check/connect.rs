@@ -118,6 +118,14 @@ impl<T> Connector<T> {
         self.pools.iter().map(|p| p.idle.len()).sum()
     }
 
+    /// Closes idle sockets beyond `keep` per pool (after a reload that removed connect checks,
+    /// `keep` is how many remain, so fds are not held for checks that are gone).
+    pub fn trim_idle(&mut self, keep: usize) {
+        for p in &mut self.pools {
+            p.idle.truncate(keep);
+        }
+    }
+
     /// Starts connecting to `target` (from `source`, if set). `Err` is a result known at once
     /// (no socket, the source cannot be bound, no route, or connected at once); otherwise the
     /// run finishes in [`Connector::drain`] or [`Connector::expire`].

@@ -266,6 +266,17 @@ impl Engine {
                 .retain(|(id, gen, _)| slots[*id].as_ref().is_some_and(|s| s.generation == *gen));
         }
         let stopped = before - kept;
+        if stopped > 0 {
+            let connects = self
+                .slots
+                .iter()
+                .flatten()
+                .filter(|s| matches!(s.check.kind, CheckKind::Tcp))
+                .count();
+            if let Some(c) = self.connector.as_mut() {
+                c.trim_idle(connects);
+            }
+        }
         info!(
             checks = self.index.len(),
             started,
