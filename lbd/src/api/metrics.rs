@@ -68,6 +68,12 @@ impl Out {
         self.families[f].samples.push((labels, value));
     }
 
+    /// A family with one unlabelled sample.
+    fn single(&mut self, name: &'static str, kind: &'static str, help: &'static str, value: f64) {
+        let f = self.family(name, kind, help);
+        self.add(f, vec![], value);
+    }
+
     fn render(&self) -> String {
         let mut s = String::new();
         for f in self.families.iter().filter(|f| !f.samples.is_empty()) {
@@ -148,30 +154,30 @@ pub fn render(st: &Status) -> String {
         ],
         1.0,
     );
-    let f = o.family(
+    o.single(
         "lbd_start_time_seconds",
         "gauge",
         "When lbd started, in seconds since the Unix epoch.",
+        unix(&st.lbd.started_at, 0.0),
     );
-    o.add(f, vec![], unix(&st.lbd.started_at, 0.0));
-    let f = o.family(
+    o.single(
         "lbd_config_load_time_seconds",
         "gauge",
         "When the running config was applied, in seconds since the Unix epoch.",
+        unix(&st.config.loaded_at, 0.0),
     );
-    o.add(f, vec![], unix(&st.config.loaded_at, 0.0));
-    let f = o.family(
+    o.single(
         "lbd_config_applied_total",
         "counter",
         "Configs applied since lbd started.",
+        st.config.applied as f64,
     );
-    o.add(f, vec![], st.config.applied as f64);
-    let f = o.family(
+    o.single(
         "lbd_ipvs_available",
         "gauge",
         "1 when the kernel's IPVS table could be read.",
+        f64::from(u8::from(st.ipvs.available)),
     );
-    o.add(f, vec![], f64::from(u8::from(st.ipvs.available)));
 
     let state = o.family(
         "lbd_vrrp_instance_state",
@@ -367,24 +373,24 @@ pub fn render(st: &Status) -> String {
             }
         }
     }
-    let f = o.family(
+    o.single(
         "lbd_syslog_messages_sent_total",
         "counter",
         "Remote log messages handed to the network.",
+        st.syslog.sent as f64,
     );
-    o.add(f, vec![], st.syslog.sent as f64);
-    let f = o.family(
+    o.single(
         "lbd_syslog_messages_dropped_total",
         "counter",
         "Remote log messages lost because the queue or backlog was full.",
+        st.syslog.dropped as f64,
     );
-    o.add(f, vec![], st.syslog.dropped as f64);
-    let f = o.family(
+    o.single(
         "lbd_syslog_send_failures_total",
         "counter",
         "Failed attempts to send remote log messages (each is retried).",
+        st.syslog.failures as f64,
     );
-    o.add(f, vec![], st.syslog.failures as f64);
     o.render()
 }
 
