@@ -46,13 +46,6 @@ async fn check(
     }
 }
 
-fn down(o: Outcome) -> Failure {
-    match o {
-        Outcome::Down(f) => f,
-        up => panic!("expected a failure, got {up:?}"),
-    }
-}
-
 #[test]
 fn connect_checks_on_reused_sockets_every_outcome_and_an_rst_at_the_end() {
     require(&["ss"]);

@@ -18,13 +18,6 @@ use tokio::net::TcpListener;
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
-fn down(o: Outcome) -> Failure {
-    match o {
-        Outcome::Down(f) => f,
-        up => panic!("expected a failure, got {up:?}"),
-    }
-}
-
 fn run_ok(cmd: &mut Command) {
     let out = cmd
         .output()
@@ -178,23 +171,16 @@ fn postgresql_logins_refusals_and_stop() {
             Outcome::UP
         );
         // A named user must get in.
-        let f = down(
-            probe(
-                "127.0.0.1:5432",
-                r#"type = "pgsql", user = "postgres", database = "nosuchdb""#,
-            )
-            .run()
-            .await,
-        );
+        let f = fails(
+            "127.0.0.1:5432",
+            r#"type = "pgsql", user = "postgres", database = "nosuchdb""#,
+        )
+        .await;
         assert_eq!(
             f.to_string(),
             "rejected: PostgreSQL FATAL 3D000: database \"nosuchdb\" does not exist"
         );
-        let f = down(
-            probe("127.0.0.1:5432", r#"type = "pgsql", user = "pwuser""#)
-                .run()
-                .await,
-        );
+        let f = fails("127.0.0.1:5432", r#"type = "pgsql", user = "pwuser""#).await;
         assert_eq!(
             f.to_string(),
             "rejected: PostgreSQL asks for a password for user pwuser (SASL SCRAM-SHA-256); the check has none (set `password`, or trust the user in pg_hba.conf)"
@@ -208,7 +194,7 @@ fn postgresql_logins_refusals_and_stop() {
             );
             assert_eq!(probe("127.0.0.1:5432", &good).run().await, Outcome::UP, "{user}");
             let bad = format!(r#"type = "pgsql", user = "{user}", password = "wrong-pw""#);
-            let f = down(probe("127.0.0.1:5432", &bad).run().await);
+            let f = fails("127.0.0.1:5432", &bad).await;
             assert_eq!(
                 f.to_string(),
                 format!(
@@ -232,7 +218,7 @@ fn postgresql_logins_refusals_and_stop() {
                 let _ = s.write_all(&m).await;
             }
         });
-        let f = down(probe("127.0.0.1:5433", r#"type = "pgsql""#).run().await);
+        let f = fails("127.0.0.1:5433", r#"type = "pgsql""#).await;
         assert_eq!(
             f.to_string(),
             "rejected: PostgreSQL FATAL 57P03: the database system is starting up"
@@ -343,25 +329,18 @@ fn mariadb_logins_refusals_and_stop() {
             probe("127.0.0.1:3306", r#"type = "mysql""#).run().await,
             Outcome::UP
         );
-        let f = down(
-            probe("127.0.0.1:3306", r#"type = "mysql", user = "nosuch""#)
-                .run()
-                .await,
-        );
+        let f = fails("127.0.0.1:3306", r#"type = "mysql", user = "nosuch""#).await;
         assert!(
             f.to_string().starts_with(
                 "rejected: MySQL error 1045 (28000): Access denied for user 'nosuch'@'127.0.0.1'"
             ),
             "{f}"
         );
-        let f = down(
-            probe(
-                "127.0.0.1:3306",
-                r#"type = "mysql", user = "lbcheck", database = "secret""#,
-            )
-            .run()
-            .await,
-        );
+        let f = fails(
+            "127.0.0.1:3306",
+            r#"type = "mysql", user = "lbcheck", database = "secret""#,
+        )
+        .await;
         assert!(
             f.to_string().starts_with("rejected: MySQL error 1044"),
             "{f}"
@@ -378,24 +357,17 @@ fn mariadb_logins_refusals_and_stop() {
             .await,
             Outcome::UP
         );
-        let f = down(
-            probe(
-                "127.0.0.1:3306",
-                r#"type = "mysql", user = "pwcheck", password = "wrong-pw""#,
-            )
-            .run()
-            .await,
-        );
+        let f = fails(
+            "127.0.0.1:3306",
+            r#"type = "mysql", user = "pwcheck", password = "wrong-pw""#,
+        )
+        .await;
         assert_eq!(
             f.to_string(),
             "rejected: MySQL error 1045 (28000): Access denied for user 'pwcheck'@'127.0.0.1' (using password: YES)"
         );
         // No password for a user that has one.
-        let f = down(
-            probe("127.0.0.1:3306", r#"type = "mysql", user = "pwcheck""#)
-                .run()
-                .await,
-        );
+        let f = fails("127.0.0.1:3306", r#"type = "mysql", user = "pwcheck""#).await;
         assert!(f.to_string().ends_with("(using password: NO)"), "{f}");
         // unix_socket first: over TCP it fails and MariaDB switches to mysql_native_password
         // with a new nonce (AuthSwitchRequest).
@@ -408,24 +380,18 @@ fn mariadb_logins_refusals_and_stop() {
             .await,
             Outcome::UP
         );
-        let f = down(
-            probe(
-                "127.0.0.1:3306",
-                r#"type = "mysql", user = "switchcheck", password = "wrong-pw""#,
-            )
-            .run()
-            .await,
-        );
+        let f = fails(
+            "127.0.0.1:3306",
+            r#"type = "mysql", user = "switchcheck", password = "wrong-pw""#,
+        )
+        .await;
         assert!(f.to_string().starts_with("rejected: MySQL error 1045"), "{f}");
         // A plugin the check does not speak: a clear reason, not a hang.
-        let f = down(
-            probe(
-                "127.0.0.1:3306",
-                r#"type = "mysql", user = "edcheck", password = "S3cret!pw""#,
-            )
-            .run()
-            .await,
-        );
+        let f = fails(
+            "127.0.0.1:3306",
+            r#"type = "mysql", user = "edcheck", password = "S3cret!pw""#,
+        )
+        .await;
         assert_eq!(
             f.to_string(),
             "rejected: MySQL asks for auth plugin client_ed25519, which the check cannot do (it speaks mysql_native_password and caching_sha2_password)"
@@ -445,18 +411,14 @@ fn mariadb_logins_refusals_and_stop() {
                 let _ = s.write_all(&p).await;
             }
         });
-        let f = down(probe("127.0.0.1:3307", r#"type = "mysql""#).run().await);
+        let f = fails("127.0.0.1:3307", r#"type = "mysql""#).await;
         assert_eq!(
             f.to_string(),
             "rejected: MySQL error 1040: Too many connections"
         );
         // Accepts, never greets.
         let _silent = TcpListener::bind("127.0.0.1:3308").await.unwrap();
-        let f = down(
-            probe("127.0.0.1:3308", r#"type = "mysql", timeout = "300ms""#)
-                .run()
-                .await,
-        );
+        let f = fails("127.0.0.1:3308", r#"type = "mysql", timeout = "300ms""#).await;
         assert_eq!(
             f.to_string(),
             "timeout after 300ms (waiting for the server greeting)"
@@ -560,26 +522,20 @@ fn mysql8_caching_sha2_fast_path_and_full_auth() {
             .await,
             Outcome::UP
         );
-        let f = down(
-            probe(
-                "127.0.0.1:3310",
-                r#"type = "mysql", user = "cached", password = "wrong""#,
-            )
-            .run()
-            .await,
-        );
+        let f = fails(
+            "127.0.0.1:3310",
+            r#"type = "mysql", user = "cached", password = "wrong""#,
+        )
+        .await;
         assert_eq!(
             f.to_string(),
             "rejected: MySQL error 1045 (28000): Access denied for user"
         );
-        let f = down(
-            probe(
-                "127.0.0.1:3310",
-                r#"type = "mysql", user = "uncached", password = "S3cret!pw", timeout = "30s""#,
-            )
-            .run()
-            .await,
-        );
+        let f = fails(
+            "127.0.0.1:3310",
+            r#"type = "mysql", user = "uncached", password = "S3cret!pw", timeout = "30s""#,
+        )
+        .await;
         assert!(
             matches!(&f, Failure::Rejected(m) if m.contains("caching_sha2_password wants full authentication for user uncached") && m.contains("RSA key exchange")),
             "{f}"

@@ -15,13 +15,6 @@ use tokio::net::TcpListener;
 
 const MS: Duration = Duration::from_millis(1);
 
-fn down(o: Outcome) -> Failure {
-    match o {
-        Outcome::Down(f) => f,
-        up => panic!("expected a failure, got {up:?}"),
-    }
-}
-
 #[test]
 fn tcp_up_refused_swallowed_syn_unreachable_source_and_override() {
     require(&[]);
@@ -54,15 +47,11 @@ fn tcp_up_refused_swallowed_syn_unreachable_source_and_override() {
             Outcome::UP
         );
         assert_eq!(
-            down(probe("127.0.0.1:8081", r#"type = "tcp""#).run().await),
+            fails("127.0.0.1:8081", r#"type = "tcp""#).await,
             Failure::Refused
         );
         let t = Instant::now();
-        let f = down(
-            probe("10.99.0.2:80", r#"type = "tcp", timeout = "300ms""#)
-                .run()
-                .await,
-        );
+        let f = fails("10.99.0.2:80", r#"type = "tcp", timeout = "300ms""#).await;
         assert_eq!(
             f,
             Failure::Timeout {
@@ -78,7 +67,7 @@ fn tcp_up_refused_swallowed_syn_unreachable_source_and_override() {
         );
         // No route at all.
         assert_eq!(
-            down(probe("203.0.113.7:80", r#"type = "tcp""#).run().await),
+            fails("203.0.113.7:80", r#"type = "tcp""#).await,
             Failure::Unreachable("network unreachable".into())
         );
         // From a chosen source address (the whole of 127/8 is local).
@@ -97,14 +86,11 @@ fn tcp_up_refused_swallowed_syn_unreachable_source_and_override() {
             Some("127.0.0.2")
         );
         // A source that is not an address of this box.
-        let f = down(
-            probe(
-                "127.0.0.1:8080",
-                r#"type = "tcp", source_address = "192.0.2.77""#,
-            )
-            .run()
-            .await,
-        );
+        let f = fails(
+            "127.0.0.1:8080",
+            r#"type = "tcp", source_address = "192.0.2.77""#,
+        )
+        .await;
         assert!(matches!(f, Failure::Bind(_)), "{f}");
         // The real is 10.99.0.2:80 but the check connects elsewhere.
         assert_eq!(
@@ -224,15 +210,17 @@ fn http_status_body_host_and_broken_servers() {
         );
 
         // Wrong body.
-        let f = down(probe("127.0.0.1:8001", r#"type = "http", expect_body = "ready""#).run().await);
+        let f = fails("127.0.0.1:8001", r#"type = "http", expect_body = "ready""#).await;
         assert_eq!(f.to_string(), "body mismatch: \"ready\" not found");
-        let f = down(
-            probe("127.0.0.1:8001", r#"type = "http", expect_body_regex = "^status: down""#).run().await,
-        );
+        let f = fails(
+            "127.0.0.1:8001",
+            r#"type = "http", expect_body_regex = "^status: down""#,
+        )
+        .await;
         assert_eq!(f.to_string(), "body mismatch: no match for /^status: down/");
 
         // Wrong status, and the same status accepted by a range.
-        let f = down(probe("127.0.0.1:8002", r#"type = "http""#).run().await);
+        let f = fails("127.0.0.1:8002", r#"type = "http""#).await;
         assert_eq!(f, Failure::BadStatus(503));
         assert_eq!(f.to_string(), "bad status 503");
         assert_eq!(
@@ -241,23 +229,23 @@ fn http_status_body_host_and_broken_servers() {
         );
 
         // Half-open: accepts, reads, never answers.
-        let f = down(probe("127.0.0.1:8003", r#"type = "http", timeout = "300ms""#).run().await);
+        let f = fails("127.0.0.1:8003", r#"type = "http", timeout = "300ms""#).await;
         assert_eq!(f.to_string(), "timeout after 300ms (waiting for the response)");
         // Hangs up at once.
-        let f = down(probe("127.0.0.1:8004", r#"type = "http""#).run().await);
+        let f = fails("127.0.0.1:8004", r#"type = "http""#).await;
         assert!(
             matches!(&f, Failure::Closed(_) | Failure::Reset),
             "{f}"
         );
         // Slow: 500 ms is too slow for a 300 ms timeout, fine for 2 s.
-        let f = down(probe("127.0.0.1:8005", r#"type = "http", timeout = "300ms""#).run().await);
+        let f = fails("127.0.0.1:8005", r#"type = "http", timeout = "300ms""#).await;
         assert!(matches!(f, Failure::Timeout { .. }), "{f}");
         assert_eq!(
             probe("127.0.0.1:8005", r#"type = "http", timeout = "2s""#).run().await,
             Outcome::UP
         );
         // Not HTTP.
-        let f = down(probe("127.0.0.1:8006", r#"type = "http""#).run().await);
+        let f = fails("127.0.0.1:8006", r#"type = "http""#).await;
         assert!(f.to_string().starts_with("protocol error: bad HTTP response"), "{f}");
         // Chunked body, with a genhash digest of the decoded body ("hello\n").
         assert_eq!(
@@ -270,10 +258,10 @@ fn http_status_body_host_and_broken_servers() {
             Outcome::UP
         );
         // The body ends before its Content-Length.
-        let f = down(probe("127.0.0.1:8008", r#"type = "http", expect_body = "short""#).run().await);
+        let f = fails("127.0.0.1:8008", r#"type = "http", expect_body = "short""#).await;
         assert_eq!(f.to_string(), "connection closed after 5 of 100 body bytes");
         // Nothing listens.
-        assert_eq!(down(probe("127.0.0.1:8009", r#"type = "http""#).run().await), Failure::Refused);
+        assert_eq!(fails("127.0.0.1:8009", r#"type = "http""#).await, Failure::Refused);
     });
 }
 
@@ -323,11 +311,7 @@ fn http_against_python_http_server_with_genhash_digests() {
             Outcome::UP
         );
         assert_eq!(
-            down(
-                probe("127.0.0.1:8000", r#"type = "http", path = "/missing""#)
-                    .run()
-                    .await
-            ),
+            fails("127.0.0.1:8000", r#"type = "http", path = "/missing""#).await,
             Failure::BadStatus(404)
         );
         for (path, digest) in [("/big.bin", &big_digest), ("/health.txt", &health_digest)] {
@@ -339,7 +323,7 @@ fn http_against_python_http_server_with_genhash_digests() {
             );
         }
         let check = format!(r#"type = "http", path = "/health.txt", digest = "{big_digest}""#);
-        let f = down(probe("127.0.0.1:8000", &check).run().await);
+        let f = fails("127.0.0.1:8000", &check).await;
         assert_eq!(
             f,
             Failure::DigestMismatch {
@@ -352,7 +336,7 @@ fn http_against_python_http_server_with_genhash_digests() {
     server.kill().unwrap();
     ns.run(|| async {
         assert_eq!(
-            down(probe("127.0.0.1:8000", r#"type = "http""#).run().await),
+            fails("127.0.0.1:8000", r#"type = "http""#).await,
             Failure::Refused
         );
     });
@@ -447,11 +431,7 @@ fn https_against_nginx_sni_host_verify_and_half_open() {
             Outcome::UP
         );
         assert_eq!(
-            down(
-                probe("127.0.0.1:8443", r#"type = "https", sni = "b.test""#)
-                    .run()
-                    .await
-            ),
+            fails("127.0.0.1:8443", r#"type = "https", sni = "b.test""#).await,
             Failure::BadStatus(503)
         );
         // Without `sni`, the Host name is the SNI name too.
@@ -475,40 +455,33 @@ fn https_against_nginx_sni_host_verify_and_half_open() {
             Outcome::UP
         );
         // A self-signed certificate fails verification when asked for.
-        let f = down(
-            probe(
-                "127.0.0.1:8443",
-                r#"type = "https", sni = "a.test", tls_verify = true"#,
-            )
-            .run()
-            .await,
-        );
+        let f = fails(
+            "127.0.0.1:8443",
+            r#"type = "https", sni = "a.test", tls_verify = true"#,
+        )
+        .await;
         assert!(
             matches!(&f, Failure::Tls(m) if m.contains("certificate")),
             "{f}"
         );
         // Plain HTTP to the TLS port: nginx says 400.
         assert_eq!(
-            down(probe("127.0.0.1:8443", r#"type = "http""#).run().await),
+            fails("127.0.0.1:8443", r#"type = "http""#).await,
             Failure::BadStatus(400)
         );
         // Half-open TLS: a port that accepts and never speaks.
         scripted("127.0.0.1:8444", Behaviour::Silent).await;
-        let f = down(
-            probe("127.0.0.1:8444", r#"type = "https", timeout = "300ms""#)
-                .run()
-                .await,
-        );
+        let f = fails("127.0.0.1:8444", r#"type = "https", timeout = "300ms""#).await;
         assert_eq!(f.to_string(), "timeout after 300ms (TLS handshake)");
         // A server that hangs up during the handshake.
         scripted("127.0.0.1:8445", Behaviour::Close).await;
-        let f = down(probe("127.0.0.1:8445", r#"type = "https""#).run().await);
+        let f = fails("127.0.0.1:8445", r#"type = "https""#).await;
         assert!(matches!(f, Failure::Closed(_) | Failure::Reset), "{f}");
     });
     nginx.kill().unwrap();
     ns.run(|| async {
         assert_eq!(
-            down(probe("127.0.0.1:8443", r#"type = "https""#).run().await),
+            fails("127.0.0.1:8443", r#"type = "https""#).await,
             Failure::Refused
         );
     });
@@ -645,14 +618,11 @@ fn https_verified_against_a_private_ca() {
             "{f}"
         );
         // The public roots do not know the private CA; neither does another CA.
-        let f = down(
-            probe(
-                "127.0.0.1:8443",
-                r#"type = "https", sni = "a.test", tls_verify = true"#,
-            )
-            .run()
-            .await,
-        );
+        let f = fails(
+            "127.0.0.1:8443",
+            r#"type = "https", sni = "a.test", tls_verify = true"#,
+        )
+        .await;
         assert!(
             matches!(&f, Failure::Tls(m) if m.contains("UnknownIssuer")),
             "{f}"

@@ -15,13 +15,6 @@ use tokio::net::{TcpListener, UdpSocket};
 
 const MS: Duration = Duration::from_millis(1);
 
-fn down(o: Outcome) -> Failure {
-    match o {
-        Outcome::Down(f) => f,
-        up => panic!("expected a failure, got {up:?}"),
-    }
-}
-
 #[test]
 fn udp_reply_silence_and_port_unreachable() {
     require(&[]);
@@ -55,14 +48,11 @@ fn udp_reply_silence_and_port_unreachable() {
         assert_eq!(p.run().await, Outcome::UP);
         assert_eq!(got.lock().unwrap().as_slice(), ["ping\n"]);
         // A reply is required and none comes.
-        let f = down(
-            probe(
-                "127.0.0.1:7002",
-                r#"type = "udp", payload = "x", expect_reply = true, timeout = "300ms""#,
-            )
-            .run()
-            .await,
-        );
+        let f = fails(
+            "127.0.0.1:7002",
+            r#"type = "udp", payload = "x", expect_reply = true, timeout = "300ms""#,
+        )
+        .await;
         assert_eq!(f.to_string(), "timeout after 300ms (waiting for a reply)");
         // No reply required: silence is fine, ICMP port unreachable is not.
         let t = Instant::now();
@@ -83,7 +73,7 @@ fn udp_reply_silence_and_port_unreachable() {
         for expect_reply in [false, true] {
             let check = format!(r#"type = "udp", payload = "x", expect_reply = {expect_reply}"#);
             assert_eq!(
-                down(probe("127.0.0.1:7003", &check).run().await),
+                fails("127.0.0.1:7003", &check).await,
                 Failure::PortUnreachable
             );
         }
@@ -137,14 +127,11 @@ fn udp_binary_payload_and_expected_reply_against_socat() {
             r#"type = "udp", payload_hex = "00 ff 10 80", expect_hex = "00ff""#,
         );
         assert_eq!(p.run().await, Outcome::UP);
-        let f = down(
-            probe(
-                "127.0.0.1:7101",
-                r#"type = "udp", payload_hex = "00ff1080", expect_hex = "ff""#,
-            )
-            .run()
-            .await,
-        );
+        let f = fails(
+            "127.0.0.1:7101",
+            r#"type = "udp", payload_hex = "00ff1080", expect_hex = "ff""#,
+        )
+        .await;
         assert_eq!(
             f,
             Failure::ReplyMismatch("00ff1080 does not start with ff".into())
@@ -164,14 +151,11 @@ fn udp_binary_payload_and_expected_reply_against_socat() {
             Outcome::UP
         );
         // The reply is shorter than what must start it.
-        let f = down(
-            probe(
-                "127.0.0.1:7102",
-                r#"type = "udp", payload = "status", expect_hex = "01024f4b00""#,
-            )
-            .run()
-            .await,
-        );
+        let f = fails(
+            "127.0.0.1:7102",
+            r#"type = "udp", payload = "status", expect_hex = "01024f4b00""#,
+        )
+        .await;
         assert_eq!(
             f.to_string(),
             "reply mismatch: 01024f4b does not start with 01024f4b00"
@@ -180,14 +164,11 @@ fn udp_binary_payload_and_expected_reply_against_socat() {
     echo.kill().unwrap();
     ns.run(|| async {
         assert_eq!(
-            down(
-                probe(
-                    "127.0.0.1:7101",
-                    r#"type = "udp", payload_hex = "00", expect_hex = "00""#
-                )
-                .run()
-                .await
-            ),
+            fails(
+                "127.0.0.1:7101",
+                r#"type = "udp", payload_hex = "00", expect_hex = "00""#
+            )
+            .await,
             Failure::PortUnreachable
         );
     });
@@ -240,35 +221,25 @@ fn dns_answer_nodata_nxdomain_and_down_server() {
         );
         // The name exists, but has no AAAA.
         assert_eq!(
-            down(
-                probe(
-                    "127.0.0.1:5353",
-                    r#"type = "dns", query = "www.test", query_type = "AAAA""#
-                )
-                .run()
-                .await
+            fails(
+                "127.0.0.1:5353",
+                r#"type = "dns", query = "www.test", query_type = "AAAA""#
             )
+            .await
             .to_string(),
             "rejected: DNS NOERROR without an answer"
         );
         assert_eq!(
-            down(
-                probe("127.0.0.1:5353", r#"type = "dns", query = "nosuch.test""#)
-                    .run()
-                    .await
-            )
-            .to_string(),
+            fails("127.0.0.1:5353", r#"type = "dns", query = "nosuch.test""#)
+                .await
+                .to_string(),
             "rejected: DNS NXDOMAIN"
         );
     });
     dnsmasq.kill().unwrap();
     ns.run(|| async {
         assert_eq!(
-            down(
-                probe("127.0.0.1:5353", r#"type = "dns", query = "www.test""#)
-                    .run()
-                    .await
-            ),
+            fails("127.0.0.1:5353", r#"type = "dns", query = "www.test""#).await,
             Failure::PortUnreachable
         );
     });
@@ -339,7 +310,7 @@ fn smtp_against_aiosmtpd_and_scripted_peers() {
         );
 
         let rejecting = smtp_peer("127.0.0.1:2526", "554 5.3.2 not accepting mail\r\n", &[]).await;
-        let f = down(probe("127.0.0.1:2526", r#"type = "smtp""#).run().await);
+        let f = fails("127.0.0.1:2526", r#"type = "smtp""#).await;
         assert_eq!(
             f.to_string(),
             "rejected: SMTP banner 554 5.3.2 not accepting mail"
@@ -370,19 +341,11 @@ fn smtp_against_aiosmtpd_and_scripted_peers() {
 
         // Banner, then silence after EHLO (half-open application).
         smtp_peer("127.0.0.1:2528", "220 ready\r\n", &[]).await;
-        let f = down(
-            probe("127.0.0.1:2528", r#"type = "smtp", timeout = "300ms""#)
-                .run()
-                .await,
-        );
+        let f = fails("127.0.0.1:2528", r#"type = "smtp", timeout = "300ms""#).await;
         assert_eq!(f.to_string(), "timeout after 300ms (waiting for a reply)");
         // No banner at all.
         let silent = TcpListener::bind("127.0.0.1:2529").await.unwrap();
-        let f = down(
-            probe("127.0.0.1:2529", r#"type = "smtp", timeout = "300ms""#)
-                .run()
-                .await,
-        );
+        let f = fails("127.0.0.1:2529", r#"type = "smtp", timeout = "300ms""#).await;
         assert_eq!(
             f.to_string(),
             "timeout after 300ms (waiting for the banner)"
@@ -390,7 +353,7 @@ fn smtp_against_aiosmtpd_and_scripted_peers() {
         drop(silent);
         // Not SMTP.
         smtp_peer("127.0.0.1:2530", "SSH-2.0-OpenSSH_9.2\r\n", &[]).await;
-        let f = down(probe("127.0.0.1:2530", r#"type = "smtp""#).run().await);
+        let f = fails("127.0.0.1:2530", r#"type = "smtp""#).await;
         assert!(
             f.to_string()
                 .starts_with("protocol error: not an SMTP reply"),
@@ -400,7 +363,7 @@ fn smtp_against_aiosmtpd_and_scripted_peers() {
     aiosmtpd.kill().unwrap();
     ns.run(|| async {
         assert_eq!(
-            down(probe("127.0.0.1:2525", r#"type = "smtp""#).run().await),
+            fails("127.0.0.1:2525", r#"type = "smtp""#).await,
             Failure::Refused
         );
     });
@@ -430,7 +393,7 @@ fn exec_exit_codes_weights_environment_and_timeouts() {
         };
         assert_eq!(probe("10.0.0.5:80", &sh("exit 0", "")).run().await, Outcome::UP);
         assert_eq!(
-            down(probe("10.0.0.5:80", &sh("exit 3", "")).run().await),
+            fails("10.0.0.5:80", &sh("exit 3", "")).await,
             Failure::Exit(3)
         );
         // keepalived's misc_dynamic: 2..255 is up with weight status - 2, 1 is down.
@@ -444,11 +407,11 @@ fn exec_exit_codes_weights_environment_and_timeouts() {
             Outcome::Up { weight: None }
         );
         assert_eq!(
-            down(probe("10.0.0.5:80", &sh("exit 1", dynamic)).run().await),
+            fails("10.0.0.5:80", &sh("exit 1", dynamic)).await,
             Failure::Exit(1)
         );
         assert_eq!(
-            down(probe("10.0.0.5:80", &sh("kill -9 $$", "")).run().await),
+            fails("10.0.0.5:80", &sh("kill -9 $$", "")).await,
             Failure::Signal(9)
         );
         // What to check comes in the environment.
@@ -466,20 +429,12 @@ fn exec_exit_codes_weights_environment_and_timeouts() {
             "s 10.0.0.5 80 10.0.0.6 8080"
         );
         // A command that does not exist.
-        let f = down(
-            probe("10.0.0.5:80", r#"type = "exec", command = ["/nonexistent/check"]"#)
-                .run()
-                .await,
-        );
+        let f = fails("10.0.0.5:80", r#"type = "exec", command = ["/nonexistent/check"]"#).await;
         assert!(matches!(&f, Failure::Spawn(m) if m.contains("/nonexistent/check")), "{f}");
         // Too slow: killed at the timeout, with the children it started.
         let script = format!("sleep 30 & echo $! > {pidfile}; wait");
         let t = Instant::now();
-        let f = down(
-            probe("10.0.0.5:80", &sh(&script, r#", timeout = "500ms""#))
-                .run()
-                .await,
-        );
+        let f = fails("10.0.0.5:80", &sh(&script, r#", timeout = "500ms""#)).await;
         assert_eq!(f.to_string(), "timeout after 500ms (waiting for the command)");
         assert!(t.elapsed() < 2000 * MS);
         let child: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();

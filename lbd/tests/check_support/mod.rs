@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 use lbd::check::probe::Probe;
+use lbd::check::{Failure, Outcome};
 use lbd::config::{self, Config};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -146,6 +147,19 @@ address = "{real}"
     ));
     let real = &c.services["s"].reals[0];
     Probe::new("s", real, real.check.as_ref().expect("a check")).expect("probe")
+}
+
+/// The failure of a run that must fail.
+pub fn down(o: Outcome) -> Failure {
+    match o {
+        Outcome::Down(f) => f,
+        up => panic!("expected a failure, got {up:?}"),
+    }
+}
+
+/// Runs the probe of `real` with the inline check `check`, which must fail.
+pub async fn fails(real: &str, check: &str) -> Failure {
+    down(probe(real, check).run().await)
 }
 
 /// A line-based log of what a test server saw, shared with the test.
