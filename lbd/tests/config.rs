@@ -601,7 +601,7 @@ check = {{ path = "/other" }}
     let reals = &c.services["s"].reals;
     assert_eq!(reals[0].check, None, "type none: always up");
     let tcp = reals[1].check.as_ref().unwrap();
-    assert_eq!(tcp.kind, CheckKind::Tcp);
+    assert_eq!(tcp.kind, CheckKind::Tcp { half_open: false });
     // Generic keys are inherited across the type change.
     assert_eq!(
         (tcp.interval, tcp.port, tcp.fall),
@@ -611,7 +611,11 @@ check = {{ path = "/other" }}
     let db = reals[2].check.as_ref().unwrap();
     assert_eq!(
         (&db.kind, db.interval, db.port),
-        (&CheckKind::Tcp, Duration::from_secs(7), Some(3306))
+        (
+            &CheckKind::Tcp { half_open: false },
+            Duration::from_secs(7),
+            Some(3306)
+        )
     );
     let CheckKind::Http(h) = &reals[3].check.as_ref().unwrap().kind else {
         panic!("{:?}", reals[3].check)

@@ -231,7 +231,7 @@ fn check_lines(c: &Config) -> Vec<String> {
                         let _ = write!(l, " password={:?}", p.expose());
                     }
                 }
-                CheckKind::Tcp => {}
+                CheckKind::Tcp { .. } => {}
             }
             out.push(l);
         }
@@ -245,7 +245,7 @@ fn hex(bytes: &[u8]) -> String {
 
 fn kind_name(k: &CheckKind) -> &'static str {
     match k {
-        CheckKind::Tcp => "tcp",
+        CheckKind::Tcp { .. } => "tcp",
         CheckKind::Http(_) => "http",
         CheckKind::Https(_) => "https",
         CheckKind::Udp { .. } => "udp",

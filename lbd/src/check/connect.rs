@@ -23,8 +23,8 @@
 //!
 //! What reaches the wire is the same as before: SYN, the handshake's ACK, RST.
 
+use super::deadlines::Deadlines;
 use super::failure::{Failure, Outcome};
-use std::collections::VecDeque;
 use std::io;
 use std::mem::{size_of, MaybeUninit};
 use std::net::{IpAddr, SocketAddr};
@@ -68,19 +68,14 @@ struct InFlight<T> {
     run: u64,
 }
 
-/// Deadlines of runs with one timeout value: started in order, so they expire in order.
-struct Deadlines {
-    timeout: Duration,
-    queue: VecDeque<(Instant, RawFd, u64)>,
-}
-
 /// Connect checks in flight, their reusable sockets, and their epoll instance.
 pub struct Connector<T> {
     epoll: AsyncFd<OwnedFd>,
     /// Runs in flight, indexed by descriptor number.
     inflight: Vec<Option<InFlight<T>>>,
     pools: Vec<Pool>,
-    deadlines: Vec<Deadlines>,
+    /// (descriptor, run) by deadline.
+    deadlines: Deadlines<(RawFd, u64)>,
     runs: u64,
     events: Vec<libc::epoll_event>,
 }
@@ -102,7 +97,7 @@ impl<T> Connector<T> {
             epoll,
             inflight: Vec::new(),
             pools: Vec::new(),
-            deadlines: Vec::new(),
+            deadlines: Deadlines::default(),
             runs: 0,
             events: vec![libc::epoll_event { events: 0, u64: 0 }; EVENT_BATCH],
         })
@@ -183,19 +178,7 @@ impl<T> Connector<T> {
                     timeout,
                     run: self.runs,
                 });
-                let d = match self.deadlines.iter().position(|d| d.timeout == timeout) {
-                    Some(d) => d,
-                    None => {
-                        self.deadlines.push(Deadlines {
-                            timeout,
-                            queue: VecDeque::new(),
-                        });
-                        self.deadlines.len() - 1
-                    }
-                };
-                self.deadlines[d]
-                    .queue
-                    .push_back((now + timeout, raw, self.runs));
+                self.deadlines.push(now, timeout, (raw, self.runs));
                 Ok(())
             }
             // The socket's state after a failed connect is not worth trusting: close it.
@@ -326,49 +309,33 @@ impl<T> Connector<T> {
     /// dropped from the fronts of the queues here, so they never wake anyone.
     pub fn next_deadline(&mut self) -> Option<Instant> {
         let inflight = &self.inflight;
-        let current = |fd: RawFd, run: u64| {
+        self.deadlines.next(|(fd, run)| {
             inflight
                 .get(fd as usize)
                 .and_then(Option::as_ref)
                 .is_some_and(|r| r.run == run)
-        };
-        let mut next: Option<Instant> = None;
-        for d in &mut self.deadlines {
-            while let Some(&(when, fd, run)) = d.queue.front() {
-                if current(fd, run) {
-                    next = Some(next.map_or(when, |n| n.min(when)));
-                    break;
-                }
-                d.queue.pop_front();
-            }
-        }
-        next
+        })
     }
 
     /// Ends the runs whose deadline has passed as timeouts, into `out`.
     pub fn expire(&mut self, now: Instant, out: &mut Vec<Finished<T>>) {
-        for d in 0..self.deadlines.len() {
-            while let Some(&(when, fd, run)) = self.deadlines[d].queue.front() {
-                if when > now {
-                    break;
-                }
-                self.deadlines[d].queue.pop_front();
-                let slot = &mut self.inflight[fd as usize];
-                if slot.as_ref().is_none_or(|r| r.run != run) {
-                    continue; // finished earlier
-                }
-                let Some(r) = slot.take() else { continue };
-                out.push(Finished {
-                    token: r.token,
-                    started: r.started,
-                    outcome: Outcome::Down(Failure::Timeout {
-                        after: r.timeout,
-                        during: "connecting",
-                    }),
-                });
-                recycle(&mut self.pools, r.pool, r.fd);
+        let (inflight, pools) = (&mut self.inflight, &mut self.pools);
+        self.deadlines.expire(now, |(fd, run)| {
+            let slot = &mut inflight[fd as usize];
+            if slot.as_ref().is_none_or(|r| r.run != run) {
+                return; // finished earlier
             }
-        }
+            let Some(r) = slot.take() else { return };
+            out.push(Finished {
+                token: r.token,
+                started: r.started,
+                outcome: Outcome::Down(Failure::Timeout {
+                    after: r.timeout,
+                    during: "connecting",
+                }),
+            });
+            recycle(pools, r.pool, r.fd);
+        });
     }
 }
 
@@ -436,7 +403,7 @@ fn setsockopt<V>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &V) ->
 }
 
 /// A socket address in the kernel's layout, and its length.
-fn sockaddr(addr: SocketAddr) -> (MaybeUninit<libc::sockaddr_in6>, libc::socklen_t) {
+pub(super) fn sockaddr(addr: SocketAddr) -> (MaybeUninit<libc::sockaddr_in6>, libc::socklen_t) {
     let mut storage = MaybeUninit::<libc::sockaddr_in6>::zeroed();
     let len = match addr {
         SocketAddr::V4(a) => {

@@ -17,6 +17,7 @@
 use super::board::{Event, HealthBoard, HealthReport, RealKey};
 use super::connect::{Connector, Finished};
 use super::failure::Outcome;
+use super::half_open::{HalfOpen, NotStarted};
 use super::hysteresis::{Hysteresis, Jitter, Timing};
 use super::probe::Probe;
 use super::schedule::Schedule;
@@ -112,7 +113,11 @@ pub struct Engine {
     /// TCP connect checks in flight (created when the loop starts, inside the runtime; if
     /// that fails they run as futures like the other kinds).
     connector: Option<Connector<RunId>>,
-    /// Connect checks finished, waiting to be recorded.
+    /// Half-open TCP checks in flight (raw sockets opened with the first one).
+    half_open: HalfOpen<RunId>,
+    /// Half-open checks cannot run here (no raw socket): they run as connect checks.
+    half_open_unavailable: bool,
+    /// Connect and half-open checks finished, waiting to be recorded.
     connected: Vec<Finished<RunId>>,
     publish: watch::Sender<Arc<HealthReport>>,
     generation: u64,
@@ -148,6 +153,8 @@ impl Engine {
                 due: Vec::new(),
                 inflight: FuturesUnordered::new(),
                 connector: None,
+                half_open: HalfOpen::new(),
+                half_open_unavailable: false,
                 connected: Vec::new(),
                 publish,
                 generation: 0,
@@ -266,12 +273,14 @@ impl Engine {
                 .retain(|(id, gen, _)| slots[*id].as_ref().is_some_and(|s| s.generation == *gen));
         }
         let stopped = before - kept;
+        self.half_open.forget_routes();
         if stopped > 0 {
+            let all_connect = self.half_open_unavailable;
             let connects = self
                 .slots
                 .iter()
                 .flatten()
-                .filter(|s| matches!(s.check.kind, CheckKind::Tcp))
+                .filter(|s| matches!(s.check.kind, CheckKind::Tcp { half_open } if !half_open || all_connect))
                 .count();
             if let Some(c) = self.connector.as_mut() {
                 c.trim_idle(connects);
@@ -332,17 +341,36 @@ impl Engine {
             if slot.generation != gen {
                 continue;
             }
-            if let (CheckKind::Tcp, Some(connector)) = (&slot.check.kind, self.connector.as_mut()) {
+            if let CheckKind::Tcp { half_open } = slot.check.kind {
                 let p = &slot.probe;
-                let run = RunId {
+                let mut run = RunId {
                     slot: id,
                     generation: gen,
                     due: when,
                 };
-                if let Err(done) = connector.start(p.target, p.source, p.timeout, run, now) {
-                    self.connected.push(done);
+                if half_open && !self.half_open_unavailable {
+                    match self
+                        .half_open
+                        .start(p.target, p.source, p.timeout, run, now)
+                    {
+                        Ok(()) => continue,
+                        Err(NotStarted::Finished(done)) => {
+                            self.connected.push(done);
+                            continue;
+                        }
+                        Err(NotStarted::Unavailable(token, e)) => {
+                            warn!("checks: half-open TCP checks need a raw socket ({e}): they run as connect checks");
+                            self.half_open_unavailable = true;
+                            run = token;
+                        }
+                    }
                 }
-                continue;
+                if let Some(connector) = self.connector.as_mut() {
+                    if let Err(done) = connector.start(p.target, p.source, p.timeout, run, now) {
+                        self.connected.push(done);
+                    }
+                    continue;
+                }
             }
             let probe = slot.probe.clone();
             self.inflight.push(Box::pin(async move {
@@ -356,6 +384,8 @@ impl Engine {
             }));
         }
         self.due = due; // keeps its capacity
+        self.half_open.flush(&mut self.connected);
+        self.half_open.expire(now, &mut self.connected);
         if let Some(c) = self.connector.as_mut() {
             c.expire(now, &mut self.connected);
         }
@@ -431,11 +461,14 @@ impl Engine {
         loop {
             let due = self.queue.next();
             // Timeouts are batched like starts.
-            let expiry = self
-                .connector
-                .as_mut()
-                .and_then(|c| c.next_deadline())
-                .map(|d| self.queue.round_up(d));
+            let expiry = [
+                self.connector.as_mut().and_then(|c| c.next_deadline()),
+                self.half_open.next_deadline(),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|d| self.queue.round_up(d));
             let next = match (due, expiry) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -471,6 +504,14 @@ impl Engine {
                 ready = connector_ready(&mut self.connector, &mut self.connected) => {
                     if let Err(e) = ready {
                         error!("checks: waiting for TCP connect checks: {e}");
+                    }
+                    let change = self.finish_connected();
+                    self.changed(change, Instant::now());
+                }
+                ready = self.half_open.readable() => {
+                    match ready {
+                        Ok(v6) => self.half_open.read_answers(v6, &mut self.connected),
+                        Err(e) => error!("checks: waiting for half-open TCP checks: {e}"),
                     }
                     let change = self.finish_connected();
                     self.changed(change, Instant::now());

@@ -24,6 +24,7 @@
 //! and the sorry server (when no real serves) are applied.
 
 pub mod board;
+pub mod deadlines;
 pub mod failure;
 pub mod hysteresis;
 pub mod proto;
@@ -36,6 +37,8 @@ pub mod connect;
 pub mod engine;
 #[cfg(feature = "daemon")]
 pub mod feed;
+#[cfg(feature = "daemon")]
+pub mod half_open;
 #[cfg(feature = "daemon")]
 pub mod probe;
 #[cfg(feature = "daemon")]

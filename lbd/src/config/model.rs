@@ -245,7 +245,10 @@ pub struct Check {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum CheckKind {
-    Tcp,
+    Tcp {
+        /// A SYN and its answer (SYN-ACK up, RST refused) instead of a whole connection.
+        half_open: bool,
+    },
     Http(HttpCheck),
     Https(HttpCheck),
     Udp {

@@ -143,6 +143,9 @@ pub struct CheckSchema {
     pub port: Option<Spanned<i64>>,
     pub connect_address: Option<Spanned<std::net::IpAddr>>,
     pub source_address: Option<Spanned<std::net::IpAddr>>,
+    // tcp
+    /// A SYN and its answer instead of a whole connection.
+    pub half_open: Option<Spanned<bool>>,
     // http / https
     pub path: Option<Spanned<String>>,
     pub host: Option<Spanned<String>>,

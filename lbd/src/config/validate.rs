@@ -1572,6 +1572,7 @@ impl Cx {
             };
         }
         use CheckType as T;
+        only_for!(half_open, [T::Tcp], "tcp");
         only_for!(path, [T::Http, T::Https], "http and https");
         only_for!(host, [T::Http, T::Https], "http and https");
         only_for!(sni, [T::Https], "https");
@@ -1596,7 +1597,9 @@ impl Cx {
         let text = |v: &Option<Spanned<String>>| v.as_ref().map(|s| s.get_ref().clone());
         let check_kind = match kind_v {
             T::None => return None,
-            T::Tcp => CheckKind::Tcp,
+            T::Tcp => CheckKind::Tcp {
+                half_open: merged.half_open.as_ref().is_some_and(|v| *v.get_ref()),
+            },
             T::Http | T::Https => {
                 let path = match &merged.path {
                     Some(p) if p.get_ref().starts_with('/') => p.get_ref().clone(),
@@ -1971,6 +1974,7 @@ fn merge_check(base: &CheckSchema, over: &CheckSchema) -> CheckSchema {
         port,
         connect_address,
         source_address,
+        half_open,
         path,
         host,
         sni,

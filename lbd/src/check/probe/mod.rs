@@ -117,7 +117,7 @@ impl Probe {
             reason,
         })?;
         let kind = match &check.kind {
-            CheckKind::Tcp => Kind::Tcp,
+            CheckKind::Tcp { .. } => Kind::Tcp,
             CheckKind::Http(h) | CheckKind::Https(h) => {
                 // Host header: `host`, else the SNI name (a name-based virtual server is
                 // chosen by Host after the handshake), else the address checked.

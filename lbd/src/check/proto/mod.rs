@@ -9,3 +9,4 @@ pub mod pgsql;
 #[cfg(feature = "daemon")]
 pub mod scram;
 pub mod smtp;
+pub mod syn;

@@ -1,0 +1,712 @@
+//! Half-open TCP checks (`type = "tcp"`, `half_open = true`): a SYN, and the SYN-ACK (up) or
+//! RST (refused) that answers it. No socket, no handshake: the kernel answers the SYN-ACK with
+//! an RST itself, because no socket on this side is connecting from that port. Three packets
+//! instead of a connect check's four, nothing for the real's application to accept, log or
+//! reset, and on this side no system call per check at all:
+//!
+//! - SYNs due together are queued and sent with one `sendmmsg` per address family
+//!   ([`HalfOpen::flush`]); answers are read in batches with `recvmmsg` from one raw TCP socket
+//!   per family, whose classic BPF filter lets through only SYN-ACKs and RSTs to this side's
+//!   ports, so the box's other TCP traffic is never queued to it.
+//! - A SYN's sequence number is unique among the checks in flight and the answer acknowledges
+//!   it plus one, so the answer names its check; its source address and port must also be the
+//!   check's target.
+//! - The source ports are held by bound, never connected TCP sockets, a few per (family,
+//!   source address): nothing else on the box can take them, and an answer to them finds no
+//!   socket and is reset by the kernel. Consecutive checks of one real use different ports, so
+//!   a late SYN-ACK or a lost RST of one check never meets the next check's SYN.
+//! - IPv4 SYNs carry their own IP header (IP_HDRINCL) with a source address chosen like the
+//!   kernel would (a route lookup, cached per destination and dropped when a check times out),
+//!   because the TCP checksum covers it; IPv6 raw sockets compute the checksum themselves
+//!   (IPV6_CHECKSUM) for the source they choose.
+//!
+//! Needs CAP_NET_RAW; without it the engine runs the checks as connect checks and says so.
+//! What it cannot tell: an ICMP unreachable or an unanswered ARP ends as a timeout, where a
+//! connect check says "host unreachable".
+
+use super::connect::{sockaddr, Finished};
+use super::deadlines::Deadlines;
+use super::failure::{Failure, Outcome};
+use super::proto::syn::{self, Answer, V4_SYN_LEN};
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
+use std::io;
+use std::mem::{size_of, MaybeUninit};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+use tokio::io::unix::AsyncFd;
+
+/// Source ports held per (family, source address).
+const PORTS_PER_SOURCE: usize = 8;
+/// Answers read per `recvmmsg`.
+const RECV_BATCH: usize = 64;
+/// Bytes kept of each answer: an IPv4 header with options and the TCP header's first 14 bytes.
+const RECV_LEN: usize = 80;
+/// How long a route lookup's source address is trusted while checks keep being answered.
+const ROUTE_TTL: Duration = Duration::from_secs(300);
+/// Socket buffer sizes asked for: a tick's worth of SYNs or answers at ten thousand checks a
+/// second is a few hundred packets.
+const BUFFER_BYTES: i32 = 1 << 20;
+/// The MSS an IPv6 SYN advertises.
+const MSS_V6: u16 = 1440;
+
+/// Why a run could not start as a half-open check.
+pub enum NotStarted<T> {
+    /// Its result is known at once (no source port, a bad source address).
+    Finished(Finished<T>),
+    /// Half-open checks cannot run here (no raw socket: CAP_NET_RAW missing?); the token is
+    /// handed back so the run can be made another way.
+    Unavailable(T, io::Error),
+}
+
+/// A raw TCP socket for one address family.
+struct Raw {
+    fd: AsyncFd<OwnedFd>,
+    v6: bool,
+}
+
+/// A source port held by a bound TCP socket.
+struct Held {
+    v6: bool,
+    source: Option<IpAddr>,
+    port: u16,
+    _socket: OwnedFd,
+}
+
+/// A check in flight, by the sequence number of its SYN.
+struct Pending<T> {
+    token: T,
+    started: Instant,
+    timeout: Duration,
+    target: SocketAddr,
+    port: u16,
+    source: Option<IpAddr>,
+    run: u64,
+}
+
+/// A SYN waiting for [`HalfOpen::flush`].
+struct Outgoing {
+    seq: u32,
+    to: SocketAddr,
+    /// IPv6: the source address asked for (IPV6_PKTINFO); IPv4 SYNs carry theirs.
+    source_v6: Option<Ipv6Addr>,
+    len: usize,
+    bytes: [u8; V4_SYN_LEN],
+}
+
+/// Half-open checks in flight, their raw sockets and held ports.
+pub struct HalfOpen<T> {
+    v4: Option<Raw>,
+    v6: Option<Raw>,
+    held: Vec<Held>,
+    /// Rotates the held port each check uses.
+    turn: usize,
+    pending: HashMap<u32, Pending<T>>,
+    /// (held port, target) of the checks in flight: one SYN per four-tuple at a time.
+    busy: HashSet<(u16, SocketAddr)>,
+    deadlines: Deadlines<(u32, u64)>,
+    /// IPv4 source address per (source asked for, destination), and when it was looked up.
+    routes: HashMap<Ipv4Addr, (Ipv4Addr, Instant)>,
+    /// A UDP socket connected to a destination to learn the kernel's source address for it.
+    router: Option<OwnedFd>,
+    outbox: Vec<Outgoing>,
+    runs: u64,
+    rng: u64,
+    buffers: Box<[[u8; RECV_LEN]; RECV_BATCH]>,
+}
+
+impl<T> HalfOpen<T> {
+    /// No sockets yet: they are opened with the first check of each family.
+    pub fn new() -> HalfOpen<T> {
+        let seed = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+        HalfOpen {
+            v4: None,
+            v6: None,
+            held: Vec::new(),
+            turn: 0,
+            pending: HashMap::new(),
+            busy: HashSet::new(),
+            deadlines: Deadlines::default(),
+            routes: HashMap::new(),
+            router: None,
+            outbox: Vec::new(),
+            runs: 0,
+            rng: seed | 1,
+            buffers: Box::new([[0; RECV_LEN]; RECV_BATCH]),
+        }
+    }
+
+    /// Checks in flight (sent or queued).
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Forgets the looked-up source addresses (after a reload: routes may have changed too).
+    pub fn forget_routes(&mut self) {
+        self.routes.clear();
+    }
+
+    /// Queues a SYN to `target` (from `source`, if set); [`HalfOpen::flush`] sends it. The run
+    /// finishes in [`HalfOpen::ready`] or [`HalfOpen::expire`].
+    pub fn start(
+        &mut self,
+        target: SocketAddr,
+        source: Option<IpAddr>,
+        timeout: Duration,
+        token: T,
+        now: Instant,
+    ) -> Result<(), NotStarted<T>> {
+        let v6 = target.is_ipv6();
+        if let Err(e) = self.open(v6) {
+            return Err(NotStarted::Unavailable(token, e));
+        }
+        let finished = |token, f| {
+            NotStarted::Finished(Finished {
+                token,
+                started: now,
+                outcome: Outcome::Down(f),
+            })
+        };
+        let port = match self.port_for(v6, source, target) {
+            Ok(p) => p,
+            Err(f) => return Err(finished(token, f)),
+        };
+        let seq = self.new_seq();
+        let mut bytes = [0u8; V4_SYN_LEN];
+        let (len, source_v6) = match (target, source) {
+            (SocketAddr::V4(t), _) => {
+                let from = match source {
+                    Some(IpAddr::V4(s)) => s,
+                    _ => match self.route_source(*t.ip(), now) {
+                        Ok(s) => s,
+                        Err(e) => return Err(finished(token, Failure::from_io(&e, "connecting"))),
+                    },
+                };
+                bytes = syn::syn_v4(from, *t.ip(), port, t.port(), seq);
+                (V4_SYN_LEN, None)
+            }
+            (SocketAddr::V6(t), s) => {
+                bytes[..syn::TCP_SYN_LEN].copy_from_slice(&syn::syn_tcp(
+                    port,
+                    t.port(),
+                    seq,
+                    MSS_V6,
+                ));
+                let s = match s {
+                    Some(IpAddr::V6(s)) => Some(s),
+                    _ => None,
+                };
+                (syn::TCP_SYN_LEN, s)
+            }
+        };
+        self.runs += 1;
+        self.busy.insert((port, target));
+        self.pending.insert(
+            seq,
+            Pending {
+                token,
+                started: now,
+                timeout,
+                target,
+                port,
+                source,
+                run: self.runs,
+            },
+        );
+        self.deadlines.push(now, timeout, (seq, self.runs));
+        self.outbox.push(Outgoing {
+            seq,
+            to: target,
+            source_v6,
+            len,
+            bytes,
+        });
+        Ok(())
+    }
+
+    /// Sends the queued SYNs, one `sendmmsg` per family (more if the kernel takes fewer);
+    /// a SYN the kernel refuses ends its check at once, into `out`.
+    pub fn flush(&mut self, out: &mut Vec<Finished<T>>) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let outbox = std::mem::take(&mut self.outbox);
+        for v6 in [false, true] {
+            let batch: Vec<&Outgoing> = outbox.iter().filter(|o| o.to.is_ipv6() == v6).collect();
+            let Some(raw) = (if v6 { &self.v6 } else { &self.v4 }) else {
+                continue;
+            };
+            let fd = raw.fd.get_ref().as_raw_fd();
+            let mut i = 0;
+            while i < batch.len() {
+                match send_batch(fd, &batch[i..]) {
+                    Ok(n) => i += n,
+                    Err(e) => {
+                        // The first of the rest could not be sent: end it, go on with the rest.
+                        let seq = batch[i].seq;
+                        if let Some(p) = self.take(seq) {
+                            out.push(Finished {
+                                token: p.token,
+                                started: p.started,
+                                outcome: Outcome::Down(Failure::from_io(&e, "sending the SYN")),
+                            });
+                        }
+                        i += 1;
+                    }
+                }
+            }
+        }
+        self.outbox = outbox;
+        self.outbox.clear(); // keeps its capacity
+    }
+
+    /// Waits until answers may be ready; which family's (`true`: IPv6), for
+    /// [`HalfOpen::read_answers`]. Never returns while no raw socket is open.
+    pub async fn readable(&self) -> io::Result<bool> {
+        async fn readable(raw: Option<&Raw>) -> io::Result<bool> {
+            match raw {
+                Some(r) => {
+                    // Cleared before reading: everything queued until the read that finds
+                    // the socket empty is read below; anything later makes it ready again.
+                    r.fd.readable().await?.clear_ready();
+                    Ok(r.v6)
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            r = readable(self.v4.as_ref()) => r,
+            r = readable(self.v6.as_ref()) => r,
+        }
+    }
+
+    /// Reads every answer queued to the family's raw socket and ends their checks into `out`.
+    pub fn read_answers(&mut self, v6: bool, out: &mut Vec<Finished<T>>) {
+        let Some(raw) = (if v6 { &self.v6 } else { &self.v4 }) else {
+            return;
+        };
+        let fd = raw.fd.get_ref().as_raw_fd();
+        let mut errors = 0;
+        loop {
+            let mut names = [MaybeUninit::<libc::sockaddr_in6>::zeroed(); RECV_BATCH];
+            let mut iovs: [libc::iovec; RECV_BATCH] = std::array::from_fn(|i| libc::iovec {
+                iov_base: self.buffers[i].as_mut_ptr().cast(),
+                iov_len: RECV_LEN,
+            });
+            // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
+            let mut msgs: [libc::mmsghdr; RECV_BATCH] = unsafe { std::mem::zeroed() };
+            for i in 0..RECV_BATCH {
+                msgs[i].msg_hdr.msg_name = names[i].as_mut_ptr().cast();
+                msgs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+                msgs[i].msg_hdr.msg_iov = &mut iovs[i];
+                msgs[i].msg_hdr.msg_iovlen = 1;
+            }
+            // SAFETY: every message points at live buffers of the sizes given.
+            let n = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    msgs.as_mut_ptr(),
+                    RECV_BATCH as libc::c_uint,
+                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                    std::ptr::null_mut(),
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::WouldBlock => return,
+                    // A pending socket error is reported once; read on, but not forever.
+                    _ if errors < 4 => {
+                        errors += 1;
+                        continue;
+                    }
+                    _ => return,
+                }
+            }
+            let n = n as usize;
+            for i in 0..n {
+                let len = (msgs[i].msg_len as usize).min(RECV_LEN);
+                let data = &self.buffers[i][..len];
+                let parsed = if v6 {
+                    // SAFETY: the kernel wrote a sockaddr_in6 for each IPv6 message.
+                    let name = unsafe { names[i].assume_init() };
+                    let from = IpAddr::V6(Ipv6Addr::from(name.sin6_addr.s6_addr));
+                    syn::parse_tcp(data).map(|r| (from, r))
+                } else {
+                    syn::parse_v4(data)
+                };
+                let Some((from, reply)) = parsed else {
+                    continue;
+                };
+                let matches = self.pending.get(&reply.syn_seq).is_some_and(|p| {
+                    p.target.ip() == from
+                        && p.target.port() == reply.from_port
+                        && p.port == reply.to_port
+                });
+                if !matches {
+                    continue; // late (the check timed out), or not ours
+                }
+                if let Some(p) = self.take(reply.syn_seq) {
+                    out.push(Finished {
+                        token: p.token,
+                        started: p.started,
+                        outcome: match reply.answer {
+                            Answer::Open => Outcome::UP,
+                            Answer::Refused => Outcome::Down(Failure::Refused),
+                        },
+                    });
+                }
+            }
+            if n < RECV_BATCH {
+                return;
+            }
+        }
+    }
+
+    /// The earliest deadline of a check in flight.
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        let pending = &self.pending;
+        self.deadlines
+            .next(|(seq, run)| pending.get(&seq).is_some_and(|p| p.run == run))
+    }
+
+    /// Ends the checks whose deadline has passed as timeouts, into `out`.
+    pub fn expire(&mut self, now: Instant, out: &mut Vec<Finished<T>>) {
+        let mut expired = Vec::new();
+        let pending = &self.pending;
+        self.deadlines.expire(now, |(seq, run)| {
+            if pending.get(&seq).is_some_and(|p| p.run == run) {
+                expired.push(seq);
+            }
+        });
+        for seq in expired {
+            let Some(p) = self.take(seq) else { continue };
+            if let (IpAddr::V4(dst), None) = (p.target.ip(), p.source) {
+                // The route may have changed: look it up again next time.
+                self.routes.remove(&dst);
+            }
+            out.push(Finished {
+                token: p.token,
+                started: p.started,
+                outcome: Outcome::Down(Failure::Timeout {
+                    after: p.timeout,
+                    during: "connecting",
+                }),
+            });
+        }
+    }
+
+    fn take(&mut self, seq: u32) -> Option<Pending<T>> {
+        let p = self.pending.remove(&seq)?;
+        self.busy.remove(&(p.port, p.target));
+        Some(p)
+    }
+
+    /// A sequence number no check in flight uses.
+    fn new_seq(&mut self) -> u32 {
+        loop {
+            // xorshift64*
+            self.rng ^= self.rng >> 12;
+            self.rng ^= self.rng << 25;
+            self.rng ^= self.rng >> 27;
+            let seq = (self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32;
+            if !self.pending.contains_key(&seq) {
+                return seq;
+            }
+        }
+    }
+
+    /// Opens the family's raw socket if it is not open yet.
+    fn open(&mut self, v6: bool) -> io::Result<()> {
+        let slot = if v6 { &mut self.v6 } else { &mut self.v4 };
+        if slot.is_none() {
+            *slot = Some(open_raw(v6, &[])?);
+        }
+        Ok(())
+    }
+
+    /// A held port for a check of `target` from `source` that is not busy with a check of the
+    /// same target; holds more ports for this source when it has none yet.
+    fn port_for(
+        &mut self,
+        v6: bool,
+        source: Option<IpAddr>,
+        target: SocketAddr,
+    ) -> Result<u16, Failure> {
+        if !self.held.iter().any(|h| h.v6 == v6 && h.source == source) {
+            for _ in 0..PORTS_PER_SOURCE {
+                let (socket, port) = hold_port(v6, source)?;
+                self.held.push(Held {
+                    v6,
+                    source,
+                    port,
+                    _socket: socket,
+                });
+            }
+            let ports: Vec<u16> = self
+                .held
+                .iter()
+                .filter(|h| h.v6 == v6)
+                .map(|h| h.port)
+                .collect();
+            let raw = if v6 { &self.v6 } else { &self.v4 };
+            if let Some(raw) = raw {
+                attach_filter(
+                    raw.fd.get_ref().as_raw_fd(),
+                    &syn::answer_filter(&ports, !v6),
+                )
+                .map_err(|e| Failure::Io(format!("filtering answers: {e}")))?;
+            }
+        }
+        let n = self.held.len();
+        for i in 0..n {
+            let h = &self.held[(self.turn + i) % n];
+            if h.v6 == v6 && h.source == source && !self.busy.contains(&(h.port, target)) {
+                self.turn = (self.turn + i + 1) % n;
+                return Ok(h.port);
+            }
+        }
+        Err(Failure::Io(format!(
+            "{PORTS_PER_SOURCE} checks of {target} already in flight"
+        )))
+    }
+
+    /// The source address the kernel would use towards `dst`.
+    fn route_source(&mut self, dst: Ipv4Addr, now: Instant) -> io::Result<Ipv4Addr> {
+        if let Some((src, at)) = self.routes.get(&dst) {
+            if now.duration_since(*at) < ROUTE_TTL {
+                return Ok(*src);
+            }
+        }
+        if self.router.is_none() {
+            self.router = Some(new_socket(
+                libc::AF_INET,
+                libc::SOCK_DGRAM,
+                libc::IPPROTO_UDP,
+            )?);
+        }
+        let fd = self.router.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+        // Connecting a UDP socket sends nothing: it routes, and picks the source address.
+        let (addr, len) = sockaddr(SocketAddr::new(IpAddr::V4(dst), 9));
+        // SAFETY: `addr` holds a sockaddr of `len` bytes.
+        if unsafe { libc::connect(fd, addr.as_ptr().cast(), len) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let local = local_addr(fd);
+        // Dissolve it, so the next lookup is not bound to this one's source address.
+        let unspec = libc::sockaddr {
+            sa_family: libc::AF_UNSPEC as libc::sa_family_t,
+            sa_data: [0; 14],
+        };
+        // SAFETY: `unspec` is a valid sockaddr of the size passed.
+        unsafe {
+            libc::connect(fd, &unspec, size_of::<libc::sockaddr>() as libc::socklen_t);
+        }
+        let SocketAddr::V4(local) = local? else {
+            return Err(io::Error::other("route lookup gave an IPv6 address"));
+        };
+        self.routes.insert(dst, (*local.ip(), now));
+        Ok(*local.ip())
+    }
+}
+
+impl<T> Default for HalfOpen<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A raw TCP socket for answers, with the filter for `ports`.
+fn open_raw(v6: bool, ports: &[u16]) -> io::Result<Raw> {
+    let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+    let fd = new_socket(family, libc::SOCK_RAW, libc::IPPROTO_TCP)?;
+    let raw = fd.as_raw_fd();
+    // Until ports are held, let nothing through.
+    attach_filter(raw, &syn::answer_filter(ports, !v6))?;
+    // Drop what arrived before the filter was attached.
+    let mut scratch = [0u8; 1];
+    // SAFETY: `scratch` is a valid buffer of the length given.
+    while unsafe { libc::recv(raw, scratch.as_mut_ptr().cast(), 1, libc::MSG_DONTWAIT) } >= 0 {}
+    if v6 {
+        // The kernel fills in the TCP checksum at this offset, for the source it chooses.
+        setsockopt(raw, libc::IPPROTO_IPV6, libc::IPV6_CHECKSUM, &16i32)?;
+    } else {
+        setsockopt(raw, libc::IPPROTO_IP, libc::IP_HDRINCL, &1i32)?;
+    }
+    let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, &BUFFER_BYTES);
+    let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUF, &BUFFER_BYTES);
+    // SAFETY: `fd` is a new descriptor owned by the AsyncFd from here on.
+    let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }?;
+    Ok(Raw { fd, v6 })
+}
+
+/// Holds a local port: a TCP socket bound to (source or any address, a port the kernel
+/// chooses), never listening or connecting.
+fn hold_port(v6: bool, source: Option<IpAddr>) -> Result<(OwnedFd, u16), Failure> {
+    let io = |e: io::Error| Failure::Io(format!("holding a source port: {e}"));
+    let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+    let fd = new_socket(family, libc::SOCK_STREAM, 0).map_err(io)?;
+    if v6 {
+        setsockopt(fd.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &1i32).map_err(io)?;
+    }
+    let any = if v6 {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    };
+    let (addr, len) = sockaddr(SocketAddr::new(source.unwrap_or(any), 0));
+    // SAFETY: `addr` holds a sockaddr of `len` bytes.
+    if unsafe { libc::bind(fd.as_raw_fd(), addr.as_ptr().cast(), len) } != 0 {
+        let e = io::Error::last_os_error();
+        return Err(match source {
+            Some(s) => Failure::Bind(format!("{s}: {e}")),
+            None => io(e),
+        });
+    }
+    let port = local_addr(fd.as_raw_fd()).map_err(io)?.port();
+    Ok((fd, port))
+}
+
+/// Sends as many of `batch` as the kernel takes in one `sendmmsg`: how many, or the error of
+/// the first.
+fn send_batch(fd: RawFd, batch: &[&Outgoing]) -> io::Result<usize> {
+    const CMSG_LEN: usize = 64;
+    let n = batch.len().min(1024);
+    let mut names: Vec<(MaybeUninit<libc::sockaddr_in6>, libc::socklen_t)> = batch[..n]
+        .iter()
+        .map(|o| sockaddr(raw_destination(o.to)))
+        .collect();
+    let mut iovs: Vec<libc::iovec> = batch[..n]
+        .iter()
+        .map(|o| libc::iovec {
+            iov_base: o.bytes.as_ptr() as *mut libc::c_void,
+            iov_len: o.len,
+        })
+        .collect();
+    let mut controls = vec![[0u64; CMSG_LEN / 8]; n];
+    // SAFETY: an all-zero mmsghdr is valid.
+    let mut msgs: Vec<libc::mmsghdr> = (0..n).map(|_| unsafe { std::mem::zeroed() }).collect();
+    for i in 0..n {
+        let h = &mut msgs[i].msg_hdr;
+        h.msg_name = names[i].0.as_mut_ptr().cast();
+        h.msg_namelen = names[i].1;
+        h.msg_iov = &mut iovs[i];
+        h.msg_iovlen = 1;
+        if let Some(src) = batch[i].source_v6 {
+            h.msg_control = controls[i].as_mut_ptr().cast();
+            h.msg_controllen = CMSG_LEN;
+            // SAFETY: the control buffer has room for one in6_pktinfo message (CMSG_LEN
+            // covers CMSG_SPACE(20)); the header and data are written inside it.
+            unsafe {
+                let c = libc::CMSG_FIRSTHDR(h);
+                (*c).cmsg_level = libc::IPPROTO_IPV6;
+                (*c).cmsg_type = libc::IPV6_PKTINFO;
+                (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as usize;
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: src.octets(),
+                    },
+                    ipi6_ifindex: 0,
+                };
+                libc::CMSG_DATA(c)
+                    .cast::<libc::in6_pktinfo>()
+                    .write_unaligned(info);
+                h.msg_controllen = libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as usize;
+            }
+        }
+    }
+    // SAFETY: every message points at live names, buffers and control data.
+    let sent = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), n as libc::c_uint, 0) };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sent as usize)
+}
+
+fn attach_filter(fd: RawFd, program: &[syn::Insn]) -> io::Result<()> {
+    let mut insns: Vec<libc::sock_filter> = program
+        .iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect();
+    let prog = libc::sock_fprog {
+        len: insns.len() as u16,
+        filter: insns.as_mut_ptr(),
+    };
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
+}
+
+fn new_socket(family: i32, kind: i32, protocol: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain system call; the descriptor is owned at once.
+    let raw = unsafe {
+        libc::socket(
+            family,
+            kind | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            protocol,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a new descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+fn setsockopt<V>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &V) -> io::Result<()> {
+    // SAFETY: `value` points to a V of the size passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (value as *const V).cast(),
+            size_of::<V>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
+    let mut storage = MaybeUninit::<libc::sockaddr_in6>::zeroed();
+    let mut len = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    // SAFETY: `storage` has room for `len` bytes.
+    if unsafe { libc::getsockname(fd, storage.as_mut_ptr().cast(), &mut len) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: getsockname wrote a sockaddr of the socket's family.
+    let s = unsafe { storage.assume_init() };
+    if i32::from(s.sin6_family) == libc::AF_INET {
+        // SAFETY: an AF_INET address is a sockaddr_in.
+        let s4: libc::sockaddr_in =
+            unsafe { std::ptr::read((&s as *const libc::sockaddr_in6).cast()) };
+        Ok(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::from(u32::from_be(s4.sin_addr.s_addr))),
+            u16::from_be(s4.sin_port),
+        ))
+    } else {
+        Ok(SocketAddr::V6(SocketAddrV6::new(
+            Ipv6Addr::from(s.sin6_addr.s6_addr),
+            u16::from_be(s.sin6_port),
+            s.sin6_flowinfo,
+            s.sin6_scope_id,
+        )))
+    }
+}
+
+/// Where a raw socket sends: the target's address with port zero (an IPv6 raw socket takes a
+/// port there as the protocol number), keeping an IPv6 scope.
+fn raw_destination(to: SocketAddr) -> SocketAddr {
+    match to {
+        SocketAddr::V4(t) => SocketAddr::new(IpAddr::V4(*t.ip()), 0),
+        SocketAddr::V6(t) => SocketAddr::V6(SocketAddrV6::new(*t.ip(), 0, 0, t.scope_id())),
+    }
+}
