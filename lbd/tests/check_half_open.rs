@@ -1,10 +1,12 @@
 //! Half-open TCP checks ([`lbd::check::half_open::HalfOpen`], `half_open = true`) against real
 //! listeners in a test network namespace: every outcome (up over IPv4 and IPv6, refused,
-//! timeout, a chosen source address, one that is not this box's), many checks in flight at
+//! timeout, no route, an unanswered ARP reported by ICMP, a chosen source address, one that is
+//! not this box's), many checks in flight at
 //! once with each answer matched to its own check, and what the wire and the servers see
 //! (tshark and ss as independent witnesses): SYN, SYN-ACK and the kernel's own RST per check,
 //! nothing accepted, nothing left half-open. Then the same through the check engine as lbd
-//! runs it: a real that stops listening goes down with "connection refused" and comes back.
+//! runs it: a real that stops listening goes down with "connection refused" and comes back;
+//! without CAP_NET_RAW the checks run as connects.
 
 #[allow(unused_imports)]
 mod check_support;
@@ -77,6 +79,10 @@ fn half_open_checks_every_outcome_and_answers_matched_to_their_checks() {
     require(&["ss"]);
     let ns = Netns::new("halfopen");
     ns.add_blackhole("bh0", "10.99.0.1/24", "10.99.0.2");
+    // Give up on unanswered ARP after two tries 100 ms apart.
+    ns.exec(&["sysctl", "-qw", "net.ipv4.neigh.bh0.retrans_time_ms=100"]);
+    ns.exec(&["sysctl", "-qw", "net.ipv4.neigh.bh0.mcast_solicit=2"]);
+    ns.ip(&["-6", "route", "add", "unreachable", "2001:db8:99::/64"]);
     let listeners = ns.run(|| async {
         // Never accepted: a half-open check must not leave anything in the accept queue.
         // All of 127/8 is this box's: one listener answers for many addresses.
@@ -110,6 +116,18 @@ fn half_open_checks_every_outcome_and_answers_matched_to_their_checks() {
             down(check(&mut h, "203.0.113.7:80", None, SECOND).await),
             Failure::Unreachable("network unreachable".into())
         );
+        // No neighbour answers for 10.99.0.3: the kernel's ICMP host unreachable comes back
+        // on the raw socket's error queue, quoting the SYN.
+        let t = Instant::now();
+        assert_eq!(
+            down(check(&mut h, "10.99.0.3:80", None, 5 * SECOND).await),
+            Failure::Unreachable("host unreachable".into())
+        );
+        assert!(t.elapsed() < 4 * SECOND, "{:?}", t.elapsed());
+        assert!(matches!(
+            down(check(&mut h, "[2001:db8:99::7]:80", None, SECOND).await),
+            Failure::Unreachable(_)
+        ));
         assert_eq!(
             check(&mut h, "127.0.0.1:8080", Some("127.0.0.2"), SECOND).await,
             Outcome::UP
@@ -357,4 +375,85 @@ async fn wait_state(
             panic!("{want:?} not reached; last report {r:#?}");
         }
     }
+}
+
+/// Takes CAP_NET_RAW out of this thread's effective capabilities (threads created from here
+/// on start without it too).
+fn drop_net_raw() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    const CAP_NET_RAW: u32 = 13;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget/capset with a v3 header and two data words, for this thread (pid 0).
+    unsafe {
+        assert_eq!(
+            libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()),
+            0
+        );
+        data[0].effective &= !(1 << CAP_NET_RAW);
+        assert_eq!(libc::syscall(libc::SYS_capset, &header, data.as_ptr()), 0);
+    }
+}
+
+#[test]
+fn without_cap_net_raw_half_open_checks_run_as_connects() {
+    require(&[]);
+    let ns = Netns::new("halfnocap");
+    ns.run(|| async {
+        // This thread is the test's own (Netns::run starts one): the engine thread started
+        // below inherits the reduced capabilities.
+        drop_net_raw();
+        assert!(
+            HalfOpen::<usize>::new()
+                .start(
+                    "127.0.0.1:1".parse().unwrap(),
+                    None,
+                    SECOND,
+                    0,
+                    Instant::now()
+                )
+                .is_err_and(|e| matches!(e, NotStarted::Unavailable(..))),
+            "a raw socket opened without CAP_NET_RAW"
+        );
+        let cfg = config(
+            r#"
+[service.web]
+vip = "192.0.2.10:80"
+scheduler = "rr"
+forwarding = "nat"
+check = { type = "tcp", half_open = true, interval = "100ms", timeout = "80ms", rise = 1, fall = 1 }
+
+[[service.web.real]]
+address = "127.0.0.1:8400"
+"#,
+        );
+        let l = TcpListener::bind("127.0.0.1:8400").await.unwrap();
+        let mut checks = CheckSubsystem::start().unwrap();
+        let mut rx = checks.health();
+        checks.apply(None, &cfg);
+        // The checks connect: the listener gets connections to accept.
+        let accepted = tokio::time::timeout(5 * SECOND, l.accept()).await;
+        assert!(accepted.is_ok(), "no connect check reached the listener");
+        wait_state(&mut rx, &[("web", "127.0.0.1:8400", CheckState::Up)]).await;
+        drop(l);
+        let r = wait_state(&mut rx, &[("web", "127.0.0.1:8400", CheckState::Down)]).await;
+        let real = r.real("web", &"127.0.0.1:8400".parse().unwrap()).unwrap();
+        assert_eq!(real.reason, Some(Failure::Refused));
+        checks.stop();
+    });
 }

@@ -1,5 +1,5 @@
 //! Keeps the check benchmark (`check_bench_guest`: lbd against keepalived's checker in one
-//! test-image guest) from rotting: a tiny run, TCP only, 20 reals and a 2 s window. Asserts
+//! test-image guest) from rotting: a tiny run, TCP only (connect and half-open), 20 reals and a 2 s window. Asserts
 //! what does not depend on the machine: both checkers checked every real (counted by the
 //! servers on the host, on each checker's own port), and every figure was printed. The CPU
 //! figures themselves are not judged (a loaded host and TCG make them noise at this size).
@@ -47,7 +47,7 @@ fn check_bench_runs_lbd_and_keepalived_side_by_side() {
         "check_bench_guest failed ({}):\n{stdout}\n{stderr}",
         out.status
     );
-    for who in ["tcp lbd", "tcp keepalived"] {
+    for who in ["tcp lbd", "tcp keepalived", "tcp-half-open lbd"] {
         let rate = checks_per_second(&stdout, who);
         // Every real once a second; a third of that is plenty of margin for a slow host.
         assert!(
@@ -62,10 +62,11 @@ fn check_bench_runs_lbd_and_keepalived_side_by_side() {
             );
         }
     }
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.starts_with("figure: tcp ratio keepalived/lbd cpu ")),
-        "no ratio line:\n{stdout}"
-    );
+    for kind in ["tcp", "tcp-half-open"] {
+        let prefix = format!("figure: {kind} ratio keepalived/lbd cpu ");
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&prefix)),
+            "no {prefix:?} line:\n{stdout}"
+        );
+    }
 }

@@ -20,9 +20,12 @@
 //!   because the TCP checksum covers it; IPv6 raw sockets compute the checksum themselves
 //!   (IPV6_CHECKSUM) for the source they choose.
 //!
+//! - ICMP errors about a SYN (host or network unreachable, an unanswered ARP, which the kernel
+//!   reports as host unreachable) come back on the raw socket's error queue (IP_RECVERR) with
+//!   the SYN quoted, so the check ends with the same reason a connect check gives; the queue is
+//!   read with the answers and before deadlines are judged.
+//!
 //! Needs CAP_NET_RAW; without it the engine runs the checks as connect checks and says so.
-//! What it cannot tell: an ICMP unreachable or an unanswered ARP ends as a timeout, where a
-//! connect check says "host unreachable".
 
 use super::connect::{sockaddr, Finished};
 use super::deadlines::Deadlines;
@@ -269,7 +272,9 @@ impl<T> HalfOpen<T> {
                 Some(r) => {
                     // Cleared before reading: everything queued until the read that finds
                     // the socket empty is read below; anything later makes it ready again.
-                    r.fd.readable().await?.clear_ready();
+                    // ERROR: an ICMP error queued alone makes the socket ready for nothing else.
+                    let interest = tokio::io::Interest::READABLE | tokio::io::Interest::ERROR;
+                    r.fd.ready(interest).await?.clear_ready();
                     Ok(r.v6)
                 }
                 None => std::future::pending().await,
@@ -287,6 +292,7 @@ impl<T> HalfOpen<T> {
             return;
         };
         let fd = raw.fd.get_ref().as_raw_fd();
+        self.read_errors(v6, out);
         let mut errors = 0;
         loop {
             let mut names = [MaybeUninit::<libc::sockaddr_in6>::zeroed(); RECV_BATCH];
@@ -364,6 +370,77 @@ impl<T> HalfOpen<T> {
         }
     }
 
+    /// Reads the ICMP errors queued to the family's raw socket and ends the checks whose SYN
+    /// they quote.
+    fn read_errors(&mut self, v6: bool, out: &mut Vec<Finished<T>>) {
+        let Some(raw) = (if v6 { &self.v6 } else { &self.v4 }) else {
+            return;
+        };
+        let fd = raw.fd.get_ref().as_raw_fd();
+        loop {
+            let mut data = [0u8; 128];
+            let mut control = [0u64; 16];
+            let mut name = MaybeUninit::<libc::sockaddr_in6>::zeroed();
+            let mut iov = libc::iovec {
+                iov_base: data.as_mut_ptr().cast(),
+                iov_len: data.len(),
+            };
+            // SAFETY: an all-zero msghdr is valid.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_name = name.as_mut_ptr().cast();
+            msg.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = size_of::<[u64; 16]>();
+            // SAFETY: the message points at live buffers of the sizes given.
+            let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+            if n < 0 {
+                return; // empty (or nothing readable: the next read tries again)
+            }
+            let Some(errno) = extended_errno(&msg) else {
+                continue;
+            };
+            let data = &data[..(n as usize).min(data.len())];
+            let quoted = if v6 {
+                // SAFETY: msg_name holds the original destination, a sockaddr_in6 here.
+                let to = unsafe { name.assume_init() };
+                syn::parse_quoted_tcp(data).map(|(sp, dp, seq)| {
+                    (
+                        IpAddr::V6(Ipv6Addr::from(to.sin6_addr.s6_addr)),
+                        sp,
+                        dp,
+                        seq,
+                    )
+                })
+            } else {
+                syn::parse_quoted_v4(data).map(|(to, sp, dp, seq)| (IpAddr::V4(to), sp, dp, seq))
+            };
+            let Some((to, sport, dport, seq)) = quoted else {
+                continue;
+            };
+            let ours = self.pending.get(&seq).is_some_and(|p| {
+                p.target.ip() == to && p.target.port() == dport && p.port == sport
+            });
+            if !ours {
+                continue;
+            }
+            if let Some(p) = self.take(seq) {
+                if let (IpAddr::V4(dst), None) = (p.target.ip(), p.source) {
+                    self.routes.remove(&dst);
+                }
+                out.push(Finished {
+                    token: p.token,
+                    started: p.started,
+                    outcome: Outcome::Down(Failure::from_io(
+                        &io::Error::from_raw_os_error(errno),
+                        "connecting",
+                    )),
+                });
+            }
+        }
+    }
+
     /// The earliest deadline of a check in flight.
     pub fn next_deadline(&mut self) -> Option<Instant> {
         let pending = &self.pending;
@@ -373,6 +450,11 @@ impl<T> HalfOpen<T> {
 
     /// Ends the checks whose deadline has passed as timeouts, into `out`.
     pub fn expire(&mut self, now: Instant, out: &mut Vec<Finished<T>>) {
+        // An ICMP error that came back is a better reason than the timeout.
+        if self.deadlines.next(|_| true).is_some_and(|d| d <= now) {
+            self.read_errors(false, out);
+            self.read_errors(true, out);
+        }
         let mut expired = Vec::new();
         let pending = &self.pending;
         self.deadlines.expire(now, |(seq, run)| {
@@ -531,13 +613,16 @@ fn open_raw(v6: bool, ports: &[u16]) -> io::Result<Raw> {
     if v6 {
         // The kernel fills in the TCP checksum at this offset, for the source it chooses.
         setsockopt(raw, libc::IPPROTO_IPV6, libc::IPV6_CHECKSUM, &16i32)?;
+        setsockopt(raw, libc::IPPROTO_IPV6, libc::IPV6_RECVERR, &1i32)?;
     } else {
         setsockopt(raw, libc::IPPROTO_IP, libc::IP_HDRINCL, &1i32)?;
+        setsockopt(raw, libc::IPPROTO_IP, libc::IP_RECVERR, &1i32)?;
     }
     let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, &BUFFER_BYTES);
     let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUF, &BUFFER_BYTES);
     // SAFETY: `fd` is a new descriptor owned by the AsyncFd from here on.
-    let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }?;
+    let interest = tokio::io::Interest::READABLE | tokio::io::Interest::ERROR;
+    let fd = unsafe { AsyncFd::register_with_interest(fd, interest) }?;
     Ok(Raw { fd, v6 })
 }
 
@@ -709,4 +794,26 @@ fn raw_destination(to: SocketAddr) -> SocketAddr {
         SocketAddr::V4(t) => SocketAddr::new(IpAddr::V4(*t.ip()), 0),
         SocketAddr::V6(t) => SocketAddr::V6(SocketAddrV6::new(*t.ip(), 0, 0, t.scope_id())),
     }
+}
+
+/// The error number of an IP_RECVERR / IPV6_RECVERR control message.
+fn extended_errno(msg: &libc::msghdr) -> Option<i32> {
+    // SAFETY: `msg` was filled by recvmsg; the CMSG macros stay within msg_controllen, and the
+    // data of these messages is a sock_extended_err.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            let h = &*c;
+            if (h.cmsg_level == libc::IPPROTO_IP && h.cmsg_type == libc::IP_RECVERR)
+                || (h.cmsg_level == libc::IPPROTO_IPV6 && h.cmsg_type == libc::IPV6_RECVERR)
+            {
+                let e = libc::CMSG_DATA(c)
+                    .cast::<libc::sock_extended_err>()
+                    .read_unaligned();
+                return Some(e.ee_errno as i32);
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    None
 }

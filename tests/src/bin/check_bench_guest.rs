@@ -19,15 +19,17 @@
 //!
 //! ```text
 //! cargo run --release -p lbtest --bin check_bench_guest -- [--reals N] [--seconds S]
-//!     [--settle S] [--kind tcp|http|both] [--checker lbd|keepalived|both]
+//!     [--settle S] [--kind connect|tcp|http|all] [--checker lbd|keepalived|both]
 //! ```
 //!
 //! Needs root, QEMU, the kernel package (`tools/setup.sh`) and the test image with keepalived
 //! (`tools/build-test-image.sh`; `LB_TEST_IMAGE_DIR` picks another one).
 
+use nix::sys::socket;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -53,6 +55,8 @@ const WARMUP_LIMIT: Duration = Duration::from_secs(300);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     Tcp,
+    /// lbd's `half_open = true` (keepalived has no such check: its figure is its TCP_CHECK's).
+    TcpHalfOpen,
     Http,
 }
 
@@ -60,6 +64,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Tcp => "tcp",
+            Kind::TcpHalfOpen => "tcp-half-open",
             Kind::Http => "http",
         }
     }
@@ -84,6 +89,8 @@ impl Checker {
         match (self, kind) {
             (Checker::Lbd, Kind::Tcp) => 8001,
             (Checker::Keepalived, Kind::Tcp) => 8002,
+            (Checker::Lbd, Kind::TcpHalfOpen) => 8003,
+            (Checker::Keepalived, Kind::TcpHalfOpen) => 8004,
             (Checker::Lbd, Kind::Http) => 8101,
             (Checker::Keepalived, Kind::Http) => 8102,
         }
@@ -113,7 +120,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         reals: 10_000,
         seconds: 30,
         settle: 5,
-        kinds: vec![Kind::Tcp, Kind::Http],
+        kinds: vec![Kind::Tcp, Kind::TcpHalfOpen, Kind::Http],
         checkers: vec![Checker::Lbd, Checker::Keepalived],
     };
     let mut it = args.iter();
@@ -148,10 +155,16 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             }
             "--kind" => {
                 o.kinds = match val()?.as_str() {
-                    "tcp" => vec![Kind::Tcp],
+                    "connect" => vec![Kind::Tcp],
+                    "half-open" => vec![Kind::Tcp, Kind::TcpHalfOpen],
+                    "tcp" => vec![Kind::Tcp, Kind::TcpHalfOpen],
                     "http" => vec![Kind::Http],
-                    "both" => vec![Kind::Tcp, Kind::Http],
-                    k => return Err(format!("--kind {k}: tcp, http or both")),
+                    "both" | "all" => vec![Kind::Tcp, Kind::TcpHalfOpen, Kind::Http],
+                    k => {
+                        return Err(format!(
+                            "--kind {k}: connect, tcp (connect and half-open), http or all"
+                        ))
+                    }
                 }
             }
             "--checker" => {
@@ -167,6 +180,11 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         }
     }
     Ok(o)
+}
+
+/// Whether `checker` is measured for `kind` (keepalived has no half-open check).
+fn runs(checker: Checker, kind: Kind) -> bool {
+    !(checker == Checker::Keepalived && kind == Kind::TcpHalfOpen)
 }
 
 /// 250 addresses per /24 in 10.201.0.0/16.
@@ -190,6 +208,9 @@ const SETTINGS: &str =
 fn lbd_config(opts: &Opts, kind: Kind) -> String {
     let port = Checker::Lbd.port(kind);
     let check = match kind {
+        Kind::TcpHalfOpen => {
+            r#"{ type = "tcp", half_open = true, interval = "1s", timeout = "1s", jitter = "100ms", rise = 1, fall = 2 }"#
+        }
         Kind::Tcp => {
             r#"{ type = "tcp", interval = "1s", timeout = "1s", jitter = "100ms", rise = 1, fall = 2 }"#
         }
@@ -221,7 +242,7 @@ const LBD_IDLE: &str = "[node]\nhostname = \"ckbench\"\n";
 fn keepalived_config(opts: &Opts, kind: Kind) -> String {
     let port = Checker::Keepalived.port(kind);
     let check = match kind {
-        Kind::Tcp => "        TCP_CHECK {\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }\n".to_string(),
+        Kind::Tcp | Kind::TcpHalfOpen => "        TCP_CHECK {\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }\n".to_string(),
         Kind::Http => "        HTTP_GET {\n            url {\n                path /health\n                status_code 200\n            }\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }\n".to_string(),
     };
     let mut t = String::from("global_defs {\n    router_id ckbench\n}\n");
@@ -254,8 +275,40 @@ struct Served {
 /// HTTP connections are handed to a pool, so a slow guest request never stalls the accepts.
 const HTTP_WORKERS: usize = 32;
 
-fn serve(listener: TcpListener, kind: Kind, served: Arc<Served>) {
+fn serve(ns: &Netns, listener: TcpListener, kind: Kind, served: Arc<Served>) -> Result<(), String> {
     match kind {
+        Kind::TcpHalfOpen => {
+            // Nothing is accepted: count the SYNs that reach the port, from a raw socket (it
+            // gets a copy of every TCP segment for this namespace's addresses).
+            let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+            let raw = ns
+                .enter(|| {
+                    socket::socket(
+                        socket::AddressFamily::Inet,
+                        socket::SockType::Raw,
+                        socket::SockFlag::SOCK_CLOEXEC,
+                        socket::SockProtocol::Tcp,
+                    )
+                })
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("raw socket: {e}"))?;
+            std::thread::spawn(move || {
+                let _listener = listener;
+                let mut buf = [0u8; 128];
+                while let Ok(n) = socket::recv(raw.as_raw_fd(), &mut buf, socket::MsgFlags::empty())
+                {
+                    let ihl = usize::from(buf[0] & 0x0f) * 4;
+                    let Some(tcp) = buf[..n].get(ihl..ihl + 14) else {
+                        continue;
+                    };
+                    let dport = u16::from_be_bytes([tcp[2], tcp[3]]);
+                    if dport == port && tcp[13] == 0x02 {
+                        served.accepted.fetch_add(1, Ordering::Relaxed);
+                        served.answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
         Kind::Tcp => {
             std::thread::spawn(move || {
                 for conn in listener.incoming() {
@@ -291,6 +344,7 @@ fn serve(listener: TcpListener, kind: Kind, served: Arc<Served>) {
             });
         }
     }
+    Ok(())
 }
 
 /// Reads a request head and answers 200 with a short body; true if it was answered.
@@ -333,13 +387,16 @@ impl Lab {
         let mut served = BTreeMap::new();
         for checker in &opts.checkers {
             for kind in &opts.kinds {
+                if !runs(*checker, *kind) {
+                    continue;
+                }
                 let port = checker.port(*kind);
                 let listener = ns
                     .enter(|| TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)))
                     .map_err(e)?
                     .map_err(|err| format!("listen on port {port}: {err}"))?;
                 let s = Arc::new(Served::default());
-                serve(listener, *kind, s.clone());
+                serve(&ns, listener, *kind, s.clone())?;
                 served.insert(port, s);
             }
         }
@@ -715,7 +772,7 @@ fn main() -> ExitCode {
             if !e.is_empty() {
                 eprintln!("check_bench_guest: {e}");
             }
-            eprintln!("usage: check_bench_guest [--reals N] [--seconds S] [--settle S] [--kind tcp|http|both] [--checker lbd|keepalived|both]");
+            eprintln!("usage: check_bench_guest [--reals N] [--seconds S] [--settle S] [--kind connect|tcp|http|all] [--checker lbd|keepalived|both]");
             return ExitCode::from(2);
         }
     };
@@ -758,9 +815,18 @@ fn bench(opts: &Opts) -> Result<(), String> {
     let mut all = Vec::new();
     for kind in &opts.kinds {
         for checker in &opts.checkers {
-            all.push(measure(&lab, &mut sg.shell, opts, *checker, *kind)?);
+            if runs(*checker, *kind) {
+                all.push(measure(&lab, &mut sg.shell, opts, *checker, *kind)?);
+            }
         }
-        let find = |c: Checker| all.iter().find(|f| f.kind == *kind && f.checker == c);
+        // keepalived's TCP_CHECK is what lbd's half-open checks are compared with.
+        let theirs = if *kind == Kind::TcpHalfOpen {
+            Kind::Tcp
+        } else {
+            *kind
+        };
+        let find = |c: Checker, k: Kind| all.iter().find(|f| f.kind == k && f.checker == c);
+        let find = |c: Checker| find(c, if c == Checker::Lbd { *kind } else { theirs });
         if let (Some(l), Some(k)) = (find(Checker::Lbd), find(Checker::Keepalived)) {
             // CPU per check served, so a checker that fell behind is not flattered.
             let per = |f: &Figures| f.cpu() / f.accepted_per_s.max(1.0);

@@ -145,6 +145,29 @@ pub fn parse_v4(packet: &[u8]) -> Option<(IpAddr, Reply)> {
     parse_tcp(packet.get(ihl..)?).map(|r| (IpAddr::V4(src), r))
 }
 
+/// A SYN of ours as an ICMP error quotes it: (its source port, destination port, sequence
+/// number). `segment` starts at the TCP header; ICMP quotes at least its first 8 bytes.
+pub fn parse_quoted_tcp(segment: &[u8]) -> Option<(u16, u16, u32)> {
+    let s = segment.get(..8)?;
+    Some((
+        u16::from_be_bytes([s[0], s[1]]),
+        u16::from_be_bytes([s[2], s[3]]),
+        u32::from_be_bytes([s[4], s[5], s[6], s[7]]),
+    ))
+}
+
+/// An IPv4 SYN of ours as an ICMP error quotes it, from its IP header: (destination, source
+/// port, destination port, sequence number).
+pub fn parse_quoted_v4(packet: &[u8]) -> Option<(Ipv4Addr, u16, u16, u32)> {
+    if packet.len() < 20 || packet[0] >> 4 != 4 || packet[9] != PROTO_TCP {
+        return None;
+    }
+    let ihl = usize::from(packet[0] & 0x0f) * 4;
+    let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+    let (sport, dport, seq) = parse_quoted_tcp(packet.get(ihl..)?)?;
+    Some((dst, sport, dport, seq))
+}
+
 /// One classic BPF instruction, as `struct sock_filter` holds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Insn {
@@ -269,6 +292,27 @@ mod tests {
         // outgoing; were it seen, it acknowledges nothing new and is not an answer to 41000.
         let kernel_rst = hex("4500 0028 0000 4000 4006 3cce 7f000001 7f000001 a0281f41 12345679 00000000 5004 0000 89c7 0000");
         assert_eq!(parse_v4(&kernel_rst), None);
+    }
+
+    #[test]
+    fn quoted_syns_name_their_check() {
+        let p = syn_v4(
+            Ipv4Addr::LOCALHOST,
+            Ipv4Addr::new(10, 99, 0, 2),
+            41000,
+            80,
+            0xdead_beef,
+        );
+        // ICMP quotes the IP header and at least 8 bytes of what follows.
+        assert_eq!(
+            parse_quoted_v4(&p[..28]),
+            Some((Ipv4Addr::new(10, 99, 0, 2), 41000, 80, 0xdead_beef))
+        );
+        assert_eq!(parse_quoted_v4(&p[..27]), None);
+        assert_eq!(parse_quoted_tcp(&p[20..28]), Some((41000, 80, 0xdead_beef)));
+        let mut udp = p;
+        udp[9] = 17;
+        assert_eq!(parse_quoted_v4(&udp), None);
     }
 
     #[test]
