@@ -31,8 +31,12 @@
 //! connections over Q rings (each with its own NAPI thread, so more wake-ups, and more of them
 //! charged to the sender: the CPU figures are cleanest with one).
 //!
+//! `--kind half-open` runs the TCP checks with `half_open = true`: nothing is accepted, so the
+//! servers count the SYNs that reach them instead.
+//!
 //! Needs root. Usage: check-bench [--reals N] [--ports-per-address P] [--seconds S]
-//!                    [--kills K] [--fall F] [--kind tcp|http|both] [--topology veth|loopback]
+//!                    [--kills K] [--fall F] [--kind tcp|half-open|http|both|all]
+//!                    [--topology veth|loopback]
 //!                    [--veth-queues Q]
 
 #[cfg(feature = "daemon")]
@@ -106,8 +110,13 @@ mod bench {
                 "--kind" => {
                     o.kinds = match val(a)?.as_str() {
                         "both" => vec!["tcp".into(), "http".into()],
-                        k @ ("tcp" | "http") => vec![k.into()],
-                        k => return Err(format!("--kind {k}: use tcp, http or both")),
+                        "all" => vec!["tcp".into(), "half-open".into(), "http".into()],
+                        k @ ("tcp" | "half-open" | "http") => vec![k.into()],
+                        k => {
+                            return Err(format!(
+                                "--kind {k}: use tcp, half-open, http, both (tcp and http) or all"
+                            ))
+                        }
                     }
                 }
                 "--topology" => {
@@ -170,7 +179,7 @@ mod bench {
                 if !e.is_empty() {
                     eprintln!("check-bench: {e}");
                 }
-                eprintln!("usage: check-bench [--reals N] [--ports-per-address P] [--seconds S] [--kills K] [--fall F] [--kind tcp|http|both] [--topology veth|loopback] [--veth-queues Q]");
+                eprintln!("usage: check-bench [--reals N] [--ports-per-address P] [--seconds S] [--kills K] [--fall F] [--kind tcp|half-open|http|both|all] [--topology veth|loopback] [--veth-queues Q]");
                 return ExitCode::from(2);
             }
         };
@@ -597,6 +606,7 @@ mod bench {
         let mut t = String::new();
         let per_service = 100;
         let check = match kind {
+            "half-open" => r#"{ type = "tcp", half_open = true, interval = "1s", timeout = "1s", jitter = "100ms", rise = 1, fall = FALL }"#,
             "tcp" => r#"{ type = "tcp", interval = "1s", timeout = "1s", jitter = "100ms", rise = 1, fall = FALL }"#,
             _ => r#"{ type = "http", path = "/health", interval = "1s", timeout = "1s", jitter = "100ms", rise = 1, fall = FALL }"#,
         }
@@ -959,6 +969,37 @@ mod bench {
         }
     }
 
+    /// Counts SYNs (SYN alone set) arriving in this namespace, from a raw TCP socket (which
+    /// gets a copy of every TCP segment for a local address), on a thread of its own.
+    fn count_syns(count: Arc<std::sync::atomic::AtomicU64>) -> Result<(), String> {
+        // SAFETY: plain system call; the descriptor is owned by the thread below.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_TCP,
+            )
+        };
+        if fd < 0 {
+            return Err(format!("raw socket: {}", std::io::Error::last_os_error()));
+        }
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            loop {
+                // SAFETY: `buf` is a valid buffer of the length given.
+                let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+                if n < 0 {
+                    return;
+                }
+                let ihl = usize::from(buf[0] & 0x0f) * 4;
+                if (n as usize) > ihl + 13 && buf[ihl + 13] == 0x02 {
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+        Ok(())
+    }
+
     /// `--serve KIND N P`: N listeners; TCP accepts and closes, HTTP answers 200. Reads
     /// commands on stdin: `stats` (accepted connections so far), `kill I` (closes listener I,
     /// answers the monotonic time in ns when closing began).
@@ -981,6 +1022,13 @@ mod bench {
             use std::sync::atomic::{AtomicU64, Ordering};
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let accepted = Arc::new(AtomicU64::new(0));
+            if kind == "half-open" {
+                // Nothing is accepted: count the SYNs that arrive instead.
+                if let Err(e) = count_syns(accepted.clone()) {
+                    eprintln!("server: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
             let mut handles = Vec::with_capacity(n);
             for i in 0..n {
                 let l = match tokio::net::TcpListener::bind(addr(i, ports)).await {

@@ -12,10 +12,10 @@
 //!   pool per (family, source address); the next run connects it again, from a new ephemeral
 //!   port. A run is then two system calls: connect and disconnect.
 //! - Every socket is registered once, edge-triggered for writability, in this connector's own
-//!   epoll instance, which is itself one descriptor in tokio's reactor. Completions are read
-//!   in batches with `epoll_wait`; epoll reports a socket's state as of that call, so a stale
-//!   wake-up from an earlier run never completes a later one, and events for idle sockets are
-//!   ignored.
+//!   epoll instance. Completions are read in batches with `epoll_wait`, once per engine tick
+//!   ([`Connector::poll`]) rather than on a wake-up per completion; epoll reports a socket's
+//!   state as of that call, so a stale event from an earlier run never completes a later one,
+//!   and events for idle sockets are ignored.
 //! - A completion without an error is a success without asking SO_ERROR; only failures ask
 //!   for their reason.
 //! - Deadlines are kept per timeout value in start order, so expiring them is a look at the
@@ -30,7 +30,6 @@ use std::mem::{size_of, MaybeUninit};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
-use tokio::io::unix::AsyncFd;
 
 /// Idle sockets kept per pool; beyond this a finished socket is closed.
 pub const IDLE_MAX: usize = 1024;
@@ -70,42 +69,42 @@ struct InFlight<T> {
 
 /// Connect checks in flight, their reusable sockets, and their epoll instance.
 pub struct Connector<T> {
-    epoll: AsyncFd<OwnedFd>,
+    epoll: OwnedFd,
     /// Runs in flight, indexed by descriptor number.
     inflight: Vec<Option<InFlight<T>>>,
     pools: Vec<Pool>,
     /// (descriptor, run) by deadline.
     deadlines: Deadlines<(RawFd, u64)>,
     runs: u64,
+    /// Runs in flight (the `Some`s of `inflight`).
+    running: usize,
     events: Vec<libc::epoll_event>,
 }
 
 impl<T> Connector<T> {
-    /// A connector with no sockets. Needs a tokio runtime with I/O enabled.
+    /// A connector with no sockets.
     pub fn new() -> io::Result<Connector<T>> {
         // SAFETY: plain system call; the descriptor is owned at once.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: `fd` is a new descriptor nobody else owns; the OwnedFd keeps it open for as
-        // long as the AsyncFd that owns it.
-        let epoll = unsafe {
-            AsyncFd::register_with_interest(OwnedFd::from_raw_fd(fd), tokio::io::Interest::READABLE)
-        }?;
+        // SAFETY: `fd` is a new descriptor nobody else owns.
+        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Connector {
             epoll,
             inflight: Vec::new(),
             pools: Vec::new(),
             deadlines: Deadlines::default(),
             runs: 0,
+            running: 0,
             events: vec![libc::epoll_event { events: 0, u64: 0 }; EVENT_BATCH],
         })
     }
 
     /// Runs in flight.
     pub fn in_flight(&self) -> usize {
-        self.inflight.iter().filter(|r| r.is_some()).count()
+        self.running
     }
 
     /// Idle sockets kept for reuse.
@@ -170,6 +169,7 @@ impl<T> Connector<T> {
                     self.inflight.resize_with(i + 1, || None);
                 }
                 self.runs += 1;
+                self.running += 1;
                 self.inflight[i] = Some(InFlight {
                     fd,
                     pool,
@@ -232,24 +232,20 @@ impl<T> Connector<T> {
             u64: raw as u64,
         };
         // SAFETY: both descriptors are open; `ev` is a valid epoll_event.
-        if unsafe {
-            libc::epoll_ctl(
-                self.epoll.get_ref().as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                raw,
-                &mut ev,
-            )
-        } != 0
+        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, raw, &mut ev) }
+            != 0
         {
             return Err(io(io::Error::last_os_error()));
         }
         Ok(fd)
     }
 
-    /// Waits until completions may be ready, then reads them all into `out`.
-    pub async fn ready(&mut self, out: &mut Vec<Finished<T>>) -> io::Result<()> {
-        let mut guard = self.epoll.readable().await?;
-        let epfd = guard.get_ref().get_ref().as_raw_fd();
+    /// Reads the completions so far into `out`. Not woken by each completion: the engine
+    /// calls this once per tick while runs are in flight, so a tick's completions cost one
+    /// wake-up and one `epoll_wait`, not one of each per check. A completion is taken at most
+    /// a tick after it happened.
+    pub fn poll(&mut self, out: &mut Vec<Finished<T>>) -> io::Result<()> {
+        let epfd = self.epoll.as_raw_fd();
         loop {
             // SAFETY: `events` has room for EVENT_BATCH entries.
             let n = unsafe {
@@ -274,6 +270,7 @@ impl<T> Connector<T> {
                 let Some(run) = self.inflight.get_mut(fd as usize).and_then(Option::take) else {
                     continue; // an idle socket's disconnect, or a run that timed out
                 };
+                self.running -= 1;
                 let err = if flags & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
                     so_error(fd)
                 } else {
@@ -300,8 +297,6 @@ impl<T> Connector<T> {
                 break;
             }
         }
-        // Everything reported so far is read; a later event makes the descriptor ready again.
-        guard.clear_ready();
         Ok(())
     }
 
@@ -319,13 +314,14 @@ impl<T> Connector<T> {
 
     /// Ends the runs whose deadline has passed as timeouts, into `out`.
     pub fn expire(&mut self, now: Instant, out: &mut Vec<Finished<T>>) {
-        let (inflight, pools) = (&mut self.inflight, &mut self.pools);
+        let (inflight, pools, running) = (&mut self.inflight, &mut self.pools, &mut self.running);
         self.deadlines.expire(now, |(fd, run)| {
             let slot = &mut inflight[fd as usize];
             if slot.as_ref().is_none_or(|r| r.run != run) {
                 return; // finished earlier
             }
             let Some(r) = slot.take() else { return };
+            *running -= 1;
             out.push(Finished {
                 token: r.token,
                 started: r.started,

@@ -385,8 +385,12 @@ impl Engine {
         }
         self.due = due; // keeps its capacity
         self.half_open.flush(&mut self.connected);
+        self.half_open.poll(&mut self.connected);
         self.half_open.expire(now, &mut self.connected);
         if let Some(c) = self.connector.as_mut() {
+            if let Err(e) = c.poll(&mut self.connected) {
+                error!("checks: reading TCP connect completions: {e}");
+            }
             c.expire(now, &mut self.connected);
         }
         self.finish_connected()
@@ -461,9 +465,15 @@ impl Engine {
         loop {
             let due = self.queue.next();
             // Timeouts are batched like starts.
+            // Connect completions and half-open answers are read at every tick while any are
+            // awaited.
+            let awaited =
+                self.half_open.in_flight() + self.connector.as_ref().map_or(0, |c| c.in_flight());
+            let answers = (awaited > 0).then(|| Instant::now() + Duration::from_nanos(1));
             let expiry = [
                 self.connector.as_mut().and_then(|c| c.next_deadline()),
                 self.half_open.next_deadline(),
+                answers,
             ]
             .into_iter()
             .flatten()
@@ -501,21 +511,6 @@ impl Engine {
                     }
                     self.changed(change, Instant::now());
                 }
-                ready = connector_ready(&mut self.connector, &mut self.connected) => {
-                    if let Err(e) = ready {
-                        error!("checks: waiting for TCP connect checks: {e}");
-                    }
-                    let change = self.finish_connected();
-                    self.changed(change, Instant::now());
-                }
-                ready = self.half_open.readable() => {
-                    match ready {
-                        Ok(v6) => self.half_open.read_answers(v6, &mut self.connected),
-                        Err(e) => error!("checks: waiting for half-open TCP checks: {e}"),
-                    }
-                    let change = self.finish_connected();
-                    self.changed(change, Instant::now());
-                }
                 () = &mut timer, if next.is_some() => {
                     let now = Instant::now();
                     let change = self.start_due(now);
@@ -527,17 +522,6 @@ impl Engine {
             }
         }
         info!("checks stopped");
-    }
-}
-
-/// Waits for connect checks to finish (forever when there is no connector).
-async fn connector_ready(
-    connector: &mut Option<Connector<RunId>>,
-    out: &mut Vec<Finished<RunId>>,
-) -> std::io::Result<()> {
-    match connector {
-        Some(c) => c.ready(out).await,
-        None => std::future::pending().await,
     }
 }
 

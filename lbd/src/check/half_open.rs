@@ -7,7 +7,8 @@
 //! - SYNs due together are queued and sent with one `sendmmsg` per address family
 //!   ([`HalfOpen::flush`]); answers are read in batches with `recvmmsg` from one raw TCP socket
 //!   per family, whose classic BPF filter lets through only SYN-ACKs and RSTs to this side's
-//!   ports, so the box's other TCP traffic is never queued to it.
+//!   ports, so the box's other TCP traffic is never queued to it. The sockets are read once
+//!   per engine tick ([`HalfOpen::poll`]) rather than woken per answer.
 //! - A SYN's sequence number is unique among the checks in flight and the answer acknowledges
 //!   it plus one, so the answer names its check; its source address and port must also be the
 //!   check's target.
@@ -38,12 +39,11 @@ use std::mem::{size_of, MaybeUninit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
-use tokio::io::unix::AsyncFd;
 
 /// Source ports held per (family, source address).
 const PORTS_PER_SOURCE: usize = 8;
 /// Answers read per `recvmmsg`.
-const RECV_BATCH: usize = 64;
+const RECV_BATCH: usize = 256;
 /// Bytes kept of each answer: an IPv4 header with options and the TCP header's first 14 bytes.
 const RECV_LEN: usize = 80;
 /// How long a route lookup's source address is trusted while checks keep being answered.
@@ -65,8 +65,7 @@ pub enum NotStarted<T> {
 
 /// A raw TCP socket for one address family.
 struct Raw {
-    fd: AsyncFd<OwnedFd>,
-    v6: bool,
+    fd: OwnedFd,
 }
 
 /// A source port held by a bound TCP socket.
@@ -240,7 +239,7 @@ impl<T> HalfOpen<T> {
             let Some(raw) = (if v6 { &self.v6 } else { &self.v4 }) else {
                 continue;
             };
-            let fd = raw.fd.get_ref().as_raw_fd();
+            let fd = raw.fd.as_raw_fd();
             let mut i = 0;
             while i < batch.len() {
                 match send_batch(fd, &batch[i..]) {
@@ -264,35 +263,23 @@ impl<T> HalfOpen<T> {
         self.outbox.clear(); // keeps its capacity
     }
 
-    /// Waits until answers may be ready; which family's (`true`: IPv6), for
-    /// [`HalfOpen::read_answers`]. Never returns while no raw socket is open.
-    pub async fn readable(&self) -> io::Result<bool> {
-        async fn readable(raw: Option<&Raw>) -> io::Result<bool> {
-            match raw {
-                Some(r) => {
-                    // Cleared before reading: everything queued until the read that finds
-                    // the socket empty is read below; anything later makes it ready again.
-                    // ERROR: an ICMP error queued alone makes the socket ready for nothing else.
-                    let interest = tokio::io::Interest::READABLE | tokio::io::Interest::ERROR;
-                    r.fd.ready(interest).await?.clear_ready();
-                    Ok(r.v6)
-                }
-                None => std::future::pending().await,
-            }
-        }
-        tokio::select! {
-            r = readable(self.v4.as_ref()) => r,
-            r = readable(self.v6.as_ref()) => r,
+    /// Reads the answers and ICMP errors queued so far, ending their checks into `out`.
+    /// Not woken by each answer: the engine calls this once per tick while checks are in
+    /// flight, so a tick's answers cost one wake-up and one `recvmmsg`, not one of each per
+    /// check. An answer is taken at most a tick after it arrived.
+    pub fn poll(&mut self, out: &mut Vec<Finished<T>>) {
+        for v6 in [false, true] {
+            self.read_errors(v6, out);
+            self.read_answers(v6, out);
         }
     }
 
     /// Reads every answer queued to the family's raw socket and ends their checks into `out`.
-    pub fn read_answers(&mut self, v6: bool, out: &mut Vec<Finished<T>>) {
+    fn read_answers(&mut self, v6: bool, out: &mut Vec<Finished<T>>) {
         let Some(raw) = (if v6 { &self.v6 } else { &self.v4 }) else {
             return;
         };
-        let fd = raw.fd.get_ref().as_raw_fd();
-        self.read_errors(v6, out);
+        let fd = raw.fd.as_raw_fd();
         let mut errors = 0;
         loop {
             let mut names = [MaybeUninit::<libc::sockaddr_in6>::zeroed(); RECV_BATCH];
@@ -376,7 +363,7 @@ impl<T> HalfOpen<T> {
         let Some(raw) = (if v6 { &self.v6 } else { &self.v4 }) else {
             return;
         };
-        let fd = raw.fd.get_ref().as_raw_fd();
+        let fd = raw.fd.as_raw_fd();
         loop {
             let mut data = [0u8; 128];
             let mut control = [0u64; 16];
@@ -450,10 +437,9 @@ impl<T> HalfOpen<T> {
 
     /// Ends the checks whose deadline has passed as timeouts, into `out`.
     pub fn expire(&mut self, now: Instant, out: &mut Vec<Finished<T>>) {
-        // An ICMP error that came back is a better reason than the timeout.
+        // An answer or ICMP error that came back is better than a timeout.
         if self.deadlines.next(|_| true).is_some_and(|d| d <= now) {
-            self.read_errors(false, out);
-            self.read_errors(true, out);
+            self.poll(out);
         }
         let mut expired = Vec::new();
         let pending = &self.pending;
@@ -534,11 +520,8 @@ impl<T> HalfOpen<T> {
                 .collect();
             let raw = if v6 { &self.v6 } else { &self.v4 };
             if let Some(raw) = raw {
-                attach_filter(
-                    raw.fd.get_ref().as_raw_fd(),
-                    &syn::answer_filter(&ports, !v6),
-                )
-                .map_err(|e| Failure::Io(format!("filtering answers: {e}")))?;
+                attach_filter(raw.fd.as_raw_fd(), &syn::answer_filter(&ports, !v6))
+                    .map_err(|e| Failure::Io(format!("filtering answers: {e}")))?;
             }
         }
         let n = self.held.len();
@@ -620,10 +603,7 @@ fn open_raw(v6: bool, ports: &[u16]) -> io::Result<Raw> {
     }
     let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, &BUFFER_BYTES);
     let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUF, &BUFFER_BYTES);
-    // SAFETY: `fd` is a new descriptor owned by the AsyncFd from here on.
-    let interest = tokio::io::Interest::READABLE | tokio::io::Interest::ERROR;
-    let fd = unsafe { AsyncFd::register_with_interest(fd, interest) }?;
-    Ok(Raw { fd, v6 })
+    Ok(Raw { fd })
 }
 
 /// Holds a local port: a TCP socket bound to (source or any address, a port the kernel
