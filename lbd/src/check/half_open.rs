@@ -150,7 +150,7 @@ impl<T> HalfOpen<T> {
     }
 
     /// Queues a SYN to `target` (from `source`, if set); [`HalfOpen::flush`] sends it. The run
-    /// finishes in [`HalfOpen::ready`] or [`HalfOpen::expire`].
+    /// finishes in [`HalfOpen::poll`] or [`HalfOpen::expire`].
     pub fn start(
         &mut self,
         target: SocketAddr,
@@ -243,8 +243,11 @@ impl<T> HalfOpen<T> {
             let mut i = 0;
             while i < batch.len() {
                 match send_batch(fd, &batch[i..]) {
-                    Ok(n) => i += n,
-                    Err(e) => {
+                    Ok(n) if n > 0 => i += n,
+                    result => {
+                        let e = result
+                            .err()
+                            .unwrap_or_else(|| io::Error::other("nothing sent"));
                         // The first of the rest could not be sent: end it, go on with the rest.
                         let seq = batch[i].seq;
                         if let Some(p) = self.take(seq) {
