@@ -122,7 +122,7 @@ impl<T> Connector<T> {
 
     /// Starts connecting to `target` (from `source`, if set). `Err` is a result known at once
     /// (no socket, the source cannot be bound, no route, or connected at once); otherwise the
-    /// run finishes in [`Connector::drain`] or [`Connector::expire`].
+    /// run finishes in [`Connector::poll`] or [`Connector::expire`].
     pub fn start(
         &mut self,
         target: SocketAddr,
