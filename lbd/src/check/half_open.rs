@@ -28,7 +28,7 @@
 //!
 //! Needs CAP_NET_RAW; without it the engine runs the checks as connect checks and says so.
 
-use super::connect::{sockaddr, Finished};
+use super::connect::{setsockopt, sockaddr, Finished};
 use super::deadlines::Deadlines;
 use super::failure::{Failure, Outcome};
 use super::proto::syn::{self, Answer, V4_SYN_LEN};
@@ -723,24 +723,6 @@ fn new_socket(family: i32, kind: i32, protocol: i32) -> io::Result<OwnedFd> {
     }
     // SAFETY: `raw` is a new descriptor nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
-}
-
-fn setsockopt<V>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &V) -> io::Result<()> {
-    // SAFETY: `value` points to a V of the size passed.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (value as *const V).cast(),
-            size_of::<V>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
