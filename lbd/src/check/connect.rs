@@ -380,7 +380,12 @@ fn so_error(fd: RawFd) -> i32 {
     err
 }
 
-pub(super) fn setsockopt<V>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &V) -> io::Result<()> {
+pub(super) fn setsockopt<V>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &V,
+) -> io::Result<()> {
     // SAFETY: `value` points to a V of the size passed.
     let r = unsafe {
         libc::setsockopt(
