@@ -13,6 +13,8 @@ pub mod ipvs;
 #[cfg(feature = "logging")]
 pub mod logging;
 pub mod reconcile;
+#[cfg(feature = "daemon")]
+pub mod sockets;
 #[cfg(feature = "logging")]
 pub mod syslog;
 pub mod vrrp;

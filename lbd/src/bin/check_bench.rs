@@ -287,6 +287,19 @@ mod bench {
         );
     }
 
+    /// Runs `ip ARGS...`; an error names the command and how it failed.
+    fn ip(args: &[&str]) -> Result<(), String> {
+        let st = Command::new("ip")
+            .args(args)
+            .status()
+            .map_err(|e| format!("ip {args:?}: {e}"))?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(format!("ip {args:?}: {st}"))
+        }
+    }
+
     struct Netns {
         name: String,
     }
@@ -294,17 +307,7 @@ mod bench {
     impl Netns {
         fn new(opts: &Opts) -> Result<Netns, String> {
             let name = format!("lbdbench-{}", std::process::id());
-            let run = |args: &[&str]| -> Result<(), String> {
-                let st = Command::new("ip")
-                    .args(args)
-                    .status()
-                    .map_err(|e| format!("ip {args:?}: {e}"))?;
-                if st.success() {
-                    Ok(())
-                } else {
-                    Err(format!("ip {args:?}: {st}"))
-                }
-            };
+            let run = ip;
             run(&["netns", "add", &name])?;
             let ns = Netns { name };
             run(&["-n", &ns.name, "link", "set", "lo", "up"])?;
@@ -365,17 +368,7 @@ mod bench {
 
     impl VethClient {
         fn new(servers: &Netns, queues: u32) -> Result<VethClient, String> {
-            let run = |args: &[&str]| -> Result<(), String> {
-                let st = Command::new("ip")
-                    .args(args)
-                    .status()
-                    .map_err(|e| format!("ip {args:?}: {e}"))?;
-                if st.success() {
-                    Ok(())
-                } else {
-                    Err(format!("ip {args:?}: {st}"))
-                }
-            };
+            let run = ip;
             let ns = Netns {
                 name: format!("{}-c", servers.name),
             };

@@ -25,8 +25,9 @@
 
 use super::deadlines::Deadlines;
 use super::failure::{Failure, Outcome};
+use crate::sockets::{new_socket, setsockopt, sockaddr};
 use std::io;
-use std::mem::{size_of, MaybeUninit};
+use std::mem::size_of;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -152,7 +153,7 @@ impl<T> Connector<T> {
         };
         let fd = match self.pools[pool].idle.pop() {
             Some(fd) => fd,
-            None => match self.new_socket(key) {
+            None => match self.open_socket(key) {
                 Ok(fd) => fd,
                 Err(f) => return Err(finished(token, Outcome::Down(f))),
             },
@@ -190,26 +191,15 @@ impl<T> Connector<T> {
     }
 
     /// A new socket for `key`: non-blocking, RST on close, bound to the source, registered.
-    fn new_socket(&self, key: PoolKey) -> Result<OwnedFd, Failure> {
+    fn open_socket(&self, key: PoolKey) -> Result<OwnedFd, Failure> {
         let io = |e: io::Error| Failure::from_io(&e, "connecting");
         let family = if key.v6 {
             libc::AF_INET6
         } else {
             libc::AF_INET
         };
-        // SAFETY: plain system call; the descriptor is owned at once.
-        let raw = unsafe {
-            libc::socket(
-                family,
-                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-            )
-        };
-        if raw < 0 {
-            return Err(io(io::Error::last_os_error()));
-        }
-        // SAFETY: `raw` is a new descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = new_socket(family, libc::SOCK_STREAM, 0).map_err(io)?;
+        let raw = fd.as_raw_fd();
         // Not needed for the disconnect (that resets by itself) but for the sockets still
         // connected when the connector is dropped.
         let linger = libc::linger {
@@ -378,63 +368,6 @@ fn so_error(fd: RawFd) -> i32 {
             .unwrap_or(libc::EIO);
     }
     err
-}
-
-pub(super) fn setsockopt<V>(
-    fd: RawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: &V,
-) -> io::Result<()> {
-    // SAFETY: `value` points to a V of the size passed.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (value as *const V).cast(),
-            size_of::<V>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// A socket address in the kernel's layout, and its length.
-pub(super) fn sockaddr(addr: SocketAddr) -> (MaybeUninit<libc::sockaddr_in6>, libc::socklen_t) {
-    let mut storage = MaybeUninit::<libc::sockaddr_in6>::zeroed();
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from(*a.ip()).to_be(),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_in6 is larger than sockaddr_in; both are plain data.
-            unsafe { storage.as_mut_ptr().cast::<libc::sockaddr_in>().write(sin) };
-            size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            storage.write(sin6);
-            size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as libc::socklen_t)
 }
 
 /// A non-blocking connect: `Ok` if it connected at once, else the error (EINPROGRESS when the

@@ -28,16 +28,17 @@
 //!
 //! Needs CAP_NET_RAW; without it the engine runs the checks as connect checks and says so.
 
-use super::connect::{setsockopt, sockaddr, Finished};
+use super::connect::Finished;
 use super::deadlines::Deadlines;
 use super::failure::{Failure, Outcome};
 use super::proto::syn::{self, Answer, V4_SYN_LEN};
+use crate::sockets::{local_addr, new_socket, setsockopt, sockaddr};
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::io;
 use std::mem::{size_of, MaybeUninit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// Source ports held per (family, source address).
@@ -61,11 +62,6 @@ pub enum NotStarted<T> {
     /// Half-open checks cannot run here (no raw socket: CAP_NET_RAW missing?); the token is
     /// handed back so the run can be made another way.
     Unavailable(T, io::Error),
-}
-
-/// A raw TCP socket for one address family.
-struct Raw {
-    fd: OwnedFd,
 }
 
 /// A source port held by a bound TCP socket.
@@ -99,8 +95,9 @@ struct Outgoing {
 
 /// Half-open checks in flight, their raw sockets and held ports.
 pub struct HalfOpen<T> {
-    v4: Option<Raw>,
-    v6: Option<Raw>,
+    /// The raw TCP socket of each family.
+    v4: Option<OwnedFd>,
+    v6: Option<OwnedFd>,
     held: Vec<Held>,
     /// Rotates the held port each check uses.
     turn: usize,
@@ -239,7 +236,7 @@ impl<T> HalfOpen<T> {
             let Some(raw) = (if v6 { &self.v6 } else { &self.v4 }) else {
                 continue;
             };
-            let fd = raw.fd.as_raw_fd();
+            let fd = raw.as_raw_fd();
             let mut i = 0;
             while i < batch.len() {
                 match send_batch(fd, &batch[i..]) {
@@ -249,14 +246,8 @@ impl<T> HalfOpen<T> {
                             .err()
                             .unwrap_or_else(|| io::Error::other("nothing sent"));
                         // The first of the rest could not be sent: end it, go on with the rest.
-                        let seq = batch[i].seq;
-                        if let Some(p) = self.take(seq) {
-                            out.push(Finished {
-                                token: p.token,
-                                started: p.started,
-                                outcome: Outcome::Down(Failure::from_io(&e, "sending the SYN")),
-                            });
-                        }
+                        let failure = Failure::from_io(&e, "sending the SYN");
+                        self.end(batch[i].seq, |_| true, |_| Outcome::Down(failure), out);
                         i += 1;
                     }
                 }
@@ -282,7 +273,7 @@ impl<T> HalfOpen<T> {
         let Some(raw) = (if v6 { &self.v6 } else { &self.v4 }) else {
             return;
         };
-        let fd = raw.fd.as_raw_fd();
+        let fd = raw.as_raw_fd();
         let mut errors = 0;
         loop {
             let mut names = [MaybeUninit::<libc::sockaddr_in6>::zeroed(); RECV_BATCH];
@@ -335,24 +326,17 @@ impl<T> HalfOpen<T> {
                 let Some((from, reply)) = parsed else {
                     continue;
                 };
-                let matches = self.pending.get(&reply.syn_seq).is_some_and(|p| {
+                // Not ours, or late (the check timed out): ignored.
+                let answered = |p: &Pending<T>| {
                     p.target.ip() == from
                         && p.target.port() == reply.from_port
                         && p.port == reply.to_port
-                });
-                if !matches {
-                    continue; // late (the check timed out), or not ours
-                }
-                if let Some(p) = self.take(reply.syn_seq) {
-                    out.push(Finished {
-                        token: p.token,
-                        started: p.started,
-                        outcome: match reply.answer {
-                            Answer::Open => Outcome::UP,
-                            Answer::Refused => Outcome::Down(Failure::Refused),
-                        },
-                    });
-                }
+                };
+                let outcome = match reply.answer {
+                    Answer::Open => Outcome::UP,
+                    Answer::Refused => Outcome::Down(Failure::Refused),
+                };
+                self.end(reply.syn_seq, answered, |_| outcome, out);
             }
             if n < RECV_BATCH {
                 return;
@@ -366,7 +350,7 @@ impl<T> HalfOpen<T> {
         let Some(raw) = (if v6 { &self.v6 } else { &self.v4 }) else {
             return;
         };
-        let fd = raw.fd.as_raw_fd();
+        let fd = raw.as_raw_fd();
         loop {
             let mut data = [0u8; 128];
             let mut control = [0u64; 16];
@@ -409,25 +393,10 @@ impl<T> HalfOpen<T> {
             let Some((to, sport, dport, seq)) = quoted else {
                 continue;
             };
-            let ours = self.pending.get(&seq).is_some_and(|p| {
-                p.target.ip() == to && p.target.port() == dport && p.port == sport
-            });
-            if !ours {
-                continue;
-            }
-            if let Some(p) = self.take(seq) {
-                if let (IpAddr::V4(dst), None) = (p.target.ip(), p.source) {
-                    self.routes.remove(&dst);
-                }
-                out.push(Finished {
-                    token: p.token,
-                    started: p.started,
-                    outcome: Outcome::Down(Failure::from_io(
-                        &io::Error::from_raw_os_error(errno),
-                        "connecting",
-                    )),
-                });
-            }
+            let quotes =
+                |p: &Pending<T>| p.target.ip() == to && p.target.port() == dport && p.port == sport;
+            let failure = Failure::from_io(&io::Error::from_raw_os_error(errno), "connecting");
+            self.end(seq, quotes, |_| Outcome::Down(failure), out);
         }
     }
 
@@ -452,26 +421,47 @@ impl<T> HalfOpen<T> {
             }
         });
         for seq in expired {
-            let Some(p) = self.take(seq) else { continue };
-            if let (IpAddr::V4(dst), None) = (p.target.ip(), p.source) {
-                // The route may have changed: look it up again next time.
-                self.routes.remove(&dst);
-            }
-            out.push(Finished {
-                token: p.token,
-                started: p.started,
-                outcome: Outcome::Down(Failure::Timeout {
+            let timeout = |p: &Pending<T>| {
+                Outcome::Down(Failure::Timeout {
                     after: p.timeout,
                     during: "connecting",
-                }),
-            });
+                })
+            };
+            self.end(seq, |_| true, timeout, out);
         }
     }
 
-    fn take(&mut self, seq: u32) -> Option<Pending<T>> {
-        let p = self.pending.remove(&seq)?;
+    /// Ends the check in flight under `seq`, if `is_it` holds for it, with the outcome
+    /// `outcome` gives, into `out`. A check that did not reach the real (down for any reason
+    /// but a refusal) has its source address looked up again next time: the route may have
+    /// changed.
+    fn end(
+        &mut self,
+        seq: u32,
+        is_it: impl FnOnce(&Pending<T>) -> bool,
+        outcome: impl FnOnce(&Pending<T>) -> Outcome,
+        out: &mut Vec<Finished<T>>,
+    ) {
+        if !self.pending.get(&seq).is_some_and(is_it) {
+            return;
+        }
+        let Some(p) = self.pending.remove(&seq) else {
+            return;
+        };
         self.busy.remove(&(p.port, p.target));
-        Some(p)
+        let outcome = outcome(&p);
+        let reached = matches!(
+            outcome,
+            Outcome::Up { .. } | Outcome::Down(Failure::Refused)
+        );
+        if let (IpAddr::V4(dst), None, false) = (p.target.ip(), p.source, reached) {
+            self.routes.remove(&dst);
+        }
+        out.push(Finished {
+            token: p.token,
+            started: p.started,
+            outcome,
+        });
     }
 
     /// A sequence number no check in flight uses.
@@ -523,7 +513,7 @@ impl<T> HalfOpen<T> {
                 .collect();
             let raw = if v6 { &self.v6 } else { &self.v4 };
             if let Some(raw) = raw {
-                attach_filter(raw.fd.as_raw_fd(), &syn::answer_filter(&ports, !v6))
+                attach_filter(raw.as_raw_fd(), &syn::answer_filter(&ports, !v6))
                     .map_err(|e| Failure::Io(format!("filtering answers: {e}")))?;
             }
         }
@@ -586,7 +576,7 @@ impl<T> Default for HalfOpen<T> {
 }
 
 /// A raw TCP socket for answers, with the filter for `ports`.
-fn open_raw(v6: bool, ports: &[u16]) -> io::Result<Raw> {
+fn open_raw(v6: bool, ports: &[u16]) -> io::Result<OwnedFd> {
     let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
     let fd = new_socket(family, libc::SOCK_RAW, libc::IPPROTO_TCP)?;
     let raw = fd.as_raw_fd();
@@ -606,7 +596,7 @@ fn open_raw(v6: bool, ports: &[u16]) -> io::Result<Raw> {
     }
     let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, &BUFFER_BYTES);
     let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUF, &BUFFER_BYTES);
-    Ok(Raw { fd })
+    Ok(fd)
 }
 
 /// Holds a local port: a TCP socket bound to (source or any address, a port the kernel
@@ -707,49 +697,6 @@ fn attach_filter(fd: RawFd, program: &[syn::Insn]) -> io::Result<()> {
         filter: insns.as_mut_ptr(),
     };
     setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
-}
-
-fn new_socket(family: i32, kind: i32, protocol: i32) -> io::Result<OwnedFd> {
-    // SAFETY: plain system call; the descriptor is owned at once.
-    let raw = unsafe {
-        libc::socket(
-            family,
-            kind | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            protocol,
-        )
-    };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a new descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
-}
-
-fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
-    let mut storage = MaybeUninit::<libc::sockaddr_in6>::zeroed();
-    let mut len = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-    // SAFETY: `storage` has room for `len` bytes.
-    if unsafe { libc::getsockname(fd, storage.as_mut_ptr().cast(), &mut len) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: getsockname wrote a sockaddr of the socket's family.
-    let s = unsafe { storage.assume_init() };
-    if i32::from(s.sin6_family) == libc::AF_INET {
-        // SAFETY: an AF_INET address is a sockaddr_in.
-        let s4: libc::sockaddr_in =
-            unsafe { std::ptr::read((&s as *const libc::sockaddr_in6).cast()) };
-        Ok(SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::from(u32::from_be(s4.sin_addr.s_addr))),
-            u16::from_be(s4.sin_port),
-        ))
-    } else {
-        Ok(SocketAddr::V6(SocketAddrV6::new(
-            Ipv6Addr::from(s.sin6_addr.s6_addr),
-            u16::from_be(s.sin6_port),
-            s.sin6_flowinfo,
-            s.sin6_scope_id,
-        )))
-    }
 }
 
 /// Where a raw socket sends: the target's address with port zero (an IPv6 raw socket takes a

@@ -13,8 +13,9 @@
 //! ```
 //!
 //! Pure parts (no tokio): [`failure`], [`hysteresis`], [`quorum`], [`board`], [`schedule`]
-//! (next run times by millisecond), [`proto`] (protocol encoders and parsers). I/O parts (feature `daemon`): `probe` (the checkers),
-//! `connect` (the engine's fast path for TCP connect checks: reused sockets, one epoll),
+//! (next run times by millisecond), [`deadlines`] (runs in flight by deadline), [`proto`] (protocol encoders and parsers). I/O parts (feature `daemon`): `probe` (the checkers),
+//! `connect` (the engine's fast path for TCP connect checks: reused sockets, one epoll), `half_open`
+//! (SYN-only TCP checks: batched sends and reads on one raw socket per family),
 //! `engine` (the scheduler loop: clock, runs in flight, channels), `subsystem` (lbd's [`crate::daemon::Subsystem`]) and
 //! `feed` (health reports into the IPVS reconciler).
 //!
