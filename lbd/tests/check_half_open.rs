@@ -213,6 +213,45 @@ fn half_open_checks_every_outcome_and_answers_matched_to_their_checks() {
     drop(listeners);
 }
 
+/// An ICMP error for one check leaves an error pending on the shared raw socket until it is
+/// read; a SYN sent for another check meanwhile must not be failed with it.
+#[test]
+fn an_icmp_error_for_one_check_never_fails_another() {
+    require(&[]);
+    let ns = Netns::new("halficmp");
+    ns.add_blackhole("bh0", "10.99.0.1/24", "10.99.0.2");
+    ns.exec(&["sysctl", "-qw", "net.ipv4.neigh.bh0.retrans_time_ms=100"]);
+    ns.exec(&["sysctl", "-qw", "net.ipv4.neigh.bh0.mcast_solicit=2"]);
+    ns.run(|| async {
+        let _l = TcpListener::bind("127.0.0.1:8080").await.unwrap();
+        let mut h = HalfOpen::<usize>::new();
+        for round in 0..3 {
+            let mut out = Vec::new();
+            let now = Instant::now();
+            let unanswered = "10.99.0.3:80".parse().unwrap();
+            assert!(h.start(unanswered, None, 20 * SECOND, 0, now).is_ok());
+            h.flush(&mut out);
+            // Not read for a while: the ICMP error (ARP gives up after 200 ms) waits.
+            tokio::time::sleep(SECOND).await;
+            let healthy = "127.0.0.1:8080".parse().unwrap();
+            assert!(h.start(healthy, None, SECOND, 1, Instant::now()).is_ok());
+            h.flush(&mut out);
+            while out.len() < 2 {
+                tokio::time::sleep(START_TICK).await;
+                h.poll(&mut out);
+                h.expire(Instant::now(), &mut out);
+            }
+            out.sort_by_key(|f| f.token);
+            assert_eq!(
+                down(out[0].outcome.clone()),
+                Failure::Unreachable("host unreachable".into()),
+                "round {round}"
+            );
+            assert_eq!(out[1].outcome, Outcome::UP, "round {round}");
+        }
+    });
+}
+
 #[test]
 fn on_the_wire_a_syn_the_answer_and_the_kernels_rst() {
     require(&["tshark", "ss"]);

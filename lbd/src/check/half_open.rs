@@ -110,6 +110,9 @@ pub struct HalfOpen<T> {
     /// A UDP socket connected to a destination to learn the kernel's source address for it.
     router: Option<OwnedFd>,
     outbox: Vec<Outgoing>,
+    /// Per family (IPv4, IPv6): a system call on the raw socket reported an error, so its
+    /// error queue has ICMP errors to read.
+    signalled: [bool; 2],
     runs: u64,
     rng: u64,
     buffers: Box<[[u8; RECV_LEN]; RECV_BATCH]>,
@@ -130,6 +133,7 @@ impl<T> HalfOpen<T> {
             routes: HashMap::new(),
             router: None,
             outbox: Vec::new(),
+            signalled: [false; 2],
             runs: 0,
             rng: seed | 1,
             buffers: Box::new([[0; RECV_LEN]; RECV_BATCH]),
@@ -238,9 +242,25 @@ impl<T> HalfOpen<T> {
             };
             let fd = raw.as_raw_fd();
             let mut i = 0;
+            let mut retried = false;
             while i < batch.len() {
                 match send_batch(fd, &batch[i..]) {
-                    Ok(n) if n > 0 => i += n,
+                    Ok(n) if n > 0 => {
+                        // A send that stopped short failed on the next SYN, perhaps with an
+                        // error that was pending for another check (below): the error queue
+                        // has something to read.
+                        self.signalled[v6 as usize] |= i + n < batch.len();
+                        i += n;
+                        retried = false;
+                    }
+                    _ if !retried => {
+                        // An ICMP error about an earlier SYN leaves an error pending on the
+                        // socket, and the next send reports it as its own: read the error
+                        // queue (which ends the check it was about and clears it) and send
+                        // again. Only a second failure is this SYN's.
+                        self.read_errors(v6, out);
+                        retried = true;
+                    }
                     result => {
                         let e = result
                             .err()
@@ -249,6 +269,7 @@ impl<T> HalfOpen<T> {
                         let failure = Failure::from_io(&e, "sending the SYN");
                         self.end(batch[i].seq, |_| true, |_| Outcome::Down(failure), out);
                         i += 1;
+                        retried = false;
                     }
                 }
             }
@@ -257,12 +278,29 @@ impl<T> HalfOpen<T> {
         self.outbox.clear(); // keeps its capacity
     }
 
-    /// Reads the answers and ICMP errors queued so far, ending their checks into `out`.
-    /// Not woken by each answer: the engine calls this once per tick while checks are in
-    /// flight, so a tick's answers cost one wake-up and one `recvmmsg`, not one of each per
-    /// check. An answer is taken at most a tick after it arrived.
+    /// Reads the answers queued so far, and the ICMP errors if the socket reported one,
+    /// ending their checks into `out`. Not woken by each answer: the engine calls this once
+    /// per tick while checks are in flight, so a tick's answers cost one wake-up and one
+    /// `recvmmsg`, not one of each per check. An answer is taken at most a tick after it
+    /// arrived.
+    ///
+    /// The error queue is read only when a read or send on the socket reported an error: every
+    /// ICMP error queued also leaves the socket's error set, and the next system call on it
+    /// reports that (the kernel sets it again while more are queued). [`HalfOpen::expire`]
+    /// reads the queue anyway before it declares a timeout.
     pub fn poll(&mut self, out: &mut Vec<Finished<T>>) {
         for v6 in [false, true] {
+            self.read_answers(v6, out);
+            if std::mem::take(&mut self.signalled[v6 as usize]) {
+                self.read_errors(v6, out);
+            }
+        }
+    }
+
+    /// Reads both queues of both sockets.
+    fn read_all(&mut self, out: &mut Vec<Finished<T>>) {
+        for v6 in [false, true] {
+            self.signalled[v6 as usize] = false;
             self.read_errors(v6, out);
             self.read_answers(v6, out);
         }
@@ -303,9 +341,11 @@ impl<T> HalfOpen<T> {
                 let e = io::Error::last_os_error();
                 match e.kind() {
                     io::ErrorKind::WouldBlock => return,
-                    // A pending socket error is reported once; read on, but not forever.
+                    // A pending socket error (an ICMP error queued) is reported once: note it
+                    // and read on, but not forever.
                     _ if errors < 4 => {
                         errors += 1;
+                        self.signalled[v6 as usize] = true;
                         continue;
                     }
                     _ => return,
@@ -411,7 +451,7 @@ impl<T> HalfOpen<T> {
     pub fn expire(&mut self, now: Instant, out: &mut Vec<Finished<T>>) {
         // An answer or ICMP error that came back is better than a timeout.
         if self.deadlines.next(|_| true).is_some_and(|d| d <= now) {
-            self.poll(out);
+            self.read_all(out);
         }
         let mut expired = Vec::new();
         let pending = &self.pending;

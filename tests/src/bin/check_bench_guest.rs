@@ -447,6 +447,8 @@ struct Sample {
     uptime: f64,
     /// The guest's `cpu` line of /proc/stat: (busy, total) ticks.
     guest: (u64, u64),
+    /// Its user, system, irq and softirq ticks (user and system include nice and steal).
+    guest_split: [u64; 4],
     /// pid → (utime, stime) ticks, of every process of the checker.
     procs: BTreeMap<u32, (u64, u64)>,
     /// (utime, stime) ticks of lbd's check thread.
@@ -486,6 +488,8 @@ impl Sample {
                     let total: u64 = n.iter().take(8).sum();
                     let idle = n.get(3).copied().unwrap_or(0) + n.get(4).copied().unwrap_or(0);
                     s.guest = (total - idle, total);
+                    let at = |i: usize| n.get(i).copied().unwrap_or(0);
+                    s.guest_split = [at(0) + at(1), at(2) + at(7), at(5), at(6)];
                 }
                 ["proc", pid, ..] => {
                     let pid: u32 = pid.parse().map_err(|_| format!("bad line {line:?}"))?;
@@ -626,6 +630,8 @@ struct Figures {
     /// Processes counted.
     processes: usize,
     guest_busy: f64,
+    /// The guest's busy time split: user, system, irq, softirq (shares of its time).
+    guest_split: [f64; 4],
     /// (VmRSS, VmHWM) KiB per process.
     memory: Vec<(u64, u64)>,
     window: f64,
@@ -699,7 +705,11 @@ fn measure(
         (Some(a), Some(b)) => Some(share((b.0 + b.1).saturating_sub(a.0 + a.1))),
         _ => None,
     };
-    let guest_busy = (s1.guest.0 - s0.guest.0) as f64 / (s1.guest.1 - s0.guest.1).max(1) as f64;
+    let guest_total = (s1.guest.1 - s0.guest.1).max(1) as f64;
+    let guest_busy = (s1.guest.0 - s0.guest.0) as f64 / guest_total;
+    let guest_split: [f64; 4] = std::array::from_fn(|i| {
+        s1.guest_split[i].saturating_sub(s0.guest_split[i]) as f64 / guest_total
+    });
     let figures = Figures {
         kind,
         checker,
@@ -712,6 +722,7 @@ fn measure(
         check_thread,
         processes: s1.procs.len(),
         guest_busy,
+        guest_split,
         memory: s1.memory.values().copied().collect(),
         window,
     };
@@ -741,7 +752,7 @@ fn print_figures(f: &Figures) {
         }
     );
     println!(
-        "figure: {who} cpu {:.1}% of one core (user {:.1}%, sys {:.1}%; {} process{}{}) over {:.0}s, guest busy {:.0}%",
+        "figure: {who} cpu {:.1}% of one core (user {:.1}%, sys {:.1}%; {} process{}{}) over {:.0}s, guest busy {:.0}% (user {:.0}%, sys {:.0}%, irq {:.0}%, softirq {:.0}%)",
         100.0 * f.cpu(),
         100.0 * f.user,
         100.0 * f.system,
@@ -751,7 +762,11 @@ fn print_figures(f: &Figures) {
             .map(|c| format!("; check thread {:.1}%", 100.0 * c))
             .unwrap_or_default(),
         f.window,
-        100.0 * f.guest_busy
+        100.0 * f.guest_busy,
+        100.0 * f.guest_split[0],
+        100.0 * f.guest_split[1],
+        100.0 * f.guest_split[2],
+        100.0 * f.guest_split[3],
     );
     println!(
         "figure: {who} rss {:.1} MiB (per process: {})",
@@ -805,6 +820,15 @@ fn bench(opts: &Opts) -> Result<(), String> {
     } else {
         "keepalived not run".to_string()
     };
+    println!(
+        "check-bench-guest: guest clock source {}",
+        run(
+            &mut sg.shell,
+            "cat /sys/devices/system/clocksource/clocksource0/current_clocksource",
+            CMD
+        )?
+        .trim()
+    );
     println!(
         "check-bench-guest: {} reals ({} per service, fwmark services, DR), {SETTINGS}; one TCG guest (1 vCPU); servers on the host behind the tap; window {}s; {}",
         opts.reals,
