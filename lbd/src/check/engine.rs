@@ -384,10 +384,12 @@ impl Engine {
             }));
         }
         self.due = due; // keeps its capacity
-        self.half_open.flush(&mut self.connected);
-        self.half_open.poll(&mut self.connected);
-        self.half_open.expire(now, &mut self.connected);
-        if let Some(c) = self.connector.as_mut() {
+        if self.half_open.in_flight() > 0 {
+            self.half_open.flush(&mut self.connected);
+            self.half_open.poll(&mut self.connected);
+            self.half_open.expire(now, &mut self.connected);
+        }
+        if let Some(c) = self.connector.as_mut().filter(|c| c.in_flight() > 0) {
             if let Err(e) = c.poll(&mut self.connected) {
                 error!("checks: reading TCP connect completions: {e}");
             }
@@ -460,6 +462,9 @@ impl Engine {
         }
         let timer = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(timer);
+        // Never polled, always a tick after `timer`: see the reset below.
+        let spare = tokio::time::sleep_until(tokio::time::Instant::now() + START_TICK);
+        tokio::pin!(spare);
         let publish_timer = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(publish_timer);
         loop {
@@ -486,6 +491,15 @@ impl Engine {
             if let Some(when) = next {
                 if timer.deadline() != when.into() {
                     timer.as_mut().reset(when.into());
+                }
+                // Setting a timer earlier than every other one the runtime holds makes it
+                // wake its own driver (an eventfd write, and one more epoll_wait) so it can
+                // recompute how long to sleep, and right after `timer` fires there is no other
+                // one. The spare, a tick later, is always there: `timer` is then set no
+                // earlier than the earliest, and a busy tick costs one epoll_wait.
+                let after = when + START_TICK;
+                if spare.deadline() != after.into() {
+                    spare.as_mut().reset(after.into());
                 }
             }
             if let Some(when) = self.publish_due {

@@ -34,7 +34,7 @@ use super::failure::{Failure, Outcome};
 use super::proto::syn::{self, Answer, V4_SYN_LEN};
 use crate::sockets::{local_addr, new_socket, setsockopt, sockaddr};
 use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::io;
 use std::mem::{size_of, MaybeUninit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -72,6 +72,57 @@ struct Held {
     _socket: OwnedFd,
 }
 
+/// Hashes the keys of this module's maps: sequence numbers it chose and the configured
+/// targets, ports and addresses, never values from the network, so SipHash's keyed defence
+/// against chosen keys buys nothing, and at thousands of checks a second its cost shows.
+type Keys = BuildHasherDefault<KeyHasher>;
+
+/// A multiply-rotate hash of the words written (as rustc's FxHash), with a final mix: the
+/// maps find buckets by the hash's low bits, and without it the low bits of an address's hash
+/// would depend only on its first octets (10.201.x.y would all land in one bucket).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl KeyHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.add(n.into());
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.add(n.into());
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.add(n.into());
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        // murmur3's 64-bit finalizer: every input bit reaches every output bit.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
 /// A check in flight, by the sequence number of its SYN.
 struct Pending<T> {
     token: T,
@@ -101,12 +152,12 @@ pub struct HalfOpen<T> {
     held: Vec<Held>,
     /// Rotates the held port each check uses.
     turn: usize,
-    pending: HashMap<u32, Pending<T>>,
+    pending: HashMap<u32, Pending<T>, Keys>,
     /// (held port, target) of the checks in flight: one SYN per four-tuple at a time.
-    busy: HashSet<(u16, SocketAddr)>,
+    busy: HashSet<(u16, SocketAddr), Keys>,
     deadlines: Deadlines<(u32, u64)>,
     /// IPv4 source address per (source asked for, destination), and when it was looked up.
-    routes: HashMap<Ipv4Addr, (Ipv4Addr, Instant)>,
+    routes: HashMap<Ipv4Addr, (Ipv4Addr, Instant), Keys>,
     /// A UDP socket connected to a destination to learn the kernel's source address for it.
     router: Option<OwnedFd>,
     outbox: Vec<Outgoing>,
@@ -115,7 +166,7 @@ pub struct HalfOpen<T> {
     signalled: [bool; 2],
     runs: u64,
     rng: u64,
-    buffers: Box<[[u8; RECV_LEN]; RECV_BATCH]>,
+    inbox: Box<Inbox>,
 }
 
 impl<T> HalfOpen<T> {
@@ -127,16 +178,16 @@ impl<T> HalfOpen<T> {
             v6: None,
             held: Vec::new(),
             turn: 0,
-            pending: HashMap::new(),
-            busy: HashSet::new(),
+            pending: HashMap::default(),
+            busy: HashSet::default(),
             deadlines: Deadlines::default(),
-            routes: HashMap::new(),
+            routes: HashMap::default(),
             router: None,
             outbox: Vec::new(),
             signalled: [false; 2],
             runs: 0,
             rng: seed | 1,
-            buffers: Box::new([[0; RECV_LEN]; RECV_BATCH]),
+            inbox: Inbox::new(),
         }
     }
 
@@ -314,32 +365,9 @@ impl<T> HalfOpen<T> {
         let fd = raw.as_raw_fd();
         let mut errors = 0;
         loop {
-            let mut names = [MaybeUninit::<libc::sockaddr_in6>::zeroed(); RECV_BATCH];
-            let mut iovs: [libc::iovec; RECV_BATCH] = std::array::from_fn(|i| libc::iovec {
-                iov_base: self.buffers[i].as_mut_ptr().cast(),
-                iov_len: RECV_LEN,
-            });
-            // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
-            let mut msgs: [libc::mmsghdr; RECV_BATCH] = unsafe { std::mem::zeroed() };
-            for i in 0..RECV_BATCH {
-                msgs[i].msg_hdr.msg_name = names[i].as_mut_ptr().cast();
-                msgs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-                msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-                msgs[i].msg_hdr.msg_iovlen = 1;
-            }
-            // SAFETY: every message points at live buffers of the sizes given.
-            let n = unsafe {
-                libc::recvmmsg(
-                    fd,
-                    msgs.as_mut_ptr(),
-                    RECV_BATCH as libc::c_uint,
-                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-                    std::ptr::null_mut(),
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
+            let n = match self.inbox.receive(fd) {
+                Ok(n) => n,
+                Err(e) => match e.kind() {
                     io::ErrorKind::WouldBlock => return,
                     // A pending socket error (an ICMP error queued) is reported once: note it
                     // and read on, but not forever.
@@ -349,17 +377,12 @@ impl<T> HalfOpen<T> {
                         continue;
                     }
                     _ => return,
-                }
-            }
-            let n = n as usize;
+                },
+            };
             for i in 0..n {
-                let len = (msgs[i].msg_len as usize).min(RECV_LEN);
-                let data = &self.buffers[i][..len];
+                let (data, from) = self.inbox.message(i);
                 let parsed = if v6 {
-                    // SAFETY: the kernel wrote a sockaddr_in6 for each IPv6 message.
-                    let name = unsafe { names[i].assume_init() };
-                    let from = IpAddr::V6(Ipv6Addr::from(name.sin6_addr.s6_addr));
-                    syn::parse_tcp(data).map(|r| (from, r))
+                    syn::parse_tcp(data).map(|r| (IpAddr::V6(from), r))
                 } else {
                     syn::parse_v4(data)
                 };
@@ -615,6 +638,81 @@ impl<T> Default for HalfOpen<T> {
     }
 }
 
+/// What one `recvmmsg` reads into, set up once: its messages point into the buffers beside
+/// them, in the same heap allocation, so a read costs no setting up of RECV_BATCH headers.
+struct Inbox {
+    msgs: [libc::mmsghdr; RECV_BATCH],
+    iovs: [libc::iovec; RECV_BATCH],
+    names: [libc::sockaddr_in6; RECV_BATCH],
+    buffers: [[u8; RECV_LEN]; RECV_BATCH],
+    /// Messages the last read filled (their name lengths were overwritten).
+    used: usize,
+}
+
+// SAFETY: the raw pointers in `msgs` and `iovs` point only into the same `Inbox` allocation,
+// which moves with its `Box`; nothing is shared between threads.
+unsafe impl Send for Inbox {}
+
+impl Inbox {
+    fn new() -> Box<Inbox> {
+        let layout = std::alloc::Layout::new::<Inbox>();
+        // SAFETY: the layout is Inbox's (not zero-sized); an all-zero Inbox is valid (null
+        // pointers, zero lengths and bytes), and the allocation is handed to a Box of it.
+        let mut inbox: Box<Inbox> = unsafe {
+            let p = std::alloc::alloc_zeroed(layout).cast::<Inbox>();
+            if p.is_null() {
+                std::alloc::handle_alloc_error(layout);
+            }
+            Box::from_raw(p)
+        };
+        for i in 0..RECV_BATCH {
+            inbox.iovs[i] = libc::iovec {
+                iov_base: inbox.buffers[i].as_mut_ptr().cast(),
+                iov_len: RECV_LEN,
+            };
+            let name = std::ptr::addr_of_mut!(inbox.names[i]);
+            let iov = std::ptr::addr_of_mut!(inbox.iovs[i]);
+            let h = &mut inbox.msgs[i].msg_hdr;
+            h.msg_name = name.cast();
+            h.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            h.msg_iov = iov;
+            h.msg_iovlen = 1;
+        }
+        inbox
+    }
+
+    /// Reads what is queued to `fd`, up to RECV_BATCH messages, without waiting: how many.
+    fn receive(&mut self, fd: RawFd) -> io::Result<usize> {
+        for m in &mut self.msgs[..self.used] {
+            m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+        }
+        self.used = 0;
+        // SAFETY: every message points at live buffers of the sizes given.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.msgs.as_mut_ptr(),
+                RECV_BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.used = n as usize;
+        Ok(self.used)
+    }
+
+    /// Message `i` of the last read: its bytes (at most RECV_LEN) and the address it came
+    /// from if it is an IPv6 one.
+    fn message(&self, i: usize) -> (&[u8], Ipv6Addr) {
+        let len = (self.msgs[i].msg_len as usize).min(RECV_LEN);
+        let from = Ipv6Addr::from(self.names[i].sin6_addr.s6_addr);
+        (&self.buffers[i][..len], from)
+    }
+}
+
 /// A raw TCP socket for answers, with the filter for `ports`.
 fn open_raw(v6: bool, ports: &[u16]) -> io::Result<OwnedFd> {
     let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
@@ -768,4 +866,35 @@ fn extended_errno(msg: &libc::msghdr) -> Option<i32> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Buckets are found by the low bits of a hash: keys that differ only in a few bits, as
+    /// a block of real servers' addresses or their sequence numbers do, must still spread.
+    #[test]
+    fn keys_spread_over_the_low_bits() {
+        let spread = |hashes: Vec<u64>| {
+            let buckets: HashSet<u64> = hashes.iter().map(|h| h & 0x3ff).collect();
+            buckets.len()
+        };
+        let keys = Keys::default();
+        let addrs: Vec<u64> = (0..1000u32)
+            .map(|i| keys.hash_one(Ipv4Addr::new(10, 201, (i / 250) as u8, (i % 250 + 1) as u8)))
+            .collect();
+        let targets: Vec<u64> = (0..1000u32)
+            .map(|i| {
+                let ip = Ipv4Addr::new(10, 201, (i / 250) as u8, (i % 250 + 1) as u8);
+                keys.hash_one((40000u16, SocketAddr::new(IpAddr::V4(ip), 8003)))
+            })
+            .collect();
+        let seqs: Vec<u64> = (0..1000u32).map(|i| keys.hash_one(i << 20)).collect();
+        // 1000 random values in 1024 buckets fill about 630 of them.
+        for (what, hashes) in [("addresses", addrs), ("targets", targets), ("seqs", seqs)] {
+            let n = spread(hashes);
+            assert!(n > 550, "{what}: 1000 keys in {n} of 1024 buckets");
+        }
+    }
 }

@@ -19,7 +19,7 @@
 //!
 //! ```text
 //! cargo run --release -p lbtest --bin check_bench_guest -- [--reals N] [--seconds S]
-//!     [--settle S] [--kind connect|tcp|http|all] [--checker lbd|keepalived|both]
+//!     [--settle S] [--kind connect|half-open|tcp|http|all] [--checker lbd|keepalived|both]
 //! ```
 //!
 //! Needs root, QEMU, the kernel package (`tools/setup.sh`) and the test image with keepalived
@@ -156,14 +156,14 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--kind" => {
                 o.kinds = match val()?.as_str() {
                     "connect" => vec![Kind::Tcp],
-                    "half-open" => vec![Kind::Tcp, Kind::TcpHalfOpen],
                     "tcp" => vec![Kind::Tcp, Kind::TcpHalfOpen],
+                    "half-open" => vec![Kind::TcpHalfOpen],
                     "http" => vec![Kind::Http],
                     "both" | "all" => vec![Kind::Tcp, Kind::TcpHalfOpen, Kind::Http],
                     k => {
                         return Err(format!(
-                            "--kind {k}: connect, tcp (connect and half-open), http or all"
-                        ))
+                        "--kind {k}: connect, half-open, tcp (connect and half-open), http or all"
+                    ))
                     }
                 }
             }
@@ -787,7 +787,7 @@ fn main() -> ExitCode {
             if !e.is_empty() {
                 eprintln!("check_bench_guest: {e}");
             }
-            eprintln!("usage: check_bench_guest [--reals N] [--seconds S] [--settle S] [--kind connect|tcp|http|all] [--checker lbd|keepalived|both]");
+            eprintln!("usage: check_bench_guest [--reals N] [--seconds S] [--settle S] [--kind connect|half-open|tcp|http|all] [--checker lbd|keepalived|both]");
             return ExitCode::from(2);
         }
     };
