@@ -37,10 +37,36 @@ pub const PUBLISH_GAP: Duration = Duration::from_millis(10);
 /// Longest time a routine change waits to be published.
 pub const ROUTINE_DELAY: Duration = Duration::from_millis(200);
 
-/// Runs due within one such tick start together, at its end: one wake-up of the check thread
-/// for all of them (at ten thousand checks a second, waking every millisecond costs more than
-/// some of the checks' own work). A run starts at most this late, never early.
+/// Runs due within one tick start together, at its end: one wake-up of the check thread for
+/// all of them (at ten thousand checks a second, waking every millisecond costs more than some
+/// of the checks' own work). A run starts at most a tick late, never early; connect and
+/// half-open answers are read once a tick, and their deadlines are judged at ticks. The tick
+/// is this long, or longer when checks are many and their intervals long (see [`tick_for`]).
 pub const START_TICK: Duration = Duration::from_millis(10);
+/// The longest tick.
+pub const MAX_TICK: Duration = Duration::from_millis(50);
+/// Checks started per tick (on average) beyond which the tick is not lengthened: each one's
+/// answer comes back in the same burst, and receive rings hold a few hundred packets.
+const TICK_BATCH: f64 = 100.0;
+
+/// The tick for these checks: long enough that wake-ups are few (each costs the check thread
+/// as much as several checks, and far more in a virtual machine), short enough that it is at
+/// most a twentieth of any check's interval or timeout and starts at most [`TICK_BATCH`]
+/// checks; between [`START_TICK`] and [`MAX_TICK`].
+pub fn tick_for<'a>(checks: impl IntoIterator<Item = &'a Check>) -> Duration {
+    let mut rate = 0.0; // checks a second
+    let mut shortest = MAX_TICK * 20;
+    for c in checks {
+        rate += 1.0 / c.interval.as_secs_f64().max(1e-3);
+        shortest = shortest.min(c.interval).min(c.timeout);
+    }
+    let by_rate = if rate > 0.0 {
+        Duration::from_secs_f64((TICK_BATCH / rate).min(MAX_TICK.as_secs_f64()))
+    } else {
+        MAX_TICK
+    };
+    by_rate.min(shortest / 20).clamp(START_TICK, MAX_TICK)
+}
 
 /// Receives quorum changes per VRRP instance: (instance, lost).
 pub type QuorumSink = Box<dyn Fn(&str, bool) + Send>;
@@ -73,7 +99,7 @@ struct Done {
     slot: usize,
     generation: u64,
     /// When the run was due: the next run is timed from here, so starting a batch at the end
-    /// of its [`START_TICK`] does not stretch the interval.
+    /// of its tick does not stretch the interval.
     started: Instant,
     outcome: Outcome,
 }
@@ -273,6 +299,11 @@ impl Engine {
                 .retain(|(id, gen, _)| slots[*id].as_ref().is_some_and(|s| s.generation == *gen));
         }
         let stopped = before - kept;
+        let tick = tick_for(self.slots.iter().flatten().map(|s| &*s.check));
+        if tick != self.queue.tick() {
+            debug!("checks: tick {tick:?}");
+            self.queue.set_tick(tick);
+        }
         self.half_open.forget_routes();
         if stopped > 0 {
             let all_connect = self.half_open_unavailable;
@@ -497,7 +528,7 @@ impl Engine {
                 // recompute how long to sleep, and right after `timer` fires there is no other
                 // one. The spare, a tick later, is always there: `timer` is then set no
                 // earlier than the earliest, and a busy tick costs one epoll_wait.
-                let after = when + START_TICK;
+                let after = when + self.queue.tick();
                 if spare.deadline() != after.into() {
                     spare.as_mut().reset(after.into());
                 }
@@ -564,5 +595,49 @@ fn log(event: &Event) {
                 info!(service, "{event}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(interval_ms: u64, timeout_ms: u64) -> Check {
+        Check {
+            kind: CheckKind::Tcp { half_open: true },
+            interval: Duration::from_millis(interval_ms),
+            timeout: Duration::from_millis(timeout_ms),
+            rise: 1,
+            fall: 2,
+            retry_delay: Duration::from_millis(interval_ms),
+            warmup: Duration::ZERO,
+            jitter: Duration::ZERO,
+            port: None,
+            connect_address: None,
+            source_address: None,
+        }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_tick_lengthens_with_long_intervals_and_shortens_with_many_checks() {
+        let each_second = |n: usize| vec![check(1000, 1000); n];
+        assert_eq!(tick_for(&[]), MAX_TICK);
+        // A thousand checks a second: 50 per 50 ms tick.
+        assert_eq!(tick_for(&each_second(1000)), ms(50));
+        // Four thousand: 100 per 25 ms tick.
+        assert_eq!(tick_for(&each_second(4000)), ms(25));
+        // Ten thousand and more: the shortest tick.
+        assert_eq!(tick_for(&each_second(10_000)), START_TICK);
+        assert_eq!(tick_for(&each_second(50_000)), START_TICK);
+        // A twentieth of the shortest interval or timeout.
+        let mut some = each_second(10);
+        some.push(check(400, 300));
+        assert_eq!(tick_for(&some), ms(15));
+        some.push(check(100, 80));
+        assert_eq!(tick_for(&some), START_TICK);
     }
 }

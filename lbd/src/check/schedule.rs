@@ -38,6 +38,30 @@ impl<T> Schedule<T> {
         }
     }
 
+    /// Its resolution.
+    pub fn tick(&self) -> Duration {
+        self.tick
+    }
+
+    /// Changes the resolution (at least a microsecond), keeping every item in order: each
+    /// goes to the first new tick at or after the time its old tick would have come out, so
+    /// none comes out early, and none more than a new tick later than it would have.
+    pub fn set_tick(&mut self, tick: Duration) {
+        let tick = tick.max(Duration::from_micros(1));
+        if tick == self.tick {
+            return;
+        }
+        let old: Vec<(Instant, Vec<T>)> = std::mem::take(&mut self.buckets)
+            .into_iter()
+            .map(|(t, items)| (self.time_of(t), items))
+            .collect();
+        self.tick = tick;
+        for (when, mut items) in old {
+            let t = self.tick_after(when);
+            self.buckets.entry(t).or_default().append(&mut items);
+        }
+    }
+
     /// Items scheduled.
     pub fn len(&self) -> usize {
         self.len
@@ -186,6 +210,29 @@ mod tests {
         let mut out = Vec::new();
         s.pop_due(t0 + ms(10), &mut out);
         assert_eq!(out, [1, 7, 2, 5, 8]);
+    }
+
+    #[test]
+    fn a_new_tick_keeps_every_item_in_order_never_earlier() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(t0, ms(10));
+        for i in 0..100u64 {
+            s.push(t0 + ms(3 * i), i);
+        }
+        s.set_tick(ms(50));
+        assert_eq!(s.tick(), ms(50));
+        assert_eq!(s.len(), 100);
+        // Item 0 is due at once; items 1 to 16 (3 to 48 ms) in the first 50 ms tick.
+        assert_eq!(s.next(), Some(t0));
+        let mut out = Vec::new();
+        // Item 17 (51 ms) is not out before 100 ms.
+        s.pop_due(t0 + ms(99), &mut out);
+        assert_eq!(out, (0..=16).collect::<Vec<_>>());
+        s.set_tick(ms(10));
+        // 51 ms had become 60 (the old 10 ms tick's time), then 100: now due at 100.
+        assert_eq!(s.next(), Some(t0 + ms(100)));
+        s.pop_due(t0 + ms(1000), &mut out);
+        assert_eq!(out, (0..100).collect::<Vec<_>>());
     }
 
     #[test]

@@ -455,6 +455,8 @@ struct Sample {
     check_thread: Option<(u64, u64)>,
     /// pid → (VmRSS, VmHWM) KiB.
     memory: BTreeMap<u32, (u64, u64)>,
+    /// Times the checker's threads went to sleep (voluntary context switches), all threads.
+    sleeps: u64,
 }
 
 /// One shell line printing what [`Sample::parse`] reads, for the processes named `comm`.
@@ -463,7 +465,8 @@ fn sample_command(comm: &str) -> String {
         "read up _ < /proc/uptime; echo \"uptime $up\"; head -1 /proc/stat; \
          for p in $(pidof {comm}); do echo \"proc $p $(cat /proc/$p/stat)\"; \
          echo \"mem $p $(grep VmRSS /proc/$p/status) $(grep VmHWM /proc/$p/status)\"; \
-         for t in /proc/$p/task/*; do [ \"$(cat $t/comm)\" = lbd-checks ] && echo \"checks $(cat $t/stat)\"; done; \
+         for t in /proc/$p/task/*; do [ \"$(cat $t/comm)\" = lbd-checks ] && echo \"checks $(cat $t/stat)\"; \
+         echo \"sleeps $p $(grep ^voluntary_ctxt_switches $t/status)\"; done; \
          done; true"
     )
 }
@@ -500,6 +503,9 @@ impl Sample {
                 ["mem", pid, "VmRSS:", rss, "kB", "VmHWM:", hwm, "kB"] => {
                     let num = |v: &str| v.parse::<u64>().map_err(|_| format!("bad {line:?}"));
                     s.memory.insert(num(pid)? as u32, (num(rss)?, num(hwm)?));
+                }
+                ["sleeps", _, "voluntary_ctxt_switches:", n] => {
+                    s.sleeps += n.parse::<u64>().map_err(|_| format!("bad {line:?}"))?;
                 }
                 ["checks", ..] => {
                     let stat = line.split_once(' ').map(|x| x.1).unwrap_or_default();
@@ -632,6 +638,8 @@ struct Figures {
     guest_busy: f64,
     /// The guest's busy time split: user, system, irq, softirq (shares of its time).
     guest_split: [f64; 4],
+    /// Wake-ups of the checker a second (its threads' voluntary sleeps).
+    wakeups: f64,
     /// (VmRSS, VmHWM) KiB per process.
     memory: Vec<(u64, u64)>,
     window: f64,
@@ -723,6 +731,7 @@ fn measure(
         processes: s1.procs.len(),
         guest_busy,
         guest_split,
+        wakeups: s1.sleeps.saturating_sub(s0.sleeps) as f64 / window,
         memory: s1.memory.values().copied().collect(),
         window,
     };
@@ -768,6 +777,7 @@ fn print_figures(f: &Figures) {
         100.0 * f.guest_split[2],
         100.0 * f.guest_split[3],
     );
+    println!("figure: {who} wakeups {:.0}/s", f.wakeups);
     println!(
         "figure: {who} rss {:.1} MiB (per process: {})",
         mib(f.rss_kib()),
