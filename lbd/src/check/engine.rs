@@ -51,7 +51,7 @@ const TICK_BATCH: f64 = 100.0;
 
 /// The tick for these checks: long enough that wake-ups are few (each costs the check thread
 /// as much as several checks, and far more in a virtual machine), short enough that it is at
-/// most a twentieth of any check's interval or timeout and starts at most [`TICK_BATCH`]
+/// most a twentieth of any check's interval or timeout and starts at most about a hundred
 /// checks; between [`START_TICK`] and [`MAX_TICK`].
 pub fn tick_for<'a>(checks: impl IntoIterator<Item = &'a Check>) -> Duration {
     let mut rate = 0.0; // checks a second
