@@ -7,9 +7,11 @@
 //! 2. The same table loaded with `ipvsadm -R` and listed with `ipvsadm -Ln`.
 //! 3. Ratios. Every service this tool created is removed at the end.
 //!
+//! ```text
 //! Usage: ipvs-bench [SERVICES] [REALS_PER_SERVICE]    (default 1000 10)
 //!        ipvs-bench capture    (prints the kernel's raw replies for a small table, in hex:
 //!                               the test vectors of `lbd::ipvs::msg`'s unit tests)
+//! ```
 //! Refuses to run when the kernel table is not empty (it would delete what it did not create).
 
 use lbd::config;
