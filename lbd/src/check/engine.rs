@@ -51,14 +51,17 @@ const TICK_BATCH: f64 = 100.0;
 
 /// The tick for these checks: long enough that wake-ups are few (each costs the check thread
 /// as much as several checks, and far more in a virtual machine), short enough that it is at
-/// most a twentieth of any check's interval or timeout and starts at most about a hundred
-/// checks; between [`START_TICK`] and [`MAX_TICK`].
+/// most a twentieth of any check's interval, timeout or retry delay and starts at most about
+/// a hundred checks; between [`START_TICK`] and [`MAX_TICK`].
 pub fn tick_for<'a>(checks: impl IntoIterator<Item = &'a Check>) -> Duration {
     let mut rate = 0.0; // checks a second
     let mut shortest = MAX_TICK * 20;
     for c in checks {
         rate += 1.0 / c.interval.as_secs_f64().max(1e-3);
         shortest = shortest.min(c.interval).min(c.timeout);
+        if !c.retry_delay.is_zero() {
+            shortest = shortest.min(c.retry_delay);
+        }
     }
     let by_rate = if rate > 0.0 {
         Duration::from_secs_f64((TICK_BATCH / rate).min(MAX_TICK.as_secs_f64()))
@@ -636,6 +639,14 @@ mod tests {
         // A twentieth of the shortest interval or timeout.
         let mut some = each_second(10);
         some.push(check(400, 300));
+        assert_eq!(tick_for(&some), ms(15));
+        let mut retrying = check(1000, 1000);
+        retrying.retry_delay = ms(500);
+        some.push(retrying);
+        assert_eq!(tick_for(&some), ms(15));
+        some[0].retry_delay = ms(200);
+        assert_eq!(tick_for(&some), START_TICK);
+        some[0].retry_delay = Duration::ZERO; // retries at once: no bound
         assert_eq!(tick_for(&some), ms(15));
         some.push(check(100, 80));
         assert_eq!(tick_for(&some), START_TICK);
