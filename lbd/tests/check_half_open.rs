@@ -172,16 +172,17 @@ fn half_open_checks_every_outcome_and_answers_matched_to_their_checks() {
             };
             *tally.entry(key).or_default() += 1;
         }
+        // Ports are held 8 at a time as one target needs more, up to 64 per source: 120
+        // checks of 127.0.0.1:8080 from the default source get 64 ports; 60 from 127.0.0.3
+        // and those of the other targets all get one.
         assert_eq!(
             tally,
             HashMap::from([
-                ("127.0.0.1:8080 up".to_string(), 8 + 8),
-                ("127.0.0.1:8080 busy".to_string(), 120 + 60 - 16),
+                ("127.0.0.1:8080 up".to_string(), 64 + 60),
+                ("127.0.0.1:8080 busy".to_string(), 120 - 64),
                 ("127.0.0.1:8081 up".to_string(), 0),
-                ("127.0.0.1:8081 connection refused".to_string(), 8),
-                ("127.0.0.1:8081 busy".to_string(), 52),
-                ("[::1]:8080 up".to_string(), 8),
-                ("[::1]:8080 busy".to_string(), 52),
+                ("127.0.0.1:8081 connection refused".to_string(), 60),
+                ("[::1]:8080 up".to_string(), 60),
             ])
             .into_iter()
             .filter(|(_, n)| *n > 0)

@@ -12,10 +12,11 @@
 //! - A SYN's sequence number is unique among the checks in flight and the answer acknowledges
 //!   it plus one, so the answer names its check; its source address and port must also be the
 //!   check's target.
-//! - The source ports are held by bound, never connected TCP sockets, a few per (family,
-//!   source address): nothing else on the box can take them, and an answer to them finds no
-//!   socket and is reset by the kernel. Consecutive checks of one real use different ports, so
-//!   a late SYN-ACK or a lost RST of one check never meets the next check's SYN.
+//! - The source ports are held by bound, never connected TCP sockets, eight per (family,
+//!   source address), eight more at a time (up to 64) while one target has that many checks
+//!   in flight: nothing else on the box can take them, and an answer to them finds no socket
+//!   and is reset by the kernel. Consecutive checks of one real use different ports, so a late
+//!   SYN-ACK or a lost RST of one check never meets the next check's SYN.
 //! - IPv4 SYNs carry their own IP header (IP_HDRINCL) with a source address chosen like the
 //!   kernel would (a route lookup, cached per destination and dropped when a check times out),
 //!   because the TCP checksum covers it; IPv6 raw sockets compute the checksum themselves
@@ -41,8 +42,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-/// Source ports held per (family, source address).
+/// Source ports held per (family, source address) at first, and added at a time when every
+/// one is in flight to the same target.
 const PORTS_PER_SOURCE: usize = 8;
+/// At most this many per (family, source address): checks of one target in flight at once.
+const MAX_PORTS_PER_SOURCE: usize = 64;
 /// Answers read per `recvmmsg`.
 const RECV_BATCH: usize = 256;
 /// Bytes kept of each answer: an IPv4 header with options and the TCP header's first 14 bytes.
@@ -559,38 +563,60 @@ impl<T> HalfOpen<T> {
         target: SocketAddr,
     ) -> Result<u16, Failure> {
         if !self.held.iter().any(|h| h.v6 == v6 && h.source == source) {
-            for _ in 0..PORTS_PER_SOURCE {
-                let (socket, port) = hold_port(v6, source)?;
-                self.held.push(Held {
-                    v6,
-                    source,
-                    port,
-                    _socket: socket,
-                });
+            self.hold_more(v6, source)?;
+        }
+        loop {
+            let n = self.held.len();
+            for i in 0..n {
+                let h = &self.held[(self.turn + i) % n];
+                if h.v6 == v6 && h.source == source && !self.busy.contains(&(h.port, target)) {
+                    self.turn = (self.turn + i + 1) % n;
+                    return Ok(h.port);
+                }
             }
-            let ports: Vec<u16> = self
+            // Every port of this source is in flight to this target (many services check
+            // the same real and port, and a tick's checks are all in flight until the next
+            // one): hold more, up to a limit per source and what one filter can take.
+            let mine = self
                 .held
                 .iter()
-                .filter(|h| h.v6 == v6)
-                .map(|h| h.port)
-                .collect();
-            let raw = if v6 { &self.v6 } else { &self.v4 };
-            if let Some(raw) = raw {
-                attach_filter(raw.as_raw_fd(), &syn::answer_filter(&ports, !v6))
-                    .map_err(|e| Failure::Io(format!("filtering answers: {e}")))?;
+                .filter(|h| h.v6 == v6 && h.source == source);
+            let family = self.held.iter().filter(|h| h.v6 == v6);
+            if mine.count() >= MAX_PORTS_PER_SOURCE
+                || family.count() + PORTS_PER_SOURCE > syn::FILTER_PORTS_MAX
+            {
+                return Err(Failure::Io(format!(
+                    "{MAX_PORTS_PER_SOURCE} checks of {target} already in flight"
+                )));
             }
+            self.hold_more(v6, source)?;
         }
-        let n = self.held.len();
-        for i in 0..n {
-            let h = &self.held[(self.turn + i) % n];
-            if h.v6 == v6 && h.source == source && !self.busy.contains(&(h.port, target)) {
-                self.turn = (self.turn + i + 1) % n;
-                return Ok(h.port);
-            }
+    }
+
+    /// Holds PORTS_PER_SOURCE more source ports for (family, source) and lets their answers
+    /// through the family's filter.
+    fn hold_more(&mut self, v6: bool, source: Option<IpAddr>) -> Result<(), Failure> {
+        for _ in 0..PORTS_PER_SOURCE {
+            let (socket, port) = hold_port(v6, source)?;
+            self.held.push(Held {
+                v6,
+                source,
+                port,
+                _socket: socket,
+            });
         }
-        Err(Failure::Io(format!(
-            "{PORTS_PER_SOURCE} checks of {target} already in flight"
-        )))
+        let ports: Vec<u16> = self
+            .held
+            .iter()
+            .filter(|h| h.v6 == v6)
+            .map(|h| h.port)
+            .collect();
+        let raw = if v6 { &self.v6 } else { &self.v4 };
+        if let Some(raw) = raw {
+            attach_filter(raw.as_raw_fd(), &syn::answer_filter(&ports, !v6))
+                .map_err(|e| Failure::Io(format!("filtering answers: {e}")))?;
+        }
+        Ok(())
     }
 
     /// The source address the kernel would use towards `dst`.

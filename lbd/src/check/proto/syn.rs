@@ -192,14 +192,20 @@ const JSET_K: u16 = 0x45;
 const AND_K: u16 = 0x54;
 const RET_K: u16 = 0x06;
 
+/// Ports one filter can take (its jump offsets are a byte).
+pub const FILTER_PORTS_MAX: usize = 250;
+
 /// Accepts only segments to one of `ports` with RST set or SYN and ACK set: the answers to
 /// this side's SYNs. Every other TCP segment the box receives is dropped by the kernel before it
 /// is queued to the raw socket. `ip_header`: the packet starts with an IPv4 header (IPv4 raw
 /// sockets) rather than the TCP header (IPv6 raw sockets).
 ///
-/// At most 250 ports (the jump offsets are a byte).
+/// At most [`FILTER_PORTS_MAX`] ports.
 pub fn answer_filter(ports: &[u16], ip_header: bool) -> Vec<Insn> {
-    assert!(ports.len() <= 250, "too many ports for one filter");
+    assert!(
+        ports.len() <= FILTER_PORTS_MAX,
+        "too many ports for one filter"
+    );
     let mut p = Vec::with_capacity(ports.len() + 10);
     if ip_header {
         // X = IP header length; fragments after the first carry no TCP header.
