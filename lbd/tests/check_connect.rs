@@ -10,7 +10,6 @@ mod check_support;
 
 use check_support::*;
 use lbd::check::connect::Connector;
-use lbd::check::engine::START_TICK;
 use lbd::check::{Failure, Outcome};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -20,7 +19,7 @@ use tokio::net::TcpListener;
 
 const MS: Duration = Duration::from_millis(1);
 
-/// One run through the connector: started, then driven by its completions and deadlines.
+/// One run through the connector, as the engine drives it.
 async fn check(
     c: &mut Connector<u32>,
     target: &str,
@@ -29,25 +28,7 @@ async fn check(
 ) -> Outcome {
     let target: SocketAddr = target.parse().unwrap();
     let source: Option<IpAddr> = source.map(|s| s.parse().unwrap());
-    let mut out = Vec::new();
-    if let Err(f) = c.start(target, source, timeout, 7, Instant::now()) {
-        return f.outcome;
-    }
-    // As the engine does: read completions once per tick, and judge deadlines.
-    loop {
-        assert!(
-            c.next_deadline().is_some(),
-            "a run in flight has a deadline"
-        );
-        tokio::time::sleep(START_TICK).await;
-        c.poll(&mut out).unwrap();
-        c.expire(Instant::now(), &mut out);
-        if let Some(f) = out.pop() {
-            assert_eq!(f.token, 7);
-            assert!(out.is_empty(), "one run, one result: {out:?}");
-            return f.outcome;
-        }
-    }
+    drive(c, target, source, timeout, None).await
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! TCP connect checks without a future, a timer or a fresh socket per run: the check engine's
-//! fast path for `type = "tcp"`.
+//! TCP connect checks, and plain HTTP checks, without a future, a timer or a fresh socket per
+//! run: the check engine's fast path for `type = "tcp"` and `type = "http"`.
 //!
 //! A connect check is a handshake and a reset. Done with a socket per run (socket, SO_LINGER,
 //! connect, register with the reactor, SO_ERROR, deregister, close) it costs seven system
@@ -21,21 +21,32 @@
 //! - Deadlines are kept per timeout value in start order, so expiring them is a look at the
 //!   front of a queue, not a timer per run.
 //!
-//! What reaches the wire is the same as before: SYN, the handshake's ACK, RST.
+//! - An HTTP check is the same run with an [`Exchange`] after the handshake: the request is
+//!   sent when the connect completes, the response is read when epoll reports it, in the same
+//!   batches, and judged by an [`http::Reader`](Reader) as soon as it can be. A run is four
+//!   system calls (connect, send, recv, disconnect) where a future on its own socket takes
+//!   about ten and a wake-up or two.
+//!
+//! What reaches the wire is the same as with a socket per run: SYN, the handshake's ACK, the
+//! request if any, RST.
 
 use super::deadlines::Deadlines;
 use super::failure::{Failure, Outcome};
+use super::proto::http::{Exchange, Reader};
 use crate::sockets::{new_socket, setsockopt, sockaddr};
 use std::io;
 use std::mem::size_of;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Idle sockets kept per pool; beyond this a finished socket is closed.
 pub const IDLE_MAX: usize = 1024;
 /// Events read per `epoll_wait`.
 const EVENT_BATCH: usize = 256;
+/// Bytes read per `recv` of a response.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// A finished run.
 #[derive(Debug)]
@@ -66,6 +77,31 @@ struct InFlight<T> {
     timeout: Duration,
     /// Tells this run's deadline from those of earlier runs on the same descriptor.
     run: u64,
+    /// The HTTP exchange once connected, if the run has one.
+    dialog: Option<Box<Dialog>>,
+}
+
+/// An HTTP run's exchange and how far it got.
+struct Dialog {
+    exchange: Arc<Exchange>,
+    /// Request bytes sent; the whole request once connected, in practice.
+    sent: usize,
+    /// Connected: sending or waiting for the response.
+    connected: bool,
+    reader: Reader,
+}
+
+impl Dialog {
+    /// What a timeout interrupted.
+    fn waiting_for(&self) -> &'static str {
+        if !self.connected {
+            "connecting"
+        } else if self.sent < self.exchange.request.len() {
+            "sending the request"
+        } else {
+            self.reader.waiting_for()
+        }
+    }
 }
 
 /// Connect checks in flight, their reusable sockets, and their epoll instance.
@@ -80,6 +116,8 @@ pub struct Connector<T> {
     /// Runs in flight (the `Some`s of `inflight`).
     running: usize,
     events: Vec<libc::epoll_event>,
+    /// Where responses are read.
+    scratch: Vec<u8>,
 }
 
 impl<T> Connector<T> {
@@ -100,6 +138,7 @@ impl<T> Connector<T> {
             runs: 0,
             running: 0,
             events: vec![libc::epoll_event { events: 0, u64: 0 }; EVENT_BATCH],
+            scratch: vec![0; READ_CHUNK],
         })
     }
 
@@ -121,9 +160,10 @@ impl<T> Connector<T> {
         }
     }
 
-    /// Starts connecting to `target` (from `source`, if set). `Err` is a result known at once
-    /// (no socket, the source cannot be bound, no route, or connected at once); otherwise the
-    /// run finishes in [`Connector::poll`] or [`Connector::expire`].
+    /// Starts connecting to `target` (from `source`, if set), and then, with an `exchange`,
+    /// sending its request and judging the response. `Err` is a result known at once (no
+    /// socket, the source cannot be bound, no route, or a connect check connected at once);
+    /// otherwise the run finishes in [`Connector::poll`] or [`Connector::expire`].
     pub fn start(
         &mut self,
         target: SocketAddr,
@@ -131,6 +171,7 @@ impl<T> Connector<T> {
         timeout: Duration,
         token: T,
         now: Instant,
+        exchange: Option<Arc<Exchange>>,
     ) -> Result<(), Finished<T>> {
         let key = PoolKey {
             v6: target.is_ipv6(),
@@ -158,29 +199,17 @@ impl<T> Connector<T> {
                 Err(f) => return Err(finished(token, Outcome::Down(f))),
             },
         };
-        match connect(fd.as_raw_fd(), target) {
-            Ok(()) => {
+        let connected = connect(fd.as_raw_fd(), target);
+        match connected {
+            Ok(()) if exchange.is_none() => {
                 recycle(&mut self.pools, pool, fd);
                 Err(finished(token, Outcome::UP))
             }
+            // Connected at once (never over TCP in practice): the request goes out at the
+            // next poll, since the socket reports itself writable.
+            Ok(()) => self.track(fd, pool, token, now, timeout, exchange),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
-                let raw = fd.as_raw_fd();
-                let i = raw as usize;
-                if self.inflight.len() <= i {
-                    self.inflight.resize_with(i + 1, || None);
-                }
-                self.runs += 1;
-                self.running += 1;
-                self.inflight[i] = Some(InFlight {
-                    fd,
-                    pool,
-                    token,
-                    started: now,
-                    timeout,
-                    run: self.runs,
-                });
-                self.deadlines.push(now, timeout, (raw, self.runs));
-                Ok(())
+                self.track(fd, pool, token, now, timeout, exchange)
             }
             // The socket's state after a failed connect is not worth trusting: close it.
             Err(e) => Err(finished(
@@ -188,6 +217,43 @@ impl<T> Connector<T> {
                 Outcome::Down(Failure::from_io(&e, "connecting")),
             )),
         }
+    }
+
+    /// Keeps a started run until it finishes or times out.
+    fn track(
+        &mut self,
+        fd: OwnedFd,
+        pool: usize,
+        token: T,
+        now: Instant,
+        timeout: Duration,
+        exchange: Option<Arc<Exchange>>,
+    ) -> Result<(), Finished<T>> {
+        let raw = fd.as_raw_fd();
+        let i = raw as usize;
+        if self.inflight.len() <= i {
+            self.inflight.resize_with(i + 1, || None);
+        }
+        self.runs += 1;
+        self.running += 1;
+        self.inflight[i] = Some(InFlight {
+            fd,
+            pool,
+            token,
+            started: now,
+            timeout,
+            run: self.runs,
+            dialog: exchange.map(|exchange| {
+                Box::new(Dialog {
+                    exchange,
+                    sent: 0,
+                    connected: false,
+                    reader: Reader::default(),
+                })
+            }),
+        });
+        self.deadlines.push(now, timeout, (raw, self.runs));
+        Ok(())
     }
 
     /// A new socket for `key`: non-blocking, RST on close, bound to the source, registered.
@@ -218,7 +284,7 @@ impl<T> Connector<T> {
             }
         }
         let mut ev = libc::epoll_event {
-            events: (libc::EPOLLOUT | libc::EPOLLET) as u32,
+            events: (libc::EPOLLOUT | libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
             u64: raw as u64,
         };
         // SAFETY: both descriptors are open; `ev` is a valid epoll_event.
@@ -257,29 +323,22 @@ impl<T> Connector<T> {
             for i in 0..n {
                 let ev = self.events[i];
                 let (flags, fd) = (ev.events, ev.u64 as RawFd);
-                let Some(run) = self.inflight.get_mut(fd as usize).and_then(Option::take) else {
-                    continue; // an idle socket's disconnect, or a run that timed out
+                // Not in flight: an idle socket's disconnect, or a run that timed out.
+                let Some(slot) = self.inflight.get_mut(fd as usize) else {
+                    continue;
                 };
+                let Some(run) = slot.as_mut() else { continue };
+                let verdict = match run.dialog.as_deref_mut() {
+                    None => Some(handshake(flags, fd)),
+                    Some(dialog) => dialog.step(flags, fd, &mut self.scratch),
+                };
+                let Some(verdict) = verdict else { continue };
+                let Some(run) = slot.take() else { continue };
                 self.running -= 1;
-                let err = if flags & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
-                    so_error(fd)
-                } else {
-                    0
-                };
-                let outcome = if err != 0 {
-                    Outcome::Down(Failure::from_io(
-                        &io::Error::from_raw_os_error(err),
-                        "connecting",
-                    ))
-                } else if flags & libc::EPOLLOUT as u32 != 0 {
-                    Outcome::UP
-                } else {
-                    Outcome::Down(Failure::Closed("while connecting".into()))
-                };
                 out.push(Finished {
                     token: run.token,
                     started: run.started,
-                    outcome,
+                    outcome: verdict.into(),
                 });
                 recycle(&mut self.pools, run.pool, run.fd);
             }
@@ -317,11 +376,95 @@ impl<T> Connector<T> {
                 started: r.started,
                 outcome: Outcome::Down(Failure::Timeout {
                     after: r.timeout,
-                    during: "connecting",
+                    during: r.dialog.as_ref().map_or("connecting", |d| d.waiting_for()),
                 }),
             });
             recycle(pools, r.pool, r.fd);
         });
+    }
+}
+
+impl Dialog {
+    /// Takes an event for this run's socket: completes the connect, sends the request, reads
+    /// the response. The verdict once there is one.
+    fn step(&mut self, flags: u32, fd: RawFd, buf: &mut [u8]) -> Option<Result<(), Failure>> {
+        let hangup = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+        let request = &self.exchange.request;
+        if !self.connected {
+            if let Err(f) = handshake(flags, fd) {
+                return Some(Err(f));
+            }
+            self.connected = true;
+        }
+        if self.sent < request.len() {
+            match send(fd, &request[self.sent..]) {
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) => return Some(Err(Failure::from_io(&e, "sending the request"))),
+            }
+            // The rest when the socket is writable again; an answer only after the request,
+            // unless the server spoke or hung up first (no later event would say so).
+            if self.sent < request.len() || flags & (libc::EPOLLIN as u32 | hangup) == 0 {
+                return None;
+            }
+        }
+        loop {
+            let n = match recv(fd, buf) {
+                Ok(0) => return Some(self.reader.end(&self.exchange)),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) => return Some(Err(Failure::from_io(&e, self.reader.reading()))),
+            };
+            if let Some(verdict) = self.reader.feed(&self.exchange, &buf[..n]) {
+                return Some(verdict);
+            }
+            // A short read emptied the socket: what comes next (more, or the end) raises
+            // another event, unless the peer had already hung up when this one was read.
+            if n < buf.len() && flags & hangup == 0 {
+                return None;
+            }
+        }
+    }
+}
+
+/// How a connect ended, from its epoll event.
+fn handshake(flags: u32, fd: RawFd) -> Result<(), Failure> {
+    let err = if flags & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
+        so_error(fd)
+    } else {
+        0
+    };
+    if err != 0 {
+        Err(Failure::from_io(
+            &io::Error::from_raw_os_error(err),
+            "connecting",
+        ))
+    } else if flags & libc::EPOLLOUT as u32 != 0 {
+        Ok(())
+    } else {
+        Err(Failure::Closed("while connecting".into()))
+    }
+}
+
+/// A non-blocking send that never raises SIGPIPE.
+fn send(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: `bytes` is valid for reads of its length.
+    let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// A non-blocking read.
+fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
 }
 

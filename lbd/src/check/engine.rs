@@ -9,8 +9,9 @@
 //!
 //! Idle checks cost a queue entry and a small slot, not a task with its own timer: ten
 //! thousand reals checked every second keep only the few runs in flight as futures. TCP
-//! connect checks are not futures at all: the [`Connector`] runs them on reused sockets in
-//! its own epoll instance, and the loop takes their completions in batches.
+//! connect and plain HTTP checks are not futures at all: the [`Connector`] runs them on reused
+//! sockets in its own epoll instance, and the loop takes their completions in batches
+//! (half-open TCP checks likewise, in [`HalfOpen`]).
 //!
 //! This module owns the clock and the channels; the decisions are made by the pure parts.
 
@@ -139,14 +140,14 @@ pub struct Engine {
     /// Scratch list for the runs due now.
     due: Vec<(usize, u64, Instant)>,
     inflight: FuturesUnordered<Run>,
-    /// TCP connect checks in flight (created when the loop starts, inside the runtime; if
-    /// that fails they run as futures like the other kinds).
+    /// TCP connect and plain HTTP checks in flight (created when the loop starts, inside the
+    /// runtime; if that fails they run as futures like the other kinds).
     connector: Option<Connector<RunId>>,
     /// Half-open TCP checks in flight (raw sockets opened with the first one).
     half_open: HalfOpen<RunId>,
     /// Half-open checks cannot run here (no raw socket): they run as connect checks.
     half_open_unavailable: bool,
-    /// Connect and half-open checks finished, waiting to be recorded.
+    /// Connector and half-open runs finished, waiting to be recorded.
     connected: Vec<Finished<RunId>>,
     publish: watch::Sender<Arc<HealthReport>>,
     generation: u64,
@@ -314,7 +315,10 @@ impl Engine {
                 .slots
                 .iter()
                 .flatten()
-                .filter(|s| matches!(s.check.kind, CheckKind::Tcp { half_open } if !half_open || all_connect))
+                .filter(|s| match s.check.kind {
+                    CheckKind::Tcp { half_open } => !half_open || all_connect,
+                    _ => s.probe.plain_http().is_some(),
+                })
                 .count();
             if let Some(c) = self.connector.as_mut() {
                 c.trim_idle(connects);
@@ -375,36 +379,44 @@ impl Engine {
             if slot.generation != gen {
                 continue;
             }
-            if let CheckKind::Tcp { half_open } = slot.check.kind {
-                let p = &slot.probe;
-                let mut run = RunId {
-                    slot: id,
-                    generation: gen,
-                    due: when,
-                };
-                if half_open && !self.half_open_unavailable {
-                    match self
-                        .half_open
-                        .start(p.target, p.source, p.timeout, run, now)
-                    {
-                        Ok(()) => continue,
-                        Err(NotStarted::Finished(done)) => {
-                            self.connected.push(done);
-                            continue;
-                        }
-                        Err(NotStarted::Unavailable(token, e)) => {
-                            warn!("checks: half-open TCP checks need a raw socket ({e}): they run as connect checks");
-                            self.half_open_unavailable = true;
-                            run = token;
+            let p = &slot.probe;
+            let mut run = RunId {
+                slot: id,
+                generation: gen,
+                due: when,
+            };
+            // TCP and plain HTTP checks run in the connector (TCP maybe half-open), the other
+            // kinds as futures.
+            let exchange = match slot.check.kind {
+                CheckKind::Tcp { half_open } => {
+                    if half_open && !self.half_open_unavailable {
+                        match self
+                            .half_open
+                            .start(p.target, p.source, p.timeout, run, now)
+                        {
+                            Ok(()) => continue,
+                            Err(NotStarted::Finished(done)) => {
+                                self.connected.push(done);
+                                continue;
+                            }
+                            Err(NotStarted::Unavailable(token, e)) => {
+                                warn!("checks: half-open TCP checks need a raw socket ({e}): they run as connect checks");
+                                self.half_open_unavailable = true;
+                                run = token;
+                            }
                         }
                     }
+                    Some(None)
                 }
-                if let Some(connector) = self.connector.as_mut() {
-                    if let Err(done) = connector.start(p.target, p.source, p.timeout, run, now) {
-                        self.connected.push(done);
-                    }
-                    continue;
+                _ => p.plain_http().map(|x| Some(x.clone())),
+            };
+            if let (Some(exchange), Some(connector)) = (exchange, self.connector.as_mut()) {
+                if let Err(done) =
+                    connector.start(p.target, p.source, p.timeout, run, now, exchange)
+                {
+                    self.connected.push(done);
                 }
+                continue;
             }
             let probe = slot.probe.clone();
             self.inflight.push(Box::pin(async move {
@@ -432,7 +444,7 @@ impl Engine {
         self.finish_connected()
     }
 
-    /// Records the connect checks that finished.
+    /// Records the connector and half-open runs that finished.
     fn finish_connected(&mut self) -> Change {
         let mut change = Change::None;
         let mut done = std::mem::take(&mut self.connected);

@@ -10,13 +10,18 @@
 
 #![allow(dead_code)]
 
+use lbd::check::connect::Connector;
+use lbd::check::engine::START_TICK;
 use lbd::check::probe::Probe;
+use lbd::check::proto::http::Exchange;
 use lbd::check::{Failure, Outcome};
 use lbd::config::{self, Config};
+use std::cell::RefCell;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::Stdio;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use lbtest::process::ChildGuard;
 pub use lbtest::ScratchDir as TempDir;
@@ -149,6 +154,68 @@ address = "{real}"
     Probe::new("s", real, real.check.as_ref().expect("a check")).expect("probe")
 }
 
+/// One run through a connector, driven as the engine drives it: started, its events read once
+/// per tick, then its deadline judged.
+pub async fn drive(
+    c: &mut Connector<u32>,
+    target: SocketAddr,
+    source: Option<IpAddr>,
+    timeout: Duration,
+    exchange: Option<Arc<Exchange>>,
+) -> Outcome {
+    let mut out = Vec::new();
+    if let Err(f) = c.start(target, source, timeout, 7, Instant::now(), exchange) {
+        return f.outcome;
+    }
+    loop {
+        assert!(
+            c.next_deadline().is_some(),
+            "a run in flight has a deadline"
+        );
+        tokio::time::sleep(START_TICK).await;
+        c.poll(&mut out).unwrap();
+        c.expire(Instant::now(), &mut out);
+        if let Some(f) = out.pop() {
+            assert_eq!(f.token, 7);
+            assert!(out.is_empty(), "one run, one result: {out:?}");
+            assert_eq!(c.in_flight(), 0);
+            return f.outcome;
+        }
+    }
+}
+
+thread_local! {
+    /// The connector of this thread's plain HTTP runs: its sockets are reused from run to run,
+    /// as in the engine.
+    static CONNECTOR: RefCell<Option<Connector<u32>>> = const { RefCell::new(None) };
+}
+
+/// A plain HTTP probe's outcome as the engine gets it, in a [`Connector`]; `None` for other
+/// kinds.
+pub async fn in_connector(p: &Probe) -> Option<Outcome> {
+    let exchange = p.plain_http()?.clone();
+    let mut c = CONNECTOR
+        .with(|c| c.borrow_mut().take())
+        .unwrap_or_else(|| Connector::new().expect("connector"));
+    let outcome = drive(&mut c, p.target, p.source, p.timeout, Some(exchange)).await;
+    CONNECTOR.with(|cell| *cell.borrow_mut() = Some(c));
+    Some(outcome)
+}
+
+/// Runs the probe as a future (as HTTPS and the other kinds run) and, if it is a plain HTTP
+/// check, also in a connector (as the engine runs those): both must reach the same outcome.
+pub async fn run(p: &Probe) -> Outcome {
+    let outcome = p.run().await;
+    if let Some(engine) = in_connector(p).await {
+        assert_eq!(
+            engine, outcome,
+            "{}: the engine's connector and the probe disagree",
+            p.target
+        );
+    }
+    outcome
+}
+
 /// The failure of a run that must fail.
 pub fn down(o: Outcome) -> Failure {
     match o {
@@ -157,9 +224,9 @@ pub fn down(o: Outcome) -> Failure {
     }
 }
 
-/// Runs the probe of `real` with the inline check `check`, which must fail.
+/// Runs the probe of `real` with the inline check `check` (see [`run`]), which must fail.
 pub async fn fails(real: &str, check: &str) -> Failure {
-    down(probe(real, check).run().await)
+    down(run(&probe(real, check)).await)
 }
 
 /// A line-based log of what a test server saw, shared with the test.

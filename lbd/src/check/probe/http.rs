@@ -1,21 +1,21 @@
 //! HTTP and HTTPS GET checks.
 
-use super::{read_some, HttpProbe, Probe, Progress, Stage};
+use super::{HttpProbe, Probe, Progress, Stage};
 use crate::check::failure::Failure;
-use crate::check::proto::http::{dechunk, parse_head, status_ok, MAX_BODY};
+use crate::check::proto::http::{Exchange, Reader};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub(super) async fn run(p: &Probe, h: &HttpProbe, progress: &Progress) -> Result<(), Failure> {
     let tcp = p.connect(progress).await?;
     match &h.tls {
-        None => exchange(tcp, h, progress).await,
+        None => exchange(tcp, &h.exchange, progress).await,
         Some(t) => {
             progress.set(Stage::Tls);
             let conn = tokio_rustls::TlsConnector::from(t.config.clone())
                 .connect(t.name.clone(), tcp)
                 .await
                 .map_err(|e| tls_failure(&e))?;
-            exchange(conn, h, progress).await
+            exchange(conn, &h.exchange, progress).await
         }
     }
 }
@@ -32,60 +32,31 @@ fn tls_failure(e: &std::io::Error) -> Failure {
 
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     mut s: S,
-    h: &HttpProbe,
+    x: &Exchange,
     progress: &Progress,
 ) -> Result<(), Failure> {
     let sending = |e: std::io::Error| Failure::from_io(&e, "sending the request");
-    s.write_all(&h.request).await.map_err(sending)?;
+    s.write_all(&x.request).await.map_err(sending)?;
     s.flush().await.map_err(sending)?;
     progress.set(Stage::Response);
-    let mut buf = Vec::with_capacity(4096);
-    let head = loop {
-        read_some(&mut s, &mut buf, "before the response").await?;
-        if let Some(head) = parse_head(&buf)? {
-            break head;
-        }
-    };
-    if !status_ok(&h.expect_status, head.status) {
-        return Err(Failure::BadStatus(head.status));
-    }
-    if !h.body.needs_body() {
-        return Ok(());
-    }
-    progress.set(Stage::Body);
-    let mut body = buf.split_off(head.len);
-    let wanted = head
-        .content_length
-        .filter(|_| !head.chunked)
-        .map(|n| n.min(MAX_BODY as u64 + 1) as usize);
+    let mut reader = Reader::default();
+    let mut buf = vec![0u8; 16 * 1024];
     loop {
-        if wanted.is_some_and(|n| body.len() >= n) {
-            break;
+        let n = match s.read(&mut buf).await {
+            Ok(n) => n,
+            // A TLS peer that closes without close_notify: the response ended.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(Failure::from_io(&e, reader.reading())),
+        };
+        let verdict = match n {
+            0 => Some(reader.end(x)),
+            n => reader.feed(x, &buf[..n]),
+        };
+        if let Some(verdict) = verdict {
+            return verdict;
         }
-        if body.len() > MAX_BODY {
-            return Err(Failure::Protocol(format!(
-                "body larger than {} MiB",
-                MAX_BODY >> 20
-            )));
-        }
-        body.reserve(16 * 1024);
-        match s.read_buf(&mut body).await {
-            Ok(0) => break,
-            Ok(_) => {}
-            // A TLS peer that closes without close_notify: the body ended.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(Failure::from_io(&e, "reading the body")),
+        if reader.has_head() {
+            progress.set(Stage::Body);
         }
     }
-    if let Some(n) = wanted {
-        if body.len() < n {
-            return Err(Failure::Closed(format!(
-                "after {} of {n} body bytes",
-                body.len()
-            )));
-        }
-        body.truncate(n);
-    }
-    let body = if head.chunked { dechunk(&body)? } else { body };
-    h.body.check(&body)
 }

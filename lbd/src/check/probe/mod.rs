@@ -12,8 +12,8 @@ mod tls;
 mod udp;
 
 use super::failure::{Failure, Outcome};
-use super::proto::http::BodyRules;
-use crate::config::{Check, CheckKind, Real, SqlLogin, StatusRange};
+use super::proto::http::{BodyRules, Exchange};
+use crate::config::{Check, CheckKind, Real, SqlLogin};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -98,9 +98,7 @@ enum Kind {
 
 #[derive(Debug)]
 struct HttpProbe {
-    request: Vec<u8>,
-    expect_status: Vec<StatusRange>,
-    body: BodyRules,
+    exchange: Arc<Exchange>,
     tls: Option<tls::TlsTarget>,
 }
 
@@ -159,13 +157,15 @@ impl Probe {
                         None => None,
                     };
                 Kind::Http(Arc::new(HttpProbe {
-                    request: super::proto::http::request(&h.path, &host),
-                    expect_status: h.expect_status.clone(),
-                    body: BodyRules {
-                        substring: h.expect_body.clone(),
-                        regex,
-                        digest: h.digest.as_ref().map(|d| d.to_ascii_lowercase()),
-                    },
+                    exchange: Arc::new(Exchange {
+                        request: super::proto::http::request(&h.path, &host),
+                        expect_status: h.expect_status.clone(),
+                        body: BodyRules {
+                            substring: h.expect_body.clone(),
+                            regex,
+                            digest: h.digest.as_ref().map(|d| d.to_ascii_lowercase()),
+                        },
+                    }),
                     tls,
                 }))
             }
@@ -220,6 +220,15 @@ impl Probe {
             timeout: check.timeout,
             kind,
         })
+    }
+
+    /// The request and expectations of a plain HTTP check (not HTTPS), which the engine runs
+    /// on the [`Connector`](super::connect::Connector)'s sockets rather than as a future.
+    pub fn plain_http(&self) -> Option<&Arc<Exchange>> {
+        match &self.kind {
+            Kind::Http(h) if h.tls.is_none() => Some(&h.exchange),
+            _ => None,
+        }
     }
 
     /// Runs the check once, within its timeout.

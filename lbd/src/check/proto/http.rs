@@ -101,6 +101,105 @@ pub fn status_ok(expected: &[StatusRange], status: u16) -> bool {
     expected.iter().any(|r| r.contains(status))
 }
 
+/// An HTTP check's request, and what its response must be.
+#[derive(Debug)]
+pub struct Exchange {
+    pub request: Vec<u8>,
+    pub expect_status: Vec<StatusRange>,
+    pub body: BodyRules,
+}
+
+/// One response, fed as its bytes arrive and judged as soon as it can be: at the head when the
+/// body does not matter, at `Content-Length`, or when the server closes.
+#[derive(Debug, Default)]
+pub struct Reader {
+    buf: Vec<u8>,
+    head: Option<Head>,
+}
+
+impl Reader {
+    /// What a timeout interrupted.
+    pub fn waiting_for(&self) -> &'static str {
+        if self.head.is_some() {
+            "reading the body"
+        } else {
+            "waiting for the response"
+        }
+    }
+
+    /// Where a read error happened.
+    pub fn reading(&self) -> &'static str {
+        if self.head.is_some() {
+            "reading the body"
+        } else {
+            "before the response"
+        }
+    }
+
+    /// Whether the head has been read.
+    pub fn has_head(&self) -> bool {
+        self.head.is_some()
+    }
+
+    /// Takes the next bytes of the response; the verdict once there is one.
+    pub fn feed(&mut self, x: &Exchange, data: &[u8]) -> Option<Result<(), Failure>> {
+        self.buf.extend_from_slice(data);
+        self.judge(x, false).transpose()
+    }
+
+    /// The server closed the connection: the verdict on what came.
+    pub fn end(&mut self, x: &Exchange) -> Result<(), Failure> {
+        match self.judge(x, true) {
+            Ok(Some(())) => Ok(()),
+            Ok(None) => Err(Failure::Closed("before the response".into())),
+            Err(f) => Err(f),
+        }
+    }
+
+    /// `Ok(None)`: more is needed (never at the end).
+    fn judge(&mut self, x: &Exchange, end: bool) -> Result<Option<()>, Failure> {
+        let head = match &self.head {
+            Some(head) => head,
+            None => {
+                let Some(head) = parse_head(&self.buf)? else {
+                    return Ok(None);
+                };
+                if !status_ok(&x.expect_status, head.status) {
+                    return Err(Failure::BadStatus(head.status));
+                }
+                if !x.body.needs_body() {
+                    return Ok(Some(()));
+                }
+                self.head.insert(head)
+            }
+        };
+        let too_large = || Failure::Protocol(format!("body larger than {} MiB", MAX_BODY >> 20));
+        let body = &self.buf[head.len..];
+        let length = head.content_length.filter(|_| !head.chunked);
+        match length {
+            Some(n) if n > MAX_BODY as u64 => return Err(too_large()),
+            Some(n) if body.len() as u64 >= n => {
+                return x.body.check(&body[..n as usize]).map(Some);
+            }
+            None if body.len() > MAX_BODY => return Err(too_large()),
+            _ if !end => return Ok(None),
+            _ => {}
+        }
+        if let Some(n) = length {
+            return Err(Failure::Closed(format!(
+                "after {} of {n} body bytes",
+                body.len()
+            )));
+        }
+        if head.chunked {
+            x.body.check(&dechunk(body)?)
+        } else {
+            x.body.check(body)
+        }
+        .map(Some)
+    }
+}
+
 /// Lower-case hex MD5 of the body, as genhash prints it.
 pub fn md5_hex(body: &[u8]) -> String {
     let sum = Md5::digest(body);
@@ -245,5 +344,96 @@ mod tests {
             Err(Failure::DigestMismatch { .. })
         ));
         assert!(!BodyRules::default().needs_body());
+    }
+
+    fn exchange(body: BodyRules) -> Exchange {
+        Exchange {
+            request: request("/", "h"),
+            expect_status: vec![StatusRange {
+                low: 200,
+                high: 299,
+            }],
+            body,
+        }
+    }
+
+    /// Feeds `response` in pieces of `step` bytes, then the end if it is still undecided.
+    fn judge(x: &Exchange, response: &[u8], step: usize) -> (Result<(), Failure>, usize) {
+        let mut r = Reader::default();
+        for (i, piece) in response.chunks(step).enumerate() {
+            if let Some(verdict) = r.feed(x, piece) {
+                return (verdict, (i + 1) * step);
+            }
+        }
+        (r.end(x), usize::MAX)
+    }
+
+    #[test]
+    fn a_response_is_judged_as_soon_as_it_can_be_in_any_pieces() {
+        let status_only = exchange(BodyRules::default());
+        let substring = exchange(BodyRules {
+            substring: Some("ok".into()),
+            ..BodyRules::default()
+        });
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+        let head = ok.len() - 3;
+        for step in [1, 2, 7, 1000] {
+            // The status decides at the end of the head when the body does not matter.
+            let (v, at) = judge(&status_only, ok, step);
+            assert_eq!(v, Ok(()));
+            assert!(at >= head && at < head + step, "step {step}: at {at}");
+            // With a body rule: at Content-Length, without waiting for the close.
+            let (v, at) = judge(&substring, ok, step);
+            assert_eq!(v, Ok(()));
+            assert!(
+                at >= ok.len() && at < ok.len() + step,
+                "step {step}: at {at}"
+            );
+            let (v, _) = judge(&substring, b"HTTP/1.0 503 Busy\r\n\r\nok", step);
+            assert_eq!(v, Err(Failure::BadStatus(503)));
+            // No length: the body ends when the server closes.
+            let (v, at) = judge(&substring, b"HTTP/1.0 200 OK\r\n\r\nall ok", step);
+            assert_eq!((v, at), (Ok(()), usize::MAX));
+            let (v, _) = judge(&substring, b"HTTP/1.0 200 OK\r\n\r\nnope", step);
+            assert!(matches!(v, Err(Failure::BodyMismatch(_))), "{v:?}");
+            // Chunked: decoded at the close.
+            let chunked =
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+            assert_eq!(judge(&substring, chunked, step), (Ok(()), usize::MAX));
+            // Cut short.
+            let (v, _) = judge(&substring, &ok[..ok.len() - 1], step);
+            assert_eq!(v, Err(Failure::Closed("after 2 of 3 body bytes".into())));
+            let (v, _) = judge(&status_only, &ok[..10], step);
+            assert_eq!(v, Err(Failure::Closed("before the response".into())));
+            let (v, _) = judge(&status_only, b"", step);
+            assert_eq!(v, Err(Failure::Closed("before the response".into())));
+        }
+    }
+
+    #[test]
+    fn the_reader_says_what_it_waits_for_and_refuses_huge_bodies() {
+        let x = exchange(BodyRules {
+            substring: Some("ok".into()),
+            ..BodyRules::default()
+        });
+        let mut r = Reader::default();
+        assert_eq!(r.feed(&x, b"HTTP/1.1 200 OK\r\n"), None);
+        assert_eq!(r.waiting_for(), "waiting for the response");
+        assert_eq!(r.reading(), "before the response");
+        assert_eq!(r.feed(&x, b"Content-Length: 10\r\n\r\nok"), None);
+        assert!(r.has_head());
+        assert_eq!(r.waiting_for(), "reading the body");
+        let huge = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY + 1
+        );
+        let too_large = Some(Err(Failure::Protocol("body larger than 8 MiB".into())));
+        assert_eq!(Reader::default().feed(&x, huge.as_bytes()), too_large);
+        let mut r = Reader::default();
+        assert_eq!(r.feed(&x, b"HTTP/1.0 200 OK\r\n\r\n"), None);
+        let mb = vec![b'x'; 1 << 20];
+        let verdicts: Vec<_> = (0..9).map(|_| r.feed(&x, &mb)).collect();
+        assert_eq!(verdicts[..8], vec![None; 8]);
+        assert_eq!(verdicts[8], too_large);
     }
 }
