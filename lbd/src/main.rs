@@ -37,6 +37,10 @@ enum Command {
     },
 }
 
+/// Open files lbd asks for: a kept HTTP connection per checked real, plus the checks in
+/// flight, for tens of thousands of reals (the kernel's default for PID 1's children is 1024).
+const FD_LIMIT: u64 = 1 << 20;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(file) = cli.check_config {
@@ -79,6 +83,13 @@ fn check(files: &[PathBuf], dump: bool) -> ExitCode {
 
 fn run(path: PathBuf) -> ExitCode {
     lbd::logging::init("lbd", "LBD_LOG", "info");
+    match lbd::sockets::raise_fd_limit(FD_LIMIT) {
+        Ok(n) if n < FD_LIMIT => {
+            tracing::warn!("lbd: open files limited to {n}: checks that keep connections (HTTP keep_alive) may run out")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("lbd: cannot raise the open files limit: {e}"),
+    }
     // Health checks feed the IPVS reconciler (HealthFeed) and the VRRP quorum; apply order is
     // IPVS, checks, VRRP, and stop runs backwards (VRRP first).
     let checks = match lbd::check::subsystem::CheckSubsystem::start() {

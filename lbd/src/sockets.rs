@@ -107,3 +107,66 @@ pub fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
         )))
     }
 }
+
+/// Raises the open files limit to `want` (or as close as allowed: the hard limit, unless
+/// privileged, and the kernel's `fs.nr_open`); the limit now in force.
+pub fn raise_fd_limit(want: u64) -> io::Result<u64> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `r` is a valid rlimit to write.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if r.rlim_cur >= want {
+        return Ok(r.rlim_cur);
+    }
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(want);
+    let raised = libc::rlimit {
+        rlim_cur: want.min(nr_open).max(r.rlim_cur),
+        rlim_max: want.min(nr_open).max(r.rlim_max),
+    };
+    // SAFETY: `raised` is a valid rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        return Ok(raised.rlim_cur);
+    }
+    // Not privileged: up to the hard limit.
+    let soft = libc::rlimit {
+        rlim_cur: r.rlim_max,
+        rlim_max: r.rlim_max,
+    };
+    // SAFETY: `soft` is a valid rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &soft) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r.rlim_max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn soft_limit() -> (u64, u64) {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `r` is a valid rlimit to write.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) }, 0);
+        (r.rlim_cur, r.rlim_max)
+    }
+
+    #[test]
+    fn the_open_files_limit_is_raised_as_far_as_allowed() {
+        let (_, hard) = soft_limit();
+        let n = raise_fd_limit(8192).unwrap();
+        assert_eq!(soft_limit().0, n);
+        assert!(n >= 8192.min(hard), "limit {n}, hard limit was {hard}");
+        // Never lowered.
+        assert_eq!(raise_fd_limit(16).unwrap(), n);
+    }
+}

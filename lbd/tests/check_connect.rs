@@ -28,7 +28,7 @@ async fn check(
 ) -> Outcome {
     let target: SocketAddr = target.parse().unwrap();
     let source: Option<IpAddr> = source.map(|s| s.parse().unwrap());
-    drive(c, target, source, timeout, None).await
+    drive(c, target, source, timeout, None, None).await
 }
 
 #[test]

@@ -7,7 +7,10 @@
 mod check_support;
 
 use check_support::*;
+use lbd::check::connect::Connector;
 use lbd::check::{Failure, Outcome};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU8, AtomicUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -311,6 +314,10 @@ fn http_against_python_http_server_with_genhash_digests() {
             fails("127.0.0.1:8000", r#"type = "http", path = "/missing""#).await,
             Failure::BadStatus(404)
         );
+        // An HTTP/1.0 server with keep_alive: answered, and the connection is not kept.
+        let keep = r#"type = "http", path = "/health.txt", keep_alive = true"#;
+        assert_eq!(run(&probe("127.0.0.1:8000", keep)).await, Outcome::UP);
+        assert_eq!(run(&probe("127.0.0.1:8000", keep)).await, Outcome::UP);
         for (path, digest) in [("/big.bin", &big_digest), ("/health.txt", &health_digest)] {
             let check = format!(r#"type = "http", path = "{path}", digest = "{digest}""#);
             assert_eq!(
@@ -339,6 +346,207 @@ fn http_against_python_http_server_with_genhash_digests() {
     });
 }
 
+/// How the keep-alive server treats each request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Keeping {
+    /// 200 with a Content-Length, and the connection stays open.
+    Keep,
+    /// 200 with a chunked body, and the connection stays open.
+    Chunked,
+    /// 200 and then, 20 ms later, a close without warning (a keep-alive timeout shorter than
+    /// the interval).
+    IdleClose,
+    /// Reads the request and closes without answering.
+    HangUp,
+    /// 503, and the connection stays open.
+    Busy,
+}
+
+/// An HTTP/1.1 server that keeps connections, counting them and the requests answered.
+#[derive(Clone, Default)]
+struct KeepServer {
+    mode: Arc<AtomicU8>,
+    connections: Arc<AtomicUsize>,
+    answered: Arc<AtomicUsize>,
+}
+
+impl KeepServer {
+    async fn start(addr: &str) -> KeepServer {
+        let server = KeepServer::default();
+        let l = TcpListener::bind(addr).await.unwrap();
+        let srv = server.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                srv.connections.fetch_add(1, Relaxed);
+                let srv = srv.clone();
+                tokio::spawn(async move {
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match s.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => req.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        assert!(req.starts_with(b"GET / HTTP/1.1\r\n"));
+                        req.clear();
+                        let mode = srv.mode();
+                        let answer: &[u8] = match mode {
+                            Keeping::Keep | Keeping::IdleClose => {
+                                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
+                            }
+                            Keeping::Chunked => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nok\n\r\n0\r\n\r\n",
+                            Keeping::Busy => b"HTTP/1.1 503 Busy\r\nContent-Length: 5\r\n\r\nbusy\n",
+                            Keeping::HangUp => return,
+                        };
+                        if s.write_all(answer).await.is_err() {
+                            return;
+                        }
+                        srv.answered.fetch_add(1, Relaxed);
+                        if mode == Keeping::IdleClose {
+                            tokio::time::sleep(20 * MS).await;
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        server
+    }
+
+    fn mode(&self) -> Keeping {
+        match self.mode.load(Relaxed) {
+            0 => Keeping::Keep,
+            1 => Keeping::Chunked,
+            2 => Keeping::IdleClose,
+            3 => Keeping::HangUp,
+            _ => Keeping::Busy,
+        }
+    }
+
+    fn set(&self, mode: Keeping) {
+        self.mode.store(mode as u8, Relaxed);
+    }
+
+    /// (connections accepted, requests answered).
+    fn counts(&self) -> (usize, usize) {
+        (self.connections.load(Relaxed), self.answered.load(Relaxed))
+    }
+}
+
+#[test]
+fn http_keep_alive_reuses_its_connection_and_makes_a_new_one_when_the_server_closed_it() {
+    require(&[]);
+    let ns = Netns::new("keepalive");
+    ns.run(|| async {
+        let srv = KeepServer::start("127.0.0.1:8301").await;
+        let p = probe(
+            "127.0.0.1:8301",
+            r#"type = "http", keep_alive = true, expect_body = "ok""#,
+        );
+        let up = Some(Outcome::UP);
+        // Five runs, one connection; chunked answers keep it too.
+        for _ in 0..5 {
+            assert_eq!(in_connector(&p).await, up);
+        }
+        assert_eq!(srv.counts(), (1, 5));
+        srv.set(Keeping::Chunked);
+        for _ in 0..3 {
+            assert_eq!(in_connector(&p).await, up);
+        }
+        assert_eq!(srv.counts(), (1, 8));
+        // Without a body rule the body is still read to its end, or the next answer would be
+        // out of step (the same target and request: the same keep id here, the same
+        // connection).
+        let status_only = probe("127.0.0.1:8301", r#"type = "http", keep_alive = true"#);
+        for _ in 0..3 {
+            assert_eq!(in_connector(&status_only).await, up);
+        }
+        assert_eq!(srv.counts(), (1, 11));
+
+        // The server closes idle connections: each run finds its connection closed, makes
+        // a new one, and is up.
+        srv.set(Keeping::IdleClose);
+        assert_eq!(in_connector(&p).await, up);
+        for _ in 0..3 {
+            tokio::time::sleep(100 * MS).await;
+            assert_eq!(in_connector(&p).await, up);
+        }
+        assert_eq!(srv.counts(), (4, 15));
+
+        // A server that hangs up on every request is down: the new connection is tried once.
+        srv.set(Keeping::HangUp);
+        let f = down(in_connector(&p).await.unwrap());
+        assert_eq!(f, Failure::Closed("before the response".into()));
+        assert_eq!(srv.counts().0, 5);
+
+        // A 503 fails the run and the connection is not kept.
+        srv.set(Keeping::Keep);
+        assert_eq!(in_connector(&p).await, up);
+        srv.set(Keeping::Busy);
+        assert_eq!(
+            in_connector(&p).await,
+            Some(Outcome::Down(Failure::BadStatus(503)))
+        );
+        srv.set(Keeping::Keep);
+        assert_eq!(in_connector(&p).await, up);
+        assert_eq!(srv.counts(), (7, 18));
+
+        // A kept connection that the server closes while idle is let go as soon as its
+        // event is read (here during another check's run), not first tried with a request.
+        scripted(
+            "127.0.0.1:8302",
+            Behaviour::Answer(150 * MS, response("200 OK", "slow\n")),
+        )
+        .await;
+        let slow = probe("127.0.0.1:8302", r#"type = "http""#);
+        let mut c = Connector::new().unwrap();
+        let x = p.plain_http().unwrap().clone();
+        srv.set(Keeping::IdleClose);
+        let up = Outcome::UP;
+        assert_eq!(
+            drive(&mut c, p.target, None, p.timeout, Some(x.clone()), Some(1)).await,
+            up
+        );
+        assert_eq!(c.kept(), 1);
+        let other = slow.plain_http().unwrap().clone();
+        assert_eq!(
+            drive(
+                &mut c,
+                slow.target,
+                None,
+                slow.timeout,
+                Some(other),
+                Some(2)
+            )
+            .await,
+            up
+        );
+        assert_eq!(c.kept(), 0, "the closed connection was let go");
+        srv.set(Keeping::Keep);
+        assert_eq!(
+            drive(&mut c, p.target, None, p.timeout, Some(x.clone()), Some(1)).await,
+            up
+        );
+        assert_eq!(c.kept(), 1);
+        // The checks of a reload that are gone lose their connections.
+        c.retain_kept(|id| id != 1);
+        assert_eq!(c.kept(), 0);
+        assert_eq!(srv.counts(), (9, 20));
+
+        // As a future (the engine's fallback), the same check gets the same answers.
+        assert_eq!(p.run().await, Outcome::UP);
+        srv.set(Keeping::Busy);
+        assert_eq!(
+            fails("127.0.0.1:8301", r#"type = "http", keep_alive = true"#).await,
+            Failure::BadStatus(503)
+        );
+    });
+}
+
 const NGINX_CONF: &str = r#"
 daemon off;
 master_process off;
@@ -356,6 +564,13 @@ http {
     scgi_temp_path DIR/tmp;
     ssl_certificate DIR/cert.pem;
     ssl_certificate_key DIR/key.pem;
+    log_format keep '$connection $connection_requests $server_protocol $status';
+    server {
+        listen 127.0.0.1:8080;
+        keepalive_requests 3;
+        access_log DIR/keep.log keep;
+        location / { return 200 "plain ok\n"; }
+    }
     server {
         listen 127.0.0.1:8443 ssl default_server;
         server_name a.test;
@@ -466,6 +681,15 @@ fn https_against_nginx_sni_host_verify_and_half_open() {
             fails("127.0.0.1:8443", r#"type = "http""#).await,
             Failure::BadStatus(400)
         );
+        // Plain HTTP with keep_alive: nginx ends a connection after 3 requests (it says
+        // `Connection: close` on the third answer), so 7 runs take 3 connections.
+        let keep = probe(
+            "127.0.0.1:8080",
+            r#"type = "http", keep_alive = true, expect_body = "plain ok""#,
+        );
+        for _ in 0..7 {
+            assert_eq!(in_connector(&keep).await, Some(Outcome::UP));
+        }
         // Half-open TLS: a port that accepts and never speaks.
         scripted("127.0.0.1:8444", Behaviour::Silent).await;
         let f = fails("127.0.0.1:8444", r#"type = "https", timeout = "300ms""#).await;
@@ -475,6 +699,16 @@ fn https_against_nginx_sni_host_verify_and_half_open() {
         let f = fails("127.0.0.1:8445", r#"type = "https""#).await;
         assert!(matches!(f, Failure::Closed(_) | Failure::Reset), "{f}");
     });
+    // What nginx logged of the keep-alive runs: connection, its request number, protocol.
+    let log = std::fs::read_to_string(dir.path().join("keep.log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 7, "{log}");
+    let numbers: Vec<&str> = lines.iter().map(|l| l.split(' ').nth(1).unwrap()).collect();
+    assert_eq!(numbers, ["1", "2", "3", "1", "2", "3", "1"], "{log}");
+    let connections: std::collections::BTreeSet<&str> =
+        lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(connections.len(), 3, "{log}");
+    assert!(lines.iter().all(|l| l.ends_with(" HTTP/1.1 200")), "{log}");
     nginx.kill().unwrap();
     ns.run(|| async {
         assert_eq!(

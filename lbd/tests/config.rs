@@ -449,6 +449,9 @@ fn refused_configs_point_at_the_mistake() {
         // a named check is validated even when nothing uses it
         ("[check.c]\npath = \"/\"\n", &[("missing-key", 7, 8)]),
         ("[check.c]\ntype = \"tcp\"\npath = \"/\"\n", &[("key-not-for-type", 9, 8)]),
+        // keep_alive is for plain HTTP (a TLS session is not kept)
+        ("[check.c]\ntype = \"https\"\nkeep_alive = true\n", &[("key-not-for-type", 9, 14)]),
+        ("[check.c]\ntype = \"http\"\nkeep_alive = true\n", &[]),
         // ...and a broken one is reported once, not again where it is used
         (
             "[check.c]\ntype = \"http\"\npath = \"x\"\n[service.s]\nvip = \"192.0.2.10:80\"\ncheck = \"c\"\n[[service.s.real]]\naddress = \"10.0.0.1\"\ncheck = \"c\"\n",

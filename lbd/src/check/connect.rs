@@ -34,6 +34,7 @@ use super::deadlines::Deadlines;
 use super::failure::{Failure, Outcome};
 use super::proto::http::{Exchange, Reader};
 use crate::sockets::{new_socket, setsockopt, sockaddr};
+use std::collections::HashMap;
 use std::io;
 use std::mem::size_of;
 use std::net::{IpAddr, SocketAddr};
@@ -47,6 +48,8 @@ pub const IDLE_MAX: usize = 1024;
 const EVENT_BATCH: usize = 256;
 /// Bytes read per `recv` of a response.
 const READ_CHUNK: usize = 16 * 1024;
+/// Events that say a socket has something to read, or hung up.
+const LIVELY: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
 
 /// A finished run.
 #[derive(Debug)]
@@ -84,11 +87,32 @@ struct InFlight<T> {
 /// An HTTP run's exchange and how far it got.
 struct Dialog {
     exchange: Arc<Exchange>,
+    /// Where a connection that was kept and turned out dead is made again.
+    target: SocketAddr,
+    /// The id its connection is kept under after a good response, if it is kept.
+    keep: Option<u64>,
+    /// The run began on a connection kept from an earlier run.
+    reused: bool,
     /// Request bytes sent; the whole request once connected, in practice.
     sent: usize,
     /// Connected: sending or waiting for the response.
     connected: bool,
     reader: Reader,
+}
+
+/// What an event did to an HTTP run.
+enum Step {
+    Pending,
+    Done(Result<(), Failure>),
+    /// A kept connection had been closed by the server before it took the request: the run
+    /// goes on over a new connection.
+    Reconnect,
+}
+
+/// An HTTP connection kept between runs.
+struct Kept {
+    fd: OwnedFd,
+    pool: usize,
 }
 
 impl Dialog {
@@ -118,6 +142,10 @@ pub struct Connector<T> {
     events: Vec<libc::epoll_event>,
     /// Where responses are read.
     scratch: Vec<u8>,
+    /// Idle HTTP connections kept for their checks' next runs, by keep id.
+    kept: HashMap<u64, Kept>,
+    /// The keep id of each kept connection, by descriptor number.
+    kept_ids: Vec<Option<u64>>,
 }
 
 impl<T> Connector<T> {
@@ -139,6 +167,8 @@ impl<T> Connector<T> {
             running: 0,
             events: vec![libc::epoll_event { events: 0, u64: 0 }; EVENT_BATCH],
             scratch: vec![0; READ_CHUNK],
+            kept: HashMap::new(),
+            kept_ids: Vec::new(),
         })
     }
 
@@ -152,6 +182,39 @@ impl<T> Connector<T> {
         self.pools.iter().map(|p| p.idle.len()).sum()
     }
 
+    /// Connections kept for HTTP checks with `keep_alive`.
+    pub fn kept(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Closes the kept connections whose keep id `live` rejects (checks that are gone).
+    pub fn retain_kept(&mut self, mut live: impl FnMut(u64) -> bool) {
+        let gone: Vec<u64> = self.kept.keys().copied().filter(|id| !live(*id)).collect();
+        for id in gone {
+            if let Some(k) = self.take_kept(id) {
+                recycle(&mut self.pools, k.pool, k.fd);
+            }
+        }
+    }
+
+    fn take_kept(&mut self, id: u64) -> Option<Kept> {
+        let k = self.kept.remove(&id)?;
+        self.kept_ids[k.fd.as_raw_fd() as usize] = None;
+        Some(k)
+    }
+
+    fn keep(&mut self, id: u64, fd: OwnedFd, pool: usize) {
+        let i = fd.as_raw_fd() as usize;
+        if self.kept_ids.len() <= i {
+            self.kept_ids.resize(i + 1, None);
+        }
+        self.kept_ids[i] = Some(id);
+        if let Some(old) = self.kept.insert(id, Kept { fd, pool }) {
+            self.kept_ids[old.fd.as_raw_fd() as usize] = None;
+            recycle(&mut self.pools, old.pool, old.fd);
+        }
+    }
+
     /// Closes idle sockets beyond `keep` per pool (after a reload that removed connect checks,
     /// `keep` is how many remain, so fds are not held for checks that are gone).
     pub fn trim_idle(&mut self, keep: usize) {
@@ -161,9 +224,12 @@ impl<T> Connector<T> {
     }
 
     /// Starts connecting to `target` (from `source`, if set), and then, with an `exchange`,
-    /// sending its request and judging the response. `Err` is a result known at once (no
-    /// socket, the source cannot be bound, no route, or a connect check connected at once);
-    /// otherwise the run finishes in [`Connector::poll`] or [`Connector::expire`].
+    /// sending its request and judging the response. An exchange with `keep_alive` and a
+    /// `keep` id (one per check) keeps its connection under that id for the next run, which
+    /// then sends at once. `Err` is a result known at once (no socket, the source cannot be
+    /// bound, no route, or a connect check connected at once); otherwise the run finishes in
+    /// [`Connector::poll`] or [`Connector::expire`].
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         &mut self,
         target: SocketAddr,
@@ -172,7 +238,32 @@ impl<T> Connector<T> {
         token: T,
         now: Instant,
         exchange: Option<Arc<Exchange>>,
+        keep: Option<u64>,
     ) -> Result<(), Finished<T>> {
+        let keep = keep.filter(|_| exchange.as_ref().is_some_and(|x| x.keep_alive));
+        let dialog = |reused| {
+            exchange.clone().map(|exchange| {
+                Box::new(Dialog {
+                    exchange,
+                    target,
+                    keep,
+                    reused,
+                    sent: 0,
+                    connected: reused,
+                    reader: Reader::default(),
+                })
+            })
+        };
+        if let Some(k) = keep.and_then(|id| self.take_kept(id)) {
+            if let Some(mut d) = dialog(true) {
+                if let Ok(n) = send(k.fd.as_raw_fd(), &d.exchange.request) {
+                    d.sent = n;
+                    return self.track(k.fd, k.pool, token, now, timeout, Some(d));
+                }
+            }
+            // Closed while it was idle: a new connection.
+            recycle(&mut self.pools, k.pool, k.fd);
+        }
         let key = PoolKey {
             v6: target.is_ipv6(),
             source,
@@ -207,9 +298,9 @@ impl<T> Connector<T> {
             }
             // Connected at once (never over TCP in practice): the request goes out at the
             // next poll, since the socket reports itself writable.
-            Ok(()) => self.track(fd, pool, token, now, timeout, exchange),
+            Ok(()) => self.track(fd, pool, token, now, timeout, dialog(false)),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
-                self.track(fd, pool, token, now, timeout, exchange)
+                self.track(fd, pool, token, now, timeout, dialog(false))
             }
             // The socket's state after a failed connect is not worth trusting: close it.
             Err(e) => Err(finished(
@@ -227,7 +318,7 @@ impl<T> Connector<T> {
         token: T,
         now: Instant,
         timeout: Duration,
-        exchange: Option<Arc<Exchange>>,
+        dialog: Option<Box<Dialog>>,
     ) -> Result<(), Finished<T>> {
         let raw = fd.as_raw_fd();
         let i = raw as usize;
@@ -243,14 +334,7 @@ impl<T> Connector<T> {
             started: now,
             timeout,
             run: self.runs,
-            dialog: exchange.map(|exchange| {
-                Box::new(Dialog {
-                    exchange,
-                    sent: 0,
-                    connected: false,
-                    reader: Reader::default(),
-                })
-            }),
+            dialog,
         });
         self.deadlines.push(now, timeout, (raw, self.runs));
         Ok(())
@@ -323,24 +407,47 @@ impl<T> Connector<T> {
             for i in 0..n {
                 let ev = self.events[i];
                 let (flags, fd) = (ev.events, ev.u64 as RawFd);
-                // Not in flight: an idle socket's disconnect, or a run that timed out.
-                let Some(slot) = self.inflight.get_mut(fd as usize) else {
+                let i = fd as usize;
+                let Some(run) = self.inflight.get_mut(i).and_then(Option::as_mut) else {
+                    // Not in flight: an idle socket's disconnect, a run that timed out, or a
+                    // kept connection that the server closed (or spoke on) while idle, which
+                    // is not worth a request.
+                    if flags & LIVELY != 0 && self.kept_ids.get(i).copied().flatten().is_some() {
+                        if let Some(k) = self.kept_ids[i].and_then(|id| self.take_kept(id)) {
+                            recycle(&mut self.pools, k.pool, k.fd);
+                        }
+                    }
                     continue;
                 };
-                let Some(run) = slot.as_mut() else { continue };
                 let verdict = match run.dialog.as_deref_mut() {
-                    None => Some(handshake(flags, fd)),
-                    Some(dialog) => dialog.step(flags, fd, &mut self.scratch),
+                    None => handshake(flags, fd),
+                    Some(dialog) => match dialog.step(flags, fd, &mut self.scratch) {
+                        Step::Pending => continue,
+                        Step::Done(verdict) => verdict,
+                        Step::Reconnect => match dialog.reconnect(fd) {
+                            Ok(()) => continue,
+                            Err(f) => Err(f),
+                        },
+                    },
                 };
-                let Some(verdict) = verdict else { continue };
-                let Some(run) = slot.take() else { continue };
+                let Some(run) = self.inflight[i].take() else {
+                    continue;
+                };
                 self.running -= 1;
+                let keep = run
+                    .dialog
+                    .as_ref()
+                    .filter(|d| verdict.is_ok() && d.reader.reusable())
+                    .and_then(|d| d.keep);
                 out.push(Finished {
                     token: run.token,
                     started: run.started,
                     outcome: verdict.into(),
                 });
-                recycle(&mut self.pools, run.pool, run.fd);
+                match keep {
+                    Some(id) => self.keep(id, run.fd, run.pool),
+                    None => recycle(&mut self.pools, run.pool, run.fd),
+                }
             }
             if n < EVENT_BATCH {
                 break;
@@ -386,43 +493,66 @@ impl<T> Connector<T> {
 
 impl Dialog {
     /// Takes an event for this run's socket: completes the connect, sends the request, reads
-    /// the response. The verdict once there is one.
-    fn step(&mut self, flags: u32, fd: RawFd, buf: &mut [u8]) -> Option<Result<(), Failure>> {
+    /// the response.
+    fn step(&mut self, flags: u32, fd: RawFd, buf: &mut [u8]) -> Step {
         let hangup = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
         let request = &self.exchange.request;
         if !self.connected {
             if let Err(f) = handshake(flags, fd) {
-                return Some(Err(f));
+                return Step::Done(Err(f));
             }
             self.connected = true;
         }
         if self.sent < request.len() {
             match send(fd, &request[self.sent..]) {
                 Ok(n) => self.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-                Err(e) => return Some(Err(Failure::from_io(&e, "sending the request"))),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Pending,
+                Err(_) if self.reused => return Step::Reconnect,
+                Err(e) => return Step::Done(Err(Failure::from_io(&e, "sending the request"))),
             }
             // The rest when the socket is writable again; an answer only after the request,
             // unless the server spoke or hung up first (no later event would say so).
-            if self.sent < request.len() || flags & (libc::EPOLLIN as u32 | hangup) == 0 {
-                return None;
+            if self.sent < request.len() || flags & LIVELY == 0 {
+                return Step::Pending;
             }
         }
         loop {
             let n = match recv(fd, buf) {
-                Ok(0) => return Some(self.reader.end(&self.exchange)),
+                Ok(0) if self.reused && !self.reader.started() => return Step::Reconnect,
+                Ok(0) => return Step::Done(self.reader.end(&self.exchange)),
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-                Err(e) => return Some(Err(Failure::from_io(&e, self.reader.reading()))),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Pending,
+                Err(_) if self.reused && !self.reader.started() => return Step::Reconnect,
+                Err(e) => return Step::Done(Err(Failure::from_io(&e, self.reader.reading()))),
             };
             if let Some(verdict) = self.reader.feed(&self.exchange, &buf[..n]) {
-                return Some(verdict);
+                return Step::Done(verdict);
             }
             // A short read emptied the socket: what comes next (more, or the end) raises
             // another event, unless the peer had already hung up when this one was read.
             if n < buf.len() && flags & hangup == 0 {
-                return None;
+                return Step::Pending;
             }
+        }
+    }
+
+    /// Starts the run again on a new connection from the same socket, after the kept one
+    /// turned out closed.
+    fn reconnect(&mut self, fd: RawFd) -> Result<(), Failure> {
+        if !disconnect(fd) {
+            return Err(Failure::from_io(
+                &io::Error::last_os_error(),
+                "reconnecting",
+            ));
+        }
+        self.reused = false;
+        self.connected = false;
+        self.sent = 0;
+        self.reader = Reader::default();
+        match connect(fd, self.target) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(()),
+            Err(e) => Err(Failure::from_io(&e, "connecting")),
         }
     }
 }
@@ -471,24 +601,22 @@ fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// Dissolves the connection (an RST if it was established) and keeps the socket for the
 /// next run, or closes it when the pool is full or the socket cannot be reused.
 fn recycle(pools: &mut [Pool], pool: usize, fd: OwnedFd) {
-    if pools[pool].idle.len() >= IDLE_MAX {
-        return; // closed on drop, with an RST (SO_LINGER 0)
+    if pools[pool].idle.len() < IDLE_MAX && disconnect(fd.as_raw_fd()) {
+        pools[pool].idle.push(fd);
     }
+    // else closed on drop, with an RST (SO_LINGER 0)
+}
+
+/// `connect(AF_UNSPEC)`: Linux's `tcp_disconnect`, which resets an established connection
+/// and leaves the socket ready to connect again.
+fn disconnect(fd: RawFd) -> bool {
     let unspec = libc::sockaddr {
         sa_family: libc::AF_UNSPEC as libc::sa_family_t,
         sa_data: [0; 14],
     };
     // SAFETY: `unspec` is a valid sockaddr of the size passed.
-    let r = unsafe {
-        libc::connect(
-            fd.as_raw_fd(),
-            &unspec,
-            size_of::<libc::sockaddr>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        pools[pool].idle.push(fd);
-    }
+    let r = unsafe { libc::connect(fd, &unspec, size_of::<libc::sockaddr>() as libc::socklen_t) };
+    r == 0
 }
 
 /// The socket's pending error (and clears it).

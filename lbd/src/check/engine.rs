@@ -24,7 +24,7 @@ use super::probe::Probe;
 use super::schedule::Schedule;
 use crate::config::{Check, CheckKind, Config};
 use futures::stream::{FuturesUnordered, StreamExt};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::pin::Pin;
@@ -322,6 +322,10 @@ impl Engine {
                 .count();
             if let Some(c) = self.connector.as_mut() {
                 c.trim_idle(connects);
+                // Kept HTTP connections are the checks' own: close those of stopped checks.
+                let live: HashSet<u64> =
+                    self.slots.iter().flatten().map(|s| s.generation).collect();
+                c.retain_kept(|id| live.contains(&id));
             }
         }
         info!(
@@ -412,7 +416,7 @@ impl Engine {
             };
             if let (Some(exchange), Some(connector)) = (exchange, self.connector.as_mut()) {
                 if let Err(done) =
-                    connector.start(p.target, p.source, p.timeout, run, now, exchange)
+                    connector.start(p.target, p.source, p.timeout, run, now, exchange, Some(gen))
                 {
                     self.connected.push(done);
                 }

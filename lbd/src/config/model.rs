@@ -319,4 +319,6 @@ pub struct HttpCheck {
     pub tls_verify: bool,
     /// PEM text of the CAs to verify against instead of the built-in public roots.
     pub ca_pem: Option<String>,
+    /// Keep the connection from one run to the next (plain HTTP only).
+    pub keep_alive: bool,
 }

@@ -158,6 +158,8 @@ pub struct CheckSchema {
     /// PEM text of the CA certificate(s) that sign the reals' certificates (implies
     /// `tls_verify`); inline because the appliance has no files of its own.
     pub ca_pem: Option<Spanned<String>>,
+    /// Keep the connection from one run to the next (HTTP/1.1 keep-alive).
+    pub keep_alive: Option<Spanned<bool>>,
     // udp
     pub payload: Option<Spanned<String>>,
     /// The payload as hexadecimal digits, for binary protocols (instead of `payload`).

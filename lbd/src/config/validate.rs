@@ -1578,6 +1578,7 @@ impl Cx {
         only_for!(sni, [T::Https], "https");
         only_for!(tls_verify, [T::Https], "https");
         only_for!(ca_pem, [T::Https], "https");
+        only_for!(keep_alive, [T::Http], "http");
         only_for!(expect_status, [T::Http, T::Https], "http and https");
         only_for!(expect_body, [T::Http, T::Https], "http and https");
         only_for!(expect_body_regex, [T::Http, T::Https], "http and https");
@@ -1678,6 +1679,7 @@ impl Cx {
                     tls_verify: merged.tls_verify.as_ref().is_some_and(|v| *v.get_ref())
                         || merged.ca_pem.is_some(),
                     ca_pem,
+                    keep_alive: merged.keep_alive.as_ref().is_some_and(|v| *v.get_ref()),
                 };
                 if kind_v == T::Http {
                     CheckKind::Http(http)
@@ -1984,6 +1986,7 @@ fn merge_check(base: &CheckSchema, over: &CheckSchema) -> CheckSchema {
         digest,
         tls_verify,
         ca_pem,
+        keep_alive,
         payload,
         payload_hex,
         expect_reply,

@@ -162,9 +162,10 @@ pub async fn drive(
     source: Option<IpAddr>,
     timeout: Duration,
     exchange: Option<Arc<Exchange>>,
+    keep: Option<u64>,
 ) -> Outcome {
     let mut out = Vec::new();
-    if let Err(f) = c.start(target, source, timeout, 7, Instant::now(), exchange) {
+    if let Err(f) = c.start(target, source, timeout, 7, Instant::now(), exchange, keep) {
         return f.outcome;
     }
     loop {
@@ -197,7 +198,21 @@ pub async fn in_connector(p: &Probe) -> Option<Outcome> {
     let mut c = CONNECTOR
         .with(|c| c.borrow_mut().take())
         .unwrap_or_else(|| Connector::new().expect("connector"));
-    let outcome = drive(&mut c, p.target, p.source, p.timeout, Some(exchange)).await;
+    // One keep id per check, as the engine has: the same probe (same target and request)
+    // finds its kept connection again.
+    let keep = std::hash::BuildHasher::hash_one(
+        &std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default(),
+        (p.target, &exchange.request),
+    );
+    let outcome = drive(
+        &mut c,
+        p.target,
+        p.source,
+        p.timeout,
+        Some(exchange),
+        Some(keep),
+    )
+    .await;
     CONNECTOR.with(|cell| *cell.borrow_mut() = Some(c));
     Some(outcome)
 }

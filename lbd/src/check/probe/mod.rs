@@ -158,7 +158,12 @@ impl Probe {
                     };
                 Kind::Http(Arc::new(HttpProbe {
                     exchange: Arc::new(Exchange {
-                        request: super::proto::http::request(&h.path, &host),
+                        request: if h.keep_alive {
+                            super::proto::http::request_keep_alive(&h.path, &host)
+                        } else {
+                            super::proto::http::request(&h.path, &host)
+                        },
+                        keep_alive: h.keep_alive,
                         expect_status: h.expect_status.clone(),
                         body: BodyRules {
                             substring: h.expect_body.clone(),

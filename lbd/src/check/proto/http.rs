@@ -3,7 +3,9 @@
 //!
 //! The request is HTTP/1.0 with `Connection: close`, as keepalived's checker sends it (genhash
 //! `-P 1.0c`): servers answer without chunking and close after the body, and the MD5 of that
-//! body is the digest genhash prints.
+//! body is the digest genhash prints. With `keep_alive` it is HTTP/1.1 on a connection kept
+//! from one run to the next: then every response is read to its framed end (`Content-Length`,
+//! or the end of a chunked body), so the next one starts where it should.
 
 use crate::check::failure::Failure;
 use crate::config::StatusRange;
@@ -21,6 +23,12 @@ pub fn request(path: &str, host: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The request of a check that keeps its connection: HTTP/1.1, persistent by default.
+pub fn request_keep_alive(path: &str, host: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lbd-check\r\nAccept: */*\r\n\r\n")
+        .into_bytes()
+}
+
 /// The response head.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Head {
@@ -29,6 +37,16 @@ pub struct Head {
     pub len: usize,
     pub content_length: Option<u64>,
     pub chunked: bool,
+    /// The server keeps the connection open after this response (HTTP/1.1 without
+    /// `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`).
+    pub keep_alive: bool,
+}
+
+impl Head {
+    /// The response has no body whatever its headers say (RFC 9112 6.3: 1xx, 204, 304).
+    fn bodiless(&self) -> bool {
+        matches!(self.status, 100..=199 | 204 | 304)
+    }
 }
 
 /// Parses the response head from the start of `buf`. `Ok(None)`: incomplete.
@@ -53,7 +71,17 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
     let status = resp.code.unwrap_or(0);
     let mut content_length = None;
     let mut chunked = false;
+    let mut keep_alive = resp.version == Some(1);
     for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("connection") {
+            for token in String::from_utf8_lossy(h.value).split(',') {
+                match token.trim().to_ascii_lowercase().as_str() {
+                    "close" => keep_alive = false,
+                    "keep-alive" => keep_alive = resp.version == Some(0) || keep_alive,
+                    _ => {}
+                }
+            }
+        }
         if h.name.eq_ignore_ascii_case("content-length") {
             content_length = std::str::from_utf8(h.value)
                 .ok()
@@ -69,7 +97,49 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
         len,
         content_length,
         chunked,
+        keep_alive,
     }))
+}
+
+/// Where a chunked body ends, scanning from `from` (the end of the chunks already scanned,
+/// moved forward past every complete data chunk so each byte is looked at once): the length
+/// of the whole body with its last chunk and trailers, or `None` while incomplete.
+pub fn chunked_end(body: &[u8], from: &mut usize) -> Result<Option<usize>, Failure> {
+    let bad = |what: &str| Failure::Protocol(format!("bad chunked body: {what}"));
+    let mut at = *from;
+    loop {
+        match httparse::parse_chunk_size(&body[at..]) {
+            Ok(httparse::Status::Complete((used, 0))) => {
+                at += used;
+                break;
+            }
+            Ok(httparse::Status::Complete((used, size))) => {
+                let end = usize::try_from(size)
+                    .ok()
+                    .filter(|n| *n <= MAX_BODY)
+                    .and_then(|n| (at + used).checked_add(n))
+                    .ok_or_else(|| bad("chunk too large"))?;
+                match body.get(end..end + 2) {
+                    None => return Ok(None),
+                    Some(b"\r\n") => at = end + 2,
+                    Some(_) => return Err(bad("chunk not followed by CRLF")),
+                }
+                *from = at;
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err(bad("invalid chunk size")),
+        }
+    }
+    // Trailer lines, then the empty line.
+    loop {
+        let Some(eol) = body[at..].windows(2).position(|w| w == b"\r\n") else {
+            return Ok(None);
+        };
+        at += eol + 2;
+        if eol == 0 {
+            return Ok(Some(at));
+        }
+    }
 }
 
 /// Decodes a complete chunked body (trailers are dropped).
@@ -107,14 +177,21 @@ pub struct Exchange {
     pub request: Vec<u8>,
     pub expect_status: Vec<StatusRange>,
     pub body: BodyRules,
+    /// The connection is kept for the next run: every response is read to its end.
+    pub keep_alive: bool,
 }
 
 /// One response, fed as its bytes arrive and judged as soon as it can be: at the head when the
-/// body does not matter, at `Content-Length`, or when the server closes.
+/// body does not matter (and the connection is not kept), at the end of a framed body, or
+/// when the server closes.
 #[derive(Debug, Default)]
 pub struct Reader {
     buf: Vec<u8>,
     head: Option<Head>,
+    /// How far a chunked body has been scanned.
+    chunks: usize,
+    /// The response was good and read exactly to its end, and the server keeps the connection.
+    reusable: bool,
 }
 
 impl Reader {
@@ -139,6 +216,17 @@ impl Reader {
     /// Whether the head has been read.
     pub fn has_head(&self) -> bool {
         self.head.is_some()
+    }
+
+    /// Whether any byte of the response came.
+    pub fn started(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// After a good verdict: the connection can carry the next request (the response ended
+    /// where its framing said, nothing followed it, and the server keeps the connection).
+    pub fn reusable(&self) -> bool {
+        self.reusable
     }
 
     /// Takes the next bytes of the response; the verdict once there is one.
@@ -167,7 +255,7 @@ impl Reader {
                 if !status_ok(&x.expect_status, head.status) {
                     return Err(Failure::BadStatus(head.status));
                 }
-                if !x.body.needs_body() {
+                if !x.body.needs_body() && !x.keep_alive {
                     return Ok(Some(()));
                 }
                 self.head.insert(head)
@@ -175,28 +263,40 @@ impl Reader {
         };
         let too_large = || Failure::Protocol(format!("body larger than {} MiB", MAX_BODY >> 20));
         let body = &self.buf[head.len..];
-        let length = head.content_length.filter(|_| !head.chunked);
-        match length {
-            Some(n) if n > MAX_BODY as u64 => return Err(too_large()),
-            Some(n) if body.len() as u64 >= n => {
-                return x.body.check(&body[..n as usize]).map(Some);
+        // The body's framed length once known; `None` for a body that ends with the connection.
+        let framed = if head.bodiless() {
+            Some(0)
+        } else if head.chunked {
+            match chunked_end(body, &mut self.chunks)? {
+                Some(n) => Some(n),
+                None if end => return Err(Failure::Protocol("bad chunked body: truncated".into())),
+                None if body.len() > MAX_BODY => return Err(too_large()),
+                None => return Ok(None),
             }
-            None if body.len() > MAX_BODY => return Err(too_large()),
-            _ if !end => return Ok(None),
-            _ => {}
-        }
-        if let Some(n) = length {
-            return Err(Failure::Closed(format!(
-                "after {} of {n} body bytes",
-                body.len()
-            )));
-        }
-        if head.chunked {
-            x.body.check(&dechunk(body)?)
         } else {
-            x.body.check(body)
+            match head.content_length {
+                Some(n) if n > MAX_BODY as u64 => return Err(too_large()),
+                Some(n) if (body.len() as u64) < n && end => {
+                    return Err(Failure::Closed(format!(
+                        "after {} of {n} body bytes",
+                        body.len()
+                    )))
+                }
+                Some(n) if (body.len() as u64) < n => return Ok(None),
+                Some(n) => Some(n as usize),
+                None if body.len() > MAX_BODY => return Err(too_large()),
+                None if !end => return Ok(None),
+                None => None,
+            }
+        };
+        let whole = &body[..framed.unwrap_or(body.len())];
+        if head.chunked {
+            x.body.check(&dechunk(whole)?)?;
+        } else {
+            x.body.check(whole)?;
         }
-        .map(Some)
+        self.reusable = head.keep_alive && !end && framed == Some(body.len());
+        Ok(Some(()))
     }
 }
 
@@ -273,7 +373,8 @@ mod tests {
                 status: 503,
                 len: r.len() - 5,
                 content_length: Some(5),
-                chunked: false
+                chunked: false,
+                keep_alive: true,
             })
         );
         assert_eq!(parse_head(&r[..20]).unwrap(), None);
@@ -354,6 +455,7 @@ mod tests {
                 high: 299,
             }],
             body,
+            keep_alive: false,
         }
     }
 
@@ -396,10 +498,20 @@ mod tests {
             assert_eq!((v, at), (Ok(()), usize::MAX));
             let (v, _) = judge(&substring, b"HTTP/1.0 200 OK\r\n\r\nnope", step);
             assert!(matches!(v, Err(Failure::BodyMismatch(_))), "{v:?}");
-            // Chunked: decoded at the close.
+            // Chunked: decoded at its last chunk's end, without waiting for the close.
             let chunked =
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
-            assert_eq!(judge(&substring, chunked, step), (Ok(()), usize::MAX));
+            let (v, at) = judge(&substring, chunked, step);
+            assert_eq!(v, Ok(()));
+            assert!(
+                at >= chunked.len() && at < chunked.len() + step,
+                "step {step}: at {at}"
+            );
+            let (v, _) = judge(&substring, &chunked[..chunked.len() - 2], step);
+            assert_eq!(
+                v,
+                Err(Failure::Protocol("bad chunked body: truncated".into()))
+            );
             // Cut short.
             let (v, _) = judge(&substring, &ok[..ok.len() - 1], step);
             assert_eq!(v, Err(Failure::Closed("after 2 of 3 body bytes".into())));
@@ -435,5 +547,86 @@ mod tests {
         let verdicts: Vec<_> = (0..9).map(|_| r.feed(&x, &mb)).collect();
         assert_eq!(verdicts[..8], vec![None; 8]);
         assert_eq!(verdicts[8], too_large);
+    }
+
+    /// The verdict, where it came, and whether the connection can carry the next request.
+    fn kept(x: &Exchange, response: &[u8], step: usize) -> (Result<(), Failure>, usize, bool) {
+        let mut r = Reader::default();
+        for (i, piece) in response.chunks(step).enumerate() {
+            if let Some(verdict) = r.feed(x, piece) {
+                return (verdict, (i + 1) * step, r.reusable());
+            }
+        }
+        (r.end(x), usize::MAX, r.reusable())
+    }
+
+    #[test]
+    fn a_kept_connection_reads_every_response_to_its_framed_end() {
+        let mut x = exchange(BodyRules::default());
+        x.keep_alive = true;
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n3;x=y\r\n!!\n\r\n0\r\nX-T: 1\r\n\r\n";
+        let no_content = b"HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n";
+        for step in [1, 3, 1000] {
+            // Even with no body rule, the body is read to its end before the verdict; 204
+            // and 304 have no body, whatever their headers say.
+            for r in [&ok[..], &chunked[..], &no_content[..]] {
+                let (v, at, reusable) = kept(&x, r, step);
+                assert_eq!(v, Ok(()));
+                assert!(at >= r.len() && at < r.len() + step, "step {step}: at {at}");
+                assert!(reusable);
+                // Bytes after the response: out of step, not reused.
+                let mut more = r.to_vec();
+                more.extend_from_slice(b"HTTP/1.1");
+                assert!(!kept(&x, &more, 1000).2);
+            }
+            // The server closes: the verdict stands, the connection is not reused.
+            for close in [
+                &b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nok\n"[..],
+                b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n",
+                b"HTTP/1.1 200 OK\r\n\r\nok\n",
+            ] {
+                let (v, _, reusable) = kept(&x, close, step);
+                assert_eq!((v, reusable), (Ok(()), false));
+            }
+            let ka10 =
+                b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 3\r\n\r\nok\n";
+            assert!(kept(&x, ka10, step).2);
+            // A bad status decides at the head, and the connection is not reused.
+            let busy = b"HTTP/1.1 503 Busy\r\nContent-Length: 4\r\n\r\nbusy";
+            let (v, _, reusable) = kept(&x, busy, step);
+            assert_eq!((v, reusable), (Err(Failure::BadStatus(503)), false));
+        }
+        assert_eq!(
+            request_keep_alive("/h", "a:80"),
+            b"GET /h HTTP/1.1\r\nHost: a:80\r\nUser-Agent: lbd-check\r\nAccept: */*\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn chunked_ends_are_found_across_pieces_and_bad_chunks_refused() {
+        let body = b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n";
+        for cut in 0..body.len() {
+            let mut from = 0;
+            assert_eq!(chunked_end(&body[..cut], &mut from), Ok(None), "cut {cut}");
+            assert_eq!(
+                chunked_end(body, &mut from),
+                Ok(Some(body.len())),
+                "cut {cut}"
+            );
+        }
+        let bad = |b: &[u8]| chunked_end(b, &mut 0).unwrap_err().to_string();
+        assert_eq!(
+            bad(b"4\r\nWikiXX"),
+            "protocol error: bad chunked body: chunk not followed by CRLF"
+        );
+        assert_eq!(
+            bad(b"zz\r\n"),
+            "protocol error: bad chunked body: invalid chunk size"
+        );
+        assert_eq!(
+            bad(b"ffffffffff\r\n"),
+            "protocol error: bad chunked body: chunk too large"
+        );
     }
 }
