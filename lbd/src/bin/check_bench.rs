@@ -32,10 +32,12 @@
 //! charged to the sender: the CPU figures are cleanest with one).
 //!
 //! `--kind half-open` runs the TCP checks with `half_open = true`: nothing is accepted, so the
-//! servers count the SYNs that reach them instead.
+//! servers count the SYNs that reach them instead. `--kind http-keepalive` runs the HTTP checks
+//! with `keep_alive = true`: the servers count requests, and a killed server closes its open
+//! connections with its listener.
 //!
 //! Needs root. Usage: check-bench [--reals N] [--ports-per-address P] [--seconds S]
-//!                    [--kills K] [--fall F] [--kind tcp|half-open|http|both|all]
+//!                    [--kills K] [--fall F] [--kind tcp|half-open|http|http-keepalive|both|all]
 //!                    [--topology veth|loopback]
 //!                    [--veth-queues Q]
 
@@ -110,11 +112,16 @@ mod bench {
                 "--kind" => {
                     o.kinds = match val(a)?.as_str() {
                         "both" => vec!["tcp".into(), "http".into()],
-                        "all" => vec!["tcp".into(), "half-open".into(), "http".into()],
-                        k @ ("tcp" | "half-open" | "http") => vec![k.into()],
+                        "all" => vec![
+                            "tcp".into(),
+                            "half-open".into(),
+                            "http".into(),
+                            "http-keepalive".into(),
+                        ],
+                        k @ ("tcp" | "half-open" | "http" | "http-keepalive") => vec![k.into()],
                         k => {
                             return Err(format!(
-                                "--kind {k}: use tcp, half-open, http, both (tcp and http) or all"
+                                "--kind {k}: use tcp, half-open, http, http-keepalive, both (tcp and http) or all"
                             ))
                         }
                     }
@@ -154,17 +161,11 @@ mod bench {
         ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
     }
 
+    /// Ten thousand listeners and as many kept connections need more than the usual hard
+    /// limit (often 20,000); root may raise it.
     fn raise_nofile() {
-        let mut r = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: valid pointers to rlimit structs.
-        unsafe {
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
-                r.rlim_cur = r.rlim_max;
-                libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-            }
+        if let Err(e) = lbd::sockets::raise_fd_limit(1 << 20) {
+            eprintln!("check-bench: open files limit: {e}");
         }
     }
 
@@ -179,7 +180,7 @@ mod bench {
                 if !e.is_empty() {
                     eprintln!("check-bench: {e}");
                 }
-                eprintln!("usage: check-bench [--reals N] [--ports-per-address P] [--seconds S] [--kills K] [--fall F] [--kind tcp|half-open|http|both|all] [--topology veth|loopback] [--veth-queues Q]");
+                eprintln!("usage: check-bench [--reals N] [--ports-per-address P] [--seconds S] [--kills K] [--fall F] [--kind tcp|half-open|http|http-keepalive|both|all] [--topology veth|loopback] [--veth-queues Q]");
                 return ExitCode::from(2);
             }
         };
@@ -541,14 +542,66 @@ mod bench {
         stats.iter().filter_map(|s| cpu_of(s)).sum()
     }
 
-    /// The server process (not measured).
+    /// The server processes (not measured): one, or for kept connections several, since each
+    /// real is then a listener and a connection and a process may hold only so many files.
+    struct Servers {
+        parts: Vec<(std::ops::Range<usize>, Server)>,
+    }
+
+    /// Reals per server process when connections are kept.
+    const KEPT_PER_SERVER: usize = 4000;
+
+    impl Servers {
+        fn start(ns: &Netns, opts: &Opts, kind: &str) -> Result<Servers, String> {
+            let per = if kind == "http-keepalive" {
+                KEPT_PER_SERVER
+            } else {
+                opts.reals.max(1)
+            };
+            let mut parts = Vec::new();
+            for first in (0..opts.reals).step_by(per) {
+                let range = first..(first + per).min(opts.reals);
+                parts.push((range.clone(), Server::start(ns, opts, kind, range)?));
+            }
+            Ok(Servers { parts })
+        }
+
+        /// Checks served so far, by all of them.
+        fn stats(&mut self) -> Result<u64, String> {
+            let mut total = 0;
+            for (_, s) in &mut self.parts {
+                total += s
+                    .command("stats")?
+                    .parse::<u64>()
+                    .map_err(|_| "bad stats")?;
+            }
+            Ok(total)
+        }
+
+        /// Kills real `i`'s server; its reply.
+        fn kill(&mut self, i: usize) -> Result<String, String> {
+            let (_, s) = self
+                .parts
+                .iter_mut()
+                .find(|(r, _)| r.contains(&i))
+                .ok_or_else(|| format!("no server for real {i}"))?;
+            s.command(&format!("kill {i}"))
+        }
+    }
+
+    /// One server process.
     struct Server {
         child: Child,
         out: BufReader<std::process::ChildStdout>,
     }
 
     impl Server {
-        fn start(ns: &Netns, opts: &Opts, kind: &str) -> Result<Server, String> {
+        fn start(
+            ns: &Netns,
+            opts: &Opts,
+            kind: &str,
+            reals: std::ops::Range<usize>,
+        ) -> Result<Server, String> {
             let exe = std::env::current_exe().map_err(|e| e.to_string())?;
             let mut child = Command::new("ip")
                 .args(["netns", "exec", &ns.name])
@@ -556,7 +609,8 @@ mod bench {
                 .args([
                     "--serve",
                     kind,
-                    &opts.reals.to_string(),
+                    &reals.start.to_string(),
+                    &reals.end.to_string(),
                     &opts.ports.to_string(),
                 ])
                 .stdin(Stdio::piped())
@@ -601,6 +655,7 @@ mod bench {
         let check = match kind {
             "half-open" => r#"{ type = "tcp", half_open = true, interval = "1s", timeout = "1s", jitter = "100ms", rise = 1, fall = FALL }"#,
             "tcp" => r#"{ type = "tcp", interval = "1s", timeout = "1s", jitter = "100ms", rise = 1, fall = FALL }"#,
+            "http-keepalive" => r#"{ type = "http", keep_alive = true, path = "/health", interval = "1s", timeout = "1s", jitter = "100ms", rise = 1, fall = FALL }"#,
             _ => r#"{ type = "http", path = "/health", interval = "1s", timeout = "1s", jitter = "100ms", rise = 1, fall = FALL }"#,
         }
         .replace("FALL", &opts.fall.to_string());
@@ -678,7 +733,7 @@ mod bench {
         opts: &Opts,
         kind: &str,
     ) -> Result<(), String> {
-        let mut server = Server::start(ns, opts, kind)?;
+        let mut server = Servers::start(ns, opts, kind)?;
         let config = lbd::config::parse("bench.toml", &config_text(opts, kind))
             .map_err(|e| format!("bench config refused: {e}"))?
             .config;
@@ -724,7 +779,7 @@ mod bench {
     async fn measure(
         opts: &Opts,
         kind: &str,
-        server: &mut Server,
+        server: &mut Servers,
         mut rx: tokio::sync::watch::Receiver<Arc<HealthReport>>,
         t0: Instant,
         rss_before_checks: u64,
@@ -748,9 +803,21 @@ mod bench {
                 .await
                 .is_err()
             {
+                let down: Vec<String> = reals
+                    .iter()
+                    .filter_map(|(s, a)| {
+                        let x = r.real(s, a)?;
+                        (x.state != CheckState::Up).then(|| {
+                            let why = x.reason.as_ref().map(|f| f.to_string());
+                            format!("{a} {:?} ({})", x.state, why.unwrap_or_default())
+                        })
+                    })
+                    .take(5)
+                    .collect();
                 return Err(format!(
-                    "only {up} of {} reals up after 30s of checks",
-                    reals.len()
+                    "only {up} of {} reals up after 30s of checks; for example: {}",
+                    reals.len(),
+                    down.join(", ")
                 ));
             }
         }
@@ -758,7 +825,7 @@ mod bench {
         // Steady state: CPU over `seconds`, with no state changes.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let thread = thread_stat("lbd-checks").ok_or("no lbd-checks thread")?;
-        let served0: u64 = server.command("stats")?.parse().map_err(|_| "bad stats")?;
+        let served0 = server.stats()?;
         let napi_cpu = || napi.as_ref().map(|(c, s)| (cpu_of_all(c), cpu_of_all(s)));
         let (t_split0, t_cpu0, p_cpu0, n_cpu0, w0) = (
             cpu_split(&thread).unwrap_or_default(),
@@ -775,7 +842,7 @@ mod bench {
             napi_cpu(),
             Instant::now(),
         );
-        let served1: u64 = server.command("stats")?.parse().map_err(|_| "bad stats")?;
+        let served1 = server.stats()?;
         let wall = (w1 - w0).as_secs_f64();
         let rss = status_kib("VmRSS:");
         let hwm = status_kib("VmHWM:");
@@ -816,7 +883,7 @@ mod bench {
                         if rx.borrow().real(s, a).is_some_and(|x| x.state == CheckState::Down) {
                             spurious.entry(v).or_insert_with(|| "down before it was killed".into());
                         }
-                        let reply = server.command(&format!("kill {v}"))?;
+                        let reply = server.kill(v)?;
                         let ns: u128 = reply.parse().map_err(|_| format!("bad kill reply {reply:?}"))?;
                         died.insert(v, ns);
                     }
@@ -993,14 +1060,15 @@ mod bench {
         Ok(())
     }
 
-    /// `--serve KIND N P`: N listeners; TCP accepts and closes, HTTP answers 200. Reads
-    /// commands on stdin: `stats` (accepted connections so far), `kill I` (closes listener I,
-    /// answers the monotonic time in ns when closing began).
+    /// `--serve KIND FIRST END P`: listeners for reals FIRST..END; TCP accepts and closes,
+    /// HTTP answers 200. Reads commands on stdin: `stats` (checks served so far), `kill I`
+    /// (closes real I's listener, answers the monotonic time in ns when closing began).
     fn serve(args: &[String]) -> ExitCode {
         raise_nofile();
         let kind = args.first().cloned().unwrap_or_default();
-        let n: usize = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
-        let ports: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(1);
+        let first: usize = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let end: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let ports: usize = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(1);
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -1022,8 +1090,8 @@ mod bench {
                     return ExitCode::FAILURE;
                 }
             }
-            let mut handles = Vec::with_capacity(n);
-            for i in 0..n {
+            let mut handles = Vec::with_capacity(end.saturating_sub(first));
+            for i in first..end {
                 let l = match tokio::net::TcpListener::bind(addr(i, ports)).await {
                     Ok(l) => l,
                     Err(e) => {
@@ -1033,11 +1101,48 @@ mod bench {
                 };
                 let accepted = accepted.clone();
                 let http = kind == "http";
+                let kept = kind == "http-keepalive";
                 handles.push(tokio::spawn(async move {
+                    // A kept connection dies with its listener (this task): a killed server
+                    // closes every connection, as a stopped process would.
+                    let mut connections = tokio::task::JoinSet::new();
                     loop {
                         let Ok((mut s, _)) = l.accept().await else {
                             continue;
                         };
+                        if kept {
+                            let accepted = accepted.clone();
+                            connections.spawn(async move {
+                                let mut buf = [0u8; 1024];
+                                let mut got = 0;
+                                loop {
+                                    match s.read(&mut buf[got..]).await {
+                                        Ok(0) | Err(_) => return,
+                                        Ok(k) => got += k,
+                                    }
+                                    while let Some(end) =
+                                        buf[..got].windows(4).position(|w| w == b"\r\n\r\n")
+                                    {
+                                        buf.copy_within(end + 4..got, 0);
+                                        got -= end + 4;
+                                        accepted.fetch_add(1, Ordering::Relaxed);
+                                        if s.write_all(
+                                            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n",
+                                        )
+                                        .await
+                                        .is_err()
+                                        {
+                                            return;
+                                        }
+                                    }
+                                    if got == buf.len() {
+                                        return;
+                                    }
+                                }
+                            });
+                            while connections.try_join_next().is_some() {}
+                            continue;
+                        }
                         accepted.fetch_add(1, Ordering::Relaxed);
                         if http {
                             tokio::spawn(async move {
@@ -1074,7 +1179,8 @@ mod bench {
                 let mut w = line.split_whitespace();
                 match (w.next(), w.next().and_then(|v| v.parse::<usize>().ok())) {
                     (Some("stats"), _) => println!("{}", accepted.load(Ordering::Relaxed)),
-                    (Some("kill"), Some(i)) if i < handles.len() => {
+                    (Some("kill"), Some(i)) if (first..end).contains(&i) => {
+                        let i = i - first;
                         // The death starts when the listener starts closing: a check refused
                         // before the abort is awaited is a detection, not a false alarm.
                         let died = monotonic_ns();

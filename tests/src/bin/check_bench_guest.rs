@@ -1,7 +1,8 @@
 //! Health-check benchmark, lbd against keepalived, in one test-image guest: N real servers
-//! checked every second by TCP connect (and then by HTTP GET), first by lbd (the appliance's
-//! own daemon, given a generated config), then by keepalived's checker (`keepalived --check`,
-//! the Debian binary in the test image, given the same reals in keepalived.conf).
+//! checked every second by TCP connect (and then by HTTP GET; lbd also half-open and with
+//! `keep_alive`), first by lbd (the appliance's own daemon, given a generated config), then by
+//! keepalived's checker (`keepalived --check`, the Debian binary in the test image, given the
+//! same reals in keepalived.conf).
 //!
 //! The servers run on the host, in a network namespace behind the guest's tap: one AnyIP route
 //! (`local 10.201.0.0/16 dev lo`) answers every real's address, one listener per (checker,
@@ -19,7 +20,8 @@
 //!
 //! ```text
 //! cargo run --release -p lbtest --bin check_bench_guest -- [--reals N] [--seconds S]
-//!     [--settle S] [--kind connect|half-open|tcp|http|all] [--checker lbd|keepalived|both]
+//!     [--settle S] [--kind connect|half-open|tcp|http|http-keepalive|http-all|all]
+//!     [--checker lbd|keepalived|both]
 //! ```
 //!
 //! Needs root, QEMU, the kernel package (`tools/setup.sh`) and the test image with keepalived
@@ -58,6 +60,9 @@ enum Kind {
     /// lbd's `half_open = true` (keepalived has no such check: its figure is its TCP_CHECK's).
     TcpHalfOpen,
     Http,
+    /// lbd's `keep_alive = true` (keepalived connects every time: its figure is its
+    /// HTTP_GET's). The host counts requests, not connections, as checks served.
+    HttpKeepAlive,
 }
 
 impl Kind {
@@ -66,6 +71,7 @@ impl Kind {
             Kind::Tcp => "tcp",
             Kind::TcpHalfOpen => "tcp-half-open",
             Kind::Http => "http",
+            Kind::HttpKeepAlive => "http-keepalive",
         }
     }
 }
@@ -93,6 +99,8 @@ impl Checker {
             (Checker::Keepalived, Kind::TcpHalfOpen) => 8004,
             (Checker::Lbd, Kind::Http) => 8101,
             (Checker::Keepalived, Kind::Http) => 8102,
+            (Checker::Lbd, Kind::HttpKeepAlive) => 8103,
+            (Checker::Keepalived, Kind::HttpKeepAlive) => 8104,
         }
     }
 
@@ -120,7 +128,12 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         reals: 10_000,
         seconds: 30,
         settle: 5,
-        kinds: vec![Kind::Tcp, Kind::TcpHalfOpen, Kind::Http],
+        kinds: vec![
+            Kind::Tcp,
+            Kind::TcpHalfOpen,
+            Kind::Http,
+            Kind::HttpKeepAlive,
+        ],
         checkers: vec![Checker::Lbd, Checker::Keepalived],
     };
     let mut it = args.iter();
@@ -159,10 +172,17 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
                     "tcp" => vec![Kind::Tcp, Kind::TcpHalfOpen],
                     "half-open" => vec![Kind::TcpHalfOpen],
                     "http" => vec![Kind::Http],
-                    "both" | "all" => vec![Kind::Tcp, Kind::TcpHalfOpen, Kind::Http],
+                    "http-keepalive" => vec![Kind::HttpKeepAlive],
+                    "http-all" => vec![Kind::Http, Kind::HttpKeepAlive],
+                    "both" | "all" => vec![
+                        Kind::Tcp,
+                        Kind::TcpHalfOpen,
+                        Kind::Http,
+                        Kind::HttpKeepAlive,
+                    ],
                     k => {
                         return Err(format!(
-                        "--kind {k}: connect, half-open, tcp (connect and half-open), http or all"
+                        "--kind {k}: connect, half-open, tcp (connect and half-open), http, http-keepalive, http-all or all"
                     ))
                     }
                 }
@@ -182,9 +202,9 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
     Ok(o)
 }
 
-/// Whether `checker` is measured for `kind` (keepalived has no half-open check).
+/// Whether `checker` is measured for `kind` (keepalived has no half-open or keep-alive check).
 fn runs(checker: Checker, kind: Kind) -> bool {
-    !(checker == Checker::Keepalived && kind == Kind::TcpHalfOpen)
+    checker == Checker::Lbd || !matches!(kind, Kind::TcpHalfOpen | Kind::HttpKeepAlive)
 }
 
 /// 250 addresses per /24 in 10.201.0.0/16.
@@ -217,6 +237,9 @@ fn lbd_config(opts: &Opts, kind: Kind) -> String {
         Kind::Http => {
             r#"{ type = "http", path = "/health", expect_status = [200], interval = "1s", timeout = "1s", jitter = "100ms", rise = 1, fall = 2 }"#
         }
+        Kind::HttpKeepAlive => {
+            r#"{ type = "http", keep_alive = true, path = "/health", expect_status = [200], interval = "1s", timeout = "1s", jitter = "100ms", rise = 1, fall = 2 }"#
+        }
     };
     let mut t = String::from("[node]\nhostname = \"ckbench\"\n\n");
     for i in 0..opts.reals {
@@ -243,7 +266,7 @@ fn keepalived_config(opts: &Opts, kind: Kind) -> String {
     let port = Checker::Keepalived.port(kind);
     let check = match kind {
         Kind::Tcp | Kind::TcpHalfOpen => "        TCP_CHECK {\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }\n".to_string(),
-        Kind::Http => "        HTTP_GET {\n            url {\n                path /health\n                status_code 200\n            }\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }\n".to_string(),
+        Kind::Http | Kind::HttpKeepAlive => "        HTTP_GET {\n            url {\n                path /health\n                status_code 200\n            }\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }\n".to_string(),
     };
     let mut t = String::from("global_defs {\n    router_id ckbench\n}\n");
     for s in 0..opts.reals.div_ceil(PER_SERVICE) {
@@ -343,8 +366,47 @@ fn serve(ns: &Netns, listener: TcpListener, kind: Kind, served: Arc<Served>) -> 
                 }
             });
         }
+        Kind::HttpKeepAlive => {
+            // A thread per connection: each is kept, and answers request after request.
+            std::thread::spawn(move || {
+                for conn in listener.incoming().flatten() {
+                    let served = served.clone();
+                    std::thread::spawn(move || serve_kept(conn, &served));
+                }
+            });
+        }
     }
     Ok(())
+}
+
+/// Answers HTTP/1.1 requests on one connection until the client closes it; each counts as a
+/// check served.
+fn serve_kept(mut conn: TcpStream, served: &Served) {
+    let mut buf = [0u8; 2048];
+    let mut got = 0;
+    loop {
+        match conn.read(&mut buf[got..]) {
+            Ok(0) | Err(_) => return,
+            Ok(k) => got += k,
+        }
+        while let Some(end) = buf[..got].windows(4).position(|w| w == b"\r\n\r\n") {
+            buf.copy_within(end + 4..got, 0);
+            got -= end + 4;
+            served.accepted.fetch_add(1, Ordering::Relaxed);
+            if conn
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n",
+                )
+                .is_err()
+            {
+                return;
+            }
+            served.answered.fetch_add(1, Ordering::Relaxed);
+        }
+        if got == buf.len() {
+            return; // not HTTP
+        }
+    }
 }
 
 /// Reads a request head and answers 200 with a short body; true if it was answered.
@@ -797,7 +859,7 @@ fn main() -> ExitCode {
             if !e.is_empty() {
                 eprintln!("check_bench_guest: {e}");
             }
-            eprintln!("usage: check_bench_guest [--reals N] [--seconds S] [--settle S] [--kind connect|half-open|tcp|http|all] [--checker lbd|keepalived|both]");
+            eprintln!("usage: check_bench_guest [--reals N] [--seconds S] [--settle S] [--kind connect|half-open|tcp|http|http-keepalive|http-all|all] [--checker lbd|keepalived|both]");
             return ExitCode::from(2);
         }
     };
@@ -854,10 +916,10 @@ fn bench(opts: &Opts) -> Result<(), String> {
             }
         }
         // keepalived's TCP_CHECK is what lbd's half-open checks are compared with.
-        let theirs = if *kind == Kind::TcpHalfOpen {
-            Kind::Tcp
-        } else {
-            *kind
+        let theirs = match kind {
+            Kind::TcpHalfOpen => Kind::Tcp,
+            Kind::HttpKeepAlive => Kind::Http,
+            k => *k,
         };
         let find = |c: Checker, k: Kind| all.iter().find(|f| f.kind == k && f.checker == c);
         let find = |c: Checker| find(c, if c == Checker::Lbd { *kind } else { theirs });
