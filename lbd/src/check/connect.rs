@@ -11,8 +11,8 @@
 //!   like a close with SO_LINGER 0, so nothing lingers in TIME_WAIT) and goes back to an idle
 //!   pool per (family, source address); the next run connects it again, from a new ephemeral
 //!   port. A run is then two system calls: connect and disconnect.
-//! - Every socket is registered once, edge-triggered for writability, in this connector's own
-//!   epoll instance. Completions are read in batches with `epoll_wait`, once per engine tick
+//! - Every socket is registered once, edge-triggered (for writability, readability and
+//!   hang-ups), in this connector's own epoll instance. Completions are read in batches with `epoll_wait`, once per engine tick
 //!   ([`Connector::poll`]) rather than on a wake-up per completion; epoll reports a socket's
 //!   state as of that call, so a stale event from an earlier run never completes a later one,
 //!   and events for idle sockets are ignored.
@@ -20,12 +20,15 @@
 //!   for their reason.
 //! - Deadlines are kept per timeout value in start order, so expiring them is a look at the
 //!   front of a queue, not a timer per run.
-//!
 //! - An HTTP check is the same run with an [`Exchange`] after the handshake: the request is
 //!   sent when the connect completes, the response is read when epoll reports it, in the same
 //!   batches, and judged by an [`http::Reader`](Reader) as soon as it can be. A run is four
 //!   system calls (connect, send, recv, disconnect) where a future on its own socket takes
 //!   about ten and a wake-up or two.
+//! - With `keep_alive`, a good response leaves its connection kept under the check's id; the
+//!   next run sends at once on it (two system calls: send, recv). A kept connection that
+//!   reports data or a hang-up while idle is let go; one found closed when its run reads
+//!   is connected again within the run, once.
 //!
 //! What reaches the wire is the same as with a socket per run: SYN, the handshake's ACK, the
 //! request if any, RST.
@@ -71,7 +74,7 @@ struct Pool {
     idle: Vec<OwnedFd>,
 }
 
-/// A socket with a connect in flight.
+/// A socket with a run in flight.
 struct InFlight<T> {
     fd: OwnedFd,
     pool: usize,
@@ -128,7 +131,8 @@ impl Dialog {
     }
 }
 
-/// Connect checks in flight, their reusable sockets, and their epoll instance.
+/// Connect and HTTP checks in flight, their reusable and kept sockets, and their epoll
+/// instance.
 pub struct Connector<T> {
     epoll: OwnedFd,
     /// Runs in flight, indexed by descriptor number.
