@@ -2,7 +2,8 @@
 //! test network namespace: rise and fall counted exactly (the server's own log of what it
 //! answered is compared with the moment the state changed), each change logged once with its
 //! reason, the pacing of interval and retry delay, reload keeping states, quorum and the
-//! all-down signal, exec weights, and thousands of checks spread over the interval.
+//! all-down signal, exec weights, thousands of checks spread over the interval, and HTTP
+//! keep-alive connections kept per real until their check goes.
 
 mod check_support;
 
@@ -649,5 +650,112 @@ address = "127.0.0.1:8501"
             after >= 600 * MS && after < 800 * MS,
             "first check {after:?} after the config"
         );
+    });
+}
+
+/// Connections a keep-alive HTTP server saw: accepted, requests answered, ended.
+#[derive(Clone, Default)]
+struct KeptCounts {
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    answered: Arc<std::sync::atomic::AtomicUsize>,
+    ended: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl KeptCounts {
+    fn get(&self) -> (usize, usize, usize) {
+        (
+            self.accepted.load(Ordering::Relaxed),
+            self.answered.load(Ordering::Relaxed),
+            self.ended.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Serves HTTP/1.1 at `addr`, keeping every connection until the client ends it.
+    async fn serve(&self, addr: &str) {
+        let l = TcpListener::bind(addr).await.unwrap();
+        let counts = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                counts.accepted.fetch_add(1, Ordering::Relaxed);
+                let counts = counts.clone();
+                tokio::spawn(async move {
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                        if req.windows(4).any(|w| w == b"\r\n\r\n") {
+                            req.clear();
+                            let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+                            if s.write_all(ok).await.is_err() {
+                                break;
+                            }
+                            counts.answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    counts.ended.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+        });
+    }
+}
+
+#[test]
+fn keep_alive_checks_keep_a_connection_per_real_until_their_check_goes() {
+    require(&[]);
+    let ns = Netns::new("ekeep");
+    ns.run(|| async {
+        let counts = KeptCounts::default();
+        counts.serve("127.0.0.1:8401").await;
+        counts.serve("127.0.0.1:8402").await;
+        let service = |reals: &[u16]| {
+            let mut t = r#"
+[service.web]
+vip = "192.0.2.10:80"
+scheduler = "rr"
+forwarding = "nat"
+check = { type = "http", keep_alive = true, interval = "100ms", timeout = "80ms", rise = 1, fall = 1 }
+"#
+            .to_string();
+            for port in reals {
+                t += &format!("[[service.web.real]]\naddress = \"127.0.0.1:{port}\"\n");
+            }
+            config(&t)
+        };
+        let mut checks = CheckSubsystem::start().unwrap();
+        let mut rx = checks.health();
+        checks.apply(None, &service(&[8401, 8402]));
+        wait_for(&mut rx, Duration::from_secs(3), "both up", |r| {
+            state(r, "web", "127.0.0.1:8401") == Some(CheckState::Up)
+                && state(r, "web", "127.0.0.1:8402") == Some(CheckState::Up)
+        })
+        .await;
+        // About ten runs a second per real, all on one connection each.
+        tokio::time::sleep(1200 * MS).await;
+        let (accepted, answered, ended) = counts.get();
+        assert_eq!((accepted, ended), (2, 0), "{answered} answered");
+        assert!(answered >= 16, "{answered} answered in 1.2s at 100ms");
+
+        // A reload that drops a real closes its connection; the other real keeps its own.
+        checks.apply(None, &service(&[8401]));
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while counts.get().2 < 1 && Instant::now() < deadline {
+            tokio::time::sleep(10 * MS).await;
+        }
+        tokio::time::sleep(300 * MS).await;
+        let (accepted, answered_now, ended) = counts.get();
+        assert_eq!((accepted, ended), (2, 1));
+        assert!(answered_now >= answered + 2, "the kept real is still checked");
+
+        // Stopping closes the last one.
+        checks.stop();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while counts.get().2 < 2 && Instant::now() < deadline {
+            tokio::time::sleep(10 * MS).await;
+        }
+        assert_eq!(counts.get().2, 2, "every kept connection closed at stop");
     });
 }
