@@ -263,6 +263,13 @@ fn http_status_body_host_and_broken_servers() {
         assert_eq!(f.to_string(), "connection closed after 5 of 100 body bytes");
         // Nothing listens.
         assert_eq!(fails("127.0.0.1:8009", r#"type = "http""#).await, Failure::Refused);
+        // Over IPv6, and from a chosen source address.
+        scripted("[::1]:8001", Behaviour::Answer(MS, response("200 OK", "six\n"))).await;
+        assert_eq!(run(&probe("[::1]:8001", r#"type = "http", expect_body = "six""#)).await, Outcome::UP);
+        let from = r#"type = "http", expect_body = "OK", source_address = "127.0.0.1""#;
+        assert_eq!(run(&probe("127.0.0.1:8001", from)).await, Outcome::UP);
+        let f = fails("127.0.0.1:8001", r#"type = "http", source_address = "192.0.2.99""#).await;
+        assert!(matches!(f, Failure::Bind(_)), "{f}");
     });
 }
 
