@@ -196,6 +196,28 @@ fn half_open_checks_every_outcome_and_answers_matched_to_their_checks() {
         let many: Vec<(&str, Option<&str>)> = addrs.iter().map(|a| (a.as_str(), None)).collect();
         let outcomes = check_all(&mut h, &many, SECOND).await;
         assert!(outcomes.iter().all(|o| *o == Outcome::UP), "{outcomes:?}");
+
+        // Held now: 64 ports each for IPv4 and IPv6 from the default source and for
+        // 127.0.0.3, 8 each for 127.0.0.2 and ::1. A reload that leaves no checks from the
+        // 127.0.0.x sources lets their ports go; the rest still work, and a source that comes
+        // back holds ports again.
+        assert_eq!(h.held_ports(), 64 + 64 + 64 + 8 + 8);
+        let six: IpAddr = "::1".parse().unwrap();
+        h.retain_sources(|_, source| source.is_none() || source == Some(six));
+        assert_eq!(h.held_ports(), 64 + 64 + 8);
+        assert_eq!(
+            check(&mut h, "127.0.0.1:8080", None, SECOND).await,
+            Outcome::UP
+        );
+        assert_eq!(
+            check(&mut h, "[::1]:8080", Some("::1"), SECOND).await,
+            Outcome::UP
+        );
+        assert_eq!(
+            check(&mut h, "127.0.0.1:8080", Some("127.0.0.3"), SECOND).await,
+            Outcome::UP
+        );
+        assert_eq!(h.held_ports(), 64 + 64 + 8 + 8);
         (l, l6)
     });
     // Nothing was accepted or left half-open on the servers' side: every SYN-ACK was reset.

@@ -320,6 +320,16 @@ impl Engine {
                     _ => s.probe.plain_http().is_some(),
                 })
                 .count();
+            // Ports held for half-open checks from sources no check uses any more go.
+            let sources: HashSet<(bool, Option<std::net::IpAddr>)> = self
+                .slots
+                .iter()
+                .flatten()
+                .filter(|s| matches!(s.check.kind, CheckKind::Tcp { half_open: true }))
+                .map(|s| (s.probe.target.is_ipv6(), s.probe.source))
+                .collect();
+            self.half_open
+                .retain_sources(|v6, source| sources.contains(&(v6, source)));
             if let Some(c) = self.connector.as_mut() {
                 c.trim_idle(connects);
                 // Kept HTTP connections are the checks' own: close those of stopped checks.

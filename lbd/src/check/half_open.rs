@@ -16,7 +16,8 @@
 //!   source address), eight more at a time (up to 64) while one target has that many checks
 //!   in flight: nothing else on the box can take them, and an answer to them finds no socket
 //!   and is reset by the kernel. Consecutive checks of one real use different ports, so a late
-//!   SYN-ACK or a lost RST of one check never meets the next check's SYN.
+//!   SYN-ACK or a lost RST of one check never meets the next check's SYN. A reload that
+//!   leaves no check from a source lets its ports go.
 //! - IPv4 SYNs carry their own IP header (IP_HDRINCL) with a source address chosen like the
 //!   kernel would (a route lookup, cached per destination and dropped when a check times out),
 //!   because the TCP checksum covers it; IPv6 raw sockets compute the checksum themselves
@@ -203,6 +204,44 @@ impl<T> HalfOpen<T> {
     /// Forgets the looked-up source addresses (after a reload: routes may have changed too).
     pub fn forget_routes(&mut self) {
         self.routes.clear();
+    }
+
+    /// Source ports held.
+    pub fn held_ports(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Lets go of the ports held for the (family, source address) pairs that `used` rejects
+    /// (after a reload that removed the last checks from a source), except those with a check
+    /// in flight; the families' filters then pass only the ports still held.
+    pub fn retain_sources(&mut self, used: impl Fn(bool, Option<IpAddr>) -> bool) {
+        let busy: HashSet<u16> = self.busy.iter().map(|(port, _)| *port).collect();
+        let before = self.held.len();
+        let mut changed = [false; 2];
+        self.held.retain(|h| {
+            let keep = used(h.v6, h.source) || busy.contains(&h.port);
+            changed[usize::from(h.v6)] |= !keep;
+            keep
+        });
+        if self.held.len() == before {
+            return;
+        }
+        self.turn = 0;
+        for v6 in [false, true] {
+            let raw = if v6 { &self.v6 } else { &self.v4 };
+            let (Some(raw), true) = (raw, changed[usize::from(v6)]) else {
+                continue;
+            };
+            let ports: Vec<u16> = self
+                .held
+                .iter()
+                .filter(|h| h.v6 == v6)
+                .map(|h| h.port)
+                .collect();
+            if let Err(e) = attach_filter(raw.as_raw_fd(), &syn::answer_filter(&ports, !v6)) {
+                tracing::warn!("checks: half-open answer filter: {e}");
+            }
+        }
     }
 
     /// Queues a SYN to `target` (from `source`, if set); [`HalfOpen::flush`] sends it. The run
