@@ -416,8 +416,9 @@ impl<T> Connector<T> {
                     // Not in flight: an idle socket's disconnect, a run that timed out, or a
                     // kept connection that the server closed (or spoke on) while idle, which
                     // is not worth a request.
-                    if flags & LIVELY != 0 && self.kept_ids.get(i).copied().flatten().is_some() {
-                        if let Some(k) = self.kept_ids[i].and_then(|id| self.take_kept(id)) {
+                    let kept = self.kept_ids.get(i).copied().flatten();
+                    if let Some(k) = kept.filter(|_| flags & LIVELY != 0) {
+                        if let Some(k) = self.take_kept(k) {
                             recycle(&mut self.pools, k.pool, k.fd);
                         }
                     }

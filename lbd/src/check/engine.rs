@@ -400,8 +400,8 @@ impl Engine {
                 due: when,
             };
             // TCP and plain HTTP checks run in the connector (TCP maybe half-open), the other
-            // kinds as futures.
-            let exchange = match slot.check.kind {
+            // kinds as futures. `in_connector`: `Some(exchange)`, with `None` for TCP.
+            let in_connector = match slot.check.kind {
                 CheckKind::Tcp { half_open } => {
                     if half_open && !self.half_open_unavailable {
                         match self
@@ -424,7 +424,7 @@ impl Engine {
                 }
                 _ => p.plain_http().map(|x| Some(x.clone())),
             };
-            if let (Some(exchange), Some(connector)) = (exchange, self.connector.as_mut()) {
+            if let (Some(exchange), Some(connector)) = (in_connector, self.connector.as_mut()) {
                 if let Err(done) =
                     connector.start(p.target, p.source, p.timeout, run, now, exchange, Some(gen))
                 {

@@ -228,20 +228,25 @@ impl<T> HalfOpen<T> {
         }
         self.turn = 0;
         for v6 in [false, true] {
-            let raw = if v6 { &self.v6 } else { &self.v4 };
-            let (Some(raw), true) = (raw, changed[usize::from(v6)]) else {
-                continue;
-            };
-            let ports: Vec<u16> = self
-                .held
-                .iter()
-                .filter(|h| h.v6 == v6)
-                .map(|h| h.port)
-                .collect();
-            if let Err(e) = attach_filter(raw.as_raw_fd(), &syn::answer_filter(&ports, !v6)) {
-                tracing::warn!("checks: half-open answer filter: {e}");
+            if changed[usize::from(v6)] {
+                if let Err(e) = self.refilter(v6) {
+                    tracing::warn!("checks: half-open answer filter: {e}");
+                }
             }
         }
+    }
+
+    /// Sets the family's answer filter to pass exactly the ports it holds.
+    fn refilter(&self, v6: bool) -> io::Result<()> {
+        let raw = if v6 { &self.v6 } else { &self.v4 };
+        let Some(raw) = raw else { return Ok(()) };
+        let ports: Vec<u16> = self
+            .held
+            .iter()
+            .filter(|h| h.v6 == v6)
+            .map(|h| h.port)
+            .collect();
+        attach_filter(raw.as_raw_fd(), &syn::answer_filter(&ports, !v6))
     }
 
     /// Queues a SYN to `target` (from `source`, if set); [`HalfOpen::flush`] sends it. The run
@@ -644,18 +649,8 @@ impl<T> HalfOpen<T> {
                 _socket: socket,
             });
         }
-        let ports: Vec<u16> = self
-            .held
-            .iter()
-            .filter(|h| h.v6 == v6)
-            .map(|h| h.port)
-            .collect();
-        let raw = if v6 { &self.v6 } else { &self.v4 };
-        if let Some(raw) = raw {
-            attach_filter(raw.as_raw_fd(), &syn::answer_filter(&ports, !v6))
-                .map_err(|e| Failure::Io(format!("filtering answers: {e}")))?;
-        }
-        Ok(())
+        self.refilter(v6)
+            .map_err(|e| Failure::Io(format!("filtering answers: {e}")))
     }
 
     /// The source address the kernel would use towards `dst`.
