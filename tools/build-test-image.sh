@@ -34,7 +34,8 @@ adds="$adds --add $bench:/bin/ipvs-bench"
 # layout), each library once.
 libs=""
 for prog in "$ipvsadm" "$keepalived"; do
-    found=$(ldd "$prog" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
+    # "libx.so => /path (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)"
+    found=$(ldd "$prog" | sed -n -e 's|^[[:space:]]*[^ ]* => \(/[^ ]*\) .*|\1|p' -e 's|^[[:space:]]*\(/[^ ]*\) .*|\1|p')
     if [ -z "$found" ]; then
         echo "build-test-image: ldd found no libraries for $prog" >&2
         exit 1

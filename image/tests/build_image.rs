@@ -43,16 +43,6 @@ fn busybox() -> &'static str {
     BUSYBOX
 }
 
-fn tool(name: &str) -> Command {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(found, "{name} is needed by this test and is not on PATH");
-    Command::new(name)
-}
-
 fn image_cmd() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_image"));
     cmd.env_remove("SOURCE_DATE_EPOCH");
@@ -115,9 +105,9 @@ fn pipe(mut cmd: Command, input: &[u8]) -> Vec<u8> {
 /// Decompresses an initrd with the matching command-line tool.
 fn decompress(initrd: &[u8], compression: &str) -> Vec<u8> {
     let mut cmd = match compression {
-        "gzip" => tool("gzip"),
-        "zstd" => tool("zstd"),
-        "xz" => tool("xz"),
+        "gzip" => lbtest::programs::command("gzip"),
+        "zstd" => lbtest::programs::command("zstd"),
+        "xz" => lbtest::programs::command("xz"),
         other => panic!("unknown compression {other}"),
     };
     cmd.args(["-d", "-c"]);
@@ -126,10 +116,10 @@ fn decompress(initrd: &[u8], compression: &str) -> Vec<u8> {
 
 /// Extracts a cpio archive with GNU cpio into `dir`; returns `cpio -t`'s listing.
 fn extract_cpio(cpio: &[u8], dir: &Path) -> Vec<String> {
-    let mut list = tool("cpio");
+    let mut list = lbtest::programs::command("cpio");
     list.args(["-t", "--quiet"]);
     let listing = String::from_utf8(pipe(list, cpio)).unwrap();
-    let mut extract = tool("cpio");
+    let mut extract = lbtest::programs::command("cpio");
     extract
         .args([
             "-i",
@@ -196,7 +186,7 @@ fn default_image_has_expected_contents_and_is_reproducible() {
 
     // vmlinuz and modules are the package's own bytes, as dpkg-deb extracts them.
     let deb_dir = tempfile::tempdir().unwrap();
-    let status = tool("dpkg-deb")
+    let status = lbtest::programs::command("dpkg-deb")
         .arg("-x")
         .arg(kernel_deb())
         .arg(deb_dir.path())
@@ -464,7 +454,7 @@ fn extras_modules_and_other_compressions() {
     let xz = dir.path().join("xz");
     assert_ok(&build(&xz, &["--compress", "xz"]));
     let initrd = std::fs::read(xz.join("initrd.img")).unwrap();
-    let listing = tool("xz")
+    let listing = lbtest::programs::command("xz")
         .args(["--robot", "--list"])
         .arg(xz.join("initrd.img"))
         .output()
@@ -498,7 +488,7 @@ fn extras_modules_and_other_compressions() {
         .unwrap();
     assert_ok(&output);
     let cpio = decompress(&std::fs::read(dated.join("initrd.img")).unwrap(), "zstd");
-    let mut list = tool("cpio");
+    let mut list = lbtest::programs::command("cpio");
     list.args(["-t", "-v", "--quiet"]);
     let verbose = String::from_utf8(pipe(list, &cpio)).unwrap();
     let init_line = verbose.lines().find(|l| l.ends_with(" init")).unwrap();

@@ -316,7 +316,7 @@ fn on_the_wire_a_syn_the_answer_and_the_kernels_rst() {
         tshark.wait_exit(10 * SECOND).is_some(),
         "tshark did not stop"
     );
-    let out = std::process::Command::new("tshark")
+    let out = lbtest::programs::command("tshark")
         .args(["-n", "-r"])
         .arg(&file)
         .args(["-T", "fields", "-E", "separator=|"])

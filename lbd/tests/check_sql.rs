@@ -62,12 +62,12 @@ fn postgresql_logins_refusals_and_stop() {
     let sock = dir.path().join("sock");
     std::fs::create_dir_all(&sock).unwrap();
     run_ok(
-        Command::new("chown")
+        lbtest::programs::command("chown")
             .args(["-R", "postgres:postgres"])
             .arg(dir.path()),
     );
     let as_postgres = |program: &str| {
-        let mut c = Command::new("setpriv");
+        let mut c = lbtest::programs::command("setpriv");
         c.args(["--reuid=postgres", "--regid=postgres", "--init-groups"]);
         c.arg(Path::new(PG_BIN).join(program));
         c
@@ -272,7 +272,7 @@ fn mariadb_logins_refusals_and_stop() {
     let data = dir.path().join("data");
     let d = dir.path().display().to_string();
     run_ok(
-        Command::new("mariadb-install-db")
+        lbtest::programs::command("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .args([

@@ -599,7 +599,7 @@ fn https_against_nginx_sni_host_verify_and_half_open() {
     let dir = TempDir::new("nginx");
     let d = dir.path().to_str().unwrap().to_string();
     std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-    let out = std::process::Command::new("openssl")
+    let out = lbtest::programs::command("openssl")
         .args([
             "req",
             "-x509",
@@ -727,7 +727,7 @@ fn https_against_nginx_sni_host_verify_and_half_open() {
 
 /// Runs openssl; it must succeed.
 fn openssl(args: &[&str]) {
-    let out = std::process::Command::new("openssl")
+    let out = lbtest::programs::command("openssl")
         .args(args)
         .output()
         .unwrap();

@@ -20,14 +20,14 @@ fn require() {
         unsafe { libc::geteuid() } == 0,
         "this test needs root (network namespaces); run it as root"
     );
-    assert!(
-        Path::new("/usr/bin/socat").exists(),
-        "this test needs socat: run tools/setup.sh or `apt-get install -y socat`"
-    );
+    lbtest::programs::path("socat");
 }
 
 fn run(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    let out = Command::new(lbtest::programs::resolve_arg0(args[0].as_ref()))
+        .args(&args[1..])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{args:?}: {}",
@@ -73,7 +73,7 @@ impl Lab {
     }
 
     fn spawn(&mut self, ns: &str, args: &[&str], env: &[(&str, &str)], log: &Path) -> u32 {
-        let mut c = Command::new("ip");
+        let mut c = lbtest::programs::command("ip");
         c.args(["netns", "exec", ns]).args(args);
         for (k, v) in env {
             c.env(k, v);
@@ -178,15 +178,17 @@ impl Drop for Lab {
             let _ = c.wait();
         }
         for ns in [&self.lb, &self.log] {
-            let _ = Command::new("ip")
+            let _ = lbtest::programs::command("ip")
                 .args(["netns", "pids", ns])
                 .output()
                 .map(|o| {
                     for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                        let _ = Command::new("kill").args(["-9", pid]).status();
+                        let _ = lbtest::programs::command("kill").args(["-9", pid]).status();
                     }
                 });
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = lbtest::programs::command("ip")
+                .args(["netns", "del", ns])
+                .status();
         }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
@@ -196,7 +198,7 @@ impl Drop for Lab {
 
 fn listening(ns: &str, port: u16, proto: &str) -> bool {
     let flag = if proto == "udp" { "-uln" } else { "-tln" };
-    Command::new("ip")
+    lbtest::programs::command("ip")
         .args(["netns", "exec", ns, "ss", flag])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(":{port} ")))

@@ -366,7 +366,7 @@ fn virtual_mac_moves_with_the_vip() {
         b.log()
     );
     let resolve = |lab: &Lab| {
-        let _ = std::process::Command::new("ip")
+        let _ = lbtest::programs::command("ip")
             .args([
                 "netns",
                 "exec",
@@ -393,7 +393,7 @@ fn virtual_mac_moves_with_the_vip() {
         b.log()
     );
     // The client's entry still points at the virtual MAC, and the VIP answers (now from b).
-    let ping = std::process::Command::new("ip")
+    let ping = lbtest::programs::command("ip")
         .args([
             "netns",
             "exec",

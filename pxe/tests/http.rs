@@ -39,7 +39,7 @@ fn rendered(site: &Site, mac: &str) -> Vec<u8> {
 
 #[test]
 fn boot_chain_urls_lead_to_the_image_and_the_nodes_own_config() {
-    require("curl", "curl");
+    require("curl");
     let site = Site::new();
     let pxe = Server::start(&site);
 
@@ -140,7 +140,7 @@ fn boot_chain_urls_lead_to_the_image_and_the_nodes_own_config() {
 
 #[test]
 fn conditional_gets_and_head_make_polling_cheap() {
-    require("curl", "curl");
+    require("curl");
     let site = Site::new();
     let pxe = Server::start(&site);
     let url = pxe.url(&config_path(LB1));
@@ -244,7 +244,7 @@ fn conditional_gets_and_head_make_polling_cheap() {
 
 #[test]
 fn ranges_resume_an_interrupted_initrd_download() {
-    require("curl", "curl");
+    require("curl");
     let site = Site::new();
     let pxe = Server::start(&site);
     let url = pxe.url("/image/initrd.img");
@@ -288,7 +288,7 @@ fn ranges_resume_an_interrupted_initrd_download() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("initrd.img");
     std::fs::write(&out, &initrd[..1_048_576]).unwrap();
-    let status = std::process::Command::new("curl")
+    let status = lbtest::programs::command("curl")
         .args(["-sS", "--max-time", "20", "-C", "-", "-o"])
         .arg(&out)
         .arg(&url)
@@ -309,7 +309,7 @@ fn ranges_resume_an_interrupted_initrd_download() {
 
 #[test]
 fn path_escapes_are_refused_and_nothing_outside_is_served() {
-    require("curl", "curl");
+    require("curl");
     let site = Site::new();
     std::os::unix::fs::symlink(site.path("secret"), site.path("image/escape")).unwrap();
     std::os::unix::fs::symlink(site.path("inventory.toml"), site.path("image/inv")).unwrap();
@@ -350,7 +350,7 @@ fn path_escapes_are_refused_and_nothing_outside_is_served() {
 
 #[test]
 fn unknown_macs_get_404_and_a_log_line_or_the_configured_default() {
-    require("curl", "curl");
+    require("curl");
     let site = Site::new();
     let pxe = Server::start(&site);
     let stranger = "02:00:00:00:00:99";
@@ -410,7 +410,7 @@ fn unknown_macs_get_404_and_a_log_line_or_the_configured_default() {
 
 #[test]
 fn invalid_configs_on_disk_keep_the_last_good_one_and_a_fix_is_picked_up() {
-    require("curl", "curl");
+    require("curl");
     let site = Site::new();
     let pxe = Server::start(&site);
     let lb1_url = pxe.url(&config_path(LB1));
@@ -499,7 +499,7 @@ fn invalid_configs_on_disk_keep_the_last_good_one_and_a_fix_is_picked_up() {
 
 #[test]
 fn a_node_whose_first_config_is_invalid_gets_503_until_fixed() {
-    require("curl", "curl");
+    require("curl");
     let site = Site::new();
     site.edit("inventory.toml", "priority = 100", "priority = 0");
     let pxe = Server::start(&site);

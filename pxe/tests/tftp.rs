@@ -35,8 +35,8 @@ fn hpa_get(pxe: &Server, remote: &str, local: &std::path::Path) -> String {
 
 #[test]
 fn tftp_hpa_gets_the_scripts_configs_and_ipxe_binaries() {
-    require("tftp", "tftp-hpa");
-    require("curl", "curl");
+    require("tftp");
+    require("curl");
     let site = Site::new();
     let pxe = Server::start(&site);
     let dir = tempfile::tempdir().unwrap();
@@ -94,7 +94,7 @@ fn tftp_hpa_gets_the_scripts_configs_and_ipxe_binaries() {
 
 #[test]
 fn atftp_negotiates_block_size_and_transfer_size() {
-    require("atftp", "atftp");
+    require("atftp");
     let site = Site::new();
     let pxe = Server::start(&site);
     let dir = tempfile::tempdir().unwrap();
@@ -169,7 +169,7 @@ fn atftp_negotiates_block_size_and_transfer_size() {
 
 #[test]
 fn tftp_refuses_escapes_and_writes_and_keeps_serving() {
-    require("tftp", "tftp-hpa");
+    require("tftp");
     let site = Site::new();
     std::os::unix::fs::symlink(site.path("secret"), site.path("tftp/escape")).unwrap();
     let pxe = Server::start(&site);

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -255,12 +255,16 @@ impl Kernel {
                 .prefix(&format!(".{stem}-"))
                 .tempdir_in(parent)
                 .map_err(io_err(parent))?;
-            process::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(tmp.path())).map_err(
-                |source| ArtifactError::Extract {
-                    deb: deb.to_owned(),
-                    source,
-                },
-            )?;
+            process::run(
+                crate::programs::command("dpkg-deb")
+                    .arg("-x")
+                    .arg(deb)
+                    .arg(tmp.path()),
+            )
+            .map_err(|source| ArtifactError::Extract {
+                deb: deb.to_owned(),
+                source,
+            })?;
             std::fs::write(tmp.path().join(".lbtest-unpacked"), &stamp)
                 .map_err(io_err(tmp.path()))?;
             let tmp = tmp.keep();
@@ -526,7 +530,8 @@ fn detect_accel() -> Accel {
     // The probe costs seconds when KVM hangs, so remember it for this host boot, this QEMU and
     // this kernel.
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-    let qemu_mtime = which("qemu-system-x86_64")
+    let qemu_mtime = crate::programs::try_path(crate::qemu::QEMU)
+        .ok()
         .and_then(|p| p.metadata().ok())
         .and_then(|m| m.modified().ok());
     let key = format!("{} {:?} {}", boot_id.trim(), qemu_mtime, kernel.release);
@@ -577,14 +582,6 @@ fn probe_kvm(kernel: &Kernel) -> Result<Duration, String> {
         });
     guest.kill();
     result
-}
-
-/// The full path of `program` on PATH.
-pub fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
 }
 
 #[cfg(test)]

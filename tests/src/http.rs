@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -105,7 +105,7 @@ impl StaticServer {
         ];
         let mut cmd = match ns {
             Some(ns) => ns.command("python3"),
-            None => Command::new("python3"),
+            None => crate::programs::command("python3"),
         };
         cmd.args(args)
             .arg(dir)

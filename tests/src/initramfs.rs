@@ -209,7 +209,7 @@ fn pad4(out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
 
     #[test]
     fn header_layout_matches_newc() {
@@ -253,7 +253,7 @@ mod tests {
         let archive = dir.path().join("initrd.cpio");
         fs.write_to(&archive).unwrap();
 
-        let listing = Command::new("cpio")
+        let listing = crate::programs::command("cpio")
             .args(["-itv", "-F"])
             .arg(&archive)
             .output()
@@ -271,7 +271,7 @@ mod tests {
         let out = dir.path().join("out");
         std::fs::create_dir(&out).unwrap();
         // Device nodes need mknod; extract everything else.
-        let status = Command::new("cpio")
+        let status = crate::programs::command("cpio")
             .args(["-id", "--no-absolute-filenames", "-F"])
             .arg(&archive)
             .arg("--nonmatching")

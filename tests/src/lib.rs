@@ -29,6 +29,9 @@
 //! - [`process`]: running helper commands with useful errors; [`ChildGuard`] kills on drop and
 //!   may log the child's output to a file the test waits on; test preconditions
 //!   ([`process::require_root`], [`process::require_programs`]).
+//! - [`programs`]: the host programs of `tools/programs.txt` (the list `tools/setup.sh` installs
+//!   from), found in the system's directories only; an unlisted or missing program fails the
+//!   test with its package.
 //! - [`scratch`]: [`ScratchDir`] — a world-readable temporary directory, removed on drop.
 //! - [`wait`]: bounded polling for a condition or a TCP listener.
 //!
@@ -105,6 +108,8 @@ pub mod initramfs;
 pub mod ipvs;
 pub mod netns;
 pub mod process;
+pub mod program_uses;
+pub mod programs;
 pub mod qemu;
 pub mod qmp;
 pub mod scratch;

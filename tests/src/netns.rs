@@ -88,10 +88,13 @@ impl Netns {
         &self.name
     }
 
-    /// A command that runs `program` inside the namespace (`ip netns exec NAME program`).
+    /// A command that runs `program` inside the namespace (`ip netns exec NAME program`). A
+    /// bare name is a program of `tools/programs.txt`, run from the system's directories; a path
+    /// runs as given.
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name]).arg(program);
+        let mut c = crate::programs::command("ip");
+        c.args(["netns", "exec", &self.name])
+            .arg(crate::programs::resolve_arg0(program.as_ref()));
         c
     }
 

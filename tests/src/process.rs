@@ -86,7 +86,7 @@ pub fn run(cmd: &mut Command) -> Result<Output, CommandError> {
 
 /// Like [`run`] for a program and its arguments, returning stdout as text.
 pub fn run_args<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<String, CommandError> {
-    let out = run(Command::new(program).args(args))?;
+    let out = run(Command::new(crate::programs::resolve_arg0(program.as_ref())).args(args))?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -253,46 +253,20 @@ pub fn require_root(why: &str) {
     assert!(is_root(), "this test needs root ({why}); run it as root");
 }
 
-/// Directories searched after `PATH`: a non-login root shell often lacks the sbin ones.
-const EXTRA_DIRS: [&str; 3] = ["/usr/sbin", "/sbin", "/usr/bin"];
-
-/// Where `program` is: itself if it is a path (contains `/`), else the first match on `PATH`
-/// or in the sbin directories.
+/// Where `program` is: itself if it is a path (contains `/`), else the listed program found in
+/// the system's directories (see [`crate::programs`]); `None` if it is not listed or not
+/// installed.
 pub fn find_program(program: &str) -> Option<PathBuf> {
     if program.contains('/') {
         return Path::new(program).is_file().then(|| PathBuf::from(program));
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(EXTRA_DIRS.iter().map(PathBuf::from))
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
+    crate::programs::try_path(program).ok()
 }
 
-/// The Debian package that installs `program` (a name or a path), for "install it" messages.
-pub fn package_for(program: &str) -> &str {
-    if program.contains("/postgresql/") {
-        return "postgresql";
-    }
-    match program.rsplit('/').next().unwrap_or(program) {
-        "ip" => "iproute2",
-        "dnsmasq" => "dnsmasq-base",
-        "nginx" => "nginx-light",
-        "genhash" => "keepalived",
-        "in.tftpd" => "tftpd-hpa",
-        "mariadbd" | "mariadb-install-db" => "mariadb-server",
-        name => name,
-    }
-}
-
-/// The path of `program`, or a test failure that names the package to install.
+/// The path of `program`, or a test failure that names the package to install (or, for a
+/// program missing from `tools/programs.txt`, says to list it there).
 pub fn require_program(program: &str) -> PathBuf {
-    find_program(program).unwrap_or_else(|| {
-        panic!(
-            "this test needs `{program}`: run tools/setup.sh or `apt-get install -y {}`",
-            package_for(program)
-        )
-    })
+    crate::programs::path(program)
 }
 
 /// Fails the test unless every program in `programs` exists (see [`require_program`]).
@@ -326,20 +300,6 @@ mod tests {
     fn run_reports_a_missing_program() {
         let err = run(&mut Command::new("lbtest-no-such-program")).unwrap_err();
         assert!(matches!(err, CommandError::Spawn { .. }), "{err}");
-    }
-
-    #[test]
-    fn packages_are_named_for_programs_and_paths() {
-        assert_eq!(package_for("ip"), "iproute2");
-        assert_eq!(package_for("dnsmasq"), "dnsmasq-base");
-        assert_eq!(package_for("/usr/sbin/in.tftpd"), "tftpd-hpa");
-        assert_eq!(
-            package_for("/usr/lib/postgresql/17/bin/initdb"),
-            "postgresql"
-        );
-        assert_eq!(package_for("mariadb-install-db"), "mariadb-server");
-        assert_eq!(package_for("/usr/bin/python3"), "python3");
-        assert_eq!(package_for("tshark"), "tshark");
     }
 
     #[test]

@@ -629,11 +629,12 @@ impl GuestBuilder {
 
         let mut cmd = match &self.netns {
             Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, QEMU]);
+                let mut c = crate::programs::command("ip");
+                c.args(["netns", "exec", ns])
+                    .arg(crate::programs::path(QEMU));
                 c
             }
-            None => Command::new(QEMU),
+            None => crate::programs::command(QEMU),
         };
         cmd.args(&args)
             .stdin(Stdio::null())

@@ -173,7 +173,7 @@ impl Lab {
     /// SIGTERM and wait for the exit (the socket goes away).
     fn stop_lbd(&mut self) {
         if let Some(mut g) = self.lbd.take() {
-            let _ = Command::new("kill")
+            let _ = lbtest::programs::command("kill")
                 .args(["-TERM", &g.id().to_string()])
                 .status();
             wait_until("lbd to exit", Duration::from_secs(10), || {
@@ -288,7 +288,7 @@ fn status_table_metrics_and_events() {
         "{table}"
     );
     // Coloured on a terminal (script gives lbctl a pty).
-    let o = Command::new("script")
+    let o = lbtest::programs::command("script")
         .args(["-qec"])
         .arg(format!(
             "{} --socket {} status",
@@ -522,7 +522,7 @@ fn drain_undrain_and_reload() {
     // SIGHUP, the other way to reload, still works beside the API.
     let signalled = lab.lbd.as_ref().unwrap().id().to_string();
     std::fs::write(lab.config_path(), &edited).unwrap();
-    Command::new("kill")
+    lbtest::programs::command("kill")
         .args(["-HUP", &signalled])
         .status()
         .unwrap();

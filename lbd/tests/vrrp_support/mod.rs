@@ -11,7 +11,6 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -196,7 +195,7 @@ impl Lab {
 
     /// GET `path` from the control API of the lbd started as `name` (with curl), as JSON.
     pub fn api_get(&self, name: &str, path: &str) -> Option<serde_json::Value> {
-        let out = std::process::Command::new("curl")
+        let out = lbtest::programs::command("curl")
             .args(["-sf", "--max-time", "5", "--unix-socket"])
             .arg(self.api_socket(name))
             .arg(format!("http://lbd{path}"))
@@ -308,7 +307,7 @@ impl Capture {
 
 /// Runs tshark over a capture: `-Y filter -T fields -e f...`, one Vec per packet.
 pub fn tshark_fields(file: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut cmd = Command::new("tshark");
+    let mut cmd = lbtest::programs::command("tshark");
     cmd.args([
         "-n",
         "-r",

@@ -241,7 +241,7 @@ pub fn curl(url: &str, args: &[&str]) -> Reply {
     let dir = tempfile::tempdir().unwrap();
     let body = dir.path().join("body");
     let headers = dir.path().join("headers");
-    let out = Command::new("curl")
+    let out = lbtest::programs::command("curl")
         .args(["-sS", "--max-time", "20", "-o"])
         .arg(&body)
         .arg("-D")
@@ -273,21 +273,16 @@ pub fn curl(url: &str, args: &[&str]) -> Reply {
 
 /// Runs a command to completion (bounded by `timeout` via coreutils `timeout`).
 pub fn run(program: &str, args: &[&str], timeout: Duration) -> Output {
-    Command::new("timeout")
+    lbtest::programs::command("timeout")
         .arg(format!("{}", timeout.as_secs().max(1)))
-        .arg(program)
+        .arg(lbtest::programs::path(program))
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{program}: {e}"))
 }
 
-/// Fails with a clear message when a client program is missing.
-pub fn require(program: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{program} is missing: apt-get install {package} (tools/setup.sh installs it)"
-    );
+/// Fails with the package to install when a client program is missing (see
+/// `lbtest::programs`).
+pub fn require(program: &str) {
+    lbtest::programs::path(program);
 }
