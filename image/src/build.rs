@@ -461,6 +461,7 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
         initramfs: initramfs_files,
         modules: module_entries,
         builtin_roots: closure.builtin_roots.into_iter().collect(),
+        inputs_sha256: String::new(),
     };
     Ok(Image {
         vmlinuz: package.vmlinuz,
@@ -470,12 +471,88 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
     })
 }
 
-/// Builds and writes the image to `options.out`, replacing a previous image there.
-pub fn build(options: &BuildOptions) -> Result<Manifest, BuildError> {
+/// What [`build`] did.
+#[derive(Debug)]
+pub struct Built {
+    /// The manifest of the image now in `options.out`.
+    pub manifest: Manifest,
+    /// False when the image there was already built from the same inputs and left alone.
+    pub rebuilt: bool,
+}
+
+/// Builds and writes the image to `options.out`, replacing a previous image there — unless
+/// that image was built from the same inputs ([`inputs_sha256`]) and its files still match
+/// its manifest, and `force` is false: then it is left as it is. A build from the same inputs
+/// is byte for byte the same, so skipping it changes nothing but the time.
+pub fn build(options: &BuildOptions, force: bool) -> Result<Built, BuildError> {
+    let inputs = inputs_sha256(options)?;
+    if !force {
+        if let Some(manifest) = unchanged(&options.out, &inputs) {
+            return Ok(Built {
+                manifest,
+                rebuilt: false,
+            });
+        }
+    }
     check_output_replaceable(&options.out)?;
-    let image = assemble(options)?;
+    let mut image = assemble(options)?;
+    image.manifest.inputs_sha256 = inputs;
     write_output(&options.out, &image)?;
-    Ok(image.manifest)
+    Ok(Built {
+        manifest: image.manifest,
+        rebuilt: true,
+    })
+}
+
+/// The manifest in `out` if it records `inputs` and every output file still matches it.
+fn unchanged(out: &Path, inputs: &str) -> Option<Manifest> {
+    let inspection = crate::inspect::inspect(out).ok()?;
+    (inspection.manifest.inputs_sha256 == inputs && inspection.all_ok())
+        .then_some(inspection.manifest)
+}
+
+/// SHA-256 over everything that decides the image's bytes: this builder's own executable (its
+/// code decides the layout), the kernel package, init, lbd, every extra file with its guest
+/// path, the extra modules, the command line, the compression and the mtime. Host paths are
+/// not part of it: the same files elsewhere build the same image.
+pub fn inputs_sha256(options: &BuildOptions) -> Result<String, BuildError> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut field = |name: &str, value: &str| {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(value.as_bytes());
+        h.update([0]);
+    };
+    let builder = std::env::current_exe().map_err(|source| BuildError::ReadInput {
+        what: "the image builder".into(),
+        path: PathBuf::from("/proc/self/exe"),
+        source,
+    })?;
+    field("builder", &sha256_input("the image builder", &builder)?);
+    field("kernel", &sha256_file(&options.kernel_deb)?);
+    field("init", &sha256_input("init binary", &options.init)?);
+    field("lbd", &sha256_input("lbd binary", &options.lbd)?);
+    for f in &options.extra_files {
+        field("extra", &f.guest);
+        field("extra-sha256", &sha256_input("extra file", &f.host)?);
+    }
+    for m in &options.extra_modules {
+        field("module", m);
+    }
+    field("cmdline", options.cmdline.as_deref().unwrap_or("(default)"));
+    field("compression", options.compression.name());
+    field("mtime", &options.mtime.to_string());
+    Ok(manifest::sha256_hex(&h.finalize()))
+}
+
+fn sha256_input(what: &str, path: &Path) -> Result<String, BuildError> {
+    let data = fs::read(path).map_err(|source| BuildError::ReadInput {
+        what: what.into(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(manifest::sha256_hex(&data))
 }
 
 fn host_perm(path: &Path) -> u32 {
@@ -701,6 +778,7 @@ mod tests {
                 initramfs: vec![],
                 modules: vec![],
                 builtin_roots: vec![],
+                inputs_sha256: String::new(),
                 totals: Totals {
                     initramfs_compressed_bytes: 0,
                     initramfs_uncompressed_bytes: 0,

@@ -60,6 +60,10 @@ struct BuildArgs {
     /// xz 3.43 s to /init) at nearly xz's size.
     #[arg(long, value_enum, default_value_t = Compression::Zstd)]
     compress: Compression,
+    /// Build even when DIR already holds an image built from the same inputs (by default such
+    /// an image is checked against its manifest and left as it is).
+    #[arg(long)]
+    force: bool,
 }
 
 /// mtime for initramfs entries: SOURCE_DATE_EPOCH if set, else 0.
@@ -136,10 +140,16 @@ fn run_build(args: BuildArgs, root: Option<PathBuf>) -> Result<(), String> {
         compression: args.compress,
         mtime: source_date_epoch()?,
     };
-    let manifest = image::build(&options).map_err(|err| error_chain(&err))?;
+    let built = image::build(&options, args.force).map_err(|err| error_chain(&err))?;
+    let manifest = &built.manifest;
     let t = &manifest.totals;
     println!(
-        "built {}: kernel {}, initrd.img {} {} ({} uncompressed), {} modules ({})",
+        "{} {}: kernel {}, initrd.img {} {} ({} uncompressed), {} modules ({})",
+        if built.rebuilt {
+            "built"
+        } else {
+            "up to date (same inputs)"
+        },
         options.out.display(),
         manifest.kernel_version,
         mib(t.initramfs_compressed_bytes),

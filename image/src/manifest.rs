@@ -105,6 +105,10 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub builtin_roots: Vec<String>,
     pub totals: Totals,
+    /// SHA-256 over everything that decides the image's bytes (see `build::inputs_sha256`):
+    /// a build whose inputs hash the same leaves the image as it is.
+    #[serde(default)]
+    pub inputs_sha256: String,
 }
 
 /// `/etc/lb/image.json`: what init and operators can learn about the running image.

@@ -161,6 +161,38 @@ fn default_image_has_expected_contents_and_is_reproducible() {
         assert!(x == y, "{file} differs between two identical builds");
     }
 
+    // The same inputs again: the image is checked and left alone. A damaged image is rebuilt.
+    let written = |f: &str| std::fs::metadata(a.join(f)).unwrap().modified().unwrap();
+    let before = written("initrd.img");
+    let again = build(&a, &[]);
+    assert_ok(&again);
+    let said = String::from_utf8_lossy(&again.stdout).into_owned();
+    assert!(said.starts_with("up to date (same inputs)"), "{said}");
+    assert_eq!(
+        written("initrd.img"),
+        before,
+        "an unchanged image was rewritten"
+    );
+    assert_eq!(read_manifest(&a).inputs_sha256.len(), 64);
+    std::fs::write(a.join("boot.ipxe"), "#!ipxe\n").unwrap();
+    let repaired = build(&a, &[]);
+    assert_ok(&repaired);
+    let said = String::from_utf8_lossy(&repaired.stdout).into_owned();
+    assert!(said.starts_with("built "), "{said}");
+    assert_eq!(
+        std::fs::read(a.join("boot.ipxe")).unwrap(),
+        std::fs::read(b.join("boot.ipxe")).unwrap()
+    );
+    let other = build(&a, &["--cmdline", "console=ttyS0 quiet"]);
+    assert_ok(&other);
+    assert!(
+        String::from_utf8_lossy(&other.stdout).starts_with("built "),
+        "another command line is another input"
+    );
+    let forced = build(&a, &["--force"]);
+    assert_ok(&forced);
+    assert!(String::from_utf8_lossy(&forced.stdout).starts_with("built "));
+
     let manifest = read_manifest(&a);
     let version = manifest.kernel_version.clone();
     assert!(version.ends_with("-amd64"), "{version}");

@@ -3,8 +3,8 @@
 //! so that every change is seen by HTTP polling ([`ConfigDir`]), and readers for the console
 //! lines that init and lbd print ([`LogLine`], [`Memory`]).
 //!
-//! The image is never built here: the test script builds it before `cargo test`, and a missing
-//! image is a failure that says how to build it ([`BUILD_COMMANDS`]).
+//! Tests never boot an old build: [`Image::find`] first brings the image up to date with the
+//! current source ([`crate::fresh`]), which is quick when tools/test.sh has just built it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -12,13 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
-use crate::artifacts;
 use crate::console::{Console, Match};
 use crate::netns::Netns;
 use crate::qemu::{GuestBuilder, MacAddr, Nic, UserNet};
-
-/// How to build the image the tests boot (from the workspace root).
-pub const BUILD_COMMANDS: &str = "RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release --target x86_64-unknown-linux-gnu -p init -p lbd && cargo run --release -p image -- build --out target/lb-image";
 
 /// The kernel command line every appliance guest starts with: the console on the captured
 /// serial port, and a kernel panic ends QEMU at once (`-no-reboot`) instead of hanging a test.
@@ -41,9 +37,14 @@ pub struct Image {
 }
 
 impl Image {
-    /// The image from [`artifacts::try_image_dir`], if all of its files are there.
+    /// The appliance image, brought up to date with the current source, if all of its files
+    /// are there.
     pub fn try_find() -> Result<Self, String> {
-        let dir = artifacts::try_image_dir().map_err(|e| e.to_string())?;
+        Self::in_dir(crate::fresh::image(crate::fresh::ImageKind::Appliance)?)
+    }
+
+    /// The image in `dir`, if all of its files are there (as it is: not rebuilt).
+    pub fn in_dir(dir: PathBuf) -> Result<Self, String> {
         let image = Self {
             vmlinuz: dir.join("vmlinuz"),
             initrd: dir.join("initrd.img"),
@@ -61,11 +62,9 @@ impl Image {
         Ok(image)
     }
 
-    /// [`Image::try_find`], panicking with the commands that build the image.
+    /// [`Image::try_find`], panicking with why the image could not be had.
     pub fn find() -> Self {
-        Self::try_find().unwrap_or_else(|e| {
-            panic!("{e}\nBuild the appliance image first (from the workspace root):\n  {BUILD_COMMANDS}")
-        })
+        Self::try_find().unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Sizes and counts from `manifest.json`.

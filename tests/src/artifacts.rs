@@ -43,12 +43,6 @@ pub enum ArtifactError {
         /// Its value.
         path: PathBuf,
     },
-    /// The built image is missing.
-    #[error("no built image in {dir}; build it with the image crate (see README) or set {ENV_IMAGE_DIR}")]
-    NoImage {
-        /// Where we looked.
-        dir: PathBuf,
-    },
     /// Extracting the kernel package failed.
     #[error("cannot extract kernel package {deb}: {source}")]
     Extract {
@@ -194,30 +188,10 @@ pub fn kernel_deb() -> PathBuf {
     try_kernel_deb().unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The built image directory (`LB_IMAGE_DIR` or `<repo>/target/lb-image`); it must exist.
-pub fn try_image_dir() -> Result<PathBuf, ArtifactError> {
-    if let Some(p) = std::env::var_os(ENV_IMAGE_DIR) {
-        let path = PathBuf::from(p);
-        return if path.is_dir() {
-            Ok(path)
-        } else {
-            Err(ArtifactError::BadEnvPath {
-                var: ENV_IMAGE_DIR,
-                path,
-            })
-        };
-    }
-    let dir = target_dir().join("lb-image");
-    if dir.is_dir() {
-        Ok(dir)
-    } else {
-        Err(ArtifactError::NoImage { dir })
-    }
-}
-
-/// [`try_image_dir`], panicking with instructions when it is missing.
+/// The appliance image directory, brought up to date with the current source first (see
+/// [`crate::fresh`]): `<target>/lb-image`, or `LB_IMAGE_DIR` if its init and lbd are current.
 pub fn image_dir() -> PathBuf {
-    try_image_dir().unwrap_or_else(|e| panic!("{e}"))
+    crate::fresh::image(crate::fresh::ImageKind::Appliance).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A kernel package unpacked on disk: the bootable image and its modules.

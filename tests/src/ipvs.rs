@@ -4,11 +4,10 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::appliance::{ApplianceBuilder, Image};
-use crate::artifacts;
 use crate::qemu::{Guest, GuestError};
 
 /// Env var: the test image directory (default `<target>/lb-test-image`).
@@ -17,12 +16,10 @@ pub const ENV_TEST_IMAGE_DIR: &str = "LB_TEST_IMAGE_DIR";
 /// How to build the test image (from the workspace root).
 pub const BUILD_TEST_IMAGE: &str = "tools/build-test-image.sh target/lb-test-image";
 
-/// The test image: the appliance image plus busybox and ipvsadm. Panics with the command that
-/// builds it when it is missing.
+/// The test image: the appliance image plus busybox and ipvsadm, brought up to date with the
+/// current source ([`crate::fresh`]). Panics with the build's output when that fails.
 pub fn test_image() -> Image {
-    let dir = std::env::var_os(ENV_TEST_IMAGE_DIR)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| artifacts::target_dir().join("lb-test-image"));
+    let dir = crate::fresh::image(crate::fresh::ImageKind::Test).unwrap_or_else(|e| panic!("{e}"));
     let image = Image {
         vmlinuz: dir.join("vmlinuz"),
         initrd: dir.join("initrd.img"),

@@ -24,6 +24,8 @@
 //!   `human-monitor-command`, events).
 //! - [`netns`]: [`Netns`] — a uniquely named namespace with bridges, taps and veth pairs;
 //!   commands and Rust closures ([`Netns::enter`]) run inside; everything removed on drop.
+//! - [`fresh`]: tests never run an old build — images ([`fresh::image`]) and other packages'
+//!   binaries ([`fresh::binary`]) are brought up to date with the source before use.
 //! - [`http`]: [`StaticServer`] — `python3 -m http.server` on a free port, with its request log.
 //! - [`initramfs`]: [`Initramfs`] — small cpio archives, e.g. busybox with a shell-script `/init`.
 //! - [`process`]: running helper commands with useful errors; [`ChildGuard`] kills on drop and
@@ -103,6 +105,7 @@ pub(crate) use debug_is_display;
 pub mod appliance;
 pub mod artifacts;
 pub mod console;
+pub mod fresh;
 pub mod http;
 pub mod initramfs;
 pub mod ipvs;

@@ -3,8 +3,8 @@
 //! python's http.server on the host or from QEMU's built-in TFTP server, reloading it, refusing
 //! bad ones, and shutting down in order on Ctrl-Alt-Del and the power button.
 //!
-//! Needs QEMU, python3, the kernel package (`tools/setup.sh`) and the built image (see
-//! [`lbtest::appliance::BUILD_COMMANDS`]); a missing piece fails the test with instructions.
+//! Needs QEMU, python3 and the kernel package (`tools/setup.sh`); the image is brought up to date
+//! with the source first (`lbtest::fresh`). A missing piece fails the test with instructions.
 //! Every test has its own directories, server port and QEMU (with its own user network), so they
 //! run in parallel.
 

@@ -5,7 +5,7 @@
 //! own rendered config, which our init fetches before starting lbd.
 //!
 //! Needs root, QEMU, dnsmasq, the kernel package and the built image (tools/setup.sh,
-//! tools/build-image.sh) and a built `pxe` (`cargo build -p pxe`, or LB_PXE_BIN).
+//! tools/build-image.sh) and `pxe`, built from the current source by the harness.
 
 #[path = "pxe_support/mod.rs"]
 mod pxe_support;

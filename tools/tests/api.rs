@@ -10,27 +10,11 @@
 use lbtest::{ChildGuard, Netns};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The lbd binary, built once for these tests (it is another package of the workspace).
+/// The lbd binary (another package of the workspace), built from the current source.
 pub fn lbd_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = lbtest::artifacts::workspace_root();
-        let out = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "lbd", "--bin", "lbd"])
-            .current_dir(root)
-            .output()
-            .expect("cargo");
-        assert!(
-            out.status.success(),
-            "cannot build lbd: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        lbtest::artifacts::target_dir().join("debug/lbd")
-    })
-    .clone()
+    lbtest::fresh::binary("lbd", "lbd", lbtest::fresh::Profile::Debug)
 }
 
 fn lbctl(args: &[&str]) -> Output {

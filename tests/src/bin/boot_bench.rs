@@ -7,7 +7,8 @@
 //! cargo run --release -p lbtest --bin boot_bench [-- BOOTS]
 //! ```
 //!
-//! Needs the built image (see `lbtest::appliance::BUILD_COMMANDS`), QEMU and the kernel package.
+//! Needs QEMU and the kernel package (tools/setup.sh); the image is brought up to date with the
+//! source first (`lbtest::fresh`).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

@@ -9,14 +9,12 @@
 //!    file in the same run. Every response is checked (status 200, full length).
 //!
 //! ```text
-//! cargo build --release -p pxe
 //! cargo run --release -p lbtest --bin pxe_bench [-- [--boots N] [--no-boot] [--no-http]]
 //! ```
 //!
-//! Needs the built image (tools/build-image.sh), and for the chain root, QEMU, dnsmasq and the
-//! kernel package (tools/setup.sh). Uses `target/release/pxe` when it exists (LB_PXE_BIN
-//! overrides), else the debug build, and says which. `PXE_BENCH_DHCP=1` also prints dnsmasq's
-//! DHCP exchanges of each boot.
+//! Needs, for the chain root, QEMU, dnsmasq and the kernel package (tools/setup.sh). The image
+//! and a release `pxe` are built from the current source first (`lbtest::fresh`).
+//! `PXE_BENCH_DHCP=1` also prints dnsmasq's DHCP exchanges of each boot.
 
 #[path = "../../tests/pxe_support/mod.rs"]
 mod pxe_support;
@@ -53,16 +51,7 @@ fn main() -> ExitCode {
         }
     }
     let pxe = pxe_binary(true);
-    let release = pxe.parent().and_then(Path::file_name) == Some("release".as_ref());
-    println!(
-        "pxe binary: {} ({})",
-        pxe.display(),
-        if release {
-            "release"
-        } else {
-            "DEBUG build: run `cargo build --release -p pxe` for meaningful throughput"
-        }
-    );
+    println!("pxe binary: {} (release)", pxe.display());
     let image = Image::find();
     if chain {
         chain_bench(&pxe, boots);

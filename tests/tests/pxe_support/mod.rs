@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lbtest::appliance::{sha256_hex, Image};
-use lbtest::{artifacts, ChildGuard, GuestBuilder, MacAddr, Netns, Nic};
+use lbtest::{ChildGuard, GuestBuilder, MacAddr, Netns, Nic};
 
 /// The namespace's address on the bridge: pxe and dnsmasq listen here.
 pub const SERVER: &str = "10.66.0.1";
@@ -52,29 +52,15 @@ address = "10.66.0.1:8080"
 weight = 2
 "#;
 
-/// The `pxe` binary: `LB_PXE_BIN`, else the newest of `target/{release,debug}/pxe`
-/// (`prefer_release` takes a release build whenever there is one).
-pub fn pxe_binary(prefer_release: bool) -> PathBuf {
-    if let Some(p) = std::env::var_os("LB_PXE_BIN") {
-        let p = PathBuf::from(p);
-        assert!(p.is_file(), "LB_PXE_BIN={} is not a file", p.display());
-        return p;
-    }
-    let target = artifacts::target_dir();
-    let mut found: Vec<PathBuf> = ["release", "debug"]
-        .iter()
-        .map(|p| target.join(p).join("pxe"))
-        .filter(|p| p.is_file())
-        .collect();
-    if !prefer_release {
-        found.sort_by_key(|p| std::cmp::Reverse(p.metadata().and_then(|m| m.modified()).ok()));
-    }
-    found.into_iter().next().unwrap_or_else(|| {
-        panic!(
-            "no pxe binary in {}/{{release,debug}}: build it with `cargo build -p pxe` (or set LB_PXE_BIN)",
-            target.display()
-        )
-    })
+/// The `pxe` binary built from the current source (release for benchmarks, else the test
+/// profile's debug build).
+pub fn pxe_binary(release: bool) -> PathBuf {
+    let profile = if release {
+        lbtest::fresh::Profile::Release
+    } else {
+        lbtest::fresh::Profile::Debug
+    };
+    lbtest::fresh::binary("pxe", "pxe", profile)
 }
 
 /// How the guests find pxe.
