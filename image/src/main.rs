@@ -12,7 +12,9 @@ use image::{workspace, Compression};
 #[command(
     name = "image",
     version,
-    about = "Build the load balancer's boot image"
+    about = "Build the load balancer's boot image",
+    after_help = "Environment: SOURCE_DATE_EPOCH (seconds) sets the mtime of every initramfs \
+                  entry (default 0), for builds that must match another's byte for byte."
 )]
 struct Cli {
     /// Workspace root for default inputs (default: nearest parent with a [workspace] Cargo.toml).

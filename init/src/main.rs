@@ -17,7 +17,33 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+/// What `init --help` prints (only when it is not PID 1: as PID 1 it has no terminal to ask).
+const HELP: &str = "\
+init: the appliance's PID 1. It mounts, loads modules, brings the network up, fetches the config
+and supervises lbd. It takes its settings from the kernel command line:
+
+  lb.config=URL[,URL...]   config source(s): http://, tftp:// (variables ${mac}, ${mac_hyphen},
+                           ${ip}, ${hostname}, ${uuid})
+  lb.poll=DURATION         how often to look for a changed config (0: never)       [30s]
+  lb.timeout=DURATION      per-attempt fetch timeout                                [5s]
+  lb.shutdown_timeout=D    how long lbd gets to stop before SIGKILL                 [10s]
+  lb.log=LEVEL             init's log level; wins over the config's [node] log_level
+  lb.syslog=udp://IP:514   remote syslog for init and lbd (tcp:// too)
+  lb.shell=TTY             debug shell (test images only)
+  ip=...                   the kernel's ip= syntax (dhcp, or a static address)
+
+Environment (the kernel passes unknown KEY=value words of its command line to PID 1):
+  LB_INIT_LOG=FILTER       init's log filter (tracing syntax); wins over lb.log= and the config
+  LB_SYSLOG=udp://IP:514   as lb.syslog=, and wins over it
+";
+
 fn main() {
+    if std::process::id() != 1
+        && matches!(std::env::args().nth(1).as_deref(), Some("-h" | "--help"))
+    {
+        print!("{HELP}");
+        return;
+    }
     let mount_errors = mount::mount_early();
     let cmdline_text = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let cmdline = KernelCmdline::parse(&cmdline_text);

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 #[command(
     name = "lbd",
     version,
-    about = "Load-balancer daemon: VRRP, IPVS and health checks"
+    about = "Load-balancer daemon: VRRP, IPVS and health checks",
+    after_help = ENVIRONMENT
 )]
 struct Cli {
     /// Config file (for `run`, the default command).
@@ -36,6 +37,17 @@ enum Command {
         dump: bool,
     },
 }
+
+/// The environment variables lbd reads (everything an operator configures is in the config).
+const ENVIRONMENT: &str = "\
+Environment (debugging and tests; production settings live in the config):
+  LBD_LOG=LEVEL|FILTER    log level or tracing filter (e.g. debug, lbd::vrrp=trace); wins over
+                          [node] log_level
+  LB_SYSLOG=udp://IP:514  remote syslog target before the config says one; wins over the kernel
+                          command line's lb.syslog=
+  LBD_API_SOCKET=PATH     the control socket (default /run/lb/lbd.sock), e.g. to run a second lbd
+                          beside the first
+  LBD_VRRP_RECORD=DIR     record every VRRP input and action as JSON lines in DIR, for replay tests";
 
 /// Open files lbd asks for: a kept HTTP connection per checked real, plus the checks in
 /// flight, for tens of thousands of reals (the kernel's default for PID 1's children is 1024).

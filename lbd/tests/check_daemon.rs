@@ -67,7 +67,6 @@ fn lbd_runs_checks_logs_changes_once_reloads_and_stops() {
     let mut cmd = ns.command(env!("CARGO_BIN_EXE_lbd"));
     cmd.arg("-c")
         .arg(&conf)
-        .env("LBD_VRRP_RT_PRIORITY", "0")
         // Its own control socket, not the host's /run/lb/lbd.sock.
         .env("LBD_API_SOCKET", dir.path().join("lbd.sock"));
     // Killed when the test fails, like everything else in the namespace.

@@ -275,6 +275,9 @@ fn refused_configs_point_at_the_mistake() {
         ("[service.s]\nvip = \"192.0.2.10:65536\"\n", &[("invalid-value", 8, 7)]),
         // vip without a port
         ("[service.s]\nvip = \"192.0.2.10\"\n", &[("missing-port", 8, 7)]),
+        // a real-time priority the kernel has no such level for
+        ("[node]\nvrrp_realtime_priority = 100\n", &[("bad-realtime-priority", 8, 26)]),
+        ("[node]\nvrrp_realtime_priority = 0\n", &[]),
         // duplicate service: two names, same protocol/address/port
         (
             "[service.a]\nvip = \"192.0.2.10:80\"\n[service.b]\nvip = \"192.0.2.10:80\"\n",

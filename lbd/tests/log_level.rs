@@ -23,7 +23,6 @@ fn start(ns: &Netns, dir: &ScratchDir, conf: &Path, lbd_log: Option<&str>) -> Ch
     let mut cmd = ns.command(env!("CARGO_BIN_EXE_lbd"));
     cmd.arg("-c")
         .arg(conf)
-        .env("LBD_VRRP_RT_PRIORITY", "0")
         .env("LBD_API_SOCKET", dir.path().join("lbd.sock"))
         .env_remove("LB_SYSLOG");
     match lbd_log {

@@ -133,10 +133,7 @@ impl Lab {
         let log = self.dir.join("lbd.log");
         let ns = self.lb.clone();
         let sock = self.dir.join("lbd.sock").display().to_string();
-        let mut all = vec![
-            ("LBD_VRRP_RT_PRIORITY", "0"),
-            ("LBD_API_SOCKET", sock.as_str()),
-        ];
+        let mut all = vec![("LBD_API_SOCKET", sock.as_str())];
         all.extend_from_slice(env);
         self.spawn(
             &ns,

@@ -16,6 +16,42 @@ use crate::console::{Console, Match};
 use crate::netns::Netns;
 use crate::qemu::{GuestBuilder, MacAddr, Nic, UserNet};
 
+/// A config for one balancer on QEMU's user networking (10.0.2.0/24, the host at 10.0.2.2):
+/// a VRRP instance that becomes master alone, and one weighted service whose reals (ports on the
+/// host that nobody serves) are checked and found down. What the boot, reload and shutdown tests
+/// and the boot benchmark run with; `service.web` is the last table, so a real appended to the
+/// text joins it.
+pub const USER_NET_CONFIG: &str = r#"[node]
+hostname = "lb-test"
+log_level = "info"
+
+[node.sysctl]
+"net.ipv4.ip_forward" = 1
+
+[ipvs.timeouts]
+tcp = "15m"
+
+[vrrp.instance.VI_DEMO]
+interface = "eth0"
+vrid = 42
+priority = 100
+vips = ["10.0.2.100/24"]
+
+[service.web]
+vip = "10.0.2.100:80"
+scheduler = "wrr"
+forwarding = "nat"
+check = { type = "tcp", interval = "2s" }
+
+[[service.web.real]]
+address = "10.0.2.2:8080"
+weight = 2
+
+[[service.web.real]]
+address = "10.0.2.2:8081"
+weight = 1
+"#;
+
 /// The kernel command line every appliance guest starts with: the console on the captured
 /// serial port, and a kernel panic ends QEMU at once (`-no-reboot`) instead of hanging a test.
 pub const BASE_APPEND: &str = "console=ttyS0 panic=-1";

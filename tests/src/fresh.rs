@@ -89,8 +89,39 @@ fn script_path() -> std::ffi::OsString {
     std::env::join_paths(dirs).unwrap_or_default()
 }
 
+/// Cargo's settings, which a nested cargo must keep; every other `CARGO_*` variable is one cargo
+/// sets for the program it runs (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`...).
+const CARGO_SETTINGS: &[&str] = &[
+    "CARGO_HOME",
+    "CARGO_TARGET_DIR",
+    "CARGO_INCREMENTAL",
+    "CARGO_LOG",
+    "CARGO_BUILD_",
+    "CARGO_PROFILE_",
+    "CARGO_NET_",
+    "CARGO_HTTP_",
+    "CARGO_REGISTRY",
+    "CARGO_REGISTRIES_",
+    "CARGO_TERM_",
+];
+
+/// Removes from `cmd` the variables cargo set for this process. A build script that tracks one
+/// (ring's tracks `CARGO_MANIFEST_DIR`) would otherwise see it change, and the nested build would
+/// recompile everything above it, then the next ordinary build all of it again.
+pub fn clear_cargo_run_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        let Some(k) = key.to_str() else { continue };
+        let run_var = (k.starts_with("CARGO_") && !CARGO_SETTINGS.iter().any(|s| k.starts_with(s)))
+            || k == "OUT_DIR";
+        if run_var {
+            cmd.env_remove(&key);
+        }
+    }
+}
+
 /// Runs `cmd` with its output in `<target>/lbtest/<log>`; a failure returns the log's tail.
 fn run_logged(mut cmd: Command, log: &str, what: &str) -> Result<(), String> {
+    clear_cargo_run_env(&mut cmd);
     let dir = harness_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let log_path = dir.join(log);

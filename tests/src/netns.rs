@@ -32,6 +32,14 @@ pub enum NetnsError {
         #[source]
         source: CommandError,
     },
+    /// A namespace of the wanted name exists and has processes in it.
+    #[error("network namespace {ns} exists and processes run in it (pids {pids}); is another one running? (`ip netns del {ns}` removes it)")]
+    InUse {
+        /// The namespace.
+        ns: String,
+        /// What runs inside.
+        pids: String,
+    },
     /// Entering the namespace failed.
     #[error("cannot enter network namespace {ns}: {detail}")]
     Enter {
@@ -79,6 +87,40 @@ impl Netns {
             }
         })?;
         let ns = Self { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// Creates a namespace with exactly `name` (for a topology a person uses by name, such as
+    /// the demo's), `lo` up. A leftover namespace of that name with nothing running in it is
+    /// removed first; one with processes in it is an error. Deleted on drop like the others.
+    pub fn named(name: &str) -> Result<Self, NetnsError> {
+        if !process::is_root() {
+            return Err(NetnsError::NotRoot {
+                uid: nix::unistd::geteuid().as_raw(),
+            });
+        }
+        if Path::new("/run/netns").join(name).exists() {
+            let pids = ns_pids(name);
+            if !pids.is_empty() {
+                return Err(NetnsError::InUse {
+                    ns: name.to_owned(),
+                    pids: pids
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                });
+            }
+            delete(name);
+        }
+        process::run_args("ip", &["netns", "add", name]).map_err(|source| NetnsError::Command {
+            ns: name.to_owned(),
+            source,
+        })?;
+        let ns = Self {
+            name: name.to_owned(),
+        };
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
     }

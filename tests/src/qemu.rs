@@ -398,6 +398,7 @@ pub struct GuestBuilder {
     extra: Vec<OsString>,
     log_dir: Option<PathBuf>,
     echo: bool,
+    own_process_group: bool,
 }
 
 impl GuestBuilder {
@@ -430,7 +431,16 @@ impl GuestBuilder {
             extra: Vec::new(),
             log_dir: None,
             echo: std::env::var_os(ENV_CONSOLE_ECHO).is_some_and(|v| v == "1"),
+            own_process_group: false,
         }
+    }
+
+    /// Starts QEMU in a process group of its own, so a Ctrl-C at the terminal reaches only the
+    /// caller, which can then power the guest off in order. (Tests leave it in theirs: a
+    /// Ctrl-C that ends the test run ends its guests too.)
+    pub fn own_process_group(mut self, on: bool) -> Self {
+        self.own_process_group = on;
+        self
     }
 
     /// Boots this kernel directly (`-kernel`).
@@ -640,6 +650,10 @@ impl GuestBuilder {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if self.own_process_group {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
         let cmdline = describe(&cmd);
         let cmdline_path = log_dir.join("qemu.cmdline");
         std::fs::write(&cmdline_path, format!("{}\n", shell_quote(&cmd)))

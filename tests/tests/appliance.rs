@@ -15,7 +15,7 @@ use lbtest::appliance::{
     self, assert_no_fatal, lines_containing, position_of, ApplianceBuilder, ConfigDir, Image,
     LbdRunning, LBD_RUNNING,
 };
-use lbtest::{artifacts, Guest, MacAddr, StaticServer};
+use lbtest::{Guest, MacAddr, StaticServer};
 
 /// Kernel start to lbd running: about 4 s under TCG when idle; generous for a loaded 2-core host
 /// running several guests at once.
@@ -30,18 +30,20 @@ const NETWORK_UP: &str =
 const LBD_STARTED: &str = r"init:\s+INFO lbd started pid=(?P<pid>\d+)";
 
 fn demo_config() -> String {
-    let path = artifacts::workspace_root().join("tools/examples/demo.toml");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    lbtest::appliance::USER_NET_CONFIG.to_owned()
 }
 
-/// `base` with one more real server in `service.web` (the last table of demo.toml).
+/// `base` with one more real server in `service.web` (the config's last table).
 fn with_real(base: &str, address: &str, weight: u32) -> String {
     format!("{base}\n[[service.web.real]]\naddress = \"{address}\"\nweight = {weight}\n")
 }
 
 /// `base` with an unknown scheduler, and where the error must point (line, column).
 fn with_bad_scheduler(base: &str) -> (String, (usize, usize)) {
-    assert!(base.contains("scheduler = \"wrr\""), "demo.toml changed");
+    assert!(
+        base.contains("scheduler = \"wrr\""),
+        "USER_NET_CONFIG changed"
+    );
     let bad = base.replace("scheduler = \"wrr\"", "scheduler = \"fastest\"");
     let at = position_of(&bad, "\"fastest\"").expect("the bad value is in the text");
     (bad, at)
@@ -296,7 +298,10 @@ fn config_log_level_reaches_init_and_lbd() {
     let image = Image::find();
     let configs = ConfigDir::new().unwrap();
     let base = demo_config();
-    assert!(base.contains("log_level = \"info\""), "demo.toml changed");
+    assert!(
+        base.contains("log_level = \"info\""),
+        "USER_NET_CONFIG changed"
+    );
     let debug = base.replace("log_level = \"info\"", "log_level = \"debug\"");
     configs.publish("node.toml", &debug).unwrap();
     let server = StaticServer::start(configs.path()).unwrap();

@@ -6,7 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "lbctl", version, about = "Operate load-balancer appliances")]
+#[command(
+    name = "lbctl",
+    version,
+    about = "Operate load-balancer appliances",
+    after_help = "Environment: LBCTL_SOCKET and LBCTL_URL as --socket and --url; NO_COLOR turns \
+                  colour off where it would be automatic."
+)]
 struct Cli {
     /// lbd's control socket (status, drain, reload...).
     #[arg(long, global = true, env = "LBCTL_SOCKET")]
@@ -34,6 +40,7 @@ enum Command {
         /// Print lbd's JSON document instead.
         #[arg(long)]
         json: bool,
+        /// Colour the table (auto: when stdout is a terminal and NO_COLOR is not set).
         #[arg(long, value_enum, default_value = "auto")]
         color: ColorChoice,
     },

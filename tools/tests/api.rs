@@ -134,7 +134,6 @@ impl Lab {
         cmd.arg("-c")
             .arg(self.config_path())
             .env("LBD_API_SOCKET", self.socket())
-            .env("LBD_VRRP_RT_PRIORITY", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);

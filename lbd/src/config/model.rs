@@ -60,6 +60,22 @@ pub struct Node {
     pub sysctls: BTreeMap<String, String>,
     pub syslog: Option<Syslog>,
     pub api_listen: Option<SocketAddr>,
+    /// SCHED_FIFO priority of the VRRP thread, 1–99, or 0 for none; `None`: the default
+    /// ([`Node::DEFAULT_VRRP_REALTIME_PRIORITY`]).
+    pub vrrp_realtime_priority: Option<u8>,
+}
+
+impl Node {
+    /// The VRRP thread's real-time priority when the config sets none: above every normal
+    /// thread, so adverts and master-down timers keep their times when the cores are busy, and
+    /// low among real-time ones (keepalived's `vrrp_rt_priority` is unset by default).
+    pub const DEFAULT_VRRP_REALTIME_PRIORITY: u8 = 10;
+
+    /// The priority the VRRP thread runs at (0: not real-time).
+    pub fn vrrp_realtime_priority(&self) -> u8 {
+        self.vrrp_realtime_priority
+            .unwrap_or(Self::DEFAULT_VRRP_REALTIME_PRIORITY)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -23,6 +23,8 @@ pub struct NodeSchema {
     /// Control API listener on a management address (`"192.0.2.2:9900"`); the Unix socket
     /// is always there.
     pub api_listen: Option<Spanned<Endpoint>>,
+    /// SCHED_FIFO priority of lbd's VRRP thread (0: none).
+    pub vrrp_realtime_priority: Option<Spanned<i64>>,
 }
 
 /// A sysctl value: written as a string, integer or boolean.

@@ -553,6 +553,22 @@ impl Cx {
                 }
             }
         }
+        if let Some(p) = n.vrrp_realtime_priority {
+            match u8::try_from(*p.get_ref()) {
+                Ok(v) if v <= 99 => node.vrrp_realtime_priority = Some(v),
+                _ => {
+                    self.err(
+                        "bad-realtime-priority",
+                        p.span(),
+                        format!("vrrp_realtime_priority {} is outside 0–99", p.get_ref()),
+                    )
+                    .help = Some(
+                        "SCHED_FIFO priorities are 1 to 99; 0 runs the VRRP thread as a normal one"
+                            .into(),
+                    );
+                }
+            }
+        }
         node
     }
 

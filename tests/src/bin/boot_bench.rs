@@ -169,10 +169,8 @@ fn main() -> ExitCode {
 
 fn boot_once(image: &Image, n: usize) -> Result<Boot, String> {
     let configs = ConfigDir::new().map_err(|e| format!("temp dir: {e}"))?;
-    let demo = artifacts::workspace_root().join("tools/examples/demo.toml");
-    let text = std::fs::read_to_string(&demo).map_err(|e| format!("{}: {e}", demo.display()))?;
     configs
-        .publish("demo.toml", &text)
+        .publish("demo.toml", lbtest::appliance::USER_NET_CONFIG)
         .map_err(|e| format!("writing the config: {e}"))?;
 
     let started = Instant::now();

@@ -702,6 +702,11 @@ impl<'a> Cx<'a> {
                     g.vrrp_version = Some(self.int(c, 0, 2, 3, "a VRRP version (2 or 3)")? as u8)
                 }
                 "vrrp_strict" => g.strict = true,
+                "vrrp_rt_priority" => {
+                    let prio = self.int(c, 0, 1, 99, "a SCHED_RR priority (1 to 99)")?;
+                    o.node
+                        .push(("vrrp_realtime_priority".into(), Value::Int(prio)));
+                }
                 "vrrp_garp_master_repeat" => {
                     g.garp_repeat = Some(self.int(c, 0, 0, 100, "a count")?)
                 }
@@ -2086,5 +2091,19 @@ mod tests {
             Some(vec![0xab, 0x12, 0x0f, 0x03, 0x45, 0x06])
         );
         assert_eq!(decode_hex("zz"), None);
+    }
+
+    #[test]
+    fn vrrp_rt_priority_becomes_the_node_setting() {
+        let conf = "global_defs {\n  vrrp_rt_priority 50\n}\n";
+        let c = convert_str("k.conf", conf, &Options::default()).unwrap();
+        let toml = c.toml();
+        assert!(toml.contains("vrrp_realtime_priority = 50"), "{toml}");
+        let bad = convert_str(
+            "k.conf",
+            "global_defs {\n  vrrp_rt_priority 0\n}\n",
+            &Options::default(),
+        );
+        assert!(bad.is_err());
     }
 }

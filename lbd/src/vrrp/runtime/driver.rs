@@ -151,7 +151,10 @@ impl Driver {
             tokio::select! {
                 biased;
                 cmd = cmds.recv() => match cmd {
-                    Some(Command::Configure(c)) => self.configure(&c).await,
+                    Some(Command::Configure(c)) => {
+                        super::set_realtime(c.node.vrrp_realtime_priority());
+                        self.configure(&c).await
+                    }
                     Some(Command::Quorum { instance, lost }) => {
                         self.step(Input::Quorum { instance: instance.clone(), lost }).await;
                         if let Some(i) = self.node.instance(&instance) {

@@ -29,9 +29,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-/// Real-time priority of the VRRP thread (SCHED_FIFO), so adverts and master-down timers
-/// keep their times when every core is busy. `LBD_VRRP_RT_PRIORITY=0` turns it off.
-pub const RT_PRIORITY: i32 = 10;
 /// How long an orderly stop may take (priority-0 adverts, VIP removal).
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -81,22 +78,22 @@ impl Default for VrrpSubsystem {
     }
 }
 
-fn set_realtime() {
-    let prio = std::env::var("LBD_VRRP_RT_PRIORITY")
-        .ok()
-        .and_then(|v| v.parse::<i32>().ok())
-        .unwrap_or(RT_PRIORITY);
-    if prio <= 0 {
-        return;
-    }
+/// Puts the calling thread (the VRRP thread) at SCHED_FIFO `priority`, or back to the normal
+/// scheduler for 0; `[node] vrrp_realtime_priority`, applied at every config.
+pub(crate) fn set_realtime(priority: u8) {
+    let (policy, prio) = if priority == 0 {
+        (libc::SCHED_OTHER, 0)
+    } else {
+        (libc::SCHED_FIFO, i32::from(priority))
+    };
     let param = libc::sched_param {
         sched_priority: prio,
     };
     // SAFETY: pid 0 is the calling thread; param is a valid sched_param.
-    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    let r = unsafe { libc::sched_setscheduler(0, policy, &param) };
     if r != 0 {
         warn!(
-            "vrrp: cannot run at real-time priority {prio}: {}; timers may slip under load",
+            "vrrp: cannot run at real-time priority {priority}: {}; timers may slip under load",
             std::io::Error::last_os_error()
         );
     }
@@ -110,7 +107,7 @@ impl VrrpSubsystem {
         let thread = std::thread::Builder::new()
             .name("vrrp".into())
             .spawn(move || {
-                set_realtime();
+                set_realtime(crate::config::Node::DEFAULT_VRRP_REALTIME_PRIORITY);
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
