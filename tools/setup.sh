@@ -165,7 +165,10 @@ apt_update() {
     mkdir -p "${APT_UPDATE_STAMP%/*}" && touch "$APT_UPDATE_STAMP"
 }
 
+APT_LISTS_CHECKED=0
 ensure_apt_lists() {
+    ((APT_LISTS_CHECKED)) && return 0
+    APT_LISTS_CHECKED=1
     if ! apt_lists_present; then
         step "apt package lists are missing: apt-get update"
         apt_update

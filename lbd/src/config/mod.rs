@@ -10,6 +10,7 @@ pub mod keys;
 pub mod model;
 pub mod pem;
 pub mod schema;
+pub mod suggest;
 pub mod types;
 mod validate;
 

@@ -9,6 +9,7 @@ use super::model::*;
 use super::schema::*;
 use super::types::*;
 use serde::de::DeserializeOwned;
+use serde::Deserialize as _;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -119,6 +120,30 @@ struct Raw {
     sync_groups: Vec<(Spanned<String>, SyncGroupSchema)>,
     checks: BTreeMap<String, (Range<usize>, CheckSchema)>,
     services: Vec<(Spanned<String>, ServiceSchema, Vec<RealSchema>)>,
+    declared: Declared,
+}
+
+/// Every named item the file declares, valid or not. An item refused for its own mistakes is
+/// still known by name, so the places that refer to it do not report it again ("no check
+/// named `web`" after `web` was refused would be a second error for one mistake), and a
+/// misspelt reference gets the nearest declared name.
+#[derive(Default)]
+struct Declared {
+    /// `[vrrp.instance.NAME]` → the span of NAME.
+    instances: BTreeMap<String, Range<usize>>,
+    /// `[vrrp.sync_group.NAME]`.
+    sync_groups: BTreeMap<String, Range<usize>>,
+    /// `[check.NAME]`.
+    checks: BTreeMap<String, Range<usize>>,
+    /// VIPs of instances whose table did not deserialize, read leniently, so the services on
+    /// them do not report that no instance holds their VIP.
+    refused_instance_vips: Vec<(IpAddr, String)>,
+}
+
+/// Just the VIPs of an instance table that failed to deserialize (other keys ignored).
+#[derive(serde::Deserialize)]
+struct VipsOnly {
+    vips: Vec<IpPrefix>,
 }
 
 impl Cx {
@@ -169,7 +194,15 @@ impl Cx {
             };
             let culprit = table
                 .iter()
-                .find(|(k, v)| k.span().contains(&at.start) || v.span().contains(&at.start))
+                .find(|(k, v)| k.span().contains(&at.start) || holds(v, at.start))
+                // A sub-table from a [a.b] header may carry no span of its own: the entry
+                // whose key comes last before the error is the one it is in.
+                .or_else(|| {
+                    table
+                        .iter()
+                        .filter(|(k, _)| k.span().start <= at.start)
+                        .max_by_key(|(k, _)| k.span().start)
+                })
                 .map(|(k, _)| k.get_ref().to_string());
             let culprit = culprit?;
             let mut rest = DeTable::new();
@@ -186,9 +219,16 @@ impl Cx {
         let span = e.span().unwrap_or(fallback);
         let msg = e.message().trim().to_string();
         let mut d = Diagnostic::error("invalid-value", Some(span), msg.clone());
-        if msg.starts_with("unknown field") {
+        if let Some((key, expected)) = unknown_field(&msg) {
             d.code = "unknown-key";
-            d.help = Some("check the spelling; the accepted keys are listed above".into());
+            d.message = format!("unknown key `{key}`");
+            d.help = Some(
+                match super::suggest::nearest(&key, expected.iter().map(String::as_str)) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None if expected.is_empty() => "this table takes no keys".into(),
+                    None => format!("the keys here are {}", expected.join(", ")),
+                },
+            );
         } else if msg.starts_with("missing field") {
             d.code = "missing-key";
         }
@@ -244,34 +284,53 @@ impl Cx {
                         match k.get_ref().as_ref() {
                             "instance" => {
                                 for (name, item) in self.named_items(v, "vrrp.instance") {
+                                    raw.declared
+                                        .instances
+                                        .insert(name.get_ref().clone(), name.span());
                                     if let Some(i) = self.de(item) {
                                         raw.instances.push((name, i));
+                                    } else if let Ok(v) = VipsOnly::deserialize(
+                                        toml::de::ValueDeserializer::from(item.clone()),
+                                    ) {
+                                        raw.declared.refused_instance_vips.extend(
+                                            v.vips.iter().map(|p| (p.addr, name.get_ref().clone())),
+                                        );
                                     }
                                 }
                             }
                             "sync_group" => {
                                 for (name, item) in self.named_items(v, "vrrp.sync_group") {
+                                    raw.declared
+                                        .sync_groups
+                                        .insert(name.get_ref().clone(), name.span());
                                     if let Some(g) = self.de(item) {
                                         raw.sync_groups.push((name, g));
                                     }
                                 }
                             }
                             other => {
+                                let help = match super::suggest::nearest(
+                                    other,
+                                    ["instance", "sync_group"],
+                                ) {
+                                    Some(near) => format!("did you mean `vrrp.{near}`?"),
+                                    None => "[vrrp] holds [vrrp.instance.NAME] and [vrrp.sync_group.NAME]".into(),
+                                };
                                 self.err(
                                     "unknown-key",
                                     k.span(),
                                     format!("unknown key `vrrp.{other}`"),
                                 )
-                                .help = Some(
-                                    "[vrrp] holds [vrrp.instance.NAME] and [vrrp.sync_group.NAME]"
-                                        .into(),
-                                );
+                                .help = Some(help);
                             }
                         }
                     }
                 }
                 "check" => {
                     for (name, item) in self.named_items(value, "check") {
+                        raw.declared
+                            .checks
+                            .insert(name.get_ref().clone(), name.span());
                         if let Some(c) = self.de::<CheckSchema>(item) {
                             raw.checks.insert(name.get_ref().clone(), (name.span(), c));
                         }
@@ -319,12 +378,19 @@ impl Cx {
                     }
                 }
                 other => {
+                    let help = match super::suggest::nearest(
+                        other,
+                        ["node", "ipvs", "vrrp", "check", "service"],
+                    ) {
+                        Some(near) => format!("did you mean [{near}]? {TOP_LEVEL_HELP}"),
+                        None => TOP_LEVEL_HELP.into(),
+                    };
                     self.err(
                         "unknown-section",
                         key.span(),
                         format!("unknown section `{other}`"),
                     )
-                    .help = Some(TOP_LEVEL_HELP.into());
+                    .help = Some(help);
                 }
             }
         }
@@ -389,7 +455,7 @@ impl Cx {
         let node = self.node(raw.node);
         // VIP owners from every instance that parsed, valid or not, so a bad instance does not
         // also make each of its services report "VIP not in any VRRP instance".
-        let vip_owners: HashMap<IpAddr, String> = raw
+        let mut vip_owners: HashMap<IpAddr, String> = raw
             .instances
             .iter()
             .flat_map(|(n, s)| {
@@ -399,8 +465,10 @@ impl Cx {
                     .map(move |v| (v.get_ref().addr, n.get_ref().clone()))
             })
             .collect();
+        vip_owners.extend(raw.declared.refused_instance_vips.iter().cloned());
+        let declared = &raw.declared;
         let instances = self.instances(raw.instances);
-        let sync_groups = self.sync_groups(raw.sync_groups, &instances);
+        let sync_groups = self.sync_groups(raw.sync_groups, &instances, declared);
         // Every named check is validated, used or not, so a mistake in one waiting for its
         // first service is found now, not when someone uses it.
         let mut checks: NamedChecks = BTreeMap::new();
@@ -409,6 +477,10 @@ impl Cx {
             let _ = self.check(Some(&schema), None, span.clone());
             let ok = self.error_count() == errors_before;
             checks.insert(n, (span, ok.then_some(schema)));
+        }
+        // Declared but refused while deserializing: known, with no usable definition.
+        for (n, span) in &declared.checks {
+            checks.entry(n.clone()).or_insert((span.clone(), None));
         }
         let mut used_checks: BTreeSet<String> = BTreeSet::new();
         let mut services = BTreeMap::new();
@@ -452,7 +524,7 @@ impl Cx {
                 ));
             }
         }
-        let ipvs = self.ipvs(raw.ipvs, &instances, &sync_groups, real_families);
+        let ipvs = self.ipvs(raw.ipvs, &instances, &sync_groups, declared, real_families);
         Some(Config {
             node,
             ipvs,
@@ -948,6 +1020,7 @@ impl Cx {
         &mut self,
         raw: Vec<(Spanned<String>, SyncGroupSchema)>,
         instances: &BTreeMap<String, (VrrpInstance, Range<usize>)>,
+        declared: &Declared,
     ) -> BTreeMap<String, SyncGroup> {
         let mut out = BTreeMap::new();
         let mut member_of: HashMap<String, String> = HashMap::new();
@@ -956,7 +1029,10 @@ impl Cx {
             for m in g.instances.get_ref() {
                 let inst = m.get_ref();
                 if !instances.contains_key(inst) {
-                    let known: Vec<&str> = instances.keys().map(|s| s.as_str()).collect();
+                    // Declared but refused: its own errors say why.
+                    if declared.instances.contains_key(inst) {
+                        continue;
+                    }
                     self.err(
                         "unknown-instance",
                         m.span(),
@@ -965,11 +1041,11 @@ impl Cx {
                             name.get_ref()
                         ),
                     )
-                    .help = Some(if known.is_empty() {
-                        "define it as [vrrp.instance.NAME]".into()
-                    } else {
-                        format!("known instances: {}", known.join(", "))
-                    });
+                    .help = Some(unknown_name_help(
+                        inst,
+                        declared.instances.keys(),
+                        "define it as [vrrp.instance.NAME]",
+                    ));
                     continue;
                 }
                 if let Some(other) = member_of.get(inst) {
@@ -1007,6 +1083,7 @@ impl Cx {
         s: IpvsSchema,
         instances: &BTreeMap<String, (VrrpInstance, Range<usize>)>,
         groups: &BTreeMap<String, SyncGroup>,
+        declared: &Declared,
         mixed_family_reals: bool,
     ) -> IpvsSettings {
         let mut out = IpvsSettings {
@@ -1068,8 +1145,18 @@ impl Cx {
             }
             let follow = match &sync.follow {
                 Some(f) => {
-                    if !instances.contains_key(f.get_ref()) && !groups.contains_key(f.get_ref()) {
-                        self.err("unknown-instance", f.span(), format!("`follow` names `{}`, which is neither a VRRP instance nor a sync group", f.get_ref()));
+                    let name = f.get_ref();
+                    let known = instances.contains_key(name)
+                        || groups.contains_key(name)
+                        || declared.instances.contains_key(name)
+                        || declared.sync_groups.contains_key(name);
+                    if !known {
+                        self.err("unknown-instance", f.span(), format!("`follow` names `{name}`, which is neither a VRRP instance nor a sync group"))
+                            .help = Some(unknown_name_help(
+                                name,
+                                declared.instances.keys().chain(declared.sync_groups.keys()),
+                                "name a [vrrp.instance.NAME] or [vrrp.sync_group.NAME]",
+                            ));
                     }
                     f.get_ref().clone()
                 }
@@ -1313,6 +1400,9 @@ impl Cx {
                 CheckRef::Inline(schema) => Some((**schema).clone()),
             },
         };
+        // A service check that was named but refused (or is unknown, reported above): reals'
+        // overrides have nothing to complete, and must not report that as a second mistake.
+        let mut base_refused = s.check.is_some() && base_check.is_none();
         // Validate the service's own check once, so its mistakes are reported even without
         // reals and not once per real.
         let base_check = match base_check {
@@ -1320,7 +1410,9 @@ impl Cx {
                 let at = s.check.as_ref().map_or(name.span(), |c| c.span());
                 let errors_before = self.error_count();
                 let _ = self.check(Some(&b), None, at);
-                (self.error_count() == errors_before).then_some(b)
+                let ok = self.error_count() == errors_before;
+                base_refused |= !ok;
+                ok.then_some(b)
             }
             None => None,
         };
@@ -1414,6 +1506,8 @@ impl Cx {
                 Some((CheckRef::Named(n), span)) => self
                     .named_check(n, span.clone(), checks)
                     .and_then(|c| self.check(Some(&c), None, span)),
+                // Overrides of a refused service check: nothing to check them against.
+                Some((CheckRef::Inline(_), _)) if base_refused => None,
                 Some((CheckRef::Inline(over), span)) => self.check(
                     base_check.as_ref(),
                     Some(&Spanned::new(span, (**over).clone())),
@@ -1532,13 +1626,12 @@ impl Cx {
         match checks.get(name) {
             Some((_, schema)) => schema.clone(),
             None => {
-                let known: Vec<&str> = checks.keys().map(|s| s.as_str()).collect();
                 self.err("unknown-check", at, format!("no check named `{name}`"))
-                    .help = Some(if known.is_empty() {
-                    "define it as [check.NAME] or write the check inline: check = { type = \"tcp\" }".into()
-                } else {
-                    format!("defined checks: {}", known.join(", "))
-                });
+                    .help = Some(unknown_name_help(
+                    name,
+                    checks.keys(),
+                    "define it as [check.NAME] or write the check inline: check = { type = \"tcp\" }",
+                ));
                 None
             }
         }
@@ -1952,6 +2045,47 @@ impl Cx {
 /// Per-real override: every field the real sets replaces the service's. A real that changes
 /// the check's `type` inherits only the keys of every type (timing, port, addresses): the
 /// service's type-specific keys (an HTTP `path`...) mean nothing to the real's type.
+/// Whether `value` (or anything inside it) spans byte `pos`.
+fn holds(value: &Spanned<DeValue<'_>>, pos: usize) -> bool {
+    if value.span().contains(&pos) {
+        return true;
+    }
+    match value.get_ref() {
+        DeValue::Table(t) => t
+            .iter()
+            .any(|(k, v)| k.span().contains(&pos) || holds(v, pos)),
+        DeValue::Array(a) => a.iter().any(|v| holds(v, pos)),
+        _ => false,
+    }
+}
+
+/// The key and the expected keys of serde's "unknown field `x`, expected one of `a`, `b`"
+/// (or "expected `a` or `b`", "expected `a`", "there are no fields").
+fn unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    let (key, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    Some((key.to_owned(), expected))
+}
+
+/// The help for a reference to a name that nobody declared: the nearest declared name when
+/// one is close enough to be a misspelling, else what to do.
+fn unknown_name_help<'a>(
+    name: &str,
+    declared: impl IntoIterator<Item = &'a String>,
+    otherwise: &str,
+) -> String {
+    match super::suggest::nearest(name, declared.into_iter().map(String::as_str)) {
+        Some(near) => format!("did you mean `{near}`?"),
+        None => otherwise.to_string(),
+    }
+}
+
 fn merge_check(base: &CheckSchema, over: &CheckSchema) -> CheckSchema {
     let type_changed = match (&over.kind, &base.kind) {
         (Some(o), Some(b)) => o.get_ref() != b.get_ref(),
