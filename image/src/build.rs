@@ -485,9 +485,10 @@ pub struct Built {
 /// its manifest, and `force` is false: then it is left as it is. A build from the same inputs
 /// is byte for byte the same, so skipping it changes nothing but the time.
 pub fn build(options: &BuildOptions, force: bool) -> Result<Built, BuildError> {
-    let inputs = inputs_sha256(options)?;
-    if !force {
-        if let Some(manifest) = unchanged(&options.out, &inputs) {
+    // An input that cannot be read is reported by `assemble`, with what it is.
+    let inputs = inputs_sha256(options).ok();
+    if let (false, Some(inputs)) = (force, &inputs) {
+        if let Some(manifest) = unchanged(&options.out, inputs) {
             return Ok(Built {
                 manifest,
                 rebuilt: false,
@@ -496,7 +497,7 @@ pub fn build(options: &BuildOptions, force: bool) -> Result<Built, BuildError> {
     }
     check_output_replaceable(&options.out)?;
     let mut image = assemble(options)?;
-    image.manifest.inputs_sha256 = inputs;
+    image.manifest.inputs_sha256 = inputs.unwrap_or_default();
     write_output(&options.out, &image)?;
     Ok(Built {
         manifest: image.manifest,

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use lbd::config;
-use lbd::daemon::Daemon;
+use lbd::daemon::{Daemon, Parts};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -102,55 +102,8 @@ fn run(path: PathBuf) -> ExitCode {
         Ok(_) => {}
         Err(e) => tracing::warn!("lbd: cannot raise the open files limit: {e}"),
     }
-    // Health checks feed the IPVS reconciler (HealthFeed) and the VRRP quorum; apply order is
-    // IPVS, checks, VRRP, and stop runs backwards (VRRP first).
-    let checks = match lbd::check::subsystem::CheckSubsystem::start() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("lbd: cannot start the health checks: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let vrrp = lbd::vrrp::runtime::VrrpSubsystem::new();
-    let quorum = vrrp.quorum_sender();
-    checks.forward_quorum(move |instance, lost| quorum.set(instance, lost));
-    let ipvs = lbd::check::feed::HealthFeed::new(
-        lbd::ipvs::subsystem::IpvsSubsystem::new(),
-        checks.health(),
-        vrrp.status(),
-    );
-    // Remote syslog first: later subsystems' start-up lines then reach the collector.
-    let syslog = lbd::syslog::subsystem::SyslogSubsystem::new();
-    // The control API reads health and VRRP state, and feeds drains to the reconciler.
-    let api = lbd::api::ApiSubsystem::start(
-        lbd::api::ApiOptions::from_env(&path),
-        lbd::api::Sources {
-            health: checks.health(),
-            vrrp: vrrp.status(),
-            operator: ipvs.operator_weights(),
-        },
-    )
-    .map_err(|e| tracing::error!("api: {e}; lbd runs without its control API"))
-    .ok();
-    let mut subsystems: Vec<Box<dyn lbd::daemon::Subsystem>> = vec![
-        // First, so the others' lines about a new config are logged at its level.
-        Box::new(lbd::logging::LogLevelSubsystem),
-        Box::new(syslog),
-        Box::new(ipvs),
-        Box::new(checks),
-        Box::new(vrrp),
-    ];
-    if let Some(api) = api {
-        subsystems.push(Box::new(api));
-    }
-    let daemon = match Daemon::start(&path, subsystems) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("{}", e.0);
-            tracing::error!("lbd: cannot start: config {} refused", path.display());
-            return ExitCode::from(2);
-        }
-    };
+    // The one runtime: the daemon and the control API. The check engine and VRRP run on
+    // threads of their own, which the daemon starts and stops.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -161,14 +114,39 @@ fn run(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(daemon.run());
+    let result = runtime.block_on(async {
+        let checks = match lbd::check::subsystem::CheckSubsystem::start() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("lbd: cannot start the health checks: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let parts = Parts {
+            // Remote syslog first: later start-up lines then reach the collector.
+            syslog: lbd::syslog::subsystem::SyslogSubsystem::new(),
+            ipvs: lbd::ipvs::subsystem::IpvsSubsystem::new(),
+            checks,
+            vrrp: lbd::vrrp::runtime::VrrpSubsystem::new(),
+            api: Some(lbd::api::ApiOptions::from_env()),
+        };
+        let daemon = match Daemon::start(&path, parts).await {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("{e}");
+                tracing::error!("lbd: cannot start: config {} refused", path.display());
+                return ExitCode::from(2);
+            }
+        };
+        match daemon.run().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("lbd failed: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    });
     // The last lines ("lbd stopped") must reach the remote collector before the box reboots.
     lbd::syslog::flush(std::time::Duration::from_secs(2));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("lbd failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    result
 }

@@ -90,7 +90,12 @@ fn boots_the_cloud_kernel_with_busybox_and_powers_off() {
     let log = std::fs::read_to_string(g.log_dir().join("console.log")).unwrap();
     assert!(log.contains("LBTEST-HELLO"));
     let cmdline = std::fs::read_to_string(g.log_dir().join("qemu.cmdline")).unwrap();
-    assert!(cmdline.starts_with("qemu-system-x86_64 "), "{cmdline}");
+    // The QEMU of tools/programs.txt, by the path the harness resolved.
+    let qemu = lbtest::programs::path("qemu-system-x86_64");
+    assert!(
+        cmdline.starts_with(&format!("{} ", qemu.display())),
+        "{cmdline}"
+    );
     let report = g.report();
     assert!(report.contains("| LBTEST-HELLO"), "{report}");
     assert!(report.contains("guest-shutdown"), "{report}");

@@ -451,9 +451,20 @@ fn drain_undrain_and_reload() {
     assert_eq!(Lab::real(&s, "web", "127.0.0.1:8501")["drained"], false);
     assert_eq!(Lab::real(&s, "web", "127.0.0.1:8501")["weight"], 4);
 
-    // Reload: unchanged, then a real edit, then a broken file.
+    // Reload: unchanged, then a real edit, then a broken file. Every reload, whoever asks,
+    // takes the daemon's one path; its outcome is in the status as `config.last_reload`.
+    let last_reload = |lab: &Lab| lab.status_json().unwrap()["config"]["last_reload"].clone();
+    let first_version = lab.status_json().unwrap()["config"]["version"].clone();
+    assert!(last_reload(&lab).is_null(), "no reload yet");
     let o = lbctl(&["--socket", &sock, "reload"]);
     assert!(text(&o).starts_with("unchanged: version "), "{}", text(&o));
+    let r = last_reload(&lab);
+    assert_eq!(
+        (r["source"].as_str(), r["result"].as_str()),
+        (Some("api"), Some("unchanged")),
+        "{r}"
+    );
+    assert_eq!(r["version"], first_version);
     let edited = CONFIG.replace("weight = 4", "weight = 6");
     std::fs::write(lab.config_path(), &edited).unwrap();
     let o = lbctl(&["--socket", &sock, "reload"]);
@@ -470,6 +481,15 @@ fn drain_undrain_and_reload() {
             .as_str()
     );
     assert_eq!(Lab::real(&s, "web", "127.0.0.1:8501")["weight"], 6);
+    let r = &s["config"]["last_reload"];
+    assert_eq!(
+        (r["source"].as_str(), r["result"].as_str()),
+        (Some("api"), Some("reloaded")),
+        "{r}"
+    );
+    assert_eq!(r["previous"], first_version);
+    assert_eq!(r["version"], s["config"]["version"]);
+    let edited_version = s["config"]["version"].clone();
     std::fs::write(
         lab.config_path(),
         edited.replace("scheduler = \"rr\"", "scheduler = \"fastest\""),
@@ -490,6 +510,32 @@ fn drain_undrain_and_reload() {
     assert!(out.contains(&format!("lbd.toml:{line}:13: error")), "{out}");
     assert!(out.contains("unknown scheduler \"fastest\""), "{out}");
     assert_eq!(lab.status_json().unwrap()["config"]["applied"], 2);
+    let r = last_reload(&lab);
+    assert_eq!(
+        (r["source"].as_str(), r["result"].as_str()),
+        (Some("api"), Some("refused")),
+        "{r}"
+    );
+    assert_eq!(r["running"], edited_version);
+    assert!(
+        r["errors"].as_array().is_some_and(|e| e
+            .iter()
+            .any(|l| l.as_str().unwrap_or("").contains("fastest"))),
+        "{r}"
+    );
+    // The same broken file by SIGHUP: the same path, the same refusal, the config stays.
+    let signalled = lab.lbd.as_ref().unwrap().id().to_string();
+    lbtest::programs::command("kill")
+        .args(["-HUP", &signalled])
+        .status()
+        .unwrap();
+    let r = wait_until("the refused SIGHUP reload", Duration::from_secs(10), || {
+        let r = last_reload(&lab);
+        (r["source"] == "signal").then_some(r)
+    });
+    assert_eq!(r["result"], "refused", "{r}");
+    assert_eq!(r["running"], edited_version);
+    assert_eq!(lab.status_json().unwrap()["config"]["applied"], 2);
 
     // A drained real the next config no longer has is forgotten.
     std::fs::write(lab.config_path(), &edited).unwrap();
@@ -502,14 +548,22 @@ fn drain_undrain_and_reload() {
     assert!(o.status.success(), "{}", text(&o));
     let drained = std::fs::read_to_string(lab.dir.path().join("drained.json")).unwrap();
     assert_eq!(drained.trim(), "[]", "{drained}");
-    // SIGHUP, the other way to reload, still works beside the API.
-    let signalled = lab.lbd.as_ref().unwrap().id().to_string();
+    // SIGHUP, the other way to reload (init's config watcher hands a fetched config over
+    // this way), applies through the same path.
     std::fs::write(lab.config_path(), &edited).unwrap();
     lbtest::programs::command("kill")
         .args(["-HUP", &signalled])
         .status()
         .unwrap();
-    wait_until("the SIGHUP reload", Duration::from_secs(10), || {
-        (lab.status_json()?["config"]["applied"] == 4).then_some(())
+    let s = wait_until("the SIGHUP reload", Duration::from_secs(10), || {
+        let s = lab.status_json()?;
+        (s["config"]["applied"] == 4).then_some(s)
     });
+    let r = &s["config"]["last_reload"];
+    assert_eq!(
+        (r["source"].as_str(), r["result"].as_str()),
+        (Some("signal"), Some("reloaded")),
+        "{r}"
+    );
+    assert_eq!(r["version"], edited_version);
 }

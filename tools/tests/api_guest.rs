@@ -1,6 +1,7 @@
 //! The control API against a guest's real IPVS (the test image: the appliance plus busybox and
-//! ipvsadm): status and metrics carry the kernel's columns, and a drain reaches the kernel
-//! through the reconciler, which `ipvsadm -Ln` (an independent tool) confirms.
+//! ipvsadm): status and metrics carry the kernel's columns, a drain reaches the kernel through
+//! the reconciler, which `ipvsadm -Ln` (an independent tool) confirms, and a config that init's
+//! watcher fetches is reloaded by the daemon, whose status says so.
 //!
 //! Needs QEMU, the kernel package (tools/setup.sh) and the test image
 //! (tools/build-test-image.sh); a missing piece fails the test with instructions.
@@ -81,7 +82,8 @@ fn drain_reaches_the_kernel_through_the_reconciler() {
     let mut sg = boot_with_shell(
         ApplianceBuilder::new("api-guest")
             .tftp(dir.path())
-            .config_url("tftp://10.0.2.2/lb.toml"),
+            .config_url("tftp://10.0.2.2/lb.toml")
+            .poll("1s"),
         BOOT,
     )
     .unwrap();
@@ -137,7 +139,7 @@ fn drain_reaches_the_kernel_through_the_reconciler() {
     assert!(answer.contains("\"changed\": true"), "{answer}");
     sg.guest
         .expect(
-            r"lbd:\s+INFO ipvs applied health changes: reals \+0 ~1 -0, 0 errors",
+            r"lbd:\s+INFO ipvs applied drain changes: reals \+0 ~1 -0, 0 errors",
             STEP,
         )
         .unwrap();
@@ -161,12 +163,34 @@ fn drain_reaches_the_kernel_through_the_reconciler() {
     post(sh, "/undrain?real=10.0.2.2");
     sg.guest
         .expect(
-            r"lbd:\s+INFO ipvs applied health changes: reals \+0 ~1 -0, 0 errors",
+            r"lbd:\s+INFO ipvs applied drain changes: reals \+0 ~1 -0, 0 errors",
             STEP,
         )
         .unwrap();
     let sh = &mut sg.shell;
     assert_eq!(kernel_weight(sh, "10.0.2.2:8080"), Some(2));
     assert_eq!(real(&status(sh), "10.0.2.2:8080")["ipvs"]["weight"], 2);
+
+    // init's config watcher fetches a changed config and hands it to lbd (SIGHUP): the daemon
+    // reloads through its one path and says so in its status; the kernel follows.
+    let before = status(sh)["config"]["version"].clone();
+    dir.publish("lb.toml", &CONFIG.replace("weight = 2", "weight = 5"))
+        .unwrap();
+    let deadline = std::time::Instant::now() + STEP;
+    let reload = loop {
+        let r = status(&mut sg.shell)["config"]["last_reload"].clone();
+        if r["result"] == "reloaded" {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload after the new config: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(reload["source"], "signal", "{reload}");
+    assert_eq!(reload["previous"], before, "{reload}");
+    let sh = &mut sg.shell;
+    assert_eq!(kernel_weight(sh, "10.0.2.2:8080"), Some(5));
     assert_no_fatal(sg.guest.console());
 }

@@ -1,6 +1,6 @@
 //! Drained reals: the operator's runtime override "no new connections to this real" (weight 0
 //! until undrained), like ldirectord's maintenance directory, without a config change. They
-//! reach IPVS only through the reconciler (as operator weights, see `check::feed`), and are
+//! reach IPVS only through the reconciler (as operator weights the daemon takes, see `daemon::inputs`), and are
 //! kept in a file under `/run` so a restarted lbd keeps them (a reboot forgets them, with the
 //! IPVS table).
 

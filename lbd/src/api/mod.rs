@@ -11,57 +11,49 @@
 //! | `POST /drain?real=ADDR[:PORT][&service=NAME]` | weight 0 for the real(s) until undrained, without a config change |
 //! | `POST /undrain?real=...` | back to the weight the config and checks give |
 //!
-//! Data comes from the subsystems as they publish it (health reports and VRRP status through
-//! `watch` channels, the config through [`Subsystem::apply`]); the IPVS columns from a
-//! read-only dump of the kernel table per request. A drain is an *input* of the reconciler
-//! (operator weights into `check::feed`), never a write to IPVS from here.
+//! Data comes from what the daemon and the subsystems publish (the running config, health
+//! reports and VRRP status through `watch` channels); the IPVS columns from the kernel view the
+//! daemon's IPVS subsystem reads (no second kernel client here). A reload is a request to the
+//! daemon, answered with its outcome; a drain is an *input* of the reconciler (operator
+//! weights, sent to the daemon), never a write to IPVS from here.
 //!
-//! The API runs on its own thread and runtime, like the checks and VRRP, so a slow client or a
-//! large table dump never delays them or the daemon's signal handling.
+//! The API runs as tasks on the daemon's runtime; a kernel dump or a config parse happens on a
+//! blocking worker, so a slow client never delays the daemon.
 
 pub mod drain;
 pub mod http;
 pub mod metrics;
 pub mod snapshot;
 
-use crate::check::board::HealthReport;
-use crate::check::feed::OperatorWeights;
-use crate::config::{self, Config};
-use crate::daemon::Subsystem;
-use crate::vrrp::runtime::Status as VrrpStatus;
+use crate::config::Config;
+use crate::daemon::inputs::OperatorWeights;
+use crate::daemon::{Handle, ReloadResult, ReloadSource};
 use drain::Drained;
 use http::{Request, Response};
 use serde::Serialize;
-use snapshot::KernelView;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 /// Where the Unix socket is unless `LBD_API_SOCKET` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/lb/lbd.sock";
-/// How long a reload may take before the API gives up waiting for it.
-const RELOAD_WAIT: Duration = Duration::from_secs(10);
-/// How long reading the kernel table may take for one request.
-const DUMP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the API listens and what it reloads.
+/// Where the API listens.
 #[derive(Clone, Debug)]
 pub struct ApiOptions {
     pub socket: PathBuf,
-    /// The config file lbd runs from (what `POST /reload` validates).
-    pub config_path: PathBuf,
     /// Where drained reals are remembered (next to the socket).
     pub drain_file: PathBuf,
 }
 
 impl ApiOptions {
     /// The socket from `LBD_API_SOCKET` or [`DEFAULT_SOCKET`].
-    pub fn from_env(config_path: &Path) -> ApiOptions {
+    pub fn from_env() -> ApiOptions {
         let socket = std::env::var_os("LBD_API_SOCKET")
             .filter(|s| !s.is_empty())
             .map(PathBuf::from)
@@ -70,68 +62,49 @@ impl ApiOptions {
             .parent()
             .unwrap_or(Path::new("/run/lb"))
             .join("drained.json");
-        ApiOptions {
-            socket,
-            config_path: config_path.to_path_buf(),
-            drain_file,
-        }
+        ApiOptions { socket, drain_file }
     }
-}
-
-/// What the API reads from the other subsystems.
-pub struct Sources {
-    pub health: watch::Receiver<Arc<HealthReport>>,
-    pub vrrp: watch::Receiver<VrrpStatus>,
-    /// The reconciler's operator-weight input (see `check::feed::HealthFeed::operator_weights`).
-    pub operator: watch::Sender<OperatorWeights>,
-}
-
-struct State {
-    config: Option<Arc<Config>>,
-    loaded_at: SystemTime,
-    applied: u64,
-    drained: Drained,
 }
 
 struct Shared {
     opts: ApiOptions,
-    started_at: SystemTime,
-    state: Mutex<State>,
-    /// Bumped at every applied config (reloads wait for it).
-    applied: watch::Sender<u64>,
-    health: watch::Receiver<Arc<HealthReport>>,
-    vrrp: watch::Receiver<VrrpStatus>,
-    operator: watch::Sender<OperatorWeights>,
+    daemon: Handle,
+    /// The API's own state: the drained set (only the API's tasks touch it, on one runtime).
+    drained: Mutex<Drained>,
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn drained(&self) -> std::sync::MutexGuard<'_, Drained> {
+        self.drained.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Hands the drained set to the reconciler.
     fn publish_drains(&self, drained: &Drained) {
-        self.operator.send_replace(Arc::new(drained.weights()));
+        self.daemon
+            .set_operator_weights(Arc::new(drained.weights()));
+    }
+
+    fn config(&self) -> Option<Arc<Config>> {
+        self.daemon
+            .published()
+            .borrow()
+            .as_ref()
+            .map(|p| p.config.clone())
     }
 }
 
-enum Cmd {
-    Listen(Option<SocketAddr>),
-    Stop,
-}
-
-/// The control API subsystem.
-pub struct ApiSubsystem {
+/// The running control API.
+pub struct Api {
     shared: Arc<Shared>,
-    cmd: mpsc::UnboundedSender<Cmd>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    listen: Option<Option<SocketAddr>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
-impl ApiSubsystem {
-    /// Starts the API thread and binds the Unix socket. Drains remembered from an earlier lbd
-    /// are handed to the reconciler at once, so they hold from the first apply.
-    pub fn start(opts: ApiOptions, sources: Sources) -> std::io::Result<ApiSubsystem> {
+impl Api {
+    /// Binds the Unix socket and starts serving on the current runtime. Returns the drains
+    /// remembered from an earlier lbd as the reconciler's first operator weights, so they hold
+    /// from the first apply.
+    pub fn start(opts: ApiOptions, daemon: Handle) -> std::io::Result<(Api, OperatorWeights)> {
         let drained = Drained::load(Some(opts.drain_file.clone()));
         if !drained.set().is_empty() {
             info!(
@@ -140,38 +113,33 @@ impl ApiSubsystem {
                 drained.set().len()
             );
         }
-        let (applied, _) = watch::channel(0);
+        let weights: OperatorWeights = Arc::new(drained.weights());
+        let unix = UnixListener::from_std(bind_unix(&opts.socket)?)?;
         let shared = Arc::new(Shared {
             opts,
-            started_at: SystemTime::now(),
-            state: Mutex::new(State {
-                config: None,
-                loaded_at: SystemTime::now(),
-                applied: 0,
-                drained,
-            }),
-            applied,
-            health: sources.health,
-            vrrp: sources.vrrp,
-            operator: sources.operator,
+            daemon,
+            drained: Mutex::new(drained),
         });
-        shared.publish_drains(&shared.lock().drained);
-        let unix = bind_unix(&shared.opts.socket)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let (cmd, rx) = mpsc::unbounded_channel();
-        let thread = std::thread::Builder::new().name("lbd-api".into()).spawn({
-            let shared = shared.clone();
-            move || runtime.block_on(serve(shared, unix, rx))
-        })?;
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(serve(shared.clone(), unix, stopped));
         info!(socket = %shared.opts.socket.display(), "api: listening on {}", shared.opts.socket.display());
-        Ok(ApiSubsystem {
-            shared,
-            cmd,
-            thread: Some(thread),
-            listen: None,
-        })
+        Ok((
+            Api {
+                shared,
+                stop: Some(stop),
+                task,
+            },
+            weights,
+        ))
+    }
+
+    /// Stops listening and removes the socket.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+        let _ = std::fs::remove_file(&self.shared.opts.socket);
     }
 }
 
@@ -193,79 +161,27 @@ fn bind_unix(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
     Ok(l)
 }
 
-impl Subsystem for ApiSubsystem {
-    fn name(&self) -> &'static str {
-        "api"
-    }
-
-    fn apply(&mut self, _old: Option<&Config>, new: &Config) {
-        {
-            let mut st = self.shared.lock();
-            st.config = Some(Arc::new(new.clone()));
-            st.loaded_at = SystemTime::now();
-            st.applied += 1;
-            if st.drained.retain_in(new) {
-                if let Err(e) = st.drained.save() {
-                    warn!("api: cannot remember drained reals: {e}");
-                }
-                self.shared.publish_drains(&st.drained);
-            }
-        }
-        self.shared.applied.send_modify(|g| *g += 1);
-        if self.listen != Some(new.node.api_listen) {
-            self.listen = Some(new.node.api_listen);
-            let _ = self.cmd.send(Cmd::Listen(new.node.api_listen));
-        }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.cmd.send(Cmd::Stop);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        let _ = std::fs::remove_file(&self.shared.opts.socket);
-    }
-}
-
-impl Drop for ApiSubsystem {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-async fn serve(
-    shared: Arc<Shared>,
-    unix: std::os::unix::net::UnixListener,
-    mut cmd: mpsc::UnboundedReceiver<Cmd>,
-) {
-    let unix = match UnixListener::from_std(unix) {
-        Ok(u) => u,
-        Err(e) => {
-            error!("api: {e}; the control API is not available");
-            return;
-        }
-    };
+/// Follows the daemon's config (the HTTP listener, drains of reals that are gone) and serves
+/// both listeners until told to stop.
+async fn serve(shared: Arc<Shared>, unix: UnixListener, mut stop: oneshot::Receiver<()>) {
+    let mut published = shared.daemon.published();
     let mut tcp: Option<(SocketAddr, TcpListener)> = None;
+    let mut applied_seen = 0;
     loop {
+        // The config as the daemon runs it: follow its listener and forget drains of reals
+        // it no longer has.
+        let current = published.borrow_and_update().clone();
+        if let Some(p) = current.filter(|p| p.applied != applied_seen) {
+            applied_seen = p.applied;
+            follow_config(&shared, &p.config, &mut tcp).await;
+        }
         tokio::select! {
-            c = cmd.recv() => match c {
-                None | Some(Cmd::Stop) => return,
-                Some(Cmd::Listen(addr)) => {
-                    if tcp.as_ref().map(|t| t.0) == addr {
-                        continue;
-                    }
-                    tcp = None;
-                    if let Some(a) = addr {
-                        match TcpListener::bind(a).await {
-                            Ok(l) => {
-                                info!(listen = %a, "api: HTTP on {a}");
-                                tcp = Some((a, l));
-                            }
-                            Err(e) => error!("api: cannot listen on {a}: {e}; the HTTP API is off (the Unix socket works)"),
-                        }
-                    }
+            _ = &mut stop => return,
+            changed = published.changed() => {
+                if changed.is_err() {
+                    return;
                 }
-            },
+            }
             a = unix.accept() => {
                 if let Ok((stream, _)) = a {
                     tokio::spawn(connection(shared.clone(), stream));
@@ -281,6 +197,38 @@ async fn serve(
                     tokio::spawn(connection(shared.clone(), stream));
                 }
             }
+        }
+    }
+}
+
+async fn follow_config(
+    shared: &Arc<Shared>,
+    config: &Config,
+    tcp: &mut Option<(SocketAddr, TcpListener)>,
+) {
+    {
+        let mut drained = shared.drained();
+        if drained.retain_in(config) {
+            if let Err(e) = drained.save() {
+                warn!("api: cannot remember drained reals: {e}");
+            }
+            shared.publish_drains(&drained);
+        }
+    }
+    let want = config.node.api_listen;
+    if tcp.as_ref().map(|t| t.0) == want {
+        return;
+    }
+    *tcp = None;
+    if let Some(a) = want {
+        match TcpListener::bind(a).await {
+            Ok(l) => {
+                info!(listen = %a, "api: HTTP on {a}");
+                *tcp = Some((a, l));
+            }
+            Err(e) => error!(
+                "api: cannot listen on {a}: {e}; the HTTP API is off (the Unix socket works)"
+            ),
         }
     }
 }
@@ -325,43 +273,29 @@ async fn route(shared: &Arc<Shared>, req: Request) -> Response {
     }
 }
 
-/// Reads the kernel's IPVS table with counters, off the API thread.
-async fn kernel_view() -> KernelView {
-    let dump = tokio::task::spawn_blocking(|| {
-        crate::ipvs::client::IpvsClient::connect().and_then(|mut c| c.dump())
-    });
-    match tokio::time::timeout(DUMP_TIMEOUT, dump).await {
-        Ok(Ok(Ok(d))) => KernelView::Table(d),
-        Ok(Ok(Err(e))) => KernelView::Unavailable(e.to_string()),
-        Ok(Err(e)) => KernelView::Unavailable(format!("dump task failed: {e}")),
-        Err(_) => {
-            KernelView::Unavailable(format!("reading the table took more than {DUMP_TIMEOUT:?}"))
-        }
-    }
-}
-
 async fn status(shared: &Arc<Shared>) -> Option<snapshot::Status> {
-    let kernel = kernel_view().await;
-    let st = shared.lock();
-    let config = st.config.clone()?;
-    let health = shared.health.borrow().clone();
-    let vrrp = shared.vrrp.borrow().clone();
+    let published = shared.daemon.published().borrow().clone()?;
+    let kernel = shared.daemon.kernel_table().await;
+    let health = shared.daemon.health().borrow().clone();
+    let vrrp = shared.daemon.vrrp().borrow().clone();
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
+    let drained = shared.drained().clone();
     Some(snapshot::build(&snapshot::Inputs {
-        config: &config,
-        config_path: &shared.opts.config_path,
-        loaded_at: st.loaded_at,
-        applied: st.applied,
-        started_at: shared.started_at,
+        config: &published.config,
+        config_path: &published.config_path,
+        loaded_at: published.loaded_at,
+        applied: published.applied,
+        started_at: published.started_at,
         now: SystemTime::now(),
         hostname,
         health: &health,
         vrrp: &vrrp,
-        drained: &st.drained,
+        drained: &drained,
         kernel: &kernel,
         syslog: crate::syslog::status(),
+        last_reload: published.last_reload.as_ref(),
     }))
 }
 
@@ -395,80 +329,40 @@ struct ReloadAnswer {
 }
 
 async fn reload(shared: &Arc<Shared>) -> Response {
-    let path = shared.opts.config_path.clone();
-    let current = shared.lock().config.as_ref().map(|c| c.version.clone());
-    let loaded = match tokio::task::spawn_blocking(move || config::load(&path)).await {
-        Ok(r) => r,
-        Err(e) => return Response::error(500, format!("validation task failed: {e}")),
+    info!("api: reload requested");
+    let Some(outcome) = shared.daemon.reload(ReloadSource::Api).await else {
+        return Response::error(503, "lbd is stopping");
     };
-    let next = match loaded {
-        Ok(l) => l,
-        Err(e) => {
+    let answer = match outcome.result {
+        ReloadResult::Reloaded { version, previous } => ReloadAnswer {
+            result: "reloaded",
+            version: Some(version),
+            previous: Some(previous),
+            errors: Vec::new(),
+        },
+        ReloadResult::Unchanged { version } => ReloadAnswer {
+            result: "unchanged",
+            previous: Some(version.clone()),
+            version: Some(version),
+            errors: Vec::new(),
+        },
+        ReloadResult::Refused { errors, running } => {
             warn!(
-                errors = e.error_count(),
-                "api: reload refused: {} does not validate",
-                shared.opts.config_path.display()
+                errors = errors.len(),
+                "api: reload refused: the config file does not validate"
             );
             return Response::json(
                 422,
                 &ReloadAnswer {
                     result: "refused",
                     version: None,
-                    previous: current,
-                    errors: e.one_line_each(),
+                    previous: Some(running),
+                    errors,
                 },
             );
         }
     };
-    let version = next.config.version.clone();
-    if current.as_deref() == Some(version.as_str()) {
-        return Response::json(
-            200,
-            &ReloadAnswer {
-                result: "unchanged",
-                version: Some(version),
-                previous: current,
-                errors: Vec::new(),
-            },
-        );
-    }
-    // The daemon reloads on SIGHUP, validating again; the API waits until the new version
-    // has been applied (or another change won the race).
-    let mut applied = shared.applied.subscribe();
-    info!("api: reload requested");
-    // SAFETY: kill(2) on our own pid with a signal the daemon handles.
-    unsafe {
-        libc::kill(libc::getpid(), libc::SIGHUP);
-    }
-    let waited = tokio::time::timeout(RELOAD_WAIT, async {
-        loop {
-            if applied.changed().await.is_err() {
-                return false;
-            }
-            let now = shared.lock().config.as_ref().map(|c| c.version.clone());
-            if now.as_deref() == Some(version.as_str()) {
-                return true;
-            }
-        }
-    })
-    .await;
-    match waited {
-        Ok(true) => Response::json(
-            200,
-            &ReloadAnswer {
-                result: "reloaded",
-                version: Some(version),
-                previous: current,
-                errors: Vec::new(),
-            },
-        ),
-        _ => Response::error(
-            504,
-            format!(
-                "the daemon did not apply version {version} within {RELOAD_WAIT:?}; see its log"
-            ),
-        ),
-    }
+    Response::json(200, &answer)
 }
 
 fn drain_cmd(shared: &Arc<Shared>, req: &Request, drain: bool) -> Response {
@@ -479,21 +373,21 @@ fn drain_cmd(shared: &Arc<Shared>, req: &Request, drain: bool) -> Response {
         );
     };
     let service = req.param("service").filter(|s| !s.is_empty());
-    let mut st = shared.lock();
-    let Some(config) = st.config.clone() else {
+    let Some(config) = shared.config() else {
         return Response::error(503, "no config applied yet");
     };
+    let mut st = shared.drained();
     let keys = match drain::select(&config, service, real) {
         Ok(k) => k,
         Err(e @ drain::SelectError::BadReal(_)) => return Response::error(400, e.to_string()),
         Err(e) => return Response::error(404, e.to_string()),
     };
-    let changed = st.drained.change(&keys, drain);
+    let changed = st.change(&keys, drain);
     if changed {
-        if let Err(e) = st.drained.save() {
+        if let Err(e) = st.save() {
             warn!("api: cannot remember drained reals: {e}");
         }
-        shared.publish_drains(&st.drained);
+        shared.publish_drains(&st);
     }
     for (svc, addr) in &keys {
         info!(
@@ -518,7 +412,7 @@ fn drain_cmd(shared: &Arc<Shared>, req: &Request, drain: bool) -> Response {
             "action": if drain { "drain" } else { "undrain" },
             "changed": changed,
             "reals": list(&mut keys.iter()),
-            "drained": list(&mut st.drained.set().iter()),
+            "drained": list(&mut st.set().iter()),
         }),
     )
 }

@@ -42,6 +42,7 @@ pub struct Inputs<'a> {
     pub drained: &'a Drained,
     pub kernel: &'a KernelView,
     pub syslog: SyslogStatus,
+    pub last_reload: Option<&'a crate::daemon::ReloadOutcome>,
 }
 
 /// Traffic counters and rates (IPVS's own: rates are per second, averaged by the kernel).
@@ -107,6 +108,8 @@ pub struct ConfigInfo {
     pub age_seconds: f64,
     pub applied: u64,
     pub summary: String,
+    /// The last reload asked for (by SIGHUP or the API), whatever came of it.
+    pub last_reload: Option<crate::daemon::ReloadOutcome>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -381,6 +384,7 @@ pub fn build(i: &Inputs) -> Status {
             age_seconds: secs_between(i.loaded_at, i.now),
             applied: i.applied,
             summary: i.config.summary(),
+            last_reload: i.last_reload.cloned(),
         },
         ipvs: match i.kernel {
             KernelView::Table(_) => IpvsInfo {

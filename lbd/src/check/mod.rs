@@ -8,7 +8,7 @@
 //!            HealthBoard (per real, per service, quorum) ◀─┘
 //!                 │ logs each change once, with its reason
 //!                 ▼
-//!   watch::Receiver<Arc<HealthReport>> ──▶ feed: IPVS reconciler (RealHealth, weights)
+//!   watch::Receiver<Arc<HealthReport>> ──▶ the daemon: IPVS reconciler (RealHealth, weights)
 //!                                        ──▶ VRRP quorum per instance, status (serde)
 //! ```
 //!
@@ -16,8 +16,8 @@
 //! (next run times by millisecond), [`deadlines`] (runs in flight by deadline), [`proto`] (protocol encoders and parsers). I/O parts (feature `daemon`): `probe` (the checkers),
 //! `connect` (the engine's fast path for TCP connect checks: reused sockets, one epoll), `half_open`
 //! (SYN-only TCP checks: batched sends and reads on one raw socket per family),
-//! `engine` (the scheduler loop: clock, runs in flight, channels), `subsystem` (lbd's [`crate::daemon::Subsystem`]) and
-//! `feed` (health reports into the IPVS reconciler).
+//! `engine` (the scheduler loop: clock, runs in flight, channels), and `subsystem` (the engine's thread, started
+//! and fed by the daemon, which takes the health reports into the IPVS reconciler).
 //!
 //! Health reaches the kernel only through the reconciler: the report's
 //! [`board::HealthReport::real_health`] is the [`crate::reconcile::RealHealth`] that
@@ -36,8 +36,6 @@ pub mod schedule;
 pub mod connect;
 #[cfg(feature = "daemon")]
 pub mod engine;
-#[cfg(feature = "daemon")]
-pub mod feed;
 #[cfg(feature = "daemon")]
 pub mod half_open;
 #[cfg(feature = "daemon")]

@@ -19,7 +19,6 @@
 use super::client::{IpvsClient, IpvsError};
 use super::msg::ServiceId;
 use crate::config::Config;
-use crate::daemon::Subsystem;
 use crate::reconcile::{
     self, DestSpec, KernelState, Op, Overrides, PlanCounts, RealHealth, ServiceSpec, SyncRole,
 };
@@ -264,44 +263,69 @@ impl IpvsSubsystem {
     }
 }
 
-impl Subsystem for IpvsSubsystem {
-    fn name(&self) -> &'static str {
-        "ipvs"
+/// Logs what a reconcile did: the whole apply of a config with its counts, or the changes an
+/// input (`health`, `drain`, `sync role`) brought.
+pub fn log_report(r: &ApplyReport, why: &str) {
+    if let Some((services, reals)) = r.adopted {
+        info!(
+            services,
+            reals, "ipvs: adopted the kernel table as it is (no rebuild)"
+        );
+    }
+    let c = r.counts;
+    let errors = if r.errors == 1 { "" } else { "s" };
+    if why == "config" {
+        info!(
+            services_added = c.services_added,
+            services_edited = c.services_edited,
+            services_deleted = c.services_deleted,
+            reals_added = c.reals_added,
+            reals_edited = c.reals_edited,
+            reals_deleted = c.reals_deleted,
+            other = c.other,
+            errors = r.errors,
+            messages = r.messages,
+            ms = format!("{:.1}", r.millis),
+            "ipvs applied: services +{} ~{} -{}, reals +{} ~{} -{}, other {}, {} error{errors}",
+            c.services_added,
+            c.services_edited,
+            c.services_deleted,
+            c.reals_added,
+            c.reals_edited,
+            c.reals_deleted,
+            c.other,
+            r.errors,
+        );
+    } else {
+        info!(
+            reals_added = c.reals_added,
+            reals_edited = c.reals_edited,
+            reals_deleted = c.reals_deleted,
+            errors = r.errors,
+            ms = format!("{:.1}", r.millis),
+            "ipvs applied {why} changes: reals +{} ~{} -{}, {} error{errors}",
+            c.reals_added,
+            c.reals_edited,
+            c.reals_deleted,
+            r.errors,
+        );
+    }
+}
+
+impl IpvsSubsystem {
+    /// The kernel's table with counters, read with this subsystem's own client.
+    pub fn dump(&mut self) -> Result<super::client::Dump, IpvsError> {
+        if self.client.is_none() {
+            self.client = Some(IpvsClient::connect()?);
+        }
+        let client = self.client.as_mut().expect("just connected");
+        client.dump().inspect_err(|_| self.client = None)
     }
 
-    fn apply(&mut self, _old: Option<&Config>, new: &Config) {
-        match self.reconcile(new) {
-            Ok(r) => {
-                if let Some((services, reals)) = r.adopted {
-                    info!(
-                        services,
-                        reals, "ipvs: adopted the kernel table as it is (no rebuild)"
-                    );
-                }
-                let c = r.counts;
-                info!(
-                    services_added = c.services_added,
-                    services_edited = c.services_edited,
-                    services_deleted = c.services_deleted,
-                    reals_added = c.reals_added,
-                    reals_edited = c.reals_edited,
-                    reals_deleted = c.reals_deleted,
-                    other = c.other,
-                    errors = r.errors,
-                    messages = r.messages,
-                    ms = format!("{:.1}", r.millis),
-                    "ipvs applied: services +{} ~{} -{}, reals +{} ~{} -{}, other {}, {} error{}",
-                    c.services_added,
-                    c.services_edited,
-                    c.services_deleted,
-                    c.reals_added,
-                    c.reals_edited,
-                    c.reals_deleted,
-                    c.other,
-                    r.errors,
-                    if r.errors == 1 { "" } else { "s" }
-                );
-            }
+    /// Applies `config` and logs what it did.
+    pub fn apply(&mut self, config: &Config) {
+        match self.reconcile(config) {
+            Ok(r) => log_report(&r, "config"),
             Err(IpvsError::Unavailable) => {
                 error!(
                     "ipvs: {}; services are not programmed",
@@ -312,7 +336,9 @@ impl Subsystem for IpvsSubsystem {
         }
     }
 
-    fn stop(&mut self) {
+    /// lbd stops: the table stays as it is (nothing is flushed), so connections keep flowing
+    /// through a restart or an upgrade.
+    pub fn stop(&mut self) {
         if self.client.is_some() {
             info!("ipvs: leaving the kernel table in place (connections keep flowing)");
         }

@@ -24,12 +24,11 @@
 //!   by `quorum_priority_drop`, and a drop that would reach 0 faults the instance
 //!   (`quorum_priority_drop = 0`, the default, leaves VRRP alone).
 //! - VRRP → IPVS connection sync: [`runtime::VrrpSubsystem::status`] is a `watch` of every
-//!   instance's [`State`]. Whoever drives the reconciler (today `check::feed::HealthFeed`,
-//!   which already re-reconciles on health reports) should also wait on that receiver and,
-//!   on each change, call `ipvs.set_sync_role(sync::sync_role(&config, &status.roles)
-//!   .unwrap_or_default())` and reconcile: the kernel then runs the sync master daemon while
-//!   the followed instance (or every member of the followed sync group) is master, and the
-//!   backup daemon otherwise. No VRRP code touches IPVS.
+//!   instance's [`State`]. The daemon waits on it and, on each change, takes
+//!   [`sync::sync_role`] into the reconciler's inputs (`daemon::inputs`) and reconciles: the
+//!   kernel then runs the sync master daemon while the followed instance (or every member of
+//!   the followed sync group) is master, and the backup daemon otherwise. No VRRP code
+//!   touches IPVS.
 //!
 //! # Limits
 //!

@@ -1,0 +1,627 @@
+//! lbd's owner. The daemon holds the running config and every subsystem, and is the only one
+//! that changes them: it loads and applies configs, feeds the IPVS reconciler from the health
+//! checks, the VRRP roles and the operator's drains, answers the control API's requests, and
+//! stops everything in order.
+//!
+//! ```text
+//!  SIGHUP ─┐                          ┌─▶ log level, remote syslog
+//!  API ────┴─ Request::Reload ─▶ Daemon ─┼─▶ IpvsSubsystem (lent to a blocking worker per apply)
+//!  API ─── Request::KernelTable ─▶       ├─▶ CheckSubsystem (thread: the engine's epoll loop)
+//!  API ─── Request::OperatorWeights ─▶   └─▶ VrrpSubsystem  (thread: real-time, VIPs, adverts)
+//!  checks ─ watch<HealthReport> ─▶ Daemon ─▶ reconcile
+//!  VRRP ─── watch<Status> ─────────▶ Daemon ─▶ connection-sync role ─▶ reconcile
+//!  Daemon ─ watch<Published> ─▶ API (config, load time, the last reload's outcome)
+//! ```
+//!
+//! One tokio runtime runs the daemon and the API; the check engine and VRRP have their own
+//! threads (an epoll loop, a real-time priority), started and stopped by the daemon. Nothing is
+//! shared behind a lock: the IPVS subsystem is moved into a blocking worker for each kernel
+//! operation and moved back, so a large apply never stalls the API.
+//!
+//! Reload is validate-then-swap, whoever asks (SIGHUP — which is how init hands over a config it
+//! fetched — or the API): one path, [`Daemon::reload`], whose [`ReloadOutcome`] is answered to
+//! the asker and published. A refused config is logged with every error and the running one
+//! stays.
+
+pub mod inputs;
+
+use crate::api::snapshot::KernelView;
+use crate::api::{Api, ApiOptions};
+use crate::check::board::HealthReport;
+use crate::check::subsystem::CheckSubsystem;
+use crate::config::{self, Config, Loaded};
+use crate::ipvs::subsystem::IpvsSubsystem;
+use crate::syslog::subsystem::SyslogSubsystem;
+use crate::vrrp::runtime::{Status as VrrpStatus, VrrpSubsystem};
+use inputs::{IpvsInputs, OperatorWeights};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, error, info, warn};
+
+/// A part of lbd that runs on its own thread and follows the config (checks, VRRP), or a
+/// setting applied in place (log level, remote syslog). Called with each new valid config, in
+/// order, after the previous one was applied.
+pub trait Subsystem: Send {
+    fn name(&self) -> &'static str;
+    /// Applies `new`; `old` is the config applied before (None at start).
+    fn apply(&mut self, old: Option<&Config>, new: &Config);
+    /// Orderly stop (e.g. VRRP sends its priority-0 advert).
+    fn stop(&mut self) {}
+}
+
+/// Who asked for a reload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReloadSource {
+    /// SIGHUP: init after it fetched a changed config, or an operator with `kill -HUP`.
+    Signal,
+    /// The control API's `POST /reload` (`lbctl reload`).
+    Api,
+}
+
+/// What a reload did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+pub enum ReloadResult {
+    /// A new config is running.
+    Reloaded { version: String, previous: String },
+    /// The file holds the config that runs already.
+    Unchanged { version: String },
+    /// The file does not validate (or cannot be read); the running config stays.
+    Refused {
+        errors: Vec<String>,
+        running: String,
+    },
+}
+
+/// One reload: who asked, when, what came of it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReloadOutcome {
+    pub source: ReloadSource,
+    #[serde(flatten)]
+    pub result: ReloadResult,
+    /// Seconds since the epoch.
+    pub at: f64,
+    /// How long reading, validating and applying took.
+    pub millis: f64,
+}
+
+/// What the daemon publishes for the API after every change.
+#[derive(Clone, Debug)]
+pub struct Published {
+    pub config: Arc<Config>,
+    pub config_path: PathBuf,
+    pub loaded_at: SystemTime,
+    /// Configs applied so far (1 after the start).
+    pub applied: u64,
+    pub started_at: SystemTime,
+    pub last_reload: Option<ReloadOutcome>,
+}
+
+/// What others ask of the daemon.
+pub enum Request {
+    Reload {
+        source: ReloadSource,
+        reply: Option<oneshot::Sender<ReloadOutcome>>,
+    },
+    /// The kernel's IPVS table with counters, as the IPVS subsystem reads it.
+    KernelTable {
+        reply: oneshot::Sender<Arc<KernelView>>,
+    },
+    /// The operator's drains, as weight overrides; each change reconciles.
+    OperatorWeights(OperatorWeights),
+}
+
+/// How the API (and tests) talk to the daemon.
+#[derive(Clone)]
+pub struct Handle {
+    requests: mpsc::UnboundedSender<Request>,
+    published: watch::Receiver<Option<Arc<Published>>>,
+    health: watch::Receiver<Arc<HealthReport>>,
+    vrrp: watch::Receiver<VrrpStatus>,
+}
+
+impl Handle {
+    /// Reloads the config file and waits for the outcome (`None` if the daemon is gone).
+    pub async fn reload(&self, source: ReloadSource) -> Option<ReloadOutcome> {
+        let (reply, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Reload {
+                source,
+                reply: Some(reply),
+            })
+            .ok()?;
+        rx.await.ok()
+    }
+
+    /// The kernel's table as the IPVS subsystem last read it (at most [`KERNEL_VIEW_MAX_AGE`]
+    /// old).
+    pub async fn kernel_table(&self) -> Arc<KernelView> {
+        let (reply, rx) = oneshot::channel();
+        if self.requests.send(Request::KernelTable { reply }).is_err() {
+            return Arc::new(KernelView::Unavailable("lbd is stopping".into()));
+        }
+        rx.await
+            .unwrap_or_else(|_| Arc::new(KernelView::Unavailable("lbd is stopping".into())))
+    }
+
+    /// Hands the operator's drains to the reconciler.
+    pub fn set_operator_weights(&self, weights: OperatorWeights) {
+        let _ = self.requests.send(Request::OperatorWeights(weights));
+    }
+
+    /// The running config and its history; `None` until the first one is applied.
+    pub fn published(&self) -> watch::Receiver<Option<Arc<Published>>> {
+        self.published.clone()
+    }
+
+    pub fn health(&self) -> &watch::Receiver<Arc<HealthReport>> {
+        &self.health
+    }
+
+    pub fn vrrp(&self) -> &watch::Receiver<VrrpStatus> {
+        &self.vrrp
+    }
+}
+
+/// A kernel-table view younger than this is answered again instead of read again (a status
+/// request and a metrics scrape at once read the table once).
+pub const KERNEL_VIEW_MAX_AGE: Duration = Duration::from_millis(500);
+
+/// The order in which the daemon stops its parts, and why (see [`Daemon::stop`]).
+pub const STOP_ORDER: [(&str, &str); 5] = [
+    (
+        "vrrp",
+        "priority-0 adverts, then the VIPs go: the peer takes over at once",
+    ),
+    ("api", "no more requests to a daemon that is going away"),
+    ("checks", "no more health changes"),
+    (
+        "ipvs",
+        "the table stays as it is: connections keep flowing through a restart",
+    ),
+    ("syslog", "last, so everything above reaches the collector"),
+];
+
+/// Why the daemon could not start.
+#[derive(Debug)]
+pub enum StartError {
+    Config(config::ConfigError),
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "{e}"),
+            StartError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The parts the daemon owns.
+pub struct Parts {
+    pub ipvs: IpvsSubsystem,
+    pub checks: CheckSubsystem,
+    pub vrrp: VrrpSubsystem,
+    pub syslog: SyslogSubsystem,
+    /// The control API; `None` runs without one (tests of the engine alone).
+    pub api: Option<ApiOptions>,
+}
+
+pub struct Daemon {
+    path: PathBuf,
+    current: Loaded,
+    started_at: SystemTime,
+    loaded_at: SystemTime,
+    applied: u64,
+    last_reload: Option<ReloadOutcome>,
+    /// `None` only while lent to a blocking worker.
+    ipvs: Option<IpvsSubsystem>,
+    ipvs_inputs: IpvsInputs,
+    operator: OperatorWeights,
+    last_ipvs_error: Option<String>,
+    kernel_view: Option<(Instant, Arc<KernelView>)>,
+    checks: CheckSubsystem,
+    vrrp: VrrpSubsystem,
+    syslog: SyslogSubsystem,
+    log_level: crate::logging::LogLevelSubsystem,
+    api: Option<Api>,
+    requests: mpsc::UnboundedReceiver<Request>,
+    handle: Handle,
+    published: watch::Sender<Option<Arc<Published>>>,
+}
+
+impl Daemon {
+    /// Loads and validates the config, starts the API (so drains remembered from an earlier
+    /// lbd hold from the first apply) and applies the config to every part. Refuses to start
+    /// on an invalid config. Must run inside the tokio runtime.
+    pub async fn start(path: &Path, parts: Parts) -> Result<Daemon, StartError> {
+        let current = config::load(path).map_err(StartError::Config)?;
+        for w in current.warning_lines() {
+            warn!("{w}");
+        }
+        let quorum = parts.vrrp.quorum_sender();
+        parts
+            .checks
+            .forward_quorum(move |instance, lost| quorum.set(instance, lost));
+        let (requests_tx, requests) = mpsc::unbounded_channel();
+        let (published, published_rx) = watch::channel(None);
+        let handle = Handle {
+            requests: requests_tx,
+            published: published_rx,
+            health: parts.checks.health(),
+            vrrp: parts.vrrp.status(),
+        };
+        let mut operator = OperatorWeights::default();
+        let api = match parts.api {
+            Some(opts) => match Api::start(opts, handle.clone()) {
+                Ok((api, drained)) => {
+                    operator = drained;
+                    Some(api)
+                }
+                Err(e) => {
+                    error!("api: {e}; lbd runs without its control API");
+                    None
+                }
+            },
+            None => None,
+        };
+        let now = SystemTime::now();
+        let mut daemon = Daemon {
+            path: path.to_path_buf(),
+            current,
+            started_at: now,
+            loaded_at: now,
+            applied: 0,
+            last_reload: None,
+            ipvs: Some(parts.ipvs),
+            ipvs_inputs: IpvsInputs::default(),
+            operator,
+            last_ipvs_error: None,
+            kernel_view: None,
+            checks: parts.checks,
+            vrrp: parts.vrrp,
+            syslog: parts.syslog,
+            log_level: crate::logging::LogLevelSubsystem,
+            api,
+            requests,
+            handle,
+            published,
+        };
+        let config = daemon.current.config.clone();
+        daemon.apply(None, &config).await;
+        Ok(daemon)
+    }
+
+    /// How the API and tests reach this daemon.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.current.config
+    }
+
+    /// Applies `new` to every part: log level and remote syslog first (so the others' lines
+    /// about it are logged at its level and reach the collector), then IPVS, checks, VRRP.
+    async fn apply(&mut self, old: Option<&Config>, new: &Config) {
+        let applied = |part: &str| {
+            debug!(subsystem = part, version = %short(&new.version), "applied config");
+        };
+        for s in [&mut self.log_level as &mut dyn Subsystem, &mut self.syslog] {
+            s.apply(old, new);
+            applied(s.name());
+        }
+        self.take_inputs(new);
+        self.reconcile(new, "config").await;
+        applied("ipvs");
+        for s in [&mut self.checks as &mut dyn Subsystem, &mut self.vrrp] {
+            s.apply(old, new);
+            applied(s.name());
+        }
+        self.loaded_at = SystemTime::now();
+        self.applied += 1;
+        self.publish();
+    }
+
+    fn publish(&self) {
+        self.published.send_replace(Some(Arc::new(Published {
+            config: Arc::new(self.current.config.clone()),
+            config_path: self.path.clone(),
+            loaded_at: self.loaded_at,
+            applied: self.applied,
+            started_at: self.started_at,
+            last_reload: self.last_reload.clone(),
+        })));
+    }
+
+    /// Takes the current health, drains and VRRP roles into the reconciler's inputs; whether
+    /// any changed.
+    fn take_inputs(&mut self, config: &Config) -> inputs::Changed {
+        let report = self.handle.health.borrow().clone();
+        let vrrp = self.handle.vrrp.borrow().clone();
+        let before = self.ipvs_inputs.role;
+        let changed = self
+            .ipvs_inputs
+            .take(config, &report, &self.operator, &vrrp);
+        if changed.role && config.ipvs.sync.is_some() {
+            info!(
+                "ipvs: connection sync follows VRRP: {} daemon (was {})",
+                role_name(self.ipvs_inputs.role),
+                role_name(before)
+            );
+        }
+        changed
+    }
+
+    /// Brings IPVS to what `config` and the inputs want, on a blocking worker.
+    async fn reconcile(&mut self, config: &Config, why: &'static str) {
+        let Some(mut ipvs) = self.ipvs.take() else {
+            return;
+        };
+        ipvs.set_health(self.ipvs_inputs.health.clone());
+        ipvs.set_overrides(self.ipvs_inputs.overrides());
+        ipvs.set_sync_role(self.ipvs_inputs.role);
+        let config = config.clone();
+        let worker = tokio::task::spawn_blocking(move || {
+            let r = ipvs.reconcile(&config);
+            (ipvs, r)
+        });
+        let (ipvs, result) = match worker.await {
+            Ok(x) => x,
+            Err(e) => {
+                // The worker panicked: the subsystem is lost with it, which lbd cannot run
+                // without; end here and let init restart lbd (the table stays).
+                error!("ipvs: the apply worker failed: {e}; lbd exits and is restarted");
+                std::process::exit(1);
+            }
+        };
+        self.ipvs = Some(ipvs);
+        self.kernel_view = None;
+        match result {
+            Ok(report) => {
+                self.last_ipvs_error = None;
+                crate::ipvs::subsystem::log_report(&report, why);
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if self.last_ipvs_error.as_deref() != Some(text.as_str()) {
+                    error!("ipvs: cannot apply ({why}): {text}; the kernel table will be read again at the next apply");
+                    self.last_ipvs_error = Some(text);
+                }
+            }
+        }
+    }
+
+    /// Re-reads the config file and applies it if it validates; the one path every reload
+    /// takes.
+    pub async fn reload(&mut self, source: ReloadSource) -> ReloadOutcome {
+        let started = Instant::now();
+        let path = self.path.clone();
+        let loaded = match tokio::task::spawn_blocking(move || config::load(&path)).await {
+            Ok(r) => r,
+            Err(e) => {
+                error!("reload: the validation worker failed: {e}");
+                let result = ReloadResult::Refused {
+                    errors: vec![format!("the validation worker failed: {e}")],
+                    running: self.current.config.version.clone(),
+                };
+                return self.finish_reload(source, result, started);
+            }
+        };
+        let result = match loaded {
+            Ok(next) if next.config.version == self.current.config.version => {
+                info!(version = %short(&next.config.version), ?source, "reload: config unchanged");
+                ReloadResult::Unchanged {
+                    version: next.config.version,
+                }
+            }
+            Ok(next) => {
+                for w in next.warning_lines() {
+                    warn!("{w}");
+                }
+                let previous = self.current.config.version.clone();
+                let old = std::mem::replace(&mut self.current, next);
+                let new = self.current.config.clone();
+                self.apply(Some(&old.config), &new).await;
+                info!(
+                    previous = %short(&previous),
+                    ?source,
+                    "reloaded config {}: {}",
+                    self.path.display(),
+                    new.summary()
+                );
+                ReloadResult::Reloaded {
+                    version: new.version,
+                    previous,
+                }
+            }
+            Err(e) => {
+                error!(
+                    errors = e.error_count(),
+                    keeping = %short(&self.current.config.version),
+                    ?source,
+                    "refused new config {}; keeping the running one",
+                    self.path.display()
+                );
+                let errors = e.one_line_each();
+                for line in &errors {
+                    error!("{line}");
+                }
+                ReloadResult::Refused {
+                    errors,
+                    running: self.current.config.version.clone(),
+                }
+            }
+        };
+        self.finish_reload(source, result, started)
+    }
+
+    fn finish_reload(
+        &mut self,
+        source: ReloadSource,
+        result: ReloadResult,
+        started: Instant,
+    ) -> ReloadOutcome {
+        let outcome = ReloadOutcome {
+            source,
+            result,
+            at: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            millis: started.elapsed().as_secs_f64() * 1000.0,
+        };
+        self.last_reload = Some(outcome.clone());
+        self.publish();
+        outcome
+    }
+
+    async fn kernel_table(&mut self) -> Arc<KernelView> {
+        if let Some((at, view)) = &self.kernel_view {
+            if at.elapsed() < KERNEL_VIEW_MAX_AGE {
+                return view.clone();
+            }
+        }
+        let Some(mut ipvs) = self.ipvs.take() else {
+            return Arc::new(KernelView::Unavailable("the IPVS subsystem is busy".into()));
+        };
+        let worker = tokio::task::spawn_blocking(move || {
+            let d = ipvs.dump();
+            (ipvs, d)
+        });
+        let view = match worker.await {
+            Ok((ipvs, dump)) => {
+                self.ipvs = Some(ipvs);
+                match dump {
+                    Ok(d) => KernelView::Table(d),
+                    Err(e) => KernelView::Unavailable(e.to_string()),
+                }
+            }
+            Err(e) => {
+                error!("ipvs: the dump worker failed: {e}; lbd exits and is restarted");
+                std::process::exit(1);
+            }
+        };
+        let view = Arc::new(view);
+        self.kernel_view = Some((Instant::now(), view.clone()));
+        view
+    }
+
+    async fn request(&mut self, req: Request) {
+        match req {
+            Request::Reload { source, reply } => {
+                let outcome = self.reload(source).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Request::KernelTable { reply } => {
+                let view = self.kernel_table().await;
+                let _ = reply.send(view);
+            }
+            Request::OperatorWeights(w) => {
+                self.operator = w;
+                let config = self.current.config.clone();
+                if self.take_inputs(&config).any() {
+                    self.reconcile(&config, "drain").await;
+                }
+            }
+        }
+    }
+
+    /// Runs until SIGTERM or SIGINT, then stops in [`STOP_ORDER`]. SIGHUP reloads.
+    pub async fn run(mut self) -> std::io::Result<()> {
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut health = self.handle.health.clone();
+        let mut vrrp = self.handle.vrrp.clone();
+        info!(
+            pid = std::process::id(),
+            "lbd running with {}: {}",
+            self.path.display(),
+            self.current.config.summary()
+        );
+        loop {
+            let why = tokio::select! {
+                _ = hup.recv() => { self.reload(ReloadSource::Signal).await; continue; }
+                _ = term.recv() => { info!("SIGTERM: stopping"); break; }
+                _ = int.recv() => { info!("SIGINT: stopping"); break; }
+                Some(req) = self.requests.recv() => { self.request(req).await; continue; }
+                Ok(()) = health.changed() => "health",
+                // A VRRP subsystem that is gone leaves the last role in place.
+                Ok(()) = vrrp.changed() => "sync role",
+            };
+            // Changes that arrive while a reconcile runs are coalesced by the watch channels.
+            health.borrow_and_update();
+            vrrp.borrow_and_update();
+            let config = self.current.config.clone();
+            if self.take_inputs(&config).any() {
+                self.reconcile(&config, why).await;
+            }
+        }
+        self.stop().await;
+        info!("lbd stopped");
+        Ok(())
+    }
+
+    /// Stops every part in [`STOP_ORDER`].
+    async fn stop(&mut self) {
+        for (part, _) in STOP_ORDER {
+            match part {
+                "vrrp" => self.vrrp.stop(),
+                "api" => {
+                    if let Some(api) = self.api.take() {
+                        api.stop().await;
+                    }
+                }
+                "checks" => self.checks.stop(),
+                "ipvs" => {
+                    if let Some(ipvs) = self.ipvs.as_mut() {
+                        ipvs.stop();
+                    }
+                }
+                "syslog" => {}
+                other => unreachable!("unknown part {other} in STOP_ORDER"),
+            }
+            debug!(part, "stopped");
+        }
+    }
+}
+
+fn role_name(role: crate::reconcile::SyncRole) -> &'static str {
+    match role {
+        crate::reconcile::SyncRole::Master => "master",
+        crate::reconcile::SyncRole::Backup => "backup",
+    }
+}
+
+fn short(version: &str) -> &str {
+    &version[..12.min(version.len())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vrrp_stops_first_and_syslog_last() {
+        let order: Vec<&str> = STOP_ORDER.iter().map(|(p, _)| *p).collect();
+        assert_eq!(
+            order.first(),
+            Some(&"vrrp"),
+            "the peer must take the VIPs first"
+        );
+        assert_eq!(order.last(), Some(&"syslog"));
+        let pos = |p| order.iter().position(|x| *x == p).unwrap();
+        assert!(
+            pos("checks") < pos("ipvs"),
+            "no health change may reach IPVS after its stop"
+        );
+    }
+}
