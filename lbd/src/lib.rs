@@ -12,6 +12,8 @@ pub mod daemon;
 pub mod ipvs;
 #[cfg(feature = "logging")]
 pub mod logging;
+#[cfg(feature = "netlink")]
+pub mod netlink;
 pub mod reconcile;
 #[cfg(feature = "daemon")]
 pub mod sockets;

@@ -2,7 +2,8 @@
 //!
 //! - [`ipspec`] parses the kernel's `ip=` syntax into an [`IpSpec`] (pure).
 //! - [`dhcp`] has the DHCPv4 messages and the client state machine (pure, fake-clock tested).
-//! - [`link`] handles links, addresses and routes over rtnetlink.
+//! - [`link`] picks the boot link and waits for its carrier; links, addresses and routes go
+//!   through the shared netlink layer, [`lbd::netlink`].
 //! - [`resolv`] writes `/etc/resolv.conf`.
 //! - [`configure`] puts it all together; it is what init's main calls.
 //!
@@ -21,15 +22,15 @@ pub mod link;
 pub mod resolv;
 mod runtime;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rtnetlink::packet_route::route::RouteProtocol;
+use lbd::netlink::RouteProtocol;
 
 pub use dhcp::{DhcpTiming, Lease};
 pub use ipspec::{ip_specs_from_cmdline, IpMode, IpSpec, IpSpecError};
-pub use link::{Link, LinkError, Netlink};
+pub use link::{AddressOptions, Link, LinkError, Netlink};
 pub use resolv::ResolvConfError;
 pub use runtime::LeaseKeeper;
 
@@ -142,6 +143,12 @@ pub enum NetError {
     ResolvConf(#[from] ResolvConfError),
 }
 
+impl From<lbd::netlink::NetError> for NetError {
+    fn from(e: lbd::netlink::NetError) -> Self {
+        NetError::Link(LinkError::Netlink(e))
+    }
+}
+
 /// Brings `lo` up with 127.0.0.1/8, then configures the link `spec` asks for: static, or DHCP
 /// with a lease keeper spawned on the current tokio runtime. See [`NetInfo`] for what to do with
 /// the result.
@@ -154,9 +161,7 @@ pub async fn configure(spec: &IpSpec, opts: &NetOptions) -> Result<NetInfo, NetE
     if spec.mode == IpMode::Off {
         return Err(NetError::Disabled);
     }
-    let link = nl
-        .choose_link(spec.device.as_deref(), opts.carrier_timeout)
-        .await?;
+    let link = link::choose_link(&nl, spec.device.as_deref(), opts.carrier_timeout).await?;
     let mac = link.mac.ok_or_else(|| LinkError::NotEthernet {
         name: link.name.clone(),
         kind: format!("{:?}", link.kind),
@@ -180,7 +185,14 @@ async fn configure_static(
     address: Ipv4Addr,
     prefix_len: u8,
 ) -> Result<NetInfo, NetError> {
-    nl.add_address(link, address, prefix_len, None).await?;
+    nl.add_address(
+        link.index,
+        &link.name,
+        IpAddr::V4(address),
+        prefix_len,
+        AddressOptions::default(),
+    )
+    .await?;
     if let Some(gw) = spec.gateway {
         let onlink = !same_subnet(address, prefix_len, gw);
         nl.set_default_route(link, gw, RouteProtocol::Static, onlink)

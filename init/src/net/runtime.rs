@@ -2,20 +2,20 @@
 //! feeds [`DhcpClient`] and carries out its actions.
 
 use std::ffi::OsString;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use dhcproto::v4::Message;
+use lbd::netlink::RouteProtocol;
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
-use rtnetlink::packet_route::route::RouteProtocol;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 use super::dhcp::message::{self, DHCP_CLIENT_PORT, DHCP_SERVER_PORT};
 use super::dhcp::{Action, Destination, DhcpClient, Input, Lease};
 use super::ipspec::{same_subnet, IpSpec};
-use super::link::{Link, Netlink};
+use super::link::{AddressOptions, Link, Netlink};
 use super::{resolv, NetError};
 
 /// Opens the client socket: UDP 0.0.0.0:68, bound to `device` (so it sends and receives only
@@ -262,12 +262,17 @@ impl Driver {
             .borrow()
             .as_ref()
             .is_some_and(|l| l.address == lease.address);
+        let opts = AddressOptions {
+            lifetime: lease.remaining(now),
+            ..AddressOptions::default()
+        };
         self.nl
             .add_address(
-                &self.link,
-                lease.address,
+                self.link.index,
+                &self.link.name,
+                IpAddr::V4(lease.address),
                 lease.prefix_len,
-                lease.remaining(now),
+                opts,
             )
             .await?;
         if let Some(gw) = eff.gateway {
@@ -315,7 +320,12 @@ impl Driver {
                 .await?;
         }
         self.nl
-            .del_address(&self.link, lease.address, lease.prefix_len)
+            .del_address(
+                self.link.index,
+                &self.link.name,
+                IpAddr::V4(lease.address),
+                lease.prefix_len,
+            )
             .await?;
         Ok(())
     }

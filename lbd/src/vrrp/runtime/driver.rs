@@ -1,11 +1,11 @@
 //! The one place that owns the clock and the sockets: feeds the pure [`Node`] with packets,
 //! link and address changes, timer expiries and commands, and carries out its actions.
 
-use super::netlink::{self, Addr, Event, Link, Net};
 use super::pacer::Pacer;
 use super::sock::{is_link_local, ArpSocket, NdSocket, Received, VrrpSocket};
 use super::{Command, Status};
 use crate::config::{Config, IpPrefix};
+use crate::netlink::{self, Addr, AddressOptions, Event, Link, Netlink};
 use crate::vrrp::announce::{gratuitous_arp, unsolicited_na, virtual_mac_v4, virtual_mac_v6};
 use crate::vrrp::machine::{Action, Spec, State, Timer};
 use crate::vrrp::node::{Input, Node, Packet};
@@ -74,7 +74,7 @@ pub(super) struct Driver {
     timers: BTreeMap<(String, Timer), Duration>,
     specs: BTreeMap<String, Spec>,
     groups: BTreeMap<String, Vec<String>>,
-    net: Net,
+    net: Netlink,
     links: BTreeMap<String, Link>,
     addrs: Vec<Addr>,
     /// What the node was last told about each interface.
@@ -105,7 +105,7 @@ impl Driver {
             timers: BTreeMap::new(),
             specs: BTreeMap::new(),
             groups: BTreeMap::new(),
-            net: Net::connect()?,
+            net: Netlink::connect()?,
             links: BTreeMap::new(),
             addrs: Vec::new(),
             link_fed: BTreeMap::new(),
@@ -322,7 +322,17 @@ impl Driver {
                     return;
                 };
                 for v in &vips {
-                    if let Err(e) = self.net.add_vip(index, &ifname, *v).await {
+                    // IPv6 without duplicate address detection: the VIP must work at once, and
+                    // the old master has just given it up.
+                    let opts = AddressOptions {
+                        no_dad: true,
+                        ..AddressOptions::default()
+                    };
+                    let added = self
+                        .net
+                        .add_address(index, &ifname, v.addr, v.prefix_len, opts)
+                        .await;
+                    if let Err(e) = added {
                         error!("vrrp: {instance}: {e}");
                     }
                 }
@@ -348,7 +358,11 @@ impl Driver {
                     .copied()
                     .collect();
                 for v in &vips {
-                    if let Err(e) = self.net.del_vip(index, &ifname, *v).await {
+                    let removed = self
+                        .net
+                        .del_address(index, &ifname, v.addr, v.prefix_len)
+                        .await;
+                    if let Err(e) = removed {
                         error!("vrrp: {instance}: {e}");
                     }
                 }
@@ -640,7 +654,7 @@ impl Driver {
     /// Tells the node about interfaces whose state changed, and primaries that changed.
     async fn feed_links_and_primaries(&mut self) {
         for ifname in self.watched() {
-            let up = self.links.get(&ifname).is_some_and(|l| l.up);
+            let up = self.links.get(&ifname).is_some_and(|l| l.carrier);
             if self.link_fed.get(&ifname) != Some(&up) {
                 self.link_fed.insert(ifname.clone(), up);
                 if !up {
@@ -698,7 +712,7 @@ impl Driver {
         self.vmacs().await;
         // Links first, so instances start in fault when their interface is down.
         for ifname in self.watched() {
-            let up = self.links.get(&ifname).is_some_and(|l| l.up);
+            let up = self.links.get(&ifname).is_some_and(|l| l.carrier);
             if self.link_fed.get(&ifname) != Some(&up) {
                 self.link_fed.insert(ifname.clone(), up);
                 self.step(Input::Link { ifname, up }).await;

@@ -15,7 +15,6 @@
 //! role is an input to reconcile, never a second path to the kernel).
 
 mod driver;
-pub mod netlink;
 pub mod pacer;
 pub mod sock;
 
