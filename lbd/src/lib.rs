@@ -14,6 +14,7 @@ pub mod ipvs;
 pub mod logging;
 #[cfg(feature = "netlink")]
 pub mod netlink;
+pub mod percent;
 pub mod reconcile;
 #[cfg(feature = "daemon")]
 pub mod sockets;

@@ -318,7 +318,9 @@ impl FetchUrl {
     /// percent-decoded (RFC 3617). Bytes that are not UTF-8 are replaced.
     pub fn tftp_filename(&self) -> String {
         let raw = self.path.strip_prefix('/').unwrap_or(&self.path);
-        String::from_utf8_lossy(&percent_decode(raw)).into_owned()
+        // The escapes were checked when the URL was parsed.
+        String::from_utf8_lossy(&lbd::percent::decode(raw).unwrap_or_else(|_| raw.into()))
+            .into_owned()
     }
 }
 
@@ -411,28 +413,6 @@ fn check_escapes(url: &str, path: &str) -> Result<(), UrlError> {
         }
     }
     Ok(())
-}
-
-fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex_val(b[i + 1]), hex_val(b[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
 }
 
 /// RFC 3986 section 5.2.4, on the path part only (the query is kept as is).
@@ -630,7 +610,7 @@ impl UrlTemplate {
                         template: self.source.clone(),
                         name: v.name(),
                     })?;
-                    percent_encode_into(&mut url, &value);
+                    lbd::percent::encode_into(&mut url, &value);
                 }
             }
         }
@@ -648,17 +628,6 @@ impl std::str::FromStr for UrlTemplate {
     type Err = UrlError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         UrlTemplate::parse(s)
-    }
-}
-
-/// Keeps RFC 3986 unreserved characters and `:` (an IPv6 address, a MAC) as they are.
-fn percent_encode_into(out: &mut String, value: &str) {
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
     }
 }
 

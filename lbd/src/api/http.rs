@@ -121,46 +121,16 @@ impl HttpError {
     }
 }
 
-/// `%XX` and `+` decoding of a query component.
+/// `%XX` and `+` decoding of a query component, as UTF-8.
 pub fn percent_decode(s: &str) -> Result<String, HttpError> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| HttpError::Malformed(format!("bad escape in {s:?}")))?;
-                out.push(hex);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| HttpError::Malformed(format!("{s:?} is not UTF-8")))
+    let bytes = crate::percent::decode_query(s)
+        .map_err(|e| HttpError::Malformed(format!("{e} in {s:?}")))?;
+    String::from_utf8(bytes).map_err(|_| HttpError::Malformed(format!("{s:?} is not UTF-8")))
 }
 
 /// Percent-encodes a query component (for clients).
 pub fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::percent::encode(s)
 }
 
 /// Parses a request head; `Ok(None)` while incomplete. Returns the request (without body),

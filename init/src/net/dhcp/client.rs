@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use dhcproto::v4::{Message, MessageType};
 
-use super::message::{self, AckParams, ClientIdentity, Offer, ReplyProblem, RequestKind};
+use super::lease::Lease;
+use super::message::{self, ClientIdentity, Offer, ReplyProblem, RequestKind};
 
 /// Retransmission delays: `initial`, doubling, at most `max`, each randomized by `±jitter`
 /// (RFC 2131 4.1: 4 s, 8 s, 16 s ... 64 s, ±1 s).
@@ -104,111 +105,6 @@ impl DhcpConfig {
             timing: DhcpTiming::default(),
         }
     }
-}
-
-/// An address lease and everything the server told us with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    pub address: Ipv4Addr,
-    pub prefix_len: u8,
-    /// The server that granted it (option 54); renewals are unicast to it.
-    pub server: Ipv4Addr,
-    /// Option 3, most preferred first.
-    pub routers: Vec<Ipv4Addr>,
-    /// Option 6.
-    pub dns: Vec<Ipv4Addr>,
-    /// Option 15.
-    pub domain: Option<String>,
-    /// Option 12.
-    pub hostname: Option<String>,
-    /// Option 42.
-    pub ntp: Vec<Ipv4Addr>,
-    /// `siaddr`, when set.
-    pub next_server: Option<Ipv4Addr>,
-    /// Option 66 or `sname`.
-    pub tftp_server_name: Option<String>,
-    /// Option 67 or `file`.
-    pub bootfile: Option<String>,
-    /// Lease duration (after [`DhcpTiming::lease_cap`]); `None` = infinite.
-    pub lease_time: Option<Duration>,
-    /// Renewal time, from `obtained_at`; `None` for an infinite lease.
-    pub t1: Option<Duration>,
-    /// Rebinding time, from `obtained_at`; `None` for an infinite lease.
-    pub t2: Option<Duration>,
-    /// When the REQUEST that obtained it was first sent: lease times count from there
-    /// (RFC 2131 4.4.1), so we never believe we hold it longer than the server does.
-    pub obtained_at: Instant,
-}
-
-impl Lease {
-    /// T1: when to start renewing.
-    pub fn renew_at(&self) -> Option<Instant> {
-        self.t1.map(|t| self.obtained_at + t)
-    }
-    /// T2: when to start rebinding.
-    pub fn rebind_at(&self) -> Option<Instant> {
-        self.t2.map(|t| self.obtained_at + t)
-    }
-    /// When the address must be dropped.
-    pub fn expires_at(&self) -> Option<Instant> {
-        self.lease_time.map(|t| self.obtained_at + t)
-    }
-    /// Time left at `now`; `None` for an infinite lease.
-    pub fn remaining(&self, now: Instant) -> Option<Duration> {
-        self.expires_at().map(|e| e.saturating_duration_since(now))
-    }
-
-    fn from_ack(
-        p: AckParams,
-        server: Ipv4Addr,
-        obtained_at: Instant,
-        cap: Option<Duration>,
-    ) -> Self {
-        let (lease_time, t1, t2) = lease_times(p.lease_time, p.t1, p.t2, cap);
-        Lease {
-            address: p.address,
-            prefix_len: p.prefix_len,
-            server: p.server.unwrap_or(server),
-            routers: p.routers,
-            dns: p.dns,
-            domain: p.domain,
-            hostname: p.hostname,
-            ntp: p.ntp,
-            next_server: p.next_server,
-            tftp_server_name: p.tftp_server_name,
-            bootfile: p.bootfile,
-            lease_time,
-            t1,
-            t2,
-            obtained_at,
-        }
-    }
-}
-
-/// Effective (lease, T1, T2): the cap applied, T1 < T2 < lease enforced with the RFC defaults
-/// (T1 = lease/2, T2 = lease*7/8) replacing missing or inconsistent server values.
-pub fn lease_times(
-    lease: Option<Duration>,
-    t1: Option<Duration>,
-    t2: Option<Duration>,
-    cap: Option<Duration>,
-) -> (Option<Duration>, Option<Duration>, Option<Duration>) {
-    let (lease, capped) = match (lease, cap) {
-        (None, Some(cap)) => (Some(cap), true),
-        (Some(l), Some(cap)) if l > cap => (Some(cap), true),
-        (l, _) => (l, false),
-    };
-    let Some(lease) = lease else {
-        return (None, None, None);
-    };
-    let default_t1 = lease / 2;
-    let default_t2 = lease * 7 / 8;
-    if capped {
-        return (Some(lease), Some(default_t1), Some(default_t2));
-    }
-    let t2 = t2.filter(|t| *t < lease).unwrap_or(default_t2);
-    let t1 = t1.filter(|t| *t <= t2).unwrap_or(default_t1.min(t2));
-    (Some(lease), Some(t1), Some(t2))
 }
 
 /// Input to [`DhcpClient::step`].
@@ -582,11 +478,10 @@ impl DhcpClient {
     }
 
     fn bind(&mut self, now: Instant, msg: &Message, server: Ipv4Addr, out: &mut Vec<Action>) {
-        let params = match message::parse_ack(msg) {
-            Ok(p) => p,
+        let lease = match message::parse_ack(msg, server, self.request_sent) {
+            Ok(l) => l.capped(self.cfg.timing.lease_cap),
             Err(problem) => return self.ignore(problem),
         };
-        let lease = Lease::from_ack(params, server, self.request_sent, self.cfg.timing.lease_cap);
         if let Some(old) = self.lease.take() {
             if old.address != lease.address || old.prefix_len != lease.prefix_len {
                 out.push(Action::Drop(old));
@@ -1163,34 +1058,5 @@ mod tests {
         assert!(matches!(&a[0], Action::Configure(l) if l.lease_time.is_none()));
         assert_eq!(a[1], Action::CancelTimer);
         assert_eq!(cl.deadline(), None);
-    }
-
-    #[test]
-    fn lease_time_rules() {
-        let d = |x: u64| Some(Duration::from_secs(x));
-        // Server values kept when consistent.
-        assert_eq!(
-            lease_times(d(100), d(30), d(60), None),
-            (d(100), d(30), d(60))
-        );
-        // Missing T1/T2: RFC defaults.
-        assert_eq!(
-            lease_times(d(800), None, None, None),
-            (d(800), d(400), d(700))
-        );
-        // T2 beyond the lease, T1 beyond T2: defaults.
-        assert_eq!(
-            lease_times(d(800), d(900), d(900), None),
-            (d(800), d(400), d(700))
-        );
-        assert_eq!(
-            lease_times(d(800), d(650), d(600), None),
-            (d(800), d(400), d(600))
-        );
-        // Infinite.
-        assert_eq!(lease_times(None, None, None, None), (None, None, None));
-        // Capped (also an infinite lease).
-        assert_eq!(lease_times(None, None, None, d(8)), (d(8), d(4), d(7)));
-        assert_eq!(lease_times(d(5), d(2), d(3), d(8)), (d(5), d(2), d(3)));
     }
 }

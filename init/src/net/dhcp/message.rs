@@ -2,13 +2,14 @@
 //! Built on `dhcproto`; pure (no I/O, no clock).
 
 use std::net::Ipv4Addr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dhcproto::v4::{
     DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode, CLIENT_PORT, SERVER_PORT,
 };
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
+use super::lease::Lease;
 use crate::net::ipspec::{classful_prefix_len, mask_to_prefix_len};
 
 /// UDP port servers listen on.
@@ -216,38 +217,6 @@ pub fn parse_offer(msg: &Message) -> Result<Offer, ReplyProblem> {
     Ok(Offer { address, server })
 }
 
-/// Everything a DHCPACK told us, before the client turns times into instants.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AckParams {
-    pub address: Ipv4Addr,
-    /// From the subnet mask (option 1); the classful default when missing or not contiguous.
-    pub prefix_len: u8,
-    /// Option 54; `None` if the server left it out (then the offer's server is used).
-    pub server: Option<Ipv4Addr>,
-    /// Option 3, in the server's order of preference.
-    pub routers: Vec<Ipv4Addr>,
-    /// Option 6.
-    pub dns: Vec<Ipv4Addr>,
-    /// Option 15.
-    pub domain: Option<String>,
-    /// Option 12.
-    pub hostname: Option<String>,
-    /// Option 42.
-    pub ntp: Vec<Ipv4Addr>,
-    /// `siaddr` when not 0.0.0.0: the next server in the boot process (TFTP).
-    pub next_server: Option<Ipv4Addr>,
-    /// Option 66, else the `sname` header field.
-    pub tftp_server_name: Option<String>,
-    /// Option 67, else the `file` header field.
-    pub bootfile: Option<String>,
-    /// Option 51; `None` = infinite (0xffffffff) or not given.
-    pub lease_time: Option<Duration>,
-    /// Option 58.
-    pub t1: Option<Duration>,
-    /// Option 59.
-    pub t2: Option<Duration>,
-}
-
 /// Text from an option or header field: trailing NULs stripped, `None` if empty or not UTF-8.
 fn text(bytes: &[u8]) -> Option<String> {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
@@ -259,8 +228,15 @@ fn seconds(value: u32) -> Option<Duration> {
     (value != u32::MAX).then(|| Duration::from_secs(u64::from(value)))
 }
 
-/// Reads a DHCPACK.
-pub fn parse_ack(msg: &Message) -> Result<AckParams, ReplyProblem> {
+/// Reads a DHCPACK into the lease it grants, with the times as the server sent them (the
+/// client caps them: [`Lease::capped`]). `offer_server` is the server when the ACK names none;
+/// `obtained_at` is when the REQUEST was first sent (RFC 2131 4.4.1: lease times count from
+/// there, so we never believe we hold it longer than the server does).
+pub fn parse_ack(
+    msg: &Message,
+    offer_server: Ipv4Addr,
+    obtained_at: Instant,
+) -> Result<Lease, ReplyProblem> {
     let address = msg.yiaddr();
     if !usable_unicast(address) {
         return Err(ReplyProblem::BadYiaddr(address));
@@ -309,10 +285,10 @@ pub fn parse_ack(msg: &Message) -> Result<AckParams, ReplyProblem> {
     }
     .or_else(|| msg.fname().and_then(text));
     let siaddr = msg.siaddr();
-    Ok(AckParams {
+    Ok(Lease {
         address,
         prefix_len,
-        server: server_id(msg),
+        server: server_id(msg).unwrap_or(offer_server),
         routers: addrs(OptionCode::Router),
         dns: addrs(OptionCode::DomainNameServer),
         domain,
@@ -324,6 +300,7 @@ pub fn parse_ack(msg: &Message) -> Result<AckParams, ReplyProblem> {
         lease_time: time(OptionCode::AddressLeaseTime).and_then(seconds),
         t1: time(OptionCode::Renewal).and_then(seconds),
         t2: time(OptionCode::Rebinding).and_then(seconds),
+        obtained_at,
     })
 }
 
@@ -466,13 +443,14 @@ pub(crate) mod tests {
     fn ack_from_real_bytes() {
         let msg = decode(&ack_bytes(0x1234, [10, 0, 0, 50], 120)).unwrap();
         assert_eq!(check_reply(&msg, 0x1234, &MAC), Ok(MessageType::Ack));
-        let p = parse_ack(&msg).unwrap();
+        let at = Instant::now();
+        let p = parse_ack(&msg, ip("10.9.9.9"), at).unwrap();
         assert_eq!(
             p,
-            AckParams {
+            Lease {
                 address: ip("10.0.0.50"),
                 prefix_len: 24,
-                server: Some(ip("10.0.0.1")),
+                server: ip("10.0.0.1"),
                 routers: vec![ip("10.0.0.254")],
                 dns: vec![ip("10.0.0.53"), ip("10.0.0.54")],
                 domain: Some("example.org".into()),
@@ -484,6 +462,7 @@ pub(crate) mod tests {
                 lease_time: Some(Duration::from_secs(120)),
                 t1: Some(Duration::from_secs(50)),
                 t2: Some(Duration::from_secs(90)),
+                obtained_at: at,
             }
         );
     }
@@ -496,7 +475,12 @@ pub(crate) mod tests {
         msg.opts_mut()
             .insert(DhcpOption::TFTPServerName(b"tftp.example.org".to_vec()));
         msg.opts_mut().remove(OptionCode::SubnetMask);
-        let p = parse_ack(&decode(&encode(&msg).unwrap()).unwrap()).unwrap();
+        let p = parse_ack(
+            &decode(&encode(&msg).unwrap()).unwrap(),
+            ip("10.0.0.1"),
+            Instant::now(),
+        )
+        .unwrap();
         assert_eq!(p.lease_time, None);
         assert_eq!(p.bootfile.as_deref(), Some("lb/kernel"));
         assert_eq!(p.tftp_server_name.as_deref(), Some("tftp.example.org"));
@@ -527,7 +511,7 @@ pub(crate) mod tests {
         let mut zero = msg.clone();
         zero.set_yiaddr(Ipv4Addr::UNSPECIFIED);
         assert_eq!(
-            parse_ack(&zero),
+            parse_ack(&zero, ip("10.0.0.1"), Instant::now()),
             Err(ReplyProblem::BadYiaddr(Ipv4Addr::UNSPECIFIED))
         );
         let mut no_server = msg;
