@@ -657,3 +657,32 @@ fn connect(fd: RawFd, target: SocketAddr) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// One run on a connector of its own, polled every `tick` until it ends: how a plain HTTP (or
+/// TCP connect) check runs outside the engine (`Probe::run`), through the same code as in it.
+pub async fn run_once(
+    target: SocketAddr,
+    source: Option<IpAddr>,
+    timeout: Duration,
+    exchange: Option<Arc<Exchange>>,
+    tick: Duration,
+) -> Outcome {
+    let mut c = match Connector::<()>::new() {
+        Ok(c) => c,
+        Err(e) => return Outcome::Down(Failure::from_io(&e, "creating the check's epoll")),
+    };
+    if let Err(done) = c.start(target, source, timeout, (), Instant::now(), exchange, None) {
+        return done.outcome;
+    }
+    let mut out = Vec::new();
+    loop {
+        tokio::time::sleep(tick).await;
+        if let Err(e) = c.poll(&mut out) {
+            return Outcome::Down(Failure::from_io(&e, "waiting for the check's sockets"));
+        }
+        c.expire(Instant::now(), &mut out);
+        if let Some(done) = out.pop() {
+            return done.outcome;
+        }
+    }
+}

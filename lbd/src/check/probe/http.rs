@@ -1,4 +1,5 @@
-//! HTTP and HTTPS GET checks.
+//! HTTPS GET checks (plain HTTP runs on the connector, `check::connect`; both judge the
+//! response with the same `proto::http::Reader`).
 
 use super::{HttpProbe, Probe, Progress, Stage};
 use crate::check::failure::Failure;
@@ -6,18 +7,16 @@ use crate::check::proto::http::{Exchange, Reader};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub(super) async fn run(p: &Probe, h: &HttpProbe, progress: &Progress) -> Result<(), Failure> {
+    let Some(t) = &h.tls else {
+        unreachable!("plain HTTP runs on the connector (Probe::run_unbounded)");
+    };
     let tcp = p.connect(progress).await?;
-    match &h.tls {
-        None => exchange(tcp, &h.exchange, progress).await,
-        Some(t) => {
-            progress.set(Stage::Tls);
-            let conn = tokio_rustls::TlsConnector::from(t.config.clone())
-                .connect(t.name.clone(), tcp)
-                .await
-                .map_err(|e| tls_failure(&e))?;
-            exchange(conn, &h.exchange, progress).await
-        }
-    }
+    progress.set(Stage::Tls);
+    let conn = tokio_rustls::TlsConnector::from(t.config.clone())
+        .connect(t.name.clone(), tcp)
+        .await
+        .map_err(|e| tls_failure(&e))?;
+    exchange(conn, &h.exchange, progress).await
 }
 
 fn tls_failure(e: &std::io::Error) -> Failure {

@@ -238,6 +238,18 @@ impl Probe {
 
     /// Runs the check once, within its timeout.
     pub async fn run(&self) -> Outcome {
+        // Plain HTTP runs on a connector, as in the engine (one implementation of it), which
+        // keeps the deadline itself and says what the run was waiting for.
+        if let Some(exchange) = self.plain_http() {
+            return super::connect::run_once(
+                self.target,
+                self.source,
+                self.timeout,
+                Some(exchange.clone()),
+                super::engine::START_TICK,
+            )
+            .await;
+        }
         let progress = Progress::default();
         match tokio::time::timeout(self.timeout, self.run_unbounded(&progress)).await {
             Ok(outcome) => outcome,
