@@ -4,6 +4,8 @@
 # demo and the tests use), checks the Rust target, and fetches the Debian cloud kernel package
 # the image and the QEMU tests boot.
 #
+# It also installs cargo-fuzz (cargo install) for the fuzz targets.
+#
 # Idempotent and non-interactive (fine with CI=true and no stdin): a second run installs and
 # downloads nothing.
 #
@@ -249,6 +251,16 @@ elif run_as_invoker bash -c 'command -v rustc' >/dev/null 2>&1; then
     step "rust (no rustup) builds for $RUST_TARGET"
 else
     die "no Rust toolchain found; install rustup (https://rustup.rs) with the $RUST_TARGET target"
+fi
+
+# cargo-fuzz runs the fuzz targets on the stable toolchain (tools/fuzz.sh, and a bounded run in
+# the test suite).
+CARGO_FUZZ_VERSION=0.13.2
+if run_as_invoker cargo fuzz --version 2>/dev/null | grep -q "cargo-fuzz $CARGO_FUZZ_VERSION"; then
+    step "cargo-fuzz $CARGO_FUZZ_VERSION is installed"
+else
+    step "installing cargo-fuzz $CARGO_FUZZ_VERSION (cargo install, about a minute)"
+    run_quiet "installing cargo-fuzz" run_as_invoker cargo install --locked --quiet cargo-fuzz --version "$CARGO_FUZZ_VERSION"
 fi
 
 # --- kernel package ----------------------------------------------------------------------------

@@ -15,6 +15,7 @@
 pub mod boot;
 pub mod cmdline;
 pub mod fetch;
+pub mod fuzz;
 pub mod modules;
 pub mod mount;
 pub mod net;

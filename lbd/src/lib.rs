@@ -9,6 +9,7 @@ pub mod check;
 pub mod config;
 #[cfg(feature = "daemon")]
 pub mod daemon;
+pub mod fuzz;
 pub mod ipvs;
 #[cfg(feature = "logging")]
 pub mod logging;

@@ -14,6 +14,7 @@
 
 pub mod conditional;
 pub mod files;
+pub mod fuzz;
 pub mod http;
 pub mod inventory;
 pub mod ipxe;

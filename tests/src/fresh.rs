@@ -77,6 +77,12 @@ pub fn cargo() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("cargo"))
 }
 
+/// PATH with this cargo's directory first: for scripts that run cargo (and cargo-fuzz, which
+/// `cargo install` puts beside it).
+pub fn toolchain_path() -> std::ffi::OsString {
+    script_path()
+}
+
 /// PATH for the build scripts, with this cargo's directory first.
 fn script_path() -> std::ffi::OsString {
     let mut dirs: Vec<PathBuf> = Vec::new();

@@ -26,6 +26,7 @@
 //!   commands and Rust closures ([`Netns::enter`]) run inside; everything removed on drop.
 //! - [`fresh`]: tests never run an old build — images ([`fresh::image`]) and other packages'
 //!   binaries ([`fresh::binary`]) are brought up to date with the source before use.
+//! - [`fuzz`]: replays the fuzz targets' seed and regression corpora in plain `cargo test`.
 //! - [`http`]: [`StaticServer`] — `python3 -m http.server` on a free port, with its request log.
 //! - [`initramfs`]: [`Initramfs`] — small cpio archives, e.g. busybox with a shell-script `/init`.
 //! - [`process`]: running helper commands with useful errors; [`ChildGuard`] kills on drop and
@@ -106,6 +107,7 @@ pub mod appliance;
 pub mod artifacts;
 pub mod console;
 pub mod fresh;
+pub mod fuzz;
 pub mod http;
 pub mod initramfs;
 pub mod ipvs;

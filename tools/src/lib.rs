@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod convert;
+pub mod fuzz;
 pub mod realserver;
 pub mod status;
 pub mod table;

@@ -18,4 +18,4 @@ pub use diag::{ConfigError, Diagnostic, Location, Severity};
 pub use keys::known_keys;
 pub use model::*;
 pub use types::*;
-pub use validate::{load, parse, Loaded};
+pub use validate::{load, parse, valid_ifname, Loaded};

@@ -2167,7 +2167,9 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn valid_ifname(name: &str) -> bool {
+/// A name Linux takes for an interface: 1 to 15 bytes, no `/`, `:` or white space, not `.`
+/// or `..`.
+pub fn valid_ifname(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 15
         && name != "."

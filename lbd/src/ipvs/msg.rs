@@ -512,8 +512,10 @@ impl DaemonAttr {
 
 fn emit_stats(b: &mut Vec<u8>, stats: &[StatsAttr], wide: bool) {
     use stats_attr::*;
+    // A counter that does not fit 32 bits keeps its 64 (found by fuzzing: a STATS nest with an
+    // 8-byte counter parsed, then lost its high half on the way out).
     let n = |b: &mut Vec<u8>, kind: u16, v: u64, always_wide: bool| {
-        if wide || always_wide {
+        if wide || always_wide || v > u64::from(u32::MAX) {
             nl::put_u64(b, kind, v)
         } else {
             nl::put_u32(b, kind, v as u32)

@@ -45,7 +45,7 @@ pub fn convert_file(
     let main = src.files[0].0.clone();
     warnings
         .sort_by(|a, b| (a.file != main, &a.file, a.line).cmp(&(b.file != main, &b.file, b.line)));
-    Ok(Conversion { output, warnings })
+    super::accepted(&path.display().to_string(), Conversion { output, warnings })
 }
 
 /// Converts keepalived.conf text (includes are looked up on the real file system).
@@ -524,6 +524,20 @@ impl<'a> Cx<'a> {
             .ok_or_else(|| self.err(it.at, format!("`{}` needs {what}", it.key)))
     }
 
+    /// Argument `i` as an interface name Linux takes.
+    fn ifname(&self, it: &Item, i: usize) -> R<String> {
+        let name = self.arg(it, i, "an interface")?;
+        if !lbd::config::valid_ifname(name) {
+            return Err(self.err(
+                it.at,
+                format!(
+                    "{name:?} is not an interface name (1 to 15 characters, no '/', ':' or spaces)"
+                ),
+            ));
+        }
+        Ok(name.to_string())
+    }
+
     fn int(&self, it: &Item, i: usize, lo: i64, hi: i64, what: &str) -> R<i64> {
         let text = self.arg(it, i, what)?;
         match text.parse::<i64>() {
@@ -612,8 +626,9 @@ impl<'a> Cx<'a> {
             match it.key.as_str() {
                 "global_defs" | "virtual_server_group" => {}
                 "vrrp_instance" => {
-                    let info = self.vrrp_instance(it, &g, &mut o)?;
-                    instances.push(info);
+                    if let Some(info) = self.vrrp_instance(it, &g, &mut o)? {
+                        instances.push(info);
+                    }
                 }
                 "vrrp_sync_group" => {}
                 "virtual_server" => vs_items.push(it),
@@ -644,16 +659,38 @@ impl<'a> Cx<'a> {
         }
         // Sync groups after every instance is known.
         let names: BTreeSet<String> = instances.iter().map(|i| i.name.clone()).collect();
+        let mut member_of = BTreeMap::new();
         for it in items.iter().filter(|i| i.key == "vrrp_sync_group") {
-            self.sync_group(it, &names, &mut o)?;
+            self.sync_group(it, &names, &mut member_of, &mut o)?;
         }
         if let Some(sd) = g.sync_daemon.clone() {
             o.ipvs_sync = Some(self.sync_daemon(&sd, &instances)?);
         }
         let mut orphans: Vec<(IpAddr, Loc)> = Vec::new();
         let vips: BTreeSet<IpAddr> = instances.iter().flat_map(|i| i.vips.clone()).collect();
+        // The kernel's key of each service (address or mark, protocol): a second definition of
+        // one is left out.
+        let mut defined: BTreeMap<String, Loc> = BTreeMap::new();
         for it in vs_items {
             for (svc, vip, at) in self.virtual_server(it, &groups, &mut taken_names)? {
+                let get = |k: &str| {
+                    svc.entries
+                        .iter()
+                        .find(|(key, _)| key == k)
+                        .map(|(_, v)| format!("{v:?}"))
+                        .unwrap_or_default()
+                };
+                let protocol = match get("protocol") {
+                    p if p.is_empty() => format!("{:?}", Value::str("tcp")),
+                    p => p,
+                };
+                let key = format!("{}|{}|{protocol}", get("vip"), get("fwmark"));
+                if let Some(first) = defined.get(&key) {
+                    let first = self.src.at(*first);
+                    self.warn(at, format!("virtual server defined twice (first at {first}): keepalived adds the kernel's one service once and fails on the second; this definition is left out"));
+                    continue;
+                }
+                defined.insert(key, at);
                 if let Some(ip) = vip {
                     if !vips.contains(&ip) && !orphans.iter().any(|(o, _)| *o == ip) {
                         orphans.push((ip, at));
@@ -693,7 +730,7 @@ impl<'a> Cx<'a> {
                 "router_id" => {
                     let id = self.arg(c, 0, "a name")?;
                     if super::valid_hostname(id) {
-                        o.node.push(("hostname".into(), Value::str(id)));
+                        o.set_node("hostname", Value::str(id));
                     } else {
                         self.warn(c.at, format!("router_id {id:?} is not a valid host name: not used as [node] hostname"));
                     }
@@ -704,16 +741,13 @@ impl<'a> Cx<'a> {
                 "vrrp_strict" => g.strict = true,
                 "vrrp_rt_priority" => {
                     let prio = self.int(c, 0, 1, 99, "a SCHED_RR priority (1 to 99)")?;
-                    o.node
-                        .push(("vrrp_realtime_priority".into(), Value::Int(prio)));
+                    o.set_node("vrrp_realtime_priority", Value::Int(prio));
                 }
                 "vrrp_garp_master_repeat" => {
                     g.garp_repeat = Some(self.int(c, 0, 0, 100, "a count")?)
                 }
                 "vrrp_garp_master_delay" => g.garp_delay = Some(self.timer(c, 0)?),
-                "default_interface" => {
-                    g.default_interface = Some(self.arg(c, 0, "an interface")?.to_string())
-                }
+                "default_interface" => g.default_interface = Some(self.ifname(c, 0)?),
                 "lvs_timeouts" => {
                     let mut i = 0;
                     while i < c.args.len() {
@@ -757,8 +791,15 @@ impl<'a> Cx<'a> {
         Ok(())
     }
 
-    fn vrrp_instance(&mut self, it: &Item, g: &Globals, o: &mut Output) -> R<InstanceInfo> {
+    fn vrrp_instance(&mut self, it: &Item, g: &Globals, o: &mut Output) -> R<Option<InstanceInfo>> {
         let name = out::name_from(self.arg(it, 0, "a name")?);
+        if o.instances.iter().any(|i| i.name == name) {
+            self.warn(
+                it.at,
+                format!("a second vrrp_instance named {name}: keepalived keeps the first; this one is left out"),
+            );
+            return Ok(None);
+        }
         let mut interface: Option<String> = None;
         let mut vrid: Option<u8> = None;
         let mut priority: u8 = 100;
@@ -792,7 +833,7 @@ impl<'a> Cx<'a> {
                         }
                     }
                 }
-                "interface" => interface = Some(self.arg(c, 0, "an interface")?.to_string()),
+                "interface" => interface = Some(self.ifname(c, 0)?),
                 "virtual_router_id" => {
                     vrid = Some(self.int(c, 0, 1, 255, "a virtual router id (1 to 255)")? as u8)
                 }
@@ -867,7 +908,11 @@ impl<'a> Cx<'a> {
                         if !a.args.is_empty() {
                             self.warn(a.at, "a weighted tracked interface lowers the priority in keepalived; in lbd a down tracked interface faults the instance");
                         }
-                        track.push(a.key.clone());
+                        if lbd::config::valid_ifname(&a.key) {
+                            track.push(a.key.clone());
+                        } else {
+                            self.warn(a.at, format!("track_interface {:?} is not an interface name Linux takes: left out", a.key));
+                        }
                     }
                 }
                 "use_vmac" => {
@@ -907,6 +952,47 @@ impl<'a> Cx<'a> {
                 format!("vrrp_instance {name} has no virtual_router_id"),
             ));
         };
+        // An address is moved by one instance: listed twice, or already an earlier instance's,
+        // it is left out here.
+        let held_before: BTreeSet<IpAddr> = o
+            .instances
+            .iter()
+            .flat_map(|i| &i.entries)
+            .filter(|(k, _)| k == "vips")
+            .flat_map(|(_, v)| match v {
+                Value::List(items) => items.clone(),
+                _ => Vec::new(),
+            })
+            .filter_map(|v| match v {
+                Value::Str(s) => s.parse::<IpPrefix>().ok().map(|p| p.addr),
+                _ => None,
+            })
+            .collect();
+        let mut kept: BTreeSet<IpAddr> = BTreeSet::new();
+        let mut unique = Vec::new();
+        for (p, at) in vips {
+            if held_before.contains(&p.addr) {
+                self.warn(at, format!("{} is already a VIP of an earlier vrrp_instance: one instance moves an address; left out of {name}", p.addr));
+            } else if !kept.insert(p.addr) {
+                self.warn(
+                    at,
+                    format!(
+                        "{} is listed twice in vrrp_instance {name}: listed once",
+                        p.addr
+                    ),
+                );
+            } else {
+                unique.push((p, at));
+            }
+        }
+        let vips = unique;
+        if vips.is_empty() {
+            self.warn(
+                it.at,
+                format!("vrrp_instance {name} has no virtual_ipaddress (of its own): keepalived runs it for its state (and scripts) alone; lbd's instances move addresses, and this one has none: left out"),
+            );
+            return Ok(None);
+        }
         let interface = match interface {
             Some(i) => i,
             None => {
@@ -1041,23 +1127,44 @@ impl<'a> Cx<'a> {
             origin: self.origin(it),
             entries: e,
         });
-        Ok(InstanceInfo {
+        Ok(Some(InstanceInfo {
             name,
             interface,
             vrid,
             vips: vips.iter().map(|(p, _)| p.addr).collect(),
-        })
+        }))
     }
 
-    fn sync_group(&mut self, it: &Item, known: &BTreeSet<String>, o: &mut Output) -> R<()> {
+    fn sync_group(
+        &mut self,
+        it: &Item,
+        known: &BTreeSet<String>,
+        member_of: &mut BTreeMap<String, String>,
+        o: &mut Output,
+    ) -> R<()> {
         let name = out::name_from(self.arg(it, 0, "a name")?);
+        if o.sync_groups.iter().any(|g| g.name == name) {
+            self.warn(
+                it.at,
+                format!("a second vrrp_sync_group named {name}: keepalived keeps the first; this one is left out"),
+            );
+            return Ok(());
+        }
         let mut members = Vec::new();
         for c in self.block(it)? {
             match c.key.as_str() {
                 "group" => {
                     for m in self.block(c)? {
                         let n = out::name_from(&m.key);
-                        if known.contains(&n) {
+                        if let Some(group) = member_of.get(&n) {
+                            let why = if *group == name {
+                                format!("sync group {name} lists vrrp_instance {} twice: listed once", m.key)
+                            } else {
+                                format!("vrrp_instance {} is already in sync group {group}: an instance is in one sync group (keepalived refuses the second); left out of {name}", m.key)
+                            };
+                            self.warn(m.at, why);
+                        } else if known.contains(&n) {
+                            member_of.insert(n.clone(), name.clone());
                             members.push(n);
                         } else {
                             self.warn(m.at, format!("sync group {name} names vrrp_instance {} which is not defined: left out", m.key));
@@ -1083,7 +1190,7 @@ impl<'a> Cx<'a> {
 
     /// `lvs_sync_daemon IFACE [[inst] VI] [id N] [maxlen N] [port N] [ttl N] [group ADDR]`.
     fn sync_daemon(&mut self, it: &Item, instances: &[InstanceInfo]) -> R<(Origin, Entries)> {
-        let iface = self.arg(it, 0, "an interface")?.to_string();
+        let iface = self.ifname(it, 0)?;
         let mut e = Entries::new();
         e.push(("interface".into(), Value::str(&iface)));
         let mut follow: Option<String> = None;
@@ -1605,7 +1712,20 @@ impl<'a> Cx<'a> {
             };
             if let Some(t) = persistence {
                 let mut p = vec![("timeout".to_string(), Value::duration(t))];
-                if let Some((g, _)) = &granularity {
+                if let Some((g, at)) = &granularity {
+                    let v6 = svc_is_v6(&svc.entries);
+                    let fits = match g {
+                        Value::Int(n) => (0..=if v6 { 128 } else { 32 }).contains(n),
+                        _ => !v6,
+                    };
+                    if !fits {
+                        return Err(self.err(*at, format!(
+                            "persistence_granularity {}: an {} service takes {}",
+                            match g { Value::Str(s) => s.clone(), other => format!("{other:?}") },
+                            if v6 { "IPv6" } else { "IPv4" },
+                            if v6 { "a prefix length from 0 to 128" } else { "a netmask such as 255.255.255.0 or a prefix length from 0 to 32" }
+                        )));
+                    }
                     p.push(("netmask".into(), g.clone()));
                 }
                 svc.persistence = Some(p);
@@ -1614,27 +1734,6 @@ impl<'a> Cx<'a> {
                     *at,
                     "persistence_granularity without persistence_timeout: left out",
                 );
-            }
-            if quorum.is_some() || hysteresis.is_some() {
-                // keepalived lowers a quorum above the total weight to it, and a hysteresis
-                // to quorum - 1; it loses the quorum below quorum - hysteresis and regains it
-                // at quorum + hysteresis. Ours: lost below min_weight, regained at
-                // min_weight + hysteresis.
-                let total: i64 = rs.iter().map(|r| r.weight).sum();
-                let q = quorum.map_or(1, |q| q.0).min(total.max(1));
-                let h = hysteresis.unwrap_or(0).min(q - 1);
-                let at = quorum.map_or(it.at, |q| q.1);
-                if q + h > total {
-                    self.warn(at, format!("quorum {q} + hysteresis {h} can never be regained with these reals (total weight {total}): left out"));
-                } else {
-                    svc.quorum = Some(vec![
-                        ("min_weight".into(), Value::Int(q - h)),
-                        ("hysteresis".into(), Value::Int(2 * h)),
-                    ]);
-                    if q > 1 {
-                        self.warn(at, "quorum: keepalived swaps in the sorry server when the quorum is lost; lbd adds it only when no real is up (its quorum feeds VRRP quorum_priority_drop)");
-                    }
-                }
             }
             let mut seen: BTreeSet<(IpAddr, u16)> = BTreeSet::new();
             for r in &rs {
@@ -1654,6 +1753,10 @@ impl<'a> Cx<'a> {
                     }
                     _ => None,
                 };
+                if Family::of(&r.ip) != svc_family && fwd != Forwarding::Tun {
+                    self.warn(r.at, format!("real server {} is of another address family than its virtual server: the kernel forwards across families only through a tunnel, so keepalived fails to add it; left out", r.ip));
+                    continue;
+                }
                 let effective = port.or(svc_port).unwrap_or(0);
                 if !seen.insert((r.ip, effective)) {
                     self.warn(
@@ -1687,8 +1790,49 @@ impl<'a> Cx<'a> {
                         what: r.item.head(),
                     },
                     entries: re,
-                    check: r.check.clone(),
+                    check: r.check.clone().filter(|c| {
+                        // A fwmark service's real without a port, checked without a
+                        // connect_port: keepalived connects to port 0, which fails.
+                        let portless = is_fwmark
+                            && port.is_none()
+                            && !c.iter().any(|(k, _)| k == "port" || k == "command")
+                            && !c.iter().any(|(k, v)| k == "type" && *v == Value::str("exec"));
+                        if portless {
+                            self.warn(r.at, "a check on a firewall-mark real without a port, and no connect_port: keepalived checks port 0, which fails; lbd leaves the real unchecked (set connect_port)");
+                        }
+                        !portless
+                    }),
                 });
+            }
+            if quorum.is_some() || hysteresis.is_some() {
+                // keepalived lowers a quorum above the total weight to it, and a hysteresis
+                // to quorum - 1; it loses the quorum below quorum - hysteresis and regains it
+                // at quorum + hysteresis. Ours: lost below min_weight, regained at
+                // min_weight + hysteresis.
+                // Of the reals kept: duplicates and reals of another family are left out above.
+                let total: i64 = svc
+                    .reals
+                    .iter()
+                    .flat_map(|r| &r.entries)
+                    .filter_map(|(k, v)| match (k.as_str(), v) {
+                        ("weight", Value::Int(w)) => Some(*w),
+                        _ => None,
+                    })
+                    .sum();
+                let q = quorum.map_or(1, |q| q.0).min(total.max(1));
+                let h = hysteresis.unwrap_or(0).min(q - 1);
+                let at = quorum.map_or(it.at, |q| q.1);
+                if q + h > total {
+                    self.warn(at, format!("quorum {q} + hysteresis {h} can never be regained with these reals (total weight {total}): left out"));
+                } else {
+                    svc.quorum = Some(vec![
+                        ("min_weight".into(), Value::Int(q - h)),
+                        ("hysteresis".into(), Value::Int(2 * h)),
+                    ]);
+                    if q > 1 {
+                        self.warn(at, "quorum: keepalived swaps in the sorry server when the quorum is lost; lbd adds it only when no real is up (its quorum feeds VRRP quorum_priority_drop)");
+                    }
+                }
             }
             svc.hoist_common_check();
             services.push((svc, vip_ip, *key_at));
@@ -1716,9 +1860,16 @@ impl<'a> Cx<'a> {
     }
 
     /// Inherited check settings; false when `c` is not one.
-    fn check_default(&self, c: &Item, d: &mut CheckDefaults) -> R<bool> {
+    fn check_default(&mut self, c: &Item, d: &mut CheckDefaults) -> R<bool> {
         match c.key.as_str() {
-            "connect_timeout" => d.connect_timeout = Some(self.timer(c, 0)?),
+            "connect_timeout" => {
+                let t = self.timer(c, 0)?;
+                if t.is_zero() {
+                    self.warn(c.at, "connect_timeout 0: a check needs time to answer; keepalived's default, 5s, is used");
+                } else {
+                    d.connect_timeout = Some(t);
+                }
+            }
             "retry" => d.retry = Some(self.int(c, 0, 0, 99, "a retry count")? as u32),
             "delay_before_retry" => d.delay_before_retry = Some(self.timer(c, 0)?),
             "warmup" => d.warmup = Some(self.timer(c, 0)?),
@@ -1869,12 +2020,25 @@ impl<'a> Cx<'a> {
                 if let Some(u) = urls.first() {
                     for f in u.children() {
                         match f.key.as_str() {
-                            "path" => specific
-                                .push(("path".into(), Value::str(self.arg(f, 0, "a path")?))),
-                            "digest" => specific.push((
-                                "digest".into(),
-                                Value::str(self.arg(f, 0, "an MD5 digest")?.to_ascii_lowercase()),
-                            )),
+                            "path" => {
+                                let path = self.arg(f, 0, "a path")?;
+                                if !path.starts_with('/') {
+                                    return Err(self.err(
+                                        f.at,
+                                        format!(
+                                            "path {path:?}: an HTTP request path starts with '/'"
+                                        ),
+                                    ));
+                                }
+                                specific.push(("path".into(), Value::str(path)));
+                            }
+                            "digest" => {
+                                let d = self.arg(f, 0, "an MD5 digest")?.to_ascii_lowercase();
+                                if d.len() != 32 || !d.chars().all(|c| c.is_ascii_hexdigit()) {
+                                    return Err(self.err(f.at, format!("digest {d:?}: an MD5 digest is 32 hexadecimal digits (genhash prints it)")));
+                                }
+                                specific.push(("digest".into(), Value::str(d)));
+                            }
                             "status_code" => {
                                 let mut codes = Vec::new();
                                 for a in &f.args {
@@ -1894,10 +2058,16 @@ impl<'a> Cx<'a> {
                             "virtualhost" => {
                                 host = Some(self.arg(f, 0, "a host name")?.to_string())
                             }
-                            "regex" => specific.push((
-                                "expect_body_regex".into(),
-                                Value::str(self.arg(f, 0, "a regular expression")?),
-                            )),
+                            "regex" => {
+                                let re = self.arg(f, 0, "a regular expression")?;
+                                if let Some(e) = super::body_regex_problem(re) {
+                                    return Err(self.err(
+                                        f.at,
+                                        format!("regex {re:?} is not a regular expression: {e}"),
+                                    ));
+                                }
+                                specific.push(("expect_body_regex".into(), Value::str(re)));
+                            }
                             "regex_no_match" => self.ignore(f, "lbd's body match must match"),
                             _ => self.ignore(f, ""),
                         }
@@ -1983,6 +2153,15 @@ impl<'a> Cx<'a> {
 }
 
 /// A command line into words: spaces separate, single quotes group (keepalived's rule).
+/// Whether a converted service's entries make it an IPv6 one (its `vip`, or its `family`).
+fn svc_is_v6(e: &Entries) -> bool {
+    e.iter().any(|(k, v)| match (k.as_str(), v) {
+        ("vip", Value::Str(s)) => s.starts_with('['),
+        ("family", Value::Str(s)) => s == "ipv6",
+        _ => false,
+    })
+}
+
 fn split_command(text: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut cur = String::new();

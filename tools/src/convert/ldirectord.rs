@@ -31,7 +31,7 @@ pub fn convert_str(name: &str, text: &str, opts: &Options) -> R<Conversion> {
     let output = cx.map(&file, name)?;
     let mut warnings = cx.warnings;
     warnings.sort_by_key(|w| w.line);
-    Ok(Conversion { output, warnings })
+    super::accepted(name, Conversion { output, warnings })
 }
 
 /// Converts an ldirectord.cf file.
@@ -397,6 +397,12 @@ impl<'a> Cx<'a> {
                 format!("virtual service {v:?} needs a port (ADDR:PORT) or is a firewall mark"),
             ));
         };
+        if port == 0 {
+            return Err(self.err(
+                s.at,
+                format!("virtual service {v:?} has port 0 (every port): lbd's services have one port each; mark the ports with a firewall mark and use virtual = MARK"),
+            ));
+        }
         Ok(VKey::Addr(self.host(host, v6, s.at)?, port))
     }
 
@@ -757,7 +763,13 @@ impl<'a> Cx<'a> {
         let fb = get("fallback")
             .or_else(|| get("fallback6"))
             .or_else(|| f.globals.get(if v6 { "fallback6" } else { "fallback" }));
-        if let Some(s) = fb {
+        if let Some(s) = fb.filter(|s| {
+            let same = (s.key == "fallback6") == v6;
+            if !same {
+                self.warn(s.at, format!("`{}` in a {} section: the fallback must be of the service's address family; left out", s.key, if v6 { "virtual6" } else { "virtual" }));
+            }
+            same
+        }) {
             let (ip, port, fwd) = self.fallback(s)?;
             let port = if fwd == lbd::config::Forwarding::Nat || is_fwmark {
                 port
@@ -804,9 +816,16 @@ impl<'a> Cx<'a> {
                         })?;
                     p.push(("netmask".into(), Value::Int(n)));
                 } else {
-                    v.parse::<Ipv4Addr>().map_err(|_| {
+                    let mask = v.parse::<Ipv4Addr>().map_err(|_| {
                         self.err(m.at, "invalid netmask: dotted quad notation is required")
                     })?;
+                    let bits = u32::from(mask);
+                    if bits.leading_ones() + bits.trailing_zeros() != 32 {
+                        return Err(self.err(
+                            m.at,
+                            format!("invalid netmask {v}: its one bits must be contiguous from the left, like 255.255.255.0"),
+                        ));
+                    }
                     p.push(("netmask".into(), Value::str(v)));
                 }
             }
@@ -890,6 +909,12 @@ impl<'a> Cx<'a> {
                         }),
                     ));
                     if let Some(rcv) = r.receive.as_ref().filter(|x| !x.is_empty()) {
+                        if let Some(e) = super::body_regex_problem(rcv) {
+                            return Err(self.err(
+                                r.at,
+                                format!("receive {rcv:?} is not a regular expression: {e}"),
+                            ));
+                        }
                         c.push(("expect_body_regex".into(), Value::str(rcv)));
                     }
                 } else {
@@ -1022,6 +1047,10 @@ impl<'a> Cx<'a> {
                             e.push(("host".into(), Value::str(h)));
                         }
                         if let Some(r) = receive {
+                            if let Some(problem) = super::body_regex_problem(&r) {
+                                let at = get("receive").map_or(sec.at, |s| s.at);
+                                return Err(self.err(at, format!("receive {r:?} is not a regular expression: {problem}")));
+                            }
                             e.push(("expect_body_regex".into(), Value::str(r)));
                         }
                         if let Some(m) = get("httpmethod") {
@@ -1119,8 +1148,15 @@ impl<'a> Cx<'a> {
             c.push(("port".into(), Value::Int(p)));
         } else if vport == 0 && kind != "exec" {
             // fwmark reals have no port: ldirectord checks the service's well-known port.
-            if let Some(p) = get("service").and_then(|s| port_by_name(unquote(&s.value))) {
-                c.push(("port".into(), Value::Int(p.into())));
+            match get("service").and_then(|s| port_by_name(unquote(&s.value))) {
+                Some(p) => c.push(("port".into(), Value::Int(p.into()))),
+                None => {
+                    self.warn(
+                        svc_at,
+                        format!("a firewall-mark service checked as `{service}`, which has no well-known port, and no checkport: ldirectord would check a port it cannot name; lbd leaves the reals unchecked (set checkport)"),
+                    );
+                    return Ok(None);
+                }
             }
         }
         c.extend(e);

@@ -130,6 +130,22 @@ pub enum ConvertError {
         #[source]
         source: std::io::Error,
     },
+    /// The conversion gave a config lbd refuses: settings the converter does not carry over
+    /// yet. Never written out; a bug of the converter (fuzzing looks for these).
+    #[error("{file}: converted into a config lbd refuses (a combination of settings the converter cannot carry over yet; please report it):\n{errors}")]
+    NotAccepted { file: String, errors: String },
+}
+
+/// `c` if lbd accepts the config it holds; else the error that says why, so a converter never
+/// hands out a config that lbd would refuse.
+pub fn accepted(file: &str, c: Conversion) -> Result<Conversion, ConvertError> {
+    match lbd::config::parse("converted.toml", &c.toml()) {
+        Ok(_) => Ok(c),
+        Err(e) => Err(ConvertError::NotAccepted {
+            file: file.to_string(),
+            errors: e.to_string(),
+        }),
+    }
 }
 
 impl ConvertError {
@@ -137,7 +153,7 @@ impl ConvertError {
     pub fn line(&self) -> usize {
         match self {
             ConvertError::Syntax { line, .. } => *line,
-            ConvertError::Read { .. } => 0,
+            ConvertError::Read { .. } | ConvertError::NotAccepted { .. } => 0,
         }
     }
 }
@@ -228,6 +244,11 @@ impl FileSystem for MemFs {
 }
 
 /// Whether `name` is a host name our `[node] hostname` accepts.
+/// Whether lbd can use `text` as an `expect_body_regex` (its checks use regex-lite's syntax).
+pub fn body_regex_problem(text: &str) -> Option<String> {
+    regex_lite::Regex::new(text).err().map(|e| e.to_string())
+}
+
 pub fn valid_hostname(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253

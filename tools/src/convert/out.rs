@@ -49,8 +49,13 @@ impl Value {
             }
             Value::Table(kv) => {
                 out.push_str("{ ");
+                let mut first = true;
                 for (i, (k, v)) in kv.iter().enumerate() {
-                    if i > 0 {
+                    // Given twice: the last value, once.
+                    if kv[i + 1..].iter().any(|(later, _)| later == k) {
+                        continue;
+                    }
+                    if !std::mem::take(&mut first) {
                         out.push_str(", ");
                     }
                     out.push_str(&key(k));
@@ -191,12 +196,22 @@ pub struct Output {
 
 fn comment(out: &mut String, origin: &Origin) {
     if !origin.at.is_empty() {
-        let _ = writeln!(out, "# {} ({})", origin.what, origin.at);
+        let _ = writeln!(
+            out,
+            "# {} ({})",
+            printable(&origin.what),
+            printable(&origin.at)
+        );
     }
 }
 
 fn entries(out: &mut String, e: &Entries) {
-    for (k, v) in e {
+    // A setting the source gives twice is written once, with its last value (as the daemons
+    // read their files): a TOML table cannot hold a key twice.
+    for (i, (k, v)) in e.iter().enumerate() {
+        if e[i + 1..].iter().any(|(later, _)| later == k) {
+            continue;
+        }
         out.push_str(&key(k));
         out.push_str(" = ");
         v.render(out);
@@ -204,7 +219,27 @@ fn entries(out: &mut String, e: &Entries) {
     }
 }
 
+/// `text` with every control character but tab written as `\u{..}`.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 impl Output {
+    /// Sets `[node] key`, replacing an earlier value (a setting given twice: the last wins, as
+    /// in keepalived), so the TOML never holds a key twice.
+    pub fn set_node(&mut self, key: &str, value: Value) {
+        self.node.retain(|(k, _)| k != key);
+        self.node.push((key.to_string(), value));
+    }
+
     /// The config as TOML text.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -212,7 +247,9 @@ impl Output {
             if h.is_empty() {
                 out.push_str("#\n");
             } else {
-                let _ = writeln!(out, "# {h}");
+                // Warnings quote the source, which may hold characters a TOML comment cannot
+                // (control characters, found by fuzzing): write those escaped.
+                let _ = writeln!(out, "# {}", printable(h));
             }
         }
         if !self.header.is_empty() {
@@ -276,7 +313,7 @@ impl Output {
                 out.push('\n');
             }
             for n in &s.notes {
-                let _ = writeln!(out, "# {n}");
+                let _ = writeln!(out, "# {}", printable(n));
             }
             if !s.notes.is_empty() {
                 out.push('\n');

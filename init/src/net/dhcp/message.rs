@@ -112,11 +112,73 @@ pub fn request(id: &ClientIdentity, xid: u32, secs: u16, kind: RequestKind) -> M
 
 /// Why received bytes are not a DHCP message.
 #[derive(Debug, thiserror::Error)]
-#[error("malformed DHCP message ({len} bytes): {source}")]
+#[error("malformed DHCP message ({len} bytes): {problem}")]
 pub struct DecodeError {
     len: usize,
-    #[source]
-    source: dhcproto::error::DecodeError,
+    problem: DecodeProblem,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum DecodeProblem {
+    #[error(transparent)]
+    Decoder(dhcproto::error::DecodeError),
+    #[error("hlen {0} is longer than the 16-byte chaddr field")]
+    HardwareLength(u8),
+    #[error("the decoder failed on it")]
+    DecoderPanicked,
+    #[error("option {code} has {len} bytes, which its definition does not allow")]
+    OptionLength { code: u8, len: u8 },
+}
+
+/// Options whose length is fixed by their RFC, where dhcproto asserts the length rather than
+/// checking it (found by fuzzing): `(code, exact length)`, or a minimum for the FQDN.
+const FIXED_LENGTH_OPTIONS: [(u8, u8); 6] =
+    [(80, 0), (94, 3), (152, 4), (153, 4), (154, 4), (155, 4)];
+const CLIENT_FQDN: u8 = 81;
+
+/// The first option, in the options field or in the `sname`/`file` fields it overloads, whose
+/// length contradicts its definition.
+fn option_with_wrong_length(bytes: &[u8]) -> Option<(u8, u8)> {
+    fn scan(area: &[u8], overload: &mut u8) -> Option<(u8, u8)> {
+        let mut i = 0;
+        while i < area.len() {
+            let code = area[i];
+            match code {
+                0 => i += 1,
+                255 => break,
+                _ => {
+                    let len = *area.get(i + 1)?;
+                    let bad = FIXED_LENGTH_OPTIONS
+                        .iter()
+                        .any(|(c, l)| *c == code && *l != len)
+                        || (code == CLIENT_FQDN && len < 3);
+                    if bad {
+                        return Some((code, len));
+                    }
+                    if code == 52 && len == 1 {
+                        *overload = area.get(i + 2).copied().unwrap_or(0);
+                    }
+                    i += 2 + usize::from(len);
+                }
+            }
+        }
+        None
+    }
+    const SNAME: std::ops::Range<usize> = 44..108;
+    const FILE: std::ops::Range<usize> = 108..236;
+    const OPTIONS: usize = 240;
+    let mut overload = 0;
+    scan(bytes.get(OPTIONS..)?, &mut overload)
+        .or_else(|| {
+            (overload & 1 != 0)
+                .then(|| scan(bytes.get(FILE)?, &mut 0))
+                .flatten()
+        })
+        .or_else(|| {
+            (overload & 2 != 0)
+                .then(|| scan(bytes.get(SNAME)?, &mut 0))
+                .flatten()
+        })
 }
 
 /// Why a message could not be encoded (a field too long for its slot).
@@ -136,10 +198,34 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, EncodeError> {
 
 /// Parses bytes received on port 68.
 pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
-    Message::decode(&mut Decoder::new(bytes)).map_err(|source| DecodeError {
-        len: bytes.len(),
-        source,
-    })
+    // dhcproto keeps hlen as sent, and its chaddr() slices the 16-byte field by it: a reply
+    // with hlen over 16 would panic there (found by fuzzing), in PID 1.
+    if let Some(&hlen) = bytes.get(2).filter(|h| **h > 16) {
+        return Err(DecodeError {
+            len: bytes.len(),
+            problem: DecodeProblem::HardwareLength(hlen),
+        });
+    }
+    if let Some((code, len)) = option_with_wrong_length(bytes) {
+        return Err(DecodeError {
+            len: bytes.len(),
+            problem: DecodeProblem::OptionLength { code, len },
+        });
+    }
+    // A decoder that panics on some input (dhcproto has) must not take PID 1 down with it:
+    // whatever it cannot read is a malformed message.
+    let decoded = std::panic::catch_unwind(|| Message::decode(&mut Decoder::new(bytes)));
+    match decoded {
+        Ok(Ok(msg)) => Ok(msg),
+        Ok(Err(source)) => Err(DecodeError {
+            len: bytes.len(),
+            problem: DecodeProblem::Decoder(source),
+        }),
+        Err(_) => Err(DecodeError {
+            len: bytes.len(),
+            problem: DecodeProblem::DecoderPanicked,
+        }),
+    }
 }
 
 /// What a server offered (from a DHCPOFFER).
@@ -522,6 +608,14 @@ pub(crate) mod tests {
                 kind: MessageType::Offer
             })
         );
+    }
+
+    #[test]
+    fn a_hardware_length_over_16_is_a_decode_error_not_a_panic() {
+        let mut bytes = ack_bytes(1, [10, 0, 0, 50], 120);
+        bytes[2] = 0x93;
+        let err = decode(&bytes).unwrap_err();
+        assert!(err.to_string().contains("hlen 147"), "{err}");
     }
 
     #[test]

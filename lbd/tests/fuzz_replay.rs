@@ -1,0 +1,7 @@
+//! The fuzz corpora of `lbd::fuzz`'s targets, replayed (see `lbtest::fuzz`);
+//! `tools/fuzz.sh` fuzzes them for longer.
+
+#[test]
+fn seeds_and_regressions_run_clean() {
+    lbtest::fuzz::replay(lbd::fuzz::TARGETS);
+}
