@@ -304,8 +304,12 @@ mod bench {
                 )
             }
             Impl::Keepalived => format!(
-                "global_defs {{\n  router_id bench{priority}\n}}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n  advert_int {}\n  version {v}\n  garp_master_repeat 1\n  virtual_ipaddress {{\n    10.77.0.100/24\n  }}\n}}\n",
-                case.interval.as_secs_f64()
+                // The same scheduling as lbd's VRRP thread (SCHED_FIFO at its default
+                // `vrrp_realtime_priority`), so the soak compares the implementations, not the
+                // priorities.
+                "global_defs {{\n  router_id bench{priority}\n  vrrp_rt_priority {rt}\n}}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n  advert_int {}\n  version {v}\n  garp_master_repeat 1\n  virtual_ipaddress {{\n    10.77.0.100/24\n  }}\n}}\n",
+                case.interval.as_secs_f64(),
+                rt = lbd::config::Node::DEFAULT_VRRP_REALTIME_PRIORITY,
             ),
         }
     }
