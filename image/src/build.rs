@@ -356,33 +356,7 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
     tree.add_file("/init", 0o755, init)?;
     tree.add_file("/bin/lbd", 0o755, lbd)?;
 
-    let moddir = format!("/lib/modules/{version}");
-    tree.add_dir(&moddir, 0o755)?;
-    for name in &order {
-        let module = index.get(name).expect("closure members are indexed");
-        let data = package.modules[&module.path].clone();
-        tree.add_file(&format!("{moddir}/{}", module.path), 0o644, data)?;
-    }
-    tree.add_file(
-        &format!("{moddir}/modules.dep"),
-        0o644,
-        index.modules_dep(&order).into_bytes(),
-    )?;
-    tree.add_file(
-        &format!("{moddir}/modules.alias"),
-        0o644,
-        index.modules_alias(&order).into_bytes(),
-    )?;
-    tree.add_file(
-        &format!("{moddir}/modules.softdep"),
-        0o644,
-        index.modules_softdep(&order).into_bytes(),
-    )?;
-    for list in ["modules.builtin", "modules.builtin.modinfo"] {
-        if let Some(data) = package.module_lists.get(list) {
-            tree.add_file(&format!("{moddir}/{list}"), 0o644, data.clone())?;
-        }
-    }
+    add_modules(&mut tree, &version, &order, &index, &package)?;
     tree.add_file(
         "/etc/lb/modules.boot",
         0o644,
@@ -415,27 +389,7 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
             initramfs_files.push(entry);
         }
     }
-    let module_entries: Vec<ModuleEntry> = order
-        .iter()
-        .map(|name| {
-            let m = index.get(name).expect("indexed");
-            ModuleEntry {
-                name: m.name.clone(),
-                path: m.path.clone(),
-                size: m.size,
-                depends: m
-                    .info
-                    .depends
-                    .iter()
-                    .map(|d| modules::normalize_name(d))
-                    .collect(),
-                boot: boot_set.contains(name) && !is_nic_driver(m),
-                nic: is_nic_driver(m),
-                softdeps: m.info.softdeps.clone(),
-                firmware: m.info.firmware.clone(),
-            }
-        })
-        .collect();
+    let module_entries = module_entries(&order, &index, &boot_set);
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         kernel_version: version.clone(),
@@ -469,6 +423,67 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
         ipxe,
         manifest,
     })
+}
+
+/// The modules in load order under `/lib/modules/VERSION`, with the lists modprobe and init
+/// read (`modules.dep`, `.alias`, `.softdep`, and the package's builtin lists).
+fn add_modules(
+    tree: &mut Tree,
+    version: &str,
+    order: &[String],
+    index: &ModuleIndex,
+    package: &KernelPackage,
+) -> Result<(), BuildError> {
+    let moddir = format!("/lib/modules/{version}");
+    tree.add_dir(&moddir, 0o755)?;
+    for name in order {
+        let module = index.get(name).expect("closure members are indexed");
+        let data = package.modules[&module.path].clone();
+        tree.add_file(&format!("{moddir}/{}", module.path), 0o644, data)?;
+    }
+    let lists = [
+        ("modules.dep", index.modules_dep(order)),
+        ("modules.alias", index.modules_alias(order)),
+        ("modules.softdep", index.modules_softdep(order)),
+    ];
+    for (name, text) in lists {
+        tree.add_file(&format!("{moddir}/{name}"), 0o644, text.into_bytes())?;
+    }
+    for list in ["modules.builtin", "modules.builtin.modinfo"] {
+        if let Some(data) = package.module_lists.get(list) {
+            tree.add_file(&format!("{moddir}/{list}"), 0o644, data.clone())?;
+        }
+    }
+    Ok(())
+}
+
+/// What the manifest says of each module carried.
+fn module_entries(
+    order: &[String],
+    index: &ModuleIndex,
+    boot_set: &std::collections::BTreeSet<String>,
+) -> Vec<ModuleEntry> {
+    order
+        .iter()
+        .map(|name| {
+            let m = index.get(name).expect("indexed");
+            ModuleEntry {
+                name: m.name.clone(),
+                path: m.path.clone(),
+                size: m.size,
+                depends: m
+                    .info
+                    .depends
+                    .iter()
+                    .map(|d| modules::normalize_name(d))
+                    .collect(),
+                boot: boot_set.contains(name) && !is_nic_driver(m),
+                nic: is_nic_driver(m),
+                softdeps: m.info.softdeps.clone(),
+                firmware: m.info.firmware.clone(),
+            }
+        })
+        .collect()
 }
 
 /// What [`build`] did.
