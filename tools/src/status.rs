@@ -81,6 +81,31 @@ fn state_paint(p: Paint, state: &str) -> String {
 /// The table.
 pub fn render(doc: &Value, p: Paint) -> String {
     let mut out = String::new();
+    header(&mut out, doc, p);
+    let vrrp_state = vrrp(&mut out, doc, p);
+    ipvs_header(&mut out, doc, p);
+    for svc in doc["services"].as_array().into_iter().flatten() {
+        service(&mut out, svc, &vrrp_state, p);
+        for r in svc["reals"].as_array().into_iter().flatten() {
+            real(&mut out, r, p);
+        }
+        sorry_server(&mut out, svc, p);
+    }
+    if let Some(t) = doc["syslog"]["target"].as_str() {
+        let sy = &doc["syslog"];
+        let _ = writeln!(
+            out,
+            "remote syslog {t}: {} sent, {} dropped, {} failed sends",
+            u(sy, "sent").unwrap_or(0),
+            u(sy, "dropped").unwrap_or(0),
+            u(sy, "failures").unwrap_or(0)
+        );
+    }
+    out
+}
+
+/// `lbd VERSION on HOST, pid N, up T; config V loaded T ago (AT), PATH`.
+fn header(out: &mut String, doc: &Value, p: Paint) {
     let lbd = &doc["lbd"];
     let cfg = &doc["config"];
     let version = s(cfg, "version");
@@ -97,6 +122,10 @@ pub fn render(doc: &Value, p: Paint) -> String {
         s(cfg, "loaded_at"),
         s(cfg, "path"),
     );
+}
+
+/// The VRRP instances, one per line; their states by name, for the services' notes.
+fn vrrp(out: &mut String, doc: &Value, p: Paint) -> std::collections::BTreeMap<String, String> {
     let mut vrrp_state = std::collections::BTreeMap::new();
     if let Some(list) = doc["vrrp"].as_array().filter(|l| !l.is_empty()) {
         let _ = writeln!(out, "{}", p.bold("VRRP"));
@@ -137,6 +166,11 @@ pub fn render(doc: &Value, p: Paint) -> String {
             );
         }
     }
+    vrrp_state
+}
+
+/// `IPVS` (and why the kernel's columns are missing) and the column headers, as ipvsadm -Ln.
+fn ipvs_header(out: &mut String, doc: &Value, p: Paint) {
     let ipvs_ok = doc["ipvs"]["available"].as_bool().unwrap_or(false);
     let _ = writeln!(
         out,
@@ -156,109 +190,111 @@ pub fn render(doc: &Value, p: Paint) -> String {
         out,
         "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn Health"
     );
-    for svc in doc["services"].as_array().into_iter().flatten() {
-        let key = match (svc["vip"].as_str(), u(svc, "fwmark")) {
-            (Some(vip), _) => format!("{:<4} {vip}", s(svc, "protocol").to_ascii_uppercase()),
-            (None, Some(m)) => format!("FWM  {m}"),
-            _ => s(svc, "key").to_string(),
-        };
-        let mut line = format!("{key} {}", s(svc, "scheduler"));
-        if let Some(t) = u(svc, "persistence_seconds") {
-            let _ = write!(line, " persistent {t}");
-        }
-        let mut notes = vec![s(svc, "name").to_string()];
-        if let Some(inst) = svc["vrrp_instance"].as_str() {
-            let st = vrrp_state.get(inst).cloned().unwrap_or_default();
-            notes.push(format!("{inst} {}", state_paint(p, &st)));
-        }
-        if let Some(q) = svc.get("quorum").filter(|q| !q.is_null()) {
-            notes.push(if q["up"].as_bool().unwrap_or(true) {
-                "quorum up".to_string()
-            } else {
-                p.red("quorum lost")
-            });
-        }
-        if svc["in_kernel"].as_bool() == Some(false) {
-            notes.push(p.red("not in the kernel"));
-        }
-        let _ = writeln!(out, "{line}  [{}]", notes.join(", "));
-        for r in svc["reals"].as_array().into_iter().flatten() {
-            let k = r.get("ipvs").filter(|k| !k.is_null());
-            let (fwd, weight, active, inactive) = match k {
-                Some(k) => (
-                    ipvsadm_fwd(s(k, "forwarding")),
-                    u(k, "weight").map_or("-".into(), |w| w.to_string()),
-                    u(k, "active_connections").map_or("-".into(), |w| w.to_string()),
-                    u(k, "inactive_connections").map_or("-".into(), |w| w.to_string()),
-                ),
-                None => (
-                    ipvsadm_fwd(s(r, "forwarding")),
-                    u(r, "weight").map_or("-".into(), |w| w.to_string()),
-                    "-".to_string(),
-                    "-".to_string(),
-                ),
-            };
-            let health = s(r, "health");
-            let mut h = match health {
-                "up" => p.green("up"),
-                "down" => p.red("down"),
-                other => p.yellow(other),
-            };
-            if let Some(reason) = r["reason"].as_str() {
-                let _ = write!(h, ": {reason}");
-            }
-            if r["drained"].as_bool() == Some(true) {
-                let _ = write!(h, ", {}", p.yellow("drained"));
-            }
-            if !r["checked"].as_bool().unwrap_or(false) {
-                let _ = write!(h, " {}", p.dim("(no check)"));
-            }
-            let want = u(r, "weight");
-            if k.is_some() && want != u(k.unwrap(), "weight") {
-                let _ = write!(
-                    h,
-                    " {}",
-                    p.dim(&format!(
-                        "(lbd wants {})",
-                        want.map_or("it removed".into(), |w| format!("weight {w}"))
-                    ))
-                );
-            }
-            if k.is_none() && want.is_none() {
-                let _ = write!(h, " {}", p.dim("(left out of the table)"));
-            }
-            let addr = s(r, "address");
-            let _ = writeln!(
-                out,
-                "  -> {addr:<28} {fwd:<7} {weight:<6} {active:<10} {inactive:<9} {h}"
-            );
-        }
-        if let Some(sorry) = svc.get("sorry").filter(|x| !x.is_null()) {
-            if sorry["active"].as_bool() == Some(true) {
-                let _ = writeln!(
-                    out,
-                    "  -> {:<28} {:<7} {:<6} {:<10} {:<9} {}",
-                    s(sorry, "address"),
-                    ipvsadm_fwd(s(sorry, "forwarding")),
-                    1,
-                    "-",
-                    "-",
-                    p.yellow("sorry server (no real serves)")
-                );
-            }
-        }
+}
+
+/// A service's line: protocol, address or mark, scheduler, persistence, and notes.
+fn service(
+    out: &mut String,
+    svc: &Value,
+    vrrp_state: &std::collections::BTreeMap<String, String>,
+    p: Paint,
+) {
+    let key = match (svc["vip"].as_str(), u(svc, "fwmark")) {
+        (Some(vip), _) => format!("{:<4} {vip}", s(svc, "protocol").to_ascii_uppercase()),
+        (None, Some(m)) => format!("FWM  {m}"),
+        _ => s(svc, "key").to_string(),
+    };
+    let mut line = format!("{key} {}", s(svc, "scheduler"));
+    if let Some(t) = u(svc, "persistence_seconds") {
+        let _ = write!(line, " persistent {t}");
     }
-    if let Some(t) = doc["syslog"]["target"].as_str() {
-        let sy = &doc["syslog"];
-        let _ = writeln!(
-            out,
-            "remote syslog {t}: {} sent, {} dropped, {} failed sends",
-            u(sy, "sent").unwrap_or(0),
-            u(sy, "dropped").unwrap_or(0),
-            u(sy, "failures").unwrap_or(0)
+    let mut notes = vec![s(svc, "name").to_string()];
+    if let Some(inst) = svc["vrrp_instance"].as_str() {
+        let st = vrrp_state.get(inst).cloned().unwrap_or_default();
+        notes.push(format!("{inst} {}", state_paint(p, &st)));
+    }
+    if let Some(q) = svc.get("quorum").filter(|q| !q.is_null()) {
+        notes.push(if q["up"].as_bool().unwrap_or(true) {
+            "quorum up".to_string()
+        } else {
+            p.red("quorum lost")
+        });
+    }
+    if svc["in_kernel"].as_bool() == Some(false) {
+        notes.push(p.red("not in the kernel"));
+    }
+    let _ = writeln!(out, "{line}  [{}]", notes.join(", "));
+}
+
+/// A real's line: the kernel's columns (or what lbd wants), and its health.
+fn real(out: &mut String, r: &Value, p: Paint) {
+    let k = r.get("ipvs").filter(|k| !k.is_null());
+    let (fwd, weight, active, inactive) = match k {
+        Some(k) => (
+            ipvsadm_fwd(s(k, "forwarding")),
+            u(k, "weight").map_or("-".into(), |w| w.to_string()),
+            u(k, "active_connections").map_or("-".into(), |w| w.to_string()),
+            u(k, "inactive_connections").map_or("-".into(), |w| w.to_string()),
+        ),
+        None => (
+            ipvsadm_fwd(s(r, "forwarding")),
+            u(r, "weight").map_or("-".into(), |w| w.to_string()),
+            "-".to_string(),
+            "-".to_string(),
+        ),
+    };
+    let health = s(r, "health");
+    let mut h = match health {
+        "up" => p.green("up"),
+        "down" => p.red("down"),
+        other => p.yellow(other),
+    };
+    if let Some(reason) = r["reason"].as_str() {
+        let _ = write!(h, ": {reason}");
+    }
+    if r["drained"].as_bool() == Some(true) {
+        let _ = write!(h, ", {}", p.yellow("drained"));
+    }
+    if !r["checked"].as_bool().unwrap_or(false) {
+        let _ = write!(h, " {}", p.dim("(no check)"));
+    }
+    let want = u(r, "weight");
+    if k.is_some() && want != u(k.unwrap(), "weight") {
+        let _ = write!(
+            h,
+            " {}",
+            p.dim(&format!(
+                "(lbd wants {})",
+                want.map_or("it removed".into(), |w| format!("weight {w}"))
+            ))
         );
     }
-    out
+    if k.is_none() && want.is_none() {
+        let _ = write!(h, " {}", p.dim("(left out of the table)"));
+    }
+    let addr = s(r, "address");
+    let _ = writeln!(
+        out,
+        "  -> {addr:<28} {fwd:<7} {weight:<6} {active:<10} {inactive:<9} {h}"
+    );
+}
+
+/// The sorry server's line, while it serves.
+fn sorry_server(out: &mut String, svc: &Value, p: Paint) {
+    if let Some(sorry) = svc.get("sorry").filter(|x| !x.is_null()) {
+        if sorry["active"].as_bool() == Some(true) {
+            let _ = writeln!(
+                out,
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<9} {}",
+                s(sorry, "address"),
+                ipvsadm_fwd(s(sorry, "forwarding")),
+                1,
+                "-",
+                "-",
+                p.yellow("sorry server (no real serves)")
+            );
+        }
+    }
 }
 
 #[cfg(test)]
