@@ -135,11 +135,22 @@ fn parse_rfc3339(t: &str) -> Option<f64> {
     Some((days * 86400 + hh * 3600 + mm * 60 + ss) as f64 + f)
 }
 
-/// The exposition text.
+/// The exposition text: the families in the order of the table above, a helper per group
+/// (each family's samples in the order of the status document).
 pub fn render(st: &Status) -> String {
     let mut o = Out {
         families: Vec::new(),
     };
+    lbd_families(&mut o, st);
+    vrrp_families(&mut o, st);
+    service_families(&mut o, st);
+    real_families(&mut o, st);
+    syslog_families(&mut o, st);
+    o.render()
+}
+
+/// lbd itself, its running config, and whether IPVS could be read.
+fn lbd_families(o: &mut Out, st: &Status) {
     let info = o.family(
         "lbd_info",
         "gauge",
@@ -178,7 +189,10 @@ pub fn render(st: &Status) -> String {
         "1 when the kernel's IPVS table could be read.",
         f64::from(u8::from(st.ipvs.available)),
     );
+}
 
+/// VRRP instances (state, priorities) and the received packets dropped.
+fn vrrp_families(o: &mut Out, st: &Status) {
     let state = o.family(
         "lbd_vrrp_instance_state",
         "gauge",
@@ -221,7 +235,10 @@ pub fn render(st: &Status) -> String {
     for (reason, n) in &st.vrrp_drops {
         o.add(drops, vec![("reason", reason.clone())], *n as f64);
     }
+}
 
+/// Per service: the reals that serve, quorum, sorry server, and IPVS's counters and rates.
+fn service_families(o: &mut Out, st: &Status) {
     let up = o.family(
         "lbd_service_reals_up",
         "gauge",
@@ -272,6 +289,34 @@ pub fn render(st: &Status) -> String {
         "gauge",
         "Bytes per second, in and out (IPVS's estimate).",
     );
+    for s in &st.services {
+        let sl = || vec![("service", s.name.clone())];
+        let dir = |d: &str| vec![("service", s.name.clone()), ("direction", d.to_string())];
+        o.add(up, sl(), s.reals_up as f64);
+        o.add(upw, sl(), s.up_weight as f64);
+        if let Some(q) = &s.quorum {
+            o.add(quorum, sl(), f64::from(u8::from(q.up)));
+        }
+        if let Some(so) = &s.sorry {
+            o.add(sorry, sl(), f64::from(u8::from(so.active)));
+        }
+        if let Some(t) = &s.traffic {
+            o.add(conns, sl(), t.connections as f64);
+            o.add(pkts, dir("in"), t.packets_in as f64);
+            o.add(pkts, dir("out"), t.packets_out as f64);
+            o.add(bytes, dir("in"), t.bytes_in as f64);
+            o.add(bytes, dir("out"), t.bytes_out as f64);
+            o.add(cps, sl(), t.connections_per_second as f64);
+            o.add(pps, dir("in"), t.packets_in_per_second as f64);
+            o.add(pps, dir("out"), t.packets_out_per_second as f64);
+            o.add(bps, dir("in"), t.bytes_in_per_second as f64);
+            o.add(bps, dir("out"), t.bytes_out_per_second as f64);
+        }
+    }
+}
+
+/// Per real of each service: health, drain, weights, and what the kernel holds for it.
+fn real_families(o: &mut Out, st: &Status) {
     let r_up = o.family(
         "lbd_real_up",
         "gauge",
@@ -323,28 +368,6 @@ pub fn render(st: &Status) -> String {
         "New connections per second to the real (IPVS's estimate).",
     );
     for s in &st.services {
-        let sl = || vec![("service", s.name.clone())];
-        let dir = |d: &str| vec![("service", s.name.clone()), ("direction", d.to_string())];
-        o.add(up, sl(), s.reals_up as f64);
-        o.add(upw, sl(), s.up_weight as f64);
-        if let Some(q) = &s.quorum {
-            o.add(quorum, sl(), f64::from(u8::from(q.up)));
-        }
-        if let Some(so) = &s.sorry {
-            o.add(sorry, sl(), f64::from(u8::from(so.active)));
-        }
-        if let Some(t) = &s.traffic {
-            o.add(conns, sl(), t.connections as f64);
-            o.add(pkts, dir("in"), t.packets_in as f64);
-            o.add(pkts, dir("out"), t.packets_out as f64);
-            o.add(bytes, dir("in"), t.bytes_in as f64);
-            o.add(bytes, dir("out"), t.bytes_out as f64);
-            o.add(cps, sl(), t.connections_per_second as f64);
-            o.add(pps, dir("in"), t.packets_in_per_second as f64);
-            o.add(pps, dir("out"), t.packets_out_per_second as f64);
-            o.add(bps, dir("in"), t.bytes_in_per_second as f64);
-            o.add(bps, dir("out"), t.bytes_out_per_second as f64);
-        }
         for r in &s.reals {
             let rl = || vec![("service", s.name.clone()), ("real", r.address.to_string())];
             let rdir = |d: &str| {
@@ -373,6 +396,10 @@ pub fn render(st: &Status) -> String {
             }
         }
     }
+}
+
+/// The remote log's counters.
+fn syslog_families(o: &mut Out, st: &Status) {
     o.single(
         "lbd_syslog_messages_sent_total",
         "counter",
@@ -391,7 +418,6 @@ pub fn render(st: &Status) -> String {
         "Failed attempts to send remote log messages (each is retried).",
         st.syslog.failures as f64,
     );
-    o.render()
 }
 
 #[cfg(test)]

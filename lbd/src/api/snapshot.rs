@@ -6,11 +6,11 @@
 //! read (`ipvs` of each real: weight, connections, counters and rates).
 
 use super::drain::Drained;
-use crate::check::board::HealthReport;
-use crate::config::{Config, Forwarding, ServiceKey};
+use crate::check::board::{HealthReport, ServiceHealth};
+use crate::config::{Config, Forwarding, Real, Service, ServiceKey};
 use crate::ipvs::client::Dump;
 use crate::ipvs::msg::{self, FwdMethod, Stats};
-use crate::reconcile::{self, DestKey, Overrides, SyncRole};
+use crate::reconcile::{self, Desired, DestKey, Overrides, ServiceState, SyncRole};
 use crate::syslog::rfc5424::timestamp;
 use crate::syslog::SyslogStatus;
 use crate::vrrp::runtime::Status as VrrpStatus;
@@ -228,6 +228,9 @@ pub fn overrides(health: &HealthReport, drained: &Drained) -> Overrides {
     Overrides { weights }
 }
 
+/// The kernel's services by identity, each with its destinations.
+type KernelTable<'a> = BTreeMap<msg::ServiceId, &'a (msg::ServiceEntry, Vec<msg::DestEntry>)>;
+
 /// Builds the status document.
 pub fn build(i: &Inputs) -> Status {
     let desired = reconcile::desired(
@@ -236,139 +239,17 @@ pub fn build(i: &Inputs) -> Status {
         &overrides(i.health, i.drained),
         SyncRole::Master,
     );
-    let kernel: Option<BTreeMap<msg::ServiceId, &(msg::ServiceEntry, Vec<msg::DestEntry>)>> =
-        match i.kernel {
-            KernelView::Table(d) => Some(d.iter().map(|e| (e.0.id, e)).collect()),
-            KernelView::Unavailable(_) => None,
-        };
-    let group_of: BTreeMap<&str, &str> = i
+    let kernel: Option<KernelTable> = match i.kernel {
+        KernelView::Table(d) => Some(d.iter().map(|e| (e.0.id, e)).collect()),
+        KernelView::Unavailable(_) => None,
+    };
+    let vrrp = vrrp_instances(i);
+    let services = i
         .config
-        .sync_groups
+        .services
         .values()
-        .flat_map(|g| {
-            g.instances
-                .iter()
-                .map(move |m| (m.as_str(), g.name.as_str()))
-        })
+        .map(|svc| service_status(i, svc, &desired, kernel.as_ref()))
         .collect();
-    let vrrp = i
-        .config
-        .vrrp_instances
-        .values()
-        .map(|v| VrrpInstanceStatus {
-            name: v.name.clone(),
-            interface: v.interface.clone(),
-            vrid: v.vrid,
-            version: match v.version {
-                crate::config::VrrpVersion::V2 => 2,
-                crate::config::VrrpVersion::V3 => 3,
-            },
-            priority: v.priority,
-            effective_priority: i
-                .vrrp
-                .priorities
-                .get(&v.name)
-                .copied()
-                .unwrap_or(v.priority),
-            state: i
-                .vrrp
-                .roles
-                .get(&v.name)
-                .map_or("UNKNOWN".to_string(), |s| s.as_str().to_string()),
-            vips: v.vips.iter().map(|p| p.to_string()).collect(),
-            sync_group: group_of.get(v.name.as_str()).map(|g| g.to_string()),
-        })
-        .collect();
-    let mut services = Vec::new();
-    for svc in i.config.services.values() {
-        let id = reconcile::service_id(&svc.key);
-        let want = desired.table.get(&id);
-        let have = kernel.as_ref().and_then(|k| k.get(&id));
-        let sh = i.health.services.get(&svc.name);
-        let (protocol, vip, fwmark) = match svc.key {
-            ServiceKey::Addr { protocol, addr } => (Some(protocol.to_string()), Some(addr), None),
-            ServiceKey::Fwmark { mark, .. } => (None, None, Some(mark)),
-        };
-        let reals = svc
-            .reals
-            .iter()
-            .map(|r| {
-                let key = DestKey {
-                    addr: r.addr.ip(),
-                    port: r.addr.port(),
-                };
-                let rs = sh.and_then(|s| s.reals.get(&r.addr));
-                let kr = have.and_then(|(_, dests)| {
-                    dests
-                        .iter()
-                        .find(|d| d.addr == key.addr && d.port == key.port)
-                });
-                RealStatusDoc {
-                    address: r.addr,
-                    forwarding: forwarding_name(r.forwarding),
-                    config_weight: r.weight,
-                    weight: want.and_then(|w| w.dests.get(&key)).map(|d| d.weight),
-                    drained: i.drained.contains(&(svc.name.clone(), r.addr)),
-                    health: match rs {
-                        Some(s) if s.checked => s.state.to_string(),
-                        _ => "up".to_string(),
-                    },
-                    checked: rs.is_some_and(|s| s.checked),
-                    check: r.check.as_ref().map(|c| {
-                        serde_json::to_value(&c.kind)
-                            .ok()
-                            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(String::from))
-                            .unwrap_or_default()
-                    }),
-                    reason: rs.and_then(|s| s.reason.as_ref()).map(|f| f.to_string()),
-                    since: rs.and_then(|s| s.since).map(timestamp),
-                    ipvs: kr.map(|d| KernelReal {
-                        weight: d.weight,
-                        forwarding: fwd_name(d.fwd).to_string(),
-                        active_connections: d.active_conns,
-                        inactive_connections: d.inactive_conns,
-                        persistent_connections: d.persistent_conns,
-                        traffic: d.stats.as_ref().map(Traffic::from),
-                    }),
-                }
-            })
-            .collect();
-        services.push(ServiceStatus {
-            name: svc.name.clone(),
-            key: svc.key.to_string(),
-            protocol,
-            vip,
-            fwmark,
-            scheduler: svc.scheduler.to_string(),
-            persistence_seconds: svc.persistence.map(|p| p.timeout.as_secs()),
-            vrrp_instance: svc.vrrp_instance.clone(),
-            reals_up: sh.map_or(svc.reals.len(), |s| s.reals_up),
-            up_weight: sh.map_or_else(
-                || svc.reals.iter().map(|r| u64::from(r.weight)).sum(),
-                |s| s.up_weight,
-            ),
-            quorum: svc.quorum.map(|q| QuorumStatus {
-                min_weight: q.min_weight,
-                hysteresis: q.hysteresis,
-                up: sh.is_none_or(|s| s.quorum_up()),
-            }),
-            sorry: svc.sorry.as_ref().map(|s| SorryStatus {
-                address: s.addr,
-                forwarding: forwarding_name(s.forwarding),
-                // The reconciler adds the sorry server when no real serves.
-                active: !svc.reals.iter().any(|r| r.addr == s.addr)
-                    && want.is_some_and(|w| {
-                        w.dests.contains_key(&DestKey {
-                            addr: s.addr.ip(),
-                            port: s.addr.port(),
-                        })
-                    }),
-            }),
-            in_kernel: kernel.as_ref().map(|k| k.contains_key(&id)),
-            traffic: have.and_then(|(s, _)| s.stats.as_ref()).map(Traffic::from),
-            reals,
-        });
-    }
     Status {
         lbd: LbdInfo {
             version: env!("CARGO_PKG_VERSION"),
@@ -397,21 +278,174 @@ pub fn build(i: &Inputs) -> Status {
             },
         },
         vrrp,
-        vrrp_drops: i
-            .vrrp
-            .drops
-            .iter()
-            .map(|(k, v)| {
-                (
-                    serde_json::to_value(k)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_else(|| format!("{k:?}")),
-                    *v,
-                )
-            })
-            .collect(),
+        vrrp_drops: vrrp_drops(i.vrrp),
         services,
         syslog: i.syslog.clone(),
+    }
+}
+
+/// The configured VRRP instances, with the state and priority the VRRP thread reports.
+fn vrrp_instances(i: &Inputs) -> Vec<VrrpInstanceStatus> {
+    let group_of: BTreeMap<&str, &str> = i
+        .config
+        .sync_groups
+        .values()
+        .flat_map(|g| {
+            g.instances
+                .iter()
+                .map(move |m| (m.as_str(), g.name.as_str()))
+        })
+        .collect();
+    i.config
+        .vrrp_instances
+        .values()
+        .map(|v| VrrpInstanceStatus {
+            name: v.name.clone(),
+            interface: v.interface.clone(),
+            vrid: v.vrid,
+            version: match v.version {
+                crate::config::VrrpVersion::V2 => 2,
+                crate::config::VrrpVersion::V3 => 3,
+            },
+            priority: v.priority,
+            effective_priority: i
+                .vrrp
+                .priorities
+                .get(&v.name)
+                .copied()
+                .unwrap_or(v.priority),
+            state: i
+                .vrrp
+                .roles
+                .get(&v.name)
+                .map_or("UNKNOWN".to_string(), |s| s.as_str().to_string()),
+            vips: v.vips.iter().map(|p| p.to_string()).collect(),
+            sync_group: group_of.get(v.name.as_str()).map(|g| g.to_string()),
+        })
+        .collect()
+}
+
+/// The dropped-packet counters by reason, named as the reasons serialize.
+fn vrrp_drops(vrrp: &VrrpStatus) -> BTreeMap<String, u64> {
+    vrrp.drops
+        .iter()
+        .map(|(k, v)| {
+            (
+                serde_json::to_value(k)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_else(|| format!("{k:?}")),
+                *v,
+            )
+        })
+        .collect()
+}
+
+/// One config service: its health, what the reconciler wants for it (`desired`) and what the
+/// kernel holds (`kernel`, None: unreadable).
+fn service_status(
+    i: &Inputs,
+    svc: &Service,
+    desired: &Desired,
+    kernel: Option<&KernelTable>,
+) -> ServiceStatus {
+    let id = reconcile::service_id(&svc.key);
+    let want = desired.table.get(&id);
+    let have = kernel.and_then(|k| k.get(&id));
+    let sh: Option<&ServiceHealth> = i.health.services.get(&svc.name).map(|s| &**s);
+    let (protocol, vip, fwmark) = match svc.key {
+        ServiceKey::Addr { protocol, addr } => (Some(protocol.to_string()), Some(addr), None),
+        ServiceKey::Fwmark { mark, .. } => (None, None, Some(mark)),
+    };
+    let reals = svc
+        .reals
+        .iter()
+        .map(|r| real_status(i, svc, sh, r, want, have.copied()))
+        .collect();
+    ServiceStatus {
+        name: svc.name.clone(),
+        key: svc.key.to_string(),
+        protocol,
+        vip,
+        fwmark,
+        scheduler: svc.scheduler.to_string(),
+        persistence_seconds: svc.persistence.map(|p| p.timeout.as_secs()),
+        vrrp_instance: svc.vrrp_instance.clone(),
+        reals_up: sh.map_or(svc.reals.len(), |s| s.reals_up),
+        up_weight: sh.map_or_else(
+            || svc.reals.iter().map(|r| u64::from(r.weight)).sum(),
+            |s| s.up_weight,
+        ),
+        quorum: svc.quorum.map(|q| QuorumStatus {
+            min_weight: q.min_weight,
+            hysteresis: q.hysteresis,
+            up: sh.is_none_or(|s| s.quorum_up()),
+        }),
+        sorry: svc.sorry.as_ref().map(|s| SorryStatus {
+            address: s.addr,
+            forwarding: forwarding_name(s.forwarding),
+            // The reconciler adds the sorry server when no real serves.
+            active: !svc.reals.iter().any(|r| r.addr == s.addr)
+                && want.is_some_and(|w| {
+                    w.dests.contains_key(&DestKey {
+                        addr: s.addr.ip(),
+                        port: s.addr.port(),
+                    })
+                }),
+        }),
+        in_kernel: kernel.map(|k| k.contains_key(&id)),
+        traffic: have.and_then(|(s, _)| s.stats.as_ref()).map(Traffic::from),
+        reals,
+    }
+}
+
+/// One real of `svc`: config, health (`sh`: the service's) and drain, the weight the
+/// reconciler wants (`want`: the service as desired) and what the kernel holds (`have`: the
+/// service as dumped).
+fn real_status(
+    i: &Inputs,
+    svc: &Service,
+    sh: Option<&ServiceHealth>,
+    r: &Real,
+    want: Option<&ServiceState>,
+    have: Option<&(msg::ServiceEntry, Vec<msg::DestEntry>)>,
+) -> RealStatusDoc {
+    let key = DestKey {
+        addr: r.addr.ip(),
+        port: r.addr.port(),
+    };
+    let rs = sh.and_then(|s| s.reals.get(&r.addr));
+    let kr = have.and_then(|(_, dests)| {
+        dests
+            .iter()
+            .find(|d| d.addr == key.addr && d.port == key.port)
+    });
+    RealStatusDoc {
+        address: r.addr,
+        forwarding: forwarding_name(r.forwarding),
+        config_weight: r.weight,
+        weight: want.and_then(|w| w.dests.get(&key)).map(|d| d.weight),
+        drained: i.drained.contains(&(svc.name.clone(), r.addr)),
+        health: match rs {
+            Some(s) if s.checked => s.state.to_string(),
+            _ => "up".to_string(),
+        },
+        checked: rs.is_some_and(|s| s.checked),
+        check: r.check.as_ref().map(|c| {
+            serde_json::to_value(&c.kind)
+                .ok()
+                .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(String::from))
+                .unwrap_or_default()
+        }),
+        reason: rs.and_then(|s| s.reason.as_ref()).map(|f| f.to_string()),
+        since: rs.and_then(|s| s.since).map(timestamp),
+        ipvs: kr.map(|d| KernelReal {
+            weight: d.weight,
+            forwarding: fwd_name(d.fwd).to_string(),
+            active_connections: d.active_conns,
+            inactive_connections: d.inactive_conns,
+            persistent_connections: d.persistent_conns,
+            traffic: d.stats.as_ref().map(Traffic::from),
+        }),
     }
 }

@@ -9,7 +9,7 @@ use crate::netlink::{self, Addr, AddressOptions, Event, Link, Netlink};
 use crate::vrrp::announce::{gratuitous_arp, unsolicited_na, virtual_mac_v4, virtual_mac_v6};
 use crate::vrrp::machine::{Action, Spec, State, Timer};
 use crate::vrrp::node::{Input, Node, Packet};
-use crate::vrrp::packet::{DropReason, MULTICAST_V4, MULTICAST_V6};
+use crate::vrrp::packet::{Advert, DropReason, MULTICAST_V4, MULTICAST_V6};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::IpAddr;
@@ -268,108 +268,9 @@ impl Driver {
             Action::CancelTimer { instance, timer } => {
                 self.timers.remove(&(instance, timer));
             }
-            Action::Send { instance, advert } => {
-                let Some(spec) = self.spec(&instance) else {
-                    return;
-                };
-                let Some(src) = spec.primary else { return };
-                let dsts: Vec<IpAddr> = if spec.unicast_peers.is_empty() {
-                    vec![if spec.ipv6 {
-                        IpAddr::V6(MULTICAST_V6)
-                    } else {
-                        IpAddr::V4(MULTICAST_V4)
-                    }]
-                } else {
-                    spec.unicast_peers.clone()
-                };
-                let key = (spec.interface.clone(), spec.ipv6);
-                let mut errors = Vec::new();
-                for dst in dsts {
-                    let bytes = match advert.emit(src, dst) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            errors.push(format!("cannot encode: {e}"));
-                            continue;
-                        }
-                    };
-                    let r = match self.vmacs.get(&instance).and_then(|v| v.sock.as_ref()) {
-                        Some(s) => s.send(src, dst, &bytes),
-                        None => match self.rx.get(&key) {
-                            Some(s) => s.sock.get_ref().send(src, dst, &bytes),
-                            None => Err(std::io::Error::other("no socket on the interface")),
-                        },
-                    };
-                    if let Err(e) = r {
-                        errors.push(format!("to {dst}: {e}"));
-                    }
-                }
-                for e in errors {
-                    if let Some(n) = self.rate_limited(format!("send {instance}"), now) {
-                        warn!(instance = %instance, suppressed = n, "vrrp: {instance}: sending advertisement failed {e}");
-                    }
-                }
-            }
-            Action::AddVips { instance, vips } => {
-                let Some(spec) = self.spec(&instance).cloned() else {
-                    return;
-                };
-                let Some((index, ifname)) = self.vip_link(&spec) else {
-                    error!(
-                        "vrrp: {instance}: interface {} is missing; cannot add {}",
-                        spec.interface,
-                        show(&vips)
-                    );
-                    return;
-                };
-                for v in &vips {
-                    // IPv6 without duplicate address detection: the VIP must work at once, and
-                    // the old master has just given it up.
-                    let opts = AddressOptions {
-                        no_dad: true,
-                        ..AddressOptions::default()
-                    };
-                    let added = self
-                        .net
-                        .add_address(index, &ifname, v.addr, v.prefix_len, opts)
-                        .await;
-                    if let Err(e) = added {
-                        error!("vrrp: {instance}: {e}");
-                    }
-                }
-                info!("vrrp: {instance}: added {} on {ifname}", show(&vips));
-            }
-            Action::RemoveVips { instance, vips } => {
-                self.pacer.cancel(&instance);
-                let Some(spec) = self.spec(&instance).cloned() else {
-                    return;
-                };
-                let Some((index, ifname)) = self.vip_link(&spec) else {
-                    return;
-                };
-                let held: BTreeSet<IpAddr> = self
-                    .addrs
-                    .iter()
-                    .filter(|a| a.index == index)
-                    .map(|a| a.addr)
-                    .collect();
-                let present: Vec<IpPrefix> = vips
-                    .iter()
-                    .filter(|v| held.contains(&v.addr))
-                    .copied()
-                    .collect();
-                for v in &vips {
-                    let removed = self
-                        .net
-                        .del_address(index, &ifname, v.addr, v.prefix_len)
-                        .await;
-                    if let Err(e) = removed {
-                        error!("vrrp: {instance}: {e}");
-                    }
-                }
-                if !present.is_empty() {
-                    info!("vrrp: {instance}: removed {} from {ifname}", show(&present));
-                }
-            }
+            Action::Send { instance, advert } => self.send_advert(now, &instance, &advert),
+            Action::AddVips { instance, vips } => self.add_vips(&instance, &vips).await,
+            Action::RemoveVips { instance, vips } => self.remove_vips(&instance, &vips).await,
             Action::Announce {
                 instance,
                 vips,
@@ -418,6 +319,117 @@ impl Driver {
             } => {
                 warn!(instance = %instance, "vrrp: {instance}: peer {src} advertises {detail}");
             }
+        }
+    }
+
+    /// Sends an advertisement of `instance` from its primary address: multicast, or to each
+    /// unicast peer; from the virtual MAC's macvlan when it has one.
+    fn send_advert(&mut self, now: Duration, instance: &str, advert: &Advert) {
+        let Some(spec) = self.spec(instance) else {
+            return;
+        };
+        let Some(src) = spec.primary else { return };
+        let dsts: Vec<IpAddr> = if spec.unicast_peers.is_empty() {
+            vec![if spec.ipv6 {
+                IpAddr::V6(MULTICAST_V6)
+            } else {
+                IpAddr::V4(MULTICAST_V4)
+            }]
+        } else {
+            spec.unicast_peers.clone()
+        };
+        let key = (spec.interface.clone(), spec.ipv6);
+        let mut errors = Vec::new();
+        for dst in dsts {
+            let bytes = match advert.emit(src, dst) {
+                Ok(b) => b,
+                Err(e) => {
+                    errors.push(format!("cannot encode: {e}"));
+                    continue;
+                }
+            };
+            let r = match self.vmacs.get(instance).and_then(|v| v.sock.as_ref()) {
+                Some(s) => s.send(src, dst, &bytes),
+                None => match self.rx.get(&key) {
+                    Some(s) => s.sock.get_ref().send(src, dst, &bytes),
+                    None => Err(std::io::Error::other("no socket on the interface")),
+                },
+            };
+            if let Err(e) = r {
+                errors.push(format!("to {dst}: {e}"));
+            }
+        }
+        for e in errors {
+            if let Some(n) = self.rate_limited(format!("send {instance}"), now) {
+                warn!(instance = %instance, suppressed = n, "vrrp: {instance}: sending advertisement failed {e}");
+            }
+        }
+    }
+
+    /// Adds the VIPs of `instance` to its link (the macvlan with `virtual_mac`, else the
+    /// interface).
+    async fn add_vips(&mut self, instance: &str, vips: &[IpPrefix]) {
+        let Some(spec) = self.spec(instance).cloned() else {
+            return;
+        };
+        let Some((index, ifname)) = self.vip_link(&spec) else {
+            error!(
+                "vrrp: {instance}: interface {} is missing; cannot add {}",
+                spec.interface,
+                show(vips)
+            );
+            return;
+        };
+        for v in vips {
+            // IPv6 without duplicate address detection: the VIP must work at once, and
+            // the old master has just given it up.
+            let opts = AddressOptions {
+                no_dad: true,
+                ..AddressOptions::default()
+            };
+            let added = self
+                .net
+                .add_address(index, &ifname, v.addr, v.prefix_len, opts)
+                .await;
+            if let Err(e) = added {
+                error!("vrrp: {instance}: {e}");
+            }
+        }
+        info!("vrrp: {instance}: added {} on {ifname}", show(vips));
+    }
+
+    /// Stops the announcements of `instance` and removes its VIPs from its link; logs those
+    /// that were there.
+    async fn remove_vips(&mut self, instance: &str, vips: &[IpPrefix]) {
+        self.pacer.cancel(instance);
+        let Some(spec) = self.spec(instance).cloned() else {
+            return;
+        };
+        let Some((index, ifname)) = self.vip_link(&spec) else {
+            return;
+        };
+        let held: BTreeSet<IpAddr> = self
+            .addrs
+            .iter()
+            .filter(|a| a.index == index)
+            .map(|a| a.addr)
+            .collect();
+        let present: Vec<IpPrefix> = vips
+            .iter()
+            .filter(|v| held.contains(&v.addr))
+            .copied()
+            .collect();
+        for v in vips {
+            let removed = self
+                .net
+                .del_address(index, &ifname, v.addr, v.prefix_len)
+                .await;
+            if let Err(e) = removed {
+                error!("vrrp: {instance}: {e}");
+            }
+        }
+        if !present.is_empty() {
+            info!("vrrp: {instance}: removed {} from {ifname}", show(&present));
         }
     }
 

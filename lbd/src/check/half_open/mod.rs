@@ -29,18 +29,29 @@
 //!   read with the answers and before deadlines are judged.
 //!
 //! Needs CAP_NET_RAW; without it the engine runs the checks as connect checks and says so.
+//!
+//! - this module: the runs in flight ([`HalfOpen`]): sequence numbers, held source ports,
+//!   deadlines, route lookups, and which answer or error ends which run.
+//! - `socket`: the raw sockets and their BPF answer filter, the held-port sockets, and the
+//!   batched sends and reads (`sendmmsg`, `recvmmsg`, the error queue's messages).
+//! - `keys`: the hasher of this module's maps.
+
+mod keys;
+mod socket;
 
 use super::connect::Finished;
 use super::deadlines::Deadlines;
 use super::failure::{Failure, Outcome};
 use super::proto::syn::{self, Answer, V4_SYN_LEN};
-use crate::sockets::{local_addr, new_socket, setsockopt, sockaddr};
+use crate::sockets::{local_addr, new_socket, sockaddr};
+use keys::Keys;
+use socket::{attach_filter, extended_errno, hold_port, open_raw, send_batch, Inbox, RECV_BATCH};
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::BuildHasher;
 use std::io;
 use std::mem::{size_of, MaybeUninit};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// Source ports held per (family, source address) at first, and added at a time when every
@@ -48,15 +59,8 @@ use std::time::{Duration, Instant};
 const PORTS_PER_SOURCE: usize = 8;
 /// At most this many per (family, source address): checks of one target in flight at once.
 const MAX_PORTS_PER_SOURCE: usize = 64;
-/// Answers read per `recvmmsg`.
-const RECV_BATCH: usize = 256;
-/// Bytes kept of each answer: an IPv4 header with options and the TCP header's first 14 bytes.
-const RECV_LEN: usize = 80;
 /// How long a route lookup's source address is trusted while checks keep being answered.
 const ROUTE_TTL: Duration = Duration::from_secs(300);
-/// Socket buffer sizes asked for: a tick's worth of SYNs or answers at ten thousand checks a
-/// second is a few hundred packets.
-const BUFFER_BYTES: i32 = 1 << 20;
 /// The MSS an IPv6 SYN advertises.
 const MSS_V6: u16 = 1440;
 
@@ -75,57 +79,6 @@ struct Held {
     source: Option<IpAddr>,
     port: u16,
     _socket: OwnedFd,
-}
-
-/// Hashes the keys of this module's maps: sequence numbers it chose and the configured
-/// targets, ports and addresses, never values from the network, so SipHash's keyed defence
-/// against chosen keys buys nothing, and at thousands of checks a second its cost shows.
-type Keys = BuildHasherDefault<KeyHasher>;
-
-/// A multiply-rotate hash of the words written (as rustc's FxHash), with a final mix: the
-/// maps find buckets by the hash's low bits, and without it the low bits of an address's hash
-/// would depend only on its first octets (10.201.x.y would all land in one bucket).
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl KeyHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-    fn write_u8(&mut self, n: u8) {
-        self.add(n.into());
-    }
-    fn write_u16(&mut self, n: u16) {
-        self.add(n.into());
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.add(n.into());
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-    fn finish(&self) -> u64 {
-        // murmur3's 64-bit finalizer: every input bit reaches every output bit.
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
 }
 
 /// A check in flight, by the sequence number of its SYN.
@@ -695,266 +648,5 @@ impl<T> HalfOpen<T> {
 impl<T> Default for HalfOpen<T> {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// What one `recvmmsg` reads into, set up once: its messages point into the buffers beside
-/// them, in the same heap allocation, so a read costs no setting up of RECV_BATCH headers.
-struct Inbox {
-    msgs: [libc::mmsghdr; RECV_BATCH],
-    iovs: [libc::iovec; RECV_BATCH],
-    names: [libc::sockaddr_in6; RECV_BATCH],
-    buffers: [[u8; RECV_LEN]; RECV_BATCH],
-    /// Messages the last read filled (their name lengths were overwritten).
-    used: usize,
-}
-
-// SAFETY: the raw pointers in `msgs` and `iovs` point only into the same `Inbox` allocation,
-// which moves with its `Box`; nothing is shared between threads.
-unsafe impl Send for Inbox {}
-
-impl Inbox {
-    fn new() -> Box<Inbox> {
-        let layout = std::alloc::Layout::new::<Inbox>();
-        // SAFETY: the layout is Inbox's (not zero-sized); an all-zero Inbox is valid (null
-        // pointers, zero lengths and bytes), and the allocation is handed to a Box of it.
-        let mut inbox: Box<Inbox> = unsafe {
-            let p = std::alloc::alloc_zeroed(layout).cast::<Inbox>();
-            if p.is_null() {
-                std::alloc::handle_alloc_error(layout);
-            }
-            Box::from_raw(p)
-        };
-        for i in 0..RECV_BATCH {
-            inbox.iovs[i] = libc::iovec {
-                iov_base: inbox.buffers[i].as_mut_ptr().cast(),
-                iov_len: RECV_LEN,
-            };
-            let name = std::ptr::addr_of_mut!(inbox.names[i]);
-            let iov = std::ptr::addr_of_mut!(inbox.iovs[i]);
-            let h = &mut inbox.msgs[i].msg_hdr;
-            h.msg_name = name.cast();
-            h.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-            h.msg_iov = iov;
-            h.msg_iovlen = 1;
-        }
-        inbox
-    }
-
-    /// Reads what is queued to `fd`, up to RECV_BATCH messages, without waiting: how many.
-    fn receive(&mut self, fd: RawFd) -> io::Result<usize> {
-        for m in &mut self.msgs[..self.used] {
-            m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-        }
-        self.used = 0;
-        // SAFETY: every message points at live buffers of the sizes given.
-        let n = unsafe {
-            libc::recvmmsg(
-                fd,
-                self.msgs.as_mut_ptr(),
-                RECV_BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-                std::ptr::null_mut(),
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        self.used = n as usize;
-        Ok(self.used)
-    }
-
-    /// Message `i` of the last read: its bytes (at most RECV_LEN) and the address it came
-    /// from if it is an IPv6 one.
-    fn message(&self, i: usize) -> (&[u8], Ipv6Addr) {
-        let len = (self.msgs[i].msg_len as usize).min(RECV_LEN);
-        let from = Ipv6Addr::from(self.names[i].sin6_addr.s6_addr);
-        (&self.buffers[i][..len], from)
-    }
-}
-
-/// A raw TCP socket for answers, with the filter for `ports`.
-fn open_raw(v6: bool, ports: &[u16]) -> io::Result<OwnedFd> {
-    let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
-    let fd = new_socket(family, libc::SOCK_RAW, libc::IPPROTO_TCP)?;
-    let raw = fd.as_raw_fd();
-    // Until ports are held, let nothing through.
-    attach_filter(raw, &syn::answer_filter(ports, !v6))?;
-    // Drop what arrived before the filter was attached.
-    let mut scratch = [0u8; 1];
-    // SAFETY: `scratch` is a valid buffer of the length given.
-    while unsafe { libc::recv(raw, scratch.as_mut_ptr().cast(), 1, libc::MSG_DONTWAIT) } >= 0 {}
-    if v6 {
-        // The kernel fills in the TCP checksum at this offset, for the source it chooses.
-        setsockopt(raw, libc::IPPROTO_IPV6, libc::IPV6_CHECKSUM, &16i32)?;
-        setsockopt(raw, libc::IPPROTO_IPV6, libc::IPV6_RECVERR, &1i32)?;
-    } else {
-        setsockopt(raw, libc::IPPROTO_IP, libc::IP_HDRINCL, &1i32)?;
-        setsockopt(raw, libc::IPPROTO_IP, libc::IP_RECVERR, &1i32)?;
-    }
-    let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, &BUFFER_BYTES);
-    let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUF, &BUFFER_BYTES);
-    Ok(fd)
-}
-
-/// Holds a local port: a TCP socket bound to (source or any address, a port the kernel
-/// chooses), never listening or connecting.
-fn hold_port(v6: bool, source: Option<IpAddr>) -> Result<(OwnedFd, u16), Failure> {
-    let io = |e: io::Error| Failure::Io(format!("holding a source port: {e}"));
-    let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
-    let fd = new_socket(family, libc::SOCK_STREAM, 0).map_err(io)?;
-    if v6 {
-        setsockopt(fd.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &1i32).map_err(io)?;
-    }
-    let any = if v6 {
-        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-    } else {
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-    };
-    let (addr, len) = sockaddr(SocketAddr::new(source.unwrap_or(any), 0));
-    // SAFETY: `addr` holds a sockaddr of `len` bytes.
-    if unsafe { libc::bind(fd.as_raw_fd(), addr.as_ptr().cast(), len) } != 0 {
-        let e = io::Error::last_os_error();
-        return Err(match source {
-            Some(s) => Failure::Bind(format!("{s}: {e}")),
-            None => io(e),
-        });
-    }
-    let port = local_addr(fd.as_raw_fd()).map_err(io)?.port();
-    Ok((fd, port))
-}
-
-/// Sends as many of `batch` as the kernel takes in one `sendmmsg`: how many, or the error of
-/// the first.
-fn send_batch(fd: RawFd, batch: &[&Outgoing]) -> io::Result<usize> {
-    const CMSG_LEN: usize = 64;
-    let n = batch.len().min(1024);
-    let mut names: Vec<(MaybeUninit<libc::sockaddr_in6>, libc::socklen_t)> = batch[..n]
-        .iter()
-        .map(|o| sockaddr(raw_destination(o.to)))
-        .collect();
-    let mut iovs: Vec<libc::iovec> = batch[..n]
-        .iter()
-        .map(|o| libc::iovec {
-            iov_base: o.bytes.as_ptr() as *mut libc::c_void,
-            iov_len: o.len,
-        })
-        .collect();
-    let mut controls = vec![[0u64; CMSG_LEN / 8]; n];
-    // SAFETY: an all-zero mmsghdr is valid.
-    let mut msgs: Vec<libc::mmsghdr> = (0..n).map(|_| unsafe { std::mem::zeroed() }).collect();
-    for i in 0..n {
-        let h = &mut msgs[i].msg_hdr;
-        h.msg_name = names[i].0.as_mut_ptr().cast();
-        h.msg_namelen = names[i].1;
-        h.msg_iov = &mut iovs[i];
-        h.msg_iovlen = 1;
-        if let Some(src) = batch[i].source_v6 {
-            h.msg_control = controls[i].as_mut_ptr().cast();
-            h.msg_controllen = CMSG_LEN;
-            // SAFETY: the control buffer has room for one in6_pktinfo message (CMSG_LEN
-            // covers CMSG_SPACE(20)); the header and data are written inside it.
-            unsafe {
-                let c = libc::CMSG_FIRSTHDR(h);
-                (*c).cmsg_level = libc::IPPROTO_IPV6;
-                (*c).cmsg_type = libc::IPV6_PKTINFO;
-                (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as usize;
-                let info = libc::in6_pktinfo {
-                    ipi6_addr: libc::in6_addr {
-                        s6_addr: src.octets(),
-                    },
-                    ipi6_ifindex: 0,
-                };
-                libc::CMSG_DATA(c)
-                    .cast::<libc::in6_pktinfo>()
-                    .write_unaligned(info);
-                h.msg_controllen = libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as usize;
-            }
-        }
-    }
-    // SAFETY: every message points at live names, buffers and control data.
-    let sent = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), n as libc::c_uint, 0) };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(sent as usize)
-}
-
-fn attach_filter(fd: RawFd, program: &[syn::Insn]) -> io::Result<()> {
-    let mut insns: Vec<libc::sock_filter> = program
-        .iter()
-        .map(|i| libc::sock_filter {
-            code: i.code,
-            jt: i.jt,
-            jf: i.jf,
-            k: i.k,
-        })
-        .collect();
-    let prog = libc::sock_fprog {
-        len: insns.len() as u16,
-        filter: insns.as_mut_ptr(),
-    };
-    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
-}
-
-/// Where a raw socket sends: the target's address with port zero (an IPv6 raw socket takes a
-/// port there as the protocol number), keeping an IPv6 scope.
-fn raw_destination(to: SocketAddr) -> SocketAddr {
-    match to {
-        SocketAddr::V4(t) => SocketAddr::new(IpAddr::V4(*t.ip()), 0),
-        SocketAddr::V6(t) => SocketAddr::V6(SocketAddrV6::new(*t.ip(), 0, 0, t.scope_id())),
-    }
-}
-
-/// The error number of an IP_RECVERR / IPV6_RECVERR control message.
-fn extended_errno(msg: &libc::msghdr) -> Option<i32> {
-    // SAFETY: `msg` was filled by recvmsg; the CMSG macros stay within msg_controllen, and the
-    // data of these messages is a sock_extended_err.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(msg);
-        while !c.is_null() {
-            let h = &*c;
-            if (h.cmsg_level == libc::IPPROTO_IP && h.cmsg_type == libc::IP_RECVERR)
-                || (h.cmsg_level == libc::IPPROTO_IPV6 && h.cmsg_type == libc::IPV6_RECVERR)
-            {
-                let e = libc::CMSG_DATA(c)
-                    .cast::<libc::sock_extended_err>()
-                    .read_unaligned();
-                return Some(e.ee_errno as i32);
-            }
-            c = libc::CMSG_NXTHDR(msg, c);
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Buckets are found by the low bits of a hash: keys that differ only in a few bits, as
-    /// a block of real servers' addresses or their sequence numbers do, must still spread.
-    #[test]
-    fn keys_spread_over_the_low_bits() {
-        let spread = |hashes: Vec<u64>| {
-            let buckets: HashSet<u64> = hashes.iter().map(|h| h & 0x3ff).collect();
-            buckets.len()
-        };
-        let keys = Keys::default();
-        let addrs: Vec<u64> = (0..1000u32)
-            .map(|i| keys.hash_one(Ipv4Addr::new(10, 201, (i / 250) as u8, (i % 250 + 1) as u8)))
-            .collect();
-        let targets: Vec<u64> = (0..1000u32)
-            .map(|i| {
-                let ip = Ipv4Addr::new(10, 201, (i / 250) as u8, (i % 250 + 1) as u8);
-                keys.hash_one((40000u16, SocketAddr::new(IpAddr::V4(ip), 8003)))
-            })
-            .collect();
-        let seqs: Vec<u64> = (0..1000u32).map(|i| keys.hash_one(i << 20)).collect();
-        // 1000 random values in 1024 buckets fill about 630 of them.
-        for (what, hashes) in [("addresses", addrs), ("targets", targets), ("seqs", seqs)] {
-            let n = spread(hashes);
-            assert!(n > 550, "{what}: 1000 keys in {n} of 1024 buckets");
-        }
     }
 }

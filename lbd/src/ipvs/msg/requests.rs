@@ -1,0 +1,74 @@
+//! The request builders, each the message for one kernel operation; re-exported as
+//! [`super::request`].
+
+use super::{
+    cmd, CmdAttr, DaemonAttr, DaemonEntry, DaemonState, DestEntry, IpvsMessage, ServiceEntry,
+    ServiceId, Timeouts,
+};
+use std::net::IpAddr;
+
+pub fn get_info() -> IpvsMessage {
+    IpvsMessage::new(cmd::GET_INFO, vec![])
+}
+pub fn get_services() -> IpvsMessage {
+    IpvsMessage::new(cmd::GET_SERVICE, vec![])
+}
+pub fn add_service(s: &ServiceEntry) -> IpvsMessage {
+    IpvsMessage::new(cmd::NEW_SERVICE, vec![CmdAttr::Service(s.to_attrs())])
+}
+pub fn edit_service(s: &ServiceEntry) -> IpvsMessage {
+    IpvsMessage::new(cmd::SET_SERVICE, vec![CmdAttr::Service(s.to_attrs())])
+}
+pub fn del_service(id: &ServiceId) -> IpvsMessage {
+    IpvsMessage::new(cmd::DEL_SERVICE, vec![CmdAttr::Service(id.attrs())])
+}
+pub fn get_dests(id: &ServiceId) -> IpvsMessage {
+    IpvsMessage::new(cmd::GET_DEST, vec![CmdAttr::Service(id.attrs())])
+}
+pub fn add_dest(id: &ServiceId, d: &DestEntry) -> IpvsMessage {
+    IpvsMessage::new(
+        cmd::NEW_DEST,
+        vec![CmdAttr::Service(id.attrs()), CmdAttr::Dest(d.to_attrs())],
+    )
+}
+pub fn edit_dest(id: &ServiceId, d: &DestEntry) -> IpvsMessage {
+    IpvsMessage::new(
+        cmd::SET_DEST,
+        vec![CmdAttr::Service(id.attrs()), CmdAttr::Dest(d.to_attrs())],
+    )
+}
+pub fn del_dest(id: &ServiceId, addr: &IpAddr, port: u16) -> IpvsMessage {
+    IpvsMessage::new(
+        cmd::DEL_DEST,
+        vec![
+            CmdAttr::Service(id.attrs()),
+            CmdAttr::Dest(DestEntry::key_attrs(addr, port)),
+        ],
+    )
+}
+pub fn get_timeouts() -> IpvsMessage {
+    IpvsMessage::new(cmd::GET_CONFIG, vec![])
+}
+/// Fields that are 0 are left unchanged by the kernel.
+pub fn set_timeouts(t: &Timeouts) -> IpvsMessage {
+    IpvsMessage::new(
+        cmd::SET_CONFIG,
+        vec![
+            CmdAttr::TimeoutTcp(t.tcp),
+            CmdAttr::TimeoutTcpFin(t.tcp_fin),
+            CmdAttr::TimeoutUdp(t.udp),
+        ],
+    )
+}
+pub fn get_daemons() -> IpvsMessage {
+    IpvsMessage::new(cmd::GET_DAEMON, vec![])
+}
+pub fn start_daemon(d: &DaemonEntry) -> IpvsMessage {
+    IpvsMessage::new(cmd::NEW_DAEMON, vec![CmdAttr::Daemon(d.to_attrs())])
+}
+pub fn stop_daemon(state: DaemonState) -> IpvsMessage {
+    IpvsMessage::new(
+        cmd::DEL_DAEMON,
+        vec![CmdAttr::Daemon(vec![DaemonAttr::State(state.raw())])],
+    )
+}
