@@ -48,7 +48,7 @@ for lib in $libs; do
 done
 
 echo "build-test-image: $out = appliance image + busybox + ipvsadm + keepalived ($(echo "$libs" | wc -l) libraries) + ipvs-bench"
-# build-image.sh compiles lbd's binaries (ipvs-bench among them) before assembling the image;
+# The IPVS benchmark is built static too (lb-bench), before the image is assembled;
 # compile first here so the --add path exists when the image is put together.
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target x86_64-unknown-linux-gnu -p lbd --bin ipvs-bench
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target x86_64-unknown-linux-gnu -p lb-bench --bin ipvs-bench
 IMAGE_ARGS="${IMAGE_ARGS:-} $adds" tools/build-image.sh "$out"

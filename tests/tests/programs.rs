@@ -17,7 +17,7 @@ use lbtest::{artifacts, process};
 /// Words the scanner finds that are not host programs, with why.
 const NOT_PROGRAMS: &[(&str, &str, &str)] = &[
     (
-        "lbd/src/bin/check_bench.rs",
+        "tests/bench/src/bin/check_bench.rs",
         "stats",
         "a request to the check thread, not a program",
     ),
@@ -42,7 +42,7 @@ const NOT_PROGRAMS: &[(&str, &str, &str)] = &[
         "the list's own tests, and where python modules live",
     ),
     (
-        "tests/src/qemu.rs",
+        "tests/src/qemu/mod.rs",
         "qemu",
         "a test of how command lines are quoted",
     ),
@@ -72,7 +72,7 @@ fn every_program_the_workspace_starts_is_listed() {
         ("tools/setup.sh", "apt-get"),
         ("tools/demo.sh", "cargo"),
         ("tools/build-test-image.sh", "ldd"),
-        ("tests/src/qemu.rs", "ip"),
+        ("tests/src/qemu/builder.rs", "ip"),
         ("init/tests/fetch_common/mod.rs", "in.tftpd"),
     ] {
         assert!(

@@ -21,20 +21,12 @@
 //! Needs root, `ip`, and keepalived for the anchor (tools/setup.sh). Usage:
 //!   vrrp_bench [--runs N] [--soak SECS] [--no-keepalived] [--lbd PATH]
 //! (`--runs 0` runs the soak only; `--soak 0` skips it.)
-//! Build it with `cargo build --release -p lbd --bins` so lbd runs optimised.
+//! Build it with `cargo build --release -p lb-bench --bins` so lbd runs optimised.
 
-#[cfg(feature = "daemon")]
 fn main() -> std::process::ExitCode {
     bench::main()
 }
 
-#[cfg(not(feature = "daemon"))]
-fn main() {
-    eprintln!("vrrp_bench needs lbd's `daemon` feature");
-    std::process::exit(2);
-}
-
-#[cfg(feature = "daemon")]
 mod bench {
     use lbd::vrrp::machine::{Instance, Spec};
     use lbd::vrrp::packet::Version;

@@ -4,7 +4,7 @@
 //! the goals; asserts nothing about time.
 //!
 //! ```text
-//! cargo run --release -p lbtest --bin boot_bench [-- BOOTS]
+//! cargo run --release -p lb-bench --bin boot_bench [-- BOOTS]
 //! ```
 //!
 //! Needs QEMU and the kernel package (tools/setup.sh); the image is brought up to date with the

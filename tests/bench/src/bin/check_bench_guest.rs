@@ -19,7 +19,7 @@
 //! about time: the guest runs under TCG on a shared host, so only the ratio is meaningful.
 //!
 //! ```text
-//! cargo run --release -p lbtest --bin check_bench_guest -- [--reals N] [--seconds S]
+//! cargo run --release -p lb-bench --bin check_bench_guest -- [--reals N] [--seconds S]
 //!     [--settle S] [--kind connect|half-open|tcp|http|http-keepalive|http-all|all]
 //!     [--checker lbd|keepalived|both]
 //! ```

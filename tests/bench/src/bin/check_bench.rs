@@ -41,18 +41,10 @@
 //!                    [--topology veth|loopback]
 //!                    [--veth-queues Q]
 
-#[cfg(feature = "daemon")]
 fn main() -> std::process::ExitCode {
     bench::main()
 }
 
-#[cfg(not(feature = "daemon"))]
-fn main() {
-    eprintln!("check-bench needs lbd's `daemon` feature");
-    std::process::exit(2);
-}
-
-#[cfg(feature = "daemon")]
 mod bench {
     use lbd::check::subsystem::CheckSubsystem;
     use lbd::check::{CheckState, HealthReport};

@@ -9,14 +9,14 @@
 //!    file in the same run. Every response is checked (status 200, full length).
 //!
 //! ```text
-//! cargo run --release -p lbtest --bin pxe_bench [-- [--boots N] [--no-boot] [--no-http]]
+//! cargo run --release -p lb-bench --bin pxe_bench [-- [--boots N] [--no-boot] [--no-http]]
 //! ```
 //!
 //! Needs, for the chain root, QEMU, dnsmasq and the kernel package (tools/setup.sh). The image
 //! and a release `pxe` are built from the current source first (`lbtest::fresh`).
 //! `PXE_BENCH_DHCP=1` also prints dnsmasq's DHCP exchanges of each boot.
 
-#[path = "../../tests/pxe_support/mod.rs"]
+#[path = "../../../tests/pxe_support/mod.rs"]
 mod pxe_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
