@@ -2,6 +2,8 @@
 //! link and address changes, timer expiries and commands, and carries out its actions.
 
 use super::pacer::Pacer;
+use super::record::Recorder;
+use super::rx::{read_loop, RxSocket};
 use super::sock::{is_link_local, ArpSocket, NdSocket, Received, VrrpSocket};
 use super::{Command, Status};
 use crate::config::{Config, IpPrefix};
@@ -11,7 +13,6 @@ use crate::vrrp::machine::{Action, Spec, State, Timer};
 use crate::vrrp::node::{Input, Node, Packet};
 use crate::vrrp::packet::{Advert, DropReason, MULTICAST_V4, MULTICAST_V6};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,42 +23,6 @@ use tracing::{debug, error, info, warn};
 
 /// How often one drop reason (or one send error) is logged at most.
 const LOG_EVERY: Duration = Duration::from_secs(1);
-
-/// Records inputs and outputs as JSON lines (`LBD_VRRP_RECORD=DIR`): `DIR/input.jsonl` holds
-/// `[time, input]` per line, `DIR/output.jsonl` the actions of that step.
-struct Recorder {
-    input: std::fs::File,
-    output: std::fs::File,
-}
-
-impl Recorder {
-    fn open(dir: &str) -> std::io::Result<Recorder> {
-        std::fs::create_dir_all(dir)?;
-        Ok(Recorder {
-            input: std::fs::File::create(format!("{dir}/input.jsonl"))?,
-            output: std::fs::File::create(format!("{dir}/output.jsonl"))?,
-        })
-    }
-
-    fn write(&mut self, now: Duration, input: &Input, actions: &[Action]) {
-        let i = serde_json::to_string(&(now, input)).unwrap_or_default();
-        let o = serde_json::to_string(actions).unwrap_or_default();
-        let _ = writeln!(self.input, "{i}");
-        let _ = writeln!(self.output, "{o}");
-    }
-}
-
-/// A receive-and-send socket and its reader task.
-struct RxSocket {
-    sock: Arc<AsyncFd<VrrpSocket>>,
-    reader: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for RxSocket {
-    fn drop(&mut self) {
-        self.reader.abort();
-    }
-}
 
 /// The macvlan of an instance with `virtual_mac`.
 struct Vmac {
@@ -775,39 +740,6 @@ impl Driver {
         let vmacs: Vec<Vmac> = std::mem::take(&mut self.vmacs).into_values().collect();
         for v in vmacs {
             let _ = self.net.del_link(v.index, &v.name).await;
-        }
-    }
-}
-
-async fn read_loop(sock: Arc<AsyncFd<VrrpSocket>>, tx: mpsc::UnboundedSender<(String, Received)>) {
-    let mut buf = vec![0u8; 65536];
-    let ifname = sock.get_ref().ifname.clone();
-    loop {
-        let mut guard = match sock.readable().await {
-            Ok(g) => g,
-            Err(e) => {
-                error!("vrrp: receiving on {ifname}: {e}");
-                return;
-            }
-        };
-        loop {
-            match guard.get_inner().recv(&mut buf) {
-                Ok(r) => {
-                    if tx.send((ifname.clone(), r)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    guard.clear_ready();
-                    break;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => continue,
-                Err(e) => {
-                    warn!("vrrp: receiving on {ifname}: {e}");
-                    guard.clear_ready();
-                    break;
-                }
-            }
         }
     }
 }

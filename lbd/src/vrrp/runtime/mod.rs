@@ -16,6 +16,8 @@
 
 mod driver;
 pub mod pacer;
+mod record;
+mod rx;
 pub mod sock;
 
 use crate::config::Config;
