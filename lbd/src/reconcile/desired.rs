@@ -1,0 +1,212 @@
+//! What lbd wants the kernel to hold, from the config, health, operator overrides and the
+//! sync role.
+
+use super::kernel::{DestKey, DestSpec, ServiceSpec, ServiceState, Table};
+use crate::config::{
+    Config, Family, Forwarding, OnFailure, Protocol, ServiceFlag, ServiceKey, UnmanagedPolicy,
+};
+use crate::ipvs::msg::{self, DaemonEntry, DaemonState, FwdMethod, ServiceId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+/// Health of a real server, as the checks (a later subsystem) see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Health {
+    #[default]
+    Up,
+    Down,
+}
+
+/// Health per (service name, real address); a real not in the map is up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RealHealth(pub BTreeMap<(String, SocketAddr), Health>);
+
+impl RealHealth {
+    pub fn get(&self, service: &str, real: &SocketAddr) -> Health {
+        self.0
+            .get(&(service.to_string(), *real))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// Runtime overrides by an operator (e.g. drain a real): weight per (service name, real).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub weights: BTreeMap<(String, SocketAddr), u32>,
+}
+
+/// Which side of the connection sync this node is on. Follows VRRP (a later issue); until then
+/// lbd runs as [`SyncRole::Master`], the role of a balancer that holds its VIPs alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SyncRole {
+    #[default]
+    Master,
+    Backup,
+}
+
+/// Timeouts the config sets, in seconds (`None`: leave the kernel's).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DesiredTimeouts {
+    pub tcp: Option<u32>,
+    pub tcp_fin: Option<u32>,
+    pub udp: Option<u32>,
+}
+
+/// What lbd wants the kernel to hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Desired {
+    pub table: Table,
+    pub timeouts: DesiredTimeouts,
+    /// `None`: the config has no `[ipvs.sync]`.
+    pub daemon: Option<DaemonEntry>,
+    pub unmanaged: UnmanagedPolicy,
+    /// Config service names by key, for messages.
+    pub names: BTreeMap<ServiceId, String>,
+    /// Services lbd programmed for an earlier config: deleted when no longer desired, whatever
+    /// the unmanaged policy.
+    pub owned_before: BTreeSet<ServiceId>,
+}
+
+/// The kernel identity of a config service key.
+pub fn service_id(key: &ServiceKey) -> ServiceId {
+    match *key {
+        ServiceKey::Addr { protocol, addr } => ServiceId::Addr {
+            protocol: match protocol {
+                Protocol::Tcp => msg::IPPROTO_TCP,
+                Protocol::Udp => msg::IPPROTO_UDP,
+                Protocol::Sctp => msg::IPPROTO_SCTP,
+            },
+            addr: addr.ip(),
+            port: addr.port(),
+        },
+        ServiceKey::Fwmark { mark, family } => ServiceId::Fwmark {
+            af: match family {
+                Family::Ipv4 => msg::AF_INET,
+                Family::Ipv6 => msg::AF_INET6,
+            },
+            mark,
+        },
+    }
+}
+
+pub fn fwd_method(f: Forwarding) -> FwdMethod {
+    match f {
+        Forwarding::Nat => FwdMethod::Masq,
+        Forwarding::Dr => FwdMethod::Route,
+        Forwarding::Tun => FwdMethod::Tunnel,
+    }
+}
+
+fn secs(d: std::time::Duration) -> u32 {
+    // Round up: a timeout of 1.5 s must not become 1 s; the kernel counts whole seconds.
+    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    s.min(u32::MAX as u64) as u32
+}
+
+/// The desired table from a validated config and the current inputs.
+pub fn desired(
+    config: &Config,
+    health: &RealHealth,
+    overrides: &Overrides,
+    role: SyncRole,
+) -> Desired {
+    let mut out = Desired {
+        unmanaged: config.ipvs.unmanaged,
+        ..Desired::default()
+    };
+    for svc in config.services.values() {
+        let id = service_id(&svc.key);
+        let af = id.af();
+        let mut flags = 0;
+        for f in &svc.flags {
+            flags |= match f {
+                ServiceFlag::ShFallback => msg::SVC_F_SCHED_SH_FALLBACK,
+                ServiceFlag::ShPort => msg::SVC_F_SCHED_SH_PORT,
+                ServiceFlag::OnePacket => msg::SVC_F_ONEPACKET,
+            };
+        }
+        let max_prefix = if af == msg::AF_INET6 { 128 } else { 32 };
+        let (timeout, netmask) = match &svc.persistence {
+            Some(p) => {
+                flags |= msg::SVC_F_PERSISTENT;
+                (secs(p.timeout).max(1), p.prefix_len)
+            }
+            None => (0, max_prefix),
+        };
+        let spec = ServiceSpec {
+            scheduler: svc.scheduler.kernel_name().to_string(),
+            flags,
+            timeout,
+            netmask,
+            pe_name: None,
+        };
+        let mut dests = BTreeMap::new();
+        let mut any_up = false;
+        for real in &svc.reals {
+            let key = DestKey {
+                addr: real.addr.ip(),
+                port: real.addr.port(),
+            };
+            let weight = match health.get(&svc.name, &real.addr) {
+                Health::Up => {
+                    any_up = true;
+                    overrides
+                        .weights
+                        .get(&(svc.name.clone(), real.addr))
+                        .copied()
+                        .unwrap_or(real.weight)
+                }
+                Health::Down => match svc.on_failure {
+                    OnFailure::Inhibit => 0,
+                    OnFailure::Remove => continue,
+                },
+            };
+            dests.insert(
+                key,
+                DestSpec {
+                    fwd: fwd_method(real.forwarding),
+                    weight,
+                    upper_threshold: real.upper_threshold,
+                    lower_threshold: real.lower_threshold,
+                },
+            );
+        }
+        if !any_up {
+            if let Some(sorry) = &svc.sorry {
+                dests
+                    .entry(DestKey {
+                        addr: sorry.addr.ip(),
+                        port: sorry.addr.port(),
+                    })
+                    .or_insert(DestSpec {
+                        fwd: fwd_method(sorry.forwarding),
+                        weight: 1,
+                        upper_threshold: 0,
+                        lower_threshold: 0,
+                    });
+            }
+        }
+        out.names.insert(id, svc.name.clone());
+        out.table.insert(id, ServiceState { spec, dests });
+    }
+    let t = &config.ipvs.timeouts;
+    out.timeouts = DesiredTimeouts {
+        tcp: t.tcp.map(secs),
+        tcp_fin: t.tcp_fin.map(secs),
+        udp: t.udp.map(secs),
+    };
+    out.daemon = config.ipvs.sync.as_ref().map(|s| DaemonEntry {
+        state: match role {
+            SyncRole::Master => DaemonState::Master,
+            SyncRole::Backup => DaemonState::Backup,
+        },
+        ifname: s.interface.clone(),
+        sync_id: u32::from(s.sync_id),
+        max_len: s.max_len,
+        group: s.group,
+        port: Some(s.port),
+        ttl: Some(s.ttl),
+    });
+    out
+}

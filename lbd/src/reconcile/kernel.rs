@@ -1,0 +1,185 @@
+//! The kernel side: what IPVS holds, as specs keyed like the desired table, kept up to
+//! date by applying each operation that succeeded.
+
+use super::plan::Op;
+use crate::ipvs::msg::{self, DaemonEntry, FwdMethod, ServiceId, Timeouts};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+/// Identity of a destination within its service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DestKey {
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+impl fmt::Display for DestKey {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}", SocketAddr::new(self.addr, self.port))
+    }
+}
+
+/// The settings of a destination that the kernel holds and lbd controls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DestSpec {
+    pub fwd: FwdMethod,
+    pub weight: u32,
+    pub upper_threshold: u32,
+    pub lower_threshold: u32,
+}
+
+impl DestSpec {
+    /// Whether the kernel's `observed` destination already is what `self` wants. The kernel
+    /// reports "Local" for a real that is an address of this box, whatever method was asked.
+    pub fn satisfied_by(&self, observed: &DestSpec) -> bool {
+        (observed.fwd == self.fwd || observed.fwd == FwdMethod::Local)
+            && observed.weight == self.weight
+            && observed.upper_threshold == self.upper_threshold
+            && observed.lower_threshold == self.lower_threshold
+    }
+
+    pub fn entry(&self, key: &DestKey) -> msg::DestEntry {
+        let mut d = msg::DestEntry::new(key.addr, key.port, self.fwd, self.weight);
+        d.upper_threshold = self.upper_threshold;
+        d.lower_threshold = self.lower_threshold;
+        d
+    }
+
+    pub fn from_entry(d: &msg::DestEntry) -> (DestKey, DestSpec) {
+        (
+            DestKey {
+                addr: d.addr,
+                port: d.port,
+            },
+            DestSpec {
+                fwd: d.fwd,
+                weight: d.weight,
+                upper_threshold: d.upper_threshold,
+                lower_threshold: d.lower_threshold,
+            },
+        )
+    }
+}
+
+/// The settings of a virtual service that the kernel holds and lbd controls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub scheduler: String,
+    /// `SVC_F_*` without `SVC_F_HASHED`.
+    pub flags: u32,
+    /// Persistence timeout in seconds; 0 when not persistent.
+    pub timeout: u32,
+    /// Persistence prefix length.
+    pub netmask: u8,
+    pub pe_name: Option<String>,
+}
+
+impl ServiceSpec {
+    /// Whether `observed` already is what `self` wants. Timeout and netmask only matter for a
+    /// persistent service (other tools leave arbitrary values there otherwise).
+    pub fn satisfied_by(&self, observed: &ServiceSpec) -> bool {
+        let persistent = self.flags & msg::SVC_F_PERSISTENT != 0;
+        self.scheduler == observed.scheduler
+            && self.flags == observed.flags
+            && self.pe_name == observed.pe_name
+            && (!persistent
+                || (self.timeout == observed.timeout && self.netmask == observed.netmask))
+    }
+
+    pub fn entry(&self, id: &ServiceId) -> msg::ServiceEntry {
+        msg::ServiceEntry {
+            id: *id,
+            scheduler: self.scheduler.clone(),
+            flags: self.flags,
+            timeout: self.timeout,
+            netmask: self.netmask,
+            pe_name: self.pe_name.clone(),
+            stats: None,
+        }
+    }
+
+    pub fn from_entry(s: &msg::ServiceEntry) -> ServiceSpec {
+        ServiceSpec {
+            scheduler: s.scheduler.clone(),
+            flags: s.flags & !msg::SVC_F_HASHED,
+            timeout: s.timeout,
+            netmask: s.netmask,
+            pe_name: s.pe_name.clone(),
+        }
+    }
+}
+
+/// A service and its destinations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceState {
+    pub spec: ServiceSpec,
+    pub dests: BTreeMap<DestKey, DestSpec>,
+}
+
+/// A virtual-server table keyed by identity.
+pub type Table = BTreeMap<ServiceId, ServiceState>;
+
+/// What the kernel has (dumped at start, then kept current by [`KernelState::apply`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelState {
+    pub table: Table,
+    pub timeouts: Timeouts,
+    pub daemons: Vec<DaemonEntry>,
+}
+
+impl KernelState {
+    /// Number of destinations in the table.
+    pub fn dest_count(&self) -> usize {
+        self.table.values().map(|s| s.dests.len()).sum()
+    }
+
+    /// Records that `op` succeeded in the kernel.
+    pub fn apply(&mut self, op: &Op) {
+        match op {
+            Op::SetTimeouts(t) => {
+                if t.tcp != 0 {
+                    self.timeouts.tcp = t.tcp;
+                }
+                if t.tcp_fin != 0 {
+                    self.timeouts.tcp_fin = t.tcp_fin;
+                }
+                if t.udp != 0 {
+                    self.timeouts.udp = t.udp;
+                }
+            }
+            Op::StopDaemon(state) => self.daemons.retain(|d| d.state != *state),
+            Op::StartDaemon(d) => {
+                self.daemons.retain(|x| x.state != d.state);
+                self.daemons.push(d.clone());
+            }
+            Op::AddService(id, spec) => {
+                self.table.insert(
+                    *id,
+                    ServiceState {
+                        spec: spec.clone(),
+                        dests: BTreeMap::new(),
+                    },
+                );
+            }
+            Op::EditService(id, spec) => {
+                if let Some(s) = self.table.get_mut(id) {
+                    s.spec = spec.clone();
+                }
+            }
+            Op::DelService(id) => {
+                self.table.remove(id);
+            }
+            Op::AddDest(id, key, spec) | Op::EditDest(id, key, spec) => {
+                if let Some(s) = self.table.get_mut(id) {
+                    s.dests.insert(*key, *spec);
+                }
+            }
+            Op::DelDest(id, key) => {
+                if let Some(s) = self.table.get_mut(id) {
+                    s.dests.remove(key);
+                }
+            }
+        }
+    }
+}

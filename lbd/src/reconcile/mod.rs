@@ -1,0 +1,37 @@
+//! Reconcile planning for IPVS: what the config, health states and runtime overrides want,
+//! against what the kernel has, as an ordered list of operations. Pure: no sockets, no clock.
+//!
+//! ```text
+//! Config + RealHealth + Overrides + SyncRole ──desired()──▶ Desired
+//! Desired + KernelState (dumped once, then kept up to date) ──plan()──▶ Vec<Op>
+//! ```
+//!
+//! Rules:
+//! - Services and destinations are matched by key ([`ServiceId`], [`DestKey`]); a changed
+//!   setting is an edit in place (scheduler, flags, persistence, weight, method, thresholds),
+//!   never a delete + add, so established connections keep their entries.
+//! - Order: timeouts, sync daemon, then adds (services, then destinations), edits, and only
+//!   then deletes (destinations, then services): while a real is replaced, the new one is in the
+//!   table before the old one leaves. Nothing is ever flushed.
+//! - Ownership: a service whose key is in the config is lbd's, with all its destinations
+//!   (destinations the config does not list are removed). A service lbd owned before (an
+//!   earlier config; the subsystem remembers them across lbd restarts) and that the config no
+//!   longer names is deleted. Other services are *unmanaged*: `ipvs.unmanaged = "keep"`
+//!   (default) leaves them alone, `"remove"` deletes them. The same policy covers a sync daemon
+//!   when the config has no `[ipvs.sync]`.
+//! - Health: a down real gets weight 0 with `on_failure = "inhibit"` (established connections
+//!   continue) or leaves the table with `"remove"`. When no real of a service is up, its sorry
+//!   server is added (weight 1).
+
+mod desired;
+mod kernel;
+mod plan;
+#[cfg(test)]
+mod tests;
+
+pub use desired::{
+    desired, fwd_method, service_id, Desired, DesiredTimeouts, Health, Overrides, RealHealth,
+    SyncRole,
+};
+pub use kernel::{DestKey, DestSpec, KernelState, ServiceSpec, ServiceState, Table};
+pub use plan::{plan, Op, PlanCounts};

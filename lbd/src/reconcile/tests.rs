@@ -1,0 +1,434 @@
+use super::*;
+use crate::config;
+use crate::config::Config;
+use crate::ipvs::msg::{self, FwdMethod, ServiceId, Timeouts};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+const BASE: &str = r#"
+[vrrp.instance.V]
+interface = "eth0"
+vrid = 1
+priority = 100
+vips = ["192.0.2.10/24", "192.0.2.11/24"]
+
+[service.web]
+vip = "192.0.2.10:80"
+scheduler = "wlc"
+forwarding = "nat"
+sorry_server = "10.1.0.99:80"
+
+[[service.web.real]]
+address = "10.1.0.11:80"
+weight = 3
+
+[[service.web.real]]
+address = "10.1.0.12:80"
+weight = 2
+
+[service.dns]
+vip = "192.0.2.11:53"
+protocol = "udp"
+scheduler = "rr"
+forwarding = "dr"
+flags = ["one-packet"]
+on_failure = "remove"
+
+[[service.dns.real]]
+address = "192.0.2.21"
+
+[[service.dns.real]]
+address = "192.0.2.22"
+"#;
+
+fn cfg(text: &str) -> Config {
+    match config::parse("test.toml", text) {
+        Ok(l) => l.config,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn want(text: &str) -> Desired {
+    desired(
+        &cfg(text),
+        &RealHealth::default(),
+        &Overrides::default(),
+        SyncRole::Master,
+    )
+}
+
+fn applied(d: &Desired) -> KernelState {
+    let mut k = KernelState::default();
+    for op in plan(d, &KernelState::default()) {
+        k.apply(&op);
+    }
+    k
+}
+
+fn web() -> ServiceId {
+    ServiceId::Addr {
+        protocol: msg::IPPROTO_TCP,
+        addr: "192.0.2.10".parse().unwrap(),
+        port: 80,
+    }
+}
+
+fn dk(s: &str) -> DestKey {
+    let a: SocketAddr = s.parse().unwrap();
+    DestKey {
+        addr: a.ip(),
+        port: a.port(),
+    }
+}
+
+fn names(ops: &[Op]) -> Vec<String> {
+    ops.iter().map(|o| o.to_string()).collect()
+}
+
+#[test]
+fn from_empty_adds_services_then_reals() {
+    let ops = plan(&want(BASE), &KernelState::default());
+    assert_eq!(
+        names(&ops),
+        [
+            "add service tcp 192.0.2.10:80 (wlc)",
+            "add service udp 192.0.2.11:53 (rr)",
+            "add real 10.1.0.11:80 to tcp 192.0.2.10:80 (weight 3)",
+            "add real 10.1.0.12:80 to tcp 192.0.2.10:80 (weight 2)",
+            "add real 192.0.2.21:53 to udp 192.0.2.11:53 (weight 1)",
+            "add real 192.0.2.22:53 to udp 192.0.2.11:53 (weight 1)",
+        ]
+    );
+    let dns = want(BASE).table[&ServiceId::Addr {
+        protocol: msg::IPPROTO_UDP,
+        addr: "192.0.2.11".parse().unwrap(),
+        port: 53,
+    }]
+        .clone();
+    assert_eq!(dns.spec.flags, msg::SVC_F_ONEPACKET);
+    assert_eq!(dns.dests[&dk("192.0.2.21:53")].fwd, FwdMethod::Route);
+}
+
+#[test]
+fn same_table_plans_nothing() {
+    let d = want(BASE);
+    assert_eq!(plan(&d, &applied(&d)), vec![]);
+}
+
+/// (what changes in the config, the exact operations expected)
+#[test]
+fn config_edits_become_exactly_those_operations() {
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        (
+            "weight change: edit in place",
+            "address = \"10.1.0.12:80\"\nweight = 2",
+            "address = \"10.1.0.12:80\"\nweight = 5",
+            &["edit real 10.1.0.12:80 of tcp 192.0.2.10:80 (weight 5)"],
+        ),
+        (
+            "scheduler change: edit the service, reals untouched",
+            "scheduler = \"wlc\"",
+            "scheduler = \"mh\"\nflags = [\"sh-fallback\", \"sh-port\"]",
+            &["edit service tcp 192.0.2.10:80 (mh)"],
+        ),
+        (
+            "replace a real: the new one is added before the old one leaves",
+            "address = \"10.1.0.12:80\"",
+            "address = \"10.1.0.13:80\"",
+            &[
+                "add real 10.1.0.13:80 to tcp 192.0.2.10:80 (weight 2)",
+                "delete real 10.1.0.12:80 from tcp 192.0.2.10:80",
+            ],
+        ),
+        (
+            "persistence on: edit in place",
+            "forwarding = \"nat\"\nsorry_server",
+            "forwarding = \"nat\"\npersistence = { timeout = \"5m\", netmask = 24 }\nsorry_server",
+            &["edit service tcp 192.0.2.10:80 (wlc)"],
+        ),
+        (
+            "a new service next to an old one being removed",
+            "[service.dns]\nvip = \"192.0.2.11:53\"",
+            "[service.dns]\nvip = \"192.0.2.11:5353\"",
+            &[
+                "add service udp 192.0.2.11:5353 (rr)",
+                "add real 192.0.2.21:5353 to udp 192.0.2.11:5353 (weight 1)",
+                "add real 192.0.2.22:5353 to udp 192.0.2.11:5353 (weight 1)",
+            ],
+        ),
+    ];
+    for (what, from, to, expected) in cases {
+        assert!(
+            BASE.contains(from),
+            "{what}: {from:?} not in the base config"
+        );
+        let observed = applied(&want(BASE));
+        let ops = plan(&want(&BASE.replacen(from, to, 1)), &observed);
+        assert_eq!(names(&ops), *expected, "{what}");
+        // Applying the plan reaches the desired table: a second plan is empty.
+        let mut after = observed.clone();
+        ops.iter().for_each(|op| after.apply(op));
+        let second = plan(&want(&BASE.replacen(from, to, 1)), &after);
+        assert_eq!(second, vec![], "{what}: not converged");
+    }
+}
+
+#[test]
+fn persistence_values_reach_the_spec() {
+    let d = want(&BASE.replacen(
+        "forwarding = \"nat\"\nsorry_server",
+        "forwarding = \"nat\"\npersistence = { timeout = \"5m\", netmask = \"255.255.255.0\" }\nsorry_server",
+        1,
+    ));
+    let s = &d.table[&web()].spec;
+    assert_eq!(
+        (s.flags, s.timeout, s.netmask),
+        (msg::SVC_F_PERSISTENT, 300, 24)
+    );
+}
+
+#[test]
+fn unmanaged_services_follow_the_policy() {
+    let mut observed = applied(&want(BASE));
+    let foreign = ServiceId::Fwmark {
+        af: msg::AF_INET,
+        mark: 9,
+    };
+    observed.table.insert(
+        foreign,
+        ServiceState {
+            spec: ServiceSpec {
+                scheduler: "rr".into(),
+                flags: 0,
+                timeout: 0,
+                netmask: 32,
+                pe_name: None,
+            },
+            dests: BTreeMap::new(),
+        },
+    );
+    assert_eq!(plan(&want(BASE), &observed), vec![], "keep is the default");
+    let remove = format!("[ipvs]\nunmanaged = \"remove\"\n{BASE}");
+    assert_eq!(
+        names(&plan(&want(&remove), &observed)),
+        ["delete service fwmark 9 (IPv4)"]
+    );
+}
+
+#[test]
+fn a_service_removed_from_the_config_is_deleted_even_with_keep() {
+    let before = want(BASE);
+    let observed = applied(&before);
+    let start = BASE.find("[service.dns]").unwrap();
+    let mut after = want(&BASE[..start]);
+    // Without knowing it owned the service, keep leaves it...
+    assert_eq!(plan(&after, &observed), vec![]);
+    // ...with the services of the earlier config as owned, it goes.
+    after.owned_before = before.table.keys().copied().collect();
+    assert_eq!(
+        names(&plan(&after, &observed)),
+        ["delete service udp 192.0.2.11:53"]
+    );
+}
+
+#[test]
+fn reals_the_config_does_not_list_are_removed_from_owned_services() {
+    let mut observed = applied(&want(BASE));
+    observed.table.get_mut(&web()).unwrap().dests.insert(
+        dk("10.9.9.9:80"),
+        DestSpec {
+            fwd: FwdMethod::Masq,
+            weight: 1,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        },
+    );
+    assert_eq!(
+        names(&plan(&want(BASE), &observed)),
+        ["delete real 10.9.9.9:80 from tcp 192.0.2.10:80"]
+    );
+}
+
+#[test]
+fn health_inhibit_remove_and_sorry_server() {
+    let c = cfg(BASE);
+    let observed = applied(&want(BASE));
+    let mut health = RealHealth::default();
+    let down = |h: &mut RealHealth, s: &str, a: &str| {
+        h.0.insert((s.into(), a.parse().unwrap()), Health::Down);
+    };
+    // One web real down: inhibit → weight 0, the sorry server stays out.
+    down(&mut health, "web", "10.1.0.11:80");
+    let d = desired(&c, &health, &Overrides::default(), SyncRole::Master);
+    assert_eq!(
+        names(&plan(&d, &observed)),
+        ["edit real 10.1.0.11:80 of tcp 192.0.2.10:80 (weight 0)"]
+    );
+    // Both down: the sorry server joins.
+    down(&mut health, "web", "10.1.0.12:80");
+    // One dns real down: on_failure = remove.
+    down(&mut health, "dns", "192.0.2.21:53");
+    let d = desired(&c, &health, &Overrides::default(), SyncRole::Master);
+    assert_eq!(
+        names(&plan(&d, &observed)),
+        [
+            "add real 10.1.0.99:80 to tcp 192.0.2.10:80 (weight 1)",
+            "edit real 10.1.0.11:80 of tcp 192.0.2.10:80 (weight 0)",
+            "edit real 10.1.0.12:80 of tcp 192.0.2.10:80 (weight 0)",
+            "delete real 192.0.2.21:53 from udp 192.0.2.11:53",
+        ]
+    );
+    // An operator override drains a real.
+    let mut o = Overrides::default();
+    o.weights
+        .insert(("web".into(), "10.1.0.12:80".parse().unwrap()), 0);
+    let d = desired(&c, &RealHealth::default(), &o, SyncRole::Master);
+    assert_eq!(
+        names(&plan(&d, &observed)),
+        ["edit real 10.1.0.12:80 of tcp 192.0.2.10:80 (weight 0)"]
+    );
+}
+
+#[test]
+fn local_reals_reported_as_local_are_not_edited_forever() {
+    let d = want(BASE);
+    let mut observed = applied(&d);
+    for s in observed.table.values_mut() {
+        for spec in s.dests.values_mut() {
+            spec.fwd = FwdMethod::Local;
+        }
+    }
+    assert_eq!(plan(&d, &observed), vec![]);
+}
+
+#[test]
+fn timeouts_only_when_set_and_different() {
+    let text = format!("[ipvs.timeouts]\ntcp = \"2h\"\nudp = \"5m\"\n{BASE}");
+    let d = want(&text);
+    let mut observed = applied(&want(BASE));
+    observed.timeouts = Timeouts {
+        tcp: 900,
+        tcp_fin: 120,
+        udp: 300,
+    };
+    assert_eq!(
+        plan(&d, &observed),
+        vec![Op::SetTimeouts(Timeouts {
+            tcp: 7200,
+            tcp_fin: 0,
+            udp: 0
+        })]
+    );
+    observed.timeouts.tcp = 7200;
+    assert_eq!(plan(&d, &observed), vec![]);
+}
+
+#[test]
+fn sync_daemon_started_restarted_and_left_alone() {
+    let text = format!("[ipvs.sync]\ninterface = \"eth0\"\nsync_id = 7\n{BASE}");
+    let d = want(&text);
+    let mut observed = applied(&want(BASE));
+    let ops = plan(&d, &observed);
+    assert_eq!(names(&ops), ["start sync daemon (Master, eth0, syncid 7)"]);
+    ops.iter().for_each(|o| observed.apply(o));
+    // The kernel reports its defaults too; still satisfied.
+    observed.daemons[0].max_len = Some(1472);
+    assert_eq!(plan(&d, &observed), vec![]);
+    // Another sync id: stop, then start.
+    let d2 = want(&text.replace("sync_id = 7", "sync_id = 8"));
+    assert_eq!(
+        names(&plan(&d2, &observed)),
+        [
+            "stop sync daemon (Master)",
+            "start sync daemon (Master, eth0, syncid 8)"
+        ]
+    );
+    // Role change to backup.
+    let d3 = desired(
+        &cfg(&text),
+        &RealHealth::default(),
+        &Overrides::default(),
+        SyncRole::Backup,
+    );
+    assert_eq!(
+        names(&plan(&d3, &observed)),
+        [
+            "stop sync daemon (Master)",
+            "start sync daemon (Backup, eth0, syncid 7)"
+        ]
+    );
+    // No [ipvs.sync]: keep leaves the running daemon, remove stops it.
+    assert_eq!(plan(&want(BASE), &observed), vec![]);
+    let remove = format!("[ipvs]\nunmanaged = \"remove\"\n{BASE}");
+    assert_eq!(
+        names(&plan(&want(&remove), &observed)),
+        ["stop sync daemon (Master)"]
+    );
+}
+
+#[test]
+fn fwmark_and_ipv6_services() {
+    let text = r#"
+[service.marked]
+fwmark = 5
+family = "ipv6"
+scheduler = "sh"
+forwarding = "dr"
+persistence = { timeout = "1h", netmask = 64 }
+
+[[service.marked.real]]
+address = "[2001:db8::21]:80"
+"#;
+    let d = want(text);
+    let id = ServiceId::Fwmark {
+        af: msg::AF_INET6,
+        mark: 5,
+    };
+    let s = &d.table[&id];
+    assert_eq!((s.spec.timeout, s.spec.netmask), (3600, 64));
+    let ops = plan(&d, &KernelState::default());
+    assert_eq!(
+        names(&ops),
+        [
+            "add service fwmark 5 (IPv6) (sh)",
+            "add real [2001:db8::21]:80 to fwmark 5 (IPv6) (weight 1)"
+        ]
+    );
+    // The message for the service carries AF_INET6 and the prefix length in host order.
+    let m = ops[0].message();
+    let e = msg::ServiceEntry::from_attrs(m.service().unwrap()).unwrap();
+    assert_eq!(e.netmask, 64);
+}
+
+#[test]
+fn a_one_real_change_is_one_operation_in_a_large_table() {
+    let vips: Vec<String> = (0..200u32)
+        .map(|i| format!("\"10.{}.{}.1/32\"", i / 256, i % 256))
+        .collect();
+    let mut text = format!(
+        "[vrrp.instance.V]\ninterface = \"eth0\"\nvrid = 1\npriority = 100\nvips = [{}]\n",
+        vips.join(", ")
+    );
+    for i in 0..200u32 {
+        text += &format!(
+            "[service.s{i}]\nvip = \"10.{}.{}.1:80\"\nscheduler = \"wrr\"\nforwarding = \"dr\"\n",
+            i / 256,
+            i % 256
+        );
+        for r in 0..10 {
+            text += &format!(
+                "[[service.s{i}.real]]\naddress = \"172.16.{}.{r}\"\n",
+                i % 256
+            );
+        }
+    }
+    let d = want(&text);
+    let observed = applied(&d);
+    assert_eq!(observed.dest_count(), 2000);
+    let changed = text.replacen(
+        "address = \"172.16.7.3\"",
+        "address = \"172.16.7.3\"\nweight = 9",
+        1,
+    );
+    assert_eq!(plan(&want(&changed), &observed).len(), 1);
+}
