@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::compress::Compression;
-use crate::cpio::{normalize_guest_path, NodeKind, Tree, TreeError};
+use crate::cpio::{normalize_guest_path, EntryKind, Tree, TreeError};
 use crate::deb::{self, DebError, KernelPackage};
 use crate::elf::{self, BinaryKindError, ModinfoError};
 use crate::manifest::{
@@ -382,11 +382,11 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
 
     let ipxe = ipxe_script(&cmdline);
     let mut initramfs_files = Vec::new();
-    for (path, node) in tree.iter() {
-        if let NodeKind::File(data) = &node.kind {
-            let mut entry = FileEntry::new(path, data);
-            entry.mode = Some(format!("{:04o}", node.perm));
-            initramfs_files.push(entry);
+    for (path, entry) in tree.iter() {
+        if let EntryKind::File(data) = &entry.kind {
+            let mut file = FileEntry::new(path, data);
+            file.mode = Some(format!("{:04o}", entry.perm));
+            initramfs_files.push(file);
         }
     }
     let module_entries = module_entries(&order, &index, &boot_set);

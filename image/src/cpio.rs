@@ -24,7 +24,7 @@ const TRAILER_NAME: &str = "TRAILER!!!";
 
 /// What a path in the tree is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NodeKind {
+pub enum EntryKind {
     Dir,
     /// Regular file contents (shared, so the same bytes can also be hashed for the manifest).
     File(Arc<[u8]>),
@@ -38,8 +38,8 @@ pub enum NodeKind {
 
 /// One entry: kind plus permission bits (`0o7777` mask; the type bits come from the kind).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    pub kind: NodeKind,
+pub struct Entry {
+    pub kind: EntryKind,
     pub perm: u32,
 }
 
@@ -62,25 +62,25 @@ pub enum TreeError {
 /// A sorted set of guest paths (stored without the leading `/`).
 #[derive(Debug, Default, Clone)]
 pub struct Tree {
-    nodes: BTreeMap<String, Node>,
+    entries: BTreeMap<String, Entry>,
 }
 
-impl NodeKind {
+impl EntryKind {
     fn describe(&self) -> &'static str {
         match self {
-            NodeKind::Dir => "a directory",
-            NodeKind::File(_) => "a file",
-            NodeKind::CharDev { .. } => "a device node",
-            NodeKind::Symlink(_) => "a symlink",
+            EntryKind::Dir => "a directory",
+            EntryKind::File(_) => "a file",
+            EntryKind::CharDev { .. } => "a device node",
+            EntryKind::Symlink(_) => "a symlink",
         }
     }
 
     fn type_bits(&self) -> u32 {
         match self {
-            NodeKind::Dir => S_IFDIR,
-            NodeKind::File(_) => S_IFREG,
-            NodeKind::CharDev { .. } => S_IFCHR,
-            NodeKind::Symlink(_) => S_IFLNK,
+            EntryKind::Dir => S_IFDIR,
+            EntryKind::File(_) => S_IFREG,
+            EntryKind::CharDev { .. } => S_IFCHR,
+            EntryKind::Symlink(_) => S_IFLNK,
         }
     }
 }
@@ -122,9 +122,9 @@ impl Tree {
     pub fn add_dir(&mut self, path: &str, perm: u32) -> Result<(), TreeError> {
         let rel = normalize_guest_path(path)?;
         self.ensure_parents(&rel)?;
-        match self.nodes.get(&rel) {
-            Some(Node {
-                kind: NodeKind::Dir,
+        match self.entries.get(&rel) {
+            Some(Entry {
+                kind: EntryKind::Dir,
                 ..
             }) => Ok(()),
             Some(other) => Err(TreeError::Duplicate {
@@ -132,10 +132,10 @@ impl Tree {
                 existing: other.kind.describe(),
             }),
             None => {
-                self.nodes.insert(
+                self.entries.insert(
                     rel,
-                    Node {
-                        kind: NodeKind::Dir,
+                    Entry {
+                        kind: EntryKind::Dir,
                         perm,
                     },
                 );
@@ -158,7 +158,7 @@ impl Tree {
                 size: data.len(),
             });
         }
-        self.insert_new(path, NodeKind::File(data), perm)
+        self.insert_new(path, EntryKind::File(data), perm)
     }
 
     /// Adds a character device node.
@@ -169,24 +169,24 @@ impl Tree {
         major: u32,
         minor: u32,
     ) -> Result<(), TreeError> {
-        self.insert_new(path, NodeKind::CharDev { major, minor }, perm)
+        self.insert_new(path, EntryKind::CharDev { major, minor }, perm)
     }
 
     /// Adds a symbolic link pointing at `target`.
     pub fn add_symlink(&mut self, path: &str, target: &str) -> Result<(), TreeError> {
-        self.insert_new(path, NodeKind::Symlink(target.to_string()), 0o777)
+        self.insert_new(path, EntryKind::Symlink(target.to_string()), 0o777)
     }
 
-    fn insert_new(&mut self, path: &str, kind: NodeKind, perm: u32) -> Result<(), TreeError> {
+    fn insert_new(&mut self, path: &str, kind: EntryKind, perm: u32) -> Result<(), TreeError> {
         let rel = normalize_guest_path(path)?;
         self.ensure_parents(&rel)?;
-        if let Some(existing) = self.nodes.get(&rel) {
+        if let Some(existing) = self.entries.get(&rel) {
             return Err(TreeError::Duplicate {
                 path: path.to_string(),
                 existing: existing.kind.describe(),
             });
         }
-        self.nodes.insert(rel, Node { kind, perm });
+        self.entries.insert(rel, Entry { kind, perm });
         Ok(())
     }
 
@@ -194,9 +194,9 @@ impl Tree {
         let mut end = 0;
         while let Some(pos) = rel[end..].find('/') {
             let parent = &rel[..end + pos];
-            match self.nodes.get(parent) {
-                Some(Node {
-                    kind: NodeKind::Dir,
+            match self.entries.get(parent) {
+                Some(Entry {
+                    kind: EntryKind::Dir,
                     ..
                 }) => {}
                 Some(_) => {
@@ -206,10 +206,10 @@ impl Tree {
                     })
                 }
                 None => {
-                    self.nodes.insert(
+                    self.entries.insert(
                         parent.to_string(),
-                        Node {
-                            kind: NodeKind::Dir,
+                        Entry {
+                            kind: EntryKind::Dir,
                             perm: 0o755,
                         },
                     );
@@ -221,13 +221,13 @@ impl Tree {
     }
 
     /// Looks up a guest path (absolute, e.g. `/init`).
-    pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path.strip_prefix('/').unwrap_or(path))
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        self.entries.get(path.strip_prefix('/').unwrap_or(path))
     }
 
-    /// All entries in archive order, as (absolute guest path, node).
-    pub fn iter(&self) -> impl Iterator<Item = (String, &Node)> {
-        self.nodes.iter().map(|(k, v)| (format!("/{k}"), v))
+    /// All entries in archive order, as (absolute guest path, entry).
+    pub fn iter(&self) -> impl Iterator<Item = (String, &Entry)> {
+        self.entries.iter().map(|(k, v)| (format!("/{k}"), v))
     }
 
     /// Writes the whole tree as a newc cpio archive (with trailer) and returns the bytes written.
@@ -236,8 +236,8 @@ impl Tree {
     /// given `mtime` (seconds since the epoch).
     pub fn write_cpio<W: Write>(&self, out: W, mtime: u32) -> io::Result<u64> {
         let mut writer = CpioWriter::new(out, mtime);
-        for (path, node) in &self.nodes {
-            writer.append(path, node)?;
+        for (path, entry) in &self.entries {
+            writer.append(path, entry)?;
         }
         let (_, written) = writer.finish()?;
         Ok(written)
@@ -263,17 +263,17 @@ impl<W: Write> CpioWriter<W> {
     }
 
     /// Appends one entry; `name` is the archive name (no leading `/`).
-    pub fn append(&mut self, name: &str, node: &Node) -> io::Result<()> {
-        let (data, rdev): (&[u8], (u32, u32)) = match &node.kind {
-            NodeKind::Dir => (&[], (0, 0)),
-            NodeKind::File(bytes) => (bytes, (0, 0)),
-            NodeKind::CharDev { major, minor } => (&[], (*major, *minor)),
-            NodeKind::Symlink(target) => (target.as_bytes(), (0, 0)),
+    pub fn append(&mut self, name: &str, entry: &Entry) -> io::Result<()> {
+        let (data, rdev): (&[u8], (u32, u32)) = match &entry.kind {
+            EntryKind::Dir => (&[], (0, 0)),
+            EntryKind::File(bytes) => (bytes, (0, 0)),
+            EntryKind::CharDev { major, minor } => (&[], (*major, *minor)),
+            EntryKind::Symlink(target) => (target.as_bytes(), (0, 0)),
         };
         let header = Header {
             ino: self.next_ino,
-            mode: node.kind.type_bits() | (node.perm & 0o7777),
-            nlink: if node.kind == NodeKind::Dir { 2 } else { 1 },
+            mode: entry.kind.type_bits() | (entry.perm & 0o7777),
+            nlink: if entry.kind == EntryKind::Dir { 2 } else { 1 },
             mtime: self.mtime,
             filesize: len_u32(data.len())?,
             rdev,
@@ -422,11 +422,11 @@ mod tests {
     fn header_layout_matches_newc() {
         let mut buf = Vec::new();
         let mut w = CpioWriter::new(&mut buf, 0x1234);
-        let node = Node {
-            kind: NodeKind::File(Arc::from(&b"abcde"[..])),
+        let entry = Entry {
+            kind: EntryKind::File(Arc::from(&b"abcde"[..])),
             perm: 0o755,
         };
-        w.append("init", &node).unwrap();
+        w.append("init", &entry).unwrap();
         let (_, n) = w.finish().unwrap();
         let expected_header = "070701\
             00000001\
@@ -484,19 +484,19 @@ mod tests {
             dir.path(),
         );
         use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-        for (path, node) in tree.iter() {
+        for (path, entry) in tree.iter() {
             let host = dir.path().join(path.trim_start_matches('/'));
             let meta = std::fs::symlink_metadata(&host).unwrap();
-            match &node.kind {
-                NodeKind::File(data) => {
+            match &entry.kind {
+                EntryKind::File(data) => {
                     assert_eq!(std::fs::read(&host).unwrap(), &data[..], "{path}");
-                    assert_eq!(meta.permissions().mode() & 0o7777, node.perm, "{path}");
+                    assert_eq!(meta.permissions().mode() & 0o7777, entry.perm, "{path}");
                 }
-                NodeKind::Dir => assert!(meta.is_dir(), "{path}"),
-                NodeKind::Symlink(target) => {
+                EntryKind::Dir => assert!(meta.is_dir(), "{path}"),
+                EntryKind::Symlink(target) => {
                     assert_eq!(std::fs::read_link(&host).unwrap(), Path::new(target))
                 }
-                NodeKind::CharDev { major, minor } => {
+                EntryKind::CharDev { major, minor } => {
                     assert!(meta.file_type().is_char_device(), "{path}");
                     let rdev = meta.rdev();
                     let (maj, min) = (
@@ -504,7 +504,7 @@ mod tests {
                         ((rdev & 0xff) | ((rdev >> 12) & 0xfff00)) as u32,
                     );
                     assert_eq!((maj, min), (*major, *minor), "{path}");
-                    assert_eq!(meta.permissions().mode() & 0o7777, node.perm, "{path}");
+                    assert_eq!(meta.permissions().mode() & 0o7777, entry.perm, "{path}");
                 }
             }
         }
@@ -519,14 +519,14 @@ mod tests {
         let a = sample_tree();
         let mut b = Tree::new();
         b.add_symlink("/bin/sh", "busybox").unwrap();
-        for (path, node) in a.iter().collect::<Vec<_>>().into_iter().rev() {
-            match &node.kind {
-                NodeKind::File(d) => b.add_file(&path, node.perm, d.clone()).unwrap(),
-                NodeKind::Dir => b.add_dir(&path, node.perm).unwrap(),
-                NodeKind::CharDev { major, minor } => {
-                    b.add_char_dev(&path, node.perm, *major, *minor).unwrap()
+        for (path, entry) in a.iter().collect::<Vec<_>>().into_iter().rev() {
+            match &entry.kind {
+                EntryKind::File(d) => b.add_file(&path, entry.perm, d.clone()).unwrap(),
+                EntryKind::Dir => b.add_dir(&path, entry.perm).unwrap(),
+                EntryKind::CharDev { major, minor } => {
+                    b.add_char_dev(&path, entry.perm, *major, *minor).unwrap()
                 }
-                NodeKind::Symlink(_) => {}
+                EntryKind::Symlink(_) => {}
             }
         }
         assert_eq!(archive(&a), archive(&b));

@@ -39,7 +39,7 @@ pub fn validate(name: &str, bytes: &[u8]) -> Result<Loaded, String> {
 }
 
 /// Brings the network up, fetches the first valid config, then polls for changes forever.
-pub async fn config_source(
+pub async fn run(
     settings: InitSettings,
     cmdline: KernelCmdline,
     out: mpsc::UnboundedSender<NewConfig>,

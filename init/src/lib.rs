@@ -7,13 +7,14 @@
 //! - [`modules`]: kernel modules in dependency order, coldplug by modalias.
 //! - [`net`]: links, `ip=`, DHCP.
 //! - [`fetch`]: HTTP and TFTP config fetch with retries.
-//! - [`boot`]: the config source (network → fetch → validate → poll) and config install.
+//! - [`config_source`]: where the node's config comes from (network → fetch → validate →
+//!   poll) and config install.
 //! - [`sysctl`]: the role's sysctls and the config's.
 //! - [`supervise`]: the one reaper, lbd's restart policy.
 //! - [`power`]: power button, final reboot(2).
 
-pub mod boot;
 pub mod cmdline;
+pub mod config_source;
 pub mod fetch;
 pub mod fuzz;
 pub mod modules;

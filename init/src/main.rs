@@ -9,7 +9,7 @@
 use init::cmdline::{InitSettings, KernelCmdline};
 use init::power::{self, PowerAction};
 use init::supervise::{self, Supervised};
-use init::{boot, modules, mount};
+use init::{config_source, modules, mount};
 use nix::sys::signal::Signal;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -163,7 +163,7 @@ async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> Powe
 
     let (config_tx, mut config_rx) = mpsc::unbounded_channel();
     let refetch = std::sync::Arc::new(tokio::sync::Notify::new());
-    tokio::task::spawn_local(boot::config_source(
+    tokio::task::spawn_local(config_source::run(
         settings.clone(),
         cmdline,
         config_tx,
@@ -173,7 +173,11 @@ async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> Powe
     let mut lbd = Supervised::new(
         "lbd",
         settings.lbd_path.clone(),
-        vec!["--config".into(), boot::CONFIG_PATH.into(), "run".into()],
+        vec![
+            "--config".into(),
+            config_source::CONFIG_PATH.into(),
+            "run".into(),
+        ],
     );
     // Debug shell: only where the image ships /bin/sh (test images), and only when asked for.
     let mut shell = settings.shell_tty.as_ref().and_then(|tty| {
@@ -218,8 +222,8 @@ async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> Powe
                 log_memory(lbd.pid());
             }
             Some(new) = config_rx.recv() => {
-                let new: boot::NewConfig = new;
-                if let Err(e) = boot::install(&new) {
+                let new: config_source::NewConfig = new;
+                if let Err(e) = config_source::install(&new) {
                     error!("cannot install the new config: {e}; keeping the running one");
                     continue;
                 }

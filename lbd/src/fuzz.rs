@@ -23,9 +23,9 @@ pub const TARGETS: &[Target] = &[
 ];
 
 /// A VRRP advertisement as received (byte 0: bit 0 IPv6, bit 1 version 3; byte 1: TTL; the
-/// rest: the packet), through the decoder and through a node's receive path.
+/// rest: the packet), through the decoder and through a router's receive path.
 pub fn vrrp_packet(data: &[u8]) {
-    use crate::vrrp::{Input, Node, Packet, Spec, Version};
+    use crate::vrrp::{Input, Packet, Router, Spec, Version};
     if data.len() < 2 {
         return;
     }
@@ -82,15 +82,15 @@ pub fn vrrp_packet(data: &[u8]) {
             IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))
         }),
     };
-    let mut node = Node::new();
-    let _ = node.step(
+    let mut router = Router::new();
+    let _ = router.step(
         Duration::ZERO,
         Input::Configure {
             instances: vec![spec],
             sync_groups: Default::default(),
         },
     );
-    let _ = node.step(
+    let _ = router.step(
         Duration::from_millis(1),
         Input::Packet(Packet {
             ifname: "eth0".into(),

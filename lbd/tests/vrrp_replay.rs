@@ -3,7 +3,7 @@
 //! the recorded actions exactly, so a change of behaviour shows up as a diff against a real
 //! run. No root needed.
 
-use lbd::vrrp::{Action, Input, Node};
+use lbd::vrrp::{Action, Input, Router};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -47,13 +47,13 @@ fn recorded_runs_replay_to_the_same_actions() {
             "{}: one output line per input",
             input.display()
         );
-        let mut node = Node::new();
+        let mut router = Router::new();
         for (k, (i, o)) in ins.iter().zip(&outs).enumerate() {
             let (now, step): (Duration, Input) = serde_json::from_str(i)
                 .unwrap_or_else(|e| panic!("{}:{}: {e}", input.display(), k + 2));
             let want: Vec<Action> = serde_json::from_str(o)
                 .unwrap_or_else(|e| panic!("{}:{}: {e}", output.display(), k + 2));
-            let got = node.step(now, step);
+            let got = router.step(now, step);
             assert_eq!(
                 got,
                 want,

@@ -64,7 +64,7 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 const CLIENT_LIMIT: Duration = Duration::from_secs(480);
 
 /// A balancer of the pair.
-struct Node {
+struct Balancer {
     name: &'static str,
     mac: MacAddr,
     addr: &'static str,
@@ -72,14 +72,14 @@ struct Node {
     priority: u8,
 }
 
-const LB1: Node = Node {
+const LB1: Balancer = Balancer {
     name: "lb1",
     mac: MacAddr([0x52, 0x54, 0x00, 0x71, 0x00, 0x11]),
     addr: "10.71.0.11",
     tap: "tap0",
     priority: 150,
 };
-const LB2: Node = Node {
+const LB2: Balancer = Balancer {
     name: "lb2",
     mac: MacAddr([0x52, 0x54, 0x00, 0x71, 0x00, 0x12]),
     addr: "10.71.0.12",
@@ -87,8 +87,8 @@ const LB2: Node = Node {
     priority: 100,
 };
 
-/// A node's config; `sync` adds `[ipvs.sync]` following the VRRP instance.
-fn config(node: &Node, sync: bool) -> String {
+/// A balancer's config; `sync` adds `[ipvs.sync]` following the VRRP instance.
+fn config(lb: &Balancer, sync: bool) -> String {
     let sync = if sync {
         "\n[ipvs.sync]\ninterface = \"eth0\"\nsync_id = 71\nfollow = \"VI_1\"\n"
     } else {
@@ -131,25 +131,25 @@ address = "10.71.0.21"
 [[service.echo.real]]
 address = "10.71.0.22"
 "#,
-        name = node.name,
-        priority = node.priority,
+        name = lb.name,
+        priority = lb.priority,
     )
 }
 
-fn config_file(node: &Node) -> String {
-    format!("{}.toml", node.mac.to_string().replace(':', "-"))
+fn config_file(lb: &Balancer) -> String {
+    format!("{}.toml", lb.mac.to_string().replace(':', "-"))
 }
 
-/// Boots `node` from the test image on its tap, with a static address and its config fetched
+/// Boots `lb` from the test image on its tap, with a static address and its config fetched
 /// by MAC from the namespace's HTTP server.
-fn boot(ns: &Netns, node: &Node, boot: Duration) -> ShellGuest {
+fn boot(ns: &Netns, lb: &Balancer, boot: Duration) -> ShellGuest {
     boot_with_shell(
-        ApplianceBuilder::new(format!("failover-{}", node.name))
-            .nic(Nic::tap(node.tap, node.mac))
+        ApplianceBuilder::new(format!("failover-{}", lb.name))
+            .nic(Nic::tap(lb.tap, lb.mac))
             .netns(ns)
             .append(format!(
                 "ip={}::{SERVER}:255.255.255.0:{}:eth0:off",
-                node.addr, node.name
+                lb.addr, lb.name
             ))
             .config_url(format!(
                 "http://{SERVER}:{CONFIG_PORT}/${{mac_hyphen}}.toml"

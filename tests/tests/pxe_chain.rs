@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use lbtest::appliance::{assert_no_fatal, lines_containing, LbdRunning, LBD_RUNNING};
 use lbtest::MacAddr;
-use pxe_support::{pxe_binary, Dhcp, Lab, Node, HTTP_PORT, SERVER};
+use pxe_support::{pxe_binary, Dhcp, Lab, PxeBalancer, HTTP_PORT, SERVER};
 
 /// QEMU start to lbd running through the whole chain: about 15 s under TCG on an idle host;
 /// two guests at once on a loaded 2-core machine take much longer.
@@ -25,21 +25,21 @@ const NETWORK_UP: &str =
 
 #[test]
 fn two_guests_pxe_boot_from_pxe_and_run_lbd_with_their_own_configs() {
-    let nodes = vec![
-        Node {
+    let balancers = vec![
+        PxeBalancer {
             mac: MacAddr::local(0x66_00_01),
             hostname: "pxe-lb1",
             priority: 150,
             via_tftp: true,
         },
-        Node {
+        PxeBalancer {
             mac: MacAddr::local(0x66_00_02),
             hostname: "pxe-lb2",
             priority: 100,
             via_tftp: false,
         },
     ];
-    let lab = Lab::start("pxe-chain", nodes, &pxe_binary(false));
+    let lab = Lab::start("pxe-chain", balancers, &pxe_binary(false));
     let started = Instant::now();
     let guests: Vec<_> = (0..2)
         .map(|i| lab.guest(i).spawn().expect("start QEMU in the namespace"))
@@ -53,8 +53,8 @@ fn two_guests_pxe_boot_from_pxe_and_run_lbd_with_their_own_configs() {
         eprintln!(
             "figure: {} {} PXE chain (iPXE ROM → DHCP → {} boot.ipxe → HTTP script, kernel, initrd → init → config) to lbd running: {:.1?} wall (both guests booting at once), {:.2?} guest uptime, address {}",
             g.accel().name(),
-            lab.nodes[i].hostname,
-            if lab.nodes[i].via_tftp { "TFTP" } else { "HTTP" },
+            lab.balancers[i].hostname,
+            if lab.balancers[i].via_tftp { "TFTP" } else { "HTTP" },
             started.elapsed(),
             lbd.uptime,
             up.name("addr").unwrap_or("?"),
@@ -66,7 +66,7 @@ fn two_guests_pxe_boot_from_pxe_and_run_lbd_with_their_own_configs() {
     // hostname and priority; and the two differ.
     let mut versions = Vec::new();
     for (i, lbd) in running.iter().enumerate() {
-        let n = &lab.nodes[i];
+        let n = &lab.balancers[i];
         let (text, version) = lab.rendered(i);
         assert!(
             text.contains(&format!("hostname = \"{}\"\n", n.hostname)),
@@ -103,15 +103,18 @@ fn two_guests_pxe_boot_from_pxe_and_run_lbd_with_their_own_configs() {
         );
         versions.push(version);
     }
-    assert_ne!(versions[0], versions[1], "both nodes got the same config");
+    assert_ne!(
+        versions[0], versions[1],
+        "both balancers got the same config"
+    );
 
     // iPXE's own account (SeaBIOS and iPXE print to the serial console without a display).
-    for (i, n) in lab.nodes.iter().enumerate() {
+    for (i, n) in lab.balancers.iter().enumerate() {
         assert_ipxe_fetched(&guests[i], n);
     }
 
     // pxe's access log: who asked for what, and what they got.
-    for n in &lab.nodes {
+    for n in &lab.balancers {
         let hyphen = n.mac.to_string().replace(':', "-");
         let host = format!("node=\"{}\"", n.hostname);
         let script = lab.access(&[&format!("path=/boot/{hyphen}.ipxe"), "status=200", &host]);
@@ -223,7 +226,7 @@ fn two_guests_pxe_boot_from_pxe_and_run_lbd_with_their_own_configs() {
 
 /// The guest's console shows iPXE fetching its own script, the kernel and the initramfs from
 /// pxe, each ending in "ok".
-fn assert_ipxe_fetched(g: &lbtest::Guest, n: &Node) {
+fn assert_ipxe_fetched(g: &lbtest::Guest, n: &PxeBalancer) {
     let hyphen = n.mac.to_string().replace(':', "-");
     for url in [
         format!("http://{SERVER}:{HTTP_PORT}/boot/{hyphen}.ipxe"),
@@ -243,13 +246,13 @@ fn assert_ipxe_fetched(g: &lbtest::Guest, n: &Node) {
 /// addresses and knows nothing of PXE; dnsmasq beside pxe adds the boot information.
 #[test]
 fn proxy_dhcp_beside_an_existing_dhcp_server_boots_a_guest() {
-    let node = Node {
+    let balancer = PxeBalancer {
         mac: MacAddr::local(0x66_00_11),
         hostname: "pxe-proxied",
         priority: 120,
         via_tftp: false,
     };
-    let lab = Lab::start_with("pxe-proxy", vec![node], &pxe_binary(false), Dhcp::Proxy);
+    let lab = Lab::start_with("pxe-proxy", vec![balancer], &pxe_binary(false), Dhcp::Proxy);
     let started = Instant::now();
     let g = lab.guest(0).spawn().expect("start QEMU in the namespace");
     let up = g.expect(NETWORK_UP, CHAIN).unwrap();
@@ -269,14 +272,14 @@ fn proxy_dhcp_beside_an_existing_dhcp_server_boots_a_guest() {
         "{}",
         lbd.line
     );
-    assert_ipxe_fetched(&g, &lab.nodes[0]);
+    assert_ipxe_fetched(&g, &lab.balancers[0]);
 
     // The address came from the segment's server (which sent no boot file), the boot
     // information from the proxy beside pxe.
     let addr = up.name("addr").unwrap().to_string();
     let lan = lab.lan_log();
     assert!(
-        lan.contains(&format!("DHCPACK(eth0) {addr} {}", lab.nodes[0].mac)),
+        lan.contains(&format!("DHCPACK(eth0) {addr} {}", lab.balancers[0].mac)),
         "{lan}"
     );
     assert!(
@@ -285,7 +288,7 @@ fn proxy_dhcp_beside_an_existing_dhcp_server_boots_a_guest() {
     );
     let proxy = lab.dnsmasq_log();
     assert!(
-        proxy.contains(&format!("PXE(br0) {} proxy", lab.nodes[0].mac)),
+        proxy.contains(&format!("PXE(br0) {} proxy", lab.balancers[0].mac)),
         "{proxy}"
     );
     assert!(

@@ -47,11 +47,12 @@ fn ser_fields<S: Serializer>(f: &[(String, String)], s: S) -> Result<S::Ok, S::E
 /// A bounded, thread-safe ring of events.
 #[derive(Debug)]
 pub struct EventRing {
-    inner: Mutex<Inner>,
+    history: Mutex<History>,
 }
 
+/// The events kept, oldest first, and the numbering of the next one.
 #[derive(Debug)]
-struct Inner {
+struct History {
     buf: VecDeque<Arc<Event>>,
     capacity: usize,
     next_seq: u64,
@@ -60,7 +61,7 @@ struct Inner {
 impl EventRing {
     pub fn new(capacity: usize) -> EventRing {
         EventRing {
-            inner: Mutex::new(Inner {
+            history: Mutex::new(History {
                 buf: VecDeque::with_capacity(capacity.min(1024)),
                 capacity: capacity.max(1),
                 next_seq: 1,
@@ -68,9 +69,9 @@ impl EventRing {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, History> {
         // A panic while holding the lock leaves a consistent deque: keep using it.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.history.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Stores `event` with the next sequence number and returns it.

@@ -4,12 +4,12 @@
 //! packet    advertisements as types, emit/parse, checksums                      (pure)
 //! announce  gratuitous ARP / unsolicited NA payloads                            (pure)
 //! machine   one virtual router's state machine: Spec, State, Timer, Action     (pure)
-//! node      all routers: receive checks + drop counters, sync groups, faults   (pure)
+//! router    all virtual routers: receive checks + drops, sync groups, faults   (pure)
 //! sync      VRRP role → IPVS connection-sync role for the reconciler           (pure)
 //! runtime   clock, raw sockets, rtnetlink, the lbd Subsystem       (feature `daemon`)
 //! ```
 //!
-//! The pure parts take time and inputs and return actions (`Node::step(now, Input) ->
+//! The pure parts take time and inputs and return actions (`Router::step(now, Input) ->
 //! Vec<Action>`); inputs and actions are serde types, so a run can be recorded as JSON lines
 //! (`LBD_VRRP_RECORD=DIR` writes `DIR/input.jsonl` and `DIR/output.jsonl`) and replayed
 //! against the same outputs (`tests/vrrp_conformance/` holds recorded cases).
@@ -40,16 +40,16 @@
 
 pub mod announce;
 pub mod machine;
-pub mod node;
 pub mod packet;
+pub mod router;
 pub mod sync;
 
 #[cfg(feature = "daemon")]
 pub mod runtime;
 
 pub use machine::{Action, FaultReason, Instance, Spec, State, Timer, Why};
-pub use node::{Input, Node, Packet};
 pub use packet::{Advert, Auth, DropReason, Version};
+pub use router::{Input, Packet, Router};
 
 #[cfg(test)]
 mod tests;

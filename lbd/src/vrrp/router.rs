@@ -1,6 +1,7 @@
-//! All virtual routers of this node: packet checks and drop counters, sync groups, tracked
-//! interfaces, health quorum. Pure: `step(now, input) -> actions`, every input a serde enum so
-//! a run can be recorded as JSON lines and replayed.
+//! The VRRP router (RFC 5798's name for the whole box): all virtual routers of this balancer,
+//! packet checks and drop counters, sync groups, tracked interfaces, health quorum. Pure:
+//! `step(now, input) -> actions`, every input a serde enum so a run can be recorded as JSON lines
+//! and replayed.
 //!
 //! Receive checks, in RFC 3768 7.1 / RFC 5798 7.1 order; a failed check drops the packet,
 //! counts it by [`DropReason`] and never reaches a state machine:
@@ -36,10 +37,10 @@ pub struct Packet {
     pub data: Vec<u8>,
 }
 
-/// Everything that can happen to the node.
+/// Everything that can happen to the router.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Input {
-    /// The (new) set of instances and sync groups. The first one starts the node.
+    /// The (new) set of instances and sync groups. The first one starts the router.
     Configure {
         instances: Vec<Spec>,
         sync_groups: BTreeMap<String, Vec<String>>,
@@ -76,9 +77,10 @@ struct PeerView {
     addrs: Vec<IpAddr>,
 }
 
-/// The node.
+/// The VRRP router: every virtual router (instance) of this balancer, fed [`Input`]s by
+/// [`Router::step`], which answers with [`Action`]s.
 #[derive(Clone, Debug, Default)]
-pub struct Node {
+pub struct Router {
     instances: BTreeMap<String, Instance>,
     groups: BTreeMap<String, Vec<String>>,
     links: BTreeMap<String, bool>,
@@ -89,9 +91,9 @@ pub struct Node {
     stopped: bool,
 }
 
-impl Node {
-    pub fn new() -> Node {
-        Node::default()
+impl Router {
+    pub fn new() -> Router {
+        Router::default()
     }
 
     pub fn instance(&self, name: &str) -> Option<&Instance> {

@@ -1,8 +1,8 @@
 //! The state machine against the RFCs' rules, driven with a fake clock to the nanosecond.
 
 use super::machine::*;
-use super::node::*;
 use super::packet::*;
+use super::router::*;
 use crate::config::IpPrefix;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -83,11 +83,11 @@ fn timer(name: &str, t: Timer) -> Input {
     }
 }
 
-fn deadline(n: &Node, name: &str, t: Timer) -> Option<Duration> {
+fn deadline(n: &Router, name: &str, t: Timer) -> Option<Duration> {
     n.instance(name).unwrap().timers().get(&t).copied()
 }
 
-fn state(n: &Node, name: &str) -> State {
+fn state(n: &Router, name: &str) -> State {
     n.instance(name).unwrap().state()
 }
 
@@ -155,7 +155,7 @@ fn timer_formulas() {
 #[test]
 fn startup_backup_then_master_down_at_exactly_the_interval() {
     let s = spec("a", 1, 100, Version::V3, 100 * MS);
-    let mut n = Node::new();
+    let mut n = Router::new();
     let t0 = Duration::from_secs(10);
     let out = n.step(t0, configure(vec![s.clone()], &[]));
     // Addresses a previous run may have left are removed first.
@@ -206,7 +206,7 @@ fn startup_backup_then_master_down_at_exactly_the_interval() {
 
 #[test]
 fn owner_is_master_at_once() {
-    let mut n = Node::new();
+    let mut n = Router::new();
     let out = n.step(S, configure(vec![spec("o", 1, 255, Version::V3, S)], &[]));
     assert_eq!(
         transitions(&out),
@@ -218,7 +218,7 @@ fn owner_is_master_at_once() {
 #[test]
 fn backup_resets_master_down_and_learns_the_interval_v3() {
     let s = spec("a", 1, 100, Version::V3, S);
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
     let t = 500 * MS;
     let out = n.step(t, advert_from(&s, "10.0.0.3", 150, 100 * MS));
@@ -239,7 +239,7 @@ fn backup_resets_master_down_and_learns_the_interval_v3() {
 #[test]
 fn v2_uses_its_own_interval_and_drops_a_different_one() {
     let s = spec("a", 1, 100, Version::V2, S);
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
     let before = deadline(&n, "a", Timer::MasterDown);
     let out = n.step(100 * MS, advert_from(&s, "10.0.0.3", 150, 2 * S));
@@ -263,7 +263,7 @@ fn priority_zero_means_takeover_after_skew_time() {
         (Version::V2, S, Duration::from_nanos(609_375_000)),
     ] {
         let s = spec("a", 1, 100, version, interval);
-        let mut n = Node::new();
+        let mut n = Router::new();
         n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
         n.step(10 * MS, advert_from(&s, "10.0.0.3", 150, interval));
         let t = 50 * MS;
@@ -286,7 +286,7 @@ fn priority_zero_means_takeover_after_skew_time() {
 #[test]
 fn preempt_discards_lower_priority_adverts() {
     let s = spec("a", 1, 150, Version::V3, S);
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
     let first = deadline(&n, "a", Timer::MasterDown).unwrap();
     for k in 1..3 {
@@ -301,7 +301,7 @@ fn preempt_discards_lower_priority_adverts() {
     );
     // The old master sees our higher priority and backs off (its side of the test):
     let old = spec("b", 1, 100, Version::V3, S);
-    let mut m = Node::new();
+    let mut m = Router::new();
     m.step(Duration::ZERO, configure(vec![old.clone()], &[]));
     m.step(4 * S, timer("b", Timer::MasterDown));
     assert_eq!(state(&m, "b"), State::Master);
@@ -320,7 +320,7 @@ fn preempt_discards_lower_priority_adverts() {
 fn no_preempt_keeps_a_lower_priority_master() {
     let mut s = spec("a", 1, 150, Version::V3, S);
     s.preempt = false;
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
     for k in 1..20 {
         n.step(k * S, advert_from(&s, "10.0.0.3", 100, S));
@@ -336,7 +336,7 @@ fn no_preempt_keeps_a_lower_priority_master() {
 fn owner_preempts_even_without_preempt() {
     let mut s = spec("a", 1, 255, Version::V3, S);
     s.preempt = false;
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
     assert_eq!(state(&n, "a"), State::Master);
     let out = n.step(S, advert_from(&s, "10.0.0.3", 100, S));
@@ -347,7 +347,7 @@ fn owner_preempts_even_without_preempt() {
 fn preempt_delay_accepts_the_lower_master_for_the_delay() {
     let mut s = spec("a", 1, 150, Version::V3, S);
     s.preempt_delay = 10 * S;
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
     let mdi = Duration::from_nanos(3_414_062_500);
     // First seen at 1 s: accepted until 11 s.
@@ -372,12 +372,12 @@ fn preempt_delay_accepts_the_lower_master_for_the_delay() {
 #[test]
 fn ties_broken_by_primary_address() {
     let s = spec("a", 1, 100, Version::V3, S);
-    let master = |n: &mut Node| {
+    let master = |n: &mut Router| {
         n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
         n.step(4 * S, timer("a", Timer::MasterDown));
         assert_eq!(state(n, "a"), State::Master);
     };
-    let mut n = Node::new();
+    let mut n = Router::new();
     master(&mut n);
     // 10.0.0.1 < 10.0.0.2 (ours): discarded.
     assert!(n
@@ -395,7 +395,7 @@ fn ties_broken_by_primary_address() {
     assert!(greater(ip("200.0.0.1"), ip("10.0.0.1")));
     assert!(greater(ip("fe80::1:0"), ip("fe80::ffff")));
     // A backup with equal priority simply follows the master.
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
     n.step(S, advert_from(&s, "10.0.0.1", 100, S));
     assert_eq!(
@@ -407,7 +407,7 @@ fn ties_broken_by_primary_address() {
 #[test]
 fn master_answers_priority_zero_at_once() {
     let s = spec("a", 1, 100, Version::V3, S);
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
     let t = deadline(&n, "a", Timer::MasterDown).unwrap();
     n.step(t, timer("a", Timer::MasterDown));
@@ -419,7 +419,7 @@ fn master_answers_priority_zero_at_once() {
 #[test]
 fn shutdown_sends_priority_zero_and_releases() {
     let s = spec("a", 1, 100, Version::V3, S);
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
     let t = deadline(&n, "a", Timer::MasterDown).unwrap();
     n.step(t, timer("a", Timer::MasterDown));
@@ -440,7 +440,7 @@ fn shutdown_sends_priority_zero_and_releases() {
     assert!(send < rm);
     assert!(n.step(t + 2 * S, timer("a", Timer::Adver)).is_empty());
     // A backup just stops.
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s], &[]));
     let out = n.step(S, Input::Shutdown);
     assert!(sent(&out).is_empty());
@@ -450,7 +450,7 @@ fn shutdown_sends_priority_zero_and_releases() {
 fn interface_down_faults_and_up_restarts() {
     let mut s = spec("a", 1, 100, Version::V3, S);
     s.track_interfaces = vec!["eth1".into()];
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
     let t = deadline(&n, "a", Timer::MasterDown).unwrap();
     n.step(t, timer("a", Timer::MasterDown));
@@ -500,7 +500,7 @@ fn interface_down_faults_and_up_restarts() {
         vec![("a".into(), State::Fault, State::Backup)]
     );
     // An interface reported down before the config starts the instance in fault.
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(
         Duration::ZERO,
         Input::Link {
@@ -517,7 +517,7 @@ fn interface_down_faults_and_up_restarts() {
     // No primary address: fault until one appears.
     let mut s2 = s.clone();
     s2.primary = None;
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s2], &[]));
     assert_eq!(state(&n, "a"), State::Fault);
     n.step(
@@ -530,11 +530,11 @@ fn interface_down_faults_and_up_restarts() {
     assert_eq!(state(&n, "a"), State::Backup);
 }
 
-fn two_member_group() -> (Node, Spec, Spec) {
+fn two_member_group() -> (Router, Spec, Spec) {
     let a = spec("a", 1, 100, Version::V3, S);
     let mut b = spec("b", 2, 100, Version::V3, S);
     b.interface = "eth1".into();
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(
         Duration::ZERO,
         configure(vec![a.clone(), b.clone()], &[("g", &["a", "b"])]),
@@ -617,7 +617,7 @@ fn sync_group_fault_takes_all_members() {
 fn quorum_lowers_priority_or_faults() {
     let mut s = spec("a", 1, 150, Version::V3, S);
     s.quorum_priority_drop = 60;
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
     let t = deadline(&n, "a", Timer::MasterDown).unwrap();
     n.step(t, timer("a", Timer::MasterDown));
@@ -639,7 +639,7 @@ fn quorum_lowers_priority_or_faults() {
     );
     // A drop to 0 faults.
     s.quorum_priority_drop = 200;
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
     let out = n.step(
         S,
@@ -671,7 +671,7 @@ fn quorum_lowers_priority_or_faults() {
 fn bad_packets_are_dropped_and_counted() {
     let mut s = spec("a", 1, 100, Version::V2, S);
     s.auth_pass = Some("secret".into());
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
     let before = deadline(&n, "a", Timer::MasterDown);
     let good = |n: &Spec| match advert_from(n, "10.0.0.3", 150, S) {
@@ -744,7 +744,7 @@ fn bad_packets_are_dropped_and_counted() {
     // Unicast: only configured peers.
     let mut u = spec("u", 3, 100, Version::V3, S);
     u.unicast_peers = vec![ip("10.0.0.3")];
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![u.clone()], &[]));
     let out = n.step(S, advert_from(&u, "10.0.0.4", 150, S));
     assert_eq!(drops(&out), vec![DropReason::Source]);
@@ -755,7 +755,7 @@ fn bad_packets_are_dropped_and_counted() {
 #[test]
 fn reconfigure_moves_only_what_changed() {
     let s = spec("a", 1, 100, Version::V3, S);
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
     let t = deadline(&n, "a", Timer::MasterDown).unwrap();
     n.step(t, timer("a", Timer::MasterDown));
@@ -790,14 +790,14 @@ fn reconfigure_moves_only_what_changed() {
     assert!(n.roles().is_empty());
 }
 
-/// IPv6 v3 end to end through the node: link-local source, pseudo-header checksum.
+/// IPv6 v3 end to end through the router: link-local source, pseudo-header checksum.
 #[test]
 fn ipv6_instance() {
     let mut s = spec("six", 7, 100, Version::V3, 100 * MS);
     s.ipv6 = true;
     s.vips = vec![pfx("fe80::7/64"), pfx("2001:db8::7/64")];
     s.primary = Some(ip("fe80::2"));
-    let mut n = Node::new();
+    let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
     let adv = Instance::new(s.clone()).advert(150);
     let dst = IpAddr::V6(MULTICAST_V6);
@@ -837,7 +837,7 @@ fn record_and_replay() {
         (150 * MS + a_skew(), timer("a", Timer::MasterDown)),
         (400 * MS, Input::Shutdown),
     ];
-    let mut n = Node::new();
+    let mut n = Router::new();
     let mut log = String::new();
     let mut outputs = Vec::new();
     for (t, i) in &inputs {
@@ -845,7 +845,7 @@ fn record_and_replay() {
         log.push('\n');
         outputs.push(n.step(*t, i.clone()));
     }
-    let mut m = Node::new();
+    let mut m = Router::new();
     for (line, expect) in log.lines().zip(outputs) {
         let (t, i): (Duration, Input) = serde_json::from_str(line).unwrap();
         let got = m.step(t, i);
@@ -864,7 +864,7 @@ fn a_skew() -> Duration {
 fn garp_count_zero_sends_no_announcements() {
     let mut s = spec("a", 1, 255, Version::V3, S);
     s.garp_count = 0;
-    let mut n = Node::new();
+    let mut n = Router::new();
     let out = n.step(Duration::ZERO, configure(vec![s], &[]));
     assert!(!out.iter().any(|a| matches!(a, Action::Announce { .. })));
     assert_eq!(deadline(&n, "a", Timer::GarpRepeat), None);

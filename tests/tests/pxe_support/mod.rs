@@ -19,9 +19,10 @@ use lbtest::{ChildGuard, GuestBuilder, MacAddr, Netns, Nic};
 pub const SERVER: &str = "10.66.0.1";
 pub const HTTP_PORT: u16 = 8080;
 
-/// One balancer of the inventory.
+/// A balancer the lab PXE-boots: its inventory entry (MAC, hostname, priority) and how it
+/// fetches `boot.ipxe`.
 #[derive(Clone, Debug)]
-pub struct Node {
+pub struct PxeBalancer {
     pub mac: MacAddr,
     pub hostname: &'static str,
     pub priority: u8,
@@ -29,8 +30,8 @@ pub struct Node {
     pub via_tftp: bool,
 }
 
-/// The template both nodes are rendered from: a VRRP instance whose priority differs per node
-/// and a NAT service, as the demo balancer has.
+/// The template both balancers are rendered from: a VRRP instance whose priority differs per
+/// balancer and a NAT service, as the demo balancer has.
 pub const TEMPLATE: &str = r#"# PXE chain test pair: one template, values per node from the inventory.
 [node]
 hostname = "{{ node.hostname }}"
@@ -76,7 +77,7 @@ pub enum Dhcp {
 /// The running lab.
 pub struct Lab {
     pub dir: tempfile::TempDir,
-    pub nodes: Vec<Node>,
+    pub balancers: Vec<PxeBalancer>,
     pub pxe_log: PathBuf,
     pub dnsmasq_log: PathBuf,
     pub image: Image,
@@ -92,13 +93,13 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// Starts pxe and dnsmasq in a fresh namespace with a tap `tapN` per node.
-    pub fn start(tag: &str, nodes: Vec<Node>, pxe_bin: &Path) -> Lab {
-        Self::start_with(tag, nodes, pxe_bin, Dhcp::Server)
+    /// Starts pxe and dnsmasq in a fresh namespace with a tap `tapN` per balancer.
+    pub fn start(tag: &str, balancers: Vec<PxeBalancer>, pxe_bin: &Path) -> Lab {
+        Self::start_with(tag, balancers, pxe_bin, Dhcp::Server)
     }
 
     /// [`Lab::start`] with a choice of DHCP setup.
-    pub fn start_with(tag: &str, nodes: Vec<Node>, pxe_bin: &Path, mode: Dhcp) -> Lab {
+    pub fn start_with(tag: &str, balancers: Vec<PxeBalancer>, pxe_bin: &Path, mode: Dhcp) -> Lab {
         let image = Image::find();
         let dir = tempfile::tempdir().expect("temp dir");
         let ns = Netns::new(tag).expect("network namespaces (run the tests as root)");
@@ -107,12 +108,12 @@ impl Lab {
         // An IPv6 prefix for router advertisements (below): iPXE configures IPv4 and IPv6 at
         // once and, on a segment without a router, waits about 14 s for IPv6 before booting.
         ns.add_addr("br0", "fd66::1/64").unwrap();
-        for i in 0..nodes.len() {
+        for i in 0..balancers.len() {
             ns.add_tap(&format!("tap{i}"), Some("br0")).unwrap();
         }
 
         let mut inventory = String::from("[boot]\ncmdline = \"lb.poll=5s\"\n");
-        for n in &nodes {
+        for n in &balancers {
             inventory += &format!(
                 "\n[[node]]\nmac = \"{}\"\nhostname = \"{}\"\npriority = {}\n",
                 n.mac, n.hostname, n.priority
@@ -161,7 +162,7 @@ impl Lab {
                     ),
                     format!("--dhcp-boot=tag:ipxe,tag:viatftp,boot.ipxe,,{SERVER}"),
                 ]);
-                for n in nodes.iter().filter(|n| n.via_tftp) {
+                for n in balancers.iter().filter(|n| n.via_tftp) {
                     args.push(format!("--dhcp-host={},set:viatftp", n.mac));
                 }
             }
@@ -210,7 +211,7 @@ impl Lab {
 
         Lab {
             dir,
-            nodes,
+            balancers,
             pxe_log,
             dnsmasq_log,
             image,
@@ -223,10 +224,10 @@ impl Lab {
         }
     }
 
-    /// A guest for node `i`: no kernel given, `-boot n` with QEMU's iPXE ROM, on `tap{i}`.
+    /// A guest for balancer `i`: no kernel given, `-boot n` with QEMU's iPXE ROM, on `tap{i}`.
     /// Without a display, SeaBIOS and iPXE print to the serial console too.
     pub fn guest(&self, i: usize) -> GuestBuilder {
-        let n = &self.nodes[i];
+        let n = &self.balancers[i];
         GuestBuilder::new(format!("pxe-chain-{}", n.hostname))
             .pxe()
             .memory_mib(512)
@@ -235,7 +236,7 @@ impl Lab {
             .args(["-machine", "graphics=off"])
     }
 
-    /// What pxe serves node `i` (`pxe render`): its config text and lbd's version of it.
+    /// What pxe serves balancer `i` (`pxe render`): its config text and lbd's version of it.
     pub fn rendered(&self, i: usize) -> (String, String) {
         let out = Command::new(&self.pxe_bin)
             .arg("render")
@@ -243,7 +244,7 @@ impl Lab {
             .arg(self.dir.path().join("inventory.toml"))
             .arg("--template")
             .arg(self.dir.path().join("pair.toml.tmpl"))
-            .args(["--mac", &self.nodes[i].mac.to_string()])
+            .args(["--mac", &self.balancers[i].mac.to_string()])
             .output()
             .expect("pxe render");
         assert!(

@@ -1,4 +1,4 @@
-//! The one place that owns the clock and the sockets: feeds the pure [`Node`] with packets,
+//! The one place that owns the clock and the sockets: feeds the pure [`Router`] with packets,
 //! link and address changes, timer expiries and commands, and carries out its actions.
 
 use super::pacer::Pacer;
@@ -10,8 +10,8 @@ use crate::config::{Config, IpPrefix};
 use crate::netlink::{self, Addr, AddressOptions, Event, Link, Netlink};
 use crate::vrrp::announce::{gratuitous_arp, unsolicited_na, virtual_mac_v4, virtual_mac_v6};
 use crate::vrrp::machine::{Action, Spec, State, Timer};
-use crate::vrrp::node::{Input, Node, Packet};
 use crate::vrrp::packet::{Advert, DropReason, MULTICAST_V4, MULTICAST_V6};
+use crate::vrrp::router::{Input, Packet, Router};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ struct Vmac {
 }
 
 pub(super) struct Driver {
-    node: Node,
+    router: Router,
     origin: Instant,
     timers: BTreeMap<(String, Timer), Duration>,
     specs: BTreeMap<String, Spec>,
@@ -42,7 +42,7 @@ pub(super) struct Driver {
     net: Netlink,
     links: BTreeMap<String, Link>,
     addrs: Vec<Addr>,
-    /// What the node was last told about each interface.
+    /// What the router was last told about each interface.
     link_fed: BTreeMap<String, bool>,
     rx: BTreeMap<(String, bool), RxSocket>,
     vmacs: BTreeMap<String, Vmac>,
@@ -65,7 +65,7 @@ impl Driver {
                 .ok()
         });
         Ok(Driver {
-            node: Node::new(),
+            router: Router::new(),
             origin: Instant::now(),
             timers: BTreeMap::new(),
             specs: BTreeMap::new(),
@@ -122,7 +122,7 @@ impl Driver {
                     }
                     Some(Command::Quorum { instance, lost }) => {
                         self.step(Input::Quorum { instance: instance.clone(), lost }).await;
-                        if let Some(i) = self.node.instance(&instance) {
+                        if let Some(i) = self.router.instance(&instance) {
                             info!(
                                 "vrrp: {instance}: health quorum {}; priority {}",
                                 if lost { "lost" } else { "back" },
@@ -170,10 +170,10 @@ impl Driver {
         }
     }
 
-    /// Feeds the node and carries out its actions.
+    /// Feeds the router and carries out its actions.
     async fn step(&mut self, input: Input) {
         let now = self.now();
-        let actions = self.node.step(now, input.clone());
+        let actions = self.router.step(now, input.clone());
         if let Some(r) = self.record.as_mut() {
             r.write(now, &input, &actions);
         }
@@ -181,9 +181,9 @@ impl Driver {
             self.act(now, a).await;
         }
         let status = Status {
-            roles: self.node.roles(),
-            priorities: self.node.priorities(),
-            drops: self.node.drops().clone(),
+            roles: self.router.roles(),
+            priorities: self.router.priorities(),
+            drops: self.router.drops().clone(),
         };
         self.status.send_if_modified(|s| {
             if *s != status {
@@ -490,7 +490,7 @@ impl Driver {
             .collect()
     }
 
-    /// Interfaces the node must know about.
+    /// Interfaces the router must know about.
     fn watched(&self) -> BTreeSet<String> {
         self.specs
             .values()
@@ -628,7 +628,7 @@ impl Driver {
         }
     }
 
-    /// Tells the node about interfaces whose state changed, and primaries that changed.
+    /// Tells the router about interfaces whose state changed, and primaries that changed.
     async fn feed_links_and_primaries(&mut self) {
         for ifname in self.watched() {
             let up = self.links.get(&ifname).is_some_and(|l| l.carrier);
@@ -647,7 +647,7 @@ impl Driver {
             let p = self.primary(spec, &vips);
             if p != spec.primary {
                 self.specs.get_mut(&name).expect("listed").primary = p;
-                if self.node.instance(&name).is_some() {
+                if self.router.instance(&name).is_some() {
                     self.step(Input::Primary {
                         instance: name,
                         addr: p,
@@ -732,7 +732,7 @@ impl Driver {
 
     async fn shutdown(&mut self) {
         self.step(Input::Shutdown).await;
-        let drops = self.node.drops();
+        let drops = self.router.drops();
         if !drops.is_empty() {
             let list: Vec<String> = drops.iter().map(|(r, n)| format!("{r}={n}")).collect();
             info!("vrrp: dropped packets by reason: {}", list.join(" "));

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! Daemon ──apply(config)──▶ VrrpSubsystem ──Command──▶ thread "vrrp": Driver
-//!                                 ▲                       │ Node::step(now, Input) → Actions
+//!                                 ▲                       │ Router::step(now, Input) → Actions
 //!        roles / drops ◀──watch───┘                       ▼
 //!                                        raw sockets, rtnetlink, ARP/NA, timers
 //! ```

@@ -1,8 +1,8 @@
-//! Record mode (`LBD_VRRP_RECORD=DIR`): every input of the node and the actions it answered
+//! Record mode (`LBD_VRRP_RECORD=DIR`): every input of the router and the actions it answered
 //! with, so a field problem can be replayed against the pure state machine.
 
 use crate::vrrp::machine::Action;
-use crate::vrrp::node::Input;
+use crate::vrrp::router::Input;
 use std::io::Write;
 use std::time::Duration;
 

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lbtest::appliance::{Image, LbdRunning, Mib, LBD_RUNNING};
 use lbtest::{artifacts, ChildGuard, MacAddr, StaticServer};
-use pxe_support::{pxe_binary, Lab, Node};
+use pxe_support::{pxe_binary, Lab, PxeBalancer};
 
 const CHAIN_TIMEOUT: Duration = Duration::from_secs(240);
 const CLIENTS: [usize; 3] = [1, 16, 64];
@@ -74,13 +74,13 @@ fn chain_bench(pxe: &Path, boots: usize) {
     println!("\nPXE chain: QEMU start (no kernel, iPXE ROM) → DHCP → pxe HTTP script, kernel, initramfs → init → config from pxe → lbd running");
     let mut walls = Vec::new();
     for b in 0..boots {
-        let node = Node {
+        let balancer = PxeBalancer {
             mac: MacAddr::local(0x66_10_00 + b as u32),
             hostname: "bench-lb",
             priority: 100,
             via_tftp: false,
         };
-        let lab = Lab::start("pxe-bench", vec![node], pxe);
+        let lab = Lab::start("pxe-bench", vec![balancer], pxe);
         let started = Instant::now();
         let started_at = SystemTime::now();
         let guest = match lab.guest(0).spawn() {
