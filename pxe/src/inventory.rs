@@ -130,9 +130,9 @@ const SECTIONS_HELP: &str =
 
 /// Parses and validates an inventory. `file` is only used in messages.
 pub fn parse(file: &str, src: &str) -> Result<Inventory, ConfigError> {
-    let mut cx = Cx { diags: Vec::new() };
-    let inv = cx.inventory(file, src);
-    let mut diags = cx.diags;
+    let mut reader = InventoryReader { diags: Vec::new() };
+    let inv = reader.inventory(file, src);
+    let mut diags = reader.diags;
     diags.sort_by_key(|d| (d.span.as_ref().map_or(0, |s| s.start), d.severity));
     match inv {
         Some(inv) if !diags.iter().any(|d| d.severity == Severity::Error) => Ok(inv),
@@ -167,13 +167,31 @@ fn add_identity(values: &mut Values, mac: Mac, hostname: &str) {
     values.insert("hostname".into(), Value::Str(hostname.to_string()));
 }
 
-struct Cx {
+/// Reads an inventory's TOML into an [`Inventory`], collecting every problem it finds as a
+/// diagnostic instead of stopping at the first.
+struct InventoryReader {
     diags: Vec<Diagnostic>,
 }
 
 type Table<'a> = DeTable<'a>;
 
-impl Cx {
+/// The top-level sections as read in the first pass: `[unknown]` and the `[[node]]` tables are
+/// only read once `[defaults]` is known, wherever it stands in the file.
+struct Sections<'a, 'i> {
+    boot_cmdline: String,
+    defaults: Values,
+    unknown_table: Option<&'a Spanned<DeValue<'i>>>,
+    node_items: Vec<&'a Spanned<DeValue<'i>>>,
+}
+
+/// Where each MAC and hostname was first listed, to point at both places of a duplicate.
+#[derive(Default)]
+struct FirstListed {
+    macs: BTreeMap<Mac, Range<usize>>,
+    hostnames: BTreeMap<String, Range<usize>>,
+}
+
+impl InventoryReader {
     fn err(&mut self, code: &'static str, span: Range<usize>, msg: impl Into<String>) {
         self.diags.push(Diagnostic::error(code, Some(span), msg));
     }
@@ -202,55 +220,40 @@ impl Cx {
                 return None;
             }
         };
-        let mut boot_cmdline = String::new();
-        let mut defaults = Values::new();
-        let mut unknown_table = None;
-        let mut node_items = Vec::new();
-        for (key, value) in root.get_ref().iter() {
+        let sections = self.sections(root.get_ref());
+        let unknown = sections
+            .unknown_table
+            .and_then(|v| self.unknown_profile(v, &sections.defaults));
+        let nodes = self.nodes(&sections.node_items, &sections.defaults);
+        Some(Inventory {
+            file: file.to_string(),
+            source_text: src.to_string(),
+            boot_cmdline: sections.boot_cmdline,
+            nodes,
+            unknown,
+        })
+    }
+
+    /// The first pass over the top level: `[boot]` and `[defaults]` read, `[unknown]` and the
+    /// `[[node]]` tables set aside, anything else refused.
+    fn sections<'a, 'i>(&mut self, root: &'a Table<'i>) -> Sections<'a, 'i> {
+        let mut sections = Sections {
+            boot_cmdline: String::new(),
+            defaults: Values::new(),
+            unknown_table: None,
+            node_items: Vec::new(),
+        };
+        for (key, value) in root.iter() {
             match key.get_ref().as_ref() {
-                "boot" => {
-                    let Some(t) = self.table(value, "[boot]") else {
-                        continue;
-                    };
-                    for (k, v) in t.iter() {
-                        if k.get_ref() == "cmdline" {
-                            if let Some(c) = self.cmdline(v) {
-                                boot_cmdline = c;
-                            }
-                        } else {
-                            self.err_help(
-                                "unknown-key",
-                                k.span(),
-                                format!("unknown key `boot.{}`", k.get_ref()),
-                                "[boot] has one key: cmdline",
-                            );
-                        }
-                    }
-                }
-                "defaults" => {
-                    let Some(t) = self.table(value, "[defaults]") else {
-                        continue;
-                    };
-                    for (k, v) in t.iter() {
-                        if matches!(k.get_ref().as_ref(), "mac" | "hostname" | "cmdline") {
-                            self.err_help(
-                                "per-node-key",
-                                k.span(),
-                                format!("`{}` cannot have a default", k.get_ref()),
-                                "mac and hostname are set per [[node]]; kernel words for every node go in [boot] cmdline",
-                            );
-                        } else if let Some((name, val)) = self.named_value(k, v) {
-                            defaults.insert(name, val);
-                        }
-                    }
-                }
+                "boot" => self.boot_section(value, &mut sections.boot_cmdline),
+                "defaults" => self.defaults_section(value, &mut sections.defaults),
                 "unknown" => {
                     if self.table(value, "[unknown]").is_some() {
-                        unknown_table = Some(value);
+                        sections.unknown_table = Some(value);
                     }
                 }
                 "node" => match value.get_ref() {
-                    DeValue::Array(items) => node_items.extend(items.iter()),
+                    DeValue::Array(items) => sections.node_items.extend(items.iter()),
                     _ => self.err_help(
                         "not-a-list",
                         value.span(),
@@ -266,83 +269,147 @@ impl Cx {
                 ),
             }
         }
+        sections
+    }
 
-        let unknown = unknown_table.and_then(|v| {
-            let t = v.get_ref().as_table()?;
-            let (hostname, cmdline, own) = self.node_keys(t, v.span(), false, "[unknown]")?;
-            let mut values = defaults.clone();
-            values.extend(own);
-            values.insert("hostname".into(), Value::Str(hostname.clone()));
-            Some(UnknownProfile {
-                hostname,
-                cmdline,
-                values,
-            })
-        });
-
-        let mut nodes: Vec<NodeEntry> = Vec::new();
-        let mut mac_spans: BTreeMap<Mac, Range<usize>> = BTreeMap::new();
-        let mut host_spans: BTreeMap<String, Range<usize>> = BTreeMap::new();
-        for item in node_items {
-            let Some(t) = self.table(item, "[[node]]") else {
-                continue;
-            };
-            let Some((hostname, cmdline, own)) = self.node_keys(t, item.span(), true, "[[node]]")
-            else {
-                continue;
-            };
-            let (mac_text, mac_span) = match t.get("mac") {
-                Some(v) => (v.get_ref().as_str().unwrap_or_default(), v.span()),
-                None => continue,
-            };
-            let Ok(mac) = mac_text.parse::<Mac>() else {
-                continue; // reported by node_keys
-            };
-            let host_span = t.get("hostname").map_or(item.span(), |v| v.span());
-            if let Some(first) = mac_spans.get(&mac) {
-                self.diags.push(
-                    Diagnostic::error(
-                        "duplicate-mac",
-                        Some(mac_span.clone()),
-                        format!("MAC {mac} is listed twice"),
-                    )
-                    .related(first.clone(), "first listed here")
-                    .help("each machine appears once; remove one of the entries"),
+    /// `[boot]`: its one key, `cmdline`, into `boot_cmdline`.
+    fn boot_section(&mut self, value: &Spanned<DeValue<'_>>, boot_cmdline: &mut String) {
+        let Some(t) = self.table(value, "[boot]") else {
+            return;
+        };
+        for (k, v) in t.iter() {
+            if k.get_ref() == "cmdline" {
+                if let Some(c) = self.cmdline(v) {
+                    *boot_cmdline = c;
+                }
+            } else {
+                self.err_help(
+                    "unknown-key",
+                    k.span(),
+                    format!("unknown key `boot.{}`", k.get_ref()),
+                    "[boot] has one key: cmdline",
                 );
-                continue;
             }
-            if let Some(first) = host_spans.get(&hostname) {
-                self.diags.push(
-                    Diagnostic::error(
-                        "duplicate-hostname",
-                        Some(host_span.clone()),
-                        format!("hostname `{hostname}` is used twice"),
-                    )
-                    .related(first.clone(), "first used here")
-                    .help("every node needs its own hostname"),
-                );
-                continue;
-            }
-            mac_spans.insert(mac, mac_span);
-            host_spans.insert(hostname.clone(), host_span);
-            let mut values = defaults.clone();
-            values.extend(own);
-            add_identity(&mut values, mac, &hostname);
-            nodes.push(NodeEntry {
-                mac,
-                hostname,
-                cmdline,
-                values,
-                span: item.span(),
-            });
         }
-        Some(Inventory {
-            file: file.to_string(),
-            source_text: src.to_string(),
-            boot_cmdline,
-            nodes,
-            unknown,
+    }
+
+    /// `[defaults]`: template values into `defaults`; the per-node keys are refused.
+    fn defaults_section(&mut self, value: &Spanned<DeValue<'_>>, defaults: &mut Values) {
+        let Some(t) = self.table(value, "[defaults]") else {
+            return;
+        };
+        for (k, v) in t.iter() {
+            if matches!(k.get_ref().as_ref(), "mac" | "hostname" | "cmdline") {
+                self.err_help(
+                    "per-node-key",
+                    k.span(),
+                    format!("`{}` cannot have a default", k.get_ref()),
+                    "mac and hostname are set per [[node]]; kernel words for every node go in [boot] cmdline",
+                );
+            } else if let Some((name, val)) = self.named_value(k, v) {
+                defaults.insert(name, val);
+            }
+        }
+    }
+
+    /// `[unknown]` over the defaults: what a MAC not listed gets.
+    fn unknown_profile(
+        &mut self,
+        v: &Spanned<DeValue<'_>>,
+        defaults: &Values,
+    ) -> Option<UnknownProfile> {
+        let t = v.get_ref().as_table()?;
+        let (hostname, cmdline, own) = self.node_keys(t, v.span(), false, "[unknown]")?;
+        let mut values = defaults.clone();
+        values.extend(own);
+        values.insert("hostname".into(), Value::Str(hostname.clone()));
+        Some(UnknownProfile {
+            hostname,
+            cmdline,
+            values,
         })
+    }
+
+    /// The `[[node]]` tables that are valid and not duplicates of an earlier one.
+    fn nodes(&mut self, items: &[&Spanned<DeValue<'_>>], defaults: &Values) -> Vec<NodeEntry> {
+        let mut first = FirstListed::default();
+        items
+            .iter()
+            .filter_map(|item| self.node(item, defaults, &mut first))
+            .collect()
+    }
+
+    /// One `[[node]]` table over the defaults, if valid and its MAC and hostname are new.
+    fn node(
+        &mut self,
+        item: &Spanned<DeValue<'_>>,
+        defaults: &Values,
+        first: &mut FirstListed,
+    ) -> Option<NodeEntry> {
+        let t = self.table(item, "[[node]]")?;
+        let (hostname, cmdline, own) = self.node_keys(t, item.span(), true, "[[node]]")?;
+        let v = t.get("mac")?;
+        let mac_span = v.span();
+        // An invalid MAC was reported by node_keys.
+        let mac = v
+            .get_ref()
+            .as_str()
+            .unwrap_or_default()
+            .parse::<Mac>()
+            .ok()?;
+        let host_span = t.get("hostname").map_or(item.span(), |v| v.span());
+        if !self.first_listing(first, mac, mac_span, &hostname, host_span) {
+            return None;
+        }
+        let mut values = defaults.clone();
+        values.extend(own);
+        add_identity(&mut values, mac, &hostname);
+        Some(NodeEntry {
+            mac,
+            hostname,
+            cmdline,
+            values,
+            span: item.span(),
+        })
+    }
+
+    /// Records a node's MAC and hostname; false (and an error pointing at both places) if
+    /// either was listed before.
+    fn first_listing(
+        &mut self,
+        first: &mut FirstListed,
+        mac: Mac,
+        mac_span: Range<usize>,
+        hostname: &str,
+        host_span: Range<usize>,
+    ) -> bool {
+        if let Some(earlier) = first.macs.get(&mac) {
+            self.diags.push(
+                Diagnostic::error(
+                    "duplicate-mac",
+                    Some(mac_span),
+                    format!("MAC {mac} is listed twice"),
+                )
+                .related(earlier.clone(), "first listed here")
+                .help("each machine appears once; remove one of the entries"),
+            );
+            return false;
+        }
+        if let Some(earlier) = first.hostnames.get(hostname) {
+            self.diags.push(
+                Diagnostic::error(
+                    "duplicate-hostname",
+                    Some(host_span),
+                    format!("hostname `{hostname}` is used twice"),
+                )
+                .related(earlier.clone(), "first used here")
+                .help("every node needs its own hostname"),
+            );
+            return false;
+        }
+        first.macs.insert(mac, mac_span);
+        first.hostnames.insert(hostname.to_string(), host_span);
+        true
     }
 
     fn table<'a, 'i>(
@@ -608,167 +675,4 @@ pub fn describe(inv: &Inventory) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PAIR: &str = r#"
-[boot]
-cmdline = "lb.poll=10s   lb.log=debug"
-
-[defaults]
-ext_if = "eth0"
-vips = ["192.0.2.10/24", "192.0.2.11/24"]
-preempt = true
-
-[[node]]
-mac = "52:54:00:00:00:01"
-hostname = "lb1"
-priority = 150
-
-[[node]]
-mac = "52-54-00-00-00-02"
-hostname = "lb2"
-priority = 100
-ext_if = "ens3"
-cmdline = "ip=dhcp"
-"#;
-
-    fn errors(src: &str) -> Vec<String> {
-        parse("inv.toml", src).unwrap_err().one_line_each()
-    }
-
-    #[test]
-    fn parses_the_classic_pair() {
-        let inv = parse("inv.toml", PAIR).unwrap();
-        assert_eq!(inv.boot_cmdline, "lb.poll=10s lb.log=debug");
-        assert_eq!(inv.nodes.len(), 2);
-        let lb2 = inv.node("52:54:00:00:00:02".parse().unwrap()).unwrap();
-        assert_eq!(lb2.hostname, "lb2");
-        assert_eq!(lb2.cmdline, "ip=dhcp");
-        assert_eq!(lb2.values["priority"], Value::Int(100));
-        assert_eq!(
-            lb2.values["ext_if"],
-            Value::Str("ens3".into()),
-            "own value wins"
-        );
-        assert_eq!(lb2.values["preempt"], Value::Bool(true), "default applies");
-        assert_eq!(lb2.values["mac"], Value::Str("52:54:00:00:00:02".into()));
-        assert_eq!(
-            lb2.values["mac_hyphen"],
-            Value::Str("52-54-00-00-00-02".into())
-        );
-        assert_eq!(lb2.values["hostname"], Value::Str("lb2".into()));
-        assert_eq!(
-            lb2.values["vips"].toml_literal(),
-            r#"["192.0.2.10/24", "192.0.2.11/24"]"#
-        );
-        assert!(inv.unknown.is_none());
-        assert_eq!(
-            describe(&inv),
-            "2 nodes (lb1 52:54:00:00:00:01, lb2 52:54:00:00:00:02), unknown MACs: 404"
-        );
-    }
-
-    #[test]
-    fn unknown_profile_gets_the_asking_mac() {
-        let src = format!("{PAIR}\n[unknown]\nhostname = \"spare\"\npriority = 1\n");
-        let inv = parse("inv.toml", &src).unwrap();
-        let u = inv.unknown.as_ref().unwrap();
-        let e = u.entry_for("02:00:00:00:00:09".parse().unwrap());
-        assert_eq!(e.hostname, "spare");
-        assert_eq!(e.values["mac"], Value::Str("02:00:00:00:00:09".into()));
-        assert_eq!(e.values["priority"], Value::Int(1));
-        assert_eq!(e.values["ext_if"], Value::Str("eth0".into()));
-    }
-
-    #[test]
-    fn duplicates_point_at_both_places() {
-        let src = r#"
-[[node]]
-mac = "52:54:00:00:00:01"
-hostname = "lb1"
-
-[[node]]
-mac = "52-54-00-00-00-01"
-hostname = "lb2"
-
-[[node]]
-mac = "52:54:00:00:00:03"
-hostname = "lb1"
-"#;
-        let e = parse("inv.toml", src).unwrap_err();
-        assert_eq!(
-            e.one_line_each(),
-            vec![
-                "inv.toml:7:7: error[duplicate-mac]: MAC 52:54:00:00:00:01 is listed twice (each machine appears once; remove one of the entries)",
-                "inv.toml:12:12: error[duplicate-hostname]: hostname `lb1` is used twice (every node needs its own hostname)",
-            ]
-        );
-        let text = e.to_string();
-        assert!(text.contains("::: inv.toml:3:7"), "{text}");
-        assert!(text.contains("first listed here"), "{text}");
-    }
-
-    #[test]
-    fn every_problem_is_reported_with_its_place() {
-        let src = r#"[boot]
-cmdline = "a ${x}"
-colour = 1
-
-[defaults]
-hostname = "x"
-when = 1979-05-27
-
-[[node]]
-mac = "52:54:00:00:00:0g"
-hostname = "-bad"
-note = "say \"hi\""
-
-[[node]]
-hostname = "lb9"
-
-[extra]
-"#;
-        assert_eq!(
-            errors(src),
-            vec![
-                "inv.toml:2:11: error[invalid-cmdline]: `cmdline` holds a control character or `${` (kernel parameters are one line of words; iPXE would expand `${...}` itself)",
-                "inv.toml:3:1: error[unknown-key]: unknown key `boot.colour` ([boot] has one key: cmdline)",
-                "inv.toml:6:1: error[per-node-key]: `hostname` cannot have a default (mac and hostname are set per [[node]]; kernel words for every node go in [boot] cmdline)",
-                "inv.toml:7:8: error[invalid-value]: a datetime cannot be used as a template value (values are strings, integers, booleans or arrays of those)",
-                "inv.toml:10:7: error[invalid-mac]: \"52:54:00:00:00:0g\" is not a MAC address; expected six hex octets such as 52:54:00:12:34:56 (`:` or `-` between them, or none)",
-                "inv.toml:11:12: error[invalid-hostname]: \"-bad\" is not a valid hostname (use letters, digits and `-` (dots between labels), at most 63 characters per label)",
-                "inv.toml:12:8: error[unsafe-string]: a value may not contain `\"`, `\\` or control characters (values are put into the config as they are, so they must not change its TOML structure)",
-                "inv.toml:14:1: error[missing-key]: [[node]] without `mac` (a node needs mac, hostname and cmdline (cmdline is optional))",
-                "inv.toml:17:2: error[unknown-section]: unknown section `extra` (an inventory has [boot], [defaults], [unknown] and [[node]] entries (see pxe/README.md))",
-            ]
-        );
-    }
-
-    #[test]
-    fn toml_syntax_errors_have_a_place() {
-        let e = errors("[[node]]\nmac = \"52:54:00:00:00:01\nhostname = \"x\"\n");
-        assert_eq!(e.len(), 1, "{e:?}");
-        assert!(
-            e[0].starts_with("inv.toml:2:25: error[toml-syntax]: invalid basic string"),
-            "{e:?}"
-        );
-    }
-
-    #[test]
-    fn unknown_section_cannot_name_a_mac() {
-        let e = errors("[unknown]\nhostname = \"spare\"\nmac = \"52:54:00:00:00:01\"\n");
-        assert_eq!(e.len(), 1, "{e:?}");
-        assert!(
-            e[0].starts_with("inv.toml:3:1: error[per-node-key]: [unknown] cannot have a `mac`"),
-            "{e:?}"
-        );
-    }
-
-    #[test]
-    fn an_empty_inventory_is_valid() {
-        let inv = parse("inv.toml", "# nothing yet\n").unwrap();
-        assert!(inv.nodes.is_empty());
-        assert_eq!(describe(&inv), "0 nodes, unknown MACs: 404");
-    }
-}
+mod tests;
