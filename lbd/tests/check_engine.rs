@@ -13,13 +13,13 @@ use lbd::check::subsystem::CheckSubsystem;
 use lbd::check::{CheckState, Failure, HealthReport};
 use lbd::daemon::Subsystem;
 use lbd::reconcile::Health;
+use lbtest::wait;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -56,28 +56,6 @@ fn log_lines(needle: &str) -> Vec<String> {
         .filter(|l| l.contains(needle))
         .map(String::from)
         .collect()
-}
-
-/// Waits until `pred` holds for the published report.
-async fn wait_for(
-    rx: &mut watch::Receiver<Arc<HealthReport>>,
-    within: Duration,
-    what: &str,
-    pred: impl Fn(&HealthReport) -> bool,
-) -> Arc<HealthReport> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let r = rx.borrow_and_update().clone();
-        if pred(&r) {
-            return r;
-        }
-        if tokio::time::timeout_at(deadline, rx.changed())
-            .await
-            .is_err()
-        {
-            panic!("{what}: not reached within {within:?}; last report: {r:#?}");
-        }
-    }
 }
 
 /// The state of a real (`None` before the config reached the engine).
@@ -186,7 +164,7 @@ address = "127.0.0.1:8100"
         let mut rx = checks.health();
         checks.apply(None, &cfg);
         let real = "127.0.0.1:8100";
-        let r = wait_for(&mut rx, 2 * Duration::from_secs(1), "first check", |r| {
+        let r = wait::expect_watch("first check", &mut rx, 2 * Duration::from_secs(1), |r| {
             r.real("web", &real.parse().unwrap()).is_some_and(|s| s.state == CheckState::Up)
         })
         .await;
@@ -195,7 +173,7 @@ address = "127.0.0.1:8100"
         // 503: down after exactly `fall` (2) bad answers.
         let t503 = SystemTime::now();
         server.set(1);
-        let r = wait_for(&mut rx, Duration::from_secs(3), "down on 503", |r| {
+        let r = wait::expect_watch("down on 503", &mut rx, Duration::from_secs(3), |r| {
             state(r, "web", real) == Some(CheckState::Down)
         })
         .await;
@@ -215,7 +193,7 @@ address = "127.0.0.1:8100"
         // Healthy again: up after exactly `rise` (3) good answers.
         let t200 = SystemTime::now();
         server.set(0);
-        let r = wait_for(&mut rx, Duration::from_secs(3), "up again", |r| {
+        let r = wait::expect_watch("up again", &mut rx, Duration::from_secs(3), |r| {
             state(r, "web", real) == Some(CheckState::Up)
         })
         .await;
@@ -236,7 +214,7 @@ address = "127.0.0.1:8100"
         // Half-open: the server reads the request and never answers.
         let tsilent = SystemTime::now();
         server.set(2);
-        let r = wait_for(&mut rx, Duration::from_secs(3), "down on silence", |r| {
+        let r = wait::expect_watch("down on silence", &mut rx, Duration::from_secs(3), |r| {
             state(r, "web", real) == Some(CheckState::Down)
         })
         .await;
@@ -308,7 +286,7 @@ weight = 1
             t.lock().unwrap().push((instance.to_string(), lost));
         });
         checks.apply(None, &config(text));
-        let r = wait_for(&mut rx, Duration::from_secs(2), "first round", |r| {
+        let r = wait::expect_watch("first round", &mut rx, Duration::from_secs(2), |r| {
             state(r, "app", "127.0.0.1:8201") == Some(CheckState::Up)
                 && state(r, "app", "127.0.0.1:8202") == Some(CheckState::Up)
                 && state(r, "app", "127.0.0.1:8203") == Some(CheckState::Down)
@@ -326,7 +304,7 @@ weight = 1
 
         // .8202 dies: weight 2 < 3, quorum lost.
         drop(b);
-        let r = wait_for(&mut rx, Duration::from_secs(2), "quorum lost", |r| {
+        let r = wait::expect_watch("quorum lost", &mut rx, Duration::from_secs(2), |r| {
             !r.services["app"].quorum_up()
         })
         .await;
@@ -351,7 +329,7 @@ weight = 1
             );
         let before = SystemTime::now();
         checks.apply(None, &config(&reloaded));
-        let r = wait_for(&mut rx, Duration::from_secs(2), "reload applied", |r| {
+        let r = wait::expect_watch("reload applied", &mut rx, Duration::from_secs(2), |r| {
             r.real("app", &"127.0.0.1:8204".parse().unwrap()).is_some()
         })
         .await;
@@ -367,7 +345,7 @@ weight = 1
 
         // Everything down: the sorry server is announced once.
         drop(a);
-        let r = wait_for(&mut rx, Duration::from_secs(2), "all down", |r| {
+        let r = wait::expect_watch("all down", &mut rx, Duration::from_secs(2), |r| {
             r.services["app"].all_down()
         })
         .await;
@@ -382,7 +360,7 @@ weight = 1
         );
         // One comes back: the quorum needs min + hysteresis = 4; weight 2 is not enough.
         let _back = TcpListener::bind("127.0.0.1:8201").await.unwrap();
-        let r = wait_for(&mut rx, Duration::from_secs(2), "one back", |r| {
+        let r = wait::expect_watch("one back", &mut rx, Duration::from_secs(2), |r| {
             !r.services["app"].all_down()
         })
         .await;
@@ -425,14 +403,14 @@ weight = 5
         let mut rx = checks.health();
         checks.apply(None, &cfg);
         let real: SocketAddr = "127.0.0.1:8301".parse().unwrap();
-        let r = wait_for(&mut rx, Duration::from_secs(3), "weight 10", |r| {
+        let r = wait::expect_watch("weight 10", &mut rx, Duration::from_secs(3), |r| {
             r.real("app", &real).is_some_and(|s| s.weight == Some(10))
         })
         .await;
         assert_eq!(r.weights()[&("app".to_string(), real)], 10);
         assert_eq!(r.services["app"].up_weight, 10);
         std::fs::write(&code, "1").unwrap();
-        let r = wait_for(&mut rx, Duration::from_secs(3), "exit 1", |r| {
+        let r = wait::expect_watch("exit 1", &mut rx, Duration::from_secs(3), |r| {
             r.real("app", &real).is_some_and(|s| s.state == CheckState::Down)
         })
         .await;
@@ -577,7 +555,7 @@ address = "127.0.0.1:8412"
             );
             plan(&d, &kernel).iter().map(|o| o.to_string()).collect()
         };
-        let r = wait_for(&mut rx, Duration::from_secs(2), "all checked", |r| {
+        let r = wait::expect_watch("all checked", &mut rx, Duration::from_secs(2), |r| {
             r.services
                 .values()
                 .all(|s| s.reals.values().all(|x| x.state == CheckState::Up))
@@ -588,7 +566,7 @@ address = "127.0.0.1:8412"
         // A web real dies: inhibit keeps it at weight 0. An app real dies: removed.
         drop(web1);
         drop(dns1);
-        let r = wait_for(&mut rx, Duration::from_secs(2), "two down", |r| {
+        let r = wait::expect_watch("two down", &mut rx, Duration::from_secs(2), |r| {
             state(r, "web", "127.0.0.1:8401") == Some(CheckState::Down)
                 && state(r, "app", "127.0.0.1:8411") == Some(CheckState::Down)
         })
@@ -602,7 +580,7 @@ address = "127.0.0.1:8412"
         );
         // Every web real down: the sorry server comes in.
         drop(web2);
-        let r = wait_for(&mut rx, Duration::from_secs(2), "web all down", |r| {
+        let r = wait::expect_watch("web all down", &mut rx, Duration::from_secs(2), |r| {
             r.services["web"].all_down()
         })
         .await;
@@ -728,7 +706,7 @@ check = { type = "http", keep_alive = true, interval = "100ms", timeout = "80ms"
         let mut checks = CheckSubsystem::start().unwrap();
         let mut rx = checks.health();
         checks.apply(None, &service(&[8401, 8402]));
-        wait_for(&mut rx, Duration::from_secs(3), "both up", |r| {
+        wait::expect_watch("both up", &mut rx, Duration::from_secs(3), |r| {
             state(r, "web", "127.0.0.1:8401") == Some(CheckState::Up)
                 && state(r, "web", "127.0.0.1:8402") == Some(CheckState::Up)
         })
@@ -741,10 +719,7 @@ check = { type = "http", keep_alive = true, interval = "100ms", timeout = "80ms"
 
         // A reload that drops a real closes its connection; the other real keeps its own.
         checks.apply(None, &service(&[8401]));
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while counts.get().2 < 1 && Instant::now() < deadline {
-            tokio::time::sleep(10 * MS).await;
-        }
+        wait::until_async(Duration::from_secs(2), 10 * MS, || counts.get().2 >= 1).await;
         tokio::time::sleep(300 * MS).await;
         let (accepted, answered_now, ended) = counts.get();
         assert_eq!((accepted, ended), (2, 1));
@@ -752,10 +727,7 @@ check = { type = "http", keep_alive = true, interval = "100ms", timeout = "80ms"
 
         // Stopping closes the last one.
         checks.stop();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while counts.get().2 < 2 && Instant::now() < deadline {
-            tokio::time::sleep(10 * MS).await;
-        }
+        wait::until_async(Duration::from_secs(2), 10 * MS, || counts.get().2 >= 2).await;
         assert_eq!(counts.get().2, 2, "every kept connection closed at stop");
     });
 }

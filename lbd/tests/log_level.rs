@@ -4,12 +4,14 @@
 //! "no IPVS" error is expected here). Needs root (network namespaces).
 
 use lbtest::process::require_root;
-use lbtest::{ChildGuard, Netns, ScratchDir};
+use lbtest::{wait, ChildGuard, Netns, ScratchDir};
 use nix::sys::signal::Signal;
 use std::path::Path;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
+/// How often lbd's log is read while waiting for a line.
+const POLL: Duration = Duration::from_millis(10);
 
 fn config(level: Option<&str>, hostname: &str) -> String {
     let mut c = format!("[node]\nhostname = \"{hostname}\"\n");
@@ -36,17 +38,13 @@ fn start(ns: &Netns, dir: &ScratchDir, conf: &Path, lbd_log: Option<&str>) -> Ch
 
 /// Waits until `needle` is in the log `n` times; returns the log.
 fn wait_log(lbd: &ChildGuard, needle: &str, n: usize) -> String {
-    let found = eventually(|| lbd.count(needle) >= n);
+    let found = wait::until(WAIT, POLL, || lbd.count(needle) >= n).is_some();
     assert!(
         found,
         "lbd did not log {needle:?} {n} time(s) within {WAIT:?}; its log:\n{}",
         lbd.log()
     );
     lbd.log()
-}
-
-fn eventually(mut f: impl FnMut() -> bool) -> bool {
-    lbtest::wait::until(WAIT, Duration::from_millis(10), &mut f).is_some()
 }
 
 /// The short version lbd prints in the `n`-th (1-based) line containing `marker`.

@@ -10,7 +10,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lbtest::wait;
+
+/// How often a listener or the collectors' files are checked while waiting.
+const POLL: Duration = Duration::from_millis(20);
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -105,7 +110,12 @@ impl Lab {
             &[],
             &log,
         );
-        wait_for(Duration::from_secs(5), || listening(&self.log, port, "udp"));
+        wait::expect(
+            "the UDP collector listening",
+            Duration::from_secs(5),
+            POLL,
+            || listening(&self.log, port, "udp"),
+        );
     }
 
     /// socat appending one TCP connection's bytes to `tcp.bytes`.
@@ -124,7 +134,12 @@ impl Lab {
             &[],
             &log,
         );
-        wait_for(Duration::from_secs(5), || listening(&self.log, port, "tcp"));
+        wait::expect(
+            "the TCP collector listening",
+            Duration::from_secs(5),
+            POLL,
+            || listening(&self.log, port, "tcp"),
+        );
     }
 
     fn lbd(&mut self, config: &str, env: &[(&str, &str)]) -> u32 {
@@ -200,14 +215,6 @@ fn listening(ns: &str, port: u16, proto: &str) -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(":{port} ")))
         .unwrap_or(false)
-}
-
-fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -561,22 +568,29 @@ fn udp_from_config_every_message_is_rfc5424() {
     let mut lab = Lab::new();
     lab.udp_collector(5514);
     let pid = lab.lbd(CONFIG, &[]);
-    wait_for(Duration::from_secs(15), || {
-        lab.udp_messages()
-            .iter()
-            .any(|m| m.contains("BACKUP -> MASTER"))
-    });
+    wait::expect(
+        "the master transition over UDP",
+        Duration::from_secs(15),
+        POLL,
+        || {
+            lab.udp_messages()
+                .iter()
+                .any(|m| m.contains("BACKUP -> MASTER"))
+        },
+    );
     lab.signal(pid, "TERM");
-    wait_for(Duration::from_secs(10), || {
-        lab.udp_messages().iter().any(|m| m.contains("lbd stopped"))
-    });
+    wait::expect(
+        "lbd stopped, over UDP",
+        Duration::from_secs(10),
+        POLL,
+        || lab.udp_messages().iter().any(|m| m.contains("lbd stopped")),
+    );
     // Every line lbd printed reaches the collector (socat's children may still be writing).
     let console = lab.lbd_log();
     let printed = console.lines().filter(|l| l.contains(" lbd: ")).count();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while lab.udp_messages().len() < printed && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait::until(Duration::from_secs(5), Duration::from_millis(50), || {
+        lab.udp_messages().len() >= printed
+    });
     let raw = lab.udp_messages();
     let msgs = check_all(&raw, pid);
     assert_eq!(
@@ -608,15 +622,18 @@ fn tcp_octet_counting_from_boot_target_and_reload_to_udp() {
     let mut lab = Lab::new();
     let config = CONFIG.replace("[node.syslog]\nserver = \"10.88.0.2:5514\"\n", "");
     let pid = lab.lbd(&config, &[("LB_SYSLOG", "tcp://10.88.0.2:5515")]);
-    wait_for(Duration::from_secs(10), || {
+    wait::expect("lbd running", Duration::from_secs(10), POLL, || {
         lab.lbd_log().contains("lbd running with")
     });
     std::thread::sleep(Duration::from_millis(1500));
     assert!(lab.tcp_bytes().is_empty());
     lab.tcp_collector(5515);
-    wait_for(Duration::from_secs(10), || {
-        String::from_utf8_lossy(&lab.tcp_bytes()).contains("BACKUP -> MASTER")
-    });
+    wait::expect(
+        "the master transition over TCP",
+        Duration::from_secs(10),
+        POLL,
+        || String::from_utf8_lossy(&lab.tcp_bytes()).contains("BACKUP -> MASTER"),
+    );
     let frames = octet_frames(&lab.tcp_bytes()).unwrap_or_else(|e| panic!("framing: {e}"));
     let msgs = check_all(&frames, pid);
     // Held back while the collector was down, then sent in order from the first line on.
@@ -650,7 +667,7 @@ fn tcp_octet_counting_from_boot_target_and_reload_to_udp() {
     lab.udp_collector(5514);
     std::fs::write(lab.dir.join("lbd.toml"), CONFIG).unwrap();
     lab.signal(pid, "HUP");
-    wait_for(Duration::from_secs(10), || {
+    wait::expect("the reload over UDP", Duration::from_secs(10), POLL, || {
         lab.udp_messages()
             .iter()
             .any(|m| m.contains("reloaded config"))
@@ -659,9 +676,12 @@ fn tcp_octet_counting_from_boot_target_and_reload_to_udp() {
     let tcp_msgs = check_all(&tcp_after, pid);
     find(&tcp_msgs, "remote syslog to udp://10.88.0.2:5514");
     lab.signal(pid, "TERM");
-    wait_for(Duration::from_secs(10), || {
-        lab.udp_messages().iter().any(|m| m.contains("lbd stopped"))
-    });
+    wait::expect(
+        "lbd stopped, over UDP",
+        Duration::from_secs(10),
+        POLL,
+        || lab.udp_messages().iter().any(|m| m.contains("lbd stopped")),
+    );
     let udp = check_all(&lab.udp_messages(), pid);
     find(&udp, "reloaded config");
     // Nothing after the switch went to TCP.

@@ -7,6 +7,7 @@
 mod vrrp_support;
 
 use lbd::vrrp::packet::{internet_checksum, Advert, Auth, Version, MULTICAST_V4};
+use lbtest::wait;
 use std::net::IpAddr;
 use std::time::Duration;
 use vrrp_support::*;
@@ -140,7 +141,7 @@ fn bad_packets_are_dropped_counted_and_never_acted_on() {
     sock.send(src, dst, &good(200)).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     sock.send(src, dst, &zero).unwrap();
-    let took = wait_for(3 * SEC, || lab.has_addr(1, "eth0", "10.1.0.100"));
+    let took = wait::until(3 * SEC, POLL, || lab.has_addr(1, "eth0", "10.1.0.100"));
     assert!(
         took.is_some(),
         "b ignored a good priority-0 advert:\n{}",

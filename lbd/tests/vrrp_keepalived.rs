@@ -6,6 +6,7 @@
 
 mod vrrp_support;
 
+use lbtest::wait;
 use std::path::Path;
 use std::time::Duration;
 use vrrp_support::*;
@@ -140,7 +141,9 @@ fn lbd_master_keepalived_backup(f: &Flavour) {
     let cap = lab.capture(2, "eth0", "cap");
     let mut lbd = lab.lbd(0, "lbd", &lbd_cfg(f, 150));
     assert!(
-        wait_for(5 * SEC + f.master_down, || lab.has_addr(0, "eth0", f.vip)).is_some(),
+        wait::until(5 * SEC + f.master_down, POLL, || lab
+            .has_addr(0, "eth0", f.vip))
+        .is_some(),
         "{}",
         lbd.log()
     );
@@ -159,13 +162,16 @@ fn lbd_master_keepalived_backup(f: &Flavour) {
     assert!(!lab.has_addr(1, "eth0", f.vip));
     lbd.kill().unwrap();
     assert!(
-        wait_for(f.master_down + 3 * SEC, || lab.has_addr(1, "eth0", f.vip)).is_some(),
+        wait::until(f.master_down + 3 * SEC, POLL, || lab
+            .has_addr(1, "eth0", f.vip))
+        .is_some(),
         "keepalived did not take over:\n{}",
         ka.log()
     );
     let lbd2 = lab.lbd(0, "lbd2", &lbd_cfg(f, 150));
     assert!(
-        wait_for(f.master_down + 5 * SEC, || lab.has_addr(0, "eth0", f.vip)
+        wait::until(f.master_down + 5 * SEC, POLL, || lab
+            .has_addr(0, "eth0", f.vip)
             && !lab.has_addr(1, "eth0", f.vip))
         .is_some(),
         "lbd did not preempt keepalived:\nlbd:\n{}\nkeepalived:\n{}",
@@ -206,7 +212,9 @@ fn keepalived_master_lbd_backup(f: &Flavour) {
     let cap = lab.capture(2, "eth0", "cap");
     let mut ka = lab.keepalived(0, "ka", &ka_cfg(f, 150));
     assert!(
-        wait_for(10 * SEC + f.master_down, || lab.has_addr(0, "eth0", f.vip)).is_some(),
+        wait::until(10 * SEC + f.master_down, POLL, || lab
+            .has_addr(0, "eth0", f.vip))
+        .is_some(),
         "{}",
         ka.log()
     );
@@ -226,7 +234,9 @@ fn keepalived_master_lbd_backup(f: &Flavour) {
     assert!(!lbd.log().contains("dropped packet"), "{}", lbd.log());
     assert!(!lab.has_addr(1, "eth0", f.vip));
     ka.signal(Signal::SIGTERM);
-    let took = wait_for(f.master_down + 3 * SEC, || lab.has_addr(1, "eth0", f.vip));
+    let took = wait::until(f.master_down + 3 * SEC, POLL, || {
+        lab.has_addr(1, "eth0", f.vip)
+    });
     assert!(took.is_some(), "lbd did not take over:\n{}", lbd.log());
     // After the priority-0 advert: the skew time (0.61 s v2, 61 ms v3), not master down.
     assert!(took.unwrap() < f.master_down, "{took:?}\n{}", lbd.log());

@@ -6,6 +6,7 @@
 
 mod vrrp_support;
 
+use lbtest::wait;
 use std::time::Duration;
 use vrrp_support::*;
 
@@ -29,7 +30,7 @@ fn pair_config(priority: u8, interval: &str, extra: &str) -> String {
 fn elect(lab: &Lab, interval: &str, extra_a: &str, extra_b: &str) -> (Daemon, Daemon) {
     let a = lab.lbd(0, "a", &pair_config(150, interval, extra_a));
     assert!(
-        wait_for(10 * SEC, || lab.has_addr(0, "eth0", VIP)).is_some(),
+        wait::until(10 * SEC, POLL, || lab.has_addr(0, "eth0", VIP)).is_some(),
         "a never became master:\n{}",
         a.log()
     );
@@ -55,7 +56,7 @@ fn elect_then_fail_over_on_kill9() {
     );
     assert_eq!(b.count("-> MASTER"), 0, "{}", b.log());
     a.kill().unwrap();
-    let took = wait_for(5 * SEC, || lab.has_addr(1, "eth0", VIP));
+    let took = wait::until(5 * SEC, POLL, || lab.has_addr(1, "eth0", VIP));
     assert!(took.is_some(), "b did not take over:\n{}", b.log());
     assert!(
         b.log().contains("VI_1: BACKUP -> MASTER (master down)"),
@@ -72,7 +73,7 @@ fn elect_then_fail_over_on_kill9() {
     // releases it: exactly one holder.
     let a2 = lab.lbd(0, "a2", &pair_config(150, "100ms", ""));
     assert!(
-        wait_for(5 * SEC, || lab.has_addr(0, "eth0", VIP)
+        wait::until(5 * SEC, POLL, || lab.has_addr(0, "eth0", VIP)
             && !lab.has_addr(1, "eth0", VIP))
         .is_some(),
         "a did not preempt b:\na2:\n{}\nb:\n{}",
@@ -104,7 +105,8 @@ fn sigterm_hands_over_after_skew_time() {
         "a kept the VIP after stopping:\n{}",
         a.log()
     );
-    let took = wait_for(5 * SEC, || lab.has_addr(1, "eth0", VIP)).expect("b never took over");
+    let took =
+        wait::until(5 * SEC, POLL, || lab.has_addr(1, "eth0", VIP)).expect("b never took over");
     assert!(
         took < Duration::from_millis(2500),
         "b took {took:?}: it ignored the priority-0 advertisement\n{}",
@@ -139,7 +141,7 @@ fn no_preempt_keeps_the_lower_master() {
     // b (100) alone becomes master.
     let b = lab.lbd(1, "b", &pair_config(100, "100ms", ""));
     assert!(
-        wait_for(5 * SEC, || lab.has_addr(1, "eth0", VIP)).is_some(),
+        wait::until(5 * SEC, POLL, || lab.has_addr(1, "eth0", VIP)).is_some(),
         "{}",
         b.log()
     );
@@ -154,7 +156,7 @@ fn no_preempt_keeps_the_lower_master() {
     drop(a);
     let a2 = lab.lbd(0, "a2", &pair_config(150, "100ms", ""));
     assert!(
-        wait_for(5 * SEC, || lab.has_addr(0, "eth0", VIP)
+        wait::until(5 * SEC, POLL, || lab.has_addr(0, "eth0", VIP)
             && !lab.has_addr(1, "eth0", VIP))
         .is_some(),
         "{}",
@@ -167,7 +169,7 @@ fn preempt_delay_waits_before_taking_over() {
     let lab = Lab::new(2, 1);
     let b = lab.lbd(1, "b", &pair_config(100, "100ms", ""));
     assert!(
-        wait_for(5 * SEC, || lab.has_addr(1, "eth0", VIP)).is_some(),
+        wait::until(5 * SEC, POLL, || lab.has_addr(1, "eth0", VIP)).is_some(),
         "{}",
         b.log()
     );
@@ -180,7 +182,7 @@ fn preempt_delay_waits_before_taking_over() {
         a.log()
     );
     assert!(
-        wait_for(5 * SEC, || lab.has_addr(0, "eth0", VIP)).is_some(),
+        wait::until(5 * SEC, POLL, || lab.has_addr(0, "eth0", VIP)).is_some(),
         "a never preempted:\n{}",
         a.log()
     );
@@ -204,7 +206,11 @@ fn sync_group_moves_together_and_faults_on_interface_down() {
         !lab.has_addr(node, "eth0", "10.1.0.100") && !lab.has_addr(node, "eth1", "10.2.0.100")
     };
     let a = lab.lbd(0, "a", &cfg(150));
-    assert!(wait_for(5 * SEC, || both(0)).is_some(), "{}", a.log());
+    assert!(
+        wait::until(5 * SEC, POLL, || both(0)).is_some(),
+        "{}",
+        a.log()
+    );
     let b = lab.lbd(1, "b", &cfg(100));
     assert!(b.wait_log("INIT -> BACKUP", 5 * SEC), "{}", b.log());
     std::thread::sleep(SEC);
@@ -212,7 +218,7 @@ fn sync_group_moves_together_and_faults_on_interface_down() {
     // a's inside link goes down: both of a's instances fault, b takes both.
     lab.set_link(0, "eth1", false);
     assert!(
-        wait_for(5 * SEC, || both(1) && none(0)).is_some(),
+        wait::until(5 * SEC, POLL, || both(1) && none(0)).is_some(),
         "a:\n{}\nb:\n{}",
         a.log(),
         b.log()
@@ -234,7 +240,7 @@ fn sync_group_moves_together_and_faults_on_interface_down() {
     // The link comes back: a recovers and preempts both.
     lab.set_link(0, "eth1", true);
     assert!(
-        wait_for(5 * SEC, || both(0) && none(1)).is_some(),
+        wait::until(5 * SEC, POLL, || both(0) && none(1)).is_some(),
         "a:\n{}\nb:\n{}",
         a.log(),
         b.log()
@@ -249,7 +255,7 @@ fn tracked_interface_down_faults() {
     let cfg = |p: u8| pair_config(p, "100ms", "track_interfaces = [\"eth1\"]");
     let a = lab.lbd(0, "a", &cfg(150));
     assert!(
-        wait_for(5 * SEC, || lab.has_addr(0, "eth0", VIP)).is_some(),
+        wait::until(5 * SEC, POLL, || lab.has_addr(0, "eth0", VIP)).is_some(),
         "{}",
         a.log()
     );
@@ -257,7 +263,7 @@ fn tracked_interface_down_faults() {
     assert!(b.wait_log("INIT -> BACKUP", 5 * SEC), "{}", b.log());
     lab.set_link(0, "eth1", false);
     assert!(
-        wait_for(5 * SEC, || lab.has_addr(1, "eth0", VIP)
+        wait::until(5 * SEC, POLL, || lab.has_addr(1, "eth0", VIP)
             && !lab.has_addr(0, "eth0", VIP))
         .is_some(),
         "a:\n{}\nb:\n{}",
@@ -278,7 +284,7 @@ fn tracked_interface_down_faults() {
     lab.set_link(0, "eth0", true);
     assert!(a.wait_log("FAULT -> BACKUP", 5 * SEC), "{}", a.log());
     assert!(
-        wait_for(5 * SEC, || lab.has_addr(0, "eth0", VIP)).is_some(),
+        wait::until(5 * SEC, POLL, || lab.has_addr(0, "eth0", VIP)).is_some(),
         "{}",
         a.log()
     );
@@ -314,7 +320,7 @@ fn unicast_and_ipv6_pairs() {
     };
     let a = lab.lbd(0, "a", &format!("{}{}", uni(150, "10.1.0.2"), six(150)));
     assert!(
-        wait_for(5 * SEC, || lab.has_addr(0, "eth0", "10.1.0.160")
+        wait::until(5 * SEC, POLL, || lab.has_addr(0, "eth0", "10.1.0.160")
             && lab.has_addr(0, "eth0", "2001:db8::61"))
         .is_some(),
         "{}",
@@ -331,7 +337,7 @@ fn unicast_and_ipv6_pairs() {
     );
     a.kill().unwrap();
     assert!(
-        wait_for(5 * SEC, || lab.has_addr(1, "eth0", "10.1.0.160")
+        wait::until(5 * SEC, POLL, || lab.has_addr(1, "eth0", "10.1.0.160")
             && lab.has_addr(1, "eth0", "2001:db8::61"))
         .is_some(),
         "{}",
@@ -347,7 +353,7 @@ fn virtual_mac_moves_with_the_vip() {
     let cfg = |p: u8| pair_config(p, "100ms", "virtual_mac = true");
     let mut a = lab.lbd(0, "a", &cfg(150));
     assert!(
-        wait_for(5 * SEC, || lab.has_addr(0, "vrrp.51", VIP)).is_some(),
+        wait::until(5 * SEC, POLL, || lab.has_addr(0, "vrrp.51", VIP)).is_some(),
         "{}",
         a.log()
     );
@@ -388,7 +394,7 @@ fn virtual_mac_moves_with_the_vip() {
     );
     a.kill().unwrap();
     assert!(
-        wait_for(5 * SEC, || lab.has_addr(1, "vrrp.51", VIP)).is_some(),
+        wait::until(5 * SEC, POLL, || lab.has_addr(1, "vrrp.51", VIP)).is_some(),
         "{}",
         b.log()
     );
@@ -459,7 +465,7 @@ fn reload_changes_priority_and_vips_in_place() {
     a.signal(Signal::SIGHUP);
     assert!(a.wait_log("reloaded config", 5 * SEC), "{}", a.log());
     assert!(
-        wait_for(5 * SEC, || lab.has_addr(0, "eth0", "10.1.0.101")).is_some(),
+        wait::until(5 * SEC, POLL, || lab.has_addr(0, "eth0", "10.1.0.101")).is_some(),
         "{}",
         a.log()
     );
@@ -478,7 +484,7 @@ fn reload_changes_priority_and_vips_in_place() {
     std::fs::write(lab.dir.join("b.toml"), &b_cfg).unwrap();
     b.signal(Signal::SIGHUP);
     assert!(
-        wait_for(5 * SEC, || lab.has_addr(1, "eth0", VIP)
+        wait::until(5 * SEC, POLL, || lab.has_addr(1, "eth0", VIP)
             && lab.has_addr(1, "eth0", "10.1.0.101")
             && !lab.has_addr(0, "eth0", VIP)
             && !lab.has_addr(0, "eth0", "10.1.0.101"))

@@ -7,6 +7,7 @@
 
 mod vrrp_support;
 
+use lbtest::wait;
 use std::time::Duration;
 use vrrp_support::*;
 
@@ -46,7 +47,7 @@ fn lost_quorum_hands_the_vip_to_the_peer() {
     );
     let a = lab.lbd(0, "a", &a_cfg);
     assert!(
-        wait_for(5 * SEC, || lab.has_addr(0, "eth0", VIP)).is_some(),
+        wait::until(5 * SEC, POLL, || lab.has_addr(0, "eth0", VIP)).is_some(),
         "{}",
         a.log()
     );
@@ -60,7 +61,7 @@ fn lost_quorum_hands_the_vip_to_the_peer() {
     assert!(!lab.has_addr(1, "eth0", VIP), "{}", b.log());
     web.kill().unwrap();
     assert!(
-        wait_for(10 * SEC, || lab.has_addr(1, "eth0", VIP)
+        wait::until(10 * SEC, POLL, || lab.has_addr(1, "eth0", VIP)
             && !lab.has_addr(0, "eth0", VIP))
         .is_some(),
         "b did not take over when a lost its quorum:\na:\n{}\nb:\n{}",
@@ -101,7 +102,7 @@ fn lost_quorum_hands_the_vip_to_the_peer() {
     );
     let _web2 = server(&lab, "web2");
     assert!(
-        wait_for(10 * SEC, || lab.has_addr(0, "eth0", VIP)
+        wait::until(10 * SEC, POLL, || lab.has_addr(0, "eth0", VIP)
             && !lab.has_addr(1, "eth0", VIP))
         .is_some(),
         "a did not take its VIP back:\na:\n{}\nb:\n{}",

@@ -36,7 +36,8 @@
 //!   from), found in the system's directories only; an unlisted or missing program fails the
 //!   test with its package.
 //! - [`scratch`]: [`ScratchDir`] — a world-readable temporary directory, removed on drop.
-//! - [`wait`]: bounded polling for a condition or a TCP listener.
+//! - [`wait`]: bounded waits for a condition, a polled value, a file's text, a TCP listener or
+//!   (feature `tokio`) a `watch` channel's value; `expect*` forms panic naming what was awaited.
 //!
 //! Features: `tokio` adds [`Netns::run_async`] for futures run inside a namespace; `tracing`
 //! adds [`init_test_tracing`].

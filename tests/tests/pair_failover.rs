@@ -36,13 +36,15 @@ use std::time::{Duration, Instant};
 
 use lbtest::appliance::{assert_no_fatal, ApplianceBuilder, ConfigDir};
 use lbtest::ipvs::{boot_with_shell, GuestShell, ShellGuest};
-use lbtest::{ChildGuard, MacAddr, Netns, Nic, StaticServer};
+use lbtest::{wait, ChildGuard, MacAddr, Netns, Nic, StaticServer};
 
 /// Two TCG guests booting at once on a busy 2-core machine.
 const BOOT: Duration = Duration::from_secs(300);
 /// A VRRP or sync-daemon change, seen on a console or by polling a shell.
 const STEP: Duration = Duration::from_secs(60);
 const CMD: Duration = Duration::from_secs(60);
+/// How often a shell, the client's log or a connection is polled while waiting for a change.
+const POLL: Duration = Duration::from_millis(200);
 
 const VIP: &str = "10.71.0.100";
 const SERVER: &str = "10.71.0.1";
@@ -254,17 +256,18 @@ impl Lab {
         client
             .enter(|| {
                 for (addr, name) in [("10.71.0.21", "r1"), ("10.71.0.22", "r2")] {
-                    let deadline = Instant::now() + Duration::from_secs(30);
-                    loop {
-                        match http_get(addr) {
-                            Ok(body) if body == name => break,
-                            other => assert!(
-                                Instant::now() < deadline,
-                                "real {name} at {addr} does not answer: {other:?}"
-                            ),
-                        }
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
+                    let mut last = None;
+                    let answered =
+                        wait::until(Duration::from_secs(30), Duration::from_millis(100), || {
+                            let got = http_get(addr);
+                            let ok = matches!(&got, Ok(body) if body == name);
+                            last = Some(got);
+                            ok
+                        });
+                    assert!(
+                        answered.is_some(),
+                        "real {name} at {addr} does not answer: {last:?}"
+                    );
                 }
             })
             .unwrap();
@@ -525,18 +528,6 @@ fn longest_gap(log: &[Attempt], from: Duration) -> (Duration, usize) {
     (hi - lo, failed)
 }
 
-/// Polls `f` every 200 ms until it returns `Some`, for at most `within`.
-fn wait_until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn holds_vip(sh: &mut GuestShell) -> bool {
     sh.run("ip addr show dev eth0", CMD)
         .unwrap()
@@ -604,7 +595,7 @@ fn pair_fails_over_on_kill_and_established_connections_survive_with_sync() {
 
     // Whichever booted first, lb1 (150) ends up master with the VIP and the master sync
     // daemon; lb2 is backup with the backup daemon.
-    wait_until("lb1 master with the VIP, lb2 backup", STEP, || {
+    wait::expect_some("lb1 master with the VIP, lb2 backup", STEP, POLL, || {
         let d1 = daemons(&mut lb1.shell);
         let d2 = daemons(&mut lb2.shell);
         (holds_vip(&mut lb1.shell)
@@ -626,7 +617,7 @@ fn pair_fails_over_on_kill_and_established_connections_survive_with_sync() {
     // Traffic: new connections continuously, and one long connection.
     let (mut requests, attempts) = start_requests(&lab.client, t0);
     let (mut talk, conv) = start_conversation(&lab.client, t0);
-    let local = wait_until("the long connection echoes", STEP, || {
+    let local = wait::expect_some("the long connection echoes", STEP, POLL, || {
         let c = conversation(&conv);
         assert!(c.end.is_none(), "the long connection ended: {c:?}");
         (c.echoes.len() >= 5).then_some(c.local).flatten()
@@ -641,7 +632,7 @@ fn pair_fails_over_on_kill_and_established_connections_survive_with_sync() {
             .is_some_and(|l| l.contains("ESTABLISHED")),
         "lb1 has no entry for {local}: {on_master:?}"
     );
-    let synced = wait_until("the connection synced to lb2", STEP, || {
+    let synced = wait::expect_some("the connection synced to lb2", STEP, POLL, || {
         conn_entry(&mut lb2.shell, local).filter(|l| l.contains("ESTABLISHED"))
     });
     let real_addr = if real == "r1" {
@@ -654,7 +645,7 @@ fn pair_fails_over_on_kill_and_established_connections_survive_with_sync() {
         "the synced entry names another real than {real}, which answers: {synced}"
     );
     eprintln!("lb2 holds the synced entry: {synced}");
-    wait_until("requests through lb1 reach both reals", STEP, || {
+    wait::expect_some("requests through lb1 reach both reals", STEP, POLL, || {
         let log = attempts.lock().unwrap();
         let ok = |n: &str| log.iter().any(|a| a.outcome.as_deref() == Ok(n));
         (ok("r1") && ok("r2")).then_some(())
@@ -674,13 +665,18 @@ fn pair_fails_over_on_kill_and_established_connections_survive_with_sync() {
             STEP,
         )
         .unwrap();
-    wait_until("lb2 holds the VIP and runs the master daemon", STEP, || {
-        let d = daemons(&mut lb2.shell);
-        (holds_vip(&mut lb2.shell) && runs_only(&d, "master")).then_some(())
-    });
+    wait::expect_some(
+        "lb2 holds the VIP and runs the master daemon",
+        STEP,
+        POLL,
+        || {
+            let d = daemons(&mut lb2.shell);
+            (holds_vip(&mut lb2.shell) && runs_only(&d, "master")).then_some(())
+        },
+    );
     let vip_seen = t0.elapsed();
     // New requests resume through lb2, and the long connection keeps echoing from the same real.
-    wait_until("requests succeed through lb2", STEP, || {
+    wait::expect_some("requests succeed through lb2", STEP, POLL, || {
         let log = attempts.lock().unwrap();
         (log.iter()
             .filter(|a| a.at > vip_seen && a.outcome.is_ok())
@@ -688,9 +684,10 @@ fn pair_fails_over_on_kill_and_established_connections_survive_with_sync() {
             >= 10)
             .then_some(())
     });
-    wait_until(
+    wait::expect_some(
         "the long connection echoes after the failover",
         SILENCE_LIMIT + STEP,
+        POLL,
         || {
             let c = conversation(&conv);
             assert!(
@@ -741,7 +738,7 @@ fn pair_fails_over_on_kill_and_established_connections_survive_with_sync() {
     // Control: lb1 returns without [ipvs.sync] and preempts. A connection opened through lb2
     // has no entry on lb1, which resets it: without synced state, the check above fails.
     let (mut talk2, conv2) = start_conversation(&lab.client, t0);
-    let local2 = wait_until("a second long connection through lb2", STEP, || {
+    let local2 = wait::expect_some("a second long connection through lb2", STEP, POLL, || {
         let c = conversation(&conv2);
         assert!(c.end.is_none(), "{c:?}");
         (c.echoes.len() >= 5).then_some(c.local).flatten()
@@ -757,13 +754,14 @@ fn pair_fails_over_on_kill_and_established_connections_survive_with_sync() {
         .unwrap();
     // The console line arrives as it is printed: close to the takeover on the test's clock.
     let lb1_master = t0.elapsed();
-    let took_back = wait_until("lb1 takes the VIP back", STEP, || {
+    let took_back = wait::expect_some("lb1 takes the VIP back", STEP, POLL, || {
         holds_vip(&mut lb1.shell).then(|| t0.elapsed())
     });
     assert!(daemons(&mut lb1.shell).is_empty(), "lb1 runs a sync daemon");
-    let broken = wait_until(
+    let broken = wait::expect_some(
         "the unsynced connection breaks",
         SILENCE_LIMIT + STEP,
+        POLL,
         || {
             let c = conversation(&conv2);
             c.end.clone()
@@ -785,7 +783,7 @@ fn pair_fails_over_on_kill_and_established_connections_survive_with_sync() {
     );
     talk2.stop();
     // New connections work through lb1: only the established one needed the synced entry.
-    wait_until("requests succeed through lb1 again", STEP, || {
+    wait::expect_some("requests succeed through lb1 again", STEP, POLL, || {
         let log = attempts.lock().unwrap();
         (log.iter()
             .filter(|a| a.at > took_back && a.outcome.is_ok())

@@ -7,10 +7,13 @@
 //! wants"); the same requests against a guest's IPVS are in `api_guest.rs`. Needs root,
 //! python3 (a real's HTTP server), curl and script (util-linux) — tools/setup.sh.
 
-use lbtest::{ChildGuard, Netns};
+use lbtest::{wait, ChildGuard, Netns};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// How often lbd's status or exit is polled while waiting for a change.
+const POLL: Duration = Duration::from_millis(50);
 
 /// The lbd binary (another package of the workspace), built from the current source.
 pub fn lbd_bin() -> PathBuf {
@@ -32,17 +35,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 const CONFIG: &str = r#"
@@ -139,7 +131,7 @@ impl Lab {
             .stderr(log);
         self.lbd = Some(ChildGuard::spawn(&mut cmd).unwrap());
         // Ready when VRRP is master and both reals were checked.
-        wait_until("lbd's status", Duration::from_secs(20), || {
+        wait::expect_some("lbd's status", Duration::from_secs(20), POLL, || {
             let s = self.status_json()?;
             let master = s["vrrp"][0]["state"] == "MASTER";
             let checked = s["services"]
@@ -159,7 +151,7 @@ impl Lab {
             let _ = lbtest::programs::command("kill")
                 .args(["-TERM", &g.id().to_string()])
                 .status();
-            wait_until("lbd to exit", Duration::from_secs(10), || {
+            wait::expect_some("lbd to exit", Duration::from_secs(10), POLL, || {
                 g.try_wait().ok().flatten()
             });
         }
@@ -529,10 +521,15 @@ fn drain_undrain_and_reload() {
         .args(["-HUP", &signalled])
         .status()
         .unwrap();
-    let r = wait_until("the refused SIGHUP reload", Duration::from_secs(10), || {
-        let r = last_reload(&lab);
-        (r["source"] == "signal").then_some(r)
-    });
+    let r = wait::expect_some(
+        "the refused SIGHUP reload",
+        Duration::from_secs(10),
+        POLL,
+        || {
+            let r = last_reload(&lab);
+            (r["source"] == "signal").then_some(r)
+        },
+    );
     assert_eq!(r["result"], "refused", "{r}");
     assert_eq!(r["running"], edited_version);
     assert_eq!(lab.status_json().unwrap()["config"]["applied"], 2);
@@ -555,7 +552,7 @@ fn drain_undrain_and_reload() {
         .args(["-HUP", &signalled])
         .status()
         .unwrap();
-    let s = wait_until("the SIGHUP reload", Duration::from_secs(10), || {
+    let s = wait::expect_some("the SIGHUP reload", Duration::from_secs(10), POLL, || {
         let s = lab.status_json()?;
         (s["config"]["applied"] == 4).then_some(s)
     });

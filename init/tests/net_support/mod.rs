@@ -318,21 +318,20 @@ impl Listener {
 
     /// Waits (bounded) until `pred` holds for what was seen.
     pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&[Seen]) -> bool) -> Vec<Seen> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let poll = Duration::from_millis(20);
+        lbtest::wait::until_some(timeout, poll, || {
             let seen = self.seen();
-            if pred(&seen) {
-                return seen;
-            }
-            assert!(
-                Instant::now() < deadline,
+            pred(&seen).then_some(seen)
+        })
+        .unwrap_or_else(|| {
+            panic!(
                 "condition not met within {timeout:?}; seen: {:#?}",
-                seen.iter()
+                self.seen()
+                    .iter()
                     .map(|s| (s.kind(), s.broadcast, s.msg.ciaddr(), s.msg.xid()))
                     .collect::<Vec<_>>()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            )
+        })
     }
 }
 

@@ -35,10 +35,9 @@ fn ip(args: &[&str]) -> String {
     process::run_args("ip", args).unwrap()
 }
 
-/// Polls `f` every 5 ms until it is true or `timeout` passes; returns how long it took.
-pub fn wait_for(timeout: Duration, f: impl FnMut() -> bool) -> Option<Duration> {
-    lbtest::wait::until(timeout, Duration::from_millis(5), f)
-}
+/// How often the tests poll a namespace's addresses with `lbtest::wait::until`: often enough
+/// that the time a VIP took to move is measured to a few milliseconds.
+pub const POLL: Duration = Duration::from_millis(5);
 
 /// Namespaces: one holds the bridges `br0..`, the others are the nodes. Node `i` has `eth{l}`
 /// on bridge `l` with 10.{l+1}.0.{i+1}/24 (and its IPv6 link-local address, with duplicate

@@ -23,7 +23,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lbtest::appliance::{ApplianceBuilder, Image};
 use lbtest::fresh::{self, Profile};
@@ -220,21 +220,25 @@ impl Demo {
 
     /// Waits until the instance is master and each real's health is `want[i]`.
     fn wait_for(&self, want: [&str; 2], timeout: Duration) -> Step<()> {
-        let deadline = Instant::now() + timeout;
         let mut last = None;
-        while Instant::now() < deadline && !INTERRUPTED.load(Ordering::SeqCst) {
+        let mut reached = false;
+        lbtest::wait::until(timeout, Duration::from_millis(500), || {
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                return true; // stop waiting; reported as not reached
+            }
             last = self.health();
-            if let Some((true, health)) = &last {
-                let matches = REALS.iter().zip(want).all(|(r, w)| {
+            reached = match &last {
+                Some((true, health)) => REALS.iter().zip(want).all(|(r, w)| {
                     health
                         .iter()
                         .any(|(addr, h)| addr.starts_with(r.addr) && h == w)
-                });
-                if matches {
-                    return Ok(());
-                }
-            }
-            std::thread::sleep(Duration::from_millis(500));
+                }),
+                _ => false,
+            };
+            reached
+        });
+        if reached {
+            return Ok(());
         }
         Err(format!(
             "after {timeout:?}: wanted master with {} {} and {} {}, lbd says {last:?}",

@@ -239,21 +239,18 @@ impl Guest {
 
     /// Waits at most `timeout` for QEMU to exit (the guest powered off or rebooted, or `quit`).
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<GuestExit, GuestError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(exit) = self.try_exit()? {
-                return Ok(exit);
-            }
-            if Instant::now() >= deadline {
-                return Err(GuestError::ExitTimeout {
-                    name: self.name.clone(),
-                    timeout,
-                    tail: self.console.tail(crate::console::ERROR_TAIL_LINES),
-                    log: self.log_dir.join("console.log"),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // `Some` once QEMU is gone or `try_exit` fails: either ends the wait.
+        let exited = crate::wait::until_some(timeout, Duration::from_millis(20), || {
+            self.try_exit().transpose()
+        });
+        exited.unwrap_or_else(|| {
+            Err(GuestError::ExitTimeout {
+                name: self.name.clone(),
+                timeout,
+                tail: self.console.tail(crate::console::ERROR_TAIL_LINES),
+                log: self.log_dir.join("console.log"),
+            })
+        })
     }
 
     /// Kills QEMU (SIGKILL) if it runs and reaps it.

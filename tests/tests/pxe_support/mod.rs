@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lbtest::appliance::{sha256_hex, Image};
 use lbtest::{ChildGuard, GuestBuilder, MacAddr, Netns, Nic};
@@ -138,7 +138,7 @@ impl Lab {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&pxe_log).unwrap());
         let pxe = ChildGuard::spawn(&mut cmd).expect("start pxe in the namespace");
-        wait_for(&pxe_log, "pxe serving", Duration::from_secs(30));
+        assert_logged(&pxe_log, "pxe serving", Duration::from_secs(30));
 
         // The DHCP server, configured as pxe/README.md says: iPXE (option 175) gets pxe's
         // script, anything else the iPXE binary (the chainloading loop guard).
@@ -188,7 +188,7 @@ impl Lab {
         } else {
             "DHCP, IP range"
         };
-        wait_for(&dnsmasq_log, ready, Duration::from_secs(10));
+        assert_logged(&dnsmasq_log, ready, Duration::from_secs(10));
 
         let lan = (mode == Dhcp::Proxy).then(|| {
             // The segment's own DHCP server: addresses only, in a namespace of its own
@@ -205,7 +205,7 @@ impl Lab {
             let mut cmd = lan.command("dnsmasq");
             cmd.args(&args).stdin(Stdio::null());
             dnsmasq.push(ChildGuard::spawn(&mut cmd).expect("dnsmasq for the LAN"));
-            wait_for(&lan_log, "DHCP, IP range", Duration::from_secs(10));
+            assert_logged(&lan_log, "DHCP, IP range", Duration::from_secs(10));
             lan
         });
 
@@ -313,19 +313,12 @@ fn dnsmasq_common(dir: &Path, dev: &str, log: &Path, name: &str) -> Vec<String> 
     ]
 }
 
-/// Waits (bounded) until `file` contains `needle`.
-pub fn wait_for(file: &Path, needle: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        if text.contains(needle) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never said {needle:?} within {timeout:?}:\n{text}",
-            file.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Fails unless `file` (a server's log) says `needle` within `timeout`, showing what it said.
+pub fn assert_logged(file: &Path, needle: &str, timeout: Duration) {
+    assert!(
+        lbtest::wait::file_contains(file, needle, timeout),
+        "{} never said {needle:?} within {timeout:?}:\n{}",
+        file.display(),
+        std::fs::read_to_string(file).unwrap_or_default()
+    );
 }
