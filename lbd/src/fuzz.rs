@@ -19,6 +19,7 @@ pub const TARGETS: &[Target] = &[
     ("rtnetlink_reply", rtnetlink_reply),
     ("api_request", api_request),
     ("config", config),
+    ("config_edit", config_edit),
     ("check_reply", check_reply),
 ];
 
@@ -178,6 +179,39 @@ pub fn config(data: &[u8]) {
                 }
             }
         }
+    }
+}
+
+/// An edit of a config file: the text before and after, separated by a NUL byte. Loaded one
+/// after the other by the incremental loader, the edited text must give exactly what
+/// validating it whole gives.
+pub fn config_edit(data: &[u8]) {
+    let Some(at) = data.iter().position(|&b| b == 0) else {
+        return;
+    };
+    let (Ok(before), Ok(after)) = (
+        std::str::from_utf8(&data[..at]),
+        std::str::from_utf8(&data[at + 1..]),
+    ) else {
+        return;
+    };
+    let mut loader = crate::config::Loader::new();
+    if loader.parse("fuzz.toml", before.to_string()).is_err() {
+        return;
+    }
+    let incremental = loader.parse("fuzz.toml", after.to_string());
+    match (incremental, crate::config::parse("fuzz.toml", after)) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a.config, b.config, "{:?}", loader.last_validated());
+            assert_eq!(a.warnings, b.warnings, "{:?}", loader.last_validated());
+        }
+        (Err(a), Err(b)) => assert_eq!(a.diagnostics, b.diagnostics),
+        (a, b) => panic!(
+            "the loader ({:?}) and the whole file disagree: {:?} / {:?}",
+            loader.last_validated(),
+            a.map(|_| ()).map_err(|e| e.to_string()),
+            b.map(|_| ()).map_err(|e| e.to_string())
+        ),
     }
 }
 

@@ -481,6 +481,13 @@ fn drain_undrain_and_reload() {
     );
     assert_eq!(r["previous"], first_version);
     assert_eq!(r["version"], s["config"]["version"]);
+    // A weight edit: the daemon's loader validated the edited service alone.
+    assert_eq!(r["validated"], serde_json::json!({ "services": 1 }), "{r}");
+    assert!(
+        text(&o).contains("validating the one service the edit touched"),
+        "{}",
+        text(&o)
+    );
     let edited_version = s["config"]["version"].clone();
     std::fs::write(
         lab.config_path(),
@@ -509,6 +516,7 @@ fn drain_undrain_and_reload() {
         "{r}"
     );
     assert_eq!(r["running"], edited_version);
+    assert_eq!(r["validated"], "whole", "a refused edit is reported from the whole file");
     assert!(
         r["errors"].as_array().is_some_and(|e| e
             .iter()

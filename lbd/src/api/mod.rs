@@ -326,6 +326,9 @@ struct ReloadAnswer {
     version: Option<String>,
     previous: Option<String>,
     errors: Vec<String>,
+    /// How long the reload took, and what validation looked at.
+    millis: f64,
+    validated: Option<crate::config::Validated>,
 }
 
 async fn reload(shared: &Arc<Shared>) -> Response {
@@ -333,18 +336,23 @@ async fn reload(shared: &Arc<Shared>) -> Response {
     let Some(outcome) = shared.daemon.reload(ReloadSource::Api).await else {
         return Response::error(503, "lbd is stopping");
     };
+    let (millis, validated) = (outcome.millis, outcome.validated);
     let answer = match outcome.result {
         ReloadResult::Reloaded { version, previous } => ReloadAnswer {
             result: "reloaded",
             version: Some(version),
             previous: Some(previous),
             errors: Vec::new(),
+            millis,
+            validated,
         },
         ReloadResult::Unchanged { version } => ReloadAnswer {
             result: "unchanged",
             previous: Some(version.clone()),
             version: Some(version),
             errors: Vec::new(),
+            millis,
+            validated,
         },
         ReloadResult::Refused { errors, running } => {
             warn!(
@@ -358,6 +366,8 @@ async fn reload(shared: &Arc<Shared>) -> Response {
                     version: None,
                     previous: Some(running),
                     errors,
+                    millis,
+                    validated,
                 },
             );
         }

@@ -7,6 +7,8 @@
 
 pub mod diag;
 pub mod keys;
+pub mod layout;
+mod loader;
 pub mod model;
 pub mod pem;
 pub mod schema;
@@ -16,6 +18,7 @@ mod validate;
 
 pub use diag::{ConfigError, Diagnostic, Location, Severity};
 pub use keys::known_keys;
+pub use loader::{Loader, Validated};
 pub use model::*;
 pub use types::*;
 pub use validate::{load, parse, valid_ifname, Loaded};

@@ -8,6 +8,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A whole validated node config.
@@ -17,7 +18,9 @@ pub struct Config {
     pub ipvs: IpvsSettings,
     pub vrrp_instances: BTreeMap<String, VrrpInstance>,
     pub sync_groups: BTreeMap<String, SyncGroup>,
-    pub services: BTreeMap<String, Service>,
+    /// Shared between configs: a reload that leaves a service as it was keeps the same `Arc`,
+    /// so the reconciler can tell unchanged services apart without comparing them.
+    pub services: BTreeMap<String, Arc<Service>>,
     /// Identity of this config: sha256 of its source text, hex. Shown in status and logs.
     pub version: String,
 }

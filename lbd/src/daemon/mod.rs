@@ -88,6 +88,9 @@ pub struct ReloadOutcome {
     pub at: f64,
     /// How long reading, validating and applying took.
     pub millis: f64,
+    /// What validation looked at: the whole file, or only the services an edit touched
+    /// (absent when the file could not be read).
+    pub validated: Option<config::Validated>,
 }
 
 /// What the daemon publishes for the API after every change.
@@ -216,6 +219,9 @@ pub struct Parts {
 pub struct Daemon {
     path: PathBuf,
     current: Loaded,
+    /// Validates a reloaded file at the cost of what changed. `None` only while lent to a
+    /// blocking worker.
+    loader: Option<config::Loader>,
     started_at: SystemTime,
     loaded_at: SystemTime,
     applied: u64,
@@ -241,7 +247,8 @@ impl Daemon {
     /// lbd hold from the first apply) and applies the config to every part. Refuses to start
     /// on an invalid config. Must run inside the tokio runtime.
     pub async fn start(path: &Path, parts: Parts) -> Result<Daemon, StartError> {
-        let current = config::load(path).map_err(StartError::Config)?;
+        let mut loader = config::Loader::new();
+        let current = loader.load(path).map_err(StartError::Config)?;
         for w in current.warning_lines() {
             warn!("{w}");
         }
@@ -275,6 +282,7 @@ impl Daemon {
         let mut daemon = Daemon {
             path: path.to_path_buf(),
             current,
+            loader: Some(loader),
             started_at: now,
             loaded_at: now,
             applied: 0,
@@ -310,8 +318,15 @@ impl Daemon {
     /// Applies `new` to every part: log level and remote syslog first (so the others' lines
     /// about it are logged at its level and reach the collector), then IPVS, checks, VRRP.
     async fn apply(&mut self, old: Option<&Config>, new: &Config) {
-        let applied = |part: &str| {
-            debug!(subsystem = part, version = %short(&new.version), "applied config");
+        let mut since = Instant::now();
+        let mut applied = |part: &str| {
+            debug!(
+                subsystem = part,
+                version = %short(&new.version),
+                ms = format!("{:.2}", since.elapsed().as_secs_f64() * 1000.0),
+                "applied config"
+            );
+            since = Instant::now();
         };
         for s in [&mut self.log_level as &mut dyn Subsystem, &mut self.syslog] {
             s.apply(old, new);
@@ -403,15 +418,29 @@ impl Daemon {
     pub async fn reload(&mut self, source: ReloadSource) -> ReloadOutcome {
         let started = Instant::now();
         let path = self.path.clone();
-        let loaded = match tokio::task::spawn_blocking(move || config::load(&path)).await {
-            Ok(r) => r,
+        let mut loader = self.loader.take().unwrap_or_default();
+        let worker = tokio::task::spawn_blocking(move || {
+            let loaded = loader.load(&path);
+            (loader, loaded)
+        });
+        let (loaded, validated) = match worker.await {
+            Ok((loader, loaded)) => {
+                let validated = loader.last_validated();
+                debug!(
+                    ?validated,
+                    ms = format!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
+                    "reload: read and validated"
+                );
+                self.loader = Some(loader);
+                (loaded, validated)
+            }
             Err(e) => {
                 error!("reload: the validation worker failed: {e}");
                 let result = ReloadResult::Refused {
                     errors: vec![format!("the validation worker failed: {e}")],
                     running: self.current.config.version.clone(),
                 };
-                return self.finish_reload(source, result, started);
+                return self.finish_reload(source, result, started, None);
             }
         };
         let result = match loaded {
@@ -432,6 +461,8 @@ impl Daemon {
                 info!(
                     previous = %short(&previous),
                     ?source,
+                    ?validated,
+                    ms = format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
                     "reloaded config {}: {}",
                     self.path.display(),
                     new.summary()
@@ -459,7 +490,7 @@ impl Daemon {
                 }
             }
         };
-        self.finish_reload(source, result, started)
+        self.finish_reload(source, result, started, validated)
     }
 
     fn finish_reload(
@@ -467,6 +498,7 @@ impl Daemon {
         source: ReloadSource,
         result: ReloadResult,
         started: Instant,
+        validated: Option<config::Validated>,
     ) -> ReloadOutcome {
         let outcome = ReloadOutcome {
             source,
@@ -475,6 +507,7 @@ impl Daemon {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
             millis: started.elapsed().as_secs_f64() * 1000.0,
+            validated,
         };
         self.last_reload = Some(outcome.clone());
         self.publish();

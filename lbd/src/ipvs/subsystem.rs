@@ -20,7 +20,8 @@ use super::client::{IpvsClient, IpvsError};
 use super::msg::ServiceId;
 use crate::config::Config;
 use crate::reconcile::{
-    self, DestSpec, KernelState, Op, Overrides, PlanCounts, RealHealth, ServiceSpec, SyncRole,
+    self, DestSpec, KeptDesired, KernelState, Op, Overrides, PlanCounts, RealHealth, Scope,
+    ServiceSpec, SyncRole,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -35,6 +36,9 @@ pub struct ApplyReport {
     /// Netlink messages sent and received for this apply (including a dump, if one was needed).
     pub messages: u64,
     pub millis: f64,
+    /// Of `millis`, the exchange with the kernel (sending the operations, reading the
+    /// acknowledgements); the rest is planning, and reading the table when it was adopted.
+    pub kernel_millis: f64,
     /// Set when the kernel table was (re)read: its services and destinations.
     pub adopted: Option<(usize, usize)>,
 }
@@ -52,6 +56,11 @@ pub struct IpvsSubsystem {
     state_file: Option<PathBuf>,
     /// Services lbd programmed (None until loaded from the state file).
     owned: Option<BTreeSet<ServiceId>>,
+    /// The desired state of the last reconcile, updated service by service.
+    desired: KeptDesired,
+    /// Whether the kept kernel view held exactly the desired state after the last apply: then
+    /// only the services whose desired state changed need a look.
+    in_step: bool,
 }
 
 impl Default for IpvsSubsystem {
@@ -64,6 +73,8 @@ impl Default for IpvsSubsystem {
             role: SyncRole::default(),
             state_file: Some(PathBuf::from(DEFAULT_STATE_FILE)),
             owned: None,
+            desired: KeptDesired::new(),
+            in_step: false,
         }
     }
 }
@@ -174,15 +185,27 @@ impl IpvsSubsystem {
         let owned = self
             .owned
             .get_or_insert_with(|| state_file.as_deref().map(load_owned).unwrap_or_default());
-        let mut desired = reconcile::desired(config, &self.health, &self.overrides, self.role);
-        desired.owned_before = owned.clone();
-        let ops = reconcile::plan(&desired, kernel);
+        let mut scope = self
+            .desired
+            .update(config, &self.health, &self.overrides, self.role);
+        // A fresh view of the kernel, or one that may differ from the desired state after
+        // failed operations, is compared whole.
+        if report.adopted.is_some() || !self.in_step {
+            scope = Scope::All;
+        }
+        self.desired.set_owned_before(owned.clone());
+        self.in_step = false;
+        let desired = self.desired.desired();
+        let ops = reconcile::plan_in(desired, kernel, &scope);
         report.counts = PlanCounts::of(&ops);
         let requests: Vec<(String, _)> = ops
             .iter()
             .map(|op| (op.to_string(), op.message()))
             .collect();
-        let results = match client.execute(&requests) {
+        let exchange = Instant::now();
+        let executed = client.execute(&requests);
+        report.kernel_millis = exchange.elapsed().as_secs_f64() * 1000.0;
+        let results = match executed {
             Ok(r) => r,
             Err(e) => {
                 // The outcome of the batch is unknown: reconnect and re-read next time.
@@ -257,6 +280,7 @@ impl IpvsSubsystem {
         if doubtful {
             self.kernel = None;
         }
+        self.in_step = report.errors == 0 && self.kernel.is_some();
         report.messages = self.traffic() - before;
         report.millis = started.elapsed().as_secs_f64() * 1000.0;
         Ok(report)

@@ -3,7 +3,8 @@
 
 use super::kernel::{DestKey, DestSpec, ServiceSpec, ServiceState, Table};
 use crate::config::{
-    Config, Family, Forwarding, OnFailure, Protocol, ServiceFlag, ServiceKey, UnmanagedPolicy,
+    Config, Family, Forwarding, OnFailure, Protocol, Service, ServiceFlag, ServiceKey,
+    UnmanagedPolicy,
 };
 use crate::ipvs::msg::{self, DaemonEntry, DaemonState, FwdMethod, ServiceId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,10 +24,17 @@ pub struct RealHealth(pub BTreeMap<(String, SocketAddr), Health>);
 
 impl RealHealth {
     pub fn get(&self, service: &str, real: &SocketAddr) -> Health {
-        self.0
-            .get(&(service.to_string(), *real))
-            .copied()
-            .unwrap_or_default()
+        self.of_service(service)
+            .find(|(addr, _)| *addr == real)
+            .map_or(Health::Up, |(_, h)| *h)
+    }
+
+    /// The entries of one service, in address order.
+    pub fn of_service<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> impl Iterator<Item = (&'a SocketAddr, &'a Health)> + Clone + 'a {
+        entries_of(&self.0, service)
     }
 }
 
@@ -34,6 +42,28 @@ impl RealHealth {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Overrides {
     pub weights: BTreeMap<(String, SocketAddr), u32>,
+}
+
+impl Overrides {
+    /// The weights of one service, in address order.
+    pub fn of_service<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> impl Iterator<Item = (&'a SocketAddr, &'a u32)> + Clone + 'a {
+        entries_of(&self.weights, service)
+    }
+}
+
+/// The entries of a map keyed by (service, real) that belong to `service`.
+fn entries_of<'a, V>(
+    map: &'a BTreeMap<(String, SocketAddr), V>,
+    service: &'a str,
+) -> impl Iterator<Item = (&'a SocketAddr, &'a V)> + Clone + 'a {
+    // The smallest socket address: every entry of the service sorts at or after it.
+    let first = SocketAddr::from(([0, 0, 0, 0], 0));
+    map.range((service.to_string(), first)..)
+        .take_while(move |((s, _), _)| s == service)
+        .map(|((_, addr), v)| (addr, v))
 }
 
 /// Which side of the connection sync this node is on. Follows VRRP (a later issue); until then
@@ -111,85 +141,98 @@ pub fn desired(
     overrides: &Overrides,
     role: SyncRole,
 ) -> Desired {
-    let mut out = Desired {
-        unmanaged: config.ipvs.unmanaged,
-        ..Desired::default()
-    };
+    let mut out = Desired::default();
+    set_globals(&mut out, config, role);
     for svc in config.services.values() {
         let id = service_id(&svc.key);
-        let af = id.af();
-        let mut flags = 0;
-        for f in &svc.flags {
-            flags |= match f {
-                ServiceFlag::ShFallback => msg::SVC_F_SCHED_SH_FALLBACK,
-                ServiceFlag::ShPort => msg::SVC_F_SCHED_SH_PORT,
-                ServiceFlag::OnePacket => msg::SVC_F_ONEPACKET,
-            };
-        }
-        let max_prefix = if af == msg::AF_INET6 { 128 } else { 32 };
-        let (timeout, netmask) = match &svc.persistence {
-            Some(p) => {
-                flags |= msg::SVC_F_PERSISTENT;
-                (secs(p.timeout).max(1), p.prefix_len)
-            }
-            None => (0, max_prefix),
-        };
-        let spec = ServiceSpec {
-            scheduler: svc.scheduler.kernel_name().to_string(),
-            flags,
-            timeout,
-            netmask,
-            pe_name: None,
-        };
-        let mut dests = BTreeMap::new();
-        let mut any_up = false;
-        for real in &svc.reals {
-            let key = DestKey {
-                addr: real.addr.ip(),
-                port: real.addr.port(),
-            };
-            let weight = match health.get(&svc.name, &real.addr) {
-                Health::Up => {
-                    any_up = true;
-                    overrides
-                        .weights
-                        .get(&(svc.name.clone(), real.addr))
-                        .copied()
-                        .unwrap_or(real.weight)
-                }
-                Health::Down => match svc.on_failure {
-                    OnFailure::Inhibit => 0,
-                    OnFailure::Remove => continue,
-                },
-            };
-            dests.insert(
-                key,
-                DestSpec {
-                    fwd: fwd_method(real.forwarding),
-                    weight,
-                    upper_threshold: real.upper_threshold,
-                    lower_threshold: real.lower_threshold,
-                },
-            );
-        }
-        if !any_up {
-            if let Some(sorry) = &svc.sorry {
-                dests
-                    .entry(DestKey {
-                        addr: sorry.addr.ip(),
-                        port: sorry.addr.port(),
-                    })
-                    .or_insert(DestSpec {
-                        fwd: fwd_method(sorry.forwarding),
-                        weight: 1,
-                        upper_threshold: 0,
-                        lower_threshold: 0,
-                    });
-            }
-        }
         out.names.insert(id, svc.name.clone());
-        out.table.insert(id, ServiceState { spec, dests });
+        out.table.insert(id, service_state(svc, health, overrides));
     }
+    out
+}
+
+/// What the kernel should hold for one service under the current health and overrides.
+pub fn service_state(svc: &Service, health: &RealHealth, overrides: &Overrides) -> ServiceState {
+    let af = service_id(&svc.key).af();
+    let mut flags = 0;
+    for f in &svc.flags {
+        flags |= match f {
+            ServiceFlag::ShFallback => msg::SVC_F_SCHED_SH_FALLBACK,
+            ServiceFlag::ShPort => msg::SVC_F_SCHED_SH_PORT,
+            ServiceFlag::OnePacket => msg::SVC_F_ONEPACKET,
+        };
+    }
+    let max_prefix = if af == msg::AF_INET6 { 128 } else { 32 };
+    let (timeout, netmask) = match &svc.persistence {
+        Some(p) => {
+            flags |= msg::SVC_F_PERSISTENT;
+            (secs(p.timeout).max(1), p.prefix_len)
+        }
+        None => (0, max_prefix),
+    };
+    let spec = ServiceSpec {
+        scheduler: svc.scheduler.kernel_name().to_string(),
+        flags,
+        timeout,
+        netmask,
+        pe_name: None,
+    };
+    let mut dests = BTreeMap::new();
+    let mut any_up = false;
+    let service_health = health.of_service(&svc.name);
+    let service_weights = overrides.of_service(&svc.name);
+    for real in &svc.reals {
+        let key = DestKey {
+            addr: real.addr.ip(),
+            port: real.addr.port(),
+        };
+        let down = service_health
+            .clone()
+            .any(|(addr, h)| *addr == real.addr && *h == Health::Down);
+        let weight = if down {
+            match svc.on_failure {
+                OnFailure::Inhibit => 0,
+                OnFailure::Remove => continue,
+            }
+        } else {
+            any_up = true;
+            service_weights
+                .clone()
+                .find(|(addr, _)| **addr == real.addr)
+                .map_or(real.weight, |(_, w)| *w)
+        };
+        dests.insert(
+            key,
+            DestSpec {
+                fwd: fwd_method(real.forwarding),
+                weight,
+                upper_threshold: real.upper_threshold,
+                lower_threshold: real.lower_threshold,
+            },
+        );
+    }
+    if !any_up {
+        if let Some(sorry) = &svc.sorry {
+            dests
+                .entry(DestKey {
+                    addr: sorry.addr.ip(),
+                    port: sorry.addr.port(),
+                })
+                .or_insert(DestSpec {
+                    fwd: fwd_method(sorry.forwarding),
+                    weight: 1,
+                    upper_threshold: 0,
+                    lower_threshold: 0,
+                });
+        }
+    }
+    ServiceState { spec, dests }
+}
+
+/// The parts of the desired state that are not services: timeouts, the sync daemon, the
+/// unmanaged policy.
+pub fn set_globals(out: &mut Desired, config: &Config, role: SyncRole) {
+    out.unmanaged = config.ipvs.unmanaged;
     let t = &config.ipvs.timeouts;
     out.timeouts = DesiredTimeouts {
         tcp: t.tcp.map(secs),
@@ -208,5 +251,4 @@ pub fn desired(
         port: Some(s.port),
         ttl: Some(s.ttl),
     });
-    out
 }

@@ -24,14 +24,16 @@
 //!   server is added (weight 1).
 
 mod desired;
+mod kept;
 mod kernel;
 mod plan;
 #[cfg(test)]
 mod tests;
 
 pub use desired::{
-    desired, fwd_method, service_id, Desired, DesiredTimeouts, Health, Overrides, RealHealth,
-    SyncRole,
+    desired, fwd_method, service_id, service_state, Desired, DesiredTimeouts, Health, Overrides,
+    RealHealth, SyncRole,
 };
+pub use kept::KeptDesired;
 pub use kernel::{DestKey, DestSpec, KernelState, ServiceSpec, ServiceState, Table};
-pub use plan::{plan, Op, PlanCounts};
+pub use plan::{plan, plan_in, Op, PlanCounts, Scope};

@@ -1,9 +1,10 @@
 //! The plan: desired against kernel, as the ordered operations that close the gap.
 
 use super::desired::Desired;
-use super::kernel::{DestKey, DestSpec, KernelState, ServiceSpec};
+use super::kernel::{DestKey, DestSpec, KernelState, ServiceSpec, ServiceState};
 use crate::config::UnmanagedPolicy;
 use crate::ipvs::msg::{request, DaemonEntry, DaemonState, IpvsMessage, ServiceId, Timeouts};
+use std::collections::BTreeSet;
 use std::fmt;
 
 /// One kernel operation.
@@ -88,6 +89,17 @@ pub struct PlanCounts {
 }
 
 impl PlanCounts {
+    /// All operations.
+    pub fn total(&self) -> usize {
+        self.services_added
+            + self.services_edited
+            + self.services_deleted
+            + self.reals_added
+            + self.reals_edited
+            + self.reals_deleted
+            + self.other
+    }
+
     pub fn of(ops: &[Op]) -> PlanCounts {
         let mut c = PlanCounts::default();
         for op in ops {
@@ -119,8 +131,25 @@ fn daemon_satisfied(want: &DaemonEntry, have: &DaemonEntry) -> bool {
         && opt(want.ttl, have.ttl)
 }
 
+/// Which services a plan looks at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every service desired or in the kernel.
+    All,
+    /// Only these: the others are known to be as desired (the kernel model was in step with
+    /// the desired state after the last apply, and their desired state has not changed).
+    Services(BTreeSet<ServiceId>),
+}
+
 /// The operations that turn `observed` into `desired`, in a safe order.
 pub fn plan(desired: &Desired, observed: &KernelState) -> Vec<Op> {
+    plan_in(desired, observed, &Scope::All)
+}
+
+/// [`plan`] for the services in `scope` (timeouts and the sync daemon are always planned).
+/// For a scope that holds every service whose desired state changed, the same operations as
+/// [`plan`], at a cost that follows the change instead of the table.
+pub fn plan_in(desired: &Desired, observed: &KernelState, scope: &Scope) -> Vec<Op> {
     let mut ops = Vec::new();
 
     // Timeouts: only the ones the config sets and the kernel does not have.
@@ -159,42 +188,36 @@ pub fn plan(desired: &Desired, observed: &KernelState) -> Vec<Op> {
         }
     }
 
-    let (mut add_svc, mut edit_svc, mut add_dest, mut edit_dest, mut del_dest, mut del_svc) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for (id, want) in &desired.table {
-        match observed.table.get(id) {
-            None => {
-                add_svc.push(Op::AddService(*id, want.spec.clone()));
-                for (k, d) in &want.dests {
-                    add_dest.push(Op::AddDest(*id, *k, *d));
+    let mut steps = Steps::default();
+    match scope {
+        Scope::All => {
+            for (id, want) in &desired.table {
+                steps.service(*id, want, observed.table.get(id));
+            }
+            for id in observed.table.keys() {
+                if !desired.table.contains_key(id) {
+                    steps.unwanted(*id, desired);
                 }
             }
-            Some(have) => {
-                if !want.spec.satisfied_by(&have.spec) {
-                    edit_svc.push(Op::EditService(*id, want.spec.clone()));
-                }
-                for (k, d) in &want.dests {
-                    match have.dests.get(k) {
-                        None => add_dest.push(Op::AddDest(*id, *k, *d)),
-                        Some(h) if !d.satisfied_by(h) => edit_dest.push(Op::EditDest(*id, *k, *d)),
-                        Some(_) => {}
-                    }
-                }
-                for k in have.dests.keys() {
-                    if !want.dests.contains_key(k) {
-                        del_dest.push(Op::DelDest(*id, *k));
-                    }
+        }
+        Scope::Services(ids) => {
+            for id in ids {
+                match (desired.table.get(id), observed.table.get(id)) {
+                    (Some(want), have) => steps.service(*id, want, have),
+                    (None, Some(_)) => steps.unwanted(*id, desired),
+                    (None, None) => {}
                 }
             }
         }
     }
-    for id in observed.table.keys() {
-        let ours = desired.owned_before.contains(id);
-        if !desired.table.contains_key(id) && (ours || desired.unmanaged == UnmanagedPolicy::Remove)
-        {
-            del_svc.push(Op::DelService(*id));
-        }
-    }
+    let Steps {
+        add_svc,
+        edit_svc,
+        add_dest,
+        edit_dest,
+        del_dest,
+        del_svc,
+    } = steps;
     ops.extend(add_svc);
     ops.extend(edit_svc);
     ops.extend(add_dest);
@@ -202,4 +225,56 @@ pub fn plan(desired: &Desired, observed: &KernelState) -> Vec<Op> {
     ops.extend(del_dest);
     ops.extend(del_svc);
     ops
+}
+
+/// The service operations of a plan, by kind, each in service order.
+#[derive(Default)]
+struct Steps {
+    add_svc: Vec<Op>,
+    edit_svc: Vec<Op>,
+    add_dest: Vec<Op>,
+    edit_dest: Vec<Op>,
+    del_dest: Vec<Op>,
+    del_svc: Vec<Op>,
+}
+
+impl Steps {
+    /// A desired service against what the kernel has of it.
+    fn service(&mut self, id: ServiceId, want: &ServiceState, have: Option<&ServiceState>) {
+        match have {
+            None => {
+                self.add_svc.push(Op::AddService(id, want.spec.clone()));
+                for (k, d) in &want.dests {
+                    self.add_dest.push(Op::AddDest(id, *k, *d));
+                }
+            }
+            Some(have) => {
+                if !want.spec.satisfied_by(&have.spec) {
+                    self.edit_svc.push(Op::EditService(id, want.spec.clone()));
+                }
+                for (k, d) in &want.dests {
+                    match have.dests.get(k) {
+                        None => self.add_dest.push(Op::AddDest(id, *k, *d)),
+                        Some(h) if !d.satisfied_by(h) => {
+                            self.edit_dest.push(Op::EditDest(id, *k, *d))
+                        }
+                        Some(_) => {}
+                    }
+                }
+                for k in have.dests.keys() {
+                    if !want.dests.contains_key(k) {
+                        self.del_dest.push(Op::DelDest(id, *k));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A kernel service the config does not want: deleted if lbd owned it or the policy says
+    /// so.
+    fn unwanted(&mut self, id: ServiceId, desired: &Desired) {
+        if desired.owned_before.contains(&id) || desired.unmanaged == UnmanagedPolicy::Remove {
+            self.del_svc.push(Op::DelService(id));
+        }
+    }
 }

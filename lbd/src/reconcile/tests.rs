@@ -2,8 +2,9 @@ use super::*;
 use crate::config;
 use crate::config::Config;
 use crate::ipvs::msg::{self, FwdMethod, ServiceId, Timeouts};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 const BASE: &str = r#"
 [vrrp.instance.V]
@@ -431,4 +432,229 @@ fn a_one_real_change_is_one_operation_in_a_large_table() {
         1,
     );
     assert_eq!(plan(&want(&changed), &observed).len(), 1);
+}
+
+/// A small deterministic generator, so a failing sequence can be replayed from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn pool_config() -> Config {
+    let mut text = String::from(
+        "[vrrp.instance.V]\ninterface = \"eth0\"\nvrid = 1\npriority = 100\nvips = [\"192.0.2.10/24\"]\n",
+    );
+    for i in 0..6 {
+        text += &format!(
+            "[service.s{i}]\nvip = \"192.0.2.10:{}\"\nsorry_server = \"10.9.9.9:80\"\n",
+            8000 + i
+        );
+        for r in 1..=3 {
+            text += &format!("[[service.s{i}.real]]\naddress = \"10.0.{i}.{r}:80\"\n");
+        }
+    }
+    cfg(&text)
+}
+
+/// One random edit of the kind a reload or an input change brings: the edited services get
+/// a new `Arc`, the others keep theirs, as the config loader does.
+fn edit(rng: &mut Rng, c: &mut Config, health: &mut RealHealth, ov: &mut Overrides) -> String {
+    let names: Vec<String> = c.services.keys().cloned().collect();
+    let pick = |rng: &mut Rng| names[rng.below(names.len() as u64) as usize].clone();
+    let real_of = |rng: &mut Rng, c: &Config, n: &str| {
+        let s = &c.services[n];
+        (!s.reals.is_empty()).then(|| s.reals[rng.below(s.reals.len() as u64) as usize].addr)
+    };
+    match rng.below(9) {
+        0 => {
+            let n = pick(rng);
+            let s = Arc::make_mut(c.services.get_mut(&n).unwrap());
+            if let Some(r) = s.reals.first_mut() {
+                r.weight = rng.below(5) as u32;
+            }
+            format!("weight in {n}")
+        }
+        1 => {
+            let n = pick(rng);
+            let s = Arc::make_mut(c.services.get_mut(&n).unwrap());
+            let addr: SocketAddr = format!("10.1.{}.{}:80", rng.below(4), rng.below(200) + 1)
+                .parse()
+                .unwrap();
+            if !s.reals.iter().any(|r| r.addr == addr) {
+                let mut r = s.reals.first().cloned().unwrap_or(config::Real {
+                    addr,
+                    weight: 1,
+                    forwarding: config::Forwarding::Nat,
+                    upper_threshold: 0,
+                    lower_threshold: 0,
+                    check: None,
+                });
+                r.addr = addr;
+                s.reals.push(r);
+            }
+            format!("real added to {n}")
+        }
+        2 => {
+            let n = pick(rng);
+            let s = Arc::make_mut(c.services.get_mut(&n).unwrap());
+            s.reals.pop();
+            format!("real removed from {n}")
+        }
+        3 if names.len() > 1 => {
+            let n = pick(rng);
+            c.services.remove(&n);
+            format!("{n} removed")
+        }
+        4 => {
+            // Two services swap their VIPs (and so their kernel identities).
+            let (a, b) = (pick(rng), pick(rng));
+            if a != b {
+                let ka = c.services[&a].key;
+                let kb = c.services[&b].key;
+                Arc::make_mut(c.services.get_mut(&a).unwrap()).key = kb;
+                Arc::make_mut(c.services.get_mut(&b).unwrap()).key = ka;
+            }
+            format!("{a} and {b} swap keys")
+        }
+        5 => {
+            let n = pick(rng);
+            if let Some(addr) = real_of(rng, c, &n) {
+                let k = (n.clone(), addr);
+                if health.0.remove(&k).is_none() {
+                    health.0.insert(k, Health::Down);
+                }
+            }
+            format!("health in {n}")
+        }
+        6 => {
+            let n = pick(rng);
+            if let Some(addr) = real_of(rng, c, &n) {
+                let k = (n.clone(), addr);
+                if ov.weights.remove(&k).is_none() {
+                    ov.weights.insert(k, 0);
+                }
+            }
+            format!("drain in {n}")
+        }
+        7 => {
+            c.ipvs.unmanaged = match c.ipvs.unmanaged {
+                config::UnmanagedPolicy::Keep => config::UnmanagedPolicy::Remove,
+                config::UnmanagedPolicy::Remove => config::UnmanagedPolicy::Keep,
+            };
+            "unmanaged policy".into()
+        }
+        _ => {
+            // A new service on a port nobody uses.
+            let i = 100 + rng.below(50);
+            let n = format!("n{i}");
+            let key = config::ServiceKey::Addr {
+                protocol: config::Protocol::Tcp,
+                addr: format!("192.0.2.10:{}", 9000 + i).parse().unwrap(),
+            };
+            if !c.services.values().any(|s| s.key == key) && !c.services.contains_key(&n) {
+                let mut s = (*c.services.values().next().unwrap().clone()).clone();
+                s.name = n.clone();
+                s.key = key;
+                c.services.insert(n.clone(), Arc::new(s));
+            }
+            format!("{n} added")
+        }
+    }
+}
+
+#[test]
+fn kept_desired_and_scoped_plans_match_the_full_computation() {
+    for seed in 1..=40u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut c = pool_config();
+        let (mut health, mut ov) = (RealHealth::default(), Overrides::default());
+        let mut kept = KeptDesired::new();
+        let mut kernel = KernelState::default();
+        // A service lbd does not own: the unmanaged policy decides about it.
+        kernel.table.insert(
+            ServiceId::Addr {
+                protocol: msg::IPPROTO_TCP,
+                addr: "198.51.100.1".parse().unwrap(),
+                port: 1,
+            },
+            ServiceState {
+                spec: ServiceSpec {
+                    scheduler: "wlc".into(),
+                    flags: 0,
+                    timeout: 0,
+                    netmask: 32,
+                    pe_name: None,
+                },
+                dests: BTreeMap::new(),
+            },
+        );
+        let mut history = Vec::new();
+        for step in 0..60 {
+            let role = if rng.below(4) == 0 {
+                SyncRole::Backup
+            } else {
+                SyncRole::Master
+            };
+            let scope = kept.update(&c, &health, &ov, role);
+            let full = desired(&c, &health, &ov, role);
+            assert_eq!(
+                kept.desired(),
+                &full,
+                "seed {seed} step {step} after {history:?}"
+            );
+            let ops = plan_in(kept.desired(), &kernel, &scope);
+            assert_eq!(
+                ops,
+                plan(&full, &kernel),
+                "seed {seed} step {step} after {history:?}"
+            );
+            if let Scope::Services(ids) = &scope {
+                assert!(ids.len() <= 4, "{ids:?}: more than the edit touched");
+            }
+            for op in &ops {
+                kernel.apply(op);
+            }
+            assert!(plan(&full, &kernel).is_empty());
+            history.push(edit(&mut rng, &mut c, &mut health, &mut ov));
+        }
+    }
+}
+
+#[test]
+fn a_one_real_change_is_planned_over_its_service_alone() {
+    let mut c = pool_config();
+    let mut kept = KeptDesired::new();
+    let none = (RealHealth::default(), Overrides::default());
+    assert_eq!(
+        kept.update(&c, &none.0, &none.1, SyncRole::Master),
+        Scope::All
+    );
+    let mut kernel = KernelState::default();
+    for op in plan_in(kept.desired(), &kernel, &Scope::All) {
+        kernel.apply(&op);
+    }
+    assert_eq!(
+        kept.update(&c, &none.0, &none.1, SyncRole::Master),
+        Scope::Services(BTreeSet::new()),
+        "nothing changed, nothing to look at"
+    );
+    Arc::make_mut(c.services.get_mut("s3").unwrap()).reals[1].weight = 7;
+    let scope = kept.update(&c, &none.0, &none.1, SyncRole::Master);
+    let s3 = service_id(&c.services["s3"].key);
+    assert_eq!(scope, Scope::Services(BTreeSet::from([s3])));
+    assert_eq!(
+        names(&plan_in(kept.desired(), &kernel, &scope)),
+        ["edit real 10.0.3.2:80 of tcp 192.0.2.10:8003 (weight 7)"]
+    );
+    kept.forget();
+    assert_eq!(
+        kept.update(&c, &none.0, &none.1, SyncRole::Master),
+        Scope::All
+    );
 }

@@ -2,7 +2,7 @@
 //! (a real may name another check or override keys of its service's), and the validation of a
 //! resolved check, one check type at a time.
 
-use super::{unknown_name_help, Cx};
+use super::{unknown_name_help, Validator};
 use crate::config::model::*;
 use crate::config::schema::*;
 use crate::config::types::*;
@@ -32,7 +32,7 @@ pub(super) struct ServiceCheck {
     refused: bool,
 }
 
-impl Cx {
+impl Validator {
     /// The `[check.NAME]` a service or real names; `None` (reported) if there is none, or
     /// (already reported) if it was refused.
     pub(super) fn named_check(

@@ -1,7 +1,7 @@
 //! The `[ipvs]` section: the policy for kernel entries the config does not own, the kernel's
 //! connection timeouts, and connection sync between the pair (`[ipvs.sync]`).
 
-use super::{unknown_name_help, valid_ifname, Cx, Declared};
+use super::{unknown_name_help, valid_ifname, Declared, Validator};
 use crate::config::model::*;
 use crate::config::schema::*;
 use crate::config::types::*;
@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::time::Duration;
 use toml::Spanned;
 
-impl Cx {
+impl Validator {
     /// `mixed_family_reals`: some service has a real of another address family, which
     /// connection sync cannot carry.
     pub(super) fn ipvs(

@@ -4,8 +4,8 @@
 //! real, an instance...) on its own, so one typo does not hide the next. Stage 3 checks what
 //! the kernel or the network would reject later, with spans pointing at the values involved.
 //!
-//! This module holds the entry points, the context `Cx` that collects the diagnostics, stages
-//! 1 and 2, and the start of stage 3. The rest of stage 3 is split by section: `node`, `vrrp`
+//! This module holds the entry points, the `Validator` that collects the diagnostics, stages 1
+//! and 2, and the start of stage 3. The rest of stage 3 is split by section: `node`, `vrrp`
 //! (instances, virtual MAC links, sync groups), `ipvs` (kernel settings, connection sync),
 //! `service` (services and their reals) and `check` (named checks, resolving and merging
 //! checks).
@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::ops::Range;
+use std::sync::Arc;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
@@ -50,9 +51,27 @@ impl Loaded {
 
 /// Parses and validates config text. `file` is only used in messages.
 pub fn parse(file: &str, src: &str) -> Result<Loaded, ConfigError> {
-    let mut cx = Cx { diags: Vec::new() };
+    parse_keeping_context(file, src).0
+}
+
+/// [`parse`], and what validating one of its services again needs from the rest of the file
+/// (when the file is valid).
+pub(super) fn parse_keeping_context(
+    file: &str,
+    src: &str,
+) -> (Result<Loaded, ConfigError>, Option<ServiceContext>) {
+    let mut cx = Validator::default();
     let config = cx.config(src);
-    let mut diags = cx.diags;
+    let context = cx.context.take();
+    (finish(file, src, config, cx.diags), context)
+}
+
+fn finish(
+    file: &str,
+    src: &str,
+    config: Option<Config>,
+    mut diags: Vec<Diagnostic>,
+) -> Result<Loaded, ConfigError> {
     // A service's check is resolved again for each of its reals, and a named check once on
     // its own and again where it is used: one mistake is reported once.
     let mut seen = std::collections::HashSet::new();
@@ -77,40 +96,102 @@ pub fn parse(file: &str, src: &str) -> Result<Loaded, ConfigError> {
 /// Reads and validates a config file.
 pub fn load(path: &std::path::Path) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
+    let text = read_text(path, &file)?;
+    parse(&file, &text)
+}
+
+/// The text of a config file; `file` names it in the error.
+pub(super) fn read_text(path: &std::path::Path, file: &str) -> Result<String, ConfigError> {
+    let refused = |code, message| ConfigError {
+        file: file.to_string(),
+        source_text: String::new(),
+        diagnostics: vec![Diagnostic::error(code, None, message)],
+    };
     match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(src) => parse(&file, &src),
-            Err(e) => Err(ConfigError {
-                file,
-                source_text: String::new(),
-                diagnostics: vec![Diagnostic::error(
-                    "not-utf8",
-                    None,
-                    format!(
-                        "the file is not UTF-8 text (invalid byte at offset {})",
-                        e.utf8_error().valid_up_to()
-                    ),
-                )],
-            }),
-        },
-        Err(e) => Err(ConfigError {
-            file,
-            source_text: String::new(),
-            diagnostics: vec![Diagnostic::error(
-                "unreadable",
-                None,
-                format!("cannot read the file: {e}"),
-            )],
+        Ok(bytes) => String::from_utf8(bytes).map_err(|e| {
+            refused(
+                "not-utf8",
+                format!(
+                    "the file is not UTF-8 text (invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                ),
+            )
         }),
+        Err(e) => Err(refused("unreadable", format!("cannot read the file: {e}"))),
     }
+}
+
+/// A config's version: sha256 of its text, hex.
+pub(super) fn version_of(src: &str) -> String {
+    hex(&Sha256::digest(src.as_bytes()))
 }
 
 const TOP_LEVEL_HELP: &str =
     "top-level sections are [node], [ipvs], [vrrp.instance.NAME], [vrrp.sync_group.NAME], [check.NAME] and [service.NAME]";
 
 /// The validation of one config text: every diagnostic found so far.
-struct Cx {
+#[derive(Default)]
+struct Validator {
     diags: Vec<Diagnostic>,
+    /// Set by stage 3 for [`parse_keeping_context`].
+    context: Option<ServiceContext>,
+}
+
+/// What the validation of a service takes from outside its own tables: the named checks and
+/// which VRRP instance holds each VIP. Kept by the incremental loader, which validates an
+/// edited service again on its own when nothing else in the file changed.
+pub(super) struct ServiceContext {
+    checks: NamedChecks,
+    vip_owners: HashMap<IpAddr, String>,
+    /// The named checks each service uses.
+    pub uses: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// A service validated on its own, and the named checks it uses.
+pub(super) struct LoneService {
+    pub service: Service,
+    pub uses: BTreeSet<String>,
+}
+
+/// Validates the tables of one `[service.NAME]`, given alone as `text`, against `context`.
+/// `None` when the text holds anything else or validation reports anything, error or
+/// warning: the caller then validates the whole file, which says what and where.
+pub(super) fn service_alone(
+    context: &ServiceContext,
+    name: &str,
+    text: &str,
+) -> Option<LoneService> {
+    if !valid_name(name) {
+        return None;
+    }
+    let root = DeTable::parse(text).ok()?;
+    let root = root.get_ref();
+    let (key, section) = root.iter().next().filter(|_| root.len() == 1)?;
+    let DeValue::Table(services) = section.get_ref() else {
+        return None;
+    };
+    let (item_name, item) = services.iter().next().filter(|_| services.len() == 1)?;
+    if key.get_ref() != "service" || item_name.get_ref() != name {
+        return None;
+    }
+    let mut cx = Validator::default();
+    let mut raw = Raw::default();
+    cx.gather_service(
+        Spanned::new(item_name.span(), name.to_string()),
+        item,
+        &mut raw,
+    );
+    let (sname, schema, reals) = raw.services.pop()?;
+    let mut uses = BTreeSet::new();
+    let (service, _) = cx.service(
+        &sname,
+        schema,
+        reals,
+        &context.checks,
+        &mut uses,
+        &context.vip_owners,
+    )?;
+    cx.diags.is_empty().then_some(LoneService { service, uses })
 }
 
 /// Raw items gathered in stage 2, with the spans of their names.
@@ -148,7 +229,7 @@ struct VipsOnly {
     vips: Vec<IpPrefix>,
 }
 
-impl Cx {
+impl Validator {
     fn err(
         &mut self,
         code: &'static str,
@@ -497,10 +578,12 @@ impl Cx {
         let mut services = BTreeMap::new();
         let mut keys: HashMap<ServiceKey, (String, Range<usize>)> = HashMap::new();
         let mut real_families = false;
+        let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (name, schema, reals) in raw.services {
-            if let Some((service, key_span)) =
-                self.service(&name, schema, reals, &checks, &mut used_checks, &vip_owners)
-            {
+            let service_uses = uses.entry(name.get_ref().clone()).or_default();
+            let validated = self.service(&name, schema, reals, &checks, service_uses, &vip_owners);
+            used_checks.extend(service_uses.iter().cloned());
+            if let Some((service, key_span)) = validated {
                 if service
                     .reals
                     .iter()
@@ -520,7 +603,7 @@ impl Cx {
                     continue;
                 }
                 keys.insert(service.key, (service.name.clone(), key_span));
-                services.insert(service.name.clone(), service);
+                services.insert(service.name.clone(), Arc::new(service));
             }
         }
         for (n, (span, _)) in &checks {
@@ -536,13 +619,18 @@ impl Cx {
             }
         }
         let ipvs = self.ipvs(raw.ipvs, &instances, &sync_groups, declared, real_families);
+        self.context = Some(ServiceContext {
+            checks,
+            vip_owners,
+            uses,
+        });
         Some(Config {
             node,
             ipvs,
             vrrp_instances: instances.into_iter().map(|(k, (v, _))| (k, v)).collect(),
             sync_groups,
             services,
-            version: hex(&Sha256::digest(src.as_bytes())),
+            version: version_of(src),
         })
     }
 

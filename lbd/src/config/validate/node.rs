@@ -1,14 +1,14 @@
 //! The `[node]` section: the box's host name, sysctls, remote syslog, API listener and the
 //! VRRP thread's real-time priority.
 
-use super::{valid_hostname, Cx};
+use super::{valid_hostname, Validator};
 use crate::config::model::*;
 use crate::config::schema::*;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use toml::Spanned;
 
-impl Cx {
+impl Validator {
     pub(super) fn node(&mut self, n: NodeSchema) -> Node {
         let mut node = Node {
             log_level: n.log_level.unwrap_or_default(),

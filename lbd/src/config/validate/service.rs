@@ -3,7 +3,7 @@
 //! check, the sorry server and the quorum.
 
 use super::check::{NamedChecks, ServiceCheck};
-use super::Cx;
+use super::Validator;
 use crate::config::model::*;
 use crate::config::schema::*;
 use crate::config::types::*;
@@ -26,7 +26,7 @@ struct ServiceDefaults<'a> {
     checks: &'a NamedChecks,
 }
 
-impl Cx {
+impl Validator {
     /// One `[service.NAME]` and its reals; `None` if any of them has an error. The range is
     /// where the service's key (its `vip` or `fwmark`) is written.
     pub(super) fn service(

@@ -1,7 +1,7 @@
 //! VRRP: each `[vrrp.instance.NAME]` (its addresses, timers, peers and interfaces), the
 //! macvlans of instances with a virtual MAC, and `[vrrp.sync_group.NAME]`.
 
-use super::{unknown_name_help, valid_ifname, Cx, Declared};
+use super::{unknown_name_help, valid_ifname, Declared, Validator};
 use crate::config::model::*;
 use crate::config::schema::*;
 use crate::config::types::*;
@@ -22,7 +22,7 @@ struct Claimed {
     vmac_links: HashMap<String, (String, Range<usize>)>,
 }
 
-impl Cx {
+impl Validator {
     /// The instances without errors, with the spans of their names.
     pub(super) fn instances(
         &mut self,
