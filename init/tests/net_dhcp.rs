@@ -178,16 +178,11 @@ async fn wait_lease(
     what: &str,
     pred: impl Fn(&Option<init::net::Lease>) -> bool,
 ) -> Option<init::net::Lease> {
-    let r = tokio::time::timeout(timeout, rx.wait_for(|l| pred(l)))
-        .await
-        .map(|r| r.map(|l| l.clone()));
-    match r {
-        Ok(Ok(l)) => l,
-        Ok(Err(_)) => panic!("{what}: keeper ended"),
-        Err(_) => panic!(
-            "{what}: not within {timeout:?}; lease now {:?}",
-            *rx.borrow()
-        ),
+    match lbtest::wait::watch_until(rx, timeout, pred).await {
+        Ok(l) => l,
+        // Sender gone: nothing can change any more.
+        Err(_) if rx.has_changed().is_err() => panic!("{what}: keeper ended"),
+        Err(last) => panic!("{what}: not within {timeout:?}; lease now {last:?}"),
     }
 }
 

@@ -427,22 +427,15 @@ async fn wait_state(
     rx: &mut tokio::sync::watch::Receiver<Arc<HealthReport>>,
     want: &[(&str, &str, CheckState)],
 ) -> Arc<HealthReport> {
-    let deadline = tokio::time::Instant::now() + 5 * SECOND;
-    loop {
-        let r = rx.borrow_and_update().clone();
-        if want.iter().all(|(svc, a, st)| {
+    let reached = lbtest::wait::watch_until(rx, 5 * SECOND, |r| {
+        want.iter().all(|(svc, a, st)| {
             r.real(svc, &a.parse().unwrap())
                 .is_some_and(|s| s.state == *st)
-        }) {
-            return r;
-        }
-        if tokio::time::timeout_at(deadline, rx.changed())
-            .await
-            .is_err()
-        {
-            panic!("{want:?} not reached; last report {r:#?}");
-        }
-    }
+        })
+    });
+    reached
+        .await
+        .unwrap_or_else(|r| panic!("{want:?} not reached; last report {r:#?}"))
 }
 
 /// Takes CAP_NET_RAW out of this thread's effective capabilities (threads created from here

@@ -17,6 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+const SECOND: Duration = Duration::from_secs(1);
+/// How often the waits below run their check.
+const POLL: Duration = Duration::from_millis(100);
 
 fn run_ok(cmd: &mut Command) {
     let out = cmd
@@ -31,23 +34,41 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-/// Waits until `probe` says up (the server accepts logins), bounded.
+/// Waits (polling every 100 ms, at most 30 s) until `probe` says up (the server accepts
+/// logins).
 fn wait_up(ns: &Netns, real: &'static str, check: &'static str, what: &str) {
     let ok = ns.run(move || async move {
         let p = probe(real, check);
         let mut last = None;
-        for _ in 0..300 {
-            match p.run().await {
-                Outcome::Up { .. } => return Ok(()),
-                Outcome::Down(f) => last = Some(f),
+        let up = lbtest::wait::until_probe(30 * SECOND, POLL, async || match p.run().await {
+            Outcome::Up { .. } => true,
+            Outcome::Down(f) => {
+                last = Some(f);
+                false
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(last)
+        })
+        .await;
+        up.map(drop).ok_or(last)
     });
     if let Err(last) = ok {
         panic!("{what} did not accept the check within 30s; last failure: {last:?}");
     }
+}
+
+/// Waits (polling every 100 ms, at most 5 s) until connects to the killed server at `real`
+/// are refused.
+fn wait_refused(ns: &Netns, real: &'static str, check: &'static str, what: &str) {
+    let refused = ns.run(move || async move {
+        let p = probe(real, check);
+        lbtest::wait::until_probe(5 * SECOND, POLL, async || {
+            p.run().await == Outcome::Down(Failure::Refused)
+        })
+        .await
+    });
+    assert!(
+        refused.is_some(),
+        "{what} still answers after it was killed"
+    );
 }
 
 #[test]
@@ -253,16 +274,7 @@ fn postgresql_logins_refusals_and_stop() {
     });
     server.kill().unwrap();
     // setpriv execs postgres, so the guard killed the postmaster itself.
-    ns.run(|| async {
-        let p = probe("127.0.0.1:5432", r#"type = "pgsql""#);
-        for _ in 0..50 {
-            if p.run().await == Outcome::Down(Failure::Refused) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("postgres still answers after it was killed");
-    });
+    wait_refused(&ns, "127.0.0.1:5432", r#"type = "pgsql""#, "postgres");
 }
 
 #[test]
@@ -425,16 +437,7 @@ fn mariadb_logins_refusals_and_stop() {
         );
     });
     server.kill().unwrap();
-    ns.run(|| async {
-        let p = probe("127.0.0.1:3306", r#"type = "mysql""#);
-        for _ in 0..50 {
-            if p.run().await == Outcome::Down(Failure::Refused) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("mariadbd still answers after it was killed");
-    });
+    wait_refused(&ns, "127.0.0.1:3306", r#"type = "mysql""#, "mariadbd");
 }
 
 /// MySQL 8's caching_sha2_password, which Debian's MariaDB does not have: a scripted MySQL 8

@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
@@ -317,21 +317,28 @@ impl ConfigDir {
         // File times come from the kernel's coarse clock, which lags the system time by up to
         // a tick, so check the written file's own time rather than the clock. Bounded: the
         // second changes within about one second.
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
+        let write = || -> std::io::Result<u64> {
             std::fs::write(&tmp, text)?;
-            let new_secs = unix_secs(std::fs::metadata(&tmp)?.modified()?);
+            Ok(unix_secs(std::fs::metadata(&tmp)?.modified()?))
+        };
+        let mut stuck = 0;
+        crate::wait::until_some(Duration::from_secs(3), Duration::from_millis(20), || {
+            let new_secs = match write() {
+                Ok(secs) => secs,
+                Err(e) => return Some(Err(e)),
+            };
             if old_secs.is_none_or(|old| new_secs > old) {
-                break;
+                return Some(Ok(()));
             }
-            if Instant::now() >= deadline {
-                return Err(std::io::Error::other(format!(
-                    "{}: the file time stays in second {new_secs}",
-                    tmp.display()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            stuck = new_secs;
+            None
+        })
+        .unwrap_or_else(|| {
+            Err(std::io::Error::other(format!(
+                "{}: the file time stays in second {stuck}",
+                tmp.display()
+            )))
+        })?;
         std::fs::rename(&tmp, &path)?;
         Ok(sha256_hex(text.as_bytes()))
     }

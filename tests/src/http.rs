@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::netns::{Netns, NetnsError};
 use crate::process::{self, ChildGuard, CommandError};
@@ -133,33 +133,35 @@ impl StaticServer {
     }
 
     fn wait_ready(&mut self, ns: Option<&Netns>) -> Result<(), HttpError> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let probe = match ns {
-                Some(ns) => ns.enter(|| http_get(self.addr, "/"))?,
+        // Some once it answers or cannot any more; the last failure on a miss.
+        let mut last = None;
+        let ready = crate::wait::until_some(READY_TIMEOUT, Duration::from_millis(50), || {
+            let probe = match ns.map(|ns| ns.enter(|| http_get(self.addr, "/"))) {
+                Some(Err(e)) => return Some(Err(e.into())),
+                Some(Ok(probe)) => probe,
                 None => http_get(self.addr, "/"),
             };
             match probe {
-                Ok(status) if status.starts_with("HTTP/1.") => return Ok(()),
-                Ok(other) => return Err(self.not_ready(format!("unexpected answer {other:?}"))),
+                Ok(status) if status.starts_with("HTTP/1.") => Some(Ok(())),
+                Ok(other) => Some(Err(self.not_ready(format!("unexpected answer {other:?}")))),
                 Err(e) => {
                     if let Ok(Some(status)) = self.child.try_wait() {
                         // Let the stderr reader catch python's last words.
                         std::thread::sleep(Duration::from_millis(100));
-                        return Err(self.not_ready(format!(
+                        return Some(Err(self.not_ready(format!(
                             "python3 exited ({status}): {}",
                             self.log().join("\n")
-                        )));
+                        ))));
                     }
-                    if Instant::now() >= deadline {
-                        return Err(
-                            self.not_ready(format!("no answer within {READY_TIMEOUT:?}: {e}"))
-                        );
-                    }
+                    last = Some(e);
+                    None
                 }
             }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        });
+        ready.unwrap_or_else(|| {
+            let e = last.expect("until_some tries at least once");
+            Err(self.not_ready(format!("no answer within {READY_TIMEOUT:?}: {e}")))
+        })
     }
 
     fn not_ready(&self, detail: String) -> HttpError {
@@ -262,14 +264,12 @@ mod tests {
         assert!(body.ends_with("hello from the test\n"), "{body}");
 
         // The log line is written after the response; give python a moment.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !server
-            .requests_with_status(200)
-            .contains(&"/hello.txt".to_owned())
-        {
-            assert!(Instant::now() < deadline, "log: {:?}", server.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let logged = crate::wait::until(Duration::from_secs(5), Duration::from_millis(20), || {
+            server
+                .requests_with_status(200)
+                .contains(&"/hello.txt".to_owned())
+        });
+        assert!(logged.is_some(), "log: {:?}", server.log());
 
         let addr = server.addr();
         drop(server);

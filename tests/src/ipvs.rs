@@ -133,33 +133,30 @@ impl GuestShell {
     /// Connects to QEMU's socket for the serial line and waits (at most `timeout`) until the
     /// shell answers; then turns off echo, installs the busybox applets and sets `PATH`.
     pub fn connect(path: &Path, timeout: Duration) -> Result<GuestShell, ShellError> {
-        let deadline = Instant::now() + timeout;
-        let stream = loop {
-            match UnixStream::connect(path) {
-                Ok(s) => break s,
-                Err(e) if Instant::now() >= deadline => return Err(e.into()),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        };
+        let started = Instant::now();
+        let mut last = None;
+        let stream = crate::wait::until_some(timeout, Duration::from_millis(100), || {
+            UnixStream::connect(path).map_err(|e| last = Some(e)).ok()
+        });
+        let stream = stream.ok_or_else(|| last.expect("until_some tries at least once"))?;
         stream.set_read_timeout(Some(Duration::from_millis(200)))?;
         let mut shell = GuestShell {
             stream,
             seq: 0,
             pending: String::new(),
         };
-        // The shell starts once init is up: poke it until a marker comes back.
+        // The shell starts once init is up: poke it until a marker comes back (each poke waits
+        // up to 3 s for it, so no pause between them).
         let mut last_err = None;
-        while Instant::now() < deadline {
-            match shell.run_status("true", Duration::from_secs(3)) {
-                Ok(_) => {
-                    last_err = None;
-                    break;
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        if let Some(e) = last_err {
-            return Err(e);
+        let left = timeout.saturating_sub(started.elapsed());
+        let answered = crate::wait::until(left, Duration::ZERO, || {
+            shell
+                .run_status("true", Duration::from_secs(3))
+                .map_err(|e| last_err = Some(e))
+                .is_ok()
+        });
+        if answered.is_none() {
+            return Err(last_err.expect("until tries at least once"));
         }
         shell.run(
             "stty -echo; mkdir -p /usr/bin /usr/sbin /sbin; /bin/busybox --install -s; export PATH=/sbin:/usr/sbin:/bin:/usr/bin",

@@ -186,27 +186,25 @@ impl Qmp {
         timeout: Duration,
         mut still_starting: impl FnMut() -> Result<(), String>,
     ) -> Result<Self, QmpError> {
-        let deadline = Instant::now() + timeout;
-        let stream = loop {
-            match UnixStream::connect(path) {
-                Ok(s) => break s,
-                Err(e) => {
-                    if let Err(why) = still_starting() {
-                        return Err(QmpError::Connect {
-                            path: path.to_owned(),
-                            source: io::Error::other(why),
-                        });
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(QmpError::Connect {
-                            path: path.to_owned(),
-                            source: e,
-                        });
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
+        // Some(Err) when QEMU is no longer starting; the last connect error on a miss.
+        let mut last = None;
+        let connected = crate::wait::until_some(timeout, Duration::from_millis(20), || {
+            let e = match UnixStream::connect(path) {
+                Ok(s) => return Some(Ok(s)),
+                Err(e) => e,
+            };
+            if let Err(why) = still_starting() {
+                return Some(Err(io::Error::other(why)));
             }
-        };
+            last = Some(e);
+            None
+        });
+        let stream = connected
+            .unwrap_or_else(|| Err(last.expect("until_some tries at least once")))
+            .map_err(|source| QmpError::Connect {
+                path: path.to_owned(),
+                source,
+            })?;
         let io_err = |during: &str, source| QmpError::Io {
             path: path.to_owned(),
             during: during.to_owned(),

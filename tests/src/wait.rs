@@ -10,6 +10,7 @@
 //! | --- | --- | --- |
 //! | `FnMut() -> bool` | [`until`] (in async code: [`until_async`]) | [`expect`] |
 //! | `FnMut() -> Option<T>` | [`until_some`] | [`expect_some`] |
+//! | `AsyncFnMut() -> bool` (a probe that awaits: a connect, a request) | [`until_probe`] | |
 //! | a `watch::Receiver` (woken by each change, no polling) | [`watch_until`] | [`expect_watch`] |
 
 use std::net::{SocketAddr, TcpStream};
@@ -96,9 +97,22 @@ pub async fn until_async(
     poll: Duration,
     mut f: impl FnMut() -> bool,
 ) -> Option<Duration> {
+    until_probe(timeout, poll, async || f()).await
+}
+
+/// [`until_async`] for a condition that must itself be awaited (an async connect, a request, a
+/// health check): awaits `f` every `poll` until it yields true or `timeout` has passed; returns
+/// how long it took, or `None` on a miss. `f` is awaited at least once, and once more at the
+/// limit; the time `f` itself takes counts against `timeout`, so bound it inside `f`.
+#[cfg(feature = "tokio")]
+pub async fn until_probe(
+    timeout: Duration,
+    poll: Duration,
+    mut f: impl AsyncFnMut() -> bool,
+) -> Option<Duration> {
     let start = Instant::now();
     loop {
-        if f() {
+        if f().await {
             return Some(start.elapsed());
         }
         if start.elapsed() >= timeout {
@@ -268,7 +282,7 @@ mod tests {
     #[cfg(feature = "tokio")]
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
-            .enable_time()
+            .enable_all()
             .build()
             .unwrap()
             .block_on(f)
@@ -298,6 +312,46 @@ mod tests {
                 false
             });
             assert_eq!(miss.await, None);
+        });
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn until_probe_awaits_each_try_and_keeps_its_state() {
+        block_on(async {
+            // A probe that awaits (a TCP connect) and keeps state between tries.
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut tries = 0;
+            let took = until_probe(
+                Duration::from_secs(10),
+                Duration::from_millis(1),
+                async || {
+                    tries += 1;
+                    tokio::net::TcpStream::connect(addr).await.is_ok() && tries == 3
+                },
+            )
+            .await;
+            assert!(took.is_some());
+            assert_eq!(tries, 3);
+            // Nothing listens any more: a miss at the limit, the last failure kept.
+            drop(listener);
+            let mut last = None;
+            let started = Instant::now();
+            let miss = until_probe(
+                Duration::from_millis(30),
+                Duration::from_millis(5),
+                async || match tokio::net::TcpStream::connect(addr).await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        last = Some(e.kind());
+                        false
+                    }
+                },
+            );
+            assert_eq!(miss.await, None);
+            assert!(started.elapsed() >= Duration::from_millis(30));
+            assert_eq!(last, Some(std::io::ErrorKind::ConnectionRefused));
         });
     }
 

@@ -10,7 +10,7 @@
 //! (`tools/build-test-image.sh`); a missing piece fails the test with instructions.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lbtest::appliance::{assert_no_fatal, stamp, ApplianceBuilder, ConfigDir};
 use lbtest::ipvs::{boot_with_shell, GuestShell, ShellGuest};
@@ -100,18 +100,15 @@ fn wait_table(
         ("10.0.2.100:80".to_string(), dests(web)),
         ("10.0.2.100:81".to_string(), dests(app)),
     ]);
-    let deadline = Instant::now() + within;
-    loop {
-        let got = table(sh);
-        if got == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: ipvsadm -Ln did not reach {want:?} within {within:?}; it shows {got:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let mut got = BTreeMap::new();
+    let reached = lbtest::wait::until(within, Duration::from_millis(200), || {
+        got = table(sh);
+        got == want
+    });
+    assert!(
+        reached.is_some(),
+        "{what}: ipvsadm -Ln did not reach {want:?} within {within:?}; it shows {got:?}"
+    );
 }
 
 /// The guest's uptime now (the same clock as lbd's log stamps).

@@ -93,46 +93,55 @@ impl ServerProcess {
     }
 }
 
-/// Waits until a TCP connect to `addr` succeeds.
+/// Waits (polling every 50 ms, at most 10 s) until a TCP connect to `addr` succeeds.
 async fn wait_tcp(server: &mut ServerProcess, addr: SocketAddr) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
-        }
-        server.check_alive();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let up = lbtest::wait::until_probe(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        async || {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return true;
+            }
+            server.check_alive();
+            false
+        },
+    )
+    .await;
+    if up.is_none() {
+        panic!(
+            "{} did not accept connections on {addr} within 10 s: {}",
+            server.name,
+            server.log()
+        );
     }
-    panic!(
-        "{} did not accept connections on {addr} within 10 s: {}",
-        server.name,
-        server.log()
-    );
 }
 
-/// Waits until a TFTP server at `addr` answers a read request (for a file that does not
-/// exist: any ERROR or DATA means it is up).
+/// Waits (at most 10 s) until a TFTP server at `addr` answers a read request (for a file that
+/// does not exist: any ERROR or DATA means it is up). Each probe waits 200 ms for an answer.
 async fn wait_tftp(server: &mut ServerProcess, addr: SocketAddr) {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .expect("udp");
     let probe = b"\x00\x01__readiness_probe__\x00octet\x00";
     let mut buf = [0u8; 1024];
-    for _ in 0..50 {
+    let up = lbtest::wait::until_probe(Duration::from_secs(10), Duration::ZERO, async || {
         let _ = socket.send_to(probe, addr).await;
-        if let Ok(Ok((n, _))) =
-            tokio::time::timeout(Duration::from_millis(200), socket.recv_from(&mut buf)).await
-        {
-            if n >= 2 {
-                return;
-            }
+        let answer =
+            tokio::time::timeout(Duration::from_millis(200), socket.recv_from(&mut buf)).await;
+        if matches!(answer, Ok(Ok((n, _))) if n >= 2) {
+            return true;
         }
         server.check_alive();
+        false
+    })
+    .await;
+    if up.is_none() {
+        panic!(
+            "{} did not answer TFTP on {addr} within 10 s: {}",
+            server.name,
+            server.log()
+        );
     }
-    panic!(
-        "{} did not answer TFTP on {addr} within 10 s: {}",
-        server.name,
-        server.log()
-    );
 }
 
 /// `python3 -m http.server` serving `dir` on 127.0.0.1; it sends `Last-Modified` and answers

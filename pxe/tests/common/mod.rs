@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const PXE: &str = env!("CARGO_BIN_EXE_pxe");
 pub const LB1: &str = "52:54:00:00:00:01";
@@ -174,22 +174,19 @@ impl Server {
 
     /// Waits until the log has `count` lines containing every needle; returns them.
     pub fn wait_log_n(&self, needles: &[&str], count: usize, timeout: Duration) -> Vec<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let log = self.log();
+        let mut log = String::new();
+        let hits = lbtest::wait::until_some(timeout, Duration::from_millis(50), || {
+            log = self.log();
             let hits: Vec<String> = log
                 .lines()
                 .filter(|l| needles.iter().all(|n| l.contains(n)))
                 .map(str::to_string)
                 .collect();
-            if hits.len() >= count {
-                return hits;
-            }
-            if Instant::now() > deadline {
-                panic!("no log line with {needles:?} within {timeout:?}; log:\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            (hits.len() >= count).then_some(hits)
+        });
+        hits.unwrap_or_else(|| {
+            panic!("no log line with {needles:?} within {timeout:?}; log:\n{log}")
+        })
     }
 
     pub fn wait_log(&self, needles: &[&str]) -> String {
