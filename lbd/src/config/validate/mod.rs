@@ -102,14 +102,15 @@ pub fn load(path: &std::path::Path) -> Result<Loaded, ConfigError> {
 
 /// The text of a config file; `file` names it in the error.
 pub(super) fn read_text(path: &std::path::Path, file: &str) -> Result<String, ConfigError> {
-    let refused = |code, message| ConfigError {
+    // Named `error` like the other emitters, so the doc test finds its codes.
+    let error = |code, message| ConfigError {
         file: file.to_string(),
         source_text: String::new(),
         diagnostics: vec![Diagnostic::error(code, None, message)],
     };
     match std::fs::read(path) {
         Ok(bytes) => String::from_utf8(bytes).map_err(|e| {
-            refused(
+            error(
                 "not-utf8",
                 format!(
                     "the file is not UTF-8 text (invalid byte at offset {})",
@@ -117,7 +118,7 @@ pub(super) fn read_text(path: &std::path::Path, file: &str) -> Result<String, Co
                 ),
             )
         }),
-        Err(e) => Err(refused("unreadable", format!("cannot read the file: {e}"))),
+        Err(e) => Err(error("unreadable", format!("cannot read the file: {e}"))),
     }
 }
 
