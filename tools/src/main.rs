@@ -369,11 +369,12 @@ fn reload(t: &lbctl::client::Target) -> ApiResult {
                 short(&doc["previous"]),
                 doc["millis"].as_f64().unwrap_or(0.0),
                 match &doc["validated"] {
-                    serde_json::Value::Object(o) => match o.get("services").and_then(|n| n.as_u64()) {
-                        Some(1) => ", validating the one service the edit touched".to_string(),
-                        Some(n) => format!(", validating the {n} services the edit touched"),
-                        None => String::new(),
-                    },
+                    serde_json::Value::Object(o) =>
+                        match o.get("services").and_then(|n| n.as_u64()) {
+                            Some(1) => ", validating the one service the edit touched".to_string(),
+                            Some(n) => format!(", validating the {n} services the edit touched"),
+                            None => String::new(),
+                        },
                     _ => String::new(),
                 }
             );

@@ -516,7 +516,10 @@ fn drain_undrain_and_reload() {
         "{r}"
     );
     assert_eq!(r["running"], edited_version);
-    assert_eq!(r["validated"], "whole", "a refused edit is reported from the whole file");
+    assert_eq!(
+        r["validated"], "whole",
+        "a refused edit is reported from the whole file"
+    );
     assert!(
         r["errors"].as_array().is_some_and(|e| e
             .iter()

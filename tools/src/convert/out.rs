@@ -240,6 +240,20 @@ impl Output {
         self.node.push((key.to_string(), value));
     }
 
+    /// Sets `[node.sysctl] name`, replacing an earlier value.
+    pub fn set_sysctl(&mut self, name: &str, value: Value) {
+        let mut table = match self.node.iter().position(|(k, _)| k == "sysctl") {
+            Some(i) => match self.node.remove(i).1 {
+                Value::Table(t) => t,
+                _ => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        table.retain(|(k, _)| k != name);
+        table.push((name.to_string(), value));
+        self.node.push(("sysctl".into(), Value::Table(table)));
+    }
+
     /// The config as TOML text.
     pub fn render(&self) -> String {
         let mut out = String::new();

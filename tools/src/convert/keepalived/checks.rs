@@ -2,7 +2,7 @@
 //! `DNS_CHECK`, `MISC_CHECK`, `UDP_CHECK`), and the check settings virtual and real servers pass
 //! down to them.
 
-use super::{Cx, Item, R};
+use super::{settings, Converted, Converter, Item};
 use crate::convert::out::{Entries, Value};
 use crate::convert::Loc;
 use std::net::IpAddr;
@@ -27,6 +27,7 @@ struct CheckerSettings<'i> {
     bindto: Option<IpAddr>,
     urls: Vec<&'i Item>,
     sni: bool,
+    sni_name: Option<String>,
     command: Option<Vec<String>>,
     misc_timeout: Option<Duration>,
     dynamic: bool,
@@ -38,9 +39,9 @@ struct CheckerSettings<'i> {
     reply_data: Option<(String, Loc)>,
 }
 
-impl Cx<'_> {
+impl Converter<'_> {
     /// Inherited check settings; false when `c` is not one.
-    pub(super) fn check_default(&mut self, c: &Item, d: &mut CheckDefaults) -> R<bool> {
+    pub(super) fn check_default(&mut self, c: &Item, d: &mut CheckDefaults) -> Converted<bool> {
         match c.key.as_str() {
             "connect_timeout" => {
                 let t = self.timer(c, 0)?;
@@ -53,7 +54,17 @@ impl Cx<'_> {
             "retry" => d.retry = Some(self.int(c, 0, 0, 99, "a retry count")? as u32),
             "delay_before_retry" => d.delay_before_retry = Some(self.timer(c, 0)?),
             "warmup" => d.warmup = Some(self.timer(c, 0)?),
-            "delay_loop" => d.delay_loop = Some(self.timer(c, 0)?),
+            "delay_loop" => {
+                let t = self.timer(c, 0)?;
+                if t.is_zero() {
+                    self.warn(
+                        c.at,
+                        "delay_loop 0: keepalived refuses it and keeps its default, 60s",
+                    );
+                } else {
+                    d.delay_loop = Some(t);
+                }
+            }
             "virtualhost" => d.virtualhost = Some(self.arg(c, 0, "a host name")?.to_string()),
             _ => return Ok(false),
         }
@@ -61,7 +72,11 @@ impl Cx<'_> {
     }
 
     /// One checker block as an inline check table; None when lbd has no such check.
-    pub(super) fn checker(&mut self, c: &Item, inherited: &CheckDefaults) -> R<Option<Entries>> {
+    pub(super) fn checker(
+        &mut self,
+        c: &Item,
+        inherited: &CheckDefaults,
+    ) -> Converted<Option<Entries>> {
         let Some(kind) = self.check_type(c) else {
             return Ok(None);
         };
@@ -111,15 +126,20 @@ impl Cx<'_> {
             "DNS_CHECK" => "dns",
             "MISC_CHECK" => "exec",
             "UDP_CHECK" => "udp",
-            "PING_CHECK" => {
-                self.warn(c.at, "PING_CHECK has no equivalent in lbd (no ICMP checks): the real has no check and is always up");
-                return None;
-            }
             other => {
+                let why = settings::reason("real_server", other)
+                    .unwrap_or("not a checker keepalived knows");
                 self.warn(
                     c.at,
-                    format!("{other} has no equivalent in lbd: the real has no check from it"),
+                    format!(
+                        "{other} has no equivalent in lbd: the real has no check from it ({why})"
+                    ),
                 );
+                if let Some(inner) = settings::block_context("real_server", other) {
+                    for o in c.children() {
+                        self.unconverted(o, inner);
+                    }
+                }
                 return None;
             }
         })
@@ -131,7 +151,7 @@ impl Cx<'_> {
         c: &'i Item,
         kind: &str,
         inherited: &CheckDefaults,
-    ) -> R<CheckerSettings<'i>> {
+    ) -> Converted<CheckerSettings<'i>> {
         let mut s = CheckerSettings {
             d: inherited.clone(),
             port: None,
@@ -139,6 +159,7 @@ impl Cx<'_> {
             bindto: None,
             urls: Vec::new(),
             sni: false,
+            sni_name: None,
             command: None,
             misc_timeout: None,
             dynamic: false,
@@ -154,15 +175,15 @@ impl Cx<'_> {
                 "connect_port" => s.port = Some(self.int(o, 0, 1, 65535, "a port")?),
                 "connect_ip" => s.connect_ip = Some(self.ip(o, 0)?),
                 "bindto" => s.bindto = Some(self.ip(o, 0)?),
-                "bind_port" | "bind_if" | "fwmark" => self.ignore(o, "checks leave from an ephemeral port of the address the kernel picks (or source_address)"),
                 "url" if matches!(kind, "http" | "https") => s.urls.push(o),
                 "enable_sni" if kind == "https" => s.sni = self.boolean(o, 0)?,
-                "http_protocol" => self.ignore(o, "lbd's HTTP checks send HTTP/1.1 with Connection: close"),
+                "sni_name" if kind == "https" => {
+                    s.sni_name = Some(self.arg(o, 0, "a server name")?.to_string())
+                }
                 // Deprecated, and only known inside HTTP_GET and SSL_GET.
                 "nb_get_retry" if matches!(kind, "http" | "https") => {
                     s.d.retry = Some(self.int(o, 0, 0, 99, "a retry count")? as u32)
                 }
-                "fast_recovery" => self.ignore(o, ""),
                 "misc_path" if kind == "exec" => {
                     let words: Vec<String> = if o.args.len() == 1 {
                         split_command(&o.args[0])
@@ -176,10 +197,11 @@ impl Cx<'_> {
                 }
                 "misc_timeout" if kind == "exec" => s.misc_timeout = Some(self.timer(o, 0)?),
                 "misc_dynamic" if kind == "exec" => s.dynamic = true,
-                "user" => self.ignore(o, "lbd runs check commands as itself"),
-                "type" if kind == "dns" => s.dns_type = Some(self.arg(o, 0, "a query type")?.to_ascii_uppercase()),
+                "type" if kind == "dns" => self.dns_type(o, &mut s)?,
                 "name" if kind == "dns" => s.dns_name = Some(self.arg(o, 0, "a name")?.to_string()),
-                "helo_name" if kind == "smtp" => s.helo = Some(self.arg(o, 0, "a name")?.to_string()),
+                "helo_name" if kind == "smtp" => {
+                    s.helo = Some(self.arg(o, 0, "a name")?.to_string())
+                }
                 "host" if kind == "smtp" => self.smtp_host(o, &mut s)?,
                 "payload" if kind == "udp" => s.payload = Some((o.args.concat(), o.at)),
                 "require_reply" if kind == "udp" => {
@@ -188,11 +210,9 @@ impl Cx<'_> {
                         s.reply_data = Some((o.args.concat(), o.at));
                     }
                 }
-                "min_reply_length" | "max_reply_length" => self.ignore(o, "lbd checks the start of the reply (expect_hex), not its length"),
-                "log_all_failures" | "alpha" => self.ignore(o, ""),
                 _ => {
                     if !self.check_default(o, &mut s.d)? {
-                        self.ignore(o, "");
+                        self.unconverted(o, &c.key);
                     }
                 }
             }
@@ -200,8 +220,19 @@ impl Cx<'_> {
         Ok(s)
     }
 
+    /// A DNS_CHECK's `type`: keepalived ignores one it does not know.
+    fn dns_type(&mut self, o: &Item, s: &mut CheckerSettings) -> Converted<()> {
+        let t = self.arg(o, 0, "a query type")?.to_ascii_uppercase();
+        match t.as_str() {
+            "A" | "NS" | "CNAME" | "SOA" | "MX" | "TXT" | "AAAA" => s.dns_type = Some(t),
+            "RRSIG" | "DNSKEY" => self.warn(o.at, format!("DNS_CHECK type {t}: lbd's DNS check does not ask for {t} records: left out (the query type is SOA, keepalived's default, unless set)")),
+            _ => self.warn(o.at, format!("DNS_CHECK type {t:?}: keepalived ignores a type it does not know (A, NS, CNAME, SOA, MX, TXT, AAAA, RRSIG, DNSKEY): left out")),
+        }
+        Ok(())
+    }
+
     /// Old SMTP_CHECK syntax: one or more host { connect_ip ... } blocks.
-    fn smtp_host(&mut self, o: &Item, s: &mut CheckerSettings) -> R<()> {
+    fn smtp_host(&mut self, o: &Item, s: &mut CheckerSettings) -> Converted<()> {
         if s.connect_ip.is_some() || s.port.is_some() {
             self.warn(
                 o.at,
@@ -214,7 +245,7 @@ impl Cx<'_> {
                 "connect_ip" => s.connect_ip = Some(self.ip(h, 0)?),
                 "connect_port" => s.port = Some(self.int(h, 0, 1, 65535, "a port")?),
                 "bindto" => s.bindto = Some(self.ip(h, 0)?),
-                _ => self.ignore(h, ""),
+                _ => self.unconverted(h, "checker"),
             }
         }
         Ok(())
@@ -224,8 +255,10 @@ impl Cx<'_> {
     fn check_timing(&mut self, c: &Item, kind: &str, s: &CheckerSettings, e: &mut Entries) {
         let d = &s.d;
         let interval = d.delay_loop.unwrap_or(Duration::from_secs(60));
+        // misc_timeout 0 is keepalived's "unset": the delay_loop.
+        let misc_timeout = s.misc_timeout.filter(|t| !t.is_zero());
         let timeout = match kind {
-            "exec" => s.misc_timeout.or(d.connect_timeout).unwrap_or(interval),
+            "exec" => misc_timeout.or(d.connect_timeout).unwrap_or(interval),
             _ => d.connect_timeout.unwrap_or(Duration::from_secs(5)),
         };
         let retry = d.retry.unwrap_or(match kind {
@@ -238,6 +271,10 @@ impl Cx<'_> {
             "dns" => interval,
             _ => Duration::from_secs(1),
         });
+        let ms = Duration::from_millis;
+        let interval = self.check_limit(c, "delay_loop", interval, ms(10));
+        let timeout = self.check_limit(c, "the check timeout", timeout, ms(1));
+        let retry_delay = self.check_limit(c, "delay_before_retry", retry_delay, ms(0));
         e.push(("interval".into(), Value::duration(interval)));
         e.push(("timeout".into(), Value::duration(timeout)));
         e.push(("rise".into(), Value::Int(1)));
@@ -245,17 +282,44 @@ impl Cx<'_> {
         e.push(("retry_delay".into(), Value::duration(retry_delay)));
         if let Some(w) = d.warmup {
             self.warn(c.at, "warmup: keepalived waits a random time up to it before the first check; lbd waits exactly that long");
+            let w = self.check_limit(c, "warmup", w, ms(0));
             e.push(("warmup".into(), Value::duration(w)));
         }
     }
 
+    /// A check timer within what lbd takes (`lo` to an hour), with a warning when it is not.
+    fn check_limit(&mut self, c: &Item, what: &str, d: Duration, lo: Duration) -> Duration {
+        let used = d.clamp(lo, Duration::from_secs(3600));
+        if used != d {
+            let text = crate::convert::out::duration_text;
+            self.warn(
+                c.at,
+                format!(
+                    "{what} {}: lbd takes {} to 1h for it: {} used",
+                    text(d),
+                    text(lo),
+                    text(used)
+                ),
+            );
+        }
+        used
+    }
+
     /// An HTTP_GET's or SSL_GET's request and expectations, from its first url.
-    fn http_check(&mut self, c: &Item, s: &CheckerSettings) -> R<Entries> {
+    fn http_check(&mut self, c: &Item, s: &CheckerSettings) -> Converted<Entries> {
         let mut specific: Entries = Vec::new();
         let mut host = s.d.virtualhost.clone();
+        let mut regex_options = None;
         if let Some(u) = s.urls.first() {
             for f in u.children() {
-                self.url_setting(f, &mut specific, &mut host)?;
+                if f.key == "regex_options" {
+                    regex_options = Some(f);
+                } else {
+                    self.url_setting(f, &mut specific, &mut host)?;
+                }
+            }
+            if let Some(o) = regex_options {
+                self.regex_options(o, &mut specific)?;
             }
             for extra in s.urls.iter().skip(1) {
                 self.warn(extra.at, "a second url in one HTTP check: lbd checks one URL per real; only the first is kept");
@@ -266,13 +330,49 @@ impl Cx<'_> {
                 format!("{} without url: lbd checks path \"/\"", c.key),
             );
         }
-        if let Some(h) = host {
-            specific.insert(1.min(specific.len()), ("host".into(), Value::str(&h)));
-            if s.sni {
-                specific.push(("sni".into(), Value::str(h)));
-            }
+        if let Some(h) = &host {
+            specific.insert(1.min(specific.len()), ("host".into(), Value::str(h)));
+        }
+        // sni_name turns SNI on with that name; enable_sni sends the virtual host.
+        match (&s.sni_name, host) {
+            (Some(n), _) => specific.push(("sni".into(), Value::str(n))),
+            (None, Some(h)) if s.sni => specific.push(("sni".into(), Value::str(h))),
+            _ => {}
         }
         Ok(specific)
+    }
+
+    /// `regex_options`: the PCRE2 options lbd's regular expressions take as inline flags.
+    fn regex_options(&mut self, o: &Item, specific: &mut Entries) -> Converted<()> {
+        let mut flags = String::new();
+        let mut others = Vec::new();
+        for a in &o.args {
+            match a.as_str() {
+                "caseless" => flags.push('i'),
+                "multiline" => flags.push('m'),
+                "dotall" => flags.push('s'),
+                "ungreedy" => flags.push('U'),
+                "extended" => flags.push('x'),
+                other => others.push(other),
+            }
+        }
+        if !others.is_empty() {
+            self.warn(o.at, format!("regex_options {}: PCRE2 options keepalived matches with have no equivalent in lbd: ignored (its regex takes the flags of caseless, multiline, dotall, ungreedy and extended)", others.join(" ")));
+        }
+        if flags.is_empty() {
+            return Ok(());
+        }
+        match specific.iter_mut().find(|(k, _)| k == "expect_body_regex") {
+            Some((_, Value::Str(re))) => {
+                let with = format!("(?{flags}){re}");
+                if let Some(e) = crate::convert::body_regex_problem(&with) {
+                    return Err(self.err(o.at, format!("regex with regex_options: {e}")));
+                }
+                *re = with;
+            }
+            _ => self.warn(o.at, "regex_options without regex: left out"),
+        }
+        Ok(())
     }
 
     /// One setting of a `url` block.
@@ -281,7 +381,7 @@ impl Cx<'_> {
         f: &Item,
         specific: &mut Entries,
         host: &mut Option<String>,
-    ) -> R<()> {
+    ) -> Converted<()> {
         match f.key.as_str() {
             "path" => {
                 let path = self.arg(f, 0, "a path")?;
@@ -327,14 +427,13 @@ impl Cx<'_> {
                 }
                 specific.push(("expect_body_regex".into(), Value::str(re)));
             }
-            "regex_no_match" => self.ignore(f, "lbd's body match must match"),
-            _ => self.ignore(f, ""),
+            _ => self.unconverted(f, "url"),
         }
         Ok(())
     }
 
     /// A MISC_CHECK's command.
-    fn exec_check(&mut self, c: &Item, s: CheckerSettings) -> R<Entries> {
+    fn exec_check(&mut self, c: &Item, s: CheckerSettings) -> Converted<Entries> {
         let Some(cmd) = s.command else {
             return Err(self.err(c.at, "MISC_CHECK needs misc_path"));
         };
@@ -349,7 +448,7 @@ impl Cx<'_> {
     }
 
     /// A UDP_CHECK's payload and the reply it requires.
-    fn udp_check(&mut self, s: CheckerSettings) -> R<Entries> {
+    fn udp_check(&mut self, s: CheckerSettings) -> Converted<Entries> {
         let mut specific: Entries = Vec::new();
         if let Some((hex, at)) = s.payload {
             match decode_hex(&hex) {

@@ -1,6 +1,6 @@
 //! `global_defs`: the node's settings, and the defaults VRRP instances inherit.
 
-use super::{Cx, Item, R};
+use super::{Converted, Converter, Item};
 use crate::convert::out::{Output, Value};
 use std::time::Duration;
 
@@ -15,8 +15,13 @@ pub(super) struct Globals {
     pub(super) sync_daemon: Option<Item>,
 }
 
-impl Cx<'_> {
-    pub(super) fn global_defs(&mut self, it: &Item, g: &mut Globals, o: &mut Output) -> R<()> {
+impl Converter<'_> {
+    pub(super) fn global_defs(
+        &mut self,
+        it: &Item,
+        g: &mut Globals,
+        o: &mut Output,
+    ) -> Converted<()> {
         for c in self.block(it)? {
             match c.key.as_str() {
                 "router_id" => {
@@ -42,25 +47,24 @@ impl Cx<'_> {
                 "default_interface" => g.default_interface = Some(self.ifname(c, 0)?),
                 "lvs_timeouts" => self.lvs_timeouts(c, o)?,
                 "lvs_sync_daemon" | "lvs_sync_daemon_interface" => g.sync_daemon = Some(c.clone()),
-                "lvs_flush" => self.ignore(
-                    c,
-                    "lbd never flushes: it adopts the kernel table and changes only what differs",
-                ),
-                "lvs_flush_on_stop" => self.ignore(
-                    c,
-                    "lbd leaves the table in place when it stops, so connections survive a restart",
-                ),
-                "vrrp_mcast_group4" | "vrrp_mcast_group6" => {
-                    self.ignore(c, "lbd uses the RFC groups 224.0.0.18 and ff02::12")
+                "vrrp_min_garp" => {
+                    // One gratuitous ARP, no second burst; what is already set stays.
+                    if self.boolean(c, 0)? {
+                        g.garp_repeat.get_or_insert(1);
+                        g.garp_delay.get_or_insert(Duration::ZERO);
+                    }
                 }
-                _ => self.ignore(c, ""),
+                "disable_local_igmp" => {
+                    o.set_sysctl("net.ipv4.igmp_link_local_mcast_reports", Value::Int(0))
+                }
+                _ => self.unconverted(c, "global_defs"),
             }
         }
         Ok(())
     }
 
     /// `lvs_timeouts [tcp N] [tcpfin N] [udp N]` into the `[ipvs]` timeouts.
-    fn lvs_timeouts(&mut self, c: &Item, o: &mut Output) -> R<()> {
+    fn lvs_timeouts(&mut self, c: &Item, o: &mut Output) -> Converted<()> {
         let mut i = 0;
         while i < c.args.len() {
             let name = c.args[i].to_ascii_lowercase();
@@ -75,7 +79,8 @@ impl Cx<'_> {
                     ))
                 }
             };
-            let secs = self.int(c, i + 1, 1, 86400 * 365, "seconds")?;
+            // The kernel keeps them in jiffies: at most 2^31 milliseconds.
+            let secs = self.int(c, i + 1, 1, 2_147_483, "seconds")?;
             o.ipvs_timeouts.push((
                 key.into(),
                 Value::duration(Duration::from_secs(secs as u64)),

@@ -1,8 +1,8 @@
-//! IPVS services: `virtual_server` (by address, firewall mark or group), `virtual_server_group`
-//! with its address ranges, and the forwarding methods.
+//! IPVS services: `virtual_server` (by address, firewall mark or group), and the forwarding
+//! methods.
 
 use super::checks::CheckDefaults;
-use super::{Cx, Item, R};
+use super::{Converted, Converter, Item};
 use crate::convert::out::{self, Entries, Origin, Value};
 use crate::convert::Loc;
 use lbd::config::{Family, Forwarding, Protocol, Scheduler};
@@ -32,7 +32,7 @@ struct VsSettings<'i> {
     sorry_fwd: Option<Forwarding>,
     quorum: Option<(i64, Loc)>,
     hysteresis: Option<i64>,
-    family: Option<Family>,
+    family: Option<(Family, Loc)>,
     inhibit: bool,
     /// Check settings the reals inherit.
     defaults: CheckDefaults,
@@ -53,83 +53,7 @@ struct RealServer {
     check: Option<Entries>,
 }
 
-impl Cx<'_> {
-    /// A virtual_server_group's members: addresses (ranges expanded) with a port, or firewall
-    /// marks.
-    pub(super) fn vs_group(&mut self, it: &Item) -> R<VsKeys> {
-        let mut out = Vec::new();
-        for c in self.block(it)? {
-            if c.key == "fwmark" {
-                let mark = self.int(c, 0, 1, u32::MAX as i64, "a firewall mark")? as u32;
-                let family = match c.arg(1) {
-                    None => None,
-                    Some("inet") => Some(Family::Ipv4),
-                    Some("inet6") => Some(Family::Ipv6),
-                    Some(other) => {
-                        return Err(
-                            self.err(c.at, format!("fwmark family {other:?}: use inet or inet6"))
-                        )
-                    }
-                };
-                out.push((VsKey::Fwmark(mark, family), c.at));
-                continue;
-            }
-            let port = match c.arg(0) {
-                Some(_) => self.port(c, 0)?,
-                None => 0,
-            };
-            let addrs = self.address_range(c)?;
-            for a in addrs {
-                out.push((VsKey::Addr(a, port), c.at));
-            }
-        }
-        Ok(out)
-    }
-
-    /// `IP`, `A.B.C.D-E`, `A.B.C.D-E.F.G.H` or `ADDR/LEN` (IPv4 ranges; IPv6 single addresses).
-    fn address_range(&mut self, c: &Item) -> R<Vec<IpAddr>> {
-        const MAX: u32 = 256;
-        let text = c.key.as_str();
-        if let Ok(ip) = text.parse::<IpAddr>() {
-            return Ok(vec![ip]);
-        }
-        let bad = || {
-            self.err(c.at, format!("{text:?} is not an address, an address range (192.0.2.1-10) or a prefix (192.0.2.8/29)"))
-        };
-        let (first, last) = if let Some((a, b)) = text.split_once('-') {
-            let first: Ipv4Addr = a.parse().map_err(|_| bad())?;
-            let last: Ipv4Addr = if let Ok(full) = b.parse::<Ipv4Addr>() {
-                full
-            } else {
-                let n: u8 = b.parse().map_err(|_| bad())?;
-                let o = first.octets();
-                Ipv4Addr::new(o[0], o[1], o[2], n)
-            };
-            (u32::from(first), u32::from(last))
-        } else if let Some((a, l)) = text.split_once('/') {
-            let base: Ipv4Addr = a.parse().map_err(|_| bad())?;
-            let len: u32 = l.parse().ok().filter(|n| *n <= 32).ok_or_else(bad)?;
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            let start = u32::from(base) & mask;
-            (start, start | !mask)
-        } else {
-            return Err(bad());
-        };
-        if first > last {
-            return Err(self.err(
-                c.at,
-                format!("address range {text:?} ends before it starts"),
-            ));
-        }
-        if last - first >= MAX {
-            self.warn(c.at, format!("address range {text:?} has more than {MAX} addresses: left out (list them, or use a firewall mark)"));
-            return Ok(Vec::new());
-        }
-        Ok((first..=last)
-            .map(|n| IpAddr::V4(Ipv4Addr::from(n)))
-            .collect())
-    }
-
+impl Converter<'_> {
     /// One `virtual_server` block into services (several for a group), each with the VIP it
     /// needs a VRRP instance for.
     pub(super) fn virtual_server(
@@ -137,12 +61,17 @@ impl Cx<'_> {
         it: &Item,
         groups: &BTreeMap<String, VsKeys>,
         taken: &mut BTreeSet<String>,
-    ) -> R<Vec<(out::Service, Option<IpAddr>, Loc)>> {
+    ) -> Converted<Vec<(out::Service, Option<IpAddr>, Loc)>> {
         let (keys, group) = self.vs_keys(it, groups)?;
         let vs = self.vs_settings(self.block(it)?)?;
         if let Some((_, at)) = &vs.protocol {
             if group.is_none() && keys.iter().any(|k| matches!(k.0, VsKey::Fwmark(..))) {
                 self.warn(*at, "protocol on a fwmark virtual server: the mark selects the packets; left out, as keepalived ignores it");
+            }
+        }
+        if let Some((_, at)) = vs.family {
+            if !keys.iter().any(|k| matches!(k.0, VsKey::Fwmark(..))) {
+                self.warn(at, "ip_family on a virtual server by address: keepalived takes the family from the address (ip_family is for firewall marks); left out");
             }
         }
         // Real servers, their settings and checks, once: the same for every group member.
@@ -193,7 +122,7 @@ impl Cx<'_> {
         &mut self,
         it: &Item,
         groups: &BTreeMap<String, VsKeys>,
-    ) -> R<(VsKeys, Option<String>)> {
+    ) -> Converted<(VsKeys, Option<String>)> {
         Ok(match it.arg(0) {
             Some("fwmark") => (
                 vec![(
@@ -237,7 +166,7 @@ impl Cx<'_> {
     }
 
     /// The virtual server's own settings; its real servers are kept to be read after.
-    fn vs_settings<'i>(&mut self, body: &'i [Item]) -> R<VsSettings<'i>> {
+    fn vs_settings<'i>(&mut self, body: &'i [Item]) -> Converted<VsSettings<'i>> {
         let mut vs = VsSettings {
             scheduler: Scheduler::Wlc,
             forwarding: Forwarding::Nat,
@@ -281,7 +210,6 @@ impl Cx<'_> {
                     })
                 }
                 "persistence_granularity" => vs.granularity = Some((self.granularity(c)?, c.at)),
-                "persistence_engine" => self.ignore(c, "lbd programs no persistence engine (sip)"),
                 "sorry_server" => {
                     let ip = self.ip(c, 0)?;
                     let port = match c.arg(1) {
@@ -293,48 +221,33 @@ impl Cx<'_> {
                 "sorry_server_lvs_method" | "sorry_server_lb_kind" => {
                     vs.sorry_fwd = Some(self.forwarding(c)?)
                 }
-                "sorry_server_inhibit" => self.ignore(
-                    c,
-                    "lbd adds the sorry server when no real is up and removes it otherwise",
-                ),
                 "quorum" => {
                     vs.quorum = Some((self.int(c, 0, 1, i32::MAX as i64, "a weight")?, c.at))
                 }
                 "hysteresis" => {
                     vs.hysteresis = Some(self.int(c, 0, 0, i32::MAX as i64, "a weight")?)
                 }
-                "quorum_up" | "quorum_down" => self.ignore(
-                    c,
-                    "lbd runs no scripts; quorum changes are in its log and status",
-                ),
                 "ip_family" => {
-                    vs.family = Some(match self.arg(c, 0, "inet or inet6")? {
-                        "inet" => Family::Ipv4,
-                        "inet6" => Family::Ipv6,
-                        other => {
-                            return Err(
-                                self.err(c.at, format!("ip_family {other:?}: use inet or inet6"))
-                            )
-                        }
-                    })
+                    vs.family = Some((
+                        match self.arg(c, 0, "inet or inet6")? {
+                            "inet" => Family::Ipv4,
+                            "inet6" => Family::Ipv6,
+                            other => {
+                                return Err(self
+                                    .err(c.at, format!("ip_family {other:?}: use inet or inet6")))
+                            }
+                        },
+                        c.at,
+                    ))
                 }
                 "inhibit_on_failure" => vs.inhibit = self.boolean(c, 0)?,
                 "sh-port" | "mh-port" | "flag-2" => vs.flags.push(("sh-port", c.at)),
                 "sh-fallback" | "mh-fallback" | "flag-1" => vs.flags.push(("sh-fallback", c.at)),
                 "ops" => vs.flags.push(("one-packet", c.at)),
-                "flag-3" => self.ignore(c, "no scheduler uses flag-3"),
                 "real_server" => vs.reals.push(c),
-                "ha_suspend" => {
-                    self.ignore(c, "lbd checks reals whether or not this node holds the VIP")
-                }
-                "alpha" => self.ignore(
-                    c,
-                    "lbd counts a real as up until its checks say otherwise (rise/fall)",
-                ),
-                "omega" | "smtp_alert" | "snmp_name" => self.ignore(c, ""),
                 _ => {
                     if !self.check_default(c, &mut vs.defaults)? {
-                        self.ignore(c, "");
+                        self.unconverted(c, "virtual_server");
                     }
                 }
             }
@@ -343,11 +256,15 @@ impl Cx<'_> {
     }
 
     /// `persistence_granularity`: a netmask or a prefix length.
-    fn granularity(&self, c: &Item) -> R<Value> {
+    fn granularity(&self, c: &Item) -> Converted<Value> {
         let m = self.arg(c, 0, "a netmask")?;
         Ok(if let Ok(n) = m.trim_start_matches('/').parse::<i64>() {
             Value::Int(n)
-        } else if m.parse::<Ipv4Addr>().is_ok() {
+        } else if let Ok(mask) = m.parse::<Ipv4Addr>() {
+            let bits = u32::from(mask);
+            if bits.leading_ones() + bits.trailing_zeros() != 32 {
+                return Err(self.err(c.at, format!("persistence_granularity {m}: the one bits of a netmask are contiguous from the left, like 255.255.255.0")));
+            }
             Value::str(m)
         } else {
             return Err(self.err(c.at, format!("persistence_granularity {m:?}: write a netmask such as 255.255.255.0 or a prefix length")));
@@ -355,7 +272,7 @@ impl Cx<'_> {
     }
 
     /// One `real_server` block: its settings, and the first of its checkers lbd can run.
-    fn real_server(&mut self, r: &Item, defaults: &CheckDefaults) -> R<RealServer> {
+    fn real_server(&mut self, r: &Item, defaults: &CheckDefaults) -> Converted<RealServer> {
         let ip = self.ip(r, 0)?;
         let port = match r.arg(1) {
             Some(_) => Some(self.port(r, 1)?),
@@ -379,16 +296,20 @@ impl Cx<'_> {
             match c.key.as_str() {
                 "weight" => ro.weight = self.int(c, 0, 0, i32::MAX as i64, "a weight")?,
                 "lvs_method" | "lb_kind" => ro.forwarding = Some(self.forwarding(c)?),
-                "uthreshold" => ro.upper = Some(self.int(c, 0, 0, i32::MAX as i64, "a connection count")?),
-                "lthreshold" => ro.lower = Some(self.int(c, 0, 0, i32::MAX as i64, "a connection count")?),
+                "uthreshold" => {
+                    ro.upper = Some(self.int(c, 0, 0, i32::MAX as i64, "a connection count")?)
+                }
+                "lthreshold" => {
+                    ro.lower = Some(self.int(c, 0, 0, i32::MAX as i64, "a connection count")?)
+                }
                 "inhibit_on_failure" => ro.inhibit = Some((self.boolean(c, 0)?, c.at)),
-                "notify_up" | "notify_down" => self.ignore(c, "lbd runs no scripts; health changes are in its log, remote syslog and status API"),
-                "HTTP_GET" | "SSL_GET" | "TCP_CHECK" | "SMTP_CHECK" | "DNS_CHECK" | "MISC_CHECK" | "UDP_CHECK" | "PING_CHECK" | "BFD_CHECK" | "FILE_CHECK" => checkers.push(c),
-                "alpha" => self.ignore(c, "lbd counts a real as up until its checks say otherwise (rise/fall)"),
-                "smtp_alert" | "snmp_name" => self.ignore(c, ""),
+                "HTTP_GET" | "SSL_GET" | "TCP_CHECK" | "SMTP_CHECK" | "DNS_CHECK"
+                | "MISC_CHECK" | "UDP_CHECK" | "PING_CHECK" | "BFD_CHECK" | "FILE_CHECK" => {
+                    checkers.push(c)
+                }
                 _ => {
                     if !self.check_default(c, &mut rdefaults)? {
-                        self.ignore(c, "");
+                        self.unconverted(c, "real_server");
                     }
                 }
             }
@@ -459,7 +380,7 @@ impl Cx<'_> {
         vs: &VsSettings,
         rs: &[RealServer],
         svc_protocol: Protocol,
-    ) -> R<out::Service> {
+    ) -> Converted<out::Service> {
         let svc_port = match key {
             VsKey::Addr(_, port) => Some(*port),
             VsKey::Fwmark(..) => None,
@@ -478,7 +399,7 @@ impl Cx<'_> {
             }
             VsKey::Fwmark(m, f) => {
                 e.push(("fwmark".into(), Value::Int(i64::from(*m))));
-                let fam = f.or(vs.family).unwrap_or_else(|| {
+                let fam = f.or(vs.family.map(|f| f.0)).unwrap_or_else(|| {
                     // keepalived takes the family of the reals (all tunnelled or not).
                     rs.first().map_or(Family::Ipv4, |r| Family::of(&r.ip))
                 });
@@ -562,7 +483,7 @@ impl Cx<'_> {
     }
 
     /// Persistence, with its granularity if it fits the service's family.
-    fn persistence(&mut self, vs: &VsSettings, svc: &mut out::Service) -> R<()> {
+    fn persistence(&mut self, vs: &VsSettings, svc: &mut out::Service) -> Converted<()> {
         if let Some(t) = vs.persistence {
             let mut p = vec![("timeout".to_string(), Value::duration(t))];
             if let Some((g, at)) = &vs.granularity {
@@ -644,8 +565,10 @@ impl Cx<'_> {
             if let Some(u) = r.upper {
                 re.push(("upper_threshold".into(), Value::Int(u)));
             }
-            if let Some(l) = r.lower {
-                re.push(("lower_threshold".into(), Value::Int(l)));
+            match (r.lower, r.upper.unwrap_or(0)) {
+                (Some(l), u) if u > 0 && l > u => self.warn(r.at, format!("lthreshold {l} above uthreshold {u}: lbd refuses a lower threshold above the upper one; lthreshold left out")),
+                (Some(l), _) => re.push(("lower_threshold".into(), Value::Int(l))),
+                (None, _) => {}
             }
             svc.reals.push(out::Real {
                 origin: Origin {
@@ -722,20 +645,44 @@ impl Cx<'_> {
         }
     }
 
-    /// `lvs_method NAT|DR|TUN [type ipip]`.
-    pub(super) fn forwarding(&self, c: &Item) -> R<Forwarding> {
+    /// `lvs_method NAT|DR|TUN [type {ipip|gue port N|gre} [nocsum|csum|remcsum]]`: lbd
+    /// tunnels with IP-in-IP only.
+    pub(super) fn forwarding(&mut self, c: &Item) -> Converted<Forwarding> {
         let m = self.arg(c, 0, "NAT, DR or TUN")?;
         let f: Forwarding = m.parse().map_err(|e: String| self.err(c.at, e))?;
-        if f == Forwarding::Tun {
-            if let Some(i) = c.args.iter().position(|a| a == "type") {
-                if c.arg(i + 1) != Some("ipip") {
+        if f != Forwarding::Tun {
+            return Ok(f);
+        }
+        let mut i = 1;
+        while i < c.args.len() {
+            match c.args[i].to_ascii_lowercase().as_str() {
+                "type" => {
+                    let kind = self.arg(c, i + 1, "a tunnel type (ipip, gue or gre)")?;
+                    match kind.to_ascii_lowercase().as_str() {
+                        "ipip" => {}
+                        "gue" | "gre" => self.warn(c.at, format!("tunnel type {kind}: keepalived has the kernel encapsulate in {}; lbd tunnels with IP-in-IP only, so ipip is used: the reals must take IPIP packets (lbctl realserver)", kind.to_ascii_uppercase())),
+                        other => {
+                            return Err(self.err(
+                                c.at,
+                                format!("tunnel type {other:?}: use ipip, gue or gre"),
+                            ))
+                        }
+                    }
+                    i += 2;
+                }
+                "port" => {
+                    self.port(c, i + 1)?;
+                    i += 2;
+                }
+                "nocsum" | "csum" | "remcsum" => {
+                    self.warn(c.at, format!("tunnel checksum option {}: keepalived sets the GUE/GRE checksum mode; lbd's IP-in-IP tunnels have none: ignored", c.args[i]));
+                    i += 1;
+                }
+                other => {
                     return Err(self.err(
                         c.at,
-                        format!(
-                            "tunnel type {:?}: lbd tunnels with IP-in-IP only",
-                            c.arg(i + 1).unwrap_or("")
-                        ),
-                    ));
+                        format!("lvs_method TUN: unexpected {other:?} (type ipip|gue port N|gre, then nocsum|csum|remcsum)"),
+                    ))
                 }
             }
         }

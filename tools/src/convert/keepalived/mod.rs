@@ -5,10 +5,12 @@
 //!    (relative to the including file, with globs), `$NAME=value` substitution and `@^NAME`
 //!    conditional lines; every word keeps its file and line.
 //! 2. [`items`]: words into a tree of `keyword args... [{ block }]` items.
-//! 3. [`Cx`]: items into an [`Output`], with a warning for every keyword lbd has no use for.
-//!    Each top-level section has its translator: [`global`] (global_defs), [`vrrp`]
-//!    (vrrp_instance, vrrp_sync_group, the IPVS sync daemon), [`lvs`] (virtual_server,
-//!    virtual_server_group) and [`checks`] (the real servers' health checkers).
+//! 3. [`Converter`]: items into an [`Output`], with a warning for every keyword lbd has no use for
+//!    that says what keepalived does with it ([`settings`]: every keyword keepalived.conf(5)
+//!    documents, by the block it is in). Each top-level section has its translator:
+//!    [`global`] (global_defs), [`vrrp`] (vrrp_instance, vrrp_sync_group, the IPVS sync
+//!    daemon), [`lvs`] (virtual_server), [`groups`] (virtual_server_group) and [`checks`] (the
+//!    real servers' health checkers).
 //!
 //! Defaults are keepalived's (2.2), written out explicitly because ours differ: VRRP version 2,
 //! scheduler wlc, NAT, a real removed on failure unless `inhibit_on_failure`, checks every 60 s
@@ -16,9 +18,11 @@
 
 mod checks;
 mod global;
+mod groups;
 mod items;
 mod lexer;
 mod lvs;
+pub mod settings;
 mod vrrp;
 
 pub use items::Item;
@@ -51,13 +55,13 @@ pub fn convert_file(
     } = lx;
     let mut pos = 0;
     let items = parse_items(&toks, &mut pos, None, &src, 0)?;
-    let mut cx = Cx {
+    let mut converter = Converter {
         src: &src,
         warnings,
         opts,
     };
-    let output = cx.convert(&items, &path.display().to_string())?;
-    let mut warnings = cx.warnings;
+    let output = converter.convert(&items, &path.display().to_string())?;
+    let mut warnings = converter.warnings;
     let main = src.files[0].0.clone();
     warnings
         .sort_by(|a, b| (a.file != main, &a.file, a.line).cmp(&(b.file != main, &b.file, b.line)));
@@ -90,15 +94,16 @@ pub fn convert_str(name: &str, text: &str, opts: &Options) -> Result<Conversion,
 }
 
 /// Stage 3: the items into our config, with the warnings met on the way.
-struct Cx<'a> {
+struct Converter<'a> {
     src: &'a Sources,
     warnings: Vec<Warning>,
     opts: &'a Options,
 }
 
-type R<T> = Result<T, ConvertError>;
+/// What a conversion step gives: its part of the config, or the error that stops it.
+type Converted<T> = Result<T, ConvertError>;
 
-impl<'a> Cx<'a> {
+impl<'a> Converter<'a> {
     /// Records a warning once: a group's members repeat the same real servers.
     fn warn(&mut self, at: Loc, msg: impl Into<String>) {
         let w = self.src.warning(at, msg);
@@ -128,13 +133,41 @@ impl<'a> Cx<'a> {
         self.warn(it.at, msg);
     }
 
-    fn arg<'i>(&self, it: &'i Item, i: usize, what: &str) -> R<&'i str> {
+    /// A warning for a keyword of `ctx` the converter does not translate: what keepalived
+    /// does with it ([`settings`]), or that it is no keepalived setting lbctl knows; then one
+    /// for each setting of a block of settings. Translated keywords met here (in a block that
+    /// is left out as a whole) need no word of their own.
+    fn unconverted(&mut self, it: &Item, ctx: &str) {
+        if let Some(why) = settings::reason(ctx, &it.key) {
+            self.ignore(it, why);
+        } else if !settings::converted(ctx, &it.key) {
+            let place = if ctx == "top" {
+                "at the top level".to_string()
+            } else {
+                format!("in {ctx}")
+            };
+            self.warn(
+                it.at,
+                format!(
+                    "`{}` is not a keepalived setting lbctl knows {place}: ignored",
+                    it.key
+                ),
+            );
+        }
+        if let Some(inner) = settings::block_context(ctx, &it.key) {
+            for c in it.children() {
+                self.unconverted(c, inner);
+            }
+        }
+    }
+
+    fn arg<'i>(&self, it: &'i Item, i: usize, what: &str) -> Converted<&'i str> {
         it.arg(i)
             .ok_or_else(|| self.err(it.at, format!("`{}` needs {what}", it.key)))
     }
 
     /// Argument `i` as an interface name Linux takes.
-    fn ifname(&self, it: &Item, i: usize) -> R<String> {
+    fn ifname(&self, it: &Item, i: usize) -> Converted<String> {
         let name = self.arg(it, i, "an interface")?;
         if !lbd::config::valid_ifname(name) {
             return Err(self.err(
@@ -147,7 +180,7 @@ impl<'a> Cx<'a> {
         Ok(name.to_string())
     }
 
-    fn int(&self, it: &Item, i: usize, lo: i64, hi: i64, what: &str) -> R<i64> {
+    fn int(&self, it: &Item, i: usize, lo: i64, hi: i64, what: &str) -> Converted<i64> {
         let text = self.arg(it, i, what)?;
         match text.parse::<i64>() {
             Ok(n) if (lo..=hi).contains(&n) => Ok(n),
@@ -159,7 +192,7 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn timer(&self, it: &Item, i: usize) -> R<Duration> {
+    fn timer(&self, it: &Item, i: usize) -> Converted<Duration> {
         let text = self.arg(it, i, "a time in seconds")?;
         parse_seconds(text).ok_or_else(|| {
             self.err(
@@ -172,7 +205,7 @@ impl<'a> Cx<'a> {
         })
     }
 
-    fn ip(&self, it: &Item, i: usize) -> R<IpAddr> {
+    fn ip(&self, it: &Item, i: usize) -> Converted<IpAddr> {
         let text = self.arg(it, i, "an IP address")?;
         text.parse().map_err(|_| {
             self.err(
@@ -182,12 +215,12 @@ impl<'a> Cx<'a> {
         })
     }
 
-    fn port(&self, it: &Item, i: usize) -> R<u16> {
+    fn port(&self, it: &Item, i: usize) -> Converted<u16> {
         Ok(self.int(it, i, 0, 65535, "a port (0 to 65535)")? as u16)
     }
 
     /// keepalived's <BOOL>; a keyword alone means on.
-    fn boolean(&self, it: &Item, i: usize) -> R<bool> {
+    fn boolean(&self, it: &Item, i: usize) -> Converted<bool> {
         match it.arg(i).map(str::to_ascii_lowercase).as_deref() {
             None | Some("on") | Some("true") | Some("yes") => Ok(true),
             Some("off") | Some("false") | Some("no") => Ok(false),
@@ -201,7 +234,7 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn block<'i>(&self, it: &'i Item) -> R<&'i [Item]> {
+    fn block<'i>(&self, it: &'i Item) -> Converted<&'i [Item]> {
         it.block.as_deref().ok_or_else(|| {
             self.err(
                 it.at,
@@ -212,7 +245,7 @@ impl<'a> Cx<'a> {
 
     /// All items: global_defs first (others inherit from it), then the sections in file
     /// order, the sync groups once every instance is known, and the virtual servers last.
-    fn convert(&mut self, items: &[Item], file: &str) -> R<Output> {
+    fn convert(&mut self, items: &[Item], file: &str) -> Converted<Output> {
         let mut o = Output::default();
         o.header.push(format!(
             "Converted from keepalived config {file} by lbctl convert."
@@ -258,36 +291,32 @@ impl<'a> Cx<'a> {
         if !orphans.is_empty() {
             self.adopt_orphans(&orphans, &instances, &g, &mut o);
         }
+        if let Some(sd) = &g.sync_daemon {
+            self.sync_follows_one(sd, &mut o);
+        }
         Ok(o)
+    }
+
+    /// The connection sync follows one VRRP state: without `inst`, lbd's default is the only
+    /// sync group, or the only instance; when there is neither, it is left out.
+    fn sync_follows_one(&mut self, sd: &Item, o: &mut Output) {
+        let Some((_, e)) = &o.ipvs_sync else {
+            return;
+        };
+        if e.iter().any(|(k, _)| k == "follow") {
+            return;
+        }
+        if o.sync_groups.len() == 1 || o.instances.len() == 1 {
+            self.warn(sd.at, "lvs_sync_daemon without an instance runs master and backup daemons at once in keepalived; lbd follows one VRRP state: that of the only sync group or instance");
+        } else {
+            self.warn(sd.at, "lvs_sync_daemon without an instance runs master and backup daemons at once in keepalived; lbd follows one VRRP state and cannot tell which here: left out (write [ipvs.sync] with follow)");
+            o.ipvs_sync = None;
+        }
     }
 
     /// A top-level section lbd has no translator for: a warning that says why.
     fn other_section(&mut self, it: &Item) {
-        match it.key.as_str() {
-            "vrrp_script" | "vrrp_track_process" | "track_file" | "vrrp_track_file" => {
-                self.ignore(it, "lbd tracks interfaces and service quorum; a VRRP instance's priority is lowered with quorum_priority_drop")
-            }
-            "static_ipaddress" | "static_routes" | "static_rules" => self.ignore(
-                it,
-                "init configures the box's own addresses and routes from the kernel command line and DHCP",
-            ),
-            "linkbeat_interfaces" | "interface_up_down_delays" | "garp_group" => {
-                self.ignore(it, "")
-            }
-            "bfd_instance" => self.ignore(it, "lbd has no BFD"),
-            "SSL" => self.ignore(
-                it,
-                "HTTPS checks verify with tls_verify = true against the built-in public roots, or against ca_pem (the CA certificate's PEM text, inline in the check); they send no client certificate",
-            ),
-            "net_namespace" | "net_namespace_ipvs" | "namespace_with_ipsets" | "instance"
-            | "use_pid_dir" | "linkbeat_use_polling" | "child_wait_time" => {
-                self.ignore(it, "")
-            }
-            _ => self.warn(
-                it.at,
-                format!("unknown keyword `{}`: ignored", it.key),
-            ),
-        }
+        self.unconverted(it, "top");
     }
 
     /// The virtual servers into `o`'s services; returns the VIPs that no VRRP instance holds,
@@ -298,7 +327,7 @@ impl<'a> Cx<'a> {
         groups: &BTreeMap<String, VsKeys>,
         instances: &[InstanceInfo],
         o: &mut Output,
-    ) -> R<Vec<(IpAddr, Loc)>> {
+    ) -> Converted<Vec<(IpAddr, Loc)>> {
         let mut taken_names = BTreeSet::new();
         let mut orphans: Vec<(IpAddr, Loc)> = Vec::new();
         let vips: BTreeSet<IpAddr> = instances.iter().flat_map(|i| i.vips.clone()).collect();

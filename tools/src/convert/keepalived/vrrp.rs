@@ -2,7 +2,8 @@
 //! connection sync daemon, which follows an instance's state).
 
 use super::global::Globals;
-use super::{Cx, Item, R};
+use super::settings;
+use super::{Converted, Converter, Item};
 use crate::convert::out::{self, Entries, Origin, Output, Value};
 use crate::convert::Loc;
 use lbd::config::{Family, IpPrefix};
@@ -42,9 +43,10 @@ struct InstanceSettings {
     garp_repeat: Option<i64>,
     garp_delay: Option<Duration>,
     state_master: Option<Loc>,
+    promote_secondaries: Option<Loc>,
 }
 
-impl Cx<'_> {
+impl Converter<'_> {
     /// One vrrp_instance into `o`; None when it is left out (a second of its name, or no VIP
     /// of its own).
     pub(super) fn vrrp_instance(
@@ -52,7 +54,7 @@ impl Cx<'_> {
         it: &Item,
         g: &Globals,
         o: &mut Output,
-    ) -> R<Option<InstanceInfo>> {
+    ) -> Converted<Option<InstanceInfo>> {
         let name = out::name_from(self.arg(it, 0, "a name")?);
         if o.instances.iter().any(|i| i.name == name) {
             self.warn(
@@ -69,6 +71,7 @@ impl Cx<'_> {
             ));
         };
         let vips = self.own_vips(&name, std::mem::take(&mut s.vips), o);
+        let vips = self.one_family(it, &name, vips, &mut s);
         if vips.is_empty() {
             self.warn(
                 it.at,
@@ -108,6 +111,9 @@ impl Cx<'_> {
                     .collect(),
             ),
         ));
+        if let Some(at) = s.promote_secondaries {
+            self.promote_secondaries(at, &interface, s.vmac, o);
+        }
         self.instance_options(it, &name, s, ver, &mut e);
         o.instances.push(out::Instance {
             name: name.clone(),
@@ -123,7 +129,7 @@ impl Cx<'_> {
     }
 
     /// The settings in a vrrp_instance block.
-    fn instance_settings(&mut self, it: &Item, g: &Globals) -> R<InstanceSettings> {
+    fn instance_settings(&mut self, it: &Item, g: &Globals) -> Converted<InstanceSettings> {
         let mut s = InstanceSettings {
             interface: None,
             vrid: None,
@@ -145,6 +151,7 @@ impl Cx<'_> {
             garp_repeat: g.garp_repeat,
             garp_delay: g.garp_delay,
             state_master: None,
+            promote_secondaries: None,
         };
         for c in self.block(it)? {
             match c.key.as_str() {
@@ -154,7 +161,9 @@ impl Cx<'_> {
                         "MASTER" => s.state_master = Some(c.at),
                         "BACKUP" => {}
                         other => {
-                            return Err(self.err(c.at, format!("state {other:?}: use MASTER or BACKUP")))
+                            return Err(
+                                self.err(c.at, format!("state {other:?}: use MASTER or BACKUP"))
+                            )
                         }
                     }
                 }
@@ -169,7 +178,13 @@ impl Cx<'_> {
                 }
                 "nopreempt" => s.preempt = false,
                 "preempt" => s.preempt = true,
-                "preempt_delay" => s.preempt_delay = Some(self.timer(c, 0)?),
+                "preempt_delay" => {
+                    let d = self.timer(c, 0)?;
+                    if d > Duration::from_secs(1000) {
+                        return Err(self.err(c.at, "`preempt_delay` is 0 to 1000 seconds"));
+                    }
+                    s.preempt_delay = Some(d);
+                }
                 "authentication" => {
                     if let Some(pass) = self.authentication(c)? {
                         s.auth = Some(pass);
@@ -182,7 +197,10 @@ impl Cx<'_> {
                 "unicast_peer" => {
                     for a in self.block(c)? {
                         let ip: IpAddr = a.key.parse().map_err(|_| {
-                            self.err(a.at, format!("unicast_peer: {:?} is not an IP address", a.key))
+                            self.err(
+                                a.at,
+                                format!("unicast_peer: {:?} is not an IP address", a.key),
+                            )
                         })?;
                         if !a.args.is_empty() {
                             self.warn(a.at, "unicast peer TTL limits (min_ttl/max_ttl) have no equivalent in lbd: ignored (lbd checks TTL 255 as the RFC says)");
@@ -223,31 +241,40 @@ impl Cx<'_> {
                 }
                 "garp_master_repeat" => s.garp_repeat = Some(self.int(c, 0, 0, 100, "a count")?),
                 "garp_master_delay" => s.garp_delay = Some(self.timer(c, 0)?),
-                "mcast_src_ip" => self.ignore(c, "lbd sends from the interface's primary address"),
-                "dont_track_primary" => self.ignore(c, "lbd always faults an instance whose interface is down"),
-                "track_script" | "track_file" | "track_process" | "track_bfd" => self.ignore(c, "lbd tracks interfaces and service quorum (quorum_priority_drop)"),
-                "notify" | "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify_master_rx_lower_pri" | "notify_deleted" => {
-                    self.ignore(c, "lbd runs no scripts; role changes are in its log, remote syslog and status API")
-                }
-                "smtp_alert" => self.ignore(c, "state changes go to the log, remote syslog and status API"),
-                _ => self.ignore(c, ""),
+                "promote_secondaries" => s.promote_secondaries = Some(c.at),
+                _ => self.unconverted(c, "vrrp_instance"),
             }
         }
         Ok(s)
     }
 
+    /// `promote_secondaries`: keepalived sets the interface's sysctl, so removing a VIP keeps
+    /// the other addresses of its subnet; so does `[node.sysctl]`.
+    fn promote_secondaries(&mut self, at: Loc, interface: &str, vmac: bool, o: &mut Output) {
+        if vmac {
+            self.warn(at, "promote_secondaries with use_vmac: keepalived sets it on its macvlan by itself, and ignores this; left out");
+        } else if interface
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            o.set_sysctl(
+                &format!("net.ipv4.conf.{interface}.promote_secondaries"),
+                Value::Int(1),
+            );
+        } else {
+            self.warn(at, format!("promote_secondaries: [node.sysctl] cannot name interface {interface:?} (sysctl names separate their parts with '.' and '/'): left out; keepalived sets net.ipv4.conf.{interface}.promote_secondaries"));
+        }
+    }
+
     /// An `authentication` block: the password it sets, if any (AH has no equivalent).
-    fn authentication(&mut self, c: &Item) -> R<Option<(String, Loc)>> {
+    fn authentication(&mut self, c: &Item) -> Converted<Option<(String, Loc)>> {
         let mut kind = "PASS".to_string();
         let mut pass = None;
         for a in self.block(c)? {
             match a.key.as_str() {
                 "auth_type" => kind = self.arg(a, 0, "PASS or AH")?.to_ascii_uppercase(),
                 "auth_pass" => pass = Some((self.arg(a, 0, "a password")?.to_string(), a.at)),
-                _ => self.warn(
-                    a.at,
-                    format!("unknown keyword `{}` in authentication: ignored", a.key),
-                ),
+                _ => self.unconverted(a, "authentication"),
             }
         }
         if kind == "AH" {
@@ -264,7 +291,7 @@ impl Cx<'_> {
         c: &Item,
         interface: Option<&str>,
         vips: &mut Vec<(IpPrefix, Loc)>,
-    ) -> R<()> {
+    ) -> Converted<()> {
         if c.key == "virtual_ipaddress_excluded" {
             self.warn(c.at, "virtual_ipaddress_excluded: lbd lists every VIP in its adverts; these addresses are added to vips");
         }
@@ -281,19 +308,14 @@ impl Cx<'_> {
                         }
                         i += 2;
                     }
-                    "brd" | "scope" | "label" | "peer" | "preferred_lft" => {
-                        self.warn(
-                            a.at,
-                            format!("VIP option `{opt}` has no equivalent in lbd: ignored"),
-                        );
-                        i += 2;
-                    }
                     _ => {
+                        let (takes_value, why) = settings::vip_option(opt)
+                            .unwrap_or((false, "not an option of an address keepalived knows"));
                         self.warn(
                             a.at,
-                            format!("VIP option `{opt}` has no equivalent in lbd: ignored"),
+                            format!("VIP option `{opt}` has no equivalent in lbd: ignored ({why})"),
                         );
-                        i += 1;
+                        i += if takes_value { 2 } else { 1 };
                     }
                 }
             }
@@ -342,6 +364,43 @@ impl Cx<'_> {
             }
         }
         unique
+    }
+
+    /// The VIPs, unicast peers and source of the family of the instance's first VIP: lbd's
+    /// instances carry one (keepalived takes the other family as excluded addresses only).
+    fn one_family(
+        &mut self,
+        it: &Item,
+        name: &str,
+        vips: Vec<(IpPrefix, Loc)>,
+        s: &mut InstanceSettings,
+    ) -> Vec<(IpPrefix, Loc)> {
+        let Some(v6) = vips.first().map(|(p, _)| p.addr.is_ipv6()) else {
+            return vips;
+        };
+        let family = if v6 { "IPv6" } else { "IPv4" };
+        let mut kept = Vec::new();
+        for (p, at) in vips {
+            if p.addr.is_ipv6() == v6 {
+                kept.push((p, at));
+            } else {
+                self.warn(at, format!("{} is not {family} like the first VIP of vrrp_instance {name}: lbd's instances carry one address family; left out (put it in an instance of its own)", p.addr));
+            }
+        }
+        let other: Vec<IpAddr> = s
+            .peers
+            .iter()
+            .chain(&s.unicast_source)
+            .filter(|a| a.is_ipv6() != v6)
+            .copied()
+            .collect();
+        if !other.is_empty() {
+            let list: Vec<String> = other.iter().map(|a| a.to_string()).collect();
+            self.warn(it.at, format!("unicast peers or source {} are not {family} like the VIPs of vrrp_instance {name}: left out", list.join(", ")));
+            s.peers.retain(|a| a.is_ipv6() == v6);
+            s.unicast_source = s.unicast_source.filter(|a| a.is_ipv6() == v6);
+        }
+        kept
     }
 
     /// The VRRP version: the instance's, else global_defs', else 2; 3 for IPv6.
@@ -476,7 +535,7 @@ impl Cx<'_> {
         known: &BTreeSet<String>,
         member_of: &mut BTreeMap<String, String>,
         o: &mut Output,
-    ) -> R<()> {
+    ) -> Converted<()> {
         let name = out::name_from(self.arg(it, 0, "a name")?);
         if o.sync_groups.iter().any(|g| g.name == name) {
             self.warn(
@@ -493,7 +552,10 @@ impl Cx<'_> {
                         let n = out::name_from(&m.key);
                         if let Some(group) = member_of.get(&n) {
                             let why = if *group == name {
-                                format!("sync group {name} lists vrrp_instance {} twice: listed once", m.key)
+                                format!(
+                                    "sync group {name} lists vrrp_instance {} twice: listed once",
+                                    m.key
+                                )
                             } else {
                                 format!("vrrp_instance {} is already in sync group {group}: an instance is in one sync group (keepalived refuses the second); left out of {name}", m.key)
                             };
@@ -506,13 +568,7 @@ impl Cx<'_> {
                         }
                     }
                 }
-                "notify" | "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify_deleted" => {
-                    self.ignore(c, "lbd runs no scripts; role changes are in its log, remote syslog and status API")
-                }
-                "track_interface" | "track_script" | "track_file" | "track_process" | "track_bfd" => {
-                    self.ignore(c, "track interfaces on each instance of the group (track_interfaces)")
-                }
-                _ => self.ignore(c, ""),
+                _ => self.unconverted(c, "vrrp_sync_group"),
             }
         }
         o.sync_groups.push(out::SyncGroup {
@@ -528,7 +584,7 @@ impl Cx<'_> {
         &mut self,
         it: &Item,
         instances: &[InstanceInfo],
-    ) -> R<(Origin, Entries)> {
+    ) -> Converted<(Origin, Entries)> {
         let iface = self.ifname(it, 0)?;
         let mut e = Entries::new();
         e.push(("interface".into(), Value::str(&iface)));
@@ -596,11 +652,10 @@ impl Cx<'_> {
                 ))
             }
             (Some(f), Some(_)) => e.push(("follow".into(), Value::str(f))),
+            // Without an instance, see Converter::sync_follows_one once every instance is known.
             (None, _) => {
                 if instances.len() == 1 {
                     e.push(("follow".into(), Value::str(&instances[0].name)));
-                } else {
-                    self.warn(it.at, "lvs_sync_daemon without an instance runs master and backup daemons at once in keepalived; lbd follows one VRRP state: set `follow`");
                 }
             }
         }

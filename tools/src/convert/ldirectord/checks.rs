@@ -2,7 +2,7 @@
 //! table.
 
 use super::lexer::{port_by_name, unquote, Section};
-use super::{Cx, Globals, R};
+use super::{Converted, Converter, Globals};
 use crate::convert::out::{Entries, Value};
 use crate::convert::Loc;
 use std::net::{IpAddr, Ipv6Addr};
@@ -16,7 +16,7 @@ struct Timing {
     fall: u64,
 }
 
-impl Cx<'_> {
+impl Converter<'_> {
     /// The section's check as an inline table; None for no check (the real is always up).
     pub(super) fn check(
         &mut self,
@@ -24,7 +24,7 @@ impl Cx<'_> {
         vport: u16,
         udp: bool,
         g: &Globals,
-    ) -> R<Option<Entries>> {
+    ) -> Converted<Option<Entries>> {
         let get = |k: &str| sec.settings.get(k);
         let text = |k: &str| get(k).map(|s| unquote(&s.value).to_string());
         let ct_at = get("checktype").map_or(sec.at, |s| s.at);
@@ -39,59 +39,20 @@ impl Cx<'_> {
         };
         let svc_at = get("service").map_or(sec.at, |s| s.at);
         let t = self.check_timing(sec, g)?;
-        self.unused_check_settings(sec);
+        for s in sec.settings.values() {
+            self.unconverted(s, "virtual");
+        }
         let mut e: Entries = Vec::new();
-        let mut timeout = t.connect_timeout;
-        let kind: &str = match checktype.as_str() {
-            "on" | "off" => return Ok(None),
-            "connect" => {
-                if udp {
-                    self.warn(ct_at, "connect check of a UDP service: ldirectord pings; lbd sends a UDP datagram and counts an ICMP unreachable as down");
-                    "udp"
-                } else {
-                    "tcp"
-                }
-            }
-            "ping" => {
-                self.warn(ct_at, format!("checktype = ping: lbd has no ICMP check; a {} check is used", if udp { "UDP" } else { "TCP connect" }));
-                if udp { "udp" } else { "tcp" }
-            }
-            "external" | "external-perl" => {
-                let cmd = text("checkcommand").unwrap_or_else(|| "/bin/true".into());
-                if checktype == "external-perl" {
-                    self.warn(ct_at, "external-perl: lbd runs the command as a program (it must be executable with a #! line)");
-                }
-                self.warn(ct_at, "external check: lbd passes the service and real in the environment (LBD_REAL_IP, LBD_REAL_PORT, LBD_SERVICE...), not as the four arguments ldirectord passes");
-                e.push(("command".into(), Value::List(cmd.split_whitespace().map(Value::str).collect())));
-                "exec"
-            }
-            "negotiate" => {
-                timeout = t.negotiate_timeout;
-                match self.negotiate_check(sec, &service, svc_at, udp, &mut e)? {
-                    Some(kind) => kind,
-                    None => return Ok(None),
-                }
-            }
-            other => {
-                return Err(self.err(ct_at, format!("checktype {other:?}: must be connect, negotiate, on, off, ping, external, external-perl or a number")))
-            }
+        let kind = self.check_kind(sec, &checktype, &service, (ct_at, svc_at), udp, &mut e)?;
+        self.unused_by_check(sec, &checktype, &service, kind);
+        let Some(kind) = kind else {
+            return Ok(None);
         };
-        if kind != "mysql" && kind != "pgsql" {
-            if let Some(s) = get("passwd").or_else(|| get("login")) {
-                if checktype == "negotiate" {
-                    self.warn(
-                        s.at,
-                        format!(
-                            "`{}` has no equivalent in lbd's {kind} check: ignored",
-                            s.key
-                        ),
-                    );
-                }
-            }
-        }
-        if let Some(s) = get("secret") {
-            self.warn(s.at, "`secret` (RADIUS) has no equivalent in lbd: ignored");
-        }
+        let timeout = if checktype == "negotiate" {
+            t.negotiate_timeout
+        } else {
+            t.connect_timeout
+        };
         let mut c: Entries = vec![
             ("type".into(), Value::str(kind)),
             (
@@ -112,8 +73,124 @@ impl Cx<'_> {
         Ok(Some(c))
     }
 
+    /// Our check type for the section's `checktype` (and `service`), its settings into `e`;
+    /// None for no check.
+    fn check_kind(
+        &mut self,
+        sec: &Section,
+        checktype: &str,
+        service: &str,
+        (ct_at, svc_at): (Loc, Loc),
+        udp: bool,
+        e: &mut Entries,
+    ) -> Converted<Option<&'static str>> {
+        Ok(Some(match checktype {
+            "on" | "off" => return Ok(None),
+            "connect" => {
+                if udp {
+                    self.warn(ct_at, "connect check of a UDP service: ldirectord pings; lbd sends a UDP datagram and counts an ICMP unreachable as down");
+                    "udp"
+                } else {
+                    "tcp"
+                }
+            }
+            "ping" => {
+                self.warn(ct_at, format!("checktype = ping: lbd has no ICMP check; a {} check is used", if udp { "UDP" } else { "TCP connect" }));
+                if udp { "udp" } else { "tcp" }
+            }
+            "external" | "external-perl" => {
+                let cmd = sec
+                    .settings
+                    .get("checkcommand")
+                    .map_or("/bin/true", |s| unquote(&s.value));
+                if cmd.split_whitespace().next().is_none() {
+                    let at = sec.settings.get("checkcommand").map_or(ct_at, |s| s.at);
+                    return Err(self.err(at, "checkcommand needs a command"));
+                }
+                if checktype == "external-perl" {
+                    self.warn(ct_at, "external-perl: lbd runs the command as a program (it must be executable with a #! line)");
+                }
+                self.warn(ct_at, "external check: lbd passes the service and real in the environment (LBD_REAL_IP, LBD_REAL_PORT, LBD_SERVICE...), not as the four arguments ldirectord passes");
+                e.push(("command".into(), Value::List(cmd.split_whitespace().map(Value::str).collect())));
+                "exec"
+            }
+            "negotiate" => return self.negotiate_check(sec, service, svc_at, udp, e),
+            other => {
+                return Err(self.err(ct_at, format!("checktype {other:?}: must be connect, negotiate, on, off, ping, external, external-perl or a number")))
+            }
+        }))
+    }
+
+    /// A warning for each setting of the section that its check does not use.
+    fn unused_by_check(
+        &mut self,
+        sec: &Section,
+        checktype: &str,
+        service: &str,
+        kind: Option<&str>,
+    ) {
+        let negotiate = checktype == "negotiate";
+        let what = match kind {
+            Some(k) => format!("lbd's {k} check"),
+            None if negotiate => format!("a service with service = {service} (no check)"),
+            None => format!("a service with checktype = {checktype} (no check)"),
+        };
+        const LOGIN: &str = "negotiate checks that log in (ftp, imap, ldap, mysql, oracle, pgsql, pop, radius, sip)";
+        let uses: [(&str, bool, &str); 9] = [
+            (
+                "checkcommand",
+                matches!(checktype, "external" | "external-perl"),
+                "external and external-perl checks: the program they run",
+            ),
+            (
+                "request",
+                negotiate && matches!(service, "http" | "https" | "dns" | "mysql" | "pgsql"),
+                "negotiate checks: the URI, DNS name, SQL query or text sent",
+            ),
+            (
+                "receive",
+                negotiate && matches!(service, "http" | "https" | "dns"),
+                "negotiate checks: what the answer must match",
+            ),
+            (
+                "httpmethod",
+                negotiate && matches!(service, "http" | "https"),
+                "negotiate checks of http and https: GET or HEAD",
+            ),
+            (
+                "virtualhost",
+                negotiate && matches!(service, "http" | "https"),
+                "negotiate checks of http and https: the Host header",
+            ),
+            (
+                "login",
+                negotiate && matches!(service, "mysql" | "pgsql"),
+                LOGIN,
+            ),
+            (
+                "passwd",
+                negotiate && matches!(service, "mysql" | "pgsql"),
+                LOGIN,
+            ),
+            (
+                "database",
+                negotiate && matches!(service, "mysql" | "pgsql"),
+                "negotiate checks of mysql, oracle and pgsql: the database queried",
+            ),
+            ("checkport", kind.is_some(), "its checks: the port checked"),
+        ];
+        for (key, used, usage) in uses {
+            if let Some(s) = sec.settings.get(key).filter(|_| !used) {
+                self.warn(
+                    s.at,
+                    format!("`{key}` has no equivalent in {what}: ignored (ldirectord uses it in {usage})"),
+                );
+            }
+        }
+    }
+
     /// Timeouts, interval and failure count: the section's, else the global ones.
-    fn check_timing(&mut self, sec: &Section, g: &Globals) -> R<Timing> {
+    fn check_timing(&mut self, sec: &Section, g: &Globals) -> Converted<Timing> {
         let get = |k: &str| sec.settings.get(k);
         let ct = match get("checktimeout") {
             Some(s) => Some(self.seconds(s)?),
@@ -135,40 +212,22 @@ impl Cx<'_> {
             Some(s) => self.seconds(s)?,
             None => g.failurecount,
         };
-        Ok(Timing {
-            connect_timeout: ct.or(nt).unwrap_or(5),
-            negotiate_timeout: nt.or(ct).unwrap_or(30),
-            interval,
-            fall,
-        })
-    }
-
-    /// A warning for each section setting about checks that lbd has no use for.
-    fn unused_check_settings(&mut self, sec: &Section) {
-        let get = |k: &str| sec.settings.get(k);
-        if let Some(s) = get("checkcount") {
-            self.warn(s.at, "checkcount (deprecated; ping checks only) has no equivalent in lbd: use failurecount");
-        }
-        for k in ["emailalert", "emailalertfreq", "emailalertstatus", "smtp"] {
-            if let Some(s) = get(k) {
-                self.warn(s.at, format!("`{k}` has no equivalent in lbd: ignored (health changes are in lbd's log, remote syslog and status API)"));
+        let limit = |converter: &mut Self, what: &str, n: u64, hi: u64| {
+            if n > hi {
+                converter.warn(
+                    sec.at,
+                    format!("{what} {n}: lbd takes at most {hi} for a check, so {hi} is used"),
+                );
             }
-        }
-        if let Some(s) = get("monitorfile") {
-            self.warn(s.at, "monitorfile has no equivalent in lbd: check results are in its log, remote syslog and the status API (lbctl status)");
-        }
-        if let Some(s) = get("cleanstop") {
-            self.warn(s.at, "cleanstop has no equivalent in lbd: lbd leaves its IPVS table in place when it stops");
-        }
-        if let Some(s) = get("fallbackcommand") {
-            self.warn(
-                s.at,
-                "fallbackcommand has no equivalent in lbd: it runs no scripts",
-            );
-        }
-        if let Some(s) = get("load") {
-            self.warn(s.at, "`load` has no equivalent in lbd: ignored");
-        }
+            n.min(hi)
+        };
+        const HOUR: u64 = 3600;
+        Ok(Timing {
+            connect_timeout: limit(self, "checktimeout", ct.or(nt).unwrap_or(5), HOUR),
+            negotiate_timeout: limit(self, "negotiatetimeout", nt.or(ct).unwrap_or(30), HOUR),
+            interval: limit(self, "checkinterval", interval, HOUR),
+            fall: limit(self, "failurecount", fall, 100),
+        })
     }
 
     /// A negotiate check of the section's service: its type, and its settings into `e`; None
@@ -180,7 +239,7 @@ impl Cx<'_> {
         svc_at: Loc,
         udp: bool,
         e: &mut Entries,
-    ) -> R<Option<&'static str>> {
+    ) -> Converted<Option<&'static str>> {
         let get = |k: &str| sec.settings.get(k);
         let text = |k: &str| get(k).map(|s| unquote(&s.value).to_string());
         let request = text("request");
@@ -236,7 +295,12 @@ impl Cx<'_> {
     }
 
     /// An HTTP(S) check's request path, host and expected body.
-    fn http_negotiate(&mut self, sec: &Section, request: Option<String>, e: &mut Entries) -> R<()> {
+    fn http_negotiate(
+        &mut self,
+        sec: &Section,
+        request: Option<String>,
+        e: &mut Entries,
+    ) -> Converted<()> {
         let get = |k: &str| sec.settings.get(k);
         let text = |k: &str| get(k).map(|s| unquote(&s.value).to_string());
         let receive = text("receive").filter(|r| !r.is_empty());
@@ -308,7 +372,7 @@ impl Cx<'_> {
         service: &str,
         svc_at: Loc,
         c: &mut Entries,
-    ) -> R<bool> {
+    ) -> Converted<bool> {
         let get = |k: &str| sec.settings.get(k);
         if let Some(s) = get("checkport") {
             let p: i64 = unquote(&s.value)

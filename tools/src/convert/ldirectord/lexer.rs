@@ -1,7 +1,7 @@
 //! Stage 1 of the ldirectord converter: the file's lines into global settings and `virtual=`
 //! sections, with the addresses, ports and service names they hold.
 
-use super::{Cx, R};
+use super::{settings, Converted, Converter};
 use crate::convert::Loc;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -42,70 +42,6 @@ pub(super) struct File {
     pub(super) global_lines: Vec<Setting>,
     pub(super) sections: Vec<Section>,
 }
-
-const GLOBAL_KEYS: &[&str] = &[
-    "checktimeout",
-    "negotiatetimeout",
-    "checkinterval",
-    "checkcount",
-    "failurecount",
-    "fallback",
-    "fallback6",
-    "fallbackcommand",
-    "autoreload",
-    "callback",
-    "logfile",
-    "execute",
-    "fork",
-    "supervised",
-    "quiescent",
-    "readdquiescent",
-    "emailalert",
-    "emailalertfreq",
-    "emailalertstatus",
-    "emailalertfrom",
-    "cleanstop",
-    "smtp",
-    "maintenancedir",
-];
-
-const VIRTUAL_KEYS: &[&str] = &[
-    "real",
-    "real6",
-    "request",
-    "receive",
-    "checktype",
-    "checkcommand",
-    "checktimeout",
-    "negotiatetimeout",
-    "checkcount",
-    "failurecount",
-    "checkinterval",
-    "checkport",
-    "login",
-    "passwd",
-    "database",
-    "secret",
-    "load",
-    "scheduler",
-    "persistent",
-    "netmask",
-    "protocol",
-    "ops",
-    "service",
-    "httpmethod",
-    "virtualhost",
-    "fallback",
-    "fallback6",
-    "fallbackcommand",
-    "quiescent",
-    "emailalert",
-    "emailalertfreq",
-    "emailalertstatus",
-    "monitorfile",
-    "cleanstop",
-    "smtp",
-];
 
 /// Port numbers of the service names ldirectord configs use (from /etc/services).
 pub(super) fn port_by_name(name: &str) -> Option<u16> {
@@ -156,9 +92,17 @@ pub(super) fn unquote(v: &str) -> &str {
         .unwrap_or(v)
 }
 
-impl Cx<'_> {
+impl Converter<'_> {
     /// A `key = value` line.
-    fn setting(&self, text: &str, at: Loc) -> R<Setting> {
+    fn setting(&self, text: &str, at: Loc) -> Converted<Setting> {
+        // ldirectord takes a bare `supervised` (with a warning to write `= yes`).
+        if text.trim() == "supervised" {
+            return Ok(Setting {
+                key: "supervised".into(),
+                value: "yes".into(),
+                at,
+            });
+        }
         let Some((k, v)) = text.split_once('=') else {
             return Err(self.err(
                 at,
@@ -177,7 +121,7 @@ impl Cx<'_> {
     }
 
     /// Stage 1: lines into globals and sections.
-    pub(super) fn read(&mut self, text: &str) -> R<File> {
+    pub(super) fn read(&mut self, text: &str) -> Converted<File> {
         let mut f = File::default();
         for (i, raw) in text.lines().enumerate() {
             let at = Loc {
@@ -203,10 +147,14 @@ impl Cx<'_> {
                 let Some(sec) = f.sections.last_mut() else {
                     return Err(self.err(at, "indented line outside a virtual= section"));
                 };
-                if !VIRTUAL_KEYS.contains(&s.key.as_str()) {
+                if !settings::known("virtual", &s.key) {
                     return Err(self.err(
                         at,
-                        format!("unknown setting `{}` in a virtual section", s.key),
+                        if settings::known("global", &s.key) {
+                            format!("`{}` is a global setting: ldirectord refuses it in a virtual section (write it unindented)", s.key)
+                        } else {
+                            format!("unknown setting `{}` in a virtual section", s.key)
+                        },
                     ));
                 }
                 if s.key == "real" || s.key == "real6" {
@@ -248,9 +196,12 @@ impl Cx<'_> {
                         format!("`{}` is no longer accepted by ldirectord: use checktimeout and negotiatetimeout", s.key),
                     ))
                 }
-                k if GLOBAL_KEYS.contains(&k) => {
+                k if settings::known("global", k) => {
                     f.global_lines.push(s.clone());
                     f.globals.insert(s.key.clone(), s);
+                }
+                other if settings::known("virtual", other) => {
+                    return Err(self.err(at, format!("`{other}` is a setting of a virtual section: ldirectord refuses it among the global settings (indent it under a virtual= line)")));
                 }
                 other => {
                     return Err(self.err(at, format!("unknown setting `{other}`")));
@@ -261,7 +212,7 @@ impl Cx<'_> {
     }
 
     /// A port number or a service name.
-    fn port(&self, text: &str, at: Loc) -> R<u16> {
+    fn port(&self, text: &str, at: Loc) -> Converted<u16> {
         if let Ok(n) = text.parse::<u32>() {
             return match u16::try_from(n) {
                 Ok(p) => Ok(p),
@@ -277,7 +228,7 @@ impl Cx<'_> {
     }
 
     /// An address of the family `v6` says (brackets allowed; host names are not resolved).
-    pub(super) fn host(&self, text: &str, v6: bool, at: Loc) -> R<IpAddr> {
+    pub(super) fn host(&self, text: &str, v6: bool, at: Loc) -> Converted<IpAddr> {
         let t = text.trim_start_matches('[').trim_end_matches(']');
         let ip: IpAddr = t.parse().map_err(|_| {
             self.err(
@@ -299,7 +250,7 @@ impl Cx<'_> {
     }
 
     /// `ADDR:PORT`, `[ADDR6]:PORT` or a firewall mark.
-    fn virtual_key(&self, s: &Setting) -> R<VKey> {
+    fn virtual_key(&self, s: &Setting) -> Converted<VKey> {
         let v6 = s.key == "virtual6";
         let v = unquote(&s.value);
         if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) {
@@ -327,7 +278,7 @@ impl Cx<'_> {
     }
 
     /// Splits `ADDR[:PORT]` / `[ADDR6][:PORT]`.
-    pub(super) fn host_port<'t>(&self, v: &'t str, at: Loc) -> R<(&'t str, Option<u16>)> {
+    pub(super) fn host_port<'t>(&self, v: &'t str, at: Loc) -> Converted<(&'t str, Option<u16>)> {
         if let Some(rest) = v.strip_prefix('[') {
             let Some((h, after)) = rest.split_once(']') else {
                 return Err(self.err(at, format!("{v:?}: missing ']'")));

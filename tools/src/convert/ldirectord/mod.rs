@@ -4,7 +4,9 @@
 //! `virtual6=`) line opens a section whose lines are indented by at least four spaces or a tab.
 //! Everything is read first ([`lexer`]) and mapped afterwards, because globals such as `fork` or
 //! `checktimeout` may come after the sections they apply to: each section into a service with
-//! its reals and fallback ([`services`]), and its check ([`checks`]).
+//! its reals and fallback ([`services`]), and its check ([`checks`]). [`settings`] lists every
+//! setting ldirectord(8) documents, where it may be written, and the warning for each that
+//! lbd has no equivalent for.
 //!
 //! Defaults are ldirectord's, written out because ours differ: scheduler wrr, checks every 10 s,
 //! connect timeout 5 s, negotiate timeout 30 s, one failure marks a real down, a down real is
@@ -13,6 +15,7 @@
 mod checks;
 mod lexer;
 mod services;
+pub mod settings;
 
 use super::out::Output;
 use super::{Conversion, ConvertError, Loc, Options, Sources, Warning};
@@ -20,26 +23,27 @@ use lexer::{unquote, File, Setting, VKey};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-type R<T> = Result<T, ConvertError>;
+/// What a conversion step gives: its part of the config, or the error that stops it.
+type Converted<T> = Result<T, ConvertError>;
 
 /// Converts ldirectord.cf text.
-pub fn convert_str(name: &str, text: &str, opts: &Options) -> R<Conversion> {
+pub fn convert_str(name: &str, text: &str, opts: &Options) -> Converted<Conversion> {
     let mut src = Sources::default();
     src.add(name, text);
-    let mut cx = Cx {
+    let mut converter = Converter {
         src: &src,
         warnings: Vec::new(),
         opts,
     };
-    let file = cx.read(text)?;
-    let output = cx.map(&file, name)?;
-    let mut warnings = cx.warnings;
+    let file = converter.read(text)?;
+    let output = converter.map(&file, name)?;
+    let mut warnings = converter.warnings;
     warnings.sort_by_key(|w| w.line);
     super::accepted(name, Conversion { output, warnings })
 }
 
 /// Converts an ldirectord.cf file.
-pub fn convert_file(path: &std::path::Path, opts: &Options) -> R<Conversion> {
+pub fn convert_file(path: &std::path::Path, opts: &Options) -> Converted<Conversion> {
     let text = super::FileSystem::read(&super::RealFs, path).map_err(|e| ConvertError::Read {
         file: path.display().to_string(),
         source: e,
@@ -48,7 +52,7 @@ pub fn convert_file(path: &std::path::Path, opts: &Options) -> R<Conversion> {
 }
 
 /// Stage 2: the file as read into our config, with the warnings met on the way.
-struct Cx<'a> {
+struct Converter<'a> {
     src: &'a Sources,
     warnings: Vec<Warning>,
     opts: &'a Options,
@@ -64,9 +68,16 @@ struct Globals {
     quiescent: bool,
 }
 
-impl Cx<'_> {
+impl Converter<'_> {
     fn warn(&mut self, at: Loc, msg: impl Into<String>) {
         self.warnings.push(self.src.warning(at, msg));
+    }
+
+    /// The warning for a setting the converter does not translate ([`settings`]).
+    fn unconverted(&mut self, s: &lexer::Setting, ctx: &str) {
+        if let Some(m) = settings::message(ctx, &s.key) {
+            self.warn(s.at, m);
+        }
     }
 
     fn err(&self, at: Loc, msg: impl Into<String>) -> ConvertError {
@@ -74,7 +85,7 @@ impl Cx<'_> {
     }
 
     /// A whole number of seconds, 1 or more.
-    fn seconds(&self, s: &Setting) -> R<u64> {
+    fn seconds(&self, s: &Setting) -> Converted<u64> {
         unquote(&s.value)
             .parse::<u64>()
             .ok()
@@ -87,7 +98,7 @@ impl Cx<'_> {
             })
     }
 
-    fn yes_no(&self, s: &Setting) -> R<bool> {
+    fn yes_no(&self, s: &Setting) -> Converted<bool> {
         match unquote(&s.value) {
             "yes" => Ok(true),
             "no" => Ok(false),
@@ -99,7 +110,7 @@ impl Cx<'_> {
     }
 
     /// Stage 2: the sections into services.
-    fn map(&mut self, f: &File, name: &str) -> R<Output> {
+    fn map(&mut self, f: &File, name: &str) -> Converted<Output> {
         let mut o = Output::default();
         o.header.push(format!(
             "Converted from ldirectord config {name} by lbctl convert."
@@ -153,7 +164,7 @@ impl Cx<'_> {
     }
 
     /// The global settings, with a warning for each that lbd has no use for.
-    fn globals(&mut self, f: &File) -> R<Globals> {
+    fn globals(&mut self, f: &File) -> Converted<Globals> {
         let fork = match f.globals.get("fork") {
             Some(s) => self.yes_no(s)?,
             None => false,
@@ -178,14 +189,7 @@ impl Cx<'_> {
                     self.fallback(s)?;
                 }
                 "fork" => {}
-                "checkcount" => self.warn(s.at, "checkcount (deprecated; ping checks only) has no equivalent in lbd: use failurecount"),
-                "autoreload" | "callback" => self.warn(s.at, format!("`{}` has no equivalent in lbd: lbd reloads on SIGHUP and when init hands it a new config", s.key)),
-                "logfile" | "supervised" => self.warn(s.at, format!("`{}` has no equivalent in lbd: it logs to the console and, with [node.syslog], to a remote collector", s.key)),
-                "maintenancedir" => self.warn(s.at, "maintenancedir has no equivalent in lbd: drain a real with `lbctl drain SERVICE REAL` (weight 0 until undrain)"),
-                "cleanstop" => self.warn(s.at, "cleanstop has no equivalent in lbd: lbd leaves its IPVS table in place when it stops, so connections survive a restart"),
-                "readdquiescent" => self.warn(s.at, "readdquiescent has no equivalent in lbd: lbd keeps the kernel table as the config says"),
-                "fallbackcommand" | "execute" => self.warn(s.at, format!("`{}` has no equivalent in lbd: it runs no scripts", s.key)),
-                _ => self.warn(s.at, format!("`{}` has no equivalent in lbd: ignored (health changes are in lbd's log, remote syslog and status API)", s.key)),
+                _ => self.unconverted(s, "global"),
             }
         }
         Ok(g)

@@ -2,7 +2,7 @@
 //! fallback server and persistence; its check is [`super::checks`]'.
 
 use super::lexer::{unquote, File, Section, Setting, VKey};
-use super::{Cx, Globals, R};
+use super::{Converted, Converter, Globals};
 use crate::convert::out::{self, Entries, Origin, Value};
 use crate::convert::Loc;
 use lbd::config::Scheduler;
@@ -19,10 +19,13 @@ struct RealLine {
     weight: i64,
     request: Option<String>,
     receive: Option<String>,
+    /// Connection thresholds (`l:N`, `u:N`).
+    lower: Option<i64>,
+    upper: Option<i64>,
     at: Loc,
 }
 
-impl Cx<'_> {
+impl Converter<'_> {
     /// One virtual section into a service.
     pub(super) fn section(
         &mut self,
@@ -30,7 +33,7 @@ impl Cx<'_> {
         f: &File,
         g: &Globals,
         taken: &mut BTreeSet<String>,
-    ) -> R<out::Service> {
+    ) -> Converted<out::Service> {
         let get = |k: &str| sec.settings.get(k);
         let (is_fwmark, vport) = match sec.key {
             VKey::Addr(_, p) => (false, p),
@@ -45,9 +48,11 @@ impl Cx<'_> {
             }
             None => Scheduler::Wrr,
         };
-        let name_base = match sec.key {
-            VKey::Addr(ip, p) => format!("vs_{ip}_{p}{}", if udp { "_udp" } else { "" }),
-            VKey::Fwmark(m, _) => format!("vs_fwmark_{m}"),
+        // servicename names the service (ldirectord puts it in its alert mails).
+        let name_base = match (get("servicename"), &sec.key) {
+            (Some(s), _) if !unquote(&s.value).trim().is_empty() => unquote(&s.value).to_string(),
+            (_, &VKey::Addr(ip, p)) => format!("vs_{ip}_{p}{}", if udp { "_udp" } else { "" }),
+            (_, &VKey::Fwmark(m, _)) => format!("vs_fwmark_{m}"),
         };
         let name = out::unique_name(out::name_from(&name_base), taken);
         let mut e = self.service_entries(sec, protocol, scheduler, udp)?;
@@ -82,6 +87,9 @@ impl Cx<'_> {
             entries: e,
             ..Default::default()
         };
+        if let Some(c) = get("comment") {
+            svc.notes.push(format!("comment: {}", unquote(&c.value)));
+        }
         svc.persistence = self.persistence(sec, v6)?;
         let check = self.check(sec, vport, udp, g)?;
         let checktype =
@@ -96,7 +104,7 @@ impl Cx<'_> {
     }
 
     /// The protocol of the section's service: tcp or udp, None for a firewall mark.
-    fn protocol(&self, sec: &Section, is_fwmark: bool, vport: u16) -> R<Option<String>> {
+    fn protocol(&self, sec: &Section, is_fwmark: bool, vport: u16) -> Converted<Option<String>> {
         Ok(match sec.settings.get("protocol") {
             Some(s) => {
                 let p = unquote(&s.value);
@@ -130,7 +138,7 @@ impl Cx<'_> {
         protocol: Option<String>,
         scheduler: Scheduler,
         udp: bool,
-    ) -> R<Entries> {
+    ) -> Converted<Entries> {
         let mut e = Entries::new();
         match sec.key {
             VKey::Addr(ip, p) => {
@@ -148,10 +156,11 @@ impl Cx<'_> {
             }
         }
         e.push(("scheduler".into(), Value::str(scheduler.to_string())));
+        let mut flags = Vec::new();
         if let Some(s) = sec.settings.get("ops") {
             if self.yes_no(s)? {
                 if udp {
-                    e.push(("flags".into(), Value::List(vec![Value::str("one-packet")])));
+                    flags.push(Value::str("one-packet"));
                 } else {
                     self.warn(
                         s.at,
@@ -160,7 +169,40 @@ impl Cx<'_> {
                 }
             }
         }
+        if let Some(s) = sec.settings.get("schedflags") {
+            self.schedflags(s, scheduler, &mut flags);
+        }
+        if !flags.is_empty() {
+            e.push(("flags".into(), Value::List(flags)));
+        }
         Ok(e)
+    }
+
+    /// `schedflags = FLAG[,FLAG]`: the scheduler flags ldirectord hands `ipvsadm -b`.
+    fn schedflags(&mut self, s: &Setting, scheduler: Scheduler, flags: &mut Vec<Value>) {
+        let hashing = matches!(scheduler, Scheduler::Sh | Scheduler::Mh);
+        for f in unquote(&s.value).split(',').map(str::trim) {
+            let ours = match f {
+                "sh-port" | "mh-port" | "flag-2" => "sh-port",
+                "sh-fallback" | "mh-fallback" | "flag-1" => "sh-fallback",
+                "" => continue,
+                other => {
+                    self.warn(
+                        s.at,
+                        format!("schedflags {other}: no scheduler lbd programs uses it: left out"),
+                    );
+                    continue;
+                }
+            };
+            if !hashing {
+                self.warn(
+                    s.at,
+                    format!("schedflags {f} only applies to the sh and mh schedulers: left out"),
+                );
+            } else if !flags.contains(&Value::str(ours)) {
+                flags.push(Value::str(ours));
+            }
+        }
     }
 
     /// The fallback server: the section's, else the global one of the family.
@@ -172,7 +214,7 @@ impl Cx<'_> {
         is_fwmark: bool,
         vport: u16,
         e: &mut Entries,
-    ) -> R<()> {
+    ) -> Converted<()> {
         let get = |k: &str| sec.settings.get(k);
         let fb = get("fallback")
             .or_else(|| get("fallback6"))
@@ -185,10 +227,11 @@ impl Cx<'_> {
             same
         }) {
             let (ip, port, fwd) = self.fallback(s)?;
+            // Port 0 is the service's own (0, the packet's, for a firewall mark).
             let port = if fwd == lbd::config::Forwarding::Nat || is_fwmark {
-                port
+                port.filter(|p| *p != 0)
             } else {
-                if let Some(p) = port.filter(|p| *p != vport) {
+                if let Some(p) = port.filter(|p| *p != vport && *p != 0) {
                     self.warn(s.at, format!("fallback port {p} with {fwd}: {fwd} cannot change the port, so the kernel uses {vport}"));
                 }
                 None
@@ -203,7 +246,7 @@ impl Cx<'_> {
     }
 
     /// Persistence, with its netmask.
-    fn persistence(&mut self, sec: &Section, v6: bool) -> R<Option<Entries>> {
+    fn persistence(&mut self, sec: &Section, v6: bool) -> Converted<Option<Entries>> {
         let get = |k: &str| sec.settings.get(k);
         let Some(s) = get("persistent") else {
             if let Some(m) = get("netmask") {
@@ -277,7 +320,7 @@ impl Cx<'_> {
         is_fwmark: bool,
         vport: u16,
         svc: &mut out::Service,
-    ) -> R<()> {
+    ) -> Converted<()> {
         let mut seen: BTreeMap<(IpAddr, u16), usize> = BTreeMap::new();
         for r in reals {
             let mut port = r.port;
@@ -287,7 +330,8 @@ impl Cx<'_> {
                 }
                 port = None;
             }
-            let effective = port.unwrap_or(vport);
+            // Port 0 is the service's port (written without one).
+            let effective = port.filter(|p| *p != 0).unwrap_or(vport);
             if let Some(line) = seen.insert((r.ip, effective), r.at.line) {
                 return Err(self.err(r.at, format!("real server {} is listed twice in this virtual section (also at line {line})", lbd::config::Endpoint { ip: r.ip, port: Some(effective) })));
             }
@@ -303,6 +347,15 @@ impl Cx<'_> {
                 ),
             ));
             re.push(("weight".into(), Value::Int(r.weight)));
+            let upper = r.upper.unwrap_or(0);
+            if upper > 0 {
+                re.push(("upper_threshold".into(), Value::Int(upper)));
+            }
+            match r.lower {
+                Some(l) if upper > 0 && l > upper => self.warn(r.at, format!("lower threshold l:{l} above the upper u:{upper}: lbd refuses that; the lower threshold is left out")),
+                Some(l) if l > 0 => re.push(("lower_threshold".into(), Value::Int(l))),
+                _ => {}
+            }
             if r.fwd != default_fwd {
                 re.push(("forwarding".into(), Value::str(r.fwd.to_string())));
             }
@@ -346,7 +399,7 @@ impl Cx<'_> {
     }
 
     /// `real = ADDR[->ADDR2][:PORT] gate|masq|ipip [WEIGHT] ["REQUEST", "RECEIVE"]`.
-    fn real_lines(&self, s: &Setting) -> R<Vec<RealLine>> {
+    fn real_lines(&self, s: &Setting) -> Converted<Vec<RealLine>> {
         let v6 = s.key == "real6";
         let text = s.value.trim();
         let (addr, rest) = text.split_once(char::is_whitespace).ok_or_else(|| {
@@ -387,6 +440,7 @@ impl Cx<'_> {
                 .ok_or_else(|| self.err(s.at, format!("weight {w:?} is not a number")))?;
             rest = r;
         }
+        let (rest, lower, upper) = thresholds(rest);
         let (mut request, mut receive) = (None, None);
         if !rest.is_empty() {
             let parts = quoted_pair(rest).ok_or_else(|| {
@@ -421,6 +475,8 @@ impl Cx<'_> {
                 weight,
                 request: request.clone(),
                 receive: receive.clone(),
+                lower,
+                upper,
                 at: s.at,
             })
             .collect())
@@ -430,7 +486,7 @@ impl Cx<'_> {
     pub(super) fn fallback(
         &self,
         s: &Setting,
-    ) -> R<(IpAddr, Option<u16>, lbd::config::Forwarding)> {
+    ) -> Converted<(IpAddr, Option<u16>, lbd::config::Forwarding)> {
         let v6 = s.key == "fallback6";
         let v = unquote(&s.value);
         let mut words = v.split_whitespace();
@@ -451,6 +507,25 @@ impl Cx<'_> {
         let (host, port) = self.host_port(addr, s.at)?;
         Ok((self.host(host, v6, s.at)?, port, fwd))
     }
+}
+
+/// The connection thresholds at the end of a real line's flags (`l:N`, `u:N`, in that order,
+/// as ldirectord reads them), and what is before them.
+fn thresholds(rest: &str) -> (&str, Option<i64>, Option<i64>) {
+    let mut rest = rest.trim_end();
+    let mut found = [None, None];
+    for (i, prefix) in [(1, "u:"), (0, "l:")] {
+        let (before, last) = rest.rsplit_once(char::is_whitespace).unwrap_or(("", rest));
+        let n = last
+            .strip_prefix(prefix)
+            .and_then(|n| n.parse::<i64>().ok())
+            .filter(|n| (0..=i64::from(i32::MAX)).contains(n));
+        if let Some(n) = n {
+            found[i] = Some(n);
+            rest = before.trim_end();
+        }
+    }
+    (rest, found[0], found[1])
 }
 
 /// `"a", "b"` or `"a" "b"` → (a, b).
@@ -482,5 +557,11 @@ mod tests {
             Some(("/a".into(), "b c".into()))
         );
         assert_eq!(quoted_pair("\"/a\" x"), None);
+        assert_eq!(thresholds("l:5 u:10"), ("", Some(5), Some(10)));
+        assert_eq!(
+            thresholds("\"/\", \"ok\" u:7"),
+            ("\"/\", \"ok\"", None, Some(7))
+        );
+        assert_eq!(thresholds("\"/\", \"ok\""), ("\"/\", \"ok\"", None, None));
     }
 }
