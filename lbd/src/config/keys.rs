@@ -19,9 +19,17 @@ pub fn known_keys() -> Vec<(&'static str, Vec<&'static str>)> {
     // `real` is taken out of the service table before it is deserialized (each real is read
     // on its own), so it is not a field of ServiceSchema.
     service.push("real");
+    let mut network = fields_of::<NetworkSchema>();
+    // Links and rules are read one by one before the rest of [network] is deserialized.
+    network.extend(["link", "rule"]);
     vec![
         ("node", fields_of::<NodeSchema>()),
         ("node.syslog", fields_of::<SyslogSchema>()),
+        ("network", network),
+        ("network.link.NAME", fields_of::<LinkSchema>()),
+        ("network.link.NAME.match", fields_of::<MatchSchema>()),
+        ("network.link.NAME.route", fields_of::<RouteSchema>()),
+        ("network.rule", fields_of::<RuleSchema>()),
         ("ipvs", fields_of::<IpvsSchema>()),
         ("ipvs.timeouts", fields_of::<TimeoutsSchema>()),
         ("ipvs.sync", fields_of::<SyncSchema>()),

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod layout;
 mod loader;
 pub mod model;
+pub mod network;
 pub mod pem;
 pub mod schema;
 pub mod suggest;

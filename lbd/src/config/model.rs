@@ -15,6 +15,8 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Config {
     pub node: Node,
+    /// `None` when the config has no `[network]`: the boot network stays as it is.
+    pub network: Option<super::network::Network>,
     pub ipvs: IpvsSettings,
     pub vrrp_instances: BTreeMap<String, VrrpInstance>,
     pub sync_groups: BTreeMap<String, SyncGroup>,

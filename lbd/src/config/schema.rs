@@ -266,3 +266,79 @@ pub struct RealSchema {
     /// single keys of the service's check.
     pub check: Option<Spanned<CheckRef>>,
 }
+
+/// `[network]`'s own keys (its links and rules are read one by one, like services).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSchema {
+    /// DNS servers for /etc/resolv.conf (glibc and musl read the first three).
+    #[serde(default)]
+    pub resolvers: Vec<Spanned<std::net::IpAddr>>,
+    #[serde(default)]
+    pub search: Vec<Spanned<String>>,
+    /// How long a change may leave the config source unreachable before init undoes it.
+    pub confirm_timeout: Option<Spanned<ConfigDuration>>,
+}
+
+/// `[network.link.NAME]`: one link. The keys of each kind sit side by side, like a check's;
+/// validation refuses those of another kind.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSchema {
+    /// `ethernet` (the default), `bond` or `vlan`.
+    pub kind: Option<Spanned<String>>,
+    /// Ethernet: which NIC this is when its kernel name is not NAME.
+    #[serde(rename = "match")]
+    pub matches: Option<Spanned<MatchSchema>>,
+    pub mtu: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub addresses: Vec<Spanned<IpPrefix>>,
+    pub dhcp: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub route: Vec<Spanned<RouteSchema>>,
+    // Bond.
+    pub members: Option<Spanned<Vec<Spanned<String>>>>,
+    pub mode: Option<Spanned<String>>,
+    pub miimon: Option<Spanned<ConfigDuration>>,
+    pub lacp_rate: Option<Spanned<String>>,
+    pub xmit_hash_policy: Option<Spanned<String>>,
+    pub min_links: Option<Spanned<i64>>,
+    pub updelay: Option<Spanned<ConfigDuration>>,
+    pub downdelay: Option<Spanned<ConfigDuration>>,
+    pub primary: Option<Spanned<String>>,
+    // VLAN.
+    pub parent: Option<Spanned<String>>,
+    pub id: Option<Spanned<i64>>,
+}
+
+/// `match = { mac = "...", driver = "...", path = "...", name = "..." }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSchema {
+    pub mac: Option<Spanned<String>>,
+    pub name: Option<Spanned<String>>,
+    pub driver: Option<Spanned<String>>,
+    pub path: Option<Spanned<String>>,
+}
+
+/// `[[network.link.NAME.route]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSchema {
+    /// `"default"` or a prefix.
+    pub to: Spanned<String>,
+    pub via: Option<Spanned<std::net::IpAddr>>,
+    pub metric: Option<Spanned<i64>>,
+    pub table: Option<Spanned<i64>>,
+    pub source: Option<Spanned<std::net::IpAddr>>,
+}
+
+/// `[[network.rule]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSchema {
+    pub from: Option<Spanned<IpPrefix>>,
+    pub to: Option<Spanned<IpPrefix>>,
+    pub table: Spanned<i64>,
+    pub priority: Option<Spanned<i64>>,
+}

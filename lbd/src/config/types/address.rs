@@ -144,6 +144,35 @@ pub struct IpPrefix {
     pub prefix_len: u8,
 }
 
+impl IpPrefix {
+    /// The address with its host bits cleared.
+    pub fn network(&self) -> IpAddr {
+        match self.addr {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
+                IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+            }
+        }
+    }
+
+    /// Whether `ip` is in this prefix's subnet (of the same family).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let other = IpPrefix {
+            addr: ip,
+            prefix_len: self.prefix_len,
+        };
+        Family::of(&ip) == Family::of(&self.addr) && other.network() == self.network()
+    }
+}
+
 impl FromStr for IpPrefix {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -27,6 +27,7 @@ use toml::Spanned;
 
 mod check;
 mod ipvs;
+mod network;
 mod node;
 mod service;
 mod vrrp;
@@ -128,7 +129,7 @@ pub(super) fn version_of(src: &str) -> String {
 }
 
 const TOP_LEVEL_HELP: &str =
-    "top-level sections are [node], [ipvs], [vrrp.instance.NAME], [vrrp.sync_group.NAME], [check.NAME] and [service.NAME]";
+    "top-level sections are [node], [network], [ipvs], [vrrp.instance.NAME], [vrrp.sync_group.NAME], [check.NAME] and [service.NAME]";
 
 /// The validation of one config text: every diagnostic found so far.
 #[derive(Default)]
@@ -199,6 +200,8 @@ pub(super) fn service_alone(
 #[derive(Default)]
 struct Raw {
     node: NodeSchema,
+    /// `None` without a `[network]` section: init keeps the boot network as it is.
+    network: Option<network::RawNetwork>,
     ipvs: IpvsSchema,
     instances: Vec<(Spanned<String>, VrrpInstanceSchema)>,
     sync_groups: Vec<(Spanned<String>, SyncGroupSchema)>,
@@ -361,6 +364,7 @@ impl Validator {
                     }
                 }
                 "vrrp" => self.gather_vrrp(value, &mut raw),
+                "network" => raw.network = Some(self.gather_network(value)),
                 "check" => {
                     for (name, item) in self.named_items(value, "check") {
                         raw.declared
@@ -379,7 +383,7 @@ impl Validator {
                 other => {
                     let help = match super::suggest::nearest(
                         other,
-                        ["node", "ipvs", "vrrp", "check", "service"],
+                        ["node", "network", "ipvs", "vrrp", "check", "service"],
                     ) {
                         Some(near) => format!("did you mean [{near}]? {TOP_LEVEL_HELP}"),
                         None => TOP_LEVEL_HELP.into(),
@@ -545,6 +549,8 @@ impl Validator {
 
     /// Stage 3: semantic checks and the domain model.
     fn build(&mut self, raw: Raw, src: &str) -> Option<Config> {
+        let network_refs = network::references(&raw);
+        let network = raw.network.map(|n| self.network(n, &network_refs));
         let node = self.node(raw.node);
         // VIP owners from every instance that parsed, valid or not, so a bad instance does not
         // also make each of its services report "VIP not in any VRRP instance".
@@ -627,6 +633,7 @@ impl Validator {
         });
         Some(Config {
             node,
+            network,
             ipvs,
             vrrp_instances: instances.into_iter().map(|(k, (v, _))| (k, v)).collect(),
             sync_groups,
