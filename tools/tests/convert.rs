@@ -14,7 +14,7 @@
 //! is what is tested. `tests/corpus/malformed/` holds broken files whose first line says which
 //! line the error must name.
 
-use lbctl::convert::{self, Conversion};
+use lbctl::convert::{self, keepalived, Conversion};
 use lbd::config::{CheckKind, Config};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -461,4 +461,96 @@ fn cli_converts_and_the_output_validates() {
     assert!(bad.stdout.is_empty());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unclosed.conf:"));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn keepalived_static_addresses_routes_and_rules_become_the_network() {
+    let text = "\
+static_ipaddress {
+    192.0.2.2/24 dev eth0 scope global
+    10.1.0.2/24 dev eth1
+    198.51.100.9 label eth0:1
+}
+static_routes {
+    default via 192.0.2.1
+    10.8.0.0/16 via 10.1.0.254 metric 20
+    src 10.1.0.2 172.16.0.0/12 via 10.1.0.254 dev eth1 table 100
+    blackhole 10.99.0.0/16
+}
+static_rules {
+    from 10.1.0.0/24 table 100 priority 1000
+    from 10.2.0.0/24 fwmark 3 table 100
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    unicast_src_ip 192.0.2.7
+    unicast_peer {
+        192.0.2.3
+    }
+    track_interface {
+        eth2
+    }
+    virtual_ipaddress {
+        192.0.2.10/24
+    }
+}
+";
+    let c = keepalived::convert_str("keepalived.conf", text, &Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let loaded =
+        lbd::config::parse("converted.toml", &c.output.render()).unwrap_or_else(|e| panic!("{e}"));
+    let net = loaded.config.network.expect("a [network]");
+    let addrs = |l: &str| -> Vec<String> {
+        net.links[l]
+            .addresses
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    };
+    // No dev: keepalived's default interface. The system's unicast source is declared too.
+    assert_eq!(
+        addrs("eth0"),
+        ["192.0.2.2/24", "198.51.100.9/32", "192.0.2.7/32"]
+    );
+    assert_eq!(addrs("eth1"), ["10.1.0.2/24"]);
+    // The tracked interface is declared, so lbd knows it.
+    assert!(net.links["eth2"].addresses.is_empty());
+    // A route without dev leaves by the link whose subnet holds its gateway.
+    let routes = |l: &str| -> Vec<String> {
+        net.links[l]
+            .routes
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {:?} {:?} {:?} {:?}",
+                    r.to, r.via, r.metric, r.table, r.source
+                )
+            })
+            .collect()
+    };
+    assert_eq!(routes("eth0"), ["0.0.0.0/0 Some(192.0.2.1) None None None"]);
+    assert_eq!(
+        routes("eth1"),
+        [
+            "10.8.0.0/16 Some(10.1.0.254) Some(20) None None",
+            "172.16.0.0/12 Some(10.1.0.254) None Some(100) Some(10.1.0.2)"
+        ]
+    );
+    assert_eq!(net.rules.len(), 1);
+    assert_eq!(net.rules[0].priority, Some(1000));
+    let said: Vec<&str> = c.warnings.iter().map(|w| w.message.as_str()).collect();
+    for expected in [
+        "`scope global` has no equivalent",
+        "`label eth0:1` has no equivalent",
+        "lbd configures no `blackhole` routes",
+        "not `fwmark`",
+        "unicast_src_ip 192.0.2.7 was an address the system gave eth0",
+    ] {
+        assert!(
+            said.iter().any(|w| w.contains(expected)),
+            "no warning saying {expected:?} in {said:#?}"
+        );
+    }
 }

@@ -186,6 +186,10 @@ pub struct Output {
     /// Comment lines at the top.
     pub header: Vec<String>,
     pub node: Entries,
+    /// `[network.link.NAME]`, in name order.
+    pub network_links: std::collections::BTreeMap<String, Entries>,
+    /// `[[network.rule]]`.
+    pub network_rules: Vec<Entries>,
     pub ipvs: Entries,
     pub ipvs_timeouts: Entries,
     pub ipvs_sync: Option<(Origin, Entries)>,
@@ -240,6 +244,15 @@ impl Output {
         self.node.push((key.to_string(), value));
     }
 
+    /// Appends `value` to the list `key` of `[network.link.NAME]`, declaring the link.
+    pub fn push_link_list(&mut self, link: &str, key: &str, value: Value) {
+        let e = self.network_links.entry(link.to_string()).or_default();
+        match e.iter_mut().find(|(k, _)| k == key) {
+            Some((_, Value::List(items))) => items.push(value),
+            _ => e.push((key.to_string(), Value::List(vec![value]))),
+        }
+    }
+
     /// Sets `[node.sysctl] name`, replacing an earlier value.
     pub fn set_sysctl(&mut self, name: &str, value: Value) {
         let mut table = match self.node.iter().position(|(k, _)| k == "sysctl") {
@@ -272,6 +285,16 @@ impl Output {
         if !self.node.is_empty() {
             out.push_str("[node]\n");
             entries(&mut out, &self.node);
+            out.push('\n');
+        }
+        for (name, e) in &self.network_links {
+            let _ = writeln!(out, "[network.link.{}]", key(name));
+            entries(&mut out, e);
+            out.push('\n');
+        }
+        for r in &self.network_rules {
+            out.push_str("[[network.rule]]\n");
+            entries(&mut out, r);
             out.push('\n');
         }
         if !self.ipvs.is_empty() {

@@ -830,7 +830,8 @@ impl Validator {
             let subnets: Vec<&IpPrefix> = link
                 .addresses
                 .iter()
-                .filter(|a| Family::of(&a.addr) == family)
+                // A host address (/32, /128) has no neighbours: it says nothing of subnets.
+                .filter(|a| Family::of(&a.addr) == family && a.prefix_len < family.max_prefix())
                 .collect();
             if link.dhcp || subnets.is_empty() || subnets.iter().any(|s| s.contains(*vip)) {
                 continue;

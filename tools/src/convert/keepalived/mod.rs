@@ -23,6 +23,7 @@ mod items;
 mod lexer;
 mod lvs;
 pub mod settings;
+mod statics;
 mod vrrp;
 
 pub use items::Item;
@@ -263,11 +264,23 @@ impl<'a> Converter<'a> {
             let members = self.vs_group(it)?;
             groups.insert(name, members);
         }
+        // Addresses before routes: a route without `dev` goes out of the link whose subnet
+        // holds its gateway.
+        let default_interface = g.default_interface.clone().unwrap_or_else(|| "eth0".into());
+        for key in ["static_ipaddress", "static_routes", "static_rules"] {
+            for it in items.iter().filter(|i| i.key == key) {
+                self.statics(it, &default_interface, &mut o)?;
+            }
+        }
         let mut instances: Vec<InstanceInfo> = Vec::new();
         let mut vs_items = Vec::new();
         for it in items {
             match it.key.as_str() {
-                "global_defs" | "virtual_server_group" => {}
+                "global_defs"
+                | "virtual_server_group"
+                | "static_ipaddress"
+                | "static_routes"
+                | "static_rules" => {}
                 "vrrp_instance" => {
                     if let Some(info) = self.vrrp_instance(it, &g, &mut o)? {
                         instances.push(info);
@@ -293,6 +306,9 @@ impl<'a> Converter<'a> {
         }
         if let Some(sd) = &g.sync_daemon {
             self.sync_follows_one(sd, &mut o);
+        }
+        if let Some(first) = items.iter().find(|i| i.key.starts_with("static_")) {
+            self.declare_links(&mut o, first.at);
         }
         Ok(o)
     }

@@ -21,6 +21,9 @@ pub const CONVERTED: &[(&str, &str)] = &[
     ("top", "vrrp_sync_group"),
     ("top", "virtual_server_group"),
     ("top", "virtual_server"),
+    ("top", "static_ipaddress"),
+    ("top", "static_routes"),
+    ("top", "static_rules"),
     ("global_defs", "router_id"),
     ("global_defs", "default_interface"),
     ("global_defs", "lvs_sync_daemon"),
@@ -138,8 +141,6 @@ const NOTIFY: &str =
 const TRACK: &str = "lbd tracks interfaces and service quorum (quorum_priority_drop)";
 const TRACK_SECTION: &str = "lbd tracks interfaces and service quorum; a VRRP instance's priority is lowered with quorum_priority_drop";
 const TRACK_GROUP: &str = "track interfaces on each instance of the group (track_interfaces)";
-const STATIC: &str =
-    "init configures the box's own addresses and routes from the kernel command line and DHCP";
 const EMAIL: &str = "keepalived mails state changes through its SMTP server; lbd sends no mail: state changes are in its log, remote syslog ([node.syslog]) and status API";
 const SMTP_ALERT: &str = "keepalived mails this object's state changes; lbd sends no mail: they are in its log, remote syslog ([node.syslog]) and status API";
 const PROCESS_NAME: &str = "keepalived names its processes; lbd is one process, named lbd";
@@ -199,10 +200,7 @@ pub const IGNORED: &[(&str, &str, &str)] = &[
     ("top", "linkbeat_use_polling", LINKBEAT),
     ("top", "child_wait_time", "how long keepalived waits for its child processes to exit when it stops; lbd is one process"),
     ("top", "linkbeat_interfaces", LINKBEAT),
-    ("top", "track_group", "keepalived faults these VRRP instances when a static address, route or rule of the group is lost; lbd configures no static addresses, routes or rules"),
-    ("top", "static_ipaddress", STATIC),
-    ("top", "static_routes", STATIC),
-    ("top", "static_rules", STATIC),
+    ("top", "track_group", "keepalived faults these VRRP instances when a static address, route or rule of the group is lost; init configures lbd's static ones ([network]) and lbd does not fault instances on them"),
     ("top", "track_file", TRACK_SECTION),
     ("top", "vrrp_track_file", TRACK_SECTION),
     ("top", "vrrp_track_process", TRACK_SECTION),
