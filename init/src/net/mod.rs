@@ -19,6 +19,7 @@
 pub mod dhcp;
 pub mod ipspec;
 pub mod link;
+pub mod plan;
 pub mod resolv;
 mod runtime;
 

@@ -14,7 +14,10 @@ use rtnetlink::{Handle, LinkMacVlan, LinkUnspec, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-fn err(op: &'static str, target: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetError {
+pub(super) fn err(
+    op: &'static str,
+    target: impl Into<String>,
+) -> impl FnOnce(rtnetlink::Error) -> NetError {
     let target = target.into();
     move |source| NetError::Netlink { op, target, source }
 }
@@ -33,7 +36,7 @@ pub struct AddressOptions {
 /// A netlink connection; its I/O task runs on the current tokio runtime until this is dropped.
 #[derive(Debug)]
 pub struct Netlink {
-    handle: Handle,
+    pub(super) handle: Handle,
     conn: tokio::task::JoinHandle<()>,
 }
 

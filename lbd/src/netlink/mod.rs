@@ -10,6 +10,7 @@
 
 pub mod conn;
 pub mod monitor;
+pub mod stack;
 pub mod types;
 
 pub use conn::{AddressOptions, Netlink};

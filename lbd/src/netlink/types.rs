@@ -5,7 +5,8 @@ use rtnetlink::packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
 };
 use rtnetlink::packet_route::link::{
-    LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage,
+    BondPortState, InfoBond, InfoBondPort, InfoData, InfoPortData, InfoVlan, LinkAttribute,
+    LinkFlags, LinkInfo, LinkLayerType, LinkMessage, MiiStatus,
 };
 use std::net::IpAddr;
 
@@ -46,11 +47,11 @@ pub fn errno(e: &rtnetlink::Error) -> Option<i32> {
     }
 }
 
-pub(crate) const EEXIST: i32 = 17;
-pub(crate) const ESRCH: i32 = 3;
-pub(crate) const ENOENT: i32 = 2;
-pub(crate) const ENODEV: i32 = 19;
-pub(crate) const EADDRNOTAVAIL: i32 = 99;
+pub const EEXIST: i32 = 17;
+pub const ESRCH: i32 = 3;
+pub const ENOENT: i32 = 2;
+pub const ENODEV: i32 = 19;
+pub const EADDRNOTAVAIL: i32 = 99;
 
 /// One network interface, as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +72,96 @@ pub struct Link {
     pub mtu: Option<u32>,
     /// The index of the bond or bridge this link is enslaved to.
     pub controller: Option<u32>,
+    /// The permanent (factory) MAC: a bond member's current one is the bond's.
+    pub perm_mac: Option<[u8; 6]>,
+    /// The link this one is stacked on (a VLAN's parent, a macvlan's base).
+    pub lower: Option<u32>,
+    /// A VLAN's 802.1Q id.
+    pub vlan_id: Option<u16>,
+    /// A bond's settings.
+    pub bond: Option<BondInfo>,
+    /// A bond member's state.
+    pub bond_port: Option<BondPortInfo>,
+}
+
+/// A bond's settings as the kernel reports them (`IFLA_BOND_*`; times in milliseconds).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BondInfo {
+    pub mode: u8,
+    pub miimon: u32,
+    pub updelay: u32,
+    pub downdelay: u32,
+    pub min_links: u32,
+    pub lacp_rate: u8,
+    pub xmit_hash_policy: u8,
+    /// The primary member's index.
+    pub primary: Option<u32>,
+    /// The member in use (active-backup).
+    pub active: Option<u32>,
+}
+
+/// A bond member's state (`IFLA_BOND_SLAVE_*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BondPortInfo {
+    /// Carrier as the bond's link monitoring sees it.
+    pub mii_up: bool,
+    /// In use (active-backup: the active member; other modes: every usable one).
+    pub active: bool,
+    pub perm_mac: Option<[u8; 6]>,
+    /// 802.3ad: this end's and the partner's LACP port state bits.
+    pub actor_state: Option<u8>,
+    pub partner_state: Option<u8>,
+    pub aggregator: Option<u16>,
+}
+
+impl BondPortInfo {
+    const COLLECTING: u8 = 0x10;
+    const DISTRIBUTING: u8 = 0x20;
+
+    /// 802.3ad: LACP has agreed and the member carries traffic both ways.
+    pub fn collecting_distributing(&self) -> bool {
+        let both = Self::COLLECTING | Self::DISTRIBUTING;
+        self.actor_state.is_some_and(|s| s & both == both)
+    }
+}
+
+fn mac6(bytes: &[u8]) -> Option<[u8; 6]> {
+    <[u8; 6]>::try_from(bytes).ok()
+}
+
+fn bond_info(nlas: &[InfoBond]) -> BondInfo {
+    let mut b = BondInfo::default();
+    for nla in nlas {
+        match nla {
+            InfoBond::Mode(m) => b.mode = u8::from(*m),
+            InfoBond::MiiMon(v) => b.miimon = *v,
+            InfoBond::UpDelay(v) => b.updelay = *v,
+            InfoBond::DownDelay(v) => b.downdelay = *v,
+            InfoBond::MinLinks(v) => b.min_links = *v,
+            InfoBond::AdLacpRate(r) => b.lacp_rate = u8::from(*r),
+            InfoBond::XmitHashPolicy(p) => b.xmit_hash_policy = u8::from(*p),
+            InfoBond::Primary(i) => b.primary = Some(*i),
+            InfoBond::ActivePort(i) => b.active = Some(*i),
+            _ => {}
+        }
+    }
+    b
+}
+
+fn bond_port_info(nlas: &[InfoBondPort]) -> BondPortInfo {
+    let mut p = BondPortInfo::default();
+    for nla in nlas {
+        match nla {
+            InfoBondPort::MiiStatus(m) => p.mii_up = *m == MiiStatus::Up,
+            InfoBondPort::BondPortState(s) => p.active = *s == BondPortState::Active,
+            InfoBondPort::PermHwaddr(a) => p.perm_mac = mac6(a),
+            InfoBondPort::AdActorOperPortState(s) => p.actor_state = Some(s.bits()),
+            InfoBondPort::AdPartnerOperPortState(s) => p.partner_state = Some(s.bits()),
+            InfoBondPort::AdAggregatorId(a) => p.aggregator = Some(*a),
+            _ => {}
+        }
+    }
+    p
 }
 
 impl Link {
@@ -81,15 +172,30 @@ impl Link {
         let mut virtual_kind = None;
         let mut mtu = None;
         let mut controller = None;
+        let (mut perm_mac, mut lower, mut vlan_id, mut bond, mut bond_port) =
+            (None, None, None, None, None);
         for attr in &msg.attributes {
             match attr {
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
-                        if let LinkInfo::Kind(kind) = info {
-                            virtual_kind = Some(kind.to_string());
+                        match info {
+                            LinkInfo::Kind(kind) => virtual_kind = Some(kind.to_string()),
+                            LinkInfo::Data(InfoData::Bond(b)) => bond = Some(bond_info(b)),
+                            LinkInfo::Data(InfoData::Vlan(v)) => {
+                                vlan_id = v.iter().find_map(|x| match x {
+                                    InfoVlan::Id(id) => Some(*id),
+                                    _ => None,
+                                })
+                            }
+                            LinkInfo::PortData(InfoPortData::BondPort(p)) => {
+                                bond_port = Some(bond_port_info(p))
+                            }
+                            _ => {}
                         }
                     }
                 }
+                LinkAttribute::PermAddress(a) => perm_mac = mac6(a),
+                LinkAttribute::Link(l) => lower = Some(*l),
                 LinkAttribute::IfName(n) => name = n.clone(),
                 LinkAttribute::Address(a) if a.len() == 6 => {
                     mac = Some([a[0], a[1], a[2], a[3], a[4], a[5]]);
@@ -112,6 +218,12 @@ impl Link {
             virtual_kind,
             mtu,
             controller,
+            perm_mac: perm_mac
+                .or_else(|| bond_port.as_ref().and_then(|p: &BondPortInfo| p.perm_mac)),
+            lower,
+            vlan_id,
+            bond,
+            bond_port,
         }
     }
 
