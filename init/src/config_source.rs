@@ -5,6 +5,7 @@
 use crate::cmdline::{InitSettings, KernelCmdline};
 use crate::fetch::{Backoff, BackoffPolicy, FetchError, FetchOutcome, Fetched, Fetcher, Vars};
 use crate::net::{self, IpSpec, NetInfo, NetOptions};
+use crate::node_network::{BootLink, NodeNetwork, Taken};
 use lbd::config::{self, Loaded};
 use std::path::Path;
 use std::sync::Arc;
@@ -80,6 +81,9 @@ pub async fn run(
 
     let mut running: Option<Fetched> = None;
     let mut last_error: Option<String> = None;
+    let mut node_net = NodeNetwork::new(net.as_ref().map(BootLink::of));
+    // A config refused for its network is not tried again until it changes.
+    let mut refused: Option<[u8; 32]> = None;
     loop {
         let result = if running.is_none() {
             fetcher.fetch_until_ok(None, None).await
@@ -87,10 +91,36 @@ pub async fn run(
             fetcher.fetch(running.as_ref()).await
         };
         match result {
+            Ok(FetchOutcome::New(fetched)) if refused == Some(fetched.sha256) => {
+                debug!("config still the one refused for its network");
+            }
             Ok(FetchOutcome::New(fetched)) => {
                 let name = display_name(Some(&fetched.final_url.to_string()));
                 match validate(&name, &fetched.bytes) {
                     Ok(loaded) => {
+                        if let Some(wanted) = &loaded.config.network {
+                            let took =
+                                take_network(&mut node_net, wanted, &fetched, &mut fetcher).await;
+                            if let Err(why) = took {
+                                error!(
+                                    "refused config from {name}: {why}; keeping the running one"
+                                );
+                                refused = Some(fetched.sha256);
+                                if running.is_none() {
+                                    tokio::time::sleep(Duration::from_secs(5)).await;
+                                }
+                                continue;
+                            }
+                            if node_net.takes_boot_link(wanted) {
+                                if let Some(keeper) = net.as_ref().and_then(|n| n.keeper.as_ref()) {
+                                    if keeper.is_running() {
+                                        info!("the config's [network] takes the boot link over: its DHCP lease is no longer kept");
+                                        keeper.stop();
+                                    }
+                                }
+                            }
+                        }
+                        refused = None;
                         for w in loaded.warning_lines() {
                             warn!("{w}");
                         }
@@ -129,6 +159,47 @@ pub async fn run(
             None => refetch.notified().await,
         }
     }
+}
+
+/// Applies a config's `[network]` and has the config source confirm it; on no answer within
+/// its `confirm_timeout`, the previous network is put back.
+async fn take_network(
+    node_net: &mut NodeNetwork,
+    wanted: &lbd::config::network::Network,
+    fetched: &Fetched,
+    fetcher: &mut Fetcher,
+) -> Result<(), String> {
+    let source = fetched.final_url.host();
+    match node_net.apply(wanted, source).await? {
+        Taken::Unchanged => return Ok(()),
+        Taken::Changed(steps) => info!(
+            steps,
+            timeout = ?wanted.confirm_timeout,
+            "network changed: confirming that the config source {source} still answers"
+        ),
+    }
+    let deadline = tokio::time::Instant::now() + wanted.confirm_timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match tokio::time::timeout(left, fetcher.fetch(Some(fetched))).await {
+            Ok(Ok(_)) => {
+                node_net.commit();
+                info!("network confirmed: the config source answers");
+                return Ok(());
+            }
+            Ok(Err(e)) => debug!("confirming the network: {e}"),
+            Err(_) => break,
+        }
+        tokio::time::sleep(Duration::from_secs(1).min(left)).await;
+    }
+    node_net.roll_back().await;
+    Err(format!(
+        "with its [network] the config source {source} did not answer within {}: the previous network is back",
+        lbd::config::ConfigDuration(wanted.confirm_timeout)
+    ))
 }
 
 /// Retries of the first fetch: the default backoff, but never waiting longer than the poll

@@ -20,6 +20,7 @@ pub mod fuzz;
 pub mod modules;
 pub mod mount;
 pub mod net;
+pub mod node_network;
 pub mod power;
 pub mod supervise;
 pub mod sysctl;

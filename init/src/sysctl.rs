@@ -12,6 +12,10 @@ pub fn role_defaults() -> BTreeMap<String, String> {
         // Services may bind a VIP the node does not hold yet (backup node).
         ("net.ipv4.ip_nonlocal_bind", "1"),
         ("net.ipv6.ip_nonlocal_bind", "1"),
+        // Removing a node address must not take the VIPs and other addresses of its subnet
+        // with it (the kernel deletes an IPv4 primary's secondaries unless this is set).
+        ("net.ipv4.conf.all.promote_secondaries", "1"),
+        ("net.ipv4.conf.default.promote_secondaries", "1"),
         // NAT with netfilter rules needs IPVS to keep conntrack entries.
         ("net.ipv4.vs.conntrack", "1"),
     ]

@@ -16,6 +16,7 @@
 //!    config (except [`NetError::Disabled`], which is final);
 //! 4. use [`NetInfo`] as documented on its fields.
 
+pub mod apply;
 pub mod dhcp;
 pub mod ipspec;
 pub mod link;

@@ -28,6 +28,19 @@ pub fn render(source: &str, domain: Option<&str>, dns: &[Ipv4Addr]) -> String {
     out
 }
 
+/// The file's text from a config's `[network]`: search domains and name servers of either
+/// family (at most 3).
+pub fn render_list(source: &str, search: &[String], servers: &[std::net::IpAddr]) -> String {
+    let mut out = format!("# written by init from {source}\n");
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    for ns in servers.iter().take(MAX_NAMESERVERS) {
+        out.push_str(&format!("nameserver {ns}\n"));
+    }
+    out
+}
+
 /// Writes `contents` to `path` through a temporary file and a rename, so readers never see half a
 /// file; creates the parent directory (`/etc` does not exist in a bare initramfs).
 pub fn write(path: &Path, contents: &str) -> Result<(), ResolvConfError> {
