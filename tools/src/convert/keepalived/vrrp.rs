@@ -225,8 +225,10 @@ impl Converter<'_> {
                     for a in &c.args {
                         if a.split(':').count() == 6 {
                             self.warn(c.at, format!("use_vmac with a MAC address ({a}): lbd always uses the RFC's 00:00:5e:00:01:VRID"));
-                        } else {
+                        } else if lbd::config::valid_ifname(a) {
                             s.vmac_name = Some(a.clone());
+                        } else {
+                            self.warn(c.at, format!("use_vmac {a:?} is not an interface name Linux takes: lbd names the macvlan itself (vrrp.VRID)"));
                         }
                     }
                 }
