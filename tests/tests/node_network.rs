@@ -1,0 +1,372 @@
+//! The node's own network from the config, on a real guest kernel (the host's has no bonding or
+//! VLANs): a balancer with three NICs, the boot NIC on the outside segment and an
+//! active-backup bond of the other two (found by MAC and renamed) on the inside segment, with a
+//! VLAN on the bond and a VRRP instance on the bond.
+//!
+//! ```text
+//!   namespace "nodenet": br0 10.72.0.1 (config server :8080)   br1 10.73.0.1 (inside)
+//!     └─ tap0 ── eth0 10.72.0.11 (ip=, then the config)         ├─ tap1 ── in1 ┐ bond "inside" 10.73.0.11
+//!                                                               └─ tap2 ── in2 ┘ VIP 10.73.0.100, VLAN 42
+//! ```
+//!
+//! Checked, with the kernel's own reports (`/proc/net/bonding`, `/proc/net/vlan`, sysfs) and
+//! tshark on the taps as the independent checks:
+//! - the bond, its members, its primary, the VLAN and the addresses are as configured, VRRP is
+//!   master on the bond, and the host reaches the bond's address and the VIP;
+//! - frames of VLAN 42 leave by the active member, tagged;
+//! - cutting the active member (QMP `set_link off`) moves the bond to the other one without a
+//!   VRRP change, and traffic goes on (the gap is printed);
+//! - a reload that adds a VLAN touches nothing else: the bond's index and carrier changes and
+//!   the members' are as before, VRRP stays master;
+//! - a config whose network cuts the box off from its config source is undone within its
+//!   `confirm_timeout` and refused; the previous network is back.
+//!
+//! Needs root, QEMU, tshark, ping, the kernel package (`tools/setup.sh`) and the test image.
+
+use std::time::{Duration, Instant};
+
+use lbtest::appliance::{assert_no_fatal, ApplianceBuilder, ConfigDir};
+use lbtest::ipvs::{boot_with_shell, ShellGuest};
+use lbtest::{wait, MacAddr, Netns, Nic, StaticServer};
+
+const BOOT: Duration = Duration::from_secs(300);
+const STEP: Duration = Duration::from_secs(90);
+const CMD: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(200);
+
+const SERVER: &str = "10.72.0.1";
+const INSIDE_HOST: &str = "10.73.0.1";
+const CONFIG_PORT: u16 = 8080;
+const MAC0: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x72, 0x00, 0x10]);
+const MAC1: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x72, 0x00, 0x11]);
+const MAC2: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x72, 0x00, 0x12]);
+
+/// The config: `extra_vlan` adds VLAN 43; `cut_off` moves eth0 to an address the config
+/// server cannot answer (its subnet is a /24 that does not hold it).
+fn config(extra_vlan: bool, cut_off: bool) -> String {
+    let eth0 = if cut_off {
+        "10.72.5.11/16"
+    } else {
+        "10.72.0.11/24"
+    };
+    let vlan43 = if extra_vlan {
+        "\n[network.link.\"inside.43\"]\nkind = \"vlan\"\nparent = \"inside\"\nid = 43\naddresses = [\"10.75.0.11/24\"]\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"[node]
+hostname = "lb"
+
+[network]
+confirm_timeout = "{timeout}"
+
+[network.link.eth0]
+addresses = ["{eth0}"]
+
+[network.link.in1]
+match = {{ mac = "{MAC1}" }}
+
+[network.link.in2]
+match = {{ mac = "{MAC2}" }}
+
+[network.link.inside]
+kind = "bond"
+members = ["in1", "in2"]
+mode = "active-backup"
+primary = "in1"
+miimon = "100ms"
+addresses = ["10.73.0.11/24"]
+
+[network.link."inside.42"]
+kind = "vlan"
+parent = "inside"
+id = 42
+addresses = ["10.74.0.11/24"]
+{vlan43}
+[vrrp.instance.VI_IN]
+interface = "inside"
+vrid = 73
+priority = 150
+advert_interval = "1s"
+vips = ["10.73.0.100/24"]
+"#,
+        timeout = if cut_off { "8s" } else { "30s" },
+    )
+}
+
+struct Lab {
+    _http: StaticServer,
+    configs: ConfigDir,
+    ns: Netns,
+}
+
+impl Lab {
+    fn start() -> Lab {
+        let ns = Netns::new("nodenet").expect("network namespaces (run the tests as root)");
+        for (br, addr) in [("br0", SERVER), ("br1", INSIDE_HOST)] {
+            ns.add_bridge(br).unwrap();
+            ns.add_addr(br, &format!("{addr}/24")).unwrap();
+        }
+        ns.add_tap("tap0", Some("br0")).unwrap();
+        ns.add_tap("tap1", Some("br1")).unwrap();
+        ns.add_tap("tap2", Some("br1")).unwrap();
+        let configs = ConfigDir::new().unwrap();
+        configs.publish("lb.toml", &config(false, false)).unwrap();
+        let http =
+            StaticServer::start_in(&ns, configs.path(), SERVER.parse().unwrap(), CONFIG_PORT)
+                .unwrap();
+        Lab {
+            _http: http,
+            configs,
+            ns,
+        }
+    }
+
+    fn ping(&self, addr: &str) -> bool {
+        self.ns.run(&["ping", "-c", "1", "-W", "1", addr]).is_ok()
+    }
+}
+
+fn boot(lab: &Lab) -> ShellGuest {
+    boot_with_shell(
+        ApplianceBuilder::new("nodenet")
+            .nic(Nic::tap("tap0", MAC0))
+            .nic(Nic::tap("tap1", MAC1))
+            .nic(Nic::tap("tap2", MAC2))
+            .netns(&lab.ns)
+            .append(format!("ip=10.72.0.11::{SERVER}:255.255.255.0:lb:eth0:off"))
+            .poll("2s")
+            .config_url(format!("http://{SERVER}:{CONFIG_PORT}/lb.toml")),
+        BOOT,
+    )
+    .unwrap()
+}
+
+fn sh(g: &mut ShellGuest, cmd: &str) -> String {
+    g.shell.run(cmd, CMD).unwrap()
+}
+
+/// The bond's active member, from the kernel's own report.
+fn active_member(g: &mut ShellGuest) -> String {
+    let report = sh(g, "cat /proc/net/bonding/inside");
+    report
+        .lines()
+        .find_map(|l| l.strip_prefix("Currently Active Slave: "))
+        .unwrap_or_else(|| panic!("no active member in\n{report}"))
+        .trim()
+        .to_string()
+}
+
+/// Console lines matching `pattern` so far.
+fn count(g: &ShellGuest, pattern: &str) -> usize {
+    let re = regex::Regex::new(pattern).unwrap();
+    g.guest
+        .console()
+        .lines()
+        .iter()
+        .filter(|l| re.is_match(l))
+        .count()
+}
+
+/// What a reload must leave alone: the bond's and members' indexes and carrier changes.
+fn link_marks(g: &mut ShellGuest) -> String {
+    sh(
+        g,
+        "for l in inside in1 in2 inside.42 eth0; do echo $l $(cat /sys/class/net/$l/ifindex) $(cat /sys/class/net/$l/carrier_changes) $(cat /sys/class/net/$l/flags); done",
+    )
+}
+
+#[test]
+fn bond_vlan_reload_and_rollback() {
+    let lab = Lab::start();
+    let mut g = boot(&lab);
+    g.guest
+        .expect(r"network confirmed", BOOT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", g.guest.report()));
+    g.guest
+        .expect(r"lbd:\s+INFO vrrp: VI_IN: BACKUP -> MASTER", STEP)
+        .unwrap_or_else(|e| panic!("{e}\n{}", g.guest.report()));
+
+    // The kernel's view of what init built.
+    let bonding = sh(&mut g, "cat /proc/net/bonding/inside");
+    for want in [
+        "Bonding Mode: fault-tolerance (active-backup)",
+        "Primary Slave: in1",
+        "Currently Active Slave: in1",
+        "Slave Interface: in1",
+        "Slave Interface: in2",
+        "MII Polling Interval (ms): 100",
+    ] {
+        assert!(bonding.contains(want), "{want:?} not in\n{bonding}");
+    }
+    let vlans = sh(&mut g, "cat /proc/net/vlan/config");
+    assert!(
+        vlans
+            .lines()
+            .any(|l| l.split('|').map(str::trim).collect::<Vec<_>>()
+                == ["inside.42", "42", "inside"]),
+        "{vlans}"
+    );
+    let addrs = sh(&mut g, "ip -4 addr show");
+    for a in [
+        "10.72.0.11/24",
+        "10.73.0.11/24",
+        "10.74.0.11/24",
+        "10.73.0.100/24",
+    ] {
+        assert!(addrs.contains(a), "{a} not in\n{addrs}");
+    }
+    assert!(
+        lab.ping("10.73.0.11") && lab.ping("10.73.0.100"),
+        "the host reaches the bond and its VIP"
+    );
+
+    // VLAN 42 leaves tagged by the active member.
+    let mut tshark = lab.ns.command("tshark");
+    tshark.args([
+        "-i",
+        "tap1",
+        "-a",
+        "duration:10",
+        "-l",
+        "-Y",
+        "vlan.id == 42 && arp",
+        "-T",
+        "fields",
+        "-e",
+        "vlan.id",
+        "-e",
+        "arp.dst.proto_ipv4",
+    ]);
+    let out = std::thread::scope(|s| {
+        let capture = s.spawn(move || tshark.output().expect("tshark"));
+        std::thread::sleep(Duration::from_secs(4));
+        let _ = g.shell.run_status("ping -c 3 -W 1 10.74.0.99", CMD);
+        capture.join().unwrap()
+    });
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        seen.contains("42\t10.74.0.99"),
+        "no tagged ARP on tap1:\n{seen}"
+    );
+
+    // Cut the active member: the bond moves, VRRP does not.
+    let transitions_before = count(&g, r"vrrp: VI_IN: MASTER -> ");
+    let mut pinger = lab.ns.command("ping");
+    pinger.args(["-c", "150", "-i", "0.1", "-W", "1", "10.73.0.100"]);
+    let ping = std::thread::scope(|s| {
+        let pings = s.spawn(move || pinger.output().expect("ping"));
+        std::thread::sleep(Duration::from_secs(3));
+        let cut = Instant::now();
+        g.guest
+            .qmp()
+            .execute(
+                "set_link",
+                Some(serde_json::json!({"name": "n1", "up": false})),
+            )
+            .unwrap();
+        wait::expect("the bond moves to in2", STEP, POLL, || {
+            active_member(&mut g) == "in2"
+        });
+        println!(
+            "figure: bond member cut -> in2 active after {:?}",
+            cut.elapsed()
+        );
+        pings.join().unwrap()
+    });
+    let text = String::from_utf8_lossy(&ping.stdout);
+    let summary = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or("")
+        .to_string();
+    println!("figure: pings to the VIP across the member cut: {summary}");
+    let received: u32 = summary
+        .split(", ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        received >= 100,
+        "traffic stopped across the member cut: {summary}"
+    );
+    assert_eq!(
+        count(&g, r"vrrp: VI_IN: MASTER -> "),
+        transitions_before,
+        "a member cut is not a VRRP failover"
+    );
+    g.guest
+        .qmp()
+        .execute(
+            "set_link",
+            Some(serde_json::json!({"name": "n1", "up": true})),
+        )
+        .unwrap();
+    wait::expect("in1 is primary again", STEP, POLL, || {
+        active_member(&mut g) == "in1"
+    });
+
+    // A reload that adds VLAN 43 touches nothing else.
+    let marks = link_marks(&mut g);
+    lab.configs
+        .publish("lb.toml", &config(true, false))
+        .unwrap();
+    g.guest
+        .expect(r"network applied: create VLAN inside\.43", STEP)
+        .unwrap_or_else(|e| panic!("{e}\n{}", g.guest.report()));
+    g.guest.expect(r"network confirmed", STEP).unwrap();
+    let applied = g
+        .guest
+        .console()
+        .lines()
+        .into_iter()
+        .rev()
+        .find(|l| l.contains("network applied:"))
+        .unwrap_or_default();
+    assert!(
+        !applied.contains("inside.42") && !applied.contains("in1") && !applied.contains("eth0"),
+        "the reload touched more than the new VLAN: {applied}"
+    );
+    assert_eq!(
+        link_marks(&mut g),
+        marks,
+        "links that did not change were touched"
+    );
+    assert!(sh(&mut g, "ip -4 addr show dev inside.43").contains("10.75.0.11/24"));
+    assert_eq!(
+        count(&g, r"vrrp: VI_IN: MASTER -> "),
+        transitions_before,
+        "VRRP noticed the reload"
+    );
+
+    // A network that cuts the box off is undone and the config refused.
+    lab.configs.publish("lb.toml", &config(true, true)).unwrap();
+    g.guest
+        .expect(
+            r"did not answer within 8s: the previous network is back",
+            STEP,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", g.guest.report()));
+    let eth0 = sh(&mut g, "ip -4 addr show dev eth0");
+    assert!(
+        eth0.contains("10.72.0.11/24") && !eth0.contains("10.72.5.11"),
+        "{eth0}"
+    );
+    assert!(lab.ping("10.72.0.11"), "the boot address answers again");
+    assert_no_fatal(g.guest.console());
+    let lines = g.guest.console().lines();
+    for l in lines
+        .iter()
+        .filter(|l| l.contains("init:") && l.contains("network"))
+    {
+        println!("console: {l}");
+    }
+    if let Some(running) = lines.iter().find(|l| l.contains("lbd running")) {
+        println!(
+            "figure: kernel -> lbd running with a bond and a VLAN applied first: {:?}",
+            lbtest::appliance::stamp(running)
+        );
+    }
+}
