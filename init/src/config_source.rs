@@ -6,6 +6,7 @@ use crate::cmdline::{InitSettings, KernelCmdline};
 use crate::fetch::{Backoff, BackoffPolicy, FetchError, FetchOutcome, Fetched, Fetcher, Vars};
 use crate::net::{self, IpSpec, NetInfo, NetOptions};
 use crate::node_network::{BootLink, NodeNetwork, Taken};
+use lbd::config::network::Network;
 use lbd::config::{self, Loaded};
 use std::path::Path;
 use std::sync::Arc;
@@ -49,7 +50,7 @@ pub async fn run(
     if settings.config_urls.is_empty() {
         error!("no config source: add lb.config=URL to the kernel command line (http:// or tftp://); lbd will not start");
     }
-    let net = bring_up_network(&cmdline).await;
+    let (net, boot_links) = bring_up_network(&cmdline).await;
     let hostname = net
         .as_ref()
         .and_then(|n| n.hostname.clone())
@@ -81,7 +82,7 @@ pub async fn run(
 
     let mut running: Option<Fetched> = None;
     let mut last_error: Option<String> = None;
-    let mut node_net = NodeNetwork::new(net.as_ref().map(BootLink::of));
+    let mut node_net = NodeNetwork::new(net.as_ref().map(|n| BootLink::of(n, boot_links)));
     // A config refused for its network is not tried again until it changes.
     let mut refused: Option<[u8; 32]> = None;
     loop {
@@ -225,20 +226,111 @@ fn report_poll_error(e: &FetchError, last: &mut Option<String>) {
     *last = Some(text);
 }
 
-async fn bring_up_network(cmdline: &KernelCmdline) -> Option<NetInfo> {
-    let words = cmdline.ip_words();
-    let specs = match net::ip_specs_from_cmdline(&words) {
+/// The links of `bond=`, `vlan=` first (their members are the NICs named), then every `ip=`:
+/// the first is the boot link the config is fetched over (retried until it works), the others
+/// are configured once each. `BOOTIF=` names the NIC of an `ip=` that names none.
+async fn bring_up_network(cmdline: &KernelCmdline) -> (Option<NetInfo>, Network) {
+    let words: Vec<String> = cmdline
+        .args
+        .iter()
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => k.clone(),
+        })
+        .collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let links = match net::bootlinks::parse(&words) {
+        Ok(l) => l,
+        Err(e) => {
+            error!("kernel command line: {e}; no bond= or vlan= links are made");
+            net::bootlinks::parse(&[]).expect("nothing to refuse")
+        }
+    };
+    if !links.is_empty() {
+        bring_up_boot_links(&links.network).await;
+    }
+    let mut specs = match net::ip_specs_from_cmdline(&cmdline.ip_words()) {
         Ok(s) => s,
         Err(e) => {
             error!("{e}; falling back to DHCP");
             Vec::new()
         }
     };
-    let spec = specs.into_iter().next().unwrap_or_else(IpSpec::dhcp);
+    if specs.is_empty() {
+        specs.push(IpSpec::dhcp());
+    }
+    if let Some(mac) = links.bootif {
+        match boot_device(mac, &links.network).await {
+            Some(dev) => {
+                for s in specs.iter_mut().filter(|s| s.device.is_none()) {
+                    info!(device = %dev, "BOOTIF names the boot link");
+                    s.device = Some(dev.clone());
+                }
+            }
+            None => warn!(
+                "BOOTIF={}: no NIC has that MAC; the first link with carrier is used",
+                lbd::config::network::format_mac(&mac)
+            ),
+        }
+    }
+    let spec = specs.remove(0);
+    let info = configure_boot_link(&spec).await;
+    for other in &specs {
+        // The boot link's name servers and host name stay.
+        let opts = NetOptions {
+            resolv_conf: None,
+            set_hostname: false,
+            ..NetOptions::default()
+        };
+        match net::configure(other, &opts).await {
+            Ok(i) => info!(
+                device = %i.device,
+                address = %format!("{}/{}", i.address, i.prefix_len),
+                dhcp = i.lease.is_some(),
+                "network up (another ip=)"
+            ),
+            Err(e) => error!("ip= on {}: {e}", other.device.as_deref().unwrap_or("?")),
+        }
+    }
+    (info, links.network)
+}
+
+/// Makes the command line's bonds and VLANs; a failure is logged and the boot goes on (an
+/// `ip=` on a plain NIC may still work).
+async fn bring_up_boot_links(links: &Network) {
+    let nl = match lbd::netlink::Netlink::connect() {
+        Ok(nl) => nl,
+        Err(e) => return error!("bond=/vlan=: {e}"),
+    };
+    match net::apply::apply(&nl, &net::apply::Sysfs::default(), links, None).await {
+        Ok(done) => info!(
+            steps = done.steps.len(),
+            "links of the kernel command line made"
+        ),
+        Err(e) => error!("bond=/vlan= could not be made: {e}"),
+    }
+}
+
+/// The link to configure for the NIC with `mac`: its bond, when the command line bonds it.
+async fn boot_device(mac: [u8; 6], links: &Network) -> Option<String> {
+    let nl = lbd::netlink::Netlink::connect().ok()?;
+    let all = nl.links().await.ok()?;
+    let nic = all
+        .iter()
+        .find(|l| l.perm_mac.or(l.mac) == Some(mac) && l.virtual_kind.is_none())?;
+    let bonds = links.bond_of();
+    Some(
+        bonds
+            .get(nic.name.as_str())
+            .map_or(nic.name.clone(), |b| b.to_string()),
+    )
+}
+
+async fn configure_boot_link(spec: &IpSpec) -> Option<NetInfo> {
     let opts = NetOptions::default();
     let mut pause = Duration::from_secs(2);
     loop {
-        match net::configure(&spec, &opts).await {
+        match net::configure(spec, &opts).await {
             Ok(info) => {
                 info!(
                     device = %info.device,

@@ -11,17 +11,20 @@ use lbd::netlink::Netlink;
 use std::net::IpAddr;
 use tracing::{error, info, warn};
 
-/// The link init configured at boot, before any config.
+/// The link init configured at boot, before any config, and the command line's bonds and
+/// VLANs it may be on.
 #[derive(Clone, Debug)]
 pub struct BootLink {
     pub device: String,
     pub address: IpPrefix,
     pub gateway: Option<IpAddr>,
     pub dhcp: bool,
+    /// `bond=` and `vlan=` links.
+    pub links: Network,
 }
 
 impl BootLink {
-    pub fn of(info: &NetInfo) -> BootLink {
+    pub fn of(info: &NetInfo, links: Network) -> BootLink {
         BootLink {
             device: info.device.clone(),
             address: IpPrefix {
@@ -30,11 +33,28 @@ impl BootLink {
             },
             gateway: info.gateway.map(IpAddr::V4),
             dhcp: info.lease.is_some(),
+            links,
         }
     }
 
+    /// The boot network as a `[network]`: the command line's links, with the address on the
+    /// boot link (which may be one of them).
     fn network(&self) -> Network {
-        apply::boot_network(&self.device, self.address, self.gateway, self.dhcp)
+        let on_link = apply::boot_network(&self.device, self.address, self.gateway, self.dhcp);
+        let mut net = self.links.clone();
+        for (name, link) in on_link.links {
+            match net.links.get_mut(&name) {
+                Some(existing) => {
+                    existing.addresses = link.addresses;
+                    existing.routes = link.routes;
+                    existing.dhcp = link.dhcp;
+                }
+                None => {
+                    net.links.insert(name, link);
+                }
+            }
+        }
+        net
     }
 }
 
@@ -186,7 +206,36 @@ mod tests {
             address: "10.0.2.15/24".parse().unwrap(),
             gateway: Some("10.0.2.2".parse().unwrap()),
             dhcp: true,
+            links: net("[network]\n"),
         }))
+    }
+
+    #[test]
+    fn the_boot_network_keeps_the_command_lines_bond() {
+        let links = crate::net::bootlinks::parse(&["bond=bond0:eth0,eth1:mode=1"])
+            .unwrap()
+            .network;
+        let boot = BootLink {
+            device: "bond0".into(),
+            address: "10.0.2.15/24".parse().unwrap(),
+            gateway: Some("10.0.2.2".parse().unwrap()),
+            dhcp: false,
+            links,
+        };
+        let net = boot.network();
+        let bond = &net.links["bond0"];
+        assert!(matches!(bond.kind, lbd::config::network::LinkKind::Bond(_)));
+        assert_eq!(bond.addresses, ["10.0.2.15/24".parse().unwrap()]);
+        assert_eq!(bond.routes.len(), 1);
+        assert!(net.links.contains_key("eth0") && net.links.contains_key("eth1"));
+        // A config that leaves bond0 alone still reaches the server through it.
+        let n = NodeNetwork::new(Some(boot));
+        let other = super::tests::net("[network.link.eth2]\naddresses = [\"192.168.5.2/24\"]\n");
+        assert!(n.reaches(&other, "198.51.100.1".parse().unwrap()));
+        // One that takes a member does not get the bond's way out.
+        let takes_member =
+            super::tests::net("[network.link.eth1]\naddresses = [\"192.168.5.2/24\"]\n");
+        assert!(!n.takes_boot_link(&takes_member));
     }
 
     #[test]

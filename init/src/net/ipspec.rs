@@ -267,6 +267,33 @@ fn parse(spec: &str) -> Result<IpSpec, IpSpecError> {
         _ => {}
     }
     let fields: Vec<&str> = spec.split(':').collect();
+    // dracut's `<device>:<method>` (`ip=bond0:dhcp`): a device, not a client-ip, first.
+    if let [device, method] = fields.as_slice() {
+        if device.parse::<Ipv4Addr>().is_err() && !device.is_empty() {
+            let mut out = match *method {
+                "dhcp" | "on" | "any" => IpSpec::dhcp(),
+                "off" | "none" => IpSpec::off(),
+                other => {
+                    return Err(IpSpecError::Field {
+                        spec: spec.to_string(),
+                        field: IpField::Autoconf,
+                        value: other.to_string(),
+                        problem: FieldProblem::UnknownAutoconf,
+                    })
+                }
+            };
+            if !valid_link_name(device) {
+                return Err(IpSpecError::Field {
+                    spec: spec.to_string(),
+                    field: IpField::Device,
+                    value: device.to_string(),
+                    problem: FieldProblem::DeviceNameInvalid,
+                });
+            }
+            out.device = Some(device.to_string());
+            return Ok(out);
+        }
+    }
     if fields.len() > IpField::ALL.len() {
         return Err(IpSpecError::TooManyFields {
             spec: spec.to_string(),
@@ -510,6 +537,15 @@ mod tests {
             assert_eq!(spec.mode, mode, "ip={value}");
             assert_eq!(spec, IpSpec::with_mode(mode), "ip={value}");
         }
+    }
+
+    #[test]
+    fn device_and_method_form() {
+        let spec = IpSpec::parse("bond0.100:dhcp").unwrap();
+        assert_eq!(spec.mode, IpMode::Dhcp);
+        assert_eq!(spec.device.as_deref(), Some("bond0.100"));
+        assert!(IpSpec::parse("bond0:static").is_err());
+        assert!(IpSpec::parse("bad/name:dhcp").is_err());
     }
 
     #[test]

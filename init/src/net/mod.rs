@@ -17,6 +17,7 @@
 //! 4. use [`NetInfo`] as documented on its fields.
 
 pub mod apply;
+pub mod bootlinks;
 pub mod dhcp;
 pub mod ipspec;
 pub mod link;

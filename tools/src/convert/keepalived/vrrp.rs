@@ -205,7 +205,14 @@ impl Converter<'_> {
                         if !a.args.is_empty() {
                             self.warn(a.at, "unicast peer TTL limits (min_ttl/max_ttl) have no equivalent in lbd: ignored (lbd checks TTL 255 as the RFC says)");
                         }
-                        s.peers.push(ip);
+                        if s.peers.contains(&ip) {
+                            self.warn(
+                                a.at,
+                                format!("unicast peer {ip} is listed twice: listed once"),
+                            );
+                        } else {
+                            s.peers.push(ip);
+                        }
                     }
                 }
                 "track_interface" => {
