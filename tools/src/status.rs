@@ -83,6 +83,7 @@ pub fn render(doc: &Value, p: Paint) -> String {
     let mut out = String::new();
     header(&mut out, doc, p);
     let vrrp_state = vrrp(&mut out, doc, p);
+    links(&mut out, doc, p);
     ipvs_header(&mut out, doc, p);
     for svc in doc["services"].as_array().into_iter().flatten() {
         service(&mut out, svc, &vrrp_state, p);
@@ -167,6 +168,77 @@ fn vrrp(out: &mut String, doc: &Value, p: Paint) -> std::collections::BTreeMap<S
         }
     }
     vrrp_state
+}
+
+/// The node's links: state, speed, MTU; a bond's mode, active member and each member's
+/// carrier and LACP state under it; a VLAN's id and parent. Bond members are shown under
+/// their bond only.
+fn links(out: &mut String, doc: &Value, p: Paint) {
+    let Some(list) = doc["links"].as_array().filter(|l| !l.is_empty()) else {
+        return;
+    };
+    let _ = writeln!(out, "{}", p.bold("LINKS"));
+    for l in list.iter().filter(|l| l["member_of"].is_null()) {
+        let state = match (l["up"].as_bool(), l["carrier"].as_bool()) {
+            (Some(true), Some(true)) => p.green("up"),
+            (Some(true), _) => p.red("no carrier"),
+            _ => p.yellow("down"),
+        };
+        let speed = u(l, "speed_mbps")
+            .map(|s| format!("  {s} Mb/s"))
+            .unwrap_or_default();
+        let mtu = u(l, "mtu")
+            .map(|m| format!("  mtu {m}"))
+            .unwrap_or_default();
+        let what = if let Some(v) = l["vlan"].as_object() {
+            format!(
+                "vlan {} on {}",
+                v.get("id").and_then(Value::as_u64).unwrap_or(0),
+                v.get("parent").and_then(Value::as_str).unwrap_or("?")
+            )
+        } else if l["bond"].is_object() {
+            let b = &l["bond"];
+            let active = b["active"]
+                .as_str()
+                .map(|a| format!(", active {a}"))
+                .unwrap_or_default();
+            format!("bond {}{active}", s(b, "mode"))
+        } else {
+            s(l, "kind").to_string()
+        };
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<28} {state}{speed}{mtu}",
+            s(l, "name"),
+            what
+        );
+        for m in l["bond"]["members"].as_array().into_iter().flatten() {
+            let mii = if m["mii_up"].as_bool() == Some(true) {
+                p.green("up")
+            } else {
+                p.red("down")
+            };
+            let active = if m["active"].as_bool() == Some(true) {
+                ", active"
+            } else {
+                ""
+            };
+            let lacp = match m["lacp"].as_object() {
+                Some(x)
+                    if x.get("collecting_distributing").and_then(Value::as_bool) == Some(true) =>
+                {
+                    ", LACP collecting+distributing".to_string()
+                }
+                Some(x) => p.red(&format!(
+                    ", LACP not agreed (actor {:#04x}, partner {:#04x})",
+                    x.get("actor_state").and_then(Value::as_u64).unwrap_or(0),
+                    x.get("partner_state").and_then(Value::as_u64).unwrap_or(0)
+                )),
+                None => String::new(),
+            };
+            let _ = writeln!(out, "    {:<10} {mii}{active}{lacp}", s(m, "name"));
+        }
+    }
 }
 
 /// `IPVS` (and why the kernel's columns are missing) and the column headers, as ipvsadm -Ln.
@@ -355,6 +427,36 @@ mod tests {
         assert!(t.contains("\x1b[32mMASTER\x1b[0m  192.0.2.10/24"), "{t}");
         assert!(t.contains("\x1b[31mdown\x1b[0m: connection refused"), "{t}");
         assert!(t.contains("\x1b[33mdrained\x1b[0m"), "{t}");
+    }
+
+    #[test]
+    fn links_with_a_bond_its_members_and_a_vlan() {
+        let mut d = doc();
+        d["links"] = serde_json::json!([
+            {"name": "eth0", "kind": "ethernet", "up": true, "carrier": true, "mtu": 1500, "speed_mbps": 10000, "member_of": null, "vlan": null, "bond": null},
+            {"name": "in1", "kind": "ethernet", "up": true, "carrier": true, "mtu": 1500, "member_of": "inside", "vlan": null, "bond": null},
+            {"name": "inside", "kind": "bond", "up": true, "carrier": true, "mtu": 1500, "member_of": null, "vlan": null,
+             "bond": {"mode": "802.3ad", "active": null, "primary": null, "members": [
+                {"name": "in1", "mii_up": true, "active": true, "lacp": {"collecting_distributing": true, "actor_state": 61, "partner_state": 61, "aggregator": 1}},
+                {"name": "in2", "mii_up": false, "active": false, "lacp": {"collecting_distributing": false, "actor_state": 13, "partner_state": 0, "aggregator": 2}}
+             ]}},
+            {"name": "inside.42", "kind": "vlan", "up": true, "carrier": false, "mtu": 1500, "member_of": null, "vlan": {"parent": "inside", "id": 42}, "bond": null}
+        ]);
+        let t = render(&d, Paint { on: false });
+        for line in [
+            "LINKS\n",
+            "  eth0         ethernet                     up  10000 Mb/s  mtu 1500\n",
+            "  inside       bond 802.3ad                 up  mtu 1500\n",
+            "    in1        up, active, LACP collecting+distributing\n",
+            "    in2        down, LACP not agreed (actor 0x0d, partner 0x00)\n",
+            "  inside.42    vlan 42 on inside            no carrier  mtu 1500\n",
+        ] {
+            assert!(t.contains(line), "{line:?} not in\n{t}");
+        }
+        assert!(
+            !t.contains("\n  in1 "),
+            "members are shown under their bond only:\n{t}"
+        );
     }
 
     #[test]

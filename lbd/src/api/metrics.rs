@@ -35,6 +35,13 @@
 //! | `lbd_syslog_messages_sent_total` | counter | | remote log messages sent |
 //! | `lbd_syslog_messages_dropped_total` | counter | | remote log messages lost (queue full) |
 //! | `lbd_syslog_send_failures_total` | counter | | failed sends (each retried) |
+//! | `lbd_link_up` | gauge | link, kind | 1 when the link is administratively up |
+//! | `lbd_link_carrier` | gauge | link | 1 when it has carrier |
+//! | `lbd_link_speed_bytes` | gauge | link | the speed the driver reports, bytes per second |
+//! | `lbd_link_mtu_bytes` | gauge | link | its MTU |
+//! | `lbd_bond_member_up` | gauge | bond, member | 1 while the bond's link monitoring sees carrier |
+//! | `lbd_bond_member_active` | gauge | bond, member | 1 while the bond uses the member |
+//! | `lbd_bond_member_lacp_collecting_distributing` | gauge | bond, member | 802.3ad: 1 once LACP agreed and the member carries traffic |
 
 use super::snapshot::Status;
 use std::fmt::Write as _;
@@ -146,6 +153,7 @@ pub fn render(st: &Status) -> String {
     service_families(&mut o, st);
     real_families(&mut o, st);
     syslog_families(&mut o, st);
+    link_families(&mut o, st);
     o.render()
 }
 
@@ -393,6 +401,61 @@ fn real_families(o: &mut Out, st: &Status) {
                     o.add(r_bytes, rdir("out"), t.bytes_out as f64);
                     o.add(r_cps, rl(), t.connections_per_second as f64);
                 }
+            }
+        }
+    }
+}
+
+/// The node's links and bond members.
+fn link_families(o: &mut Out, st: &Status) {
+    let up = o.family(
+        "lbd_link_up",
+        "gauge",
+        "1 when the link is administratively up.",
+    );
+    let carrier = o.family("lbd_link_carrier", "gauge", "1 when the link has carrier.");
+    let speed = o.family(
+        "lbd_link_speed_bytes",
+        "gauge",
+        "The link speed the driver reports, in bytes per second.",
+    );
+    let mtu = o.family("lbd_link_mtu_bytes", "gauge", "The link's MTU.");
+    let member_up = o.family(
+        "lbd_bond_member_up",
+        "gauge",
+        "1 while the bond's link monitoring sees carrier on the member.",
+    );
+    let member_active = o.family(
+        "lbd_bond_member_active",
+        "gauge",
+        "1 while the bond sends on the member.",
+    );
+    let lacp = o.family(
+        "lbd_bond_member_lacp_collecting_distributing",
+        "gauge",
+        "802.3ad: 1 once LACP has agreed with the partner and the member carries traffic.",
+    );
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    for l in &st.links {
+        let name = || vec![("link", l.name.clone())];
+        o.add(
+            up,
+            vec![("link", l.name.clone()), ("kind", l.kind.clone())],
+            flag(l.up),
+        );
+        o.add(carrier, name(), flag(l.carrier));
+        if let Some(s) = l.speed_mbps {
+            o.add(speed, name(), f64::from(s) * 1e6 / 8.0);
+        }
+        if let Some(m) = l.mtu {
+            o.add(mtu, name(), f64::from(m));
+        }
+        for m in l.bond.iter().flat_map(|b| &b.members) {
+            let labels = || vec![("bond", l.name.clone()), ("member", m.name.clone())];
+            o.add(member_up, labels(), flag(m.mii_up));
+            o.add(member_active, labels(), flag(m.active));
+            if let Some(x) = &m.lacp {
+                o.add(lacp, labels(), flag(x.collecting_distributing));
             }
         }
     }

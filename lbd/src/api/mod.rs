@@ -282,6 +282,7 @@ async fn status(shared: &Arc<Shared>) -> Option<snapshot::Status> {
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
     let drained = shared.drained().clone();
+    let links = read_links().await;
     Some(snapshot::build(&snapshot::Inputs {
         config: &published.config,
         config_path: &published.config_path,
@@ -296,7 +297,27 @@ async fn status(shared: &Arc<Shared>) -> Option<snapshot::Status> {
         kernel: &kernel,
         syslog: crate::syslog::status(),
         last_reload: published.last_reload.as_ref(),
+        links: &links,
     }))
+}
+
+/// The node's links for a status document; none when netlink cannot be asked.
+async fn read_links() -> Vec<snapshot::LinkReading> {
+    let links = match crate::netlink::Netlink::connect() {
+        Ok(nl) => nl.links().await.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    links
+        .into_iter()
+        .map(|link| {
+            let speed_mbps = std::fs::read_to_string(format!("/sys/class/net/{}/speed", link.name))
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .filter(|s| *s > 0)
+                .and_then(|s| u32::try_from(s).ok());
+            snapshot::LinkReading { link, speed_mbps }
+        })
+        .collect()
 }
 
 fn events(req: &Request) -> Response {

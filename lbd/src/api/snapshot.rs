@@ -43,6 +43,131 @@ pub struct Inputs<'a> {
     pub kernel: &'a KernelView,
     pub syslog: SyslogStatus,
     pub last_reload: Option<&'a crate::daemon::ReloadOutcome>,
+    /// The node's links as the kernel reported them for this document.
+    pub links: &'a [LinkReading],
+}
+
+/// A link as read for a status document: netlink's view and sysfs's speed.
+#[derive(Clone, Debug)]
+pub struct LinkReading {
+    pub link: crate::netlink::Link,
+    /// `/sys/class/net/NAME/speed`, when the driver knows it.
+    pub speed_mbps: Option<u32>,
+}
+
+/// One of the node's links.
+#[derive(Clone, Debug, Serialize)]
+pub struct LinkStatus {
+    pub name: String,
+    /// `ethernet` for a NIC, else the kernel's kind (`bond`, `vlan`, `macvlan`...).
+    pub kind: String,
+    /// Administratively up.
+    pub up: bool,
+    pub carrier: bool,
+    pub mtu: Option<u32>,
+    pub speed_mbps: Option<u32>,
+    pub mac: Option<String>,
+    /// The bond this link is a member of.
+    pub member_of: Option<String>,
+    pub vlan: Option<VlanStatus>,
+    pub bond: Option<BondStatus>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct VlanStatus {
+    pub parent: String,
+    pub id: u16,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BondStatus {
+    /// bonding.rst's name of the mode.
+    pub mode: String,
+    pub active: Option<String>,
+    pub primary: Option<String>,
+    pub members: Vec<MemberStatus>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberStatus {
+    pub name: String,
+    /// Carrier as the bond's link monitoring sees it.
+    pub mii_up: bool,
+    /// In use by the bond.
+    pub active: bool,
+    /// 802.3ad: LACP's view of the member.
+    pub lacp: Option<LacpStatus>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LacpStatus {
+    /// LACP agreed with the partner and the member carries traffic both ways.
+    pub collecting_distributing: bool,
+    /// The LACP port state bits, this end's and the partner's (IEEE 802.1AX).
+    pub actor_state: u8,
+    pub partner_state: u8,
+    pub aggregator: Option<u16>,
+}
+
+/// The links of a status document, loopback aside, in index order.
+pub fn links_status(readings: &[LinkReading]) -> Vec<LinkStatus> {
+    let name_of = |index: u32| {
+        readings
+            .iter()
+            .find(|r| r.link.index == index)
+            .map(|r| r.link.name.clone())
+    };
+    readings
+        .iter()
+        .filter(|r| r.link.name != "lo")
+        .map(|r| {
+            let l = &r.link;
+            let bond = l.bond.as_ref().map(|b| BondStatus {
+                mode: crate::config::network::BondMode::ALL
+                    .iter()
+                    .find(|m| m.kernel() == b.mode)
+                    .map_or_else(|| format!("mode {}", b.mode), |m| m.word().to_string()),
+                active: b.active.and_then(name_of),
+                primary: b.primary.and_then(name_of),
+                members: readings
+                    .iter()
+                    .filter(|m| m.link.controller == Some(l.index))
+                    .map(|m| {
+                        let port = m.link.bond_port.clone().unwrap_or_default();
+                        MemberStatus {
+                            name: m.link.name.clone(),
+                            mii_up: port.mii_up,
+                            active: port.active,
+                            lacp: port.actor_state.map(|actor| LacpStatus {
+                                collecting_distributing: port.collecting_distributing(),
+                                actor_state: actor,
+                                partner_state: port.partner_state.unwrap_or(0),
+                                aggregator: port.aggregator,
+                            }),
+                        }
+                    })
+                    .collect(),
+            });
+            LinkStatus {
+                name: l.name.clone(),
+                kind: l.virtual_kind.clone().unwrap_or_else(|| "ethernet".into()),
+                up: l.admin_up,
+                carrier: l.carrier,
+                mtu: l.mtu,
+                speed_mbps: r.speed_mbps,
+                mac: l.mac.as_ref().map(crate::config::network::format_mac),
+                member_of: l
+                    .controller
+                    .filter(|_| l.bond_port.is_some())
+                    .and_then(name_of),
+                vlan: l.vlan_id.map(|id| VlanStatus {
+                    parent: l.lower.and_then(name_of).unwrap_or_default(),
+                    id,
+                }),
+                bond,
+            }
+        })
+        .collect()
 }
 
 /// Traffic counters and rates (IPVS's own: rates are per second, averaged by the kernel).
@@ -87,6 +212,7 @@ pub struct Status {
     pub vrrp_drops: BTreeMap<String, u64>,
     pub services: Vec<ServiceStatus>,
     pub syslog: SyslogStatus,
+    pub links: Vec<LinkStatus>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -281,6 +407,7 @@ pub fn build(i: &Inputs) -> Status {
         vrrp_drops: vrrp_drops(i.vrrp),
         services,
         syslog: i.syslog.clone(),
+        links: links_status(i.links),
     }
 }
 
@@ -447,5 +574,91 @@ fn real_status(
             persistent_connections: d.persistent_conns,
             traffic: d.stats.as_ref().map(Traffic::from),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::types::{BondInfo, BondPortInfo};
+    use crate::netlink::Link;
+    use rtnetlink::packet_route::link::LinkLayerType;
+
+    fn link(index: u32, name: &str) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            mac: Some([0x52, 0x54, 0, 0, 0, index as u8]),
+            kind: LinkLayerType::Ether,
+            admin_up: true,
+            carrier: true,
+            virtual_kind: None,
+            mtu: Some(1500),
+            controller: None,
+            perm_mac: None,
+            lower: None,
+            vlan_id: None,
+            bond: None,
+            bond_port: None,
+        }
+    }
+
+    #[test]
+    fn bonds_show_their_members_and_lacp_state() {
+        let mut bond = link(10, "bond0");
+        bond.virtual_kind = Some("bond".into());
+        bond.bond = Some(BondInfo {
+            mode: 4,
+            active: None,
+            ..BondInfo::default()
+        });
+        let member = |index, name: &str, actor: u8| {
+            let mut m = link(index, name);
+            m.controller = Some(10);
+            m.bond_port = Some(BondPortInfo {
+                mii_up: true,
+                active: true,
+                perm_mac: None,
+                actor_state: Some(actor),
+                partner_state: Some(0x3f),
+                aggregator: Some(1),
+            });
+            m
+        };
+        let mut vlan = link(11, "bond0.42");
+        vlan.virtual_kind = Some("vlan".into());
+        vlan.lower = Some(10);
+        vlan.vlan_id = Some(42);
+        let readings: Vec<LinkReading> = [
+            link(1, "lo"),
+            member(2, "eth0", 0x3d),
+            member(3, "eth1", 0x0d),
+            bond,
+            vlan,
+        ]
+        .into_iter()
+        .map(|link| LinkReading {
+            speed_mbps: (link.name.starts_with("eth")).then_some(10_000),
+            link,
+        })
+        .collect();
+        let st = links_status(&readings);
+        assert_eq!(
+            st.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+            ["eth0", "eth1", "bond0", "bond0.42"]
+        );
+        assert_eq!(st[0].member_of.as_deref(), Some("bond0"));
+        assert_eq!(st[0].speed_mbps, Some(10_000));
+        let b = st[2].bond.as_ref().unwrap();
+        assert_eq!(b.mode, "802.3ad");
+        let lacp: Vec<bool> = b
+            .members
+            .iter()
+            .map(|m| m.lacp.as_ref().unwrap().collecting_distributing)
+            .collect();
+        // 0x3d has COLLECTING (0x10) and DISTRIBUTING (0x20); 0x0d has neither.
+        assert_eq!(lacp, [true, false]);
+        let v = st[3].vlan.as_ref().unwrap();
+        assert_eq!((v.parent.as_str(), v.id), ("bond0", 42));
     }
 }
