@@ -21,11 +21,17 @@
 //! - a config whose network cuts the box off from its config source is undone within its
 //!   `confirm_timeout` and refused; the previous network is back.
 //!
+//! And LACP: two guests whose 802.3ad bonds are wired to each other NIC to NIC (QEMU datagram
+//! sockets: a Linux bridge never forwards LACPDUs); both members reach collecting+distributing,
+//! read from netlink through lbd's status API (`lbctl status --json`), and a member cut keeps
+//! traffic flowing.
+//!
 //! Needs root, QEMU, tshark, ping, the kernel package (`tools/setup.sh`) and the test image.
 
 use std::time::{Duration, Instant};
 
 use lbtest::appliance::{assert_no_fatal, ApplianceBuilder, ConfigDir};
+use lbtest::fresh::{binary, Profile};
 use lbtest::ipvs::{boot_with_shell, ShellGuest};
 use lbtest::{wait, MacAddr, Netns, Nic, StaticServer};
 
@@ -368,5 +374,234 @@ fn bond_vlan_reload_and_rollback() {
             "figure: kernel -> lbd running with a bond and a VLAN applied first: {:?}",
             lbtest::appliance::stamp(running)
         );
+    }
+}
+
+/// One end of the LACP pair: its boot NIC on br0, two NICs wired to the other end.
+struct LacpNode {
+    name: &'static str,
+    tap: &'static str,
+    boot: &'static str,
+    bond: &'static str,
+    macs: [MacAddr; 3],
+}
+
+const LACP_A: LacpNode = LacpNode {
+    name: "lacp-a",
+    tap: "tapa",
+    boot: "10.72.0.21",
+    bond: "10.77.0.21",
+    macs: [
+        MacAddr([0x52, 0x54, 0x00, 0x77, 0x0a, 0x00]),
+        MacAddr([0x52, 0x54, 0x00, 0x77, 0x0a, 0x01]),
+        MacAddr([0x52, 0x54, 0x00, 0x77, 0x0a, 0x02]),
+    ],
+};
+const LACP_B: LacpNode = LacpNode {
+    name: "lacp-b",
+    tap: "tapb",
+    boot: "10.72.0.22",
+    bond: "10.77.0.22",
+    macs: [
+        MacAddr([0x52, 0x54, 0x00, 0x77, 0x0b, 0x00]),
+        MacAddr([0x52, 0x54, 0x00, 0x77, 0x0b, 0x01]),
+        MacAddr([0x52, 0x54, 0x00, 0x77, 0x0b, 0x02]),
+    ],
+};
+
+fn lacp_config(n: &LacpNode) -> String {
+    format!(
+        r#"[node]
+hostname = "{name}"
+api_listen = "{boot}:9000"
+
+[network]
+[network.link.eth0]
+addresses = ["{boot}/24"]
+
+[network.link.m1]
+match = {{ mac = "{m1}" }}
+
+[network.link.m2]
+match = {{ mac = "{m2}" }}
+
+[network.link.agg]
+kind = "bond"
+members = ["m1", "m2"]
+mode = "802.3ad"
+lacp_rate = "fast"
+xmit_hash_policy = "layer3+4"
+addresses = ["{bond}/24"]
+"#,
+        name = n.name,
+        boot = n.boot,
+        bond = n.bond,
+        m1 = n.macs[1],
+        m2 = n.macs[2],
+    )
+}
+
+/// The status document of the node's lbd, through its API from the host.
+fn status_json(lab: &Lab, n: &LacpNode) -> Option<serde_json::Value> {
+    let lbctl = binary("lbctl", "lbctl", Profile::Debug);
+    let out = lab
+        .ns
+        .command(&lbctl)
+        .args([
+            "--url",
+            &format!("http://{}:9000", n.boot),
+            "status",
+            "--json",
+        ])
+        .output()
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Each member of `agg` and whether LACP has it collecting and distributing.
+fn lacp_members(doc: &serde_json::Value) -> Vec<(String, bool)> {
+    doc["links"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["name"] == "agg")
+        .flat_map(|l| l["bond"]["members"].as_array().cloned().unwrap_or_default())
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap_or("").to_string(),
+                m["lacp"]["collecting_distributing"].as_bool() == Some(true),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn lacp_between_two_bonds() {
+    let lab = Lab::start();
+    let wires = tempfile::Builder::new()
+        .prefix("lbtest-wire-")
+        .tempdir()
+        .unwrap();
+    let end = |n: &str| wires.path().join(format!("{n}.sock"));
+    let mut guests = Vec::new();
+    for (n, other) in [(&LACP_A, "b"), (&LACP_B, "a")] {
+        let me = &n.name[5..];
+        lab.ns.add_tap(n.tap, Some("br0")).unwrap();
+        let file = format!("{}.toml", n.name);
+        lab.configs.publish(&file, &lacp_config(n)).unwrap();
+        let g = boot_with_shell(
+            ApplianceBuilder::new(n.name)
+                .nic(Nic::tap(n.tap, n.macs[0]))
+                .nic(Nic::wire(
+                    end(&format!("{me}1")),
+                    end(&format!("{other}1")),
+                    n.macs[1],
+                ))
+                .nic(Nic::wire(
+                    end(&format!("{me}2")),
+                    end(&format!("{other}2")),
+                    n.macs[2],
+                ))
+                .netns(&lab.ns)
+                .append(format!(
+                    "ip={}::{SERVER}:255.255.255.0:{}:eth0:off",
+                    n.boot, n.name
+                ))
+                .config_url(format!("http://{SERVER}:{CONFIG_PORT}/{file}")),
+            BOOT,
+        )
+        .unwrap();
+        guests.push(g);
+    }
+    for g in &guests {
+        g.guest
+            .expect(r"network confirmed", BOOT)
+            .unwrap_or_else(|e| panic!("{e}\n{}", g.guest.report()));
+    }
+    // LACP agrees on both members of both ends, as lbd reads it from netlink.
+    let agreed = Instant::now();
+    for n in [&LACP_A, &LACP_B] {
+        wait::expect(
+            &format!("{}: both members collecting+distributing", n.name),
+            STEP,
+            POLL,
+            || {
+                status_json(&lab, n).is_some_and(|d| {
+                    let m = lacp_members(&d);
+                    m.len() == 2 && m.iter().all(|(_, ok)| *ok)
+                })
+            },
+        );
+    }
+    println!(
+        "figure: LACP agreed on both ends {:?} after both configs were confirmed",
+        agreed.elapsed()
+    );
+    // The kernel's own report agrees: the partner is the other bond.
+    let report = sh(&mut guests[0], "cat /proc/net/bonding/agg");
+    assert!(
+        report.contains("Bonding Mode: IEEE 802.3ad Dynamic link aggregation"),
+        "{report}"
+    );
+    assert!(
+        report
+            .to_ascii_lowercase()
+            .contains(&format!("partner mac address: {}", LACP_B.macs[1])),
+        "{report}"
+    );
+    assert!(sh(&mut guests[0], "ping -c 3 -W 2 10.77.0.22").contains(" 0% packet loss"));
+
+    // Cut one member, as a cable cut (both ends lose carrier), while pings run: traffic goes
+    // on over the other, and lbd shows which one is out. (The pings run in the foreground: a
+    // background job on the debug shell's serial line ends the shell.)
+    let (first, rest) = guests.split_at_mut(1);
+    let (a, b) = (&mut first[0], &rest[0]);
+    let out = std::thread::scope(|s| {
+        let shell = &mut a.shell;
+        let pings = s.spawn(move || shell.run("ping -c 60 -i .2 10.77.0.22", STEP));
+        std::thread::sleep(Duration::from_secs(4));
+        for g in [&a.guest, &b.guest] {
+            g.qmp()
+                .execute(
+                    "set_link",
+                    Some(serde_json::json!({"name": "n1", "up": false})),
+                )
+                .unwrap();
+        }
+        pings.join().unwrap().unwrap()
+    });
+    wait::expect("m1 leaves the aggregate", STEP, POLL, || {
+        status_json(&lab, &LACP_A)
+            .is_some_and(|d| lacp_members(&d) == [("m1".into(), false), ("m2".into(), true)])
+    });
+    let summary = out
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or("")
+        .to_string();
+    // busybox ping: "64 bytes from 10.77.0.22: seq=N ttl=64 time=1.2 ms".
+    let seqs: Vec<u32> = out
+        .lines()
+        .filter_map(|l| {
+            l.split("seq=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let gap = seqs.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    println!(
+        "figure: pings over the LACP bond across a member cut: {summary}; longest gap {} ms",
+        u64::from(gap.saturating_sub(1)) * 200
+    );
+    // Traffic goes on over the other member: the last pings are all answered.
+    assert!(
+        (50..60).all(|s| seqs.contains(&s)),
+        "traffic did not come back after the member cut:\n{out}"
+    );
+    for g in &guests {
+        assert_no_fatal(g.guest.console());
     }
 }

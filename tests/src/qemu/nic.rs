@@ -185,6 +185,15 @@ pub enum NetBackend {
         /// The tap's interface name.
         ifname: String,
     },
+    /// A cable to one NIC of another guest: QEMU's datagram sockets on two Unix paths, this
+    /// end bound to `local`, sending to `remote` (the other end swaps them). Frames pass
+    /// unchanged, LACPDUs included, which a Linux bridge never forwards.
+    Wire {
+        /// This end's socket (created by QEMU; must not exist).
+        local: PathBuf,
+        /// The other end's socket.
+        remote: PathBuf,
+    },
 }
 
 /// A guest network card.
@@ -241,6 +250,22 @@ impl Nic {
         self
     }
 
+    /// A virtio NIC on a [`NetBackend::Wire`]: the two ends of a cable are
+    /// `wire(a, b, mac1)` and `wire(b, a, mac2)`.
+    pub fn wire(local: impl Into<PathBuf>, remote: impl Into<PathBuf>, mac: MacAddr) -> Self {
+        Self {
+            backend: NetBackend::Wire {
+                local: local.into(),
+                remote: remote.into(),
+            },
+            // virtio reports no speed unless told, and 802.3ad aggregates only ports that
+            // have one ("failed to get link speed/duplex").
+            model: "virtio-net-pci,speed=10000,duplex=full".into(),
+            mac: Some(mac),
+            romfile: None,
+        }
+    }
+
     pub(super) fn qemu_args(&self, index: usize) -> [String; 4] {
         let id = format!("n{index}");
         let netdev = match &self.backend {
@@ -248,6 +273,11 @@ impl Nic {
             NetBackend::Tap { ifname } => format!(
                 "tap,id={id},ifname={},script=no,downscript=no",
                 escape(ifname)
+            ),
+            NetBackend::Wire { local, remote } => format!(
+                "dgram,id={id},local.type=unix,local.path={},remote.type=unix,remote.path={}",
+                escape(&local.to_string_lossy()),
+                escape(&remote.to_string_lossy())
             ),
         };
         let mut device = format!("{},netdev={id}", self.model);
@@ -264,4 +294,27 @@ impl Nic {
 /// Doubles commas, QEMU's escape inside option values.
 pub(super) fn escape(value: &str) -> String {
     value.replace(',', ",,")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wire_is_a_pair_of_datagram_sockets() {
+        let nic = Nic::wire(
+            "/tmp/a.sock",
+            "/tmp/b.sock",
+            MacAddr([0x52, 0x54, 0, 0, 0, 1]),
+        );
+        let args = nic.qemu_args(2);
+        assert_eq!(
+            args[1],
+            "dgram,id=n2,local.type=unix,local.path=/tmp/a.sock,remote.type=unix,remote.path=/tmp/b.sock"
+        );
+        assert_eq!(
+            args[3],
+            "virtio-net-pci,speed=10000,duplex=full,netdev=n2,mac=52:54:00:00:00:01"
+        );
+    }
 }
