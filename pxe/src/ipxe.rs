@@ -2,8 +2,8 @@
 //!
 //! The generic script (`/boot.ipxe`, also over TFTP) chains to `/boot/<mac>.ipxe` with the MAC
 //! of the NIC iPXE booted from (`${netX/mac:hexhyp}`). A node's script loads the image's kernel
-//! and initramfs over HTTP and puts the node's config URL on the kernel command line with the
-//! MAC written out, so neither iPXE nor init has a variable left to expand. Both scripts retry
+//! and initramfs over HTTP and puts the node's config URL and `BOOTIF=` on the kernel command
+//! line with the MAC written out, so neither iPXE nor init has a variable left to expand. Both scripts retry
 //! every 10 s on failure instead of falling through to the next boot device.
 
 use crate::mac::Mac;
@@ -47,6 +47,9 @@ pub fn kernel_cmdline(params: &BootParams, mac: Mac, node_cmdline: &str) -> Stri
     let mut words = vec!["initrd=initrd.img".to_string()];
     words.extend(params.image_cmdline.split_whitespace().map(str::to_string));
     words.push(format!("lb.config={}", config_url(&params.base_url, mac)));
+    // The NIC that booted, as pxelinux and iPXE name it: init configures it when `ip=` names
+    // no device (or the bond it is in).
+    words.push(format!("BOOTIF=01-{}", mac.hyphenated()));
     words.extend(params.boot_cmdline.split_whitespace().map(str::to_string));
     words.extend(node_cmdline.split_whitespace().map(str::to_string));
     words.join(" ")
@@ -109,7 +112,7 @@ mod tests {
             "#!ipxe\n\
              # Served by pxe for lb1 (52:54:00:00:00:01).\n\
              :retry\n\
-             kernel http://10.0.0.1:8080/image/vmlinuz initrd=initrd.img console=ttyS0 panic=10 lb.config=http://10.0.0.1:8080/config/52-54-00-00-00-01.toml lb.poll=5s ip=dhcp || goto failed\n\
+             kernel http://10.0.0.1:8080/image/vmlinuz initrd=initrd.img console=ttyS0 panic=10 lb.config=http://10.0.0.1:8080/config/52-54-00-00-00-01.toml BOOTIF=01-52-54-00-00-00-01 lb.poll=5s ip=dhcp || goto failed\n\
              initrd http://10.0.0.1:8080/image/initrd.img || goto failed\n\
              boot || goto failed\n\
              :failed\n\
