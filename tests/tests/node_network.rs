@@ -22,9 +22,12 @@
 //!   `confirm_timeout` and refused; the previous network is back.
 //!
 //! And LACP: two guests whose 802.3ad bonds are wired to each other NIC to NIC (QEMU datagram
-//! sockets: a Linux bridge never forwards LACPDUs); both members reach collecting+distributing,
-//! read from netlink through lbd's status API (`lbctl status --json`), and a member cut keeps
-//! traffic flowing.
+//! sockets: a Linux bridge never forwards LACPDUs). The partner boots normally and serves the
+//! other's config on its bond (busybox httpd); the other boots over its bond from the kernel
+//! command line alone (`bond=`, `ip=` on the bond, no other NIC), fetches its config through it
+//! and starts lbd. Both members reach collecting+distributing, read from netlink through lbd's
+//! status API (`lbctl status --json`) and from the kernel's own report, and a cable cut keeps
+//! every ping.
 //!
 //! Needs root, QEMU, tshark, ping, the kernel package (`tools/setup.sh`) and the test image.
 
@@ -377,47 +380,32 @@ fn bond_vlan_reload_and_rollback() {
     }
 }
 
-/// One end of the LACP pair: its boot NIC on br0, two NICs wired to the other end.
-struct LacpNode {
-    name: &'static str,
-    tap: &'static str,
-    boot: &'static str,
-    bond: &'static str,
-    macs: [MacAddr; 3],
-}
+/// The partner: boot NIC on br0 (its config from the host), two NICs wired to the node.
+const PARTNER_MACS: [MacAddr; 3] = [
+    MacAddr([0x52, 0x54, 0x00, 0x77, 0x0b, 0x00]),
+    MacAddr([0x52, 0x54, 0x00, 0x77, 0x0b, 0x01]),
+    MacAddr([0x52, 0x54, 0x00, 0x77, 0x0b, 0x02]),
+];
+const PARTNER_BOOT: &str = "10.72.0.22";
+const PARTNER_BOND: &str = "10.77.0.22";
+/// The node: only the two wired NICs (eth0, eth1), booted over their bond.
+const NODE_MACS: [MacAddr; 2] = [
+    MacAddr([0x52, 0x54, 0x00, 0x77, 0x0a, 0x01]),
+    MacAddr([0x52, 0x54, 0x00, 0x77, 0x0a, 0x02]),
+];
+const NODE_BOND: &str = "10.77.0.21";
+/// The bond both ends make, in the kernel command line's words.
+const LACP_BOND: &str = "bond=agg:eth0,eth1:mode=802.3ad,lacp_rate=fast,miimon=100";
 
-const LACP_A: LacpNode = LacpNode {
-    name: "lacp-a",
-    tap: "tapa",
-    boot: "10.72.0.21",
-    bond: "10.77.0.21",
-    macs: [
-        MacAddr([0x52, 0x54, 0x00, 0x77, 0x0a, 0x00]),
-        MacAddr([0x52, 0x54, 0x00, 0x77, 0x0a, 0x01]),
-        MacAddr([0x52, 0x54, 0x00, 0x77, 0x0a, 0x02]),
-    ],
-};
-const LACP_B: LacpNode = LacpNode {
-    name: "lacp-b",
-    tap: "tapb",
-    boot: "10.72.0.22",
-    bond: "10.77.0.22",
-    macs: [
-        MacAddr([0x52, 0x54, 0x00, 0x77, 0x0b, 0x00]),
-        MacAddr([0x52, 0x54, 0x00, 0x77, 0x0b, 0x01]),
-        MacAddr([0x52, 0x54, 0x00, 0x77, 0x0b, 0x02]),
-    ],
-};
-
-fn lacp_config(n: &LacpNode) -> String {
+fn partner_config() -> String {
     format!(
         r#"[node]
-hostname = "{name}"
-api_listen = "{boot}:9000"
+hostname = "partner"
+api_listen = "{PARTNER_BOOT}:9000"
 
 [network]
 [network.link.eth0]
-addresses = ["{boot}/24"]
+addresses = ["{PARTNER_BOOT}/24"]
 
 [network.link.m1]
 match = {{ mac = "{m1}" }}
@@ -430,26 +418,37 @@ kind = "bond"
 members = ["m1", "m2"]
 mode = "802.3ad"
 lacp_rate = "fast"
-xmit_hash_policy = "layer3+4"
-addresses = ["{bond}/24"]
+addresses = ["{PARTNER_BOND}/24"]
 "#,
-        name = n.name,
-        boot = n.boot,
-        bond = n.bond,
-        m1 = n.macs[1],
-        m2 = n.macs[2],
+        m1 = PARTNER_MACS[1],
+        m2 = PARTNER_MACS[2],
     )
 }
 
-/// The status document of the node's lbd, through its API from the host.
-fn status_json(lab: &Lab, n: &LacpNode) -> Option<serde_json::Value> {
+/// The node's config, as the partner serves it: the command line's bond, the same way, so
+/// taking it over changes nothing.
+const NODE_CONFIG: &[&str] = &[
+    "[node]",
+    "hostname = \"lacp-node\"",
+    "[network.link.eth0]",
+    "[network.link.eth1]",
+    "[network.link.agg]",
+    "kind = \"bond\"",
+    "members = [\"eth0\", \"eth1\"]",
+    "mode = \"802.3ad\"",
+    "lacp_rate = \"fast\"",
+    "addresses = [\"10.77.0.21/24\"]",
+];
+
+/// The partner's status document, through its API from the host.
+fn partner_status(lab: &Lab) -> Option<serde_json::Value> {
     let lbctl = binary("lbctl", "lbctl", Profile::Debug);
     let out = lab
         .ns
         .command(&lbctl)
         .args([
             "--url",
-            &format!("http://{}:9000", n.boot),
+            &format!("http://{PARTNER_BOOT}:9000"),
             "status",
             "--json",
         ])
@@ -476,69 +475,96 @@ fn lacp_members(doc: &serde_json::Value) -> Vec<(String, bool)> {
 }
 
 #[test]
-fn lacp_between_two_bonds() {
+fn boot_over_an_lacp_bond() {
     let lab = Lab::start();
     let wires = tempfile::Builder::new()
         .prefix("lbtest-wire-")
         .tempdir()
         .unwrap();
     let end = |n: &str| wires.path().join(format!("{n}.sock"));
-    let mut guests = Vec::new();
-    for (n, other) in [(&LACP_A, "b"), (&LACP_B, "a")] {
-        let me = &n.name[5..];
-        lab.ns.add_tap(n.tap, Some("br0")).unwrap();
-        let file = format!("{}.toml", n.name);
-        lab.configs.publish(&file, &lacp_config(n)).unwrap();
-        let g = boot_with_shell(
-            ApplianceBuilder::new(n.name)
-                .nic(Nic::tap(n.tap, n.macs[0]))
-                .nic(Nic::wire(
-                    end(&format!("{me}1")),
-                    end(&format!("{other}1")),
-                    n.macs[1],
-                ))
-                .nic(Nic::wire(
-                    end(&format!("{me}2")),
-                    end(&format!("{other}2")),
-                    n.macs[2],
-                ))
-                .netns(&lab.ns)
-                .append(format!(
-                    "ip={}::{SERVER}:255.255.255.0:{}:eth0:off",
-                    n.boot, n.name
-                ))
-                .config_url(format!("http://{SERVER}:{CONFIG_PORT}/{file}")),
-            BOOT,
-        )
+
+    lab.ns.add_tap("tapp", Some("br0")).unwrap();
+    lab.configs
+        .publish("partner.toml", &partner_config())
         .unwrap();
-        guests.push(g);
+    let mut partner = boot_with_shell(
+        ApplianceBuilder::new("lacp-partner")
+            .nic(Nic::tap("tapp", PARTNER_MACS[0]))
+            .nic(Nic::wire(end("p1"), end("n1"), PARTNER_MACS[1]))
+            .nic(Nic::wire(end("p2"), end("n2"), PARTNER_MACS[2]))
+            .netns(&lab.ns)
+            .append(format!(
+                "ip={PARTNER_BOOT}::{SERVER}:255.255.255.0:partner:eth0:off"
+            ))
+            .config_url(format!("http://{SERVER}:{CONFIG_PORT}/partner.toml")),
+        BOOT,
+    )
+    .unwrap();
+    partner
+        .guest
+        .expect(r"network confirmed", BOOT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", partner.guest.report()));
+    // The node's config, served on the partner's bond.
+    sh(&mut partner, "mkdir -p /tmp/w");
+    for line in NODE_CONFIG {
+        sh(&mut partner, &format!("echo '{line}' >> /tmp/w/node.toml"));
     }
-    for g in &guests {
-        g.guest
-            .expect(r"network confirmed", BOOT)
-            .unwrap_or_else(|e| panic!("{e}\n{}", g.guest.report()));
-    }
-    // LACP agrees on both members of both ends, as lbd reads it from netlink.
-    let agreed = Instant::now();
-    for n in [&LACP_A, &LACP_B] {
-        wait::expect(
-            &format!("{}: both members collecting+distributing", n.name),
-            STEP,
-            POLL,
-            || {
-                status_json(&lab, n).is_some_and(|d| {
-                    let m = lacp_members(&d);
-                    m.len() == 2 && m.iter().all(|(_, ok)| *ok)
-                })
-            },
-        );
-    }
+    sh(&mut partner, "busybox httpd -p 8080 -h /tmp/w");
+
+    let node = boot_with_shell(
+        ApplianceBuilder::new("lacp-node")
+            .nic(Nic::wire(end("n1"), end("p1"), NODE_MACS[0]))
+            .nic(Nic::wire(end("n2"), end("p2"), NODE_MACS[1]))
+            .netns(&lab.ns)
+            .append(LACP_BOND)
+            .append(format!(
+                "ip={NODE_BOND}::{PARTNER_BOND}:255.255.255.0:lacp-node:agg:off"
+            ))
+            .config_url(format!("http://{PARTNER_BOND}:8080/node.toml")),
+        BOOT,
+    )
+    .unwrap();
+    node.guest
+        .expect(r"lbd:\s+INFO lbd running", BOOT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", node.guest.report()));
+    let mut node = node;
+    let lines = node.guest.console().lines();
+    let running = lines.iter().find(|l| l.contains("lbd running")).unwrap();
     println!(
-        "figure: LACP agreed on both ends {:?} after both configs were confirmed",
+        "figure: kernel -> lbd running, booted over an 802.3ad bond from the command line: {:?}",
+        lbtest::appliance::stamp(running)
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("links of the kernel command line made")),
+        "the bond came from the command line"
+    );
+    // The config describes the command line's bond the same way: nothing more to change.
+    let applied: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("network applied"))
+        .collect();
+    assert_eq!(applied.len(), 1, "{applied:#?}");
+    assert!(
+        applied[0].contains("create bond agg (802.3ad)"),
+        "{applied:#?}"
+    );
+
+    // LACP agrees on both members, as the partner's lbd reads it from netlink.
+    let agreed = Instant::now();
+    wait::expect("both members collecting+distributing", STEP, POLL, || {
+        partner_status(&lab).is_some_and(|d| {
+            let m = lacp_members(&d);
+            m.len() == 2 && m.iter().all(|(_, ok)| *ok)
+        })
+    });
+    println!(
+        "figure: LACP agreed {:?} after the node's lbd started",
         agreed.elapsed()
     );
-    // The kernel's own report agrees: the partner is the other bond.
-    let report = sh(&mut guests[0], "cat /proc/net/bonding/agg");
+    // The node's kernel agrees: its partner is the partner's bond.
+    let report = sh(&mut node, "cat /proc/net/bonding/agg");
     assert!(
         report.contains("Bonding Mode: IEEE 802.3ad Dynamic link aggregation"),
         "{report}"
@@ -546,32 +572,30 @@ fn lacp_between_two_bonds() {
     assert!(
         report
             .to_ascii_lowercase()
-            .contains(&format!("partner mac address: {}", LACP_B.macs[1])),
+            .contains(&format!("partner mac address: {}", PARTNER_MACS[1])),
         "{report}"
     );
-    assert!(sh(&mut guests[0], "ping -c 3 -W 2 10.77.0.22").contains(" 0% packet loss"));
 
-    // Cut one member, as a cable cut (both ends lose carrier), while pings run: traffic goes
-    // on over the other, and lbd shows which one is out. (The pings run in the foreground: a
-    // background job on the debug shell's serial line ends the shell.)
-    let (first, rest) = guests.split_at_mut(1);
-    let (a, b) = (&mut first[0], &rest[0]);
+    // A cable cut (both ends lose carrier) while pings run: traffic goes on over the other
+    // member, and lbd shows which one is out. (The pings run in the foreground: a background
+    // job on the debug shell's serial line ends the shell.)
     let out = std::thread::scope(|s| {
-        let shell = &mut a.shell;
-        let pings = s.spawn(move || shell.run("ping -c 60 -i .2 10.77.0.22", STEP));
+        let shell = &mut node.shell;
+        let pings = s.spawn(move || shell.run(&format!("ping -c 60 -i .2 {PARTNER_BOND}"), STEP));
         std::thread::sleep(Duration::from_secs(4));
-        for g in [&a.guest, &b.guest] {
+        // One cable: the node's first NIC (netdev n0) to the partner's m1 (netdev n1).
+        for (g, netdev) in [(&node.guest, "n0"), (&partner.guest, "n1")] {
             g.qmp()
                 .execute(
                     "set_link",
-                    Some(serde_json::json!({"name": "n1", "up": false})),
+                    Some(serde_json::json!({"name": netdev, "up": false})),
                 )
                 .unwrap();
         }
         pings.join().unwrap().unwrap()
     });
     wait::expect("m1 leaves the aggregate", STEP, POLL, || {
-        status_json(&lab, &LACP_A)
+        partner_status(&lab)
             .is_some_and(|d| lacp_members(&d) == [("m1".into(), false), ("m2".into(), true)])
     });
     let summary = out
@@ -593,15 +617,13 @@ fn lacp_between_two_bonds() {
         .collect();
     let gap = seqs.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
     println!(
-        "figure: pings over the LACP bond across a member cut: {summary}; longest gap {} ms",
+        "figure: pings over the LACP bond across a cable cut: {summary}; longest gap {} ms",
         u64::from(gap.saturating_sub(1)) * 200
     );
-    // Traffic goes on over the other member: the last pings are all answered.
     assert!(
         (50..60).all(|s| seqs.contains(&s)),
-        "traffic did not come back after the member cut:\n{out}"
+        "traffic did not come back after the cable cut:\n{out}"
     );
-    for g in &guests {
-        assert_no_fatal(g.guest.console());
-    }
+    assert_no_fatal(node.guest.console());
+    assert_no_fatal(partner.guest.console());
 }
