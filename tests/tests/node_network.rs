@@ -1,7 +1,7 @@
 //! The node's own network from the config, on a real guest kernel (the host's has no bonding or
 //! VLANs): a balancer with three NICs, the boot NIC on the outside segment and an
 //! active-backup bond of the other two (found by MAC and renamed) on the inside segment, with a
-//! VLAN on the bond and a VRRP instance on the bond.
+//! VLAN on the bond, and a VRRP instance on each.
 //!
 //! ```text
 //!   namespace "nodenet": br0 10.72.0.1 (config server :8080)   br1 10.73.0.1 (inside)
@@ -99,6 +99,13 @@ vrid = 73
 priority = 150
 advert_interval = "1s"
 vips = ["10.73.0.100/24"]
+
+[vrrp.instance.VI_V42]
+interface = "inside.42"
+vrid = 74
+priority = 150
+advert_interval = "1s"
+vips = ["10.74.0.100/24"]
 "#,
         timeout = if cut_off { "8s" } else { "30s" },
     )
@@ -197,6 +204,11 @@ fn bond_vlan_reload_and_rollback() {
         .expect(r"lbd:\s+INFO vrrp: VI_IN: BACKUP -> MASTER", STEP)
         .unwrap_or_else(|e| panic!("{e}\n{}", g.guest.report()));
 
+    // VRRP on the VLAN too (its line may come before or after the bond's).
+    wait::expect("VI_V42 master on the VLAN", STEP, POLL, || {
+        count(&g, r"vrrp: VI_V42: BACKUP -> MASTER") == 1
+    });
+
     // The kernel's view of what init built.
     let bonding = sh(&mut g, "cat /proc/net/bonding/inside");
     for want in [
@@ -223,6 +235,7 @@ fn bond_vlan_reload_and_rollback() {
         "10.73.0.11/24",
         "10.74.0.11/24",
         "10.73.0.100/24",
+        "10.74.0.100/24",
     ] {
         assert!(addrs.contains(a), "{a} not in\n{addrs}");
     }
