@@ -8,6 +8,7 @@ use crate::net::{resolv, NetInfo};
 use lbd::config::network::Network;
 use lbd::config::IpPrefix;
 use lbd::netlink::Netlink;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use tracing::{error, info, warn};
 
@@ -66,6 +67,9 @@ pub struct NodeNetwork {
     applied: Option<Network>,
     /// Applied, waiting for the config source to answer.
     pending: Option<Network>,
+    /// A DHCP client per link the config puts on DHCP (the boot link's is the boot's own):
+    /// dropping the sender stops it.
+    dhcp: BTreeMap<String, tokio::sync::oneshot::Sender<()>>,
 }
 
 /// What [`NodeNetwork::apply`] did.
@@ -85,6 +89,33 @@ impl NodeNetwork {
             boot,
             applied: None,
             pending: None,
+            dhcp: BTreeMap::new(),
+        }
+    }
+
+    /// Runs a DHCP client on each link of `net` with `dhcp = true` (but the boot link, whose
+    /// lease init keeps from boot), and stops those of links no longer on DHCP.
+    fn dhcp_clients(&mut self, net: &Network) {
+        let wanted: Vec<String> = net
+            .links
+            .values()
+            .filter(|l| l.dhcp && self.boot.as_ref().is_none_or(|b| b.device != l.name))
+            .map(|l| l.name.clone())
+            .collect();
+        self.dhcp.retain(|name, _| {
+            let keep = wanted.contains(name);
+            if !keep {
+                info!(link = %name, "DHCP stopped: the config no longer asks for it");
+            }
+            keep
+        });
+        for name in wanted {
+            if self.dhcp.contains_key(&name) {
+                continue;
+            }
+            let (stop, stopped) = tokio::sync::oneshot::channel();
+            self.dhcp.insert(name.clone(), stop);
+            tokio::task::spawn_local(dhcp_client(name, stopped));
         }
     }
 
@@ -122,10 +153,12 @@ impl NodeNetwork {
             Ok(done) if done.steps.is_empty() => {
                 self.applied = Some(net.clone());
                 write_resolvers(net);
+                self.dhcp_clients(net);
                 Ok(Taken::Unchanged)
             }
             Ok(done) => {
                 self.pending = Some(net.clone());
+                self.dhcp_clients(net);
                 Ok(Taken::Changed(done.steps.len()))
             }
             Err(e) => {
@@ -168,6 +201,7 @@ impl NodeNetwork {
                 return;
             }
         };
+        self.dhcp_clients(&target);
         match apply::apply(&nl, &self.sys, &target, Some(&pending)).await {
             Ok(done) => info!(
                 steps = done.steps.len(),
@@ -175,6 +209,45 @@ impl NodeNetwork {
             ),
             Err(e) => error!("network: rolling back failed: {e}; the box may be unreachable"),
         }
+    }
+}
+
+/// DHCP on `link` until `stop` fires (or its sender is dropped): the lease is kept, renewed
+/// and given back by the same client init boots with.
+async fn dhcp_client(link: String, stop: tokio::sync::oneshot::Receiver<()>) {
+    let spec = crate::net::IpSpec {
+        device: Some(link.clone()),
+        ..crate::net::IpSpec::dhcp()
+    };
+    // The boot link's name servers and host name stay.
+    let opts = crate::net::NetOptions {
+        resolv_conf: None,
+        set_hostname: false,
+        ..crate::net::NetOptions::default()
+    };
+    let run = async {
+        loop {
+            match crate::net::configure(&spec, &opts).await {
+                Ok(info) => {
+                    info!(link = %link, address = %format!("{}/{}", info.address, info.prefix_len), "DHCP lease on a config's link");
+                    return Some(info);
+                }
+                Err(e) => {
+                    warn!(link = %link, "DHCP: {e}; trying again in 10 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                }
+            }
+        }
+    };
+    let mut stop = stop;
+    let info = tokio::select! {
+        info = run => info,
+        _ = &mut stop => return,
+    };
+    // Hold the lease until the config drops DHCP on this link, then give it back.
+    let _ = stop.await;
+    if let Some(k) = info.and_then(|i| i.keeper) {
+        k.stop();
     }
 }
 

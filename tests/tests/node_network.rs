@@ -640,3 +640,81 @@ fn boot_over_an_lacp_bond() {
     assert_no_fatal(node.guest.console());
     assert_no_fatal(partner.guest.console());
 }
+
+/// A config's link on DHCP (not the boot link): init runs a client on it, and stops it when
+/// a later config gives the link a static address.
+#[test]
+fn dhcp_on_a_config_link() {
+    let lab = Lab::start();
+    let dir = tempfile::Builder::new()
+        .prefix("lbtest-dhcp-")
+        .tempdir()
+        .unwrap();
+    let log = dir.path().join("dnsmasq.log");
+    let mut dnsmasq = lab.ns.command("dnsmasq");
+    dnsmasq.args([
+        "--keep-in-foreground".to_string(),
+        "--conf-file=/dev/null".into(),
+        "--no-resolv".into(),
+        "--no-hosts".into(),
+        "--port=0".into(),
+        "--interface=br1".into(),
+        "--bind-interfaces".into(),
+        "--user=root".into(),
+        "--group=root".into(),
+        format!("--pid-file={}", dir.path().join("d.pid").display()),
+        format!("--dhcp-leasefile={}", dir.path().join("d.leases").display()),
+        format!("--log-facility={}", log.display()),
+        "--log-dhcp".into(),
+        "--no-ping".into(),
+        "--dhcp-range=10.73.0.50,10.73.0.60,255.255.255.0,1h".into(),
+    ]);
+    let _dnsmasq = lbtest::ChildGuard::spawn(&mut dnsmasq).expect("dnsmasq");
+    let config = |dhcp: bool| {
+        let inside = if dhcp {
+            "dhcp = true"
+        } else {
+            "addresses = [\"10.73.0.9/24\"]"
+        };
+        format!(
+            "[node]\nhostname = \"lb\"\n\n[network]\n[network.link.eth0]\naddresses = [\"10.72.0.11/24\"]\n\n[network.link.eth1]\n{inside}\n"
+        )
+    };
+    lab.configs.publish("lb.toml", &config(true)).unwrap();
+    let mut g = boot_with_shell(
+        ApplianceBuilder::new("nodenet-dhcp")
+            .nic(Nic::tap("tap0", MAC0))
+            .nic(Nic::tap("tap1", MAC1))
+            .netns(&lab.ns)
+            .append(format!("ip=10.72.0.11::{SERVER}:255.255.255.0:lb:eth0:off"))
+            .poll("2s")
+            .config_url(format!("http://{SERVER}:{CONFIG_PORT}/lb.toml")),
+        BOOT,
+    )
+    .unwrap();
+    g.guest
+        .expect(r"DHCP lease on a config's link", STEP)
+        .unwrap_or_else(|e| panic!("{e}\n{}", g.guest.report()));
+    let eth1 = sh(&mut g, "ip -4 addr show dev eth1");
+    assert!(
+        eth1.contains("inet 10.73.0.5") || eth1.contains("inet 10.73.0.60"),
+        "{eth1}"
+    );
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("DHCPACK(br1)"),
+        "dnsmasq handed out no lease"
+    );
+    assert!(lab.ping("10.72.0.11"), "the boot link is untouched");
+
+    // Static from now on: the client stops, the static address is added.
+    lab.configs.publish("lb.toml", &config(false)).unwrap();
+    g.guest
+        .expect(r"DHCP stopped: the config no longer asks for it", STEP)
+        .unwrap_or_else(|e| panic!("{e}\n{}", g.guest.report()));
+    wait::expect("the static address on eth1", STEP, POLL, || {
+        sh(&mut g, "ip -4 addr show dev eth1").contains("10.73.0.9/24")
+    });
+    assert_no_fatal(g.guest.console());
+}
