@@ -4,9 +4,10 @@
 //! VLAN on the bond, and a VRRP instance on each.
 //!
 //! ```text
-//!   namespace "nodenet": br0 10.72.0.1 (config server :8080)   br1 10.73.0.1 (inside)
-//!     └─ tap0 ── eth0 10.72.0.11 (ip=, then the config)         ├─ tap1 ── in1 ┐ bond "inside" 10.73.0.11
-//!                                                               └─ tap2 ── in2 ┘ VIP 10.73.0.100, VLAN 42
+//!   namespace "nodenet": br0 10.72.0.1 (config server :8080)   br1 10.73.0.1 ── br2 (two switches)
+//!     └─ tap0 ── eth0 10.72.0.11 (ip=, then the config)         tap1 ── in1 ┐  │
+//!                                                                tap2 ── in2 ┘──┘ bond "inside" 10.73.0.11
+//!                                                               VIP 10.73.0.100, VLAN 42 (VIP 10.74.0.100)
 //! ```
 //!
 //! Checked, with the kernel's own reports (`/proc/net/bonding`, `/proc/net/vlan`, sysfs) and
@@ -125,8 +126,13 @@ impl Lab {
             ns.add_addr(br, &format!("{addr}/24")).unwrap();
         }
         ns.add_tap("tap0", Some("br0")).unwrap();
+        // Two switches: the bond's members on br1 and br2, the switches joined by a link.
+        ns.add_bridge("br2").unwrap();
+        ns.add_veth("isl1", "isl2").unwrap();
+        ns.set_master("isl1", "br1").unwrap();
+        ns.set_master("isl2", "br2").unwrap();
         ns.add_tap("tap1", Some("br1")).unwrap();
-        ns.add_tap("tap2", Some("br1")).unwrap();
+        ns.add_tap("tap2", Some("br2")).unwrap();
         let configs = ConfigDir::new().unwrap();
         configs.publish("lb.toml", &config(false, false)).unwrap();
         let http =
