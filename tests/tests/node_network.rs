@@ -724,3 +724,60 @@ fn dhcp_on_a_config_link() {
     });
     assert_no_fatal(g.guest.console());
 }
+
+/// The config takes the boot NIC into a bond (with the address it booted with): the NIC is
+/// taken down, flushed and enslaved first so the bond keeps its MAC, the bond comes up with the
+/// address, the config source answers again and lbd starts.
+#[test]
+fn the_boot_nic_goes_into_a_bond() {
+    let lab = Lab::start();
+    lab.ns.add_tap("tapx", Some("br0")).unwrap();
+    let config = format!(
+        r#"[node]
+hostname = "lb"
+
+[network]
+[network.link.eth0]
+[network.link.eth1]
+[network.link.outside]
+kind = "bond"
+members = ["eth0", "eth1"]
+mode = "active-backup"
+primary = "eth0"
+addresses = ["10.72.0.11/24"]
+route = [{{ to = "default", via = "{SERVER}" }}]
+"#
+    );
+    lab.configs.publish("lb.toml", &config).unwrap();
+    let mut g = boot_with_shell(
+        ApplianceBuilder::new("nodenet-bootbond")
+            .nic(Nic::tap("tap0", MAC0))
+            .nic(Nic::tap("tapx", MAC1))
+            .netns(&lab.ns)
+            .append(format!("ip=10.72.0.11::{SERVER}:255.255.255.0:lb:eth0:off"))
+            .config_url(format!("http://{SERVER}:{CONFIG_PORT}/lb.toml")),
+        BOOT,
+    )
+    .unwrap();
+    g.guest
+        .expect(r"network confirmed", BOOT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", g.guest.report()));
+    g.guest
+        .expect(r"lbd:\s+INFO lbd running", STEP)
+        .unwrap_or_else(|e| panic!("{e}\n{}", g.guest.report()));
+    let bond = sh(&mut g, "ip addr show dev outside");
+    assert!(bond.contains("inet 10.72.0.11/24"), "{bond}");
+    assert!(
+        bond.contains(&MAC0.to_string()),
+        "the bond keeps the boot NIC's MAC:\n{bond}"
+    );
+    let eth0 = sh(&mut g, "ip -4 addr show dev eth0");
+    assert!(
+        !eth0.contains("inet "),
+        "the member has no address of its own:\n{eth0}"
+    );
+    let routes = sh(&mut g, "ip route show default");
+    assert!(routes.contains("dev outside"), "{routes}");
+    wait::expect("the host reaches the bond", STEP, POLL, || lab.ping("10.72.0.11"));
+    assert_no_fatal(g.guest.console());
+}
