@@ -93,6 +93,23 @@ impl Converter<'_> {
                 i
             }
         };
+        // One virtual router per (interface, vrid, family): keepalived reports the clash, lbd
+        // refuses it.
+        let v6 = vips.first().is_some_and(|(p, _)| p.addr.is_ipv6());
+        if let Some(other) = o
+            .instances
+            .iter()
+            .find(|i| same_router(i, &interface, vrid, v6))
+        {
+            self.warn(
+                it.at,
+                format!(
+                    "vrrp_instance {name} is the same virtual router as {} (interface {interface}, virtual_router_id {vrid}): keepalived refuses the clash; this one is left out",
+                    other.name
+                ),
+            );
+            return Ok(None);
+        }
         let ver = self.instance_version(&s, g, &vips);
         let mut e: Entries = vec![
             ("interface".into(), Value::str(&interface)),
@@ -502,11 +519,24 @@ impl Converter<'_> {
             if ver == 3 {
                 self.warn(at, "authentication with VRRP version 3: RFC 5798 has none and keepalived ignores it; left out");
             } else {
-                if pass.chars().count() > 8 {
-                    pass = pass.chars().take(8).collect();
-                    self.warn(at, format!("auth_pass longer than 8 characters: only the first 8 count (as in keepalived): {pass:?}"));
+                // keepalived keeps the first 8 bytes (the advert's field); a cut inside a
+                // character leaves bytes a config cannot hold.
+                if pass.len() > 8 {
+                    let mut end = 8;
+                    while !pass.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    if end < 8 {
+                        self.warn(at, format!("auth_pass {pass:?}: keepalived keeps its first 8 bytes, which cut a character in two; left out (set a new password on both nodes)"));
+                        pass.clear();
+                    } else {
+                        pass.truncate(8);
+                        self.warn(at, format!("auth_pass longer than 8 bytes: only the first 8 count (as in keepalived): {pass:?}"));
+                    }
                 }
-                e.push(("auth_pass".into(), Value::str(pass)));
+                if !pass.is_empty() {
+                    e.push(("auth_pass".into(), Value::str(pass)));
+                }
             }
         }
         if !s.track.is_empty() {
@@ -672,4 +702,18 @@ impl Converter<'_> {
         e.insert(1, ("sync_id".into(), Value::Int(id)));
         Ok((self.origin(it), e))
     }
+}
+
+/// Whether converted instance `i` is the virtual router (interface, vrid, family).
+fn same_router(i: &out::Instance, interface: &str, vrid: u8, v6: bool) -> bool {
+    let get = |k: &str| i.entries.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+    let family_v6 = match get("vips") {
+        Some(Value::List(l)) => l
+            .first()
+            .is_some_and(|v| matches!(v, Value::Str(s) if s.contains(':'))),
+        _ => false,
+    };
+    get("interface") == Some(&Value::str(interface))
+        && get("vrid") == Some(&Value::Int(vrid.into()))
+        && family_v6 == v6
 }
