@@ -778,6 +778,8 @@ route = [{{ to = "default", via = "{SERVER}" }}]
     );
     let routes = sh(&mut g, "ip route show default");
     assert!(routes.contains("dev outside"), "{routes}");
-    wait::expect("the host reaches the bond", STEP, POLL, || lab.ping("10.72.0.11"));
+    wait::expect("the host reaches the bond", STEP, POLL, || {
+        lab.ping("10.72.0.11")
+    });
     assert_no_fatal(g.guest.console());
 }
