@@ -93,6 +93,12 @@ kind = "vlan"
 parent = "inside"
 id = 42
 addresses = ["10.74.0.11/24"]
+
+[network.link."inside.44"]
+kind = "vlan"
+parent = "inside"
+id = 44
+addresses = ["10.76.0.11/24"]
 {vlan43}
 [vrrp.instance.VI_IN]
 interface = "inside"
@@ -393,7 +399,7 @@ fn bond_vlan_reload_and_rollback() {
     }
     if let Some(running) = lines.iter().find(|l| l.contains("lbd running")) {
         println!(
-            "figure: kernel -> lbd running with a bond and a VLAN applied first: {:?}",
+            "figure: kernel -> lbd running with a bond and two VLANs applied first: {:?}",
             lbtest::appliance::stamp(running)
         );
     }
