@@ -67,6 +67,7 @@ fn config(extra_vlan: bool, cut_off: bool) -> String {
     format!(
         r#"[node]
 hostname = "lb"
+api_listen = "10.73.0.11:9000"
 
 [network]
 confirm_timeout = "{timeout}"
@@ -113,6 +114,22 @@ vrid = 74
 priority = 150
 advert_interval = "1s"
 vips = ["10.74.0.100/24"]
+
+[vrrp.instance.VI_V44]
+interface = "inside.44"
+vrid = 75
+priority = 150
+advert_interval = "1s"
+vips = ["10.76.0.100/24"]
+
+# A check sent from the bond's address to a real on the inside segment.
+[service.web]
+vip = "10.73.0.100:80"
+forwarding = "nat"
+check = {{ type = "http", path = "/lb.toml", source_address = "10.73.0.11" }}
+
+[[service.web.real]]
+address = "10.73.0.1:8081"
 "#,
         timeout = if cut_off { "8s" } else { "30s" },
     )
@@ -120,6 +137,8 @@ vips = ["10.74.0.100/24"]
 
 struct Lab {
     _http: StaticServer,
+    /// The inside real the node's check reaches from the bond.
+    _inside_http: StaticServer,
     configs: ConfigDir,
     ns: Netns,
 }
@@ -144,8 +163,12 @@ impl Lab {
         let http =
             StaticServer::start_in(&ns, configs.path(), SERVER.parse().unwrap(), CONFIG_PORT)
                 .unwrap();
+        let inside_http =
+            StaticServer::start_in(&ns, configs.path(), INSIDE_HOST.parse().unwrap(), 8081)
+                .unwrap();
         Lab {
             _http: http,
+            _inside_http: inside_http,
             configs,
             ns,
         }
@@ -186,6 +209,18 @@ fn active_member(g: &mut ShellGuest) -> String {
         .to_string()
 }
 
+/// The node's status document, through its API on the bond from the host.
+fn status(lab: &Lab) -> Option<serde_json::Value> {
+    let lbctl = binary("lbctl", "lbctl", Profile::Debug);
+    let out = lab
+        .ns
+        .command(&lbctl)
+        .args(["--url", "http://10.73.0.11:9000", "status", "--json"])
+        .output()
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
 /// Console lines matching `pattern` so far.
 fn count(g: &ShellGuest, pattern: &str) -> usize {
     let re = regex::Regex::new(pattern).unwrap();
@@ -216,9 +251,21 @@ fn bond_vlan_reload_and_rollback() {
         .expect(r"lbd:\s+INFO vrrp: VI_IN: BACKUP -> MASTER", STEP)
         .unwrap_or_else(|e| panic!("{e}\n{}", g.guest.report()));
 
-    // VRRP on the VLAN too (its line may come before or after the bond's).
-    wait::expect("VI_V42 master on the VLAN", STEP, POLL, || {
-        count(&g, r"vrrp: VI_V42: BACKUP -> MASTER") == 1
+    // VRRP on both VLANs too (their lines may come before or after the bond's).
+    for vi in ["VI_V42", "VI_V44"] {
+        wait::expect(&format!("{vi} master on its VLAN"), STEP, POLL, || {
+            count(&g, &format!("vrrp: {vi}: BACKUP -> MASTER")) == 1
+        });
+    }
+    // The API listens on the bond, and the check goes out from the bond's address.
+    wait::expect("the real is up, checked from the bond", STEP, POLL, || {
+        status(&lab).is_some_and(|d| {
+            d["services"][0]["reals"][0]["health"] == "up"
+                && d["links"].as_array().is_some_and(|l| {
+                    l.iter()
+                        .any(|x| x["name"] == "inside" && x["bond"]["mode"] == "active-backup")
+                })
+        })
     });
 
     // The kernel's view of what init built.
@@ -248,6 +295,7 @@ fn bond_vlan_reload_and_rollback() {
         "10.74.0.11/24",
         "10.73.0.100/24",
         "10.74.0.100/24",
+        "10.76.0.100/24",
     ] {
         assert!(addrs.contains(a), "{a} not in\n{addrs}");
     }
