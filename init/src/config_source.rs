@@ -83,16 +83,19 @@ pub async fn run(
     let mut running: Option<Fetched> = None;
     let mut last_error: Option<String> = None;
     let mut node_net = NodeNetwork::new(net.as_ref().map(|n| BootLink::of(n, boot_links)));
-    // A config refused for its network is not tried again until it changes.
-    let mut refused: Option<[u8; 32]> = None;
+    // A config refused for its network is not tried again until it changes: polls compare
+    // with it, so the server answers "unchanged" until then.
+    let mut refused: Option<Fetched> = None;
     loop {
         let result = if running.is_none() {
             fetcher.fetch_until_ok(None, None).await
         } else {
-            fetcher.fetch(running.as_ref()).await
+            fetcher.fetch(refused.as_ref().or(running.as_ref())).await
         };
         match result {
-            Ok(FetchOutcome::New(fetched)) if refused == Some(fetched.sha256) => {
+            Ok(FetchOutcome::New(fetched))
+                if refused.as_ref().is_some_and(|r| r.sha256 == fetched.sha256) =>
+            {
                 debug!("config still the one refused for its network");
             }
             Ok(FetchOutcome::New(fetched)) => {
@@ -100,13 +103,19 @@ pub async fn run(
                 match validate(&name, &fetched.bytes) {
                     Ok(loaded) => {
                         if let Some(wanted) = &loaded.config.network {
-                            let took =
-                                take_network(&mut node_net, wanted, &fetched, &mut fetcher).await;
+                            let took = take_network(
+                                &mut node_net,
+                                wanted,
+                                &loaded,
+                                &fetched,
+                                &mut fetcher,
+                            )
+                            .await;
                             if let Err(why) = took {
                                 error!(
                                     "refused config from {name}: {why}; keeping the running one"
                                 );
-                                refused = Some(fetched.sha256);
+                                refused = Some(fetched.clone());
                                 if running.is_none() {
                                     tokio::time::sleep(Duration::from_secs(5)).await;
                                 }
@@ -167,10 +176,25 @@ pub async fn run(
 async fn take_network(
     node_net: &mut NodeNetwork,
     wanted: &lbd::config::network::Network,
+    loaded: &Loaded,
     fetched: &Fetched,
     fetcher: &mut Fetcher,
 ) -> Result<(), String> {
     let source = fetched.final_url.host();
+    if !node_net.reaches(wanted, source) {
+        let refused = lbd::config::ConfigError {
+            file: loaded.file.clone(),
+            source_text: loaded.source_text.clone(),
+            diagnostics: vec![lbd::config::network::no_route_to_source(
+                &loaded.source_text,
+                source,
+            )],
+        };
+        return Err(format!(
+            "{}; nothing applied",
+            refused.one_line_each().join("; ")
+        ));
+    }
     match node_net.apply(wanted, source).await? {
         Taken::Unchanged => return Ok(()),
         Taken::Changed(steps) => info!(

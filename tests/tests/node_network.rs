@@ -20,7 +20,9 @@
 //! - a reload that adds a VLAN touches nothing else: the bond's index and carrier changes and
 //!   the members' are as before, VRRP stays master;
 //! - a config whose network cuts the box off from its config source is undone within its
-//!   `confirm_timeout` and refused; the previous network is back.
+//!   `confirm_timeout` and refused; the previous network is back; one with no route to the
+//!   source at all is refused before anything is touched, at its `[network]` line;
+//! - lbd's API listens on the bond and a health check goes out from the bond's address.
 //!
 //! And LACP: two guests whose 802.3ad bonds are wired to each other NIC to NIC (QEMU datagram
 //! sockets: a Linux bridge never forwards LACPDUs). The partner boots normally and serves the
@@ -437,6 +439,21 @@ fn bond_vlan_reload_and_rollback() {
         "{eth0}"
     );
     assert!(lab.ping("10.72.0.11"), "the boot address answers again");
+
+    // A network with no route to the config source at all is refused before anything is
+    // touched, with the line of its [network].
+    let unreachable = config(true, false).replace("\"10.72.0.11/24\"", "\"192.168.99.11/24\"");
+    lab.configs.publish("lb.toml", &unreachable).unwrap();
+    let refused = g
+        .guest
+        .expect(r"lb\.toml:\d+:1: error\[no-route-to-source\]: this network leaves no route to the config source 10\.72\.0\.1", STEP)
+        .unwrap_or_else(|e| panic!("{e}\n{}", g.guest.report()));
+    assert!(refused.text().contains("no-route-to-source"));
+    let eth0 = sh(&mut g, "ip -4 addr show dev eth0");
+    assert!(
+        eth0.contains("10.72.0.11/24") && !eth0.contains("192.168.99"),
+        "{eth0}"
+    );
     assert_no_fatal(g.guest.console());
     let lines = g.guest.console().lines();
     for l in lines

@@ -262,6 +262,24 @@ pub struct Rule {
     pub priority: Option<u32>,
 }
 
+/// The error for a `[network]` (of the config text `text`) that leaves no way to the config
+/// source `source`, at the `[network` header, for whoever knows the source (init, at apply).
+pub fn no_route_to_source(text: &str, source: IpAddr) -> super::Diagnostic {
+    let at = text
+        .match_indices("[network")
+        .find(|(i, _)| *i == 0 || text[..*i].ends_with('\n'))
+        .map(|(i, _)| i);
+    super::Diagnostic::error(
+        "no-route-to-source",
+        at.map(|i| i..i + "[network".len()),
+        format!("this network leaves no route to the config source {source}"),
+    )
+    .help(
+        "give a link an address in the source's subnet, a route to it, or a default route; \
+         or leave the boot link as it booted",
+    )
+}
+
 /// A MAC address written `52:54:00:12:34:56` (or with `-`).
 pub fn parse_mac(text: &str) -> Result<[u8; 6], String> {
     let parts: Vec<&str> = text.split([':', '-']).collect();
@@ -347,6 +365,17 @@ mod tests {
         assert_eq!(XmitHashPolicy::Layer34.kernel(), 1);
         let e = "lacp".parse::<BondMode>().unwrap_err();
         assert!(e.contains("802.3ad") && e.contains("active-backup"), "{e}");
+    }
+
+    #[test]
+    fn no_route_points_at_the_network_header() {
+        let text =
+            "[node]\nhostname = \"lb\"\n\n[network.link.eth0]\naddresses = [\"192.0.2.2/24\"]\n";
+        let d = no_route_to_source(text, "198.51.100.1".parse().unwrap());
+        assert_eq!(d.code, "no-route-to-source");
+        let loc = super::super::Location::of(text, d.span.clone().unwrap().start);
+        assert_eq!((loc.line, loc.column), (4, 1));
+        assert!(d.message.contains("198.51.100.1"));
     }
 
     #[test]
