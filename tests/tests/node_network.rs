@@ -26,9 +26,9 @@
 //!
 //! And LACP: two guests whose 802.3ad bonds are wired to each other NIC to NIC (QEMU datagram
 //! sockets: a Linux bridge never forwards LACPDUs). The partner boots normally and serves the
-//! other's config on its bond (busybox httpd); the other boots over its bond from the kernel
-//! command line alone (`bond=`, `ip=` on the bond, no other NIC), fetches its config through it
-//! and starts lbd. Both members reach collecting+distributing, read from netlink through lbd's
+//! other's config and a DHCP server on its bond (busybox httpd and udhcpd); the other boots over
+//! its bond from the kernel command line alone (`bond=`, `ip=agg:dhcp`, no other NIC), gets its
+//! address by DHCP over the bond, fetches its config through it and starts lbd. Both members reach collecting+distributing, read from netlink through lbd's
 //! status API (`lbctl status --json`) and from the kernel's own report, and a cable cut keeps
 //! every ping.
 //!
@@ -483,7 +483,6 @@ const NODE_MACS: [MacAddr; 2] = [
     MacAddr([0x52, 0x54, 0x00, 0x77, 0x0a, 0x01]),
     MacAddr([0x52, 0x54, 0x00, 0x77, 0x0a, 0x02]),
 ];
-const NODE_BOND: &str = "10.77.0.21";
 /// The bond both ends make, in the kernel command line's words.
 const LACP_BOND: &str = "bond=agg:eth0,eth1:mode=802.3ad,lacp_rate=fast,miimon=100";
 
@@ -527,7 +526,18 @@ const NODE_CONFIG: &[&str] = &[
     "members = [\"eth0\", \"eth1\"]",
     "mode = \"802.3ad\"",
     "lacp_rate = \"fast\"",
-    "addresses = [\"10.77.0.21/24\"]",
+    "dhcp = true",
+];
+
+/// busybox udhcpd on the partner's bond: the node's address over the bond.
+const PARTNER_DHCPD: &[&str] = &[
+    "interface agg",
+    "start 10.77.0.30",
+    "end 10.77.0.40",
+    "option subnet 255.255.255.0",
+    "option router 10.77.0.22",
+    "lease_file /tmp/udhcpd.leases",
+    "pidfile /tmp/udhcpd.pid",
 ];
 
 /// The partner's status document, through its API from the host.
@@ -600,6 +610,13 @@ fn boot_over_an_lacp_bond() {
         sh(&mut partner, &format!("echo '{line}' >> /tmp/w/node.toml"));
     }
     sh(&mut partner, "busybox httpd -p 8080 -h /tmp/w");
+    for line in PARTNER_DHCPD {
+        sh(&mut partner, &format!("echo '{line}' >> /tmp/udhcpd.conf"));
+    }
+    sh(
+        &mut partner,
+        "touch /tmp/udhcpd.leases; busybox udhcpd /tmp/udhcpd.conf",
+    );
 
     let node = boot_with_shell(
         ApplianceBuilder::new("lacp-node")
@@ -607,9 +624,7 @@ fn boot_over_an_lacp_bond() {
             .nic(Nic::wire(end("n2"), end("p2"), NODE_MACS[1]))
             .netns(&lab.ns)
             .append(LACP_BOND)
-            .append(format!(
-                "ip={NODE_BOND}::{PARTNER_BOND}:255.255.255.0:lacp-node:agg:off"
-            ))
+            .append("ip=agg:dhcp")
             .config_url(format!("http://{PARTNER_BOND}:8080/node.toml")),
         BOOT,
     )
@@ -629,6 +644,13 @@ fn boot_over_an_lacp_bond() {
             .iter()
             .any(|l| l.contains("links of the kernel command line made")),
         "the bond came from the command line"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("network up device=agg address=10.77.0.3")
+                && l.contains("dhcp=true")),
+        "the node's address came by DHCP over the bond"
     );
     // The config describes the command line's bond the same way: nothing more to change.
     let applied: Vec<&String> = lines
