@@ -540,9 +540,24 @@ fn http_keep_alive_reuses_its_connection_and_makes_a_new_one_when_the_server_clo
         );
         assert_eq!(c.kept(), 1);
         // The checks of a reload that are gone lose their connections.
-        c.retain_kept(|id| id != 1);
+        c.retain_kept([2].into_iter().collect());
         assert_eq!(c.kept(), 0);
         assert_eq!(srv.counts(), (9, 20));
+        // And a run of a gone check that finishes afterwards does not keep its connection.
+        assert_eq!(
+            drive(&mut c, p.target, None, p.timeout, Some(x.clone()), Some(1)).await,
+            up
+        );
+        assert_eq!(
+            c.kept(),
+            0,
+            "check 1 is gone: its run's connection is let go"
+        );
+        assert_eq!(
+            drive(&mut c, p.target, None, p.timeout, Some(x.clone()), Some(2)).await,
+            up
+        );
+        assert_eq!(c.kept(), 1, "check 2 lives: its connection is kept");
 
         // As a future (the engine's fallback), the same check gets the same answers.
         assert_eq!(p.run().await, Outcome::UP);

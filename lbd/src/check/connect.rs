@@ -150,6 +150,9 @@ pub struct Connector<T> {
     kept: HashMap<u64, Kept>,
     /// The keep id of each kept connection, by descriptor number.
     kept_ids: Vec<Option<u64>>,
+    /// The keep ids of the checks that exist, as of the last [`Connector::retain_kept`]: a run
+    /// in flight when its check was stopped must not keep its connection afterwards.
+    live: Option<std::collections::HashSet<u64>>,
 }
 
 impl<T> Connector<T> {
@@ -173,6 +176,7 @@ impl<T> Connector<T> {
             scratch: vec![0; READ_CHUNK],
             kept: HashMap::new(),
             kept_ids: Vec::new(),
+            live: None,
         })
     }
 
@@ -192,13 +196,19 @@ impl<T> Connector<T> {
     }
 
     /// Closes the kept connections whose keep id `live` rejects (checks that are gone).
-    pub fn retain_kept(&mut self, mut live: impl FnMut(u64) -> bool) {
-        let gone: Vec<u64> = self.kept.keys().copied().filter(|id| !live(*id)).collect();
+    pub fn retain_kept(&mut self, live: std::collections::HashSet<u64>) {
+        let gone: Vec<u64> = self
+            .kept
+            .keys()
+            .copied()
+            .filter(|id| !live.contains(id))
+            .collect();
         for id in gone {
             if let Some(k) = self.take_kept(id) {
                 recycle(&mut self.pools, k.pool, k.fd);
             }
         }
+        self.live = Some(live);
     }
 
     fn take_kept(&mut self, id: u64) -> Option<Kept> {
@@ -208,6 +218,10 @@ impl<T> Connector<T> {
     }
 
     fn keep(&mut self, id: u64, fd: OwnedFd, pool: usize) {
+        // Its check was stopped while this run was in flight.
+        if self.live.as_ref().is_some_and(|live| !live.contains(&id)) {
+            return recycle(&mut self.pools, pool, fd);
+        }
         let i = fd.as_raw_fd() as usize;
         if self.kept_ids.len() <= i {
             self.kept_ids.resize(i + 1, None);

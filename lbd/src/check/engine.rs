@@ -335,7 +335,7 @@ impl Engine {
                 // Kept HTTP connections are the checks' own: close those of stopped checks.
                 let live: HashSet<u64> =
                     self.slots.iter().flatten().map(|s| s.generation).collect();
-                c.retain_kept(|id| live.contains(&id));
+                c.retain_kept(live);
             }
         }
         info!(
