@@ -151,8 +151,9 @@ pub struct Connector<T> {
     /// The keep id of each kept connection, by descriptor number.
     kept_ids: Vec<Option<u64>>,
     /// The keep ids of the checks that exist, as of the last [`Connector::retain_kept`]: a run
-    /// in flight when its check was stopped must not keep its connection afterwards.
-    live: Option<std::collections::HashSet<u64>>,
+    /// in flight when its check was stopped must not keep its connection afterwards. Boxed:
+    /// a probe's run future holds a connector, and must stay small.
+    live: Option<Box<std::collections::HashSet<u64>>>,
 }
 
 impl<T> Connector<T> {
@@ -208,7 +209,7 @@ impl<T> Connector<T> {
                 recycle(&mut self.pools, k.pool, k.fd);
             }
         }
-        self.live = Some(live);
+        self.live = Some(Box::new(live));
     }
 
     fn take_kept(&mut self, id: u64) -> Option<Kept> {
