@@ -153,6 +153,7 @@ pub struct Connector<T> {
     /// The keep ids of the checks that exist, as of the last [`Connector::retain_kept`]: a run
     /// in flight when its check was stopped must not keep its connection afterwards. Boxed:
     /// a probe's run future holds a connector, and must stay small.
+    #[allow(clippy::box_collection)]
     live: Option<Box<std::collections::HashSet<u64>>>,
 }
 
