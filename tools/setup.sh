@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Prepares a Debian host to build and test the load-balancer appliance: installs the Debian
 # packages named in tools/programs.txt (the one list of every program the build, the image, the
-# demo and the tests use), checks the Rust target, and fetches the Debian cloud kernel package
-# the image and the QEMU tests boot.
+# demo and the tests use), checks the Rust target, and fetches the Debian kernel packages the
+# image and the QEMU tests boot (the generic flavour, which has the NIC drivers of real servers,
+# and the cloud flavour of the `cloud` profile and the harness's own tests), and the Debian
+# firmware packages those NIC drivers need (from the non-free-firmware component, read through a
+# private apt configuration under the cache: the host's apt sources are not changed).
 #
 # It also installs cargo-fuzz (cargo install) for the fuzz targets.
 #
@@ -11,19 +14,24 @@
 #
 # Usage: tools/setup.sh [--check] [--refresh] [--help]
 #   --check     install nothing: print every listed program that is missing (with the package
-#               that provides it) and whether the kernel package is cached; exit 1 if anything
+#               that provides it) and whether the kernel and firmware packages are cached; exit 1 if anything
 #               is missing. Needs no root. Programs are looked up on PATH.
-#   --refresh   re-resolve the kernel ABI package from the meta-package and download it if the
-#               cached .deb is not the current one (otherwise a cached .deb is reused as is).
+#   --refresh   re-resolve the kernel ABI packages from the meta-packages, and the firmware
+#               packages, and download what is not current (otherwise cached .debs are reused).
 # Environment:
-#   LB_CACHE_DIR   cache directory (default: <repo>/.cache); the kernel goes to $LB_CACHE_DIR/kernel
+#   LB_CACHE_DIR   cache directory (default: <repo>/.cache); kernels go to $LB_CACHE_DIR/kernel,
+#                  firmware packages to $LB_CACHE_DIR/firmware
 #
-# Prints one line per step; the last line is the path of the kernel .deb.
+# Prints one line per step; the last line is the path of the generic kernel .deb.
 set -euo pipefail
 
-# The kernel the appliance and the tests boot: the meta-package names the current ABI package.
-KERNEL_META=linux-image-cloud-amd64
-KERNEL_GLOB='linux-image-*-cloud-amd64_*_amd64.deb'
+# The kernels: each meta-package names the current ABI package of its flavour. The generic one
+# is the default image's (bare metal); the cloud one is the `cloud` profile's.
+KERNEL_METAS=(linux-image-amd64 linux-image-cloud-amd64)
+# Firmware the default NIC driver list requests (image/drivers/bare-metal.txt): bnx2, bnx2x,
+# qed/qede, e100, ice (DDP), tg3, r8169. `image build` reports any requested file none has.
+FIRMWARE_PACKAGES=(firmware-bnx2 firmware-bnx2x firmware-qlogic firmware-misc-nonfree firmware-realtek)
+FIRMWARE_COMPONENT=non-free-firmware
 RUST_TARGET=x86_64-unknown-linux-gnu
 # apt package lists older than this are refreshed.
 APT_LISTS_MAX_AGE_SECS=86400
@@ -62,6 +70,7 @@ PROGRAMS_LIST=$SCRIPT_DIR/programs.txt
 [[ -f "$PROGRAMS_LIST" ]] || die "the program list $PROGRAMS_LIST is missing"
 CACHE_DIR=${LB_CACHE_DIR:-$REPO_ROOT/.cache}
 KERNEL_DIR=$CACHE_DIR/kernel
+FIRMWARE_DIR=$CACHE_DIR/firmware
 
 # --- the program list ----------------------------------------------------------------------
 # Parsed with bash alone, so --check works on a machine (or a PATH) that lacks everything else.
@@ -96,9 +105,29 @@ program_present() {
     esac
 }
 
-kernel_cached() {
+# The cached .deb glob of a kernel meta-package's flavour.
+kernel_glob() {
+    case "$1" in
+    linux-image-amd64) echo 'linux-image-[0-9]*-amd64_*_amd64.deb' ;;
+    linux-image-cloud-amd64) echo 'linux-image-*-cloud-amd64_*_amd64.deb' ;;
+    *) die "no glob for kernel meta-package $1" ;;
+    esac
+}
+
+# The cached files matching a glob; generic kernels' glob also matches cloud ones, so those
+# are filtered out by name.
+cached_kernels() {
+    local meta=$1 f
+    for f in "$KERNEL_DIR"/$(kernel_glob "$meta"); do
+        [[ -f "$f" ]] || continue
+        [[ "$meta" == linux-image-amd64 && "${f##*/}" == *-cloud-amd64_* ]] && continue
+        echo "$f"
+    done
+}
+
+firmware_cached() {
     local f
-    for f in "$KERNEL_DIR"/$KERNEL_GLOB; do
+    for f in "$FIRMWARE_DIR/$1"_*.deb; do
         [[ -f "$f" ]] && return 0
     done
     return 1
@@ -116,17 +145,25 @@ if ((CHECK)); then
             printf 'missing: %s (package %s: apt-get install %s)\n' "$prog" "$pkg" "$pkg"
         fi
     done
-    if kernel_cached; then
-        step "kernel package is cached in $KERNEL_DIR"
-    else
+    for meta in "${KERNEL_METAS[@]}"; do
+        if [[ -n "$(cached_kernels "$meta")" ]]; then
+            step "kernel package of $meta is cached in $KERNEL_DIR"
+        else
+            missing=$((missing + 1))
+            printf 'missing: the kernel package of %s in %s (tools/setup.sh downloads it)\n' "$meta" "$KERNEL_DIR"
+        fi
+    done
+    for fw in "${FIRMWARE_PACKAGES[@]}"; do
+        firmware_cached "$fw" && continue
         missing=$((missing + 1))
-        printf 'missing: the Debian cloud kernel package in %s (tools/setup.sh downloads it)\n' "$KERNEL_DIR"
-    fi
+        printf 'missing: firmware package %s in %s (tools/setup.sh downloads it)\n' "$fw" "$FIRMWARE_DIR"
+    done
+    total=$((${#LIST_PROGRAMS[@]} + ${#KERNEL_METAS[@]} + ${#FIRMWARE_PACKAGES[@]}))
     if ((missing)); then
-        step "$missing of $((${#LIST_PROGRAMS[@]} + 1)) missing; run tools/setup.sh (as root) to install them"
+        step "$missing of $total missing; run tools/setup.sh (as root) to install them"
         exit 1
     fi
-    step "all ${#LIST_PROGRAMS[@]} listed programs and the kernel package are present"
+    step "all ${#LIST_PROGRAMS[@]} listed programs, the kernel packages and the firmware packages are present"
     exit 0
 fi
 
@@ -263,67 +300,126 @@ else
     run_quiet "installing cargo-fuzz" run_as_invoker cargo install --locked --quiet cargo-fuzz --version "$CARGO_FUZZ_VERSION"
 fi
 
-# --- kernel package ----------------------------------------------------------------------------
+# --- kernel packages ---------------------------------------------------------------------------
 mkdir -p "$KERNEL_DIR" || die "cannot create $KERNEL_DIR"
 
 newest_cached_deb() {
-    # Newest cached kernel .deb by Debian version order, or nothing.
+    # Newest cached kernel .deb of a flavour by Debian version order, or nothing.
     local f best="" best_ver="" ver
-    for f in "$KERNEL_DIR"/$KERNEL_GLOB; do
-        [[ -f "$f" ]] || continue
+    while IFS= read -r f; do
+        [[ -n "$f" ]] || continue
         ver=$(dpkg-deb -f "$f" Version 2>/dev/null) || continue
         if [[ -z "$best" ]] || dpkg --compare-versions "$ver" gt "$best_ver"; then
             best=$f
             best_ver=$ver
         fi
-    done
+    done < <(cached_kernels "$1")
     [[ -n "$best" ]] && echo "$best"
     return 0
 }
 
 resolve_kernel_package() {
     # The ABI package the meta-package depends on, e.g. linux-image-6.1.0-56-cloud-amd64.
-    apt-cache depends "$KERNEL_META" 2>/dev/null |
-        sed -n 's/^ *Depends: \(linux-image-[^ ]*-cloud-amd64\)$/\1/p' | head -n 1
+    apt-cache depends "$1" 2>/dev/null |
+        sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n 1
 }
 
-deb=""
-if ((REFRESH == 0)); then
-    deb=$(newest_cached_deb)
-fi
-if [[ -n "$deb" ]]; then
-    step "kernel package is cached: ${deb##*/} (use --refresh to re-resolve)"
-else
-    ensure_apt_lists
-    pkg=$(resolve_kernel_package)
-    [[ -n "$pkg" ]] || die "cannot resolve the kernel package from $KERNEL_META (apt-cache depends found none; is the Debian main archive in the apt sources?)"
-    # apt prints "'URL' FILENAME SIZE HASH"; the file name says which version is current.
+# Downloads package $2 into directory $1 with apt-get download (extra apt options after), moving
+# it into place only when complete, so an interrupted run never leaves a truncated .deb that
+# later runs would reuse. Prints the file name.
+download_deb() {
+    local dir=$1 pkg=$2 partial file
+    shift 2
     file=""
-    read -r _ file _ < <(apt-get download --print-uris "$pkg" 2>/dev/null) || true
+    read -r _ file _ < <(apt-get "$@" download --print-uris "$pkg" 2>/dev/null) || true
     [[ -n "$file" ]] || die "apt-get cannot locate a download for $pkg"
-    step "$KERNEL_META resolves to $pkg ($file)"
-    if [[ -f "$KERNEL_DIR/$file" ]] && dpkg-deb -I "$KERNEL_DIR/$file" >/dev/null 2>&1; then
-        step "kernel package is cached and current: $file"
-    else
-        step "downloading $file into $KERNEL_DIR"
-        partial=$(mktemp -d "$KERNEL_DIR/.partial.XXXXXX")
-        trap 'rm -rf "$partial"' EXIT
-        # Download beside the cache and move into place only when complete, so an interrupted
-        # run never leaves a truncated .deb that later runs would reuse.
-        (cd "$partial" && run_quiet "downloading the kernel" apt-get download -o APT::Sandbox::User=root "$pkg")
-        [[ -f "$partial/$file" ]] || die "apt-get download did not produce $file"
-        dpkg-deb -I "$partial/$file" >/dev/null || die "downloaded $file is not a valid .deb"
-        mv -f "$partial/$file" "$KERNEL_DIR/$file"
-        rm -rf "$partial"
-        trap - EXIT
+    if [[ -f "$dir/$file" ]] && dpkg-deb -I "$dir/$file" >/dev/null 2>&1; then
+        echo "$file"
+        return 0
     fi
-    # Keep one kernel in the cache so nothing picks a stale one by accident.
-    for old in "$KERNEL_DIR"/$KERNEL_GLOB; do
-        [[ -f "$old" && "${old##*/}" != "$file" ]] || continue
-        step "removing superseded ${old##*/}"
-        rm -f "$old"
+    step "downloading $file into $dir" >&2
+    partial=$(mktemp -d "$dir/.partial.XXXXXX")
+    (cd "$partial" && run_quiet "downloading $pkg" apt-get "$@" -o APT::Sandbox::User=root download "$pkg")
+    [[ -f "$partial/$file" ]] || {
+        rm -rf "$partial"
+        die "apt-get download did not produce $file"
+    }
+    dpkg-deb -I "$partial/$file" >/dev/null || {
+        rm -rf "$partial"
+        die "downloaded $file is not a valid .deb"
+    }
+    mv -f "$partial/$file" "$dir/$file"
+    rm -rf "$partial"
+    echo "$file"
+}
+
+generic_deb=""
+for meta in "${KERNEL_METAS[@]}"; do
+    deb=""
+    if ((REFRESH == 0)); then
+        deb=$(newest_cached_deb "$meta")
+    fi
+    if [[ -n "$deb" ]]; then
+        step "kernel package of $meta is cached: ${deb##*/} (use --refresh to re-resolve)"
+    else
+        ensure_apt_lists
+        pkg=$(resolve_kernel_package "$meta")
+        [[ -n "$pkg" ]] || die "cannot resolve the kernel package from $meta (apt-cache depends found none; is the Debian main archive in the apt sources?)"
+        file=$(download_deb "$KERNEL_DIR" "$pkg")
+        step "$meta resolves to $pkg; cached: $file"
+        # Keep one kernel per flavour in the cache so nothing picks a stale one by accident.
+        while IFS= read -r old; do
+            [[ -n "$old" && "${old##*/}" != "$file" ]] || continue
+            step "removing superseded ${old##*/}"
+            rm -f "$old"
+        done < <(cached_kernels "$meta")
+        deb=$KERNEL_DIR/$file
+    fi
+    [[ "$meta" == linux-image-amd64 ]] && generic_deb=$deb
+done
+
+# --- firmware packages -------------------------------------------------------------------------
+# Debian keeps NIC firmware in its non-free-firmware component, which hosts' apt sources often
+# leave out. A private apt configuration (its own sources list and package lists under the
+# cache, the host's archive keyring) reads just that component, so the host's sources stay as
+# they are and signatures are still checked.
+mkdir -p "$FIRMWARE_DIR" || die "cannot create $FIRMWARE_DIR"
+need_firmware=()
+for fw in "${FIRMWARE_PACKAGES[@]}"; do
+    if ((REFRESH)) || ! firmware_cached "$fw"; then
+        need_firmware+=("$fw")
+    fi
+done
+if ((${#need_firmware[@]} == 0)); then
+    step "all ${#FIRMWARE_PACKAGES[@]} firmware packages are cached in $FIRMWARE_DIR"
+else
+    apt_dir=$CACHE_DIR/apt-firmware
+    mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+    keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    [[ -f "$keyring" ]] || die "$keyring is missing (apt-get install debian-archive-keyring)"
+    # The suite of the host (bookworm), from the system's own release file.
+    codename=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release)
+    [[ -n "$codename" ]] || die "cannot tell the Debian release from /etc/os-release"
+    {
+        for suite in "$codename" "$codename-updates"; do
+            echo "deb [signed-by=$keyring] http://deb.debian.org/debian $suite $FIRMWARE_COMPONENT"
+        done
+        echo "deb [signed-by=$keyring] http://deb.debian.org/debian-security $codename-security $FIRMWARE_COMPONENT"
+    } >"$apt_dir/sources.list"
+    fw_apt=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache")
+    step "reading the $FIRMWARE_COMPONENT package lists (private apt configuration in $apt_dir)"
+    run_quiet "apt-get update of $FIRMWARE_COMPONENT" apt-get "${fw_apt[@]}" -o APT::Sandbox::User=root update
+    for fw in "${need_firmware[@]}"; do
+        file=$(download_deb "$FIRMWARE_DIR" "$fw" "${fw_apt[@]}")
+        step "firmware package $fw: $file"
+        # One version per package: the image build reads every .deb in the directory.
+        for old in "$FIRMWARE_DIR/$fw"_*.deb; do
+            [[ -f "$old" && "${old##*/}" != "$file" ]] || continue
+            step "removing superseded ${old##*/}"
+            rm -f "$old"
+        done
     done
-    deb=$KERNEL_DIR/$file
 fi
 
 # The cache belongs to whoever owns the checkout, not to root after a sudo run.
@@ -331,5 +427,5 @@ if [[ -n "${SUDO_UID:-}" && -n "${SUDO_GID:-}" ]]; then
     chown -R "$SUDO_UID:$SUDO_GID" "$CACHE_DIR" 2>/dev/null || true
 fi
 
-step "done; kernel package:"
-echo "$deb"
+step "done; generic kernel package:"
+echo "$generic_deb"

@@ -11,9 +11,12 @@ use thiserror::Error;
 use crate::compress::Compression;
 use crate::cpio::{normalize_guest_path, EntryKind, Tree, TreeError};
 use crate::deb::{self, DebError, KernelPackage};
+use crate::drivers::{self, DriverError, ListEntry, Profile, Resolved};
 use crate::elf::{self, BinaryKindError, ModinfoError};
+use crate::firmware::{self, FirmwareStore};
 use crate::manifest::{
-    self, FileEntry, ImageInfo, KernelSource, Manifest, ModuleEntry, Totals, MANIFEST_FORMAT,
+    self, FileEntry, FirmwareEntry, ImageInfo, KernelSource, Manifest, MissingFirmware,
+    ModuleEntry, NicDriverEntry, Totals, MANIFEST_FORMAT,
 };
 use crate::modules::{self, KernelModule, ModuleError, ModuleIndex, Root};
 
@@ -24,8 +27,6 @@ pub const DEFAULT_CMDLINE: &str = "console=tty0 console=ttyS0,115200n8 panic=10"
 /// x86's COMMAND_LINE_SIZE, including the terminating NUL.
 const MAX_CMDLINE: usize = 2047;
 
-/// Module directories whose members are NIC drivers (coldplugged by init, not in modules.boot).
-const NIC_DRIVER_DIR: &str = "kernel/drivers/net/ethernet/";
 const IPVS_DIR: &str = "kernel/net/netfilter/ipvs/";
 
 /// Modules always wanted besides IPVS and the NIC drivers.
@@ -98,6 +99,11 @@ pub struct BuildOptions {
     pub compression: Compression,
     /// mtime of every initramfs entry (0, or SOURCE_DATE_EPOCH).
     pub mtime: u32,
+    pub profile: Profile,
+    /// The NIC driver list (the profile's, or `--nic-drivers`, plus `--nic-driver` entries).
+    pub nic_drivers: Vec<ListEntry>,
+    /// Firmware packages (.deb) to take requested firmware from.
+    pub firmware_debs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Error)]
@@ -137,6 +143,12 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Module(#[from] ModuleError),
+    #[error("{source}{}", cloud_hint(.kernel))]
+    Driver {
+        kernel: String,
+        #[source]
+        source: DriverError,
+    },
     #[error(transparent)]
     Tree(#[from] TreeError),
     #[error("invalid kernel command line: {0}")]
@@ -155,6 +167,14 @@ pub enum BuildError {
         #[source]
         source: io::Error,
     },
+}
+
+fn cloud_hint(kernel: &str) -> String {
+    if Profile::Cloud.matches_kernel(kernel) {
+        format!(" (kernel {kernel} is the cloud flavour, which has only virtual NIC drivers: build from the generic kernel package, or pass --profile cloud)")
+    } else {
+        String::new()
+    }
 }
 
 /// Reads a file given on the command line, naming it in the error.
@@ -213,8 +233,9 @@ pub fn ipxe_script(cmdline: &str) -> String {
     format!("#!ipxe\nkernel vmlinuz {cmdline}\ninitrd initrd.img\nboot\n")
 }
 
-/// The default module roots present in `index` plus the user's extras.
-fn module_roots(index: &ModuleIndex, extra: &[String]) -> Vec<Root> {
+/// The roots loaded at boot (IPVS, conntrack, topologies, the virtio stack) plus the user's
+/// extras; the NIC drivers are not among them: init coldplugs those by modalias.
+fn boot_roots(index: &ModuleIndex, extra: &[String]) -> Vec<Root> {
     let mut roots: Vec<Root> = DEFAULT_MODULES.iter().map(|n| Root::required(n)).collect();
     roots.extend(OPTIONAL_MODULES.iter().map(|n| Root::optional(n)));
     roots.extend(
@@ -223,18 +244,50 @@ fn module_roots(index: &ModuleIndex, extra: &[String]) -> Vec<Root> {
             .iter()
             .map(|n| Root::required(n)),
     );
-    roots.extend(
-        index
-            .names_under(NIC_DRIVER_DIR)
-            .iter()
-            .map(|n| Root::required(n)),
-    );
     roots.extend(extra.iter().map(|n| Root::required(n)));
     roots
 }
 
-fn is_nic_driver(module: &KernelModule) -> bool {
-    module.path.starts_with(NIC_DRIVER_DIR)
+/// The NIC drivers of the list (those that are modules: a built-in driver needs nothing).
+fn nic_roots(index: &ModuleIndex, resolved: &[Resolved]) -> (BTreeSet<String>, Vec<Root>) {
+    let nic: BTreeSet<String> = resolved
+        .iter()
+        .flat_map(|r| r.modules.iter().cloned())
+        .filter(|name| index.get(name).is_some())
+        .collect();
+    let roots = nic.iter().map(|n| Root::required(n)).collect();
+    (nic, roots)
+}
+
+/// `roots` plus, until nothing changes, every module named by the `softdep=` of a module
+/// in their closure: modprobe loads those too, and some are needed for the module to load
+/// at all (libcrc32c fails with ENOENT unless a crc32c driver, its soft dependency, is
+/// there; r8169 wants its PHY driver). A softdep word is a module name or an alias
+/// (`crc32c`), which may name several modules.
+fn with_softdeps(index: &ModuleIndex, roots: &[Root]) -> Result<Vec<Root>, ModuleError> {
+    let mut roots = roots.to_vec();
+    loop {
+        let closure = index.closure(&roots)?;
+        let mut added = false;
+        for name in &closure.modules {
+            let module = index.get(name).expect("closure members are indexed");
+            for softdep in &module.info.softdeps {
+                for word in softdep.split_whitespace().filter(|w| !w.ends_with(':')) {
+                    for target in index.resolve_name_or_alias(word) {
+                        if !closure.modules.contains(&target)
+                            && !roots.iter().any(|r| r.name == target)
+                        {
+                            roots.push(Root::optional(&target));
+                            added = true;
+                        }
+                    }
+                }
+            }
+        }
+        if !added {
+            return Ok(roots);
+        }
+    }
 }
 
 /// Parses every module's `.modinfo` into an index.
@@ -307,20 +360,55 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
     let version = package.version.clone();
     let index = index_modules(&package, &options.kernel_deb)?;
 
-    let roots = module_roots(&index, &options.extra_modules);
-    let closure = index.closure(&roots)?;
+    let resolved =
+        drivers::resolve(&options.nic_drivers, &index).map_err(|source| BuildError::Driver {
+            kernel: version.clone(),
+            source,
+        })?;
+    let (nic_set, nic_roots) = nic_roots(&index, &resolved);
+    let boot_roots = with_softdeps(&index, &boot_roots(&index, &options.extra_modules))?;
+    let nic_roots = with_softdeps(&index, &nic_roots)?;
+    let all_roots: Vec<Root> = boot_roots.iter().chain(&nic_roots).cloned().collect();
+    let closure = index.closure(&all_roots)?;
     let order = index.load_order(&closure.modules)?;
-    // Boot list: the closure of the non-NIC roots, in the global load order.
-    let boot_roots: Vec<Root> = roots
-        .iter()
-        .filter(|r| index.get(&r.name).is_some_and(|m| !is_nic_driver(m)))
-        .cloned()
-        .collect();
+    // Boot list: the closure of the boot roots, in the global load order.
     let boot_set = index.closure(&boot_roots)?.modules;
     let boot_order: Vec<String> = order
         .iter()
-        .filter(|n| boot_set.contains(*n) && !is_nic_driver(index.get(n).expect("indexed")))
+        .filter(|n| boot_set.contains(*n))
         .cloned()
+        .collect();
+
+    let store = FirmwareStore::read_packages(&options.firmware_debs)?;
+    let selection = firmware::select(
+        &store,
+        order.iter().map(|name| {
+            let m = index.get(name).expect("indexed");
+            (m.name.as_str(), m.info.firmware.as_slice())
+        }),
+    );
+    let mut firmware_files = Vec::new();
+    for (path, (modules, package)) in &selection.carried {
+        let found = store.find_exact(path).expect("selected from the store");
+        firmware_files.push((
+            FirmwareEntry {
+                path: path.clone(),
+                size: found.len() as u64,
+                sha256: manifest::sha256_hex(found),
+                package: package.clone(),
+                modules: modules.iter().cloned().collect(),
+            },
+            found.to_vec(),
+        ));
+    }
+    let firmware_missing: Vec<MissingFirmware> = selection
+        .missing
+        .iter()
+        .map(|(module, file)| MissingFirmware {
+            module: module.clone(),
+            file: file.clone(),
+            meaning: firmware::missing_meaning(module).to_string(),
+        })
         .collect();
 
     let kernel_package = options
@@ -344,6 +432,9 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
             .collect::<BTreeMap<_, _>>(),
         modules: order.len() as u64,
         boot_modules: boot_order.len() as u64,
+        profile: options.profile.name().to_string(),
+        nic_drivers: nic_set.iter().cloned().collect(),
+        firmware_files: firmware_files.len() as u64,
     };
 
     let mut tree = Tree::new();
@@ -357,6 +448,16 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
     tree.add_file("/bin/lbd", 0o755, lbd)?;
 
     add_modules(&mut tree, &version, &order, &index, &package)?;
+    if !firmware_files.is_empty() {
+        tree.add_dir("/lib/firmware", 0o755)?;
+    }
+    for (entry, data) in &firmware_files {
+        tree.add_file(
+            &format!("/lib/firmware/{}", entry.path),
+            0o644,
+            data.clone(),
+        )?;
+    }
     tree.add_file(
         "/etc/lb/modules.boot",
         0o644,
@@ -389,7 +490,7 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
             initramfs_files.push(file);
         }
     }
-    let module_entries = module_entries(&order, &index, &boot_set);
+    let module_entries = module_entries(&order, &index, &boot_set, &nic_set, &firmware_missing);
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         kernel_version: version.clone(),
@@ -411,10 +512,23 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
             initramfs_files: initramfs_files.len() as u64,
             module_count: module_entries.len() as u64,
             module_bytes: module_entries.iter().map(|m| m.size).sum(),
+            firmware_files: firmware_files.len() as u64,
+            firmware_bytes: firmware_files.iter().map(|(f, _)| f.size).sum(),
         },
         initramfs: initramfs_files,
         modules: module_entries,
         builtin_roots: closure.builtin_roots.into_iter().collect(),
+        profile: options.profile.name().to_string(),
+        nic_drivers: resolved
+            .iter()
+            .map(|r| NicDriverEntry {
+                entry: r.entry.spec.to_string(),
+                origin: r.entry.origin.clone(),
+                modules: r.modules.clone(),
+            })
+            .collect(),
+        firmware: firmware_files.into_iter().map(|(f, _)| f).collect(),
+        firmware_missing,
         inputs_sha256: String::new(),
     };
     Ok(Image {
@@ -461,7 +575,9 @@ fn add_modules(
 fn module_entries(
     order: &[String],
     index: &ModuleIndex,
-    boot_set: &std::collections::BTreeSet<String>,
+    boot_set: &BTreeSet<String>,
+    nic_set: &BTreeSet<String>,
+    missing: &[MissingFirmware],
 ) -> Vec<ModuleEntry> {
     order
         .iter()
@@ -477,10 +593,15 @@ fn module_entries(
                     .iter()
                     .map(|d| modules::normalize_name(d))
                     .collect(),
-                boot: boot_set.contains(name) && !is_nic_driver(m),
-                nic: is_nic_driver(m),
+                boot: boot_set.contains(name),
+                nic: nic_set.contains(name),
                 softdeps: m.info.softdeps.clone(),
                 firmware: m.info.firmware.clone(),
+                firmware_missing: missing
+                    .iter()
+                    .filter(|f| f.module == m.name)
+                    .map(|f| f.file.clone())
+                    .collect(),
             }
         })
         .collect()
@@ -559,6 +680,14 @@ pub fn inputs_sha256(options: &BuildOptions) -> Result<String, BuildError> {
     field("cmdline", options.cmdline.as_deref().unwrap_or("(default)"));
     field("compression", options.compression.name());
     field("mtime", &options.mtime.to_string());
+    field("profile", options.profile.name());
+    for entry in &options.nic_drivers {
+        field("nic-driver", &entry.spec.to_string());
+        field("nic-driver-origin", &entry.origin);
+    }
+    for deb in &options.firmware_debs {
+        field("firmware-sha256", &sha256_file(deb)?);
+    }
     Ok(manifest::sha256_hex(&h.finalize()))
 }
 
@@ -794,6 +923,10 @@ mod tests {
                 initramfs: vec![],
                 modules: vec![],
                 builtin_roots: vec![],
+                profile: "cloud".into(),
+                nic_drivers: vec![],
+                firmware: vec![],
+                firmware_missing: vec![],
                 inputs_sha256: String::new(),
                 totals: Totals {
                     initramfs_compressed_bytes: 0,
@@ -801,6 +934,8 @@ mod tests {
                     initramfs_files: 0,
                     module_count: 0,
                     module_bytes: 0,
+                    firmware_files: 0,
+                    firmware_bytes: 0,
                 },
             },
         }

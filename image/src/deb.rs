@@ -41,6 +41,8 @@ pub enum DebError {
     },
     #[error("{path} is not a kernel image package: {reason}")]
     NotKernel { path: PathBuf, reason: String },
+    #[error("{path} is not a firmware package: {reason}")]
+    NotFirmware { path: PathBuf, reason: String },
 }
 
 /// Parses one 60-byte `ar` member header (GNU/BSD common subset: name, decimal size).
@@ -147,6 +149,23 @@ fn decompress_module(rel: &str, data: Vec<u8>) -> io::Result<(String, Vec<u8>)> 
 
 /// Reads the kernel, modules and module lists from a kernel .deb in one pass.
 pub fn read_kernel_package(path: &Path) -> Result<KernelPackage, DebError> {
+    with_data_tar(
+        path,
+        |r| read_data_tar(r),
+        |path, reason| DebError::NotKernel {
+            path: path.to_path_buf(),
+            reason,
+        },
+    )
+}
+
+/// Opens the `data.tar*` member of the .deb at `path` and hands its decoded tar stream to
+/// `read`; `invalid` turns a content complaint of `read` into the caller's error.
+pub(crate) fn with_data_tar<T>(
+    path: &Path,
+    read: impl FnOnce(Box<dyn Read + '_>) -> Result<T, DataError>,
+    invalid: impl FnOnce(&Path, String) -> DebError,
+) -> Result<T, DebError> {
     let io_err = |source| DebError::Io {
         path: path.to_path_buf(),
         source,
@@ -179,16 +198,13 @@ pub fn read_kernel_package(path: &Path) -> Result<KernelPackage, DebError> {
                 member: member.name.clone(),
                 source: io::Error::new(io::ErrorKind::Unsupported, "unsupported compression"),
             })?;
-            return read_data_tar(decoder).map_err(|e| match e {
+            return read(decoder).map_err(|e| match e {
                 DataError::Io(source) => DebError::Data {
                     path: path.to_path_buf(),
                     member: member.name.clone(),
                     source,
                 },
-                DataError::NotKernel(reason) => DebError::NotKernel {
-                    path: path.to_path_buf(),
-                    reason,
-                },
+                DataError::Invalid(reason) => invalid(path, reason),
             });
         }
         // Members are 2-byte aligned.
@@ -201,9 +217,10 @@ pub fn read_kernel_package(path: &Path) -> Result<KernelPackage, DebError> {
     })
 }
 
-enum DataError {
+pub(crate) enum DataError {
     Io(io::Error),
-    NotKernel(String),
+    /// The package is readable but not what the caller wants (the reason says why).
+    Invalid(String),
 }
 
 impl From<io::Error> for DataError {
@@ -251,10 +268,10 @@ fn read_data_tar(reader: impl Read) -> Result<KernelPackage, DataError> {
         }
     }
     match vmlinuz_versions.len() {
-        0 => return Err(DataError::NotKernel("it has no boot/vmlinuz-*".into())),
+        0 => return Err(DataError::Invalid("it has no boot/vmlinuz-*".into())),
         1 => {}
         _ => {
-            return Err(DataError::NotKernel(format!(
+            return Err(DataError::Invalid(format!(
                 "it has several kernels: {}",
                 vmlinuz_versions.join(", ")
             )))
@@ -262,7 +279,7 @@ fn read_data_tar(reader: impl Read) -> Result<KernelPackage, DataError> {
     }
     let expected: std::collections::BTreeSet<String> = [package.version.clone()].into();
     if !module_versions.is_empty() && module_versions != expected {
-        return Err(DataError::NotKernel(format!(
+        return Err(DataError::Invalid(format!(
             "kernel is {} but modules are for {}",
             package.version,
             module_versions.into_iter().collect::<Vec<_>>().join(", ")

@@ -106,16 +106,58 @@ pub fn summary(inspection: &Inspection) -> String {
         .collect();
     let _ = writeln!(
         out,
-        "modules     {} ({}), {} loaded at boot, NIC drivers: {}",
+        "modules     {} ({}), {} loaded at boot",
         t.module_count,
         mib(t.module_bytes),
         boot,
+    );
+    let _ = writeln!(
+        out,
+        "profile     {}",
+        if m.profile.is_empty() {
+            "(not recorded)"
+        } else {
+            &m.profile
+        }
+    );
+    let _ = writeln!(
+        out,
+        "NIC drivers {} (coldplugged by PCI/virtio ID): {}",
+        nic.len(),
         if nic.is_empty() {
             "none".to_string()
         } else {
             nic.join(" ")
         }
     );
+    let mut by_package: std::collections::BTreeMap<&str, (usize, u64)> = Default::default();
+    for f in &m.firmware {
+        let e = by_package.entry(f.package.as_str()).or_default();
+        e.0 += 1;
+        e.1 += f.size;
+    }
+    let _ = writeln!(
+        out,
+        "firmware    {} files ({}){}",
+        t.firmware_files,
+        mib(t.firmware_bytes),
+        by_package
+            .iter()
+            .map(|(p, (n, size))| format!("\n            {n:>4} from {p} ({})", mib(*size)))
+            .collect::<String>()
+    );
+    for f in &m.firmware {
+        let _ = writeln!(
+            out,
+            "            {:<44} {:>10}  for {}",
+            f.path,
+            f.size,
+            f.modules.join(" ")
+        );
+    }
+    for warning in firmware_warnings(m) {
+        let _ = writeln!(out, "missing     {warning}");
+    }
     if !m.builtin_roots.is_empty() {
         let _ = writeln!(out, "built in    {}", m.builtin_roots.join(" "));
     }
@@ -135,4 +177,38 @@ pub fn summary(inspection: &Inspection) -> String {
         );
     }
     out
+}
+
+/// One line per module that requests firmware the image does not carry: how many files,
+/// which, and what the driver loses.
+pub fn firmware_warnings(m: &crate::Manifest) -> Vec<String> {
+    let mut by_module: std::collections::BTreeMap<&str, (Vec<&str>, &str)> = Default::default();
+    for f in &m.firmware_missing {
+        let e = by_module
+            .entry(f.module.as_str())
+            .or_insert((Vec::new(), f.meaning.as_str()));
+        e.0.push(f.file.as_str());
+    }
+    by_module
+        .into_iter()
+        .map(|(module, (files, meaning))| {
+            let requested = m
+                .modules
+                .iter()
+                .find(|x| x.name == module)
+                .map(|x| x.firmware.len())
+                .unwrap_or(files.len());
+            let shown: Vec<&str> = files.iter().take(4).copied().collect();
+            let more = if files.len() > shown.len() {
+                format!(", and {} more", files.len() - shown.len())
+            } else {
+                String::new()
+            };
+            format!(
+                "driver {module}: {} of its {requested} requested firmware files are in no firmware package ({}{more}): {meaning}",
+                files.len(),
+                shown.join(", "),
+            )
+        })
+        .collect()
 }

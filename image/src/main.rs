@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use image::build::{BuildOptions, ExtraFile};
+use image::drivers::{self, Profile};
+use image::firmware;
 use image::inspect::{self, mib};
 use image::{workspace, Compression};
 
@@ -27,7 +29,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Build vmlinuz, initrd.img, boot.ipxe and manifest.json into DIR.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Summarize a built image and verify its files against manifest.json.
     Inspect {
         /// Image output directory.
@@ -40,9 +42,28 @@ struct BuildArgs {
     /// Output directory (replaced as a whole; written beside it first).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Debian kernel package [default: newest .cache/kernel/linux-image-*.deb].
+    /// What the image is for: `bare-metal` (Debian's generic kernel with the NIC drivers of
+    /// real servers and the virtual ones) or `cloud` (the cloud kernel: virtual NICs only,
+    /// a smaller image).
+    #[arg(long, value_enum, default_value_t = Profile::BareMetal)]
+    profile: Profile,
+    /// Debian kernel package [default: the newest of the profile's flavour in .cache/kernel/].
     #[arg(long, value_name = "PATH")]
     kernel_deb: Option<PathBuf>,
+    /// NIC driver list replacing the profile's (image/drivers/bare-metal.txt or cloud.txt):
+    /// one module name or PCI ID (VVVV:DDDD) per line, `#` comments.
+    #[arg(long, value_name = "FILE")]
+    nic_drivers: Option<PathBuf>,
+    /// A NIC driver to carry besides the list: module name or PCI ID VVVV:DDDD (repeatable).
+    #[arg(long = "nic-driver", value_name = "NAME|VVVV:DDDD")]
+    nic_driver: Vec<String>,
+    /// Firmware package (.deb) for the drivers' firmware (repeatable) [default: every .deb in
+    /// .cache/firmware/, which tools/setup.sh fills].
+    #[arg(long = "firmware-deb", value_name = "PATH")]
+    firmware_debs: Vec<PathBuf>,
+    /// Carry no firmware at all (every requested file is reported missing).
+    #[arg(long, conflicts_with = "firmware_debs")]
+    no_firmware: bool,
     /// Static init binary [default: target/x86_64-unknown-linux-gnu/release/init].
     #[arg(long, value_name = "PATH")]
     init: Option<PathBuf>,
@@ -121,7 +142,39 @@ fn run_build(args: BuildArgs, root: Option<PathBuf>) -> Result<(), String> {
     let e = |err: workspace::WorkspaceError| err.to_string();
     let kernel_deb = match args.kernel_deb {
         Some(p) => p,
-        None => workspace::default_kernel_deb(root.get().map_err(e)?).map_err(e)?,
+        None => workspace::default_kernel_deb(root.get().map_err(e)?, args.profile).map_err(e)?,
+    };
+    let mut nic_drivers = match &args.nic_drivers {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|err| format!("cannot read --nic-drivers {}: {err}", path.display()))?;
+            drivers::parse_list(&text, &path.display().to_string())
+        }
+        None => {
+            let (text, name) = args.profile.default_list();
+            drivers::parse_list(text, name)
+        }
+    }
+    .map_err(|err| err.to_string())?;
+    for (i, text) in args.nic_driver.iter().enumerate() {
+        let origin = format!("--nic-driver #{}", i + 1);
+        let spec = drivers::parse_spec(text, &origin).map_err(|err| err.to_string())?;
+        nic_drivers.push(drivers::ListEntry { spec, origin });
+    }
+    let firmware_debs = if args.no_firmware {
+        Vec::new()
+    } else if !args.firmware_debs.is_empty() {
+        args.firmware_debs
+    } else {
+        let dir = root.get().map_err(e)?.join(workspace::FIRMWARE_CACHE_DIR);
+        let debs = firmware::packages_in(&dir);
+        if debs.is_empty() {
+            eprintln!(
+                "warning: no firmware packages in {} (tools/setup.sh downloads them); drivers that need firmware are carried without it",
+                dir.display()
+            );
+        }
+        debs
     };
     let init = match args.init {
         Some(p) => p,
@@ -141,24 +194,35 @@ fn run_build(args: BuildArgs, root: Option<PathBuf>) -> Result<(), String> {
         cmdline: args.cmdline,
         compression: args.compress,
         mtime: source_date_epoch()?,
+        profile: args.profile,
+        nic_drivers,
+        firmware_debs,
     };
     let built = image::build(&options, args.force).map_err(|err| error_chain(&err))?;
     let manifest = &built.manifest;
+    for warning in inspect::firmware_warnings(manifest) {
+        eprintln!("warning: {warning}");
+    }
     let t = &manifest.totals;
     println!(
-        "{} {}: kernel {}, initrd.img {} {} ({} uncompressed), {} modules ({})",
+        "{} {}: {} profile, kernel {}, initrd.img {} {} ({} uncompressed), {} modules ({}), {} NIC drivers, {} firmware files ({}), {} requested firmware files missing",
         if built.rebuilt {
             "built"
         } else {
             "up to date (same inputs)"
         },
         options.out.display(),
+        manifest.profile,
         manifest.kernel_version,
         mib(t.initramfs_compressed_bytes),
         manifest.compression,
         mib(t.initramfs_uncompressed_bytes),
         t.module_count,
         mib(t.module_bytes),
+        manifest.modules.iter().filter(|m| m.nic).count(),
+        t.firmware_files,
+        mib(t.firmware_bytes),
+        manifest.firmware_missing.len(),
     );
     Ok(())
 }
@@ -167,7 +231,7 @@ fn main() -> ExitCode {
     // Parse errors exit with status 2 (clap's convention for usage errors).
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build(args) => run_build(args, cli.root),
+        Command::Build(args) => run_build(*args, cli.root),
         Command::Inspect { dir } => match inspect::inspect(&dir) {
             Ok(inspection) => {
                 print!("{}", inspect::summary(&inspection));

@@ -55,13 +55,48 @@ pub struct ModuleEntry {
     /// Loaded at boot from `/etc/lb/modules.boot` (false for NIC drivers, which are
     /// coldplugged by modalias).
     pub boot: bool,
-    /// A NIC driver (under `kernel/drivers/net/ethernet/`).
+    /// A NIC driver from the driver list (coldplugged by init when its device is present).
     pub nic: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub softdeps: Vec<String>,
-    /// Firmware the driver may request; the kernel package does not ship it.
+    /// Firmware the driver may request (`firmware=`); carried files are in [`Manifest::firmware`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub firmware: Vec<String>,
+    /// Requested firmware that no firmware package had (see [`Manifest::firmware_missing`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub firmware_missing: Vec<String>,
+}
+
+/// One entry of the NIC driver list and the modules it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NicDriverEntry {
+    /// As written: a module name or a PCI ID (`8086:10d3`).
+    pub entry: String,
+    /// `list-file:line` or `--nic-driver`.
+    pub origin: String,
+    pub modules: Vec<String>,
+}
+
+/// A firmware file in the initramfs (`/lib/firmware/PATH`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirmwareEntry {
+    /// Relative to `/lib/firmware`.
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    /// The firmware package it came from.
+    pub package: String,
+    /// The modules that request it.
+    pub modules: Vec<String>,
+}
+
+/// A firmware file a carried module requests that no firmware package had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingFirmware {
+    pub module: String,
+    pub file: String,
+    /// What the driver loses without it.
+    pub meaning: String,
 }
 
 /// Sizes and counts.
@@ -75,6 +110,11 @@ pub struct Totals {
     pub module_count: u64,
     /// Sum of the module file sizes (uncompressed), in bytes.
     pub module_bytes: u64,
+    #[serde(default)]
+    pub firmware_files: u64,
+    /// Sum of the firmware file sizes, in bytes.
+    #[serde(default)]
+    pub firmware_bytes: u64,
 }
 
 /// The kernel package the image was built from.
@@ -104,6 +144,18 @@ pub struct Manifest {
     /// Configured roots that are compiled into this kernel (nothing to load).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub builtin_roots: Vec<String>,
+    /// `bare-metal` or `cloud`.
+    #[serde(default)]
+    pub profile: String,
+    /// The NIC driver list, resolved.
+    #[serde(default)]
+    pub nic_drivers: Vec<NicDriverEntry>,
+    /// Firmware carried for the modules, by path.
+    #[serde(default)]
+    pub firmware: Vec<FirmwareEntry>,
+    /// Firmware requested but not found in any firmware package.
+    #[serde(default)]
+    pub firmware_missing: Vec<MissingFirmware>,
     pub totals: Totals,
     /// SHA-256 over everything that decides the image's bytes (see `build::inputs_sha256`):
     /// a build whose inputs hash the same leaves the image as it is.
@@ -128,6 +180,13 @@ pub struct ImageInfo {
     pub extra_files: std::collections::BTreeMap<String, String>,
     pub modules: u64,
     pub boot_modules: u64,
+    #[serde(default)]
+    pub profile: String,
+    /// NIC driver modules carried (coldplugged when their device is present).
+    #[serde(default)]
+    pub nic_drivers: Vec<String>,
+    #[serde(default)]
+    pub firmware_files: u64,
 }
 
 /// Pretty JSON with a trailing newline.

@@ -131,6 +131,30 @@ impl ModuleIndex {
         self.modules.len()
     }
 
+    /// Every module of the package, by name.
+    pub fn modules(&self) -> impl Iterator<Item = &KernelModule> {
+        self.modules.values()
+    }
+
+    /// The modules a softdep word names: the module of that name, else every module with
+    /// exactly that alias (`crc32c` → crc32c_generic, crc32c_intel). Built-in: none needed.
+    pub fn resolve_name_or_alias(&self, word: &str) -> Vec<String> {
+        let name = normalize_name(word);
+        if self.modules.contains_key(&name) {
+            return vec![name];
+        }
+        self.modules
+            .values()
+            .filter(|m| m.info.aliases.iter().any(|a| a == word))
+            .map(|m| m.name.clone())
+            .collect()
+    }
+
+    /// Compiled into the kernel (listed in `modules.builtin`).
+    pub fn is_builtin(&self, name: &str) -> bool {
+        self.builtin.contains(&normalize_name(name))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.modules.is_empty()
     }

@@ -5,11 +5,16 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::drivers::Profile;
+
 /// Cargo command that produces the static binaries the image expects by default.
 pub const BUILD_BINARIES_HINT: &str = "RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release --target x86_64-unknown-linux-gnu -p init -p lbd";
 
-/// Where the setup script puts the kernel package.
+/// Where the setup script puts the kernel packages (the generic and the cloud flavour).
 pub const KERNEL_CACHE_DIR: &str = ".cache/kernel";
+
+/// Where the setup script puts the firmware packages.
+pub const FIRMWARE_CACHE_DIR: &str = ".cache/firmware";
 
 /// Where the static release binaries are built.
 pub const RELEASE_DIR: &str = "target/x86_64-unknown-linux-gnu/release";
@@ -20,8 +25,8 @@ pub enum WorkspaceError {
         "no Cargo.toml with [workspace] found in {start} or any parent directory; pass --root"
     )]
     NoRoot { start: PathBuf },
-    #[error("no kernel package (linux-image-*.deb) in {dir}: run tools/setup.sh to fetch the kernel package")]
-    NoKernel { dir: PathBuf },
+    #[error("no {flavour} kernel package (linux-image-*.deb) in {dir}: run tools/setup.sh to fetch the kernel packages")]
+    NoKernel { dir: PathBuf, flavour: &'static str },
     #[error("{what} binary not found at {path}: build it with `{hint}`")]
     NoBinary {
         what: &'static str,
@@ -45,16 +50,27 @@ pub fn find_root(start: &Path) -> Result<PathBuf, WorkspaceError> {
     })
 }
 
-/// The newest `linux-image-*.deb` in `<root>/.cache/kernel/`, by version-aware name order
-/// (digit runs compare as numbers, so `-56` is newer than `-9`).
-pub fn default_kernel_deb(root: &Path) -> Result<PathBuf, WorkspaceError> {
+/// The newest `linux-image-*.deb` of the profile's flavour in `<root>/.cache/kernel/`, by
+/// version-aware name order (digit runs compare as numbers, so `-56` is newer than `-9`).
+pub fn default_kernel_deb(root: &Path, profile: Profile) -> Result<PathBuf, WorkspaceError> {
     let dir = root.join(KERNEL_CACHE_DIR);
-    let no_kernel = || WorkspaceError::NoKernel { dir: dir.clone() };
+    let no_kernel = || WorkspaceError::NoKernel {
+        dir: dir.clone(),
+        flavour: match profile {
+            Profile::BareMetal => "generic (amd64)",
+            Profile::Cloud => "cloud",
+        },
+    };
     let entries = std::fs::read_dir(&dir).map_err(|_| no_kernel())?;
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|n| n.starts_with("linux-image-") && n.ends_with(".deb"))
+        .filter(|n| {
+            // linux-image-6.1.0-57-cloud-amd64_6.1.192-3_amd64.deb: the release ends at `_`.
+            let release = n.split('_').next().unwrap_or(n);
+            profile.matches_kernel(release)
+        })
         .collect();
     names.sort_by(|a, b| natural_cmp(a, b));
     names.pop().map(|n| dir.join(n)).ok_or_else(no_kernel)
@@ -137,7 +153,7 @@ mod tests {
         std::fs::write(root.join("image/Cargo.toml"), "[package]\nname = \"x\"\n").unwrap();
         assert_eq!(find_root(&nested).unwrap(), root);
 
-        let err = default_kernel_deb(root).unwrap_err();
+        let err = default_kernel_deb(root, Profile::Cloud).unwrap_err();
         assert!(err.to_string().contains("run tools/setup.sh"), "{err}");
         let cache = root.join(KERNEL_CACHE_DIR);
         std::fs::create_dir_all(&cache).unwrap();
@@ -149,8 +165,15 @@ mod tests {
             std::fs::write(cache.join(name), b"").unwrap();
         }
         assert_eq!(
-            default_kernel_deb(root).unwrap(),
+            default_kernel_deb(root, Profile::Cloud).unwrap(),
             cache.join("linux-image-6.1.0-56-cloud-amd64_1_amd64.deb")
+        );
+        let err = default_kernel_deb(root, Profile::BareMetal).unwrap_err();
+        assert!(err.to_string().contains("generic"), "{err}");
+        std::fs::write(cache.join("linux-image-6.1.0-55-amd64_1_amd64.deb"), b"").unwrap();
+        assert_eq!(
+            default_kernel_deb(root, Profile::BareMetal).unwrap(),
+            cache.join("linux-image-6.1.0-55-amd64_1_amd64.deb")
         );
 
         let err = default_binary(root, "init").unwrap_err();

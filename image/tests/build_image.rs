@@ -30,9 +30,10 @@ fn kernel_deb() -> PathBuf {
         );
         return path;
     }
-    image::workspace::default_kernel_deb(&repo_root()).unwrap_or_else(|e| {
-        panic!("these tests need the Debian kernel package: {e} (or set LB_KERNEL_DEB)")
-    })
+    image::workspace::default_kernel_deb(&repo_root(), image::drivers::Profile::BareMetal)
+        .unwrap_or_else(|e| {
+            panic!("these tests need the Debian kernel package: {e} (or set LB_KERNEL_DEB)")
+        })
 }
 
 fn busybox() -> &'static str {
@@ -345,8 +346,14 @@ fn default_image_has_expected_contents_and_is_reproducible() {
         manifest.modules.len()
     );
     let nic: Vec<_> = manifest.modules.iter().filter(|m| m.nic).collect();
-    assert!(!nic.is_empty(), "the package's NIC drivers are included");
-    assert!(nic.iter().all(|m| !m.boot));
+    assert!(!nic.is_empty(), "the list's NIC drivers are included");
+    // NIC drivers are coldplugged by PCI ID; only virtio_net is also in the boot set.
+    let boot_nics: Vec<&str> = nic
+        .iter()
+        .filter(|m| m.boot)
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(boot_nics, ["virtio_net"]);
 
     // modules.dep: kmod format, every referenced module present, full transitive closure.
     let dep_text = std::fs::read_to_string(moddir.join("modules.dep")).unwrap();
@@ -401,13 +408,23 @@ fn default_image_has_expected_contents_and_is_reproducible() {
     assert!(alias.contains("\nalias net-pf-16-proto-16-family-IPVS ip_vs\n"));
     assert!(alias.contains(" virtio_net\n"));
 
-    // modules.boot: dependencies first, no NIC drivers, nothing missing.
+    // modules.boot: dependencies first, no NIC drivers but virtio's, nothing missing.
     let boot_text = std::fs::read_to_string(root.path().join("etc/lb/modules.boot")).unwrap();
     let boot: Vec<&str> = boot_text.lines().collect();
     assert!(boot.contains(&"ip_vs") && boot.contains(&"virtio_net"));
+    // The generic kernel has crc32c as a module: libcrc32c fails to load (ENOENT) unless its
+    // soft dependency is loaded first, so both are in the boot set, crc32c first.
+    let position = |name: &str| boot.iter().position(|l| *l == name);
+    assert!(
+        matches!((position("crc32c_generic"), position("libcrc32c")), (Some(a), Some(b)) if a < b),
+        "modules.boot:\n{boot_text}"
+    );
     for (i, name) in boot.iter().enumerate() {
         let module = by_name[name];
-        assert!(!module.nic, "{name} is a NIC driver");
+        assert!(
+            !module.nic || *name == "virtio_net",
+            "{name} is a NIC driver"
+        );
         for dep in &module.depends {
             let pos = boot.iter().position(|b| b == dep);
             assert!(
@@ -691,4 +708,214 @@ fn usage_errors_exit_2() {
         assert!(!stderr(&output).is_empty());
     }
     assert!(!Path::new("x").exists());
+}
+
+/// The NIC driver list and the firmware its drivers request, against the image built from
+/// the real kernel and firmware packages: every driver of the list is carried (as a module
+/// the initramfs holds), and every firmware file a carried module requests is either in
+/// `/lib/firmware` or reported, by the manifest and by a warning of the build.
+#[test]
+fn nic_drivers_and_their_firmware_are_carried_or_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bare-metal");
+    let output = build(&out, &["--nic-driver", "8086:10d3"]);
+    assert_ok(&output);
+    let warnings = stderr(&output);
+    let manifest = read_manifest(&out);
+    assert_eq!(manifest.profile, "bare-metal");
+    let initrd = std::fs::read(out.join("initrd.img")).unwrap();
+    let cpio = decompress(&initrd, "zstd");
+    let root = tempfile::tempdir().unwrap();
+    let listing: BTreeSet<String> = extract_cpio(&cpio, root.path()).into_iter().collect();
+    let moddir = format!("lib/modules/{}", manifest.kernel_version);
+    let by_name: BTreeMap<&str, &image::manifest::ModuleEntry> = manifest
+        .modules
+        .iter()
+        .map(|m| (m.name.as_str(), m))
+        .collect();
+
+    // Every driver of the shipped list, and the PCI ID given on the command line.
+    let list =
+        image::drivers::parse_list(image::drivers::BARE_METAL_LIST, "bare-metal.txt").unwrap();
+    assert_eq!(manifest.nic_drivers.len(), list.len() + 1);
+    for entry in &list {
+        let name = entry.spec.to_string();
+        let module = by_name
+            .get(name.as_str())
+            .unwrap_or_else(|| panic!("{name} ({}) is not in the image", entry.origin));
+        assert!(module.nic, "{name} is flagged as a NIC driver");
+        assert!(
+            listing.contains(&format!("{moddir}/{}", module.path)),
+            "{name}: {} is not in the initramfs",
+            module.path
+        );
+    }
+    let by_id = manifest.nic_drivers.last().unwrap();
+    assert_eq!(
+        (by_id.entry.as_str(), by_id.modules.as_slice()),
+        ("8086:10d3", ["e1000e".to_string()].as_slice()),
+        "a PCI ID resolves to the module whose alias names it"
+    );
+
+    // Firmware: carried byte for byte, or reported.
+    let carried: BTreeMap<&str, &image::manifest::FirmwareEntry> = manifest
+        .firmware
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
+    let mut requested = 0;
+    for module in &manifest.modules {
+        for file in &module.firmware {
+            requested += 1;
+            if let Some(entry) = carried.get(file.as_str()) {
+                let data = std::fs::read(root.path().join("lib/firmware").join(file))
+                    .unwrap_or_else(|e| panic!("{file} for {}: {e}", module.name));
+                assert_eq!(sha256_hex(&data), entry.sha256, "{file}");
+                assert!(entry.modules.contains(&module.name), "{file}");
+            } else {
+                assert!(
+                    module.firmware_missing.contains(file),
+                    "{} requests {file}: neither carried nor reported missing",
+                    module.name
+                );
+                assert!(
+                    warnings.contains(&format!("driver {}: ", module.name)),
+                    "no warning of the build names {} (missing {file}):\n{warnings}",
+                    module.name
+                );
+            }
+        }
+    }
+    // The drivers that cannot work without theirs have it (tools/setup.sh fetches the
+    // packages), and the kernel's loader finds it where it looks.
+    for (module, file) in [
+        ("bnx2x", "bnx2x/bnx2x-e2-7.13.21.0.fw"),
+        ("e100", "e100/d102e_ucode.bin"),
+        ("ice", "intel/ice/ddp/ice.pkg"),
+        ("qed", "qed/qed_init_values_zipped-8.59.1.0.bin"),
+    ] {
+        assert!(
+            by_name[module].firmware.iter().any(|f| f == file)
+                && listing.contains(&format!("lib/firmware/{file}")),
+            "{module}'s {file} is carried"
+        );
+    }
+    let t = &manifest.totals;
+    eprintln!(
+        "figure: bare-metal image: initrd {:.2} MiB compressed ({}), {:.2} MiB uncompressed; {} modules ({:.2} MiB), {} NIC drivers, {} of {requested} requested firmware files carried ({:.2} MiB), {} missing",
+        t.initramfs_compressed_bytes as f64 / 1048576.0,
+        manifest.compression,
+        t.initramfs_uncompressed_bytes as f64 / 1048576.0,
+        t.module_count,
+        t.module_bytes as f64 / 1048576.0,
+        manifest.modules.iter().filter(|m| m.nic).count(),
+        t.firmware_files,
+        t.firmware_bytes as f64 / 1048576.0,
+        manifest.firmware_missing.len(),
+    );
+    // What `image inspect` shows.
+    let inspect = image_cmd().arg("inspect").arg(&out).output().unwrap();
+    assert_ok(&inspect);
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(text.contains("profile     bare-metal"), "{text}");
+    assert!(
+        text.contains(" ixgbe") && text.contains(" e1000e"),
+        "{text}"
+    );
+    assert!(text.contains("e100/d102e_ucode.bin"), "{text}");
+
+    // Without firmware every request is reported, with what the driver loses.
+    let bare = dir.path().join("no-firmware");
+    let output = build(&bare, &["--no-firmware"]);
+    assert_ok(&output);
+    let warnings = stderr(&output);
+    let manifest = read_manifest(&bare);
+    assert!(manifest.firmware.is_empty());
+    for (module, meaning) in [
+        ("bnx2x", "do not come up without it"),
+        ("ice", "safe mode"),
+        ("e100", "CPUSaver"),
+    ] {
+        let line = warnings
+            .lines()
+            .find(|l| l.contains(&format!("driver {module}: ")))
+            .unwrap_or_else(|| panic!("no warning for {module}:\n{warnings}"));
+        assert!(line.contains(meaning), "{line}");
+        assert!(manifest.firmware_missing.iter().any(|f| f.module == module));
+    }
+}
+
+#[test]
+fn a_driver_list_that_names_what_the_kernel_lacks_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("nics.txt");
+    std::fs::write(&list, "# ours\ne1000e\n\nigb 8086:ffff\n").unwrap();
+    let list_arg = list.to_string_lossy().into_owned();
+    let cases: [(Vec<&str>, String); 3] = [
+        (
+            vec!["--nic-driver", "e1000ee"],
+            "--nic-driver #1: NIC driver \"e1000ee\" is not in the kernel package (close matches: e1000e".into(),
+        ),
+        (
+            vec!["--nic-drivers", &list_arg],
+            format!("{list_arg}:4: no module in the kernel package drives PCI device 8086:ffff"),
+        ),
+        (
+            vec!["--nic-driver", "8086:10d"],
+            "--nic-driver #1: \"8086:10d\" is neither a module name nor a PCI ID".into(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = dir.path().join("out");
+        let output = build(&out, &args);
+        assert!(!output.status.success(), "{args:?} built");
+        assert!(
+            stderr(&output).contains(&expected),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert_no_output(&out);
+    }
+
+    // The cloud kernel has no bare-metal drivers: the error says so and what to do.
+    let cloud = image::workspace::default_kernel_deb(&repo_root(), image::drivers::Profile::Cloud)
+        .expect("tools/setup.sh fetches the cloud kernel too");
+    let out = dir.path().join("out");
+    let output = image_cmd()
+        .arg("build")
+        .arg("--out")
+        .arg(&out)
+        .arg("--kernel-deb")
+        .arg(&cloud)
+        .args(["--init", busybox(), "--lbd", busybox()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(
+        text.contains("is the cloud flavour") && text.contains("--profile cloud"),
+        "{text}"
+    );
+    // ... and with its own profile it builds, with its own drivers only.
+    let output = image_cmd()
+        .arg("build")
+        .arg("--out")
+        .arg(&out)
+        .arg("--profile")
+        .arg("cloud")
+        .args(["--init", busybox(), "--lbd", busybox()])
+        .output()
+        .unwrap();
+    assert_ok(&output);
+    let manifest = read_manifest(&out);
+    assert_eq!(manifest.profile, "cloud");
+    assert!(manifest.kernel_version.contains("-cloud-"));
+    let nic: BTreeSet<&str> = manifest
+        .modules
+        .iter()
+        .filter(|m| m.nic)
+        .map(|m| m.name.as_str())
+        .collect();
+    assert!(nic.contains("virtio_net") && nic.contains("ena"), "{nic:?}");
+    assert!(!nic.contains("e1000e"), "{nic:?}");
 }

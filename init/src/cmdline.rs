@@ -9,6 +9,7 @@
 //! | `lb.log=LEVEL` | init's log level (wins over the config's `[node] log_level`) | `info`, then the config's |
 //! | `lb.shutdown_timeout=DURATION` | how long lbd gets to stop before SIGKILL | `10s` |
 //! | `lb.syslog=udp://IP:PORT` | remote syslog collector (RFC 5424; `tcp://` too), read by `lbd::logging` | none |
+//! | `lb.carrier_timeout=DURATION` | how long the boot link may take to get carrier before init says so and starts over (real switch ports take 30 s, LACP a minute) | `90s` |
 //! | `lb.shell=TTY` | a debug shell (`/bin/sh`, only in images that ship one) on `/dev/TTY`, respawned | none |
 //! | `ip=...` | the kernel's `ip=` syntax, parsed by `net` | `dhcp` |
 
@@ -92,6 +93,9 @@ fn split_word(word: &str) -> (String, Option<String>) {
     }
 }
 
+/// Real NICs and switch ports can take 30 s or more to carrier, LACP ports a minute or more.
+pub const DEFAULT_CARRIER_TIMEOUT: Duration = Duration::from_secs(90);
+
 /// init's settings from the `lb.*` keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InitSettings {
@@ -105,6 +109,8 @@ pub struct InitSettings {
     /// debugging override, like `LBD_LOG` for lbd).
     pub log_level_explicit: bool,
     pub shutdown_timeout: Duration,
+    /// Longest wait for the boot link's carrier per attempt (`lb.carrier_timeout`).
+    pub carrier_timeout: Duration,
     /// Terminal for a debug shell (`ttyS1`), if asked for.
     pub shell_tty: Option<String>,
 }
@@ -150,6 +156,7 @@ impl InitSettings {
         let poll = duration("lb.poll", Duration::from_secs(30));
         let attempt_timeout = duration("lb.timeout", Duration::from_secs(5));
         let shutdown_timeout = duration("lb.shutdown_timeout", Duration::from_secs(10));
+        let carrier_timeout = duration("lb.carrier_timeout", DEFAULT_CARRIER_TIMEOUT);
         let config_urls = cmdline
             .get_all("lb.config")
             .iter()
@@ -186,6 +193,11 @@ impl InitSettings {
             log_level,
             log_level_explicit,
             shutdown_timeout,
+            carrier_timeout: if carrier_timeout.is_zero() {
+                DEFAULT_CARRIER_TIMEOUT
+            } else {
+                carrier_timeout
+            },
             shell_tty: match cmdline.get("lb.shell") {
                 Some(t) if !t.is_empty() && !t.contains('/') => Some(t.to_string()),
                 Some(other) => {

@@ -50,7 +50,7 @@ pub async fn run(
     if settings.config_urls.is_empty() {
         error!("no config source: add lb.config=URL to the kernel command line (http:// or tftp://); lbd will not start");
     }
-    let (net, boot_links) = bring_up_network(&cmdline).await;
+    let (net, boot_links) = bring_up_network(&cmdline, settings.carrier_timeout).await;
     let hostname = net
         .as_ref()
         .and_then(|n| n.hostname.clone())
@@ -253,7 +253,10 @@ fn report_poll_error(e: &FetchError, last: &mut Option<String>) {
 /// The links of `bond=`, `vlan=` first (their members are the NICs named), then every `ip=`:
 /// the first is the boot link the config is fetched over (retried until it works), the others
 /// are configured once each. `BOOTIF=` names the NIC of an `ip=` that names none.
-async fn bring_up_network(cmdline: &KernelCmdline) -> (Option<NetInfo>, Network) {
+async fn bring_up_network(
+    cmdline: &KernelCmdline,
+    carrier_timeout: Duration,
+) -> (Option<NetInfo>, Network) {
     let words: Vec<String> = cmdline
         .args
         .iter()
@@ -298,12 +301,13 @@ async fn bring_up_network(cmdline: &KernelCmdline) -> (Option<NetInfo>, Network)
         }
     }
     let spec = specs.remove(0);
-    let info = configure_boot_link(&spec).await;
+    let info = configure_boot_link(&spec, carrier_timeout).await;
     for other in &specs {
         // The boot link's name servers and host name stay.
         let opts = NetOptions {
             resolv_conf: None,
             set_hostname: false,
+            carrier_timeout,
             ..NetOptions::default()
         };
         match net::configure(other, &opts).await {
@@ -350,8 +354,11 @@ async fn boot_device(mac: [u8; 6], links: &Network) -> Option<String> {
     )
 }
 
-async fn configure_boot_link(spec: &IpSpec) -> Option<NetInfo> {
-    let opts = NetOptions::default();
+async fn configure_boot_link(spec: &IpSpec, carrier_timeout: Duration) -> Option<NetInfo> {
+    let opts = NetOptions {
+        carrier_timeout,
+        ..NetOptions::default()
+    };
     let mut pause = Duration::from_secs(2);
     loop {
         match net::configure(spec, &opts).await {

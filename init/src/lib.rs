@@ -4,6 +4,7 @@
 //!
 //! - [`mount`]: the early filesystems.
 //! - [`cmdline`]: the kernel command line and init's `lb.*` keys.
+//! - [`console`]: init's output on every `console=`, not only the last.
 //! - [`modules`]: kernel modules in dependency order, coldplug by modalias.
 //! - [`net`]: links, `ip=`, DHCP.
 //! - [`fetch`]: HTTP and TFTP config fetch with retries.
@@ -15,6 +16,7 @@
 
 pub mod cmdline;
 pub mod config_source;
+pub mod console;
 pub mod fetch;
 pub mod fuzz;
 pub mod modules;

@@ -9,7 +9,7 @@
 use init::cmdline::{InitSettings, KernelCmdline};
 use init::power::{self, PowerAction};
 use init::supervise::{self, Supervised};
-use init::{config_source, modules, mount};
+use init::{config_source, console, modules, mount};
 use nix::sys::signal::Signal;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -27,6 +27,7 @@ and supervises lbd. It takes its settings from the kernel command line:
   lb.poll=DURATION         how often to look for a changed config (0: never)       [30s]
   lb.timeout=DURATION      per-attempt fetch timeout                                [5s]
   lb.shutdown_timeout=D    how long lbd gets to stop before SIGKILL                 [10s]
+  lb.carrier_timeout=D     how long the boot link may take to get carrier per try   [90s]
   lb.log=LEVEL             init's log level; wins over the config's [node] log_level
   lb.syslog=udp://IP:514   remote syslog for init and lbd (tcp:// too)
   lb.shell=TTY             debug shell (test images only)
@@ -48,12 +49,22 @@ fn main() {
     let cmdline_text = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let cmdline = KernelCmdline::parse(&cmdline_text);
     let (settings, setting_errors) = InitSettings::from_cmdline(&cmdline);
+    let consoles = if std::process::id() == 1 {
+        console::tee(&console::extra_consoles(&cmdline.get_all("console")))
+    } else {
+        Ok(Vec::new())
+    };
     lbd::logging::init("init", "LB_INIT_LOG", &settings.log_level);
     info!(
         version = env!("CARGO_PKG_VERSION"),
         pid = std::process::id(),
         "init starting"
     );
+    match consoles {
+        Ok(extra) if !extra.is_empty() => info!(also = ?extra, "output goes to every console"),
+        Ok(_) => {}
+        Err(e) => warn!("cannot copy output to every console= ({e}); only /dev/console has it"),
+    }
     for e in &mount_errors {
         error!("{e}");
     }

@@ -15,6 +15,9 @@ pub struct ModuleIndex {
     pub modules: HashMap<String, (String, Vec<String>)>,
     /// (pattern, module name), in file order.
     pub aliases: Vec<(String, String)>,
+    /// `modules.softdep`: module → (load before it, load after it), as modprobe does; a
+    /// NIC driver's PHY driver is often only a soft dependency (r8169 → realtek).
+    pub softdeps: HashMap<String, (Vec<String>, Vec<String>)>,
 }
 
 /// Module names treat `-` and `_` alike; the kernel reports `_`.
@@ -55,14 +58,38 @@ impl ModuleIndex {
             root: root.to_path_buf(),
             modules,
             aliases,
+            softdeps: HashMap::new(),
         }
+    }
+
+    /// Adds kmod's `modules.softdep` (`softdep NAME pre: A B post: C`).
+    pub fn with_softdeps(mut self, text: &str) -> ModuleIndex {
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            if words.next() != Some("softdep") {
+                continue;
+            }
+            let Some(name) = words.next() else { continue };
+            let entry = self.softdeps.entry(normalize(name)).or_default();
+            let mut post = false;
+            for word in words {
+                match word {
+                    "pre:" => post = false,
+                    "post:" => post = true,
+                    dep if post => entry.1.push(normalize(dep)),
+                    dep => entry.0.push(normalize(dep)),
+                }
+            }
+        }
+        self
     }
 
     /// Reads the index of the running kernel.
     pub fn load(root: &Path) -> std::io::Result<ModuleIndex> {
         let dep = std::fs::read_to_string(root.join("modules.dep"))?;
         let alias = std::fs::read_to_string(root.join("modules.alias")).unwrap_or_default();
-        Ok(ModuleIndex::parse(root, &dep, &alias))
+        let softdep = std::fs::read_to_string(root.join("modules.softdep")).unwrap_or_default();
+        Ok(ModuleIndex::parse(root, &dep, &alias).with_softdeps(&softdep))
     }
 
     /// `name` and its dependencies, dependencies first, each once. Unknown names are
@@ -218,8 +245,46 @@ impl Loader {
         }
     }
 
-    /// Loads `name` and its dependencies. Returns the names newly loaded.
+    /// Loads `name` and its dependencies, with its soft dependencies around it when the image
+    /// carries them. Returns the names newly loaded.
     pub fn load_with_deps(&mut self, name: &str) -> Result<Vec<String>, String> {
+        let (pre, post) = self
+            .index
+            .softdeps
+            .get(&normalize(name))
+            .cloned()
+            .unwrap_or_default();
+        let mut newly = Vec::new();
+        newly.extend(self.load_soft(name, &pre));
+        newly.extend(self.load_closure(name)?);
+        newly.extend(self.load_soft(name, &post));
+        Ok(newly)
+    }
+
+    /// Soft dependencies: a module name or an alias (`crc32c`); ones the image does not
+    /// carry are skipped, failures only logged (modprobe does the same).
+    fn load_soft(&mut self, of: &str, words: &[String]) -> Vec<String> {
+        let mut newly = Vec::new();
+        for word in words {
+            let targets = if self.index.modules.contains_key(word) {
+                vec![word.clone()]
+            } else {
+                self.index.matching(word)
+            };
+            for soft in targets {
+                if self.loaded.contains(&soft) || soft == normalize(of) {
+                    continue;
+                }
+                match self.load_closure(&soft) {
+                    Ok(more) => newly.extend(more),
+                    Err(e) => tracing::warn!("soft dependency {soft} of {of}: {e}"),
+                }
+            }
+        }
+        newly
+    }
+
+    fn load_closure(&mut self, name: &str) -> Result<Vec<String>, String> {
         let order = self.index.closure(name)?;
         let mut newly = Vec::new();
         for m in order {
@@ -261,24 +326,40 @@ impl Loader {
     }
 
     /// Coldplug: load the drivers for every device present (`/sys/bus/*/devices/*/modalias`).
-    /// Returns (module, device modalias) pairs loaded, and errors per module.
+    /// A loaded driver can bring devices of its own (a NIC's MDIO bus and PHYs, virtio
+    /// devices behind virtio_pci), so the scan repeats until a pass loads nothing (at most
+    /// [`COLDPLUG_PASSES`]). Returns the modules loaded, and errors per module.
     pub fn coldplug(&mut self, sys_bus: &Path) -> (Vec<String>, Vec<String>) {
         let mut loaded = Vec::new();
         let mut errors = Vec::new();
-        for alias in device_modaliases(sys_bus) {
-            for module in self.index.matching(&alias) {
-                if self.loaded.contains(&module) {
-                    continue;
+        let mut failed: HashSet<String> = HashSet::new();
+        for _ in 0..COLDPLUG_PASSES {
+            let before = loaded.len();
+            for alias in device_modaliases(sys_bus) {
+                for module in self.index.matching(&alias) {
+                    if self.loaded.contains(&module) || failed.contains(&module) {
+                        continue;
+                    }
+                    match self.load_with_deps(&module) {
+                        Ok(newly) => loaded.extend(newly),
+                        Err(e) => {
+                            failed.insert(module);
+                            errors.push(e)
+                        }
+                    }
                 }
-                match self.load_with_deps(&module) {
-                    Ok(newly) => loaded.extend(newly),
-                    Err(e) => errors.push(e),
-                }
+            }
+            if loaded.len() == before {
+                break;
             }
         }
         (loaded, errors)
     }
 }
+
+/// Coldplug scans at most this many times (each loads the drivers of devices the last one's
+/// drivers brought).
+pub const COLDPLUG_PASSES: usize = 4;
 
 /// Parameters some modules need on an appliance: `dummy` and `bonding` otherwise create
 /// `dummy0` / `bond0` on load, links that nobody configured and that look like NICs.
@@ -362,6 +443,18 @@ kernel/net/core/failover.ko:\n";
         assert!(ix
             .matching("pci:v00008086d00001000sv0sd0bc02sc00i00")
             .is_empty());
+    }
+
+    #[test]
+    fn softdeps_are_read_in_kmods_format() {
+        let index = index().with_softdeps(
+            "# Soft dependencies extracted from modules themselves.\nsoftdep r8169 pre: realtek\nsoftdep a-b pre: c post: d-e f\n",
+        );
+        assert_eq!(index.softdeps["r8169"], (vec!["realtek".into()], vec![]));
+        assert_eq!(
+            index.softdeps["a_b"],
+            (vec!["c".into()], vec!["d_e".into(), "f".into()])
+        );
     }
 
     #[test]

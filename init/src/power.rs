@@ -63,6 +63,7 @@ pub fn terminate_everything(grace: Duration) {
 
 /// The last call of PID 1: sync and reboot(2). Never returns.
 pub fn finish(action: PowerAction) -> ! {
+    crate::console::drain(Duration::from_secs(2));
     nix::unistd::sync();
     let mode = match action {
         PowerAction::Reboot => RebootMode::RB_AUTOBOOT,

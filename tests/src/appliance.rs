@@ -76,7 +76,12 @@ impl Image {
     /// The appliance image, brought up to date with the current source, if all of its files
     /// are there.
     pub fn try_find() -> Result<Self, String> {
-        Self::in_dir(crate::fresh::image(crate::fresh::ImageKind::Appliance)?)
+        Self::of(crate::fresh::ImageKind::Appliance)
+    }
+
+    /// The image of `kind`, brought up to date with the current source.
+    pub fn of(kind: crate::fresh::ImageKind) -> Result<Self, String> {
+        Self::in_dir(crate::fresh::image(kind)?)
     }
 
     /// The image in `dir`, if all of its files are there (as it is: not rebuilt).

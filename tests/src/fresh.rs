@@ -22,20 +22,23 @@ use crate::artifacts::{self, harness_dir, target_dir, workspace_root};
 /// The static binaries' target (see tools/build-image.sh).
 pub const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 
-/// The two images the harness boots.
+/// The images the harness boots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ImageKind {
-    /// The appliance as shipped (`tools/build-image.sh`).
+    /// The appliance as shipped (`tools/build-image.sh`): the bare-metal profile.
     Appliance,
     /// The appliance plus busybox, ipvsadm and keepalived (`tools/build-test-image.sh`).
     Test,
+    /// The appliance's `cloud` profile (`IMAGE_ARGS=--profile cloud tools/build-image.sh`):
+    /// the small image of earlier releases, booted beside the default one to compare.
+    Cloud,
 }
 
 impl ImageKind {
     /// The script that builds it.
     pub fn script(self) -> &'static str {
         match self {
-            ImageKind::Appliance => "tools/build-image.sh",
+            ImageKind::Appliance | ImageKind::Cloud => "tools/build-image.sh",
             ImageKind::Test => "tools/build-test-image.sh",
         }
     }
@@ -45,6 +48,7 @@ impl ImageKind {
         match self {
             ImageKind::Appliance => artifacts::ENV_IMAGE_DIR,
             ImageKind::Test => crate::ipvs::ENV_TEST_IMAGE_DIR,
+            ImageKind::Cloud => "LB_CLOUD_IMAGE_DIR",
         }
     }
 
@@ -53,6 +57,7 @@ impl ImageKind {
         target_dir().join(match self {
             ImageKind::Appliance => "lb-image",
             ImageKind::Test => "lb-test-image",
+            ImageKind::Cloud => "lb-cloud-image",
         })
     }
 }
@@ -174,9 +179,13 @@ fn build_image(kind: ImageKind) -> Result<PathBuf, String> {
     let _lock = lock("images")?;
     let mut cmd = crate::programs::command("bash");
     cmd.arg(kind.script()).arg(&dir).env("PATH", script_path());
+    if kind == ImageKind::Cloud {
+        cmd.env("IMAGE_ARGS", "--profile cloud");
+    }
     let log = match kind {
         ImageKind::Appliance => "build-image.log",
         ImageKind::Test => "build-test-image.log",
+        ImageKind::Cloud => "build-cloud-image.log",
     };
     run_logged(
         cmd,

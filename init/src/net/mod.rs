@@ -44,7 +44,8 @@ use ipspec::same_subnet;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetOptions {
     /// Longest wait for carrier on the chosen link (or on any ethernet link when `ip=` names
-    /// none), counted from when the links are brought up. Default 15 s.
+    /// none), counted from when the links are brought up. Default 90 s
+    /// ([`crate::cmdline::DEFAULT_CARRIER_TIMEOUT`]).
     pub carrier_timeout: Duration,
     /// Longest wait for the first DHCP lease, from the first DISCOVER. Default 60 s, enough
     /// for the RFC backoff to send 5 DISCOVERs (0, ~4, ~12, ~28 s, ~60 s).
@@ -64,7 +65,7 @@ pub struct NetOptions {
 impl Default for NetOptions {
     fn default() -> Self {
         NetOptions {
-            carrier_timeout: Duration::from_secs(15),
+            carrier_timeout: crate::cmdline::DEFAULT_CARRIER_TIMEOUT,
             dhcp_timeout: Duration::from_secs(60),
             resolv_conf: Some(PathBuf::from("/etc/resolv.conf")),
             set_hostname: true,

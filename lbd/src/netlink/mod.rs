@@ -16,5 +16,6 @@ pub mod types;
 pub use conn::{AddressOptions, Netlink};
 pub use monitor::{monitor, Event};
 /// `proto` of a route (`ip route` shows it: `proto static`, `proto dhcp`).
+pub use rtnetlink::packet_route::link::LinkLayerType;
 pub use rtnetlink::packet_route::route::RouteProtocol;
 pub use types::{errno, Addr, Link, NetError};
