@@ -27,7 +27,7 @@ esac
 
 say() { printf '\ndemo: %s\n' "$*"; }
 
-say "1/4 setting up the host (packages, Rust target, Debian cloud kernel package)"
+say "1/4 setting up the host (packages, Rust target, Debian kernel and NIC firmware packages)"
 tools/setup.sh
 
 say "2/4 building the image into target/lb-image"
