@@ -21,4 +21,6 @@ pub mod reconcile;
 pub mod sockets;
 #[cfg(feature = "logging")]
 pub mod syslog;
+#[cfg(feature = "trust")]
+pub mod trust;
 pub mod vrrp;
