@@ -104,6 +104,9 @@ pub struct BuildOptions {
     pub nic_drivers: Vec<ListEntry>,
     /// Firmware packages (.deb) to take requested firmware from.
     pub firmware_debs: Vec<PathBuf>,
+    /// Files of operator public keys (`ssh-ed25519 AAAA...` lines): init then applies only
+    /// configs signed by one of them.
+    pub trusted_keys: Vec<PathBuf>,
 }
 
 #[derive(Debug, Error)]
@@ -143,6 +146,8 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Module(#[from] ModuleError),
+    #[error("trusted keys: {0}")]
+    TrustedKeys(#[from] lbd::trust::TrustError),
     #[error("{source}{}", cloud_hint(.kernel))]
     Driver {
         kernel: String,
@@ -354,6 +359,19 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
         extra.push((file, data, perm));
     }
     let cmdline = full_cmdline(options.cmdline.as_deref())?;
+    let mut trusted = Vec::new();
+    for path in &options.trusted_keys {
+        let data = read_input("--trusted-keys file", path)?;
+        let text = String::from_utf8_lossy(&data);
+        let keys = lbd::trust::parse_keys(&text, &path.display().to_string())?;
+        if keys.is_empty() {
+            return Err(BuildError::TrustedKeys(lbd::trust::TrustError::BadKey {
+                origin: path.display().to_string(),
+                problem: "no key in this file".into(),
+            }));
+        }
+        trusted.extend(keys);
+    }
 
     let package_bytes_sha = sha256_file(&options.kernel_deb)?;
     let package = deb::read_kernel_package(&options.kernel_deb)?;
@@ -411,6 +429,8 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
         })
         .collect();
 
+    // The box's clock cannot be before the kernel was built, nor before SOURCE_DATE_EPOCH.
+    let clock_floor = package.built_at.max(options.mtime as u64);
     let kernel_package = options
         .kernel_deb
         .file_name()
@@ -435,6 +455,8 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
         profile: options.profile.name().to_string(),
         nic_drivers: nic_set.iter().cloned().collect(),
         firmware_files: firmware_files.len() as u64,
+        trusted_keys: trusted.iter().map(|k| k.fingerprint()).collect(),
+        clock_floor,
     };
 
     let mut tree = Tree::new();
@@ -464,6 +486,15 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
         modules::modules_boot(&boot_order).into_bytes(),
     )?;
     tree.add_file("/etc/lb/image.json", 0o644, manifest::to_json(&image_info))?;
+    tree.add_file(
+        "/etc/lb/clock_floor",
+        0o644,
+        format!("{clock_floor}\n").into_bytes(),
+    )?;
+    if !trusted.is_empty() {
+        let lines: String = trusted.iter().map(|k| k.to_openssh() + "\n").collect();
+        tree.add_file("/etc/lb/trusted_keys", 0o644, lines.into_bytes())?;
+    }
     for (file, data, perm) in extra {
         tree.add_file(&file.guest, perm, data)?;
     }
@@ -529,6 +560,14 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
             .collect(),
         firmware: firmware_files.into_iter().map(|(f, _)| f).collect(),
         firmware_missing,
+        trusted_keys: trusted
+            .iter()
+            .map(|k| manifest::TrustedKey {
+                fingerprint: k.fingerprint(),
+                comment: k.comment.clone(),
+            })
+            .collect(),
+        clock_floor,
         inputs_sha256: String::new(),
     };
     Ok(Image {
@@ -687,6 +726,9 @@ pub fn inputs_sha256(options: &BuildOptions) -> Result<String, BuildError> {
     }
     for deb in &options.firmware_debs {
         field("firmware-sha256", &sha256_file(deb)?);
+    }
+    for keys in &options.trusted_keys {
+        field("trusted-keys-sha256", &sha256_input("trusted keys", keys)?);
     }
     Ok(manifest::sha256_hex(&h.finalize()))
 }
@@ -927,6 +969,8 @@ mod tests {
                 nic_drivers: vec![],
                 firmware: vec![],
                 firmware_missing: vec![],
+                trusted_keys: vec![],
+                clock_floor: 0,
                 inputs_sha256: String::new(),
                 totals: Totals {
                     initramfs_compressed_bytes: 0,

@@ -86,6 +86,9 @@ pub struct KernelPackage {
     /// Module files by path relative to `lib/modules/VER/` (`kernel/...ko`), decompressed if
     /// the package ships `.ko.xz`/`.ko.zst`/`.ko.gz` (the path then ends in `.ko`).
     pub modules: BTreeMap<String, Vec<u8>>,
+    /// The newest modification time of the package's files (seconds since the epoch): when
+    /// the package was built, a time the box's clock cannot be before.
+    pub built_at: u64,
     /// Other files directly in `lib/modules/VER/` that we keep (`modules.builtin`,
     /// `modules.builtin.modinfo`, `modules.order`).
     pub module_lists: BTreeMap<String, Vec<u8>>,
@@ -236,6 +239,9 @@ fn read_data_tar(reader: impl Read) -> Result<KernelPackage, DataError> {
     let mut module_versions = std::collections::BTreeSet::new();
     for entry in archive.entries()? {
         let mut entry = entry?;
+        if let Ok(mtime) = entry.header().mtime() {
+            package.built_at = package.built_at.max(mtime);
+        }
         if !entry.header().entry_type().is_file() {
             continue;
         }

@@ -158,6 +158,20 @@ pub fn summary(inspection: &Inspection) -> String {
     for warning in firmware_warnings(m) {
         let _ = writeln!(out, "missing     {warning}");
     }
+    if m.trusted_keys.is_empty() {
+        let _ = writeln!(
+            out,
+            "trust       no keys: configs are applied without a signature check"
+        );
+    } else {
+        for k in &m.trusted_keys {
+            let _ = writeln!(
+                out,
+                "trust       configs must be signed by {} {}",
+                k.fingerprint, k.comment
+            );
+        }
+    }
     if !m.builtin_roots.is_empty() {
         let _ = writeln!(out, "built in    {}", m.builtin_roots.join(" "));
     }

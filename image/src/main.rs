@@ -61,6 +61,11 @@ struct BuildArgs {
     /// .cache/firmware/, which tools/setup.sh fills].
     #[arg(long = "firmware-deb", value_name = "PATH")]
     firmware_debs: Vec<PathBuf>,
+    /// Operator public keys (OpenSSH `ssh-ed25519 AAAA...` lines, a `.pub` file or
+    /// `allowed_signers`), repeatable: init then applies only configs signed by one of them
+    /// (`ssh-keygen -Y sign -n lb-config`).
+    #[arg(long = "trusted-keys", value_name = "FILE")]
+    trusted_keys: Vec<PathBuf>,
     /// Carry no firmware at all (every requested file is reported missing).
     #[arg(long, conflicts_with = "firmware_debs")]
     no_firmware: bool,
@@ -197,6 +202,7 @@ fn run_build(args: BuildArgs, root: Option<PathBuf>) -> Result<(), String> {
         profile: args.profile,
         nic_drivers,
         firmware_debs,
+        trusted_keys: args.trusted_keys,
     };
     let built = image::build(&options, args.force).map_err(|err| error_chain(&err))?;
     let manifest = &built.manifest;

@@ -90,6 +90,14 @@ pub struct FirmwareEntry {
     pub modules: Vec<String>,
 }
 
+/// A key in `/etc/lb/trusted_keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedKey {
+    /// `SHA256:...`, as `ssh-keygen -l` prints it.
+    pub fingerprint: String,
+    pub comment: String,
+}
+
 /// A firmware file a carried module requests that no firmware package had.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MissingFirmware {
@@ -156,6 +164,12 @@ pub struct Manifest {
     /// Firmware requested but not found in any firmware package.
     #[serde(default)]
     pub firmware_missing: Vec<MissingFirmware>,
+    /// Operator keys whose signatures the image's init requires on configs.
+    #[serde(default)]
+    pub trusted_keys: Vec<TrustedKey>,
+    /// Seconds since the epoch the box's clock cannot be before (`/etc/lb/clock_floor`).
+    #[serde(default)]
+    pub clock_floor: u64,
     pub totals: Totals,
     /// SHA-256 over everything that decides the image's bytes (see `build::inputs_sha256`):
     /// a build whose inputs hash the same leaves the image as it is.
@@ -187,6 +201,11 @@ pub struct ImageInfo {
     pub nic_drivers: Vec<String>,
     #[serde(default)]
     pub firmware_files: u64,
+    /// Fingerprints of the trusted keys.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+    #[serde(default)]
+    pub clock_floor: u64,
 }
 
 /// Pretty JSON with a trailing newline.

@@ -10,6 +10,7 @@
 //! | `lb.shutdown_timeout=DURATION` | how long lbd gets to stop before SIGKILL | `10s` |
 //! | `lb.syslog=udp://IP:PORT` | remote syslog collector (RFC 5424; `tcp://` too), read by `lbd::logging` | none |
 //! | `lb.carrier_timeout=DURATION` | how long the boot link may take to get carrier before init says so and starts over (real switch ports take 30 s, LACP a minute) | `90s` |
+//! | `lb.unsigned=allow` | apply configs without a valid signature although the image carries keys (logged at every config, shown in status and metrics) | refuse them |
 //! | `lb.shell=TTY` | a debug shell (`/bin/sh`, only in images that ship one) on `/dev/TTY`, respawned | none |
 //! | `ip=...` | the kernel's `ip=` syntax, parsed by `net` | `dhcp` |
 
@@ -111,6 +112,8 @@ pub struct InitSettings {
     pub shutdown_timeout: Duration,
     /// Longest wait for the boot link's carrier per attempt (`lb.carrier_timeout`).
     pub carrier_timeout: Duration,
+    /// `lb.unsigned=allow`: unsigned configs are applied although the image carries keys.
+    pub allow_unsigned: bool,
     /// Terminal for a debug shell (`ttyS1`), if asked for.
     pub shell_tty: Option<String>,
 }
@@ -197,6 +200,20 @@ impl InitSettings {
                 DEFAULT_CARRIER_TIMEOUT
             } else {
                 carrier_timeout
+            },
+            allow_unsigned: match cmdline.get("lb.unsigned") {
+                None => false,
+                Some("allow") => true,
+                Some(other) => {
+                    errors.push(SettingError {
+                        key: "lb.unsigned",
+                        value: other.to_string(),
+                        problem:
+                            "the only value is `allow` (unsigned configs are refused without it)"
+                                .into(),
+                    });
+                    false
+                }
             },
             shell_tty: match cmdline.get("lb.shell") {
                 Some(t) if !t.is_empty() && !t.contains('/') => Some(t.to_string()),

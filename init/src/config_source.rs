@@ -6,6 +6,7 @@ use crate::cmdline::{InitSettings, KernelCmdline};
 use crate::fetch::{Backoff, BackoffPolicy, FetchError, FetchOutcome, Fetched, Fetcher, Vars};
 use crate::net::{self, IpSpec, NetInfo, NetOptions};
 use crate::node_network::{BootLink, NodeNetwork, Taken};
+use crate::trust;
 use lbd::config::network::Network;
 use lbd::config::{self, Loaded};
 use std::path::Path;
@@ -24,6 +25,8 @@ pub const SOURCE_PATH: &str = "/run/lb/config.source";
 pub struct NewConfig {
     pub fetched: Fetched,
     pub loaded: Loaded,
+    /// On what trust it was accepted (signed by whom), for status.
+    pub trust: Option<trust::Verdict>,
 }
 
 /// Name used for the fetched config in error messages.
@@ -67,6 +70,7 @@ pub async fn run(
     if settings.config_urls.is_empty() {
         return;
     }
+    let boot_hostname = vars.hostname.clone();
     let mut fetcher = match Fetcher::from_templates(&settings.config_urls, vars) {
         Ok(f) => f,
         Err(e) => {
@@ -74,9 +78,20 @@ pub async fn run(
             return;
         }
     };
+    let policy = trust::Policy::from_image(settings.allow_unsigned).unwrap_or_else(|e| {
+        error!("{e}; no config will be applied until the image is fixed");
+        trust::Policy::refusing()
+    });
+    report_policy(&policy);
+    let identity = lbd::trust::Identity {
+        macs: local_macs().await,
+        hostname: boot_hostname,
+    };
+    let (gate, verdicts) = trust::SignatureGate::new(policy, identity);
     fetcher = fetcher
         .with_attempt_timeout(settings.attempt_timeout)
         .with_backoff(Backoff::new(first_fetch_backoff(settings.poll)))
+        .with_gate(gate)
         .with_validator(|url, bytes| validate(&url.to_string(), bytes).map(|_| ()));
     info!(urls = ?settings.config_urls, "fetching the config");
 
@@ -142,7 +157,19 @@ pub async fn run(
                         );
                         running = Some(fetched.clone());
                         last_error = None;
-                        if out.send(NewConfig { fetched, loaded }).is_err() {
+                        let trust = verdicts
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .take()
+                            .filter(|v| v.sha256 == fetched.sha256_hex());
+                        if out
+                            .send(NewConfig {
+                                fetched,
+                                loaded,
+                                trust,
+                            })
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -394,6 +421,39 @@ fn current_hostname() -> Option<String> {
         .filter(|h| !h.is_empty() && h != "(none)")
 }
 
+/// Says once at boot how configs will be admitted.
+fn report_policy(policy: &trust::Policy) {
+    let keys: Vec<String> = policy.keys.iter().map(|k| k.fingerprint()).collect();
+    match policy.mode {
+        trust::Mode::NoKeys => {
+            info!("config trust: the image carries no keys; configs are not signature-checked")
+        }
+        trust::Mode::Signed => {
+            info!(keys = ?keys, "config trust: only configs signed by these keys are applied")
+        }
+        trust::Mode::UnsignedAllowed => warn!(
+            keys = ?keys,
+            "config trust: lb.unsigned=allow: configs WITHOUT a valid signature are applied too; remove it for production"
+        ),
+    }
+}
+
+/// The permanent MACs of the box's NICs: a signed config's `[release] node` may name any.
+async fn local_macs() -> Vec<[u8; 6]> {
+    let Ok(nl) = lbd::netlink::Netlink::connect() else {
+        return Vec::new();
+    };
+    let Ok(links) = nl.links().await else {
+        return Vec::new();
+    };
+    links
+        .iter()
+        .filter(|l| l.virtual_kind.is_none())
+        .filter_map(|l| l.perm_mac.or(l.mac))
+        .filter(|m| m != &[0u8; 6])
+        .collect()
+}
+
 /// Puts a validated config in place for lbd: sysctls and host name first (lbd may rely on
 /// them), then the file, written atomically so lbd never reads half a config.
 pub fn install(new: &NewConfig) -> std::io::Result<()> {
@@ -422,7 +482,11 @@ pub fn install(new: &NewConfig) -> std::io::Result<()> {
         new.fetched.etag.as_deref().unwrap_or(""),
         new.fetched.last_modified.as_deref().unwrap_or("")
     );
-    write_atomically(Path::new(SOURCE_PATH), source.as_bytes())
+    write_atomically(Path::new(SOURCE_PATH), source.as_bytes())?;
+    if let Some(verdict) = &new.trust {
+        write_atomically(Path::new(trust::TRUST_STATE), verdict.render().as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Write to a temporary file beside `path`, then rename over it.

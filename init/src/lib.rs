@@ -11,6 +11,7 @@
 //! - [`config_source`]: where the node's config comes from (network → fetch → validate →
 //!   poll) and config install.
 //! - [`sysctl`]: the role's sysctls and the config's.
+//! - [`trust`]: signed configs: the image's keys, the fetcher's gate, what is reported.
 //! - [`supervise`]: the one reaper, lbd's restart policy.
 //! - [`power`]: power button, final reboot(2).
 
@@ -26,3 +27,4 @@ pub mod node_network;
 pub mod power;
 pub mod supervise;
 pub mod sysctl;
+pub mod trust;

@@ -31,7 +31,9 @@ pub enum TrustError {
     Malformed(String),
     #[error("the signature is for namespace {found:?}, configs are signed with -n {NAMESPACE}")]
     Namespace { found: String },
-    #[error("{0} keys are not supported: sign configs with an Ed25519 key (ssh-keygen -t ed25519)")]
+    #[error(
+        "{0} keys are not supported: sign configs with an Ed25519 key (ssh-keygen -t ed25519)"
+    )]
     UnsupportedKey(String),
     #[error("signature hash {0:?} is not supported (sha256, sha512)")]
     UnsupportedHash(String),
@@ -78,7 +80,9 @@ impl PublicKey {
         let mut r = Reader(blob);
         let algorithm = r.string_utf8("key type")?;
         if algorithm != ED25519 {
-            return Err(format!("{algorithm} keys are not supported (only {ED25519})"));
+            return Err(format!(
+                "{algorithm} keys are not supported (only {ED25519})"
+            ));
         }
         let key = r.string("key")?;
         let key: [u8; 32] = key
@@ -258,7 +262,10 @@ struct Reader<'a>(&'a [u8]);
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         if self.0.len() < n {
-            return Err(format!("cut short ({} bytes left, {n} needed)", self.0.len()));
+            return Err(format!(
+                "cut short ({} bytes left, {n} needed)",
+                self.0.len()
+            ));
         }
         let (head, rest) = self.0.split_at(n);
         self.0 = rest;
@@ -293,17 +300,7 @@ fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// What a signed config says of itself (`[release]`), checked against the box and the
-/// config it runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Release {
-    /// Higher for every new config of a node.
-    pub serial: u64,
-    /// The node it is for: a MAC address (`52:54:00:12:34:56`) or a host name.
-    pub node: String,
-    /// Seconds since the epoch after which the config must not be applied.
-    pub not_after: Option<u64>,
-}
+pub use crate::config::model::Release;
 
 /// Who this box is, for [`check_release`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -355,7 +352,7 @@ pub fn check_release(
             macs: identity
                 .macs
                 .iter()
-                .map(|m| format_mac(m))
+                .map(crate::config::network::format_mac)
                 .collect::<Vec<_>>()
                 .join(" "),
             hostname: identity.hostname.clone(),
@@ -386,35 +383,13 @@ pub fn check_release(
 }
 
 fn names_this_box(node: &str, identity: &Identity) -> bool {
-    if let Some(mac) = parse_mac(node) {
+    if let Ok(mac) = crate::config::network::parse_mac(node) {
         return identity.macs.contains(&mac);
     }
     identity
         .hostname
         .as_deref()
         .is_some_and(|h| h.eq_ignore_ascii_case(node))
-}
-
-fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let parts: Vec<&str> = text.split([':', '-']).collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    let mut mac = [0u8; 6];
-    for (b, p) in mac.iter_mut().zip(parts) {
-        if p.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    Some(mac)
-}
-
-fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 #[cfg(test)]
@@ -440,7 +415,10 @@ mod tests {
     fn a_release_must_name_this_box() {
         let id = identity();
         for node in ["52:54:00:12:34:56", "52-54-00-12-34-56", "LB1"] {
-            assert_eq!(check_release(Some(&release(1, node)), "a", &id, None, 0), Ok(()));
+            assert_eq!(
+                check_release(Some(&release(1, node)), "a", &id, None, 0),
+                Ok(())
+            );
         }
         let err = check_release(Some(&release(1, "52:54:00:12:34:57")), "a", &id, None, 0);
         assert_eq!(
@@ -463,9 +441,16 @@ mod tests {
         let r = |serial, sha: &str| {
             check_release(Some(&release(serial, "lb1")), sha, &id, Some(&running), 0)
         };
-        assert_eq!(r(6, "x"), Err(ReleaseError::LowerSerial { new: 6, running: 7 }));
+        assert_eq!(
+            r(6, "x"),
+            Err(ReleaseError::LowerSerial { new: 6, running: 7 })
+        );
         assert_eq!(r(7, "x"), Err(ReleaseError::SameSerial { serial: 7 }));
-        assert_eq!(r(7, "old"), Ok(()), "the running config itself, fetched again");
+        assert_eq!(
+            r(7, "old"),
+            Ok(()),
+            "the running config itself, fetched again"
+        );
         assert_eq!(r(8, "x"), Ok(()));
     }
 
@@ -500,7 +485,11 @@ mod tests {
         assert_eq!(keys[0].to_openssh(), line);
         assert!(keys[0].fingerprint().starts_with("SHA256:"));
         let err = parse_keys("ssh-rsa AAAAB3NzaC1yc2E= x\n", "keys").unwrap_err();
-        assert!(err.to_string().starts_with("keys:1: ssh-rsa keys are not supported"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("keys:1: ssh-rsa keys are not supported"),
+            "{err}"
+        );
         assert!(parse_keys("ssh-ed25519 !!!\n", "k").is_err());
         assert!(parse_keys("hello\n", "k").is_err());
     }

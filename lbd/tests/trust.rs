@@ -62,9 +62,16 @@ fn signatures_of_ssh_keygen_verify_and_tampering_is_caught() {
     let key = trust::verify(&config, &sig, &trusted).expect("a good signature verifies");
     assert_eq!(key.comment, "ops@test");
     // Our fingerprint is ssh-keygen's.
-    let listed = run(ssh_keygen().arg("-l").arg("-f").arg(ops.with_extension("pub")));
+    let listed = run(ssh_keygen()
+        .arg("-l")
+        .arg("-f")
+        .arg(ops.with_extension("pub")));
     let listed = String::from_utf8_lossy(&listed.stdout);
-    assert!(listed.contains(&key.fingerprint()), "{listed} vs {}", key.fingerprint());
+    assert!(
+        listed.contains(&key.fingerprint()),
+        "{listed} vs {}",
+        key.fingerprint()
+    );
 
     // One byte changed.
     let mut changed = config.clone();
@@ -97,14 +104,25 @@ fn signatures_of_ssh_keygen_verify_and_tampering_is_caught() {
     let signers = dir.path().join("allowed_signers");
     std::fs::write(
         &signers,
-        format!("ops@test {}\n", std::fs::read_to_string(ops.with_extension("pub")).unwrap()),
+        format!(
+            "ops@test {}\n",
+            std::fs::read_to_string(ops.with_extension("pub")).unwrap()
+        ),
     )
     .unwrap();
     let verdict = |bytes: &[u8], sig_bytes: &[u8]| {
         let sig_file = dir.path().join("check.sig");
         std::fs::write(&sig_file, sig_bytes).unwrap();
         let mut child = ssh_keygen()
-            .args(["-Y", "verify", "-n", trust::NAMESPACE, "-I", "ops@test", "-f"])
+            .args([
+                "-Y",
+                "verify",
+                "-n",
+                trust::NAMESPACE,
+                "-I",
+                "ops@test",
+                "-f",
+            ])
             .arg(&signers)
             .arg("-s")
             .arg(&sig_file)
@@ -120,7 +138,10 @@ fn signatures_of_ssh_keygen_verify_and_tampering_is_caught() {
     assert!(verdict(&config, &sig));
     assert!(!verdict(&changed, &sig));
     // The allowed_signers line parses as a trusted key too.
-    let from_signers =
-        trust::parse_keys(&std::fs::read_to_string(&signers).unwrap(), "allowed_signers").unwrap();
+    let from_signers = trust::parse_keys(
+        &std::fs::read_to_string(&signers).unwrap(),
+        "allowed_signers",
+    )
+    .unwrap();
     assert_eq!(from_signers, trusted);
 }

@@ -123,6 +123,21 @@ fn header(out: &mut String, doc: &Value, p: Paint) {
         s(cfg, "loaded_at"),
         s(cfg, "path"),
     );
+    let trust = &cfg["trust"];
+    if trust.is_object() {
+        let serial = u(trust, "serial")
+            .map(|n| format!(", serial {n}"))
+            .unwrap_or_default();
+        let line = match s(trust, "mode") {
+            "signed" => format!("config signed by {}{serial}", s(trust, "signer")),
+            "unsigned-allowed" => p.red(&format!(
+                "config NOT signature-checked: lb.unsigned=allow on the kernel command line{serial}"
+            )),
+            "no-keys" => format!("config not signed: the image carries no keys{serial}"),
+            other => format!("config trust: {other}{serial}"),
+        };
+        let _ = writeln!(out, "{line}");
+    }
 }
 
 /// The VRRP instances, one per line; their states by name, for the services' notes.
@@ -457,6 +472,22 @@ mod tests {
             !t.contains("\n  in1 "),
             "members are shown under their bond only:\n{t}"
         );
+    }
+
+    #[test]
+    fn trust_line() {
+        let mut d = doc();
+        d["config"]["trust"] =
+            serde_json::json!({"mode": "signed", "signer": "SHA256:abc", "serial": 7});
+        let text = render(&d, Paint { on: false });
+        assert!(
+            text.contains("\nconfig signed by SHA256:abc, serial 7\n"),
+            "{text}"
+        );
+        d["config"]["trust"] =
+            serde_json::json!({"mode": "unsigned-allowed", "signer": null, "serial": null});
+        let text = render(&d, Paint { on: false });
+        assert!(text.contains("config NOT signature-checked"), "{text}");
     }
 
     #[test]

@@ -170,7 +170,7 @@ pub enum AttemptError {
     #[error("config refused: {0}")]
     Refused(String),
     /// A companion file could not be fetched.
-    #[error("companion {url}: {cause}")]
+    #[error("{url}, needed beside the config: {cause}")]
     Companion {
         /// The companion's URL.
         url: FetchUrl,
@@ -439,6 +439,9 @@ impl Fetcher {
     ) -> Result<FetchOutcome, FetchError> {
         self.backoff.reset();
         let mut rounds = 0u32;
+        // A refusal (a bad signature, a config for another node) repeats every round until
+        // the server changes: say it once, then only when the reason changes.
+        let mut last_reported: Option<String> = None;
         loop {
             rounds += 1;
             let error = match self.fetch(previous).await {
@@ -467,7 +470,13 @@ impl Fetcher {
                     last: Box::new(error),
                 });
             }
-            tracing::warn!(round = rounds, retry_in = ?delay, %error, "config fetch failed");
+            let text = error.to_string();
+            if last_reported.as_deref() == Some(text.as_str()) {
+                tracing::debug!(round = rounds, retry_in = ?delay, %error, "config fetch failed again");
+            } else {
+                tracing::warn!(round = rounds, retry_in = ?delay, %error, "config fetch failed");
+                last_reported = Some(text);
+            }
             tokio::time::sleep_until(wake).await;
         }
     }

@@ -8,6 +8,8 @@
 //! | `lbd_config_load_time_seconds` | gauge | | when the running config was applied, Unix time |
 //! | `lbd_config_applied_total` | counter | | configs applied since start |
 //! | `lbd_ipvs_available` | gauge | | 1 when the kernel's IPVS table could be read |
+//! | `lbd_config_trust` | gauge | mode, signer | 1 for how init admitted the running config: `signed`, `unsigned-allowed` (`lb.unsigned=allow`), `no-keys` |
+//! | `lbd_config_serial` | gauge | | the running config's `[release] serial` |
 //! | `lbd_vrrp_instance_state` | gauge | instance, state | 1 for the instance's current state (INIT, BACKUP, MASTER, FAULT) |
 //! | `lbd_vrrp_instance_priority` | gauge | instance | configured priority |
 //! | `lbd_vrrp_instance_effective_priority` | gauge | instance | priority advertised now (after a quorum drop) |
@@ -191,6 +193,29 @@ fn lbd_families(o: &mut Out, st: &Status) {
         "Configs applied since lbd started.",
         st.config.applied as f64,
     );
+    if let Some(trust) = &st.config.trust {
+        let family = o.family(
+            "lbd_config_trust",
+            "gauge",
+            "How init admitted the running config (always 1): signed, unsigned-allowed, no-keys.",
+        );
+        o.add(
+            family,
+            vec![
+                ("mode", trust.mode.clone()),
+                ("signer", trust.signer.clone().unwrap_or_default()),
+            ],
+            1.0,
+        );
+        if let Some(serial) = trust.serial {
+            o.single(
+                "lbd_config_serial",
+                "gauge",
+                "The running config's [release] serial.",
+                serial as f64,
+            );
+        }
+    }
     o.single(
         "lbd_ipvs_available",
         "gauge",

@@ -298,6 +298,9 @@ async fn status(shared: &Arc<Shared>) -> Option<snapshot::Status> {
         syslog: crate::syslog::status(),
         last_reload: published.last_reload.as_ref(),
         links: &links,
+        trust: std::fs::read_to_string(snapshot::TRUST_STATE)
+            .ok()
+            .and_then(|t| snapshot::ConfigTrust::parse(&t, &published.config.version)),
     }))
 }
 

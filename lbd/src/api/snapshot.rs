@@ -45,6 +45,38 @@ pub struct Inputs<'a> {
     pub last_reload: Option<&'a crate::daemon::ReloadOutcome>,
     /// The node's links as the kernel reported them for this document.
     pub links: &'a [LinkReading],
+    /// How init admitted the running config (`/run/lb/trust`), if it says.
+    pub trust: Option<ConfigTrust>,
+}
+
+/// Where init records how it admitted the config it installed.
+pub const TRUST_STATE: &str = "/run/lb/trust";
+
+/// How the running config was admitted: signed (by which key, which serial), unsigned
+/// although the image has keys (`lb.unsigned=allow`), or with no keys in the image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConfigTrust {
+    /// `signed`, `unsigned-allowed` or `no-keys`.
+    pub mode: String,
+    pub signer: Option<String>,
+    pub serial: Option<u64>,
+}
+
+impl ConfigTrust {
+    /// Parses init's `key=value` file; `None` unless it is about the config `version`.
+    pub fn parse(text: &str, version: &str) -> Option<ConfigTrust> {
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        (field("sha256")? == version).then(|| ConfigTrust {
+            mode: field("mode").unwrap_or("unknown").to_string(),
+            signer: field("signer").map(str::to_string),
+            serial: field("serial").and_then(|s| s.parse().ok()),
+        })
+    }
 }
 
 /// A link as read for a status document: netlink's view and sysfs's speed.
@@ -236,6 +268,8 @@ pub struct ConfigInfo {
     pub summary: String,
     /// The last reload asked for (by SIGHUP or the API), whatever came of it.
     pub last_reload: Option<crate::daemon::ReloadOutcome>,
+    /// How init admitted it; absent when lbd runs without init.
+    pub trust: Option<ConfigTrust>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -392,6 +426,7 @@ pub fn build(i: &Inputs) -> Status {
             applied: i.applied,
             summary: i.config.summary(),
             last_reload: i.last_reload.cloned(),
+            trust: i.trust.clone(),
         },
         ipvs: match i.kernel {
             KernelView::Table(_) => IpvsInfo {

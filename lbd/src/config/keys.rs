@@ -25,6 +25,7 @@ pub fn known_keys() -> Vec<(&'static str, Vec<&'static str>)> {
     vec![
         ("node", fields_of::<NodeSchema>()),
         ("node.syslog", fields_of::<SyslogSchema>()),
+        ("release", fields_of::<ReleaseSchema>()),
         ("network", network),
         ("network.link.NAME", fields_of::<LinkSchema>()),
         ("network.link.NAME.match", fields_of::<MatchSchema>()),

@@ -22,4 +22,4 @@ pub use keys::known_keys;
 pub use loader::{Loader, Validated};
 pub use model::*;
 pub use types::*;
-pub use validate::{load, parse, valid_ifname, Loaded};
+pub use validate::{epoch_seconds, load, parse, valid_ifname, Loaded};

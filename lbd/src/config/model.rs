@@ -15,6 +15,9 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Config {
     pub node: Node,
+    /// `[release]`: the node this config is for, its serial and expiry (signed configs
+    /// must have it; init checks it).
+    pub release: Option<Release>,
     /// `None` when the config has no `[network]`: the boot network stays as it is.
     pub network: Option<super::network::Network>,
     pub ipvs: IpvsSettings,
@@ -25,6 +28,17 @@ pub struct Config {
     pub services: BTreeMap<String, Arc<Service>>,
     /// Identity of this config: sha256 of its source text, hex. Shown in status and logs.
     pub version: String,
+}
+
+/// What a config says of itself (`[release]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Release {
+    /// Higher for every new config of a node.
+    pub serial: u64,
+    /// The node it is for: a MAC address (`52:54:00:12:34:56`) or a host name.
+    pub node: String,
+    /// Seconds since the epoch after which the config must not be applied.
+    pub not_after: Option<u64>,
 }
 
 impl Config {

@@ -27,6 +27,16 @@ pub struct NodeSchema {
     pub vrrp_realtime_priority: Option<Spanned<i64>>,
 }
 
+/// `[release]`: what a (signed) config says of itself: which node it is for, its serial,
+/// and until when it may be applied.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseSchema {
+    pub serial: Spanned<i64>,
+    pub node: Spanned<String>,
+    pub not_after: Option<Spanned<toml::value::Datetime>>,
+}
+
 /// A sysctl value: written as a string, integer or boolean.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]

@@ -29,6 +29,7 @@ mod check;
 mod ipvs;
 mod network;
 mod node;
+pub use node::epoch_seconds;
 mod service;
 mod vrrp;
 
@@ -129,7 +130,7 @@ pub(super) fn version_of(src: &str) -> String {
 }
 
 const TOP_LEVEL_HELP: &str =
-    "top-level sections are [node], [network], [ipvs], [vrrp.instance.NAME], [vrrp.sync_group.NAME], [check.NAME] and [service.NAME]";
+    "top-level sections are [node], [release], [network], [ipvs], [vrrp.instance.NAME], [vrrp.sync_group.NAME], [check.NAME] and [service.NAME]";
 
 /// The validation of one config text: every diagnostic found so far.
 #[derive(Default)]
@@ -200,6 +201,7 @@ pub(super) fn service_alone(
 #[derive(Default)]
 struct Raw {
     node: NodeSchema,
+    release: Option<ReleaseSchema>,
     /// `None` without a `[network]` section: init keeps the boot network as it is.
     network: Option<network::RawNetwork>,
     ipvs: IpvsSchema,
@@ -363,6 +365,7 @@ impl Validator {
                         raw.ipvs = i;
                     }
                 }
+                "release" => raw.release = self.de(value),
                 "vrrp" => self.gather_vrrp(value, &mut raw),
                 "network" => raw.network = Some(self.gather_network(value)),
                 "check" => {
@@ -383,7 +386,9 @@ impl Validator {
                 other => {
                     let help = match super::suggest::nearest(
                         other,
-                        ["node", "network", "ipvs", "vrrp", "check", "service"],
+                        [
+                            "node", "release", "network", "ipvs", "vrrp", "check", "service",
+                        ],
                     ) {
                         Some(near) => format!("did you mean [{near}]? {TOP_LEVEL_HELP}"),
                         None => TOP_LEVEL_HELP.into(),
@@ -552,6 +557,7 @@ impl Validator {
         let network_refs = network::references(&raw);
         let network = raw.network.map(|n| self.network(n, &network_refs));
         let node = self.node(raw.node);
+        let release = raw.release.and_then(|r| self.release(r));
         // VIP owners from every instance that parsed, valid or not, so a bad instance does not
         // also make each of its services report "VIP not in any VRRP instance".
         let mut vip_owners: HashMap<IpAddr, String> = raw
@@ -633,6 +639,7 @@ impl Validator {
         });
         Some(Config {
             node,
+            release,
             network,
             ipvs,
             vrrp_instances: instances.into_iter().map(|(k, (v, _))| (k, v)).collect(),

@@ -9,6 +9,57 @@ use std::net::SocketAddr;
 use toml::Spanned;
 
 impl Validator {
+    /// `[release]`: serial, node (a MAC or a host name), not_after (a date-time with offset).
+    pub(super) fn release(&mut self, r: ReleaseSchema) -> Option<Release> {
+        let serial = *r.serial.get_ref();
+        let serial = match u64::try_from(serial) {
+            Ok(s) => s,
+            Err(_) => {
+                self.err(
+                    "out-of-range",
+                    r.serial.span(),
+                    format!("serial {serial} is negative"),
+                )
+                .help = Some("a serial counts up from 0: e.g. the date, 2026120601".into());
+                return None;
+            }
+        };
+        let node = r.node.get_ref().clone();
+        if crate::config::network::parse_mac(&node).is_err() && !valid_hostname(&node) {
+            self.err(
+                "bad-release-node",
+                r.node.span(),
+                format!("{node:?} is neither a MAC address nor a host name"),
+            )
+            .help = Some(
+                "name the node this config is for: its MAC (\"52:54:00:12:34:56\") or its host name"
+                    .into(),
+            );
+            return None;
+        }
+        let not_after = match r.not_after {
+            None => None,
+            Some(at) => match epoch_seconds(at.get_ref()) {
+                Some(secs) => Some(secs),
+                None => {
+                    self.err(
+                        "bad-not-after",
+                        at.span(),
+                        format!("not_after {} has no date, time and offset", at.get_ref()),
+                    )
+                    .help =
+                        Some("write a full date-time with its offset: 2027-01-31T00:00:00Z".into());
+                    return None;
+                }
+            },
+        };
+        Some(Release {
+            serial,
+            node,
+            not_after,
+        })
+    }
+
     pub(super) fn node(&mut self, n: NodeSchema) -> Node {
         let mut node = Node {
             log_level: n.log_level.unwrap_or_default(),
@@ -116,5 +167,46 @@ impl Validator {
             }
         }
         node
+    }
+}
+
+/// Seconds since the epoch of a TOML offset date-time; `None` for a local date or time.
+pub fn epoch_seconds(at: &toml::value::Datetime) -> Option<u64> {
+    let date = at.date?;
+    let time = at.time?;
+    let offset_minutes: i64 = match at.offset? {
+        toml::value::Offset::Z => 0,
+        toml::value::Offset::Custom { minutes } => minutes as i64,
+    };
+    // Days from the civil date (proleptic Gregorian), Howard Hinnant's algorithm.
+    let (y, m, d) = (date.year as i64, date.month as i64, date.day as i64);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400
+        + time.hour as i64 * 3600
+        + time.minute as i64 * 60
+        + time.second.unwrap_or(0) as i64
+        - offset_minutes * 60;
+    u64::try_from(secs).ok()
+}
+
+#[cfg(test)]
+mod release_tests {
+    use super::epoch_seconds;
+
+    #[test]
+    fn offset_date_times_become_epoch_seconds() {
+        let at = |s: &str| epoch_seconds(&s.parse().unwrap());
+        assert_eq!(at("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(at("2026-12-06T10:00:00Z"), Some(1_796_551_200));
+        assert_eq!(at("2026-12-06T11:00:00+01:00"), Some(1_796_551_200));
+        assert_eq!(at("2000-02-29T12:34:56Z"), Some(951_827_696));
+        assert_eq!(at("2026-12-06"), None);
+        assert_eq!(at("2026-12-06T10:00:00"), None);
     }
 }
