@@ -194,6 +194,12 @@ impl SignatureGate {
             self.policy.clock_floor_now(),
         )
         .map_err(|e| format!("signed by {}, but {e}", key.fingerprint()))?;
+        tracing::info!(
+            signer = %key.fingerprint(),
+            comment = %key.comment,
+            serial = ?verdict.serial,
+            "config signature verified"
+        );
         Ok(verdict)
     }
 }

@@ -199,6 +199,29 @@ fn build_image(kind: ImageKind) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
+/// An image of `kind` built into `dir` with extra `image build` arguments (e.g. the test's
+/// own `--trusted-keys`), brought up to date the same way as the shared ones.
+pub fn variant(kind: ImageKind, dir: &Path, image_args: &[String]) -> Result<PathBuf, String> {
+    let _lock = lock("images")?;
+    let mut cmd = crate::programs::command("bash");
+    cmd.arg(kind.script())
+        .arg(dir)
+        .env("PATH", script_path())
+        .env("IMAGE_ARGS", image_args.join(" "));
+    let log = format!(
+        "build-variant-{}.log",
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    run_logged(
+        cmd,
+        &log,
+        &format!("{} {} with {image_args:?}", kind.script(), dir.display()),
+    )?;
+    Ok(dir.to_path_buf())
+}
+
 /// The static init and lbd as the current source builds them.
 fn current_static_binaries() -> Result<[PathBuf; 2], String> {
     let _lock = lock("images")?;

@@ -54,7 +54,16 @@ pub struct ShellGuest {
 /// Boots `builder` (with `lb.shell=ttyS1` added) from the test image, with the second serial
 /// port on a Unix socket, and connects a [`GuestShell`] to it.
 pub fn boot_with_shell(builder: ApplianceBuilder, boot: Duration) -> Result<ShellGuest, String> {
-    let image = test_image();
+    boot_image_with_shell(&test_image(), builder, boot)
+}
+
+/// [`boot_with_shell`] with another image that ships a shell (one built from the test image's
+/// script with other `image build` arguments, [`crate::fresh::variant`]).
+pub fn boot_image_with_shell(
+    image: &Image,
+    builder: ApplianceBuilder,
+    boot: Duration,
+) -> Result<ShellGuest, String> {
     let sock_dir = tempfile::Builder::new()
         .prefix("lbtest-sh-")
         .tempdir()
@@ -62,7 +71,7 @@ pub fn boot_with_shell(builder: ApplianceBuilder, boot: Duration) -> Result<Shel
     let sock = sock_dir.path().join("ttyS1.sock");
     let guest = builder
         .append("lb.shell=ttyS1")
-        .guest_builder(&image)
+        .guest_builder(image)
         .args([
             "-chardev".to_string(),
             format!(

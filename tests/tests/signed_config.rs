@@ -1,0 +1,217 @@
+//! Signed configs on the real image: a test image built with an operator key (`image build
+//! --trusted-keys`), configs signed by `ssh-keygen -Y sign` in the test itself, served over
+//! HTTP beside their `.sig`. What is refused is refused with its reason, once, and the box
+//! keeps waiting (or keeps its running config); a lower serial is refused on reload; with
+//! `lb.unsigned=allow` an unsigned config is applied and the box says so.
+//!
+//! Needs root, QEMU, python3, ssh-keygen and the kernel packages (`tools/setup.sh`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lbtest::appliance::{lines_containing, ApplianceBuilder, ConfigDir, Image, LBD_RUNNING};
+use lbtest::fresh::{self, ImageKind};
+use lbtest::ipvs::{boot_image_with_shell, ShellGuest};
+use lbtest::{MacAddr, ScratchDir, StaticServer};
+
+const BOOT: Duration = Duration::from_secs(300);
+const STEP: Duration = Duration::from_secs(60);
+const MAC: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x5a, 0x00, 0x01]);
+
+fn ssh_keygen(args: &[&str], files: &[&Path]) {
+    let mut cmd = lbtest::programs::command("ssh-keygen");
+    cmd.args(args).args(files);
+    lbtest::process::run(&mut cmd).unwrap();
+}
+
+fn keypair(dir: &Path, name: &str) -> PathBuf {
+    let key = dir.join(name);
+    ssh_keygen(
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            &format!("{name}@test"),
+            "-f",
+        ],
+        &[&key],
+    );
+    key
+}
+
+/// `text` signed with `key` the way an operator does it: the armored signature.
+fn sign(dir: &Path, key: &Path, text: &str) -> String {
+    let file = dir.join("to-sign.toml");
+    std::fs::write(&file, text).unwrap();
+    let _ = std::fs::remove_file(dir.join("to-sign.toml.sig"));
+    ssh_keygen(&["-Y", "sign", "-n", "lb-config", "-f"], &[key, &file]);
+    std::fs::read_to_string(dir.join("to-sign.toml.sig")).unwrap()
+}
+
+/// A config for `node` with `serial`, and one real of `weight` (so versions differ).
+fn config(serial: u64, node: &str, weight: u32) -> String {
+    format!(
+        "[release]\nserial = {serial}\nnode = \"{node}\"\n\n{}\n[[service.web.real]]\naddress = \"10.0.2.2:8082\"\nweight = {weight}\n",
+        lbtest::appliance::USER_NET_CONFIG
+    )
+}
+
+/// The test image with the operator key, built for this test (`name`: its own directory).
+fn keyed_image(name: &str, public: &Path) -> Image {
+    let dir = lbtest::artifacts::target_dir().join(format!("lb-test-image-{name}"));
+    let args = vec![format!("--trusted-keys {}", public.display())];
+    Image::in_dir(fresh::variant(ImageKind::Test, &dir, &args).unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+struct Lab {
+    configs: ConfigDir,
+    server: StaticServer,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let configs = ConfigDir::new().unwrap();
+        let server = StaticServer::start(configs.path()).unwrap();
+        Lab { configs, server }
+    }
+
+    /// Publishes a config and its signature (signature first, so a poll never pairs the new
+    /// config with the old signature... unless the test wants exactly that).
+    fn publish(&self, text: &str, sig: Option<&str>) {
+        match sig {
+            Some(sig) => {
+                self.configs.publish("lb.toml.sig", sig).unwrap();
+            }
+            None => {
+                let _ = std::fs::remove_file(self.configs.path().join("lb.toml.sig"));
+            }
+        }
+        self.configs.publish("lb.toml", text).unwrap();
+    }
+
+    fn boot(&self, name: &str, image: &Image, extra: &[&str]) -> ShellGuest {
+        let mut b = ApplianceBuilder::new(name)
+            .mac(MAC)
+            .config_url(format!("http://10.0.2.2:{}/lb.toml", self.server.port()))
+            .poll("1s");
+        for w in extra {
+            b = b.append(*w);
+        }
+        boot_image_with_shell(image, b, BOOT).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// Waits for a console line containing every one of `needles`.
+fn wait_line(g: &ShellGuest, needles: &[&str], timeout: Duration) -> String {
+    let pattern = needles
+        .iter()
+        .map(|n| regex_escape(n))
+        .collect::<Vec<_>>()
+        .join(".*");
+    g.guest
+        .expect(&pattern, timeout)
+        .unwrap_or_else(|e| panic!("{needles:?}: {e}\n{}", g.guest.report()))
+        .line
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if "\\.+*?()|[]{}^$".contains(c) {
+                vec!['\\', c]
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn only_configs_signed_for_this_node_with_a_rising_serial_are_applied() {
+    let scratch = ScratchDir::new("signed-config");
+    let ops = keypair(scratch.path(), "ops");
+    let other = keypair(scratch.path(), "other");
+    let image = keyed_image("signed", &ops.with_extension("pub"));
+    let manifest = std::fs::read_to_string(&image.manifest).unwrap();
+    assert!(manifest.contains("ops@test"), "the manifest lists the key");
+
+    let lab = Lab::new();
+    let mac = MAC.to_string();
+    // 1. Unsigned.
+    lab.publish(&config(1, &mac, 1), None);
+    let mut g = lab.boot("signed", &image, &[]);
+    wait_line(&g, &["lb.toml.sig, needed beside the config", "404"], BOOT);
+    // 2. One byte changed after signing.
+    let good = config(2, &mac, 1);
+    let sig = sign(scratch.path(), &ops, &good);
+    lab.publish(&good.replace("weight = 1\n", "weight = 9\n"), Some(&sig));
+    wait_line(&g, &["does not match these bytes"], STEP);
+    // 3. Signed by a key the image does not trust.
+    lab.publish(&good, Some(&sign(scratch.path(), &other, &good)));
+    wait_line(&g, &["a key this image does not trust"], STEP);
+    // 4. Signed, but for another node.
+    let elsewhere = config(2, "52:54:00:5a:00:99", 1);
+    lab.publish(&elsewhere, Some(&sign(scratch.path(), &ops, &elsewhere)));
+    wait_line(
+        &g,
+        &["is for node \"52:54:00:5a:00:99\", not this box"],
+        STEP,
+    );
+    assert!(
+        lines_containing(g.guest.console(), "lbd started").is_empty(),
+        "nothing refused may start lbd"
+    );
+    // 5. Right: applied.
+    lab.publish(&good, Some(&sig));
+    wait_line(&g, &["config signature verified", "serial=Some(2)"], STEP);
+    g.guest
+        .expect(LBD_RUNNING, STEP)
+        .unwrap_or_else(|e| panic!("{e}\n{}", g.guest.report()));
+    let state = g.shell.run("cat /run/lb/trust", STEP).unwrap();
+    assert!(state.contains("mode=signed\n"), "{state}");
+    assert!(state.contains("serial=2\n"), "{state}");
+    // 6. An older config, validly signed, on reload: refused, the running one stays.
+    let old = config(1, &mac, 3);
+    lab.publish(&old, Some(&sign(scratch.path(), &ops, &old)));
+    wait_line(&g, &["serial 1 is lower than the running config's 2"], STEP);
+    // 7. A newer one is applied.
+    let newer = config(3, &mac, 4);
+    lab.publish(&newer, Some(&sign(scratch.path(), &ops, &newer)));
+    wait_line(&g, &["config signature verified", "serial=Some(3)"], STEP);
+    let state = g.shell.run("cat /run/lb/trust", STEP).unwrap();
+    assert!(state.contains("serial=3\n"), "{state}");
+
+    // Each refusal said once, however many polls it lasted.
+    for reason in [
+        "does not match these bytes",
+        "a key this image does not trust",
+        "not this box",
+        "lower than the running config's",
+    ] {
+        let lines = lines_containing(g.guest.console(), reason);
+        assert_eq!(lines.len(), 1, "{reason}: {lines:#?}");
+    }
+    g.guest.kill();
+}
+
+#[test]
+fn the_unsigned_flag_lets_an_unsigned_config_in_and_says_so() {
+    let scratch = ScratchDir::new("unsigned-allowed");
+    let ops = keypair(scratch.path(), "ops");
+    let image = keyed_image("unsigned", &ops.with_extension("pub"));
+    let lab = Lab::new();
+    lab.publish(&config(1, &MAC.to_string(), 1), None);
+    let mut g = lab.boot("unsigned-allowed", &image, &["lb.unsigned=allow"]);
+    wait_line(&g, &["config trust: lb.unsigned=allow"], BOOT);
+    wait_line(&g, &["config accepted WITHOUT a signature check"], STEP);
+    g.guest
+        .expect(LBD_RUNNING, STEP)
+        .unwrap_or_else(|e| panic!("{e}\n{}", g.guest.report()));
+    let state = g.shell.run("cat /run/lb/trust", STEP).unwrap();
+    assert!(state.contains("mode=unsigned-allowed\n"), "{state}");
+    g.guest.kill();
+}
