@@ -42,7 +42,12 @@ pub fn init(program: &'static str, env: &str, default_level: &str) {
     let env_override = from_env
         .as_ref()
         .map(|_| (env.to_string(), std::env::var(env).unwrap_or_default()));
-    let filter = from_env.unwrap_or_else(|| EnvFilter::new(default_level));
+    let filter = with_audit(
+        from_env.unwrap_or_else(|| EnvFilter::new(default_level)),
+        env_override
+            .as_ref()
+            .map_or(default_level, |(_, v)| v.as_str()),
+    );
     let (filter, handle) = reload::Layer::new(filter);
     let inner = tracing_subscriber::fmt::format()
         .without_time()
@@ -79,6 +84,22 @@ pub fn init(program: &'static str, env: &str, default_level: &str) {
     }
 }
 
+/// The target of the control API's audit events (`tracing` target).
+pub const AUDIT_TARGET: &str = "lbd::audit";
+
+/// `filter`, letting audit events through at every level: who changed what on the box is
+/// kept (event ring, remote syslog) even when the log level is `error`. A filter `spec` that
+/// names the audit target itself decides for it.
+fn with_audit(filter: EnvFilter, spec: &str) -> EnvFilter {
+    if spec.contains(AUDIT_TARGET) {
+        return filter;
+    }
+    match format!("{AUDIT_TARGET}=info").parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
+}
+
 /// What [`set_level`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LevelChange {
@@ -100,7 +121,10 @@ pub fn set_level(level: &str) -> LevelChange {
     if let Some((name, value)) = &control.env_override {
         return LevelChange::Overridden(name.clone(), value.clone());
     }
-    match control.handle.reload(EnvFilter::new(level)) {
+    match control
+        .handle
+        .reload(with_audit(EnvFilter::new(level), level))
+    {
         Ok(()) => LevelChange::Applied,
         Err(_) => LevelChange::NoLogger,
     }

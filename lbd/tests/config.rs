@@ -761,3 +761,100 @@ fn virtual_mac_links_are_named() {
     assert_eq!(link("C").as_deref(), Some("out7"));
     assert_eq!(link("V"), None);
 }
+
+#[test]
+fn control_api_roles_and_tls() {
+    // TCP without mutual TLS is refused, pointing at the listener.
+    assert_eq!(
+        errors("[node]\napi_listen = \"192.0.2.2:9900\"\n"),
+        [("api-without-tls".to_string(), 8, 14)]
+    );
+    let src = format!("{BASE}[node]\napi_listen = \"192.0.2.2:9900\"\n");
+    let e = config::parse("t.toml", &src).unwrap_err();
+    let d = e.errors().next().unwrap();
+    assert!(d.message.contains("mutual TLS only"), "{}", d.message);
+    assert!(d.help.as_deref().unwrap().contains("[node.api.tls]"));
+    // Roles and ids.
+    assert_eq!(
+        errors("[node.api]\ndefault_role = \"boss\"\n"),
+        [("invalid-value".to_string(), 8, 16)]
+    );
+    assert_eq!(
+        errors("[node.api.uid]\nroot = \"admin\"\n"),
+        [("bad-uid".to_string(), 8, 1)]
+    );
+    assert_eq!(
+        errors("[node.api.gid]\n4294967295 = \"reader\"\n"),
+        [("bad-uid".to_string(), 8, 1)]
+    );
+    let loaded = config::parse(
+        "t.toml",
+        &format!("{BASE}[node.api]\ndefault_role = \"none\"\n[node.api.uid]\n0 = \"operator\"\n1000 = \"Admin\"\n[node.api.gid]\n50 = \"reader\"\n"),
+    )
+    .unwrap();
+    let api = &loaded.config.node.api;
+    assert_eq!(api.default_role, config::Role::Denied);
+    assert_eq!(
+        api.unix_role(0, 0),
+        config::Role::Operator,
+        "root as configured"
+    );
+    assert_eq!(api.unix_role(1000, 1000), config::Role::Admin);
+    assert_eq!(api.unix_role(7, 50), config::Role::Reader);
+    assert_eq!(api.unix_role(7, 7), config::Role::Denied);
+
+    // TLS material: made by rcgen, the way an operator's CA would.
+    let ca = lbtest::tls::TestCa::new("config test CA");
+    let server = ca.server(&["192.0.2.2".parse().unwrap()]);
+    let tls = ca.api_tls_toml(
+        &server,
+        &[("alice", "admin"), ("ops.example.net", "operator")],
+    );
+    let good = format!("[node]\napi_listen = \"192.0.2.2:9900\"\n{tls}");
+    let loaded =
+        config::parse("t.toml", &format!("{BASE}{good}")).unwrap_or_else(|e| panic!("{e}"));
+    let t = loaded.config.node.api.tls.as_ref().unwrap();
+    assert_eq!(t.clients["alice"], config::Role::Admin);
+    assert_eq!(t.key_pem.expose(), server.key_pem);
+    let dump = serde_json::to_string(&loaded.config).unwrap();
+    assert!(!dump.contains("PRIVATE KEY"), "the key is never shown");
+    assert!(dump.contains("<redacted>"));
+    // Each PEM value is checked where it is written.
+    let line_of = |text: &str, key: &str| {
+        let full = format!("{BASE}{text}");
+        full.lines().position(|l| l.starts_with(key)).unwrap() + 1
+    };
+    let swapped = good.replacen(&server.key_pem, &server.cert_pem, 1);
+    assert_eq!(
+        errors(&swapped),
+        [("bad-key".to_string(), line_of(&swapped, "key_pem"), 11)]
+    );
+    let no_cert = good.replacen(&server.cert_pem, "not a certificate\n", 1);
+    assert_eq!(
+        errors(&no_cert),
+        [("bad-pem".to_string(), line_of(&no_cert, "cert_pem"), 12)]
+    );
+    let key_as_ca = good.replacen(&ca.cert_pem, &server.key_pem, 1);
+    assert_eq!(
+        errors(&key_as_ca),
+        [(
+            "bad-pem".to_string(),
+            line_of(&key_as_ca, "client_ca_pem"),
+            17
+        )]
+    );
+    // TLS without a listener does nothing: a warning at cert_pem.
+    let unused = tls.clone();
+    assert_eq!(
+        warnings(&unused),
+        [("unused-key".to_string(), line_of(&unused, "cert_pem"), 12)]
+    );
+    // A missing key of [node.api.tls] is named.
+    let no_ca = good.replacen("client_ca_pem", "# client_ca_pem", 1);
+    let no_ca: String = no_ca.split("# client_ca_pem").next().unwrap().to_string();
+    assert!(
+        codes(&no_ca).contains(&"missing-key".to_string()),
+        "{:?}",
+        errors(&no_ca)
+    );
+}

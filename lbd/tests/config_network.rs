@@ -333,11 +333,14 @@ fn a_refused_link_is_still_known_to_its_bond() {
 
 #[test]
 fn the_node_must_hold_the_addresses_it_sends_from() {
+    // The TCP API takes mutual TLS only: its table is part of every config here.
+    let ca = lbtest::tls::TestCa::new("network test CA");
+    let tls = ca.api_tls_toml(&ca.server(&["192.0.2.2".parse().unwrap()]), &[]);
     let api = NETWORK.replacen(
         "[network]",
         "[node]\napi_listen = \"192.0.2.9:9000\"\n\n[network]",
         1,
-    );
+    ) + &tls;
     let e = errors_of(&api);
     assert_eq!(e.len(), 1, "{e:?}");
     assert_eq!(e[0].0, "not-a-node-address");
@@ -347,7 +350,7 @@ fn the_node_must_hold_the_addresses_it_sends_from() {
             "[network]",
             &format!("[node]\napi_listen = \"{ok}\"\n\n[network]"),
             1,
-        );
+        ) + &tls;
         assert_eq!(errors_of(&text), Vec::new(), "{ok}");
     }
     // A DHCP link may bring any address: nothing to hold it to.

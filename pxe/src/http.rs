@@ -5,7 +5,7 @@
 //! the time taken, node, range and user agent.
 
 use crate::conditional::{self, Conditions, Outcome, Validators};
-use crate::files::FileError;
+use crate::files::{CachedFile, FileError};
 use crate::ipxe;
 use crate::routes::{self, Route};
 use crate::site::Lookup;
@@ -253,30 +253,12 @@ async fn respond(shared: &Shared, req: &Request<Incoming>, note: &mut Note) -> R
                 )
             }
         },
-        Route::File(words) => match shared.image.get(&words).await {
-            Ok(f) => resource(
-                head,
-                &conds,
-                f.body.clone(),
-                &f.validators,
-                "application/octet-stream",
-            ),
-            Err(FileError::Path(e)) if e.is_forbidden() => {
-                warn!(path = %req.uri().path(), "refused: {e}");
-                note.detail = Some(e.to_string());
-                text(StatusCode::FORBIDDEN, "pxe: forbidden\n")
-            }
-            Err(FileError::Path(e)) => {
-                note.detail = Some(e.to_string());
-                text(StatusCode::NOT_FOUND, "pxe: no such file\n")
-            }
-            Err(e) => {
-                warn!(path = %req.uri().path(), "{e}");
-                note.detail = Some(e.to_string());
-                text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "pxe: cannot read the file\n",
-                )
+        Route::File(words) => file_answer(head, &conds, shared.image.get(&words).await, req, note),
+        Route::LoaderFile(words) => match &shared.tftp_root {
+            Some(root) => file_answer(head, &conds, root.get(&words).await, req, note),
+            None => {
+                note.detail = Some("no TFTP root".into());
+                text(StatusCode::NOT_FOUND, "pxe: no TFTP root (iPXE binaries) configured\n")
             }
         },
         Route::Status => {
@@ -300,6 +282,42 @@ async fn respond(shared: &Shared, req: &Request<Incoming>, note: &mut Note) -> R
             StatusCode::NOT_FOUND,
             "pxe: not found; see /boot.ipxe, /boot/MAC.ipxe, /config/MAC.toml, /image/FILE, /status\n",
         ),
+    }
+}
+
+/// A file of the image directory or the TFTP root, or why it cannot be had.
+fn file_answer(
+    head: bool,
+    conds: &Conditions<'_>,
+    got: Result<Arc<CachedFile>, FileError>,
+    req: &Request<Incoming>,
+    note: &mut Note,
+) -> Resp {
+    match got {
+        Ok(f) => resource(
+            head,
+            conds,
+            f.body.clone(),
+            &f.validators,
+            "application/octet-stream",
+        ),
+        Err(FileError::Path(e)) if e.is_forbidden() => {
+            warn!(path = %req.uri().path(), "refused: {e}");
+            note.detail = Some(e.to_string());
+            text(StatusCode::FORBIDDEN, "pxe: forbidden\n")
+        }
+        Err(FileError::Path(e)) => {
+            note.detail = Some(e.to_string());
+            text(StatusCode::NOT_FOUND, "pxe: no such file\n")
+        }
+        Err(e) => {
+            warn!(path = %req.uri().path(), "{e}");
+            note.detail = Some(e.to_string());
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "pxe: cannot read the file\n",
+            )
+        }
     }
 }
 

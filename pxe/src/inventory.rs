@@ -4,6 +4,7 @@
 //! ```toml
 //! [boot]                      # optional
 //! cmdline = "lb.poll=10s"     # kernel command line words for every node
+//! console = "ttyS1,115200n8"  # serial console for every node (a node may set its own)
 //!
 //! [defaults]                  # optional: values every node has unless it sets its own
 //! ext_if = "eth0"
@@ -16,6 +17,7 @@
 //! mac = "52:54:00:00:00:01"   # required, unique
 //! hostname = "lb1"            # required, unique
 //! cmdline = "ip=dhcp"         # optional, this node's extra kernel command line words
+//! console = "ttyS0,9600"      # optional, this node's serial console (over [boot] console)
 //! priority = 150              # anything else: a value for the template, {{ node.priority }}
 //! ```
 //!
@@ -23,6 +25,7 @@
 //! control characters, so a value can never break the TOML of the config it is put into.
 //! Every node also has `node.mac` (`aa:bb:cc:dd:ee:ff`) and `node.mac_hyphen`.
 
+use crate::console::{self, SerialConsole};
 use crate::mac::Mac;
 use lbd::config::{ConfigError, Diagnostic, Severity};
 use std::collections::BTreeMap;
@@ -74,6 +77,8 @@ pub struct NodeEntry {
     pub hostname: String,
     /// Extra kernel command line words for this node (after `[boot] cmdline`).
     pub cmdline: String,
+    /// This node's own serial console (over `[boot] console`).
+    pub console: Option<SerialConsole>,
     /// Everything the template can use: `[defaults]`, then the node's own keys, then `mac`,
     /// `mac_hyphen` and `hostname`.
     pub values: Values,
@@ -86,6 +91,7 @@ pub struct NodeEntry {
 pub struct UnknownProfile {
     pub hostname: String,
     pub cmdline: String,
+    pub console: Option<SerialConsole>,
     /// `[defaults]` then `[unknown]`; `mac`, `mac_hyphen` are added per request.
     pub values: Values,
 }
@@ -99,6 +105,7 @@ impl UnknownProfile {
             mac,
             hostname: self.hostname.clone(),
             cmdline: self.cmdline.clone(),
+            console: self.console.clone(),
             values,
             span: 0..0,
         }
@@ -112,6 +119,8 @@ pub struct Inventory {
     pub source_text: String,
     /// Kernel command line words for every node.
     pub boot_cmdline: String,
+    /// The serial console of every node that does not name its own.
+    pub boot_console: Option<SerialConsole>,
     pub nodes: Vec<NodeEntry>,
     pub unknown: Option<UnknownProfile>,
 }
@@ -124,7 +133,7 @@ impl Inventory {
 }
 
 /// Keys with a meaning of their own in a node table.
-const NODE_KEYS: &str = "mac, hostname and cmdline";
+const NODE_KEYS: &str = "mac and hostname";
 const SECTIONS_HELP: &str =
     "an inventory has [boot], [defaults], [unknown] and [[node]] entries (see pxe/README.md)";
 
@@ -179,9 +188,18 @@ type Table<'a> = DeTable<'a>;
 /// only read once `[defaults]` is known, wherever it stands in the file.
 struct Sections<'a, 'i> {
     boot_cmdline: String,
+    boot_console: Option<SerialConsole>,
     defaults: Values,
     unknown_table: Option<&'a Spanned<DeValue<'i>>>,
     node_items: Vec<&'a Spanned<DeValue<'i>>>,
+}
+
+/// The keys of a node (or `[unknown]`) table with a meaning of their own, and its values.
+struct NodeKeys {
+    hostname: String,
+    cmdline: String,
+    console: Option<SerialConsole>,
+    values: Values,
 }
 
 /// Where each MAC and hostname was first listed, to point at both places of a duplicate.
@@ -229,6 +247,7 @@ impl InventoryReader {
             file: file.to_string(),
             source_text: src.to_string(),
             boot_cmdline: sections.boot_cmdline,
+            boot_console: sections.boot_console,
             nodes,
             unknown,
         })
@@ -239,13 +258,18 @@ impl InventoryReader {
     fn sections<'a, 'i>(&mut self, root: &'a Table<'i>) -> Sections<'a, 'i> {
         let mut sections = Sections {
             boot_cmdline: String::new(),
+            boot_console: None,
             defaults: Values::new(),
             unknown_table: None,
             node_items: Vec::new(),
         };
         for (key, value) in root.iter() {
             match key.get_ref().as_ref() {
-                "boot" => self.boot_section(value, &mut sections.boot_cmdline),
+                "boot" => self.boot_section(
+                    value,
+                    &mut sections.boot_cmdline,
+                    &mut sections.boot_console,
+                ),
                 "defaults" => self.defaults_section(value, &mut sections.defaults),
                 "unknown" => {
                     if self.table(value, "[unknown]").is_some() {
@@ -272,23 +296,30 @@ impl InventoryReader {
         sections
     }
 
-    /// `[boot]`: its one key, `cmdline`, into `boot_cmdline`.
-    fn boot_section(&mut self, value: &Spanned<DeValue<'_>>, boot_cmdline: &mut String) {
+    /// `[boot]`: `cmdline` into `boot_cmdline`, `console` into `boot_console`.
+    fn boot_section(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        boot_cmdline: &mut String,
+        boot_console: &mut Option<SerialConsole>,
+    ) {
         let Some(t) = self.table(value, "[boot]") else {
             return;
         };
         for (k, v) in t.iter() {
-            if k.get_ref() == "cmdline" {
-                if let Some(c) = self.cmdline(v) {
-                    *boot_cmdline = c;
+            match k.get_ref().as_ref() {
+                "cmdline" => {
+                    if let Some(c) = self.cmdline(v) {
+                        *boot_cmdline = c;
+                    }
                 }
-            } else {
-                self.err_help(
+                "console" => *boot_console = self.console(v),
+                other => self.err_help(
                     "unknown-key",
                     k.span(),
-                    format!("unknown key `boot.{}`", k.get_ref()),
-                    "[boot] has one key: cmdline",
-                );
+                    format!("unknown key `boot.{other}`"),
+                    "[boot] has two keys: cmdline and console",
+                ),
             }
         }
     }
@@ -299,12 +330,15 @@ impl InventoryReader {
             return;
         };
         for (k, v) in t.iter() {
-            if matches!(k.get_ref().as_ref(), "mac" | "hostname" | "cmdline") {
+            if matches!(
+                k.get_ref().as_ref(),
+                "mac" | "hostname" | "cmdline" | "console"
+            ) {
                 self.err_help(
                     "per-node-key",
                     k.span(),
                     format!("`{}` cannot have a default", k.get_ref()),
-                    "mac and hostname are set per [[node]]; kernel words for every node go in [boot] cmdline",
+                    "mac and hostname are set per [[node]]; kernel words and the console for every node go in [boot] cmdline and [boot] console",
                 );
             } else if let Some((name, val)) = self.named_value(k, v) {
                 defaults.insert(name, val);
@@ -319,13 +353,14 @@ impl InventoryReader {
         defaults: &Values,
     ) -> Option<UnknownProfile> {
         let t = v.get_ref().as_table()?;
-        let (hostname, cmdline, own) = self.node_keys(t, v.span(), false, "[unknown]")?;
+        let keys = self.node_keys(t, v.span(), false, "[unknown]")?;
         let mut values = defaults.clone();
-        values.extend(own);
-        values.insert("hostname".into(), Value::Str(hostname.clone()));
+        values.extend(keys.values);
+        values.insert("hostname".into(), Value::Str(keys.hostname.clone()));
         Some(UnknownProfile {
-            hostname,
-            cmdline,
+            hostname: keys.hostname,
+            cmdline: keys.cmdline,
+            console: keys.console,
             values,
         })
     }
@@ -347,7 +382,12 @@ impl InventoryReader {
         first: &mut FirstListed,
     ) -> Option<NodeEntry> {
         let t = self.table(item, "[[node]]")?;
-        let (hostname, cmdline, own) = self.node_keys(t, item.span(), true, "[[node]]")?;
+        let NodeKeys {
+            hostname,
+            cmdline,
+            console,
+            values: own,
+        } = self.node_keys(t, item.span(), true, "[[node]]")?;
         let v = t.get("mac")?;
         let mac_span = v.span();
         // An invalid MAC was reported by node_keys.
@@ -368,6 +408,7 @@ impl InventoryReader {
             mac,
             hostname,
             cmdline,
+            console,
             values,
             span: item.span(),
         })
@@ -430,18 +471,19 @@ impl InventoryReader {
         }
     }
 
-    /// The keys of a `[[node]]` or `[unknown]` table: hostname, cmdline and the other values.
-    /// `mac` is required (and checked) for nodes and refused for `[unknown]`.
+    /// The keys of a `[[node]]` or `[unknown]` table: hostname, cmdline, console and the
+    /// other values. `mac` is required (and checked) for nodes and refused for `[unknown]`.
     fn node_keys(
         &mut self,
         t: &Table<'_>,
         span: Range<usize>,
         needs_mac: bool,
         what: &str,
-    ) -> Option<(String, String, Values)> {
+    ) -> Option<NodeKeys> {
         let before = self.error_count();
         let mut hostname = None;
         let mut cmdline = String::new();
+        let mut console = None;
         let mut values = Values::new();
         let mut has_mac = false;
         for (k, v) in t.iter() {
@@ -476,6 +518,7 @@ impl InventoryReader {
                         cmdline = c;
                     }
                 }
+                "console" => console = self.console(v),
                 "mac_hyphen" => self.err_help(
                     "reserved-key",
                     k.span(),
@@ -494,7 +537,7 @@ impl InventoryReader {
                 "missing-key",
                 span.clone(),
                 format!("{what} without `mac`"),
-                format!("a node needs {NODE_KEYS} (cmdline is optional)"),
+                format!("a node needs {NODE_KEYS} (cmdline and console are optional)"),
             );
         }
         if hostname.is_none() && !t.contains_key("hostname") {
@@ -508,7 +551,40 @@ impl InventoryReader {
         if self.error_count() > before {
             return None;
         }
-        Some((hostname?, cmdline, values))
+        Some(NodeKeys {
+            hostname: hostname?,
+            cmdline,
+            console,
+            values,
+        })
+    }
+
+    /// A `console` setting: a serial console the kernel takes, or an error at its value.
+    fn console(&mut self, v: &Spanned<DeValue<'_>>) -> Option<SerialConsole> {
+        let Some(text) = v.get_ref().as_str() else {
+            self.err_help(
+                "invalid-console",
+                v.span(),
+                format!(
+                    "`console` must be a string such as \"ttyS1,115200n8\", found {}",
+                    v.get_ref().type_str()
+                ),
+                console::FORM_HELP,
+            );
+            return None;
+        };
+        match text.parse() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.err_help(
+                    "invalid-console",
+                    v.span(),
+                    format!("console {text:?}: {e}"),
+                    console::FORM_HELP,
+                );
+                None
+            }
+        }
     }
 
     fn hostname(&mut self, v: &Spanned<DeValue<'_>>) -> Option<String> {

@@ -6,6 +6,7 @@
 //! line with the MAC written out, so neither iPXE nor init has a variable left to expand. Both scripts retry
 //! every 10 s on failure instead of falling through to the next boot device.
 
+use crate::console::{self, SerialConsole};
 use crate::mac::Mac;
 
 /// How long a failed boot waits before trying again, in seconds.
@@ -21,6 +22,8 @@ pub struct BootParams {
     pub image_cmdline: String,
     /// `[boot] cmdline` of the inventory.
     pub boot_cmdline: String,
+    /// `[boot] console` of the inventory: the serial console of nodes without their own.
+    pub boot_console: Option<SerialConsole>,
 }
 
 /// The generic entry script.
@@ -42,10 +45,20 @@ pub fn config_url(base_url: &str, mac: Mac) -> String {
     format!("{base_url}/config/{}.toml", mac.hyphenated())
 }
 
-/// The kernel command line of a node.
-pub fn kernel_cmdline(params: &BootParams, mac: Mac, node_cmdline: &str) -> String {
+/// The kernel command line of a node. A serial console (the node's own, else `[boot]
+/// console`) replaces the image's `console=` words with `console=tty0 console=<it>`.
+pub fn kernel_cmdline(
+    params: &BootParams,
+    mac: Mac,
+    node_cmdline: &str,
+    node_console: Option<&SerialConsole>,
+) -> String {
     let mut words = vec!["initrd=initrd.img".to_string()];
-    words.extend(params.image_cmdline.split_whitespace().map(str::to_string));
+    let image = match node_console.or(params.boot_console.as_ref()) {
+        Some(c) => console::replace_consoles(&params.image_cmdline, c),
+        None => params.image_cmdline.clone(),
+    };
+    words.extend(image.split_whitespace().map(str::to_string));
     words.push(format!("lb.config={}", config_url(&params.base_url, mac)));
     // The NIC that booted, as pxelinux and iPXE name it: init configures it when `ip=` names
     // no device (or the bond it is in).
@@ -56,9 +69,15 @@ pub fn kernel_cmdline(params: &BootParams, mac: Mac, node_cmdline: &str) -> Stri
 }
 
 /// A node's script: kernel + initramfs from `/image/`, its config URL on the command line.
-pub fn node_script(params: &BootParams, mac: Mac, hostname: &str, node_cmdline: &str) -> String {
+pub fn node_script(
+    params: &BootParams,
+    mac: Mac,
+    hostname: &str,
+    node_cmdline: &str,
+    node_console: Option<&SerialConsole>,
+) -> String {
     let base = &params.base_url;
-    let cmdline = kernel_cmdline(params, mac, node_cmdline);
+    let cmdline = kernel_cmdline(params, mac, node_cmdline, node_console);
     format!(
         "#!ipxe\n\
          # Served by pxe for {hostname} ({mac}).\n\
@@ -99,6 +118,7 @@ mod tests {
             base_url: "http://10.0.0.1:8080".into(),
             image_cmdline: "console=ttyS0 panic=10".into(),
             boot_cmdline: "lb.poll=5s".into(),
+            boot_console: None,
         }
     }
 
@@ -106,7 +126,7 @@ mod tests {
 
     #[test]
     fn node_script_names_everything_explicitly() {
-        let s = node_script(&params(), MAC, "lb1", "ip=dhcp");
+        let s = node_script(&params(), MAC, "lb1", "ip=dhcp", None);
         assert_eq!(
             s,
             "#!ipxe\n\
@@ -121,6 +141,42 @@ mod tests {
              goto retry\n"
         );
         assert!(!s.contains("${"), "no variable is left for iPXE to expand");
+    }
+
+    #[test]
+    fn a_serial_console_replaces_the_image_consoles() {
+        let mut p = params();
+        p.image_cmdline = "console=tty0 console=ttyS0,115200n8 panic=10".into();
+        let words = |p: &BootParams, own: Option<&SerialConsole>| {
+            kernel_cmdline(p, MAC, "", own)
+                .split_whitespace()
+                .filter(|w| w.starts_with("console=") || *w == "panic=10")
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            words(&p, None),
+            "console=tty0 console=ttyS0,115200n8 panic=10",
+            "no setting: the image's own"
+        );
+        p.boot_console = Some("ttyS1,115200n8".parse().unwrap());
+        assert_eq!(
+            words(&p, None),
+            "console=tty0 console=ttyS1,115200n8 panic=10",
+            "[boot] console for every node"
+        );
+        let own: SerialConsole = "ttyS0,9600".parse().unwrap();
+        assert_eq!(
+            words(&p, Some(&own)),
+            "console=tty0 console=ttyS0,9600 panic=10",
+            "the node's own wins"
+        );
+        assert!(
+            kernel_cmdline(&p, MAC, "", None).starts_with(
+                "initrd=initrd.img console=tty0 console=ttyS1,115200n8 panic=10 lb.config="
+            ),
+            "in the image's place, before pxe's own words"
+        );
     }
 
     #[test]

@@ -3,16 +3,18 @@
 //!
 //! ```text
 //! inventory.toml ─┐                          ┌─ HTTP: /boot.ipxe, /boot/MAC.ipxe,
-//! template.tmpl ──┼─ reload ─▶ Site (per node ┤        /config/MAC.toml, /image/FILE, /status
-//! image/manifest ─┘   (poll)   last good cfg) └─ TFTP: boot.ipxe, boot/MAC.ipxe, config/MAC.toml,
-//!                                                       undionly.kpxe, ipxe.efi (read-only)
+//! template.tmpl ──┼─ reload ─▶ Site (per node ┤        /config/MAC.toml, /image/FILE, /status,
+//!                 │            last good cfg) │        /ipxe/FILE (UEFI HTTP boot)
+//! image/manifest ─┘   (poll)                 └─ TFTP: boot.ipxe, boot/MAC.ipxe, config/MAC.toml,
+//!                                                       undionly.kpxe, snponly.efi, ipxe.efi (read-only)
 //! ```
 //!
-//! Pure parts (no I/O, no tokio): [`mac`], [`inventory`], [`template`], [`site`], [`ipxe`],
+//! Pure parts (no I/O, no tokio): [`mac`], [`console`], [`inventory`], [`template`], [`site`], [`ipxe`],
 //! [`conditional`], [`routes`], [`safepath::clean`]. I/O at the edge: [`files`], [`http`],
 //! [`tftp`], [`reload`].
 
 pub mod conditional;
+pub mod console;
 pub mod files;
 pub mod fuzz;
 pub mod http;

@@ -30,6 +30,7 @@ One process serves, over HTTP and (optionally) TFTP:
                         one is, and the error is logged with file:line:col)
   /image/FILE           files of --image (vmlinuz, initrd.img, ...)          (HTTP only)
   /status               JSON: nodes, served config versions, current problems (HTTP only)
+  /ipxe/FILE            files of --tftp-root, for UEFI HTTP boot             (HTTP only)
   undionly.kpxe, ...    files of --tftp-root (default /usr/lib/ipxe)         (TFTP only)
 MAC is aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabbccddeeff, any case. An unknown MAC gets
 404 (and a log line) unless the inventory has an [unknown] section.
@@ -192,13 +193,16 @@ async fn serve(args: ServeArgs) -> ExitCode {
     if args.tftp.is_some() {
         match &tftp_root {
             Some(r) => {
-                for f in ["undionly.kpxe", "ipxe.efi"] {
+                // What the DHCP snippets of pxe/README.md hand to firmware: undionly.kpxe
+                // to BIOS, snponly.efi to UEFI (ipxe.efi where the firmware has no driver
+                // for its NIC).
+                for f in ["undionly.kpxe", "snponly.efi", "ipxe.efi"] {
                     if !r.root().join(f).is_file() {
                         warn!("TFTP root {}: no {f} (install Debian's ipxe package)", r.root().display());
                     }
                 }
             }
-            None => warn!("no TFTP root: only the scripts and configs are served over TFTP (install Debian's ipxe package for undionly.kpxe and ipxe.efi)"),
+            None => warn!("no TFTP root: only the scripts and configs are served over TFTP (install Debian's ipxe package for undionly.kpxe, snponly.efi and ipxe.efi)"),
         }
     }
     let mut loader = Loader::new(Sources {
@@ -211,6 +215,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         base_url: base.clone(),
         image_cmdline: String::new(),
         boot_cmdline: String::new(),
+        boot_console: None,
     });
     let site = match loader.poll(&empty) {
         Ok(Some((site, report))) => {

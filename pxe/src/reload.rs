@@ -78,14 +78,21 @@ impl Loader {
         let image_modified = std::fs::metadata(&manifest_path)
             .and_then(|m| m.modified())
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        // The boot cmdline is part of the inventory; an unparsable inventory keeps the old one.
-        let boot_cmdline = crate::inventory::parse(&inventory.name, &inventory.text)
-            .map(|i| i.boot_cmdline)
-            .unwrap_or_else(|_| prev.params.boot_cmdline.clone());
+        // The boot cmdline and console are part of the inventory; an unparsable inventory
+        // keeps the old ones.
+        let (boot_cmdline, boot_console) =
+            match crate::inventory::parse(&inventory.name, &inventory.text) {
+                Ok(i) => (i.boot_cmdline, i.boot_console),
+                Err(_) => (
+                    prev.params.boot_cmdline.clone(),
+                    prev.params.boot_console.clone(),
+                ),
+            };
         let params = BootParams {
             base_url: self.sources.base_url.clone(),
             image_cmdline,
             boot_cmdline,
+            boot_console,
         };
         Ok(Some(Site::build(
             prev,

@@ -6,8 +6,9 @@
 //! | `/boot/<mac>.ipxe`    | the node's iPXE script (kernel, initrd, its config URL)     |
 //! | `/config/<mac>.toml`  | the node's rendered, validated config                       |
 //! | `/image/<file>`       | a file of the image directory (`vmlinuz`, `initrd.img`, ...) (HTTP) |
+//! | `/ipxe/<file>`        | a file of the TFTP root, for UEFI HTTP boot (`snponly.efi`) (HTTP) |
 //! | `/status`             | JSON: nodes, served config versions, current problems (HTTP) |
-//! | `<file>`              | a file of the TFTP root (`undionly.kpxe`, `ipxe.efi`) (TFTP)   |
+//! | `<file>`              | a file of the TFTP root (`undionly.kpxe`, `snponly.efi`, `ipxe.efi`) (TFTP) |
 //!
 //! `<mac>` is `aa:bb:cc:dd:ee:ff`, `aa-bb-cc-dd-ee-ff` or `aabbccddeeff`, any case.
 
@@ -22,6 +23,9 @@ pub enum Route {
     Config(Mac),
     /// A file below the image directory (HTTP) or the TFTP root (TFTP), as checked words.
     File(Vec<String>),
+    /// A file of the TFTP root asked for over HTTP (`/ipxe/...`): UEFI firmware that boots
+    /// by HTTP fetches iPXE itself by URL.
+    LoaderFile(Vec<String>),
     Status,
     /// `/boot/x.ipxe` or `/config/x.toml` where x is not a MAC.
     BadMac(String),
@@ -44,6 +48,12 @@ pub fn http(path: &str) -> Route {
     if let Some(file) = rest.strip_prefix("image/") {
         return match safepath::clean(file, true) {
             Ok(words) => Route::File(words),
+            Err(e) => Route::Refused(e),
+        };
+    }
+    if let Some(file) = rest.strip_prefix("ipxe/") {
+        return match safepath::clean(file, true) {
+            Ok(words) => Route::LoaderFile(words),
             Err(e) => Route::Refused(e),
         };
     }
@@ -101,6 +111,10 @@ mod tests {
         assert_eq!(http("/config/52:54:00:AB:00:01.toml"), Route::Config(M));
         assert_eq!(http("/config/lb1.toml"), Route::BadMac("lb1".into()));
         assert_eq!(http("/image/vmlinuz"), Route::File(vec!["vmlinuz".into()]));
+        assert_eq!(
+            http("/ipxe/snponly.efi"),
+            Route::LoaderFile(vec!["snponly.efi".into()])
+        );
         assert_eq!(http("/"), Route::NotFound);
         assert_eq!(http("/config/52-54-00-ab-00-01.json"), Route::NotFound);
         assert_eq!(http("/config/x/52-54-00-ab-00-01.toml"), Route::NotFound);
@@ -117,6 +131,8 @@ mod tests {
             "/image/a/../../b",
             "/image/..%2f..%2fetc%2fpasswd",
             "/image/",
+            "/ipxe/../inventory.toml",
+            "/ipxe/%2e%2e/%2e%2e/etc/passwd",
             "/config/../../etc/passwd",
         ] {
             assert!(matches!(http(p), Route::Refused(_)), "{p}: {:?}", http(p));

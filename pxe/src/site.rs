@@ -372,16 +372,16 @@ impl Site {
     /// The iPXE script for `mac` and the hostname it is for; `None` for an unknown MAC
     /// without an `[unknown]` profile.
     pub fn script(&self, mac: Mac) -> Option<(String, String)> {
-        let (hostname, cmdline) = match self.nodes.get(&mac) {
-            Some(n) => (&n.entry.hostname, &n.entry.cmdline),
+        let (hostname, cmdline, console) = match self.nodes.get(&mac) {
+            Some(n) => (&n.entry.hostname, &n.entry.cmdline, &n.entry.console),
             None => {
                 let u = self.unknown.as_ref()?;
-                (&u.profile.hostname, &u.profile.cmdline)
+                (&u.profile.hostname, &u.profile.cmdline, &u.profile.console)
             }
         };
         Some((
             hostname.clone(),
-            ipxe::node_script(&self.params, mac, hostname, cmdline),
+            ipxe::node_script(&self.params, mac, hostname, cmdline, console.as_ref()),
         ))
     }
 
@@ -453,6 +453,7 @@ vips = ["192.0.2.10/24"]
             base_url: "http://10.0.0.1:8080".into(),
             image_cmdline: "console=ttyS0".into(),
             boot_cmdline: String::new(),
+            boot_console: None,
         }
     }
 

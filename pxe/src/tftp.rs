@@ -1,5 +1,5 @@
 //! The TFTP server (async-tftp), read-only: the generic iPXE script, node scripts and configs
-//! (the same as over HTTP) and the files of the TFTP root (`undionly.kpxe`, `ipxe.efi`).
+//! (the same as over HTTP) and the files of the TFTP root (`undionly.kpxe`, `snponly.efi`, `ipxe.efi`).
 //! Write requests are refused. Each request is logged on `pxe::access` when it is opened and
 //! again when the transfer ends (complete or abandoned, with the bytes sent).
 
@@ -144,7 +144,7 @@ impl Handler for ReadOnly {
                     packet::Error::PermissionDenied,
                 ));
             }
-            Route::Status | Route::BadMac(_) | Route::NotFound => {
+            Route::Status | Route::LoaderFile(_) | Route::BadMac(_) | Route::NotFound => {
                 return Err(refuse(
                     client,
                     &file,

@@ -331,6 +331,8 @@ fn path_escapes_are_refused_and_nothing_outside_is_served() {
         "/image/%5c..%5csecret",
         "/config/../secret",
         "/boot/..%2f..%2fsecret",
+        "/ipxe/../secret",
+        "/ipxe/%2e%2e/inventory.toml",
     ] {
         let r = curl(&pxe.url(path), &["--path-as-is"]);
         assert_eq!(r.status, 403, "{path}: {}", r.text());
@@ -553,4 +555,92 @@ fn an_interrupted_transfer_is_logged_as_incomplete() {
         Duration::from_secs(10),
     );
     assert!(lines[0].contains("bytes=2000000"), "{lines:?}");
+}
+
+/// UEFI HTTP boot: the firmware fetches iPXE itself by URL, so the TFTP root is served over
+/// HTTP too, under `/ipxe/`, byte for byte and with the same caching headers as the image.
+#[test]
+fn the_ipxe_binaries_are_served_over_http_for_uefi_http_boot() {
+    require("curl");
+    let site = Site::new();
+    std::fs::write(site.path("tftp/snponly.efi"), noise(173_792, 4)).unwrap();
+    let pxe = Server::start(&site);
+    let r = curl(&pxe.url("/ipxe/snponly.efi"), &[]);
+    assert_eq!(r.status, 200);
+    assert!(r.body == site.read("tftp/snponly.efi"), "other bytes");
+    assert!(r.header("etag").is_some(), "{:?}", r.headers);
+    let again = curl(
+        &pxe.url("/ipxe/snponly.efi"),
+        &[
+            "-H",
+            &format!("If-None-Match: {}", r.header("etag").unwrap()),
+        ],
+    );
+    assert_eq!(again.status, 304);
+    assert_eq!(curl(&pxe.url("/ipxe/ipxe.efi"), &[]).status, 404);
+    pxe.wait_log(&["path=/ipxe/snponly.efi", "status=200", "bytes=173792"]);
+}
+
+/// `[boot] console` and a node's own `console` on the kernel command line of the served
+/// scripts, in place of the image's console words.
+#[test]
+fn a_serial_console_setting_reaches_the_kernel_command_line() {
+    require("curl");
+    let site = Site::new();
+    let inv = String::from_utf8(site.read("inventory.toml")).unwrap();
+    let inv = inv.replacen("[boot]\n", "[boot]\nconsole = \"ttyS1,115200n8\"\n", 1);
+    assert!(
+        inv.contains("console = "),
+        "the example inventory has no [boot]"
+    );
+    site.write("inventory.toml", &inv);
+    let pxe = Server::start(&site);
+    let consoles = |mac: &str| -> Vec<String> {
+        let script = curl(&pxe.url(&format!("/boot/{mac}.ipxe")), &[]).text();
+        let kernel = script
+            .lines()
+            .find(|l| l.starts_with("kernel "))
+            .unwrap()
+            .to_string();
+        kernel
+            .split_whitespace()
+            .filter(|w| w.starts_with("console="))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        consoles("52-54-00-00-00-01"),
+        ["console=tty0", "console=ttyS1,115200n8"]
+    );
+    // One node has a serial port of its own.
+    site.edit(
+        "inventory.toml",
+        "mac = \"52:54:00:00:00:02\"\n",
+        "mac = \"52:54:00:00:00:02\"\nconsole = \"ttyS0,9600n8\"\n",
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while consoles("52-54-00-00-00-02") != ["console=tty0", "console=ttyS0,9600n8"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node's console was not picked up: {:?}",
+            consoles("52-54-00-00-00-02")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        consoles("52-54-00-00-00-01"),
+        ["console=tty0", "console=ttyS1,115200n8"]
+    );
+    // A wrong one is refused at its line; the scripts stay as they were.
+    site.edit("inventory.toml", "ttyS0,9600n8", "ttyS0,9601n8");
+    let line = pxe.wait_log(&["invalid-console"]);
+    assert!(line.contains("inventory.toml:"), "{line}");
+    assert!(
+        line.contains("9601 is not a standard serial speed"),
+        "{line}"
+    );
+    assert_eq!(
+        consoles("52-54-00-00-00-02"),
+        ["console=tty0", "console=ttyS0,9600n8"]
+    );
 }

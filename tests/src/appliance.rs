@@ -212,6 +212,13 @@ impl ApplianceBuilder {
         self
     }
 
+    /// Forwards TCP `127.0.0.1:host_port` on the host to `guest_port` on the guest's user
+    /// networking address (10.0.2.15), e.g. to reach lbd's TCP API from the host.
+    pub fn hostfwd_tcp(mut self, host_port: u16, guest_port: u16) -> Self {
+        self.net = self.net.hostfwd_tcp(host_port, guest_port);
+        self
+    }
+
     /// Adds a NIC; once one is added, the guest has only the NICs added (in that order) and no
     /// user networking, e.g. a tap on a bridge in [`ApplianceBuilder::netns`].
     pub fn nic(mut self, nic: Nic) -> Self {

@@ -36,6 +36,8 @@
 //!   from), found in the system's directories only; an unlisted or missing program fails the
 //!   test with its package.
 //! - [`scratch`]: [`ScratchDir`] — a world-readable temporary directory, removed on drop.
+//! - [`tls`]: test certificates for the control API's mutual TLS ([`tls::TestCa`]: a CA, lbd's
+//!   certificate, clients' certificates, the `[node.api.tls]` table), made with rcgen per run.
 //! - [`wait`]: bounded waits for a condition, a polled value, a file's text, a TCP listener or
 //!   (feature `tokio`) a `watch` channel's value; `expect*` forms panic naming what was awaited.
 //!
@@ -119,6 +121,7 @@ pub mod programs;
 pub mod qemu;
 pub mod qmp;
 pub mod scratch;
+pub mod tls;
 pub mod wait;
 
 pub use artifacts::Accel;

@@ -55,7 +55,7 @@ const MAC2: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x72, 0x00, 0x12]);
 
 /// The config: `extra_vlan` adds VLAN 43; `cut_off` moves eth0 to an address the config
 /// server cannot answer (its subnet is a /24 that does not hold it).
-fn config(extra_vlan: bool, cut_off: bool) -> String {
+fn config(api_tls: &str, extra_vlan: bool, cut_off: bool) -> String {
     let eth0 = if cut_off {
         "10.72.5.11/16"
     } else {
@@ -132,9 +132,45 @@ check = {{ type = "http", path = "/lb.toml", source_address = "10.73.0.11" }}
 
 [[service.web.real]]
 address = "10.73.0.1:8081"
-"#,
+{api_tls}"#,
         timeout = if cut_off { "8s" } else { "30s" },
     )
+}
+
+/// The TCP API's mutual TLS for this test's guests: a CA made for the run, a server
+/// certificate for the node's and the partner's API addresses, and an admin client for lbctl.
+struct ApiPki {
+    /// The `[node.api.tls]` table of the configs.
+    tls_toml: String,
+    client: lbtest::tls::ClientFiles,
+    _dir: tempfile::TempDir,
+}
+
+impl ApiPki {
+    fn new() -> ApiPki {
+        let ca = lbtest::tls::TestCa::new("node network test CA");
+        let server = ca.server(&["10.73.0.11".parse().unwrap(), PARTNER_BOOT.parse().unwrap()]);
+        let dir = tempfile::tempdir().unwrap();
+        let client = ca
+            .write_client(dir.path(), "admin", &ca.client("admin"))
+            .unwrap();
+        ApiPki {
+            tls_toml: ca.api_tls_toml(&server, &[("admin", "admin")]),
+            client,
+            _dir: dir,
+        }
+    }
+
+    /// `lbctl --url https://ADDR ...` with the client's files.
+    fn lbctl(&self, ns: &Netns, addr: &str, args: &[&str]) -> Option<std::process::Output> {
+        let lbctl = binary("lbctl", "lbctl", Profile::Debug);
+        ns.command(&lbctl)
+            .args(["--url", &format!("https://{addr}")])
+            .args(self.client.lbctl_args())
+            .args(args)
+            .output()
+            .ok()
+    }
 }
 
 struct Lab {
@@ -143,6 +179,7 @@ struct Lab {
     _inside_http: StaticServer,
     configs: ConfigDir,
     ns: Netns,
+    api: ApiPki,
 }
 
 impl Lab {
@@ -161,7 +198,10 @@ impl Lab {
         ns.add_tap("tap1", Some("br1")).unwrap();
         ns.add_tap("tap2", Some("br2")).unwrap();
         let configs = ConfigDir::new().unwrap();
-        configs.publish("lb.toml", &config(false, false)).unwrap();
+        let api = ApiPki::new();
+        configs
+            .publish("lb.toml", &config(&api.tls_toml, false, false))
+            .unwrap();
         let http =
             StaticServer::start_in(&ns, configs.path(), SERVER.parse().unwrap(), CONFIG_PORT)
                 .unwrap();
@@ -173,6 +213,7 @@ impl Lab {
             _inside_http: inside_http,
             configs,
             ns,
+            api,
         }
     }
 
@@ -213,13 +254,9 @@ fn active_member(g: &mut ShellGuest) -> String {
 
 /// The node's status document, through its API on the bond from the host.
 fn status(lab: &Lab) -> Option<serde_json::Value> {
-    let lbctl = binary("lbctl", "lbctl", Profile::Debug);
     let out = lab
-        .ns
-        .command(&lbctl)
-        .args(["--url", "http://10.73.0.11:9000", "status", "--json"])
-        .output()
-        .ok()?;
+        .api
+        .lbctl(&lab.ns, "10.73.0.11:9000", &["status", "--json"])?;
     serde_json::from_slice(&out.stdout).ok()
 }
 
@@ -395,7 +432,7 @@ fn bond_vlan_reload_and_rollback() {
     // A reload that adds VLAN 43 touches nothing else.
     let marks = link_marks(&mut g);
     lab.configs
-        .publish("lb.toml", &config(true, false))
+        .publish("lb.toml", &config(&lab.api.tls_toml, true, false))
         .unwrap();
     g.guest
         .expect(r"network applied: create VLAN inside\.43", STEP)
@@ -426,7 +463,9 @@ fn bond_vlan_reload_and_rollback() {
     );
 
     // A network that cuts the box off is undone and the config refused.
-    lab.configs.publish("lb.toml", &config(true, true)).unwrap();
+    lab.configs
+        .publish("lb.toml", &config(&lab.api.tls_toml, true, true))
+        .unwrap();
     g.guest
         .expect(
             r"did not answer within 8s: the previous network is back",
@@ -442,7 +481,8 @@ fn bond_vlan_reload_and_rollback() {
 
     // A network with no route to the config source at all is refused before anything is
     // touched, with the line of its [network].
-    let unreachable = config(true, false).replace("\"10.72.0.11/24\"", "\"192.168.99.11/24\"");
+    let unreachable =
+        config(&lab.api.tls_toml, true, false).replace("\"10.72.0.11/24\"", "\"192.168.99.11/24\"");
     lab.configs.publish("lb.toml", &unreachable).unwrap();
     let refused = g
         .guest
@@ -486,7 +526,7 @@ const NODE_MACS: [MacAddr; 2] = [
 /// The bond both ends make, in the kernel command line's words.
 const LACP_BOND: &str = "bond=agg:eth0,eth1:mode=802.3ad,lacp_rate=fast,miimon=100";
 
-fn partner_config() -> String {
+fn partner_config(api_tls: &str) -> String {
     format!(
         r#"[node]
 hostname = "partner"
@@ -508,7 +548,7 @@ members = ["m1", "m2"]
 mode = "802.3ad"
 lacp_rate = "fast"
 addresses = ["{PARTNER_BOND}/24"]
-"#,
+{api_tls}"#,
         m1 = PARTNER_MACS[1],
         m2 = PARTNER_MACS[2],
     )
@@ -542,18 +582,11 @@ const PARTNER_DHCPD: &[&str] = &[
 
 /// The partner's status document, through its API from the host.
 fn partner_status(lab: &Lab) -> Option<serde_json::Value> {
-    let lbctl = binary("lbctl", "lbctl", Profile::Debug);
-    let out = lab
-        .ns
-        .command(&lbctl)
-        .args([
-            "--url",
-            &format!("http://{PARTNER_BOOT}:9000"),
-            "status",
-            "--json",
-        ])
-        .output()
-        .ok()?;
+    let out = lab.api.lbctl(
+        &lab.ns,
+        &format!("{PARTNER_BOOT}:9000"),
+        &["status", "--json"],
+    )?;
     serde_json::from_slice(&out.stdout).ok()
 }
 
@@ -585,7 +618,7 @@ fn boot_over_an_lacp_bond() {
 
     lab.ns.add_tap("tapp", Some("br0")).unwrap();
     lab.configs
-        .publish("partner.toml", &partner_config())
+        .publish("partner.toml", &partner_config(&lab.api.tls_toml))
         .unwrap();
     let mut partner = boot_with_shell(
         ApplianceBuilder::new("lacp-partner")

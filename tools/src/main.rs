@@ -10,16 +10,29 @@ use std::process::ExitCode;
     name = "lbctl",
     version,
     about = "Operate load-balancer appliances",
-    after_help = "Environment: LBCTL_SOCKET and LBCTL_URL as --socket and --url; NO_COLOR turns \
-                  colour off where it would be automatic."
+    after_help = "Environment: LBCTL_SOCKET, LBCTL_URL, LBCTL_CERT, LBCTL_KEY and LBCTL_CA as \
+                  --socket, --url, --cert, --key and --ca; NO_COLOR turns colour off where it \
+                  would be automatic."
 )]
 struct Cli {
     /// lbd's control socket (status, drain, reload...).
     #[arg(long, global = true, env = "LBCTL_SOCKET")]
     socket: Option<PathBuf>,
-    /// lbd's HTTP API instead of the socket: http://HOST:PORT ([node] api_listen).
+    /// lbd's TCP API instead of the socket, over mutual TLS: https://HOST:PORT ([node]
+    /// api_listen); needs --cert, --key and --ca.
     #[arg(long, global = true, env = "LBCTL_URL")]
     url: Option<String>,
+    /// This client's certificate (PEM), signed by the CA of lbd's [node.api.tls] client_ca_pem;
+    /// its subject CN or a subject alternative name gives the role ([node.api.tls.clients]).
+    #[arg(long, global = true, env = "LBCTL_CERT", value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// The private key of --cert (PEM).
+    #[arg(long, global = true, env = "LBCTL_KEY", value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// The CA certificate(s) that signed lbd's certificate (PEM); lbd's certificate must also
+    /// name the URL's host.
+    #[arg(long, global = true, env = "LBCTL_CA", value_name = "FILE")]
+    ca: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,7 +75,10 @@ enum Command {
     /// Re-read the config file lbd runs from (as SIGHUP does): validated first, refused with
     /// every error if it is not valid.
     Reload,
-    /// Recent log events from lbd's in-memory ring.
+    /// Who lbd takes this caller for (uid/gid on the socket, the certificate over TLS), its
+    /// role and what it may do.
+    Whoami,
+    /// Recent log events from lbd's in-memory ring (audit events included).
     Events {
         /// Only events after this sequence number.
         #[arg(long, default_value_t = 0)]
@@ -131,7 +147,12 @@ enum Source {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let api = || lbctl::client::Target::new(cli.socket.clone(), cli.url.as_deref());
+    let files = lbctl::client::TlsFiles {
+        cert: cli.cert.clone(),
+        key: cli.key.clone(),
+        ca: cli.ca.clone(),
+    };
+    let api = || lbctl::client::Target::new(cli.socket.clone(), cli.url.as_deref(), &files);
     match cli.command {
         Command::Status { json, color } => api_cmd(api(), |t| status(t, json, color)),
         Command::Drain {
@@ -143,6 +164,7 @@ fn main() -> ExitCode {
             ref service,
         } => api_cmd(api(), |t| drain(t, "undrain", real, service.as_deref())),
         Command::Reload => api_cmd(api(), reload),
+        Command::Whoami => api_cmd(api(), whoami),
         Command::Events { since, max } => api_cmd(api(), |t| events(t, since, max)),
         Command::Validate { files, quiet } => validate(&files, quiet),
         Command::Realserver { vip, mode, iface } => {
@@ -403,6 +425,25 @@ fn reload(t: &lbctl::client::Target) -> ApiResult {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn whoami(t: &lbctl::client::Target) -> ApiResult {
+    let reply = lbctl::client::request(t, "GET", "/whoami")?;
+    if reply.status != 200 {
+        eprintln!("error: {}", reply.error_text());
+        return Ok(ExitCode::FAILURE);
+    }
+    let doc = reply.json().unwrap_or_default();
+    println!(
+        "{} ({}): role {}",
+        doc["who"].as_str().unwrap_or("?"),
+        doc["via"].as_str().unwrap_or("?"),
+        doc["role"].as_str().unwrap_or("?")
+    );
+    for m in doc["may"].as_array().into_iter().flatten() {
+        println!("  may {}", m.as_str().unwrap_or(""));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn events(t: &lbctl::client::Target, since: u64, max: usize) -> ApiResult {

@@ -1,7 +1,9 @@
 //! lbctl against a real lbd in a network namespace: status (JSON and table, plain when piped,
 //! coloured on a terminal), metrics parsed by a Prometheus parser, events, drain/undrain
 //! (kept across an lbd restart), reload (applied, unchanged, refused), over the Unix socket and
-//! over HTTP (curl and lbctl --url inside the namespace).
+//! over TCP with mutual TLS (curl and lbctl --url inside the namespace); and the API's roles:
+//! by the kernel's credentials on the socket (lbctl run as other uids), by the client
+//! certificate over TLS, refusals at the handshake, and the audit events of it all.
 //!
 //! The host has no IPVS, so the kernel columns are empty here ("weights are the ones lbd
 //! wants"); the same requests against a guest's IPVS are in `api_guest.rs`. Needs root,
@@ -37,9 +39,19 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// The config without its `[node.api.tls]` table, which [`Lab`] adds with certificates made
+/// for the test. Unix socket roles: uid 1001 is an operator, gid 2002 operators, uid 1003 has
+/// no access; every other uid but root (admin) is a reader.
 const CONFIG: &str = r#"
 [node]
 api_listen = "127.0.0.1:9900"
+
+[node.api.uid]
+1001 = "operator"
+1003 = "none"
+
+[node.api.gid]
+2002 = "operator"
 
 [vrrp.instance.VI]
 interface = "eth0"
@@ -76,6 +88,11 @@ struct Lab {
     dir: tempfile::TempDir,
     lbd: Option<ChildGuard>,
     _web: ChildGuard,
+    /// The config as written: [`CONFIG`] with its TLS table.
+    config: String,
+    /// Client certificates of the test CA: `reader` (no entry: the default role),
+    /// `operator` and `admin` (by `[node.api.tls.clients]`).
+    clients: std::collections::BTreeMap<&'static str, lbtest::tls::ClientFiles>,
 }
 
 impl Lab {
@@ -84,6 +101,35 @@ impl Lab {
         ns.add_veth("eth0", "eth1").unwrap();
         ns.add_addr("eth0", "10.89.0.1/24").unwrap();
         let dir = tempfile::tempdir().unwrap();
+        // Other uids run lbctl against the socket in here, and read the client files.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let ca = lbtest::tls::TestCa::new("api test CA");
+        let server = ca.server(&["127.0.0.1".parse().unwrap()]);
+        let mut clients = std::collections::BTreeMap::new();
+        for name in ["reader", "operator", "admin"] {
+            let files = ca
+                .write_client(dir.path(), name, &ca.client(&format!("{name}.example.net")))
+                .unwrap();
+            clients.insert(name, files);
+        }
+        let tls = ca.api_tls_toml(
+            &server,
+            &[
+                ("operator.example.net", "operator"),
+                ("admin.example.net", "admin"),
+            ],
+        );
+        // After [node]'s own tables, before the rest: a test that cuts the file short at a
+        // service keeps it.
+        let config = CONFIG.replacen(
+            "[vrrp.instance.VI]",
+            &format!("{tls}\n[vrrp.instance.VI]"),
+            1,
+        );
         std::fs::write(dir.path().join("index.html"), "ok").unwrap();
         // The TCP checks connect and hang up, which http.server reports on stderr: quiet.
         let web = ChildGuard::spawn(
@@ -101,12 +147,14 @@ impl Lab {
                 .stderr(Stdio::null()),
         )
         .unwrap();
-        std::fs::write(dir.path().join("lbd.toml"), CONFIG).unwrap();
+        std::fs::write(dir.path().join("lbd.toml"), &config).unwrap();
         let mut lab = Lab {
             ns,
             dir,
             lbd: None,
             _web: web,
+            config,
+            clients,
         };
         lab.start_lbd();
         lab
@@ -183,19 +231,55 @@ impl Lab {
             .unwrap_or_else(|| panic!("no real {addr}: {s:#}"))
     }
 
-    /// `curl` inside the namespace, to the HTTP listener.
+    /// `curl` inside the namespace, to the TCP listener, with the reader's certificate.
     fn curl(&self, path: &str) -> String {
-        let o = self
-            .ns
-            .run(&[
-                "curl",
-                "-sS",
-                "--max-time",
-                "20",
-                &format!("http://127.0.0.1:9900{path}"),
-            ])
-            .unwrap();
+        let mut args: Vec<String> = ["curl", "-sS", "--max-time", "20"]
+            .map(String::from)
+            .to_vec();
+        args.extend(self.clients["reader"].curl_args());
+        args.push(format!("https://127.0.0.1:9900{path}"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = self.ns.run(&args).unwrap();
         String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// lbctl over mutual TLS inside the namespace, with `client`'s certificate.
+    fn lbctl_tls(&self, client: &lbtest::tls::ClientFiles, args: &[&str]) -> Output {
+        self.ns
+            .command(env!("CARGO_BIN_EXE_lbctl"))
+            .args(["--url", "https://127.0.0.1:9900"])
+            .args(client.lbctl_args())
+            .args(args)
+            .env_remove("LBCTL_SOCKET")
+            .output()
+            .unwrap()
+    }
+
+    /// lbctl on the Unix socket, run as `uid`:`gid` (the kernel's credentials lbd sees).
+    fn lbctl_as(&self, uid: u32, gid: u32, args: &[&str]) -> Output {
+        use std::os::unix::process::CommandExt;
+        Command::new(env!("CARGO_BIN_EXE_lbctl"))
+            .args(["--socket", &self.socket()])
+            .args(args)
+            .env_remove("LBCTL_SOCKET")
+            .env_remove("LBCTL_URL")
+            .uid(uid)
+            .gid(gid)
+            .output()
+            .unwrap()
+    }
+
+    /// lbd's audit events from its ring, as JSON objects.
+    fn audit_events(&self) -> Vec<serde_json::Value> {
+        let doc: serde_json::Value =
+            serde_json::from_str(&self.curl("/events?since=0&max=1000")).unwrap();
+        doc["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["target"] == "lbd::audit")
+            .cloned()
+            .collect()
     }
 }
 
@@ -284,7 +368,13 @@ fn status_table_metrics_and_events() {
         .run(&[
             env!("CARGO_BIN_EXE_lbctl"),
             "--url",
-            "http://127.0.0.1:9900",
+            "https://127.0.0.1:9900",
+            "--cert",
+            &lab.clients["reader"].cert.display().to_string(),
+            "--key",
+            &lab.clients["reader"].key.display().to_string(),
+            "--ca",
+            &lab.clients["reader"].ca.display().to_string(),
             "status",
             "--json",
         ])
@@ -457,7 +547,7 @@ fn drain_undrain_and_reload() {
         "{r}"
     );
     assert_eq!(r["version"], first_version);
-    let edited = CONFIG.replace("weight = 4", "weight = 6");
+    let edited = lab.config.replace("weight = 4", "weight = 6");
     std::fs::write(lab.config_path(), &edited).unwrap();
     let o = lbctl(&["--socket", &sock, "reload"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -501,7 +591,8 @@ fn drain_undrain_and_reload() {
         out.contains("refused: the config does not validate"),
         "{out}"
     );
-    let line = CONFIG
+    let line = lab
+        .config
         .lines()
         .position(|l| l.contains("scheduler = \"rr\""))
         .unwrap()
@@ -574,4 +665,269 @@ fn drain_undrain_and_reload() {
         "{r}"
     );
     assert_eq!(r["version"], edited_version);
+}
+
+/// An audit event of `who` for `action` (its start) whose outcome starts with `outcome`.
+fn find_audit<'a>(
+    events: &'a [serde_json::Value],
+    who: &str,
+    action: &str,
+    outcome: &str,
+) -> Option<&'a serde_json::Value> {
+    events.iter().find(|e| {
+        let f = &e["fields"];
+        f["who"].as_str().is_some_and(|w| w.starts_with(who))
+            && f["action"].as_str().is_some_and(|a| a.starts_with(action))
+            && f["outcome"]
+                .as_str()
+                .is_some_and(|o| o.starts_with(outcome))
+    })
+}
+
+#[test]
+fn roles_on_the_socket_come_from_the_callers_uid_and_gid() {
+    let lab = Lab::new("api-unix-roles");
+    let o = lbctl(&["--socket", &lab.socket(), "whoami"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).starts_with("uid=0 gid=0 pid="),
+        "root, as the kernel says: {}",
+        text(&o)
+    );
+    assert!(text(&o).contains("(unix): role admin"), "{}", text(&o));
+
+    // A uid the config does not name is a reader: it reads, its drain is refused.
+    let o = lab.lbctl_as(1000, 1000, &["status", "--json"]);
+    assert!(o.status.success(), "a reader reads: {}", text(&o));
+    let o = lab.lbctl_as(1000, 1000, &["drain", "127.0.0.1:8501"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("role reader may not POST /drain: it needs operator"),
+        "{}",
+        text(&o)
+    );
+    let s = lab.status_json().unwrap();
+    assert_eq!(Lab::real(&s, "web", "127.0.0.1:8501")["drained"], false);
+    let o = lab.lbctl_as(1000, 1000, &["reload"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("lbd answered 403"), "{}", text(&o));
+
+    // uid 1001 is an operator by its uid, uid 1002 by its gid (2002).
+    let o = lab.lbctl_as(1001, 1001, &["drain", "127.0.0.1:8501"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s = lab.status_json().unwrap();
+    assert_eq!(Lab::real(&s, "web", "127.0.0.1:8501")["drained"], true);
+    let o = lab.lbctl_as(1002, 2002, &["whoami"]);
+    assert!(
+        text(&o).starts_with("uid=1002 gid=2002 pid=") && text(&o).contains("role operator"),
+        "{}",
+        text(&o)
+    );
+    let o = lab.lbctl_as(1002, 2002, &["undrain", "127.0.0.1:8501"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // uid 1003 has no access at all, not even to read.
+    let o = lab.lbctl_as(1003, 1003, &["status"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("has no access (role none)"),
+        "{}",
+        text(&o)
+    );
+
+    // The audit trail: who, with which role, did what, and what came of it; refusals too.
+    let events = lab.audit_events();
+    let refused = find_audit(
+        &events,
+        "uid=1000 gid=1000",
+        "POST /drain real=127.0.0.1:8501",
+        "refused: role reader",
+    )
+    .unwrap_or_else(|| panic!("no refused drain of uid 1000 in {events:#?}"));
+    assert_eq!(refused["level"], "WARN");
+    assert_eq!(refused["fields"]["role"], "reader");
+    assert_eq!(refused["fields"]["via"], "unix");
+    assert!(find_audit(&events, "uid=1000 gid=1000", "POST /reload", "refused").is_some());
+    let done = find_audit(
+        &events,
+        "uid=1001 gid=1001",
+        "POST /drain real=127.0.0.1:8501",
+        "done (200 changed)",
+    )
+    .unwrap_or_else(|| panic!("no drain of uid 1001 in {events:#?}"));
+    assert_eq!(done["level"], "INFO");
+    assert_eq!(done["fields"]["role"], "operator");
+    assert!(find_audit(&events, "uid=1002 gid=2002", "POST /undrain", "done (200").is_some());
+    assert!(find_audit(&events, "uid=1003 gid=1003", "GET /status", "refused").is_some());
+    // Reads that are allowed are not audited (a scraper would flood the ring).
+    assert!(
+        find_audit(&events, "uid=1000 gid=1000", "GET /status", "").is_none(),
+        "{events:#?}"
+    );
+    // lbd's own log has them too (and so does remote syslog, fed from the same events).
+    assert!(
+        lab.log().contains("audit: uid=1000 gid=1000"),
+        "{}",
+        lab.log()
+    );
+}
+
+#[test]
+fn roles_over_tcp_come_from_the_client_certificate() {
+    let lab = Lab::new("api-tls-roles");
+    let (reader, operator, admin) = (
+        &lab.clients["reader"],
+        &lab.clients["operator"],
+        &lab.clients["admin"],
+    );
+    // A reader reads; its drain is refused.
+    let o = lab.lbctl_tls(reader, &["status", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = lab.lbctl_tls(reader, &["drain", "127.0.0.1:8501"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("role reader may not POST /drain"),
+        "{}",
+        text(&o)
+    );
+    // An operator drains and undrains.
+    let o = lab.lbctl_tls(operator, &["drain", "127.0.0.1:8501"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("drained"), "{}", text(&o));
+    let o = lab.lbctl_tls(operator, &["undrain", "127.0.0.1:8501"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // An admin may do everything.
+    let o = lab.lbctl_tls(admin, &["whoami"]);
+    let who = text(&o);
+    assert!(
+        who.contains("CN=admin.example.net") && who.contains("role admin"),
+        "{who}"
+    );
+    for endpoint in [
+        "GET /status",
+        "GET /metrics",
+        "GET /events",
+        "POST /reload",
+        "POST /drain",
+        "POST /undrain",
+    ] {
+        assert!(who.contains(&format!("may {endpoint}")), "{who}");
+    }
+    for args in [
+        &["status"][..],
+        &["events", "--max", "5"],
+        &["reload"],
+        &["drain", "127.0.0.1:8501"],
+        &["undrain", "127.0.0.1:8501"],
+    ] {
+        let o = lab.lbctl_tls(admin, args);
+        assert!(o.status.success(), "admin {args:?}: {}", text(&o));
+    }
+
+    // A client certificate from another CA is refused at the handshake, before any request.
+    let other = lbtest::tls::TestCa::new("another CA");
+    let dir = tempfile::tempdir().unwrap();
+    let mut stranger = other
+        .write_client(dir.path(), "stranger", &other.client("admin.example.net"))
+        .unwrap();
+    // It trusts lbd's certificate (the right --ca): only its own certificate is wrong.
+    stranger.ca = reader.ca.clone();
+    let o = lab.lbctl_tls(&stranger, &["status"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("TLS with lbd at https://127.0.0.1:9900 failed")
+            && text(&o).contains("lbd refused this client"),
+        "{}",
+        text(&o)
+    );
+    // No client certificate at all (curl, another TLS stack): refused too.
+    let o = lab.ns.run(&[
+        "curl",
+        "-sS",
+        "--max-time",
+        "20",
+        "--cacert",
+        &reader.ca.display().to_string(),
+        "https://127.0.0.1:9900/status",
+    ]);
+    assert!(
+        o.is_err(),
+        "a client without a certificate got an answer: {o:?}"
+    );
+    // Plain HTTP on the TLS port gets no answer either, and lbctl refuses http:// URLs.
+    let o = lab.ns.run(&[
+        "curl",
+        "-sS",
+        "--max-time",
+        "20",
+        "http://127.0.0.1:9900/status",
+    ]);
+    assert!(o.is_err(), "plain HTTP got an answer: {o:?}");
+    let o = lbctl(&["--url", "http://127.0.0.1:9900", "status"]);
+    assert!(text(&o).contains("speaks mutual TLS only"), "{}", text(&o));
+    // lbd's certificate checked by lbctl: the wrong CA for it is lbctl's refusal.
+    let mut wrong_ca = reader.clone();
+    wrong_ca.ca = stranger.cert.clone();
+    std::fs::write(&stranger.cert, &other.cert_pem).unwrap();
+    let o = lab.lbctl_tls(&wrong_ca, &["status"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("lbd's certificate is not trusted"),
+        "{}",
+        text(&o)
+    );
+
+    // Audited: the refused reader, the operator's and admin's changes, the refused handshakes.
+    let events = lab.audit_events();
+    let refused = find_audit(
+        &events,
+        "CN=reader.example.net",
+        "POST /drain",
+        "refused: role reader",
+    )
+    .unwrap_or_else(|| panic!("no refused drain in {events:#?}"));
+    assert!(
+        refused["fields"]["via"]
+            .as_str()
+            .unwrap()
+            .starts_with("tls from 127.0.0.1:"),
+        "{refused:#}"
+    );
+    let drained = find_audit(
+        &events,
+        "CN=operator.example.net",
+        "POST /drain",
+        "done (200",
+    )
+    .unwrap_or_else(|| panic!("no operator drain in {events:#?}"));
+    assert_eq!(drained["fields"]["role"], "operator");
+    assert!(
+        find_audit(
+            &events,
+            "CN=admin.example.net",
+            "POST /reload",
+            "done (200 unchanged)"
+        )
+        .is_some(),
+        "{events:#?}"
+    );
+    let handshakes: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| {
+            e["fields"]["action"] == "connect"
+                && e["fields"]["outcome"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("refused at the TLS handshake"))
+        })
+        .collect();
+    assert!(
+        handshakes.len() >= 2,
+        "the stranger's and the certificate-less handshakes: {events:#?}"
+    );
+    assert!(
+        handshakes.iter().all(|e| e["fields"]["who"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")),
+        "{handshakes:#?}"
+    );
 }

@@ -1,15 +1,22 @@
 //! The control API: status, metrics, events, reload and drain, on a Unix socket (always;
-//! `/run/lb/lbd.sock`, env `LBD_API_SOCKET`) and on HTTP at `[node] api_listen` when set.
-//! `lbctl` is its client.
+//! `/run/lb/lbd.sock`, env `LBD_API_SOCKET`) and over TCP with mutual TLS at `[node]
+//! api_listen` when set. `lbctl` is its client.
 //!
-//! | request | answer |
-//! | --- | --- |
-//! | `GET /status` | JSON: lbd, config (version, load time), VRRP instances and states, services and reals (health, reason, weights wanted and held, connections, rates), remote-log counters |
-//! | `GET /metrics` | the same as Prometheus text (see [`metrics`] for the names) |
-//! | `GET /events?since=SEQ&max=N` | the ring of recent log events after SEQ |
-//! | `POST /reload` | validates the config file, then reloads as SIGHUP does; says `reloaded`, `unchanged` or `refused` with the errors |
-//! | `POST /drain?real=ADDR[:PORT][&service=NAME]` | weight 0 for the real(s) until undrained, without a config change |
-//! | `POST /undrain?real=...` | back to the weight the config and checks give |
+//! | request | answer | role |
+//! | --- | --- | --- |
+//! | `GET /status` | JSON: lbd, config (version, load time), VRRP instances and states, services and reals (health, reason, weights wanted and held, connections, rates), remote-log counters | reader |
+//! | `GET /metrics` | the same as Prometheus text (see [`metrics`] for the names) | reader |
+//! | `GET /events?since=SEQ&max=N` | the ring of recent log events after SEQ | reader |
+//! | `GET /whoami` | the caller as lbd sees it, its role and what it may call | reader |
+//! | `POST /reload` | validates the config file, then reloads as SIGHUP does; says `reloaded`, `unchanged` or `refused` with the errors | operator |
+//! | `POST /drain?real=ADDR[:PORT][&service=NAME]` | weight 0 for the real(s) until undrained, without a config change | operator |
+//! | `POST /undrain?real=...` | back to the weight the config and checks give | operator |
+//!
+//! Every caller has a role ([`access`]): on the socket from its kernel credentials, over TCP
+//! from its client certificate. A request its role does not cover is answered 403. Every
+//! request that may change state, and every refusal (a role too low, a failed TLS
+//! handshake), is an audit event: a log event with target `lbd::audit`, so it is in the event
+//! ring and goes to remote syslog like any log line, whatever the log level.
 //!
 //! Data comes from what the daemon and the subsystems publish (the running config, health
 //! reports and VRRP status through `watch` channels); the IPVS columns from the kernel view the
@@ -20,14 +27,17 @@
 //! The API runs as tasks on the daemon's runtime; a kernel dump or a config parse happens on a
 //! blocking worker, so a slow client never delays the daemon.
 
+pub mod access;
 pub mod drain;
 pub mod http;
 pub mod metrics;
 pub mod snapshot;
+pub mod tls;
 
-use crate::config::Config;
+use crate::config::{ApiAccess, ApiTls, Config, Role};
 use crate::daemon::inputs::OperatorWeights;
 use crate::daemon::{Handle, ReloadResult, ReloadSource};
+use access::Caller;
 use drain::Drained;
 use http::{Request, Response};
 use serde::Serialize;
@@ -36,7 +46,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
@@ -82,6 +92,14 @@ impl Shared {
     fn publish_drains(&self, drained: &Drained) {
         self.daemon
             .set_operator_weights(Arc::new(drained.weights()));
+    }
+
+    /// Who may do what, from the running config (before the first one, the defaults: root
+    /// is admin, everyone else a reader).
+    fn access(&self) -> ApiAccess {
+        self.config()
+            .map(|c| c.node.api.clone())
+            .unwrap_or_default()
     }
 
     fn config(&self) -> Option<Arc<Config>> {
@@ -155,17 +173,30 @@ fn bind_unix(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
     let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot bind {}: {e}", path.display()))
     })?;
-    // Root and the group: whoever may steer the balancer.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    // Anyone on the box may connect: what a caller may do is its role, from the kernel's
+    // credentials of the connection ([node.api] uid / gid / default_role), decided and audited
+    // per request, not by a file mode that refuses silently.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
     l.set_nonblocking(true)?;
     Ok(l)
 }
 
-/// Follows the daemon's config (the HTTP listener, drains of reals that are gone) and serves
-/// both listeners until told to stop.
+/// The TCP listener: its address, the TLS it serves (as configured and as built).
+struct TcpApi {
+    addr: SocketAddr,
+    listener: TcpListener,
+    tls: ApiTls,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+/// How long a TCP client may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Follows the daemon's config (the TCP listener and its TLS, drains of reals that are gone)
+/// and serves both listeners until told to stop.
 async fn serve(shared: Arc<Shared>, unix: UnixListener, mut stop: oneshot::Receiver<()>) {
     let mut published = shared.daemon.published();
-    let mut tcp: Option<(SocketAddr, TcpListener)> = None;
+    let mut tcp: Option<TcpApi> = None;
     let mut applied_seen = 0;
     loop {
         // The config as the daemon runs it: follow its listener and forget drains of reals
@@ -184,28 +215,24 @@ async fn serve(shared: Arc<Shared>, unix: UnixListener, mut stop: oneshot::Recei
             }
             a = unix.accept() => {
                 if let Ok((stream, _)) = a {
-                    tokio::spawn(connection(shared.clone(), stream));
+                    tokio::spawn(unix_connection(shared.clone(), stream));
                 }
             }
             a = async {
                 match &tcp {
-                    Some((_, l)) => l.accept().await,
+                    Some(t) => t.listener.accept().await,
                     None => std::future::pending().await,
                 }
             } => {
-                if let Ok((stream, _)) = a {
-                    tokio::spawn(connection(shared.clone(), stream));
+                if let (Ok((stream, peer)), Some(t)) = (a, &tcp) {
+                    tokio::spawn(tls_connection(shared.clone(), t.acceptor.clone(), stream, peer));
                 }
             }
         }
     }
 }
 
-async fn follow_config(
-    shared: &Arc<Shared>,
-    config: &Config,
-    tcp: &mut Option<(SocketAddr, TcpListener)>,
-) {
+async fn follow_config(shared: &Arc<Shared>, config: &Config, tcp: &mut Option<TcpApi>) {
     {
         let mut drained = shared.drained();
         if drained.retain_in(config) {
@@ -216,42 +243,234 @@ async fn follow_config(
         }
     }
     let want = config.node.api_listen;
-    if tcp.as_ref().map(|t| t.0) == want {
+    let want_tls = config.node.api.tls.as_ref();
+    if let (Some(t), Some(a), Some(tls)) = (tcp.as_ref(), want, want_tls) {
+        if t.addr == a && &t.tls == tls {
+            return;
+        }
+    }
+    let Some(addr) = want else {
+        if tcp.take().is_some() {
+            info!("api: the TCP listener is closed (no api_listen)");
+        }
+        return;
+    };
+    // The config check refuses api_listen without TLS; this is the second lock on that door.
+    let Some(tls) = want_tls else {
+        *tcp = None;
+        error!("api: api_listen {addr} without [node.api.tls]: the TCP API is off (it takes mutual TLS only; the Unix socket works)");
+        return;
+    };
+    let acceptor = match tls::server_config(tls) {
+        Ok(c) => tokio_rustls::TlsAcceptor::from(c),
+        Err(e) => {
+            *tcp = None;
+            error!(
+                "api: [node.api.tls]: {e}; the TCP API on {addr} is off (the Unix socket works)"
+            );
+            return;
+        }
+    };
+    // Same address: keep the socket, serve the new TLS from the next connection on.
+    if let Some(t) = tcp.as_mut().filter(|t| t.addr == addr) {
+        t.tls = tls.clone();
+        t.acceptor = acceptor;
+        info!(listen = %addr, "api: new TLS settings on {addr}");
         return;
     }
     *tcp = None;
-    if let Some(a) = want {
-        match TcpListener::bind(a).await {
-            Ok(l) => {
-                info!(listen = %a, "api: HTTP on {a}");
-                *tcp = Some((a, l));
-            }
-            Err(e) => error!(
-                "api: cannot listen on {a}: {e}; the HTTP API is off (the Unix socket works)"
-            ),
+    match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            info!(listen = %addr, "api: HTTPS (mutual TLS) on {addr}");
+            *tcp = Some(TcpApi {
+                addr,
+                listener,
+                tls: tls.clone(),
+                acceptor,
+            });
+        }
+        Err(e) => {
+            error!("api: cannot listen on {addr}: {e}; the TCP API is off (the Unix socket works)")
         }
     }
 }
 
-async fn connection<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, mut stream: S) {
-    let resp = match http::read_request(&mut stream).await {
-        Ok(req) => route(&shared, req).await,
+/// A connection on the Unix socket: the caller is who the kernel says.
+async fn unix_connection(shared: Arc<Shared>, stream: UnixStream) {
+    let caller = match stream.peer_cred() {
+        Ok(c) => Caller::Unix {
+            uid: c.uid(),
+            gid: c.gid(),
+            pid: c.pid(),
+        },
+        Err(e) => {
+            warn!("api: cannot read the credentials of a Unix socket caller: {e}; refused");
+            return;
+        }
+    };
+    connection(shared, stream, caller).await;
+}
+
+/// A TCP connection: the TLS handshake verifies the client's certificate; the caller is who
+/// the certificate names. A failed handshake is a refusal, audited with the peer's address.
+async fn tls_connection(
+    shared: Arc<Shared>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let refuse = |outcome: String| {
+        access::audit(
+            &peer.to_string(),
+            &format!("tls from {peer}"),
+            Role::Denied,
+            "connect",
+            &outcome,
+            true,
+        )
+    };
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            refuse(format!("refused at the TLS handshake: {e}"));
+            return;
+        }
+        Err(_) => {
+            refuse(format!(
+                "refused: no TLS handshake within {}s",
+                HANDSHAKE_TIMEOUT.as_secs()
+            ));
+            return;
+        }
+    };
+    let cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| Caller::from_certificate(c.as_ref(), peer));
+    let caller = match cert {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            refuse(format!("refused: {e}"));
+            return;
+        }
+        None => {
+            refuse("refused: no client certificate".into());
+            return;
+        }
+    };
+    connection(shared, tls, caller).await;
+}
+
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    caller: Caller,
+) {
+    let req = match http::read_request(&mut stream).await {
+        Ok(req) => req,
         Err(http::HttpError::Closed) => return,
-        Err(e) => Response::error(e.status(), e.to_string()),
+        Err(e) => {
+            let resp = Response::error(e.status(), e.to_string());
+            let _ = stream.write_all(&resp.encode()).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+    };
+    let role = caller.role(&shared.access());
+    let needed = access::needed(&req.method, &req.path);
+    let action = describe(&req);
+    let resp = if role.may(needed) {
+        let resp = route(&shared, req.clone(), &caller, role).await;
+        if access::changes_state(&req.method) {
+            access::audit(
+                &caller.to_string(),
+                &caller.via(),
+                role,
+                &action,
+                &outcome(&resp),
+                false,
+            );
+        }
+        resp
+    } else {
+        let why = if role == Role::Denied {
+            format!("{caller} has no access (role none)")
+        } else {
+            format!(
+                "role {role} may not {} {}: it needs {needed}",
+                req.method, req.path
+            )
+        };
+        access::audit(
+            &caller.to_string(),
+            &caller.via(),
+            role,
+            &action,
+            &format!("refused: {why}"),
+            true,
+        );
+        Response::json(
+            403,
+            &serde_json::json!({ "error": why, "role": role, "needs": needed }),
+        )
     };
     let _ = stream.write_all(&resp.encode()).await;
     let _ = stream.shutdown().await;
 }
 
-async fn route(shared: &Arc<Shared>, req: Request) -> Response {
+/// A request as an audit event names it: `POST /drain real=10.0.0.1:80 service=web`.
+fn describe(req: &Request) -> String {
+    let mut s = format!("{} {}", req.method, req.path);
+    for (k, v) in &req.query {
+        s.push_str(&format!(" {k}={v}"));
+    }
+    s
+}
+
+/// The outcome of an answered request, for the audit trail: `200 reloaded`, `404 no real...`.
+fn outcome(resp: &Response) -> String {
+    let doc: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_default();
+    let detail = doc["error"]
+        .as_str()
+        .map(String::from)
+        .or_else(|| doc["result"].as_str().map(String::from))
+        .or_else(|| {
+            doc["changed"].as_bool().map(|c| {
+                if c {
+                    "changed".to_string()
+                } else {
+                    "unchanged".to_string()
+                }
+            })
+        })
+        .unwrap_or_default();
+    let word = if (200..300).contains(&resp.status) {
+        "done"
+    } else {
+        "failed"
+    };
+    format!("{word} ({} {detail})", resp.status).replace(" )", ")")
+}
+
+async fn route(shared: &Arc<Shared>, req: Request, caller: &Caller, role: Role) -> Response {
     let path = req.path.trim_end_matches('/');
     match (req.method.as_str(), path) {
         ("GET", "" | "/") => Response::json(
             200,
             &serde_json::json!({
-                "endpoints": ["GET /status", "GET /metrics", "GET /events?since=SEQ&max=N",
-                    "POST /reload", "POST /drain?real=ADDR[:PORT][&service=NAME]",
-                    "POST /undrain?real=ADDR[:PORT][&service=NAME]"]
+                "endpoints": access::ENDPOINTS.iter().map(|e| e.3).collect::<Vec<_>>(),
+                "yours": access::allowed(role),
+            }),
+        ),
+        ("GET", "/whoami") => Response::json(
+            200,
+            &serde_json::json!({
+                "who": caller.to_string(),
+                "via": caller.via(),
+                "role": role,
+                "may": access::allowed(role),
             }),
         ),
         ("GET", "/status") => match status(shared).await {
@@ -266,7 +485,7 @@ async fn route(shared: &Arc<Shared>, req: Request) -> Response {
         ("POST", "/reload") => reload(shared).await,
         ("POST", "/drain") => drain_cmd(shared, &req, true),
         ("POST", "/undrain") => drain_cmd(shared, &req, false),
-        (_, "/status" | "/metrics" | "/events" | "/reload" | "/drain" | "/undrain") => {
+        (_, "/status" | "/metrics" | "/events" | "/whoami" | "/reload" | "/drain" | "/undrain") => {
             Response::error(405, format!("{} is not allowed on {path}", req.method))
         }
         _ => Response::error(404, format!("no such endpoint {path:?} (GET / lists them)")),

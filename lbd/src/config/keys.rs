@@ -13,7 +13,8 @@ use std::fmt;
 /// Paths are written as operators write the table headers (`vrrp.instance.NAME`,
 /// `service.NAME.real` for `[[service.NAME.real]]`). A check table (`[check.NAME]`, a service's
 /// inline `check = { ... }`, a real's `check = { ... }`) has the keys of `check.NAME`.
-/// `node.sysctl` is free-form (sysctl names) and not listed.
+/// `node.sysctl`, `node.api.uid`, `node.api.gid` and `node.api.tls.clients` are free-form
+/// (sysctl names, ids, certificate names) and not listed.
 pub fn known_keys() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut service = fields_of::<ServiceSchema>();
     // `real` is taken out of the service table before it is deserialized (each real is read
@@ -26,6 +27,8 @@ pub fn known_keys() -> Vec<(&'static str, Vec<&'static str>)> {
         ("node", fields_of::<NodeSchema>()),
         ("node.syslog", fields_of::<SyslogSchema>()),
         ("release", fields_of::<ReleaseSchema>()),
+        ("node.api", fields_of::<ApiSchema>()),
+        ("node.api.tls", fields_of::<ApiTlsSchema>()),
         ("network", network),
         ("network.link.NAME", fields_of::<LinkSchema>()),
         ("network.link.NAME.match", fields_of::<MatchSchema>()),

@@ -78,7 +78,10 @@ pub struct Node {
     /// sysctl name (dotted) → value, applied by init before lbd starts.
     pub sysctls: BTreeMap<String, String>,
     pub syslog: Option<Syslog>,
+    /// The control API over TCP, mutual TLS only (`api.tls` is set whenever this is).
     pub api_listen: Option<SocketAddr>,
+    /// Who may do what through the control API.
+    pub api: ApiAccess,
     /// SCHED_FIFO priority of the VRRP thread, 1–99, or 0 for none; `None`: the default
     /// ([`Node::DEFAULT_VRRP_REALTIME_PRIORITY`]).
     pub vrrp_realtime_priority: Option<u8>,
@@ -95,6 +98,60 @@ impl Node {
         self.vrrp_realtime_priority
             .unwrap_or(Self::DEFAULT_VRRP_REALTIME_PRIORITY)
     }
+}
+
+/// Who may do what through the control API (`[node.api]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Default)]
+pub struct ApiAccess {
+    /// The role of a caller that no entry names.
+    pub default_role: Role,
+    /// Unix socket callers by uid.
+    pub uids: BTreeMap<u32, Role>,
+    /// Unix socket callers by primary gid.
+    pub gids: BTreeMap<u32, Role>,
+    /// The TCP listener's TLS (`[node.api.tls]`).
+    pub tls: Option<ApiTls>,
+}
+
+impl ApiAccess {
+    /// The role of a Unix socket caller, from its kernel credentials: its uid's entry, else
+    /// admin for root (uid 0), else its gid's entry, else the default.
+    pub fn unix_role(&self, uid: u32, gid: u32) -> Role {
+        if let Some(r) = self.uids.get(&uid) {
+            return *r;
+        }
+        if uid == 0 {
+            return Role::Admin;
+        }
+        self.gids.get(&gid).copied().unwrap_or(self.default_role)
+    }
+
+    /// The role of a TLS client whose (verified) certificate carries `names` (subject CN and
+    /// subject alternative names): the highest role any of them has in `clients`, else the
+    /// default.
+    pub fn tls_role<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Role {
+        let Some(tls) = &self.tls else {
+            return self.default_role;
+        };
+        names
+            .into_iter()
+            .filter_map(|n| tls.clients.get(n).copied())
+            .max()
+            .unwrap_or(self.default_role)
+    }
+}
+
+/// The control API's TLS: lbd's certificate and key, and the CA its clients' certificates
+/// must chain to. The key is never shown (see [`Secret`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ApiTls {
+    /// lbd's certificate chain, PEM, its own certificate first.
+    pub cert_pem: String,
+    pub key_pem: Secret,
+    /// The CA certificate(s) of the clients, PEM.
+    pub client_ca_pem: String,
+    /// A certificate name (subject CN or a DNS, email or URI SAN) → role.
+    pub clients: BTreeMap<String, Role>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -1,14 +1,20 @@
-//! CA certificates written inline as PEM text (`ca_pem` of an HTTPS check: the appliance has
-//! no files of its own, the config is fetched). Pure. Each certificate is parsed as a trust
-//! anchor here, the way the checker's TLS stack will, so a bad one is a config error that
-//! points at the key instead of a check that can never pass.
+//! Certificates and keys written inline as PEM text (`ca_pem` of an HTTPS check, the control
+//! API's `[node.api.tls]`: the appliance has no files of its own, the config is fetched).
+//! Pure. Each certificate is parsed here the way the TLS stack will use it (a trust anchor, or
+//! an end-entity certificate), so a bad one is a config error that points at the key instead
+//! of a check that can never pass or a listener that never starts.
 
 use rustls_pki_types::pem::{self, PemObject, SectionKind};
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// The certificates of `text`, in order: at least one, each a usable trust anchor. The error
 /// says what is wrong and is shown with the key's line and column.
 pub fn ca_certificates(text: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    ca_certificates_of("ca_pem", text)
+}
+
+/// [`ca_certificates`] for the config key `key` (named in the errors).
+pub fn ca_certificates_of(key: &str, text: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let mut certs = Vec::new();
     for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(text.as_bytes()) {
         let (kind, der) = section.map_err(|e| describe(&e))?;
@@ -24,11 +30,11 @@ pub fn ca_certificates(text: &str) -> Result<Vec<CertificateDer<'static>>, Strin
                 certs.push(cert);
             }
             SectionKind::PrivateKey | SectionKind::RsaPrivateKey | SectionKind::EcPrivateKey => {
-                return Err("ca_pem holds a private key: it takes the CA's certificate only (remove the key, and keep it off the config server)".into());
+                return Err(format!("{key} holds a private key: it takes the CA's certificate only (remove the key, and keep it off the config server)"));
             }
             other => {
                 return Err(format!(
-                    "ca_pem holds a {} section: it takes CERTIFICATE sections only",
+                    "{key} holds a {} section: it takes CERTIFICATE sections only",
                     name(other)
                 ))
             }
@@ -41,6 +47,86 @@ pub fn ca_certificates(text: &str) -> Result<Vec<CertificateDer<'static>>, Strin
         );
     }
     Ok(certs)
+}
+
+/// A certificate chain (`cert_pem`): at least one certificate, the first one a usable
+/// end-entity (server) certificate; no keys.
+pub fn certificate_chain(key: &str, text: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let mut certs = Vec::new();
+    for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(text.as_bytes()) {
+        let (kind, der) = section.map_err(|e| describe(&e))?;
+        match kind {
+            SectionKind::Certificate => {
+                let cert = CertificateDer::from(der);
+                if certs.is_empty() {
+                    webpki::EndEntityCert::try_from(&cert).map_err(|e| {
+                        format!("the first certificate is not a valid X.509 certificate ({e:?})")
+                    })?;
+                } else {
+                    webpki::anchor_from_trusted_cert(&cert).map_err(|e| {
+                        format!(
+                            "certificate {} is not a valid X.509 certificate ({e:?})",
+                            certs.len() + 1
+                        )
+                    })?;
+                }
+                certs.push(cert);
+            }
+            SectionKind::PrivateKey | SectionKind::RsaPrivateKey | SectionKind::EcPrivateKey => {
+                return Err(format!(
+                    "{key} holds a private key: the key goes in key_pem, the certificates here"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "{key} holds a {} section: it takes CERTIFICATE sections only",
+                    name(other)
+                ))
+            }
+        }
+    }
+    if certs.is_empty() {
+        return Err(
+            "no certificate: expected PEM text with -----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----"
+                .into(),
+        );
+    }
+    Ok(certs)
+}
+
+/// The one private key of `text` (`key_pem`): PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE
+/// KEY`) or SEC1 (`EC PRIVATE KEY`), and nothing else.
+pub fn private_key(key: &str, text: &str) -> Result<PrivateKeyDer<'static>, String> {
+    let mut found: Option<PrivateKeyDer<'static>> = None;
+    for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(text.as_bytes()) {
+        let (kind, der) = section.map_err(|e| describe(&e))?;
+        let k = match kind {
+            SectionKind::PrivateKey => PrivateKeyDer::Pkcs8(der.into()),
+            SectionKind::RsaPrivateKey => PrivateKeyDer::Pkcs1(der.into()),
+            SectionKind::EcPrivateKey => PrivateKeyDer::Sec1(der.into()),
+            SectionKind::Certificate => {
+                return Err(format!(
+                    "{key} holds a certificate: it takes the private key only (the certificate goes in cert_pem)"
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "{key} holds a {} section: it takes one PRIVATE KEY section",
+                    name(other)
+                ))
+            }
+        };
+        if found.is_some() {
+            return Err(format!(
+                "{key} holds two private keys: keep the one of cert_pem's certificate"
+            ));
+        }
+        found = Some(k);
+    }
+    found.ok_or_else(|| {
+        "no private key: expected PEM text with -----BEGIN PRIVATE KEY----- ... -----END PRIVATE KEY-----"
+            .into()
+    })
 }
 
 fn describe(e: &pem::Error) -> String {

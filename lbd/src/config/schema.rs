@@ -20,9 +20,11 @@ pub struct NodeSchema {
     pub sysctl: BTreeMap<Spanned<String>, Spanned<SysctlValue>>,
     /// Remote syslog collector (RFC 5424).
     pub syslog: Option<SyslogSchema>,
-    /// Control API listener on a management address (`"192.0.2.2:9900"`); the Unix socket
-    /// is always there.
+    /// Control API listener on a management address (`"192.0.2.2:9900"`), mutual TLS only;
+    /// the Unix socket is always there.
     pub api_listen: Option<Spanned<Endpoint>>,
+    /// `[node.api]`: who may do what through the control API.
+    pub api: Option<ApiSchema>,
     /// SCHED_FIFO priority of lbd's VRRP thread (0: none).
     pub vrrp_realtime_priority: Option<Spanned<i64>>,
 }
@@ -54,6 +56,38 @@ impl SysctlValue {
             SysctlValue::Bool(b) => u8::from(*b).to_string(),
         }
     }
+}
+
+/// `[node.api]`: roles of the control API's callers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSchema {
+    /// The role of a caller no entry names (default `reader`; `none` refuses it).
+    pub default_role: Option<Spanned<Role>>,
+    /// Unix socket: the caller's uid (a number) → role.
+    #[serde(default)]
+    pub uid: BTreeMap<Spanned<String>, Spanned<Role>>,
+    /// Unix socket: the caller's primary gid (a number) → role.
+    #[serde(default)]
+    pub gid: BTreeMap<Spanned<String>, Spanned<Role>>,
+    /// `[node.api.tls]`: required with `api_listen`.
+    pub tls: Option<ApiTlsSchema>,
+}
+
+/// `[node.api.tls]`: the TCP listener's certificate and the clients it accepts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTlsSchema {
+    /// lbd's certificate chain as PEM text, its own certificate first.
+    pub cert_pem: Spanned<String>,
+    /// Its private key as PEM text.
+    pub key_pem: Spanned<String>,
+    /// The CA certificate(s) that sign the clients' certificates, PEM.
+    pub client_ca_pem: Spanned<String>,
+    /// A name of a client certificate (subject CN, or a DNS, email or URI subject alternative
+    /// name) → role.
+    #[serde(default)]
+    pub clients: BTreeMap<Spanned<String>, Spanned<Role>>,
 }
 
 #[derive(Debug, Deserialize)]

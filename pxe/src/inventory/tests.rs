@@ -124,13 +124,13 @@ hostname = "lb9"
         errors(src),
         vec![
             "inv.toml:2:11: error[invalid-cmdline]: `cmdline` holds a control character or `${` (kernel parameters are one line of words; iPXE would expand `${...}` itself)",
-            "inv.toml:3:1: error[unknown-key]: unknown key `boot.colour` ([boot] has one key: cmdline)",
-            "inv.toml:6:1: error[per-node-key]: `hostname` cannot have a default (mac and hostname are set per [[node]]; kernel words for every node go in [boot] cmdline)",
+            "inv.toml:3:1: error[unknown-key]: unknown key `boot.colour` ([boot] has two keys: cmdline and console)",
+            "inv.toml:6:1: error[per-node-key]: `hostname` cannot have a default (mac and hostname are set per [[node]]; kernel words and the console for every node go in [boot] cmdline and [boot] console)",
             "inv.toml:7:8: error[invalid-value]: a datetime cannot be used as a template value (values are strings, integers, booleans or arrays of those)",
             "inv.toml:10:7: error[invalid-mac]: \"52:54:00:00:00:0g\" is not a MAC address; expected six hex octets such as 52:54:00:12:34:56 (`:` or `-` between them, or none)",
             "inv.toml:11:12: error[invalid-hostname]: \"-bad\" is not a valid hostname (use letters, digits and `-` (dots between labels), at most 63 characters per label)",
             "inv.toml:12:8: error[unsafe-string]: a value may not contain `\"`, `\\` or control characters (values are put into the config as they are, so they must not change its TOML structure)",
-            "inv.toml:14:1: error[missing-key]: [[node]] without `mac` (a node needs mac, hostname and cmdline (cmdline is optional))",
+            "inv.toml:14:1: error[missing-key]: [[node]] without `mac` (a node needs mac and hostname (cmdline and console are optional))",
             "inv.toml:17:2: error[unknown-section]: unknown section `extra` (an inventory has [boot], [defaults], [unknown] and [[node]] entries (see pxe/README.md))",
         ]
     );
@@ -161,4 +161,85 @@ fn an_empty_inventory_is_valid() {
     let inv = parse("inv.toml", "# nothing yet\n").unwrap();
     assert!(inv.nodes.is_empty());
     assert_eq!(describe(&inv), "0 nodes, unknown MACs: 404");
+}
+
+#[test]
+fn console_for_every_node_and_per_node() {
+    let src = r#"
+[boot]
+console = "ttyS1,115200n8"
+
+[unknown]
+hostname = "spare"
+console = "hvc0"
+
+[[node]]
+mac = "52:54:00:00:00:01"
+hostname = "lb1"
+
+[[node]]
+mac = "52:54:00:00:00:02"
+hostname = "lb2"
+console = "ttyS0,9600"
+"#;
+    let inv = parse("inv.toml", src).unwrap();
+    assert_eq!(
+        inv.boot_console
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("ttyS1,115200n8")
+    );
+    let own = |mac: &str| {
+        inv.node(mac.parse().unwrap())
+            .unwrap()
+            .console
+            .as_ref()
+            .map(ToString::to_string)
+    };
+    assert_eq!(own("52:54:00:00:00:01"), None, "takes [boot] console");
+    assert_eq!(own("52:54:00:00:00:02").as_deref(), Some("ttyS0,9600"));
+    assert!(
+        !inv.nodes[1].values.contains_key("console"),
+        "console is a setting, not a template value"
+    );
+    let spare = inv
+        .unknown
+        .as_ref()
+        .unwrap()
+        .entry_for("02:00:00:00:00:09".parse().unwrap());
+    assert_eq!(
+        spare.console.map(|c| c.to_string()).as_deref(),
+        Some("hvc0")
+    );
+}
+
+#[test]
+fn a_wrong_console_is_refused_at_its_line() {
+    let src = r#"[boot]
+console = "ttyS1,115300n8"
+
+[defaults]
+console = "ttyS0"
+
+[[node]]
+mac = "52:54:00:00:00:01"
+hostname = "lb1"
+console = "tty1"
+
+[[node]]
+mac = "52:54:00:00:00:02"
+hostname = "lb2"
+console = 115200
+"#;
+    let help = crate::console::FORM_HELP;
+    assert_eq!(
+        errors(src),
+        vec![
+            format!("inv.toml:2:11: error[invalid-console]: console \"ttyS1,115300n8\": 115300 is not a standard serial speed ({help})"),
+            "inv.toml:5:1: error[per-node-key]: `console` cannot have a default (mac and hostname are set per [[node]]; kernel words and the console for every node go in [boot] cmdline and [boot] console)".to_string(),
+            format!("inv.toml:10:11: error[invalid-console]: console \"tty1\": \"tty1\" is a virtual terminal, not a serial port; console=tty0 (the screen) is always added ({help})"),
+            format!("inv.toml:15:11: error[invalid-console]: `console` must be a string such as \"ttyS1,115200n8\", found integer ({help})"),
+        ]
+    );
 }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!   namespace lb-demo: br0 192.0.2.1 (the client; the config's HTTP server :8000)
-//!     ├─ tap0 ── the balancer 192.0.2.2 (QEMU, static ip=), VIP 192.0.2.100, API :9000
+//!     ├─ tap0 ── the balancer 192.0.2.2 (QEMU, static ip=), VIP 192.0.2.100, API :9000 (mTLS)
 //!     ├─ veth ── namespace lb-demo-web1 192.0.2.11 (VIP on lo), answers "web-1"   weight 3
 //!     └─ veth ── namespace lb-demo-web2 192.0.2.12 (VIP on lo), answers "web-2"   weight 1
 //! ```
@@ -34,7 +34,8 @@ const CLIENT: &str = "192.0.2.1";
 const BALANCER: &str = "192.0.2.2";
 const VIP: &str = "192.0.2.100";
 const CONFIG_PORT: u16 = 8000;
-const API: &str = "http://192.0.2.2:9000";
+const API: &str = "https://192.0.2.2:9000";
+const API_LISTEN: &str = "192.0.2.2:9000";
 const MAC: MacAddr = MacAddr([0x52, 0x54, 0x00, 0xde, 0x00, 0x02]);
 
 /// One real server of the demo.
@@ -84,6 +85,9 @@ struct Demo {
     servers: Vec<Option<StaticServer>>,
     www: ScratchDir,
     lbctl: PathBuf,
+    /// lbctl's certificate, key and CA for the API's mutual TLS, made for this run.
+    client: lbtest::tls::ClientFiles,
+    _tls_dir: ScratchDir,
     guest: Option<Guest>,
     _config_server: StaticServer,
     _config_dir: ScratchDir,
@@ -129,10 +133,23 @@ impl Demo {
             real_ns.push(ns);
         }
 
+        // The API over TCP takes mutual TLS only: a CA for this run, the balancer's certificate
+        // (its address as a subject alternative name, which lbctl checks against the URL) and
+        // an admin client's, for lbctl.
+        let ca = lbtest::tls::TestCa::new("lb demo CA (made for this run only)");
+        let server = ca.server(&[IpAddr::V4(BALANCER.parse::<Ipv4Addr>().expect("address"))]);
+        let tls_dir = ScratchDir::new("lb-demo-tls");
+        let client = ca
+            .write_client(tls_dir.path(), "demo-admin", &ca.client("demo-admin"))
+            .map_err(|e| format!("writing the demo's client certificate: {e}"))?;
+
         let config_dir = ScratchDir::new("lb-demo-config");
         let example = artifacts::workspace_root().join("tools/examples/demo.toml");
-        std::fs::copy(&example, config_dir.path().join("demo.toml"))
-            .map_err(|e| format!("{}: {e}", example.display()))?;
+        let text =
+            std::fs::read_to_string(&example).map_err(|e| format!("{}: {e}", example.display()))?;
+        let text = demo_config(&text, &ca.api_tls_toml(&server, &[("demo-admin", "admin")]))?;
+        std::fs::write(config_dir.path().join("demo.toml"), text)
+            .map_err(|e| format!("writing the demo's config: {e}"))?;
         let config_server = StaticServer::start_in(
             &lan,
             config_dir.path(),
@@ -147,6 +164,8 @@ impl Demo {
             servers: Vec::new(),
             www,
             lbctl,
+            client,
+            _tls_dir: tls_dir,
             guest: None,
             _config_server: config_server,
             _config_dir: config_dir,
@@ -189,7 +208,9 @@ impl Demo {
     /// `lbctl --url API ARGS` run from the client's namespace.
     fn lbctl(&self, args: &[&str]) -> Step<String> {
         let mut cmd = self.lan.command(&self.lbctl);
-        cmd.args(["--url", API]).args(args);
+        cmd.args(["--url", API])
+            .args(self.client.lbctl_args())
+            .args(args);
         lbtest::process::run(&mut cmd)
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .map_err(|e| e.to_string())
@@ -267,7 +288,7 @@ impl Demo {
 
     fn print_status(&self) -> Step<()> {
         let table = self.lbctl(&["status", "--color", "never"])?;
-        println!("$ ip netns exec {NS} lbctl --url {API} status");
+        println!("$ ip netns exec {NS} lbctl --url {API} --cert demo-admin.crt --key demo-admin.key --ca ca.crt status");
         print!("{table}");
         Ok(())
     }
@@ -369,15 +390,36 @@ fn power_off(demo: &mut Demo) -> Step<()> {
     Ok(())
 }
 
+/// demo.toml as the balancer gets it: with the API listener and its TLS table (the example
+/// file holds neither: the certificates are made for each run).
+fn demo_config(example: &str, api_tls: &str) -> Step<String> {
+    let with_listener = example.replacen(
+        "\n[node]\n",
+        &format!("\n[node]\napi_listen = \"{API_LISTEN}\"\n"),
+        1,
+    );
+    if with_listener == example {
+        return Err("tools/examples/demo.toml has no [node] table to add api_listen to".into());
+    }
+    Ok(format!("{with_listener}{api_tls}"))
+}
+
 fn interactive(demo: &Demo) {
     let lbctl = demo.lbctl.display();
+    let c = &demo.client;
     say("the balancer keeps running. From another terminal on this host (as root):");
     println!(
         "    ip netns exec {NS} curl http://{VIP}/                 # a request through the VIP"
     );
-    println!("    ip netns exec {NS} {lbctl} --url {API} status");
     println!(
-        "    ip netns exec {NS} {lbctl} --url {API} drain {}     # and undrain",
+        "    export LBCTL_URL={API} LBCTL_CERT={} LBCTL_KEY={} LBCTL_CA={}",
+        c.cert.display(),
+        c.key.display(),
+        c.ca.display()
+    );
+    println!("    ip netns exec {NS} {lbctl} status                   # mutual TLS, as demo-admin");
+    println!(
+        "    ip netns exec {NS} {lbctl} drain {}     # and undrain",
         REALS[0].addr
     );
     println!(

@@ -169,6 +169,8 @@ echo "$(date +%s) and $(stat -c %Y f)"
 (( n = n + 1 ))
 exec tail -f log
 runuser -u nobody -- rustup target list
+PACKAGES=(linux-image-amd64 firmware-bnx2
+    firmware-realtek)
 "#;
         let found = shell_uses(script);
         assert_eq!(

@@ -117,6 +117,10 @@ impl Lexer {
                 self.push(Tok::Sep);
                 self.i += 1;
             }
+            '(' if self.word.ends_with('=') => {
+                // NAME=(a b c): an array assignment; its words are values, not commands.
+                self.i = matching_paren(&self.chars, self.i) + 1;
+            }
             '(' if self.word.is_empty() && self.at(1) == Some('(') => {
                 // (( arithmetic )): skip.
                 self.i = matching_paren(&self.chars, self.i) + 1;

@@ -1,7 +1,9 @@
 //! A PXE lab in a network namespace: a bridge with one tap per guest, `pxe serve` (HTTP on
 //! :8080, TFTP on :69) with an inventory and template written here, and dnsmasq as the DHCP
-//! server pointing iPXE at pxe, configured as pxe/README.md tells operators to. Shared by the
-//! `pxe_chain` test and the `pxe_bench` binary (included with `#[path]`).
+//! server pointing firmware and iPXE at pxe, configured with the snippet pxe/README.md gives
+//! operators (read from the README itself, so the two cannot drift apart). Shared by the
+//! `pxe_chain`, `pxe_uefi` and `dhcp_snippets` tests and the `pxe_bench` binary (included
+//! with `#[path]`).
 //!
 //! Everything lives in the namespace and goes with it: dropping the lab kills pxe and dnsmasq
 //! and deletes the namespace, also when a test panics.
@@ -53,6 +55,48 @@ address = "10.66.0.1:8080"
 weight = 2
 "#;
 
+/// The code block that follows the line `heading` in pxe/README.md: the snippets operators
+/// copy, as the tests use them.
+pub fn readme_snippet(heading: &str) -> String {
+    let path = lbtest::artifacts::workspace_root().join("pxe/README.md");
+    let text = std::fs::read_to_string(&path).expect("pxe/README.md");
+    let after = text
+        .split_once(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("pxe/README.md has no line {heading:?}"))
+        .1;
+    let block = after
+        .split_once("```\n")
+        .and_then(|(_, rest)| rest.split_once("\n```"))
+        .unwrap_or_else(|| panic!("no code block after {heading:?} in pxe/README.md"))
+        .0;
+    format!("{block}\n")
+}
+
+/// A README snippet with the README's example addresses (pxe on 192.0.2.5, leases from
+/// .100 to .199) replaced by the lab's: pxe on [`SERVER`], leases from .50 to .99 (the
+/// template's VIP is .100).
+pub fn lab_addresses(snippet: &str) -> String {
+    assert!(
+        snippet.contains("192.0.2.5"),
+        "the README snippet no longer names pxe at 192.0.2.5; update the tests with it:\n{snippet}"
+    );
+    let s = snippet
+        .replace("192.0.2.100", "10.66.0.50")
+        .replace("192.0.2.199", "10.66.0.99")
+        .replace("192.0.2.5", SERVER)
+        .replace("192.0.2.0", "10.66.0.0");
+    assert!(
+        !s.contains("192.0.2."),
+        "an address the lab does not know:\n{s}"
+    );
+    s
+}
+
+/// OVMF, the UEFI firmware for QEMU (Debian's `ovmf`): its code, and the template of the
+/// variable store each guest gets a copy of.
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS.fd";
+
 /// The `pxe` binary built from the current source (release for benchmarks, else the test
 /// profile's debug build).
 pub fn pxe_binary(release: bool) -> PathBuf {
@@ -94,12 +138,25 @@ pub struct Lab {
 
 impl Lab {
     /// Starts pxe and dnsmasq in a fresh namespace with a tap `tapN` per balancer.
+    /// dnsmasq runs with the README's snippet for [`Dhcp::Server`]; balancers marked
+    /// `via_tftp` get `boot.ipxe` by TFTP instead of its URL (the README's alternative).
     pub fn start(tag: &str, balancers: Vec<PxeBalancer>, pxe_bin: &Path) -> Lab {
         Self::start_with(tag, balancers, pxe_bin, Dhcp::Server)
     }
 
     /// [`Lab::start`] with a choice of DHCP setup.
     pub fn start_with(tag: &str, balancers: Vec<PxeBalancer>, pxe_bin: &Path, mode: Dhcp) -> Lab {
+        Self::start_with_conf(tag, balancers, pxe_bin, mode, "")
+    }
+
+    /// [`Lab::start_with`] with lines added to dnsmasq's configuration after the README's.
+    pub fn start_with_conf(
+        tag: &str,
+        balancers: Vec<PxeBalancer>,
+        pxe_bin: &Path,
+        mode: Dhcp,
+        extra_conf: &str,
+    ) -> Lab {
         let image = Image::find();
         let dir = tempfile::tempdir().expect("temp dir");
         let ns = Netns::new(tag).expect("network namespaces (run the tests as root)");
@@ -145,35 +202,34 @@ impl Lab {
         let dnsmasq_log = dir.path().join("dnsmasq.log");
         let lan_log = dir.path().join("lan-dhcp.log");
         let mut args = dnsmasq_common(dir.path(), "br0", &dnsmasq_log, "beside-pxe");
-        match mode {
+        let conf = match mode {
             Dhcp::Server => {
-                args.extend([
-                    "--dhcp-range=10.66.0.50,10.66.0.99,255.255.255.0,1h".to_string(),
-                    // No ICMP probe of an address before offering it: the namespace is ours,
-                    // and the probe adds 3 s to every first lease.
-                    "--no-ping".into(),
-                    "--dhcp-match=set:ipxe,175".into(),
-                    "--dhcp-match=set:efi64,option:client-arch,7".into(),
-                    "--dhcp-match=set:efi64,option:client-arch,9".into(),
-                    format!("--dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi,,{SERVER}"),
-                    format!("--dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe,,{SERVER}"),
-                    format!(
-                        "--dhcp-boot=tag:ipxe,tag:!viatftp,http://{SERVER}:{HTTP_PORT}/boot.ipxe"
-                    ),
-                    format!("--dhcp-boot=tag:ipxe,tag:viatftp,boot.ipxe,,{SERVER}"),
-                ]);
-                for n in balancers.iter().filter(|n| n.via_tftp) {
-                    args.push(format!("--dhcp-host={},set:viatftp", n.mac));
+                let mut conf = lab_addresses(&readme_snippet("### dnsmasq as the DHCP server"));
+                if balancers.iter().any(|n| n.via_tftp) {
+                    let http = format!("dhcp-boot=tag:ipxe,http://{SERVER}:{HTTP_PORT}/boot.ipxe");
+                    assert!(conf.contains(&http), "{conf}");
+                    conf = conf.replace(
+                        &http,
+                        &format!(
+                            "dhcp-boot=tag:ipxe,tag:!viatftp,http://{SERVER}:{HTTP_PORT}/boot.ipxe"
+                        ),
+                    );
+                    conf += &format!("dhcp-boot=tag:ipxe,tag:viatftp,boot.ipxe,,{SERVER}\n");
+                    for n in balancers.iter().filter(|n| n.via_tftp) {
+                        conf += &format!("dhcp-host={},set:viatftp\n", n.mac);
+                    }
                 }
+                // No ICMP probe of an address before offering it: the namespace is ours, and
+                // the probe adds 3 s to every first lease.
+                conf + "no-ping\n"
             }
-            Dhcp::Proxy => args.extend([
-                "--dhcp-range=10.66.0.0,proxy".to_string(),
-                "--dhcp-match=set:ipxe,175".into(),
-                format!("--pxe-service=tag:!ipxe,x86PC,\"lb appliance\",undionly.kpxe,{SERVER}"),
-                format!("--pxe-service=tag:!ipxe,X86-64_EFI,\"lb appliance\",ipxe.efi,{SERVER}"),
-                format!("--dhcp-boot=tag:ipxe,http://{SERVER}:{HTTP_PORT}/boot.ipxe,,{SERVER}"),
-            ]),
-        }
+            Dhcp::Proxy => lab_addresses(&readme_snippet(
+                "### Proxy DHCP: when the DHCP server cannot be changed",
+            )),
+        };
+        let conf_path = dir.path().join("dnsmasq-beside-pxe.conf");
+        std::fs::write(&conf_path, conf + extra_conf).unwrap();
+        args.push(format!("--conf-file={}", conf_path.display()));
         // Router advertisements (no DHCPv6): iPXE's IPv6 autoconfiguration ends at once.
         args.extend([
             "--enable-ra".to_string(),
@@ -234,6 +290,37 @@ impl Lab {
             .nic(Nic::tap(format!("tap{i}"), n.mac))
             .netns(&self.ns)
             .args(["-machine", "graphics=off"])
+    }
+
+    /// A UEFI guest for balancer `i`: OVMF with a variable store of its own, on `tap{i}`. The
+    /// NIC has no option ROM, so the firmware's own virtio driver and PXE client boot it:
+    /// DHCP with client architecture 7, `snponly.efi` by TFTP, and that iPXE on the
+    /// firmware's network interface (SNP). (QEMU's virtio ROM would be an iPXE of its own and
+    /// skip both.)
+    pub fn uefi_guest(&self, i: usize) -> GuestBuilder {
+        let n = &self.balancers[i];
+        for f in [OVMF_CODE, OVMF_VARS] {
+            assert!(
+                Path::new(f).is_file(),
+                "{f} is missing: apt-get install ovmf (tools/setup.sh installs it)"
+            );
+        }
+        let vars = self.dir.path().join(format!("ovmf-vars-{i}.fd"));
+        std::fs::copy(OVMF_VARS, &vars).unwrap();
+        GuestBuilder::new(format!("pxe-uefi-{}", n.hostname))
+            .memory_mib(512)
+            .nic(Nic::tap(format!("tap{i}"), n.mac).romfile(""))
+            .netns(&self.ns)
+            .args(["-machine", "graphics=off"])
+            .arg("-drive")
+            .arg(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
+            ))
+            .arg("-drive")
+            .arg(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            ))
     }
 
     /// What pxe serves balancer `i` (`pxe render`): its config text and lbd's version of it.

@@ -30,12 +30,14 @@ mod check;
 mod duration;
 mod ipvs;
 mod log;
+mod role;
 
 pub use address::*;
 pub use check::*;
 pub use duration::*;
 pub use ipvs::*;
 pub use log::*;
+pub use role::*;
 
 #[cfg(test)]
 mod tests;

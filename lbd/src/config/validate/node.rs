@@ -1,5 +1,5 @@
-//! The `[node]` section: the box's host name, sysctls, remote syslog, API listener and the
-//! VRRP thread's real-time priority.
+//! The `[node]` section: the box's host name, sysctls, remote syslog, the control API (its
+//! listener, roles and TLS) and the VRRP thread's real-time priority.
 
 use super::{valid_hostname, Validator};
 use crate::config::model::*;
@@ -141,14 +141,37 @@ impl Validator {
                 });
             }
         }
-        if let Some(api) = n.api_listen {
-            match api.get_ref().port {
-                Some(p) => node.api_listen = Some(SocketAddr::new(api.get_ref().ip, p)),
+        let api = n.api.unwrap_or_default();
+        let tls_span = api.tls.as_ref().map(|t| t.cert_pem.span());
+        node.api = self.api_access(api);
+        if let Some(listen) = n.api_listen {
+            match listen.get_ref().port {
+                Some(p) => node.api_listen = Some(SocketAddr::new(listen.get_ref().ip, p)),
                 None => {
-                    self.err("missing-port", api.span(), "api_listen needs a port")
+                    self.err("missing-port", listen.span(), "api_listen needs a port")
                         .help = Some("e.g. api_listen = \"192.0.2.2:9900\"".into());
                 }
             }
+            if tls_span.is_none() {
+                self.err(
+                    "api-without-tls",
+                    listen.span(),
+                    "api_listen without [node.api.tls]: the control API is served over TCP with mutual TLS only",
+                )
+                .help = Some(
+                    "add [node.api.tls] with cert_pem, key_pem and client_ca_pem (see \"[node.api.tls]\" in lbd/CONFIG.md), or remove api_listen and use the Unix socket"
+                        .into(),
+                );
+            }
+        } else if let Some(span) = tls_span {
+            self.warn(
+                "unused-key",
+                span,
+                "[node.api.tls] has no effect without api_listen: the Unix socket does not use TLS",
+            )
+            .help = Some(
+                "set [node] api_listen to serve the API over TCP, or remove [node.api.tls]".into(),
+            );
         }
         if let Some(p) = n.vrrp_realtime_priority {
             match u8::try_from(*p.get_ref()) {
@@ -167,6 +190,73 @@ impl Validator {
             }
         }
         node
+    }
+
+    /// `[node.api]`: the roles of Unix socket callers and TLS clients, and the TLS material.
+    fn api_access(&mut self, api: ApiSchema) -> ApiAccess {
+        let mut access = ApiAccess {
+            default_role: api.default_role.map(|r| *r.get_ref()).unwrap_or_default(),
+            ..ApiAccess::default()
+        };
+        for (which, map, out) in [
+            ("uid", api.uid, &mut access.uids),
+            ("gid", api.gid, &mut access.gids),
+        ] {
+            for (id, role) in map {
+                match id.get_ref().parse::<u32>() {
+                    // u32::MAX is the kernel's "no id" (-1), never a caller's.
+                    Ok(n) if n != u32::MAX => {
+                        out.insert(n, *role.get_ref());
+                    }
+                    _ => {
+                        self.err(
+                            "bad-uid",
+                            id.span(),
+                            format!("[node.api.{which}] key {:?} is not a {which}", id.get_ref()),
+                        )
+                        .help = Some(
+                            "write the number, 0 to 4294967294 (the box has no user database to look names up in), e.g. 1000 = \"operator\""
+                        .into());
+                    }
+                }
+            }
+        }
+        if let Some(t) = api.tls {
+            let cert = crate::config::pem::certificate_chain("cert_pem", t.cert_pem.get_ref());
+            if let Err(e) = &cert {
+                self.err("bad-pem", t.cert_pem.span(), format!("cert_pem: {e}"))
+                    .help = Some("paste lbd's certificate (then any intermediate CA certificates) as a multi-line string: cert_pem = \"\"\"\n-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n\"\"\"".into());
+            }
+            let key = crate::config::pem::private_key("key_pem", t.key_pem.get_ref());
+            if let Err(e) = &key {
+                self.err("bad-key", t.key_pem.span(), format!("key_pem: {e}"))
+                    .help = Some("paste the private key of cert_pem's certificate as a multi-line string: key_pem = \"\"\"\n-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----\n\"\"\"".into());
+            }
+            let ca =
+                crate::config::pem::ca_certificates_of("client_ca_pem", t.client_ca_pem.get_ref());
+            if let Err(e) = &ca {
+                self.err("bad-pem", t.client_ca_pem.span(), format!("client_ca_pem: {e}"))
+                    .help = Some("paste the certificate of the CA that signs the clients' certificates: client_ca_pem = \"\"\"\n-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n\"\"\"".into());
+            }
+            let mut clients = std::collections::BTreeMap::new();
+            for (name, role) in t.clients {
+                if name.get_ref().trim().is_empty() {
+                    self.err("invalid-value", name.span(), "an empty client name matches no certificate")
+                        .help = Some("write the certificate's subject CN or a subject alternative name, e.g. \"ops@example.net\" = \"operator\"".into());
+                    continue;
+                }
+                clients.insert(name.get_ref().clone(), *role.get_ref());
+            }
+            if cert.is_ok() && key.is_ok() && ca.is_ok() {
+                access.tls = Some(ApiTls {
+                    cert_pem: t.cert_pem.into_inner(),
+                    key_pem: crate::config::Secret::new(t.key_pem.into_inner()),
+                    client_ca_pem: t.client_ca_pem.into_inner(),
+                    clients,
+                });
+            }
+        }
+        access
     }
 }
 
