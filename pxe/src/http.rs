@@ -261,6 +261,16 @@ async fn respond(shared: &Shared, req: &Request<Incoming>, note: &mut Note) -> R
                 text(StatusCode::NOT_FOUND, "pxe: no TFTP root (iPXE binaries) configured\n")
             }
         },
+        Route::Signature(words) => match &shared.signatures {
+            Some(dir) => file_answer(head, &conds, dir.get(&words).await, req, note),
+            None => {
+                note.detail = Some("no signatures directory".into());
+                text(
+                    StatusCode::NOT_FOUND,
+                    "pxe: no signatures are served (pxe serve --signatures DIR, filled by pxe sign)\n",
+                )
+            }
+        },
         Route::Status => {
             let body = Bytes::from(format!("{:#}\n", site.status_json()));
             let v = Validators::of(&body, site.modified);

@@ -24,6 +24,7 @@ pub mod mac;
 pub mod reload;
 pub mod routes;
 pub mod safepath;
+pub mod signing;
 pub mod site;
 pub mod state;
 pub mod template;

@@ -60,9 +60,34 @@ enum Cmd {
         mac: Mac,
     },
     /// Validate the inventory and every node's rendered config; exit 1 if anything is wrong.
+    /// With --trusted-keys, also check each node's signature in --signatures against its
+    /// current render, as the node itself will.
     Check {
         #[command(flatten)]
         src: SourceArgs,
+        /// Operator public keys (`ssh-ed25519 AAAA...` lines) the image trusts.
+        #[arg(long, value_name = "FILE", requires = "signatures")]
+        trusted_keys: Option<PathBuf>,
+        /// The directory `pxe sign` wrote.
+        #[arg(long, value_name = "DIR", requires = "trusted_keys")]
+        signatures: Option<PathBuf>,
+    },
+    /// Render every node's config and sign it with the operator's key (ssh-keygen -Y sign
+    /// -n lb-config), into DIR/config/MAC.toml and DIR/config/MAC.toml.sig; with --image,
+    /// sign the image's files too (namespace lb-image). Run it where the key is; publish DIR
+    /// to the pxe host and serve it with `pxe serve --signatures DIR`.
+    Sign {
+        #[command(flatten)]
+        src: SourceArgs,
+        /// The private key, or its .pub when the key is in ssh-agent.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Where to write the signed renders and their signatures.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// An image directory whose vmlinuz, initrd.img and boot.ipxe to sign as well.
+        #[arg(long, value_name = "DIR")]
+        image: Option<PathBuf>,
     },
 }
 
@@ -99,6 +124,10 @@ struct ServeArgs {
     /// How often the inventory, template and image manifest are checked for changes.
     #[arg(long, value_name = "DURATION", default_value = "2s")]
     poll: ConfigDuration,
+    /// Directory of detached signatures written by `pxe sign`, served beside what they sign
+    /// (`/config/MAC.toml.sig`, `/boot/MAC.ipxe.sig`, `/image/FILE.sig`). pxe holds no key.
+    #[arg(long, value_name = "DIR")]
+    signatures: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -119,7 +148,17 @@ fn main() -> ExitCode {
             rt.block_on(serve(args))
         }
         Cmd::Render { src, mac } => render(&src, mac),
-        Cmd::Check { src } => check(&src),
+        Cmd::Check {
+            src,
+            trusted_keys,
+            signatures,
+        } => check(&src, trusted_keys.as_deref().zip(signatures.as_deref())),
+        Cmd::Sign {
+            src,
+            key,
+            out,
+            image,
+        } => sign(&src, &key, &out, image.as_deref()),
     }
 }
 
@@ -228,7 +267,14 @@ async fn serve(args: ServeArgs) -> ExitCode {
     if let Ok(inv) = inventory::load(&args.src.inventory) {
         info!("inventory: {}", inventory::describe(&inv));
     }
-    let shared = Arc::new(Shared::new(site, image, tftp_root));
+    let mut shared = Shared::new(site, image, tftp_root);
+    if let Some(dir) = &args.signatures {
+        match FileCache::new(dir) {
+            Ok(c) => shared = shared.with_signatures(c),
+            Err(e) => return usage(format!("--signatures {}: {e}", dir.display())),
+        }
+    }
+    let shared = Arc::new(shared);
 
     let mut tftp_addr = None;
     if let Some(addr) = args.tftp {
@@ -312,9 +358,16 @@ fn render(src: &SourceArgs, mac: Mac) -> ExitCode {
     }
 }
 
-fn check(src: &SourceArgs) -> ExitCode {
+fn check(src: &SourceArgs, signed: Option<(&Path, &Path)>) -> ExitCode {
     let Some((inv, tmpl)) = load_sources(src) else {
         return ExitCode::from(1);
+    };
+    let keys = match signed.map(|(keys, _)| read_keys(keys)).transpose() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("pxe: {e}");
+            return ExitCode::from(2);
+        }
     };
     println!("{}: {}", inv.file, inventory::describe(&inv));
     let mut failed = 0;
@@ -329,7 +382,20 @@ fn check(src: &SourceArgs) -> ExitCode {
     for (who, entry) in entries {
         match site::render_node(&tmpl, &entry, &inv.file, SystemTime::now()) {
             Ok((r, warnings)) => {
-                println!("ok     {who}: {}", r.summary);
+                let verdict = match (&keys, signed) {
+                    (Some(keys), Some((_, dir))) => {
+                        Some(pxe::signing::check_node(&r.body, &entry, dir, keys))
+                    }
+                    _ => None,
+                };
+                match verdict {
+                    Some(Err(e)) => {
+                        failed += 1;
+                        println!("FAILED {who}: {e}");
+                    }
+                    Some(Ok(signer)) => println!("ok     {who}: {}, {signer}", r.summary),
+                    None => println!("ok     {who}: {}", r.summary),
+                }
                 for w in warnings {
                     println!("       {w}");
                 }
@@ -349,6 +415,62 @@ fn check(src: &SourceArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+fn read_keys(path: &Path) -> Result<Vec<lbd::trust::PublicKey>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--trusted-keys {}: {e}", path.display()))?;
+    let keys =
+        lbd::trust::parse_keys(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
+    if keys.is_empty() {
+        return Err(format!("--trusted-keys {}: no key in it", path.display()));
+    }
+    Ok(keys)
+}
+
+fn sign(src: &SourceArgs, key: &Path, out: &Path, image: Option<&Path>) -> ExitCode {
+    let Some((inv, tmpl)) = load_sources(src) else {
+        return ExitCode::from(1);
+    };
+    let mut signed = 0;
+    for entry in &inv.nodes {
+        let who = template::who(entry);
+        let rendered = match site::render_node(&tmpl, entry, &inv.file, SystemTime::now()) {
+            Ok((r, _)) => r,
+            Err(e) => {
+                eprintln!("pxe: {who}: not signed, the config is refused:\n{e}");
+                return ExitCode::from(1);
+            }
+        };
+        match pxe::signing::sign_config(key, out, entry.mac, &rendered.body) {
+            Ok(path) => {
+                signed += 1;
+                println!("signed {who}: {}", path.display());
+            }
+            Err(e) => {
+                eprintln!("pxe: {who}: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    if let Some(image) = image {
+        for file in ["vmlinuz", "initrd.img", "boot.ipxe"] {
+            match pxe::signing::sign_image_file(key, out, &image.join(file)) {
+                Ok(path) => println!("signed {file}: {}", path.display()),
+                Err(e) => {
+                    eprintln!("pxe: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    }
+    println!(
+        "{signed} config{} signed into {}; serve it with pxe serve --signatures {}",
+        if signed == 1 { "" } else { "s" },
+        out.display(),
+        out.display()
+    );
+    ExitCode::SUCCESS
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! | `/image/<file>`       | a file of the image directory (`vmlinuz`, `initrd.img`, ...) (HTTP) |
 //! | `/ipxe/<file>`        | a file of the TFTP root, for UEFI HTTP boot (`snponly.efi`) (HTTP) |
 //! | `/status`             | JSON: nodes, served config versions, current problems (HTTP) |
+//! | `<any of the above>.sig` | its detached signature, from `--signatures` (`pxe sign` writes them) |
 //! | `<file>`              | a file of the TFTP root (`undionly.kpxe`, `snponly.efi`, `ipxe.efi`) (TFTP) |
 //!
 //! `<mac>` is `aa:bb:cc:dd:ee:ff`, `aa-bb-cc-dd-ee-ff` or `aabbccddeeff`, any case.
@@ -27,6 +28,9 @@ pub enum Route {
     /// by HTTP fetches iPXE itself by URL.
     LoaderFile(Vec<String>),
     Status,
+    /// The detached signature of a script, config or image file: its path below the
+    /// signatures directory (`config/aa-bb-cc-dd-ee-ff.toml.sig`), MACs written one way.
+    Signature(Vec<String>),
     /// `/boot/x.ipxe` or `/config/x.toml` where x is not a MAC.
     BadMac(String),
     /// A path that tries to leave its directory, or is malformed.
@@ -36,6 +40,33 @@ pub enum Route {
 
 /// Routes an HTTP request path (percent-encoded, without the query).
 pub fn http(path: &str) -> Route {
+    match path.strip_suffix(".sig") {
+        Some(signed) => signature_of(http_unsigned(signed)),
+        None => http_unsigned(path),
+    }
+}
+
+/// Where the signature of what `route` serves is kept, below the signatures directory.
+fn signature_of(route: Route) -> Route {
+    let words: Vec<String> = match route {
+        Route::GenericScript => vec!["boot.ipxe.sig".into()],
+        Route::NodeScript(mac) => vec!["boot".into(), format!("{}.ipxe.sig", mac.hyphenated())],
+        Route::Config(mac) => vec!["config".into(), format!("{}.toml.sig", mac.hyphenated())],
+        Route::File(mut words) => {
+            if let Some(last) = words.last_mut() {
+                last.push_str(".sig");
+            }
+            let mut path = vec!["image".to_string()];
+            path.extend(words);
+            path
+        }
+        other @ (Route::BadMac(_) | Route::Refused(_)) => return other,
+        _ => return Route::NotFound,
+    };
+    Route::Signature(words)
+}
+
+fn http_unsigned(path: &str) -> Route {
     let Some(rest) = path.strip_prefix('/') else {
         return Route::NotFound;
     };
@@ -67,6 +98,17 @@ pub fn http(path: &str) -> Route {
 /// firmware sends both `boot.ipxe` and `/boot.ipxe`).
 pub fn tftp(name: &str) -> Route {
     let name = name.strip_prefix('/').unwrap_or(name);
+    if let Some(signed) = name.strip_suffix(".sig") {
+        // Scripts and configs only: TFTP's plain files are the iPXE binaries.
+        return match tftp_unsigned(signed) {
+            Route::File(_) => Route::NotFound,
+            route => signature_of(route),
+        };
+    }
+    tftp_unsigned(name)
+}
+
+fn tftp_unsigned(name: &str) -> Route {
     match safepath::clean(name, false) {
         Ok(words) if words == ["boot.ipxe"] => Route::GenericScript,
         Ok(words) => per_mac(&words).unwrap_or(Route::File(words)),
@@ -137,6 +179,32 @@ mod tests {
         ] {
             assert!(matches!(http(p), Route::Refused(_)), "{p}: {:?}", http(p));
         }
+    }
+
+    #[test]
+    fn signatures_sit_beside_what_they_sign() {
+        let sig = |words: &[&str]| Route::Signature(words.iter().map(|w| w.to_string()).collect());
+        assert_eq!(
+            http("/config/52:54:00:AB:00:01.toml.sig"),
+            sig(&["config", "52-54-00-ab-00-01.toml.sig"])
+        );
+        assert_eq!(
+            http("/boot/525400ab0001.ipxe.sig"),
+            sig(&["boot", "52-54-00-ab-00-01.ipxe.sig"])
+        );
+        assert_eq!(http("/boot.ipxe.sig"), sig(&["boot.ipxe.sig"]));
+        assert_eq!(
+            http("/image/initrd.img.sig"),
+            sig(&["image", "initrd.img.sig"])
+        );
+        assert_eq!(
+            tftp("config/52-54-00-ab-00-01.toml.sig"),
+            sig(&["config", "52-54-00-ab-00-01.toml.sig"])
+        );
+        assert_eq!(tftp("undionly.kpxe.sig"), Route::NotFound);
+        assert_eq!(http("/status.sig"), Route::NotFound);
+        assert!(matches!(http("/image/../x.sig"), Route::Refused(_)));
+        assert_eq!(http("/config/lb1.toml.sig"), Route::BadMac("lb1".into()));
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub struct Shared {
     pub image: FileCache,
     /// The TFTP root (iPXE binaries), if any.
     pub tftp_root: Option<FileCache>,
+    /// Detached signatures (`--signatures`, written by `pxe sign`), if any.
+    pub signatures: Option<FileCache>,
 }
 
 impl Shared {
@@ -21,7 +23,14 @@ impl Shared {
             site: RwLock::new(Arc::new(site)),
             image,
             tftp_root,
+            signatures: None,
         }
+    }
+
+    /// Serves detached signatures from `dir`.
+    pub fn with_signatures(mut self, dir: FileCache) -> Shared {
+        self.signatures = Some(dir);
+        self
     }
 
     /// The current site; requests work on one snapshot from start to end.

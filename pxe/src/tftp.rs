@@ -101,6 +101,27 @@ impl Handler for ReadOnly {
                     ));
                 }
             },
+            Route::Signature(words) => match &self.shared.signatures {
+                Some(dir) => match dir.get(&words).await {
+                    Ok(f) => (f.body.clone(), None),
+                    Err(_) => {
+                        return Err(refuse(
+                            client,
+                            &file,
+                            "not-found",
+                            packet::Error::FileNotFound,
+                        ))
+                    }
+                },
+                None => {
+                    return Err(refuse(
+                        client,
+                        &file,
+                        "not-found",
+                        packet::Error::FileNotFound,
+                    ))
+                }
+            },
             Route::File(words) => {
                 let Some(root) = &self.shared.tftp_root else {
                     return Err(refuse(

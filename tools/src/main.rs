@@ -105,6 +105,11 @@ enum Command {
         /// Print nothing for valid files.
         #[arg(short, long)]
         quiet: bool,
+        /// Operator public keys (`ssh-ed25519 AAAA...` lines): each FILE must then have a
+        /// valid signature FILE.sig by one of them and a [release] section, as a balancer
+        /// whose image carries these keys requires.
+        #[arg(long, value_name = "KEYS")]
+        trusted_keys: Option<PathBuf>,
     },
     /// Convert a keepalived.conf or ldirectord.cf into our config (TOML on stdout, a warning on
     /// stderr for every construct without an exact equivalent; exit 1 on malformed input).
@@ -166,7 +171,11 @@ fn main() -> ExitCode {
         Command::Reload => api_cmd(api(), reload),
         Command::Whoami => api_cmd(api(), whoami),
         Command::Events { since, max } => api_cmd(api(), |t| events(t, since, max)),
-        Command::Validate { files, quiet } => validate(&files, quiet),
+        Command::Validate {
+            files,
+            quiet,
+            trusted_keys,
+        } => validate(&files, quiet, trusted_keys.as_deref()),
         Command::Realserver { vip, mode, iface } => {
             let mode = match mode {
                 RsMode::Dr => lbctl::realserver::Mode::Dr,
@@ -271,7 +280,25 @@ fn convert_cmd(
     }
 }
 
-fn validate(files: &[PathBuf], quiet: bool) -> ExitCode {
+fn validate(files: &[PathBuf], quiet: bool, trusted_keys: Option<&std::path::Path>) -> ExitCode {
+    let keys = match trusted_keys {
+        None => None,
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| format!("--trusted-keys {}: {e}", path.display()))
+            .and_then(|t| {
+                lbd::trust::parse_keys(&t, &path.display().to_string()).map_err(|e| e.to_string())
+            }) {
+            Ok(k) if !k.is_empty() => Some(k),
+            Ok(_) => {
+                eprintln!("error: --trusted-keys {}: no key in it", path.display());
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let mut failed = 0;
     for file in files {
         match lbd::config::load(file) {
@@ -279,8 +306,23 @@ fn validate(files: &[PathBuf], quiet: bool) -> ExitCode {
                 for w in &loaded.warnings {
                     eprintln!("{}", w.render(&loaded.file, &loaded.source_text));
                 }
+                let signer = match &keys {
+                    None => String::new(),
+                    Some(keys) => match check_signature(file, &loaded, keys) {
+                        Ok(s) => format!(", {s}"),
+                        Err(e) => {
+                            eprintln!("{}: refused: {e}", file.display());
+                            failed += 1;
+                            continue;
+                        }
+                    },
+                };
                 if !quiet {
-                    println!("{}: ok: {}", file.display(), loaded.config.summary());
+                    println!(
+                        "{}: ok: {}{signer}",
+                        file.display(),
+                        loaded.config.summary()
+                    );
                 }
             }
             Err(e) => {
@@ -294,6 +336,37 @@ fn validate(files: &[PathBuf], quiet: bool) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// FILE.sig verifies over FILE's bytes by one of `keys`, and the config has a `[release]`.
+fn check_signature(
+    file: &std::path::Path,
+    loaded: &lbd::config::Loaded,
+    keys: &[lbd::trust::PublicKey],
+) -> Result<String, String> {
+    let sig_path = PathBuf::from(format!("{}.sig", file.display()));
+    let sig = std::fs::read(&sig_path).map_err(|e| {
+        format!(
+            "no signature {} ({e}): sign it with ssh-keygen -Y sign -n {} -f KEY {}",
+            sig_path.display(),
+            lbd::trust::NAMESPACE,
+            file.display()
+        )
+    })?;
+    let key =
+        lbd::trust::verify(loaded.source_text.as_bytes(), &sig, keys).map_err(|e| e.to_string())?;
+    let release = loaded
+        .config
+        .release
+        .as_ref()
+        .ok_or_else(|| lbd::trust::ReleaseError::Missing.to_string())?;
+    Ok(format!(
+        "signed by {} {}, serial {}, for {}",
+        key.fingerprint(),
+        key.comment,
+        release.serial,
+        release.node
+    ))
 }
 
 type ApiResult = Result<ExitCode, lbctl::client::ClientError>;
