@@ -10,6 +10,7 @@
 //! | `lb.shutdown_timeout=DURATION` | how long lbd gets to stop before SIGKILL | `10s` |
 //! | `lb.syslog=udp://IP:PORT` | remote syslog collector (RFC 5424; `tcp://` too), read by `lbd::logging` | none |
 //! | `lb.carrier_timeout=DURATION` | how long the boot link may take to get carrier before init says so and starts over (real switch ports take 30 s, LACP a minute) | `90s` |
+//! | `lb.tls_pin=sha256//BASE64` | the config server's public key for `https://` config URLs (curl's `--pinnedpubkey` form; repeat or separate with `,` for several); the image's `/etc/lb/tls_pins` adds to it | none: `https://` cannot be used |
 //! | `lb.unsigned=allow` | apply configs without a valid signature although the image carries keys (logged at every config, shown in status and metrics) | refuse them |
 //! | `lb.shell=TTY` | a debug shell (`/bin/sh`, only in images that ship one) on `/dev/TTY`, respawned | none |
 //! | `ip=...` | the kernel's `ip=` syntax, parsed by `net` | `dhcp` |
@@ -114,6 +115,8 @@ pub struct InitSettings {
     pub carrier_timeout: Duration,
     /// `lb.unsigned=allow`: unsigned configs are applied although the image carries keys.
     pub allow_unsigned: bool,
+    /// `lb.tls_pin=`: pinned server keys for `https://` config URLs.
+    pub tls_pins: Vec<crate::fetch::tls::Pin>,
     /// Terminal for a debug shell (`ttyS1`), if asked for.
     pub shell_tty: Option<String>,
 }
@@ -201,6 +204,23 @@ impl InitSettings {
             } else {
                 carrier_timeout
             },
+            tls_pins: cmdline
+                .get_all("lb.tls_pin")
+                .iter()
+                .flat_map(|v| v.split(','))
+                .filter(|p| !p.trim().is_empty())
+                .filter_map(|p| match p.parse() {
+                    Ok(pin) => Some(pin),
+                    Err(problem) => {
+                        errors.push(SettingError {
+                            key: "lb.tls_pin",
+                            value: p.to_string(),
+                            problem,
+                        });
+                        None
+                    }
+                })
+                .collect(),
             allow_unsigned: match cmdline.get("lb.unsigned") {
                 None => false,
                 Some("allow") => true,

@@ -15,6 +15,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, error, info, warn};
 
+/// Server keys the image pins for `https://` config URLs (`image build --tls-pin`).
+pub const TLS_PINS: &str = "/etc/lb/tls_pins";
+
 /// Where lbd reads its config: RAM only.
 pub const CONFIG_PATH: &str = "/run/lb/config.toml";
 /// Where the config came from (URL, hash, validators), for operators and status.
@@ -88,7 +91,24 @@ pub async fn run(
         hostname: boot_hostname,
     };
     let (gate, verdicts) = trust::SignatureGate::new(policy, identity);
+    let mut pins = settings.tls_pins.clone();
+    if let Ok(text) = std::fs::read_to_string(TLS_PINS) {
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            match line.parse() {
+                Ok(pin) => pins.push(pin),
+                Err(e) => error!("{TLS_PINS}: {e}"),
+            }
+        }
+    }
+    if !pins.is_empty() {
+        info!(pins = ?pins, "https:// config URLs trust exactly these server keys (no CA, no clock)");
+    }
     fetcher = fetcher
+        .with_pinned_keys(pins)
         .with_attempt_timeout(settings.attempt_timeout)
         .with_backoff(Backoff::new(first_fetch_backoff(settings.poll)))
         .with_gate(gate)

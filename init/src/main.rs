@@ -22,12 +22,14 @@ const HELP: &str = "\
 init: the appliance's PID 1. It mounts, loads modules, brings the network up, fetches the config
 and supervises lbd. It takes its settings from the kernel command line:
 
-  lb.config=URL[,URL...]   config source(s): http://, tftp:// (variables ${mac}, ${mac_hyphen},
+  lb.config=URL[,URL...]   config source(s): http://, https://, tftp:// (variables ${mac}, ${mac_hyphen},
                            ${ip}, ${hostname}, ${uuid})
   lb.poll=DURATION         how often to look for a changed config (0: never)       [30s]
   lb.timeout=DURATION      per-attempt fetch timeout                                [5s]
   lb.shutdown_timeout=D    how long lbd gets to stop before SIGKILL                 [10s]
   lb.carrier_timeout=D     how long the boot link may take to get carrier per try   [90s]
+  lb.tls_pin=sha256//B64   the config server's key for https:// URLs (no CA, no clock)
+  lb.unsigned=allow        apply configs without a valid signature (images with keys)
   lb.log=LEVEL             init's log level; wins over the config's [node] log_level
   lb.syslog=udp://IP:514   remote syslog for init and lbd (tcp:// too)
   lb.shell=TTY             debug shell (test images only)

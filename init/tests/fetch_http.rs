@@ -11,9 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use fetch_common::*;
 use hyper::StatusCode;
 use init::fetch::http::{self, HttpError, HttpLimits, HttpResponse, Validators, USER_AGENT};
-use init::fetch::{
-    AttemptError, FetchError, FetchOutcome, FetchUrl, Fetched, Fetcher, UrlError, Vars,
-};
+use init::fetch::{AttemptError, FetchError, FetchOutcome, FetchUrl, Fetched, Fetcher, Vars};
 
 fn fetcher(url: &str) -> Fetcher {
     Fetcher::from_templates(&[url], Vars::default())
@@ -397,16 +395,8 @@ async fn redirects_are_followed_a_few_times() {
                 .await
                 .unwrap_err(),
         );
-        assert!(
-            matches!(
-                e,
-                HttpError::RedirectTarget {
-                    source: UrlError::HttpsNotSupported { .. },
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        // HTTP may move to HTTPS; without a pinned key that cannot be trusted.
+        assert!(matches!(e, HttpError::NoPin { .. }), "{e:?}");
         let e = http_cause(fetcher(&server.url("/name")).fetch(None).await.unwrap_err());
         assert!(
             e.to_string().contains("names are not resolved at boot"),
@@ -434,4 +424,38 @@ async fn malformed_response_is_a_protocol_error() {
         assert!(matches!(e, HttpError::Protocol { .. }), "{e:?}");
     })
     .await
+}
+
+/// HTTPS against `openssl s_server` with the server's key pinned: fetched; a key that is
+/// not the pinned one and a missing pin are refused, saying why.
+#[tokio::test]
+async fn https_trusts_exactly_the_pinned_server_key() {
+    bounded(async {
+        let dir = TempDir::new("https");
+        dir.write("lb.toml", b"[node]\nhostname = \"lb-tls\"\n");
+        let (_server, addr, pin) = openssl_https(dir.path()).await;
+        let url = format!("https://{addr}/lb.toml");
+
+        let mut f = fetcher(&url).with_pinned_keys(vec![pin.parse().unwrap()]);
+        let got = fetch_new(&mut f, None).await;
+        assert_eq!(&got.bytes[..], b"[node]\nhostname = \"lb-tls\"\n");
+
+        let other = "sha256//AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let mut f = fetcher(&url).with_pinned_keys(vec![other.parse().unwrap()]);
+        let e = http_cause(f.fetch(None).await.unwrap_err());
+        let text = e.to_string();
+        assert!(matches!(e, HttpError::Tls { .. }), "{text}");
+        assert!(
+            text.contains(&format!(
+                "the server's key is {pin}, not a pinned one ({other})"
+            )),
+            "{text}"
+        );
+
+        let mut f = fetcher(&url);
+        let e = http_cause(f.fetch(None).await.unwrap_err());
+        assert!(matches!(e, HttpError::NoPin { .. }), "{e}");
+        assert!(e.to_string().contains("lb.tls_pin=sha256//"), "{e}");
+    })
+    .await;
 }

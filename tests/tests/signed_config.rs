@@ -215,3 +215,87 @@ fn the_unsigned_flag_lets_an_unsigned_config_in_and_says_so() {
     assert!(state.contains("mode=unsigned-allowed\n"), "{state}");
     g.guest.kill();
 }
+
+/// The config over HTTPS from `openssl s_server`, trusting only its pinned key, on a box
+/// whose clock says 1970 (long before the certificate's validity): fetched and applied, since
+/// a pin needs no clock; the box says what it trusted.
+#[test]
+fn https_with_a_pinned_key_works_with_the_clock_at_1970() {
+    let scratch = ScratchDir::new("https-1970");
+    let dir = scratch.path();
+    let openssl = lbtest::programs::path("openssl");
+    let mut req = std::process::Command::new(&openssl);
+    req.args([
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+    ])
+    .args([
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=config-server",
+        "-keyout",
+    ])
+    .arg(dir.join("server.key"))
+    .arg("-out")
+    .arg(dir.join("server.crt"));
+    lbtest::process::run(&mut req).unwrap();
+    let mut pin = lbtest::programs::command("sh");
+    pin.arg("-c").arg(format!(
+        "{o} x509 -in '{c}' -pubkey -noout | {o} pkey -pubin -outform der | {o} dgst -sha256 -binary | base64",
+        o = openssl.display(),
+        c = dir.join("server.crt").display()
+    ));
+    let pin = format!(
+        "sha256//{}",
+        String::from_utf8_lossy(&lbtest::process::run(&mut pin).unwrap().stdout).trim()
+    );
+    std::fs::write(dir.join("lb.toml"), lbtest::appliance::USER_NET_CONFIG).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new(&openssl);
+    server
+        .args(["s_server", "-WWW", "-quiet", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(dir.join("server.crt"))
+        .arg("-key")
+        .arg(dir.join("server.key"))
+        .current_dir(dir);
+    let _server = lbtest::ChildGuard::spawn_logged(&mut server, &dir.join("s_server.log")).unwrap();
+
+    let image = Image::find();
+    let g = ApplianceBuilder::new("https-1970")
+        .mac(MAC)
+        .config_url(format!("https://10.0.2.2:{port}/lb.toml"))
+        .append(format!("lb.tls_pin={pin}"))
+        .guest_builder(&image)
+        .args(["-rtc", "base=1970-01-01T00:00:00"])
+        .spawn()
+        .expect("start QEMU");
+    g.expect(LBD_RUNNING, BOOT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", g.report()));
+    let trusted = lines_containing(g.console(), "trust exactly these server keys");
+    assert!(
+        trusted.len() == 1 && trusted[0].contains(&pin),
+        "{trusted:#?} (pin {pin})"
+    );
+    let fetched = lines_containing(g.console(), "INFO fetched new config");
+    assert!(
+        fetched
+            .iter()
+            .any(|l| l.contains(&format!("url=https://10.0.2.2:{port}/lb.toml"))),
+        "{fetched:#?}"
+    );
+    // The guest's clock really was at 1970 (the kernel reads the RTC at boot).
+    let clock = lines_containing(g.console(), "setting system clock to");
+    assert!(clock.iter().any(|l| l.contains("1970-01-01")), "{clock:#?}");
+}

@@ -9,6 +9,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use std::sync::Arc;
 use tokio::net::TcpStream;
 
 use super::url::{FetchUrl, Scheme, UrlError};
@@ -163,6 +164,21 @@ pub enum HttpError {
         /// What is wrong.
         reason: String,
     },
+    /// An `https://` URL and no pinned key to trust.
+    #[error("{url}: https:// needs the server's key pinned (lb.tls_pin=sha256//BASE64 on the kernel command line, or image build --tls-pin): a box booting from the network has no clock to check a certificate chain with")]
+    NoPin {
+        /// The URL.
+        url: FetchUrl,
+    },
+    /// The TLS handshake failed (a key that is not pinned, no common protocol...).
+    #[error("{url}: TLS: {source}")]
+    Tls {
+        /// The URL.
+        url: FetchUrl,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// GETs `url`, following redirects. Validators are sent to every hop (they describe the
@@ -172,10 +188,20 @@ pub async fn get(
     validators: Validators<'_>,
     limits: HttpLimits,
 ) -> Result<HttpResponse, HttpError> {
+    get_with_tls(url, validators, limits, None).await
+}
+
+/// [`get`], with the TLS client config `https://` URLs use (pinned server keys).
+pub async fn get_with_tls(
+    url: &FetchUrl,
+    validators: Validators<'_>,
+    limits: HttpLimits,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<HttpResponse, HttpError> {
     let mut current = url.clone();
     let mut redirects = 0u8;
     loop {
-        let response = get_once(&current, validators, limits).await?;
+        let response = get_once(&current, validators, limits, tls).await?;
         match response {
             Hop::Final(r) => return Ok(r),
             Hop::Redirect(target) => {
@@ -212,14 +238,18 @@ async fn get_once(
     url: &FetchUrl,
     validators: Validators<'_>,
     limits: HttpLimits,
+    tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<Hop, HttpError> {
-    if url.scheme() != Scheme::Http {
+    if !matches!(url.scheme(), Scheme::Http | Scheme::Https) {
         return Err(HttpError::NotHttp { url: url.clone() });
     }
     let protocol = |source| HttpError::Protocol {
         url: url.clone(),
         source,
     };
+    if url.scheme() == Scheme::Https && tls.is_none() {
+        return Err(HttpError::NoPin { url: url.clone() });
+    }
     let stream = TcpStream::connect(url.socket_addr())
         .await
         .map_err(|source| HttpError::Connect {
@@ -228,14 +258,40 @@ async fn get_once(
         })?;
     // Small request, small answer: do not let Nagle delay the request.
     let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(protocol)?;
-    let _connection = AbortOnDrop(tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "http connection ended with an error");
-        }
-    }));
+    let (mut sender, _connection) = if url.scheme() == Scheme::Https {
+        let config = tls.ok_or_else(|| HttpError::NoPin { url: url.clone() })?;
+        let name = rustls::pki_types::ServerName::IpAddress(url.host().into());
+        let stream = tokio_rustls::TlsConnector::from(config.clone())
+            .connect(name, stream)
+            .await
+            .map_err(|source| HttpError::Tls {
+                url: url.clone(),
+                source,
+            })?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(protocol)?;
+        (
+            sender,
+            AbortOnDrop(tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "https connection ended with an error");
+                }
+            })),
+        )
+    } else {
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(protocol)?;
+        (
+            sender,
+            AbortOnDrop(tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "http connection ended with an error");
+                }
+            })),
+        )
+    };
 
     let request = build_request(url, validators)?;
     let response = sender.send_request(request).await.map_err(protocol)?;
@@ -264,7 +320,12 @@ async fn get_once(
                 url: url.clone(),
                 source,
             })?;
-        if target.scheme() != Scheme::Http {
+        // HTTP may move to HTTPS, never the other way (that would drop the pin's protection).
+        let allowed = match url.scheme() {
+            Scheme::Https => target.scheme() == Scheme::Https,
+            _ => matches!(target.scheme(), Scheme::Http | Scheme::Https),
+        };
+        if !allowed {
             return Err(HttpError::RedirectScheme {
                 url: url.clone(),
                 target,

@@ -26,6 +26,7 @@
 pub mod backoff;
 pub mod http;
 pub mod tftp;
+pub mod tls;
 pub mod url;
 
 use std::fmt;
@@ -274,6 +275,8 @@ pub struct Fetcher {
     backoff: Backoff,
     validator: Option<Validator>,
     gate: Option<Box<dyn ConfigGate>>,
+    /// The TLS config of `https://` URLs: the pinned server keys.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl fmt::Debug for Fetcher {
@@ -287,6 +290,7 @@ impl fmt::Debug for Fetcher {
             .field("backoff", &self.backoff.policy())
             .field("validator", &self.validator.is_some())
             .field("gate", &self.gate.is_some())
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -305,6 +309,7 @@ impl Fetcher {
             backoff: Backoff::new(BackoffPolicy::default()),
             validator: None,
             gate: None,
+            tls: None,
         }
     }
 
@@ -355,6 +360,12 @@ impl Fetcher {
         validator: impl FnMut(&FetchUrl, &[u8]) -> Result<(), String> + Send + 'static,
     ) -> Self {
         self.validator = Some(Box::new(validator));
+        self
+    }
+
+    /// Trusts exactly the servers holding one of `pins` for `https://` URLs.
+    pub fn with_pinned_keys(mut self, pins: Vec<tls::Pin>) -> Self {
+        self.tls = (!pins.is_empty()).then(|| tls::client_config(pins));
         self
     }
 
@@ -539,12 +550,12 @@ impl Fetcher {
         validators: Validators<'_>,
     ) -> Result<Option<Fetched>, AttemptError> {
         match url.scheme() {
-            Scheme::Http => {
+            Scheme::Http | Scheme::Https => {
                 let limits = HttpLimits {
                     max_body: self.max_size,
                     max_redirects: self.max_redirects,
                 };
-                match http::get(url, validators, limits).await? {
+                match http::get_with_tls(url, validators, limits, self.tls.as_ref()).await? {
                     HttpResponse::NotModified { .. } => Ok(None),
                     HttpResponse::Ok {
                         body,

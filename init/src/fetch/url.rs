@@ -13,6 +13,8 @@ pub enum Scheme {
     Http,
     /// `tftp://` (RFC 3617 form, octet mode), default port 69.
     Tftp,
+    /// HTTP over TLS, trusting a pinned server key ([`super::tls`]).
+    Https,
 }
 
 impl Scheme {
@@ -21,6 +23,7 @@ impl Scheme {
         match self {
             Scheme::Http => 80,
             Scheme::Tftp => 69,
+            Scheme::Https => 443,
         }
     }
 
@@ -29,6 +32,7 @@ impl Scheme {
         match self {
             Scheme::Http => "http",
             Scheme::Tftp => "tftp",
+            Scheme::Https => "https",
         }
     }
 }
@@ -61,12 +65,6 @@ pub enum UrlError {
         url: String,
         /// The scheme found.
         scheme: String,
-    },
-    /// `https://` is recognised but has no TLS client yet.
-    #[error("{url:?}: https:// is not supported yet; use http:// (integrity will come from signed configs) or tftp://")]
-    HttpsNotSupported {
-        /// The URL as given.
-        url: String,
     },
     /// The authority is empty (`http:///x`).
     #[error("{url:?}: no host; expected an IP address after the scheme")]
@@ -179,7 +177,7 @@ impl FetchUrl {
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "http" => Scheme::Http,
             "tftp" => Scheme::Tftp,
-            "https" => return Err(UrlError::HttpsNotSupported { url: owned() }),
+            "https" => Scheme::Https,
             _ => {
                 return Err(UrlError::UnknownScheme {
                     url: owned(),
@@ -675,9 +673,8 @@ mod tests {
 
     #[test]
     fn rejects_what_boot_cannot_use() {
-        let e = FetchUrl::parse("https://10.0.0.1/x").unwrap_err();
-        assert!(matches!(e, UrlError::HttpsNotSupported { .. }));
-        assert!(e.to_string().contains("not supported yet"), "{e}");
+        let u = FetchUrl::parse("https://10.0.0.1/x").unwrap();
+        assert_eq!((u.scheme(), u.port()), (Scheme::Https, 443));
 
         let e = FetchUrl::parse("http://config.example/x").unwrap_err();
         assert_eq!(
@@ -761,10 +758,7 @@ mod tests {
         assert_eq!(j("./"), "http://10.0.0.1:8080/a/b/");
         assert_eq!(j("?y=2"), "http://10.0.0.1:8080/a/b/c.toml?y=2");
         assert_eq!(j("//10.0.0.9:81/q"), "http://10.0.0.9:81/q");
-        assert!(matches!(
-            base.join("https://10.0.0.1/x"),
-            Err(UrlError::HttpsNotSupported { .. })
-        ));
+        assert_eq!(j("https://10.0.0.1/x"), "https://10.0.0.1/x");
     }
 
     #[test]
@@ -825,10 +819,7 @@ mod tests {
                 at: 18
             }
         );
-        assert!(matches!(
-            UrlTemplate::parse("https://10.0.0.1/${mac}"),
-            Err(UrlError::HttpsNotSupported { .. })
-        ));
+        assert!(UrlTemplate::parse("https://10.0.0.1/${mac}").is_ok());
         let t = UrlTemplate::parse("http://10.0.0.1/${ip}").unwrap();
         let e = t.expand(&Vars::default()).unwrap_err();
         assert_eq!(
