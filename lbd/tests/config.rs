@@ -858,3 +858,15 @@ fn control_api_roles_and_tls() {
         errors(&no_ca)
     );
 }
+
+#[test]
+fn a_vrrp_password_is_not_in_the_dump() {
+    let text = "[vrrp.instance.V]\ninterface = \"eth0\"\nvrid = 5\npriority = 100\nversion = 2\nauth_pass = \"vrrpPw1\"\nvips = [\"192.0.2.9/24\"]\n";
+    let c = config::parse("v.toml", text)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config;
+    assert_eq!(c.vrrp_instances["V"].auth_pass.as_deref(), Some("vrrpPw1"));
+    let dump = serde_json::to_string(&c).unwrap();
+    assert!(!dump.contains("vrrpPw1"), "{dump}");
+    assert!(dump.contains(r#""auth_pass":"<redacted>""#), "{dump}");
+}

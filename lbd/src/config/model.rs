@@ -30,6 +30,14 @@ pub struct Config {
     pub version: String,
 }
 
+/// A secret kept as plain text in the model, serialized as [`Secret::REDACTED`].
+fn redact_option<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_some(super::types::Secret::REDACTED),
+        None => s.serialize_none(),
+    }
+}
+
 /// What a config says of itself (`[release]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Release {
@@ -218,6 +226,8 @@ pub struct VrrpInstance {
     /// Empty: multicast (224.0.0.18 / ff02::12).
     pub unicast_peers: Vec<IpAddr>,
     pub unicast_source: Option<IpAddr>,
+    /// VRRPv2's simple password; `--dump` and the API print it redacted.
+    #[serde(serialize_with = "redact_option")]
     pub auth_pass: Option<String>,
     pub track_interfaces: Vec<String>,
     /// With the RFC virtual MAC: the name of the macvlan that carries it and the VIPs.

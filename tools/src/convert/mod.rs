@@ -79,7 +79,7 @@ impl Sources {
         Warning {
             file: self.name(at).to_string(),
             line: at.line,
-            source: self.line(at).trim().to_string(),
+            source: redact_line(self.line(at).trim()),
             message: message.into(),
         }
     }
@@ -88,9 +88,30 @@ impl Sources {
         ConvertError::Syntax {
             file: self.name(at).to_string(),
             line: at.line,
-            source_line: self.line(at).trim().to_string(),
+            source_line: redact_line(self.line(at).trim()),
             message: message.into(),
         }
+    }
+}
+
+/// Source keys whose values are secrets (keepalived's `auth_pass`, SSL `password`,
+/// ldirectord's `passwd`, `secret` of RADIUS checks): messages quote the line without them.
+const SECRET_KEYS: &[&str] = &["auth_pass", "password", "passwd", "secret"];
+
+/// A source line as messages may show it: the value of a secret key replaced.
+pub fn redact_line(line: &str) -> String {
+    let key_end = line
+        .find(|c: char| c.is_whitespace() || c == '=')
+        .unwrap_or(line.len());
+    let key = &line[..key_end];
+    if SECRET_KEYS.iter().any(|k| key.eq_ignore_ascii_case(k)) {
+        let sep = line[key_end..]
+            .chars()
+            .take_while(|c| c.is_whitespace() || *c == '=')
+            .collect::<String>();
+        format!("{key}{sep}<redacted>")
+    } else {
+        line.to_string()
     }
 }
 
@@ -102,6 +123,20 @@ pub struct Warning {
     /// The source line, trimmed.
     pub source: String,
     pub message: String,
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_line;
+
+    #[test]
+    fn secret_values_are_not_quoted() {
+        assert_eq!(redact_line("auth_pass s3cret"), "auth_pass <redacted>");
+        assert_eq!(redact_line("passwd=s3cret"), "passwd=<redacted>");
+        assert_eq!(redact_line("PASSWORD  x y"), "PASSWORD  <redacted>");
+        assert_eq!(redact_line("priority 100"), "priority 100");
+        assert_eq!(redact_line("passwordless yes"), "passwordless yes");
+    }
 }
 
 impl fmt::Display for Warning {

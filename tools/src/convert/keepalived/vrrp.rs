@@ -527,11 +527,11 @@ impl Converter<'_> {
                         end -= 1;
                     }
                     if end < 8 {
-                        self.warn(at, format!("auth_pass {pass:?}: keepalived keeps its first 8 bytes, which cut a character in two; left out (set a new password on both nodes)"));
+                        self.warn(at, "auth_pass: keepalived keeps its first 8 bytes, which cut a character in two; left out (set a new password on both nodes)");
                         pass.clear();
                     } else {
                         pass.truncate(8);
-                        self.warn(at, format!("auth_pass longer than 8 bytes: only the first 8 count (as in keepalived): {pass:?}"));
+                        self.warn(at, "auth_pass longer than 8 bytes: only the first 8 count (as in keepalived)");
                     }
                 }
                 if !pass.is_empty() {
