@@ -545,3 +545,36 @@ fn mysql8_caching_sha2_fast_path_and_full_auth() {
         );
     });
 }
+
+/// Handshake-only checks (no `user`: nothing secret in the config) are down when nothing
+/// listens and when something that is not the database answers.
+#[test]
+fn handshake_only_checks_are_down_on_a_stopped_or_garbage_server() {
+    require(&[]);
+    let ns = Netns::new("sql-garbage");
+    ns.run(|| async {
+        // Nothing listens.
+        for check in [r#"type = "mysql""#, r#"type = "pgsql""#] {
+            let f = fails("127.0.0.1:3399", check).await;
+            assert!(f.to_string().contains("refused"), "{check}: {f}");
+        }
+        // A server that answers with an HTTP response instead of a greeting.
+        let l = TcpListener::bind("127.0.0.1:3398").await.unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let _ = s
+                        .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                    let mut buf = [0u8; 512];
+                    let _ = s.read(&mut buf).await;
+                });
+            }
+        });
+        let f = fails("127.0.0.1:3398", r#"type = "mysql""#).await;
+        assert!(f.to_string().contains("not a MySQL server"), "{f}");
+        let f = fails("127.0.0.1:3398", r#"type = "pgsql""#).await;
+        assert!(f.to_string().contains("bad PostgreSQL message"), "{f}");
+    });
+}

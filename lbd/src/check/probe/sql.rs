@@ -35,14 +35,34 @@ async fn mysql_packet(
     buf: &mut Vec<u8>,
     when: &str,
 ) -> Result<(u8, Vec<u8>), Failure> {
+    mysql_packet_within(s, buf, when, 1 << 20).await
+}
+
+/// A greeting is a few hundred bytes: a first packet that declares more is not MySQL (an
+/// HTTP server's "HTTP/1.1" reads as a 5 MB packet), said at once rather than after the
+/// timeout.
+const MAX_GREETING: usize = 16 << 10;
+
+async fn mysql_packet_within(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    when: &str,
+    limit: usize,
+) -> Result<(u8, Vec<u8>), Failure> {
     loop {
         if let Some((seq, payload, used)) = mysql::split_packet(buf) {
             let out = (seq, payload.to_vec());
             buf.drain(..used);
             return Ok(out);
         }
-        if buf.len() > 1 << 20 {
-            return Err(Failure::Protocol("MySQL packet over 1 MiB".into()));
+        if buf.len() >= 3 {
+            let declared =
+                usize::from(buf[0]) | usize::from(buf[1]) << 8 | usize::from(buf[2]) << 16;
+            if declared > limit {
+                return Err(Failure::Protocol(format!(
+                    "a packet of {declared} bytes {when}: not a MySQL server (a greeting is a few hundred)"
+                )));
+            }
         }
         read_some(s, buf, when).await?;
     }
@@ -73,7 +93,8 @@ pub(super) async fn mysql(p: &Probe, login: &SqlLogin, progress: &Progress) -> R
     let mut s = p.connect(progress).await?;
     progress.set(Stage::Greeting);
     let mut buf = Vec::with_capacity(256);
-    let (seq, payload) = mysql_packet(&mut s, &mut buf, "before the greeting").await?;
+    let (seq, payload) =
+        mysql_packet_within(&mut s, &mut buf, "before the greeting", MAX_GREETING).await?;
     let greeting = mysql::parse_greeting(&payload)
         .map_err(proto)?
         .map_err(|e| Failure::Rejected(e.to_string()))?;
