@@ -182,6 +182,8 @@ fn only_configs_signed_for_this_node_with_a_rising_serial_are_applied() {
     let newer = config(3, &mac, 4);
     lab.publish(&newer, Some(&sign(scratch.path(), &ops, &newer)));
     wait_line(&g, &["config signature verified", "serial=Some(3)"], STEP);
+    // Installed (config, then what it was trusted on) before lbd is told.
+    wait_line(&g, &["new config handed to lbd"], STEP);
     let state = g.shell.run("cat /run/lb/trust", STEP).unwrap();
     assert!(state.contains("serial=3\n"), "{state}");
 
