@@ -88,6 +88,10 @@ enum Cmd {
         /// An image directory whose vmlinuz, initrd.img and boot.ipxe to sign as well.
         #[arg(long, value_name = "DIR")]
         image: Option<PathBuf>,
+        /// With --image: also sign each node's iPXE script as `pxe serve --advertise ADDR`
+        /// renders it (into DIR/boot/MAC.ipxe.sig).
+        #[arg(long, value_name = "ADDR[:PORT]", requires = "image")]
+        advertise: Option<String>,
     },
 }
 
@@ -158,7 +162,8 @@ fn main() -> ExitCode {
             key,
             out,
             image,
-        } => sign(&src, &key, &out, image.as_deref()),
+            advertise,
+        } => sign(&src, &key, &out, image.as_deref(), advertise.as_deref()),
     }
 }
 
@@ -428,7 +433,13 @@ fn read_keys(path: &Path) -> Result<Vec<lbd::trust::PublicKey>, String> {
     Ok(keys)
 }
 
-fn sign(src: &SourceArgs, key: &Path, out: &Path, image: Option<&Path>) -> ExitCode {
+fn sign(
+    src: &SourceArgs,
+    key: &Path,
+    out: &Path,
+    image: Option<&Path>,
+    advertise: Option<&str>,
+) -> ExitCode {
     let Some((inv, tmpl)) = load_sources(src) else {
         return ExitCode::from(1);
     };
@@ -453,8 +464,58 @@ fn sign(src: &SourceArgs, key: &Path, out: &Path, image: Option<&Path>) -> ExitC
             }
         }
     }
+    if let (Some(image), Some(advertise)) = (image, advertise) {
+        // The scripts exactly as `pxe serve --advertise` renders them.
+        let bound: SocketAddr = ([0, 0, 0, 0], 8080).into();
+        let base = match base_url(Some(advertise), bound) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("pxe: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let mut loader = Loader::new(Sources {
+            inventory: src.inventory.clone(),
+            template: src.template.clone(),
+            image: image.to_path_buf(),
+            base_url: base.clone(),
+        });
+        let empty = Site::empty(pxe::ipxe::BootParams {
+            base_url: base,
+            image_cmdline: String::new(),
+            boot_cmdline: String::new(),
+            boot_console: None,
+        });
+        let site = match loader.poll(&empty) {
+            Ok(Some((site, _))) => site,
+            Ok(None) => empty,
+            Err(e) => {
+                eprintln!("pxe: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        for entry in &inv.nodes {
+            let Some((_, script)) = site.script(entry.mac) else {
+                continue;
+            };
+            match pxe::signing::sign_script(key, out, entry.mac, script.as_bytes()) {
+                Ok(path) => println!(
+                    "signed {}'s iPXE script: {}",
+                    entry.hostname,
+                    path.display()
+                ),
+                Err(e) => {
+                    eprintln!("pxe: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    }
     if let Some(image) = image {
         for file in ["vmlinuz", "initrd.img", "boot.ipxe"] {
+            if file == "boot.ipxe" && !image.join(file).is_file() {
+                continue;
+            }
             match pxe::signing::sign_image_file(key, out, &image.join(file)) {
                 Ok(path) => println!("signed {file}: {}", path.display()),
                 Err(e) => {

@@ -28,6 +28,16 @@ pub fn sign_config(key: &Path, out: &Path, mac: Mac, body: &[u8]) -> Result<Path
     ssh_sign(key, trust::NAMESPACE, &file)
 }
 
+/// Writes a node's iPXE script to `out/boot/MAC.ipxe` and signs it (namespace lb-image: it
+/// is boot material, like the kernel).
+pub fn sign_script(key: &Path, out: &Path, mac: Mac, script: &[u8]) -> Result<PathBuf, String> {
+    let dir = out.join("boot");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let file = dir.join(format!("{}.ipxe", mac.hyphenated()));
+    std::fs::write(&file, script).map_err(|e| format!("{}: {e}", file.display()))?;
+    ssh_sign(key, IMAGE_NAMESPACE, &file)
+}
+
 /// Signs an image file into `out/image/FILE.sig`.
 pub fn sign_image_file(key: &Path, out: &Path, file: &Path) -> Result<PathBuf, String> {
     let name = file

@@ -71,10 +71,24 @@ fn pxe_signs_every_node_checks_them_and_serves_the_signatures() {
     let (code, stdout, stderr) = pxe(&args(
         &site,
         "sign",
-        &["--key".into(), s(&ops), "--out".into(), s(&out)],
+        &[
+            "--key".into(),
+            s(&ops),
+            "--out".into(),
+            s(&out),
+            "--image".into(),
+            s(&site.path("image")),
+            "--advertise".into(),
+            "127.0.0.1".into(),
+        ],
     ));
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("2 configs signed"), "{stdout}");
+    assert!(
+        out.join("boot/52-54-00-00-00-02.ipxe.sig").is_file(),
+        "{stdout}"
+    );
+    assert!(out.join("image/initrd.img.sig").is_file(), "{stdout}");
     let sig1 = out.join("config/52-54-00-00-00-01.toml.sig");
     assert!(sig1.is_file());
 
