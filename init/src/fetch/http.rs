@@ -234,6 +234,29 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// HTTP/1.1 over `stream` (plain TCP or TLS), its connection driven on a task that ends
+/// with the returned guard.
+async fn handshake<S>(
+    stream: S,
+) -> Result<
+    (
+        hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+        AbortOnDrop,
+    ),
+    hyper::Error,
+>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let guard = AbortOnDrop(tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "http connection ended with an error");
+        }
+    }));
+    Ok((sender, guard))
+}
+
 async fn get_once(
     url: &FetchUrl,
     validators: Validators<'_>,
@@ -268,29 +291,9 @@ async fn get_once(
                 url: url.clone(),
                 source,
             })?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(protocol)?;
-        (
-            sender,
-            AbortOnDrop(tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "https connection ended with an error");
-                }
-            })),
-        )
+        handshake(stream).await.map_err(protocol)?
     } else {
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(protocol)?;
-        (
-            sender,
-            AbortOnDrop(tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "http connection ended with an error");
-                }
-            })),
-        )
+        handshake(stream).await.map_err(protocol)?
     };
 
     let request = build_request(url, validators)?;
