@@ -12,36 +12,10 @@ fn ssh_keygen() -> Command {
 }
 
 fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().expect("start ssh-keygen");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    lbtest::process::run(cmd).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A new Ed25519 key pair in `dir/name` (no passphrase).
-fn keypair(dir: &Path, name: &str) -> std::path::PathBuf {
-    let key = dir.join(name);
-    run(ssh_keygen()
-        .args(["-q", "-t", "ed25519", "-N", "", "-C"])
-        .arg(format!("{name}@test"))
-        .arg("-f")
-        .arg(&key));
-    key
-}
-
-/// `ssh-keygen -Y sign -f KEY -n NAMESPACE FILE` → the bytes of FILE.sig.
-fn sign(key: &Path, namespace: &str, file: &Path) -> Vec<u8> {
-    let sig = file.with_extension("toml.sig");
-    let _ = std::fs::remove_file(&sig);
-    run(ssh_keygen()
-        .args(["-Y", "sign", "-n", namespace, "-f"])
-        .arg(key)
-        .arg(file));
-    std::fs::read(&sig).unwrap()
-}
+use lbtest::operator_keys::{keypair, sign};
 
 fn public(key: &Path) -> Vec<trust::PublicKey> {
     let text = std::fs::read_to_string(key.with_extension("pub")).unwrap();

@@ -6,9 +6,9 @@
 mod common;
 
 use common::*;
+use lbtest::operator_keys::keypair;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 fn pxe(args: &[String]) -> (i32, String, String) {
     let out = Command::new(PXE).args(args).output().unwrap();
@@ -24,28 +24,6 @@ fn args(site: &Site, cmd: &str, rest: &[String]) -> Vec<String> {
     v.extend(site.source_args());
     v.extend(rest.iter().cloned());
     v
-}
-
-fn keypair(dir: &Path, name: &str) -> std::path::PathBuf {
-    require("ssh-keygen");
-    let key = dir.join(name);
-    let out = run(
-        "ssh-keygen",
-        &[
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            &format!("{name}@test"),
-            "-f",
-            key.to_str().unwrap(),
-        ],
-        Duration::from_secs(30),
-    );
-    assert!(out.status.success(), "{out:?}");
-    key
 }
 
 /// The example template with a [release] naming each node by its MAC.

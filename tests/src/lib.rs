@@ -115,6 +115,7 @@ pub mod http;
 pub mod initramfs;
 pub mod ipvs;
 pub mod netns;
+pub mod operator_keys;
 pub mod process;
 pub mod program_uses;
 pub mod programs;

@@ -6,49 +6,24 @@
 //!
 //! Needs root, QEMU, python3, ssh-keygen and the kernel packages (`tools/setup.sh`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use lbtest::appliance::{lines_containing, ApplianceBuilder, ConfigDir, Image, LBD_RUNNING};
 use lbtest::fresh::{self, ImageKind};
 use lbtest::ipvs::{boot_image_with_shell, ShellGuest};
+use lbtest::operator_keys::{self, keypair};
 use lbtest::{MacAddr, ScratchDir, StaticServer};
 
 const BOOT: Duration = Duration::from_secs(300);
 const STEP: Duration = Duration::from_secs(60);
 const MAC: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x5a, 0x00, 0x01]);
 
-fn ssh_keygen(args: &[&str], files: &[&Path]) {
-    let mut cmd = lbtest::programs::command("ssh-keygen");
-    cmd.args(args).args(files);
-    lbtest::process::run(&mut cmd).unwrap();
-}
-
-fn keypair(dir: &Path, name: &str) -> PathBuf {
-    let key = dir.join(name);
-    ssh_keygen(
-        &[
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            &format!("{name}@test"),
-            "-f",
-        ],
-        &[&key],
-    );
-    key
-}
-
 /// `text` signed with `key` the way an operator does it: the armored signature.
 fn sign(dir: &Path, key: &Path, text: &str) -> String {
     let file = dir.join("to-sign.toml");
     std::fs::write(&file, text).unwrap();
-    let _ = std::fs::remove_file(dir.join("to-sign.toml.sig"));
-    ssh_keygen(&["-Y", "sign", "-n", "lb-config", "-f"], &[key, &file]);
-    std::fs::read_to_string(dir.join("to-sign.toml.sig")).unwrap()
+    String::from_utf8(operator_keys::sign(key, "lb-config", &file)).unwrap()
 }
 
 /// A config for `node` with `serial`, and one real of `weight` (so versions differ).
@@ -225,38 +200,8 @@ fn the_unsigned_flag_lets_an_unsigned_config_in_and_says_so() {
 fn https_with_a_pinned_key_works_with_the_clock_at_1970() {
     let scratch = ScratchDir::new("https-1970");
     let dir = scratch.path();
+    let (cert, key, pin) = operator_keys::server_certificate(dir);
     let openssl = lbtest::programs::path("openssl");
-    let mut req = std::process::Command::new(&openssl);
-    req.args([
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-    ])
-    .args([
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=config-server",
-        "-keyout",
-    ])
-    .arg(dir.join("server.key"))
-    .arg("-out")
-    .arg(dir.join("server.crt"));
-    lbtest::process::run(&mut req).unwrap();
-    let mut pin = lbtest::programs::command("sh");
-    pin.arg("-c").arg(format!(
-        "{o} x509 -in '{c}' -pubkey -noout | {o} pkey -pubin -outform der | {o} dgst -sha256 -binary | base64",
-        o = openssl.display(),
-        c = dir.join("server.crt").display()
-    ));
-    let pin = format!(
-        "sha256//{}",
-        String::from_utf8_lossy(&lbtest::process::run(&mut pin).unwrap().stdout).trim()
-    );
     std::fs::write(dir.join("lb.toml"), lbtest::appliance::USER_NET_CONFIG).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -268,9 +213,9 @@ fn https_with_a_pinned_key_works_with_the_clock_at_1970() {
         .args(["s_server", "-WWW", "-quiet", "-accept"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("-cert")
-        .arg(dir.join("server.crt"))
+        .arg(&cert)
         .arg("-key")
-        .arg(dir.join("server.key"))
+        .arg(&key)
         .current_dir(dir);
     let _server = lbtest::ChildGuard::spawn_logged(&mut server, &dir.join("s_server.log")).unwrap();
 

@@ -378,42 +378,7 @@ async fn serve(
 /// computes it (`sha256//` + base64 of the SPKI's SHA-256).
 pub async fn openssl_https(dir: &Path) -> (ServerProcess, SocketAddr, String) {
     let openssl = require_program("openssl");
-    let cert = dir.join("server.crt");
-    let key = dir.join("server.key");
-    let made = Command::new(&openssl)
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args([
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=config-server",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("run openssl req");
-    assert!(made.status.success(), "{made:?}");
-    let pin = Command::new(require_program("sh"))
-        .arg("-c")
-        .arg(format!(
-            "{o} x509 -in '{c}' -pubkey -noout | {o} pkey -pubin -outform der | {o} dgst -sha256 -binary | base64",
-            o = openssl.display(),
-            c = cert.display()
-        ))
-        .output()
-        .expect("run openssl pipeline");
-    assert!(pin.status.success(), "{pin:?}");
-    let pin = format!("sha256//{}", String::from_utf8_lossy(&pin.stdout).trim());
+    let (cert, key, pin) = lbtest::operator_keys::server_certificate(dir);
     let port = free_tcp_port();
     let mut server = ServerProcess::spawn(
         "openssl-s_server",
