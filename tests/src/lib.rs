@@ -40,6 +40,9 @@
 //!   certificate, clients' certificates, the `[node.api.tls]` table), made with rcgen per run.
 //! - [`wait`]: bounded waits for a condition, a polled value, a file's text, a TCP listener or
 //!   (feature `tokio`) a `watch` channel's value; `expect*` forms panic naming what was awaited.
+//! - [`wire`]: [`wire::Observer`] — a third-party capture of VRRP adverts, ARP and neighbour
+//!   advertisements on a test link, and pure analysis of what it saw: who was master when
+//!   ([`wire::masters`]), split brain, takeovers, gratuitous ARPs for a VIP, advert destinations.
 //!
 //! Features: `tokio` adds [`Netns::run_async`] for futures run inside a namespace; `tracing`
 //! adds [`init_test_tracing`].
@@ -124,6 +127,7 @@ pub mod qmp;
 pub mod scratch;
 pub mod tls;
 pub mod wait;
+pub mod wire;
 
 pub use artifacts::Accel;
 pub use console::{Console, ExpectError, Match};
