@@ -15,6 +15,9 @@
 //!   the unpacked kernel and module dependency order ([`artifacts::kernel`],
 //!   [`artifacts::Kernel::modules_with_deps`]), and the accelerator ([`artifacts::accel`]: KVM only
 //!   if `/dev/kvm` opens and a probe boot works, else TCG; env `LB_ACCEL=kvm|tcg` overrides).
+//! - [`config_server`]: [`config_server::ConfigServer`] — an HTTP config server (std threads,
+//!   also inside a [`Netns`]) whose faults are switched at run time: not listening, silent,
+//!   not HTTP, truncated, huge, slow; with a log of every request and how it ended.
 //! - [`qemu`]: [`GuestBuilder`] (direct kernel boot or PXE, memory, CPUs, user-networking or tap
 //!   NICs, QEMU inside a [`Netns`]) and the running [`Guest`] (console, QMP, exit status). A guest
 //!   is killed when dropped; a panicking test prints its last 200 console lines and log paths.
@@ -108,6 +111,7 @@ pub(crate) use debug_is_display;
 
 pub mod appliance;
 pub mod artifacts;
+pub mod config_server;
 pub mod console;
 pub mod fresh;
 pub mod fuzz;

@@ -444,3 +444,46 @@ fn netns_veth_pair_carries_traffic_and_is_removed_even_on_panic() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(9), "{status:?}");
 }
+
+/// The fault-injecting config server listens inside a namespace, is reached from another one,
+/// and after `Gone` listens again inside the same namespace (the socket is remade there, not in
+/// the test's own namespace).
+#[test]
+fn config_server_listens_inside_a_netns_and_again_after_gone() {
+    use lbtest::config_server::{ConfigServer, Mode};
+
+    let server_ns = Netns::new("cfgsrv-a").expect("network namespaces (run as root)");
+    let client_ns = Netns::new("cfgsrv-b").unwrap();
+    server_ns.add_veth_to("ca", &client_ns, "cb").unwrap();
+    server_ns.add_addr("ca", "10.79.0.1/30").unwrap();
+    client_ns.add_addr("cb", "10.79.0.2/30").unwrap();
+    let dir = lbtest::ScratchDir::new("cfgsrv-ns");
+    dir.write("lb.toml", "[node]\n");
+    let addr: SocketAddr = "10.79.0.1:8080".parse().unwrap();
+    let server = ConfigServer::start_in(&server_ns, addr, dir.path()).unwrap();
+    assert_eq!(server.addr(), addr);
+
+    let get = || {
+        client_ns
+            .enter(move || -> std::io::Result<String> {
+                let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                write!(s, "GET /lb.toml HTTP/1.1\r\nHost: {addr}\r\n\r\n")?;
+                let mut r = String::new();
+                s.read_to_string(&mut r)?;
+                Ok(r)
+            })
+            .unwrap()
+    };
+    let answer = get().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\n[node]\n"), "{answer}");
+
+    server.set_mode(Mode::Gone).unwrap();
+    let refused = get().unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    server.set_mode(Mode::Serve).unwrap();
+    assert!(get().unwrap().ends_with("[node]\n"));
+    let paths: Vec<_> = server.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/lb.toml", "/lb.toml"]);
+}
