@@ -79,8 +79,8 @@ pub enum Mode {
     /// Answers about 1 KiB of random printable bytes (not HTTP), then closes.
     Garbage,
     /// A `200` for the real file whose `Content-Length` is the file's length (at least 1), then
-    /// only the first half of the file, then close. Other answers (404...) are sent as in
-    /// [`Mode::Serve`].
+    /// only the first half of the file, then close; also to a request whose validators match
+    /// (a 304 has no body to cut). Other answers (404...) are sent as in [`Mode::Serve`].
     Truncated,
     /// A `200` declaring a `Content-Length` of this many bytes, then a body of that many bytes
     /// of config-looking junk, written in chunks until done or until the client closes, whatever
@@ -745,14 +745,14 @@ fn serve_connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
         // Accepted just before the listener closed: closed unanswered, as by a crash.
         Mode::Gone => Ok(End::Complete),
         Mode::Serve => {
-            let answer = answer_file(&shared.dir, &head);
+            let answer = answer_file(&shared.dir, &head, true);
             announce(Some(answer.status), answer.declared);
             conn.send(&answer.bytes).map(|()| End::Complete)
         }
         Mode::Blackhole => conn.pause(BLACKHOLE_HOLD).map(|()| End::Held),
         Mode::Garbage => conn.send(&garbage()).map(|()| End::Complete),
         Mode::Truncated => {
-            let mut answer = answer_file(&shared.dir, &head);
+            let mut answer = answer_file(&shared.dir, &head, false);
             if answer.status == 200 && head.method != "HEAD" {
                 answer = truncate(answer);
             }
@@ -765,7 +765,7 @@ fn serve_connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
             send_huge(&mut conn, declared, len).map(|()| End::Complete)
         }
         Mode::Slow { bytes_per_second } => {
-            let answer = answer_file(&shared.dir, &head);
+            let answer = answer_file(&shared.dir, &head, true);
             announce(Some(answer.status), answer.declared);
             conn.send_paced(&answer.bytes, bytes_per_second)
                 .map(|()| End::Complete)
@@ -826,8 +826,8 @@ fn answer(status: u16, head_only: bool, mut headers: Vec<(&str, String)>, body: 
     }
 }
 
-/// [`Mode::Serve`]'s answer to `head`.
-fn answer_file(dir: &Path, head: &Head) -> Answer {
+/// [`Mode::Serve`]'s answer to `head`; validators are ignored unless `conditional`.
+fn answer_file(dir: &Path, head: &Head, conditional: bool) -> Answer {
     let head_only = head.method == "HEAD";
     let text = |status: u16, extra: Vec<(&str, String)>, msg: &str| {
         let mut headers = vec![("Content-Type", "text/plain".to_owned())];
@@ -862,16 +862,17 @@ fn answer_file(dir: &Path, head: &Head) -> Answer {
         ("ETag", etag.clone()),
         ("Last-Modified", http_date(modified)),
     ];
-    let not_modified = match head.header("If-None-Match") {
-        Some(tags) => tags
-            .split(',')
-            .map(str::trim)
-            .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag),
-        None => head
-            .header("If-Modified-Since")
-            .and_then(parse_http_date)
-            .is_some_and(|since| modified <= since),
-    };
+    let not_modified = conditional
+        && match head.header("If-None-Match") {
+            Some(tags) => tags
+                .split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag),
+            None => head
+                .header("If-Modified-Since")
+                .and_then(parse_http_date)
+                .is_some_and(|since| modified <= since),
+        };
     if not_modified {
         let bytes = head_bytes(304, &validators);
         return Answer {
@@ -1304,6 +1305,9 @@ mod tests {
         let declared: usize = r.header("Content-Length").unwrap().parse().unwrap();
         assert_eq!(declared, CONFIG.len());
         assert_eq!(r.body, &CONFIG[..CONFIG.len() / 2]);
+        let etag = format!("If-None-Match: {}", r.header("ETag").unwrap());
+        let again = get(server.addr(), "/lb-a.toml", &[&etag]);
+        assert_eq!((again.status, again.body.len()), (200, CONFIG.len() / 2));
 
         dir.write("empty.toml", "");
         let r = get(server.addr(), "/empty.toml", &[]);

@@ -90,8 +90,9 @@ pub enum HttpError {
         /// The OS error.
         source: io::Error,
     },
-    /// The HTTP exchange failed (connection reset, malformed response, ...).
-    #[error("HTTP exchange with {url} failed: {source}")]
+    /// The HTTP exchange failed (connection reset, malformed response, body cut short, ...).
+    /// The message carries hyper's causes: its own text alone is often generic.
+    #[error("HTTP exchange with {url} failed: {}", with_causes(source))]
     Protocol {
         /// The URL.
         url: FetchUrl,
@@ -179,6 +180,20 @@ pub enum HttpError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// `e` and its chain of causes, `: `-separated. hyper's own text says what it was doing ("error
+/// reading a body from connection"); the cause says what went wrong ("end of file before message
+/// length reached": the server closed before the declared length, i.e. a truncated config).
+fn with_causes(e: &hyper::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// GETs `url`, following redirects. Validators are sent to every hop (they describe the
@@ -442,6 +457,36 @@ mod tests {
         assert_eq!(r.headers()[header::HOST], "[fd00::1]");
         assert!(r.headers().get(header::IF_NONE_MATCH).is_none());
         assert!(r.headers().get(header::IF_MODIFIED_SINCE).is_none());
+    }
+
+    /// A body cut short (the server closes before its `Content-Length`) must say so, not only
+    /// hyper's generic "error reading a body from connection".
+    #[tokio::test]
+    async fn a_protocol_error_says_what_went_wrong() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let (client, mut server) = tokio::io::duplex(4096);
+        let peer = tokio::spawn(async move {
+            let mut request = [0u8; 1024];
+            let _ = server.read(&mut request).await;
+            server
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+                .await
+                .unwrap();
+            // Dropping `server` ends the stream 7 bytes short.
+        });
+        let url = FetchUrl::parse("http://10.0.0.1/lb.toml").unwrap();
+        let (mut sender, _connection) = handshake(client).await.unwrap();
+        let request = build_request(&url, Validators::default()).unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let source = response.into_body().collect().await.unwrap_err();
+        peer.await.unwrap();
+        let e = HttpError::Protocol { url, source };
+        assert_eq!(
+            e.to_string(),
+            "HTTP exchange with http://10.0.0.1/lb.toml failed: error reading a body from \
+             connection: end of file before message length reached"
+        );
     }
 
     #[test]
