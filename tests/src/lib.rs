@@ -114,6 +114,7 @@ pub(crate) use debug_is_display;
 
 pub mod appliance;
 pub mod artifacts;
+pub mod chaos;
 pub mod config_server;
 pub mod console;
 pub mod fresh;

@@ -7,15 +7,16 @@
 //! (v2 and v3, IPv4 and IPv6), ARP, and ICMPv6 neighbour advertisements. Each is stamped with
 //! the [`Instant`] it arrived.
 //!
-//! Parsing ([`parse_frame`]) and analysis ([`masters`], [`split_brain`], [`takeovers`],
-//! [`garps_for`], [`adverts_to`]) are pure functions over bytes and [`Event`] slices, so they
-//! are tested with hand-built frames and synthetic timelines, without root. [`timeline`] prints
+//! Parsing ([`parse_frame`]) and the questions asked of a capture ([`adverts`], [`garps_for`],
+//! [`adverts_to`]) are pure functions over bytes and [`Event`] slices, so they are tested with
+//! hand-built frames, without root. Who was master when, from the adverts, is the chaos
+//! suite's analysis (`chaos::analysis`). [`timeline`] prints
 //! a capture one line per frame for a failure message.
 //!
 //! [`send_frame`] and [`send_ipv4`] put hand-built traffic on a link, for tests of the observer
 //! itself and for tests that inject what a rogue or confused neighbour would send.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -463,34 +464,6 @@ fn parse_na(p: &[u8], src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8) -> Option<Nei
     })
 }
 
-/// An interval during which one router counted as master, as its adverts show.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Holding {
-    /// The router's IP source address.
-    pub source: IpAddr,
-    /// The Ethernet source of the run's first advert.
-    pub mac: MacAddr,
-    /// Its first advert of the run.
-    pub from: Instant,
-    /// `window` after its last advert of the run, or its priority-0 advert.
-    pub to: Instant,
-}
-
-/// A router starting a run of mastership, and who held it before.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Takeover {
-    /// Its first advert of the run.
-    pub at: Instant,
-    /// The router's IP source address.
-    pub source: IpAddr,
-    /// The Ethernet source of that advert.
-    pub mac: MacAddr,
-    /// The holding that was in force at `at` (the latest to start, if several were), or else
-    /// the one that ended last before `at`; `None` for the first master seen. It may be the same
-    /// router's earlier run, after a gap with no master.
-    pub previous: Option<Holding>,
-}
-
 /// The VRRP adverts for `vrid` in `events`, in the order given.
 pub fn adverts(events: &[Event], vrid: u8) -> impl Iterator<Item = (&Event, &Vrrp)> {
     events
@@ -502,148 +475,6 @@ pub fn adverts(events: &[Event], vrid: u8) -> impl Iterator<Item = (&Event, &Vrr
 /// peers configured exactly those peers.
 pub fn adverts_to(events: &[Event], vrid: u8) -> BTreeSet<IpAddr> {
     adverts(events, vrid).map(|(_, v)| v.dst).collect()
-}
-
-/// When each router was master of `vrid`, by its adverts. A router is master from the first
-/// advert of a run until `window` after the run's last advert, where a run is a series of
-/// adverts (priority > 0) each at most `window` after the previous one; a priority-0 advert
-/// ends the run at once. Pass the master-down interval (three intervals plus skew) as
-/// `window`, as a backup would judge. Sorted by `from`.
-///
-/// IPv4 and IPv6 routers with one VRID are separate routers (RFC 5798); filter `events` by
-/// family first when a test runs both.
-pub fn masters(events: &[Event], vrid: u8, window: Duration) -> Vec<Holding> {
-    let mut sorted: Vec<(&Event, &Vrrp)> = adverts(events, vrid).collect();
-    sorted.sort_by_key(|(e, _)| e.at);
-    // Per source: (first, last, mac) of the open run.
-    let mut open: BTreeMap<IpAddr, (Instant, Instant, MacAddr)> = BTreeMap::new();
-    let mut out = Vec::new();
-    for (e, v) in sorted {
-        let run = open.get(&v.src).copied();
-        if v.priority == 0 {
-            if let Some((from, _, mac)) = run {
-                out.push(Holding {
-                    source: v.src,
-                    mac,
-                    from,
-                    to: e.at,
-                });
-                open.remove(&v.src);
-            }
-            continue;
-        }
-        match run {
-            Some((from, last, mac)) if e.at.duration_since(last) <= window => {
-                open.insert(v.src, (from, e.at, mac));
-            }
-            _ => {
-                if let Some((from, last, mac)) = run {
-                    out.push(Holding {
-                        source: v.src,
-                        mac,
-                        from,
-                        to: last + window,
-                    });
-                }
-                open.insert(v.src, (e.at, e.at, e.packet.link.src));
-            }
-        }
-    }
-    out.extend(open.into_iter().map(|(source, (from, last, mac))| Holding {
-        source,
-        mac,
-        from,
-        to: last + window,
-    }));
-    out.sort_by_key(|h| (h.from, h.source));
-    out
-}
-
-/// The intervals (merged, in order) during which two or more routers were master at once.
-/// Touching holdings (one ends as the other starts) are not an overlap.
-pub fn split_brain(holdings: &[Holding]) -> Vec<(Instant, Instant)> {
-    // One router's own holdings never count twice.
-    let mut by_source: BTreeMap<IpAddr, Vec<(Instant, Instant)>> = BTreeMap::new();
-    for h in holdings {
-        by_source.entry(h.source).or_default().push((h.from, h.to));
-    }
-    let mut edges: Vec<(Instant, i32)> = Vec::new();
-    for spans in by_source.values_mut() {
-        for (from, to) in merge(spans) {
-            edges.push((from, 1));
-            edges.push((to, -1));
-        }
-    }
-    // At a tie, ends come first.
-    edges.sort();
-    let mut out: Vec<(Instant, Instant)> = Vec::new();
-    let mut count = 0;
-    let mut start = None;
-    for (t, delta) in edges {
-        count += delta;
-        match start {
-            None if count >= 2 => start = Some(t),
-            Some(s) if count < 2 => {
-                if t > s {
-                    out.push((s, t));
-                }
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    merge(&mut out)
-}
-
-/// Sorts `spans` and merges the ones that overlap or touch.
-fn merge(spans: &mut [(Instant, Instant)]) -> Vec<(Instant, Instant)> {
-    spans.sort();
-    let mut out: Vec<(Instant, Instant)> = Vec::new();
-    for &(from, to) in spans.iter() {
-        match out.last_mut() {
-            Some(last) if from <= last.1 => last.1 = last.1.max(to),
-            _ => out.push((from, to)),
-        }
-    }
-    out
-}
-
-/// The summed length of `intervals` (as [`split_brain`] returns them: disjoint).
-pub fn total(intervals: &[(Instant, Instant)]) -> Duration {
-    intervals.iter().map(|(a, b)| b.duration_since(*a)).sum()
-}
-
-/// The longest of `intervals`; zero for none.
-pub fn longest(intervals: &[(Instant, Instant)]) -> Duration {
-    intervals
-        .iter()
-        .map(|(a, b)| b.duration_since(*a))
-        .max()
-        .unwrap_or_default()
-}
-
-/// Every start of a run of mastership in `holdings`, in time order, with the holding before it
-/// (see [`Takeover::previous`]).
-pub fn takeovers(holdings: &[Holding]) -> Vec<Takeover> {
-    let mut sorted = holdings.to_vec();
-    sorted.sort_by_key(|h| (h.from, h.source));
-    sorted
-        .iter()
-        .map(|h| {
-            let earlier = || sorted.iter().filter(|p| p.from < h.from);
-            let previous = earlier()
-                .filter(|p| p.to > h.from)
-                .max_by_key(|p| p.from)
-                .or_else(|| earlier().max_by_key(|p| p.to))
-                .copied();
-            Takeover {
-                at: h.from,
-                source: h.source,
-                mac: h.mac,
-                previous,
-            }
-        })
-        .collect()
 }
 
 /// The gratuitous ARPs and unsolicited neighbour advertisements for `vip` (see
@@ -1215,8 +1046,6 @@ mod tests {
 
     // --- timelines ---------------------------------------------------------------------------
 
-    const W: Duration = Duration::from_millis(3500);
-
     fn ip(n: u8) -> IpAddr {
         IpAddr::from([10, 0, 0, n])
     }
@@ -1244,140 +1073,24 @@ mod tests {
         }
     }
 
-    /// Adverts every second from `from_s` to `to_s` inclusive.
-    fn every_second(t0: Instant, router: u8, from_s: u64, to_s: u64) -> Vec<Event> {
-        (from_s..=to_s)
-            .map(|s| advert(t0, s * 1000, router, 51, 100))
-            .collect()
-    }
-
     fn at(t0: Instant, ms: u64) -> Instant {
         t0 + Duration::from_millis(ms)
     }
 
     #[test]
-    fn a_clean_failover_and_preemption() {
+    fn adverts_are_picked_by_vrid_and_their_destinations_listed() {
         let t0 = Instant::now();
-        // Router 1 masters 0..=10 s and dies; router 2 takes over at 14 s (after the
-        // master-down interval); router 1 returns at 30 s and preempts; router 2 goes quiet.
-        let mut events = every_second(t0, 1, 0, 10);
-        events.extend(every_second(t0, 2, 14, 30));
-        events.extend(every_second(t0, 1, 30, 40));
-        // Another VRID and a non-VRRP frame are not this router's business.
-        events.push(advert(t0, 12_000, 9, 52, 255));
-        events.push(Event {
-            at: at(t0, 12_500),
-            packet: parse_frame(&arp(1, A_MAC, [10, 0, 0, 1], [0; 6], [10, 0, 0, 1])).unwrap(),
-        });
-        events.sort_by_key(|e| e.at);
-
-        let held = masters(&events, 51, W);
-        let spans: Vec<(IpAddr, Instant, Instant)> =
-            held.iter().map(|h| (h.source, h.from, h.to)).collect();
+        let events = [
+            advert(t0, 0, 1, 51, 100),
+            advert(t0, 10, 2, 52, 100),
+            advert(t0, 20, 1, 51, 0),
+        ];
+        let of_51: Vec<u8> = adverts(&events, 51).map(|(_, v)| v.priority).collect();
+        assert_eq!(of_51, [100, 0]);
         assert_eq!(
-            spans,
-            [
-                (ip(1), at(t0, 0), at(t0, 13_500)),
-                (ip(2), at(t0, 14_000), at(t0, 33_500)),
-                (ip(1), at(t0, 30_000), at(t0, 43_500)),
-            ]
-        );
-        assert_eq!(held[1].mac, MacAddr([0x52, 0x54, 0, 0, 0, 2]));
-
-        // Preemption overlaps by how long router 2 still counts as master after its last
-        // advert at 30 s: until 33.5 s.
-        let split = split_brain(&held);
-        assert_eq!(split, [(at(t0, 30_000), at(t0, 33_500))]);
-        assert_eq!(total(&split), Duration::from_millis(3500));
-        assert_eq!(longest(&split), Duration::from_millis(3500));
-
-        let t = takeovers(&held);
-        assert_eq!(t.len(), 3);
-        assert_eq!((t[0].source, t[0].previous), (ip(1), None));
-        assert_eq!((t[1].at, t[1].source), (at(t0, 14_000), ip(2)));
-        // Router 1 had stopped: the previous master is the one that ended last.
-        assert_eq!(t[1].previous, Some(held[0]));
-        // Router 2 still held it when router 1 preempted.
-        assert_eq!(t[2].previous, Some(held[1]));
-
-        assert_eq!(
-            adverts_to(&events, 51),
+            adverts_to(&events, 52),
             BTreeSet::from([IpAddr::V4(VRRP_GROUP_V4)])
         );
-        assert_eq!(adverts(&events, 52).count(), 1);
-    }
-
-    #[test]
-    fn priority_zero_ends_mastership_at_once() {
-        let t0 = Instant::now();
-        let mut events = every_second(t0, 1, 0, 5);
-        events.push(advert(t0, 5_500, 1, 51, 0));
-        events.extend(every_second(t0, 2, 6, 8));
-        // A priority-0 advert from a router that is not master changes nothing.
-        events.push(advert(t0, 7_000, 3, 51, 0));
-        let held = masters(&events, 51, W);
-        assert_eq!(held.len(), 2);
-        assert_eq!((held[0].source, held[0].to), (ip(1), at(t0, 5_500)));
-        assert_eq!((held[1].source, held[1].from), (ip(2), at(t0, 6_000)));
-        assert!(split_brain(&held).is_empty());
-        assert_eq!(total(&[]), Duration::ZERO);
-        assert_eq!(longest(&[]), Duration::ZERO);
-    }
-
-    #[test]
-    fn gaps_beyond_the_window_start_a_new_run() {
-        let t0 = Instant::now();
-        // A 3.5 s gap is still one run; a 3.6 s gap is two, with no master in between.
-        let events: Vec<Event> = [0, 1_000, 4_500, 8_100, 9_100]
-            .into_iter()
-            .map(|ms| advert(t0, ms, 1, 51, 100))
-            .collect();
-        let held = masters(&events, 51, W);
-        let spans: Vec<(Instant, Instant)> = held.iter().map(|h| (h.from, h.to)).collect();
-        assert_eq!(
-            spans,
-            [(at(t0, 0), at(t0, 8_000)), (at(t0, 8_100), at(t0, 12_600))]
-        );
-        assert!(split_brain(&held).is_empty());
-        let t = takeovers(&held);
-        // The second run follows the same router's first.
-        assert_eq!(t[1].previous.map(|h| h.source), Some(ip(1)));
-    }
-
-    #[test]
-    fn split_brain_merges_and_counts_each_router_once() {
-        let t0 = Instant::now();
-        let h = |router: u8, from: u64, to: u64| Holding {
-            source: ip(router),
-            mac: MacAddr([0x52, 0x54, 0, 0, 0, router]),
-            from: at(t0, from),
-            to: at(t0, to),
-        };
-        let held = [
-            h(1, 0, 10_000),
-            // Two overlapping holdings of router 1 alone are not a split brain.
-            h(1, 5_000, 12_000),
-            h(2, 11_000, 20_000),
-            h(3, 15_000, 16_000),
-            // Touching is not overlapping.
-            h(3, 20_000, 25_000),
-            h(4, 30_000, 31_000),
-            h(5, 30_500, 32_000),
-        ];
-        let split = split_brain(&held);
-        assert_eq!(
-            split,
-            [
-                (at(t0, 11_000), at(t0, 12_000)),
-                (at(t0, 15_000), at(t0, 16_000)),
-                (at(t0, 30_500), at(t0, 31_000)),
-            ]
-        );
-        assert_eq!(total(&split), Duration::from_millis(2500));
-        assert_eq!(longest(&split), Duration::from_secs(1));
-        // Three at once, then two: one interval.
-        let three = [h(1, 0, 10_000), h(2, 2_000, 8_000), h(3, 4_000, 6_000)];
-        assert_eq!(split_brain(&three), [(at(t0, 2_000), at(t0, 8_000))]);
     }
 
     #[test]

@@ -1,0 +1,759 @@
+//! The chaos lab: one segment in a namespace with a bridge, two balancers booted from the test
+//! image on taps, three DR reals and a client in namespaces, a config server that can
+//! misbehave, a third party watching the wire, and the faults the scenarios inject on the
+//! bridge (nftables in the bridge family: VRRP loss, a partition between the balancers).
+//!
+//! ```text
+//!   namespace "chaos": br0 10.72.0.1 — config server :8080, wire observer, nftables faults
+//!     ├─ tap1 ── lb1 10.72.0.11  priority 150 ┐ VRRP v3 vrid 72, 1 s adverts,
+//!     ├─ tap2 ── lb2 10.72.0.12  priority 100 ┘ VIP 10.72.0.100, connection sync on eth0
+//!     ├─ veth ── r1 10.72.0.21 ┐
+//!     ├─ veth ── r2 10.72.0.22 ├ DR reals: HTTP :80, line echo :9000, health :8080
+//!     ├─ veth ── r3 10.72.0.23 ┘
+//!     └─ veth ── client 10.72.0.2 (the load)
+//! ```
+//!
+//! Every config is signed with an operator key that the lab's image trusts, and carries a
+//! `[release]` serial that grows with each publication, so "an unsigned or invalid config was
+//! never applied" is a property the scenarios can check.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::appliance::{ApplianceBuilder, Image};
+use crate::config_server::{ConfigServer, Mode};
+use crate::fresh::{self, ImageKind};
+use crate::ipvs::{boot_image_with_shell, GuestShell, ShellGuest};
+use crate::netns::Netns;
+use crate::process::ChildGuard;
+use crate::qemu::{MacAddr, Nic};
+use crate::wire::Observer;
+
+/// The VIP of the pair.
+pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 72, 0, 100);
+/// The bridge's address: config server.
+pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 72, 0, 1);
+/// The client's address.
+pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 72, 0, 2);
+/// The config server's port.
+pub const CONFIG_PORT: u16 = 8080;
+/// VRRP's VRID for the VIP.
+pub const VRID: u8 = 72;
+/// The advert interval of the pair.
+pub const ADVERT: Duration = Duration::from_secs(1);
+/// How long the harness waits for a command in a guest's shell.
+pub const CMD: Duration = Duration::from_secs(60);
+
+/// A balancer's fixed identity in the lab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Host name (and the name in tables).
+    pub name: &'static str,
+    /// Its NIC's MAC (the config's `[release] node`).
+    pub mac: MacAddr,
+    /// Its own address on the segment.
+    pub addr: Ipv4Addr,
+    /// Its tap on the bridge.
+    pub tap: &'static str,
+    /// VRRP priority.
+    pub priority: u8,
+}
+
+/// The pair: lb1 is the preferred master.
+pub const MEMBERS: [Member; 2] = [
+    Member {
+        name: "lb1",
+        mac: MacAddr([0x52, 0x54, 0x00, 0x72, 0x00, 0x11]),
+        addr: Ipv4Addr::new(10, 72, 0, 11),
+        tap: "tap1",
+        priority: 150,
+    },
+    Member {
+        name: "lb2",
+        mac: MacAddr([0x52, 0x54, 0x00, 0x72, 0x00, 0x12]),
+        addr: Ipv4Addr::new(10, 72, 0, 12),
+        tap: "tap2",
+        priority: 100,
+    },
+];
+
+/// A real server.
+#[derive(Clone, Copy, Debug)]
+pub struct RealServer {
+    /// Its name (what it answers).
+    pub name: &'static str,
+    /// Its address.
+    pub addr: Ipv4Addr,
+}
+
+/// The reals.
+pub const REALS: [RealServer; 3] = [
+    RealServer {
+        name: "r1",
+        addr: Ipv4Addr::new(10, 72, 0, 21),
+    },
+    RealServer {
+        name: "r2",
+        addr: Ipv4Addr::new(10, 72, 0, 22),
+    },
+    RealServer {
+        name: "r3",
+        addr: Ipv4Addr::new(10, 72, 0, 23),
+    },
+];
+
+/// A real: HTTP on :80 answering its name, a line echo on :9000 answering `NAME LINE`, and
+/// `/health` on :8080 that answers 503 while the file named by its second argument exists.
+const REAL_SERVER: &str = r#"
+import http.server, os, socketserver, sys, threading
+name, down = sys.argv[1], sys.argv[2]
+class Echo(socketserver.StreamRequestHandler):
+    def handle(self):
+        for line in self.rfile:
+            self.wfile.write(name.encode() + b" " + line)
+class Web(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = (name + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+class Health(Web):
+    def do_GET(self):
+        ok = not os.path.exists(down)
+        body = b"ok\n" if ok else b"down\n"
+        self.send_response(200 if ok else 503)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer.daemon_threads = True
+http.server.ThreadingHTTPServer.daemon_threads = True
+echo = socketserver.ThreadingTCPServer(("0.0.0.0", 9000), Echo)
+threading.Thread(target=echo.serve_forever, daemon=True).start()
+health = http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Health)
+threading.Thread(target=health.serve_forever, daemon=True).start()
+http.server.ThreadingHTTPServer(("0.0.0.0", 80), Web).serve_forever()
+"#;
+
+/// What a published config contains besides the fixed parts: the reals of each service with
+/// their weights (the reload storm alternates two of these).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Services {
+    /// `(real index in REALS, weight)` for the HTTP service.
+    pub web: Vec<(usize, u32)>,
+    /// The same for the echo service.
+    pub echo: Vec<(usize, u32)>,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Services {
+            web: vec![(0, 1), (1, 1)],
+            echo: vec![(0, 1), (1, 1)],
+        }
+    }
+}
+
+impl Services {
+    /// The other config of the reload storm: r3 added to both services, weights changed.
+    pub fn storm_alternate() -> Services {
+        Services {
+            web: vec![(0, 3), (1, 1), (2, 2)],
+            echo: vec![(0, 2), (1, 1), (2, 1)],
+        }
+    }
+}
+
+/// The config of `m` with `serial` (see the module doc for the layout).
+pub fn config_text(m: &Member, serial: u64, services: &Services) -> String {
+    let mut text = format!(
+        r#"[release]
+serial = {serial}
+node = "{mac}"
+
+[node]
+hostname = "{name}"
+
+[node.sysctl]
+"net.ipv4.ip_forward" = 1
+
+[ipvs.sync]
+interface = "eth0"
+sync_id = {VRID}
+follow = "VI_1"
+
+[vrrp.instance.VI_1]
+interface = "eth0"
+vrid = {VRID}
+priority = {priority}
+version = 3
+advert_interval = "1s"
+vips = ["{VIP}/32"]
+
+[check.health]
+type = "http"
+port = 8080
+path = "/health"
+interval = "1s"
+timeout = "800ms"
+rise = 2
+fall = 2
+"#,
+        mac = m.mac,
+        name = m.name,
+        priority = m.priority,
+    );
+    for (service, port, reals, check) in [
+        ("web", 80, &services.web, "\ncheck = \"health\""),
+        ("echo", 9000, &services.echo, ""),
+    ] {
+        text.push_str(&format!(
+            "\n[service.{service}]\nvip = \"{VIP}:{port}\"\nscheduler = \"wrr\"\nforwarding = \"dr\"\non_failure = \"inhibit\"{check}\n"
+        ));
+        for &(i, weight) in reals {
+            text.push_str(&format!(
+                "\n[[service.{service}.real]]\naddress = \"{}\"\nweight = {weight}\n",
+                REALS[i].addr
+            ));
+        }
+    }
+    text
+}
+
+/// The file a member's config is served as (`${mac_hyphen}.toml`).
+pub fn config_file(m: &Member) -> String {
+    format!("{}.toml", m.mac.to_string().replace(':', "-"))
+}
+
+/// The network, the servers and the client; the balancers are booted separately
+/// ([`Lab::boot`]).
+pub struct Lab {
+    // Dropped in order: the observer and servers, then the namespaces.
+    /// The third party on the segment (a packet socket on the bridge).
+    pub observer: Observer,
+    /// The client's neighbour entry for the VIP over time.
+    pub neigh: NeighWatch,
+    _reals: Vec<ChildGuard>,
+    /// The config server.
+    pub server: ConfigServer,
+    /// The client's namespace (the load runs there).
+    pub client: Netns,
+    _real_ns: Vec<Netns>,
+    /// The segment's namespace.
+    pub ns: Netns,
+    dir: tempfile::TempDir,
+    key: PathBuf,
+    serials: [u64; 2],
+}
+
+impl Lab {
+    /// Sets up the segment, starts the reals, the config server and the observer, and
+    /// publishes the first configs (serial 1, [`Services::default`]).
+    pub fn start() -> Result<Lab, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("lbtest-chaos-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let key = crate::operator_keys::keypair(dir.path(), "operator");
+        for sub in ["configs", "health"] {
+            std::fs::create_dir_all(dir.path().join(sub)).map_err(|e| e.to_string())?;
+        }
+        let ns = Netns::new("chaos").map_err(|e| e.to_string())?;
+        ns.add_bridge("br0").map_err(|e| e.to_string())?;
+        // Sync messages and adverts are multicast: flooded, so the observer sees them all.
+        ns.ip(&[
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ])
+        .map_err(|e| e.to_string())?;
+        ns.add_addr("br0", &format!("{SERVER}/24"))
+            .map_err(|e| e.to_string())?;
+        for m in &MEMBERS {
+            ns.add_tap(m.tap, Some("br0")).map_err(|e| e.to_string())?;
+        }
+        let mut real_ns = Vec::new();
+        let mut reals = Vec::new();
+        for r in &REALS {
+            let rns = Netns::new(&format!("chaos-{}", r.name)).map_err(|e| e.to_string())?;
+            let host_end = format!("v{}", r.name);
+            ns.add_veth_to(&host_end, &rns, "eth0")
+                .and_then(|()| ns.set_master(&host_end, "br0"))
+                .and_then(|()| rns.add_addr("eth0", &format!("{}/24", r.addr)))
+                .map_err(|e| e.to_string())?;
+            // DR: the VIP is local, but never answered for in ARP nor used as an ARP source.
+            rns.run(&[
+                "sysctl",
+                "-qw",
+                "net.ipv4.conf.all.arp_ignore=1",
+                "net.ipv4.conf.all.arp_announce=2",
+                "net.ipv4.conf.eth0.arp_ignore=1",
+                "net.ipv4.conf.eth0.arp_announce=2",
+            ])
+            .and_then(|_| rns.add_addr("lo", &format!("{VIP}/32")))
+            .map_err(|e| e.to_string())?;
+            let down = dir.path().join("health").join(r.name);
+            let down = down.to_string_lossy();
+            reals.push(
+                rns.spawn(&["python3", "-c", REAL_SERVER, r.name, &down])
+                    .map_err(|e| e.to_string())?,
+            );
+            real_ns.push(rns);
+        }
+        let client = Netns::new("chaos-client").map_err(|e| e.to_string())?;
+        ns.add_veth_to("vclient", &client, "eth0")
+            .and_then(|()| ns.set_master("vclient", "br0"))
+            .and_then(|()| client.add_addr("eth0", &format!("{CLIENT}/24")))
+            .map_err(|e| e.to_string())?;
+        let server = ConfigServer::start_in(
+            &ns,
+            SocketAddr::new(IpAddr::V4(SERVER), CONFIG_PORT),
+            &dir.path().join("configs"),
+        )
+        .map_err(|e| e.to_string())?;
+        let observer = Observer::start(&ns, "br0").map_err(|e| e.to_string())?;
+        let neigh = NeighWatch::start(&client)?;
+        let mut lab = Lab {
+            observer,
+            neigh,
+            _reals: reals,
+            server,
+            client,
+            _real_ns: real_ns,
+            ns,
+            dir,
+            key,
+            serials: [0; 2],
+        };
+        lab.wait_reals()?;
+        lab.publish_all(&Services::default())?;
+        Ok(lab)
+    }
+
+    /// The reals answer directly (before any VIP exists).
+    fn wait_reals(&self) -> Result<(), String> {
+        self.client
+            .enter(|| {
+                for r in &REALS {
+                    let addr = SocketAddr::new(IpAddr::V4(r.addr), 80);
+                    let mut last = None;
+                    let ok = crate::wait::until(
+                        Duration::from_secs(30),
+                        Duration::from_millis(100),
+                        || {
+                            let got = super::load::http_get(addr, Duration::from_secs(1));
+                            let ok = matches!(&got, Ok(name) if name == r.name);
+                            last = Some(got);
+                            ok
+                        },
+                    );
+                    if ok.is_none() {
+                        return Err(format!(
+                            "real {} at {addr} does not answer: {last:?}",
+                            r.name
+                        ));
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?
+    }
+
+    /// The public half of the operator key (for the image).
+    pub fn public_key(&self) -> PathBuf {
+        PathBuf::from(format!("{}.pub", self.key.display()))
+    }
+
+    /// The test image with this lab's operator key (built into `<target>/lb-test-image-chaos`).
+    pub fn image(&self) -> Result<Image, String> {
+        let dir = crate::artifacts::target_dir().join("lb-test-image-chaos");
+        let args = vec![format!("--trusted-keys {}", self.public_key().display())];
+        Image::in_dir(fresh::variant(ImageKind::Test, &dir, &args)?)
+    }
+
+    fn configs(&self) -> PathBuf {
+        self.dir.path().join("configs")
+    }
+
+    /// Publishes a signed config for `m` with the next serial; returns the serial.
+    pub fn publish(&mut self, m: &Member, services: &Services) -> Result<u64, String> {
+        let i = member_index(m);
+        self.serials[i] += 1;
+        let serial = self.serials[i];
+        let text = config_text(m, serial, services);
+        self.publish_raw(m, &text, true)?;
+        Ok(serial)
+    }
+
+    /// Publishes `services` for both members.
+    pub fn publish_all(&mut self, services: &Services) -> Result<(), String> {
+        for m in &MEMBERS {
+            self.publish(m, services)?;
+        }
+        Ok(())
+    }
+
+    /// The serial the next [`Lab::publish`] for `m` will not reuse (the last one published).
+    pub fn serial(&self, m: &Member) -> u64 {
+        self.serials[member_index(m)]
+    }
+
+    /// Writes `text` as `m`'s config, signed (signature first, each file replaced by rename)
+    /// or with its signature removed.
+    pub fn publish_raw(&self, m: &Member, text: &str, signed: bool) -> Result<(), String> {
+        let name = config_file(m);
+        let staging = self.dir.path().join(format!("staging-{name}"));
+        std::fs::write(&staging, text).map_err(|e| e.to_string())?;
+        let sig_path = self.configs().join(format!("{name}.sig"));
+        if signed {
+            let sig = crate::operator_keys::sign(&self.key, "lb-config", &staging);
+            write_replacing(&sig_path, &sig)?;
+        } else {
+            let _ = std::fs::remove_file(&sig_path);
+        }
+        write_replacing(&self.configs().join(&name), text.as_bytes())
+    }
+
+    /// How the config server answers from now on.
+    pub fn server_mode(&self, mode: Mode) -> Result<(), String> {
+        self.server.set_mode(mode).map_err(|e| e.to_string())
+    }
+
+    /// Marks a real's health endpoint down (`true`) or up.
+    pub fn set_health_down(&self, real: usize, down: bool) {
+        let path = self.dir.path().join("health").join(REALS[real].name);
+        if down {
+            let _ = std::fs::write(&path, b"down");
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
+    /// Boots both balancers at once from `image`.
+    pub fn boot(&self, image: &Image, boot: Duration) -> Result<[Balancer; 2], String> {
+        let [a, b] = std::thread::scope(|s| {
+            let a = s.spawn(|| Balancer::boot(self, image, MEMBERS[0], boot));
+            let b = s.spawn(|| Balancer::boot(self, image, MEMBERS[1], boot));
+            [a.join(), b.join()]
+        });
+        let unwrap = |r: std::thread::Result<Result<Balancer, String>>| {
+            r.unwrap_or_else(|p| std::panic::resume_unwind(p))
+        };
+        Ok([unwrap(a)?, unwrap(b)?])
+    }
+
+    /// Drops `percent` % of VRRP packets crossing the bridge (0: none).
+    pub fn vrrp_loss(&self, percent: u32) -> Result<(), String> {
+        self.set_faults(&format!(
+            "ip protocol 112 numgen random mod 100 < {percent} drop\n\
+             ip6 nexthdr 112 numgen random mod 100 < {percent} drop"
+        ))
+    }
+
+    /// Cuts the balancers off each other (everything between their two taps), or heals.
+    pub fn partition(&self, on: bool) -> Result<(), String> {
+        if !on {
+            return self.set_faults("");
+        }
+        let (a, b) = (MEMBERS[0].tap, MEMBERS[1].tap);
+        self.set_faults(&format!(
+            "iifname \"{a}\" oifname \"{b}\" drop\niifname \"{b}\" oifname \"{a}\" drop"
+        ))
+    }
+
+    /// Replaces the bridge's fault rules with `rules` (one nft rule per line).
+    fn set_faults(&self, rules: &str) -> Result<(), String> {
+        let script = format!(
+            "table bridge chaos\ndelete table bridge chaos\n\
+             table bridge chaos {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n{rules}\n  }}\n}}\n"
+        );
+        let path = self.dir.path().join("faults.nft");
+        std::fs::write(&path, script).map_err(|e| e.to_string())?;
+        self.ns
+            .run(&["nft", "-f", &path.to_string_lossy()])
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn member_index(m: &Member) -> usize {
+    MEMBERS
+        .iter()
+        .position(|x| x.name == m.name)
+        .expect("a member of the pair")
+}
+
+fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The client's ARP entry for the VIP, sampled every 50 ms from its namespace's
+/// `/proc/net/arp`: what a neighbour on the segment believes, and when that changed.
+pub struct NeighWatch {
+    stop: Arc<AtomicBool>,
+    changes: Arc<Mutex<Vec<NeighChange>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// When the client's entry changed, and the MAC it named (None: no complete entry).
+pub type NeighChange = (Instant, Option<String>);
+
+/// No sampler runs longer than this.
+const NEIGH_LIMIT: Duration = Duration::from_secs(4 * 3600);
+const NEIGH_EVERY: Duration = Duration::from_millis(50);
+
+impl NeighWatch {
+    fn start(client: &Netns) -> Result<NeighWatch, String> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let (s, c) = (stop.clone(), changes.clone());
+        let thread = client
+            .thread(move || {
+                let started = Instant::now();
+                let mut last: Option<Option<String>> = None;
+                let max = NEIGH_LIMIT.as_millis() / NEIGH_EVERY.as_millis();
+                for _ in 0..max {
+                    if s.load(Ordering::Relaxed) || started.elapsed() > NEIGH_LIMIT {
+                        return;
+                    }
+                    // thread-self: /proc/net follows the process's first thread, not this one.
+                    let table =
+                        std::fs::read_to_string("/proc/thread-self/net/arp").unwrap_or_default();
+                    let mac = arp_entry(&table, VIP);
+                    if last.as_ref() != Some(&mac) {
+                        c.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((Instant::now(), mac.clone()));
+                        last = Some(mac);
+                    }
+                    std::thread::sleep(NEIGH_EVERY);
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(NeighWatch {
+            stop,
+            changes,
+            thread: Some(thread),
+        })
+    }
+
+    /// Every change of the entry: when it was seen, and the MAC (None: no complete entry).
+    pub fn changes(&self) -> Vec<NeighChange> {
+        self.changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// When the entry first named `mac` at or after `from`, if it did.
+    pub fn moved_to(&self, mac: &str, from: Instant) -> Option<Instant> {
+        let changes = self.changes();
+        // The entry may already have held `mac` when `from` came.
+        let before = changes.iter().rev().find(|(at, _)| *at < from);
+        if before.is_some_and(|(_, m)| m.as_deref() == Some(mac)) {
+            return Some(from);
+        }
+        changes
+            .iter()
+            .find(|(at, m)| *at >= from && m.as_deref() == Some(mac))
+            .map(|(at, _)| *at)
+    }
+}
+
+impl Drop for NeighWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The complete entry's MAC for `ip` in a `/proc/net/arp` table.
+fn arp_entry(table: &str, ip: Ipv4Addr) -> Option<String> {
+    let ip = ip.to_string();
+    table.lines().skip(1).find_map(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        // IP address, HW type, Flags (0x2: complete), HW address, Mask, Device
+        (w.len() >= 4 && w[0] == ip && w[2] == "0x2").then(|| w[3].to_string())
+    })
+}
+
+/// Memory and descriptors of a process in a guest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcStats {
+    /// Resident set, KiB.
+    pub rss_kib: u64,
+    /// Open file descriptors.
+    pub fds: u64,
+}
+
+/// init's and lbd's [`ProcStats`], read through the guest's shell.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuestStats {
+    /// PID 1.
+    pub init: ProcStats,
+    /// lbd, if it runs.
+    pub lbd: Option<ProcStats>,
+    /// lbd's pid.
+    pub lbd_pid: Option<u32>,
+}
+
+/// A balancer of the pair: the guest with its shell.
+pub struct Balancer {
+    /// Its identity in the lab.
+    pub member: Member,
+    /// The guest and its shell.
+    pub guest: ShellGuest,
+}
+
+impl Balancer {
+    /// Boots `m` from `image` on its tap, fetching its config by MAC every 100 ms (the reload
+    /// storm changes it every 200 ms).
+    pub fn boot(lab: &Lab, image: &Image, m: Member, boot: Duration) -> Result<Balancer, String> {
+        let guest = boot_image_with_shell(
+            image,
+            ApplianceBuilder::new(format!("chaos-{}", m.name))
+                .nic(Nic::tap(m.tap, m.mac))
+                .netns(&lab.ns)
+                .append(format!(
+                    "ip={}::{SERVER}:255.255.255.0:{}:eth0:off",
+                    m.addr, m.name
+                ))
+                .config_url(format!(
+                    "http://{SERVER}:{CONFIG_PORT}/${{mac_hyphen}}.toml"
+                ))
+                .poll("100ms"),
+            boot,
+        )?;
+        Ok(Balancer { member: m, guest })
+    }
+
+    /// The shell.
+    pub fn shell(&mut self) -> &mut GuestShell {
+        &mut self.guest.shell
+    }
+
+    /// init's and lbd's memory and descriptors.
+    pub fn stats(&mut self) -> Result<GuestStats, String> {
+        let out = self
+            .shell()
+            .run(
+                "for p in 1 $(pidof lbd); do echo \"$p $(awk '/^VmRSS:/ {print $2}' /proc/$p/status) $(ls /proc/$p/fd | wc -l)\"; done",
+                CMD,
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(parse_stats(&out))
+    }
+
+    /// `kill -9` of lbd; its pid, if it ran.
+    pub fn kill_lbd(&mut self) -> Result<Option<u32>, String> {
+        let out = self
+            .shell()
+            .run("p=$(pidof lbd) && kill -9 $p && echo $p", CMD)
+            .map_err(|e| e.to_string())?;
+        Ok(out.trim().parse().ok())
+    }
+
+    /// Whether the VIP is on its eth0 (as the guest sees it).
+    pub fn holds_vip(&mut self) -> Result<bool, String> {
+        let out = self
+            .shell()
+            .run("ip -4 addr show dev eth0", CMD)
+            .map_err(|e| e.to_string())?;
+        Ok(out.contains(&format!("inet {VIP}/32")))
+    }
+
+    /// The console lines printed since `from` (an index from [`Balancer::console_len`]).
+    pub fn console_since(&self, from: usize) -> Vec<String> {
+        self.guest
+            .guest
+            .console()
+            .lines()
+            .split_off(from.min(self.console_len()))
+    }
+
+    /// How many console lines there are so far.
+    pub fn console_len(&self) -> usize {
+        self.guest.guest.console().lines().len()
+    }
+}
+
+/// Parses `PID RSS FDS` lines, PID 1 first.
+fn parse_stats(out: &str) -> GuestStats {
+    let mut stats = GuestStats::default();
+    for line in out.lines() {
+        let w: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let [pid, rss_kib, fds] = w[..] else { continue };
+        let p = ProcStats { rss_kib, fds };
+        if pid == 1 {
+            stats.init = p;
+        } else {
+            stats.lbd = Some(p);
+            stats.lbd_pid = Some(pid as u32);
+        }
+    }
+    stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_lines_parse() {
+        let s = parse_stats("1 4552 12\n81 9000 23\n");
+        assert_eq!(
+            s.init,
+            ProcStats {
+                rss_kib: 4552,
+                fds: 12
+            }
+        );
+        assert_eq!(
+            s.lbd,
+            Some(ProcStats {
+                rss_kib: 9000,
+                fds: 23
+            })
+        );
+        assert_eq!(s.lbd_pid, Some(81));
+        assert_eq!(parse_stats("1 4552 12\n").lbd, None);
+    }
+
+    #[test]
+    fn arp_entries_parse() {
+        let t = "IP address       HW type     Flags       HW address            Mask     Device\n\
+                 10.72.0.100      0x1         0x2         52:54:00:72:00:11     *        eth0\n\
+                 10.72.0.21       0x1         0x0         00:00:00:00:00:00     *        eth0\n";
+        assert_eq!(arp_entry(t, VIP).as_deref(), Some("52:54:00:72:00:11"));
+        assert_eq!(arp_entry(t, REALS[0].addr), None);
+    }
+
+    #[test]
+    fn configs_differ_by_serial_and_services() {
+        let a = config_text(&MEMBERS[0], 1, &Services::default());
+        assert!(a.contains("serial = 1\nnode = \"52:54:00:72:00:11\""));
+        assert!(a.contains("priority = 150"));
+        assert_eq!(a.matches("[[service.web.real]]").count(), 2);
+        let b = config_text(&MEMBERS[0], 2, &Services::storm_alternate());
+        assert_eq!(b.matches("[[service.echo.real]]").count(), 3);
+        assert!(b.contains("address = \"10.72.0.23\"\nweight = 1"));
+    }
+}

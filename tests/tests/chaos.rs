@@ -1,0 +1,49 @@
+//! The chaos suite's short version: one pair from the test image under constant traffic (8 long
+//! connections exchanging a line every 100 ms, a short request every 50 ms), and every scenario
+//! of `lbtest::chaos` for a round or a few seconds. The invariants: no established connection
+//! lost on an lbd crash, a reload, a config server fault, a flapping real or a busy backup; no
+//! config applied that was unsigned, invalid or garbled; a gratuitous ARP and the client's ARP
+//! entry moving at every takeover; no spurious takeover where the master stayed healthy; two
+//! masters for at most three advert intervals once a partition heals; IPVS churn under its
+//! bound while a real flaps; lbd's memory and descriptors flat. The tables are printed; the
+//! long runs are `cargo run --release -p lbtest --bin chaos -- all`.
+//!
+//! Needs root, QEMU, python3, nft, ssh-keygen and the kernel package (`tools/setup.sh`).
+
+use std::time::Duration;
+
+use lbtest::chaos::{Chaos, Scenario};
+
+#[test]
+fn every_fault_leaves_clients_and_configs_whole() {
+    lbtest::process::require_root("the chaos suite makes namespaces, taps and a bridge");
+    let mut chaos = Chaos::start(Duration::from_secs(1800)).unwrap_or_else(|e| panic!("{e}"));
+    let scenarios = [
+        Scenario::KillMaster,
+        Scenario::KillBackup,
+        Scenario::ReloadStorm,
+        Scenario::ConfigServer,
+        Scenario::RealsFlap,
+        Scenario::VrrpLoss(30),
+        Scenario::BackupCpu,
+        Scenario::Partition,
+    ];
+    let mut broken = Vec::new();
+    for s in scenarios {
+        let report = chaos
+            .run(s, &s.short())
+            .unwrap_or_else(|e| panic!("{}: {e}", s.name()));
+        eprintln!("{}", report.table());
+        broken.extend(
+            report
+                .violations
+                .iter()
+                .map(|v| format!("{}: {v}", report.name)),
+        );
+    }
+    assert!(
+        broken.is_empty(),
+        "invariants broken:\n{}",
+        broken.join("\n")
+    );
+}
