@@ -82,6 +82,7 @@ pub fn vrrp_packet(data: &[u8]) {
         } else {
             IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))
         }),
+        resume: false,
     };
     let mut router = Router::new();
     let _ = router.step(

@@ -88,6 +88,31 @@ fn elect_then_fail_over_on_kill9() {
     );
 }
 
+/// A master's lbd killed and restarted within the backup's master-down interval (1 s adverts:
+/// 3.4 s) finds its VIP still on the link and resumes as master at once: the backup never
+/// takes the VIP, so clients see no move at all (instead of two).
+#[test]
+fn a_quick_restart_after_kill9_keeps_the_master() {
+    let lab = Lab::new(2, 1);
+    let (mut a, b) = elect(&lab, "1s", "", "");
+    std::thread::sleep(SEC);
+    a.kill().unwrap();
+    assert!(lab.has_addr(0, "eth0", VIP), "kill -9 removed the VIP");
+    let a2 = lab.lbd(0, "a2", &pair_config(150, "1s", ""));
+    assert!(
+        a2.wait_log(
+            "VI_1: INIT -> MASTER (restarted while holding the addresses)",
+            5 * SEC
+        ),
+        "{}",
+        a2.log()
+    );
+    // Longer than b's master-down interval after a's last advertisement.
+    std::thread::sleep(5 * SEC);
+    assert_eq!(b.count("-> MASTER"), 0, "b took over:\n{}", b.log());
+    assert!(lab.has_addr(0, "eth0", VIP) && !lab.has_addr(1, "eth0", VIP));
+}
+
 /// SIGTERM: a priority-0 advertisement makes the backup take over after its skew time, not
 /// after a whole master-down interval (1 s adverts: skew 0.61 s, master down 3.61 s).
 #[test]

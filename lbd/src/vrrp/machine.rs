@@ -59,6 +59,11 @@ pub struct Spec {
     /// (v4: `unicast_source` or the interface's first address; v6: its link-local address).
     /// `None` (no address yet) faults the instance.
     pub primary: Option<IpAddr>,
+    /// Every address of this router was on its interface when lbd started: the previous lbd
+    /// died while master (an orderly stop releases them). The runtime's to fill in, at start
+    /// only. See [`Instance::start`].
+    #[serde(default)]
+    pub resume: bool,
 }
 
 impl Spec {
@@ -85,6 +90,7 @@ impl Spec {
             garp_repeat_after: i.garp_repeat_after,
             quorum_priority_drop: i.quorum_priority_drop,
             primary: None,
+            resume: false,
         }
     }
 
@@ -175,6 +181,8 @@ pub enum Why {
     Startup,
     /// Priority 255: the owner is master from the start.
     Owner,
+    /// lbd restarted after dying as master, with the addresses still held.
+    Resumed,
     /// Master_Down_Timer fired (master silent, or it sent priority 0 and skew time passed).
     MasterDown,
     /// A master saw a better advertisement.
@@ -197,6 +205,7 @@ impl fmt::Display for Why {
         match self {
             Why::Startup => f.write_str("startup"),
             Why::Owner => f.write_str("address owner (priority 255)"),
+            Why::Resumed => f.write_str("restarted while holding the addresses"),
             Why::MasterDown => f.write_str("master down"),
             Why::Preempted { by, priority } => {
                 write!(f, "{by} advertises priority {priority}")
@@ -282,11 +291,14 @@ pub struct Instance {
     holding: Vec<IpPrefix>,
     /// Source of the last accepted advertisement while backup.
     master: Option<IpAddr>,
+    /// The first start resumes mastership ([`Spec::resume`]); spent by it.
+    resume: bool,
 }
 
 impl Instance {
     pub fn new(spec: Spec) -> Instance {
         Instance {
+            resume: spec.resume,
             master_adver_interval: spec.advert_interval,
             spec,
             state: State::Initialize,
@@ -453,9 +465,19 @@ impl Instance {
 
     /// RFC 6.4.1: Initialize → Master (owner) or Backup. Removes the addresses first when
     /// going to Backup: a previous run may have died holding them.
+    ///
+    /// Not in the RFC: when lbd died as master and was restarted within the peer's
+    /// master-down interval, going to Backup would hand the VIP to the peer and take it back
+    /// (two moves, each a gap for new connections). So the first start after such a death
+    /// ([`Spec::resume`]) goes straight to Master, if this router may preempt at once anyway:
+    /// a peer that took over meanwhile steps down at our first advertisement, as it would
+    /// when we preempt from Backup; a better peer makes us Backup at its next one.
     pub fn start(&mut self, now: Duration, out: &mut Vec<Action>) {
+        let resume = std::mem::take(&mut self.resume);
         if self.priority() == 255 {
             self.become_master(now, Why::Owner, out);
+        } else if resume && self.spec.preempt && self.spec.preempt_delay.is_zero() {
+            self.become_master(now, Why::Resumed, out);
         } else {
             self.transition(out, State::Backup, Why::Startup);
             self.release_vips(out, true);

@@ -44,6 +44,7 @@ fn spec(name: &str, vrid: u8, priority: u8, version: Version, interval: Duration
         garp_repeat_after: 5 * S,
         quorum_priority_drop: 0,
         primary: Some(ip(ME)),
+        resume: false,
     }
 }
 
@@ -213,6 +214,58 @@ fn owner_is_master_at_once() {
         vec![("o".into(), State::Initialize, State::Master)]
     );
     assert_eq!(sent(&out), vec![("o".into(), 255)]);
+}
+
+#[test]
+fn a_restart_after_dying_as_master_resumes_once_and_only_when_it_may_preempt() {
+    let mut s = spec("a", 1, 150, Version::V3, S);
+    s.resume = true;
+    let mut n = Router::new();
+    let out = n.step(S, configure(vec![s.clone()], &[]));
+    assert_eq!(
+        transitions(&out),
+        vec![("a".into(), State::Initialize, State::Master)]
+    );
+    assert_eq!(sent(&out), vec![("a".into(), 150)]);
+    assert!(out.iter().any(|a| matches!(a, Action::AddVips { .. })));
+    assert!(out.iter().any(|a| matches!(a, Action::Announce { .. })));
+    // A better peer still wins at its next advertisement.
+    let out = n.step(S + 100 * MS, advert_from(&s, "10.0.0.3", 200, S));
+    assert_eq!(
+        transitions(&out),
+        vec![("a".into(), State::Master, State::Backup)]
+    );
+
+    // Spent by the first start: a fault and its end start as Backup, as the RFC says.
+    let mut t = spec("t", 2, 150, Version::V3, S);
+    t.resume = true;
+    t.track_interfaces = vec!["eth1".into()];
+    let mut n = Router::new();
+    n.step(S, configure(vec![t.clone()], &[]));
+    let link = |up| Input::Link {
+        ifname: "eth1".into(),
+        up,
+    };
+    n.step(2 * S, link(false));
+    let out = n.step(3 * S, link(true));
+    assert_eq!(
+        transitions(&out),
+        vec![("t".into(), State::Fault, State::Backup)]
+    );
+
+    // Without preemption (or with a delay) a restart may not take the VIP back: Backup.
+    for (preempt, delay) in [(false, Duration::ZERO), (true, 5 * S)] {
+        let mut u = spec("u", 3, 150, Version::V3, S);
+        (u.resume, u.preempt, u.preempt_delay) = (true, preempt, delay);
+        let mut n = Router::new();
+        let out = n.step(S, configure(vec![u], &[]));
+        assert_eq!(
+            transitions(&out),
+            vec![("u".into(), State::Initialize, State::Backup)],
+            "preempt {preempt}, delay {delay:?}"
+        );
+        assert!(sent(&out).is_empty());
+    }
 }
 
 #[test]

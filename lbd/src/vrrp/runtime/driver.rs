@@ -54,6 +54,9 @@ pub(super) struct Driver {
     status: watch::Sender<Status>,
     record: Option<Recorder>,
     last_log: BTreeMap<String, (Duration, u64)>,
+    /// The first config was applied (only then can addresses left on a link be a dead
+    /// predecessor's).
+    configured: bool,
 }
 
 impl Driver {
@@ -84,6 +87,7 @@ impl Driver {
             status,
             record,
             last_log: BTreeMap::new(),
+            configured: false,
         })
     }
 
@@ -207,6 +211,19 @@ impl Driver {
         self.links
             .get(&spec.interface)
             .map(|l| (l.index, l.name.clone()))
+    }
+
+    /// Whether every VIP of `spec` is on the link it lives on (a previous lbd died as master).
+    fn holds_all_vips(&self, spec: &Spec) -> bool {
+        let Some((index, _)) = self.vip_link(spec) else {
+            return false;
+        };
+        !spec.vips.is_empty()
+            && spec.vips.iter().all(|v| {
+                self.addrs
+                    .iter()
+                    .any(|a| a.index == index && a.addr == v.addr && a.prefix_len == v.prefix_len)
+            })
     }
 
     fn rate_limited(&mut self, key: String, now: Duration) -> Option<u64> {
@@ -687,6 +704,17 @@ impl Driver {
             .collect();
         self.sockets();
         self.vmacs().await;
+        if !self.configured {
+            self.configured = true;
+            let names: Vec<String> = self.specs.keys().cloned().collect();
+            for name in names {
+                let resume = self.holds_all_vips(&self.specs[&name]);
+                if resume {
+                    info!("vrrp: {name}: its addresses are still configured: lbd restarted after dying as master");
+                }
+                self.specs.get_mut(&name).expect("listed").resume = resume;
+            }
+        }
         // Links first, so instances start in fault when their interface is down.
         for ifname in self.watched() {
             let up = self.links.get(&ifname).is_some_and(|l| l.carrier);
