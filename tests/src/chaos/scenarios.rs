@@ -560,7 +560,7 @@ fn config_server(c: &mut Chaos, gone_for: Duration, report: &mut Report) -> Resu
                 .into_iter()
                 .find(|l| l.contains("WARN") || l.contains("ERROR"))
             {
-                said.push(format!("{}: {}", MEMBERS[who].name, tail(&l, 160)));
+                said.push(format!("{} said: {}", MEMBERS[who].name, cause(&l)));
             }
             if !lines_with(c, who, marks[who], "lbd exited").is_empty() {
                 report
@@ -587,6 +587,9 @@ fn config_server(c: &mut Chaos, gone_for: Duration, report: &mut Report) -> Resu
         spurious(report, &mut row);
         report.rows.push(row);
     }
+    // Back to the default services, as every scenario starts.
+    c.lab.publish_all(&Services::default())?;
+    wait_tables(c, &Services::default())?;
     for (who, m) in MEMBERS.iter().enumerate() {
         let s = c.pair[who].stats()?;
         report.figures.push(format!(
@@ -598,9 +601,19 @@ fn config_server(c: &mut Chaos, gone_for: Duration, report: &mut Report) -> Resu
     Ok(())
 }
 
-fn tail(line: &str, n: usize) -> String {
-    let chars: Vec<char> = line.chars().collect();
-    chars[chars.len().saturating_sub(n)..].iter().collect()
+/// The end of a refusal line: the innermost cause (after the last URL), at most 160 chars.
+fn cause(line: &str) -> String {
+    let from = line
+        .rfind(".toml: ")
+        .map_or(0, |i| i + 7)
+        .max(line.rfind(".sig: ").map_or(0, |i| i + 6));
+    let text = line[from..].trim();
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() > 160 {
+        format!("…{}", chars[chars.len() - 160..].iter().collect::<String>())
+    } else {
+        text.to_string()
+    }
 }
 
 fn echo_destinations(c: &mut Chaos, who: usize) -> Result<BTreeSet<(String, String, u32)>, String> {
@@ -612,6 +625,7 @@ fn echo_destinations(c: &mut Chaos, who: usize) -> Result<BTreeSet<(String, Stri
 }
 
 fn reals_flap(c: &mut Chaos, duration: Duration, report: &mut Report) -> Result<(), String> {
+    wait_tables(c, &Services::default())?;
     c.settle()?;
     let before = [echo_destinations(c, 0)?, echo_destinations(c, 1)?];
     let marks = c.marks();
