@@ -313,6 +313,10 @@ fn kill_round(c: &mut Chaos, master: bool, report: &mut Report) -> Result<(), St
             ms(delay)
         ));
     }
+    if !row.takeovers.is_empty() {
+        row.notes
+            .push(format!("takeovers {}", row.takeovers.join(", ")));
+    }
     check_takeovers(c, &mut row, from, to, report);
     no_loss(report, &row, "lbd crash");
     if !master {

@@ -62,6 +62,7 @@ impl Case {
             garp_repeat_after: Duration::ZERO,
             quorum_priority_drop: 0,
             primary: None,
+            resume: false,
         };
         let i = Instance::new(spec);
         (i.master_down_interval(), i.skew_time())
