@@ -120,7 +120,7 @@ pub enum HttpError {
         url: FetchUrl,
         /// The limit in bytes.
         limit: u64,
-        /// The announced length or bytes read so far.
+        /// The announced length, or that more arrived without one.
         detail: String,
     },
     /// A redirect without a usable `Location`.
@@ -385,8 +385,11 @@ async fn get_once(
         let frame = frame.map_err(protocol)?;
         if let Ok(chunk) = frame.into_data() {
             if buf.len() as u64 + chunk.len() as u64 > limits.max_body {
-                let read = buf.len() as u64 + chunk.len() as u64;
-                return Err(too_large(format!("{read} bytes read so far")));
+                // The same words every time (not the byte count, which varies with how the
+                // transport split the body), so a poll that keeps failing is reported once.
+                return Err(too_large(
+                    "no Content-Length, and more than that arrived".into(),
+                ));
             }
             buf.extend_from_slice(&chunk);
         }

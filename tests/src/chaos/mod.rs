@@ -264,7 +264,14 @@ impl Chaos {
                 .into_iter()
                 .filter(|a| a.at >= since)
                 .collect();
-            if recent.len() < 3 || recent.iter().any(|a| a.source != lb1 || a.priority == 0) {
+            // The last one recent too: adverts from before a fault must not count.
+            let fresh = recent
+                .last()
+                .is_some_and(|a| now.saturating_duration_since(a.at) < RUN_GAP);
+            if !fresh
+                || recent.len() < 3
+                || recent.iter().any(|a| a.source != lb1 || a.priority == 0)
+            {
                 why = format!("adverts of the last 3.5 s: {recent:?}");
                 return false;
             }
