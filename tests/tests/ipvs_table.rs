@@ -1,8 +1,9 @@
 //! lbd programs the kernel's IPVS table inside a real guest, and ipvsadm (shipped in the test
 //! image, run through the guest's debug shell) is the independent check: after each config
 //! edit, `ipvsadm -Ln` shows exactly the expected table, and lbd's summary line says it made
-//! exactly those changes. A kill -9 of lbd is followed by an adoption without any change;
-//! unmanaged entries follow `ipvs.unmanaged`; a refused object does not stop the others.
+//! exactly those changes (a removed real drains at weight 0 first, then goes once idle). A
+//! kill -9 of lbd is followed by an adoption without any change; unmanaged entries follow
+//! `ipvs.unmanaged`; a refused object does not stop the others.
 //!
 //! Needs QEMU, the kernel package (`tools/setup.sh`) and the test image
 //! (`tools/build-test-image.sh`); a missing piece fails the test with instructions.
@@ -281,7 +282,8 @@ fn ipvs_table_follows_the_config_exactly() {
                     1,
                 )
             }),
-            "services +0 ~0 -0, reals +0 ~0 -1, other 0, 0 errors",
+            // Drained first (weight 0); with no connections, deleted at the next drain check.
+            "services +0 ~0 -0, reals +0 ~1 -0, other 0, 0 errors",
             Box::new(|t: &mut Table| {
                 t.web.1.remove(0);
             }),
@@ -334,6 +336,20 @@ fn ipvs_table_follows_the_config_exactly() {
         config = edit(&config);
         let got = publish(&sg, &dir, &config);
         assert_eq!(got, summary, "{what}: lbd's summary");
+        if what == "remove a real" {
+            sg.guest
+                .expect(
+                    r"lbd:\s+INFO ipvs: real 10\.0\.2\.2:8080 of service web drained: no connections left",
+                    STEP,
+                )
+                .unwrap();
+            sg.guest
+                .expect(
+                    r"lbd:\s+INFO ipvs applied removal drain changes: reals \+0 ~0 -1, 0 errors",
+                    STEP,
+                )
+                .unwrap();
+        }
         expect(&mut want);
         assert_table(&mut sg.shell, &want, what);
     }

@@ -91,6 +91,7 @@ pub fn render(doc: &Value, p: Paint) -> String {
             real(&mut out, r, p);
         }
         sorry_server(&mut out, svc, p);
+        draining(&mut out, svc, p);
     }
     if let Some(t) = doc["syslog"]["target"].as_str() {
         let sy = &doc["syslog"];
@@ -381,6 +382,30 @@ fn sorry_server(out: &mut String, svc: &Value, p: Paint) {
                 p.yellow("sorry server (no real serves)")
             );
         }
+    }
+}
+
+/// The lines of reals removed from the config that still drain.
+fn draining(out: &mut String, svc: &Value, p: Paint) {
+    for d in svc["draining"].as_array().into_iter().flatten() {
+        let k = d.get("ipvs").filter(|k| !k.is_null());
+        let col = |key: &str| {
+            k.and_then(|k| u(k, key))
+                .map_or("-".into(), |v| v.to_string())
+        };
+        let _ = writeln!(
+            out,
+            "  -> {:<28} {:<7} {:<6} {:<10} {:<9} {}",
+            s(d, "address"),
+            k.map_or("-", |k| ipvsadm_fwd(s(k, "forwarding"))),
+            col("weight"),
+            col("active_connections"),
+            col("inactive_connections"),
+            p.yellow(&format!(
+                "draining: removed from the config, deleted when idle or at {}",
+                s(d, "ends_by")
+            ))
+        );
     }
 }
 

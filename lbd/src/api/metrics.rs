@@ -26,10 +26,11 @@
 //! | `lbd_service_bytes_per_second` | gauge | service, direction | IPVS's rate estimate |
 //! | `lbd_real_up` | gauge | service, real | 1 when the real serves (up, or not checked yet) |
 //! | `lbd_real_drained` | gauge | service, real | 1 while drained by an operator |
+//! | `lbd_real_draining` | gauge | service, real | 1 while removed from the config and kept at weight 0 until its connections end (`ipvs.removal_drain`) |
 //! | `lbd_real_config_weight` | gauge | service, real | weight in the config |
 //! | `lbd_real_weight` | gauge | service, real | weight lbd wants in IPVS (absent: left out) |
 //! | `lbd_real_ipvs_weight` | gauge | service, real | weight the kernel holds |
-//! | `lbd_real_active_connections` | gauge | service, real | established connections |
+//! | `lbd_real_active_connections` | gauge | service, real | established connections (draining reals too) |
 //! | `lbd_real_inactive_connections` | gauge | service, real | other connection entries |
 //! | `lbd_real_connections_total` | counter | service, real | connections scheduled to it |
 //! | `lbd_real_bytes_total` | counter | service, real, direction | bytes in / out |
@@ -360,6 +361,11 @@ fn real_families(o: &mut Out, st: &Status) {
         "gauge",
         "1 while an operator drained the real.",
     );
+    let r_draining = o.family(
+        "lbd_real_draining",
+        "gauge",
+        "1 while the real, removed from the config, is kept at weight 0 until its connections end.",
+    );
     let r_cw = o.family(
         "lbd_real_config_weight",
         "gauge",
@@ -412,6 +418,7 @@ fn real_families(o: &mut Out, st: &Status) {
             };
             o.add(r_up, rl(), f64::from(u8::from(r.health != "down")));
             o.add(r_drained, rl(), f64::from(u8::from(r.drained)));
+            o.add(r_draining, rl(), 0.0);
             o.add(r_cw, rl(), f64::from(r.config_weight));
             if let Some(w) = r.weight {
                 o.add(r_w, rl(), f64::from(w));
@@ -426,6 +433,15 @@ fn real_families(o: &mut Out, st: &Status) {
                     o.add(r_bytes, rdir("out"), t.bytes_out as f64);
                     o.add(r_cps, rl(), t.connections_per_second as f64);
                 }
+            }
+        }
+        for d in &s.draining {
+            let rl = || vec![("service", s.name.clone()), ("real", d.address.to_string())];
+            o.add(r_draining, rl(), 1.0);
+            if let Some(k) = &d.ipvs {
+                o.add(r_kw, rl(), f64::from(k.weight));
+                o.add(r_act, rl(), f64::from(k.active_connections));
+                o.add(r_inact, rl(), f64::from(k.inactive_connections));
             }
         }
     }

@@ -520,6 +520,7 @@ async fn status(shared: &Arc<Shared>) -> Option<snapshot::Status> {
         trust: std::fs::read_to_string(snapshot::TRUST_STATE)
             .ok()
             .and_then(|t| snapshot::ConfigTrust::parse(&t, &published.config.version)),
+        draining: &published.draining,
     }))
 }
 

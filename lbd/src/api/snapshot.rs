@@ -10,6 +10,7 @@ use crate::check::board::{HealthReport, ServiceHealth};
 use crate::config::{Config, Forwarding, Real, Service, ServiceKey};
 use crate::ipvs::client::Dump;
 use crate::ipvs::msg::{self, FwdMethod, Stats};
+use crate::ipvs::subsystem::DrainingReal;
 use crate::reconcile::{self, Desired, DestKey, Overrides, ServiceState, SyncRole};
 use crate::syslog::rfc5424::timestamp;
 use crate::syslog::SyslogStatus;
@@ -47,6 +48,8 @@ pub struct Inputs<'a> {
     pub links: &'a [LinkReading],
     /// How init admitted the running config (`/run/lb/trust`), if it says.
     pub trust: Option<ConfigTrust>,
+    /// Reals removed from the config that IPVS keeps at weight 0 until their connections end.
+    pub draining: &'a [DrainingReal],
 }
 
 /// Where init records how it admitted the config it installed.
@@ -314,6 +317,19 @@ pub struct ServiceStatus {
     pub in_kernel: Option<bool>,
     pub traffic: Option<Traffic>,
     pub reals: Vec<RealStatusDoc>,
+    /// Reals the config no longer lists, at weight 0 until their connections end
+    /// (`ipvs.removal_drain`).
+    pub draining: Vec<DrainingRealDoc>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DrainingRealDoc {
+    pub address: SocketAddr,
+    pub since: String,
+    /// When it is deleted at the latest.
+    pub ends_by: String,
+    /// What the kernel holds for it (None: IPVS unreadable, or already gone).
+    pub ipvs: Option<KernelReal>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -558,7 +574,37 @@ fn service_status(
         in_kernel: kernel.map(|k| k.contains_key(&id)),
         traffic: have.and_then(|(s, _)| s.stats.as_ref()).map(Traffic::from),
         reals,
+        draining: i
+            .draining
+            .iter()
+            .filter(|d| d.service == svc.name)
+            .map(|d| DrainingRealDoc {
+                address: d.address,
+                since: timestamp(d.started_at),
+                ends_by: timestamp(d.ends_by),
+                ipvs: kernel_real(have.copied(), d.address),
+            })
+            .collect(),
     }
+}
+
+/// What the kernel holds for the real at `addr` of a dumped service.
+fn kernel_real(
+    have: Option<&(msg::ServiceEntry, Vec<msg::DestEntry>)>,
+    addr: SocketAddr,
+) -> Option<KernelReal> {
+    let (_, dests) = have?;
+    let d = dests
+        .iter()
+        .find(|d| d.addr == addr.ip() && d.port == addr.port())?;
+    Some(KernelReal {
+        weight: d.weight,
+        forwarding: fwd_name(d.fwd).to_string(),
+        active_connections: d.active_conns,
+        inactive_connections: d.inactive_conns,
+        persistent_connections: d.persistent_conns,
+        traffic: d.stats.as_ref().map(Traffic::from),
+    })
 }
 
 /// One real of `svc`: config, health (`sh`: the service's) and drain, the weight the
@@ -577,11 +623,6 @@ fn real_status(
         port: r.addr.port(),
     };
     let rs = sh.and_then(|s| s.reals.get(&r.addr));
-    let kr = have.and_then(|(_, dests)| {
-        dests
-            .iter()
-            .find(|d| d.addr == key.addr && d.port == key.port)
-    });
     RealStatusDoc {
         address: r.addr,
         forwarding: forwarding_name(r.forwarding),
@@ -601,14 +642,7 @@ fn real_status(
         }),
         reason: rs.and_then(|s| s.reason.as_ref()).map(|f| f.to_string()),
         since: rs.and_then(|s| s.since).map(timestamp),
-        ipvs: kr.map(|d| KernelReal {
-            weight: d.weight,
-            forwarding: fwd_name(d.fwd).to_string(),
-            active_connections: d.active_conns,
-            inactive_connections: d.inactive_conns,
-            persistent_connections: d.persistent_conns,
-            traffic: d.stats.as_ref().map(Traffic::from),
-        }),
+        ipvs: kernel_real(have, r.addr),
     }
 }
 

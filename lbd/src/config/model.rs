@@ -175,11 +175,31 @@ pub enum SyslogProtocol {
     Tcp,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Default)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct IpvsSettings {
     pub unmanaged: UnmanagedPolicy,
+    /// How long a real the config no longer lists stays in IPVS at weight 0 so its
+    /// established connections finish (deleted as soon as it has none); zero deletes at once.
+    pub removal_drain: Duration,
     pub timeouts: IpvsTimeouts,
     pub sync: Option<ConnSync>,
+}
+
+impl IpvsSettings {
+    pub const DEFAULT_REMOVAL_DRAIN: Duration = Duration::from_secs(60);
+    /// Longer would keep a removed real's entry for days: the timeout bounds a drain.
+    pub const MAX_REMOVAL_DRAIN: Duration = Duration::from_secs(86400);
+}
+
+impl Default for IpvsSettings {
+    fn default() -> Self {
+        IpvsSettings {
+            unmanaged: UnmanagedPolicy::default(),
+            removal_drain: Self::DEFAULT_REMOVAL_DRAIN,
+            timeouts: IpvsTimeouts::default(),
+            sync: None,
+        }
+    }
 }
 
 /// IPVS connection timeouts; `None` leaves the kernel's value alone.

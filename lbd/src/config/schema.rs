@@ -104,6 +104,8 @@ pub struct SyslogSchema {
 pub struct IpvsSchema {
     /// Policy for kernel entries that no service of this config owns.
     pub unmanaged: Option<UnmanagedPolicy>,
+    /// How long a real removed from a service keeps its established connections.
+    pub removal_drain: Option<Spanned<ConfigDuration>>,
     pub timeouts: Option<TimeoutsSchema>,
     pub sync: Option<SyncSchema>,
 }

@@ -10,6 +10,7 @@
 //!  API ─── Request::OperatorWeights ─▶   └─▶ VrrpSubsystem  (thread: real-time, VIPs, adverts)
 //!  checks ─ watch<HealthReport> ─▶ Daemon ─▶ reconcile
 //!  VRRP ─── watch<Status> ─────────▶ Daemon ─▶ connection-sync role ─▶ reconcile
+//!  1 s tick, while reals drain ─────▶ Daemon ─▶ IpvsSubsystem::check_drains
 //!  Daemon ─ watch<Published> ─▶ API (config, load time, the last reload's outcome)
 //! ```
 //!
@@ -30,7 +31,8 @@ use crate::api::{Api, ApiOptions};
 use crate::check::board::HealthReport;
 use crate::check::subsystem::CheckSubsystem;
 use crate::config::{self, Config, Loaded};
-use crate::ipvs::subsystem::IpvsSubsystem;
+use crate::ipvs::client::IpvsError;
+use crate::ipvs::subsystem::{ApplyReport, DrainingReal, IpvsSubsystem};
 use crate::syslog::subsystem::SyslogSubsystem;
 use crate::vrrp::runtime::{Status as VrrpStatus, VrrpSubsystem};
 use inputs::{IpvsInputs, OperatorWeights};
@@ -103,7 +105,13 @@ pub struct Published {
     pub applied: u64,
     pub started_at: SystemTime,
     pub last_reload: Option<ReloadOutcome>,
+    /// Reals removed from the config that IPVS keeps at weight 0 until their connections end.
+    pub draining: Arc<Vec<DrainingReal>>,
 }
+
+/// How often the daemon looks at draining reals: a drained real leaves within about this long
+/// after its last connection.
+pub const DRAIN_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What others ask of the daemon.
 pub enum Request {
@@ -231,6 +239,9 @@ pub struct Daemon {
     ipvs_inputs: IpvsInputs,
     operator: OperatorWeights,
     last_ipvs_error: Option<String>,
+    /// As the IPVS subsystem last reported; checked every [`DRAIN_CHECK_INTERVAL`] while not
+    /// empty.
+    draining: Arc<Vec<DrainingReal>>,
     kernel_view: Option<(Instant, Arc<KernelView>)>,
     checks: CheckSubsystem,
     vrrp: VrrpSubsystem,
@@ -291,6 +302,7 @@ impl Daemon {
             ipvs_inputs: IpvsInputs::default(),
             operator,
             last_ipvs_error: None,
+            draining: Arc::new(Vec::new()),
             kernel_view: None,
             checks: parts.checks,
             vrrp: parts.vrrp,
@@ -352,6 +364,7 @@ impl Daemon {
             applied: self.applied,
             started_at: self.started_at,
             last_reload: self.last_reload.clone(),
+            draining: self.draining.clone(),
         })));
     }
 
@@ -376,15 +389,41 @@ impl Daemon {
 
     /// Brings IPVS to what `config` and the inputs want, on a blocking worker.
     async fn reconcile(&mut self, config: &Config, why: &'static str) {
+        let health = self.ipvs_inputs.health.clone();
+        let overrides = self.ipvs_inputs.overrides();
+        let role = self.ipvs_inputs.role;
+        self.on_ipvs_worker(config, why, move |ipvs, config| {
+            ipvs.set_health(health);
+            ipvs.set_overrides(overrides);
+            ipvs.set_sync_role(role);
+            ipvs.reconcile(config).map(Some)
+        })
+        .await;
+    }
+
+    /// Deletes the draining reals that are empty or timed out, on a blocking worker.
+    async fn check_drains(&mut self) {
+        let config = self.current.config.clone();
+        self.on_ipvs_worker(&config, "removal drain", |ipvs, config| {
+            ipvs.check_drains(config)
+        })
+        .await;
+    }
+
+    /// Lends the IPVS subsystem to a blocking worker for `work`, logs what it did, and
+    /// publishes the draining reals when they changed.
+    async fn on_ipvs_worker<F>(&mut self, config: &Config, why: &'static str, work: F)
+    where
+        F: FnOnce(&mut IpvsSubsystem, &Config) -> Result<Option<ApplyReport>, IpvsError>
+            + Send
+            + 'static,
+    {
         let Some(mut ipvs) = self.ipvs.take() else {
             return;
         };
-        ipvs.set_health(self.ipvs_inputs.health.clone());
-        ipvs.set_overrides(self.ipvs_inputs.overrides());
-        ipvs.set_sync_role(self.ipvs_inputs.role);
         let config = config.clone();
         let worker = tokio::task::spawn_blocking(move || {
-            let r = ipvs.reconcile(&config);
+            let r = work(&mut ipvs, &config);
             (ipvs, r)
         });
         let (ipvs, result) = match worker.await {
@@ -396,20 +435,34 @@ impl Daemon {
                 std::process::exit(1);
             }
         };
+        let draining = ipvs.draining();
         self.ipvs = Some(ipvs);
-        self.kernel_view = None;
         match result {
-            Ok(report) => {
+            Ok(None) => {}
+            Ok(Some(report)) => {
+                self.kernel_view = None;
                 self.last_ipvs_error = None;
                 crate::ipvs::subsystem::log_report(&report, why);
             }
             Err(e) => {
+                self.kernel_view = None;
                 let text = e.to_string();
                 if self.last_ipvs_error.as_deref() != Some(text.as_str()) {
                     error!("ipvs: cannot apply ({why}): {text}; the kernel table will be read again at the next apply");
                     self.last_ipvs_error = Some(text);
                 }
             }
+        }
+        // Only which reals drain is published; their times follow from the start.
+        let same = |a: &[DrainingReal], b: &[DrainingReal]| {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| (&x.service, x.address) == (&y.service, y.address))
+        };
+        if !same(&draining, &self.draining) {
+            self.draining = Arc::new(draining);
+            self.publish();
         }
     }
 
@@ -574,6 +627,8 @@ impl Daemon {
         let mut int = signal(SignalKind::interrupt())?;
         let mut health = self.handle.health.clone();
         let mut vrrp = self.handle.vrrp.clone();
+        let mut drain_tick = tokio::time::interval(DRAIN_CHECK_INTERVAL);
+        drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         info!(
             pid = std::process::id(),
             "lbd running with {}: {}",
@@ -586,6 +641,10 @@ impl Daemon {
                 _ = term.recv() => { info!("SIGTERM: stopping"); break; }
                 _ = int.recv() => { info!("SIGINT: stopping"); break; }
                 Some(req) = self.requests.recv() => { self.request(req).await; continue; }
+                _ = drain_tick.tick(), if !self.draining.is_empty() => {
+                    self.check_drains().await;
+                    continue;
+                }
                 Ok(()) = health.changed() => "health",
                 // A VRRP subsystem that is gone leaves the last role in place.
                 Ok(()) = vrrp.changed() => "sync role",

@@ -13,19 +13,27 @@
 //! config while lbd was down is still removed, and `ipvs.unmanaged = "keep"` only protects
 //! entries lbd never created.
 //!
+//! A real the config removes from a service it keeps is drained, not deleted: weight 0 until it
+//! has no connections or `ipvs.removal_drain` passes ([`crate::reconcile::drain`]). The owner
+//! calls [`IpvsSubsystem::check_drains`] about every second while [`IpvsSubsystem::draining`]
+//! is not empty. Drains live in memory only: after a restart, the adopted table's destinations
+//! that an owned service's config does not list drain again with a fresh timeout.
+//!
 //! Inputs besides the config — real health (checks), operator overrides, and the sync role
 //! (VRRP) — come in through setters and take effect at the next [`IpvsSubsystem::reconcile`].
 
 use super::client::{IpvsClient, IpvsError};
 use super::msg::ServiceId;
 use crate::config::Config;
+use crate::config::ConfigDuration;
 use crate::reconcile::{
-    self, DestSpec, KeptDesired, KernelState, Op, Overrides, PlanCounts, RealHealth, Scope,
-    ServiceSpec, SyncRole,
+    self, ConnCounts, DestKey, DestSpec, DrainEnd, DrainEvent, Drains, KeptDesired, KernelState,
+    Op, Overrides, PlanCounts, RealHealth, Scope, ServiceSpec, SyncRole,
 };
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 use tracing::{error, info, warn};
 
 /// What one reconcile did.
@@ -61,6 +69,20 @@ pub struct IpvsSubsystem {
     /// Whether the kept kernel view held exactly the desired state after the last apply: then
     /// only the services whose desired state changed need a look.
     in_step: bool,
+    /// Reals removed from the config whose connections are let finish.
+    drains: Drains,
+    /// `ipvs.removal_drain` of the last reconcile, for [`Self::draining`].
+    removal_drain: Duration,
+}
+
+/// A real the config no longer lists, kept at weight 0 until its connections end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrainingReal {
+    pub service: String,
+    pub address: SocketAddr,
+    pub started_at: SystemTime,
+    /// When it is deleted at the latest (`ipvs.removal_drain` after the start).
+    pub ends_by: SystemTime,
 }
 
 impl Default for IpvsSubsystem {
@@ -75,6 +97,8 @@ impl Default for IpvsSubsystem {
             owned: None,
             desired: KeptDesired::new(),
             in_step: false,
+            drains: Drains::new(),
+            removal_drain: Duration::ZERO,
         }
     }
 }
@@ -162,6 +186,76 @@ impl IpvsSubsystem {
 
     /// Brings the kernel to what `config` (and the current inputs) want.
     pub fn reconcile(&mut self, config: &Config) -> Result<ApplyReport, IpvsError> {
+        self.run(config, BTreeSet::new())
+    }
+
+    /// The reals draining now.
+    pub fn draining(&self) -> Vec<DrainingReal> {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        self.drains
+            .active()
+            .map(|((_, key), d)| {
+                let started_at = wall - now.saturating_duration_since(d.started);
+                DrainingReal {
+                    service: d.service.clone(),
+                    address: SocketAddr::new(key.addr, key.port),
+                    started_at,
+                    ends_by: started_at + self.removal_drain,
+                }
+            })
+            .collect()
+    }
+
+    /// Deletes the draining reals that have no connections left or whose drain timed out;
+    /// `None` when none did.
+    pub fn check_drains(&mut self, config: &Config) -> Result<Option<ApplyReport>, IpvsError> {
+        if !self.drains.any_active() {
+            return Ok(None);
+        }
+        if self.client.is_none() {
+            self.client = Some(IpvsClient::connect()?);
+        }
+        let client = self.client.as_mut().expect("just connected");
+        let mut counts = ConnCounts::new();
+        for id in self.drains.services() {
+            match client.dests(&id) {
+                Ok(dests) => {
+                    for d in dests {
+                        let key = DestKey {
+                            addr: d.addr,
+                            port: d.port,
+                        };
+                        counts.insert((id, key), (d.active_conns, d.inactive_conns));
+                    }
+                }
+                // The service is gone: nothing of it is left to wait for.
+                Err(IpvsError::NotFound { .. }) => {}
+                Err(e) => {
+                    self.client = None;
+                    return Err(e);
+                }
+            }
+        }
+        let (services, events) = self.drains.finish(
+            self.desired.desired_mut(),
+            &counts,
+            Instant::now(),
+            config.ipvs.removal_drain,
+        );
+        if services.is_empty() {
+            return Ok(None);
+        }
+        log_drain_events(&events);
+        self.run(config, services).map(Some)
+    }
+
+    /// [`Self::reconcile`], planning `extra` services besides those whose desired state
+    /// changed.
+    fn run(
+        &mut self,
+        config: &Config,
+        extra: BTreeSet<ServiceId>,
+    ) -> Result<ApplyReport, IpvsError> {
         let started = Instant::now();
         if self.client.is_none() {
             self.client = Some(IpvsClient::connect()?);
@@ -192,9 +286,21 @@ impl IpvsSubsystem {
         // failed operations, is compared whole.
         if report.adopted.is_some() || !self.in_step {
             scope = Scope::All;
+        } else if let Scope::Services(ids) = &mut scope {
+            ids.extend(extra);
         }
         self.desired.set_owned_before(owned.clone());
         self.in_step = false;
+        self.removal_drain = config.ipvs.removal_drain;
+        let events = self.drains.update(
+            self.desired.desired_mut(),
+            config,
+            kernel,
+            &scope,
+            Instant::now(),
+            config.ipvs.removal_drain,
+        );
+        log_drain_events(&events);
         let desired = self.desired.desired();
         let ops = reconcile::plan_in(desired, kernel, &scope);
         report.counts = PlanCounts::of(&ops);
@@ -277,6 +383,7 @@ impl IpvsSubsystem {
             }
             *owned = now_owned;
         }
+        self.drains.prune(kernel);
         if doubtful {
             self.kernel = None;
         }
@@ -284,6 +391,56 @@ impl IpvsSubsystem {
         report.messages = self.traffic() - before;
         report.millis = started.elapsed().as_secs_f64() * 1000.0;
         Ok(report)
+    }
+}
+
+/// One line per drain that starts, is cancelled or ends.
+fn log_drain_events(events: &[DrainEvent]) {
+    for e in events {
+        match e {
+            DrainEvent::Started {
+                service,
+                real,
+                timeout,
+            } => info!(
+                service = %service,
+                real = %real,
+                "ipvs: real {real} removed from service {service}: draining at weight 0 (no new connections, established ones continue) for at most {}",
+                ConfigDuration(*timeout)
+            ),
+            DrainEvent::Readded { service, real } => info!(
+                service = %service,
+                real = %real,
+                "ipvs: real {real} is back in service {service}: drain cancelled, weight restored"
+            ),
+            DrainEvent::Ended {
+                service,
+                real,
+                why: DrainEnd::Empty,
+                after,
+                ..
+            } => info!(
+                service = %service,
+                real = %real,
+                "ipvs: real {real} of service {service} drained: no connections left after {:.1}s, deleting it",
+                after.as_secs_f64()
+            ),
+            DrainEvent::Ended {
+                service,
+                real,
+                why: DrainEnd::TimedOut,
+                after,
+                active,
+                inactive,
+            } => warn!(
+                service = %service,
+                real = %real,
+                active,
+                inactive,
+                "ipvs: real {real} of service {service} drain timed out after {:.1}s with {active} active and {inactive} inactive connections left, deleting it",
+                after.as_secs_f64()
+            ),
+        }
     }
 }
 

@@ -37,6 +37,12 @@ impl KeptDesired {
         &self.desired
     }
 
+    /// The desired state, for the drains to add their weight-0 destinations to (they are
+    /// dropped with the entry of their service when it is computed again).
+    pub fn desired_mut(&mut self) -> &mut Desired {
+        &mut self.desired
+    }
+
     /// Services lbd owned before: deleted when no longer desired.
     pub fn set_owned_before(&mut self, owned: BTreeSet<ServiceId>) {
         self.desired.owned_before = owned;

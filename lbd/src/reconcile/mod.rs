@@ -14,7 +14,7 @@
 //!   then deletes (destinations, then services): while a real is replaced, the new one is in the
 //!   table before the old one leaves. Nothing is ever flushed.
 //! - Ownership: a service whose key is in the config is lbd's, with all its destinations
-//!   (destinations the config does not list are removed). A service lbd owned before (an
+//!   (destinations the config does not list are drained, then removed: see [`drain`]). A service lbd owned before (an
 //!   earlier config; the subsystem remembers them across lbd restarts) and that the config no
 //!   longer names is deleted. Other services are *unmanaged*: `ipvs.unmanaged = "keep"`
 //!   (default) leaves them alone, `"remove"` deletes them. The same policy covers a sync daemon
@@ -24,6 +24,7 @@
 //!   server is added (weight 1).
 
 mod desired;
+pub mod drain;
 mod kept;
 mod kernel;
 mod plan;
@@ -34,6 +35,7 @@ pub use desired::{
     desired, fwd_method, service_id, service_state, Desired, DesiredTimeouts, Health, Overrides,
     RealHealth, SyncRole,
 };
+pub use drain::{ConnCounts, DrainEnd, DrainEvent, Drains};
 pub use kept::KeptDesired;
 pub use kernel::{DestKey, DestSpec, KernelState, ServiceSpec, ServiceState, Table};
 pub use plan::{plan, plan_in, Op, PlanCounts, Scope};

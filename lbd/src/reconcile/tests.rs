@@ -658,3 +658,346 @@ fn a_one_real_change_is_planned_over_its_service_alone() {
         Scope::All
     );
 }
+
+/// The reconcile step as the subsystem runs it, with the clock passed in: desired state from
+/// the config, drains over it, then the plan; the plan is applied to `kernel`.
+struct DrainRig {
+    kept: KeptDesired,
+    drains: Drains,
+    kernel: KernelState,
+    t0: std::time::Instant,
+}
+
+impl DrainRig {
+    fn new(text: &str) -> DrainRig {
+        let mut rig = DrainRig {
+            kept: KeptDesired::new(),
+            drains: Drains::new(),
+            kernel: KernelState::default(),
+            t0: std::time::Instant::now(),
+        };
+        let ops = rig.reconcile(&cfg(text), 0);
+        assert!(!ops.is_empty());
+        rig
+    }
+
+    fn at(&self, secs: u64) -> std::time::Instant {
+        self.t0 + std::time::Duration::from_secs(secs)
+    }
+
+    /// A reload (or any input) at `secs`: returns the operations, applied to the kernel.
+    fn reconcile(&mut self, c: &Config, secs: u64) -> Vec<String> {
+        let (none_h, none_o) = (RealHealth::default(), Overrides::default());
+        let scope = self.kept.update(c, &none_h, &none_o, SyncRole::Master);
+        self.plan_and_apply(c, scope, secs)
+    }
+
+    fn plan_and_apply(&mut self, c: &Config, scope: Scope, secs: u64) -> Vec<String> {
+        let now = self.at(secs);
+        self.drains.update(
+            self.kept.desired_mut(),
+            c,
+            &self.kernel,
+            &scope,
+            now,
+            c.ipvs.removal_drain,
+        );
+        let ops = plan_in(self.kept.desired(), &self.kernel, &scope);
+        ops.iter().for_each(|op| self.kernel.apply(op));
+        self.drains.prune(&self.kernel);
+        // Whatever the scope, the kernel is now what is desired.
+        assert_eq!(plan(self.kept.desired(), &self.kernel), vec![]);
+        names(&ops)
+    }
+
+    /// The periodic check at `secs` with these connection counts.
+    fn check(&mut self, c: &Config, counts: &[(&str, u32, u32)], secs: u64) -> Vec<String> {
+        let counts: ConnCounts = counts
+            .iter()
+            .map(|(a, act, inact)| ((web(), dk(a)), (*act, *inact)))
+            .collect();
+        let now = self.at(secs);
+        let (services, _) =
+            self.drains
+                .finish(self.kept.desired_mut(), &counts, now, c.ipvs.removal_drain);
+        if services.is_empty() {
+            return Vec::new();
+        }
+        let mut scope = self.kept.update(
+            c,
+            &RealHealth::default(),
+            &Overrides::default(),
+            SyncRole::Master,
+        );
+        if let Scope::Services(ids) = &mut scope {
+            ids.extend(services);
+        }
+        self.plan_and_apply(c, scope, secs)
+    }
+}
+
+const REMOVED: &str = "[[service.web.real]]\naddress = \"10.1.0.12:80\"\nweight = 2\n";
+
+fn without_real(text: &str) -> String {
+    assert!(text.contains(REMOVED));
+    text.replacen(REMOVED, "", 1)
+}
+
+#[test]
+fn removal_drain_defaults_to_60s_and_is_validated() {
+    assert_eq!(
+        cfg(BASE).ipvs.removal_drain,
+        std::time::Duration::from_secs(60)
+    );
+    let c = cfg(&format!("[ipvs]\nremoval_drain = \"5m\"\n{BASE}"));
+    assert_eq!(c.ipvs.removal_drain, std::time::Duration::from_secs(300));
+    let c = cfg(&format!("[ipvs]\nremoval_drain = \"0s\"\n{BASE}"));
+    assert!(c.ipvs.removal_drain.is_zero());
+    let e = match config::parse(
+        "test.toml",
+        &format!("[ipvs]\nremoval_drain = \"2d\"\n{BASE}"),
+    ) {
+        Ok(_) => panic!("over the limit, yet accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("bad-removal-drain"), "{e}");
+    assert!(
+        e.contains("removal_drain 172800s is over the limit of 1d"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_removed_real_drains_at_weight_0_and_is_deleted_once_empty() {
+    let mut rig = DrainRig::new(BASE);
+    let removed = cfg(&without_real(BASE));
+    assert_eq!(
+        rig.reconcile(&removed, 1),
+        ["edit real 10.1.0.12:80 of tcp 192.0.2.10:80 (weight 0)"],
+        "weight 0, not a delete"
+    );
+    assert!(rig.drains.any_active());
+    // Connections left: nothing happens.
+    assert_eq!(rig.check(&removed, &[("10.1.0.12:80", 3, 1)], 2), [""; 0]);
+    assert_eq!(rig.check(&removed, &[("10.1.0.12:80", 0, 1)], 3), [""; 0]);
+    // Another reload meanwhile keeps it draining.
+    let other = cfg(&without_real(BASE).replacen("weight = 3", "weight = 4", 1));
+    assert_eq!(
+        rig.reconcile(&other, 4),
+        ["edit real 10.1.0.11:80 of tcp 192.0.2.10:80 (weight 4)"]
+    );
+    // No active and no inactive connections: deleted.
+    assert_eq!(
+        rig.check(&other, &[("10.1.0.12:80", 0, 0)], 5),
+        ["delete real 10.1.0.12:80 from tcp 192.0.2.10:80"]
+    );
+    assert!(!rig.drains.any_active());
+    // A later reload does not drain it again.
+    assert_eq!(
+        rig.reconcile(&removed, 6),
+        ["edit real 10.1.0.11:80 of tcp 192.0.2.10:80 (weight 3)"]
+    );
+    assert!(!rig.drains.any_active());
+}
+
+#[test]
+fn a_drain_times_out() {
+    let text = format!("[ipvs]\nremoval_drain = \"30s\"\n{BASE}");
+    let mut rig = DrainRig::new(&text);
+    let removed = cfg(&without_real(&text));
+    rig.reconcile(&removed, 0);
+    assert_eq!(rig.check(&removed, &[("10.1.0.12:80", 5, 2)], 29), [""; 0]);
+    let mut d = rig.kept.desired().clone();
+    let (services, events) = rig.drains.clone().finish(
+        &mut d,
+        &[((web(), dk("10.1.0.12:80")), (5, 2))].into(),
+        rig.at(30),
+        removed.ipvs.removal_drain,
+    );
+    assert_eq!(services, BTreeSet::from([web()]));
+    assert_eq!(
+        events,
+        [DrainEvent::Ended {
+            service: "web".into(),
+            real: dk("10.1.0.12:80"),
+            why: DrainEnd::TimedOut,
+            after: std::time::Duration::from_secs(30),
+            active: 5,
+            inactive: 2,
+        }]
+    );
+    assert_eq!(
+        rig.check(&removed, &[("10.1.0.12:80", 5, 2)], 30),
+        ["delete real 10.1.0.12:80 from tcp 192.0.2.10:80"]
+    );
+}
+
+#[test]
+fn a_draining_real_added_back_gets_its_weight_in_place() {
+    let mut rig = DrainRig::new(BASE);
+    rig.reconcile(&cfg(&without_real(BASE)), 1);
+    let mut d = rig.kept.desired().clone();
+    let mut drains = rig.drains.clone();
+    let back = cfg(BASE);
+    let events = drains.update(
+        &mut d,
+        &back,
+        &rig.kernel,
+        &Scope::All,
+        rig.at(2),
+        back.ipvs.removal_drain,
+    );
+    assert_eq!(
+        events,
+        [DrainEvent::Readded {
+            service: "web".into(),
+            real: dk("10.1.0.12:80")
+        }]
+    );
+    assert_eq!(
+        rig.reconcile(&back, 2),
+        ["edit real 10.1.0.12:80 of tcp 192.0.2.10:80 (weight 2)"],
+        "no delete + add"
+    );
+    assert!(!rig.drains.any_active());
+    // The old drain's check finds nothing to delete.
+    assert_eq!(rig.check(&back, &[("10.1.0.12:80", 0, 0)], 3), [""; 0]);
+}
+
+#[test]
+fn a_deleted_service_is_deleted_not_drained() {
+    let mut rig = DrainRig::new(BASE);
+    rig.reconcile(&cfg(&without_real(BASE)), 1);
+    assert!(rig.drains.any_active());
+    // The whole web service goes: its connections go with it, as before.
+    let start = BASE.find("[service.web]").unwrap();
+    let end = BASE.find("[service.dns]").unwrap();
+    let text = format!("{}{}", &BASE[..start], &BASE[end..]);
+    let c = cfg(&text);
+    let (none_h, none_o) = (RealHealth::default(), Overrides::default());
+    let scope = rig.kept.update(&c, &none_h, &none_o, SyncRole::Master);
+    rig.kept
+        .set_owned_before(BTreeSet::from([web(), service_id(&c.services["dns"].key)]));
+    assert_eq!(
+        rig.plan_and_apply(&c, scope, 2),
+        ["delete service tcp 192.0.2.10:80"]
+    );
+    assert!(!rig.drains.any_active());
+}
+
+#[test]
+fn removal_drain_0_deletes_at_once() {
+    let text = format!("[ipvs]\nremoval_drain = \"0s\"\n{BASE}");
+    let mut rig = DrainRig::new(&text);
+    assert_eq!(
+        rig.reconcile(&cfg(&without_real(&text)), 1),
+        ["delete real 10.1.0.12:80 from tcp 192.0.2.10:80"]
+    );
+    assert!(!rig.drains.any_active());
+}
+
+#[test]
+fn a_replaced_real_drains_after_the_new_one_is_in() {
+    let mut rig = DrainRig::new(BASE);
+    let c = cfg(&BASE.replacen(
+        "address = \"10.1.0.12:80\"",
+        "address = \"10.1.0.13:80\"",
+        1,
+    ));
+    assert_eq!(
+        rig.reconcile(&c, 1),
+        [
+            "add real 10.1.0.13:80 to tcp 192.0.2.10:80 (weight 2)",
+            "edit real 10.1.0.12:80 of tcp 192.0.2.10:80 (weight 0)",
+        ]
+    );
+}
+
+#[test]
+fn health_removal_and_the_sorry_server_are_not_drained() {
+    let mut rig = DrainRig::new(BASE);
+    let c = cfg(BASE);
+    // on_failure = "remove": the operator chose removal, the real leaves at once.
+    let mut health = RealHealth::default();
+    health.0.insert(
+        ("dns".into(), "192.0.2.21:53".parse().unwrap()),
+        Health::Down,
+    );
+    let scope = rig
+        .kept
+        .update(&c, &health, &Overrides::default(), SyncRole::Master);
+    assert_eq!(
+        rig.plan_and_apply(&c, scope, 1),
+        ["delete real 192.0.2.21:53 from udp 192.0.2.11:53"]
+    );
+    // The sorry server leaves when a real serves again, as before.
+    for a in ["10.1.0.11:80", "10.1.0.12:80"] {
+        health
+            .0
+            .insert(("web".into(), a.parse().unwrap()), Health::Down);
+    }
+    let scope = rig
+        .kept
+        .update(&c, &health, &Overrides::default(), SyncRole::Master);
+    rig.plan_and_apply(&c, scope, 2);
+    health.0.clear();
+    let scope = rig
+        .kept
+        .update(&c, &health, &Overrides::default(), SyncRole::Master);
+    let ops = rig.plan_and_apply(&c, scope, 3);
+    assert!(
+        ops.contains(&"delete real 10.1.0.99:80 from tcp 192.0.2.10:80".to_string()),
+        "{ops:?}"
+    );
+    assert!(!rig.drains.any_active());
+}
+
+#[test]
+fn after_a_restart_unlisted_destinations_of_owned_services_drain_afresh() {
+    // The kernel as a stopped lbd left it: 10.1.0.12 draining at weight 0, and 10.1.0.13
+    // removed from the config while lbd was down.
+    let mut kernel = applied(&want(&without_real(BASE)));
+    let dests = &mut kernel.table.get_mut(&web()).unwrap().dests;
+    let spec = |weight| DestSpec {
+        fwd: FwdMethod::Masq,
+        weight,
+        upper_threshold: 0,
+        lower_threshold: 0,
+    };
+    dests.insert(dk("10.1.0.12:80"), spec(0));
+    dests.insert(dk("10.1.0.13:80"), spec(5));
+    let c = cfg(&without_real(BASE));
+    let mut rig = DrainRig {
+        kept: KeptDesired::new(),
+        drains: Drains::new(),
+        kernel,
+        t0: std::time::Instant::now(),
+    };
+    // Adopted: the restarted lbd plans over everything, and nothing is deleted.
+    assert_eq!(
+        rig.reconcile(&c, 100),
+        ["edit real 10.1.0.13:80 of tcp 192.0.2.10:80 (weight 0)"]
+    );
+    let draining: Vec<_> = rig
+        .drains
+        .active()
+        .map(|((_, k), d)| (*k, d.started))
+        .collect();
+    assert_eq!(
+        draining,
+        [
+            (dk("10.1.0.12:80"), rig.at(100)),
+            (dk("10.1.0.13:80"), rig.at(100))
+        ],
+        "a fresh timeout from the restart"
+    );
+    assert_eq!(
+        rig.check(&c, &[("10.1.0.12:80", 0, 0), ("10.1.0.13:80", 1, 0)], 101),
+        ["delete real 10.1.0.12:80 from tcp 192.0.2.10:80"]
+    );
+    assert_eq!(rig.check(&c, &[("10.1.0.13:80", 1, 0)], 159), [""; 0]);
+    assert_eq!(
+        rig.check(&c, &[("10.1.0.13:80", 1, 0)], 160),
+        ["delete real 10.1.0.13:80 from tcp 192.0.2.10:80"]
+    );
+}

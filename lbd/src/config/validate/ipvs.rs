@@ -1,5 +1,6 @@
-//! The `[ipvs]` section: the policy for kernel entries the config does not own, the kernel's
-//! connection timeouts, and connection sync between the pair (`[ipvs.sync]`).
+//! The `[ipvs]` section: the policy for kernel entries the config does not own, how long a
+//! removed real drains, the kernel's connection timeouts, and connection sync between the pair
+//! (`[ipvs.sync]`).
 
 use super::{unknown_name_help, valid_ifname, Declared, Validator};
 use crate::config::model::*;
@@ -25,6 +26,19 @@ impl Validator {
             unmanaged: s.unmanaged.unwrap_or_default(),
             ..Default::default()
         };
+        if let Some(v) = &s.removal_drain {
+            let d = v.get_ref().0;
+            if d > IpvsSettings::MAX_REMOVAL_DRAIN {
+                self.err(
+                    "bad-removal-drain",
+                    v.span(),
+                    format!("removal_drain {} is over the limit of 1d", v.get_ref()),
+                )
+                .help = Some("\"0s\" deletes a removed real at once; e.g. removal_drain = \"5m\" lets its connections finish for up to 5 minutes".into());
+            } else {
+                out.removal_drain = d;
+            }
+        }
         if let Some(t) = s.timeouts {
             let mut take = |v: &Option<Spanned<ConfigDuration>>, name: &str| -> Option<Duration> {
                 let v = v.as_ref()?;
