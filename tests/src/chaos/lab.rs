@@ -183,6 +183,10 @@ hostname = "{name}"
 [node.sysctl]
 "net.ipv4.ip_forward" = 1
 
+[ipvs]
+# Reals the storm removes drain for at most this long (connections finish, no new ones).
+removal_drain = "5s"
+
 [ipvs.sync]
 interface = "eth0"
 sync_id = {VRID}

@@ -566,6 +566,14 @@ fn config_server(c: &mut Chaos, gone_for: Duration, report: &mut Report) -> Resu
             {
                 said.push(format!("{} said: {}", MEMBERS[who].name, cause(&l)));
             }
+            // One line per distinct cause, however often init polls.
+            let refusals = lines_with(c, who, marks[who], "refused new config").len();
+            if refusals > 2 {
+                report.violations.push(format!(
+                    "{label}: {} logged {refusals} refusals for one fault",
+                    MEMBERS[who].name
+                ));
+            }
             if !lines_with(c, who, marks[who], "lbd exited").is_empty() {
                 report
                     .violations
