@@ -5,19 +5,22 @@
 //! config applied that was unsigned, invalid or garbled; a gratuitous ARP and the client's ARP
 //! entry moving at every takeover; no spurious takeover where the master stayed healthy; two
 //! masters for at most three advert intervals once a partition heals; IPVS churn under its
-//! bound while a real flaps; lbd's memory and descriptors flat. The tables are printed; the
+//! bound while a real flaps; no connection lost in a rolling upgrade of both balancers;
+//! unicast adverts seen only between the peers; lbd's memory and descriptors flat. The tables are printed; the
 //! long runs are `cargo run --release -p lbtest --bin chaos -- all`.
 //!
 //! Needs root, QEMU, python3, nft, ssh-keygen and the kernel package (`tools/setup.sh`).
 
 use std::time::Duration;
 
+use lbtest::chaos::lab::VrrpBy;
 use lbtest::chaos::{Chaos, Scenario};
 
 #[test]
 fn every_fault_leaves_clients_and_configs_whole() {
     lbtest::process::require_root("the chaos suite makes namespaces, taps and a bridge");
-    let mut chaos = Chaos::start(Duration::from_secs(1800)).unwrap_or_else(|e| panic!("{e}"));
+    let mut chaos =
+        Chaos::start(Duration::from_secs(1800), VrrpBy::Lbd).unwrap_or_else(|e| panic!("{e}"));
     let scenarios = [
         Scenario::KillMaster,
         Scenario::KillBackup,
@@ -27,6 +30,7 @@ fn every_fault_leaves_clients_and_configs_whole() {
         Scenario::VrrpLoss(30),
         Scenario::BackupCpu,
         Scenario::Partition,
+        Scenario::RollingUpgrade,
     ];
     let mut broken = Vec::new();
     for s in scenarios {

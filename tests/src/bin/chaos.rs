@@ -12,6 +12,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use lbtest::chaos::lab::VrrpBy;
 use lbtest::chaos::{Chaos, Opts, Scenario};
 
 fn usage() -> String {
@@ -34,7 +35,7 @@ fn usage() -> String {
         })
         .collect();
     format!(
-        "usage: chaos SCENARIO... [--rounds N] [--duration D] [--short]\n\n\
+        "usage: chaos SCENARIO... [--rounds N] [--duration D] [--short] [--vrrp lbd|keepalived]\n\n\
          Boots a real pair under constant traffic, injects each scenario's fault and prints\n\
          its table: long connections lost, requests failed, the longest gap, takeovers and\n\
          time with two masters (from the wire), IPVS operations per second, init's and lbd's\n\
@@ -45,6 +46,8 @@ fn usage() -> String {
          --rounds N     rounds of each scenario (default: the scenario's)\n  \
          --duration D   length of each timed fault, e.g. 90s, 2m, 500ms (default: the scenario's)\n  \
          --short        the test suite's short version of each scenario\n  \
+         --vrrp WHO     lbd (default), or keepalived in the same guests as the anchor of the\n                 \
+         VRRP scenarios (vrrp-loss-N, backup-cpu, partition, soak)\n  \
          -h, --help     this text",
         list.join("\n")
     )
@@ -81,6 +84,7 @@ struct Args {
     rounds: Option<usize>,
     duration: Option<Duration>,
     short: bool,
+    vrrp: VrrpBy,
 }
 
 fn parse_args(args: &[String]) -> Result<Option<Args>, String> {
@@ -89,12 +93,25 @@ fn parse_args(args: &[String]) -> Result<Option<Args>, String> {
         rounds: None,
         duration: None,
         short: false,
+        vrrp: VrrpBy::Lbd,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "-h" | "--help" => return Ok(None),
             "--short" => out.short = true,
+            "--vrrp" => {
+                out.vrrp = match it.next().map(String::as_str) {
+                    Some("lbd") => VrrpBy::Lbd,
+                    Some("keepalived") => VrrpBy::Keepalived,
+                    other => {
+                        return Err(format!(
+                            "--vrrp {}: lbd or keepalived",
+                            other.map_or("(nothing)".into(), |o| format!("{o:?}"))
+                        ))
+                    }
+                }
+            }
             "--rounds" => {
                 let v = it.next().ok_or("--rounds needs a number")?;
                 out.rounds = Some(
@@ -121,6 +138,18 @@ fn parse_args(args: &[String]) -> Result<Option<Args>, String> {
     }
     if out.scenarios.is_empty() {
         return Err("name at least one scenario (chaos --help lists them)".into());
+    }
+    if out.vrrp == VrrpBy::Keepalived {
+        let all = out.scenarios.len() == Scenario::ALL.len();
+        if all {
+            out.scenarios.retain(|s| s.with_keepalived());
+        }
+        if let Some(s) = out.scenarios.iter().find(|s| !s.with_keepalived()) {
+            return Err(format!(
+                "{} is not a VRRP scenario: with --vrrp keepalived only vrrp-loss-N, backup-cpu, partition and soak run",
+                s.name()
+            ));
+        }
     }
     Ok(Some(out))
 }
@@ -159,7 +188,7 @@ fn main() -> ExitCode {
             + Duration::from_secs(180) * o.rounds as u32
     });
     let started = Instant::now();
-    let mut chaos = match Chaos::start(limit) {
+    let mut chaos = match Chaos::start(limit, args.vrrp) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("chaos: the lab did not come up: {e}");
@@ -243,5 +272,13 @@ mod tests {
             .unwrap_err()
             .contains("--fast"));
         assert!(usage().contains("vrrp-loss-30"));
+        let a = parse_args(&args(&["all", "--vrrp", "keepalived"]))
+            .unwrap()
+            .unwrap();
+        assert!(a.scenarios.iter().all(|s| s.with_keepalived()) && a.scenarios.len() == 6);
+        let e = parse_args(&args(&["kill-master", "--vrrp", "keepalived"])).unwrap_err();
+        assert!(e.contains("kill-master is not a VRRP scenario"), "{e}");
+        let e = parse_args(&args(&["partition", "--vrrp", "vrrpd"])).unwrap_err();
+        assert!(e.contains("--vrrp \"vrrpd\""), "{e}");
     }
 }

@@ -17,7 +17,7 @@
 //! `[release]` serial that grows with each publication, so "an unsigned or invalid config was
 //! never applied" is a property the scenarios can check.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +34,16 @@ use crate::wire::Observer;
 
 /// The VIP of the pair.
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 72, 0, 100);
+/// The IPv6 VIP (its own instance, in the sync group): unsolicited NAs at every takeover.
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd72, 0, 0, 0, 0, 0, 0, 0x100);
+/// The VIP of the unicast instance (in the sync group): its adverts go to the peer only.
+pub const VIP_UNICAST: Ipv4Addr = Ipv4Addr::new(10, 72, 0, 101);
+/// The unicast instance's VRID.
+pub const VRID_UNICAST: u8 = 74;
+/// The IPv6 instance's VRID.
+pub const VRID6: u8 = 73;
+/// The client's IPv6 address (on the VIP's /64).
+pub const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd72, 0, 0, 0, 0, 0, 0, 2);
 /// The bridge's address: config server.
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 72, 0, 1);
 /// The client's address.
@@ -44,8 +54,8 @@ pub const CONFIG_PORT: u16 = 8080;
 pub const VRID: u8 = 72;
 /// The advert interval of the pair.
 pub const ADVERT: Duration = Duration::from_secs(1);
-/// How long the harness waits for a command in a guest's shell.
-pub const CMD: Duration = Duration::from_secs(60);
+/// One try of [`Balancer::sh`].
+const SHELL_TRY: Duration = Duration::from_secs(20);
 
 /// A balancer's fixed identity in the lab.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,8 +180,31 @@ impl Services {
     }
 }
 
+/// Who does VRRP on the balancers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VrrpBy {
+    /// lbd (the product).
+    Lbd,
+    /// keepalived, started in each guest with the same instance (lbd only programs IPVS and
+    /// checks): the anchor the VRRP scenarios are compared with. No connection sync, no
+    /// IPv6 or unicast instance.
+    Keepalived,
+}
+
 /// The config of `m` with `serial` (see the module doc for the layout).
 pub fn config_text(m: &Member, serial: u64, services: &Services) -> String {
+    config_with_priority(m, m.priority, serial, services, VrrpBy::Lbd)
+}
+
+/// [`config_text`] with another VRRP priority (a planned handover lowers the master's), and
+/// without any VRRP when keepalived does it.
+pub fn config_with_priority(
+    m: &Member,
+    priority: u8,
+    serial: u64,
+    services: &Services,
+    vrrp: VrrpBy,
+) -> String {
     let mut text = format!(
         r#"[release]
 serial = {serial}
@@ -186,20 +219,15 @@ hostname = "{name}"
 [ipvs]
 # Reals the storm removes drain for at most this long (connections finish, no new ones).
 removal_drain = "5s"
-
-[ipvs.sync]
-interface = "eth0"
-sync_id = {VRID}
-follow = "VI_1"
-
-[vrrp.instance.VI_1]
-interface = "eth0"
-vrid = {VRID}
-priority = {priority}
-version = 3
-advert_interval = "1s"
-vips = ["{VIP}/32"]
-
+"#,
+        mac = m.mac,
+        name = m.name,
+    );
+    if vrrp == VrrpBy::Lbd {
+        text.push_str(&lbd_vrrp(m, priority));
+    }
+    text.push_str(
+        r#"
 [check.health]
 type = "http"
 port = 8080
@@ -209,9 +237,6 @@ timeout = "800ms"
 rise = 2
 fall = 2
 "#,
-        mac = m.mac,
-        name = m.name,
-        priority = m.priority,
     );
     for (service, port, reals, check) in [
         ("web", 80, &services.web, "\ncheck = \"health\""),
@@ -230,6 +255,65 @@ fall = 2
     text
 }
 
+/// keepalived.conf for `m`: the pair's IPv4 instance as lbd runs it (VRRP v3, 1 s adverts,
+/// preemption, 5 gratuitous ARPs).
+pub fn keepalived_conf(m: &Member) -> String {
+    format!(
+        "global_defs {{\n    router_id {name}\n    vrrp_version 3\n    vrrp_garp_master_repeat 5\n}}\n\n\
+         vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id {VRID}\n    \
+         priority {priority}\n    advert_int 1\n    virtual_ipaddress {{\n        {VIP}/32 dev eth0\n    }}\n}}\n",
+        name = m.name,
+        priority = m.priority,
+    )
+}
+
+/// lbd's VRRP part: the instance of the VIP with connection sync following it, a unicast
+/// instance and an IPv6 one, all in one sync group.
+fn lbd_vrrp(m: &Member, priority: u8) -> String {
+    format!(
+        r#"
+[ipvs.sync]
+interface = "eth0"
+sync_id = {VRID}
+follow = "VI_1"
+
+[vrrp.instance.VI_1]
+interface = "eth0"
+vrid = {VRID}
+priority = {priority}
+version = 3
+advert_interval = "1s"
+vips = ["{VIP}/32"]
+
+# The same pair over unicast: adverts to the peer only.
+[vrrp.instance.VI_U]
+interface = "eth0"
+vrid = {VRID_UNICAST}
+priority = {priority}
+version = 3
+advert_interval = "1s"
+vips = ["{VIP_UNICAST}/32"]
+unicast_peers = ["{peer}"]
+
+[vrrp.instance.VI_6]
+interface = "eth0"
+vrid = {VRID6}
+priority = {priority}
+version = 3
+advert_interval = "1s"
+vips = ["{VIP6}/128"]
+
+[vrrp.sync_group.PAIR]
+instances = ["VI_1", "VI_U", "VI_6"]
+"#,
+        peer = MEMBERS
+            .iter()
+            .find(|p| p.name != m.name)
+            .expect("a pair")
+            .addr,
+    )
+}
+
 /// The file a member's config is served as (`${mac_hyphen}.toml`).
 pub fn config_file(m: &Member) -> String {
     format!("{}.toml", m.mac.to_string().replace(':', "-"))
@@ -239,8 +323,11 @@ pub fn config_file(m: &Member) -> String {
 /// ([`Lab::boot`]).
 pub struct Lab {
     // Dropped in order: the observer and servers, then the namespaces.
-    /// The third party on the segment (a packet socket on the bridge).
+    /// The third party on the segment (a packet socket on the bridge, which sees what crosses
+    /// it, unicast included).
     pub observer: Observer,
+    /// What the client's port of the bridge sees: a port that is no VRRP peer.
+    pub client_port: Observer,
     /// The client's neighbour entry for the VIP over time.
     pub neigh: NeighWatch,
     _reals: Vec<ChildGuard>,
@@ -254,12 +341,15 @@ pub struct Lab {
     dir: tempfile::TempDir,
     key: PathBuf,
     serials: [u64; 2],
+    priorities: [Option<u8>; 2],
+    /// Who does VRRP.
+    pub vrrp: VrrpBy,
 }
 
 impl Lab {
     /// Sets up the segment, starts the reals, the config server and the observer, and
     /// publishes the first configs (serial 1, [`Services::default`]).
-    pub fn start() -> Result<Lab, String> {
+    pub fn start(vrrp: VrrpBy) -> Result<Lab, String> {
         let dir = tempfile::Builder::new()
             .prefix("lbtest-chaos-")
             .tempdir()
@@ -318,6 +408,19 @@ impl Lab {
         ns.add_veth_to("vclient", &client, "eth0")
             .and_then(|()| ns.set_master("vclient", "br0"))
             .and_then(|()| client.add_addr("eth0", &format!("{CLIENT}/24")))
+            .and_then(|()| {
+                client
+                    .ip(&[
+                        "-6",
+                        "addr",
+                        "add",
+                        &format!("{CLIENT6}/64"),
+                        "dev",
+                        "eth0",
+                        "nodad",
+                    ])
+                    .map(|_| ())
+            })
             .map_err(|e| e.to_string())?;
         let server = ConfigServer::start_in(
             &ns,
@@ -326,9 +429,11 @@ impl Lab {
         )
         .map_err(|e| e.to_string())?;
         let observer = Observer::start(&ns, "br0").map_err(|e| e.to_string())?;
+        let client_port = Observer::start(&ns, "vclient").map_err(|e| e.to_string())?;
         let neigh = NeighWatch::start(&client)?;
         let mut lab = Lab {
             observer,
+            client_port,
             neigh,
             _reals: reals,
             server,
@@ -338,6 +443,8 @@ impl Lab {
             dir,
             key,
             serials: [0; 2],
+            priorities: [None; 2],
+            vrrp,
         };
         lab.wait_reals()?;
         lab.publish_all(&Services::default())?;
@@ -394,9 +501,45 @@ impl Lab {
         let i = member_index(m);
         self.serials[i] += 1;
         let serial = self.serials[i];
-        let text = config_text(m, serial, services);
+        let priority = self.priorities[i].unwrap_or(m.priority);
+        let text = config_with_priority(m, priority, serial, services, self.vrrp);
         self.publish_raw(m, &text, true)?;
         Ok(serial)
+    }
+
+    /// Publishes `m`'s config with `priority` instead of its own (None: its own again), and
+    /// keeps it for later publications.
+    pub fn set_priority(
+        &mut self,
+        m: &Member,
+        priority: Option<u8>,
+        services: &Services,
+    ) -> Result<u64, String> {
+        self.priorities[member_index(m)] = priority;
+        self.publish(m, services)
+    }
+
+    /// `m`'s config with `serial` as this lab publishes it.
+    pub fn config_for(&self, m: &Member, serial: u64, services: &Services) -> String {
+        let priority = self.priorities[member_index(m)].unwrap_or(m.priority);
+        config_with_priority(m, priority, serial, services, self.vrrp)
+    }
+
+    /// Starts keepalived in `b` with [`keepalived_conf`] (fetched from the config server).
+    pub fn start_keepalived(&self, b: &mut Balancer) -> Result<(), String> {
+        let name = format!("keepalived-{}.conf", b.member.name);
+        write_replacing(
+            &self.configs().join(&name),
+            keepalived_conf(&b.member).as_bytes(),
+        )?;
+        b.sh(&format!(
+            "wget -q -O /tmp/keepalived.conf http://{SERVER}:{CONFIG_PORT}/{name} && \
+             (keepalived --vrrp --dont-fork --log-console --log-detail -f /tmp/keepalived.conf \
+              --pid /tmp/keepalived.pid --vrrp_pid /tmp/keepalived-vrrp.pid \
+              </dev/null >/tmp/keepalived.log 2>&1 &) && sleep 1 && pidof keepalived"
+        ))
+        .map(|_| ())
+        .map_err(|e| format!("keepalived did not start: {e}"))
     }
 
     /// Publishes `services` for both members.
@@ -504,11 +647,14 @@ fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// The client's ARP entry for the VIP, sampled every 50 ms from its namespace's
-/// `/proc/net/arp`: what a neighbour on the segment believes, and when that changed.
+/// The client's neighbour entries for the VIPs: the ARP entry for [`VIP`] sampled every 50 ms
+/// from its namespace's `/proc/net/arp`, the IPv6 one for [`VIP6`] every 200 ms from `ip -6
+/// neigh` (a datagram to the VIP every second keeps it in use): what a neighbour on the
+/// segment believes, and when that changed.
 pub struct NeighWatch {
     stop: Arc<AtomicBool>,
-    changes: Arc<Mutex<Vec<NeighChange>>>,
+    /// IPv4, IPv6.
+    changes: Arc<Mutex<[Vec<NeighChange>; 2]>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -522,26 +668,42 @@ const NEIGH_EVERY: Duration = Duration::from_millis(50);
 impl NeighWatch {
     fn start(client: &Netns) -> Result<NeighWatch, String> {
         let stop = Arc::new(AtomicBool::new(false));
-        let changes = Arc::new(Mutex::new(Vec::new()));
+        let changes = Arc::new(Mutex::new([Vec::new(), Vec::new()]));
         let (s, c) = (stop.clone(), changes.clone());
         let thread = client
             .thread(move || {
                 let started = Instant::now();
-                let mut last: Option<Option<String>> = None;
+                let mut last: [Option<Option<String>>; 2] = [None, None];
+                let mut record = |family: usize, mac: Option<String>| {
+                    if last[family].as_ref() != Some(&mac) {
+                        c.lock().unwrap_or_else(|e| e.into_inner())[family]
+                            .push((Instant::now(), mac.clone()));
+                        last[family] = Some(mac);
+                    }
+                };
+                let poke = UdpSocket::bind("[::]:0").ok();
                 let max = NEIGH_LIMIT.as_millis() / NEIGH_EVERY.as_millis();
-                for _ in 0..max {
+                for n in 0..max {
                     if s.load(Ordering::Relaxed) || started.elapsed() > NEIGH_LIMIT {
                         return;
                     }
                     // thread-self: /proc/net follows the process's first thread, not this one.
                     let table =
                         std::fs::read_to_string("/proc/thread-self/net/arp").unwrap_or_default();
-                    let mac = arp_entry(&table, VIP);
-                    if last.as_ref() != Some(&mac) {
-                        c.lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push((Instant::now(), mac.clone()));
-                        last = Some(mac);
+                    record(0, arp_entry(&table, VIP));
+                    if n % 4 == 0 {
+                        if n % 20 == 0 {
+                            if let Some(sock) = &poke {
+                                let _ = sock.send_to(b"neighbour", (VIP6, 9));
+                            }
+                        }
+                        // A child of this thread is in its namespace.
+                        let out = crate::programs::command("ip")
+                            .args(["-6", "neigh", "show", &VIP6.to_string(), "dev", "eth0"])
+                            .output()
+                            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                            .unwrap_or_default();
+                        record(1, neigh6_entry(&out));
                     }
                     std::thread::sleep(NEIGH_EVERY);
                 }
@@ -554,17 +716,16 @@ impl NeighWatch {
         })
     }
 
-    /// Every change of the entry: when it was seen, and the MAC (None: no complete entry).
-    pub fn changes(&self) -> Vec<NeighChange> {
-        self.changes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// Every change of the entry for `vip` ([`VIP`] or [`VIP6`]): when it was seen, and the
+    /// MAC (None: no usable entry).
+    pub fn changes(&self, vip: IpAddr) -> Vec<NeighChange> {
+        let family = usize::from(vip.is_ipv6());
+        self.changes.lock().unwrap_or_else(|e| e.into_inner())[family].clone()
     }
 
-    /// When the entry first named `mac` at or after `from`, if it did.
-    pub fn moved_to(&self, mac: &str, from: Instant) -> Option<Instant> {
-        let changes = self.changes();
+    /// When the entry for `vip` first named `mac` at or after `from`, if it did.
+    pub fn moved_to(&self, vip: IpAddr, mac: &str, from: Instant) -> Option<Instant> {
+        let changes = self.changes(vip);
         // The entry may already have held `mac` when `from` came.
         let before = changes.iter().rev().find(|(at, _)| *at < from);
         if before.is_some_and(|(_, m)| m.as_deref() == Some(mac)) {
@@ -584,6 +745,16 @@ impl Drop for NeighWatch {
             let _ = t.join();
         }
     }
+}
+
+/// The MAC of `ip -6 neigh show ADDR dev eth0`'s entry, unless it is failed or incomplete.
+fn neigh6_entry(out: &str) -> Option<String> {
+    let words: Vec<&str> = out.split_whitespace().collect();
+    if words.iter().any(|w| matches!(*w, "FAILED" | "INCOMPLETE")) {
+        return None;
+    }
+    let i = words.iter().position(|w| *w == "lladdr")?;
+    words.get(i + 1).map(|m| m.to_string())
 }
 
 /// The complete entry's MAC for `ip` in a `/proc/net/arp` table.
@@ -651,33 +822,37 @@ impl Balancer {
         &mut self.guest.shell
     }
 
+    /// Runs `command` in the guest's shell; its output. Tried up to three times: a guest whose
+    /// CPU was saturated can lose characters of a command on its serial line (and init
+    /// restarts a shell that exits), so a lost command is sent again.
+    pub fn sh(&mut self, command: &str) -> Result<String, String> {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match self.shell().run(command, SHELL_TRY) {
+                Ok(out) => return Ok(out),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(format!("{}: {last}", self.member.name))
+    }
+
     /// init's and lbd's memory and descriptors.
     pub fn stats(&mut self) -> Result<GuestStats, String> {
-        let out = self
-            .shell()
-            .run(
-                "for p in 1 $(pidof lbd); do echo \"$p $(awk '/^VmRSS:/ {print $2}' /proc/$p/status) $(ls /proc/$p/fd | wc -l)\"; done",
-                CMD,
-            )
-            .map_err(|e| e.to_string())?;
+        let out = self.sh(
+            "for p in 1 $(pidof lbd); do echo \"$p $(awk '/^VmRSS:/ {print $2}' /proc/$p/status) $(ls /proc/$p/fd | wc -l)\"; done",
+        )?;
         Ok(parse_stats(&out))
     }
 
     /// `kill -9` of lbd; its pid, if it ran.
     pub fn kill_lbd(&mut self) -> Result<Option<u32>, String> {
-        let out = self
-            .shell()
-            .run("p=$(pidof lbd) && kill -9 $p && echo $p", CMD)
-            .map_err(|e| e.to_string())?;
+        let out = self.sh("p=$(pidof lbd) && kill -9 $p && echo $p")?;
         Ok(out.trim().parse().ok())
     }
 
     /// Whether the VIP is on its eth0 (as the guest sees it).
     pub fn holds_vip(&mut self) -> Result<bool, String> {
-        let out = self
-            .shell()
-            .run("ip -4 addr show dev eth0", CMD)
-            .map_err(|e| e.to_string())?;
+        let out = self.sh("ip -4 addr show dev eth0")?;
         Ok(out.contains(&format!("inet {VIP}/32")))
     }
 
@@ -748,6 +923,12 @@ mod tests {
                  10.72.0.21       0x1         0x0         00:00:00:00:00:00     *        eth0\n";
         assert_eq!(arp_entry(t, VIP).as_deref(), Some("52:54:00:72:00:11"));
         assert_eq!(arp_entry(t, REALS[0].addr), None);
+        assert_eq!(
+            neigh6_entry("fd72::100 lladdr 52:54:00:72:00:12 STALE\n").as_deref(),
+            Some("52:54:00:72:00:12")
+        );
+        assert_eq!(neigh6_entry("fd72::100  FAILED\n"), None);
+        assert_eq!(neigh6_entry(""), None);
     }
 
     #[test]
@@ -756,6 +937,18 @@ mod tests {
         assert!(a.contains("serial = 1\nnode = \"52:54:00:72:00:11\""));
         assert!(a.contains("priority = 150"));
         assert_eq!(a.matches("[[service.web.real]]").count(), 2);
+        let k = keepalived_conf(&MEMBERS[1]);
+        assert!(k.contains("virtual_router_id 72") && k.contains("priority 100"));
+        assert!(k.contains("10.72.0.100/32 dev eth0"));
+        let no_vrrp = config_with_priority(
+            &MEMBERS[0],
+            150,
+            1,
+            &Services::default(),
+            VrrpBy::Keepalived,
+        );
+        assert!(!no_vrrp.contains("[vrrp") && !no_vrrp.contains("[ipvs.sync]"));
+        assert!(no_vrrp.contains("[service.web]"));
         let b = config_text(&MEMBERS[0], 2, &Services::storm_alternate());
         assert_eq!(b.matches("[[service.echo.real]]").count(), 3);
         assert!(b.contains("address = \"10.72.0.23\"\nweight = 1"));

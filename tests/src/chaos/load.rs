@@ -94,6 +94,7 @@ pub struct Record {
 
 /// The running load; stopped and joined on drop.
 pub struct Load {
+    connections: usize,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     record: Arc<Mutex<Record>>,
@@ -113,16 +114,23 @@ impl Load {
                     .expect("enter the client's namespace"),
             );
         }
+        let connections = spec.connections;
         let (stop2, record2) = (stop.clone(), record.clone());
         threads.push(
             ns.thread(move || requests(&spec, t0, &stop2, &record2))
                 .expect("enter the client's namespace"),
         );
         Load {
+            connections,
             stop,
             threads,
             record,
         }
+    }
+
+    /// How many long connections it keeps open.
+    pub fn connections(&self) -> usize {
+        self.connections
     }
 
     /// A snapshot of the record.

@@ -192,6 +192,35 @@ impl Report {
     }
 }
 
+/// What lbd (the same process) or init may grow by over one scenario, KiB: more is a leak.
+/// init's allowance covers the buffers of a config body at its 4 MiB limit, which the
+/// allocator keeps once they were used.
+pub const LBD_GROWTH_KIB: u64 = 4096;
+/// See [`LBD_GROWTH_KIB`].
+pub const INIT_GROWTH_KIB: u64 = 12288;
+
+/// Why the memory or descriptors from `a` to `b` look like a leak, if they do.
+pub fn memory_growth(a: &GuestStats, b: &GuestStats) -> Option<String> {
+    if b.init.rss_kib > a.init.rss_kib + INIT_GROWTH_KIB || b.init.fds > a.init.fds + 2 {
+        return Some(format!(
+            "init grew from {} KiB, {} fds to {} KiB, {} fds",
+            a.init.rss_kib, a.init.fds, b.init.rss_kib, b.init.fds
+        ));
+    }
+    match (a.lbd, b.lbd) {
+        // A restarted lbd is another process.
+        (Some(x), Some(y)) if a.lbd_pid == b.lbd_pid => {
+            (y.rss_kib > x.rss_kib + LBD_GROWTH_KIB || y.fds > x.fds + 2).then(|| {
+                format!(
+                    "lbd grew from {} KiB, {} fds to {} KiB, {} fds",
+                    x.rss_kib, x.fds, y.rss_kib, y.fds
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
 /// The lab, the booted pair and the load.
 pub struct Chaos {
     /// The load (dropped first: its threads stop before the network goes).
@@ -200,6 +229,8 @@ pub struct Chaos {
     pub pair: [Balancer; 2],
     /// The network and servers.
     pub lab: Lab,
+    /// The image the balancers boot (and reboot into).
+    pub image: crate::appliance::Image,
     /// When the pair was booted.
     pub t0: Instant,
 }
@@ -207,11 +238,11 @@ pub struct Chaos {
 impl Chaos {
     /// Builds the lab and the image, boots the pair, waits for lb1 to be master and the load
     /// to flow. `limit` bounds the load's threads.
-    pub fn start(limit: Duration) -> Result<Chaos, String> {
-        let lab = Lab::start()?;
+    pub fn start(limit: Duration, vrrp: lab::VrrpBy) -> Result<Chaos, String> {
+        let lab = Lab::start(vrrp)?;
         let image = lab.image()?;
         let t0 = Instant::now();
-        let pair = lab.boot(&image, BOOT)?;
+        let mut pair = lab.boot(&image, BOOT)?;
         for b in &pair {
             b.guest
                 .guest
@@ -222,6 +253,11 @@ impl Chaos {
             "chaos: both balancers booted and programmed IPVS in {:.1?}",
             t0.elapsed()
         );
+        if vrrp == lab::VrrpBy::Keepalived {
+            for b in &mut pair {
+                lab.start_keepalived(b)?;
+            }
+        }
         let load = Load::start(
             &lab.client,
             LoadSpec::new(
@@ -234,6 +270,7 @@ impl Chaos {
             load,
             pair,
             lab,
+            image,
             t0,
         };
         chaos.settle()?;
@@ -285,11 +322,11 @@ impl Chaos {
                 .map(|(_, s)| *s)
                 .collect();
             let last: Vec<&load::Request> = record.requests.iter().rev().take(5).collect();
-            if echoing.len() < self.load_connections() {
+            if echoing.len() < self.load.connections() {
                 why = format!(
                     "{} of {} long connections echoed in the last second",
                     echoing.len(),
-                    self.load_connections()
+                    self.load.connections()
                 );
                 return false;
             }
@@ -303,10 +340,6 @@ impl Chaos {
             Some(_) => Ok(started.elapsed()),
             None => Err(format!("the pair did not settle within {SETTLE:?}: {why}")),
         }
-    }
-
-    fn load_connections(&self) -> usize {
-        8
     }
 
     /// Reads both balancers' stats.
@@ -347,6 +380,19 @@ impl Chaos {
             .filter_map(|l| analysis::ipvs_operations(&l))
             .sum();
         let length = to - from;
+        let failed: Vec<Duration> = requests
+            .iter()
+            .filter(|r| r.outcome.is_err())
+            .map(|r| r.at.saturating_duration_since(from))
+            .collect();
+        let mut notes = Vec::new();
+        if let (Some(first), Some(last)) = (failed.first(), failed.last()) {
+            notes.push(format!(
+                "requests failed between {:.1} and {:.1} s into the round",
+                first.as_secs_f64(),
+                last.as_secs_f64()
+            ));
+        }
         Row {
             fault,
             length,
@@ -367,7 +413,7 @@ impl Chaos {
                 .collect(),
             split_brain: analysis::total_and_longest(&clipped),
             ipvs_ops_per_s: ops as f64 / length.as_secs_f64().max(0.001),
-            notes: Vec::new(),
+            notes,
         }
     }
 
@@ -398,6 +444,32 @@ impl Chaos {
         }
     }
 
+    /// The unicast instance's adverts since `from`: on the bridge, only to the balancers; on
+    /// the client's port, none at all.
+    /// While a balancer reboots its MAC is unknown to the bridge, which floods the unicast
+    /// adverts sent to it (as a switch does): `peers_up` says whether both stayed up.
+    fn check_unicast(&self, from: Instant, peers_up: bool, report: &mut Report) {
+        let peers: std::collections::BTreeSet<IpAddr> =
+            MEMBERS.iter().map(|m| IpAddr::V4(m.addr)).collect();
+        let on_bridge = crate::wire::adverts_to(&self.lab.observer.since(from), lab::VRID_UNICAST);
+        let at_client =
+            crate::wire::adverts(&self.lab.client_port.since(from), lab::VRID_UNICAST).count();
+        report.figures.push(format!(
+            "unicast instance (vrid {}): adverts on the bridge to {on_bridge:?}, {at_client} on the client's port",
+            lab::VRID_UNICAST
+        ));
+        if on_bridge.is_empty() || !on_bridge.is_subset(&peers) {
+            report.violations.push(format!(
+                "unicast adverts went to {on_bridge:?}, not only to the peers {peers:?}"
+            ));
+        }
+        if at_client > 0 && peers_up {
+            report.violations.push(format!(
+                "{at_client} unicast adverts reached the client's port, which is no peer"
+            ));
+        }
+    }
+
     /// Runs `scenario` and returns its report (an error when the lab itself failed: a guest
     /// shell that no longer answers, a pair that never settled).
     pub fn run(&mut self, scenario: Scenario, opts: &Opts) -> Result<Report, String> {
@@ -406,12 +478,61 @@ impl Chaos {
         let mut report = scenarios::run(self, scenario, opts)?;
         self.settle()?;
         let after = self.stats()?;
+        if self.lab.vrrp == lab::VrrpBy::Lbd {
+            self.check_unicast(from, scenario != Scenario::RollingUpgrade, &mut report);
+        }
         report.holders = self.holders(from, Instant::now());
         report.stats = MEMBERS
             .iter()
             .zip(before.iter().zip(after.iter()))
             .map(|(m, (a, b))| (m.name.to_string(), *a, *b))
             .collect();
+        for (name, a, b) in &report.stats {
+            if let Some(grew) = memory_growth(a, b) {
+                report.violations.push(format!("{name}: {grew}"));
+            }
+        }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lab::ProcStats;
+    use super::*;
+
+    fn stats(init: u64, lbd: u64, pid: u32) -> GuestStats {
+        GuestStats {
+            init: ProcStats {
+                rss_kib: init,
+                fds: 11,
+            },
+            lbd: Some(ProcStats {
+                rss_kib: lbd,
+                fds: 25,
+            }),
+            lbd_pid: Some(pid),
+        }
+    }
+
+    #[test]
+    fn growth_is_judged_per_process() {
+        assert_eq!(
+            memory_growth(&stats(6000, 6000, 90), &stats(6100, 6500, 90)),
+            None
+        );
+        assert!(
+            memory_growth(&stats(6000, 6000, 90), &stats(6000, 11000, 90))
+                .is_some_and(|w| w.starts_with("lbd grew"))
+        );
+        // Another lbd after a restart is not growth.
+        assert_eq!(
+            memory_growth(&stats(6000, 6000, 90), &stats(6000, 11000, 120)),
+            None
+        );
+        assert!(
+            memory_growth(&stats(6000, 6000, 90), &stats(19000, 6000, 90))
+                .is_some_and(|w| w.starts_with("init grew"))
+        );
     }
 }

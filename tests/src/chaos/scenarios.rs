@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::analysis::{self, ms};
-use super::lab::{Services, ADVERT, CMD, MEMBERS, VIP};
+use super::lab::{Services, ADVERT, MEMBERS, VIP, VIP6};
 use super::{Chaos, Opts, Report, Row};
 use crate::config_server::Mode;
 
@@ -43,13 +43,16 @@ pub enum Scenario {
     BackupCpu,
     /// The balancers cut off each other, then healed.
     Partition,
+    /// Both balancers rebooted in turn (the backup, a planned handover, the old master) with
+    /// connection sync carrying the established connections.
+    RollingUpgrade,
     /// Steady load, nothing else.
     Soak,
 }
 
 impl Scenario {
     /// Every scenario, in the order `all` runs them.
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 12] = [
         Scenario::KillMaster,
         Scenario::KillBackup,
         Scenario::ReloadStorm,
@@ -60,6 +63,7 @@ impl Scenario {
         Scenario::VrrpLoss(60),
         Scenario::BackupCpu,
         Scenario::Partition,
+        Scenario::RollingUpgrade,
         Scenario::Soak,
     ];
 
@@ -74,6 +78,7 @@ impl Scenario {
             Scenario::VrrpLoss(p) => format!("vrrp-loss-{p}"),
             Scenario::BackupCpu => "backup-cpu".into(),
             Scenario::Partition => "partition".into(),
+            Scenario::RollingUpgrade => "rolling-upgrade".into(),
             Scenario::Soak => "soak".into(),
         }
     }
@@ -101,8 +106,17 @@ impl Scenario {
             Scenario::VrrpLoss(p) => format!("{p} % of VRRP packets dropped on the bridge between the balancers"),
             Scenario::BackupCpu => "the backup's vCPU saturated by busy loops (one vCPU per guest)".into(),
             Scenario::Partition => "the balancers cut off each other on the bridge (both become master), then healed".into(),
+            Scenario::RollingUpgrade => "the backup rebooted into the image, a planned handover (the master's priority lowered by a reload), the old master rebooted and given its priority back".into(),
             Scenario::Soak => "steady load; init's and lbd's memory and descriptors sampled".into(),
         }
+    }
+
+    /// Whether it runs with keepalived doing VRRP (the VRRP scenarios, and the soak).
+    pub fn with_keepalived(&self) -> bool {
+        matches!(
+            self,
+            Scenario::VrrpLoss(_) | Scenario::BackupCpu | Scenario::Partition | Scenario::Soak
+        )
     }
 
     /// Rounds and duration for a long run (`--rounds`, `--duration` override them).
@@ -114,6 +128,7 @@ impl Scenario {
             Scenario::RealsFlap => (1, 60),
             Scenario::VrrpLoss(_) | Scenario::BackupCpu => (1, 120),
             Scenario::Partition => (20, 10),
+            Scenario::RollingUpgrade => (3, 0),
             Scenario::Soak => (1, 1800),
         };
         Opts {
@@ -131,6 +146,7 @@ impl Scenario {
             Scenario::RealsFlap => (1, 10),
             Scenario::VrrpLoss(_) | Scenario::BackupCpu => (1, 15),
             Scenario::Partition => (1, 8),
+            Scenario::RollingUpgrade => (1, 0),
             Scenario::Soak => (1, 30),
         };
         Opts {
@@ -171,6 +187,11 @@ pub fn run(c: &mut Chaos, scenario: Scenario, opts: &Opts) -> Result<Report, Str
         Scenario::Partition => {
             for _ in 0..opts.rounds {
                 partition_round(c, dur(10), &mut report)?;
+            }
+        }
+        Scenario::RollingUpgrade => {
+            for _ in 0..opts.rounds {
+                rolling_upgrade(c, &mut report)?;
             }
         }
         Scenario::Soak => soak(c, dur(1800), &mut report)?,
@@ -240,19 +261,48 @@ fn check_takeovers(c: &Chaos, row: &mut Row, from: Instant, to: Instant, report:
                 row.fault, m.name
             )),
         }
-        match c.lab.neigh.moved_to(&m.mac.to_string(), t.at) {
-            Some(at) if at <= t.at + NEIGH_WITHIN => row.notes.push(format!(
-                "client's ARP entry on {} after {} ms",
-                m.name,
-                ms(at.saturating_duration_since(t.at))
-            )),
-            other => report.violations.push(format!(
-                "{}: the client's ARP entry for {VIP} did not move to {} ({}) within {NEIGH_WITHIN:?} of its takeover (moved: {:?})",
-                row.fault,
-                m.name,
-                m.mac,
-                other.map(|at| at.saturating_duration_since(t.at))
-            )),
+        if c.lab.vrrp != super::lab::VrrpBy::Lbd {
+            // The anchor: keepalived runs the IPv4 instance only.
+            let v4 = IpAddr::V4(VIP);
+            match c.lab.neigh.moved_to(v4, &m.mac.to_string(), t.at) {
+                Some(at) if at <= t.at + NEIGH_WITHIN => row.notes.push(format!(
+                    "client's ARP entry on {} after {} ms",
+                    m.name,
+                    ms(at.saturating_duration_since(t.at))
+                )),
+                _ => row
+                    .notes
+                    .push(format!("client's ARP entry did not move to {}", m.name)),
+            }
+            continue;
+        }
+        let na = events.iter().find(|e| {
+            e.at + Duration::from_millis(200) >= t.at
+                && e.at <= t.at + GARP_WITHIN
+                && e.packet.announces(IpAddr::V6(VIP6))
+                && e.packet.link.src.0 == m.mac.0
+        });
+        if na.is_none() {
+            report.violations.push(format!(
+                "{}: no unsolicited neighbour advertisement for {VIP6} from {} within {GARP_WITHIN:?} of its takeover",
+                row.fault, m.name
+            ));
+        }
+        for (vip, what) in [(IpAddr::V4(VIP), "ARP"), (IpAddr::V6(VIP6), "neighbour")] {
+            match c.lab.neigh.moved_to(vip, &m.mac.to_string(), t.at) {
+                Some(at) if at <= t.at + NEIGH_WITHIN => row.notes.push(format!(
+                    "client's {what} entry on {} after {} ms",
+                    m.name,
+                    ms(at.saturating_duration_since(t.at))
+                )),
+                other => report.violations.push(format!(
+                    "{}: the client's {what} entry for {vip} did not move to {} ({}) within {NEIGH_WITHIN:?} of its takeover (moved: {:?})",
+                    row.fault,
+                    m.name,
+                    m.mac,
+                    other.map(|at| at.saturating_duration_since(t.at))
+                )),
+            }
         }
     }
 }
@@ -370,10 +420,7 @@ fn expected_destinations(services: &Services) -> BTreeSet<(String, String, u32)>
 }
 
 fn ipvs_listing(c: &mut Chaos, who: usize) -> Result<String, String> {
-    c.pair[who]
-        .shell()
-        .run("ipvsadm -Ln", CMD)
-        .map_err(|e| e.to_string())
+    c.pair[who].sh("ipvsadm -Ln")
 }
 
 /// Waits until both balancers' tables hold `services`.
@@ -538,7 +585,7 @@ fn config_server(c: &mut Chaos, gone_for: Duration, report: &mut Report) -> Resu
             ServerFault::Unsigned => {
                 for m in &MEMBERS {
                     let serial = c.lab.serial(m) + 1;
-                    let text = super::lab::config_text(m, serial, &good);
+                    let text = c.lab.config_for(m, serial, &good);
                     c.lab.publish_raw(m, &text, false)?;
                 }
                 "a valid config without its signature".to_string()
@@ -546,7 +593,9 @@ fn config_server(c: &mut Chaos, gone_for: Duration, report: &mut Report) -> Resu
             ServerFault::Invalid => {
                 for m in &MEMBERS {
                     let serial = c.lab.serial(m) + 1;
-                    let text = super::lab::config_text(m, serial, &good)
+                    let text = c
+                        .lab
+                        .config_for(m, serial, &good)
                         .replace("scheduler = \"wrr\"", "scheduler = \"fastest\"");
                     let key_signed = true;
                     c.lab.publish_raw(m, &text, key_signed)?;
@@ -714,16 +763,10 @@ fn quiet_fault(
             // The loops end by themselves: a starved guest loses characters on its serial
             // line, so a later `kill` typed into its shell may never arrive whole.
             let m = master_index(c);
-            c.pair[1 - m]
-                .shell()
-                .run(
-                    &format!(
-                        "for i in 1 2 3 4; do timeout -s KILL {} sh -c 'while :; do :; done' >/dev/null 2>&1 & done",
-                        duration.as_secs().max(1)
-                    ),
-                    CMD,
-                )
-                .map_err(|e| e.to_string())?;
+            c.pair[1 - m].sh(&format!(
+                "for i in 1 2 3 4; do timeout -s KILL {} sh -c 'while :; do :; done' </dev/null >/dev/null 2>&1 & done",
+                duration.as_secs().max(1)
+            ))?;
         }
     }
     std::thread::sleep(duration);
@@ -795,6 +838,131 @@ fn partition_round(c: &mut Chaos, duration: Duration, report: &mut Report) -> Re
         ));
     }
     check_takeovers(c, &mut row, from, to, report);
+    report.rows.push(row);
+    Ok(())
+}
+
+/// Connection entries of the client's long connections (echo service) that `who` holds in
+/// state ESTABLISHED: its own, or synced from the master.
+fn synced_connections(c: &mut Chaos, who: usize) -> Result<usize, String> {
+    let conns = c.pair[who].sh("ipvsadm -Lnc")?;
+    let client = format!(" {}:", super::lab::CLIENT);
+    let echo = format!(" {VIP}:9000 ");
+    Ok(conns
+        .lines()
+        .filter(|l| l.contains("ESTABLISHED") && l.contains(&client) && l.contains(&echo))
+        .count())
+}
+
+/// Reboots balancer `who` the orderly way (the power button: init stops lbd, which hands
+/// over if master) into the chaos image, and waits until its lbd programmed IPVS.
+fn reboot(c: &mut Chaos, who: usize) -> Result<Duration, String> {
+    let started = Instant::now();
+    let m = MEMBERS[who];
+    c.pair[who]
+        .guest
+        .guest
+        .system_powerdown()
+        .map_err(|e| format!("{}: power button: {e}", m.name))?;
+    c.pair[who]
+        .guest
+        .guest
+        .wait_exit(STEP)
+        .map_err(|e| format!("{}: {e}", m.name))?;
+    let fresh = super::lab::Balancer::boot(&c.lab, &c.image, m, super::BOOT)?;
+    c.pair[who] = fresh;
+    c.pair[who]
+        .guest
+        .guest
+        .expect(r"lbd:\s+INFO ipvs applied: .* 0 errors", super::BOOT)
+        .map_err(|e| e.to_string())?;
+    Ok(started.elapsed())
+}
+
+/// Waits until `who` holds an entry for every long connection (synced from the master).
+fn wait_synced(c: &mut Chaos, who: usize) -> Result<Duration, String> {
+    let started = Instant::now();
+    let want = c.load.connections();
+    let mut got = 0;
+    crate::wait::until(STEP, Duration::from_millis(500), || {
+        got = synced_connections(c, who).unwrap_or(0);
+        got >= want
+    })
+    .map(|_| started.elapsed())
+    .ok_or_else(|| {
+        format!(
+            "{} holds {got} of the {want} long connections' entries after {STEP:?}",
+            MEMBERS[who].name
+        )
+    })
+}
+
+/// Waits until `who` is master on the wire.
+fn wait_master(c: &Chaos, who: usize) -> Result<Duration, String> {
+    let started = Instant::now();
+    crate::wait::until(STEP, Duration::from_millis(200), || {
+        master_index(c) == who && {
+            let runs = c.masterships();
+            runs.last()
+                .is_some_and(|r| r.source == IpAddr::V4(MEMBERS[who].addr))
+        }
+    })
+    .map(|_| started.elapsed())
+    .ok_or_else(|| {
+        format!(
+            "{} did not become master within {STEP:?}",
+            MEMBERS[who].name
+        )
+    })
+}
+
+/// The upgrade procedure of the README, with the long connections running throughout.
+fn rolling_upgrade(c: &mut Chaos, report: &mut Report) -> Result<(), String> {
+    c.settle()?;
+    let from = Instant::now();
+    let marks = c.marks();
+    let services = Services::default();
+    let mut steps = Vec::new();
+    let at = |from: Instant| from.elapsed().as_secs_f64();
+    // 1. The backup reboots into the new image and syncs the established connections.
+    reboot(c, 1)?;
+    steps.push(format!("lb2 rebooted by {:.1} s", at(from)));
+    wait_synced(c, 1)?;
+    steps.push(format!("lb2 synced every connection by {:.1} s", at(from)));
+    // 2. Planned handover: the master's priority lowered below the backup's.
+    c.lab.set_priority(&MEMBERS[0], Some(50), &services)?;
+    steps.push(format!("lb1's priority lowered at {:.1} s", at(from)));
+    wait_master(c, 1)?;
+    steps.push(format!("lb2 master by {:.1} s", at(from)));
+    // 3. The old master reboots (keeping the lowered priority, so it comes back as backup
+    // and cannot take the VIP before it holds the connections) and syncs.
+    reboot(c, 0)?;
+    steps.push(format!("lb1 rebooted by {:.1} s", at(from)));
+    wait_synced(c, 0)?;
+    steps.push(format!("lb1 synced by {:.1} s", at(from)));
+    // 4. Its priority back: it preempts, the pair is as before.
+    c.lab.set_priority(&MEMBERS[0], None, &services)?;
+    steps.push(format!("lb1's priority restored at {:.1} s", at(from)));
+    wait_master(c, 0)?;
+    steps.push(format!("lb1 master by {:.1} s", at(from)));
+    c.settle()?;
+    let to = Instant::now();
+    // The console marks of the rebooted guests restart at 0.
+    let _ = marks;
+    let mut row = c.measure("rolling upgrade".into(), from, to, [0, 0]);
+    row.notes.extend(steps);
+    if !row.takeovers.is_empty() {
+        row.notes
+            .push(format!("takeovers {}", row.takeovers.join(", ")));
+    }
+    check_takeovers(c, &mut row, from, to, report);
+    no_loss(report, &row, "rolling upgrade");
+    if row.split_brain.1 > SPLIT_BRAIN_LIMIT {
+        report.violations.push(format!(
+            "rolling upgrade: two masters for {} ms",
+            ms(row.split_brain.1)
+        ));
+    }
     report.rows.push(row);
     Ok(())
 }
