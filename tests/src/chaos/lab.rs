@@ -185,9 +185,10 @@ impl Services {
 pub enum VrrpBy {
     /// lbd (the product).
     Lbd,
-    /// keepalived, started in each guest with the same instance (lbd only programs IPVS and
-    /// checks): the anchor the VRRP scenarios are compared with. No connection sync, no
-    /// IPv6 or unicast instance.
+    /// keepalived, as operators run it today, started in each guest with the same VRRP
+    /// instance, the same services and health checks, and connection sync following the
+    /// instance (lbd runs with no services and no VRRP): the anchor the VRRP scenarios are
+    /// compared with. No IPv6 or unicast instance.
     Keepalived,
 }
 
@@ -216,16 +217,22 @@ hostname = "{name}"
 [node.sysctl]
 "net.ipv4.ip_forward" = 1
 
-[ipvs]
-# Reals the storm removes drain for at most this long (connections finish, no new ones).
-removal_drain = "5s"
 "#,
         mac = m.mac,
         name = m.name,
     );
-    if vrrp == VrrpBy::Lbd {
-        text.push_str(&lbd_vrrp(m, priority));
+    if vrrp == VrrpBy::Keepalived {
+        // keepalived does it all; lbd leaves its table and sync daemon alone.
+        return text;
     }
+    text.push_str(
+        r#"
+[ipvs]
+# Reals the storm removes drain for at most this long (connections finish, no new ones).
+removal_drain = "5s"
+"#,
+    );
+    text.push_str(&lbd_vrrp(m, priority));
     text.push_str(
         r#"
 [check.health]
@@ -255,16 +262,37 @@ fall = 2
     text
 }
 
-/// keepalived.conf for `m`: the pair's IPv4 instance as lbd runs it (VRRP v3, 1 s adverts,
-/// preemption, 5 gratuitous ARPs).
-pub fn keepalived_conf(m: &Member) -> String {
-    format!(
-        "global_defs {{\n    router_id {name}\n    vrrp_version 3\n    vrrp_garp_master_repeat 5\n}}\n\n\
+/// keepalived.conf for `m`: what lbd's config says, as keepalived says it — the IPv4
+/// instance (VRRP v3, 1 s adverts, preemption, 5 gratuitous ARPs), connection sync following
+/// it, and the services with the same reals, weights and health check (inhibit on failure).
+pub fn keepalived_conf(m: &Member, services: &Services) -> String {
+    let mut text = format!(
+        "global_defs {{\n    router_id {name}\n    vrrp_version 3\n    vrrp_garp_master_repeat 5\n    \
+         lvs_sync_daemon eth0 VI_1 id {VRID}\n}}\n\n\
          vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id {VRID}\n    \
          priority {priority}\n    advert_int 1\n    virtual_ipaddress {{\n        {VIP}/32 dev eth0\n    }}\n}}\n",
         name = m.name,
         priority = m.priority,
-    )
+    );
+    for (port, reals, checked) in [(80, &services.web, true), (9000, &services.echo, false)] {
+        text.push_str(&format!(
+            "\nvirtual_server {VIP} {port} {{\n    delay_loop 1\n    lb_algo wrr\n    lb_kind DR\n    protocol TCP\n"
+        ));
+        for &(i, weight) in reals {
+            let check = if checked {
+                "        HTTP_GET {\n            url {\n                path /health\n                status_code 200\n            }\n            \
+                 connect_port 8080\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }\n"
+            } else {
+                ""
+            };
+            text.push_str(&format!(
+                "    real_server {} {port} {{\n        weight {weight}\n        inhibit_on_failure\n{check}    }}\n",
+                REALS[i].addr
+            ));
+        }
+        text.push_str("}\n");
+    }
+    text
 }
 
 /// lbd's VRRP part: the instance of the VIP with connection sync following it, a unicast
@@ -530,12 +558,13 @@ impl Lab {
         let name = format!("keepalived-{}.conf", b.member.name);
         write_replacing(
             &self.configs().join(&name),
-            keepalived_conf(&b.member).as_bytes(),
+            keepalived_conf(&b.member, &Services::default()).as_bytes(),
         )?;
         b.sh(&format!(
             "wget -q -O /tmp/keepalived.conf http://{SERVER}:{CONFIG_PORT}/{name} && \
-             (keepalived --vrrp --dont-fork --log-console --log-detail -f /tmp/keepalived.conf \
+             (keepalived --dont-fork --log-console --log-detail -f /tmp/keepalived.conf \
               --pid /tmp/keepalived.pid --vrrp_pid /tmp/keepalived-vrrp.pid \
+              --checkers_pid /tmp/keepalived-check.pid \
               </dev/null >/tmp/keepalived.log 2>&1 &) && sleep 1 && pidof keepalived"
         ))
         .map(|_| ())
@@ -937,18 +966,21 @@ mod tests {
         assert!(a.contains("serial = 1\nnode = \"52:54:00:72:00:11\""));
         assert!(a.contains("priority = 150"));
         assert_eq!(a.matches("[[service.web.real]]").count(), 2);
-        let k = keepalived_conf(&MEMBERS[1]);
+        let k = keepalived_conf(&MEMBERS[1], &Services::default());
         assert!(k.contains("virtual_router_id 72") && k.contains("priority 100"));
         assert!(k.contains("10.72.0.100/32 dev eth0"));
-        let no_vrrp = config_with_priority(
+        assert!(k.contains("lvs_sync_daemon eth0 VI_1 id 72"));
+        assert_eq!(k.matches("real_server").count(), 4);
+        assert_eq!(k.matches("HTTP_GET").count(), 2);
+        assert_eq!(k.matches('{').count(), k.matches('}').count());
+        let idle = config_with_priority(
             &MEMBERS[0],
             150,
             1,
             &Services::default(),
             VrrpBy::Keepalived,
         );
-        assert!(!no_vrrp.contains("[vrrp") && !no_vrrp.contains("[ipvs.sync]"));
-        assert!(no_vrrp.contains("[service.web]"));
+        assert!(!idle.contains("[vrrp") && !idle.contains("[service") && !idle.contains("[ipvs"));
         let b = config_text(&MEMBERS[0], 2, &Services::storm_alternate());
         assert_eq!(b.matches("[[service.echo.real]]").count(), 3);
         assert!(b.contains("address = \"10.72.0.23\"\nweight = 1"));
