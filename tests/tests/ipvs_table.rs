@@ -471,7 +471,7 @@ fn sync_master_again(sg: &mut lbtest::ipvs::ShellGuest) {
         .unwrap();
     sg.guest
         .expect(
-            r"lbd:\s+INFO ipvs applied sync role changes: reals \+0 ~0 -0, 0 errors",
+            r"lbd:\s+INFO ipvs applied (health and )?sync role changes: reals \+0 ~0 -0, 0 errors",
             STEP,
         )
         .unwrap();

@@ -649,6 +649,13 @@ impl Daemon {
                 // A VRRP subsystem that is gone leaves the last role in place.
                 Ok(()) = vrrp.changed() => "sync role",
             };
+            // Both may have changed (a restarted lbd learns its health and its VRRP role at
+            // once): one reconcile, named for both.
+            let why = match why {
+                "health" if vrrp.has_changed().unwrap_or(false) => "health and sync role",
+                "sync role" if health.has_changed().unwrap_or(false) => "health and sync role",
+                w => w,
+            };
             // Changes that arrive while a reconcile runs are coalesced by the watch channels.
             health.borrow_and_update();
             vrrp.borrow_and_update();
