@@ -225,9 +225,15 @@ impl GuestShell {
                 Ok(k) => self
                     .pending
                     .push_str(&String::from_utf8_lossy(&buf[..k]).replace('\r', "")),
+                // A signal to this process (a child of another thread exiting) interrupts
+                // the read; the command is still running.
                 Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => return Err(e.into()),
             }
         }

@@ -859,7 +859,10 @@ impl Balancer {
         for _ in 0..3 {
             match self.shell().run(command, SHELL_TRY) {
                 Ok(out) => return Ok(out),
-                Err(e) => last = e.to_string(),
+                // Only a command that never answered is sent again: one that ran and failed
+                // (or half ran) must not run twice.
+                Err(e @ crate::ipvs::ShellError::Timeout { .. }) => last = e.to_string(),
+                Err(e) => return Err(format!("{}: {e}", self.member.name)),
             }
         }
         Err(format!("{}: {last}", self.member.name))
