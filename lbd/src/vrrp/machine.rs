@@ -293,6 +293,8 @@ pub struct Instance {
     master: Option<IpAddr>,
     /// The first start resumes mastership ([`Spec::resume`]); spent by it.
     resume: bool,
+    /// When a lower-priority master last made us announce the addresses again.
+    rival_announced: Option<Duration>,
 }
 
 impl Instance {
@@ -307,6 +309,7 @@ impl Instance {
             preempt_seen: None,
             holding: Vec::new(),
             master: None,
+            rival_announced: None,
         }
     }
 
@@ -644,8 +647,22 @@ impl Instance {
                         out,
                     );
                     self.master = Some(src);
+                } else {
+                    // Another master below us: a split brain ending, or a peer that has not
+                    // heard us yet. Answer at once so it backs off, and announce the addresses
+                    // again (at most once per master-down interval): while it was master the
+                    // neighbours learned its MAC, and stepping down it will not give them back.
+                    self.send(out, ours);
+                    self.arm(out, Timer::Adver, now + self.spec.advert_interval);
+                    let quiet = self.master_down_interval();
+                    if self
+                        .rival_announced
+                        .is_none_or(|t| now.saturating_sub(t) >= quiet)
+                    {
+                        self.rival_announced = Some(now);
+                        self.announce(out, self.holding.clone());
+                    }
                 }
-                // else: discard; our next advertisement makes the other side back off.
             }
             State::Initialize | State::Fault => {}
         }

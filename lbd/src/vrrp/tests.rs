@@ -269,6 +269,32 @@ fn a_restart_after_dying_as_master_resumes_once_and_only_when_it_may_preempt() {
 }
 
 #[test]
+fn a_master_hearing_a_lower_master_answers_and_announces_again_once() {
+    let s = spec("a", 1, 150, Version::V3, S);
+    let mut n = Router::new();
+    n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
+    let t = deadline(&n, "a", Timer::MasterDown).unwrap();
+    n.step(t, timer("a", Timer::MasterDown));
+    assert_eq!(state(&n, "a"), State::Master);
+    // The other side of a healed partition still advertises, lower.
+    let out = n.step(t + S, advert_from(&s, "10.0.0.3", 100, S));
+    assert_eq!(sent(&out), vec![("a".into(), 150)]);
+    assert!(
+        out.iter().any(|a| matches!(a, Action::Announce { .. })),
+        "{out:?}"
+    );
+    assert!(transitions(&out).is_empty());
+    assert_eq!(deadline(&n, "a", Timer::Adver), Some(t + 2 * S));
+    // Its next one within the master-down interval: an answer, no second burst.
+    let out = n.step(t + 2 * S, advert_from(&s, "10.0.0.3", 100, S));
+    assert_eq!(sent(&out), vec![("a".into(), 150)]);
+    assert!(!out.iter().any(|a| matches!(a, Action::Announce { .. })));
+    // Much later, another episode: announced again.
+    let out = n.step(t + 60 * S, advert_from(&s, "10.0.0.3", 100, S));
+    assert!(out.iter().any(|a| matches!(a, Action::Announce { .. })));
+}
+
+#[test]
 fn backup_resets_master_down_and_learns_the_interval_v3() {
     let s = spec("a", 1, 100, Version::V3, S);
     let mut n = Router::new();
@@ -392,8 +418,10 @@ fn owner_preempts_even_without_preempt() {
     let mut n = Router::new();
     n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
     assert_eq!(state(&n, "a"), State::Master);
+    // The lower master is answered (so it backs off), never followed.
     let out = n.step(S, advert_from(&s, "10.0.0.3", 100, S));
-    assert!(out.is_empty());
+    assert!(transitions(&out).is_empty());
+    assert_eq!(sent(&out), vec![("a".into(), 255)]);
 }
 
 #[test]
@@ -432,10 +460,10 @@ fn ties_broken_by_primary_address() {
     };
     let mut n = Router::new();
     master(&mut n);
-    // 10.0.0.1 < 10.0.0.2 (ours): discarded.
-    assert!(n
-        .step(5 * S, advert_from(&s, "10.0.0.1", 100, S))
-        .is_empty());
+    // 10.0.0.1 < 10.0.0.2 (ours): we stay master and answer.
+    let out = n.step(5 * S, advert_from(&s, "10.0.0.1", 100, S));
+    assert!(transitions(&out).is_empty());
+    assert_eq!(sent(&out), vec![("a".into(), 100)]);
     assert_eq!(state(&n, "a"), State::Master);
     // 10.0.0.3 > 10.0.0.2: we back off.
     let out = n.step(6 * S, advert_from(&s, "10.0.0.3", 100, S));

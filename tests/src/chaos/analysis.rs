@@ -119,20 +119,36 @@ pub struct Takeover {
     pub previous: Option<IpAddr>,
 }
 
-/// The takeovers among `runs` (sorted by start) that start in [from, to): runs of a source
-/// other than the one that was master last.
+/// The takeovers among `runs` (sorted by start) that start in [from, to): every run whose
+/// source was not master just before it — `previous` is another source still master then
+/// (two masters), or else the source of the run that ended last. A source's new run after a
+/// silence of its own (lbd restarted and resumed) is no takeover.
 pub fn takeovers(runs: &[Mastership], from: Instant, to: Instant) -> Vec<Takeover> {
     let mut out = Vec::new();
-    let mut previous: Option<IpAddr> = None;
-    for r in runs {
-        if previous != Some(r.source) && r.from >= from && r.from < to {
+    for (i, r) in runs.iter().enumerate() {
+        if r.from < from || r.from >= to {
+            continue;
+        }
+        let earlier = &runs[..i];
+        let covering = earlier
+            .iter()
+            .filter(|o| o.source != r.source && o.from <= r.from && r.from <= o.to)
+            .map(|o| o.source)
+            .next_back();
+        let previous = covering.or_else(|| {
+            earlier
+                .iter()
+                .filter(|o| o.to <= r.from)
+                .max_by_key(|o| o.to)
+                .map(|o| o.source)
+        });
+        if previous != Some(r.source) {
             out.push(Takeover {
                 at: r.from,
                 source: r.source,
                 previous,
             });
         }
-        previous = Some(r.source);
     }
     out
 }
@@ -287,6 +303,43 @@ mod tests {
         // lb1's run is one (no gap), lb2's ends at its priority-0 advert.
         assert_eq!(runs.len(), 2);
         assert_eq!(takeovers(&runs, t, t + Duration::from_secs(5)).len(), 2);
+    }
+
+    #[test]
+    fn each_partition_is_a_takeover_even_while_the_other_stays_master() {
+        let t = Instant::now();
+        // lb1 advertises throughout; lb2 is master in two separate episodes.
+        let mut list: Vec<(u64, u8, u8)> = (0..20).map(|s| (s * 1000, 11, 150)).collect();
+        list.extend([
+            (3400, 12, 100),
+            (4400, 12, 100),
+            (12400, 12, 100),
+            (13400, 12, 100),
+        ]);
+        list.sort();
+        let runs = masterships(&adverts(t, &list), Duration::from_millis(1500));
+        let tk = takeovers(&runs, t, t + Duration::from_secs(30));
+        assert_eq!(
+            tk.iter()
+                .map(|k| (k.source, k.previous))
+                .collect::<Vec<_>>(),
+            [
+                (ip(11), None),
+                (ip(12), Some(ip(11))),
+                (ip(12), Some(ip(11)))
+            ]
+        );
+        // A master's own new run after a silence (a resumed lbd) is none.
+        let a = adverts(t, &[(0, 11, 150), (1000, 11, 150), (3500, 11, 150)]);
+        let runs = masterships(&a, Duration::from_millis(1500));
+        assert_eq!(
+            takeovers(
+                &runs,
+                t + Duration::from_secs(2),
+                t + Duration::from_secs(9)
+            ),
+            []
+        );
     }
 
     #[test]
