@@ -829,6 +829,26 @@ fn partition_round(c: &mut Chaos, duration: Duration, report: &mut Report) -> Re
     let after = split_brain_after(c, healed);
     row.notes
         .push(format!("two masters for {} ms after healing", ms(after)));
+    // The side that stayed master must win the neighbours back: they learned the other
+    // side's MAC during the partition.
+    let winner = MEMBERS[master_index(c)];
+    match c
+        .lab
+        .neigh
+        .moved_to(IpAddr::V4(VIP), &winner.mac.to_string(), healed)
+    {
+        Some(at) if at <= healed + NEIGH_WITHIN => row.notes.push(format!(
+            "client's ARP entry back on {} {} ms after healing",
+            winner.name,
+            ms(at.saturating_duration_since(healed))
+        )),
+        other => report.violations.push(format!(
+            "{}: the client's ARP entry for {VIP} was not back on {} within {NEIGH_WITHIN:?} of healing ({:?})",
+            row.fault,
+            winner.name,
+            other.map(|at| at.saturating_duration_since(healed))
+        )),
+    }
     if after > SPLIT_BRAIN_LIMIT {
         report.violations.push(format!(
             "{}: two masters for {} ms after healing (limit {} ms)",
