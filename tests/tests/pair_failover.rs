@@ -26,7 +26,7 @@
 //! (`tools/build-test-image.sh target/lb-test-image`).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -285,25 +285,7 @@ impl Lab {
 /// One GET of `/` from `addr`:80; the body (the real's name) or why not.
 fn http_get(addr: &str) -> Result<String, String> {
     let sa: SocketAddr = format!("{addr}:80").parse().unwrap();
-    let mut s =
-        TcpStream::connect_timeout(&sa, REQUEST_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(REQUEST_TIMEOUT))
-        .and_then(|()| s.set_write_timeout(Some(REQUEST_TIMEOUT)))
-        .map_err(|e| e.to_string())?;
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n")
-        .map_err(|e| format!("send: {e}"))?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer)
-        .map_err(|e| format!("read: {e}"))?;
-    if !answer.starts_with("HTTP/1.0 200") {
-        return Err(format!("answer {answer:?}"));
-    }
-    Ok(answer
-        .rsplit("\r\n\r\n")
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string())
+    lbtest::chaos::load::http_get(sa, REQUEST_TIMEOUT)
 }
 
 /// Runs `f` on a new thread inside `ns` (the thread's own network namespace).
