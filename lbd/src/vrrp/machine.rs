@@ -293,7 +293,7 @@ pub struct Instance {
     master: Option<IpAddr>,
     /// The first start resumes mastership ([`Spec::resume`]); spent by it.
     resume: bool,
-    /// When a lower-priority master last made us announce the addresses again.
+    /// When another master (lower, or resigning) last made us announce the addresses again.
     rival_announced: Option<Duration>,
 }
 
@@ -511,10 +511,23 @@ impl Instance {
         self.master = None;
     }
 
+    /// Another master held (or holds) our addresses: announce them again, at most once per
+    /// master-down interval, so a rival's repeated adverts do not become a GARP storm.
+    fn announce_for_rival(&mut self, now: Duration, out: &mut Vec<Action>) {
+        let quiet = self.master_down_interval();
+        if self
+            .rival_announced
+            .is_none_or(|t| now.saturating_sub(t) >= quiet)
+        {
+            self.rival_announced = Some(now);
+            self.announce(out, self.holding.clone());
+        }
+    }
+
     /// Master → Backup, timing the new master with `master_interval`. With `resign`, first
     /// a priority-0 advertisement so a peer that is backup for this router takes over after
-    /// its skew time instead of a whole master-down interval (used when a sync group forces
-    /// a master down).
+    /// its skew time instead of a whole master-down interval (a sync group forcing a master
+    /// down), or so a better master announces the addresses again (preempted).
     pub fn become_backup(
         &mut self,
         now: Duration,
@@ -627,8 +640,12 @@ impl Instance {
                 let ours = self.priority();
                 if adv.priority == 0 {
                     // RFC 6.4.3: answer at once so backups do not take over after skew time.
+                    // Only a master resigns, so the sender held the addresses until now (a
+                    // healed partition whose other side heard us first, or a preempted
+                    // master): the neighbours may still send to its MAC.
                     self.send(out, ours);
                     self.arm(out, Timer::Adver, now + self.spec.advert_interval);
+                    self.announce_for_rival(now, out);
                 } else if adv.priority > ours
                     || (adv.priority == ours && self.spec.primary.is_some_and(|p| greater(src, p)))
                 {
@@ -636,6 +653,10 @@ impl Instance {
                         Version::V3 => adv.interval,
                         Version::V2 => self.spec.advert_interval,
                     };
+                    // Resign (priority 0) on the way down, not in the RFC: when a partition
+                    // heals and the better master's advert arrives here first, this side
+                    // would otherwise go quiet, and the better one would never learn that
+                    // the neighbours were sent to our MAC meanwhile.
                     self.become_backup(
                         now,
                         Why::Preempted {
@@ -643,7 +664,7 @@ impl Instance {
                             priority: adv.priority,
                         },
                         interval,
-                        false,
+                        true,
                         out,
                     );
                     self.master = Some(src);
@@ -654,14 +675,7 @@ impl Instance {
                     // neighbours learned its MAC, and stepping down it will not give them back.
                     self.send(out, ours);
                     self.arm(out, Timer::Adver, now + self.spec.advert_interval);
-                    let quiet = self.master_down_interval();
-                    if self
-                        .rival_announced
-                        .is_none_or(|t| now.saturating_sub(t) >= quiet)
-                    {
-                        self.rival_announced = Some(now);
-                        self.announce(out, self.holding.clone());
-                    }
+                    self.announce_for_rival(now, out);
                 }
             }
             State::Initialize | State::Fault => {}

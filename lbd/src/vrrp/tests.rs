@@ -392,7 +392,7 @@ fn preempt_discards_lower_priority_adverts() {
     assert!(out
         .iter()
         .any(|a| matches!(a, Action::RemoveVips { vips, .. } if vips == &old.vips)));
-    assert!(sent(&out).is_empty());
+    assert_eq!(sent(&out), vec![("b".into(), 0)], "resigns on the way down");
 }
 
 #[test]
@@ -644,7 +644,8 @@ fn sync_group_members_become_master_together() {
     assert!(out
         .iter()
         .any(|x| matches!(x, Action::AddVips { instance, .. } if instance == "b")));
-    // A better advertisement for a takes b back to backup, resigning with priority 0.
+    // A better advertisement for a takes both back to backup, each resigning with priority 0
+    // (a because it was preempted, b because its group went down).
     let out = n.step(t + S, advert_from(&a, "10.0.0.3", 200, S));
     assert_eq!(
         transitions(&out),
@@ -653,7 +654,7 @@ fn sync_group_members_become_master_together() {
             ("b".into(), State::Master, State::Backup)
         ]
     );
-    assert_eq!(sent(&out), vec![("b".into(), 0)]);
+    assert_eq!(sent(&out), vec![("a".into(), 0), ("b".into(), 0)]);
 }
 
 #[test]
@@ -950,4 +951,38 @@ fn garp_count_zero_sends_no_announcements() {
     assert!(!out.iter().any(|a| matches!(a, Action::Announce { .. })));
     assert_eq!(deadline(&n, "a", Timer::GarpRepeat), None);
     let _ = Ipv4Addr::LOCALHOST;
+}
+
+#[test]
+fn a_preempted_master_resigns_and_the_winner_announces_again() {
+    // The healed-partition race: the better master's advert reaches the other side first.
+    let s = spec("a", 1, 100, Version::V3, S);
+    let mut n = Router::new();
+    n.step(Duration::ZERO, configure(vec![s.clone()], &[]));
+    let t = deadline(&n, "a", Timer::MasterDown).unwrap();
+    n.step(t, timer("a", Timer::MasterDown));
+    assert_eq!(state(&n, "a"), State::Master);
+    let out = n.step(t + S, advert_from(&s, "10.0.0.3", 150, S));
+    assert_eq!(
+        transitions(&out),
+        vec![("a".into(), State::Master, State::Backup)]
+    );
+    assert_eq!(sent(&out), vec![("a".into(), 0)], "resigns on the way down");
+
+    // The winner's side: a master hearing priority 0 answers and announces again, once per
+    // master-down interval.
+    let w = spec("w", 1, 150, Version::V3, S);
+    let mut n = Router::new();
+    n.step(Duration::ZERO, configure(vec![w.clone()], &[]));
+    let t = deadline(&n, "w", Timer::MasterDown).unwrap();
+    n.step(t, timer("w", Timer::MasterDown));
+    let out = n.step(t + 30 * S, advert_from(&w, "10.0.0.3", 0, S));
+    assert_eq!(sent(&out), vec![("w".into(), 150)]);
+    assert!(
+        out.iter().any(|a| matches!(a, Action::Announce { .. })),
+        "{out:?}"
+    );
+    assert!(transitions(&out).is_empty());
+    let out = n.step(t + 31 * S, advert_from(&w, "10.0.0.3", 0, S));
+    assert!(!out.iter().any(|a| matches!(a, Action::Announce { .. })));
 }

@@ -842,13 +842,18 @@ fn partition_round(c: &mut Chaos, duration: Duration, report: &mut Report) -> Re
             winner.name,
             ms(at.saturating_duration_since(healed))
         )),
-        // Not yet an invariant: when the winner's advert reaches the other side before the
-        // other side's reaches the winner, nobody announces again (see the notes).
-        other => row.notes.push(format!(
-            "client's ARP entry not back on {} within {NEIGH_WITHIN:?} of healing ({:?})",
-            winner.name,
-            other.map(|at| at.saturating_duration_since(healed))
-        )),
+        // Whichever advert crosses first, the winner announces again: it hears the other
+        // side's lower advert, or the other side resigns (priority 0) when it steps down.
+        other => {
+            let v = format!(
+                "{}: client's ARP entry not back on {} within {NEIGH_WITHIN:?} of healing ({:?})",
+                row.fault,
+                winner.name,
+                other.map(|at| at.saturating_duration_since(healed))
+            );
+            row.notes.push(v.clone());
+            report.violations.push(v);
+        }
     }
     if after > SPLIT_BRAIN_LIMIT {
         report.violations.push(format!(
