@@ -43,6 +43,9 @@
 //!   certificate, clients' certificates, the `[node.api.tls]` table), made with rcgen per run.
 //! - [`wait`]: bounded waits for a condition, a polled value, a file's text, a TCP listener or
 //!   (feature `tokio`) a `watch` channel's value; `expect*` forms panic naming what was awaited.
+//! - [`nway`]: the N-way lab: three balancers announcing VIPs by BGP to a BIRD router that
+//!   spreads flows over them by ECMP, DR reals, a client behind the router; fixed-port flow
+//!   probes and the router's next hops ([`nway::flows`]).
 //! - [`wire`]: [`wire::Observer`] — a third-party capture of VRRP adverts, ARP and neighbour
 //!   advertisements on a test link, and pure analysis of what it saw: who was master when
 //!   ([`wire::masters`]), split brain, takeovers, gratuitous ARPs for a VIP, advert destinations.
@@ -123,6 +126,7 @@ pub mod http;
 pub mod initramfs;
 pub mod ipvs;
 pub mod netns;
+pub mod nway;
 pub mod operator_keys;
 pub mod process;
 pub mod program_uses;
