@@ -162,6 +162,18 @@ impl Validator {
                     );
                 }
             }
+            if let Some(pw) = &p.password {
+                if pw.get_ref().is_empty()
+                    || pw.get_ref().chars().any(|c| c == '"' || c.is_control())
+                {
+                    self.err(
+                        "bad-password",
+                        pw.span(),
+                        "a BGP password must be non-empty, without `\"` or control characters",
+                    )
+                    .help = Some("BIRD's config strings cannot hold them; pick another password on both sides".into());
+                }
+            }
             let name = name.get_ref().clone();
             peers.insert(
                 name.clone(),
