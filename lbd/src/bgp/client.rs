@@ -55,7 +55,7 @@ impl BirdClient {
 
     /// Sends `command` and returns its reply, an error reply (`8xxx`, `9xxx`) as
     /// [`ClientError::Refused`].
-    pub async fn command(&mut self, command: &str) -> Result<Reply, ClientError> {
+    pub async fn ask(&mut self, command: &str) -> Result<Reply, ClientError> {
         self.stream
             .get_mut()
             .write_all(format!("{command}\n").as_bytes())

@@ -342,7 +342,7 @@ impl Runner {
             self.failed("BIRD's control socket is not there".into());
             return;
         };
-        match client.command("configure").await {
+        match client.ask("configure").await {
             Ok(_) => {
                 let added: Vec<_> = announced.difference(&s.announced).collect();
                 let withdrawn: Vec<_> = s.announced.difference(&announced).collect();
@@ -388,7 +388,7 @@ impl Runner {
                 s.client = BirdClient::connect(&self.opts.socket).await.ok();
             }
             let reply = match s.client.as_mut() {
-                Some(c) => c.command("show protocols all").await.ok(),
+                Some(c) => c.ask("show protocols all").await.ok(),
                 None => None,
             };
             if reply.is_none() {

@@ -30,6 +30,9 @@ struct ServiceDefaults<'a> {
 impl Validator {
     /// One `[service.NAME]` and its reals; `None` if any of them has an error. The range is
     /// where the service's key (its `vip` or `fwmark`) is written.
+    // What a service is checked against comes from four parts of the file; one struct for
+    // them would only move the list.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn service(
         &mut self,
         name: &Spanned<String>,
