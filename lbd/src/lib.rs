@@ -5,6 +5,7 @@
 
 #[cfg(feature = "daemon")]
 pub mod api;
+pub mod bgp;
 pub mod check;
 pub mod config;
 #[cfg(feature = "daemon")]

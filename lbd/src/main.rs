@@ -47,7 +47,9 @@ Environment (debugging and tests; production settings live in the config):
                           command line's lb.syslog=
   LBD_API_SOCKET=PATH     the control socket (default /run/lb/lbd.sock), e.g. to run a second lbd
                           beside the first
-  LBD_VRRP_RECORD=DIR     record every VRRP input and action as JSON lines in DIR, for replay tests";
+  LBD_VRRP_RECORD=DIR     record every VRRP input and action as JSON lines in DIR, for replay tests
+  LBD_BIRD=PATH           the BGP speaker (default /usr/sbin/bird); its config and control socket
+                          are bird.conf and bird.ctl beside the control socket";
 
 /// Open files lbd asks for: a kept HTTP connection per checked real, plus the checks in
 /// flight, for tens of thousands of reals (the kernel's default for PID 1's children is 1024).
@@ -122,13 +124,19 @@ fn run(path: PathBuf) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let api = lbd::api::ApiOptions::from_env();
         let parts = Parts {
             // Remote syslog first: later start-up lines then reach the collector.
             syslog: lbd::syslog::subsystem::SyslogSubsystem::new(),
             ipvs: lbd::ipvs::subsystem::IpvsSubsystem::new(),
             checks,
             vrrp: lbd::vrrp::runtime::VrrpSubsystem::new(),
-            api: Some(lbd::api::ApiOptions::from_env()),
+            bgp: lbd::bgp::subsystem::BgpSubsystem::start(lbd::bgp::subsystem::BgpOptions::in_dir(
+                api.socket
+                    .parent()
+                    .unwrap_or(std::path::Path::new("/run/lb")),
+            )),
+            api: Some(api),
         };
         let daemon = match Daemon::start(&path, parts).await {
             Ok(d) => d,

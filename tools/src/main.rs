@@ -58,19 +58,27 @@ enum Command {
         color: ColorChoice,
     },
     /// Take a real out of rotation without a config change: weight 0 for new connections,
-    /// established ones continue, until undrain.
+    /// established ones continue, until undrain. With --node: withdraw every BGP announcement
+    /// of this balancer (IPVS stays, so established connections finish).
     Drain {
         /// ADDR:PORT, or ADDR for every port.
-        real: String,
+        #[arg(required_unless_present = "node", conflicts_with = "node")]
+        real: Option<String>,
         /// Only in this service (default: every service that has the real).
         #[arg(long)]
         service: Option<String>,
+        /// The whole node: withdraw its N-way VIPs from the routers.
+        #[arg(long)]
+        node: bool,
     },
-    /// Put a drained real back.
+    /// Put a drained real back (or, with --node, announce the node's VIPs again).
     Undrain {
-        real: String,
+        #[arg(required_unless_present = "node", conflicts_with = "node")]
+        real: Option<String>,
         #[arg(long)]
         service: Option<String>,
+        #[arg(long)]
+        node: bool,
     },
     /// Re-read the config file lbd runs from (as SIGHUP does): validated first, refused with
     /// every error if it is not valid.
@@ -160,14 +168,32 @@ fn main() -> ExitCode {
     let api = || lbctl::client::Target::new(cli.socket.clone(), cli.url.as_deref(), &files);
     match cli.command {
         Command::Status { json, color } => api_cmd(api(), |t| status(t, json, color)),
+        Command::Drain { node: true, .. } => api_cmd(api(), |t| drain_node(t, "drain")),
+        Command::Undrain { node: true, .. } => api_cmd(api(), |t| drain_node(t, "undrain")),
         Command::Drain {
             ref real,
             ref service,
-        } => api_cmd(api(), |t| drain(t, "drain", real, service.as_deref())),
+            ..
+        } => api_cmd(api(), |t| {
+            drain(
+                t,
+                "drain",
+                real.as_deref().unwrap_or(""),
+                service.as_deref(),
+            )
+        }),
         Command::Undrain {
             ref real,
             ref service,
-        } => api_cmd(api(), |t| drain(t, "undrain", real, service.as_deref())),
+            ..
+        } => api_cmd(api(), |t| {
+            drain(
+                t,
+                "undrain",
+                real.as_deref().unwrap_or(""),
+                service.as_deref(),
+            )
+        }),
         Command::Reload => api_cmd(api(), reload),
         Command::Whoami => api_cmd(api(), whoami),
         Command::Events { since, max } => api_cmd(api(), |t| events(t, since, max)),
@@ -446,6 +472,18 @@ fn drain(t: &lbctl::client::Target, action: &str, real: &str, service: Option<&s
             r["service"].as_str().unwrap_or("?")
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lbctl drain --node` / `lbctl undrain --node`.
+fn drain_node(t: &lbctl::client::Target, action: &str) -> ApiResult {
+    let reply = lbctl::client::request(t, "POST", &format!("/{action}?node=1"))?;
+    if reply.status != 200 {
+        eprintln!("error: {}", reply.error_text());
+        return Ok(ExitCode::FAILURE);
+    }
+    let doc = reply.json().unwrap_or_default();
+    println!("{}", doc["result"].as_str().unwrap_or("done"));
     Ok(ExitCode::SUCCESS)
 }
 

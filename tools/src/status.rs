@@ -83,6 +83,7 @@ pub fn render(doc: &Value, p: Paint) -> String {
     let mut out = String::new();
     header(&mut out, doc, p);
     let vrrp_state = vrrp(&mut out, doc, p);
+    bgp(&mut out, doc, p);
     links(&mut out, doc, p);
     ipvs_header(&mut out, doc, p);
     for svc in doc["services"].as_array().into_iter().flatten() {
@@ -142,6 +143,56 @@ fn header(out: &mut String, doc: &Value, p: Paint) {
 }
 
 /// The VRRP instances, one per line; their states by name, for the services' notes.
+/// BGP: each session's state, and each N-way VIP announced or not and why.
+fn bgp(out: &mut String, doc: &Value, p: Paint) {
+    let b = &doc["bgp"];
+    if b.is_null() {
+        return;
+    }
+    let drained = if b["node_drained"].as_bool() == Some(true) {
+        p.red("  node drained: nothing announced")
+    } else {
+        String::new()
+    };
+    let speaker = match b["pid"].as_u64() {
+        Some(pid) => format!("bird pid {pid}"),
+        None => p.red("bird not running"),
+    };
+    let _ = writeln!(out, "{}  {speaker}{drained}", p.bold("BGP"));
+    if let Some(e) = b["last_error"].as_str() {
+        let _ = writeln!(out, "  last problem: {e}");
+    }
+    for sess in b["sessions"].as_array().into_iter().flatten() {
+        let state = sess["state"].as_str().unwrap_or("unknown");
+        let painted = if state == "established" {
+            p.green(state)
+        } else {
+            p.red(state)
+        };
+        let err = sess["last_error"]
+            .as_str()
+            .map(|e| format!("  last error: {e}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  peer {:<12} {:<16} {painted}{err}",
+            s(sess, "peer"),
+            s(sess, "address")
+        );
+    }
+    if let Some(vips) = b["vips"].as_object() {
+        for (vip, d) in vips {
+            let announced = d["announced"].as_bool() == Some(true);
+            let word = if announced {
+                p.green("announced")
+            } else {
+                p.red("withdrawn")
+            };
+            let _ = writeln!(out, "  vip {vip:<16} {word}  ({})", s(d, "reason"));
+        }
+    }
+}
+
 fn vrrp(out: &mut String, doc: &Value, p: Paint) -> std::collections::BTreeMap<String, String> {
     let mut vrrp_state = std::collections::BTreeMap::new();
     if let Some(list) = doc["vrrp"].as_array().filter(|l| !l.is_empty()) {

@@ -14,6 +14,11 @@
 //! | `lbd_vrrp_instance_priority` | gauge | instance | configured priority |
 //! | `lbd_vrrp_instance_effective_priority` | gauge | instance | priority advertised now (after a quorum drop) |
 //! | `lbd_vrrp_dropped_packets_total` | counter | reason | received VRRP packets dropped |
+//! | `lbd_bgp_session_up` | gauge | peer, address | 1 while the BGP session is established |
+//! | `lbd_bgp_session_state` | gauge | peer, state | 1 for the session's current state (idle, connect, active, opensent, openconfirm, established) |
+//! | `lbd_bgp_speaker_restarts_total` | counter | | times BIRD was started again after it died |
+//! | `lbd_bgp_node_drained` | gauge | | 1 while the node is drained (`lbctl drain --node`) |
+//! | `lbd_bgp_vip_announced` | gauge | vip, reason | 1 while the N-way VIP is announced; the reason says why it is or is not |
 //! | `lbd_service_reals_up` | gauge | service | reals that serve |
 //! | `lbd_service_up_weight` | gauge | service | their total weight |
 //! | `lbd_service_quorum_up` | gauge | service | 1 while the quorum holds (services with a quorum) |
@@ -153,6 +158,7 @@ pub fn render(st: &Status) -> String {
     };
     lbd_families(&mut o, st);
     vrrp_families(&mut o, st);
+    bgp_families(&mut o, st);
     service_families(&mut o, st);
     real_families(&mut o, st);
     syslog_families(&mut o, st);
@@ -226,6 +232,70 @@ fn lbd_families(o: &mut Out, st: &Status) {
 }
 
 /// VRRP instances (state, priorities) and the received packets dropped.
+fn bgp_families(o: &mut Out, st: &Status) {
+    let Some(bgp) = &st.bgp else { return };
+    let up = o.family(
+        "lbd_bgp_session_up",
+        "gauge",
+        "1 while the BGP session with the peer is established.",
+    );
+    let state = o.family(
+        "lbd_bgp_session_state",
+        "gauge",
+        "1 for the BGP session's current state, 0 for the others.",
+    );
+    for s in &bgp.speaker.sessions {
+        o.add(
+            up,
+            vec![("peer", s.peer.clone()), ("address", s.address.to_string())],
+            f64::from(u8::from(s.established())),
+        );
+        let now = s.state.as_ref().map_or("unknown", |st| st.name());
+        for name in [
+            "idle",
+            "connect",
+            "active",
+            "opensent",
+            "openconfirm",
+            "established",
+        ] {
+            o.add(
+                state,
+                vec![("peer", s.peer.clone()), ("state", name.to_string())],
+                f64::from(u8::from(now == name)),
+            );
+        }
+    }
+    o.single(
+        "lbd_bgp_speaker_restarts_total",
+        "counter",
+        "Times BIRD was started again after it died.",
+        f64::from(bgp.speaker.restarts),
+    );
+    o.single(
+        "lbd_bgp_node_drained",
+        "gauge",
+        "1 while the node is drained: nothing is announced.",
+        f64::from(u8::from(bgp.node_drained)),
+    );
+    let vip = o.family(
+        "lbd_bgp_vip_announced",
+        "gauge",
+        "1 while the N-way VIP is announced by BGP; reason says why it is or is not.",
+    );
+    for (addr, d) in &bgp.speaker.vips {
+        let reason = serde_json::to_value(&d.why)
+            .ok()
+            .and_then(|v| v["reason"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        o.add(
+            vip,
+            vec![("vip", addr.to_string()), ("reason", reason)],
+            f64::from(u8::from(d.announced)),
+        );
+    }
+}
+
 fn vrrp_families(o: &mut Out, st: &Status) {
     let state = o.family(
         "lbd_vrrp_instance_state",

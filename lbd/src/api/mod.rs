@@ -11,6 +11,7 @@
 //! | `POST /reload` | validates the config file, then reloads as SIGHUP does; says `reloaded`, `unchanged` or `refused` with the errors | operator |
 //! | `POST /drain?real=ADDR[:PORT][&service=NAME]` | weight 0 for the real(s) until undrained, without a config change | operator |
 //! | `POST /undrain?real=...` | back to the weight the config and checks give | operator |
+//! | `POST /drain?node=1` | withdraw every BGP announcement of this node (IPVS stays, so connections finish) until `POST /undrain?node=1` | operator |
 //!
 //! Every caller has a role ([`access`]): on the socket from its kernel credentials, over TCP
 //! from its client certificate. A request its role does not cover is answered 403. Every
@@ -81,6 +82,19 @@ struct Shared {
     daemon: Handle,
     /// The API's own state: the drained set (only the API's tasks touch it, on one runtime).
     drained: Mutex<Drained>,
+    /// The whole node drained (`lbctl drain --node`), remembered in a file beside the drains.
+    node_drained: Mutex<bool>,
+}
+
+impl Shared {
+    fn node_drain_file(&self) -> PathBuf {
+        node_drain_file(&self.opts.drain_file)
+    }
+}
+
+/// Where a node drain is remembered: a file that exists while the node is drained.
+fn node_drain_file(drain_file: &Path) -> PathBuf {
+    drain_file.with_file_name("node-drained")
 }
 
 impl Shared {
@@ -133,10 +147,15 @@ impl Api {
         }
         let weights: OperatorWeights = Arc::new(drained.weights());
         let unix = UnixListener::from_std(bind_unix(&opts.socket)?)?;
+        let node_drained = node_drain_file(&opts.drain_file).exists();
+        if node_drained {
+            info!("api: the node is still drained from before the restart: nothing is announced by BGP");
+        }
         let shared = Arc::new(Shared {
             opts,
             daemon,
             drained: Mutex::new(drained),
+            node_drained: Mutex::new(node_drained),
         });
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(serve(shared.clone(), unix, stopped));
@@ -149,6 +168,15 @@ impl Api {
             },
             weights,
         ))
+    }
+
+    /// Whether the node was drained (`lbctl drain --node`) before this lbd started.
+    pub fn node_drained(&self) -> bool {
+        *self
+            .shared
+            .node_drained
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Stops listening and removes the socket.
@@ -512,6 +540,11 @@ async fn status(shared: &Arc<Shared>) -> Option<snapshot::Status> {
         hostname,
         health: &health,
         vrrp: &vrrp,
+        bgp: &shared.daemon.bgp().borrow().clone(),
+        node_drained: *shared
+            .node_drained
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
         drained: &drained,
         kernel: &kernel,
         syslog: crate::syslog::status(),
@@ -619,7 +652,53 @@ async fn reload(shared: &Arc<Shared>) -> Response {
     Response::json(200, &answer)
 }
 
+/// `POST /drain?node=1`, `POST /undrain?node=1`: the whole node's BGP announcements.
+fn node_drain_cmd(shared: &Arc<Shared>, drain: bool) -> Response {
+    let changed = {
+        let mut d = shared
+            .node_drained
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let changed = *d != drain;
+        *d = drain;
+        changed
+    };
+    let file = shared.node_drain_file();
+    let saved = if drain {
+        std::fs::write(&file, b"drained\n")
+    } else {
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    };
+    if let Err(e) = saved {
+        warn!(
+            "api: cannot remember the node drain in {}: {e}",
+            file.display()
+        );
+    }
+    shared.daemon.set_node_drained(drain);
+    Response::json(
+        200,
+        &serde_json::json!({
+            "action": if drain { "drain" } else { "undrain" },
+            "node": true,
+            "changed": changed,
+            "result": match (drain, changed) {
+                (true, true) => "node drained: every BGP announcement withdrawn; IPVS keeps serving established connections",
+                (true, false) => "the node was already drained",
+                (false, true) => "node undrained: announcing again what it can serve",
+                (false, false) => "the node was not drained",
+            },
+        }),
+    )
+}
+
 fn drain_cmd(shared: &Arc<Shared>, req: &Request, drain: bool) -> Response {
+    if req.query.iter().any(|(k, _)| k == "node") {
+        return node_drain_cmd(shared, drain);
+    }
     let Some(real) = req.param("real").filter(|r| !r.is_empty()) else {
         return Response::error(
             400,

@@ -40,6 +40,10 @@ pub struct Inputs<'a> {
     pub hostname: String,
     pub health: &'a HealthReport,
     pub vrrp: &'a VrrpStatus,
+    /// The BGP speaker as the subsystem last reported it.
+    pub bgp: &'a crate::bgp::subsystem::BgpStatus,
+    /// `lbctl drain --node`.
+    pub node_drained: bool,
     pub drained: &'a Drained,
     pub kernel: &'a KernelView,
     pub syslog: SyslogStatus,
@@ -248,6 +252,18 @@ pub struct Status {
     pub services: Vec<ServiceStatus>,
     pub syslog: SyslogStatus,
     pub links: Vec<LinkStatus>,
+    /// N-way VIPs announced by BGP; absent without `[bgp]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<BgpView>,
+}
+
+/// The BGP speaker in status: the node drain, BIRD's sessions, and each N-way VIP announced
+/// or not and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct BgpView {
+    pub node_drained: bool,
+    #[serde(flatten)]
+    pub speaker: crate::bgp::subsystem::BgpStatus,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -426,7 +442,12 @@ pub fn build(i: &Inputs) -> Status {
         .values()
         .map(|svc| service_status(i, svc, &desired, kernel.as_ref()))
         .collect();
+    let bgp = i.config.bgp.as_ref().map(|_| BgpView {
+        node_drained: i.node_drained,
+        speaker: i.bgp.clone(),
+    });
     Status {
+        bgp,
         lbd: LbdInfo {
             version: env!("CARGO_PKG_VERSION"),
             pid: std::process::id(),

@@ -23,6 +23,9 @@ pub fn known_keys() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut network = fields_of::<NetworkSchema>();
     // Links and rules are read one by one before the rest of [network] is deserialized.
     network.extend(["link", "rule"]);
+    let mut bgp = fields_of::<BgpSchema>();
+    // Peers are read one by one before the rest of [bgp] is deserialized.
+    bgp.push("peer");
     vec![
         ("node", fields_of::<NodeSchema>()),
         ("node.syslog", fields_of::<SyslogSchema>()),
@@ -37,6 +40,8 @@ pub fn known_keys() -> Vec<(&'static str, Vec<&'static str>)> {
         ("ipvs", fields_of::<IpvsSchema>()),
         ("ipvs.timeouts", fields_of::<TimeoutsSchema>()),
         ("ipvs.sync", fields_of::<SyncSchema>()),
+        ("bgp", bgp),
+        ("bgp.peer.NAME", fields_of::<BgpPeerSchema>()),
         ("vrrp.instance.NAME", fields_of::<VrrpInstanceSchema>()),
         ("vrrp.sync_group.NAME", fields_of::<SyncGroupSchema>()),
         ("check.NAME", fields_of::<CheckSchema>()),

@@ -23,6 +23,8 @@ pub struct Config {
     pub ipvs: IpvsSettings,
     pub vrrp_instances: BTreeMap<String, VrrpInstance>,
     pub sync_groups: BTreeMap<String, SyncGroup>,
+    /// `[bgp]`: the BGP speaker's settings and peers; `None` without a `[bgp]` section.
+    pub bgp: Option<Bgp>,
     /// Shared between configs: a reload that leaves a service as it was keeps the same `Arc`,
     /// so the reconciler can tell unchanged services apart without comparing them.
     pub services: BTreeMap<String, Arc<Service>>,
@@ -325,9 +327,52 @@ pub struct Service {
     pub sorry: Option<SorryServer>,
     pub quorum: Option<Quorum>,
     pub on_failure: OnFailure,
-    /// The VRRP instance holding the VIP (address services).
+    /// The VRRP instance holding the VIP (address services announced by VRRP).
     pub vrrp_instance: Option<String>,
+    /// How the VIP reaches the routers: a VRRP pair, or BGP from every balancer (N-way).
+    pub announce: Announce,
     pub reals: Vec<Real>,
+}
+
+/// `[bgp]`: how lbd's BGP speaker (BIRD) talks to the routers.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Bgp {
+    /// `None` when the config sets none; required (and set) when a service announces by BGP.
+    pub local_as: Option<u32>,
+    /// `None` when neither set nor found in `[network]`; set when a service announces by BGP.
+    pub router_id: Option<std::net::Ipv4Addr>,
+    /// BGP hold time, whole seconds: zero (no keepalives) or 3 s to 65535 s.
+    pub hold_time: Duration,
+    pub bfd: bool,
+    /// BFD transmit and receive interval.
+    pub bfd_interval: Duration,
+    /// BFD detect multiplier: missed packets before the session is down.
+    pub bfd_multiplier: u8,
+    pub peers: BTreeMap<String, BgpPeer>,
+}
+
+impl Bgp {
+    pub const DEFAULT_HOLD_TIME: Duration = Duration::from_secs(3);
+    pub const DEFAULT_BFD_INTERVAL: Duration = Duration::from_millis(100);
+    pub const DEFAULT_BFD_MULTIPLIER: u8 = 3;
+}
+
+/// `[bgp.peer.NAME]`: a router lbd announces VIPs to.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BgpPeer {
+    pub name: String,
+    pub address: IpAddr,
+    pub remote_as: u32,
+    /// TCP MD5 password; `--dump` and the API print it redacted.
+    #[serde(serialize_with = "redact_option")]
+    pub password: Option<String>,
+    /// The node's hold time unless the peer sets its own.
+    pub hold_time: Duration,
+    /// The node's `bfd` unless the peer sets its own.
+    pub bfd: bool,
+    pub source_address: Option<IpAddr>,
+    /// eBGP multihop TTL; `None`: a directly connected peer.
+    pub multihop: Option<u8>,
 }
 
 /// A real server of a service.

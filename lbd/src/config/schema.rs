@@ -280,6 +280,9 @@ pub struct ServiceSchema {
     pub quorum: Option<QuorumSchema>,
     pub on_failure: Option<OnFailure>,
     pub check: Option<Spanned<CheckRef>>,
+    /// How the VIP reaches the clients' routers: `vrrp` (a VRRP pair holds it) or `bgp`
+    /// (every balancer announces it by BGP, N-way behind ECMP).
+    pub announce: Option<Spanned<Announce>>,
     // `real` entries are taken out before this table is deserialized and read one by one.
 }
 
@@ -387,4 +390,33 @@ pub struct RuleSchema {
     pub to: Option<Spanned<IpPrefix>>,
     pub table: Spanned<i64>,
     pub priority: Option<Spanned<i64>>,
+}
+
+/// `[bgp]`'s own keys (its peers are read one by one, like services).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BgpSchema {
+    /// This node's AS number.
+    pub local_as: Option<Spanned<i64>>,
+    /// The BGP router id (an IPv4 address).
+    pub router_id: Option<Spanned<std::net::Ipv4Addr>>,
+    pub hold_time: Option<Spanned<ConfigDuration>>,
+    pub bfd: Option<Spanned<bool>>,
+    pub bfd_interval: Option<Spanned<ConfigDuration>>,
+    pub bfd_multiplier: Option<Spanned<i64>>,
+}
+
+/// `[bgp.peer.NAME]`: one BGP neighbour (a router).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BgpPeerSchema {
+    pub address: Spanned<std::net::IpAddr>,
+    pub remote_as: Spanned<i64>,
+    /// TCP MD5 password (RFC 2385).
+    pub password: Option<Spanned<String>>,
+    pub hold_time: Option<Spanned<ConfigDuration>>,
+    pub bfd: Option<Spanned<bool>>,
+    pub source_address: Option<Spanned<std::net::IpAddr>>,
+    /// The peer is this many hops away (eBGP multihop TTL).
+    pub multihop: Option<Spanned<i64>>,
 }

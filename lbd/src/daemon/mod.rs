@@ -10,6 +10,8 @@
 //!  API ─── Request::OperatorWeights ─▶   └─▶ VrrpSubsystem  (thread: real-time, VIPs, adverts)
 //!  checks ─ watch<HealthReport> ─▶ Daemon ─▶ reconcile
 //!  VRRP ─── watch<Status> ─────────▶ Daemon ─▶ connection-sync role ─▶ reconcile
+//!  after each reconcile (health, drains, IPVS's outcome) ─▶ bgp::decision ─▶ BgpSubsystem (BIRD)
+//!  API ─── Request::NodeDrain ─▶ Daemon ─▶ bgp::decision (withdraw every VIP)
 //!  1 s tick, while reals drain ─────▶ Daemon ─▶ IpvsSubsystem::check_drains
 //!  Daemon ─ watch<Published> ─▶ API (config, load time, the last reload's outcome)
 //! ```
@@ -28,6 +30,8 @@ pub mod inputs;
 
 use crate::api::snapshot::KernelView;
 use crate::api::{Api, ApiOptions};
+use crate::bgp::decision::{decide, nway_vips, Inputs as BgpInputs};
+use crate::bgp::subsystem::{BgpStatus, BgpSubsystem, Wanted as BgpWanted};
 use crate::check::board::HealthReport;
 use crate::check::subsystem::CheckSubsystem;
 use crate::config::{self, Config, Loaded};
@@ -37,6 +41,7 @@ use crate::syslog::subsystem::SyslogSubsystem;
 use crate::vrrp::runtime::{Status as VrrpStatus, VrrpSubsystem};
 use inputs::{IpvsInputs, OperatorWeights};
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -125,6 +130,9 @@ pub enum Request {
     },
     /// The operator's drains, as weight overrides; each change reconciles.
     OperatorWeights(OperatorWeights),
+    /// The operator's drain of the whole node (`lbctl drain --node`): withdraw every BGP
+    /// announcement, keep IPVS as it is.
+    NodeDrain(bool),
 }
 
 /// How the API (and tests) talk to the daemon.
@@ -134,6 +142,7 @@ pub struct Handle {
     published: watch::Receiver<Option<Arc<Published>>>,
     health: watch::Receiver<Arc<HealthReport>>,
     vrrp: watch::Receiver<VrrpStatus>,
+    bgp: watch::Receiver<BgpStatus>,
 }
 
 impl Handle {
@@ -177,6 +186,16 @@ impl Handle {
     pub fn vrrp(&self) -> &watch::Receiver<VrrpStatus> {
         &self.vrrp
     }
+
+    /// The BGP speaker: sessions, and each N-way VIP announced or not and why.
+    pub fn bgp(&self) -> &watch::Receiver<BgpStatus> {
+        &self.bgp
+    }
+
+    /// Drains (or undrains) the whole node: every BGP announcement withdrawn.
+    pub fn set_node_drained(&self, drained: bool) {
+        let _ = self.requests.send(Request::NodeDrain(drained));
+    }
 }
 
 /// A kernel-table view younger than this is answered again instead of read again (a status
@@ -184,10 +203,14 @@ impl Handle {
 pub const KERNEL_VIEW_MAX_AGE: Duration = Duration::from_millis(500);
 
 /// The order in which the daemon stops its parts, and why (see [`Daemon::stop`]).
-pub const STOP_ORDER: [(&str, &str); 5] = [
+pub const STOP_ORDER: [(&str, &str); 6] = [
     (
         "vrrp",
         "priority-0 adverts, then the VIPs go: the peer takes over at once",
+    ),
+    (
+        "bgp",
+        "every VIP withdrawn, a moment for the routers to move the flows, then BIRD stops",
     ),
     ("api", "no more requests to a daemon that is going away"),
     ("checks", "no more health changes"),
@@ -220,6 +243,8 @@ pub struct Parts {
     pub checks: CheckSubsystem,
     pub vrrp: VrrpSubsystem,
     pub syslog: SyslogSubsystem,
+    /// The BGP speaker of N-way VIPs (BIRD runs only while a service announces by BGP).
+    pub bgp: BgpSubsystem,
     /// The control API; `None` runs without one (tests of the engine alone).
     pub api: Option<ApiOptions>,
 }
@@ -246,6 +271,11 @@ pub struct Daemon {
     checks: CheckSubsystem,
     vrrp: VrrpSubsystem,
     syslog: SyslogSubsystem,
+    bgp: BgpSubsystem,
+    /// The services IPVS holds: all of the config's after an apply without errors, none
+    /// after a failed one (the decision withdraws their VIPs).
+    ipvs_holds: BTreeSet<String>,
+    node_drained: bool,
     log_level: crate::logging::LogLevelSubsystem,
     api: Option<Api>,
     requests: mpsc::UnboundedReceiver<Request>,
@@ -274,12 +304,15 @@ impl Daemon {
             published: published_rx,
             health: parts.checks.health(),
             vrrp: parts.vrrp.status(),
+            bgp: parts.bgp.status(),
         };
         let mut operator = OperatorWeights::default();
+        let mut node_drained = false;
         let api = match parts.api {
             Some(opts) => match Api::start(opts, handle.clone()) {
                 Ok((api, drained)) => {
                     operator = drained;
+                    node_drained = api.node_drained();
                     Some(api)
                 }
                 Err(e) => {
@@ -307,6 +340,9 @@ impl Daemon {
             checks: parts.checks,
             vrrp: parts.vrrp,
             syslog: parts.syslog,
+            bgp: parts.bgp,
+            ipvs_holds: BTreeSet::new(),
+            node_drained,
             log_level: crate::logging::LogLevelSubsystem,
             api,
             requests,
@@ -399,6 +435,26 @@ impl Daemon {
             ipvs.reconcile(config).map(Some)
         })
         .await;
+        self.announce(config);
+    }
+
+    /// Tells the BGP speaker what to announce now, from the inputs as last taken.
+    fn announce(&mut self, config: &Config) {
+        let decision = decide(
+            config,
+            &BgpInputs {
+                health: Some(&self.ipvs_inputs.health),
+                weights: Some(&self.ipvs_inputs.weights),
+                ipvs_holds: Some(&self.ipvs_holds),
+                lbd_unhealthy: None,
+                node_drained: self.node_drained,
+            },
+        );
+        self.bgp.set(BgpWanted {
+            bgp: config.bgp.clone(),
+            local_vips: nway_vips(config).into_keys().collect(),
+            decision,
+        });
     }
 
     /// Deletes the draining reals that are empty or timed out, on a blocking worker.
@@ -421,6 +477,7 @@ impl Daemon {
         let Some(mut ipvs) = self.ipvs.take() else {
             return;
         };
+        let services: BTreeSet<String> = config.services.keys().cloned().collect();
         let config = config.clone();
         let worker = tokio::task::spawn_blocking(move || {
             let r = work(&mut ipvs, &config);
@@ -442,10 +499,16 @@ impl Daemon {
             Ok(Some(report)) => {
                 self.kernel_view = None;
                 self.last_ipvs_error = None;
+                self.ipvs_holds = if report.errors == 0 {
+                    services
+                } else {
+                    BTreeSet::new()
+                };
                 crate::ipvs::subsystem::log_report(&report, why);
             }
             Err(e) => {
                 self.kernel_view = None;
+                self.ipvs_holds.clear();
                 let text = e.to_string();
                 if self.last_ipvs_error.as_deref() != Some(text.as_str()) {
                     error!("ipvs: cannot apply ({why}): {text}; the kernel table will be read again at the next apply");
@@ -617,6 +680,21 @@ impl Daemon {
                     self.reconcile(&config, "drain").await;
                 }
             }
+            Request::NodeDrain(drained) => {
+                if drained != self.node_drained {
+                    info!(
+                        "bgp: node {}",
+                        if drained {
+                            "drained: every VIP withdrawn, IPVS kept"
+                        } else {
+                            "undrained: announcing again"
+                        }
+                    );
+                }
+                self.node_drained = drained;
+                let config = self.current.config.clone();
+                self.announce(&config);
+            }
         }
     }
 
@@ -674,6 +752,7 @@ impl Daemon {
         for (part, _) in STOP_ORDER {
             match part {
                 "vrrp" => self.vrrp.stop(),
+                "bgp" => self.bgp.stop().await,
                 "api" => {
                     if let Some(api) = self.api.take() {
                         api.stop().await;

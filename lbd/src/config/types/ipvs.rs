@@ -211,3 +211,37 @@ impl FromStr for UnmanagedPolicy {
     }
 }
 deserialize_via_from_str!(UnmanagedPolicy, "keep or remove");
+
+/// How a service's VIP reaches the routers in front of the balancers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Announce {
+    /// A VRRP instance holds the VIP: one balancer of a pair serves it at a time.
+    #[default]
+    Vrrp,
+    /// Every balancer that can serve the VIP announces it by BGP (N-way, behind ECMP).
+    Bgp,
+}
+
+impl FromStr for Announce {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "vrrp" => Ok(Announce::Vrrp),
+            "bgp" => Ok(Announce::Bgp),
+            _ => Err(format!(
+                "unknown announce {s:?}: use \"vrrp\" (a VRRP pair holds the VIP) or \"bgp\" (every balancer announces it by BGP)"
+            )),
+        }
+    }
+}
+deserialize_via_from_str!(Announce, "vrrp or bgp");
+
+impl fmt::Display for Announce {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            Announce::Vrrp => "vrrp",
+            Announce::Bgp => "bgp",
+        })
+    }
+}

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+mod bgp;
 mod check;
 mod ipvs;
 mod network;
@@ -130,7 +131,7 @@ pub(super) fn version_of(src: &str) -> String {
 }
 
 const TOP_LEVEL_HELP: &str =
-    "top-level sections are [node], [release], [network], [ipvs], [vrrp.instance.NAME], [vrrp.sync_group.NAME], [check.NAME] and [service.NAME]";
+    "top-level sections are [node], [release], [network], [ipvs], [bgp], [vrrp.instance.NAME], [vrrp.sync_group.NAME], [check.NAME] and [service.NAME]";
 
 /// The validation of one config text: every diagnostic found so far.
 #[derive(Default)]
@@ -146,6 +147,7 @@ struct Validator {
 pub(super) struct ServiceContext {
     checks: NamedChecks,
     vip_owners: HashMap<IpAddr, String>,
+    bgp: bgp::BgpContext,
     /// The named checks each service uses.
     pub uses: BTreeMap<String, BTreeSet<String>>,
 }
@@ -193,6 +195,7 @@ pub(super) fn service_alone(
         &context.checks,
         &mut uses,
         &context.vip_owners,
+        context.bgp,
     )?;
     cx.diags.is_empty().then_some(LoneService { service, uses })
 }
@@ -205,6 +208,7 @@ struct Raw {
     /// `None` without a `[network]` section: init keeps the boot network as it is.
     network: Option<network::RawNetwork>,
     ipvs: IpvsSchema,
+    bgp: Option<bgp::RawBgp>,
     instances: Vec<(Spanned<String>, VrrpInstanceSchema)>,
     sync_groups: Vec<(Spanned<String>, SyncGroupSchema)>,
     checks: BTreeMap<String, (Range<usize>, CheckSchema)>,
@@ -366,6 +370,7 @@ impl Validator {
                     }
                 }
                 "release" => raw.release = self.de(value),
+                "bgp" => self.gather_bgp(value, &mut raw),
                 "vrrp" => self.gather_vrrp(value, &mut raw),
                 "network" => raw.network = Some(self.gather_network(value)),
                 "check" => {
@@ -387,7 +392,7 @@ impl Validator {
                     let help = match super::suggest::nearest(
                         other,
                         [
-                            "node", "release", "network", "ipvs", "vrrp", "check", "service",
+                            "node", "release", "network", "ipvs", "bgp", "vrrp", "check", "service",
                         ],
                     ) {
                         Some(near) => format!("did you mean [{near}]? {TOP_LEVEL_HELP}"),
@@ -558,6 +563,12 @@ impl Validator {
         let network = raw.network.map(|n| self.network(n, &network_refs));
         let node = self.node(raw.node);
         let release = raw.release.and_then(|r| self.release(r));
+        let bgp_context = bgp::BgpContext {
+            section: raw.bgp.is_some(),
+            peers: raw.bgp.as_ref().is_some_and(|b| b.declared_peers > 0),
+        };
+        let bgp_span = raw.bgp.as_ref().map(|b| b.span.clone());
+        let bgp = raw.bgp.and_then(|b| self.bgp(b, network.as_ref()));
         // VIP owners from every instance that parsed, valid or not, so a bad instance does not
         // also make each of its services report "VIP not in any VRRP instance".
         let mut vip_owners: HashMap<IpAddr, String> = raw
@@ -594,7 +605,15 @@ impl Validator {
         let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (name, schema, reals) in raw.services {
             let service_uses = uses.entry(name.get_ref().clone()).or_default();
-            let validated = self.service(&name, schema, reals, &checks, service_uses, &vip_owners);
+            let validated = self.service(
+                &name,
+                schema,
+                reals,
+                &checks,
+                service_uses,
+                &vip_owners,
+                bgp_context,
+            );
             used_checks.extend(service_uses.iter().cloned());
             if let Some((service, key_span)) = validated {
                 if service
@@ -632,9 +651,11 @@ impl Validator {
             }
         }
         let ipvs = self.ipvs(raw.ipvs, &instances, &sync_groups, declared, real_families);
+        self.bgp_for_services(bgp.as_ref(), bgp_span, &services);
         self.context = Some(ServiceContext {
             checks,
             vip_owners,
+            bgp: bgp_context,
             uses,
         });
         Some(Config {
@@ -644,6 +665,7 @@ impl Validator {
             ipvs,
             vrrp_instances: instances.into_iter().map(|(k, (v, _))| (k, v)).collect(),
             sync_groups,
+            bgp,
             services,
             version: version_of(src),
         })

@@ -2,6 +2,7 @@
 //! scheduling, persistence, the VRRP instance holding the VIP, each real server with its
 //! check, the sorry server and the quorum.
 
+use super::bgp::BgpContext;
 use super::check::{NamedChecks, ServiceCheck};
 use super::Validator;
 use crate::config::model::*;
@@ -29,6 +30,9 @@ struct ServiceDefaults<'a> {
 impl Validator {
     /// One `[service.NAME]` and its reals; `None` if any of them has an error. The range is
     /// where the service's key (its `vip` or `fwmark`) is written.
+    // What a service is checked against comes from four parts of the file; one struct for
+    // them would only move the list.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn service(
         &mut self,
         name: &Spanned<String>,
@@ -37,6 +41,7 @@ impl Validator {
         checks: &NamedChecks,
         used_checks: &mut BTreeSet<String>,
         vip_owners: &HashMap<IpAddr, String>,
+        bgp: BgpContext,
     ) -> Option<(Service, Range<usize>)> {
         let before = self.error_count();
         let sname = name.get_ref().clone();
@@ -62,7 +67,11 @@ impl Validator {
             .forwarding
             .as_ref()
             .map_or(Forwarding::Nat, |f| *f.get_ref());
-        let vrrp_instance = self.vip_instance(name, &s, key, vip_owners);
+        let announce = s.announce.as_ref().map_or(Announce::Vrrp, |a| *a.get_ref());
+        let vrrp_instance = self.vip_instance(name, &s, key, vip_owners, announce);
+        if announce == Announce::Bgp {
+            self.announced_by_bgp(name, &s, key, bgp);
+        }
         // The service's check: a named template or inline; reals may override fields.
         let check = self.service_check(name, s.check.as_ref(), checks);
         let service_port = match key {
@@ -91,6 +100,9 @@ impl Validator {
         }
         let sorry = self.sorry_server(&s, family, default_forwarding, service_port);
         let quorum = self.quorum(&s, key, &out_reals);
+        if announce == Announce::Bgp {
+            self.bgp_forwarding(name, &s, &out_reals, sorry.as_ref(), default_forwarding);
+        }
         if self.error_count() != before {
             return None;
         }
@@ -105,6 +117,7 @@ impl Validator {
                 quorum,
                 on_failure: s.on_failure.unwrap_or_default(),
                 vrrp_instance,
+                announce,
                 reals: out_reals,
             },
             key_span,
@@ -217,11 +230,34 @@ impl Validator {
         s: &ServiceSchema,
         protocol: Option<Protocol>,
     ) -> (Scheduler, BTreeSet<ServiceFlag>) {
-        let scheduler = s
-            .scheduler
+        let bgp = s
+            .announce
             .as_ref()
-            .map_or(Scheduler::Wlc, |x| *x.get_ref());
+            .is_some_and(|a| *a.get_ref() == Announce::Bgp);
         let mut flags = BTreeSet::new();
+        let scheduler = match &s.scheduler {
+            Some(x) => *x.get_ref(),
+            // N-way: every balancer must pick the same real for a flow, by Maglev hashing of
+            // the whole 4-tuple, re-hashing the flows of a weight-0 real the same way.
+            None if bgp => {
+                flags.extend([ServiceFlag::ShPort, ServiceFlag::ShFallback]);
+                Scheduler::Mh
+            }
+            None => Scheduler::Wlc,
+        };
+        if let (true, Some(x)) = (bgp, &s.scheduler) {
+            if *x.get_ref() != Scheduler::Mh {
+                self.err(
+                    "announce-needs-mh",
+                    x.span(),
+                    format!(
+                        "a service announced by BGP needs the mh scheduler, not {}",
+                        x.get_ref()
+                    ),
+                )
+                .help = Some("behind ECMP every balancer must send a flow to the same real: use scheduler = \"mh\" with flags = [\"mh-port\", \"mh-fallback\"], or leave scheduler out (that is the default for announce = \"bgp\")".into());
+            }
+        }
         for f in &s.flags {
             match f.get_ref() {
                 ServiceFlag::ShFallback | ServiceFlag::ShPort
@@ -295,16 +331,36 @@ impl Validator {
         })
     }
 
-    /// The VRRP instance that holds an address service's VIP; there must be one.
+    /// The VRRP instance that holds an address service's VIP; there must be one, unless the
+    /// VIP is announced by BGP: then there must be none.
     fn vip_instance(
         &mut self,
         name: &Spanned<String>,
         s: &ServiceSchema,
         key: ServiceKey,
         vip_owners: &HashMap<IpAddr, String>,
+        announce: Announce,
     ) -> Option<String> {
         let sname = name.get_ref();
         match key {
+            ServiceKey::Addr { addr, .. } if announce == Announce::Bgp => {
+                if let Some(owner) = vip_owners.get(&addr.ip()) {
+                    let vip_span = s.vip.as_ref().map(|v| v.span()).unwrap_or(name.span());
+                    self.err(
+                        "bgp-vip-in-vrrp",
+                        vip_span,
+                        format!(
+                            "VIP {} of service `{sname}` is announced by BGP but VRRP instance `{owner}` also holds it",
+                            addr.ip()
+                        ),
+                    )
+                    .help = Some(format!(
+                        "a VIP is either held by one VRRP master or announced by every balancer: remove \"{}\" from `{owner}`'s vips, or use announce = \"vrrp\"",
+                        addr.ip()
+                    ));
+                }
+                None
+            }
             ServiceKey::Addr { addr, .. } => {
                 let owner = vip_owners.get(&addr.ip()).cloned();
                 if owner.is_none() {
@@ -318,6 +374,74 @@ impl Validator {
                 owner
             }
             ServiceKey::Fwmark { .. } => None,
+        }
+    }
+
+    /// What a service announced by BGP needs besides its forwarding: a VIP (not a firewall
+    /// mark) and a `[bgp]` with a peer.
+    fn announced_by_bgp(
+        &mut self,
+        name: &Spanned<String>,
+        s: &ServiceSchema,
+        key: ServiceKey,
+        bgp: BgpContext,
+    ) {
+        let sname = name.get_ref();
+        let span = s.announce.as_ref().map_or(name.span(), |a| a.span());
+        if let ServiceKey::Fwmark { .. } = key {
+            self.err(
+                "announce-fwmark",
+                span.clone(),
+                format!("service `{sname}` is a fwmark service: it has no VIP to announce"),
+            )
+            .help =
+                Some("announce a service by its vip = \"ADDR:PORT\", or remove `announce`".into());
+        }
+        if !bgp.section {
+            self.err(
+                "announce-without-bgp",
+                span,
+                format!("service `{sname}` announces by BGP, but the config has no [bgp]"),
+            )
+            .help = Some("add [bgp] with local_as and a [bgp.peer.NAME] (address, remote_as) for each router".into());
+        } else if !bgp.peers {
+            self.err(
+                "announce-without-bgp",
+                span,
+                format!("service `{sname}` announces by BGP, but [bgp] has no peer"),
+            )
+            .help = Some("add a [bgp.peer.NAME] with address and remote_as for each router".into());
+        }
+    }
+
+    /// N-way services forward by DR or tunnel: with NAT the replies would come back through
+    /// one gateway, not through the balancer that took the request.
+    fn bgp_forwarding(
+        &mut self,
+        name: &Spanned<String>,
+        s: &ServiceSchema,
+        reals: &[Real],
+        sorry: Option<&SorryServer>,
+        default_forwarding: Forwarding,
+    ) {
+        let nat = reals.iter().any(|r| r.forwarding == Forwarding::Nat)
+            || sorry.is_some_and(|s| s.forwarding == Forwarding::Nat)
+            || (reals.is_empty() && default_forwarding == Forwarding::Nat);
+        if !nat {
+            return;
+        }
+        let span = s.announce.as_ref().map_or(name.span(), |a| a.span());
+        let d = self.err(
+            "announce-nat",
+            span,
+            format!(
+                "service `{}` announces by BGP but forwards by NAT",
+                name.get_ref()
+            ),
+        );
+        d.and_help("N-way balancing needs forwarding = \"dr\" or \"tun\": NAT replies go back through one gateway, which ECMP across several balancers cannot give (NAT stays a VRRP pair feature; forwarding defaults to nat)");
+        if let Some(f) = &s.forwarding {
+            d.and_related(f.span(), "forwarding set here");
         }
     }
 
