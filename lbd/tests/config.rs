@@ -351,7 +351,7 @@ fn refused_configs_point_at_the_mistake() {
         // mh keeps down reals in place: "remove" is refused
         (
             "[service.s]\nvip = \"192.0.2.10:80\"\nscheduler = \"mh\"\non_failure = \"remove\"\n",
-            &[("mh-on-failure-remove", 11, 14)],
+            &[("mh-on-failure-remove", 10, 14)],
         ),
         // sync group naming an unknown instance
         ("[vrrp.sync_group.G]\ninstances = [\"V\", \"NOPE\"]\n", &[("unknown-instance", 8, 19)]),
