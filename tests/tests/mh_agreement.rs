@@ -281,7 +281,7 @@ fn two_mh_services_with_different_histories_end_in_the_same_canonical_order() {
             {
                 let mut w = drained("10.0.2.11:80", "a");
                 w.push(r"lbd:\s+WARN real 10\.0\.2\.13:80 of service a is down".into());
-                w.push(r"lbd:\s+INFO ipvs applied health changes".into());
+                w.push(r"lbd:\s+INFO ipvs applied health (and sync role )?changes".into());
                 w
             },
         ),
@@ -353,10 +353,11 @@ fn two_mh_services_with_different_histories_end_in_the_same_canonical_order() {
 
     // Flows: SYNs from fixed source ports to both services, from the guest itself (IPVS
     // schedules local clients too). With mh-port the port is hashed with the address: each
-    // source port must go to the same real on both services.
+    // source port must go to the same real on both services. busybox nc binds no local port
+    // when it connects, so the ephemeral range is narrowed to the one port each time.
     sg.shell
         .run(
-            "for p in $(seq 41001 41024); do nc -w 1 -p $p 10.0.2.100 80 </dev/null >/dev/null 2>&1 & nc -w 1 -p $p 10.0.2.100 81 </dev/null >/dev/null 2>&1 & done; sleep 2; wait",
+            "r=$(cat /proc/sys/net/ipv4/ip_local_port_range); for p in $(seq 41001 41024); do echo \"$p $p\" > /proc/sys/net/ipv4/ip_local_port_range; nc -w 1 10.0.2.100 80 </dev/null >/dev/null 2>&1 & nc -w 1 10.0.2.100 81 </dev/null >/dev/null 2>&1 & sleep 0.3; done; echo \"$r\" > /proc/sys/net/ipv4/ip_local_port_range; wait",
             CMD,
         )
         .unwrap();
@@ -391,6 +392,10 @@ fn two_mh_services_with_different_histories_end_in_the_same_canonical_order() {
     assert!(
         reals_used.len() > 1,
         "24 flows all went to one real: {reals_used:?}"
+    );
+    eprintln!(
+        "24 source ports, each to the same real on both services, over {} reals: {reals_used:?}",
+        reals_used.len()
     );
     assert_no_fatal(sg.guest.console());
 }

@@ -21,6 +21,11 @@
 //!
 //! Inputs besides the config — real health (checks), operator overrides, and the sync role
 //! (VRRP) — come in through setters and take effect at the next [`IpvsSubsystem::reconcile`].
+//!
+//! The table is read with each service's destinations in the kernel's list order, which the
+//! planner keeps canonical for `mh` services ([`crate::reconcile::order`]); a plan that moves
+//! destinations says so in the log. Every reconcile also brings `[ipvs] sloppy_tcp` and
+//! `sloppy_sctp` to `/proc/sys/net/ipv4/vs/` ([`super::sysctl`]; no netlink command sets them).
 
 use super::client::{IpvsClient, IpvsError};
 use super::msg::ServiceId;

@@ -12,7 +12,9 @@
 //!   never a delete + add, so established connections keep their entries.
 //! - Order: timeouts, sync daemon, then adds (services, then destinations), edits, and only
 //!   then deletes (destinations, then services): while a real is replaced, the new one is in the
-//!   table before the old one leaves. Nothing is ever flushed.
+//!   table before the old one leaves. Nothing is ever flushed. The moves that keep an `mh`
+//!   service in order (a delete right before the add of the same destination) are among the
+//!   adds.
 //! - Ownership: a service whose key is in the config is lbd's, with all its destinations
 //!   (destinations the config does not list are drained, then removed: see [`drain`]). A service lbd owned before (an
 //!   earlier config; the subsystem remembers them across lbd restarts) and that the config no
