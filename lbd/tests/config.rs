@@ -348,6 +348,11 @@ fn refused_configs_point_at_the_mistake() {
         ("[service.s]\nvip = \"192.0.2.10:80\"\ncheck = \"missing\"\n", &[("unknown-check", 9, 9)]),
         // sh flags without sh
         ("[service.s]\nvip = \"192.0.2.10:80\"\nflags = [\"sh-port\"]\n", &[("flag-needs-sh", 9, 10)]),
+        // mh keeps down reals in place: "remove" is refused
+        (
+            "[service.s]\nvip = \"192.0.2.10:80\"\nscheduler = \"mh\"\non_failure = \"remove\"\n",
+            &[("mh-on-failure-remove", 10, 14)],
+        ),
         // sync group naming an unknown instance
         ("[vrrp.sync_group.G]\ninstances = [\"V\", \"NOPE\"]\n", &[("unknown-instance", 8, 19)]),
         // quorum that can never be met

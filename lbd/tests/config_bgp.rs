@@ -69,6 +69,27 @@ fn an_nway_service_defaults_to_mh_with_port_and_fallback_and_the_password_is_red
 }
 
 #[test]
+fn nway_services_turn_sloppy_tcp_and_sctp_on_unless_the_config_says_otherwise() {
+    let c = config::parse("t.toml", &format!("{BGP}{NWAY}"))
+        .unwrap()
+        .config;
+    assert_eq!(
+        (c.ipvs.sloppy_tcp, c.ipvs.sloppy_sctp),
+        (Some(true), Some(true))
+    );
+    let off = format!("[ipvs]\nsloppy_tcp = false\n{BGP}{NWAY}");
+    let c = config::parse("t.toml", &off).unwrap().config;
+    assert_eq!(
+        (c.ipvs.sloppy_tcp, c.ipvs.sloppy_sctp),
+        (Some(false), Some(true))
+    );
+    // Without N-way services the kernel's setting is left alone.
+    let pair = "[service.web]\nfwmark = 7\n[[service.web.real]]\naddress = \"10.0.0.1\"\n";
+    let c = config::parse("t.toml", pair).unwrap().config;
+    assert_eq!((c.ipvs.sloppy_tcp, c.ipvs.sloppy_sctp), (None, None));
+}
+
+#[test]
 fn peers_take_the_nodes_timers_unless_they_set_their_own() {
     let text = r#"
 [bgp]

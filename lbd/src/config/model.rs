@@ -185,6 +185,12 @@ pub struct IpvsSettings {
     pub removal_drain: Duration,
     pub timeouts: IpvsTimeouts,
     pub sync: Option<ConnSync>,
+    /// `net.ipv4.vs.sloppy_tcp`: let a TCP packet other than a SYN create an IPVS connection
+    /// (a balancer that did not see the handshake, behind ECMP). `None`: lbd leaves the
+    /// kernel's setting alone.
+    pub sloppy_tcp: Option<bool>,
+    /// `net.ipv4.vs.sloppy_sctp`: the same for SCTP packets other than an INIT.
+    pub sloppy_sctp: Option<bool>,
 }
 
 impl IpvsSettings {
@@ -200,6 +206,8 @@ impl Default for IpvsSettings {
             removal_drain: Self::DEFAULT_REMOVAL_DRAIN,
             timeouts: IpvsTimeouts::default(),
             sync: None,
+            sloppy_tcp: None,
+            sloppy_sctp: None,
         }
     }
 }

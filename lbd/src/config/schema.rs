@@ -108,6 +108,10 @@ pub struct IpvsSchema {
     pub removal_drain: Option<Spanned<ConfigDuration>>,
     pub timeouts: Option<TimeoutsSchema>,
     pub sync: Option<SyncSchema>,
+    /// `/proc/sys/net/ipv4/vs/sloppy_tcp`; absent: left as it is.
+    pub sloppy_tcp: Option<bool>,
+    /// `/proc/sys/net/ipv4/vs/sloppy_sctp`; absent: left as it is.
+    pub sloppy_sctp: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -278,7 +282,7 @@ pub struct ServiceSchema {
     pub sorry_server: Option<Spanned<Endpoint>>,
     pub sorry_forwarding: Option<Spanned<Forwarding>>,
     pub quorum: Option<QuorumSchema>,
-    pub on_failure: Option<OnFailure>,
+    pub on_failure: Option<Spanned<OnFailure>>,
     pub check: Option<Spanned<CheckRef>>,
     /// How the VIP reaches the clients' routers: `vrrp` (a VRRP pair holds it) or `bgp`
     /// (every balancer announces it by BGP, N-way behind ECMP).

@@ -2,6 +2,7 @@
 //!
 //! - [`nl`]: netlink/generic-netlink framing (pure).
 //! - [`msg`]: IPVS messages as types, emit and parse (pure).
+//! - [`sysctl`]: the settings only `/proc/sys/net/ipv4/vs` holds (sloppy TCP/SCTP), planned.
 //! - `client` (feature `daemon`): a blocking client over a netlink socket (neli resolves the
 //!   family and owns the socket; the messages are encoded by [`msg`]), batching many requests
 //!   per send and reading their acknowledgements in bulk.
@@ -9,6 +10,7 @@
 
 pub mod msg;
 pub mod nl;
+pub mod sysctl;
 
 #[cfg(feature = "daemon")]
 pub mod client;

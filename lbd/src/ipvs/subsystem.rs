@@ -21,14 +21,19 @@
 //!
 //! Inputs besides the config — real health (checks), operator overrides, and the sync role
 //! (VRRP) — come in through setters and take effect at the next [`IpvsSubsystem::reconcile`].
+//!
+//! The table is read with each service's destinations in the kernel's list order, which the
+//! planner keeps canonical for `mh` services ([`crate::reconcile::order`]); a plan that moves
+//! destinations says so in the log. Every reconcile also brings `[ipvs] sloppy_tcp` and
+//! `sloppy_sctp` to `/proc/sys/net/ipv4/vs/` ([`super::sysctl`]; no netlink command sets them).
 
 use super::client::{IpvsClient, IpvsError};
 use super::msg::ServiceId;
 use crate::config::Config;
 use crate::config::ConfigDuration;
 use crate::reconcile::{
-    self, ConnCounts, DestKey, DestSpec, DrainEnd, DrainEvent, Drains, KeptDesired, KernelState,
-    Op, Overrides, PlanCounts, RealHealth, Scope, ServiceSpec, SyncRole,
+    self, ConnCounts, DestKey, DestList, DestSpec, DrainEnd, DrainEvent, Drains, KeptDesired,
+    KernelState, Op, Overrides, PlanCounts, RealHealth, Scope, ServiceSpec, SyncRole,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -73,6 +78,10 @@ pub struct IpvsSubsystem {
     drains: Drains,
     /// `ipvs.removal_drain` of the last reconcile, for [`Self::draining`].
     removal_drain: Duration,
+    /// Where the IPVS sysctls are ([`super::sysctl::DIR`]; a test may point elsewhere).
+    sysctl_dir: PathBuf,
+    /// The last failure to write them, so it is logged once, not at every reconcile.
+    sysctl_error: Option<String>,
 }
 
 /// A real the config no longer lists, kept at weight 0 until its connections end.
@@ -99,6 +108,8 @@ impl Default for IpvsSubsystem {
             in_step: false,
             drains: Drains::new(),
             removal_drain: Duration::ZERO,
+            sysctl_dir: PathBuf::from(super::sysctl::DIR),
+            sysctl_error: None,
         }
     }
 }
@@ -125,23 +136,39 @@ fn save_owned(path: &Path, owned: &BTreeSet<ServiceId>) -> std::io::Result<()> {
 
 /// Reads the kernel's whole IPVS state.
 pub fn read_kernel(client: &mut IpvsClient) -> Result<KernelState, IpvsError> {
-    let dump = client.dump()?;
+    Ok(kernel_state(
+        client.dump()?,
+        client.timeouts()?,
+        client.daemons()?,
+    ))
+}
+
+/// The kernel state a dump describes. Each service's destinations come in the kernel's list
+/// order (head first), which `mh` services depend on ([`crate::reconcile::order`]).
+pub fn kernel_state(
+    dump: super::client::Dump,
+    timeouts: super::msg::Timeouts,
+    daemons: Vec<super::msg::DaemonEntry>,
+) -> KernelState {
     let mut table = BTreeMap::new();
+    let mut lists = BTreeMap::new();
     for (s, dests) in dump {
-        let dests = dests.iter().map(DestSpec::from_entry).collect();
+        let dests: Vec<(DestKey, DestSpec)> = dests.iter().map(DestSpec::from_entry).collect();
+        lists.insert(s.id, DestList::from_dump(dests.iter().map(|(k, _)| *k)));
         table.insert(
             s.id,
             reconcile::ServiceState {
                 spec: ServiceSpec::from_entry(&s),
-                dests,
+                dests: dests.into_iter().collect(),
             },
         );
     }
-    Ok(KernelState {
+    KernelState {
         table,
-        timeouts: client.timeouts()?,
-        daemons: client.daemons()?,
-    })
+        lists,
+        timeouts,
+        daemons,
+    }
 }
 
 impl IpvsSubsystem {
@@ -154,6 +181,48 @@ impl IpvsSubsystem {
     pub fn with_state_file(mut self, path: Option<PathBuf>) -> IpvsSubsystem {
         self.state_file = path;
         self
+    }
+
+    /// Reads and writes the IPVS sysctls in `dir` instead of [`super::sysctl::DIR`].
+    pub fn with_sysctl_dir(mut self, dir: PathBuf) -> IpvsSubsystem {
+        self.sysctl_dir = dir;
+        self
+    }
+
+    /// Brings `sloppy_tcp` and `sloppy_sctp` to what the config sets (an unset key is left
+    /// alone). Run with every reconcile — at start, at every reload, and after health or role
+    /// changes — so a value changed by hand comes back at the next one; a file is written only
+    /// when it differs.
+    pub fn apply_sysctls(&mut self, config: &Config) {
+        let dir = self.sysctl_dir.clone();
+        let writes = super::sysctl::writes(&config.ipvs, |name| {
+            std::fs::read_to_string(dir.join(name)).ok()
+        });
+        let mut failed = None;
+        for w in writes {
+            match std::fs::write(dir.join(w.name), w.value) {
+                Ok(()) => info!(
+                    "ipvs: {} set to {} (was {})",
+                    w.name,
+                    w.value,
+                    w.was.as_deref().unwrap_or("unreadable")
+                ),
+                Err(e) => {
+                    failed = Some(format!(
+                        "ipvs: cannot set {} to {}: {}: {e}",
+                        w.name,
+                        w.value,
+                        dir.join(w.name).display()
+                    ))
+                }
+            }
+        }
+        if let Some(text) = &failed {
+            if self.sysctl_error.as_ref() != Some(text) {
+                error!("{text}");
+            }
+        }
+        self.sysctl_error = failed;
     }
 
     /// Health of the reals, from the checks.
@@ -304,6 +373,21 @@ impl IpvsSubsystem {
         let desired = self.desired.desired();
         let ops = reconcile::plan_in(desired, kernel, &scope);
         report.counts = PlanCounts::of(&ops);
+        for (id, keys) in reconcile::moves(&ops) {
+            let name = desired
+                .names
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| id.to_string());
+            let list: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            info!(
+                service = %name,
+                moved = keys.len(),
+                "ipvs: service {name} (mh): moving {} to keep the canonical order of its reals (delete and add back at once; established connections continue): {}",
+                if keys.len() == 1 { "1 real".to_string() } else { format!("{} reals", keys.len()) },
+                list.join(", ")
+            );
+        }
         let requests: Vec<(String, _)> = ops
             .iter()
             .map(|op| (op.to_string(), op.message()))
@@ -388,6 +472,7 @@ impl IpvsSubsystem {
             self.kernel = None;
         }
         self.in_step = report.errors == 0 && self.kernel.is_some();
+        self.apply_sysctls(config);
         report.messages = self.traffic() - before;
         report.millis = started.elapsed().as_secs_f64() * 1000.0;
         Ok(report)

@@ -3,7 +3,7 @@
 
 use super::kernel::{DestKey, DestSpec, ServiceSpec, ServiceState, Table};
 use crate::config::{
-    Config, Family, Forwarding, OnFailure, Protocol, Service, ServiceFlag, ServiceKey,
+    Config, Family, Forwarding, OnFailure, Protocol, Scheduler, Service, ServiceFlag, ServiceKey,
     UnmanagedPolicy,
 };
 use crate::ipvs::msg::{self, DaemonEntry, DaemonState, FwdMethod, ServiceId};
@@ -189,17 +189,24 @@ pub fn service_state(svc: &Service, health: &RealHealth, overrides: &Overrides) 
         let down = service_health
             .clone()
             .any(|(addr, h)| *addr == real.addr && *h == Health::Down);
+        let overridden = service_weights
+            .clone()
+            .find(|(addr, _)| **addr == real.addr)
+            .map(|(_, w)| *w);
+        // What it has when up; an operator's drain (0) leaves the configured weight as the one
+        // its mh slots keep.
+        let up_weight = overridden.filter(|w| *w != 0).unwrap_or(real.weight);
         let weight = if down {
             match svc.on_failure {
                 OnFailure::Inhibit => 0,
+                // mh keeps a down real in its place at weight 0 (validation refuses "remove"
+                // with mh; a config built otherwise gets the same).
+                OnFailure::Remove if svc.scheduler == Scheduler::Mh => 0,
                 OnFailure::Remove => continue,
             }
         } else {
             any_up = true;
-            service_weights
-                .clone()
-                .find(|(addr, _)| **addr == real.addr)
-                .map_or(real.weight, |(_, w)| *w)
+            overridden.unwrap_or(real.weight)
         };
         dests.insert(
             key,
@@ -208,6 +215,7 @@ pub fn service_state(svc: &Service, health: &RealHealth, overrides: &Overrides) 
                 weight,
                 upper_threshold: real.upper_threshold,
                 lower_threshold: real.lower_threshold,
+                last_weight: up_weight,
             },
         );
     }
@@ -223,6 +231,7 @@ pub fn service_state(svc: &Service, health: &RealHealth, overrides: &Overrides) 
                     weight: 1,
                     upper_threshold: 0,
                     lower_threshold: 0,
+                    last_weight: 1,
                 });
         }
     }

@@ -1,6 +1,7 @@
 //! The kernel side: what IPVS holds, as specs keyed like the desired table, kept up to
 //! date by applying each operation that succeeded.
 
+use super::order::DestList;
 use super::plan::Op;
 use crate::ipvs::msg::{self, DaemonEntry, FwdMethod, ServiceId, Timeouts};
 use std::collections::BTreeMap;
@@ -27,6 +28,15 @@ pub struct DestSpec {
     pub weight: u32,
     pub upper_threshold: u32,
     pub lower_threshold: u32,
+    /// The kernel's `last_weight`: the latest weight other than 0 (`__ip_vs_update_dest` sets
+    /// it on every add, and on an edit to a weight other than 0). The `mh` scheduler fills its
+    /// lookup table from it, not from `weight`, so a destination edited to weight 0 keeps its
+    /// slots (and `mh-fallback` sends their flows on), while one *added* at weight 0 gets
+    /// none. Desired side: the weight the destination has when it is up (its slots). Kernel
+    /// side: as far as lbd knows it (a dumped destination at weight 0 reads as 0: unknown).
+    /// Not compared by [`DestSpec::satisfied_by`]: nothing sets it without a moment at a
+    /// weight other than 0.
+    pub last_weight: u32,
 }
 
 impl DestSpec {
@@ -37,6 +47,19 @@ impl DestSpec {
             && observed.weight == self.weight
             && observed.upper_threshold == self.upper_threshold
             && observed.lower_threshold == self.lower_threshold
+    }
+
+    /// What the kernel holds after `self` was sent as an add (`add`) or an edit of `old`:
+    /// `last_weight` follows the kernel's rule (see the field).
+    pub fn applied_to(&self, old: Option<&DestSpec>, add: bool) -> DestSpec {
+        let last_weight = match old {
+            Some(o) if !add && self.weight == 0 => o.last_weight,
+            _ => self.weight,
+        };
+        DestSpec {
+            last_weight,
+            ..*self
+        }
     }
 
     pub fn entry(&self, key: &DestKey) -> msg::DestEntry {
@@ -57,6 +80,7 @@ impl DestSpec {
                 weight: d.weight,
                 upper_threshold: d.upper_threshold,
                 lower_threshold: d.lower_threshold,
+                last_weight: d.weight,
             },
         )
     }
@@ -124,6 +148,9 @@ pub type Table = BTreeMap<ServiceId, ServiceState>;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KernelState {
     pub table: Table,
+    /// Each service's destinations in the kernel's list order (head first, as dumped); see
+    /// [`super::order`].
+    pub lists: BTreeMap<ServiceId, DestList>,
     pub timeouts: Timeouts,
     pub daemons: Vec<DaemonEntry>,
 }
@@ -132,6 +159,31 @@ impl KernelState {
     /// Number of destinations in the table.
     pub fn dest_count(&self) -> usize {
         self.table.values().map(|s| s.dests.len()).sum()
+    }
+
+    /// The destinations of service `id` in the kernel's order, head first. A destination the
+    /// list lacks (a state built by hand, not from a dump) reads as being at the tail.
+    pub fn order_of(&self, id: &ServiceId) -> Vec<DestKey> {
+        let Some(s) = self.table.get(id) else {
+            return Vec::new();
+        };
+        let mut out: Vec<DestKey> = self
+            .lists
+            .get(id)
+            .map(|l| {
+                l.keys()
+                    .iter()
+                    .filter(|k| s.dests.contains_key(k))
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for k in s.dests.keys() {
+            if !out.contains(k) {
+                out.push(*k);
+            }
+        }
+        out
     }
 
     /// Records that `op` succeeded in the kernel.
@@ -154,6 +206,7 @@ impl KernelState {
                 self.daemons.push(d.clone());
             }
             Op::AddService(id, spec) => {
+                self.lists.insert(*id, DestList::new());
                 self.table.insert(
                     *id,
                     ServiceState {
@@ -169,15 +222,26 @@ impl KernelState {
             }
             Op::DelService(id) => {
                 self.table.remove(id);
+                self.lists.remove(id);
             }
-            Op::AddDest(id, key, spec) | Op::EditDest(id, key, spec) => {
+            Op::AddDest(id, key, spec) => {
                 if let Some(s) = self.table.get_mut(id) {
-                    s.dests.insert(*key, *spec);
+                    s.dests.insert(*key, spec.applied_to(None, true));
+                    self.lists.entry(*id).or_default().add(*key);
+                }
+            }
+            Op::EditDest(id, key, spec) => {
+                if let Some(s) = self.table.get_mut(id) {
+                    let new = spec.applied_to(s.dests.get(key), false);
+                    s.dests.insert(*key, new);
                 }
             }
             Op::DelDest(id, key) => {
                 if let Some(s) = self.table.get_mut(id) {
                     s.dests.remove(key);
+                }
+                if let Some(l) = self.lists.get_mut(id) {
+                    l.remove(key);
                 }
             }
         }

@@ -2,9 +2,10 @@
 
 use super::desired::Desired;
 use super::kernel::{DestKey, DestSpec, KernelState, ServiceSpec, ServiceState};
+use super::order;
 use crate::config::UnmanagedPolicy;
 use crate::ipvs::msg::{request, DaemonEntry, DaemonState, IpvsMessage, ServiceId, Timeouts};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// One kernel operation.
@@ -192,7 +193,7 @@ pub fn plan_in(desired: &Desired, observed: &KernelState, scope: &Scope) -> Vec<
     match scope {
         Scope::All => {
             for (id, want) in &desired.table {
-                steps.service(*id, want, observed.table.get(id));
+                steps.service(*id, want, observed);
             }
             for id in observed.table.keys() {
                 if !desired.table.contains_key(id) {
@@ -203,7 +204,7 @@ pub fn plan_in(desired: &Desired, observed: &KernelState, scope: &Scope) -> Vec<
         Scope::Services(ids) => {
             for id in ids {
                 match (desired.table.get(id), observed.table.get(id)) {
-                    (Some(want), have) => steps.service(*id, want, have),
+                    (Some(want), _) => steps.service(*id, want, observed),
                     (None, Some(_)) => steps.unwanted(*id, desired),
                     (None, None) => {}
                 }
@@ -227,6 +228,24 @@ pub fn plan_in(desired: &Desired, observed: &KernelState, scope: &Scope) -> Vec<
     ops
 }
 
+/// The kernel name of the Maglev scheduler, whose services keep their destinations in the
+/// canonical order ([`order`]).
+pub const MH: &str = "mh";
+
+/// The destinations a plan moves (deletes and adds back at once, to keep an `mh` service's
+/// order), by service.
+pub fn moves(ops: &[Op]) -> BTreeMap<ServiceId, Vec<DestKey>> {
+    let mut out: BTreeMap<ServiceId, Vec<DestKey>> = BTreeMap::new();
+    for w in ops.windows(2) {
+        if let (Op::DelDest(a, k), Op::AddDest(b, l, _)) = (&w[0], &w[1]) {
+            if a == b && k == l {
+                out.entry(*a).or_default().push(*k);
+            }
+        }
+    }
+    out
+}
+
 /// The service operations of a plan, by kind, each in service order.
 #[derive(Default)]
 struct Steps {
@@ -240,21 +259,75 @@ struct Steps {
 
 impl Steps {
     /// A desired service against what the kernel has of it.
-    fn service(&mut self, id: ServiceId, want: &ServiceState, have: Option<&ServiceState>) {
-        match have {
+    fn service(&mut self, id: ServiceId, want: &ServiceState, observed: &KernelState) {
+        let mh = want.spec.scheduler == MH;
+        match observed.table.get(&id) {
             None => {
                 self.add_svc.push(Op::AddService(id, want.spec.clone()));
-                for (k, d) in &want.dests {
-                    self.add_dest.push(Op::AddDest(id, *k, *d));
+                if mh {
+                    // Each add links at the head: the last added is first.
+                    for k in order::canonical(want.dests.keys()).iter().rev() {
+                        self.add_mh_dest(id, *k, &want.dests[k]);
+                    }
+                } else {
+                    for (k, d) in &want.dests {
+                        self.add_dest.push(Op::AddDest(id, *k, *d));
+                    }
                 }
             }
             Some(have) => {
                 if !want.spec.satisfied_by(&have.spec) {
                     self.edit_svc.push(Op::EditService(id, want.spec.clone()));
                 }
+                // mh: the destinations that must be (re)added, in that order, for the list to
+                // end in the canonical order; a move is a delete right before its add.
+                let moved: BTreeSet<DestKey> = if mh {
+                    let wanted: BTreeSet<DestKey> = want.dests.keys().copied().collect();
+                    // Slots it should not have (its configured weight became 0): only an add
+                    // clears the kernel's last_weight.
+                    let stale: BTreeSet<DestKey> = want
+                        .dests
+                        .iter()
+                        .filter(|(k, d)| {
+                            d.last_weight == 0
+                                && have.dests.get(k).is_some_and(|h| h.last_weight != 0)
+                        })
+                        .map(|(k, _)| *k)
+                        .collect();
+                    let adds = order::reorder(&observed.order_of(&id), &wanted, &stale);
+                    for k in &adds {
+                        if have.dests.contains_key(k) {
+                            self.add_dest.push(Op::DelDest(id, *k));
+                        }
+                        self.add_mh_dest(id, *k, &want.dests[k]);
+                    }
+                    adds.into_iter().collect()
+                } else {
+                    BTreeSet::new()
+                };
                 for (k, d) in &want.dests {
+                    if moved.contains(k) {
+                        continue;
+                    }
                     match have.dests.get(k) {
                         None => self.add_dest.push(Op::AddDest(id, *k, *d)),
+                        // mh, a destination wanted at weight 0 whose slots are not those it has
+                        // when up (its weight changed while it was down, or an adopted table
+                        // does not tell): an edit to 0 keeps the kernel's last_weight, so set
+                        // its weight, then 0 again.
+                        Some(h)
+                            if mh
+                                && d.weight == 0
+                                && d.last_weight != 0
+                                && h.last_weight != d.last_weight =>
+                        {
+                            let slots = DestSpec {
+                                weight: d.last_weight,
+                                ..*d
+                            };
+                            self.edit_dest.push(Op::EditDest(id, *k, slots));
+                            self.edit_dest.push(Op::EditDest(id, *k, *d));
+                        }
                         Some(h) if !d.satisfied_by(h) => {
                             self.edit_dest.push(Op::EditDest(id, *k, *d))
                         }
@@ -267,6 +340,22 @@ impl Steps {
                     }
                 }
             }
+        }
+    }
+
+    /// Adds a destination of an `mh` service. One that is wanted at weight 0 is added at its
+    /// `last_weight` and set to 0 by the next operation: added at 0 it would get no slots in
+    /// the lookup table, where an edit to 0 keeps them (see [`DestSpec::last_weight`]).
+    fn add_mh_dest(&mut self, id: ServiceId, k: DestKey, d: &DestSpec) {
+        if d.weight == 0 && d.last_weight != 0 {
+            let slots = DestSpec {
+                weight: d.last_weight,
+                ..*d
+            };
+            self.add_dest.push(Op::AddDest(id, k, slots));
+            self.add_dest.push(Op::EditDest(id, k, *d));
+        } else {
+            self.add_dest.push(Op::AddDest(id, k, *d));
         }
     }
 

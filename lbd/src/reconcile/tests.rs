@@ -242,6 +242,7 @@ fn reals_the_config_does_not_list_are_removed_from_owned_services() {
             weight: 1,
             upper_threshold: 0,
             lower_threshold: 0,
+            last_weight: 1,
         },
     );
     assert_eq!(
@@ -963,6 +964,7 @@ fn after_a_restart_unlisted_destinations_of_owned_services_drain_afresh() {
         weight,
         upper_threshold: 0,
         lower_threshold: 0,
+        last_weight: weight,
     };
     dests.insert(dk("10.1.0.12:80"), spec(0));
     dests.insert(dk("10.1.0.13:80"), spec(5));

@@ -1,6 +1,6 @@
 //! The `[ipvs]` section: the policy for kernel entries the config does not own, how long a
-//! removed real drains, the kernel's connection timeouts, and connection sync between the pair
-//! (`[ipvs.sync]`).
+//! removed real drains, the kernel's connection timeouts, sloppy TCP/SCTP, and connection sync
+//! between the pair (`[ipvs.sync]`).
 
 use super::{unknown_name_help, valid_ifname, Declared, Validator};
 use crate::config::model::*;
@@ -24,6 +24,8 @@ impl Validator {
     ) -> IpvsSettings {
         let mut out = IpvsSettings {
             unmanaged: s.unmanaged.unwrap_or_default(),
+            sloppy_tcp: s.sloppy_tcp,
+            sloppy_sctp: s.sloppy_sctp,
             ..Default::default()
         };
         if let Some(v) = &s.removal_drain {

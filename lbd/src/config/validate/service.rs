@@ -103,6 +103,19 @@ impl Validator {
         if announce == Announce::Bgp {
             self.bgp_forwarding(name, &s, &out_reals, sorry.as_ref(), default_forwarding);
         }
+        let on_failure = s
+            .on_failure
+            .as_ref()
+            .map_or(OnFailure::default(), |o| *o.get_ref());
+        if let (Some(o), Scheduler::Mh, OnFailure::Remove) = (&s.on_failure, scheduler, on_failure)
+        {
+            self.err(
+                "mh-on-failure-remove",
+                o.span(),
+                "on_failure = \"remove\" cannot be used with the mh scheduler: a down real of an mh service stays in the table at weight 0, in its place",
+            )
+            .help = Some("remove the line (the default is \"inhibit\") and set flags = [\"mh-fallback\"], so the flows of a down real go to the others; removing and adding reals back would reorder the kernel's list, and balancers side by side would then send the same flow to different reals".into());
+        }
         if self.error_count() != before {
             return None;
         }
@@ -115,7 +128,7 @@ impl Validator {
                 persistence,
                 sorry,
                 quorum,
-                on_failure: s.on_failure.unwrap_or_default(),
+                on_failure,
                 vrrp_instance,
                 announce,
                 reals: out_reals,

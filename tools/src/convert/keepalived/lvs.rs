@@ -415,9 +415,15 @@ impl Converter<'_> {
             e.push(("flags".into(), Value::List(fl)));
         }
         e.push(("forwarding".into(), Value::str(vs.forwarding.to_string())));
+        // lbd keeps a down real of an mh service at weight 0 in its place (validation refuses
+        // "remove" there): the order of the kernel's list decides the mh table.
+        let inhibit = vs.inhibit || vs.scheduler == Scheduler::Mh;
+        if !vs.inhibit && vs.scheduler == Scheduler::Mh {
+            self.warn(it.at, "mh virtual server without inhibit_on_failure: lbd keeps a down real of an mh service at weight 0 in its place (on_failure = \"inhibit\"), so every balancer keeps the same mh table; add flags = [\"mh-fallback\"] so its flows go to the other reals");
+        }
         e.push((
             "on_failure".into(),
-            Value::str(if vs.inhibit { "inhibit" } else { "remove" }),
+            Value::str(if inhibit { "inhibit" } else { "remove" }),
         ));
         self.sorry_server(vs, svc_family, &mut e);
         let mut svc = out::Service {

@@ -69,9 +69,15 @@ impl Converter<'_> {
             Some(s) => self.yes_no(s)?,
             None => g.quiescent,
         };
+        // lbd keeps a down real of an mh service at weight 0 in its place (validation refuses
+        // "remove" there): the order of the kernel's list decides the mh table.
+        if !quiescent && scheduler == Scheduler::Mh {
+            self.warn(sec.at, "quiescent = no with the mh scheduler: lbd keeps a down real of an mh service at weight 0 in its place (on_failure = \"inhibit\"), so every balancer keeps the same mh table; add flags = [\"mh-fallback\"] so its flows go to the other reals");
+        }
+        let inhibit = quiescent || scheduler == Scheduler::Mh;
         e.push((
             "on_failure".into(),
-            Value::str(if quiescent { "inhibit" } else { "remove" }),
+            Value::str(if inhibit { "inhibit" } else { "remove" }),
         ));
         let v6 = matches!(
             sec.key,
