@@ -620,7 +620,7 @@ fn bad_inputs_fail_clearly_and_leave_nothing_behind() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains(&format!("cannot read kernel package {missing}")),
+        stderr(&output).contains(&format!("cannot read package {missing}")),
         "{}",
         stderr(&output)
     );
