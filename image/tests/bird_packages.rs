@@ -191,3 +191,24 @@ fn every_library_carried_is_needed() {
         );
     }
 }
+
+#[test]
+fn a_missing_library_package_fails_naming_the_library_and_who_needs_it() {
+    let debs: Vec<PathBuf> = bird_debs()
+        .into_iter()
+        .filter(|d| {
+            !d.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("libgcrypt20_")
+        })
+        .collect();
+    let set = program::PackageSet::read(&debs).unwrap();
+    let err = program::resolve(&set, image::build::BIRD_PROGRAM)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("libgcrypt.so.20, needed by /lib/x86_64-linux-gnu/libssh-gcrypt.so.4 (package libssh-gcrypt-4), is in none of the packages read (bird2 "),
+        "{err}"
+    );
+}

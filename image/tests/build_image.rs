@@ -290,6 +290,64 @@ fn default_image_has_expected_contents_and_is_reproducible() {
         }
     }
 
+    // BIRD: the default image carries it; each regular file is the bytes of the package that
+    // the manifest names, as dpkg-deb extracts it, and the loader is where PT_INTERP says.
+    let bird = manifest
+        .bird
+        .as_ref()
+        .expect("the default image carries BIRD");
+    assert_eq!(
+        (bird.path.as_str(), bird.package.as_str()),
+        ("/usr/sbin/bird", "bird2")
+    );
+    assert_eq!(
+        manifest.totals.bird_bytes,
+        bird.files.iter().map(|f| f.size).sum::<u64>()
+    );
+    let bird_debs =
+        image::firmware::packages_in(&repo_root().join(image::workspace::BIRD_CACHE_DIR));
+    let mut extracted = BTreeMap::new();
+    for deb in &bird_debs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = lbtest::programs::command("dpkg-deb")
+            .arg("-x")
+            .arg(deb)
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "dpkg-deb -x {} failed", deb.display());
+        let name = deb.file_name().unwrap().to_string_lossy().into_owned();
+        let package = name.split('_').next().unwrap().to_string();
+        extracted.insert(package, dir);
+    }
+    for f in &bird.files {
+        let in_image = root.path().join(f.path.trim_start_matches('/'));
+        if let Some(target) = &f.link {
+            assert_eq!(
+                std::fs::read_link(&in_image).unwrap().to_string_lossy(),
+                target.as_str()
+            );
+            continue;
+        }
+        let dir = extracted[&f.package].path();
+        let rel = f.path.trim_start_matches('/');
+        let from_deb = std::fs::read(dir.join(rel))
+            .or_else(|_| std::fs::read(dir.join("usr").join(rel)))
+            .unwrap_or_else(|e| panic!("{} not in package {}: {e}", f.path, f.package));
+        assert!(
+            std::fs::read(&in_image).unwrap() == from_deb,
+            "{} differs from package {}'s",
+            f.path,
+            f.package
+        );
+    }
+    let loader = bird.files.iter().find(|f| f.role == "loader").unwrap();
+    assert_eq!(loader.path, "/lib64/ld-linux-x86-64.so.2");
+    let image_info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.path().join("etc/lb/image.json")).unwrap())
+            .unwrap();
+    assert_eq!(image_info["bird"]["version"], bird.version.as_str());
+
     // Modules: the IPVS closure, the package's bytes, and kmod-format index files.
     let moddir = root.path().join("lib/modules").join(&version);
     let by_name: BTreeMap<&str, _> = manifest
