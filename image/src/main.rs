@@ -188,6 +188,14 @@ fn run_build(args: BuildArgs, root: Option<PathBuf>) -> Result<(), String> {
         }
         debs
     };
+    let init = match args.init {
+        Some(p) => p,
+        None => workspace::default_binary(root.get().map_err(e)?, "init").map_err(e)?,
+    };
+    let lbd = match args.lbd {
+        Some(p) => p,
+        None => workspace::default_binary(root.get().map_err(e)?, "lbd").map_err(e)?,
+    };
     let bird_debs = if args.no_bird {
         Vec::new()
     } else if !args.bird_debs.is_empty() {
@@ -202,14 +210,6 @@ fn run_build(args: BuildArgs, root: Option<PathBuf>) -> Result<(), String> {
             ));
         }
         debs
-    };
-    let init = match args.init {
-        Some(p) => p,
-        None => workspace::default_binary(root.get().map_err(e)?, "init").map_err(e)?,
-    };
-    let lbd = match args.lbd {
-        Some(p) => p,
-        None => workspace::default_binary(root.get().map_err(e)?, "lbd").map_err(e)?,
     };
     let options = BuildOptions {
         out: args.out,

@@ -341,8 +341,17 @@ fn default_image_has_expected_contents_and_is_reproducible() {
             f.package
         );
     }
-    let loader = bird.files.iter().find(|f| f.role == "loader").unwrap();
-    assert_eq!(loader.path, "/lib64/ld-linux-x86-64.so.2");
+    // The loader at PT_INTERP's path, a link to the file in the library directory.
+    let interp = bird
+        .files
+        .iter()
+        .find(|f| f.path == "/lib64/ld-linux-x86-64.so.2")
+        .expect("the loader at /lib64");
+    assert_eq!(interp.role, "loader");
+    assert_eq!(
+        interp.link.as_deref(),
+        Some("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+    );
     let image_info: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.path().join("etc/lb/image.json")).unwrap())
             .unwrap();
@@ -718,6 +727,24 @@ fn bad_inputs_fail_clearly_and_leave_nothing_behind() {
     assert!(
         stderr(&output)
             .contains("cargo build --release --target x86_64-unknown-linux-gnu -p init -p lbd"),
+        "{}",
+        stderr(&output)
+    );
+    assert_no_output(&out);
+    // ... nor BIRD's packages: the message says where they go and how to build without.
+    let output = image_cmd()
+        .args(["--root"])
+        .arg(ws.path())
+        .args(["build", "--out"])
+        .arg(&out)
+        .args(["--init", busybox(), "--lbd", busybox()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("no BIRD packages in")
+            && stderr(&output).contains("tools/setup.sh")
+            && stderr(&output).contains("--no-bird"),
         "{}",
         stderr(&output)
     );
