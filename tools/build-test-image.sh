@@ -31,7 +31,10 @@ adds="$adds --add $keepalived:/sbin/keepalived"
 bench=target/x86_64-unknown-linux-gnu/release/ipvs-bench
 adds="$adds --add $bench:/bin/ipvs-bench"
 # The programs' libraries and loader at the same paths as on the host (Debian's multiarch
-# layout), each library once.
+# layout), each library once. Where the default image already carries the same library there
+# (BIRD's libc, loader, libgcrypt... from Debian's packages), the builder keeps the package's
+# file and says so: BIRD in the test image is the default image's, and these programs run
+# with it.
 libs=""
 for prog in "$ipvsadm" "$keepalived"; do
     # "libx.so => /path (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)"

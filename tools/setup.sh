@@ -5,7 +5,9 @@
 # image and the QEMU tests boot (the generic flavour, which has the NIC drivers of real servers,
 # and the cloud flavour of the `cloud` profile and the harness's own tests), and the Debian
 # firmware packages those NIC drivers need (from the non-free-firmware component, read through a
-# private apt configuration under the cache: the host's apt sources are not changed).
+# private apt configuration under the cache: the host's apt sources are not changed), and the
+# Debian packages of BIRD (bird2 and the library packages it depends on), whose files the image
+# carries as its BGP speaker.
 #
 # It also installs cargo-fuzz (cargo install) for the fuzz targets.
 #
@@ -20,7 +22,7 @@
 #               packages, and download what is not current (otherwise cached .debs are reused).
 # Environment:
 #   LB_CACHE_DIR   cache directory (default: <repo>/.cache); kernels go to $LB_CACHE_DIR/kernel,
-#                  firmware packages to $LB_CACHE_DIR/firmware
+#                  firmware packages to $LB_CACHE_DIR/firmware, BIRD's to $LB_CACHE_DIR/bird
 #
 # Prints one line per step; the last line is the path of the generic kernel .deb.
 set -euo pipefail
@@ -32,6 +34,11 @@ KERNEL_METAS=(linux-image-amd64 linux-image-cloud-amd64)
 # qed/qede, e100, ice (DDP), tg3, r8169. `image build` reports any requested file none has.
 FIRMWARE_PACKAGES=(firmware-bnx2 firmware-bnx2x firmware-qlogic firmware-misc-nonfree firmware-realtek)
 FIRMWARE_COMPONENT=non-free-firmware
+# The image's BGP speaker. Its library packages are found by following the Depends of bird2
+# through library packages (lib*, zlib1g): those are the dpkg-shlibdeps dependencies; the rest
+# (adduser, ucf) serve the package's maintainer scripts, which the image does not run. The image
+# builder takes exactly the shared objects that bird's ELF DT_NEEDED closure names.
+BIRD_PACKAGE=bird2
 RUST_TARGET=x86_64-unknown-linux-gnu
 # apt package lists older than this are refreshed.
 APT_LISTS_MAX_AGE_SECS=86400
@@ -71,6 +78,7 @@ PROGRAMS_LIST=$SCRIPT_DIR/programs.txt
 CACHE_DIR=${LB_CACHE_DIR:-$REPO_ROOT/.cache}
 KERNEL_DIR=$CACHE_DIR/kernel
 FIRMWARE_DIR=$CACHE_DIR/firmware
+BIRD_DIR=$CACHE_DIR/bird
 
 # --- the program list ----------------------------------------------------------------------
 # Parsed with bash alone, so --check works on a machine (or a PATH) that lacks everything else.
@@ -133,6 +141,21 @@ firmware_cached() {
     return 1
 }
 
+# True when every package named in $BIRD_DIR/packages.txt (written by the last download) has its
+# .deb in $BIRD_DIR.
+bird_cached() {
+    local pkg f found
+    [[ -f "$BIRD_DIR/packages.txt" ]] || return 1
+    while IFS= read -r pkg; do
+        [[ -n "$pkg" ]] || continue
+        found=0
+        for f in "$BIRD_DIR/$pkg"_*.deb; do
+            [[ -f "$f" ]] && found=1
+        done
+        ((found)) || return 1
+    done <"$BIRD_DIR/packages.txt"
+}
+
 if ((CHECK)); then
     missing=0
     for i in "${!LIST_PROGRAMS[@]}"; do
@@ -158,12 +181,18 @@ if ((CHECK)); then
         missing=$((missing + 1))
         printf 'missing: firmware package %s in %s (tools/setup.sh downloads it)\n' "$fw" "$FIRMWARE_DIR"
     done
-    total=$((${#LIST_PROGRAMS[@]} + ${#KERNEL_METAS[@]} + ${#FIRMWARE_PACKAGES[@]}))
+    if [[ -f "$BIRD_DIR/packages.txt" ]] && bird_cached; then
+        step "BIRD packages are cached in $BIRD_DIR"
+    else
+        missing=$((missing + 1))
+        printf 'missing: the BIRD packages (%s and its libraries) in %s (tools/setup.sh downloads them)\n' "$BIRD_PACKAGE" "$BIRD_DIR"
+    fi
+    total=$((${#LIST_PROGRAMS[@]} + ${#KERNEL_METAS[@]} + ${#FIRMWARE_PACKAGES[@]} + 1))
     if ((missing)); then
         step "$missing of $total missing; run tools/setup.sh (as root) to install them"
         exit 1
     fi
-    step "all ${#LIST_PROGRAMS[@]} listed programs, the kernel packages and the firmware packages are present"
+    step "all ${#LIST_PROGRAMS[@]} listed programs, the kernel packages, the firmware packages and the BIRD packages are present"
     exit 0
 fi
 
@@ -230,6 +259,17 @@ ensure_apt_lists() {
 is_installed() {
     [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" == installed ]]
 }
+
+# bird2 starts a host-wide BIRD (bird.service, /etc/bird/bird.conf) on a machine that runs
+# systemd, and enables it for every boot. Nothing here wants it: the tests start their own BIRD
+# routers in network namespaces, each with its own config and control socket. Masking the unit
+# before the install keeps it from starting now and at boot (the package's postinst unmasks only
+# masks it made itself). Without systemd (a container) the package starts nothing.
+BIRD_UNIT=/etc/systemd/system/bird.service
+if [[ -d "${BIRD_UNIT%/*}" && ! -e "$BIRD_UNIT" && ! -L "$BIRD_UNIT" ]]; then
+    step "masking $BIRD_UNIT: the host needs bird2's programs, not its service"
+    ln -s /dev/null "$BIRD_UNIT" || die "cannot mask $BIRD_UNIT"
+fi
 
 packages=()
 for pkg in "${LIST_PACKAGES[@]}"; do
@@ -420,6 +460,56 @@ else
             rm -f "$old"
         done
     done
+fi
+
+# --- BIRD packages -----------------------------------------------------------------------------
+# bird2 and, transitively, the library packages it depends on; packages.txt names them, so a
+# later run (and --check) knows the set is complete. One version per package is kept: the image
+# build reads every .deb in the directory.
+bird_library_closure() {
+    local queue=("$BIRD_PACKAGE") seen=" $BIRD_PACKAGE " pkg dep
+    local i=0
+    while ((i < ${#queue[@]})); do
+        pkg=${queue[$i]}
+        i=$((i + 1))
+        while IFS= read -r dep; do
+            [[ "$dep" == lib* || "$dep" == zlib1g ]] || continue
+            [[ "$seen" == *" $dep "* ]] && continue
+            seen="$seen$dep "
+            queue+=("$dep")
+        done < <(apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks \
+            --no-replaces --no-enhances "$pkg" 2>/dev/null |
+            sed -n 's/^ *\(Pre\)\{0,1\}Depends: \([a-z0-9][a-z0-9.+-]*\)$/\2/p')
+    done
+    printf '%s\n' "${queue[@]}"
+}
+
+mkdir -p "$BIRD_DIR" || die "cannot create $BIRD_DIR"
+if ((REFRESH == 0)) && bird_cached; then
+    step "BIRD packages are cached in $BIRD_DIR ($(grep -c . "$BIRD_DIR/packages.txt") packages)"
+else
+    ensure_apt_lists
+    mapfile -t bird_packages < <(bird_library_closure)
+    ((${#bird_packages[@]} > 1)) || die "cannot resolve the packages of $BIRD_PACKAGE (apt-cache depends found no libraries; is the Debian main archive in the apt sources?)"
+    for pkg in "${bird_packages[@]}"; do
+        file=$(download_deb "$BIRD_DIR" "$pkg")
+        for old in "$BIRD_DIR/$pkg"_*.deb; do
+            [[ -f "$old" && "${old##*/}" != "$file" ]] || continue
+            step "removing superseded ${old##*/}"
+            rm -f "$old"
+        done
+    done
+    # A package that left the closure (a --refresh after Debian changed a dependency) must not
+    # stay among the .debs the image build reads.
+    for old in "$BIRD_DIR"/*.deb; do
+        [[ -f "$old" ]] || continue
+        name=${old##*/}
+        [[ " ${bird_packages[*]} " == *" ${name%%_*} "* ]] && continue
+        step "removing $name: no longer a package of $BIRD_PACKAGE"
+        rm -f "$old"
+    done
+    printf '%s\n' "${bird_packages[@]}" >"$BIRD_DIR/packages.txt"
+    step "BIRD packages cached in $BIRD_DIR: ${bird_packages[*]}"
 fi
 
 # The cache belongs to whoever owns the checkout, not to root after a sudo run.

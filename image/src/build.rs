@@ -19,6 +19,11 @@ use crate::manifest::{
     ModuleEntry, NicDriverEntry, Totals, MANIFEST_FORMAT,
 };
 use crate::modules::{self, KernelModule, ModuleError, ModuleIndex, Root};
+use crate::program::{self, PackageSet, ProgramError};
+
+/// Where BIRD (the BGP speaker lbd starts for N-way services) is in the image: the path its
+/// Debian package installs it at.
+pub const BIRD_PROGRAM: &str = "/usr/sbin/bird";
 
 /// Kernel command line used when `--cmdline` is not given. The last `console=` becomes
 /// /dev/console, so the serial port gets init's output; `panic=10` reboots a wedged box.
@@ -107,6 +112,9 @@ pub struct BuildOptions {
     /// Files of operator public keys (`ssh-ed25519 AAAA...` lines): init then applies only
     /// configs signed by one of them.
     pub trusted_keys: Vec<PathBuf>,
+    /// Debian packages of BIRD: `bird2` and the library packages of its closure. Empty: the
+    /// image carries no BIRD.
+    pub bird_debs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Error)]
@@ -154,6 +162,8 @@ pub enum BuildError {
         #[source]
         source: DriverError,
     },
+    #[error("BIRD: {0}")]
+    Bird(#[from] ProgramError),
     #[error(transparent)]
     Tree(#[from] TreeError),
     #[error("invalid kernel command line: {0}")]
@@ -373,6 +383,13 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
         trusted.extend(keys);
     }
 
+    let bird = if options.bird_debs.is_empty() {
+        None
+    } else {
+        let set = PackageSet::read(&options.bird_debs)?;
+        Some(program::resolve(&set, BIRD_PROGRAM)?)
+    };
+
     let package_bytes_sha = sha256_file(&options.kernel_deb)?;
     let package = deb::read_kernel_package(&options.kernel_deb)?;
     let version = package.version.clone();
@@ -448,6 +465,9 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
         lbd_sha256: manifest::sha256_hex(&lbd),
         extra_files: extra
             .iter()
+            .filter(|(f, data, _)| {
+                same_library_from_package(bird.as_ref(), &f.guest, data).is_none()
+            })
             .map(|(f, data, _)| (f.guest.clone(), manifest::sha256_hex(data)))
             .collect::<BTreeMap<_, _>>(),
         modules: order.len() as u64,
@@ -457,6 +477,11 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
         firmware_files: firmware_files.len() as u64,
         trusted_keys: trusted.iter().map(|k| k.fingerprint()).collect(),
         clock_floor,
+        bird: bird.as_ref().map(|b| manifest::ImageProgram {
+            path: b.program.clone(),
+            package: b.package.clone(),
+            version: b.version.clone(),
+        }),
     };
 
     let mut tree = Tree::new();
@@ -495,7 +520,25 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
         let lines: String = trusted.iter().map(|k| k.to_openssh() + "\n").collect();
         tree.add_file("/etc/lb/trusted_keys", 0o644, lines.into_bytes())?;
     }
+    if let Some(bird) = &bird {
+        for f in &bird.files {
+            match &f.content {
+                program::Content::File { data, mode } => {
+                    tree.add_file(&f.path, *mode, data.clone())?
+                }
+                program::Content::Symlink { target } => tree.add_symlink(&f.path, target)?,
+            }
+        }
+    }
+    let mut superseded_adds = Vec::new();
     for (file, data, perm) in extra {
+        if let Some(package) = same_library_from_package(bird.as_ref(), &file.guest, &data) {
+            superseded_adds.push(manifest::SupersededAdd {
+                path: file.guest.clone(),
+                package,
+            });
+            continue;
+        }
         tree.add_file(&file.guest, perm, data)?;
     }
 
@@ -545,6 +588,7 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
             module_bytes: module_entries.iter().map(|m| m.size).sum(),
             firmware_files: firmware_files.len() as u64,
             firmware_bytes: firmware_files.iter().map(|(f, _)| f.size).sum(),
+            bird_bytes: bird.as_ref().map(|b| b.bytes()).unwrap_or(0),
         },
         initramfs: initramfs_files,
         modules: module_entries,
@@ -568,6 +612,8 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
             })
             .collect(),
         clock_floor,
+        bird: bird.as_ref().map(program_entry),
+        superseded_adds,
         inputs_sha256: String::new(),
     };
     Ok(Image {
@@ -576,6 +622,66 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
         ipxe,
         manifest,
     })
+}
+
+/// The package that already gives the image `guest` as the same shared library (same
+/// `DT_SONAME`) that an `--add` file is: the test image adds the host's libraries of its tools
+/// at the same multiarch paths, and the package's file stays, so BIRD runs in the test image
+/// with exactly the files of the default image. `None` when the path is not a library from the
+/// packages (a real clash is then reported by the tree as a duplicate path).
+fn same_library_from_package(
+    closure: Option<&program::Closure>,
+    guest: &str,
+    data: &[u8],
+) -> Option<String> {
+    let closure = closure?;
+    let carried = closure.files.iter().find(|f| f.path == guest)?;
+    let package_soname = |c: &program::Carried| match &c.content {
+        program::Content::File { data, .. } => elf::dynamic_info(data).ok()?.soname,
+        program::Content::Symlink { target } => closure
+            .files
+            .iter()
+            .find(|f| &f.path == target)
+            .and_then(|f| match &f.content {
+                program::Content::File { data, .. } => elf::dynamic_info(data).ok()?.soname,
+                program::Content::Symlink { .. } => None,
+            }),
+    };
+    let added = elf::dynamic_info(data).ok()?.soname?;
+    (package_soname(carried)? == added).then(|| carried.package.clone())
+}
+
+/// What the manifest says of a program carried from packages.
+fn program_entry(closure: &program::Closure) -> manifest::ProgramEntry {
+    manifest::ProgramEntry {
+        path: closure.program.clone(),
+        package: closure.package.clone(),
+        version: closure.version.clone(),
+        bytes: closure.bytes(),
+        files: closure
+            .files
+            .iter()
+            .map(|f| {
+                let (size, sha256, link) = match &f.content {
+                    program::Content::File { data, .. } => {
+                        (data.len() as u64, manifest::sha256_hex(data), None)
+                    }
+                    program::Content::Symlink { target } => {
+                        (0, String::new(), Some(target.clone()))
+                    }
+                };
+                manifest::ProgramFile {
+                    path: f.path.clone(),
+                    role: f.role.name().to_string(),
+                    size,
+                    sha256,
+                    link,
+                    package: f.package.clone(),
+                    version: f.version.clone(),
+                }
+            })
+            .collect(),
+    }
 }
 
 /// The modules in load order under `/lib/modules/VERSION`, with the lists modprobe and init
@@ -729,6 +835,9 @@ pub fn inputs_sha256(options: &BuildOptions) -> Result<String, BuildError> {
     }
     for keys in &options.trusted_keys {
         field("trusted-keys-sha256", &sha256_input("trusted keys", keys)?);
+    }
+    for deb in &options.bird_debs {
+        field("bird-sha256", &sha256_file(deb)?);
     }
     Ok(manifest::sha256_hex(&h.finalize()))
 }
@@ -971,6 +1080,8 @@ mod tests {
                 firmware_missing: vec![],
                 trusted_keys: vec![],
                 clock_floor: 0,
+                bird: None,
+                superseded_adds: vec![],
                 inputs_sha256: String::new(),
                 totals: Totals {
                     initramfs_compressed_bytes: 0,
@@ -980,6 +1091,7 @@ mod tests {
                     module_bytes: 0,
                     firmware_files: 0,
                     firmware_bytes: 0,
+                    bird_bytes: 0,
                 },
             },
         }

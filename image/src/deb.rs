@@ -22,7 +22,7 @@ pub struct ArMember {
 
 #[derive(Debug, Error)]
 pub enum DebError {
-    #[error("cannot read kernel package {path}: {source}")]
+    #[error("cannot read package {path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
@@ -30,8 +30,12 @@ pub enum DebError {
     },
     #[error("{path} is not a Debian package: {reason}")]
     NotDeb { path: PathBuf, reason: String },
-    #[error("{path} has no data.tar member (members: {members})")]
-    NoData { path: PathBuf, members: String },
+    #[error("{path} has no {member} member (members: {members})")]
+    NoData {
+        path: PathBuf,
+        member: String,
+        members: String,
+    },
     #[error("{path}: cannot unpack {member}: {source}")]
     Data {
         path: PathBuf,
@@ -43,6 +47,8 @@ pub enum DebError {
     NotKernel { path: PathBuf, reason: String },
     #[error("{path} is not a firmware package: {reason}")]
     NotFirmware { path: PathBuf, reason: String },
+    #[error("cannot read package {path}: {reason}")]
+    NotPackage { path: PathBuf, reason: String },
 }
 
 /// Parses one 60-byte `ar` member header (GNU/BSD common subset: name, decimal size).
@@ -62,17 +68,20 @@ pub fn parse_ar_header(header: &[u8; AR_HEADER_LEN]) -> Result<ArMember, String>
     Ok(ArMember { name, size })
 }
 
-/// Which tar member decoder a `data.tar*` name needs.
+/// Which decoder a `data.tar*` / `control.tar*` member needs, by its name's extension.
 fn data_decoder<'a, R: Read + 'a>(name: &str, reader: R) -> Option<Box<dyn Read + 'a>> {
-    match name {
-        "data.tar" => Some(Box::new(reader)),
-        "data.tar.xz" => Some(Box::new(liblzma::read::XzDecoder::new_multi_decoder(
+    let ext = name
+        .strip_prefix("data.tar")
+        .or_else(|| name.strip_prefix("control.tar"))?;
+    match ext {
+        "" => Some(Box::new(reader)),
+        ".xz" => Some(Box::new(liblzma::read::XzDecoder::new_multi_decoder(
             reader,
         ))),
-        "data.tar.zst" => zstd::stream::read::Decoder::new(reader)
+        ".zst" => zstd::stream::read::Decoder::new(reader)
             .ok()
             .map(|d| Box::new(d) as Box<dyn Read>),
-        "data.tar.gz" => Some(Box::new(flate2::read::GzDecoder::new(reader))),
+        ".gz" => Some(Box::new(flate2::read::GzDecoder::new(reader))),
         _ => None,
     }
 }
@@ -169,6 +178,17 @@ pub(crate) fn with_data_tar<T>(
     read: impl FnOnce(Box<dyn Read + '_>) -> Result<T, DataError>,
     invalid: impl FnOnce(&Path, String) -> DebError,
 ) -> Result<T, DebError> {
+    with_member_tar(path, "data.tar", read, invalid)
+}
+
+/// [`with_data_tar`] for the member whose name starts with `prefix` (`data.tar`,
+/// `control.tar`).
+pub(crate) fn with_member_tar<T>(
+    path: &Path,
+    prefix: &str,
+    read: impl FnOnce(Box<dyn Read + '_>) -> Result<T, DataError>,
+    invalid: impl FnOnce(&Path, String) -> DebError,
+) -> Result<T, DebError> {
     let io_err = |source| DebError::Io {
         path: path.to_path_buf(),
         source,
@@ -194,7 +214,7 @@ pub(crate) fn with_data_tar<T>(
         }
         let member = parse_ar_header(&header).map_err(not_deb)?;
         members.push(member.name.clone());
-        if member.name.starts_with("data.tar") {
+        if member.name.starts_with(prefix) {
             let limited = (&mut file).take(member.size);
             let decoder = data_decoder(&member.name, limited).ok_or_else(|| DebError::Data {
                 path: path.to_path_buf(),
@@ -216,8 +236,128 @@ pub(crate) fn with_data_tar<T>(
     }
     Err(DebError::NoData {
         path: path.to_path_buf(),
+        member: prefix.to_string(),
         members: members.join(", "),
     })
+}
+
+/// The fields of a package's `control` file that the image records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Control {
+    /// `Package:`, e.g. `bird2`.
+    pub package: String,
+    /// `Version:`, e.g. `2.0.12-7` or `1:1.2.13.dfsg-1`.
+    pub version: String,
+    /// `Architecture:`, e.g. `amd64` or `all`.
+    pub architecture: String,
+}
+
+/// Parses a `control` file (RFC 822 style; continuation lines start with a space).
+pub fn parse_control(text: &str) -> Control {
+    let mut control = Control::default();
+    for line in text.lines() {
+        if line.starts_with([' ', '\t']) {
+            continue;
+        }
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim().to_string();
+        match key {
+            "Package" => control.package = value,
+            "Version" => control.version = value,
+            "Architecture" => control.architecture = value,
+            _ => {}
+        }
+    }
+    control
+}
+
+/// One file or symlink of a package's data, by absolute path as the package installs it
+/// (`/usr/sbin/bird`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PackageEntry {
+    File { data: Vec<u8>, mode: u32 },
+    Symlink { target: String },
+}
+
+/// A Debian package read whole: its control fields and the files and symlinks of its data
+/// (directories and documentation under `/usr/share` are left out).
+#[derive(Debug, Clone, Default)]
+pub struct Package {
+    /// The .deb's file name (no host directory).
+    pub file: String,
+    pub control: Control,
+    pub entries: BTreeMap<String, PackageEntry>,
+}
+
+/// Reads a package's control fields and its files (not `/usr/share`: documentation, man
+/// pages, the changelog) in two passes over the .deb.
+pub fn read_package(path: &Path) -> Result<Package, DebError> {
+    let invalid = |path: &Path, reason| DebError::NotPackage {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let control = with_member_tar(path, "control.tar", read_control_tar, invalid)?;
+    if control.package.is_empty() || control.version.is_empty() {
+        return Err(invalid(
+            path,
+            "its control file has no Package or Version field".into(),
+        ));
+    }
+    let entries = with_data_tar(path, read_package_tar, invalid)?;
+    Ok(Package {
+        file: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        control,
+        entries,
+    })
+}
+
+fn read_control_tar(reader: Box<dyn Read + '_>) -> Result<Control, DataError> {
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.to_string_lossy().into_owned();
+        if path.trim_start_matches("./") == "control" {
+            let mut text = String::new();
+            entry.read_to_string(&mut text)?;
+            return Ok(parse_control(&text));
+        }
+    }
+    Err(DataError::Invalid(
+        "its control.tar has no control file".into(),
+    ))
+}
+
+fn read_package_tar(
+    reader: Box<dyn Read + '_>,
+) -> Result<BTreeMap<String, PackageEntry>, DataError> {
+    let mut archive = tar::Archive::new(reader);
+    let mut entries = BTreeMap::new();
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let path = format!("/{}", path.trim_start_matches("./").trim_end_matches('/'));
+        if path.starts_with("/usr/share/") {
+            continue;
+        }
+        let kind = entry.header().entry_type();
+        if kind.is_file() {
+            let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
+            let mut data = Vec::with_capacity(entry.size() as usize);
+            entry.read_to_end(&mut data)?;
+            entries.insert(path, PackageEntry::File { data, mode });
+        } else if kind.is_symlink() {
+            if let Some(target) = entry.link_name()? {
+                let target = target.to_string_lossy().into_owned();
+                entries.insert(path, PackageEntry::Symlink { target });
+            }
+        }
+    }
+    Ok(entries)
 }
 
 pub(crate) enum DataError {
@@ -320,6 +460,22 @@ mod tests {
         let mut bad = ar_header("x", 1);
         bad[59] = b'X';
         assert!(parse_ar_header(&bad).is_err());
+    }
+
+    #[test]
+    fn parses_control_fields() {
+        let control = parse_control(
+            "Package: zlib1g\nSource: zlib\nVersion: 1:1.2.13.dfsg-1+deb12u1\n\
+             Architecture: amd64\nDescription: compression library\n Version: not this one\n",
+        );
+        assert_eq!(
+            control,
+            Control {
+                package: "zlib1g".into(),
+                version: "1:1.2.13.dfsg-1+deb12u1".into(),
+                architecture: "amd64".into(),
+            }
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! ELF reading: a kernel module's `.modinfo` section (`key=value` strings separated by NULs) and
-//! the check that a binary is a static x86-64 executable.
+//! ELF reading: a kernel module's `.modinfo` section (`key=value` strings separated by NULs),
+//! the check that a binary is a static x86-64 executable, and what the dynamic loader needs to
+//! run a dynamically linked program (`PT_INTERP`, `DT_NEEDED`, `DT_SONAME`, `DT_RUNPATH`).
 //!
 //! A Debian kernel package ships no `modules.dep` (depmod runs at install time), so the
 //! dependencies come from each `.ko`'s own `depends=` entry.
@@ -141,6 +142,97 @@ pub fn check_static_x86_64(data: &[u8]) -> Result<(), BinaryKindError> {
     Ok(())
 }
 
+/// What the dynamic loader reads from a dynamically linked x86-64 executable or shared object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DynamicInfo {
+    /// `PT_INTERP`: the program interpreter (`/lib64/ld-linux-x86-64.so.2`); executables only.
+    pub interp: Option<String>,
+    /// `DT_SONAME`: the name a shared object is known by.
+    pub soname: Option<String>,
+    /// `DT_NEEDED`, in order: the shared objects to load first, by file name.
+    pub needed: Vec<String>,
+    /// `DT_RUNPATH` and `DT_RPATH` directories (`:`-separated in the file), searched before the
+    /// loader's default directories.
+    pub runpath: Vec<String>,
+}
+
+/// Why an ELF file's dynamic information cannot be read.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DynamicError {
+    #[error("is not an ELF file")]
+    NotElf,
+    #[error("is not a 64-bit little-endian ELF file")]
+    Not64BitLe,
+    #[error("is built for ELF machine {0}, not x86-64 (62)")]
+    WrongMachine(u16),
+    #[error("is a malformed ELF file: {0}")]
+    Malformed(String),
+}
+
+/// Reads `PT_INTERP` and the dynamic section of an x86-64 ELF file. A static file (no dynamic
+/// section) gives an empty [`DynamicInfo`]. `$ORIGIN` in a run path is left as written.
+pub fn dynamic_info(data: &[u8]) -> Result<DynamicInfo, DynamicError> {
+    use object::elf::{DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, EM_X86_64, PT_INTERP};
+    use object::read::elf::{Dyn, ProgramHeader};
+
+    if data.len() < 4 || &data[..4] != b"\x7fELF" {
+        return Err(DynamicError::NotElf);
+    }
+    if data.len() < 6 || data[4] != 2 || data[5] != 1 {
+        return Err(DynamicError::Not64BitLe);
+    }
+    let malformed = |e: object::Error| DynamicError::Malformed(e.to_string());
+    let header = object::elf::FileHeader64::<Endianness>::parse(data).map_err(malformed)?;
+    let endian = header.endian().map_err(malformed)?;
+    let machine = header.e_machine(endian);
+    if machine != EM_X86_64 {
+        return Err(DynamicError::WrongMachine(machine.0));
+    }
+    let mut info = DynamicInfo::default();
+    for ph in header.program_headers(endian, data).map_err(malformed)? {
+        if ph.p_type(endian) == PT_INTERP {
+            let raw = ph
+                .data(endian, data)
+                .map_err(|()| DynamicError::Malformed("PT_INTERP lies outside the file".into()))?;
+            info.interp = Some(c_string(raw));
+        }
+    }
+    let sections = header.sections(endian, data).map_err(malformed)?;
+    let Some((entries, link)) = sections.dynamic(endian, data).map_err(malformed)? else {
+        return Ok(info);
+    };
+    let strings = sections.strings(endian, data, link).map_err(malformed)?;
+    for entry in entries {
+        let tag = entry.d_tag(endian);
+        if tag == object::elf::DT_NULL {
+            break;
+        }
+        let text = || {
+            entry
+                .string(endian, strings)
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .map_err(malformed)
+        };
+        match tag {
+            DT_NEEDED => info.needed.push(text()?),
+            DT_SONAME => info.soname = Some(text()?),
+            DT_RUNPATH | DT_RPATH => info.runpath.extend(
+                text()?
+                    .split(':')
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string),
+            ),
+            _ => {}
+        }
+    }
+    Ok(info)
+}
+
+fn c_string(raw: &[u8]) -> String {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +275,24 @@ mod tests {
             modinfo_from_elf(&exe),
             Err(ModinfoError::NoModinfo)
         ));
+    }
+
+    #[test]
+    fn reads_the_dynamic_information_of_this_test_binary() {
+        // The test binary is a dynamically linked glibc executable: it has a loader and needs
+        // libc, and is not a shared object (no SONAME).
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let info = dynamic_info(&exe).unwrap();
+        assert!(
+            info.interp.as_deref().unwrap().contains("ld-linux"),
+            "{info:?}"
+        );
+        assert!(info.needed.iter().any(|n| n == "libc.so.6"), "{info:?}");
+        assert_eq!(info.soname, None);
+        assert_eq!(dynamic_info(b"#!/bin/sh\n"), Err(DynamicError::NotElf));
+        let mut elf32 = b"\x7fELF\x01\x01\x01".to_vec();
+        elf32.resize(64, 0);
+        assert_eq!(dynamic_info(&elf32), Err(DynamicError::Not64BitLe));
     }
 
     #[test]

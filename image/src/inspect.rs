@@ -158,6 +158,46 @@ pub fn summary(inspection: &Inspection) -> String {
     for warning in firmware_warnings(m) {
         let _ = writeln!(out, "missing     {warning}");
     }
+    match &m.bird {
+        None => {
+            let _ = writeln!(
+                out,
+                "bird        not carried: no BGP speaker (N-way services cannot run)"
+            );
+        }
+        Some(b) => {
+            let libraries = b.files.iter().filter(|f| f.role == "library").count();
+            let _ = writeln!(
+                out,
+                "bird        {} {} from {} {}: {} files ({}): the program, {} libraries, the loader",
+                b.path,
+                upstream_version(&b.version),
+                b.package,
+                b.version,
+                b.files.len(),
+                mib(b.bytes),
+                libraries,
+            );
+            for f in &b.files {
+                let what = match &f.link {
+                    Some(target) => format!("-> {target}"),
+                    None => format!("{:>10}", f.size),
+                };
+                let _ = writeln!(
+                    out,
+                    "            {:<44} {:<10} {} {}",
+                    f.path, what, f.package, f.version
+                );
+            }
+        }
+    }
+    for add in &m.superseded_adds {
+        let _ = writeln!(
+            out,
+            "note        --add {} left out: package {} gives the same library there",
+            add.path, add.package
+        );
+    }
     if m.trusted_keys.is_empty() {
         let _ = writeln!(
             out,
@@ -193,6 +233,13 @@ pub fn summary(inspection: &Inspection) -> String {
     out
 }
 
+/// A Debian version without its epoch and Debian revision: `1:2.0.12-7` → `2.0.12`, the
+/// version the upstream program reports.
+pub fn upstream_version(debian: &str) -> &str {
+    let v = debian.split_once(':').map(|(_, v)| v).unwrap_or(debian);
+    v.rsplit_once('-').map(|(v, _)| v).unwrap_or(v)
+}
+
 /// One line per module that requests firmware the image does not carry: how many files,
 /// which, and what the driver loses.
 pub fn firmware_warnings(m: &crate::Manifest) -> Vec<String> {
@@ -225,4 +272,16 @@ pub fn firmware_warnings(m: &crate::Manifest) -> Vec<String> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_versions() {
+        assert_eq!(upstream_version("2.0.12-7"), "2.0.12");
+        assert_eq!(upstream_version("1:1.2.13.dfsg-1+deb12u1"), "1.2.13.dfsg");
+        assert_eq!(upstream_version("1.46"), "1.46");
+    }
 }

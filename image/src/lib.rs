@@ -15,6 +15,7 @@ pub mod firmware;
 pub mod inspect;
 pub mod manifest;
 pub mod modules;
+pub mod program;
 pub mod workspace;
 
 pub use build::{build, BuildError, BuildOptions, ExtraFile};

@@ -66,6 +66,13 @@ struct BuildArgs {
     /// (`ssh-keygen -Y sign -n lb-config`).
     #[arg(long = "trusted-keys", value_name = "FILE")]
     trusted_keys: Vec<PathBuf>,
+    /// Debian package for BIRD, the BGP speaker: bird2 and its library packages (repeatable)
+    /// [default: every .deb in .cache/bird/, which tools/setup.sh fills].
+    #[arg(long = "bird-deb", value_name = "PATH")]
+    bird_debs: Vec<PathBuf>,
+    /// Carry no BIRD (an image without a BGP speaker: N-way services cannot run on it).
+    #[arg(long, conflicts_with = "bird_debs")]
+    no_bird: bool,
     /// Carry no firmware at all (every requested file is reported missing).
     #[arg(long, conflicts_with = "firmware_debs")]
     no_firmware: bool,
@@ -189,6 +196,21 @@ fn run_build(args: BuildArgs, root: Option<PathBuf>) -> Result<(), String> {
         Some(p) => p,
         None => workspace::default_binary(root.get().map_err(e)?, "lbd").map_err(e)?,
     };
+    let bird_debs = if args.no_bird {
+        Vec::new()
+    } else if !args.bird_debs.is_empty() {
+        args.bird_debs
+    } else {
+        let dir = root.get().map_err(e)?.join(workspace::BIRD_CACHE_DIR);
+        let debs = firmware::packages_in(&dir);
+        if debs.is_empty() {
+            return Err(format!(
+                "no BIRD packages in {} (tools/setup.sh downloads bird2 and its libraries there); pass --no-bird for an image without a BGP speaker",
+                dir.display()
+            ));
+        }
+        debs
+    };
     let options = BuildOptions {
         out: args.out,
         kernel_deb,
@@ -203,15 +225,22 @@ fn run_build(args: BuildArgs, root: Option<PathBuf>) -> Result<(), String> {
         nic_drivers,
         firmware_debs,
         trusted_keys: args.trusted_keys,
+        bird_debs,
     };
     let built = image::build(&options, args.force).map_err(|err| error_chain(&err))?;
     let manifest = &built.manifest;
     for warning in inspect::firmware_warnings(manifest) {
         eprintln!("warning: {warning}");
     }
+    for add in &manifest.superseded_adds {
+        eprintln!(
+            "note: --add {}: the image already carries that library from package {}; kept the package's",
+            add.path, add.package
+        );
+    }
     let t = &manifest.totals;
     println!(
-        "{} {}: {} profile, kernel {}, initrd.img {} {} ({} uncompressed), {} modules ({}), {} NIC drivers, {} firmware files ({}), {} requested firmware files missing",
+        "{} {}: {} profile, kernel {}, initrd.img {} {} ({} uncompressed), {} modules ({}), {} NIC drivers, {} firmware files ({}), {} requested firmware files missing, {}",
         if built.rebuilt {
             "built"
         } else {
@@ -229,6 +258,15 @@ fn run_build(args: BuildArgs, root: Option<PathBuf>) -> Result<(), String> {
         t.firmware_files,
         mib(t.firmware_bytes),
         manifest.firmware_missing.len(),
+        match &manifest.bird {
+            Some(b) => format!(
+                "BIRD {} ({} files, {})",
+                b.version,
+                b.files.len(),
+                mib(b.bytes)
+            ),
+            None => "no BIRD".to_string(),
+        },
     );
     Ok(())
 }

@@ -123,6 +123,56 @@ pub struct Totals {
     /// Sum of the firmware file sizes, in bytes.
     #[serde(default)]
     pub firmware_bytes: u64,
+    /// Sum of BIRD's files (program, libraries, loader), in bytes.
+    #[serde(default)]
+    pub bird_bytes: u64,
+}
+
+/// A program carried from Debian packages with its shared libraries and loader (BIRD).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramEntry {
+    /// Where it is in the image (`/usr/sbin/bird`).
+    pub path: String,
+    /// Its Debian package and version (`bird2`, `2.0.12-7`).
+    pub package: String,
+    pub version: String,
+    /// Sum of the regular files' sizes, in bytes.
+    pub bytes: u64,
+    /// The program, each shared library of its `DT_NEEDED` closure and the loader, by path.
+    pub files: Vec<ProgramFile>,
+}
+
+/// One path of a [`ProgramEntry`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramFile {
+    pub path: String,
+    /// `program`, `library` or `loader`.
+    pub role: String,
+    /// 0 for a symlink.
+    pub size: u64,
+    /// Empty for a symlink.
+    pub sha256: String,
+    /// A symlink's target (another path of the program's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    pub package: String,
+    pub version: String,
+}
+
+/// An `--add` file left out because a package already gives the image the same library there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupersededAdd {
+    pub path: String,
+    /// The package whose file the image carries instead.
+    pub package: String,
+}
+
+/// A program in `/etc/lb/image.json`: where it is and what it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageProgram {
+    pub path: String,
+    pub package: String,
+    pub version: String,
 }
 
 /// The kernel package the image was built from.
@@ -170,6 +220,12 @@ pub struct Manifest {
     /// Seconds since the epoch the box's clock cannot be before (`/etc/lb/clock_floor`).
     #[serde(default)]
     pub clock_floor: u64,
+    /// BIRD, the BGP speaker, from its Debian packages (absent in an image built without).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bird: Option<ProgramEntry>,
+    /// `--add` files the packages already provided (see [`SupersededAdd`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded_adds: Vec<SupersededAdd>,
     pub totals: Totals,
     /// SHA-256 over everything that decides the image's bytes (see `build::inputs_sha256`):
     /// a build whose inputs hash the same leaves the image as it is.
@@ -206,6 +262,9 @@ pub struct ImageInfo {
     pub trusted_keys: Vec<String>,
     #[serde(default)]
     pub clock_floor: u64,
+    /// BIRD, when the image carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bird: Option<ImageProgram>,
 }
 
 /// Pretty JSON with a trailing newline.

@@ -16,6 +16,9 @@ pub const KERNEL_CACHE_DIR: &str = ".cache/kernel";
 /// Where the setup script puts the firmware packages.
 pub const FIRMWARE_CACHE_DIR: &str = ".cache/firmware";
 
+/// Where the setup script puts BIRD's packages (bird2 and its library packages).
+pub const BIRD_CACHE_DIR: &str = ".cache/bird";
+
 /// Where the static release binaries are built.
 pub const RELEASE_DIR: &str = "target/x86_64-unknown-linux-gnu/release";
 

@@ -290,6 +290,73 @@ fn default_image_has_expected_contents_and_is_reproducible() {
         }
     }
 
+    // BIRD: the default image carries it; each regular file is the bytes of the package that
+    // the manifest names, as dpkg-deb extracts it, and the loader is where PT_INTERP says.
+    let bird = manifest
+        .bird
+        .as_ref()
+        .expect("the default image carries BIRD");
+    assert_eq!(
+        (bird.path.as_str(), bird.package.as_str()),
+        ("/usr/sbin/bird", "bird2")
+    );
+    assert_eq!(
+        manifest.totals.bird_bytes,
+        bird.files.iter().map(|f| f.size).sum::<u64>()
+    );
+    let bird_debs =
+        image::firmware::packages_in(&repo_root().join(image::workspace::BIRD_CACHE_DIR));
+    let mut extracted = BTreeMap::new();
+    for deb in &bird_debs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = lbtest::programs::command("dpkg-deb")
+            .arg("-x")
+            .arg(deb)
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "dpkg-deb -x {} failed", deb.display());
+        let name = deb.file_name().unwrap().to_string_lossy().into_owned();
+        let package = name.split('_').next().unwrap().to_string();
+        extracted.insert(package, dir);
+    }
+    for f in &bird.files {
+        let in_image = root.path().join(f.path.trim_start_matches('/'));
+        if let Some(target) = &f.link {
+            assert_eq!(
+                std::fs::read_link(&in_image).unwrap().to_string_lossy(),
+                target.as_str()
+            );
+            continue;
+        }
+        let dir = extracted[&f.package].path();
+        let rel = f.path.trim_start_matches('/');
+        let from_deb = std::fs::read(dir.join(rel))
+            .or_else(|_| std::fs::read(dir.join("usr").join(rel)))
+            .unwrap_or_else(|e| panic!("{} not in package {}: {e}", f.path, f.package));
+        assert!(
+            std::fs::read(&in_image).unwrap() == from_deb,
+            "{} differs from package {}'s",
+            f.path,
+            f.package
+        );
+    }
+    // The loader at PT_INTERP's path, a link to the file in the library directory.
+    let interp = bird
+        .files
+        .iter()
+        .find(|f| f.path == "/lib64/ld-linux-x86-64.so.2")
+        .expect("the loader at /lib64");
+    assert_eq!(interp.role, "loader");
+    assert_eq!(
+        interp.link.as_deref(),
+        Some("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+    );
+    let image_info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.path().join("etc/lb/image.json")).unwrap())
+            .unwrap();
+    assert_eq!(image_info["bird"]["version"], bird.version.as_str());
+
     // Modules: the IPVS closure, the package's bytes, and kmod-format index files.
     let moddir = root.path().join("lib/modules").join(&version);
     let by_name: BTreeMap<&str, _> = manifest
@@ -620,7 +687,7 @@ fn bad_inputs_fail_clearly_and_leave_nothing_behind() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains(&format!("cannot read kernel package {missing}")),
+        stderr(&output).contains(&format!("cannot read package {missing}")),
         "{}",
         stderr(&output)
     );
@@ -660,6 +727,24 @@ fn bad_inputs_fail_clearly_and_leave_nothing_behind() {
     assert!(
         stderr(&output)
             .contains("cargo build --release --target x86_64-unknown-linux-gnu -p init -p lbd"),
+        "{}",
+        stderr(&output)
+    );
+    assert_no_output(&out);
+    // ... nor BIRD's packages: the message says where they go and how to build without.
+    let output = image_cmd()
+        .args(["--root"])
+        .arg(ws.path())
+        .args(["build", "--out"])
+        .arg(&out)
+        .args(["--init", busybox(), "--lbd", busybox()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("no BIRD packages in")
+            && stderr(&output).contains("tools/setup.sh")
+            && stderr(&output).contains("--no-bird"),
         "{}",
         stderr(&output)
     );
