@@ -157,16 +157,20 @@ fn every_emulated_nic_model_gets_its_driver_an_address_the_config_and_lbd() {
             let errors = lines_containing(g.console(), "init: ERROR");
             assert!(errors.is_empty(), "{model}: {errors:#?}");
             if *driver == "e100" {
-                // The 82551 needs its microcode: the kernel's loader found the initramfs's
-                // e100/d102e_ucode.bin.xz and decompressed it (the link above is the proof;
-                // Debian's kernel logs a failed request, not a decompressed one).
-                let complaints: Vec<String> = lines_containing(g.console(), "e100/")
-                    .into_iter()
-                    .filter(|l| l.contains("fail") || l.contains("error"))
-                    .collect();
+                // The 82551 needs its microcode, carried only as e100/d102e_ucode.bin.xz:
+                // Debian's kernel logs the plain name's absence (ENOENT), then the load of
+                // the .xz it found and decompressed under the same name.
+                let lines = g.console().lines();
+                let missing = lines
+                    .iter()
+                    .position(|l| l.contains("failed to load e100/d102e_ucode.bin (-2)"));
+                let loaded = lines
+                    .iter()
+                    .position(|l| l.contains("direct-loading firmware e100/d102e_ucode.bin"));
                 assert!(
-                    complaints.is_empty(),
-                    "e100's firmware request failed: {complaints:#?}"
+                    matches!((missing, loaded), (Some(m), Some(l)) if m < l),
+                    "the kernel found e100's microcode as .xz: {:#?}",
+                    lines_containing(g.console(), "e100/")
                 );
             }
             assert_no_fatal(g.console());
@@ -319,8 +323,14 @@ fn the_bare_metal_image_boots_as_fast_as_the_cloud_image() {
         ("bare-metal", "bare-metal", &bare),
     ];
     let mut figures = Vec::new();
-    // Alternating, one guest at a time, the same QEMU settings: two rounds each.
-    for round in 0..2 {
+    // Alternating, one guest at a time, the same QEMU settings: two rounds each, or
+    // LB_SPEED_ROUNDS on a noisy host.
+    let rounds: u32 = std::env::var("LB_SPEED_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+        .max(1);
+    for round in 0..rounds {
         for (i, (label, profile, image)) in images.iter().enumerate() {
             let m = manifest(image);
             let nic = user_nic(
@@ -364,7 +374,7 @@ fn the_bare_metal_image_boots_as_fast_as_the_cloud_image() {
         v.iter().sum::<f64>() / v.len() as f64
     };
     eprintln!(
-        "figure: kernel start to lbd running, mean of 2: cloud with one archive (the reference) {:.2} s, cloud {:.2} s, bare-metal {:.2} s (bare-metal / reference {:.2})",
+        "figure: kernel start to lbd running, mean of {rounds}: cloud with one archive (the reference) {:.2} s, cloud {:.2} s, bare-metal {:.2} s (bare-metal / reference {:.2})",
         mean("cloud, one archive"),
         mean("cloud"),
         mean("bare-metal"),
