@@ -14,6 +14,7 @@ use crate::deb::{self, DebError, KernelPackage};
 use crate::drivers::{self, DriverError, ListEntry, Profile, Resolved};
 use crate::elf::{self, BinaryKindError, ModinfoError};
 use crate::firmware::{self, FirmwareStore};
+use crate::layout::{self, FileCompression, Layout, LayoutError, Separate};
 use crate::manifest::{
     self, FileEntry, FirmwareEntry, ImageInfo, KernelSource, Manifest, MissingFirmware,
     ModuleEntry, NicDriverEntry, Totals, MANIFEST_FORMAT,
@@ -102,6 +103,9 @@ pub struct BuildOptions {
     /// Kernel command line without `initrd=` (added automatically); `None` = default.
     pub cmdline: Option<String>,
     pub compression: Compression,
+    /// Whether NIC drivers outside the boot set and firmware go in a separate, uncompressed
+    /// archive, each file compressed on its own (see [`crate::layout`]).
+    pub layout: Layout,
     /// mtime of every initramfs entry (0, or SOURCE_DATE_EPOCH).
     pub mtime: u32,
     pub profile: Profile,
@@ -166,6 +170,8 @@ pub enum BuildError {
     Bird(#[from] ProgramError),
     #[error(transparent)]
     Tree(#[from] TreeError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
     #[error("invalid kernel command line: {0}")]
     Cmdline(String),
     #[error("refusing to replace {path}: {reason}")]
@@ -432,6 +438,8 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
                 sha256: manifest::sha256_hex(found),
                 package: package.clone(),
                 modules: modules.iter().cloned().collect(),
+                compression: None,
+                stored_size: found.len() as u64,
             },
             found.to_vec(),
         ));
@@ -460,6 +468,7 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
         kernel_package_sha256: package_bytes_sha.clone(),
         builder: format!("image {}", env!("CARGO_PKG_VERSION")),
         compression: options.compression.name().to_string(),
+        layout: options.layout.name().to_string(),
         cmdline: cmdline.clone(),
         init_sha256: manifest::sha256_hex(&init),
         lbd_sha256: manifest::sha256_hex(&lbd),
@@ -494,16 +503,38 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
     tree.add_file("/init", 0o755, init)?;
     tree.add_file("/bin/lbd", 0o755, lbd)?;
 
-    add_modules(&mut tree, &version, &order, &index, &package)?;
+    // Files that most boxes never read: see crate::layout.
+    let mut separate = Separate::new();
+    let separate_modules: BTreeSet<String> = match options.layout {
+        Layout::Split => order
+            .iter()
+            .filter(|n| !boot_set.contains(*n))
+            .cloned()
+            .collect(),
+        Layout::Single => BTreeSet::new(),
+    };
+    let stored_modules = add_modules(
+        &mut tree,
+        &mut separate,
+        &separate_modules,
+        &version,
+        &order,
+        &index,
+        &package,
+    )?;
     if !firmware_files.is_empty() {
         tree.add_dir("/lib/firmware", 0o755)?;
     }
-    for (entry, data) in &firmware_files {
-        tree.add_file(
-            &format!("/lib/firmware/{}", entry.path),
-            0o644,
-            data.clone(),
-        )?;
+    for (entry, data) in &mut firmware_files {
+        let guest = format!("/lib/firmware/{}", entry.path);
+        match options.layout {
+            Layout::Split => {
+                let stored = separate.add_compressed(&guest, 0o644, data, FileCompression::Xz)?;
+                entry.compression = Some(FileCompression::Xz.name().to_string());
+                entry.stored_size = separate.stored_size(&stored);
+            }
+            Layout::Single => tree.add_file(&guest, 0o644, data.clone())?,
+        }
     }
     tree.add_file(
         "/etc/lb/modules.boot",
@@ -542,21 +573,16 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
         tree.add_file(&file.guest, perm, data)?;
     }
 
-    let mut cpio = Vec::new();
-    let uncompressed = tree
-        .write_cpio(&mut cpio, options.mtime)
-        .expect("writing to memory cannot fail");
-    let initrd = options
-        .compression
-        .compress(&cpio)
-        .map_err(|source| BuildError::Compress {
-            format: options.compression.name(),
-            source,
-        })?;
-    drop(cpio);
+    let (initrd, segments) =
+        layout::write_initrd(&separate.tree, &tree, options.compression, options.mtime).map_err(
+            |source| BuildError::Compress {
+                format: options.compression.name(),
+                source,
+            },
+        )?;
 
     let ipxe = ipxe_script(&cmdline);
-    let mut initramfs_files = Vec::new();
+    let mut initramfs_files = separate.file_entries();
     for (path, entry) in tree.iter() {
         if let EntryKind::File(data) = &entry.kind {
             let mut file = FileEntry::new(path, data);
@@ -564,7 +590,14 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
             initramfs_files.push(file);
         }
     }
-    let module_entries = module_entries(&order, &index, &boot_set, &nic_set, &firmware_missing);
+    let module_entries = module_entries(
+        &order,
+        &index,
+        &boot_set,
+        &nic_set,
+        &firmware_missing,
+        &stored_modules,
+    );
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         kernel_version: version.clone(),
@@ -574,6 +607,7 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
             version,
         },
         compression: options.compression.name().to_string(),
+        layout: options.layout.name().to_string(),
         cmdline,
         outputs: vec![
             FileEntry::new("vmlinuz", &package.vmlinuz),
@@ -582,7 +616,12 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
         ],
         totals: Totals {
             initramfs_compressed_bytes: initrd.len() as u64,
-            initramfs_uncompressed_bytes: uncompressed,
+            initramfs_uncompressed_bytes: segments.iter().map(|s| s.cpio_bytes).sum(),
+            kernel_decompressed_bytes: segments
+                .iter()
+                .filter(|s| s.compression != "none")
+                .map(|s| s.cpio_bytes)
+                .sum(),
             initramfs_files: initramfs_files.len() as u64,
             module_count: module_entries.len() as u64,
             module_bytes: module_entries.iter().map(|m| m.size).sum(),
@@ -591,6 +630,7 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
             bird_bytes: bird.as_ref().map(|b| b.bytes()).unwrap_or(0),
         },
         initramfs: initramfs_files,
+        segments,
         modules: module_entries,
         builtin_roots: closure.builtin_roots.into_iter().collect(),
         profile: options.profile.name().to_string(),
@@ -685,23 +725,39 @@ fn program_entry(closure: &program::Closure) -> manifest::ProgramEntry {
 }
 
 /// The modules in load order under `/lib/modules/VERSION`, with the lists modprobe and init
-/// read (`modules.dep`, `.alias`, `.softdep`, and the package's builtin lists).
+/// read (`modules.dep`, `.alias`, `.softdep`, and the package's builtin lists). Those of
+/// `separate` go in the separate archive as `NAME.ko.zst`. Returns each module's path as
+/// stored, relative to the modules directory.
 fn add_modules(
     tree: &mut Tree,
+    separate: &mut Separate,
+    separate_modules: &BTreeSet<String>,
     version: &str,
     order: &[String],
     index: &ModuleIndex,
     package: &KernelPackage,
-) -> Result<(), BuildError> {
+) -> Result<BTreeMap<String, String>, BuildError> {
     let moddir = format!("/lib/modules/{version}");
     tree.add_dir(&moddir, 0o755)?;
+    let mut stored = BTreeMap::new();
     for name in order {
         let module = index.get(name).expect("closure members are indexed");
         let data = package.modules[&module.path].clone();
-        tree.add_file(&format!("{moddir}/{}", module.path), 0o644, data)?;
+        let guest = format!("/lib/modules/{version}/{}", module.path);
+        let path = if separate_modules.contains(name) {
+            separate.add_compressed(&guest, 0o644, &data, FileCompression::Zstd)?
+        } else {
+            tree.add_file(&guest, 0o644, data)?;
+            guest
+        };
+        let rel = path[moddir.len() + 1..].to_string();
+        stored.insert(name.clone(), rel);
     }
     let lists = [
-        ("modules.dep", index.modules_dep(order)),
+        (
+            "modules.dep",
+            index.modules_dep_as(order, |name| &stored[name]),
+        ),
         ("modules.alias", index.modules_alias(order)),
         ("modules.softdep", index.modules_softdep(order)),
     ];
@@ -713,7 +769,7 @@ fn add_modules(
             tree.add_file(&format!("{moddir}/{list}"), 0o644, data.clone())?;
         }
     }
-    Ok(())
+    Ok(stored)
 }
 
 /// What the manifest says of each module carried.
@@ -723,6 +779,7 @@ fn module_entries(
     boot_set: &BTreeSet<String>,
     nic_set: &BTreeSet<String>,
     missing: &[MissingFirmware],
+    stored: &BTreeMap<String, String>,
 ) -> Vec<ModuleEntry> {
     order
         .iter()
@@ -730,8 +787,12 @@ fn module_entries(
             let m = index.get(name).expect("indexed");
             ModuleEntry {
                 name: m.name.clone(),
-                path: m.path.clone(),
+                path: stored.get(name).unwrap_or(&m.path).clone(),
                 size: m.size,
+                compression: stored
+                    .get(name)
+                    .filter(|p| **p != m.path)
+                    .map(|_| FileCompression::Zstd.name().to_string()),
                 depends: m
                     .info
                     .depends
@@ -824,6 +885,7 @@ pub fn inputs_sha256(options: &BuildOptions) -> Result<String, BuildError> {
     }
     field("cmdline", options.cmdline.as_deref().unwrap_or("(default)"));
     field("compression", options.compression.name());
+    field("layout", options.layout.name());
     field("mtime", &options.mtime.to_string());
     field("profile", options.profile.name());
     for entry in &options.nic_drivers {
@@ -1069,6 +1131,8 @@ mod tests {
                     version: "1".into(),
                 },
                 compression: "gzip".into(),
+                layout: "single".into(),
+                segments: vec![],
                 cmdline: "initrd=initrd.img".into(),
                 outputs: vec![],
                 initramfs: vec![],
@@ -1086,6 +1150,7 @@ mod tests {
                 totals: Totals {
                     initramfs_compressed_bytes: 0,
                     initramfs_uncompressed_bytes: 0,
+                    kernel_decompressed_bytes: 0,
                     initramfs_files: 0,
                     module_count: 0,
                     module_bytes: 0,

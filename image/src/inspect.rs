@@ -97,6 +97,34 @@ pub fn summary(inspection: &Inspection) -> String {
         mib(t.initramfs_uncompressed_bytes),
         t.initramfs_files
     );
+    for s in &m.segments {
+        let what = if s.compression == "none" {
+            let separate = |suffix: &str| {
+                m.initramfs
+                    .iter()
+                    .filter(|f| f.compression.is_some() && f.path.ends_with(suffix))
+                    .count()
+            };
+            format!(
+                "uncompressed cpio, copied by the kernel: {} modules .ko.zst, {} firmware .xz",
+                separate(".ko.zst"),
+                separate(".xz")
+            )
+        } else {
+            format!(
+                "{} cpio, decompressed by the kernel to {}",
+                s.compression,
+                mib(s.cpio_bytes)
+            )
+        };
+        let _ = writeln!(
+            out,
+            "  archive   {} at {}: {} files, {what}",
+            mib(s.size),
+            s.offset,
+            s.files
+        );
+    }
     let boot = m.modules.iter().filter(|x| x.boot).count();
     let nic: Vec<&str> = m
         .modules
@@ -147,9 +175,13 @@ pub fn summary(inspection: &Inspection) -> String {
             .collect::<String>()
     );
     for f in &m.firmware {
+        let stored = match &f.compression {
+            Some(c) => format!(" ({c}, {})", f.stored_size),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "            {:<44} {:>10}  for {}",
+            "            {:<44} {:>10}{stored}  for {}",
             f.path,
             f.size,
             f.modules.join(" ")

@@ -13,6 +13,7 @@ pub mod drivers;
 pub mod elf;
 pub mod firmware;
 pub mod inspect;
+pub mod layout;
 pub mod manifest;
 pub mod modules;
 pub mod program;

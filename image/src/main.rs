@@ -8,6 +8,7 @@ use image::build::{BuildOptions, ExtraFile};
 use image::drivers::{self, Profile};
 use image::firmware;
 use image::inspect::{self, mib};
+use image::layout::Layout;
 use image::{workspace, Compression};
 
 #[derive(Parser, Debug)]
@@ -95,6 +96,12 @@ struct BuildArgs {
     /// xz 3.43 s to /init) at nearly xz's size.
     #[arg(long, value_enum, default_value_t = Compression::Zstd)]
     compress: Compression,
+    /// `split`: the NIC drivers outside the boot set (as NAME.ko.zst) and the firmware (as
+    /// NAME.xz) in a first, uncompressed archive, each file compressed on its own, so that the
+    /// kernel only copies them at boot; everything else in the compressed archive. `single`:
+    /// everything in the compressed archive.
+    #[arg(long, value_enum, default_value_t = Layout::Split)]
+    layout: Layout,
     /// Build even when DIR already holds an image built from the same inputs (by default such
     /// an image is checked against its manifest and left as it is).
     #[arg(long)]
@@ -220,6 +227,7 @@ fn run_build(args: BuildArgs, root: Option<PathBuf>) -> Result<(), String> {
         extra_modules: args.modules,
         cmdline: args.cmdline,
         compression: args.compress,
+        layout: args.layout,
         mtime: source_date_epoch()?,
         profile: args.profile,
         nic_drivers,
@@ -240,7 +248,7 @@ fn run_build(args: BuildArgs, root: Option<PathBuf>) -> Result<(), String> {
     }
     let t = &manifest.totals;
     println!(
-        "{} {}: {} profile, kernel {}, initrd.img {} {} ({} uncompressed), {} modules ({}), {} NIC drivers, {} firmware files ({}), {} requested firmware files missing, {}",
+        "{} {}: {} profile, kernel {}, initrd.img {} {} ({} uncompressed, {} of it decompressed by the kernel), {} modules ({}), {} NIC drivers, {} firmware files ({}), {} requested firmware files missing, {}",
         if built.rebuilt {
             "built"
         } else {
@@ -252,6 +260,7 @@ fn run_build(args: BuildArgs, root: Option<PathBuf>) -> Result<(), String> {
         mib(t.initramfs_compressed_bytes),
         manifest.compression,
         mib(t.initramfs_uncompressed_bytes),
+        mib(t.kernel_decompressed_bytes),
         t.module_count,
         mib(t.module_bytes),
         manifest.modules.iter().filter(|m| m.nic).count(),

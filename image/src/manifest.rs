@@ -30,6 +30,15 @@ pub struct FileEntry {
     /// Permission bits as octal text (initramfs files only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// A file of the uncompressed archive stored compressed on its own (`zstd` for
+    /// `NAME.ko.zst`, `xz` for firmware `NAME.xz`): `size` and `sha256` are the stored bytes,
+    /// these what they decompress to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sha256: Option<String>,
 }
 
 impl FileEntry {
@@ -39,6 +48,9 @@ impl FileEntry {
             size: data.len() as u64,
             sha256: sha256_hex(data),
             mode: None,
+            compression: None,
+            content_size: None,
+            content_sha256: None,
         }
     }
 }
@@ -47,9 +59,15 @@ impl FileEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModuleEntry {
     pub name: String,
-    /// Relative to `/lib/modules/VER/`.
+    /// Where it is in the initramfs, relative to `/lib/modules/VER/` (as in `modules.dep`):
+    /// the package's path, plus `.zst` when stored compressed.
     pub path: String,
+    /// Size of the module itself (uncompressed), in bytes.
     pub size: u64,
+    /// `zstd` when stored as `NAME.ko.zst` in the uncompressed archive (init decompresses it
+    /// before loading it); absent when stored as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
     /// Direct dependencies (`depends=`).
     pub depends: Vec<String>,
     /// Loaded at boot from `/etc/lb/modules.boot` (false for NIC drivers, which are
@@ -80,10 +98,18 @@ pub struct NicDriverEntry {
 /// A firmware file in the initramfs (`/lib/firmware/PATH`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FirmwareEntry {
-    /// Relative to `/lib/firmware`.
+    /// The name drivers request, relative to `/lib/firmware`.
     pub path: String,
+    /// Size and hash of the firmware itself (uncompressed).
     pub size: u64,
     pub sha256: String,
+    /// `xz` when stored as `/lib/firmware/PATH.xz` (the kernel's loader decompresses it);
+    /// absent when stored as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// Bytes in the initramfs (the compressed file's size when compressed).
+    #[serde(default)]
+    pub stored_size: u64,
     /// The firmware package it came from.
     pub package: String,
     /// The modules that request it.
@@ -112,8 +138,13 @@ pub struct MissingFirmware {
 pub struct Totals {
     /// `initrd.img` size in bytes.
     pub initramfs_compressed_bytes: u64,
-    /// Size of the cpio archive before compression, in bytes.
+    /// The cpio archives as the kernel unpacks them (the compressed one decompressed), in
+    /// bytes.
     pub initramfs_uncompressed_bytes: u64,
+    /// The part of those the kernel must decompress at boot (the compressed archive's cpio);
+    /// the rest it only copies.
+    #[serde(default)]
+    pub kernel_decompressed_bytes: u64,
     pub initramfs_files: u64,
     pub module_count: u64,
     /// Sum of the module file sizes (uncompressed), in bytes.
@@ -175,6 +206,21 @@ pub struct ImageProgram {
     pub version: String,
 }
 
+/// One archive of `initrd.img` (the kernel unpacks them in order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitrdSegment {
+    /// Byte offset in `initrd.img`.
+    pub offset: u64,
+    /// Bytes in `initrd.img`.
+    pub size: u64,
+    /// `none` (a plain cpio archive), or `zstd`, `gzip`, `xz`.
+    pub compression: String,
+    /// The cpio archive's size once decompressed, in bytes.
+    pub cpio_bytes: u64,
+    /// Regular files in it.
+    pub files: u64,
+}
+
 /// The kernel package the image was built from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelSource {
@@ -191,11 +237,19 @@ pub struct Manifest {
     pub kernel_version: String,
     pub kernel: KernelSource,
     pub compression: String,
+    /// `split` (NIC drivers outside the boot set and firmware in an uncompressed archive
+    /// first, each file compressed on its own) or `single` (one compressed archive).
+    #[serde(default)]
+    pub layout: String,
+    /// The archives of `initrd.img`, in order.
+    #[serde(default)]
+    pub segments: Vec<InitrdSegment>,
     /// Kernel command line written to `boot.ipxe`.
     pub cmdline: String,
     /// `vmlinuz`, `initrd.img`, `boot.ipxe`.
     pub outputs: Vec<FileEntry>,
-    /// Every regular file inside the initramfs, in archive order.
+    /// Every regular file inside the initramfs, in archive order (the uncompressed archive
+    /// first).
     pub initramfs: Vec<FileEntry>,
     /// Modules in load order (dependencies first).
     pub modules: Vec<ModuleEntry>,
@@ -243,6 +297,8 @@ pub struct ImageInfo {
     /// `image` crate version that built this.
     pub builder: String,
     pub compression: String,
+    #[serde(default)]
+    pub layout: String,
     pub cmdline: String,
     pub init_sha256: String,
     pub lbd_sha256: String,

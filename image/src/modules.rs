@@ -304,6 +304,16 @@ impl ModuleIndex {
     /// `modules.dep` for the modules in `order` (a load order from [`Self::load_order`]), one
     /// line per module sorted by path: `kernel/a.ko: kernel/b.ko kernel/c.ko`.
     pub fn modules_dep(&self, order: &[String]) -> String {
+        self.modules_dep_as(order, |name| &self.modules[name].path)
+    }
+
+    /// [`Self::modules_dep`] with each module's path as `path_of(name)` gives it (a module
+    /// stored as `NAME.ko.zst`).
+    pub fn modules_dep_as<'a>(
+        &'a self,
+        order: &[String],
+        path_of: impl Fn(&str) -> &'a String,
+    ) -> String {
         let load_pos: BTreeMap<&str, usize> = order
             .iter()
             .enumerate()
@@ -312,11 +322,10 @@ impl ModuleIndex {
         let mut lines: Vec<String> = order
             .iter()
             .map(|name| {
-                let module = &self.modules[name];
-                let mut line = format!("{}:", module.path);
+                let mut line = format!("{}:", path_of(name));
                 for dep in self.sorted_transitive_deps(name, &load_pos) {
                     line.push(' ');
-                    line.push_str(&self.modules[&dep].path);
+                    line.push_str(path_of(&dep));
                 }
                 line
             })

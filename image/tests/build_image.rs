@@ -115,6 +115,50 @@ fn decompress(initrd: &[u8], compression: &str) -> Vec<u8> {
     pipe(cmd, initrd)
 }
 
+/// The archives of `initrd.img` as the kernel reads them, each as a plain cpio archive: the
+/// manifest's segments must cover the file exactly, an uncompressed one is a newc archive
+/// as it is, a compressed one is decompressed with its own tool.
+fn archives(initrd: &[u8], manifest: &Manifest) -> Vec<Vec<u8>> {
+    let mut end = 0u64;
+    let mut out = Vec::new();
+    for segment in &manifest.segments {
+        assert_eq!(segment.offset, end, "segments are contiguous: {segment:?}");
+        assert_eq!(
+            segment.offset % 4,
+            0,
+            "the kernel wants each archive 4-aligned"
+        );
+        end = segment.offset + segment.size;
+        let bytes = &initrd[segment.offset as usize..end as usize];
+        let cpio = if segment.compression == "none" {
+            assert_eq!(
+                &bytes[..6],
+                b"070701",
+                "an uncompressed archive is newc cpio"
+            );
+            bytes.to_vec()
+        } else {
+            decompress(bytes, &segment.compression)
+        };
+        assert_eq!(cpio.len() as u64, segment.cpio_bytes, "{segment:?}");
+        out.push(cpio);
+    }
+    assert_eq!(end, initrd.len() as u64, "segments cover initrd.img");
+    out
+}
+
+/// Every archive of `initrd.img` unpacked into `dir` in order, as the kernel does; returns
+/// the concatenated listings and the total of the cpio archives' sizes.
+fn unpack_initrd(initrd: &[u8], manifest: &Manifest, dir: &Path) -> (Vec<String>, u64) {
+    let mut listing = Vec::new();
+    let mut total = 0;
+    for cpio in archives(initrd, manifest) {
+        total += cpio.len() as u64;
+        listing.extend(extract_cpio(&cpio, dir));
+    }
+    (listing, total)
+}
+
 /// Extracts a cpio archive with GNU cpio into `dir`; returns `cpio -t`'s listing.
 fn extract_cpio(cpio: &[u8], dir: &Path) -> Vec<String> {
     let mut list = lbtest::programs::command("cpio");
@@ -239,13 +283,16 @@ fn default_image_has_expected_contents_and_is_reproducible() {
 
     // The initramfs, decompressed and unpacked by real tools.
     let initrd = std::fs::read(a.join("initrd.img")).unwrap();
-    let cpio = decompress(&initrd, "zstd");
-    assert_eq!(
-        cpio.len() as u64,
-        manifest.totals.initramfs_uncompressed_bytes
-    );
     let root = tempfile::tempdir().unwrap();
-    let listing = extract_cpio(&cpio, root.path());
+    let (listing, cpio_bytes) = unpack_initrd(&initrd, &manifest, root.path());
+    assert_eq!(cpio_bytes, manifest.totals.initramfs_uncompressed_bytes);
+    assert_eq!(manifest.layout, "split", "split is the default");
+    assert_eq!(manifest.segments.len(), 2, "{:?}", manifest.segments);
+    assert_eq!(manifest.segments[0].compression, "none");
+    assert_eq!(
+        manifest.totals.kernel_decompressed_bytes,
+        manifest.segments[1].cpio_bytes
+    );
     for expected in [
         "init",
         "bin/lbd",
@@ -277,11 +324,27 @@ fn default_image_has_expected_contents_and_is_reproducible() {
         std::fs::read(root.path().join("init")).unwrap() == std::fs::read(BUSYBOX).unwrap(),
         "/init is not the given binary"
     );
-    // Every regular file in the archive is listed in the manifest with the right hash.
+    // Every regular file in the archive is listed in the manifest with the right hash, and
+    // a file stored compressed decompresses (by zstd or xz) to what the manifest says.
     let mut listed_files = BTreeSet::new();
     for entry in &manifest.initramfs {
         let data = std::fs::read(root.path().join(entry.path.trim_start_matches('/'))).unwrap();
         assert_eq!(sha256_hex(&data), entry.sha256, "{}", entry.path);
+        if let Some(compression) = &entry.compression {
+            let content = decompress(&data, compression);
+            assert_eq!(
+                Some(content.len() as u64),
+                entry.content_size,
+                "{}",
+                entry.path
+            );
+            assert_eq!(
+                Some(sha256_hex(&content)),
+                entry.content_sha256,
+                "{}",
+                entry.path
+            );
+        }
         listed_files.insert(entry.path.trim_start_matches('/').to_string());
     }
     for path in &listing {
@@ -554,9 +617,12 @@ fn extras_modules_and_other_compressions() {
     );
     let names: BTreeSet<&str> = manifest.modules.iter().map(|m| m.name.as_str()).collect();
     assert!(names.contains("xt_ipvs") && names.contains("x_tables"));
-    let cpio = decompress(&std::fs::read(zst.join("initrd.img")).unwrap(), "zstd");
     let root = tempfile::tempdir().unwrap();
-    let listing = extract_cpio(&cpio, root.path());
+    let (listing, _) = unpack_initrd(
+        &std::fs::read(zst.join("initrd.img")).unwrap(),
+        &manifest,
+        root.path(),
+    );
     assert!(listing.iter().any(|l| l == "usr/share/lb/hello.txt"));
     assert_eq!(
         std::fs::read(root.path().join("usr/share/lb/hello.txt")).unwrap(),
@@ -566,9 +632,22 @@ fn extras_modules_and_other_compressions() {
     let pos = |n: &str| boot.lines().position(|l| l == n).unwrap();
     assert!(pos("x_tables") < pos("xt_ipvs") && pos("ip_vs") < pos("xt_ipvs"));
 
-    // xz: the kernel's decoder needs the CRC32 check type.
+    // xz: the kernel's decoder needs the CRC32 check type. One archive (`--layout single`):
+    // initrd.img is an xz file as a whole, every module and firmware file in it as it is.
     let xz = dir.path().join("xz");
-    assert_ok(&build(&xz, &["--compress", "xz"]));
+    assert_ok(&build(&xz, &["--compress", "xz", "--layout", "single"]));
+    let single = read_manifest(&xz);
+    assert_eq!(single.layout, "single");
+    assert_eq!(single.segments.len(), 1);
+    assert!(single
+        .initramfs
+        .iter()
+        .all(|f| f.compression.is_none() && !f.path.ends_with(".zst")));
+    assert!(single.firmware.iter().all(|f| f.compression.is_none()));
+    assert_eq!(
+        single.totals.kernel_decompressed_bytes,
+        single.totals.initramfs_uncompressed_bytes
+    );
     let initrd = std::fs::read(xz.join("initrd.img")).unwrap();
     let listing = lbtest::programs::command("xz")
         .args(["--robot", "--list"])
@@ -603,7 +682,12 @@ fn extras_modules_and_other_compressions() {
         .output()
         .unwrap();
     assert_ok(&output);
-    let cpio = decompress(&std::fs::read(dated.join("initrd.img")).unwrap(), "zstd");
+    let cpio = archives(
+        &std::fs::read(dated.join("initrd.img")).unwrap(),
+        &read_manifest(&dated),
+    )
+    .pop()
+    .unwrap();
     let mut list = lbtest::programs::command("cpio");
     list.args(["-t", "-v", "--quiet"]);
     let verbose = String::from_utf8(pipe(list, &cpio)).unwrap();
@@ -809,9 +893,11 @@ fn nic_drivers_and_their_firmware_are_carried_or_reported() {
     let manifest = read_manifest(&out);
     assert_eq!(manifest.profile, "bare-metal");
     let initrd = std::fs::read(out.join("initrd.img")).unwrap();
-    let cpio = decompress(&initrd, "zstd");
     let root = tempfile::tempdir().unwrap();
-    let listing: BTreeSet<String> = extract_cpio(&cpio, root.path()).into_iter().collect();
+    let listing: BTreeSet<String> = unpack_initrd(&initrd, &manifest, root.path())
+        .0
+        .into_iter()
+        .collect();
     let moddir = format!("lib/modules/{}", manifest.kernel_version);
     let by_name: BTreeMap<&str, &image::manifest::ModuleEntry> = manifest
         .modules
@@ -842,7 +928,56 @@ fn nic_drivers_and_their_firmware_are_carried_or_reported() {
         "a PCI ID resolves to the module whose alias names it"
     );
 
-    // Firmware: carried byte for byte, or reported.
+    // NIC drivers outside the boot set are in the uncompressed archive as .ko.zst, which
+    // zstd decompresses to the package's own file; the boot set is stored as it is.
+    let deb_dir = tempfile::tempdir().unwrap();
+    assert!(lbtest::programs::command("dpkg-deb")
+        .arg("-x")
+        .arg(kernel_deb())
+        .arg(deb_dir.path())
+        .status()
+        .unwrap()
+        .success());
+    let deb_moddir = ["lib/modules", "usr/lib/modules"]
+        .iter()
+        .map(|p| deb_dir.path().join(p).join(&manifest.kernel_version))
+        .find(|p| p.is_dir())
+        .expect("modules directory in the package");
+    for module in &manifest.modules {
+        assert_eq!(
+            module.compression.is_some(),
+            !module.boot,
+            "{}: stored compressed exactly when not in the boot set",
+            module.name
+        );
+    }
+    for name in ["e1000e", "8139cp", "ixgbe", "mlx5_core", "mdio"] {
+        let module = by_name[name];
+        assert_eq!(module.compression.as_deref(), Some("zstd"), "{name}");
+        assert!(module.path.ends_with(".ko.zst"), "{}", module.path);
+        let stored = std::fs::read(root.path().join(&moddir).join(&module.path)).unwrap();
+        let package_path = module.path.trim_end_matches(".zst");
+        assert!(
+            decompress(&stored, "zstd") == std::fs::read(deb_moddir.join(package_path)).unwrap(),
+            "{name}: .ko.zst decompresses to the package's {package_path}"
+        );
+    }
+    let dep = std::fs::read_to_string(root.path().join(&moddir).join("modules.dep")).unwrap();
+    // bnx2x needs mdio (stored compressed too) and libcrc32c (a boot module, as it is).
+    let bnx2x_line = dep
+        .lines()
+        .find(|l| l.contains("/bnx2x.ko"))
+        .expect("bnx2x in modules.dep");
+    assert!(
+        bnx2x_line.starts_with(&format!("{}:", by_name["bnx2x"].path))
+            && bnx2x_line.contains("/mdio.ko.zst")
+            && bnx2x_line.contains("/libcrc32c.ko"),
+        "modules.dep names the stored files: {bnx2x_line}"
+    );
+    assert!(dep.contains("/ip_vs.ko:"), "boot modules as they are");
+
+    // Firmware: carried byte for byte (as NAME.xz, which xz decompresses to the package's
+    // file, with the CRC32 check the kernel's loader verifies), or reported.
     let carried: BTreeMap<&str, &image::manifest::FirmwareEntry> = manifest
         .firmware
         .iter()
@@ -853,8 +988,16 @@ fn nic_drivers_and_their_firmware_are_carried_or_reported() {
         for file in &module.firmware {
             requested += 1;
             if let Some(entry) = carried.get(file.as_str()) {
-                let data = std::fs::read(root.path().join("lib/firmware").join(file))
-                    .unwrap_or_else(|e| panic!("{file} for {}: {e}", module.name));
+                assert_eq!(entry.compression.as_deref(), Some("xz"), "{file}");
+                assert!(
+                    !root.path().join("lib/firmware").join(file).exists(),
+                    "{file} is only there compressed"
+                );
+                let stored = root.path().join(format!("lib/firmware/{file}.xz"));
+                let packed = std::fs::read(&stored)
+                    .unwrap_or_else(|e| panic!("{file}.xz for {}: {e}", module.name));
+                assert_eq!(packed.len() as u64, entry.stored_size, "{file}");
+                let data = decompress(&packed, "xz");
                 assert_eq!(sha256_hex(&data), entry.sha256, "{file}");
                 assert!(entry.modules.contains(&module.name), "{file}");
             } else {
@@ -881,16 +1024,24 @@ fn nic_drivers_and_their_firmware_are_carried_or_reported() {
     ] {
         assert!(
             by_name[module].firmware.iter().any(|f| f == file)
-                && listing.contains(&format!("lib/firmware/{file}")),
+                && listing.contains(&format!("lib/firmware/{file}.xz")),
             "{module}'s {file} is carried"
         );
     }
+    let check = lbtest::programs::command("xz")
+        .args(["--robot", "--list"])
+        .arg(root.path().join("lib/firmware/e100/d102e_ucode.bin.xz"))
+        .output()
+        .unwrap();
+    let check = String::from_utf8_lossy(&check.stdout);
+    assert!(check.contains("CRC32"), "{check}");
     let t = &manifest.totals;
     eprintln!(
-        "figure: bare-metal image: initrd {:.2} MiB compressed ({}), {:.2} MiB uncompressed; {} modules ({:.2} MiB), {} NIC drivers, {} of {requested} requested firmware files carried ({:.2} MiB), {} missing",
+        "figure: bare-metal image: initrd {:.2} MiB compressed ({}), {:.2} MiB uncompressed, {:.2} MiB of it decompressed by the kernel; {} modules ({:.2} MiB), {} NIC drivers, {} of {requested} requested firmware files carried ({:.2} MiB), {} missing",
         t.initramfs_compressed_bytes as f64 / 1048576.0,
         manifest.compression,
         t.initramfs_uncompressed_bytes as f64 / 1048576.0,
+        t.kernel_decompressed_bytes as f64 / 1048576.0,
         t.module_count,
         t.module_bytes as f64 / 1048576.0,
         manifest.modules.iter().filter(|m| m.nic).count(),

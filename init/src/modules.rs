@@ -1,6 +1,9 @@
 //! Kernel modules: the boot set in dependency order, and coldplug of device drivers by
 //! modalias. The image builder writes `modules.dep` and `modules.alias` in kmod's formats
 //! (the Debian package has none) and `/etc/lb/modules.boot`, the boot set in load order.
+//! Drivers for hardware a box may not have are stored as `NAME.ko.zst` (the kernel then
+//! only copies them at boot, see the image crate's `layout`); the kernel has no in-kernel
+//! module decompression, so those are decompressed here and loaded from memory.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
@@ -243,7 +246,58 @@ pub enum LoadOutcome {
     AlreadyLoaded,
 }
 
-/// Loads modules with finit_module(2), remembering what is loaded.
+/// How a module file is stored, by its name in `modules.dep`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleFile {
+    /// `NAME.ko`: handed to the kernel as it is (finit_module).
+    Plain,
+    /// `NAME.ko.zst`: one zstd frame, decompressed here and handed over as a buffer
+    /// (init_module).
+    Zstd,
+}
+
+impl ModuleFile {
+    pub fn of(path: &str) -> Result<ModuleFile, String> {
+        if path.ends_with(".ko") {
+            Ok(ModuleFile::Plain)
+        } else if path.ends_with(".ko.zst") {
+            Ok(ModuleFile::Zstd)
+        } else {
+            Err(format!("{path}: neither a .ko nor a .ko.zst module file"))
+        }
+    }
+}
+
+/// Decompresses a `.ko.zst` module: one zstd frame, whose content checksum must match (a
+/// damaged file is refused here, by name, rather than by the kernel's ELF loader).
+pub fn decompress_zstd(data: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut decoder = ruzstd::decoding::StreamingDecoder::new(data)
+        .map_err(|e| format!("not a zstd frame: {e}"))?;
+    // The builder writes the size into the frame header: one allocation.
+    let size = decoder.decoder.content_size();
+    let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(256 << 20));
+    decoder
+        .read_to_end(&mut out)
+        .map_err(|e| format!("zstd: {e}"))?;
+    let (rest, frame) = decoder.into_parts();
+    if !rest.is_empty() {
+        return Err(format!("{} bytes after the zstd frame", rest.len()));
+    }
+    match (frame.get_checksum_from_data(), frame.get_calculated_checksum()) {
+        (Some(stored), Some(computed)) if stored != computed => Err(format!(
+            "zstd checksum mismatch (stored {stored:08x}, computed {computed:08x}): the file is damaged"
+        )),
+        _ if size != 0 && out.len() as u64 != size => Err(format!(
+            "the zstd frame says {size} bytes, {} decoded",
+            out.len()
+        )),
+        _ => Ok(out),
+    }
+}
+
+/// Loads modules with finit_module(2), or init_module(2) after decompressing a `.ko.zst`,
+/// remembering what is loaded.
 pub struct Loader {
     pub index: ModuleIndex,
     loaded: HashSet<String>,
@@ -327,13 +381,35 @@ impl Loader {
             .get(name)
             .ok_or_else(|| format!("module {name} is not in modules.dep"))?;
         let path = self.index.root.join(rel);
-        let file =
-            std::fs::File::open(&path).map_err(|e| format!("open {}: {e}", path.display()))?;
         let params = CString::new(default_params(name)).unwrap_or_default();
-        match nix::kmod::finit_module(&file, &params, nix::kmod::ModuleInitFlags::empty()) {
+        let (call, result) = match ModuleFile::of(rel)? {
+            ModuleFile::Plain => {
+                let file = std::fs::File::open(&path)
+                    .map_err(|e| format!("open {}: {e}", path.display()))?;
+                let result =
+                    nix::kmod::finit_module(&file, &params, nix::kmod::ModuleInitFlags::empty());
+                ("finit_module", result)
+            }
+            ModuleFile::Zstd => {
+                let packed =
+                    std::fs::read(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
+                let started = std::time::Instant::now();
+                let image =
+                    decompress_zstd(&packed).map_err(|e| format!("{}: {e}", path.display()))?;
+                tracing::debug!(
+                    module = name,
+                    packed = packed.len(),
+                    bytes = image.len(),
+                    micros = started.elapsed().as_micros() as u64,
+                    "module decompressed"
+                );
+                ("init_module", nix::kmod::init_module(&image, &params))
+            }
+        };
+        match result {
             Ok(()) => Ok(LoadOutcome::Loaded),
             Err(nix::errno::Errno::EEXIST) => Ok(LoadOutcome::AlreadyLoaded),
-            Err(e) => Err(format!("finit_module {}: {}", path.display(), e.desc())),
+            Err(e) => Err(format!("{call} {}: {}", path.display(), e.desc())),
         }
     }
 
@@ -467,6 +543,42 @@ kernel/net/core/failover.ko:\n";
             index.softdeps["a_b"],
             (vec!["c".into()], vec!["d_e".into(), "f".into()])
         );
+    }
+
+    #[test]
+    fn compressed_modules_are_named_and_decompressed() {
+        assert_eq!(ModuleFile::of("kernel/a/e1000e.ko"), Ok(ModuleFile::Plain));
+        assert_eq!(
+            ModuleFile::of("kernel/a/e1000e.ko.zst"),
+            Ok(ModuleFile::Zstd)
+        );
+        assert!(ModuleFile::of("kernel/a/e1000e.ko.xz").is_err());
+        assert_eq!(name_of_path("kernel/a/e1000-e.ko.zst"), "e1000_e");
+
+        // As the image builder writes them: level 19, content size and checksum.
+        let module: Vec<u8> = b"\x7fELF"
+            .iter()
+            .copied()
+            .chain((0..200_000u32).flat_map(|i| ((i * 31) % 97).to_le_bytes()))
+            .collect();
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 19).unwrap();
+        encoder.include_checksum(true).unwrap();
+        encoder
+            .set_pledged_src_size(Some(module.len() as u64))
+            .unwrap();
+        std::io::Write::write_all(&mut encoder, &module).unwrap();
+        let packed = encoder.finish().unwrap();
+        assert_eq!(decompress_zstd(&packed).unwrap(), module);
+
+        // A flipped byte in the data is caught, as is a cut file or something else entirely.
+        let mut damaged = packed.clone();
+        let middle = damaged.len() / 2;
+        damaged[middle] ^= 0x40;
+        assert!(decompress_zstd(&damaged).is_err());
+        assert!(decompress_zstd(&packed[..packed.len() - 9]).is_err());
+        assert!(decompress_zstd(&module)
+            .unwrap_err()
+            .contains("not a zstd frame"));
     }
 
     #[test]

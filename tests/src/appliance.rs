@@ -477,9 +477,11 @@ pub struct LbdRunning {
     pub line: String,
 }
 
-/// The pattern of lbd's "running" line; groups `summary` and `pid`.
+/// The pattern of lbd's "running" line; groups `summary` and `pid`. It ends at the pid, not
+/// at the end of the line: a kernel message can land on the same console line
+/// (`... pid=86[    8.786745] IPv6: ADDRCONF...`).
 pub const LBD_RUNNING: &str =
-    r"lbd:\s+INFO lbd running with /run/lb/config\.toml: (?P<summary>.*) pid=(?P<pid>\d+)$";
+    r"lbd:\s+INFO lbd running with /run/lb/config\.toml: (?P<summary>.*) pid=(?P<pid>\d+)\b";
 
 impl LbdRunning {
     /// From a match of [`LBD_RUNNING`].
