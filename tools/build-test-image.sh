@@ -27,9 +27,11 @@ done
 # `busybox --install -s` once to get the applets); ipvsadm where the tests call it.
 adds="--add $busybox:/bin/sh --add $busybox:/bin/busybox --add $ipvsadm:/sbin/ipvsadm"
 adds="$adds --add $keepalived:/sbin/keepalived"
-# The IPVS benchmark (static, built with lbd by build-image.sh below).
+# The IPVS benchmark and lbctl (static, built below), so tests can drive lbd's API on its
+# Unix socket from the guest's shell (`lbctl drain --node`, `lbctl status`).
 bench=target/x86_64-unknown-linux-gnu/release/ipvs-bench
-adds="$adds --add $bench:/bin/ipvs-bench"
+lbctl=target/x86_64-unknown-linux-gnu/release/lbctl
+adds="$adds --add $bench:/bin/ipvs-bench --add $lbctl:/bin/lbctl"
 # The programs' libraries and loader at the same paths as on the host (Debian's multiarch
 # layout), each library once. Where the default image already carries the same library there
 # (BIRD's libc, loader, libgcrypt... from Debian's packages), the builder keeps the package's
@@ -50,8 +52,8 @@ for lib in $libs; do
     adds="$adds --add $(readlink -f "$lib"):$lib"
 done
 
-echo "build-test-image: $out = appliance image + busybox + ipvsadm + keepalived ($(echo "$libs" | wc -l) libraries) + ipvs-bench"
-# The IPVS benchmark is built static too (lb-bench), before the image is assembled;
-# compile first here so the --add path exists when the image is put together.
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target x86_64-unknown-linux-gnu -p lb-bench --bin ipvs-bench
+echo "build-test-image: $out = appliance image + busybox + ipvsadm + keepalived ($(echo "$libs" | wc -l) libraries) + ipvs-bench + lbctl"
+# The IPVS benchmark and lbctl are built static too, before the image is assembled, so the
+# --add paths exist when the image is put together.
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target x86_64-unknown-linux-gnu -p lb-bench --bin ipvs-bench -p lbctl --bin lbctl
 IMAGE_ARGS="${IMAGE_ARGS:-} $adds" tools/build-image.sh "$out"

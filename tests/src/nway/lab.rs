@@ -277,9 +277,9 @@ impl Lab {
             })
             .map_err(e)?;
         let configs = ConfigDir::new().map_err(|e| e.to_string())?;
-        let config_server = ns
-            .spawn(&[
-                "python3",
+        // Its request log goes to a file: the guests poll every second.
+        let config_server = ChildGuard::spawn_logged(
+            ns.command("python3").args([
                 "-m",
                 "http.server",
                 "--bind",
@@ -287,12 +287,14 @@ impl Lab {
                 "--directory",
                 &configs.path().to_string_lossy(),
                 &CONFIG_PORT.to_string(),
-            ])
-            .map_err(e)?;
+            ]),
+            &dir.path().join("config-server.log"),
+        )
+        .map_err(|e| e.to_string())?;
         let conf = dir.path().join("bird.conf");
         std::fs::write(&conf, router_bird_conf()).map_err(|e| e.to_string())?;
         let sock = dir.path().join("bird.ctl");
-        let mut bird = crate::process::ChildGuard::spawn_logged(
+        let mut bird = ChildGuard::spawn_logged(
             ns.command("bird").args([
                 "-f",
                 "-c",
