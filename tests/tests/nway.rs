@@ -146,7 +146,7 @@ fn three_balancers_behind_ecmp_agree_and_lose_nothing() {
     );
     let tables: Vec<String> = guests
         .iter_mut()
-        .map(|(m, g)| canonical_listing(&sh(g, m, "ipvsadm -Ln")))
+        .map(|(m, g)| canonical_listing(&sh(g, m, "ipvsadm -Ln --nosort")))
         .collect();
     for (i, t) in tables.iter().enumerate().skip(1) {
         assert_eq!(
@@ -170,6 +170,24 @@ fn three_balancers_behind_ecmp_agree_and_lose_nothing() {
         lab.next_hops(VIP).unwrap_or_else(|e| panic!("{e}")).len(),
         3,
         "{VIP} still has r2 and r3 on lb1: it stays announced"
+    );
+    // What lb1 says of it: the session up, one VIP announced, the other withdrawn and why.
+    let (m1, g1) = &mut guests[0];
+    let status = sh(g1, m1, "lbctl status --color never");
+    let line = |needle: &str| {
+        status
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in lb1's status:\n{status}"))
+    };
+    assert!(line("peer router").contains("established"), "{status}");
+    assert!(
+        line(&format!("vip {VIP} ")).contains("announced"),
+        "{status}"
+    );
+    assert!(
+        line(&format!("vip {VIP_SINGLE} ")).contains("withdrawn"),
+        "{status}"
     );
     lab.block_checks(&MEMBERS[0], 0, false)
         .unwrap_or_else(|e| panic!("{e}"));
