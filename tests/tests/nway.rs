@@ -4,7 +4,8 @@
 //!
 //! What is asserted, each from a third party (the router's kernel table, the reals' own
 //! answers, `ipvsadm` in each guest):
-//! - the router's route to each VIP has three next hops once the balancers are up;
+//! - the router's route to each VIP has three next hops once the balancers are up, while lb1
+//!   and lb2 also serve a pair service on a VRRP VIP (mixed roles);
 //! - agreement: the same flows (fixed source ports) sent through each balancer in turn land
 //!   on the same real from all three, and the three kernel tables list the reals in one order;
 //! - a VIP whose last real fails on one balancer only loses that next hop, and gets it back;
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 use lbtest::chaos::load::{Load, LoadSpec};
 use lbtest::ipvs::{canonical_listing, ShellGuest};
 use lbtest::nway::flows::{disagreements, moved, spread};
-use lbtest::nway::lab::{Settings, CLIENT, VIP, VIP_SINGLE};
+use lbtest::nway::lab::{Settings, CLIENT, VIP, VIP_PAIR, VIP_SINGLE};
 use lbtest::nway::{Lab, Member, MEMBERS};
 
 /// Three TCG guests booting at once on a busy 2-core machine.
@@ -81,6 +82,18 @@ fn load(lab: &Lab) -> Load {
     l
 }
 
+/// A GET of the pair service's VIP from the client: the real's name.
+fn pair_get(lab: &Lab) -> Result<String, String> {
+    lab.client
+        .enter(|| {
+            lbtest::chaos::load::http_get(
+                SocketAddr::new(IpAddr::V4(VIP_PAIR), 80),
+                Duration::from_secs(2),
+            )
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Long connections lost by `l` so far.
 fn lost(l: &Load) -> usize {
     l.record().lost.len()
@@ -119,6 +132,26 @@ fn three_balancers_behind_ecmp_agree_and_lose_nothing() {
     eprintln!(
         "nway: the router has three next hops for both VIPs {:.1} s after the guests started",
         booted.elapsed().as_secs_f64()
+    );
+
+    // Mixed roles: the pair service's VRRP VIP is on lb1 (the master) and serves, beside the
+    // N-way VIPs.
+    let (m1, g1) = &mut guests[0];
+    lbtest::wait::expect(
+        "lb1 holds the pair's VIP",
+        ROUTE,
+        Duration::from_millis(500),
+        || sh(g1, m1, "ip -4 addr show dev eth0").contains(&format!("inet {VIP_PAIR}/32")),
+    );
+    let (m2, g2) = &mut guests[1];
+    assert!(
+        !sh(g2, m2, "ip -4 addr show dev eth0").contains(&format!("inet {VIP_PAIR}/32")),
+        "lb2 (backup) holds the pair's VIP too"
+    );
+    let got = pair_get(&lab);
+    assert!(
+        got.as_ref().is_ok_and(|r| r.starts_with('r')),
+        "GET of the pair VIP {VIP_PAIR}: {got:?}"
     );
 
     // Agreement: the same flows through each balancer in turn, and the same kernel order.
@@ -336,6 +369,12 @@ fn three_balancers_behind_ecmp_agree_and_lose_nothing() {
          {failed}/{requests} short requests failed ({CLIENT} through ECMP)",
         orderly.as_secs_f64(),
         killed.as_secs_f64()
+    );
+    // lb1, the pair's master, stayed up throughout: its VIP still serves.
+    let got = pair_get(&lab);
+    assert!(
+        got.as_ref().is_ok_and(|r| r.starts_with('r')),
+        "GET of the pair VIP {VIP_PAIR} at the end: {got:?}"
     );
     assert_eq!(lost_orderly, 0, "an orderly stop broke long connections");
     assert_eq!(lost_killed, 0, "a balancer's death broke long connections");

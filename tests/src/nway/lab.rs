@@ -22,6 +22,11 @@ pub const BALANCER_AS: u32 = 65001;
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 73, 100, 1);
 /// The VIP of the `single` service (:80), whose only real is r1.
 pub const VIP_SINGLE: Ipv4Addr = Ipv4Addr::new(10, 73, 100, 2);
+/// The VIP of the `pair` service: VRRP between lb1 (master) and lb2, beside the N-way VIPs
+/// (mixed roles). On the segment, so the router reaches it by ARP.
+pub const VIP_PAIR: Ipv4Addr = Ipv4Addr::new(10, 73, 0, 100);
+/// The pair's VRID.
+pub const VRID_PAIR: u8 = 73;
 /// The client, behind the router.
 pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 74, 0, 2);
 /// The router's address on the client's side.
@@ -148,6 +153,25 @@ fall = 2
             ));
         }
     }
+    // Mixed roles: lb1 and lb2 also run a pair service on a VRRP VIP; lb3 has none.
+    let priority = match m.name {
+        "lb1" => Some(150),
+        "lb2" => Some(100),
+        _ => None,
+    };
+    if let Some(priority) = priority {
+        text.push_str(&format!(
+            "\n[vrrp.instance.VI_PAIR]\ninterface = \"eth0\"\nvrid = {VRID_PAIR}\npriority = {priority}\n\
+             vips = [\"{VIP_PAIR}/32\"]\n\n[service.pair]\nvip = \"{VIP_PAIR}:80\"\nforwarding = \"dr\"\n\
+             scheduler = \"wrr\"\ncheck = \"health\"\n"
+        ));
+        for &i in &all {
+            text.push_str(&format!(
+                "\n[[service.pair.real]]\naddress = \"{}\"\n",
+                REALS[i].1
+            ));
+        }
+    }
     text
 }
 
@@ -247,7 +271,7 @@ impl Lab {
                 "net.ipv4.conf.eth0.arp_announce=2",
             ])
             .map_err(e)?;
-            for vip in [VIP, VIP_SINGLE] {
+            for vip in [VIP, VIP_SINGLE, VIP_PAIR] {
                 rns.add_addr("lo", &format!("{vip}/32")).map_err(e)?;
             }
             rns.ip(&["route", "add", "default", "via", &ROUTER.to_string()])

@@ -8,7 +8,8 @@
 //!   │  the VIPs hashed on L4 (fib_multipath_hash_policy=1); config server :8080 on br0
 //!   ├─ tap1 ── lb1 10.73.0.11 ┐ AS 65001; services web (:80) and echo (:9000) on VIP
 //!   ├─ tap2 ── lb2 10.73.0.12 ├ 10.73.100.1, single (:80, r1 only) on VIP 10.73.100.2;
-//!   ├─ tap3 ── lb3 10.73.0.13 ┘ DR, mh with mh-port and mh-fallback
+//!   ├─ tap3 ── lb3 10.73.0.13 ┘ DR, mh with mh-port and mh-fallback; and on lb1/lb2 only,
+//!   │                           a pair service on VRRP VIP 10.73.0.100 (mixed roles)
 //!   ├─ veth ── r1 10.73.0.21 ┐
 //!   ├─ veth ── r2 10.73.0.22 ├ DR reals: the VIPs on lo, default route via the router
 //!   ├─ veth ── r3 10.73.0.23 ┘
