@@ -24,7 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use lbtest::chaos::load::{Load, LoadSpec};
-use lbtest::ipvs::{canonical_listing, ShellGuest};
+use lbtest::ipvs::ShellGuest;
 use lbtest::nway::flows::{disagreements, moved, spread};
 use lbtest::nway::lab::{Settings, CLIENT, VIP, VIP_PAIR, VIP_SINGLE};
 use lbtest::nway::{Lab, Member, MEMBERS};
@@ -177,17 +177,41 @@ fn three_balancers_behind_ecmp_agree_and_lose_nothing() {
         "60 flows should reach all three reals: {:?}",
         spread(&maps[0])
     );
+    // The N-way services in the kernel's own order (`--nosort`), without the counters: the
+    // same reals, weights and order on all three (the pair service is on lb1 and lb2 only).
     let tables: Vec<String> = guests
         .iter_mut()
-        .map(|(m, g)| canonical_listing(&sh(g, m, "ipvsadm -Ln --nosort")))
+        .map(|(m, g)| {
+            let mut t = String::new();
+            for service in [
+                format!("{VIP}:80"),
+                format!("{VIP}:9000"),
+                format!("{VIP_SINGLE}:80"),
+            ] {
+                let out = sh(g, m, &format!("ipvsadm -Ln --nosort -t {service}"));
+                for line in out
+                    .lines()
+                    .filter(|l| l.contains("->") || l.starts_with("TCP"))
+                {
+                    let fields: Vec<&str> = line.split_whitespace().take(4).collect();
+                    t.push_str(&fields.join(" "));
+                    t.push('\n');
+                }
+            }
+            t
+        })
         .collect();
     for (i, t) in tables.iter().enumerate().skip(1) {
         assert_eq!(
             &tables[0], t,
-            "{} lists its IPVS table otherwise than lb1",
+            "{} lists its N-way services otherwise than lb1",
             MEMBERS[i].name
         );
     }
+    eprintln!(
+        "nway: the N-way services on all three, in the kernel's order:\n{}",
+        tables[0]
+    );
 
     // The single real of VIP_SINGLE fails for lb1 only: only lb1's next hop goes.
     lab.block_checks(&MEMBERS[0], 0, true)
@@ -323,19 +347,45 @@ fn three_balancers_behind_ecmp_agree_and_lose_nothing() {
     // Losing balancers under load: lb3 the orderly way, then lb2's QEMU killed. First, how
     // ECMP spread the long connections over the three.
     let l = load(&lab);
+    // This load's connections (their client ports), then which balancer holds each: earlier
+    // loads left entries behind on balancers their flows moved away from.
+    let ss = lab
+        .client
+        .run(&[
+            "ss",
+            "-Htn",
+            "state",
+            "established",
+            "dst",
+            &format!("{VIP}:9000"),
+        ])
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_else(|e| panic!("ss: {e}"));
+    let ports: Vec<String> = ss
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .nth(2)?
+                .rsplit(':')
+                .next()
+                .map(str::to_string)
+        })
+        .collect();
     let spread_over: Vec<String> = guests
         .iter_mut()
         .map(|(m, g)| {
-            let n = sh(
-                g,
-                m,
-                &format!("ipvsadm -Lnc | grep ESTABLISHED | grep ' {CLIENT}:' | grep -c ':9000 ' || true"),
-            );
-            format!("{} {}", m.name, n.trim())
+            let table = sh(g, m, "ipvsadm -Lnc");
+            let n = table
+                .lines()
+                .filter(|l| l.contains("ESTABLISHED") && l.contains(&format!(" {VIP}:9000 ")))
+                .filter(|l| ports.iter().any(|p| l.contains(&format!(" {CLIENT}:{p} "))))
+                .count();
+            format!("{} {n}", m.name)
         })
         .collect();
     eprintln!(
-        "nway: 24 long connections through ECMP, established entries per balancer: {}",
+        "nway: {} long connections through ECMP, on each balancer: {}",
+        ports.len(),
         spread_over.join(", ")
     );
     let (_, g3) = &mut guests[2];
