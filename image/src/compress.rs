@@ -41,33 +41,39 @@ impl Compression {
                 encoder.write_all(data)?;
                 encoder.finish()
             }
-            Compression::Zstd => {
-                let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 19)?;
-                encoder.include_checksum(true)?;
-                encoder.set_pledged_src_size(Some(data.len() as u64))?;
-                encoder.write_all(data)?;
-                encoder.finish()
-            }
-            Compression::Xz => {
-                let mut options =
-                    liblzma::stream::LzmaOptions::new_preset(9 | liblzma::stream::PRESET_EXTREME)
-                        .map_err(io::Error::other)?;
-                // The kernel allocates the whole dictionary while unpacking; 8 MiB is what
-                // preset 6 uses and costs nearly nothing in ratio for a ~30 MB archive.
-                options.dict_size(8 << 20);
-                let mut filters = liblzma::stream::Filters::new();
-                filters.lzma2(&options);
-                let stream = liblzma::stream::Stream::new_stream_encoder(
-                    &filters,
-                    liblzma::stream::Check::Crc32,
-                )
-                .map_err(io::Error::other)?;
-                let mut encoder = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
-                encoder.write_all(data)?;
-                encoder.finish()
-            }
+            Compression::Zstd => zstd_checked(data),
+            // The kernel allocates the whole dictionary while unpacking; 8 MiB is what
+            // preset 6 uses and costs nearly nothing in ratio for a ~30 MB archive.
+            Compression::Xz => xz_crc32(data, 8 << 20),
         }
     }
+}
+
+/// zstd at level 19 with a checksum and the content size in the frame header, which the
+/// kernel and init check.
+pub fn zstd_checked(data: &[u8]) -> io::Result<Vec<u8>> {
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 19)?;
+    encoder.include_checksum(true)?;
+    encoder.include_contentsize(true)?;
+    encoder.set_pledged_src_size(Some(data.len() as u64))?;
+    encoder.write_all(data)?;
+    encoder.finish()
+}
+
+/// xz at preset 9e with one LZMA2 filter, a `dict_size` dictionary and a CRC32 check: the
+/// kernel's xz decoder (initramfs and firmware) supports no other check.
+pub fn xz_crc32(data: &[u8], dict_size: u32) -> io::Result<Vec<u8>> {
+    let mut options = liblzma::stream::LzmaOptions::new_preset(9 | liblzma::stream::PRESET_EXTREME)
+        .map_err(io::Error::other)?;
+    options.dict_size(dict_size);
+    let mut filters = liblzma::stream::Filters::new();
+    filters.lzma2(&options);
+    let stream =
+        liblzma::stream::Stream::new_stream_encoder(&filters, liblzma::stream::Check::Crc32)
+            .map_err(io::Error::other)?;
+    let mut encoder = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
+    encoder.write_all(data)?;
+    encoder.finish()
 }
 
 #[cfg(test)]

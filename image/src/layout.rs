@@ -12,7 +12,7 @@
 //! as a whole as before.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io;
 
 use crate::compress::Compression;
 use crate::cpio::{Tree, TreeError};
@@ -67,32 +67,10 @@ impl FileCompression {
     /// Compresses `data` deterministically.
     pub fn compress(self, data: &[u8]) -> io::Result<Vec<u8>> {
         match self {
-            FileCompression::Zstd => {
-                let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 19)?;
-                encoder.include_checksum(true)?;
-                encoder.include_contentsize(true)?;
-                encoder.set_pledged_src_size(Some(data.len() as u64))?;
-                encoder.write_all(data)?;
-                encoder.finish()
-            }
-            FileCompression::Xz => {
-                let mut options =
-                    liblzma::stream::LzmaOptions::new_preset(9 | liblzma::stream::PRESET_EXTREME)
-                        .map_err(io::Error::other)?;
-                // The kernel allocates the dictionary the header names: no larger than the
-                // file needs.
-                options.dict_size(xz_dict_size(data.len()));
-                let mut filters = liblzma::stream::Filters::new();
-                filters.lzma2(&options);
-                let stream = liblzma::stream::Stream::new_stream_encoder(
-                    &filters,
-                    liblzma::stream::Check::Crc32,
-                )
-                .map_err(io::Error::other)?;
-                let mut encoder = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
-                encoder.write_all(data)?;
-                encoder.finish()
-            }
+            FileCompression::Zstd => crate::compress::zstd_checked(data),
+            // The kernel allocates the dictionary the header names: no larger than the file
+            // needs.
+            FileCompression::Xz => crate::compress::xz_crc32(data, xz_dict_size(data.len())),
         }
     }
 }

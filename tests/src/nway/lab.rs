@@ -432,29 +432,24 @@ impl Lab {
     /// (a policy rule on the router), or through ECMP (`None`).
     pub fn pin(&self, via: Option<&Member>) -> Result<(), String> {
         let ports = format!("{}-{}", PROBE_PORTS.start, PROBE_PORTS.end - 1);
+        let client = CLIENT.to_string();
+        let rule = |op: &str| {
+            self.ns.ip(&[
+                "rule", op, "pref", "100", "from", &client, "ipproto", "tcp", "sport", &ports,
+                "lookup", "100",
+            ])
+        };
         // Removing a rule that is not there fails: ignore.
-        let _ = self.ns.ip(&[
-            "rule",
-            "del",
-            "pref",
-            "100",
-            "from",
-            &CLIENT.to_string(),
-            "ipproto",
-            "tcp",
-            "sport",
-            &ports,
-            "lookup",
-            "100",
-        ]);
+        let _ = rule("del");
         let _ = self.ns.ip(&["route", "flush", "table", "100"]);
         let Some(m) = via else { return Ok(()) };
         for vip in [VIP, VIP_SINGLE] {
+            let to = format!("{vip}/32");
             self.ns
                 .ip(&[
                     "route",
                     "add",
-                    &format!("{vip}/32"),
+                    &to,
                     "via",
                     &m.addr.to_string(),
                     "table",
@@ -462,23 +457,7 @@ impl Lab {
                 ])
                 .map_err(|e| e.to_string())?;
         }
-        self.ns
-            .ip(&[
-                "rule",
-                "add",
-                "pref",
-                "100",
-                "from",
-                &CLIENT.to_string(),
-                "ipproto",
-                "tcp",
-                "sport",
-                &ports,
-                "lookup",
-                "100",
-            ])
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        rule("add").map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// Sends every flow of `ports` to `vip:80` from the client; which real answered each, and
