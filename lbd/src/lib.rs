@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod fuzz;
 pub mod ipvs;
+pub mod liveness;
 #[cfg(feature = "logging")]
 pub mod logging;
 #[cfg(feature = "netlink")]

@@ -33,6 +33,7 @@ fn lbd_config() -> String {
 local_as = 65001
 router_id = "{BALANCER}"
 hold_time = "3s"
+watchdog = "2s"
 
 [bgp.peer.router]
 address = "{ROUTER}"
@@ -98,13 +99,48 @@ fn speaker_process() {
         });
         let holds = config.services.keys().cloned().collect();
         let real = ("web".to_string(), "10.0.0.1:80".parse().unwrap());
+        let liveness = bgp.liveness();
+        // Like the daemon's loop: it beats while it turns, and its first config comes with no
+        // health known yet (down here, so that `up` is a change).
+        let mut beat = tokio::time::interval(lbd::liveness::BEAT_INTERVAL);
+        let mut quiet_until = None;
+        let mut next = Some(Health::Down);
         loop {
-            let Some(cmd) = rx.recv().await else { break };
-            let health = match cmd.trim() {
-                "up" => Health::Up,
-                "down" => Health::Down,
-                "stop" => break,
-                other => panic!("unknown command {other:?}"),
+            let health = match next.take() {
+                Some(h) => h,
+                None => {
+                    let cmd = tokio::select! {
+                        cmd = rx.recv() => cmd,
+                        _ = beat.tick() => {
+                            if quiet_until.is_none_or(|t| Instant::now() >= t) {
+                                liveness.beat(lbd::liveness::Loop::Daemon);
+                            }
+                            continue;
+                        }
+                    };
+                    let Some(cmd) = cmd else { break };
+                    let words: Vec<&str> = cmd.split_whitespace().collect();
+                    match words[..] {
+                        ["up"] => Health::Up,
+                        ["down"] => Health::Down,
+                        ["stop"] => break,
+                        // The loop blocks its thread (and so the whole runtime, BIRD's
+                        // subsystem with it), like a hung lbd.
+                        ["hang", secs] => {
+                            println!("hanging for {secs} s");
+                            std::thread::sleep(Duration::from_secs(secs.parse().unwrap()));
+                            println!("turning again");
+                            continue;
+                        }
+                        // The runtime runs but the loop does not turn (stuck on an await).
+                        ["quiet", secs] => {
+                            quiet_until =
+                                Some(Instant::now() + Duration::from_secs(secs.parse().unwrap()));
+                            continue;
+                        }
+                        _ => panic!("unknown command {cmd:?}"),
+                    }
+                }
             };
             let health = RealHealth([(real.clone(), health)].into());
             let decision = decide(
@@ -344,5 +380,107 @@ fn the_router_follows_health_and_drops_the_route_when_lbd_dies_or_stops() {
     eprintln!(
         "figures: health down → route withdrawn at the router {health_down:?}; health up → route back {health_up:?}; \
          kill -9 → route dropped {kill9:?}; orderly stop → withdrawn {withdrawn:?}, session closed {closed:?}"
+    );
+}
+
+/// A hung lbd must not keep announcing: the watchdog (`watchdog = "2s"` here) kills BIRD when
+/// the daemon's loop stops turning, whether its thread is blocked or the loop waits on
+/// something; BIRD is not started again until the loop turns. Then a restarted lbd whose config
+/// no longer has the N-way service takes its VIP off `lo`.
+#[test]
+fn a_hung_lbd_stops_announcing_and_a_restarted_one_takes_off_what_it_no_longer_has() {
+    let lab = Lab::new();
+    let mut speaker = lab.speaker("hung.log");
+    speaker.send("up");
+    wait::until_some(20 * SEC, POLL, || lab.route())
+        .unwrap_or_else(|| panic!("no route to {VIP} at the router\n{}", lab.logs(&speaker)));
+
+    // The loop's thread blocks for 15 s: the route goes while it is still blocked.
+    let hung = Instant::now();
+    speaker.send("hang 15");
+    wait::until(12 * SEC, Duration::from_millis(10), || {
+        lab.route().is_none()
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the router kept the route of a hung lbd\n{}",
+            lab.logs(&speaker)
+        )
+    });
+    let blocked_withdrawn = hung.elapsed();
+    assert!(
+        blocked_withdrawn < 15 * SEC,
+        "withdrawn only after the hang ended"
+    );
+    // It turns again: BIRD is started again and the route comes back.
+    wait::until(40 * SEC, POLL, || lab.route().is_some())
+        .unwrap_or_else(|| panic!("not announced again after the hang\n{}", lab.logs(&speaker)));
+    let blocked_back = hung.elapsed();
+
+    // The runtime runs but the loop is silent for 20 s: killed, and not started again while
+    // the silence lasts (a restarted BIRD would bring the route back within seconds).
+    let quiet = Instant::now();
+    speaker.send("quiet 20");
+    wait::until(12 * SEC, Duration::from_millis(10), || {
+        lab.route().is_none()
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the router kept the route of a silent lbd\n{}",
+            lab.logs(&speaker)
+        )
+    });
+    let quiet_withdrawn = quiet.elapsed();
+    let mut came_back = None;
+    while quiet.elapsed() < 18 * SEC {
+        if lab.route().is_some() {
+            came_back = Some(quiet.elapsed());
+            break;
+        }
+        std::thread::sleep(POLL);
+    }
+    assert_eq!(
+        came_back,
+        None,
+        "announced again while the loop was still silent\n{}",
+        lab.logs(&speaker)
+    );
+    wait::until(40 * SEC, POLL, || lab.route().is_some()).unwrap_or_else(|| {
+        panic!(
+            "not announced again after the silence\n{}",
+            lab.logs(&speaker)
+        )
+    });
+    let quiet_back = quiet.elapsed();
+    let log = std::fs::read_to_string(&speaker.log).unwrap_or_default();
+    assert!(
+        log.contains("has not turned for"),
+        "the watchdog said nothing\n{log}"
+    );
+
+    // kill -9: the VIP stays on lo (a restarted lbd finds it there)...
+    speaker.guard.kill().unwrap();
+    let on_lo = || lab.lb.ip(&["addr", "show", "dev", "lo"]).unwrap();
+    assert!(on_lo().contains(&format!("{VIP}/32")), "{}", on_lo());
+    // ... and the next lbd's config has no N-way service any more: it takes the VIP off.
+    let text = lbd_config();
+    let without = &text[..text.find("[service.web]").unwrap()];
+    std::fs::write(lab.dir.join("lbd.toml"), without).unwrap();
+    let mut speaker = lab.speaker("restarted.log");
+    wait::until(10 * SEC, POLL, || !on_lo().contains(VIP)).unwrap_or_else(|| {
+        panic!(
+            "the restarted lbd left {VIP} on lo: {}\n{}",
+            on_lo(),
+            lab.logs(&speaker)
+        )
+    });
+    speaker.send("stop");
+    assert!(speaker
+        .guard
+        .wait_exit(10 * SEC)
+        .is_some_and(|s| s.success()));
+    eprintln!(
+        "figures (watchdog 2 s): thread blocked → route withdrawn {blocked_withdrawn:?}, back {blocked_back:?} after a 15 s hang; \
+         loop silent → withdrawn {quiet_withdrawn:?}, back {quiet_back:?} after 20 s of silence"
     );
 }

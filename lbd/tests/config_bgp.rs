@@ -60,6 +60,7 @@ fn an_nway_service_defaults_to_mh_with_port_and_fallback_and_the_password_is_red
     assert!(!bgp.bfd);
     assert_eq!(bgp.bfd_interval, Duration::from_millis(100));
     assert_eq!(bgp.bfd_multiplier, 3);
+    assert_eq!(bgp.watchdog, Duration::from_secs(10));
     let peer = &bgp.peers["tor1"];
     assert_eq!(peer.remote_as, 65000);
     assert_eq!(peer.password.as_deref(), Some("s3cret"));
@@ -99,6 +100,7 @@ hold_time = "9s"
 bfd = true
 bfd_interval = "50ms"
 bfd_multiplier = 5
+watchdog = "30s"
 [bgp.peer.a]
 address = "192.0.2.1"
 remote_as = 65000
@@ -120,6 +122,7 @@ multihop = 2
     assert_eq!(bgp.peers["b"].multihop, Some(2));
     assert_eq!(bgp.bfd_interval, Duration::from_millis(50));
     assert_eq!(bgp.bfd_multiplier, 5);
+    assert_eq!(bgp.watchdog, Duration::from_secs(30));
 }
 
 #[test]
@@ -227,6 +230,12 @@ fn what_cannot_work_is_refused_with_its_code_where_it_is_written() {
             format!("{}{NWAY}", BGP.replace("local_as", "hold_time = \"2s\"\nlocal_as")),
             "bad-hold-time",
             "\"2s\"",
+        ),
+        (
+            "a watchdog shorter than an apply may take",
+            format!("{}{NWAY}", BGP.replace("local_as", "watchdog = \"500ms\"\nlocal_as")),
+            "bad-watchdog",
+            "\"500ms\"",
         ),
         (
             "a peer no link reaches",

@@ -191,6 +191,7 @@ mod tests {
             bfd,
             bfd_interval: Duration::from_millis(100),
             bfd_multiplier: 3,
+            watchdog: Bgp::DEFAULT_WATCHDOG,
             peers: [
                 ("tor-1".to_string(), peer("tor-1", "10.77.0.1", Some("pw"))),
                 ("tor_1".to_string(), peer("tor_1", "10.77.0.9", None)),

@@ -7,7 +7,8 @@
 //! - [`control`]: BIRD's control-socket replies (pure, tested on bytes a real BIRD sent);
 //! - [`client`]: the control socket (tokio);
 //! - [`subsystem`]: BIRD as lbd's child, reconfigured as the decision changes, and the
-//!   N-way VIPs on `lo`.
+//!   N-way VIPs on `lo`;
+//! - [`watchdog`]: a thread that kills BIRD when lbd's loop has stalled.
 
 pub mod birdconf;
 #[cfg(feature = "daemon")]
@@ -16,3 +17,5 @@ pub mod control;
 pub mod decision;
 #[cfg(feature = "daemon")]
 pub mod subsystem;
+#[cfg(feature = "daemon")]
+pub mod watchdog;

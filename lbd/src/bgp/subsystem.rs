@@ -14,18 +14,26 @@
 //!   has them: DR and tunnel reals' packets arrive for the VIP, which must be local here.
 //! - On an orderly stop it withdraws everything, waits (so the routers move the flows while the
 //!   sessions still run), then stops BIRD (which sends a Cease to each peer).
+//! - A hung lbd does not keep announcing: the [`watchdog`](super::watchdog) kills BIRD when the
+//!   daemon's loop has not turned for `[bgp] watchdog`, and BIRD is not started again until it
+//!   turns.
+//! - The VIPs it put on `lo` are listed in a file beside BIRD's config, so that a restarted lbd
+//!   takes off the ones its config no longer has.
 
 use super::birdconf::{self, BirdConfig};
 use super::client::BirdClient;
 use super::control::{self, BgpState};
 use super::decision::{Decision, VipDecision};
+use super::watchdog::{self, Watchdog};
 use crate::config::Bgp;
+use crate::liveness::Liveness;
 use crate::netlink::{AddressOptions, Netlink};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
@@ -54,6 +62,10 @@ pub struct BgpOptions {
     pub withdraw_wait: Duration,
     /// Put the N-way VIPs on `lo` (off for tests that look only at BGP).
     pub local_vips: bool,
+    /// The VIPs this lbd put on `lo`, one per line.
+    pub local_vips_file: PathBuf,
+    /// The heartbeats the watchdog reads (the daemon's loop beats into it).
+    pub liveness: Arc<Liveness>,
 }
 
 impl BgpOptions {
@@ -70,6 +82,8 @@ impl BgpOptions {
             socket: dir.join("bird.ctl"),
             withdraw_wait: DEFAULT_WITHDRAW_WAIT,
             local_vips: true,
+            local_vips_file: dir.join("lo-vips"),
+            liveness: Arc::new(Liveness::default()),
         }
     }
 }
@@ -124,29 +138,51 @@ impl Session {
 
 /// The running subsystem: a task on the daemon's runtime.
 pub struct BgpSubsystem {
-    wanted: watch::Sender<Wanted>,
+    /// `None` until the daemon's first word: nothing is touched before it.
+    wanted: watch::Sender<Option<Wanted>>,
     status: watch::Receiver<BgpStatus>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    liveness: Arc<Liveness>,
+    _watchdog: Option<Watchdog>,
 }
 
 impl BgpSubsystem {
     /// Starts the task (BIRD only once something is to be spoken). Needs a tokio runtime.
     pub fn start(opts: BgpOptions) -> BgpSubsystem {
-        let (wanted, wanted_rx) = watch::channel(Wanted::default());
+        let (wanted, wanted_rx) = watch::channel(None);
         let (status_tx, status) = watch::channel(BgpStatus::default());
         let (stop, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(run(opts, wanted_rx, status_tx, stop_rx));
+        let liveness = opts.liveness.clone();
+        let shared = Arc::new(watchdog::Shared::new(liveness.clone()));
+        let dog = match Watchdog::start(shared.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                error!(
+                    "bgp: cannot start the watchdog thread: {e}; a hung lbd would keep announcing"
+                );
+                None
+            }
+        };
+        let task = tokio::spawn(run(opts, shared, wanted_rx, status_tx, stop_rx));
         BgpSubsystem {
             wanted,
             status,
             stop: Some(stop),
             task: Some(task),
+            liveness,
+            _watchdog: dog,
         }
+    }
+
+    /// The heartbeats the watchdog watches: the daemon's loop beats into them.
+    pub fn liveness(&self) -> Arc<Liveness> {
+        self.liveness.clone()
     }
 
     /// Hands over what to announce now (nothing happens when it is what it was).
     pub fn set(&self, wanted: Wanted) {
+        let wanted = Some(wanted);
         self.wanted.send_if_modified(|w| {
             let changed = *w != wanted;
             *w = wanted;
@@ -182,6 +218,7 @@ struct Speaker {
 
 struct Runner {
     opts: BgpOptions,
+    watchdog: Arc<watchdog::Shared>,
     status: watch::Sender<BgpStatus>,
     speaker: Option<Speaker>,
     restarts: u32,
@@ -190,16 +227,21 @@ struct Runner {
     last_error: Option<String>,
     netlink: Option<Netlink>,
     on_lo: BTreeSet<IpAddr>,
+    /// `on_lo` was read from the file and not yet brought to the config.
+    on_lo_unsure: bool,
 }
 
 async fn run(
     opts: BgpOptions,
-    mut wanted: watch::Receiver<Wanted>,
+    watchdog: Arc<watchdog::Shared>,
+    mut wanted: watch::Receiver<Option<Wanted>>,
     status: watch::Sender<BgpStatus>,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let on_lo = read_local_vips(&opts.local_vips_file);
     let mut r = Runner {
         opts,
+        watchdog,
         status,
         speaker: None,
         restarts: 0,
@@ -207,10 +249,19 @@ async fn run(
         next_start: Instant::now(),
         last_error: None,
         netlink: None,
-        on_lo: BTreeSet::new(),
+        on_lo,
+        on_lo_unsure: true,
     };
     loop {
-        let w = wanted.borrow_and_update().clone();
+        // Before the daemon's first word (its first config applied) nothing is touched: the
+        // VIPs a previous lbd left on `lo` stay until the config says which go.
+        let Some(w) = wanted.borrow_and_update().clone() else {
+            tokio::select! {
+                _ = &mut stop => break,
+                changed = wanted.changed() => if changed.is_err() { break },
+            }
+            continue;
+        };
         r.local_vips(&w.local_vips).await;
         r.converge(&w).await;
         r.publish(&w).await;
@@ -231,7 +282,7 @@ async fn run(
             _ = tokio::time::sleep(STATUS_INTERVAL) => {}
         }
     }
-    let w = wanted.borrow().clone();
+    let w = wanted.borrow().clone().unwrap_or_default();
     r.shutdown(&w).await;
 }
 
@@ -245,6 +296,17 @@ impl Runner {
             }
             return;
         };
+        self.watchdog.set_limit(bgp.watchdog);
+        if let Some(silent) = self.watchdog.daemon_stalled() {
+            // The watchdog kills whatever BIRD runs; starting one would only flap the routes.
+            if self.speaker.is_none() {
+                self.last_error = Some(format!(
+                    "not started: lbd's daemon loop has not turned for {:.0} s",
+                    silent.as_secs_f64()
+                ));
+            }
+            return;
+        }
         let announced = w.decision.announced();
         let conf = birdconf::render(bgp, &announced);
         match self.speaker.as_ref() {
@@ -304,6 +366,7 @@ impl Runner {
                 }
             });
         }
+        self.watchdog.set_bird(child.id());
         info!(
             pid = child.id(),
             announced = announced.len(),
@@ -369,6 +432,7 @@ impl Runner {
     }
 
     fn died(&mut self, text: String) {
+        self.watchdog.set_bird(None);
         self.last_error = Some(text);
         self.speaker = None;
         self.restarts += 1;
@@ -432,7 +496,7 @@ impl Runner {
 
     /// Puts `want` on `lo` and takes off what this lbd put there before and is not wanted.
     async fn local_vips(&mut self, want: &BTreeSet<IpAddr>) {
-        if !self.opts.local_vips || (want == &self.on_lo) {
+        if !self.opts.local_vips || (want == &self.on_lo && !self.on_lo_unsure) {
             return;
         }
         if self.netlink.is_none() {
@@ -452,7 +516,13 @@ impl Runner {
                 return;
             }
         };
-        for vip in want.difference(&self.on_lo.clone()) {
+        // Read back from the file: re-add them all (idempotent), in case one was taken off.
+        let known = if self.on_lo_unsure {
+            BTreeSet::new()
+        } else {
+            self.on_lo.clone()
+        };
+        for vip in want.difference(&known) {
             let len = if vip.is_ipv4() { 32 } else { 128 };
             match nl
                 .add_address(lo.index, "lo", *vip, len, AddressOptions::default())
@@ -474,6 +544,13 @@ impl Runner {
                 }
                 Err(e) => error!("bgp: {e}"),
             }
+        }
+        self.on_lo_unsure = false;
+        if let Err(e) = write_atomic(&self.opts.local_vips_file, &local_vips_text(&self.on_lo)) {
+            error!(
+                "bgp: cannot write {}: {e}; a restarted lbd would not take off VIPs it no longer has",
+                self.opts.local_vips_file.display()
+            );
         }
     }
 
@@ -501,6 +578,7 @@ impl Runner {
         let Some(mut s) = self.speaker.take() else {
             return;
         };
+        self.watchdog.set_bird(None);
         if let Some(pid) = s.child.id() {
             // SIGTERM: BIRD sends each peer a Cease and closes the sessions.
             unsafe {
@@ -528,6 +606,38 @@ async fn wait_socket(path: &Path) -> Option<BirdClient> {
     None
 }
 
+/// The VIPs a previous lbd put on `lo`, as it listed them (none when the file is missing).
+fn read_local_vips(path: &Path) -> BTreeSet<IpAddr> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    parse_local_vips(&text)
+}
+
+fn parse_local_vips(text: &str) -> BTreeSet<IpAddr> {
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            match l.parse() {
+                Ok(a) => Some(a),
+                Err(_) if l.is_empty() || l.starts_with('#') => None,
+                Err(_) => {
+                    warn!("bgp: ignored {l:?} in the list of VIPs on lo: not an address");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+fn local_vips_text(vips: &BTreeSet<IpAddr>) -> String {
+    let mut text = String::from(
+        "# N-way VIPs lbd put on lo; a restarted lbd takes off the ones its config no longer has\n",
+    );
+    for v in vips {
+        text += &format!("{v}\n");
+    }
+    text
+}
+
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -535,4 +645,24 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_of_vips_on_lo_reads_back_what_was_written() {
+        let vips: BTreeSet<IpAddr> = ["198.51.100.10", "2001:db8::10", "198.51.100.2"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let text = local_vips_text(&vips);
+        assert_eq!(parse_local_vips(&text), vips);
+        assert_eq!(
+            parse_local_vips("garbage\n\n198.51.100.1\n"),
+            ["198.51.100.1".parse().unwrap()].into()
+        );
+        assert!(parse_local_vips("").is_empty());
+    }
 }

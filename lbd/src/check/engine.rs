@@ -82,6 +82,8 @@ pub enum Command {
     /// Where to report quorum changes per VRRP instance (see
     /// [`HealthReport::instance_quorum_lost`]); the current losses are reported at once.
     ForwardQuorum(QuorumSink),
+    /// Beat into these heartbeats from the engine's thread while it runs.
+    Beat(Arc<crate::liveness::Liveness>),
     /// Stop every check and return.
     Stop,
 }
@@ -574,6 +576,16 @@ impl Engine {
                         self.quorum_sink = Some(sink);
                         self.quorum_sent.clear();
                         self.publish();
+                    }
+                    Some(Command::Beat(liveness)) => {
+                        // A task of this thread's runtime: it beats only while the thread runs.
+                        tokio::spawn(async move {
+                            let mut beat = tokio::time::interval(crate::liveness::BEAT_INTERVAL);
+                            loop {
+                                beat.tick().await;
+                                liveness.beat(crate::liveness::Loop::Checks);
+                            }
+                        });
                     }
                     Some(Command::Stop) | None => break,
                 },

@@ -9,6 +9,7 @@ use super::board::HealthReport;
 use super::engine::{Command, Engine};
 use crate::config::Config;
 use crate::daemon::Subsystem;
+use crate::liveness::Liveness;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
@@ -42,6 +43,12 @@ impl CheckSubsystem {
     /// and VRRP (via [`HealthReport::quorum_lost`]) take.
     pub fn health(&self) -> watch::Receiver<Arc<HealthReport>> {
         self.health.clone()
+    }
+
+    /// Has the check thread beat into `liveness` (see [`crate::liveness`]): a blocked check
+    /// thread stops beating.
+    pub fn beat_into(&self, liveness: Arc<Liveness>) {
+        let _ = self.commands.send(Command::Beat(liveness));
     }
 
     /// Reports every quorum change per VRRP instance to `sink(instance, lost)` (e.g. the VRRP

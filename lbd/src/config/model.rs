@@ -356,6 +356,9 @@ pub struct Bgp {
     pub bfd_interval: Duration,
     /// BFD detect multiplier: missed packets before the session is down.
     pub bfd_multiplier: u8,
+    /// BIRD is killed (every route withdrawn at once) when lbd's daemon loop has not turned
+    /// for this long, and the decision withdraws every VIP when the health checks have not.
+    pub watchdog: Duration,
     pub peers: BTreeMap<String, BgpPeer>,
 }
 
@@ -363,6 +366,7 @@ impl Bgp {
     pub const DEFAULT_HOLD_TIME: Duration = Duration::from_secs(3);
     pub const DEFAULT_BFD_INTERVAL: Duration = Duration::from_millis(100);
     pub const DEFAULT_BFD_MULTIPLIER: u8 = 3;
+    pub const DEFAULT_WATCHDOG: Duration = Duration::from_secs(10);
 }
 
 /// `[bgp.peer.NAME]`: a router lbd announces VIPs to.

@@ -408,6 +408,7 @@ pub struct BgpSchema {
     pub bfd: Option<Spanned<bool>>,
     pub bfd_interval: Option<Spanned<ConfigDuration>>,
     pub bfd_multiplier: Option<Spanned<i64>>,
+    pub watchdog: Option<Spanned<ConfigDuration>>,
 }
 
 /// `[bgp.peer.NAME]`: one BGP neighbour (a router).

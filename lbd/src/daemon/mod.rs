@@ -37,6 +37,7 @@ use crate::check::subsystem::CheckSubsystem;
 use crate::config::{self, Config, Loaded};
 use crate::ipvs::client::IpvsError;
 use crate::ipvs::subsystem::{ApplyReport, DrainingReal, IpvsSubsystem};
+use crate::liveness::{Liveness, Loop, BEAT_INTERVAL};
 use crate::syslog::subsystem::SyslogSubsystem;
 use crate::vrrp::runtime::{Status as VrrpStatus, VrrpSubsystem};
 use inputs::{IpvsInputs, OperatorWeights};
@@ -276,6 +277,10 @@ pub struct Daemon {
     /// after a failed one (the decision withdraws their VIPs).
     ipvs_holds: BTreeSet<String>,
     node_drained: bool,
+    /// Heartbeats: the daemon's loop beats, the BGP watchdog reads.
+    liveness: Arc<Liveness>,
+    /// Why lbd counts as unhealthy for the BGP decision (the health checks stalled).
+    unhealthy: Option<String>,
     log_level: crate::logging::LogLevelSubsystem,
     api: Option<Api>,
     requests: mpsc::UnboundedReceiver<Request>,
@@ -293,6 +298,8 @@ impl Daemon {
         for w in current.warning_lines() {
             warn!("{w}");
         }
+        let liveness = parts.bgp.liveness();
+        parts.checks.beat_into(liveness.clone());
         let quorum = parts.vrrp.quorum_sender();
         parts
             .checks
@@ -343,6 +350,8 @@ impl Daemon {
             bgp: parts.bgp,
             ipvs_holds: BTreeSet::new(),
             node_drained,
+            liveness,
+            unhealthy: None,
             log_level: crate::logging::LogLevelSubsystem,
             api,
             requests,
@@ -446,7 +455,7 @@ impl Daemon {
                 health: Some(&self.ipvs_inputs.health),
                 weights: Some(&self.ipvs_inputs.weights),
                 ipvs_holds: Some(&self.ipvs_holds),
-                lbd_unhealthy: None,
+                lbd_unhealthy: self.unhealthy.as_deref(),
                 node_drained: self.node_drained,
             },
         );
@@ -455,6 +464,24 @@ impl Daemon {
             local_vips: nway_vips(config).into_keys().collect(),
             decision,
         });
+    }
+
+    /// Withdraws the N-way VIPs while the health checks have stopped running (their results
+    /// would be stale), and announces again once they run.
+    fn watch_checks(&mut self) {
+        let Some(limit) = self.current.config.bgp.as_ref().map(|b| b.watchdog) else {
+            return;
+        };
+        let unhealthy = checks_unhealthy(self.liveness.stalled(Loop::Checks, limit));
+        if unhealthy.is_some() != self.unhealthy.is_some() {
+            let config = self.current.config.clone();
+            match &unhealthy {
+                Some(why) => error!("bgp: {why}: every N-way VIP withdrawn until they run"),
+                None => info!("bgp: the health checks run again: announcing as they say"),
+            }
+            self.unhealthy = unhealthy;
+            self.announce(&config);
+        }
     }
 
     /// Deletes the draining reals that are empty or timed out, on a blocking worker.
@@ -707,6 +734,8 @@ impl Daemon {
         let mut vrrp = self.handle.vrrp.clone();
         let mut drain_tick = tokio::time::interval(DRAIN_CHECK_INTERVAL);
         drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut beat = tokio::time::interval(BEAT_INTERVAL);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         info!(
             pid = std::process::id(),
             "lbd running with {}: {}",
@@ -721,6 +750,11 @@ impl Daemon {
                 Some(req) = self.requests.recv() => { self.request(req).await; continue; }
                 _ = drain_tick.tick(), if !self.draining.is_empty() => {
                     self.check_drains().await;
+                    continue;
+                }
+                _ = beat.tick() => {
+                    self.liveness.beat(Loop::Daemon);
+                    self.watch_checks();
                     continue;
                 }
                 Ok(()) = health.changed() => "health",
@@ -772,6 +806,16 @@ impl Daemon {
     }
 }
 
+/// Why lbd is unhealthy when its health checks have been silent for `stalled`.
+fn checks_unhealthy(stalled: Option<Duration>) -> Option<String> {
+    stalled.map(|d| {
+        format!(
+            "the health checks have not run for {:.0} s",
+            d.as_secs_f64()
+        )
+    })
+}
+
 fn role_name(role: crate::reconcile::SyncRole) -> &'static str {
     match role {
         crate::reconcile::SyncRole::Master => "master",
@@ -786,6 +830,15 @@ fn short(version: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stalled_checks_make_lbd_unhealthy_with_how_long() {
+        assert_eq!(checks_unhealthy(None), None);
+        assert_eq!(
+            checks_unhealthy(Some(Duration::from_millis(12_400))).as_deref(),
+            Some("the health checks have not run for 12 s")
+        );
+    }
 
     #[test]
     fn vrrp_stops_first_and_syslog_last() {

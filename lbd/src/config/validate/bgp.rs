@@ -109,6 +109,25 @@ impl Validator {
                         "missed BFD packets before the session is down, 1 to 255 (default 3)",
                     ) as u8
                 });
+        let watchdog = match &schema.watchdog {
+            None => Bgp::DEFAULT_WATCHDOG,
+            Some(w) => {
+                let d = w.get_ref().0;
+                if d < Duration::from_secs(1) || d > Duration::from_secs(600) {
+                    self.err(
+                        "bad-watchdog",
+                        w.span(),
+                        format!("watchdog {d:?} is out of range 1s to 600s"),
+                    )
+                    .help = Some(
+                        "longer than lbd's longest apply (a few seconds for a very large table), \
+                         short enough that a hung lbd stops announcing soon; the default is 10s"
+                            .into(),
+                    );
+                }
+                d
+            }
+        };
         let mut peers = BTreeMap::new();
         let mut addresses: HashMap<IpAddr, Range<usize>> = HashMap::new();
         for (name, p) in raw.peers {
@@ -199,6 +218,7 @@ impl Validator {
             bfd,
             bfd_interval,
             bfd_multiplier,
+            watchdog,
             peers,
         })
     }
