@@ -19,7 +19,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const VIP: &str = "198.51.100.10";
+/// An IPv6 VIP, announced over the IPv6 session.
+const VIP6: &str = "2001:db8:100::10";
 const BALANCER: &str = "10.77.0.2";
+const BALANCER6: &str = "2001:db8:77::2";
+const ROUTER6: &str = "2001:db8:77::1";
 const ROUTER: &str = "10.77.0.1";
 const SEC: Duration = Duration::from_secs(1);
 const POLL: Duration = Duration::from_millis(20);
@@ -39,12 +43,23 @@ watchdog = "2s"
 address = "{ROUTER}"
 remote_as = 65000
 
+[bgp.peer.router6]
+address = "{ROUTER6}"
+remote_as = 65000
+
 [service.web]
 vip = "{VIP}:80"
 announce = "bgp"
 forwarding = "dr"
 [[service.web.real]]
 address = "10.0.0.1"
+
+[service.web6]
+vip = "[{VIP6}]:80"
+announce = "bgp"
+forwarding = "dr"
+[[service.web6.real]]
+address = "[2001:db8:1::1]:80"
 "#
     )
 }
@@ -54,6 +69,7 @@ router id 10.77.0.1;
 log stderr all;
 protocol device { }
 protocol kernel { ipv4 { export all; }; merge paths on; }
+protocol kernel { ipv6 { export all; }; merge paths on; }
 protocol bgp lb1 {
   local 10.77.0.1 as 65000;
   neighbor 10.77.0.2 as 65001;
@@ -62,6 +78,15 @@ protocol bgp lb1 {
   connect retry time 1;
   error wait time 1, 4;
   ipv4 { import all; export none; };
+}
+protocol bgp lb1v6 {
+  local 2001:db8:77::1 as 65000;
+  neighbor 2001:db8:77::2 as 65001;
+  hold time 3;
+  connect delay time 1;
+  connect retry time 1;
+  error wait time 1, 4;
+  ipv6 { import all; export none; };
 }
 "#;
 
@@ -180,6 +205,24 @@ impl Lab {
         lb.add_veth_to("eth0", &rt, "eth0").unwrap();
         lb.add_addr("eth0", &format!("{BALANCER}/24")).unwrap();
         rt.add_addr("eth0", &format!("{ROUTER}/24")).unwrap();
+        lb.ip(&[
+            "addr",
+            "add",
+            &format!("{BALANCER6}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .unwrap();
+        rt.ip(&[
+            "addr",
+            "add",
+            &format!("{ROUTER6}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .unwrap();
         lb.link_up("lo").unwrap();
         rt.link_up("lo").unwrap();
         let dir =
@@ -225,6 +268,12 @@ impl Lab {
     /// The router's kernel route to the VIP, if it has one.
     fn route(&self) -> Option<String> {
         let out = self.rt.ip(&["route", "show", VIP]).unwrap();
+        (!out.trim().is_empty()).then(|| out.trim().to_string())
+    }
+
+    /// The router's kernel route to the IPv6 VIP, if it has one.
+    fn route6(&self) -> Option<String> {
+        let out = self.rt.ip(&["-6", "route", "show", VIP6]).unwrap();
         (!out.trim().is_empty()).then(|| out.trim().to_string())
     }
 
@@ -296,9 +345,14 @@ fn the_router_follows_health_and_drops_the_route_when_lbd_dies_or_stops() {
         route.unwrap_or_else(|| panic!("no route to {VIP} at the router\n{}", lab.logs(&speaker)));
     assert!(route.contains(&format!("via {BALANCER}")), "{route}");
     assert!(route.contains("proto bird"), "{route}");
-    // The VIP is local on the balancer (DR's packets are for it).
+    // The IPv6 VIP over the IPv6 session.
+    let route6 = wait::until_some(10 * SEC, POLL, || lab.route6())
+        .unwrap_or_else(|| panic!("no route to {VIP6} at the router\n{}", lab.logs(&speaker)));
+    assert!(route6.contains(&format!("via {BALANCER6}")), "{route6}");
+    // The VIPs are local on the balancer (DR's packets are for them).
     let lo = lab.lb.ip(&["addr", "show", "dev", "lo"]).unwrap();
     assert!(lo.contains(&format!("{VIP}/32")), "{lo}");
+    assert!(lo.contains(&format!("{VIP6}/128")), "{lo}");
 
     // The service's last real goes down: the route goes, the session stays.
     let down = Instant::now();
@@ -316,6 +370,12 @@ fn the_router_follows_health_and_drops_the_route_when_lbd_dies_or_stops() {
         lab.logs(&speaker)
     );
     assert!(took < 2 * SEC, "withdrawal took {took:?}");
+    // The other VIP is untouched.
+    assert!(
+        lab.route6().is_some(),
+        "withdrawing {VIP} took {VIP6} with it\n{}",
+        lab.logs(&speaker)
+    );
 
     // Back up: announced again on the same session.
     let up = Instant::now();
@@ -332,7 +392,9 @@ fn the_router_follows_health_and_drops_the_route_when_lbd_dies_or_stops() {
     assert_eq!(lab.bird_pids().len(), 1, "one BIRD on the balancer");
     let killed = Instant::now();
     speaker.guard.kill().unwrap();
-    let gone = wait::until(5 * SEC, Duration::from_millis(5), || lab.route().is_none());
+    let gone = wait::until(5 * SEC, Duration::from_millis(5), || {
+        lab.route().is_none() && lab.route6().is_none()
+    });
     let kill9 = killed.elapsed();
     assert!(
         gone.is_some(),

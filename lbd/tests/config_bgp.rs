@@ -246,6 +246,14 @@ fn what_cannot_work_is_refused_with_its_code_where_it_is_written() {
             "\"192.0.2.1\"",
         ),
         (
+            "an IPv6 VIP and only IPv4 peers",
+            format!(
+                "{BGP}[service.v6]\nvip = \"[2001:db8::10]:80\"\nannounce = \"bgp\"\nforwarding = \"dr\"\n[[service.v6.real]]\naddress = \"[2001:db8:1::1]:80\"\n"
+            ),
+            "bgp-no-ipv6-peer",
+            "\"[2001:db8::10]:80\"",
+        ),
+        (
             "one router twice",
             format!("{BGP}[bgp.peer.again]\naddress = \"192.0.2.1\"\nremote_as = 65000\n{NWAY}"),
             "duplicate-peer",

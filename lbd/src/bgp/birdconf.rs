@@ -46,8 +46,12 @@ pub fn protocol_names(bgp: &Bgp) -> BTreeMap<String, String> {
     out
 }
 
-/// BIRD's config for `bgp` announcing `announced`.
-pub fn render(bgp: &Bgp, announced: &BTreeSet<IpAddr>) -> BirdConfig {
+/// BIRD's config for `bgp` announcing `announced`, out of the config's N-way VIPs `vips`.
+///
+/// Which address families each session carries follows from the peers and `vips`, never from
+/// what is announced at the moment: a channel added or removed makes BIRD restart the session,
+/// which would withdraw everything else it carries.
+pub fn render(bgp: &Bgp, vips: &BTreeSet<IpAddr>, announced: &BTreeSet<IpAddr>) -> BirdConfig {
     let protocols = protocol_names(bgp);
     let mut t = String::new();
     let router_id = bgp
@@ -65,8 +69,10 @@ pub fn render(bgp: &Bgp, announced: &BTreeSet<IpAddr>) -> BirdConfig {
     let _ = writeln!(t, "protocol device {{ }}");
     let v4: Vec<&IpAddr> = announced.iter().filter(|a| a.is_ipv4()).collect();
     let v6: Vec<&IpAddr> = announced.iter().filter(|a| a.is_ipv6()).collect();
-    let any6 = !v6.is_empty() || bgp.peers.values().any(|p| p.address.is_ipv6());
-    let any4 = !v4.is_empty() || bgp.peers.values().any(|p| p.address.is_ipv4());
+    let has6 = vips.iter().chain(announced).any(IpAddr::is_ipv6);
+    let has4 = vips.iter().chain(announced).any(IpAddr::is_ipv4);
+    let any6 = has6 || bgp.peers.values().any(|p| p.address.is_ipv6());
+    let any4 = has4 || bgp.peers.values().any(|p| p.address.is_ipv4());
     if any4 {
         static_protocol(&mut t, STATIC4, "ipv4", &v4);
     }
@@ -115,11 +121,14 @@ pub fn render(bgp: &Bgp, announced: &BTreeSet<IpAddr>) -> BirdConfig {
         if p.bfd {
             let _ = writeln!(t, "  bfd on;");
         }
-        if any4 && (p.address.is_ipv4() || !v4.is_empty()) {
+        // IPv4 VIPs go over IPv6 sessions too (extended next hop, RFC 8950: an IPv4 route
+        // with an IPv6 next hop, which routers install); IPv6 VIPs only over IPv6 sessions (an
+        // IPv6 route with an IPv4 next hop is one that Linux, for one, refuses).
+        if p.address.is_ipv4() || has4 {
             channel(&mut t, "ipv4", STATIC4, &v4, p.address.is_ipv6());
         }
-        if any6 && (p.address.is_ipv6() || !v6.is_empty()) {
-            channel(&mut t, "ipv6", STATIC6, &v6, p.address.is_ipv4());
+        if p.address.is_ipv6() {
+            channel(&mut t, "ipv6", STATIC6, &v6, false);
         }
         let _ = writeln!(t, "}}");
     }
@@ -206,7 +215,8 @@ mod tests {
 
     #[test]
     fn announces_exactly_the_given_vips_to_each_peer() {
-        let c = render(&bgp(false), &vips(&["198.51.100.10", "198.51.100.11"]));
+        let both = vips(&["198.51.100.10", "198.51.100.11"]);
+        let c = render(&bgp(false), &both, &both);
         let expected = r#"# Written by lbd; rewritten whenever what it announces changes.
 router id 10.77.0.2;
 log stderr { info, remote, warning, error, auth, fatal, bug };
@@ -247,13 +257,14 @@ protocol bgp peer_tor_1_2 {
 
     #[test]
     fn nothing_announced_exports_none_and_keeps_the_sessions() {
-        let c = render(&bgp(false), &BTreeSet::new());
+        let all = vips(&["198.51.100.10"]);
+        let c = render(&bgp(false), &all, &BTreeSet::new());
         assert!(c.text.contains("protocol static lbd_vips4 {\n  ipv4;\n}\n"));
         assert!(c
             .text
             .contains("ipv4 { import none; export none; next hop self; };"));
         // The session config is the same as when announcing: BIRD keeps the session.
-        let announcing = render(&bgp(false), &vips(&["198.51.100.10"]));
+        let announcing = render(&bgp(false), &all, &all);
         let session = |t: &str| {
             t.lines()
                 .filter(|l| !l.contains("export") && !l.contains("route "))
@@ -267,12 +278,48 @@ protocol bgp peer_tor_1_2 {
     fn bfd_and_ipv6() {
         let mut b = bgp(true);
         b.peers.remove("tor_1");
-        let c = render(&b, &vips(&["198.51.100.10", "2001:db8::10"]));
+        b.peers.get_mut("tor-1").unwrap().address = "2001:db8::1".parse().unwrap();
+        let both = vips(&["198.51.100.10", "2001:db8::10"]);
+        let c = render(&b, &both, &both);
         assert!(c.text.contains("protocol bfd lbd_bfd {\n  interface \"*\" { min rx interval 100 ms; min tx interval 100 ms; idle tx interval 100 ms; multiplier 3; };"));
         assert!(c.text.contains("  bfd on;\n"));
         assert!(c.text.contains(
             "protocol static lbd_vips6 {\n  ipv6;\n  route 2001:db8::10/128 blackhole;\n}"
         ));
-        assert!(c.text.contains("  ipv6 { import none; export where proto = \"lbd_vips6\" && net ~ [ 2001:db8::10/128 ]; next hop self; extended next hop on; };"));
+        assert!(c.text.contains("  ipv6 { import none; export where proto = \"lbd_vips6\" && net ~ [ 2001:db8::10/128 ]; next hop self; };"));
+        // The IPv4 VIP over the IPv6 session: an IPv4 route with an IPv6 next hop.
+        assert!(c.text.contains("  ipv4 { import none; export where proto = \"lbd_vips4\" && net ~ [ 198.51.100.10/32 ]; next hop self; extended next hop on; };"));
+        // An IPv4 session carries no IPv6 (its next hop would be one routers cannot install).
+        let mut v4 = bgp(false);
+        v4.peers.remove("tor_1");
+        let c = render(&v4, &both, &both);
+        assert!(!c.text.contains("  ipv6 {"), "{}", c.text);
+    }
+
+    #[test]
+    fn the_channels_stay_whatever_is_announced() {
+        // An IPv6 peer and VIPs of both families: the IPv4 VIP withdrawn and announced again
+        // must not add or remove the session's IPv4 channel (BIRD would restart the session
+        // and withdraw the IPv6 VIPs with it).
+        let mut b = bgp(false);
+        b.peers.remove("tor_1");
+        b.peers.get_mut("tor-1").unwrap().address = "2001:db8::1".parse().unwrap();
+        let all = vips(&["198.51.100.10", "2001:db8::10"]);
+        let session = |announced: &[&str]| {
+            render(&b, &all, &vips(announced))
+                .text
+                .lines()
+                .filter(|l| l.trim_start().starts_with("ipv"))
+                .map(|l| l.split(" export").next().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        let full = session(&["198.51.100.10", "2001:db8::10"]);
+        assert_eq!(
+            full.len(),
+            4,
+            "two static protocols, two channels: {full:?}"
+        );
+        assert_eq!(session(&["2001:db8::10"]), full);
+        assert_eq!(session(&[]), full);
     }
 }

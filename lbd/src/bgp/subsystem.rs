@@ -308,7 +308,7 @@ impl Runner {
             return;
         }
         let announced = w.decision.announced();
-        let conf = birdconf::render(bgp, &announced);
+        let conf = birdconf::render(bgp, &w.local_vips, &announced);
         match self.speaker.as_ref() {
             None if Instant::now() >= self.next_start => self.start_bird(conf, announced).await,
             None => {}
@@ -561,8 +561,11 @@ impl Runner {
         }
         if let Some(bgp) = w.bgp.as_ref() {
             let had = self.speaker.as_ref().map_or(0, |s| s.announced.len());
-            self.configure(birdconf::render(bgp, &BTreeSet::new()), BTreeSet::new())
-                .await;
+            self.configure(
+                birdconf::render(bgp, &w.local_vips, &BTreeSet::new()),
+                BTreeSet::new(),
+            )
+            .await;
             if had > 0 {
                 info!(
                     "bgp: withdrew every VIP; stopping BIRD in {:?}",

@@ -32,6 +32,8 @@ pub(super) struct BgpContext {
     pub section: bool,
     /// ... declaring at least one peer.
     pub peers: bool,
+    /// ... one of them at an IPv6 address.
+    pub ipv6_peers: bool,
 }
 
 impl Validator {

@@ -566,6 +566,10 @@ impl Validator {
         let bgp_context = bgp::BgpContext {
             section: raw.bgp.is_some(),
             peers: raw.bgp.as_ref().is_some_and(|b| b.declared_peers > 0),
+            ipv6_peers: raw
+                .bgp
+                .as_ref()
+                .is_some_and(|b| b.peers.iter().any(|(_, p)| p.address.get_ref().is_ipv6())),
         };
         let bgp_span = raw.bgp.as_ref().map(|b| b.span.clone());
         let bgp = raw.bgp.and_then(|b| self.bgp(b, network.as_ref()));

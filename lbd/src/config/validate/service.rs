@@ -424,6 +424,19 @@ impl Validator {
                 format!("service `{sname}` announces by BGP, but [bgp] has no peer"),
             )
             .help = Some("add a [bgp.peer.NAME] with address and remote_as for each router".into());
+        } else if let ServiceKey::Addr { addr, .. } = key {
+            if addr.is_ipv6() && !bgp.ipv6_peers {
+                let at = s.vip.as_ref().map_or(span, |v| v.span());
+                self.err(
+                    "bgp-no-ipv6-peer",
+                    at,
+                    format!(
+                        "service `{sname}` announces the IPv6 VIP {} by BGP, but every [bgp.peer] is at an IPv4 address",
+                        addr.ip()
+                    ),
+                )
+                .help = Some("add a [bgp.peer.NAME] at the router's IPv6 address: an IPv6 route learnt over an IPv4 session has an IPv4 next hop, which routers (Linux among them) cannot install; IPv4 VIPs may go over IPv6 sessions (extended next hop)".into());
+            }
         }
     }
 
