@@ -273,8 +273,9 @@ pub struct Daemon {
     vrrp: VrrpSubsystem,
     syslog: SyslogSubsystem,
     bgp: BgpSubsystem,
-    /// The services IPVS holds: all of the config's after an apply without errors, none
-    /// after a failed one (the decision withdraws their VIPs).
+    /// The services IPVS holds: the config's, but for those an operation of which failed in
+    /// the last apply, and none when the apply failed as a whole (the decision withdraws the
+    /// VIPs of those not held).
     ipvs_holds: BTreeSet<String>,
     node_drained: bool,
     /// Heartbeats: the daemon's loop beats, the BGP watchdog reads.
@@ -526,11 +527,8 @@ impl Daemon {
             Ok(Some(report)) => {
                 self.kernel_view = None;
                 self.last_ipvs_error = None;
-                self.ipvs_holds = if report.errors == 0 {
-                    services
-                } else {
-                    BTreeSet::new()
-                };
+                // A service whose operations failed is not held; the others are.
+                self.ipvs_holds = services.difference(&report.failed).cloned().collect();
                 crate::ipvs::subsystem::log_report(&report, why);
             }
             Err(e) => {

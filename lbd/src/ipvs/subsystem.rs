@@ -46,6 +46,9 @@ use tracing::{error, info, warn};
 pub struct ApplyReport {
     pub counts: PlanCounts,
     pub errors: usize,
+    /// The config's services an operation of which failed: the kernel may not hold them as
+    /// the config says (the others it does).
+    pub failed: BTreeSet<String>,
     /// Netlink messages sent and received for this apply (including a dump, if one was needed).
     pub messages: u64,
     pub millis: f64,
@@ -430,6 +433,9 @@ impl IpvsSubsystem {
                         _ => {}
                     }
                     report.errors += 1;
+                    if let Some(name) = op.service().and_then(|id| desired.names.get(id)) {
+                        report.failed.insert(name.clone());
+                    }
                     if !of_failed_service {
                         let name = op
                             .service()
