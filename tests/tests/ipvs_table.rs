@@ -426,6 +426,11 @@ fn ipvs_table_follows_the_config_exactly() {
         log.contains("ipvs: add real 10.0.2.255:80 to tcp 10.0.2.100:81 (weight 1): the kernel refused it: Invalid argument (EINVAL, errno 22) (service bad)"),
         "the refused real is reported with its service and errno"
     );
+    // That service alone is not as configured (an N-way VIP of it would be withdrawn).
+    assert!(
+        log.contains("1 error; not as configured: bad"),
+        "the apply names the service the kernel refused part of"
+    );
     want.extra.push("TCP  10.0.2.100:81 rr".into());
     want.extra.push(dest("10.0.2.6:80", "Masq", 1));
     assert_table(&mut sg.shell, &want, "one refused real");

@@ -545,7 +545,11 @@ pub fn log_report(r: &ApplyReport, why: &str) {
         );
     }
     let c = r.counts;
-    let errors = if r.errors == 1 { "" } else { "s" };
+    let mut errors = String::from(if r.errors == 1 { "" } else { "s" });
+    if !r.failed.is_empty() {
+        let names: Vec<&str> = r.failed.iter().map(String::as_str).collect();
+        errors += &format!("; not as configured: {}", names.join(", "));
+    }
     if why == "config" {
         info!(
             services_added = c.services_added,
