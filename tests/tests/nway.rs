@@ -351,8 +351,9 @@ fn three_balancers_behind_ecmp_agree_and_lose_nothing() {
          on leaving, {on_join} on joining (does ECMP move flows at all?)"
     );
 
-    // Losing balancers under load: lb3 the orderly way, then lb2's QEMU killed. First, how
-    // ECMP spread the long connections over the three.
+    // Losing balancers under load: lb3 the orderly way, then lb1's QEMU killed (the pair's
+    // master: lb2 takes its VRRP VIP over while the N-way flows go on). First, how ECMP spread
+    // the long connections over the three.
     let l = load(&lab);
     // This load's connections (their client ports), then which balancer holds each: earlier
     // loads left entries behind on balancers their flows moved away from.
@@ -405,10 +406,10 @@ fn three_balancers_behind_ecmp_agree_and_lose_nothing() {
     let orderly = stop.elapsed();
     std::thread::sleep(Duration::from_secs(5));
     let lost_orderly = lost(&l);
-    let (_, g2) = &mut guests[1];
+    let (_, g1) = &mut guests[0];
     let kill = Instant::now();
-    g2.guest.kill();
-    lab.wait_next_hops(VIP, &[&MEMBERS[0]], ROUTE)
+    g1.guest.kill();
+    lab.wait_next_hops(VIP, &[&MEMBERS[1]], ROUTE)
         .unwrap_or_else(|e| panic!("{e}"));
     let killed = kill.elapsed();
     std::thread::sleep(Duration::from_secs(5));
@@ -422,16 +423,36 @@ fn three_balancers_behind_ecmp_agree_and_lose_nothing() {
         .count();
     eprintln!(
         "nway: lb3 powered off: the router dropped it {:.2} s after the button, {lost_orderly} \
-         long connections lost; lb2's QEMU killed: dropped after {:.2} s, {lost_killed} lost; \
+         long connections lost; lb1's QEMU killed: dropped after {:.2} s, {lost_killed} lost; \
          {failed}/{requests} short requests failed ({CLIENT} through ECMP)",
         orderly.as_secs_f64(),
         killed.as_secs_f64()
     );
-    // lb1, the pair's master, stayed up throughout: its VIP still serves.
-    let got = pair_get(&lab);
+    // lb2, the pair's backup, took the pair's VIP over: it serves again (VRRP's master-down
+    // interval is about 3 s).
+    let failover = Instant::now();
+    let mut got = pair_get(&lab);
+    while !got.as_ref().is_ok_and(|r| r.starts_with('r')) && failover.elapsed() < ROUTE {
+        std::thread::sleep(Duration::from_millis(200));
+        got = pair_get(&lab);
+    }
     assert!(
         got.as_ref().is_ok_and(|r| r.starts_with('r')),
-        "GET of the pair VIP {VIP_PAIR} at the end: {got:?}"
+        "GET of the pair VIP {VIP_PAIR} after its master died: {got:?}"
+    );
+    let (m2, g2) = &mut guests[1];
+    let status = sh(g2, m2, "lbctl status --color never");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.contains("VI_PAIR") && l.contains("MASTER")),
+        "lb2 is not the pair's master after lb1 died:\n{status}"
+    );
+    eprintln!(
+        "nway: the pair's VIP served from lb2 by {:.1} s after lb1's QEMU was killed (its own \
+         VRRP failover, beside the N-way flows; first tried {:.1} s after the kill)",
+        kill.elapsed().as_secs_f64(),
+        (kill.elapsed() - failover.elapsed()).as_secs_f64()
     );
     assert_eq!(lost_orderly, 0, "an orderly stop broke long connections");
     assert_eq!(lost_killed, 0, "a balancer's death broke long connections");
