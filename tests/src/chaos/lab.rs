@@ -32,6 +32,11 @@ use crate::process::ChildGuard;
 use crate::qemu::{MacAddr, Nic};
 use crate::wire::Observer;
 
+/// Where the next release's image names itself (the first image has no such file).
+pub const RELEASE_FILE: &str = "/etc/lb/release";
+/// What it says.
+pub const NEXT_RELEASE: &str = "chaos-next\n";
+
 /// The VIP of the pair.
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 72, 0, 100);
 /// The IPv6 VIP (its own instance, in the sync group): unsolicited NAs at every takeover.
@@ -517,6 +522,22 @@ impl Lab {
     pub fn image(&self) -> Result<Image, String> {
         let dir = crate::artifacts::target_dir().join("lb-test-image-chaos");
         let args = vec![format!("--trusted-keys {}", self.public_key().display())];
+        Image::in_dir(fresh::variant(ImageKind::Test, &dir, &args)?)
+    }
+
+    /// The image a rolling upgrade moves to: the test image with this lab's key and one more
+    /// file, [`RELEASE_FILE`], naming the release (built into
+    /// `<target>/lb-test-image-chaos-next`). A different initramfs, fetched and booted like a
+    /// new release; its binaries are those of the source tree.
+    pub fn next_image(&self) -> Result<Image, String> {
+        let target = crate::artifacts::target_dir();
+        let note = target.join("chaos-next-release");
+        write_replacing(&note, NEXT_RELEASE.as_bytes())?;
+        let dir = target.join("lb-test-image-chaos-next");
+        let args = vec![
+            format!("--trusted-keys {}", self.public_key().display()),
+            format!("--add {}:{RELEASE_FILE}", note.display()),
+        ];
         Image::in_dir(fresh::variant(ImageKind::Test, &dir, &args)?)
     }
 

@@ -237,6 +237,10 @@ pub struct Chaos {
     pub lab: Lab,
     /// The image the balancers boot (and reboot into).
     pub image: crate::appliance::Image,
+    /// The image a rolling upgrade moves to (built at the first upgrade).
+    pub next_image: Option<crate::appliance::Image>,
+    /// Whether the balancers run `next_image` now (rolling upgrades go back and forth).
+    pub running_next: bool,
     /// When the pair was booted.
     pub t0: Instant,
 }
@@ -277,6 +281,8 @@ impl Chaos {
             pair,
             lab,
             image,
+            next_image: None,
+            running_next: false,
             t0,
         };
         chaos.settle()?;

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::analysis::{self, ms};
-use super::lab::{Services, ADVERT, MEMBERS, VIP, VIP6};
+use super::lab::{Services, ADVERT, MEMBERS, NEXT_RELEASE, RELEASE_FILE, VIP, VIP6};
 use super::{Chaos, Opts, Report, Row};
 use crate::config_server::Mode;
 
@@ -106,7 +106,7 @@ impl Scenario {
             Scenario::VrrpLoss(p) => format!("{p} % of VRRP packets dropped on the bridge between the balancers"),
             Scenario::BackupCpu => "the backup's vCPU saturated by busy loops (one vCPU per guest)".into(),
             Scenario::Partition => "the balancers cut off each other on the bridge (both become master), then healed".into(),
-            Scenario::RollingUpgrade => "the backup rebooted into the image, a planned handover (the master's priority lowered by a reload), the old master rebooted and given its priority back".into(),
+            Scenario::RollingUpgrade => "the backup rebooted into the next image (another initramfs, naming its release), a planned handover (the master's priority lowered by a reload), the old master rebooted and given its priority back".into(),
             Scenario::Soak => "steady load; init's and lbd's memory and descriptors sampled".into(),
         }
     }
@@ -881,8 +881,8 @@ fn synced_connections(c: &mut Chaos, who: usize) -> Result<usize, String> {
 }
 
 /// Reboots balancer `who` the orderly way (the power button: init stops lbd, which hands
-/// over if master) into the chaos image, and waits until its lbd programmed IPVS.
-fn reboot(c: &mut Chaos, who: usize) -> Result<Duration, String> {
+/// over if master) into `image`, and waits until its lbd programmed IPVS.
+fn reboot(c: &mut Chaos, who: usize, image: &crate::appliance::Image) -> Result<Duration, String> {
     let started = Instant::now();
     let m = MEMBERS[who];
     c.pair[who]
@@ -895,7 +895,7 @@ fn reboot(c: &mut Chaos, who: usize) -> Result<Duration, String> {
         .guest
         .wait_exit(STEP)
         .map_err(|e| format!("{}: {e}", m.name))?;
-    let fresh = super::lab::Balancer::boot(&c.lab, &c.image, m, super::BOOT)?;
+    let fresh = super::lab::Balancer::boot(&c.lab, image, m, super::BOOT)?;
     c.pair[who] = fresh;
     c.pair[who]
         .guest
@@ -944,6 +944,18 @@ fn wait_master(c: &Chaos, who: usize) -> Result<Duration, String> {
 
 /// The upgrade procedure of the README, with the long connections running throughout.
 fn rolling_upgrade(c: &mut Chaos, report: &mut Report) -> Result<(), String> {
+    if c.next_image.is_none() {
+        c.next_image = Some(c.lab.next_image()?);
+    }
+    // Back and forth between the two images, round after round.
+    let (image, release) = if c.running_next {
+        (c.image.clone(), None)
+    } else {
+        (
+            c.next_image.clone().expect("built above"),
+            Some(NEXT_RELEASE.trim()),
+        )
+    };
     c.settle()?;
     let from = Instant::now();
     let marks = c.marks();
@@ -951,8 +963,12 @@ fn rolling_upgrade(c: &mut Chaos, report: &mut Report) -> Result<(), String> {
     let mut steps = Vec::new();
     let at = |from: Instant| from.elapsed().as_secs_f64();
     // 1. The backup reboots into the new image and syncs the established connections.
-    reboot(c, 1)?;
-    steps.push(format!("lb2 rebooted by {:.1} s", at(from)));
+    reboot(c, 1, &image)?;
+    steps.push(format!(
+        "lb2 rebooted into {} by {:.1} s",
+        running_release(c, 1, release)?,
+        at(from)
+    ));
     wait_synced(c, 1)?;
     steps.push(format!("lb2 synced every connection by {:.1} s", at(from)));
     // 2. Planned handover: the master's priority lowered below the backup's.
@@ -962,8 +978,13 @@ fn rolling_upgrade(c: &mut Chaos, report: &mut Report) -> Result<(), String> {
     steps.push(format!("lb2 master by {:.1} s", at(from)));
     // 3. The old master reboots (keeping the lowered priority, so it comes back as backup
     // and cannot take the VIP before it holds the connections) and syncs.
-    reboot(c, 0)?;
-    steps.push(format!("lb1 rebooted by {:.1} s", at(from)));
+    reboot(c, 0, &image)?;
+    steps.push(format!(
+        "lb1 rebooted into {} by {:.1} s",
+        running_release(c, 0, release)?,
+        at(from)
+    ));
+    c.running_next = release.is_some();
     wait_synced(c, 0)?;
     steps.push(format!("lb1 synced by {:.1} s", at(from)));
     // 4. Its priority back: it preempts, the pair is as before.
@@ -991,6 +1012,23 @@ fn rolling_upgrade(c: &mut Chaos, report: &mut Report) -> Result<(), String> {
     }
     report.rows.push(row);
     Ok(())
+}
+
+/// What `who` runs, checked against `want` (`None`: the first image, without a release file).
+fn running_release(c: &mut Chaos, who: usize, want: Option<&str>) -> Result<String, String> {
+    let out = c.pair[who].sh(&format!("cat {RELEASE_FILE} 2>/dev/null || echo none"))?;
+    let got = out.trim();
+    let expected = want.unwrap_or("none");
+    if got != expected {
+        return Err(format!(
+            "{} runs release {got:?} after the reboot, not {expected:?}",
+            MEMBERS[who].name
+        ));
+    }
+    Ok(match want {
+        Some(r) => format!("the next image ({RELEASE_FILE}: {r})"),
+        None => "the first image again".into(),
+    })
 }
 
 fn soak(c: &mut Chaos, duration: Duration, report: &mut Report) -> Result<(), String> {
