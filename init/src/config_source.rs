@@ -245,8 +245,8 @@ fn poll_schedule(poll: Option<Duration>) -> PollSchedule {
     schedule
 }
 
-/// Waits as long as the schedule says after `polled`, or until a refetch is asked for (SIGHUP,
-/// `lbctl reload`), which never waits for a backoff.
+/// Waits as long as the schedule says after `polled`, or until a refetch is asked for (a
+/// SIGHUP to init), which never waits for a backoff.
 async fn next_poll(schedule: &mut PollSchedule, polled: Polled, refetch: &Notify) {
     match schedule.after(polled) {
         Some(wait) => {

@@ -9,7 +9,7 @@
 //! the upper half of each doubling, see [`Jitter::Equal`]) so that a fleet which lost its
 //! server at the same moment does not come back to it in step. The first good poll (a new
 //! config taken, or the running one still current) goes back to the poll interval. An explicit
-//! refetch (SIGHUP, `lbctl reload`) does not wait for any of this: the I/O loop fetches at once.
+//! refetch (a SIGHUP to init) does not wait for any of this: the I/O loop fetches at once.
 //!
 //! Pure: the loop reports each poll's outcome and sleeps what it is told; the random source
 //! is injected, so tests pin it.
