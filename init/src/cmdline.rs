@@ -3,7 +3,7 @@
 //! | key | meaning | default |
 //! | --- | --- | --- |
 //! | `lb.config=URL` | config source; repeat the key or separate with `,` to try several in order | none: wait for one |
-//! | `lb.poll=DURATION` | how often to look for a changed config (`0` = never) | `30s` |
+//! | `lb.poll=DURATION` | how often to look for a changed config (`0` = never); failing polls back off up to 8× that or 5 min ([`crate::poll_schedule`]) | `30s` |
 //! | `lb.timeout=DURATION` | per-attempt fetch timeout | `5s` |
 //! | `lb.lbd=PATH` | the daemon to supervise | `/bin/lbd` |
 //! | `lb.log=LEVEL` | init's log level (wins over the config's `[node] log_level`) | `info`, then the config's |

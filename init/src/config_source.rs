@@ -6,6 +6,7 @@ use crate::cmdline::{InitSettings, KernelCmdline};
 use crate::fetch::{Backoff, BackoffPolicy, FetchError, FetchOutcome, Fetched, Fetcher, Vars};
 use crate::net::{self, IpSpec, NetInfo, NetOptions};
 use crate::node_network::{BootLink, NodeNetwork, Taken};
+use crate::poll_schedule::{PollSchedule, Polled};
 use crate::trust;
 use lbd::config::network::Network;
 use lbd::config::{self, Loaded};
@@ -91,6 +92,127 @@ pub async fn run(
         hostname: boot_hostname,
     };
     let (gate, verdicts) = trust::SignatureGate::new(policy, identity);
+    fetcher = fetcher
+        .with_pinned_keys(tls_pins(&settings))
+        .with_attempt_timeout(settings.attempt_timeout)
+        .with_backoff(Backoff::new(first_fetch_backoff(settings.poll)))
+        .with_gate(gate)
+        .with_validator(|url, bytes| validate(&url.to_string(), bytes).map(|_| ()));
+    info!(urls = ?settings.config_urls, "fetching the config");
+
+    let mut running: Option<Fetched> = None;
+    let mut last_error: Option<String> = None;
+    let mut node_net = NodeNetwork::new(net.as_ref().map(|n| BootLink::of(n, boot_links)));
+    // A config refused for its network is not tried again until it changes: polls compare
+    // with it, so the server answers "unchanged" until then.
+    let mut refused: Option<Fetched> = None;
+    let mut schedule = poll_schedule(settings.poll);
+    loop {
+        let result = if running.is_none() {
+            fetcher.fetch_until_ok(None, None).await
+        } else {
+            fetcher.fetch(refused.as_ref().or(running.as_ref())).await
+        };
+        // A refused config that is still served is a failed poll as much as no answer is.
+        let polled = match result {
+            Ok(FetchOutcome::New(fetched))
+                if refused.as_ref().is_some_and(|r| r.sha256 == fetched.sha256) =>
+            {
+                debug!("config still the one refused for its network");
+                Polled::Failed
+            }
+            Ok(FetchOutcome::New(fetched)) => {
+                let name = display_name(Some(&fetched.final_url.to_string()));
+                match validate(&name, &fetched.bytes) {
+                    Ok(loaded) => {
+                        let boot = net.as_ref();
+                        let took = take_config_network(
+                            &mut node_net,
+                            boot,
+                            &loaded,
+                            &fetched,
+                            &mut fetcher,
+                        )
+                        .await;
+                        if let Err(why) = took {
+                            error!("refused config from {name}: {why}; keeping the running one");
+                            refused = Some(fetched);
+                            Polled::Failed
+                        } else {
+                            refused = None;
+                            report_taken(&loaded, &fetched);
+                            running = Some(fetched.clone());
+                            last_error = None;
+                            let trust = verdicts
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .take()
+                                .filter(|v| v.sha256 == fetched.sha256_hex());
+                            let new = NewConfig {
+                                fetched,
+                                loaded,
+                                trust,
+                            };
+                            if out.send(new).is_err() {
+                                return;
+                            }
+                            Polled::Good
+                        }
+                    }
+                    // The fetcher's validator accepted it, so this cannot differ; but never
+                    // hand over anything that did not pass here.
+                    Err(e) => {
+                        error!("refused config from {name}: {e}");
+                        Polled::Failed
+                    }
+                }
+            }
+            Ok(FetchOutcome::Unchanged) if refused.is_some() => {
+                debug!("config still the one refused for its network");
+                Polled::Failed
+            }
+            Ok(FetchOutcome::Unchanged) => {
+                debug!("config unchanged");
+                Polled::Good
+            }
+            Err(e) => {
+                report_poll_error(&e, &mut last_error);
+                Polled::Failed
+            }
+        };
+        if running.is_none() {
+            // fetch_until_ok only returns without a config at a deadline, which we do not set.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            continue;
+        }
+        if polled == Polled::Good && schedule.failures() > 0 {
+            info!(
+                failed_polls = schedule.failures(),
+                "config poll succeeded again; back to polling every {:?}",
+                settings.poll.unwrap_or_default()
+            );
+            // A new outage with the same cause is reported again.
+            last_error = None;
+        }
+        next_poll(&mut schedule, polled, &refetch).await;
+    }
+}
+
+/// Says which config was taken, with its warnings.
+fn report_taken(loaded: &Loaded, fetched: &Fetched) {
+    for w in loaded.warning_lines() {
+        warn!("{w}");
+    }
+    info!(
+        url = %fetched.final_url,
+        sha256 = %&fetched.sha256_hex()[..12],
+        "config fetched: {}",
+        loaded.config.summary()
+    );
+}
+
+/// The server keys trusted for `https://` config URLs: the command line's and the image's.
+fn tls_pins(settings: &InitSettings) -> Vec<crate::fetch::tls::Pin> {
     let mut pins = settings.tls_pins.clone();
     if let Ok(text) = std::fs::read_to_string(TLS_PINS) {
         for line in text
@@ -107,115 +229,65 @@ pub async fn run(
     if !pins.is_empty() {
         info!(pins = ?pins, "https:// config URLs trust exactly these server keys (no CA, no clock)");
     }
-    fetcher = fetcher
-        .with_pinned_keys(pins)
-        .with_attempt_timeout(settings.attempt_timeout)
-        .with_backoff(Backoff::new(first_fetch_backoff(settings.poll)))
-        .with_gate(gate)
-        .with_validator(|url, bytes| validate(&url.to_string(), bytes).map(|_| ()));
-    info!(urls = ?settings.config_urls, "fetching the config");
+    pins
+}
 
-    let mut running: Option<Fetched> = None;
-    let mut last_error: Option<String> = None;
-    let mut node_net = NodeNetwork::new(net.as_ref().map(|n| BootLink::of(n, boot_links)));
-    // A config refused for its network is not tried again until it changes: polls compare
-    // with it, so the server answers "unchanged" until then.
-    let mut refused: Option<Fetched> = None;
-    loop {
-        let result = if running.is_none() {
-            fetcher.fetch_until_ok(None, None).await
-        } else {
-            fetcher.fetch(refused.as_ref().or(running.as_ref())).await
-        };
-        match result {
-            Ok(FetchOutcome::New(fetched))
-                if refused.as_ref().is_some_and(|r| r.sha256 == fetched.sha256) =>
-            {
-                debug!("config still the one refused for its network");
+/// The waits between polls, said once at boot.
+fn poll_schedule(poll: Option<Duration>) -> PollSchedule {
+    let schedule = PollSchedule::new(poll);
+    if let Some(every) = poll {
+        info!(
+            every = ?every,
+            backoff_cap = ?schedule.cap(),
+            "polling the config source; after failed polls the wait doubles up to the cap"
+        );
+    }
+    schedule
+}
+
+/// Waits as long as the schedule says after `polled`, or until a refetch is asked for (a
+/// SIGHUP to init), which never waits for a backoff.
+async fn next_poll(schedule: &mut PollSchedule, polled: Polled, refetch: &Notify) {
+    match schedule.after(polled) {
+        Some(wait) => {
+            if polled == Polled::Failed {
+                debug!(
+                    failed_polls = schedule.failures(),
+                    next_poll_in = ?wait,
+                    "config poll failed; backing off"
+                );
             }
-            Ok(FetchOutcome::New(fetched)) => {
-                let name = display_name(Some(&fetched.final_url.to_string()));
-                match validate(&name, &fetched.bytes) {
-                    Ok(loaded) => {
-                        if let Some(wanted) = &loaded.config.network {
-                            let took = take_network(
-                                &mut node_net,
-                                wanted,
-                                &loaded,
-                                &fetched,
-                                &mut fetcher,
-                            )
-                            .await;
-                            if let Err(why) = took {
-                                error!(
-                                    "refused config from {name}: {why}; keeping the running one"
-                                );
-                                refused = Some(fetched.clone());
-                                if running.is_none() {
-                                    tokio::time::sleep(Duration::from_secs(5)).await;
-                                }
-                                continue;
-                            }
-                            if node_net.takes_boot_link(wanted) {
-                                if let Some(keeper) = net.as_ref().and_then(|n| n.keeper.as_ref()) {
-                                    if keeper.is_running() {
-                                        info!("the config's [network] takes the boot link over: its DHCP lease is no longer kept");
-                                        keeper.stop();
-                                    }
-                                }
-                            }
-                        }
-                        refused = None;
-                        for w in loaded.warning_lines() {
-                            warn!("{w}");
-                        }
-                        info!(
-                            url = %fetched.final_url,
-                            sha256 = %&fetched.sha256_hex()[..12],
-                            "config fetched: {}",
-                            loaded.config.summary()
-                        );
-                        running = Some(fetched.clone());
-                        last_error = None;
-                        let trust = verdicts
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .take()
-                            .filter(|v| v.sha256 == fetched.sha256_hex());
-                        if out
-                            .send(NewConfig {
-                                fetched,
-                                loaded,
-                                trust,
-                            })
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    // The fetcher's validator accepted it, so this cannot differ; but never
-                    // hand over anything that did not pass here.
-                    Err(e) => error!("refused config from {name}: {e}"),
-                }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = refetch.notified() => {}
             }
-            Ok(FetchOutcome::Unchanged) => debug!("config unchanged"),
-            Err(e) => report_poll_error(&e, &mut last_error),
         }
-        if running.is_none() {
-            // fetch_until_ok only returns without a config at a deadline, which we do not set.
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            continue;
-        }
-        match settings.poll {
-            Some(every) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = refetch.notified() => {}
-                }
+        None => refetch.notified().await,
+    }
+}
+
+/// Applies the config's `[network]`, if it has one, and has the config source confirm it;
+/// when it takes the boot link over, the boot link's DHCP lease is no longer kept.
+async fn take_config_network(
+    node_net: &mut NodeNetwork,
+    boot: Option<&NetInfo>,
+    loaded: &Loaded,
+    fetched: &Fetched,
+    fetcher: &mut Fetcher,
+) -> Result<(), String> {
+    let Some(wanted) = &loaded.config.network else {
+        return Ok(());
+    };
+    take_network(node_net, wanted, loaded, fetched, fetcher).await?;
+    if node_net.takes_boot_link(wanted) {
+        if let Some(keeper) = boot.and_then(|n| n.keeper.as_ref()) {
+            if keeper.is_running() {
+                info!("the config's [network] takes the boot link over: its DHCP lease is no longer kept");
+                keeper.stop();
             }
-            None => refetch.notified().await,
         }
     }
+    Ok(())
 }
 
 /// Applies a config's `[network]` and has the config source confirm it; on no answer within

@@ -10,6 +10,7 @@
 //! - [`fetch`]: HTTP and TFTP config fetch with retries.
 //! - [`config_source`]: where the node's config comes from (network → fetch → validate →
 //!   poll) and config install.
+//! - [`poll_schedule`]: the waits between polls, backing off while the source fails.
 //! - [`sysctl`]: the role's sysctls and the config's.
 //! - [`trust`]: signed configs: the image's keys, the fetcher's gate, what is reported.
 //! - [`supervise`]: the one reaper, lbd's restart policy.
@@ -24,6 +25,7 @@ pub mod modules;
 pub mod mount;
 pub mod net;
 pub mod node_network;
+pub mod poll_schedule;
 pub mod power;
 pub mod supervise;
 pub mod sysctl;

@@ -25,6 +25,7 @@ and supervises lbd. It takes its settings from the kernel command line:
   lb.config=URL[,URL...]   config source(s): http://, https://, tftp:// (variables ${mac}, ${mac_hyphen},
                            ${ip}, ${hostname}, ${uuid})
   lb.poll=DURATION         how often to look for a changed config (0: never)       [30s]
+                           (failing polls back off: x2 each, up to 8 polls or 5 min)
   lb.timeout=DURATION      per-attempt fetch timeout                                [5s]
   lb.shutdown_timeout=D    how long lbd gets to stop before SIGKILL                 [10s]
   lb.carrier_timeout=D     how long the boot link may take to get carrier per try   [90s]

@@ -7,6 +7,8 @@
 mod fetch_common;
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fetch_common::*;
@@ -312,6 +314,121 @@ async fn no_fault_yields_a_config_and_serving_again_recovers() {
         );
         let again = fetch_new(&mut f, None).await;
         assert_eq!(again.sha256, running.sha256);
+    })
+    .await
+}
+
+/// A fetcher whose validator refuses any config without `[node]`, counting its calls.
+fn validating(url: String) -> (Fetcher, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let f = Fetcher::from_templates(&[url], Vars::default())
+        .unwrap()
+        .with_attempt_timeout(ATTEMPT)
+        .with_validator(move |_, body| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            match std::str::from_utf8(body) {
+                Ok(text) if text.contains("[node]") => Ok(()),
+                _ => Err("no [node] section".into()),
+            }
+        });
+    (f, calls)
+}
+
+/// The refusal's text, which must stay the same poll after poll (it is reported once).
+async fn refusal(f: &mut Fetcher, previous: &Fetched) -> String {
+    let (e, _) = failure(f, Some(previous)).await;
+    assert!(matches!(e, AttemptError::Rejected(_)), "{e}");
+    e.to_string()
+}
+
+/// A server that keeps serving the same invalid config: init asks with the refused body's ETag,
+/// the server answers 304 without a body, and the validator is not run again; a fixed config
+/// is fetched and validated as usual.
+#[tokio::test]
+async fn a_refused_config_served_again_costs_a_304_not_a_download_and_a_parse() {
+    bounded(async {
+        let (dir, server) = serve();
+        let (mut f, validated) = validating(server.url("lb-a.toml"));
+        let running = fetch_new(&mut f, None).await;
+        assert_eq!(validated.load(Ordering::SeqCst), 1);
+
+        dir.write("lb-a.toml", b"[[service]]\nname = \"web\"\n");
+        let first = refusal(&mut f, &running).await;
+        for _ in 0..3 {
+            assert_eq!(refusal(&mut f, &running).await, first);
+        }
+        assert_eq!(
+            validated.load(Ordering::SeqCst),
+            2,
+            "validated once per body"
+        );
+        let log = server.requests();
+        let statuses: Vec<_> = log.iter().map(|r| r.status).collect();
+        assert_eq!(
+            statuses,
+            [Some(200), Some(200), Some(304), Some(304), Some(304)]
+        );
+        // Asked about the refused body (its ETag), not about the running one.
+        assert_eq!(log[1].header("If-None-Match"), running.etag.as_deref());
+        let asked = log[2]
+            .header("If-None-Match")
+            .expect("a conditional request");
+        assert_ne!(Some(asked), running.etag.as_deref());
+        assert!(log[3..]
+            .iter()
+            .all(|r| r.header("If-None-Match") == Some(asked)));
+        assert_eq!(log[2].header("If-Modified-Since"), None);
+
+        // Fixed: a new body, validated and taken.
+        let fixed = b"[node]\nhostname = \"lb-a\"\n# fixed\n";
+        dir.write("lb-a.toml", fixed);
+        assert_eq!(&fetch_new(&mut f, Some(&running)).await.bytes[..], fixed);
+        assert_eq!(validated.load(Ordering::SeqCst), 3);
+    })
+    .await
+}
+
+/// Without an ETag (python's http.server sends only Last-Modified) the refused body is
+/// downloaded again, but known by its hash: refused for the same reason, not parsed again. And
+/// going back to the running config is seen as "unchanged".
+#[tokio::test]
+async fn without_an_etag_a_refused_config_is_known_by_its_hash() {
+    bounded(async {
+        let dir = TempDir::new("faults-py");
+        dir.write("lb-a.toml", CONFIG);
+        let (_server, addr) = python_http(dir.path()).await;
+        let (mut f, validated) = validating(format!("http://{addr}/lb-a.toml"));
+        let running = fetch_new(&mut f, None).await;
+        assert_eq!(running.etag, None);
+
+        // Each write a later time stamp: Last-Modified has whole seconds.
+        let publish = |body: &[u8], later: u64| {
+            let file = dir.write("lb-a.toml", body);
+            std::fs::File::options()
+                .write(true)
+                .open(file)
+                .unwrap()
+                .set_modified(std::time::SystemTime::now() + Duration::from_secs(later))
+                .unwrap();
+        };
+        publish(b"[[service]]\nname = \"web\"\n", 5);
+        let first = refusal(&mut f, &running).await;
+        for _ in 0..3 {
+            assert_eq!(refusal(&mut f, &running).await, first);
+        }
+        assert_eq!(
+            validated.load(Ordering::SeqCst),
+            2,
+            "validated once per body"
+        );
+
+        publish(CONFIG, 10);
+        assert_eq!(
+            f.fetch(Some(&running)).await.unwrap(),
+            FetchOutcome::Unchanged
+        );
+        assert_eq!(validated.load(Ordering::SeqCst), 2);
     })
     .await
 }

@@ -24,6 +24,11 @@ const BOOT: Duration = Duration::from_secs(90);
 const STEP: Duration = Duration::from_secs(30);
 /// From the power request to QEMU's exit.
 const EXIT: Duration = Duration::from_secs(30);
+/// How long the polls of a refused config are counted: a fixed 1 s poll would ask about 20
+/// times, init's backoff (1 s doubling to 8 s) 4 to 6 times.
+const BACKOFF_WINDOW: Duration = Duration::from_secs(20);
+/// How long the polls are counted once a good config is back: about 10 at 1 s.
+const RECOVERED_WINDOW: Duration = Duration::from_secs(10);
 
 const NETWORK_UP: &str =
     r"init:\s+INFO network up device=(?P<dev>\S+) address=(?P<addr>\S+) .*dhcp=true";
@@ -91,6 +96,22 @@ fn http_requests(server: &StaticServer, path: &str) -> usize {
         .iter()
         .filter(|p| *p == path)
         .count()
+}
+
+/// The polls of `path` the server answered (200 with the file, or 304) during `window`.
+fn polls_during(server: &StaticServer, path: &str, window: Duration) -> usize {
+    let count = || {
+        [200, 304]
+            .iter()
+            .map(|s| {
+                let answered = server.requests_with_status(*s);
+                answered.iter().filter(|p| *p == path).count()
+            })
+            .sum::<usize>()
+    };
+    let before = count();
+    std::thread::sleep(window);
+    count() - before
 }
 
 /// lbd was started once and never restarted or re-run.
@@ -236,16 +257,19 @@ fn reload_without_restart_and_refuse_an_invalid_config() {
             STEP,
         )
         .unwrap();
-    // Several more polls of the bad file (init keeps polling), and nothing reaches lbd.
-    let deadline = std::time::Instant::now() + STEP;
-    while http_requests(&server, "/node.toml") < before_bad + 4 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "init stopped polling after the refusal; server log: {:#?}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // init keeps polling the bad file, but backs off, and nothing reaches lbd.
+    let refused_polls = polls_during(&server, "/node.toml", BACKOFF_WINDOW);
+    println!(
+        "polls in {BACKOFF_WINDOW:?} while the config is refused: {refused_polls} (requests of \
+         the bad file since it was published: {})",
+        http_requests(&server, "/node.toml") - before_bad
+    );
+    assert!(
+        (2..=10).contains(&refused_polls),
+        "{refused_polls} polls in {BACKOFF_WINDOW:?} at lb.poll=1s: expected a few (still \
+         polling, but backing off); server log: {:#?}",
+        server.log()
+    );
     let after: Vec<String> = g.console().lines()[refused.line_no + 1..].to_vec();
     for line in &after {
         for forbidden in [
@@ -282,6 +306,18 @@ fn reload_without_restart_and_refuse_an_invalid_config() {
         STEP,
     )
     .unwrap();
+
+    // Taken at the first poll after the backoff, said once, and polled every second again.
+    let said = lines_containing(g.console(), "config poll succeeded again");
+    assert_eq!(said.len(), 1, "{said:#?}");
+    let recovered_polls = polls_during(&server, "/node.toml", RECOVERED_WINDOW);
+    println!("polls in {RECOVERED_WINDOW:?} after a good config is back: {recovered_polls}");
+    assert!(
+        recovered_polls >= 5,
+        "{recovered_polls} polls in {RECOVERED_WINDOW:?} at lb.poll=1s after recovery; server \
+         log: {:#?}",
+        server.log()
+    );
 
     assert_one_lbd(&g, running.pid);
     assert_eq!(

@@ -16,6 +16,11 @@ pub enum Jitter {
     /// "Decorrelated jitter": uniform in `[min, 3·previous]`, capped at `max`; spreads retries
     /// well while growing about as fast as the exponential.
     Decorrelated,
+    /// "Equal jitter": uniform in the upper half of the exponential ceiling, `[c/2, c]` with
+    /// `c = min(max, min·2ⁿ)` (and never below `min`). Until the cap, a delay is never shorter
+    /// than the one before (each half starts where the previous ceiling ended); at the cap the
+    /// delays stay spread over `[max/2, max]`.
+    Equal,
 }
 
 /// Backoff parameters.
@@ -116,6 +121,10 @@ impl<J: JitterSource> Backoff<J> {
                 let hi = self.previous.saturating_mul(3).min(max).max(min);
                 self.rng.uniform(min, hi)
             }
+            Jitter::Equal => {
+                let hi = exp_ceiling(min, max, self.attempt);
+                self.rng.uniform((hi / 2).max(min), hi)
+            }
         };
         let delay = delay.clamp(min, max);
         self.previous = delay;
@@ -189,8 +198,26 @@ mod tests {
     }
 
     #[test]
+    fn equal_jitter_keeps_to_the_upper_half_of_the_ceiling() {
+        let mut b = Backoff::with_source(policy(Jitter::Equal), Top);
+        assert_eq!(take(&mut b, 6), [100, 200, 400, 800, 1000, 1000]);
+        let mut b = Backoff::with_source(policy(Jitter::Equal), Bottom);
+        assert_eq!(take(&mut b, 6), [100, 100, 200, 400, 500, 500]);
+        // Whatever the draws, no delay is shorter than the one before until the cap (the
+        // ceilings 100, 200, 400, 800), and they stay in the cap's upper half after it.
+        for seed in 0..100 {
+            let delays = take(&mut Backoff::seeded(policy(Jitter::Equal), seed), 20);
+            assert!(delays[..4].windows(2).all(|w| w[0] <= w[1]), "{delays:?}");
+            assert!(
+                delays[4..].iter().all(|d| (500..=1000).contains(d)),
+                "{delays:?}"
+            );
+        }
+    }
+
+    #[test]
     fn seeded_is_deterministic_and_in_range() {
-        for jitter in [Jitter::Full, Jitter::Decorrelated] {
+        for jitter in [Jitter::Full, Jitter::Decorrelated, Jitter::Equal] {
             let a = take(&mut Backoff::seeded(policy(jitter), 7), 50);
             let b = take(&mut Backoff::seeded(policy(jitter), 7), 50);
             let c = take(&mut Backoff::seeded(policy(jitter), 8), 50);

@@ -25,6 +25,7 @@
 
 pub mod backoff;
 pub mod http;
+mod rejected;
 pub mod tftp;
 pub mod tls;
 pub mod url;
@@ -277,6 +278,8 @@ pub struct Fetcher {
     gate: Option<Box<dyn ConfigGate>>,
     /// The TLS config of `https://` URLs: the pinned server keys.
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// The last body the validator refused, per URL: not downloaded or parsed again if avoidable.
+    rejections: rejected::Rejections,
 }
 
 impl fmt::Debug for Fetcher {
@@ -310,6 +313,7 @@ impl Fetcher {
             validator: None,
             gate: None,
             tls: None,
+            rejections: rejected::Rejections::default(),
         }
     }
 
@@ -389,7 +393,9 @@ impl Fetcher {
     /// `previous` is still current) wins.
     ///
     /// HTTP validators of `previous` are only sent to the URL that produced it: another
-    /// server's `Last-Modified` says nothing about this one's file.
+    /// server's `Last-Modified` says nothing about this one's file. A URL whose last body the
+    /// validator refused is asked whether it still has that body instead (its `ETag`), and
+    /// the same body again is refused for the same reason without being validated again.
     pub async fn fetch(&mut self, previous: Option<&Fetched>) -> Result<FetchOutcome, FetchError> {
         if self.urls.is_empty() {
             return Err(FetchError::NoUrls);
@@ -497,16 +503,22 @@ impl Fetcher {
         url: &FetchUrl,
         previous: Option<&Fetched>,
     ) -> Result<FetchOutcome, AttemptError> {
-        let validators = previous
-            .filter(|p| &p.url == url)
-            .map(Fetched::validators)
-            .unwrap_or_default();
+        let validators = self.rejections.validators(url, previous);
+        let asked_about_refused = self.rejections.etag(url).is_some();
         let fetched = match self.get(url, validators).await? {
+            None if asked_about_refused => {
+                let reason = self.rejections.still_refused(url).unwrap_or_default();
+                return Err(AttemptError::Rejected(reason.to_string()));
+            }
             None => return Ok(FetchOutcome::Unchanged),
             Some(f) => f,
         };
         if previous.is_some_and(|p| p.sha256 == fetched.sha256) {
+            self.rejections.forget(url);
             return Ok(FetchOutcome::Unchanged);
+        }
+        if let Some(reason) = self.rejections.refused_before(url, &fetched) {
+            return Err(AttemptError::Rejected(reason.to_string()));
         }
         if let Some(gate) = &self.gate {
             let companion_urls = gate.companions(&fetched.final_url)?;
@@ -538,8 +550,12 @@ impl Fetcher {
             }
         }
         if let Some(validate) = &mut self.validator {
-            validate(&fetched.final_url, &fetched.bytes).map_err(AttemptError::Rejected)?;
+            if let Err(reason) = validate(&fetched.final_url, &fetched.bytes) {
+                self.rejections.remember(url, &fetched, &reason);
+                return Err(AttemptError::Rejected(reason));
+            }
         }
+        self.rejections.forget(url);
         Ok(FetchOutcome::New(fetched))
     }
 
