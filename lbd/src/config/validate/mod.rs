@@ -11,6 +11,7 @@
 //! checks).
 
 use super::diag::{ConfigError, Diagnostic, Severity};
+use super::layout::Segment;
 use super::model::*;
 use super::schema::*;
 use super::types::*;
@@ -31,6 +32,7 @@ mod ipvs;
 mod network;
 mod node;
 pub use node::epoch_seconds;
+mod quick;
 mod service;
 mod vrrp;
 
@@ -139,6 +141,8 @@ struct Validator {
     diags: Vec<Diagnostic>,
     /// Set by stage 3 for [`parse_keeping_context`].
     context: Option<ServiceContext>,
+    /// The file's segments, when the fast path read them.
+    segments: Option<Vec<Segment>>,
 }
 
 /// What the validation of a service takes from outside its own tables: the named checks and
@@ -150,6 +154,9 @@ pub(super) struct ServiceContext {
     bgp: bgp::BgpContext,
     /// The named checks each service uses.
     pub uses: BTreeMap<String, BTreeSet<String>>,
+    /// The file's segments, when validation read them already (each service in one place):
+    /// the loader needs them too.
+    pub segments: Option<Vec<Segment>>,
 }
 
 /// A service validated on its own, and the named checks it uses.
@@ -329,6 +336,20 @@ impl Validator {
     }
 
     fn config(&mut self, src: &str) -> Option<Config> {
+        let raw = match quick::gather(src) {
+            Some((raw, segments)) => {
+                self.segments = Some(segments);
+                raw
+            }
+            None => self.gather_with_toml(src)?,
+        };
+        let before = self.error_count();
+        let config = self.build(raw, src);
+        (self.error_count() == before).then_some(config).flatten()
+    }
+
+    /// Stages 1 and 2 with the toml crate alone, reporting every problem of the file.
+    fn gather_with_toml(&mut self, src: &str) -> Option<Raw> {
         let root = match DeTable::parse(src) {
             Ok(root) => root,
             Err(e) => {
@@ -340,10 +361,7 @@ impl Validator {
                 return None;
             }
         };
-        let raw = self.gather(root.get_ref());
-        let before = self.error_count();
-        let config = self.build(raw, src);
-        (self.error_count() == before).then_some(config).flatten()
+        Some(self.gather(root.get_ref()))
     }
 
     fn error_count(&self) -> usize {
@@ -663,6 +681,7 @@ impl Validator {
             vip_owners,
             bgp: bgp_context,
             uses,
+            segments: self.segments.take(),
         });
         Some(Config {
             node,
