@@ -388,10 +388,7 @@ impl IpvsSubsystem {
                 list.join(", ")
             );
         }
-        let requests: Vec<(String, _)> = ops
-            .iter()
-            .map(|op| (op.to_string(), op.message()))
-            .collect();
+        let requests: Vec<(&Op, _)> = ops.iter().map(|op| (op, op.message())).collect();
         let exchange = Instant::now();
         let executed = client.execute(&requests);
         report.kernel_millis = exchange.elapsed().as_secs_f64() * 1000.0;
