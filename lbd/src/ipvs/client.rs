@@ -11,7 +11,8 @@
 //! request gets its own result: one refused object does not stop the rest of the batch.
 
 use super::msg::{
-    self, request, DaemonEntry, DestEntry, Info, IpvsMessage, ServiceEntry, ServiceId, Timeouts,
+    self, request, DaemonEntry, DestEntry, Info, IpvsMessage, Request, ServiceEntry, ServiceId,
+    Timeouts,
 };
 use super::nl::{self, GenlHeader, ParseError, Received};
 use neli::consts::genl::{CtrlAttr, CtrlCmd};
@@ -409,14 +410,14 @@ impl IpvsClient {
             .map(|(i, len)| &self.buf[i * RECV_SLOT..i * RECV_SLOT + len])
     }
 
-    fn write_request(&self, buf: &mut Vec<u8>, m: &IpvsMessage, flags: u16, seq: u32) {
+    fn write_request(&self, buf: &mut Vec<u8>, m: &impl Request, flags: u16, seq: u32) {
         nl::write_genl_message(
             buf,
             self.family,
             nl::NLM_F_REQUEST | flags,
             seq,
             GenlHeader {
-                cmd: m.cmd,
+                cmd: m.cmd(),
                 version: msg::IPVS_GENL_VERSION,
             },
             |b| m.emit_attrs(b),
@@ -427,9 +428,9 @@ impl IpvsClient {
     /// when the socket itself fails (then the outcome of the unanswered requests is unknown).
     /// Each request comes with what it does, for messages: written out only for an error (a
     /// full apply sends thousands, nearly always without one).
-    pub fn execute<W: std::fmt::Display>(
+    pub fn execute<W: std::fmt::Display, R: Request>(
         &mut self,
-        requests: &[(W, IpvsMessage)],
+        requests: &[(W, R)],
     ) -> Result<Vec<Result<(), IpvsError>>, IpvsError> {
         let mut results: Vec<Option<Result<(), IpvsError>>> =
             (0..requests.len()).map(|_| None).collect();

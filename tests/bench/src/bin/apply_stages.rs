@@ -19,6 +19,7 @@
 
 use lb_bench::ipvs_table::config_text;
 use lbd::config::{Config, Loader};
+use lbd::ipvs::msg::Encoded;
 use lbd::reconcile::{
     self, Drains, KeptDesired, KernelState, Overrides, PlanCounts, RealHealth, SyncRole,
 };
@@ -117,7 +118,8 @@ fn plan_from_empty(config: &Config) -> usize {
     let ops = reconcile::plan_in(desired, &kernel, &scope);
     let counts = PlanCounts::of(&ops);
     let moved = reconcile::moves(&ops).len();
-    let requests: Vec<(&reconcile::Op, _)> = ops.iter().map(|op| (op, op.message())).collect();
+    let encoded = Encoded::of(ops.iter().map(reconcile::Op::message));
+    let requests: Vec<(&reconcile::Op, _)> = ops.iter().zip(encoded.iter()).collect();
     for op in &ops {
         kernel.apply(op);
     }
