@@ -89,7 +89,7 @@ impl Loader {
             }
         }
         self.last = Some(Validated::Whole);
-        let (result, context) = validate::parse_keeping_context(file, &text);
+        let (result, context) = validate::parse_keeping_context(file, text);
         if let (Ok(loaded), Some(context)) = (&result, context) {
             self.base = Base::new(loaded.clone(), context);
         }

@@ -56,24 +56,24 @@ impl Loaded {
 
 /// Parses and validates config text. `file` is only used in messages.
 pub fn parse(file: &str, src: &str) -> Result<Loaded, ConfigError> {
-    parse_keeping_context(file, src).0
+    parse_keeping_context(file, src.to_string()).0
 }
 
 /// [`parse`], and what validating one of its services again needs from the rest of the file
-/// (when the file is valid).
+/// (when the file is valid). The text is kept in the result, not copied.
 pub(super) fn parse_keeping_context(
     file: &str,
-    src: &str,
+    src: String,
 ) -> (Result<Loaded, ConfigError>, Option<ServiceContext>) {
     let mut cx = Validator::default();
-    let config = cx.config(src);
+    let config = cx.config(&src);
     let context = cx.context.take();
     (finish(file, src, config, cx.diags), context)
 }
 
 fn finish(
     file: &str,
-    src: &str,
+    src: String,
     config: Option<Config>,
     mut diags: Vec<Diagnostic>,
 ) -> Result<Loaded, ConfigError> {
@@ -88,11 +88,11 @@ fn finish(
             config,
             warnings: diags,
             file: file.to_string(),
-            source_text: src.to_string(),
+            source_text: src,
         }),
         _ => Err(ConfigError {
             file: file.to_string(),
-            source_text: src.to_string(),
+            source_text: src,
             diagnostics: diags,
         }),
     }

@@ -74,7 +74,7 @@ mod tests {
             let config = cx.build(raw, src);
             (cx.error_count() == before).then_some(config).flatten()
         });
-        format!("{:?}", finish("lb.toml", src, config, cx.diags))
+        format!("{:?}", finish("lb.toml", src.to_string(), config, cx.diags))
     }
 
     fn example(name: &str) -> String {
