@@ -176,23 +176,28 @@ pub(super) fn service_alone(
     if !valid_name(name) {
         return None;
     }
-    let root = DeTable::parse(text).ok()?;
-    let root = root.get_ref();
-    let (key, section) = root.iter().next().filter(|_| root.len() == 1)?;
-    let DeValue::Table(services) = section.get_ref() else {
-        return None;
-    };
-    let (item_name, item) = services.iter().next().filter(|_| services.len() == 1)?;
-    if key.get_ref() != "service" || item_name.get_ref() != name {
-        return None;
-    }
     let mut cx = Validator::default();
     let mut raw = Raw::default();
-    cx.gather_service(
-        Spanned::new(item_name.span(), name.to_string()),
-        item,
-        &mut raw,
-    );
+    match quick::read_service(text, 0..text.len(), name) {
+        Some(service) => raw.services.push(service),
+        None => {
+            let root = DeTable::parse(text).ok()?;
+            let root = root.get_ref();
+            let (key, section) = root.iter().next().filter(|_| root.len() == 1)?;
+            let DeValue::Table(services) = section.get_ref() else {
+                return None;
+            };
+            let (item_name, item) = services.iter().next().filter(|_| services.len() == 1)?;
+            if key.get_ref() != "service" || item_name.get_ref() != name {
+                return None;
+            }
+            cx.gather_service(
+                Spanned::new(item_name.span(), name.to_string()),
+                item,
+                &mut raw,
+            );
+        }
+    }
     let (sname, schema, reals) = raw.services.pop()?;
     let mut uses = BTreeSet::new();
     let (service, _) = cx.service(

@@ -12,6 +12,7 @@ use super::{valid_name, Raw, Validator};
 use crate::config::layout::{self, Item, Segment};
 use crate::config::schema::{RealSchema, ServiceSchema};
 use crate::config::service_toml::{self, de};
+use std::ops::Range;
 use toml::de::DeTable;
 use toml::Spanned;
 
@@ -34,16 +35,7 @@ pub(super) fn gather(src: &str) -> Option<(Raw, Vec<Segment>)> {
         let Item::Service(name) = &s.item else {
             continue;
         };
-        let text = service_toml::service(src, s.range.clone())?;
-        if text.name != name.as_str() || !valid_name(name) {
-            return None;
-        }
-        let schema: ServiceSchema = de::from_table(&text.keys, text.name_span.clone()).ok()?;
-        let mut reals = Vec::with_capacity(text.reals.len());
-        for r in &text.reals {
-            reals.push(de::from_node::<RealSchema>(r).ok()?);
-        }
-        services.push((Spanned::new(text.name_span, name.clone()), schema, reals));
+        services.push(read_service(src, s.range.clone(), name)?);
         // Spaces keep every other span in place, and the line ends of the text before.
         if s.range.start < rest_len {
             rest[s.range.clone()].fill(b' ');
@@ -60,6 +52,29 @@ pub(super) fn gather(src: &str) -> Option<(Raw, Vec<Segment>)> {
     }
     raw.services = services;
     Some((raw, segments))
+}
+
+/// The service `name` written in `src[range]`, read by the fast reader, when it is in the
+/// subset and deserializes without a problem.
+pub(super) fn read_service(
+    src: &str,
+    range: Range<usize>,
+    name: &str,
+) -> Option<(Spanned<String>, ServiceSchema, Vec<RealSchema>)> {
+    let text = service_toml::service(src, range)?;
+    if text.name != name || !valid_name(name) {
+        return None;
+    }
+    let schema: ServiceSchema = de::from_table(&text.keys, text.name_span.clone()).ok()?;
+    let mut reals = Vec::with_capacity(text.reals.len());
+    for r in &text.reals {
+        reals.push(de::from_node::<RealSchema>(r).ok()?);
+    }
+    Some((
+        Spanned::new(text.name_span, name.to_string()),
+        schema,
+        reals,
+    ))
 }
 
 #[cfg(test)]
