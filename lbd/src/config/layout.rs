@@ -64,6 +64,37 @@ pub fn is_blank(text: &str) -> bool {
     })
 }
 
+/// Whether each service is written in one place and nothing else can define one: the
+/// preamble is blank, each service has one segment, and no segment opens with `[service]` or
+/// `[[service]]` (whose keys could define services anywhere). Then a service's segment holds
+/// all of it, and the other segments none of it.
+pub fn services_apart(text: &str, segments: &[Segment]) -> bool {
+    let mut names = std::collections::HashSet::new();
+    segments.iter().all(|s| {
+        let part = &text[s.range.clone()];
+        match &s.item {
+            Item::Preamble => is_blank(part),
+            Item::Service(name) => names.insert(name.as_str()),
+            Item::Other => !is_bare_service_table(part),
+        }
+    })
+}
+
+/// Whether a segment opens with `[service]` or `[[service]]`, whose keys could define
+/// services anywhere.
+fn is_bare_service_table(text: &str) -> bool {
+    let head = text.lines().next().unwrap_or("");
+    let inner = head
+        .trim()
+        .trim_start_matches('[')
+        .split(']')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches(['"', '\'']);
+    inner == "service"
+}
+
 /// Lexer state carried from one line to the next.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -94,10 +125,15 @@ fn scan(text: &str, start: usize, end: usize, out: &mut Vec<Segment>) -> Option<
             .take_while(|b| matches!(b, b' ' | b'\t'))
             .count();
         if state == (State::Code { depth: 0 }) && line.get(indent) == Some(&b'[') {
-            let item = header_item(&line[indent..])?;
+            let service = header_service(&line[indent..])?;
             match out.last_mut() {
-                Some(last) if last.item == item && item != Item::Other => {}
+                // Borrowed until it opens a segment: a service has a header per real.
+                Some(Segment {
+                    item: Item::Service(last),
+                    ..
+                }) if service == Some(last.as_str()) => {}
                 _ => {
+                    let item = service.map_or(Item::Other, |n| Item::Service(n.to_string()));
                     if let Some(last) = out.last_mut() {
                         last.range.end = pos;
                     }
@@ -117,6 +153,18 @@ fn scan(text: &str, start: usize, end: usize, out: &mut Vec<Segment>) -> Option<
     }
     (state == State::Code { depth: 0 }).then_some(())
 }
+
+/// The bytes [`scan_line`] must look at outside strings.
+const CODE_STOPS: [bool; 256] = {
+    let mut t = [false; 256];
+    let stops = *b"#\n\r\"'[]{}";
+    let mut i = 0;
+    while i < stops.len() {
+        t[stops[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 /// Follows strings, comments and brackets through one line that is not a header.
 fn scan_line(line: &[u8], mut state: State) -> Option<State> {
@@ -161,7 +209,13 @@ fn scan_line(line: &[u8], mut state: State) -> Option<State> {
                     };
                     i += 1;
                 }
-                _ => i += 1,
+                // Ordinary bytes, skipped together.
+                _ => {
+                    i += line[i..]
+                        .iter()
+                        .position(|&b| CODE_STOPS[usize::from(b)])
+                        .unwrap_or(line.len() - i)
+                }
             },
         }
     }
@@ -203,58 +257,70 @@ fn single_line_string(line: &[u8], i: usize) -> Option<usize> {
     None
 }
 
-/// The item a header line opens; `None` if the header cannot be read.
-fn header_item(line: &[u8]) -> Option<Item> {
-    let text = std::str::from_utf8(line).ok()?;
-    let (double, rest) = match text.strip_prefix("[[") {
-        Some(r) => (true, r),
-        None => (false, text.strip_prefix('[')?),
+/// The service whose tables a header line opens (`Some(None)` for another item); `None` if
+/// the header cannot be read.
+fn header_service(line: &[u8]) -> Option<Option<&str>> {
+    let (double, rest) = match line {
+        [b'[', b'[', rest @ ..] => (true, rest),
+        [b'[', rest @ ..] => (false, rest),
+        _ => return None,
     };
     let (path, rest) = key_path(rest)?;
-    let rest = rest.trim_start_matches([' ', '\t']);
-    let rest = rest.strip_prefix(if double { "]]" } else { "]" })?;
-    let rest = rest.trim_start_matches([' ', '\t']);
-    if !(rest.is_empty() || rest.starts_with('#') || rest.starts_with('\n') || rest == "\r\n") {
+    let rest = skip_blanks(rest);
+    let rest = rest.strip_prefix(if double { &b"]]"[..] } else { &b"]"[..] })?;
+    let rest = skip_blanks(rest);
+    if !matches!(rest, [] | [b'#', ..] | [b'\n', ..] | [b'\r', b'\n']) {
         return None;
     }
-    Some(match path.as_slice() {
-        [first, name, ..] if first == "service" => Item::Service(name.clone()),
-        _ => Item::Other,
+    Some(match path {
+        [Some(b"service"), Some(name)] => Some(std::str::from_utf8(name).ok()?),
+        _ => None,
     })
 }
 
-/// A dotted key (`a."b c".'d'`), and the text after it.
-fn key_path(mut s: &str) -> Option<(Vec<String>, &str)> {
-    let mut path = Vec::new();
-    loop {
-        s = s.trim_start_matches([' ', '\t']);
-        let (part, rest) = if let Some(r) = s.strip_prefix('"') {
-            let end = r.find('"')?;
-            let part = &r[..end];
-            // Escapes are rare in names; leave them to the full parser.
-            if part.contains('\\') {
-                return None;
+fn skip_blanks(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
+    &s[n..]
+}
+
+/// The first two parts of a dotted key (all a header needs to tell its item).
+type PathStart<'a> = [Option<&'a [u8]>; 2];
+
+/// A dotted key (`a."b c".'d'`): its first two parts, and the text after it.
+fn key_path(mut s: &[u8]) -> Option<(PathStart<'_>, &[u8])> {
+    let mut path = [None; 2];
+    for i in 0.. {
+        s = skip_blanks(s);
+        let (part, rest) = match s {
+            [q @ (b'"' | b'\''), r @ ..] => {
+                let end = r.iter().position(|b| b == q)?;
+                // Escapes are rare in names; leave them to the full parser.
+                if *q == b'"' && r[..end].contains(&b'\\') {
+                    return None;
+                }
+                (&r[..end], &r[end + 1..])
             }
-            (part.to_string(), &r[end + 1..])
-        } else if let Some(r) = s.strip_prefix('\'') {
-            let end = r.find('\'')?;
-            (r[..end].to_string(), &r[end + 1..])
-        } else {
-            let end = s
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-                .unwrap_or(s.len());
-            if end == 0 {
-                return None;
+            _ => {
+                let end = s
+                    .iter()
+                    .position(|&c| !(c.is_ascii_alphanumeric() || c == b'_' || c == b'-'))
+                    .unwrap_or(s.len());
+                if end == 0 {
+                    return None;
+                }
+                (&s[..end], &s[end..])
             }
-            (s[..end].to_string(), &s[end..])
         };
-        path.push(part);
-        s = rest.trim_start_matches([' ', '\t']);
-        match s.strip_prefix('.') {
-            Some(r) => s = r,
-            None => return Some((path, s)),
+        if let Some(slot) = path.get_mut(i) {
+            *slot = Some(part);
+        }
+        s = skip_blanks(rest);
+        match s {
+            [b'.', r @ ..] => s = r,
+            _ => break,
         }
     }
+    Some((path, s))
 }
 
 #[cfg(test)]

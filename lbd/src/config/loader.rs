@@ -89,7 +89,7 @@ impl Loader {
             }
         }
         self.last = Some(Validated::Whole);
-        let (result, context) = validate::parse_keeping_context(file, &text);
+        let (result, context) = validate::parse_keeping_context(file, text);
         if let (Ok(loaded), Some(context)) = (&result, context) {
             self.base = Base::new(loaded.clone(), context);
         }
@@ -104,21 +104,22 @@ impl Loader {
 
 impl Base {
     /// `None` when the fast path cannot be used for edits of this text.
-    fn new(loaded: Loaded, context: ServiceContext) -> Option<Base> {
-        let segments = layout::segments(&loaded.source_text)?;
-        let mut segment_of = HashMap::new();
-        for (i, s) in segments.iter().enumerate() {
-            let text = &loaded.source_text[s.range.clone()];
-            let usable = match &s.item {
-                Item::Preamble => layout::is_blank(text),
-                // Written in one place only.
-                Item::Service(name) => segment_of.insert(name.clone(), i).is_none(),
-                Item::Other => !is_bare_service_table(text),
-            };
-            if !usable {
-                return None;
+    fn new(loaded: Loaded, mut context: ServiceContext) -> Option<Base> {
+        let segments = match context.segments.take() {
+            Some(segments) => segments,
+            None => {
+                let segments = layout::segments(&loaded.source_text)?;
+                if !layout::services_apart(&loaded.source_text, &segments) {
+                    return None;
+                }
+                segments
             }
-        }
+        };
+        let segment_of = segments
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| service_name(&s.item).map(|n| (n.to_string(), i)))
+            .collect();
         let mut check_uses = BTreeMap::new();
         for uses in context.uses.values() {
             for c in uses {
@@ -346,19 +347,4 @@ fn service_name(item: &Item) -> Option<&str> {
         Item::Service(n) => Some(n),
         _ => None,
     }
-}
-
-/// Whether a segment opens with `[service]` or `[[service]]`, whose keys could define
-/// services anywhere.
-fn is_bare_service_table(text: &str) -> bool {
-    let head = text.lines().next().unwrap_or("");
-    let inner = head
-        .trim()
-        .trim_start_matches('[')
-        .split(']')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .trim_matches(['"', '\'']);
-    inner == "service"
 }

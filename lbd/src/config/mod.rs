@@ -13,6 +13,7 @@ pub mod model;
 pub mod network;
 pub mod pem;
 pub mod schema;
+pub mod service_toml;
 pub mod suggest;
 pub mod types;
 mod validate;

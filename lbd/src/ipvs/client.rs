@@ -11,7 +11,8 @@
 //! request gets its own result: one refused object does not stop the rest of the batch.
 
 use super::msg::{
-    self, request, DaemonEntry, DestEntry, Info, IpvsMessage, ServiceEntry, ServiceId, Timeouts,
+    self, request, DaemonEntry, DestEntry, Info, IpvsMessage, Request, ServiceEntry, ServiceId,
+    Timeouts,
 };
 use super::nl::{self, GenlHeader, ParseError, Received};
 use neli::consts::genl::{CtrlAttr, CtrlCmd};
@@ -346,7 +347,7 @@ impl IpvsClient {
     /// `RECV_SLOTS`), with one `recvmmsg`. A dump's next part and its DONE are produced by the
     /// kernel while the previous one is read, so they are usually taken in the same call.
     /// Fills `self.lens`.
-    fn recv_batch(&mut self, what: &str) -> Result<(), IpvsError> {
+    fn recv_batch(&mut self, what: &dyn std::fmt::Display) -> Result<(), IpvsError> {
         let fd = self.sock.as_raw_fd();
         // SAFETY: zeroed iovec/mmsghdr are valid "empty" values; they are filled below.
         let mut iovs: [libc::iovec; RECV_SLOTS] = unsafe { std::mem::zeroed() };
@@ -409,14 +410,14 @@ impl IpvsClient {
             .map(|(i, len)| &self.buf[i * RECV_SLOT..i * RECV_SLOT + len])
     }
 
-    fn write_request(&self, buf: &mut Vec<u8>, m: &IpvsMessage, flags: u16, seq: u32) {
+    fn write_request(&self, buf: &mut Vec<u8>, m: &impl Request, flags: u16, seq: u32) {
         nl::write_genl_message(
             buf,
             self.family,
             nl::NLM_F_REQUEST | flags,
             seq,
             GenlHeader {
-                cmd: m.cmd,
+                cmd: m.cmd(),
                 version: msg::IPVS_GENL_VERSION,
             },
             |b| m.emit_attrs(b),
@@ -425,9 +426,11 @@ impl IpvsClient {
 
     /// Sends `requests` in batches and returns one result per request, in order. `Err` only
     /// when the socket itself fails (then the outcome of the unanswered requests is unknown).
-    pub fn execute(
+    /// Each request comes with what it does, for messages: written out only for an error (a
+    /// full apply sends thousands, nearly always without one).
+    pub fn execute<W: std::fmt::Display, R: Request>(
         &mut self,
-        requests: &[(String, IpvsMessage)],
+        requests: &[(W, R)],
     ) -> Result<Vec<Result<(), IpvsError>>, IpvsError> {
         let mut results: Vec<Option<Result<(), IpvsError>>> =
             (0..requests.len()).map(|_| None).collect();
@@ -468,7 +471,7 @@ impl IpvsClient {
                                     Ok(())
                                 } else {
                                     Err(IpvsError::from_errno(
-                                        requests[i].0.clone(),
+                                        requests[i].0.to_string(),
                                         errno,
                                         message,
                                     ))
@@ -489,7 +492,7 @@ impl IpvsClient {
 
     /// Runs one request and waits for its acknowledgement.
     pub fn execute_one(&mut self, what: &str, m: IpvsMessage) -> Result<(), IpvsError> {
-        let mut r = self.execute(&[(what.to_string(), m)])?;
+        let mut r = self.execute(&[(what, m)])?;
         r.pop().expect("one result")
     }
 
@@ -512,7 +515,7 @@ impl IpvsClient {
             source,
         };
         loop {
-            self.recv_batch(what)?;
+            self.recv_batch(&what)?;
             let mut received = 0;
             let mut finished = None;
             for r in self.datagrams().flat_map(nl::messages) {
@@ -556,7 +559,7 @@ impl IpvsClient {
         self.send_buf(&buf, 1)?;
         let mut out = Vec::new();
         loop {
-            self.recv_batch("raw query")?;
+            self.recv_batch(&"raw query")?;
             let mut done = false;
             for d in self.datagrams() {
                 for r in nl::messages(d).flatten() {
@@ -589,7 +592,7 @@ impl IpvsClient {
         self.send_buf(&buf, 1)?;
         let mut out = Vec::new();
         loop {
-            self.recv_batch(what)?;
+            self.recv_batch(&what)?;
             let mut received = 0;
             let mut finished = None;
             for r in self.datagrams().flat_map(nl::messages) {

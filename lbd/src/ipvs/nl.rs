@@ -143,11 +143,20 @@ fn pad(buf: &mut Vec<u8>) {
 
 /// Appends an attribute with a raw payload (padded to 4 bytes).
 pub fn put_attr(buf: &mut Vec<u8>, kind: u16, data: &[u8]) {
-    let len = (NLA_HDRLEN + data.len()) as u16;
-    buf.extend_from_slice(&len.to_ne_bytes());
+    put_parts(buf, kind, data, &[]);
+}
+
+/// An attribute whose payload is `data` then `tail`, written in one reservation: a full apply
+/// writes over a hundred thousand attributes.
+fn put_parts(buf: &mut Vec<u8>, kind: u16, data: &[u8], tail: &[u8]) {
+    let len = NLA_HDRLEN + data.len() + tail.len();
+    let padding = align4(len) - len;
+    buf.reserve(len + padding);
+    buf.extend_from_slice(&(len as u16).to_ne_bytes());
     buf.extend_from_slice(&kind.to_ne_bytes());
     buf.extend_from_slice(data);
-    pad(buf);
+    buf.extend_from_slice(tail);
+    buf.extend_from_slice(&[0; 3][..padding]);
 }
 
 pub fn put_u8(buf: &mut Vec<u8>, kind: u16, v: u8) {
@@ -168,10 +177,7 @@ pub fn put_u64(buf: &mut Vec<u8>, kind: u16, v: u64) {
 
 /// A NUL-terminated string attribute (`NLA_NUL_STRING` / `NLA_STRING`).
 pub fn put_str(buf: &mut Vec<u8>, kind: u16, s: &str) {
-    let mut data = Vec::with_capacity(s.len() + 1);
-    data.extend_from_slice(s.as_bytes());
-    data.push(0);
-    put_attr(buf, kind, &data);
+    put_parts(buf, kind, s.as_bytes(), &[0]);
 }
 
 /// Appends a nested attribute whose payload is what `body` writes. `NLA_F_NESTED` is set, as

@@ -28,7 +28,7 @@
 //! `sloppy_sctp` to `/proc/sys/net/ipv4/vs/` ([`super::sysctl`]; no netlink command sets them).
 
 use super::client::{IpvsClient, IpvsError};
-use super::msg::ServiceId;
+use super::msg::{Encoded, ServiceId};
 use crate::config::Config;
 use crate::config::ConfigDuration;
 use crate::reconcile::{
@@ -391,10 +391,8 @@ impl IpvsSubsystem {
                 list.join(", ")
             );
         }
-        let requests: Vec<(String, _)> = ops
-            .iter()
-            .map(|op| (op.to_string(), op.message()))
-            .collect();
+        let encoded = Encoded::of(ops.iter().map(Op::message));
+        let requests: Vec<(&Op, _)> = ops.iter().zip(encoded.iter()).collect();
         let exchange = Instant::now();
         let executed = client.execute(&requests);
         report.kernel_millis = exchange.elapsed().as_secs_f64() * 1000.0;

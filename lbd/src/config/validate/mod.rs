@@ -11,6 +11,7 @@
 //! checks).
 
 use super::diag::{ConfigError, Diagnostic, Severity};
+use super::layout::Segment;
 use super::model::*;
 use super::schema::*;
 use super::types::*;
@@ -31,6 +32,7 @@ mod ipvs;
 mod network;
 mod node;
 pub use node::epoch_seconds;
+mod quick;
 mod service;
 mod vrrp;
 
@@ -54,24 +56,24 @@ impl Loaded {
 
 /// Parses and validates config text. `file` is only used in messages.
 pub fn parse(file: &str, src: &str) -> Result<Loaded, ConfigError> {
-    parse_keeping_context(file, src).0
+    parse_keeping_context(file, src.to_string()).0
 }
 
 /// [`parse`], and what validating one of its services again needs from the rest of the file
-/// (when the file is valid).
+/// (when the file is valid). The text is kept in the result, not copied.
 pub(super) fn parse_keeping_context(
     file: &str,
-    src: &str,
+    src: String,
 ) -> (Result<Loaded, ConfigError>, Option<ServiceContext>) {
     let mut cx = Validator::default();
-    let config = cx.config(src);
+    let config = cx.config(&src);
     let context = cx.context.take();
     (finish(file, src, config, cx.diags), context)
 }
 
 fn finish(
     file: &str,
-    src: &str,
+    src: String,
     config: Option<Config>,
     mut diags: Vec<Diagnostic>,
 ) -> Result<Loaded, ConfigError> {
@@ -86,11 +88,11 @@ fn finish(
             config,
             warnings: diags,
             file: file.to_string(),
-            source_text: src.to_string(),
+            source_text: src,
         }),
         _ => Err(ConfigError {
             file: file.to_string(),
-            source_text: src.to_string(),
+            source_text: src,
             diagnostics: diags,
         }),
     }
@@ -139,6 +141,8 @@ struct Validator {
     diags: Vec<Diagnostic>,
     /// Set by stage 3 for [`parse_keeping_context`].
     context: Option<ServiceContext>,
+    /// The file's segments, when the fast path read them.
+    segments: Option<Vec<Segment>>,
 }
 
 /// What the validation of a service takes from outside its own tables: the named checks and
@@ -150,6 +154,9 @@ pub(super) struct ServiceContext {
     bgp: bgp::BgpContext,
     /// The named checks each service uses.
     pub uses: BTreeMap<String, BTreeSet<String>>,
+    /// The file's segments, when validation read them already (each service in one place):
+    /// the loader needs them too.
+    pub segments: Option<Vec<Segment>>,
 }
 
 /// A service validated on its own, and the named checks it uses.
@@ -169,23 +176,28 @@ pub(super) fn service_alone(
     if !valid_name(name) {
         return None;
     }
-    let root = DeTable::parse(text).ok()?;
-    let root = root.get_ref();
-    let (key, section) = root.iter().next().filter(|_| root.len() == 1)?;
-    let DeValue::Table(services) = section.get_ref() else {
-        return None;
-    };
-    let (item_name, item) = services.iter().next().filter(|_| services.len() == 1)?;
-    if key.get_ref() != "service" || item_name.get_ref() != name {
-        return None;
-    }
     let mut cx = Validator::default();
     let mut raw = Raw::default();
-    cx.gather_service(
-        Spanned::new(item_name.span(), name.to_string()),
-        item,
-        &mut raw,
-    );
+    match quick::read_service(text, 0..text.len(), name) {
+        Some(service) => raw.services.push(service),
+        None => {
+            let root = DeTable::parse(text).ok()?;
+            let root = root.get_ref();
+            let (key, section) = root.iter().next().filter(|_| root.len() == 1)?;
+            let DeValue::Table(services) = section.get_ref() else {
+                return None;
+            };
+            let (item_name, item) = services.iter().next().filter(|_| services.len() == 1)?;
+            if key.get_ref() != "service" || item_name.get_ref() != name {
+                return None;
+            }
+            cx.gather_service(
+                Spanned::new(item_name.span(), name.to_string()),
+                item,
+                &mut raw,
+            );
+        }
+    }
     let (sname, schema, reals) = raw.services.pop()?;
     let mut uses = BTreeSet::new();
     let (service, _) = cx.service(
@@ -329,6 +341,20 @@ impl Validator {
     }
 
     fn config(&mut self, src: &str) -> Option<Config> {
+        let raw = match quick::gather(src) {
+            Some((raw, segments)) => {
+                self.segments = Some(segments);
+                raw
+            }
+            None => self.gather_with_toml(src)?,
+        };
+        let before = self.error_count();
+        let config = self.build(raw, src);
+        (self.error_count() == before).then_some(config).flatten()
+    }
+
+    /// Stages 1 and 2 with the toml crate alone, reporting every problem of the file.
+    fn gather_with_toml(&mut self, src: &str) -> Option<Raw> {
         let root = match DeTable::parse(src) {
             Ok(root) => root,
             Err(e) => {
@@ -340,10 +366,7 @@ impl Validator {
                 return None;
             }
         };
-        let raw = self.gather(root.get_ref());
-        let before = self.error_count();
-        let config = self.build(raw, src);
-        (self.error_count() == before).then_some(config).flatten()
+        Some(self.gather(root.get_ref()))
     }
 
     fn error_count(&self) -> usize {
@@ -667,6 +690,7 @@ impl Validator {
             vip_owners,
             bgp: bgp_context,
             uses,
+            segments: self.segments.take(),
         });
         Some(Config {
             node,

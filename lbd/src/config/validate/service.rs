@@ -87,8 +87,8 @@ impl Validator {
             check_span: s.check.as_ref().map(|c| c.span()),
             checks,
         };
-        let mut out_reals: Vec<Real> = Vec::new();
-        let mut seen: HashMap<SocketAddr, Range<usize>> = HashMap::new();
+        let mut out_reals: Vec<Real> = Vec::with_capacity(reals.len());
+        let mut seen: HashMap<SocketAddr, Range<usize>> = HashMap::with_capacity(reals.len());
         for r in reals {
             if let Some(real) = self.real(r, &defaults, &mut seen) {
                 out_reals.push(real);

@@ -368,7 +368,9 @@ impl DestEntry {
     /// Attributes for NEW_DEST / SET_DEST (the kernel needs method, weight and both
     /// thresholds together).
     pub fn to_attrs(&self) -> Vec<DestAttr> {
-        let mut v = Self::key_attrs(&self.addr, self.port);
+        // Sized once: a full apply builds thousands of these.
+        let mut v = Vec::with_capacity(10);
+        v.extend(Self::key_attrs(&self.addr, self.port));
         v.push(DestAttr::FwdMethod(self.fwd.conn_flags()));
         v.push(DestAttr::Weight(self.weight));
         v.push(DestAttr::UThresh(self.upper_threshold));

@@ -13,14 +13,17 @@
 //! - `attrs`: the nested attributes (service, destination, daemon, stats) and their emit/parse.
 //! - `entries`: the typed entries, to and from attribute lists, and the direct readers of dumps.
 //! - `requests`: the [`request`] builders.
+//! - `encoded`: requests written out ahead of sending, all in one buffer.
 //!
 //! Everything public is re-exported here, so users name it `msg::...` whichever file holds it.
 
 mod attrs;
+mod encoded;
 mod entries;
 mod requests;
 
 pub use attrs::{DaemonAttr, DestAttr, FlagsAttr, StatsAttr, SvcAttr};
+pub use encoded::{Encoded, EncodedRequest, Request};
 pub use entries::{
     addr_bytes, af_of, info_from, netmask_bytes, netmask_prefix, protocol_name, timeouts_from,
     DaemonEntry, DaemonState, DestEntry, FwdMethod, Info, ServiceEntry, ServiceId, Stats, Timeouts,

@@ -15,54 +15,13 @@
 //! ```
 //! Refuses to run when the kernel table is not empty (it would delete what it did not create).
 
+use lb_bench::ipvs_table::{config_text, ipvsadm_rules};
 use lbd::config::{self, Loader, Validated};
 use lbd::ipvs::client::{Counters, IpvsClient};
 use lbd::ipvs::subsystem::{read_kernel, ApplyReport, IpvsSubsystem};
 use std::io::Write;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
-
-fn config_text(services: u32, reals: u32, changed_weight: Option<u32>) -> String {
-    let mut t = String::from(
-        "[vrrp.instance.BENCH]\ninterface = \"eth0\"\nvrid = 9\npriority = 100\nvips = [\"10.10.0.1/32\"]\n",
-    );
-    for s in 0..services {
-        t += &format!(
-            "[service.s{s}]\nvip = \"10.10.0.1:{}\"\nscheduler = \"wrr\"\nforwarding = \"dr\"\n",
-            s + 1
-        );
-        for r in 0..reals {
-            let weight = match (s, r, changed_weight) {
-                (0, 0, Some(w)) => w,
-                _ => 1,
-            };
-            t += &format!(
-                "[[service.s{s}.real]]\naddress = \"10.20.{}.{}:{}\"\nweight = {weight}\n",
-                r / 250,
-                r % 250 + 1,
-                s + 1
-            );
-        }
-    }
-    t
-}
-
-fn ipvsadm_rules(services: u32, reals: u32) -> String {
-    let mut t = String::new();
-    for s in 0..services {
-        t += &format!("-A -t 10.10.0.1:{} -s wrr\n", s + 1);
-        for r in 0..reals {
-            t += &format!(
-                "-a -t 10.10.0.1:{} -r 10.20.{}.{}:{} -g -w 1\n",
-                s + 1,
-                r / 250,
-                r % 250 + 1,
-                s + 1
-            );
-        }
-    }
-    t
-}
 
 fn traffic(c: &Counters) -> u64 {
     c.messages_sent + c.messages_received

@@ -1,0 +1,172 @@
+//! Stages 1 and 2 for a file of many services, at a cost that suits a thousand of them: each
+//! `[service.NAME]` run of tables is read by [`crate::config::service_toml`] and deserialized
+//! straight from the text, and only the rest of the file goes through the toml crate (the
+//! services' text blanked out, so every span stays where it was).
+//!
+//! The result is the [`Raw`] that the toml crate's path gathers, for a file where that path
+//! reports nothing: when anything is outside what the fast reader takes, or a part reports a
+//! problem, the answer is `None` and the caller takes the toml crate's path for the whole file,
+//! which says what is wrong and where, exactly as before.
+
+use super::{valid_name, Raw, Validator};
+use crate::config::layout::{self, Item, Segment};
+use crate::config::schema::{RealSchema, ServiceSchema};
+use crate::config::service_toml::{self, de};
+use std::ops::Range;
+use toml::de::DeTable;
+use toml::Spanned;
+
+/// See the module doc. Also gives the file's segments, which the loader keeps.
+pub(super) fn gather(src: &str) -> Option<(Raw, Vec<Segment>)> {
+    let segments = layout::segments(src)?;
+    if !layout::services_apart(src, &segments) {
+        return None;
+    }
+    let mut services = Vec::new();
+    // The text up to the end of the last other item: services after it are not needed.
+    let rest_len = segments
+        .iter()
+        .filter(|s| !matches!(s.item, Item::Service(_)))
+        .map(|s| s.range.end)
+        .max()
+        .unwrap_or(0);
+    let mut rest = src.as_bytes()[..rest_len].to_vec();
+    for s in &segments {
+        let Item::Service(name) = &s.item else {
+            continue;
+        };
+        services.push(read_service(src, s.range.clone(), name)?);
+        // Spaces keep every other span in place, and the line ends of the text before.
+        if s.range.start < rest_len {
+            rest[s.range.clone()].fill(b' ');
+        }
+    }
+    // In name order, as the toml crate's table of services gives them.
+    services.sort_by(|a, b| a.0.get_ref().cmp(b.0.get_ref()));
+    let rest = String::from_utf8(rest).ok()?;
+    let root = DeTable::parse(&rest).ok()?;
+    let mut cx = Validator::default();
+    let mut raw = cx.gather(root.get_ref());
+    if !cx.diags.is_empty() || !raw.services.is_empty() {
+        return None;
+    }
+    raw.services = services;
+    Some((raw, segments))
+}
+
+/// The service `name` written in `src[range]`, read by the fast reader, when it is in the
+/// subset and deserializes without a problem.
+pub(super) fn read_service(
+    src: &str,
+    range: Range<usize>,
+    name: &str,
+) -> Option<(Spanned<String>, ServiceSchema, Vec<RealSchema>)> {
+    let text = service_toml::service(src, range)?;
+    if text.name != name || !valid_name(name) {
+        return None;
+    }
+    let schema: ServiceSchema = de::from_table(&text.keys, text.name_span.clone()).ok()?;
+    let mut reals = Vec::with_capacity(text.reals.len());
+    for r in &text.reals {
+        reals.push(de::from_node::<RealSchema>(r).ok()?);
+    }
+    Some((
+        Spanned::new(text.name_span, name.to_string()),
+        schema,
+        reals,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{finish, parse, Validator};
+
+    /// What validation gives with the toml crate alone, the way it was before the fast path.
+    fn with_toml_only(src: &str) -> String {
+        let mut cx = Validator::default();
+        let config = cx.gather_with_toml(src).and_then(|raw| {
+            let before = cx.error_count();
+            let config = cx.build(raw, src);
+            (cx.error_count() == before).then_some(config).flatten()
+        });
+        format!("{:?}", finish("lb.toml", src.to_string(), config, cx.diags))
+    }
+
+    fn example(name: &str) -> String {
+        let path = format!("{}/../tools/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// A file of `n` services written in the subset, with every kind of value it takes.
+    fn many_services(n: usize) -> String {
+        let mut t = String::from(
+            "# many\n[vrrp.instance.A]\ninterface = \"eth0\"\nvrid = 9\npriority = 100\nvips = [\"10.10.0.1/32\"]\n\n[check.web]\ntype = \"http\"\npath = \"/\"\n",
+        );
+        for s in 0..n {
+            t += &format!(
+                "[service.s{s}] # the {s}th\nvip = '10.10.0.1:{}'\nscheduler = \"wlc\"\nforwarding = \"dr\"\ncheck = {}\nflags = []\n",
+                s + 1,
+                if s % 2 == 0 { "\"web\"" } else { "{ type = \"tcp\", interval = \"2s\" }" }
+            );
+            for r in 0..3 {
+                t += &format!(
+                    "[[service.s{s}.real]]\naddress = \"10.20.0.{}:{}\"\nweight = {}\n",
+                    r + 1,
+                    s + 1,
+                    r * 1_000
+                );
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn gives_what_the_toml_crate_gives() {
+        let mut texts: Vec<String> = ["checks.toml", "classic-pair.toml", "demo.toml"]
+            .iter()
+            .chain(&["ipv6-dr.toml", "nway.toml"])
+            .map(|n| example(n))
+            .collect();
+        texts.push(many_services(30));
+        // Problems in services (the fast path steps aside) and around them (it does not).
+        let base = many_services(3);
+        for (from, to) in [
+            ("weight = 1000\n", "weight = 1000\nwieght = 2\n"),
+            ("vip = '10.10.0.1:2'", "vip = '10.10.0.1:1'"),
+            ("address = \"10.20.0.1:1\"", "address = \"10.20.0.1\""),
+            (
+                "[[service.s1.real]]\naddress = \"10.20.0.1:2\"\nweight = 0\n",
+                "",
+            ),
+            ("scheduler = \"wlc\"", "scheduler = \"wcl\""),
+            ("check = \"web\"", "check = \"wbe\""),
+            ("interval = \"2s\"", "interval = 2"),
+            ("priority = 100", "priority = 1000"),
+            ("path = \"/\"", "path = \"/\"\nbogus = 1"),
+            (
+                "[check.web]",
+                "[check.web]\n[check.unused]\ntype = \"tcp\"\n[check.x]",
+            ),
+            ("[service.s2]", "[service.s1]"),
+            ("flags = []\n", "flags = [1.5]\n"),
+            ("# many\n", "top = 1\n"),
+        ] {
+            assert!(base.contains(from), "{from}");
+            texts.push(base.replacen(from, to, 1));
+        }
+        for text in &texts {
+            assert_eq!(
+                format!("{:?}", parse("lb.toml", text)),
+                with_toml_only(text)
+            );
+        }
+    }
+
+    #[test]
+    fn reads_services_itself_when_it_can() {
+        for text in [example("demo.toml"), many_services(5)] {
+            let (raw, _) = super::gather(&text).expect("the fast path");
+            assert!(!raw.services.is_empty());
+        }
+    }
+}

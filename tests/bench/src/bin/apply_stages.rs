@@ -1,0 +1,170 @@
+//! `apply_stages`: where a full IPVS apply spends its time outside the kernel, without a
+//! kernel. The config of `ipvs-bench` (1,000 services x 10 reals by default) goes through
+//! each stage lbd runs before and after the netlink exchange, each timed with the heap
+//! allocations and the minor page faults it made (a fault is cheap natively and costs
+//! dearly under TCG emulation, where the benchmark's figures are measured):
+//!
+//! 1. the config loader (parse, validate, build the model, keep what a reload needs);
+//! 2. the plan against an empty kernel (desired state, drains, plan, request messages),
+//!    and bringing the kept view of the kernel up to date with every operation;
+//! 3. for comparison, parsing the whole text with the `toml` crate (what validation began
+//!    with before services got their own reader).
+//!
+//! The first round runs in a fresh process as the benchmark does; later rounds reuse the
+//! memory the earlier ones freed. Times are printed, nothing is asserted.
+//!
+//! ```text
+//! cargo run --release -p lb-bench --bin apply_stages [-- SERVICES REALS ROUNDS]
+//! ```
+
+use lb_bench::ipvs_table::config_text;
+use lbd::config::{Config, Loader};
+use lbd::ipvs::msg::Encoded;
+use lbd::reconcile::{
+    self, Drains, KeptDesired, KernelState, Overrides, PlanCounts, RealHealth, SyncRole,
+};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// The system allocator, counting what goes through it.
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        BYTES.fetch_add(layout.size() as u64, Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        BYTES.fetch_add(new_size as u64, Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn minor_faults() -> u64 {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    u.ru_minflt as u64
+}
+
+/// What one stage cost.
+#[derive(Clone, Copy, Default)]
+struct Cost {
+    time: Duration,
+    allocs: u64,
+    bytes: u64,
+    faults: u64,
+}
+
+fn measure<T>(f: impl FnOnce() -> T) -> (T, Cost) {
+    let (a, b, p) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed), minor_faults());
+    let t = Instant::now();
+    let out = f();
+    let time = t.elapsed();
+    let cost = Cost {
+        time,
+        allocs: ALLOCS.load(Relaxed) - a,
+        bytes: BYTES.load(Relaxed) - b,
+        faults: minor_faults() - p,
+    };
+    (out, cost)
+}
+
+fn show(name: &str, c: Cost) {
+    println!(
+        "  {name:<34} {:>8.2} ms {:>9} allocations {:>8} KiB {:>7} faults",
+        c.time.as_secs_f64() * 1000.0,
+        c.allocs,
+        c.bytes / 1024,
+        c.faults
+    );
+}
+
+/// Planning a full apply against an empty kernel, as the IPVS subsystem does it, and
+/// recording every operation as done.
+fn plan_from_empty(config: &Config) -> usize {
+    let mut kept = KeptDesired::new();
+    let mut drains = Drains::new();
+    let mut kernel = KernelState::default();
+    let scope = kept.update(
+        config,
+        &RealHealth::default(),
+        &Overrides::default(),
+        SyncRole::Master,
+    );
+    kept.set_owned_before(BTreeSet::new());
+    drains.update(
+        kept.desired_mut(),
+        config,
+        &kernel,
+        &scope,
+        Instant::now(),
+        config.ipvs.removal_drain,
+    );
+    let desired = kept.desired();
+    let ops = reconcile::plan_in(desired, &kernel, &scope);
+    let counts = PlanCounts::of(&ops);
+    let moved = reconcile::moves(&ops).len();
+    let encoded = Encoded::of(ops.iter().map(reconcile::Op::message));
+    let requests: Vec<(&reconcile::Op, _)> = ops.iter().zip(encoded.iter()).collect();
+    for op in &ops {
+        kernel.apply(op);
+    }
+    drains.prune(&kernel);
+    std::hint::black_box((&requests, moved));
+    counts.total()
+}
+
+fn round(text: &str, first: bool) {
+    println!(
+        "{}",
+        if first {
+            "first round (fresh process):"
+        } else {
+            "later round:"
+        }
+    );
+    let mut loader = Loader::new();
+    loader
+        .parse("bench.toml", config_text(0, 0, None))
+        .expect("valid");
+    let (loaded, c) = measure(|| loader.parse("bench.toml", text.to_string()));
+    let loaded = loaded.expect("the config is valid");
+    show("config loader (what ipvs-bench times)", c);
+    let (ops, c) = measure(|| plan_from_empty(&loaded.config));
+    show(&format!("planning {ops} operations"), c);
+    // For comparison, last so that it does not warm the memory the others use.
+    let (tree, c) = measure(|| toml::de::DeTable::parse(text).map(|_| ()));
+    tree.expect("the config is TOML");
+    show("(the toml crate's spanned tree)", c);
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut arg = |default: u32| {
+        args.next()
+            .map_or(default, |a| a.parse().expect("a number"))
+    };
+    let (services, reals, rounds) = (arg(1000), arg(10), arg(3));
+    let text = config_text(services, reals, None);
+    println!(
+        "apply_stages: {services} services x {reals} reals, {} KB of config",
+        text.len() / 1000
+    );
+    for i in 0..rounds {
+        round(&text, i == 0);
+    }
+}
