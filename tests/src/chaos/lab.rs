@@ -773,6 +773,15 @@ impl NeighWatch {
         self.changes.lock().unwrap_or_else(|e| e.into_inner())[family].clone()
     }
 
+    /// The MAC the entry for `vip` named at `at` (as last seen by then).
+    pub fn entry_at(&self, vip: IpAddr, at: Instant) -> Option<String> {
+        self.changes(vip)
+            .iter()
+            .rev()
+            .find(|(seen, _)| *seen <= at)
+            .and_then(|(_, mac)| mac.clone())
+    }
+
     /// When the entry for `vip` first named `mac` at or after `from`, if it did.
     pub fn moved_to(&self, vip: IpAddr, mac: &str, from: Instant) -> Option<Instant> {
         let changes = self.changes(vip);
