@@ -110,20 +110,7 @@ mod tests {
 
     const S: Duration = Duration::from_secs(1);
 
-    /// Always the top of the range: the longest waits.
-    struct Top;
-    impl JitterSource for Top {
-        fn uniform(&mut self, _lo: Duration, hi: Duration) -> Duration {
-            hi
-        }
-    }
-    /// Always the bottom of the range: the shortest waits.
-    struct Bottom;
-    impl JitterSource for Bottom {
-        fn uniform(&mut self, lo: Duration, _hi: Duration) -> Duration {
-            lo
-        }
-    }
+    use crate::fetch::backoff::fixed::{Bottom, Top};
 
     fn waits<J: JitterSource>(s: &mut PollSchedule<J>, polls: &[Polled]) -> Vec<u64> {
         polls

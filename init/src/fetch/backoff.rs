@@ -139,26 +139,35 @@ fn exp_ceiling(min: Duration, max: Duration, n: u32) -> Duration {
     min.checked_mul(factor).unwrap_or(max).min(max)
 }
 
+/// Jitter sources pinned to one end of the range, for tests of what draws from it.
+#[cfg(test)]
+pub(crate) mod fixed {
+    use super::JitterSource;
+    use std::time::Duration;
+
+    /// Always the upper bound: the longest waits.
+    pub struct Top;
+    impl JitterSource for Top {
+        fn uniform(&mut self, _lo: Duration, hi: Duration) -> Duration {
+            hi
+        }
+    }
+    /// Always the lower bound: the shortest waits.
+    pub struct Bottom;
+    impl JitterSource for Bottom {
+        fn uniform(&mut self, lo: Duration, _hi: Duration) -> Duration {
+            lo
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
 
-    /// Always the upper bound: makes the growth of each strategy visible.
-    struct Top;
-    impl JitterSource for Top {
-        fn uniform(&mut self, _lo: Duration, hi: Duration) -> Duration {
-            hi
-        }
-    }
-    /// Always the lower bound.
-    struct Bottom;
-    impl JitterSource for Bottom {
-        fn uniform(&mut self, lo: Duration, _hi: Duration) -> Duration {
-            lo
-        }
-    }
+    use super::fixed::{Bottom, Top};
 
     fn policy(jitter: Jitter) -> BackoffPolicy {
         BackoffPolicy {

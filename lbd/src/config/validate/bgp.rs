@@ -83,21 +83,13 @@ impl Validator {
             .as_ref()
             .map_or(Bgp::DEFAULT_HOLD_TIME, |h| self.hold_time(h));
         let bfd = schema.bfd.as_ref().is_some_and(|b| *b.get_ref());
-        let bfd_interval = match &schema.bfd_interval {
-            None => Bgp::DEFAULT_BFD_INTERVAL,
-            Some(i) => {
-                let d = i.get_ref().0;
-                if d < Duration::from_millis(10) || d > Duration::from_secs(10) {
-                    self.err(
-                        "bad-bfd-interval",
-                        i.span(),
-                        format!("BFD interval {d:?} is out of range 10ms to 10s"),
-                    )
-                    .help = Some("routers commonly run 50ms to 1s; the default is 100ms".into());
-                }
-                d
-            }
-        };
+        let bfd_interval = self.duration_in(
+            schema.bfd_interval.as_ref(),
+            Bgp::DEFAULT_BFD_INTERVAL,
+            (Duration::from_millis(10), Duration::from_secs(10)),
+            ("bad-bfd-interval", "BFD interval", "10ms to 10s"),
+            "routers commonly run 50ms to 1s; the default is 100ms",
+        );
         let bfd_multiplier =
             schema
                 .bfd_multiplier
@@ -111,25 +103,14 @@ impl Validator {
                         "missed BFD packets before the session is down, 1 to 255 (default 3)",
                     ) as u8
                 });
-        let watchdog = match &schema.watchdog {
-            None => Bgp::DEFAULT_WATCHDOG,
-            Some(w) => {
-                let d = w.get_ref().0;
-                if d < Duration::from_secs(1) || d > Duration::from_secs(600) {
-                    self.err(
-                        "bad-watchdog",
-                        w.span(),
-                        format!("watchdog {d:?} is out of range 1s to 600s"),
-                    )
-                    .help = Some(
-                        "longer than lbd's longest apply (a few seconds for a very large table), \
-                         short enough that a hung lbd stops announcing soon; the default is 10s"
-                            .into(),
-                    );
-                }
-                d
-            }
-        };
+        let watchdog = self.duration_in(
+            schema.watchdog.as_ref(),
+            Bgp::DEFAULT_WATCHDOG,
+            (Duration::from_secs(1), Duration::from_secs(600)),
+            ("bad-watchdog", "watchdog", "1s to 600s"),
+            "longer than lbd's longest apply (a few seconds for a very large table), short \
+             enough that a hung lbd stops announcing soon; the default is 10s",
+        );
         let mut peers = BTreeMap::new();
         let mut addresses: HashMap<IpAddr, Range<usize>> = HashMap::new();
         for (name, p) in raw.peers {
@@ -258,6 +239,31 @@ impl Validator {
             )
             .help = Some("set router_id = \"192.0.2.2\" (an IPv4 address of this node) in [bgp]".into());
         }
+    }
+
+    /// A duration of `[bgp]` within `range`, or `default` when not set; out of range is an
+    /// error (`code`, what it is, the range as written) and the value is kept as written.
+    fn duration_in(
+        &mut self,
+        value: Option<&Spanned<crate::config::ConfigDuration>>,
+        default: Duration,
+        (low, high): (Duration, Duration),
+        (code, what, range): (&'static str, &str, &str),
+        help: &str,
+    ) -> Duration {
+        let Some(v) = value else {
+            return default;
+        };
+        let d = v.get_ref().0;
+        if d < low || d > high {
+            self.err(
+                code,
+                v.span(),
+                format!("{what} {d:?} is out of range {range}"),
+            )
+            .help = Some(help.into());
+        }
+        d
     }
 
     fn as_number(&mut self, v: &Spanned<i64>, what: &str) -> u32 {
