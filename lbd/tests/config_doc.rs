@@ -186,12 +186,15 @@ fn every_schema_key_is_documented_in_its_section() {
     );
 }
 
-/// Codes passed as literals to `err`/`warn`/`Diagnostic::error`/`::warning` or assigned to
-/// `.code` in the config module's non-test code.
+/// Codes passed as literals to `err`/`warn`/`Diagnostic::error`/`::warning`, assigned to
+/// `.code`, or handed to a range check as the first of its `(code, what, range)` triple, in the
+/// config module's non-test code.
 fn emitted_codes() -> BTreeSet<String> {
     let call =
         regex_lite::Regex::new(r#"\b(?:err|warn|error|warning)\(\s*"([a-z0-9-]+)""#).unwrap();
     let assign = regex_lite::Regex::new(r#"\.code = "([a-z0-9-]+)""#).unwrap();
+    let triple =
+        regex_lite::Regex::new(r#"\(\s*"([a-z0-9-]+)",\s*"[^"]*",\s*"[^"]*"\s*\)"#).unwrap();
     // The config module and any submodules it may grow.
     let mut dirs = vec![manifest_dir().join("src/config")];
     let mut codes = BTreeSet::new();
@@ -207,7 +210,7 @@ fn emitted_codes() -> BTreeSet<String> {
             }
             let text = std::fs::read_to_string(&path).unwrap();
             let code = text.split("#[cfg(test)]").next().unwrap_or("");
-            for re in [&call, &assign] {
+            for re in [&call, &assign, &triple] {
                 for c in re.captures_iter(code) {
                     codes.insert(c[1].to_string());
                 }
