@@ -9,7 +9,7 @@ set -uo pipefail
 
 passed=0 failed=0 ignored=0 binaries=0
 current=""
-declare -a failed_tests=() failed_binaries=() build_errors=()
+declare -a failed_tests=() failed_binaries=() build_errors=() durations=()
 in_failed_targets=0
 while IFS= read -r line; do
     if ((in_failed_targets)); then
@@ -38,6 +38,9 @@ while IFS= read -r line; do
         failed_tests+=("${name% ... FAILED}  ($current)")
         ;;
     "test result: "*)
+        if [[ $line =~ finished\ in\ ([0-9]+)\.([0-9]+)s ]]; then
+            durations+=("${BASH_REMATCH[1]} $current")
+        fi
         if [[ $line =~ ([0-9]+)\ passed\;\ ([0-9]+)\ failed\;\ ([0-9]+)\ ignored ]]; then
             passed=$((passed + BASH_REMATCH[1]))
             failed=$((failed + BASH_REMATCH[2]))
@@ -67,6 +70,11 @@ done
 
 printf 'test: %d passed, %d failed, %d ignored, in %d test binaries\n' \
     "$passed" "$failed" "$ignored" "$binaries"
+if ((${#durations[@]})); then
+    echo "test: slowest test binaries (seconds):"
+    printf '%s\n' "${durations[@]}" | sort -rn | head -n 12 |
+        while read -r secs name; do printf 'test:   %5d  %s\n' "$secs" "$name"; done
+fi
 if ((${#failed_tests[@]})); then
     echo "test: failed tests:"
     printf 'test:   %s\n' "${failed_tests[@]}"

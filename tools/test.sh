@@ -21,10 +21,16 @@ log_dir=target/test-logs
 mkdir -p "$log_dir"
 tests_log=$log_dir/cargo-test.log
 
-declare -a step_names=() step_results=()
+declare -a step_names=() step_results=() step_times=()
+step_started=$started
+# Each step's outcome and how long it took (the set-up and image builds count into the first).
 record() {
+    local now
+    now=$(date +%s)
     step_names+=("$1")
     step_results+=("$2")
+    step_times+=($((now - step_started)))
+    step_started=$now
 }
 fatal() {
     printf 'test: %s failed; nothing after it can run\n' "$1" >&2
@@ -38,6 +44,7 @@ echo "test: 2/6 building the appliance images (target/lb-image, target/lb-test-i
 tools/build-image.sh target/lb-image || fatal "building the appliance image"
 # + busybox, ipvsadm and keepalived, for the IPVS guest tests
 tools/build-test-image.sh target/lb-test-image || fatal "building the test image"
+record setup ok
 
 echo "test: 3/6 formatting"
 if cargo fmt --all -- --check; then record fmt ok; else record fmt FAILED; fi
@@ -66,7 +73,7 @@ echo "test: ================================ summary ===========================
 tools/test-summary.sh "$tests_log"
 status=0
 for i in "${!step_names[@]}"; do
-    printf 'test: %-7s %s\n' "${step_names[$i]}" "${step_results[$i]}"
+    printf 'test: %-7s %-6s %4d s\n' "${step_names[$i]}" "${step_results[$i]}" "${step_times[$i]}"
     [[ "${step_results[$i]}" == ok ]] || status=1
 done
 printf 'test: %d min %02d s in all\n' $((elapsed / 60)) $((elapsed % 60))

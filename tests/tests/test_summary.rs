@@ -97,4 +97,10 @@ fn failures_are_counted_and_named_and_fail_the_run() {
         "{text}"
     );
     assert!(!text.contains("failed tests"), "{text}");
+    // The binaries that ran are listed by time, each named.
+    assert!(
+        text.contains("slowest test binaries")
+            && text.contains("unittests src/lib.rs, sample"),
+        "{text}"
+    );
 }
