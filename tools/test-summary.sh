@@ -11,6 +11,7 @@ passed=0 failed=0 ignored=0 binaries=0
 current=""
 declare -a failed_tests=() failed_binaries=() build_errors=() durations=()
 in_failed_targets=0
+finished_in='finished in ([0-9]+)[.][0-9]+s'
 while IFS= read -r line; do
     if ((in_failed_targets)); then
         if [[ $line =~ ^[[:space:]]+\`(.*)\`$ ]]; then
@@ -38,7 +39,7 @@ while IFS= read -r line; do
         failed_tests+=("${name% ... FAILED}  ($current)")
         ;;
     "test result: "*)
-        if [[ $line =~ finished\ in\ ([0-9]+)\.([0-9]+)s ]]; then
+        if [[ $line =~ $finished_in ]]; then
             durations+=("${BASH_REMATCH[1]} $current")
         fi
         if [[ $line =~ ([0-9]+)\ passed\;\ ([0-9]+)\ failed\;\ ([0-9]+)\ ignored ]]; then

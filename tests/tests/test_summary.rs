@@ -99,8 +99,7 @@ fn failures_are_counted_and_named_and_fail_the_run() {
     assert!(!text.contains("failed tests"), "{text}");
     // The binaries that ran are listed by time, each named.
     assert!(
-        text.contains("slowest test binaries")
-            && text.contains("unittests src/lib.rs, sample"),
+        text.contains("slowest test binaries") && text.contains("unittests src/lib.rs, sample"),
         "{text}"
     );
 }

@@ -19,6 +19,7 @@ pub mod lab;
 pub mod load;
 pub mod scenarios;
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -399,10 +400,26 @@ impl Chaos {
             .collect();
         let mut notes = Vec::new();
         if let (Some(first), Some(last)) = (failed.first(), failed.last()) {
+            // Why they failed, most common first: a timed-out connect (a dropped SYN) and a
+            // refused one (a reset) point at different culprits.
+            let mut why: BTreeMap<&str, usize> = BTreeMap::new();
+            for r in &requests {
+                if let Err(e) = &r.outcome {
+                    *why.entry(e.as_str()).or_default() += 1;
+                }
+            }
+            let mut why: Vec<(&str, usize)> = why.into_iter().collect();
+            why.sort_by_key(|w| std::cmp::Reverse(w.1));
+            let why: Vec<String> = why
+                .iter()
+                .take(3)
+                .map(|(e, n)| format!("{n}x {e}"))
+                .collect();
             notes.push(format!(
-                "requests failed between {:.1} and {:.1} s into the round",
+                "requests failed between {:.1} and {:.1} s into the round: {}",
                 first.as_secs_f64(),
-                last.as_secs_f64()
+                last.as_secs_f64(),
+                why.join(", ")
             ));
         }
         Row {
