@@ -56,4 +56,6 @@ echo "build-test-image: $out = appliance image + busybox + ipvsadm + keepalived 
 # The IPVS benchmark and lbctl are built static too, before the image is assembled, so the
 # --add paths exist when the image is put together.
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target x86_64-unknown-linux-gnu -p lb-bench --bin ipvs-bench -p lbctl --bin lbctl
-IMAGE_ARGS="${IMAGE_ARGS:-} $adds" tools/build-image.sh "$out"
+# Fast compression: a test image is built many times a day (each keyed or next-release variant
+# is a build of its own) and never shipped; the real image keeps the best.
+IMAGE_ARGS="--effort fast ${IMAGE_ARGS:-} $adds" tools/build-image.sh "$out"

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::compress::Compression;
+use crate::compress::{Compression, Effort};
 use crate::cpio::{normalize_guest_path, EntryKind, Tree, TreeError};
 use crate::deb::{self, DebError, KernelPackage};
 use crate::drivers::{self, DriverError, ListEntry, Profile, Resolved};
@@ -103,6 +103,8 @@ pub struct BuildOptions {
     /// Kernel command line without `initrd=` (added automatically); `None` = default.
     pub cmdline: Option<String>,
     pub compression: Compression,
+    /// How hard the encoders work (`--effort fast` for test images).
+    pub effort: Effort,
     /// Whether NIC drivers outside the boot set and firmware go in a separate, uncompressed
     /// archive, each file compressed on its own (see [`crate::layout`]).
     pub layout: Layout,
@@ -504,7 +506,7 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
     tree.add_file("/bin/lbd", 0o755, lbd)?;
 
     // Files that most boxes never read: see crate::layout.
-    let mut separate = Separate::new();
+    let mut separate = Separate::new(options.effort);
     let separate_modules: BTreeSet<String> = match options.layout {
         Layout::Split => order
             .iter()
@@ -573,13 +575,17 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
         tree.add_file(&file.guest, perm, data)?;
     }
 
-    let (initrd, segments) =
-        layout::write_initrd(&separate.tree, &tree, options.compression, options.mtime).map_err(
-            |source| BuildError::Compress {
-                format: options.compression.name(),
-                source,
-            },
-        )?;
+    let (initrd, segments) = layout::write_initrd(
+        &separate.tree,
+        &tree,
+        options.compression,
+        options.effort,
+        options.mtime,
+    )
+    .map_err(|source| BuildError::Compress {
+        format: options.compression.name(),
+        source,
+    })?;
 
     let ipxe = ipxe_script(&cmdline);
     let mut initramfs_files = separate.file_entries();
@@ -885,6 +891,7 @@ pub fn inputs_sha256(options: &BuildOptions) -> Result<String, BuildError> {
     }
     field("cmdline", options.cmdline.as_deref().unwrap_or("(default)"));
     field("compression", options.compression.name());
+    field("effort", options.effort.name());
     field("layout", options.layout.name());
     field("mtime", &options.mtime.to_string());
     field("profile", options.profile.name());

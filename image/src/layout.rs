@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use crate::compress::Compression;
+use crate::compress::{Compression, Effort};
 use crate::cpio::{Tree, TreeError};
 use crate::manifest::{sha256_hex, FileEntry, InitrdSegment};
 
@@ -65,12 +65,14 @@ impl FileCompression {
     }
 
     /// Compresses `data` deterministically.
-    pub fn compress(self, data: &[u8]) -> io::Result<Vec<u8>> {
+    pub fn compress(self, data: &[u8], effort: Effort) -> io::Result<Vec<u8>> {
         match self {
-            FileCompression::Zstd => crate::compress::zstd_checked(data),
+            FileCompression::Zstd => crate::compress::zstd_checked(data, effort),
             // The kernel allocates the dictionary the header names: no larger than the file
             // needs.
-            FileCompression::Xz => crate::compress::xz_crc32(data, xz_dict_size(data.len())),
+            FileCompression::Xz => {
+                crate::compress::xz_crc32(data, xz_dict_size(data.len()), effort)
+            }
         }
     }
 }
@@ -95,11 +97,16 @@ pub struct Separate {
     pub tree: Tree,
     /// Stored guest path (absolute) → what the file decompresses to.
     pub contents: BTreeMap<String, Content>,
+    /// How hard each file's encoder works.
+    pub effort: Effort,
 }
 
 impl Separate {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(effort: Effort) -> Self {
+        Separate {
+            effort,
+            ..Self::default()
+        }
     }
 
     /// Stores `data` compressed at `path` + the compression's suffix; returns that path.
@@ -111,13 +118,14 @@ impl Separate {
         compression: FileCompression,
     ) -> Result<String, LayoutError> {
         let stored = format!("{path}{}", compression.suffix());
-        let packed = compression
-            .compress(data)
-            .map_err(|source| LayoutError::Compress {
-                path: path.to_string(),
-                format: compression.name(),
-                source,
-            })?;
+        let packed =
+            compression
+                .compress(data, self.effort)
+                .map_err(|source| LayoutError::Compress {
+                    path: path.to_string(),
+                    format: compression.name(),
+                    source,
+                })?;
         self.tree.add_file(&stored, perm, packed)?;
         self.contents.insert(
             stored.clone(),
@@ -176,6 +184,7 @@ pub fn write_initrd(
     separate: &Tree,
     main: &Tree,
     compression: Compression,
+    effort: Effort,
     mtime: u32,
 ) -> io::Result<(Vec<u8>, Vec<InitrdSegment>)> {
     let mut initrd = Vec::new();
@@ -195,7 +204,7 @@ pub fn write_initrd(
     }
     let mut cpio = Vec::new();
     let cpio_bytes = main.write_cpio(&mut cpio, mtime)?;
-    let packed = compression.compress(&cpio)?;
+    let packed = compression.compress(&cpio, effort)?;
     segments.push(InitrdSegment {
         offset: initrd.len() as u64,
         size: packed.len() as u64,
@@ -229,7 +238,7 @@ mod tests {
     #[test]
     fn firmware_xz_is_what_the_kernels_loader_decodes() {
         let data = firmware_like();
-        let packed = FileCompression::Xz.compress(&data).unwrap();
+        let packed = FileCompression::Xz.compress(&data, Effort::Best).unwrap();
         assert_eq!(&packed[..6], b"\xfd7zXZ\0", "xz stream magic");
         // Stream flags: 0x00, check type 0x01 = CRC32.
         assert_eq!(&packed[6..8], &[0, 1]);
@@ -252,13 +261,16 @@ mod tests {
             .read_to_end(&mut back)
             .unwrap();
         assert_eq!(back, data);
-        assert_eq!(packed, FileCompression::Xz.compress(&data).unwrap());
+        assert_eq!(
+            packed,
+            FileCompression::Xz.compress(&data, Effort::Best).unwrap()
+        );
     }
 
     #[test]
     fn zstd_modules_carry_size_and_checksum() {
         let data = firmware_like();
-        let packed = FileCompression::Zstd.compress(&data).unwrap();
+        let packed = FileCompression::Zstd.compress(&data, Effort::Best).unwrap();
         assert_eq!(&packed[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
         // Frame header descriptor: checksum flag (bit 2) set, a content size field.
         let fhd = packed[4];
@@ -279,7 +291,7 @@ mod tests {
     /// multiple of 4, then the compressed one, each ending with its own trailer.
     #[test]
     fn initrd_is_the_separate_archive_then_the_compressed_one() {
-        let mut separate = Separate::new();
+        let mut separate = Separate::new(Effort::Best);
         let stored = separate
             .add_compressed(
                 "/lib/firmware/e100/d102e_ucode.bin",
@@ -299,7 +311,8 @@ mod tests {
             .unwrap();
         let mut main = Tree::new();
         main.add_file("/init", 0o755, b"#!init".to_vec()).unwrap();
-        let (initrd, segments) = write_initrd(&separate.tree, &main, Compression::Zstd, 0).unwrap();
+        let (initrd, segments) =
+            write_initrd(&separate.tree, &main, Compression::Zstd, Effort::Best, 0).unwrap();
         assert_eq!(segments.len(), 2);
         let (raw, packed) = (&segments[0], &segments[1]);
         assert_eq!((raw.offset, raw.compression.as_str()), (0, "none"));
@@ -321,7 +334,8 @@ mod tests {
         assert_eq!(fw.content_sha256, Some(sha256_hex(&firmware_like())));
 
         // Nothing separate: one compressed archive, as before.
-        let (single, segments) = write_initrd(&Tree::new(), &main, Compression::Zstd, 0).unwrap();
+        let (single, segments) =
+            write_initrd(&Tree::new(), &main, Compression::Zstd, Effort::Best, 0).unwrap();
         assert_eq!(segments.len(), 1);
         assert_eq!(segments[0].offset, 0);
         assert_eq!(&single[..4], &[0x28, 0xb5, 0x2f, 0xfd]);

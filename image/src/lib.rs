@@ -20,5 +20,5 @@ pub mod program;
 pub mod workspace;
 
 pub use build::{build, BuildError, BuildOptions, ExtraFile};
-pub use compress::Compression;
+pub use compress::{Compression, Effort};
 pub use manifest::Manifest;

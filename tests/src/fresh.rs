@@ -313,15 +313,19 @@ pub fn binary(package: &str, bin: &str, profile: Profile) -> PathBuf {
         .or_insert_with(|| {
             let _lock = lock("binaries")?;
             let mut cmd = Command::new(cargo());
-            cmd.args(["build", "--quiet", "-p", package, "--bin", bin]);
             if profile == Profile::Release {
-                cmd.arg("--release");
+                cmd.args(["build", "--quiet", "--release", "-p", package, "--bin", bin]);
+                run_logged(
+                    cmd,
+                    &format!("build-{bin}.log"),
+                    &format!("cargo build --release -p {package} --bin {bin}"),
+                )?;
+            } else {
+                // Every debug binary in one build: one package at a time would build the
+                // shared dependencies once per package's feature set.
+                cmd.args(["build", "--quiet", "--workspace", "--bins"]);
+                run_logged(cmd, "build-bins.log", "cargo build --workspace --bins")?;
             }
-            run_logged(
-                cmd,
-                &format!("build-{bin}.log"),
-                &format!("cargo build -p {package} --bin {bin}"),
-            )?;
             Ok(target_dir()
                 .join(match profile {
                     Profile::Debug => "debug",
