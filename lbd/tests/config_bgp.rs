@@ -91,6 +91,25 @@ fn nway_services_turn_sloppy_tcp_and_sctp_on_unless_the_config_says_otherwise() 
 }
 
 #[test]
+fn services_turn_expire_nodest_conn_on_unless_the_config_says_otherwise() {
+    let pair = "[service.web]\nfwmark = 7\n[[service.web.real]]\naddress = \"10.0.0.1\"\n";
+    let c = config::parse("t.toml", pair).unwrap().config;
+    assert_eq!(c.ipvs.expire_nodest_conn, Some(true));
+    let c = config::parse("t.toml", &format!("{BGP}{NWAY}"))
+        .unwrap()
+        .config;
+    assert_eq!(c.ipvs.expire_nodest_conn, Some(true));
+    let off = format!("[ipvs]\nexpire_nodest_conn = false\n{pair}");
+    let c = config::parse("t.toml", &off).unwrap().config;
+    assert_eq!(c.ipvs.expire_nodest_conn, Some(false));
+    // No services: the kernel's setting is left alone.
+    let c = config::parse("t.toml", "[node]\nhostname = \"lb1\"\n")
+        .unwrap()
+        .config;
+    assert_eq!(c.ipvs.expire_nodest_conn, None);
+}
+
+#[test]
 fn peers_take_the_nodes_timers_unless_they_set_their_own() {
     let text = r#"
 [bgp]

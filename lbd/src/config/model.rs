@@ -191,6 +191,10 @@ pub struct IpvsSettings {
     pub sloppy_tcp: Option<bool>,
     /// `net.ipv4.vs.sloppy_sctp`: the same for SCTP packets other than an INIT.
     pub sloppy_sctp: Option<bool>,
+    /// `net.ipv4.vs.expire_nodest_conn`: a packet of a connection whose real was deleted
+    /// expires the entry and is scheduled anew, instead of being dropped for as long as the
+    /// entry lives. `None`: left alone (on by default when the config has services).
+    pub expire_nodest_conn: Option<bool>,
 }
 
 impl IpvsSettings {
@@ -208,6 +212,7 @@ impl Default for IpvsSettings {
             sync: None,
             sloppy_tcp: None,
             sloppy_sctp: None,
+            expire_nodest_conn: None,
         }
     }
 }

@@ -112,6 +112,8 @@ pub struct IpvsSchema {
     pub sloppy_tcp: Option<bool>,
     /// `/proc/sys/net/ipv4/vs/sloppy_sctp`; absent: left as it is.
     pub sloppy_sctp: Option<bool>,
+    /// `/proc/sys/net/ipv4/vs/expire_nodest_conn`; absent: on when there are services.
+    pub expire_nodest_conn: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

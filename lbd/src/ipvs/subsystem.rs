@@ -24,8 +24,9 @@
 //!
 //! The table is read with each service's destinations in the kernel's list order, which the
 //! planner keeps canonical for `mh` services ([`crate::reconcile::order`]); a plan that moves
-//! destinations says so in the log. Every reconcile also brings `[ipvs] sloppy_tcp` and
-//! `sloppy_sctp` to `/proc/sys/net/ipv4/vs/` ([`super::sysctl`]; no netlink command sets them).
+//! destinations says so in the log. Every reconcile also brings `[ipvs] sloppy_tcp`,
+//! `sloppy_sctp` and `expire_nodest_conn` to `/proc/sys/net/ipv4/vs/` ([`super::sysctl`]; no
+//! netlink command sets them).
 
 use super::client::{IpvsClient, IpvsError};
 use super::msg::{Encoded, ServiceId};
@@ -192,10 +193,10 @@ impl IpvsSubsystem {
         self
     }
 
-    /// Brings `sloppy_tcp` and `sloppy_sctp` to what the config sets (an unset key is left
-    /// alone). Run with every reconcile — at start, at every reload, and after health or role
-    /// changes — so a value changed by hand comes back at the next one; a file is written only
-    /// when it differs.
+    /// Brings `sloppy_tcp`, `sloppy_sctp` and `expire_nodest_conn` to what the config sets (an
+    /// unset key is left alone). Run with every reconcile — at start, at every reload, and
+    /// after health or role changes — so a value changed by hand comes back at the next one; a
+    /// file is written only when it differs.
     pub fn apply_sysctls(&mut self, config: &Config) {
         let dir = self.sysctl_dir.clone();
         let writes = super::sysctl::writes(&config.ipvs, |name| {

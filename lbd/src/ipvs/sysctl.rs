@@ -1,6 +1,6 @@
 //! Kernel-wide IPVS settings that only `/proc/sys/net/ipv4/vs/` holds (no netlink command sets
-//! them): `sloppy_tcp` and `sloppy_sctp`. The plan is pure; the subsystem reads and writes the
-//! files.
+//! them): `sloppy_tcp`, `sloppy_sctp` and `expire_nodest_conn`. The plan is pure; the
+//! subsystem reads and writes the files.
 //!
 //! With `sloppy_tcp = 0` (the kernel's default) IPVS creates a connection entry only for a SYN
 //! (`tcp_conn_schedule` in `ip_vs_proto_tcp.c`: `th->rst || !(sloppy_tcp || th->syn)` → not
@@ -30,6 +30,7 @@ pub fn wanted(settings: &IpvsSettings) -> Vec<(&'static str, &'static str)> {
     [
         ("sloppy_tcp", settings.sloppy_tcp),
         ("sloppy_sctp", settings.sloppy_sctp),
+        ("expire_nodest_conn", settings.expire_nodest_conn),
     ]
     .into_iter()
     .filter_map(|(name, v)| v.map(|b| (name, as_value(b))))
@@ -75,6 +76,16 @@ mod tests {
             )),
             []
         );
+        s.expire_nodest_conn = Some(true);
+        assert_eq!(
+            wanted(&s),
+            [
+                ("sloppy_tcp", "1"),
+                ("sloppy_sctp", "0"),
+                ("expire_nodest_conn", "1")
+            ]
+        );
+        s.expire_nodest_conn = None;
         // Unreadable (no ip_vs module yet): written, and the write reports the error.
         assert_eq!(
             writes(&s, |_| None)

@@ -11,6 +11,31 @@ use std::ops::Range;
 use std::time::Duration;
 use toml::Spanned;
 
+/// The kernel-wide switches a config with these services needs unless it says otherwise
+/// (each key the config sets is kept as it is).
+pub(super) fn default_kernel_settings(
+    ipvs: &mut IpvsSettings,
+    announces: impl Iterator<Item = Announce>,
+) {
+    let mut any = false;
+    for announce in announces {
+        any = true;
+        // ECMP moves established flows between N-way balancers: without sloppy TCP/SCTP the
+        // one that never saw a flow's handshake drops it.
+        if announce == Announce::Bgp {
+            ipvs.sloppy_tcp.get_or_insert(true);
+            ipvs.sloppy_sctp.get_or_insert(true);
+        }
+    }
+    // A real the config removed is deleted once its drain ends. With the kernel's default a
+    // later packet matching one of its old entries (a client reusing a source port within the
+    // entry's FIN_WAIT or TIME_WAIT life, a straggler) is dropped until the entry expires,
+    // minutes later; with this it is scheduled to a real that is there.
+    if any {
+        ipvs.expire_nodest_conn.get_or_insert(true);
+    }
+}
+
 impl Validator {
     /// `mixed_family_reals`: some service has a real of another address family, which
     /// connection sync cannot carry.
@@ -26,6 +51,7 @@ impl Validator {
             unmanaged: s.unmanaged.unwrap_or_default(),
             sloppy_tcp: s.sloppy_tcp,
             sloppy_sctp: s.sloppy_sctp,
+            expire_nodest_conn: s.expire_nodest_conn,
             ..Default::default()
         };
         if let Some(v) = &s.removal_drain {

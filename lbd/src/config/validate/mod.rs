@@ -678,12 +678,7 @@ impl Validator {
             }
         }
         let mut ipvs = self.ipvs(raw.ipvs, &instances, &sync_groups, declared, real_families);
-        // ECMP moves established flows between N-way balancers: without sloppy TCP/SCTP the
-        // one that never saw a flow's handshake drops it. On unless the config says otherwise.
-        if services.values().any(|s| s.announce == Announce::Bgp) {
-            ipvs.sloppy_tcp.get_or_insert(true);
-            ipvs.sloppy_sctp.get_or_insert(true);
-        }
+        ipvs::default_kernel_settings(&mut ipvs, services.values().map(|s| s.announce));
         self.bgp_for_services(bgp.as_ref(), bgp_span, &services);
         self.context = Some(ServiceContext {
             checks,
