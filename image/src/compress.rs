@@ -47,6 +47,13 @@ impl Effort {
         }
     }
 
+    fn gzip_level(self) -> flate2::Compression {
+        match self {
+            Effort::Best => flate2::Compression::best(),
+            Effort::Fast => flate2::Compression::default(),
+        }
+    }
+
     fn xz_preset(self) -> u32 {
         match self {
             Effort::Best => 9 | liblzma::stream::PRESET_EXTREME,
@@ -68,14 +75,10 @@ impl Compression {
     pub fn compress(self, data: &[u8], effort: Effort) -> io::Result<Vec<u8>> {
         match self {
             Compression::Gzip => {
-                let level = match effort {
-                    Effort::Best => flate2::Compression::best(),
-                    Effort::Fast => flate2::Compression::default(),
-                };
                 // GzBuilder writes mtime 0 and no file name unless told otherwise.
                 let mut encoder = flate2::GzBuilder::new()
                     .operating_system(3) // Unix, fixed rather than host-dependent
-                    .write(Vec::new(), level);
+                    .write(Vec::new(), effort.gzip_level());
                 encoder.write_all(data)?;
                 encoder.finish()
             }
