@@ -303,7 +303,7 @@ async fn take_network(
     if !node_net.reaches(wanted, source) {
         let refused = lbd::config::ConfigError {
             file: loaded.file.clone(),
-            source_text: loaded.source_text.clone(),
+            source_text: loaded.source_text.to_string(),
             diagnostics: vec![lbd::config::network::no_route_to_source(
                 &loaded.source_text,
                 source,

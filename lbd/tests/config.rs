@@ -222,7 +222,7 @@ address = "10.0.0.4:443"
     )
     .unwrap_or_else(|e| panic!("{e}"))
     .config;
-    let check = |svc: &str, i: usize| c.services[svc].reals[i].check.clone().unwrap().kind;
+    let check = |svc: &str, i: usize| c.services[svc].reals[i].check.clone().unwrap().kind.clone();
     let CheckKind::Pgsql(login) = check("db", 0) else {
         panic!()
     };
@@ -874,4 +874,37 @@ fn a_vrrp_password_is_not_in_the_dump() {
     let dump = serde_json::to_string(&c).unwrap();
     assert!(!dump.contains("vrrpPw1"), "{dump}");
     assert!(dump.contains(r#""auth_pass":"<redacted>""#), "{dump}");
+}
+
+/// Reals whose checks resolve alike hold one copy of the check; a real with its own setting
+/// gets its own, and the real after it is not taken for the first one's.
+#[test]
+fn reals_share_a_check_they_resolve_to_alike() {
+    let c = config::parse(
+        "t.toml",
+        &format!(
+            r#"{BASE}
+[service.web]
+vip = "192.0.2.10:80"
+check = {{ type = "http", path = "/health" }}
+[[service.web.real]]
+address = "10.0.0.1:80"
+[[service.web.real]]
+address = "10.0.0.2:80"
+[[service.web.real]]
+address = "10.0.0.3:80"
+check = {{ path = "/other" }}
+[[service.web.real]]
+address = "10.0.0.4:80"
+"#
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .config;
+    let reals = &c.services["web"].reals;
+    let check = |i: usize| reals[i].check.as_ref().unwrap();
+    assert!(std::sync::Arc::ptr_eq(check(0), check(1)));
+    assert!(!std::sync::Arc::ptr_eq(check(1), check(2)));
+    assert_ne!(check(1), check(2));
+    assert_eq!(check(3), check(0));
 }

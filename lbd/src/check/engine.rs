@@ -212,21 +212,12 @@ impl Engine {
         for event in self.board.configure(config, SystemTime::now()) {
             log(&event);
         }
-        // Reals of a service usually share one check definition: keep one copy of each.
+        // The config shares one copy of a check among the reals that resolve to it alike.
         let mut wanted: HashMap<RealKey, (&crate::config::Real, Arc<Check>)> = HashMap::new();
         for (name, svc) in &config.services {
-            let mut shared: Vec<Arc<Check>> = Vec::new();
             for real in &svc.reals {
                 let Some(check) = &real.check else { continue };
-                let arc = match shared.iter().find(|c| ***c == *check) {
-                    Some(c) => c.clone(),
-                    None => {
-                        let c = Arc::new(check.clone());
-                        shared.push(c.clone());
-                        c
-                    }
-                };
-                wanted.insert((name.clone(), real.addr), (real, arc));
+                wanted.insert((name.clone(), real.addr), (real, check.clone()));
             }
         }
         let before = self.index.len();

@@ -77,7 +77,7 @@ impl Loader {
     /// becomes the base of the next call; a refused one leaves the base as it was.
     pub fn parse(&mut self, file: &str, text: String) -> Result<Loaded, ConfigError> {
         if let Some(base) = &mut self.base {
-            if base.loaded.file == file && base.loaded.source_text == text {
+            if base.loaded.file == file && *base.loaded.source_text == *text {
                 self.last = Some(Validated::Nothing);
                 return Ok(base.loaded.clone());
             }
@@ -145,7 +145,8 @@ impl Base {
     /// Applies an edit that stays inside service tables; the number of services validated,
     /// or `None` (and nothing changed) when the whole file must be validated.
     fn edit(&mut self, text: &str) -> Option<usize> {
-        let old = self.loaded.source_text.as_str();
+        let old = self.loaded.source_text.clone();
+        let old = &*old;
         let (first, last) = self.touched(old, text)?;
         let region = self.segments[first].range.start..self.segments[last].range.end;
         let delta = text.len() as isize - old.len() as isize;
@@ -285,7 +286,7 @@ impl Base {
             config,
             warnings,
             file: self.loaded.file.clone(),
-            source_text: text.to_string(),
+            source_text: text.into(),
         };
         Some(edited)
     }

@@ -392,7 +392,7 @@ impl IpvsSubsystem {
                 list.join(", ")
             );
         }
-        let encoded = Encoded::of(ops.iter().map(Op::message));
+        let encoded = Encoded::of(ops.iter());
         let requests: Vec<(&Op, _)> = ops.iter().zip(encoded.iter()).collect();
         let exchange = Instant::now();
         let executed = client.execute(&requests);

@@ -4,7 +4,9 @@ use super::desired::Desired;
 use super::kernel::{DestKey, DestSpec, KernelState, ServiceSpec, ServiceState};
 use super::order;
 use crate::config::UnmanagedPolicy;
-use crate::ipvs::msg::{request, DaemonEntry, DaemonState, IpvsMessage, ServiceId, Timeouts};
+use crate::ipvs::msg::{
+    cmd, request, DaemonEntry, DaemonState, IpvsMessage, Request, ServiceId, Timeouts,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -39,6 +41,21 @@ impl Op {
         }
     }
 
+    /// The request's command (that of [`Self::message`]).
+    pub fn cmd(&self) -> u8 {
+        match self {
+            Op::SetTimeouts(_) => cmd::SET_CONFIG,
+            Op::StopDaemon(_) => cmd::DEL_DAEMON,
+            Op::StartDaemon(_) => cmd::NEW_DAEMON,
+            Op::AddService(..) => cmd::NEW_SERVICE,
+            Op::EditService(..) => cmd::SET_SERVICE,
+            Op::AddDest(..) => cmd::NEW_DEST,
+            Op::EditDest(..) => cmd::SET_DEST,
+            Op::DelDest(..) => cmd::DEL_DEST,
+            Op::DelService(_) => cmd::DEL_SERVICE,
+        }
+    }
+
     /// The service an operation is about, if any.
     pub fn service(&self) -> Option<&ServiceId> {
         match self {
@@ -49,6 +66,23 @@ impl Op {
             | Op::EditDest(id, _, _)
             | Op::DelDest(id, _) => Some(id),
             _ => None,
+        }
+    }
+}
+
+/// Written out as [`Op::message`] would be, but the destination operations (nearly all of a
+/// large apply) without building the message first.
+impl Request for Op {
+    fn cmd(&self) -> u8 {
+        Op::cmd(self)
+    }
+    fn emit_attrs(&self, buf: &mut Vec<u8>) {
+        match self {
+            Op::AddDest(id, k, spec) | Op::EditDest(id, k, spec) => {
+                request::write_dest_attrs(buf, id, &spec.entry(k))
+            }
+            Op::DelDest(id, k) => request::write_del_dest_attrs(buf, id, &k.addr, k.port),
+            _ => self.message().emit_attrs(buf),
         }
     }
 }

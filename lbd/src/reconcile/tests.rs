@@ -1003,3 +1003,66 @@ fn after_a_restart_unlisted_destinations_of_owned_services_drain_afresh() {
         ["delete real 10.1.0.13:80 from tcp 192.0.2.10:80"]
     );
 }
+
+/// Operations write themselves out exactly as their messages do: the destination operations
+/// skip building the message, so each kind is compared byte for byte, for both families and
+/// for a fwmark service.
+#[test]
+fn operations_write_the_bytes_of_their_messages() {
+    use crate::ipvs::msg::Request;
+    let services = [
+        ServiceId::Addr {
+            protocol: msg::IPPROTO_TCP,
+            addr: "192.0.2.10".parse().unwrap(),
+            port: 80,
+        },
+        ServiceId::Addr {
+            protocol: msg::IPPROTO_UDP,
+            addr: "2001:db8::10".parse().unwrap(),
+            port: 53,
+        },
+        ServiceId::Fwmark {
+            af: msg::AF_INET,
+            mark: 7,
+        },
+    ];
+    let key = DestKey {
+        addr: "10.1.0.11".parse().unwrap(),
+        port: 8080,
+    };
+    let dest = DestSpec {
+        fwd: FwdMethod::Route,
+        weight: 3,
+        upper_threshold: 100,
+        lower_threshold: 10,
+        last_weight: 3,
+    };
+    let service = ServiceSpec {
+        scheduler: "mh".into(),
+        flags: 0,
+        timeout: 300,
+        netmask: 24,
+        pe_name: None,
+    };
+    for id in services {
+        for op in [
+            Op::AddService(id, service.clone()),
+            Op::EditService(id, service.clone()),
+            Op::AddDest(id, key, dest),
+            Op::EditDest(id, key, dest),
+            Op::DelDest(id, key),
+            Op::DelService(id),
+            Op::SetTimeouts(Timeouts {
+                tcp: 900,
+                tcp_fin: 0,
+                udp: 0,
+            }),
+        ] {
+            let m = op.message();
+            let (mut want, mut got) = (Vec::new(), Vec::new());
+            m.emit_attrs(&mut want);
+            Request::emit_attrs(&op, &mut got);
+            assert_eq!((Request::cmd(&op), got), (m.cmd, want), "{op}");
+        }
+    }
+}

@@ -42,7 +42,8 @@ pub struct Loaded {
     pub config: Config,
     pub warnings: Vec<Diagnostic>,
     pub file: String,
-    pub source_text: String,
+    /// Shared: the loader keeps the accepted config and hands out copies of it.
+    pub source_text: Arc<str>,
 }
 
 impl Loaded {
@@ -88,7 +89,7 @@ fn finish(
             config,
             warnings: diags,
             file: file.to_string(),
-            source_text: src,
+            source_text: src.into(),
         }),
         _ => Err(ConfigError {
             file: file.to_string(),

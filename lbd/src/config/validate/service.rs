@@ -11,6 +11,7 @@ use crate::config::types::*;
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
+use std::sync::Arc;
 use toml::Spanned;
 
 /// What the reals of one service take from it, or are checked against.
@@ -90,7 +91,13 @@ impl Validator {
         let mut out_reals: Vec<Real> = Vec::with_capacity(reals.len());
         let mut seen: HashMap<SocketAddr, Range<usize>> = HashMap::with_capacity(reals.len());
         for r in reals {
-            if let Some(real) = self.real(r, &defaults, &mut seen) {
+            if let Some(mut real) = self.real(r, &defaults, &mut seen) {
+                // One copy of a check the reals resolve to alike (nearly always all of them).
+                if let (Some(c), Some(prev)) = (&real.check, out_reals.last()) {
+                    if let Some(p) = prev.check.as_ref().filter(|p| ***p == **c) {
+                        real.check = Some(p.clone());
+                    }
+                }
                 out_reals.push(real);
             }
         }
@@ -539,7 +546,7 @@ impl Validator {
             forwarding,
             upper_threshold: upper,
             lower_threshold: lower,
-            check,
+            check: check.map(Arc::new),
         })
     }
 

@@ -12,6 +12,15 @@ pub trait Request {
     fn emit_attrs(&self, buf: &mut Vec<u8>);
 }
 
+impl<R: Request> Request for &R {
+    fn cmd(&self) -> u8 {
+        (**self).cmd()
+    }
+    fn emit_attrs(&self, buf: &mut Vec<u8>) {
+        (**self).emit_attrs(buf)
+    }
+}
+
 impl Request for IpvsMessage {
     fn cmd(&self) -> u8 {
         self.cmd
@@ -37,8 +46,9 @@ pub struct EncodedRequest<'a> {
 }
 
 impl Encoded {
-    /// Writes out `messages`, each dropped once written.
-    pub fn of(messages: impl ExactSizeIterator<Item = IpvsMessage>) -> Encoded {
+    /// Writes out `messages` (messages, or what writes itself out as one), each dropped once
+    /// written.
+    pub fn of<R: Request>(messages: impl ExactSizeIterator<Item = R>) -> Encoded {
         // Destination requests, the bulk of a large apply, take about 120 bytes.
         let mut out = Encoded {
             bytes: Vec::with_capacity(messages.len() * 128),
@@ -46,7 +56,7 @@ impl Encoded {
         };
         for m in messages {
             m.emit_attrs(&mut out.bytes);
-            out.ends.push((m.cmd, out.bytes.len()));
+            out.ends.push((m.cmd(), out.bytes.len()));
         }
         out
     }

@@ -37,18 +37,28 @@ impl ServiceId {
 
     /// The attributes that name the service (all a delete or a dest operation needs).
     pub fn attrs(&self) -> Vec<SvcAttr> {
+        let mut v = Vec::with_capacity(4);
+        self.each_attr(|a| v.push(a));
+        v
+    }
+
+    /// [`Self::attrs`] one at a time, none collected (a full apply names thousands).
+    pub fn each_attr(&self, mut f: impl FnMut(SvcAttr)) {
         match *self {
             ServiceId::Addr {
                 protocol,
                 addr,
                 port,
-            } => vec![
-                SvcAttr::Af(af_of(&addr)),
-                SvcAttr::Protocol(protocol),
-                SvcAttr::Addr(addr_bytes(&addr)),
-                SvcAttr::Port(port),
-            ],
-            ServiceId::Fwmark { af, mark } => vec![SvcAttr::Af(af), SvcAttr::Fwmark(mark)],
+            } => {
+                f(SvcAttr::Af(af_of(&addr)));
+                f(SvcAttr::Protocol(protocol));
+                f(SvcAttr::Addr(addr_bytes(&addr)));
+                f(SvcAttr::Port(port));
+            }
+            ServiceId::Fwmark { af, mark } => {
+                f(SvcAttr::Af(af));
+                f(SvcAttr::Fwmark(mark));
+            }
         }
     }
 }
@@ -358,29 +368,38 @@ impl DestEntry {
 
     /// Attributes naming the destination (for DEL_DEST).
     pub fn key_attrs(addr: &IpAddr, port: u16) -> Vec<DestAttr> {
-        vec![
-            DestAttr::AddrFamily(af_of(addr)),
-            DestAttr::Addr(addr_bytes(addr)),
-            DestAttr::Port(port),
-        ]
+        let mut v = Vec::with_capacity(3);
+        Self::each_key_attr(addr, port, |a| v.push(a));
+        v
+    }
+
+    /// [`Self::key_attrs`] one at a time, none collected.
+    pub fn each_key_attr(addr: &IpAddr, port: u16, mut f: impl FnMut(DestAttr)) {
+        f(DestAttr::AddrFamily(af_of(addr)));
+        f(DestAttr::Addr(addr_bytes(addr)));
+        f(DestAttr::Port(port));
     }
 
     /// Attributes for NEW_DEST / SET_DEST (the kernel needs method, weight and both
     /// thresholds together).
     pub fn to_attrs(&self) -> Vec<DestAttr> {
-        // Sized once: a full apply builds thousands of these.
         let mut v = Vec::with_capacity(10);
-        v.extend(Self::key_attrs(&self.addr, self.port));
-        v.push(DestAttr::FwdMethod(self.fwd.conn_flags()));
-        v.push(DestAttr::Weight(self.weight));
-        v.push(DestAttr::UThresh(self.upper_threshold));
-        v.push(DestAttr::LThresh(self.lower_threshold));
-        if let Some(t) = self.tunnel {
-            v.push(DestAttr::TunType(t.kind));
-            v.push(DestAttr::TunPort(t.port));
-            v.push(DestAttr::TunFlags(t.flags));
-        }
+        self.each_attr(|a| v.push(a));
         v
+    }
+
+    /// [`Self::to_attrs`] one at a time, none collected (a full apply writes thousands).
+    pub fn each_attr(&self, mut f: impl FnMut(DestAttr)) {
+        Self::each_key_attr(&self.addr, self.port, &mut f);
+        f(DestAttr::FwdMethod(self.fwd.conn_flags()));
+        f(DestAttr::Weight(self.weight));
+        f(DestAttr::UThresh(self.upper_threshold));
+        f(DestAttr::LThresh(self.lower_threshold));
+        if let Some(t) = self.tunnel {
+            f(DestAttr::TunType(t.kind));
+            f(DestAttr::TunPort(t.port));
+            f(DestAttr::TunFlags(t.flags));
+        }
     }
 
     /// Reads a destination from a dump reply; `service_af` applies when the kernel does not

@@ -105,7 +105,7 @@ pub mod cmd {
     }
 }
 
-mod cmd_attr {
+pub(super) mod cmd_attr {
     pub const SERVICE: u16 = 1;
     pub const DEST: u16 = 2;
     pub const DAEMON: u16 = 3;

@@ -1,9 +1,10 @@
 //! The request builders, each the message for one kernel operation; re-exported as
 //! [`super::request`].
 
+use super::super::nl;
 use super::{
-    cmd, CmdAttr, DaemonAttr, DaemonEntry, DaemonState, DestEntry, IpvsMessage, ServiceEntry,
-    ServiceId, Timeouts,
+    cmd, cmd_attr, CmdAttr, DaemonAttr, DaemonEntry, DaemonState, DestEntry, IpvsMessage,
+    ServiceEntry, ServiceId, Timeouts,
 };
 use std::net::IpAddr;
 
@@ -36,6 +37,19 @@ pub fn edit_dest(id: &ServiceId, d: &DestEntry) -> IpvsMessage {
         cmd::SET_DEST,
         vec![CmdAttr::Service(id.attrs()), CmdAttr::Dest(d.to_attrs())],
     )
+}
+/// The attributes of [`add_dest`] and [`edit_dest`] (the same bytes), written straight into
+/// `buf` without building the message: the bulk of a full apply.
+pub fn write_dest_attrs(buf: &mut Vec<u8>, id: &ServiceId, d: &DestEntry) {
+    nl::put_nested(buf, cmd_attr::SERVICE, |b| id.each_attr(|a| a.emit(b)));
+    nl::put_nested(buf, cmd_attr::DEST, |b| d.each_attr(|a| a.emit(b)));
+}
+/// The attributes of [`del_dest`], written as [`write_dest_attrs`] does.
+pub fn write_del_dest_attrs(buf: &mut Vec<u8>, id: &ServiceId, addr: &IpAddr, port: u16) {
+    nl::put_nested(buf, cmd_attr::SERVICE, |b| id.each_attr(|a| a.emit(b)));
+    nl::put_nested(buf, cmd_attr::DEST, |b| {
+        DestEntry::each_key_attr(addr, port, |a| a.emit(b))
+    });
 }
 pub fn del_dest(id: &ServiceId, addr: &IpAddr, port: u16) -> IpvsMessage {
     IpvsMessage::new(

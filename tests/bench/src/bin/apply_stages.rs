@@ -1,8 +1,9 @@
 //! `apply_stages`: where a full IPVS apply spends its time outside the kernel, without a
 //! kernel. The config of `ipvs-bench` (1,000 services x 10 reals by default) goes through
 //! each stage lbd runs before and after the netlink exchange, each timed with the heap
-//! allocations and the minor page faults it made (a fault is cheap natively and costs
-//! dearly under TCG emulation, where the benchmark's figures are measured):
+//! allocations, the most heap it held at once and what it kept, and the minor page faults it
+//! made (a fault is cheap natively and costs dearly under TCG emulation, where the
+//! benchmark's figures are measured):
 //!
 //! 1. the config loader (parse, validate, build the model, keep what a reload needs);
 //! 2. the plan against an empty kernel (desired state, drains, plan, request messages),
@@ -25,7 +26,7 @@ use lbd::reconcile::{
 };
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// The system allocator, counting what goes through it.
@@ -33,19 +34,31 @@ struct Counting;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
+/// Bytes allocated and not yet freed.
+static LIVE: AtomicI64 = AtomicI64::new(0);
+/// The most `LIVE` reached since it was last reset.
+static PEAK: AtomicI64 = AtomicI64::new(0);
+
+fn grow(by: i64) {
+    let now = LIVE.fetch_add(by, Relaxed) + by;
+    PEAK.fetch_max(now, Relaxed);
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Relaxed);
         BYTES.fetch_add(layout.size() as u64, Relaxed);
+        grow(layout.size() as i64);
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        grow(-(layout.size() as i64));
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCS.fetch_add(1, Relaxed);
         BYTES.fetch_add(new_size as u64, Relaxed);
+        grow(new_size as i64 - layout.size() as i64);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -66,11 +79,16 @@ struct Cost {
     time: Duration,
     allocs: u64,
     bytes: u64,
+    /// Heap bytes held at the end beyond those held at the start, and the most held on the way.
+    kept: i64,
+    peak: i64,
     faults: u64,
 }
 
 fn measure<T>(f: impl FnOnce() -> T) -> (T, Cost) {
     let (a, b, p) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed), minor_faults());
+    let live = LIVE.load(Relaxed);
+    PEAK.store(live, Relaxed);
     let t = Instant::now();
     let out = f();
     let time = t.elapsed();
@@ -78,6 +96,8 @@ fn measure<T>(f: impl FnOnce() -> T) -> (T, Cost) {
         time,
         allocs: ALLOCS.load(Relaxed) - a,
         bytes: BYTES.load(Relaxed) - b,
+        kept: LIVE.load(Relaxed) - live,
+        peak: PEAK.load(Relaxed) - live,
         faults: minor_faults() - p,
     };
     (out, cost)
@@ -85,10 +105,12 @@ fn measure<T>(f: impl FnOnce() -> T) -> (T, Cost) {
 
 fn show(name: &str, c: Cost) {
     println!(
-        "  {name:<34} {:>8.2} ms {:>9} allocations {:>8} KiB {:>7} faults",
+        "  {name:<34} {:>8.2} ms {:>9} allocations {:>8} KiB (peak {:>6} KiB, kept {:>6} KiB) {:>7} faults",
         c.time.as_secs_f64() * 1000.0,
         c.allocs,
         c.bytes / 1024,
+        c.peak / 1024,
+        c.kept / 1024,
         c.faults
     );
 }
@@ -118,7 +140,7 @@ fn plan_from_empty(config: &Config) -> usize {
     let ops = reconcile::plan_in(desired, &kernel, &scope);
     let counts = PlanCounts::of(&ops);
     let moved = reconcile::moves(&ops).len();
-    let encoded = Encoded::of(ops.iter().map(reconcile::Op::message));
+    let encoded = Encoded::of(ops.iter());
     let requests: Vec<(&reconcile::Op, _)> = ops.iter().zip(encoded.iter()).collect();
     for op in &ops {
         kernel.apply(op);
