@@ -512,7 +512,11 @@ impl Instance {
     }
 
     /// Another master held (or holds) our addresses: announce them again, at most once per
-    /// master-down interval, so a rival's repeated adverts do not become a GARP storm.
+    /// master-down interval, so a rival's repeated adverts do not become a GARP storm; and
+    /// once more an advert interval later. The rival announced the addresses a few
+    /// milliseconds after its first advert, which is what we answer: its gratuitous ARPs can
+    /// reach the neighbours after ours, and it stops sending them once it hears us, so the
+    /// second burst is the last word.
     fn announce_for_rival(&mut self, now: Duration, out: &mut Vec<Action>) {
         let quiet = self.master_down_interval();
         if self
@@ -521,6 +525,9 @@ impl Instance {
         {
             self.rival_announced = Some(now);
             self.announce(out, self.holding.clone());
+            if self.spec.garp_count > 0 {
+                self.arm(out, Timer::GarpRepeat, now + self.spec.advert_interval);
+            }
         }
     }
 

@@ -285,10 +285,18 @@ fn a_master_hearing_a_lower_master_answers_and_announces_again_once() {
     );
     assert!(transitions(&out).is_empty());
     assert_eq!(deadline(&n, "a", Timer::Adver), Some(t + 2 * S));
-    // Its next one within the master-down interval: an answer, no second burst.
+    // And once more an advert interval later, after the rival's own late announcements.
+    assert_eq!(deadline(&n, "a", Timer::GarpRepeat), Some(t + 2 * S));
+    let out = n.step(t + 2 * S, timer("a", Timer::GarpRepeat));
+    assert!(
+        out.iter().any(|a| matches!(a, Action::Announce { .. })),
+        "{out:?}"
+    );
+    // Its next advert within the master-down interval: an answer, no further burst.
     let out = n.step(t + 2 * S, advert_from(&s, "10.0.0.3", 100, S));
     assert_eq!(sent(&out), vec![("a".into(), 150)]);
     assert!(!out.iter().any(|a| matches!(a, Action::Announce { .. })));
+    assert_eq!(deadline(&n, "a", Timer::GarpRepeat), None);
     // Much later, another episode: announced again.
     let out = n.step(t + 60 * S, advert_from(&s, "10.0.0.3", 100, S));
     assert!(out.iter().any(|a| matches!(a, Action::Announce { .. })));
