@@ -275,6 +275,12 @@ pub enum Action {
         src: IpAddr,
         detail: String,
     },
+    /// The master is down as this instance sees it, but a member of its sync group still
+    /// hears one: it stays backup (for logs).
+    GroupWait {
+        instance: String,
+        member: String,
+    },
 }
 
 /// One virtual router.
@@ -611,6 +617,24 @@ impl Instance {
             (Timer::GarpRepeat, State::Master) => self.announce(out, self.holding.clone()),
             _ => {}
         }
+    }
+
+    /// Master-down while a sync group member still hears a master: stay backup and look
+    /// again a master-down interval later (keepalived's `vrrp_sync_can_goto_master`).
+    pub fn wait_for_group(&mut self, now: Duration, out: &mut Vec<Action>) {
+        if self.state == State::Backup {
+            let at = now + self.master_down_interval();
+            self.arm(out, Timer::MasterDown, at);
+        }
+    }
+
+    /// Whether the master-down timer is due at `now` (the router asks before `on_timer`).
+    pub fn master_down_due(&self, now: Duration) -> bool {
+        self.state == State::Backup
+            && self
+                .timers
+                .get(&Timer::MasterDown)
+                .is_some_and(|at| *at <= now)
     }
 
     /// A valid advertisement for this router (checked by the node) from `src`.

@@ -10,9 +10,13 @@
 //! interval (v2: must match; v3: learned, a difference is logged) → address list (v2: must
 //! match unless the sender is the owner; v3: a difference is logged).
 //!
-//! Sync groups (keepalived's semantics): a member that becomes master on its own makes the
-//! other members that are backup master too; a member that a better advertisement pushes to
-//! backup takes the other masters with it (they resign with priority 0); a fault of one
+//! Sync groups (keepalived's semantics): a backup member whose master-down timer fires
+//! becomes master only when every other backup member wants to as well (its own timer fired
+//! and it has heard no master since), else it stays backup and looks again a master-down
+//! interval later: on a lossy link one member missing three adverts does not take the group
+//! over while the others still hear the master. A member that becomes master on its own makes
+//! the other members that are backup master too; a member that a better advertisement pushes
+//! to backup takes the other masters with it (they resign with priority 0); a fault of one
 //! member faults them all.
 
 use super::machine::{Action, FaultReason, Instance, Spec, State, Timer, Why};
@@ -87,6 +91,10 @@ pub struct Router {
     drops: BTreeMap<DropReason, u64>,
     instance_drops: BTreeMap<String, BTreeMap<DropReason, u64>>,
     peers: BTreeMap<(String, IpAddr), PeerView>,
+    /// When each backup instance's master-down timer fired while it had to wait for its
+    /// group, and when it last heard an advert from a master (priority above 0).
+    wants_master: BTreeMap<String, Duration>,
+    heard_master: BTreeMap<String, Duration>,
     started: bool,
     stopped: bool,
 }
@@ -163,6 +171,21 @@ impl Router {
             }
             Input::Packet(p) => self.packet(now, p, &mut out),
             Input::Timer { instance, timer } => {
+                let due = timer == Timer::MasterDown
+                    && self
+                        .instances
+                        .get(&instance)
+                        .is_some_and(|i| i.master_down_due(now));
+                if due {
+                    if let Some(member) = self.mate_not_ready(now, &instance) {
+                        self.wants_master.insert(instance.clone(), now);
+                        if let Some(i) = self.instances.get_mut(&instance) {
+                            i.wait_for_group(now, &mut out);
+                        }
+                        out.push(Action::GroupWait { instance, member });
+                        return out;
+                    }
+                }
                 if let Some(i) = self.instances.get_mut(&instance) {
                     let mark = out.len();
                     i.on_timer(now, timer, &mut out);
@@ -217,6 +240,23 @@ impl Router {
         self.groups = groups;
         self.started = true;
         self.reevaluate(now, out);
+    }
+
+    /// A backup member of `name`'s sync group that does not want to become master: its
+    /// master-down timer has not fired, or it heard a master since it did.
+    fn mate_not_ready(&self, now: Duration, name: &str) -> Option<String> {
+        self.group_mates(name).into_iter().find(|m| {
+            let Some(i) = self.instances.get(m) else {
+                return false;
+            };
+            if i.state() != State::Backup || i.master_down_due(now) {
+                return false;
+            }
+            match self.wants_master.get(m) {
+                Some(wanted) => self.heard_master.get(m).is_some_and(|h| h >= wanted),
+                None => true,
+            }
+        })
     }
 
     /// The group an instance belongs to, and the other members.
@@ -448,6 +488,9 @@ impl Router {
             return self.drop_packet(Some(&name), &p, DropReason::Addresses, d, out);
         }
         let mark = out.len();
+        if adv.priority > 0 {
+            self.heard_master.insert(name.clone(), now);
+        }
         let inst = self.instances.get_mut(&name).expect("found above");
         inst.on_advert(now, p.src, &adv, out);
         self.follow_groups(now, mark, out);

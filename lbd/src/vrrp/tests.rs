@@ -633,12 +633,73 @@ fn two_member_group() -> (Router, Spec, Spec) {
 
 #[test]
 fn sync_group_members_become_master_together() {
-    let (mut n, a, _b) = two_member_group();
+    let (mut n, a, b) = two_member_group();
     // b still hears its master; a's master went silent.
-    n.step(
-        S,
-        advert_from(&spec("b", 2, 150, Version::V3, S), "10.0.0.3", 150, S),
+    n.step(S, advert_from(&b, "10.0.0.3", 150, S));
+    let t = deadline(&n, "a", Timer::MasterDown).unwrap();
+    let out = n.step(t, timer("a", Timer::MasterDown));
+    // keepalived's rule: a member becomes master only when every member wants to. a stays
+    // backup and looks again a master-down interval later.
+    assert!(transitions(&out).is_empty(), "{out:?}");
+    assert!(out.iter().any(
+        |x| matches!(x, Action::GroupWait { instance, member } if instance == "a" && member == "b")
+    ));
+    let again = deadline(&n, "a", Timer::MasterDown).unwrap();
+    assert!(again > t, "{again:?}");
+    // b goes on hearing its master: a waits again.
+    n.step(again - S, advert_from(&b, "10.0.0.3", 150, S));
+    let out = n.step(again, timer("a", Timer::MasterDown));
+    assert!(transitions(&out).is_empty(), "{out:?}");
+    assert_eq!(state(&n, "a"), State::Backup);
+    // Now b's master goes silent too: when b's timer fires, both want it, and both go.
+    let t = deadline(&n, "b", Timer::MasterDown).unwrap();
+    let out = n.step(t, timer("b", Timer::MasterDown));
+    assert_eq!(
+        transitions(&out),
+        vec![
+            ("b".into(), State::Backup, State::Master),
+            ("a".into(), State::Backup, State::Master)
+        ]
     );
+    assert_eq!(sent(&out), vec![("b".into(), 100), ("a".into(), 100)]);
+    assert!(out
+        .iter()
+        .any(|x| matches!(x, Action::AddVips { instance, .. } if instance == "a")));
+    // A better advertisement for a takes both back to backup, each resigning with priority 0
+    // (a because it was preempted, b because its group went down).
+    let out = n.step(t + S, advert_from(&a, "10.0.0.3", 200, S));
+    assert_eq!(
+        transitions(&out),
+        vec![
+            ("a".into(), State::Master, State::Backup),
+            ("b".into(), State::Master, State::Backup)
+        ]
+    );
+    assert_eq!(sent(&out), vec![("a".into(), 0), ("b".into(), 0)]);
+}
+
+/// The master dying (both members' timers fire, a few milliseconds apart): the first waits
+/// for the second, which takes the group over at once: no extra delay.
+#[test]
+fn sync_group_takes_over_when_the_last_member_misses_the_master() {
+    let (mut n, _a, b) = two_member_group();
+    n.step(S, advert_from(&b, "10.0.0.3", 150, S));
+    let ta = deadline(&n, "a", Timer::MasterDown).unwrap();
+    let tb = deadline(&n, "b", Timer::MasterDown).unwrap();
+    assert!(ta < tb);
+    let out = n.step(ta, timer("a", Timer::MasterDown));
+    assert!(transitions(&out).is_empty());
+    let out = n.step(tb, timer("b", Timer::MasterDown));
+    assert_eq!(transitions(&out).len(), 2, "{out:?}");
+    assert_eq!(state(&n, "a"), State::Master);
+    assert_eq!(state(&n, "b"), State::Master);
+}
+
+/// Both members' masters silent from the start: their timers fire together and the group
+/// goes master at once.
+#[test]
+fn sync_group_without_a_master_goes_master_at_once() {
+    let (mut n, a, _b) = two_member_group();
     let t = deadline(&n, "a", Timer::MasterDown).unwrap();
     let out = n.step(t, timer("a", Timer::MasterDown));
     assert_eq!(
