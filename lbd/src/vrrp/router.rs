@@ -92,7 +92,7 @@ pub struct Router {
     instance_drops: BTreeMap<String, BTreeMap<DropReason, u64>>,
     peers: BTreeMap<(String, IpAddr), PeerView>,
     /// When each backup instance's master-down timer fired while it had to wait for its
-    /// group, and when it last heard an advert from a master (priority above 0).
+    /// group, and when it last heard a master (an advert that put its timer off).
     wants_master: BTreeMap<String, Duration>,
     heard_master: BTreeMap<String, Duration>,
     started: bool,
@@ -488,11 +488,17 @@ impl Router {
             return self.drop_packet(Some(&name), &p, DropReason::Addresses, d, out);
         }
         let mark = out.len();
-        if adv.priority > 0 {
-            self.heard_master.insert(name.clone(), now);
-        }
         let inst = self.instances.get_mut(&name).expect("found above");
         inst.on_advert(now, p.src, &adv, out);
+        // Heard a master: an advert that put the master-down timer off. Not one a backup
+        // discards so that it preempts (lower priority), nor a resignation.
+        let heard = adv.priority > 0
+            && out[mark..].iter().any(|a| {
+                matches!(a, Action::ArmTimer { instance, timer: Timer::MasterDown, .. } if *instance == name)
+            });
+        if heard {
+            self.heard_master.insert(name.clone(), now);
+        }
         self.follow_groups(now, mark, out);
     }
 }

@@ -695,6 +695,40 @@ fn sync_group_takes_over_when_the_last_member_misses_the_master() {
     assert_eq!(state(&n, "b"), State::Master);
 }
 
+/// A better-priority group preempting a lower master: its members discard the lower adverts
+/// so their timers run out, at different times here (different intervals). Discarded adverts
+/// are not "hearing a master": the group takes over when the last timer fires.
+#[test]
+fn sync_group_preempts_a_lower_master_with_members_on_different_intervals() {
+    let a = spec("a", 1, 150, Version::V3, S);
+    let mut b = spec("b", 2, 200, Version::V3, 2 * S);
+    b.interface = "eth1".into();
+    let mut n = Router::new();
+    n.step(
+        Duration::ZERO,
+        configure(vec![a.clone(), b.clone()], &[("g", &["a", "b"])]),
+    );
+    let ta = deadline(&n, "a", Timer::MasterDown).unwrap();
+    let tb = deadline(&n, "b", Timer::MasterDown).unwrap();
+    assert!(ta < tb);
+    let out = n.step(ta, timer("a", Timer::MasterDown));
+    assert!(transitions(&out).is_empty(), "{out:?}");
+    // The lower master goes on advertising on both links; both members discard it.
+    n.step(ta + S / 2, advert_from(&a, "10.0.0.3", 100, S));
+    n.step(ta + S / 2, advert_from(&b, "10.0.0.3", 100, 2 * S));
+    // a's next look comes after b's timer: only a's earlier wish can let b go.
+    assert!(deadline(&n, "a", Timer::MasterDown).unwrap() > tb);
+    assert!(deadline(&n, "b", Timer::MasterDown) == Some(tb));
+    let out = n.step(tb, timer("b", Timer::MasterDown));
+    assert_eq!(
+        transitions(&out),
+        vec![
+            ("b".into(), State::Backup, State::Master),
+            ("a".into(), State::Backup, State::Master)
+        ]
+    );
+}
+
 /// Both members' masters silent from the start: their timers fire together and the group
 /// goes master at once.
 #[test]
