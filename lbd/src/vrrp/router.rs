@@ -178,11 +178,18 @@ impl Router {
                         .is_some_and(|i| i.master_down_due(now));
                 if due {
                     if let Some(member) = self.mate_not_ready(now, &instance) {
+                        // Said once per episode: a member cut off from the master on its own
+                        // link would otherwise say it every master-down interval.
+                        let waiting = self.wants_master.get(&instance).is_some_and(|w| {
+                            self.heard_master.get(&instance).is_none_or(|h| h < w)
+                        });
                         self.wants_master.insert(instance.clone(), now);
                         if let Some(i) = self.instances.get_mut(&instance) {
                             i.wait_for_group(now, &mut out);
                         }
-                        out.push(Action::GroupWait { instance, member });
+                        if !waiting {
+                            out.push(Action::GroupWait { instance, member });
+                        }
                         return out;
                     }
                 }

@@ -646,10 +646,11 @@ fn sync_group_members_become_master_together() {
     ));
     let again = deadline(&n, "a", Timer::MasterDown).unwrap();
     assert!(again > t, "{again:?}");
-    // b goes on hearing its master: a waits again.
+    // b goes on hearing its master: a waits again, without saying so again.
     n.step(again - S, advert_from(&b, "10.0.0.3", 150, S));
     let out = n.step(again, timer("a", Timer::MasterDown));
     assert!(transitions(&out).is_empty(), "{out:?}");
+    assert!(!out.iter().any(|x| matches!(x, Action::GroupWait { .. })));
     assert_eq!(state(&n, "a"), State::Backup);
     // Now b's master goes silent too: when b's timer fires, both want it, and both go.
     let t = deadline(&n, "b", Timer::MasterDown).unwrap();
