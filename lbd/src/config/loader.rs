@@ -145,8 +145,7 @@ impl Base {
     /// Applies an edit that stays inside service tables; the number of services validated,
     /// or `None` (and nothing changed) when the whole file must be validated.
     fn edit(&mut self, text: &str) -> Option<usize> {
-        let old = self.loaded.source_text.clone();
-        let old = &*old;
+        let old = &*self.loaded.source_text;
         let (first, last) = self.touched(old, text)?;
         let region = self.segments[first].range.start..self.segments[last].range.end;
         let delta = text.len() as isize - old.len() as isize;

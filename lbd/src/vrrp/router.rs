@@ -244,6 +244,10 @@ impl Router {
         }
         self.peers
             .retain(|(n, _), _| self.instances.contains_key(n));
+        self.wants_master
+            .retain(|n, _| self.instances.contains_key(n));
+        self.heard_master
+            .retain(|n, _| self.instances.contains_key(n));
         self.groups = groups;
         self.started = true;
         self.reevaluate(now, out);

@@ -301,11 +301,9 @@ impl Driver {
             } => {
                 warn!(instance = %instance, "vrrp: {instance}: peer {src} advertises {detail}");
             }
+            // The router says it once per episode.
             Action::GroupWait { instance, member } => {
-                let key = format!("group wait {instance}");
-                if let Some(n) = self.rate_limited(key, now) {
-                    info!(instance = %instance, "vrrp: {instance}: no advert from the master for the master-down interval, but sync group member {member} still hears one: staying backup ({n} not logged)");
-                }
+                info!(instance = %instance, "vrrp: {instance}: no advert from the master for the master-down interval, but sync group member {member} still hears one: staying backup");
             }
         }
     }
