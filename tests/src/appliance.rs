@@ -183,6 +183,7 @@ pub struct ApplianceBuilder {
     config_urls: Vec<String>,
     poll: Option<String>,
     extra: Vec<String>,
+    vcpus: u32,
 }
 
 impl ApplianceBuilder {
@@ -197,6 +198,7 @@ impl ApplianceBuilder {
             config_urls: Vec::new(),
             poll: None,
             extra: Vec::new(),
+            vcpus: 1,
         }
     }
 
@@ -244,6 +246,12 @@ impl ApplianceBuilder {
         self
     }
 
+    /// The guest's vCPUs (1 unless set).
+    pub fn vcpus(mut self, n: u32) -> Self {
+        self.vcpus = n;
+        self
+    }
+
     /// Appends a word to the kernel command line.
     pub fn append(mut self, word: impl Into<String>) -> Self {
         self.extra.push(word.into());
@@ -267,7 +275,8 @@ impl ApplianceBuilder {
             .kernel(&image.vmlinuz)
             .initrd(&image.initrd)
             .append(self.cmdline())
-            .memory_mib(512);
+            .memory_mib(512)
+            .smp(self.vcpus);
         if self.nics.is_empty() {
             let mut nic = Nic::user(self.net.clone());
             if let Some(mac) = self.mac {

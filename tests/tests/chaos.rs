@@ -13,14 +13,14 @@
 
 use std::time::Duration;
 
-use lbtest::chaos::lab::VrrpBy;
+use lbtest::chaos::lab::Setup;
 use lbtest::chaos::{Chaos, Scenario};
 
 #[test]
 fn every_fault_leaves_clients_and_configs_whole() {
     lbtest::process::require_root("the chaos suite makes namespaces, taps and a bridge");
     let mut chaos =
-        Chaos::start(Duration::from_secs(1800), VrrpBy::Lbd).unwrap_or_else(|e| panic!("{e}"));
+        Chaos::start(Duration::from_secs(1800), Setup::default()).unwrap_or_else(|e| panic!("{e}"));
     let scenarios = [
         Scenario::KillMaster,
         Scenario::KillBackup,

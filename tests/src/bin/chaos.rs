@@ -1,9 +1,10 @@
-//! The chaos runner: boots a real pair (two guests from the test image, the DR layout, reals
-//! and a client in namespaces), keeps constant traffic through the VIP, injects faults on a
-//! schedule and prints one table per scenario (see `lbtest::chaos`).
+//! The chaos runner: boots a real pair (two guests from the test image, the DR or the NAT
+//! layout, reals and a client in namespaces), keeps constant traffic through the VIP, injects
+//! faults on a schedule and prints one table per scenario (see `lbtest::chaos`).
 //!
 //! ```text
 //! cargo run --release -p lbtest --bin chaos -- SCENARIO... [--rounds N] [--duration D] [--short]
+//!     [--layout dr|nat] [--vcpus N] [--vrrp lbd|keepalived]
 //! ```
 //!
 //! Needs root, QEMU, python3, nft and the kernel package (`tools/setup.sh`). Exits 1 when a
@@ -12,7 +13,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use lbtest::chaos::lab::VrrpBy;
+use lbtest::chaos::lab::{Layout, Setup, VrrpBy};
 use lbtest::chaos::{Chaos, Opts, Scenario};
 
 fn usage() -> String {
@@ -35,7 +36,8 @@ fn usage() -> String {
         })
         .collect();
     format!(
-        "usage: chaos SCENARIO... [--rounds N] [--duration D] [--short] [--vrrp lbd|keepalived]\n\n\
+        "usage: chaos SCENARIO... [--rounds N] [--duration D] [--short] [--layout dr|nat]\n             \
+         [--vcpus N] [--vrrp lbd|keepalived]\n\n\
          Boots a real pair under constant traffic, injects each scenario's fault and prints\n\
          its table: long connections lost, requests failed, the longest gap, takeovers and\n\
          time with two masters (from the wire), IPVS operations per second, init's and lbd's\n\
@@ -46,6 +48,10 @@ fn usage() -> String {
          --rounds N     rounds of each scenario (default: the scenario's)\n  \
          --duration D   length of each timed fault, e.g. 90s, 2m, 500ms (default: the scenario's)\n  \
          --short        the test suite's short version of each scenario\n  \
+         --layout L     dr (default): reals beside the balancers, the VIP on their loopback;\n                 \
+         nat: reals on an inside segment routing back through a gateway VIP that\n                 \
+         moves with the pair (sync group)\n  \
+         --vcpus N      vCPUs of each balancer (default 1; backup-cpu saturates them all)\n  \
          --vrrp WHO     lbd (default), or keepalived in the same guests as the anchor of the\n                 \
          VRRP scenarios (vrrp-loss-N, backup-cpu, partition, soak)\n  \
          -h, --help     this text",
@@ -84,7 +90,7 @@ struct Args {
     rounds: Option<usize>,
     duration: Option<Duration>,
     short: bool,
-    vrrp: VrrpBy,
+    setup: Setup,
 }
 
 fn parse_args(args: &[String]) -> Result<Option<Args>, String> {
@@ -93,15 +99,27 @@ fn parse_args(args: &[String]) -> Result<Option<Args>, String> {
         rounds: None,
         duration: None,
         short: false,
-        vrrp: VrrpBy::Lbd,
+        setup: Setup::default(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "-h" | "--help" => return Ok(None),
             "--short" => out.short = true,
+            "--layout" => {
+                let v = it.next().map_or("", String::as_str);
+                out.setup.layout = Layout::parse(v).ok_or(format!("--layout {v:?}: dr or nat"))?;
+            }
+            "--vcpus" => {
+                let v = it.next().ok_or("--vcpus needs a number")?;
+                out.setup.vcpus = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=8).contains(n))
+                    .ok_or(format!("--vcpus {v:?}: a number of vCPUs, 1 to 8"))?;
+            }
             "--vrrp" => {
-                out.vrrp = match it.next().map(String::as_str) {
+                out.setup.vrrp = match it.next().map(String::as_str) {
                     Some("lbd") => VrrpBy::Lbd,
                     Some("keepalived") => VrrpBy::Keepalived,
                     other => {
@@ -139,7 +157,7 @@ fn parse_args(args: &[String]) -> Result<Option<Args>, String> {
     if out.scenarios.is_empty() {
         return Err("name at least one scenario (chaos --help lists them)".into());
     }
-    if out.vrrp == VrrpBy::Keepalived {
+    if out.setup.vrrp == VrrpBy::Keepalived {
         let all = out.scenarios.len() == Scenario::ALL.len();
         if all {
             out.scenarios.retain(|s| s.with_keepalived());
@@ -188,7 +206,7 @@ fn main() -> ExitCode {
             + Duration::from_secs(180) * o.rounds as u32
     });
     let started = Instant::now();
-    let mut chaos = match Chaos::start(limit, args.vrrp) {
+    let mut chaos = match Chaos::start(limit, args.setup) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("chaos: the lab did not come up: {e}");
@@ -280,5 +298,16 @@ mod tests {
         assert!(e.contains("kill-master is not a VRRP scenario"), "{e}");
         let e = parse_args(&args(&["partition", "--vrrp", "vrrpd"])).unwrap_err();
         assert!(e.contains("--vrrp \"vrrpd\""), "{e}");
+        let a = parse_args(&args(&["partition", "--layout", "nat", "--vcpus", "2"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.setup.layout, Layout::Nat);
+        assert_eq!(a.setup.vcpus, 2);
+        let e = parse_args(&args(&["partition", "--layout", "tun"])).unwrap_err();
+        assert!(e.contains("--layout \"tun\": dr or nat"), "{e}");
+        let e = parse_args(&args(&["partition", "--layout"])).unwrap_err();
+        assert!(e.contains("--layout \"\""), "{e}");
+        let e = parse_args(&args(&["backup-cpu", "--vcpus", "0"])).unwrap_err();
+        assert!(e.contains("--vcpus \"0\""), "{e}");
     }
 }

@@ -13,6 +13,18 @@
 //!     └─ veth ── client 10.72.0.2 (the load)
 //! ```
 //!
+//! The NAT layout ([`Layout::Nat`]) adds an inside segment: the balancers' second NICs on br1,
+//! the reals there instead (no VIP on their loopback), routing back through a gateway VIP that
+//! a fourth instance of the sync group holds, so a reply always passes the balancer that holds
+//! the outside VIP and the connection:
+//!
+//! ```text
+//!     br1 (no host address)
+//!     ├─ tap1i ── lb1 eth1 10.73.0.11 ┐ VRRP vrid 75, gateway VIP 10.73.0.1 (sync group)
+//!     ├─ tap2i ── lb2 eth1 10.73.0.12 ┘
+//!     └─ veth ── r1 10.73.0.21, r2 .22, r3 .23 (default route via 10.73.0.1)
+//! ```
+//!
 //! Every config is signed with an operator key that the lab's image trusts, and carries a
 //! `[release]` serial that grows with each publication, so "an unsigned or invalid config was
 //! never applied" is a property the scenarios can check.
@@ -55,6 +67,10 @@ pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 72, 0, 1);
 pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 72, 0, 2);
 /// The config server's port.
 pub const CONFIG_PORT: u16 = 8080;
+/// The NAT layout's gateway VIP: the reals' default route, held by the master.
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 73, 0, 1);
+/// The gateway instance's VRID.
+pub const VRID_INSIDE: u8 = 75;
 /// VRRP's VRID for the VIP.
 pub const VRID: u8 = 72;
 /// The advert interval of the pair.
@@ -75,6 +91,12 @@ pub struct Member {
     pub tap: &'static str,
     /// VRRP priority.
     pub priority: u8,
+    /// The NAT layout's second NIC: its MAC, address and tap on the inside bridge.
+    pub inside_mac: MacAddr,
+    /// See `inside_mac`.
+    pub inside_addr: Ipv4Addr,
+    /// See `inside_mac`.
+    pub inside_tap: &'static str,
 }
 
 /// The pair: lb1 is the preferred master.
@@ -85,6 +107,9 @@ pub const MEMBERS: [Member; 2] = [
         addr: Ipv4Addr::new(10, 72, 0, 11),
         tap: "tap1",
         priority: 150,
+        inside_mac: MacAddr([0x52, 0x54, 0x00, 0x73, 0x00, 0x11]),
+        inside_addr: Ipv4Addr::new(10, 73, 0, 11),
+        inside_tap: "tap1i",
     },
     Member {
         name: "lb2",
@@ -92,6 +117,9 @@ pub const MEMBERS: [Member; 2] = [
         addr: Ipv4Addr::new(10, 72, 0, 12),
         tap: "tap2",
         priority: 100,
+        inside_mac: MacAddr([0x52, 0x54, 0x00, 0x73, 0x00, 0x12]),
+        inside_addr: Ipv4Addr::new(10, 73, 0, 12),
+        inside_tap: "tap2i",
     },
 ];
 
@@ -100,8 +128,20 @@ pub const MEMBERS: [Member; 2] = [
 pub struct RealServer {
     /// Its name (what it answers).
     pub name: &'static str,
-    /// Its address.
+    /// Its address in the DR layout (on the balancers' segment).
     pub addr: Ipv4Addr,
+    /// Its address in the NAT layout (on the inside segment).
+    pub nat_addr: Ipv4Addr,
+}
+
+impl RealServer {
+    /// Its address in `layout`.
+    pub fn addr_in(&self, layout: Layout) -> Ipv4Addr {
+        match layout {
+            Layout::Dr => self.addr,
+            Layout::Nat => self.nat_addr,
+        }
+    }
 }
 
 /// The reals.
@@ -109,14 +149,17 @@ pub const REALS: [RealServer; 3] = [
     RealServer {
         name: "r1",
         addr: Ipv4Addr::new(10, 72, 0, 21),
+        nat_addr: Ipv4Addr::new(10, 73, 0, 21),
     },
     RealServer {
         name: "r2",
         addr: Ipv4Addr::new(10, 72, 0, 22),
+        nat_addr: Ipv4Addr::new(10, 73, 0, 22),
     },
     RealServer {
         name: "r3",
         addr: Ipv4Addr::new(10, 72, 0, 23),
+        nat_addr: Ipv4Addr::new(10, 73, 0, 23),
     },
 ];
 
@@ -197,9 +240,64 @@ pub enum VrrpBy {
     Keepalived,
 }
 
+/// How the pair reaches its reals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Direct routing: the reals on the balancers' segment, the VIP on their loopback.
+    Dr,
+    /// NAT: the reals on an inside segment, routing back through the gateway VIP (see the
+    /// module doc).
+    Nat,
+}
+
+impl Layout {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Dr => "dr",
+            Layout::Nat => "nat",
+        }
+    }
+
+    /// The layout named `name`.
+    pub fn parse(name: &str) -> Option<Layout> {
+        [Layout::Dr, Layout::Nat]
+            .into_iter()
+            .find(|l| l.name() == name)
+    }
+
+    fn forwarding(self) -> &'static str {
+        match self {
+            Layout::Dr => "dr",
+            Layout::Nat => "nat",
+        }
+    }
+}
+
+/// What a lab is made of besides its fixed parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Setup {
+    /// Who does VRRP.
+    pub vrrp: VrrpBy,
+    /// DR or NAT.
+    pub layout: Layout,
+    /// vCPUs per balancer.
+    pub vcpus: u32,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            vrrp: VrrpBy::Lbd,
+            layout: Layout::Dr,
+            vcpus: 1,
+        }
+    }
+}
+
 /// The config of `m` with `serial` (see the module doc for the layout).
-pub fn config_text(m: &Member, serial: u64, services: &Services) -> String {
-    config_with_priority(m, m.priority, serial, services, VrrpBy::Lbd)
+pub fn config_text(m: &Member, serial: u64, services: &Services, layout: Layout) -> String {
+    config_with_priority(m, m.priority, serial, services, VrrpBy::Lbd, layout)
 }
 
 /// [`config_text`] with another VRRP priority (a planned handover lowers the master's), and
@@ -210,6 +308,7 @@ pub fn config_with_priority(
     serial: u64,
     services: &Services,
     vrrp: VrrpBy,
+    layout: Layout,
 ) -> String {
     let mut text = format!(
         r#"[release]
@@ -226,6 +325,13 @@ hostname = "{name}"
         mac = m.mac,
         name = m.name,
     );
+    if layout == Layout::Nat {
+        // The boot names eth0 (ip=); the config names both, as a NAT pair's config does.
+        text.push_str(&format!(
+            "[network.link.eth0]\naddresses = [\"{}/24\"]\n\n[network.link.eth1]\naddresses = [\"{}/24\"]\n",
+            m.addr, m.inside_addr
+        ));
+    }
     if vrrp == VrrpBy::Keepalived {
         // keepalived does it all; lbd leaves its table and sync daemon alone.
         return text;
@@ -237,7 +343,7 @@ hostname = "{name}"
 removal_drain = "5s"
 "#,
     );
-    text.push_str(&lbd_vrrp(m, priority));
+    text.push_str(&lbd_vrrp(m, priority, layout));
     text.push_str(
         r#"
 [check.health]
@@ -250,17 +356,18 @@ rise = 2
 fall = 2
 "#,
     );
+    let forwarding = layout.forwarding();
     for (service, port, reals, check) in [
         ("web", 80, &services.web, "\ncheck = \"health\""),
         ("echo", 9000, &services.echo, ""),
     ] {
         text.push_str(&format!(
-            "\n[service.{service}]\nvip = \"{VIP}:{port}\"\nscheduler = \"wrr\"\nforwarding = \"dr\"\non_failure = \"inhibit\"{check}\n"
+            "\n[service.{service}]\nvip = \"{VIP}:{port}\"\nscheduler = \"wrr\"\nforwarding = \"{forwarding}\"\non_failure = \"inhibit\"{check}\n"
         ));
         for &(i, weight) in reals {
             text.push_str(&format!(
                 "\n[[service.{service}.real]]\naddress = \"{}\"\nweight = {weight}\n",
-                REALS[i].addr
+                REALS[i].addr_in(layout)
             ));
         }
     }
@@ -269,8 +376,9 @@ fall = 2
 
 /// keepalived.conf for `m`: what lbd's config says, as keepalived says it — the IPv4
 /// instance (VRRP v3, 1 s adverts, preemption, 5 gratuitous ARPs), connection sync following
-/// it, and the services with the same reals, weights and health check (inhibit on failure).
-pub fn keepalived_conf(m: &Member, services: &Services) -> String {
+/// it, and the services with the same reals, weights and health check (inhibit on failure);
+/// in the NAT layout the gateway instance too, with the first in a sync group.
+pub fn keepalived_conf(m: &Member, services: &Services, layout: Layout) -> String {
     let mut text = format!(
         "global_defs {{\n    router_id {name}\n    vrrp_version 3\n    vrrp_garp_master_repeat 5\n    \
          lvs_sync_daemon eth0 VI_1 id {VRID}\n}}\n\n\
@@ -279,9 +387,21 @@ pub fn keepalived_conf(m: &Member, services: &Services) -> String {
         name = m.name,
         priority = m.priority,
     );
+    if layout == Layout::Nat {
+        text.push_str(&format!(
+            "\nvrrp_instance VI_2 {{\n    state BACKUP\n    interface eth1\n    virtual_router_id {VRID_INSIDE}\n    \
+             priority {priority}\n    advert_int 1\n    virtual_ipaddress {{\n        {GATEWAY}/24 dev eth1\n    }}\n}}\n\n\
+             vrrp_sync_group PAIR {{\n    group {{\n        VI_1\n        VI_2\n    }}\n}}\n",
+            priority = m.priority,
+        ));
+    }
+    let kind = match layout {
+        Layout::Dr => "DR",
+        Layout::Nat => "NAT",
+    };
     for (port, reals, checked) in [(80, &services.web, true), (9000, &services.echo, false)] {
         text.push_str(&format!(
-            "\nvirtual_server {VIP} {port} {{\n    delay_loop 1\n    lb_algo wrr\n    lb_kind DR\n    protocol TCP\n"
+            "\nvirtual_server {VIP} {port} {{\n    delay_loop 1\n    lb_algo wrr\n    lb_kind {kind}\n    protocol TCP\n"
         ));
         for &(i, weight) in reals {
             let check = if checked {
@@ -292,7 +412,7 @@ pub fn keepalived_conf(m: &Member, services: &Services) -> String {
             };
             text.push_str(&format!(
                 "    real_server {} {port} {{\n        weight {weight}\n        inhibit_on_failure\n{check}    }}\n",
-                REALS[i].addr
+                REALS[i].addr_in(layout)
             ));
         }
         text.push_str("}\n");
@@ -301,8 +421,26 @@ pub fn keepalived_conf(m: &Member, services: &Services) -> String {
 }
 
 /// lbd's VRRP part: the instance of the VIP with connection sync following it, a unicast
-/// instance and an IPv6 one, all in one sync group.
-fn lbd_vrrp(m: &Member, priority: u8) -> String {
+/// instance and an IPv6 one, and in the NAT layout the gateway's, all in one sync group.
+fn lbd_vrrp(m: &Member, priority: u8, layout: Layout) -> String {
+    let (inside, members) = match layout {
+        Layout::Dr => (String::new(), r#""VI_1", "VI_U", "VI_6""#),
+        Layout::Nat => (
+            format!(
+                r#"
+# The NAT reals' default route.
+[vrrp.instance.VI_IN]
+interface = "eth1"
+vrid = {VRID_INSIDE}
+priority = {priority}
+version = 3
+advert_interval = "1s"
+vips = ["{GATEWAY}/24"]
+"#
+            ),
+            r#""VI_1", "VI_U", "VI_6", "VI_IN""#,
+        ),
+    };
     format!(
         r#"
 [ipvs.sync]
@@ -335,9 +473,9 @@ priority = {priority}
 version = 3
 advert_interval = "1s"
 vips = ["{VIP6}/128"]
-
+{inside}
 [vrrp.sync_group.PAIR]
-instances = ["VI_1", "VI_U", "VI_6"]
+instances = [{members}]
 "#,
         peer = MEMBERS
             .iter()
@@ -363,6 +501,8 @@ pub struct Lab {
     pub client_port: Observer,
     /// The client's neighbour entry for the VIP over time.
     pub neigh: NeighWatch,
+    /// NAT layout: r1's neighbour entry for the gateway VIP over time.
+    pub gateway_neigh: Option<NeighWatch>,
     _reals: Vec<ChildGuard>,
     /// The config server.
     pub server: ConfigServer,
@@ -375,14 +515,14 @@ pub struct Lab {
     key: PathBuf,
     serials: [u64; 2],
     priorities: [Option<u8>; 2],
-    /// Who does VRRP.
-    pub vrrp: VrrpBy,
+    /// Who does VRRP, the layout, the guests' vCPUs.
+    pub setup: Setup,
 }
 
 impl Lab {
-    /// Sets up the segment, starts the reals, the config server and the observer, and
-    /// publishes the first configs (serial 1, [`Services::default`]).
-    pub fn start(vrrp: VrrpBy) -> Result<Lab, String> {
+    /// Sets up the segment (and the inside one for NAT), starts the reals, the config server
+    /// and the observer, and publishes the first configs (serial 1, [`Services::default`]).
+    pub fn start(setup: Setup) -> Result<Lab, String> {
         let dir = tempfile::Builder::new()
             .prefix("lbtest-chaos-")
             .tempdir()
@@ -409,26 +549,56 @@ impl Lab {
         for m in &MEMBERS {
             ns.add_tap(m.tap, Some("br0")).map_err(|e| e.to_string())?;
         }
+        let reals_bridge = match setup.layout {
+            Layout::Dr => "br0",
+            Layout::Nat => {
+                ns.add_bridge("br1").map_err(|e| e.to_string())?;
+                ns.ip(&[
+                    "link",
+                    "set",
+                    "br1",
+                    "type",
+                    "bridge",
+                    "mcast_snooping",
+                    "0",
+                ])
+                .map_err(|e| e.to_string())?;
+                for m in &MEMBERS {
+                    ns.add_tap(m.inside_tap, Some("br1"))
+                        .map_err(|e| e.to_string())?;
+                }
+                "br1"
+            }
+        };
         let mut real_ns = Vec::new();
         let mut reals = Vec::new();
         for r in &REALS {
             let rns = Netns::new(&format!("chaos-{}", r.name)).map_err(|e| e.to_string())?;
             let host_end = format!("v{}", r.name);
             ns.add_veth_to(&host_end, &rns, "eth0")
-                .and_then(|()| ns.set_master(&host_end, "br0"))
-                .and_then(|()| rns.add_addr("eth0", &format!("{}/24", r.addr)))
+                .and_then(|()| ns.set_master(&host_end, reals_bridge))
+                .and_then(|()| rns.add_addr("eth0", &format!("{}/24", r.addr_in(setup.layout))))
                 .map_err(|e| e.to_string())?;
-            // DR: the VIP is local, but never answered for in ARP nor used as an ARP source.
-            rns.run(&[
-                "sysctl",
-                "-qw",
-                "net.ipv4.conf.all.arp_ignore=1",
-                "net.ipv4.conf.all.arp_announce=2",
-                "net.ipv4.conf.eth0.arp_ignore=1",
-                "net.ipv4.conf.eth0.arp_announce=2",
-            ])
-            .and_then(|_| rns.add_addr("lo", &format!("{VIP}/32")))
-            .map_err(|e| e.to_string())?;
+            match setup.layout {
+                // DR: the VIP is local, but never answered for in ARP nor used as an ARP
+                // source.
+                Layout::Dr => rns
+                    .run(&[
+                        "sysctl",
+                        "-qw",
+                        "net.ipv4.conf.all.arp_ignore=1",
+                        "net.ipv4.conf.all.arp_announce=2",
+                        "net.ipv4.conf.eth0.arp_ignore=1",
+                        "net.ipv4.conf.eth0.arp_announce=2",
+                    ])
+                    .and_then(|_| rns.add_addr("lo", &format!("{VIP}/32")))
+                    .map_err(|e| e.to_string())?,
+                // NAT: replies go back through whoever holds the gateway VIP.
+                Layout::Nat => rns
+                    .ip(&["route", "add", "default", "via", &GATEWAY.to_string()])
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())?,
+            }
             let down = dir.path().join("health").join(r.name);
             let down = down.to_string_lossy();
             reals.push(
@@ -463,11 +633,16 @@ impl Lab {
         .map_err(|e| e.to_string())?;
         let observer = Observer::start(&ns, "br0").map_err(|e| e.to_string())?;
         let client_port = Observer::start(&ns, "vclient").map_err(|e| e.to_string())?;
-        let neigh = NeighWatch::start(&client)?;
+        let neigh = NeighWatch::start(&client, VIP, Some(VIP6))?;
+        let gateway_neigh = match setup.layout {
+            Layout::Dr => None,
+            Layout::Nat => Some(NeighWatch::start(&real_ns[0], GATEWAY, None)?),
+        };
         let mut lab = Lab {
             observer,
             client_port,
             neigh,
+            gateway_neigh,
             _reals: reals,
             server,
             client,
@@ -477,40 +652,43 @@ impl Lab {
             key,
             serials: [0; 2],
             priorities: [None; 2],
-            vrrp,
+            setup,
         };
         lab.wait_reals()?;
         lab.publish_all(&Services::default())?;
         Ok(lab)
     }
 
-    /// The reals answer directly (before any VIP exists).
+    /// The reals answer directly (before any VIP exists): the client asks the DR reals, each
+    /// NAT real (out of the client's reach) answers itself.
     fn wait_reals(&self) -> Result<(), String> {
-        self.client
-            .enter(|| {
-                for r in &REALS {
-                    let addr = SocketAddr::new(IpAddr::V4(r.addr), 80);
-                    let mut last = None;
-                    let ok = crate::wait::until(
-                        Duration::from_secs(30),
-                        Duration::from_millis(100),
-                        || {
-                            let got = super::load::http_get(addr, Duration::from_secs(1));
-                            let ok = matches!(&got, Ok(name) if name == r.name);
-                            last = Some(got);
-                            ok
-                        },
-                    );
-                    if ok.is_none() {
-                        return Err(format!(
-                            "real {} at {addr} does not answer: {last:?}",
-                            r.name
-                        ));
-                    }
-                }
-                Ok(())
-            })
-            .map_err(|e| e.to_string())?
+        for (r, rns) in REALS.iter().zip(&self._real_ns) {
+            let from = match self.setup.layout {
+                Layout::Dr => &self.client,
+                Layout::Nat => rns,
+            };
+            from.enter(|| self.wait_real(r))
+                .map_err(|e| e.to_string())??;
+        }
+        Ok(())
+    }
+
+    fn wait_real(&self, r: &RealServer) -> Result<(), String> {
+        let addr = SocketAddr::new(IpAddr::V4(r.addr_in(self.setup.layout)), 80);
+        let mut last = None;
+        let ok = crate::wait::until(Duration::from_secs(30), Duration::from_millis(100), || {
+            let got = super::load::http_get(addr, Duration::from_secs(1));
+            let ok = matches!(&got, Ok(name) if name == r.name);
+            last = Some(got);
+            ok
+        });
+        match ok {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "real {} at {addr} does not answer: {last:?}",
+                r.name
+            )),
+        }
     }
 
     /// The public half of the operator key (for the image).
@@ -551,7 +729,14 @@ impl Lab {
         self.serials[i] += 1;
         let serial = self.serials[i];
         let priority = self.priorities[i].unwrap_or(m.priority);
-        let text = config_with_priority(m, priority, serial, services, self.vrrp);
+        let text = config_with_priority(
+            m,
+            priority,
+            serial,
+            services,
+            self.setup.vrrp,
+            self.setup.layout,
+        );
         self.publish_raw(m, &text, true)?;
         Ok(serial)
     }
@@ -571,7 +756,14 @@ impl Lab {
     /// `m`'s config with `serial` as this lab publishes it.
     pub fn config_for(&self, m: &Member, serial: u64, services: &Services) -> String {
         let priority = self.priorities[member_index(m)].unwrap_or(m.priority);
-        config_with_priority(m, priority, serial, services, self.vrrp)
+        config_with_priority(
+            m,
+            priority,
+            serial,
+            services,
+            self.setup.vrrp,
+            self.setup.layout,
+        )
     }
 
     /// Starts keepalived in `b` with [`keepalived_conf`] (fetched from the config server).
@@ -579,7 +771,7 @@ impl Lab {
         let name = format!("keepalived-{}.conf", b.member.name);
         write_replacing(
             &self.configs().join(&name),
-            keepalived_conf(&b.member, &Services::default()).as_bytes(),
+            keepalived_conf(&b.member, &Services::default(), self.setup.layout).as_bytes(),
         )?;
         b.sh(&format!(
             "wget -q -O /tmp/keepalived.conf http://{SERVER}:{CONFIG_PORT}/{name} && \
@@ -649,7 +841,7 @@ impl Lab {
         Ok([unwrap(a)?, unwrap(b)?])
     }
 
-    /// Drops `percent` % of VRRP packets crossing the bridge (0: none).
+    /// Drops `percent` % of VRRP packets crossing the bridges (0: none).
     pub fn vrrp_loss(&self, percent: u32) -> Result<(), String> {
         self.set_faults(&format!(
             "ip protocol 112 numgen random mod 100 < {percent} drop\n\
@@ -657,15 +849,25 @@ impl Lab {
         ))
     }
 
-    /// Cuts the balancers off each other (everything between their two taps), or heals.
+    /// Cuts the balancers off each other (everything between their taps, on both segments in
+    /// the NAT layout), or heals.
     pub fn partition(&self, on: bool) -> Result<(), String> {
         if !on {
             return self.set_faults("");
         }
-        let (a, b) = (MEMBERS[0].tap, MEMBERS[1].tap);
-        self.set_faults(&format!(
-            "iifname \"{a}\" oifname \"{b}\" drop\niifname \"{b}\" oifname \"{a}\" drop"
-        ))
+        let mut pairs = vec![(MEMBERS[0].tap, MEMBERS[1].tap)];
+        if self.setup.layout == Layout::Nat {
+            pairs.push((MEMBERS[0].inside_tap, MEMBERS[1].inside_tap));
+        }
+        let rules: Vec<String> = pairs
+            .iter()
+            .map(|(a, b)| {
+                format!(
+                    "iifname \"{a}\" oifname \"{b}\" drop\niifname \"{b}\" oifname \"{a}\" drop"
+                )
+            })
+            .collect();
+        self.set_faults(&rules.join("\n"))
     }
 
     /// Replaces the bridge's fault rules with `rules` (one nft rule per line).
@@ -697,10 +899,10 @@ fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// The client's neighbour entries for the VIPs: the ARP entry for [`VIP`] sampled every 50 ms
-/// from its namespace's `/proc/net/arp`, the IPv6 one for [`VIP6`] every 200 ms from `ip -6
-/// neigh` (a datagram to the VIP every second keeps it in use): what a neighbour on the
-/// segment believes, and when that changed.
+/// A neighbour's entries for a VIP and optionally an IPv6 one: the ARP entry sampled every
+/// 50 ms from its namespace's `/proc/net/arp`, the IPv6 one every 200 ms from `ip -6 neigh` (a
+/// datagram to that VIP every second keeps it in use): what a neighbour on the segment (the
+/// client; a NAT real for its gateway) believes, and when that changed.
 pub struct NeighWatch {
     stop: Arc<AtomicBool>,
     /// IPv4, IPv6.
@@ -716,7 +918,7 @@ const NEIGH_LIMIT: Duration = Duration::from_secs(4 * 3600);
 const NEIGH_EVERY: Duration = Duration::from_millis(50);
 
 impl NeighWatch {
-    fn start(client: &Netns) -> Result<NeighWatch, String> {
+    fn start(client: &Netns, v4: Ipv4Addr, v6: Option<Ipv6Addr>) -> Result<NeighWatch, String> {
         let stop = Arc::new(AtomicBool::new(false));
         let changes = Arc::new(Mutex::new([Vec::new(), Vec::new()]));
         let (s, c) = (stop.clone(), changes.clone());
@@ -740,16 +942,20 @@ impl NeighWatch {
                     // thread-self: /proc/net follows the process's first thread, not this one.
                     let table =
                         std::fs::read_to_string("/proc/thread-self/net/arp").unwrap_or_default();
-                    record(0, arp_entry(&table, VIP));
+                    record(0, arp_entry(&table, v4));
+                    let Some(v6) = v6 else {
+                        std::thread::sleep(NEIGH_EVERY);
+                        continue;
+                    };
                     if n % 4 == 0 {
                         if n % 20 == 0 {
                             if let Some(sock) = &poke {
-                                let _ = sock.send_to(b"neighbour", (VIP6, 9));
+                                let _ = sock.send_to(b"neighbour", (v6, 9));
                             }
                         }
                         // A child of this thread is in its namespace.
                         let out = crate::programs::command("ip")
-                            .args(["-6", "neigh", "show", &VIP6.to_string(), "dev", "eth0"])
+                            .args(["-6", "neigh", "show", &v6.to_string(), "dev", "eth0"])
                             .output()
                             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                             .unwrap_or_default();
@@ -766,8 +972,8 @@ impl NeighWatch {
         })
     }
 
-    /// Every change of the entry for `vip` ([`VIP`] or [`VIP6`]): when it was seen, and the
-    /// MAC (None: no usable entry).
+    /// Every change of the entry for `vip` (the watched IPv4 or IPv6 one): when it was seen,
+    /// and the MAC (None: no usable entry).
     pub fn changes(&self, vip: IpAddr) -> Vec<NeighChange> {
         let family = usize::from(vip.is_ipv6());
         self.changes.lock().unwrap_or_else(|e| e.into_inner())[family].clone()
@@ -858,10 +1064,15 @@ impl Balancer {
     /// Boots `m` from `image` on its tap, fetching its config by MAC every 100 ms (the reload
     /// storm changes it every 200 ms).
     pub fn boot(lab: &Lab, image: &Image, m: Member, boot: Duration) -> Result<Balancer, String> {
+        let mut builder =
+            ApplianceBuilder::new(format!("chaos-{}", m.name)).nic(Nic::tap(m.tap, m.mac));
+        if lab.setup.layout == Layout::Nat {
+            builder = builder.nic(Nic::tap(m.inside_tap, m.inside_mac));
+        }
         let guest = boot_image_with_shell(
             image,
-            ApplianceBuilder::new(format!("chaos-{}", m.name))
-                .nic(Nic::tap(m.tap, m.mac))
+            builder
+                .vcpus(lab.setup.vcpus)
                 .netns(&lab.ns)
                 .append(format!(
                     "ip={}::{SERVER}:255.255.255.0:{}:eth0:off",
@@ -997,11 +1208,12 @@ mod tests {
 
     #[test]
     fn configs_differ_by_serial_and_services() {
-        let a = config_text(&MEMBERS[0], 1, &Services::default());
+        let a = config_text(&MEMBERS[0], 1, &Services::default(), Layout::Dr);
         assert!(a.contains("serial = 1\nnode = \"52:54:00:72:00:11\""));
         assert!(a.contains("priority = 150"));
         assert_eq!(a.matches("[[service.web.real]]").count(), 2);
-        let k = keepalived_conf(&MEMBERS[1], &Services::default());
+        assert!(!a.contains("[network") && !a.contains("VI_IN"));
+        let k = keepalived_conf(&MEMBERS[1], &Services::default(), Layout::Dr);
         assert!(k.contains("virtual_router_id 72") && k.contains("priority 100"));
         assert!(k.contains("10.72.0.100/32 dev eth0"));
         assert!(k.contains("lvs_sync_daemon eth0 VI_1 id 72"));
@@ -1014,10 +1226,43 @@ mod tests {
             1,
             &Services::default(),
             VrrpBy::Keepalived,
+            Layout::Dr,
         );
         assert!(!idle.contains("[vrrp") && !idle.contains("[service") && !idle.contains("[ipvs"));
-        let b = config_text(&MEMBERS[0], 2, &Services::storm_alternate());
+        let b = config_text(&MEMBERS[0], 2, &Services::storm_alternate(), Layout::Dr);
         assert_eq!(b.matches("[[service.echo.real]]").count(), 3);
         assert!(b.contains("address = \"10.72.0.23\"\nweight = 1"));
+    }
+
+    #[test]
+    fn the_nat_layout_adds_the_inside_link_and_the_gateway_to_the_group() {
+        let a = config_text(&MEMBERS[1], 1, &Services::default(), Layout::Nat);
+        assert!(a.contains("[network.link.eth1]\naddresses = [\"10.73.0.12/24\"]"));
+        assert!(a.contains("[network.link.eth0]\naddresses = [\"10.72.0.12/24\"]"));
+        assert!(a.contains("interface = \"eth1\"\nvrid = 75\npriority = 100"));
+        assert!(a.contains("vips = [\"10.73.0.1/24\"]"));
+        assert!(a.contains("instances = [\"VI_1\", \"VI_U\", \"VI_6\", \"VI_IN\"]"));
+        assert_eq!(a.matches("forwarding = \"nat\"").count(), 2);
+        assert!(!a.contains("forwarding = \"dr\""));
+        assert!(a.contains("address = \"10.73.0.21\"") && !a.contains("10.72.0.21"));
+        let k = keepalived_conf(&MEMBERS[0], &Services::default(), Layout::Nat);
+        assert!(k.contains("virtual_router_id 75") && k.contains("10.73.0.1/24 dev eth1"));
+        assert!(k.contains("vrrp_sync_group PAIR"));
+        assert_eq!(k.matches("lb_kind NAT").count(), 2);
+        assert!(k.contains("real_server 10.73.0.22 80"));
+        assert_eq!(k.matches('{').count(), k.matches('}').count());
+        // keepalived's node config still names the inside address (init applies it).
+        let idle = config_with_priority(
+            &MEMBERS[0],
+            150,
+            1,
+            &Services::default(),
+            VrrpBy::Keepalived,
+            Layout::Nat,
+        );
+        assert!(idle.contains("10.73.0.11/24") && !idle.contains("[vrrp"));
+        assert_eq!(Layout::parse("nat"), Some(Layout::Nat));
+        assert_eq!(Layout::parse("dr"), Some(Layout::Dr));
+        assert_eq!(Layout::parse("tun"), None);
     }
 }

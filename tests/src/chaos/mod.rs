@@ -249,8 +249,9 @@ pub struct Chaos {
 impl Chaos {
     /// Builds the lab and the image, boots the pair, waits for lb1 to be master and the load
     /// to flow. `limit` bounds the load's threads.
-    pub fn start(limit: Duration, vrrp: lab::VrrpBy) -> Result<Chaos, String> {
-        let lab = Lab::start(vrrp)?;
+    pub fn start(limit: Duration, setup: lab::Setup) -> Result<Chaos, String> {
+        let vrrp = setup.vrrp;
+        let lab = Lab::start(setup)?;
         let image = lab.image()?;
         let t0 = Instant::now();
         let mut pair = lab.boot(&image, BOOT)?;
@@ -507,7 +508,7 @@ impl Chaos {
         let mut report = scenarios::run(self, scenario, opts)?;
         self.settle()?;
         let after = self.stats()?;
-        if self.lab.vrrp == lab::VrrpBy::Lbd {
+        if self.lab.setup.vrrp == lab::VrrpBy::Lbd {
             self.check_unicast(from, scenario != Scenario::RollingUpgrade, &mut report);
         }
         report.holders = self.holders(from, Instant::now());

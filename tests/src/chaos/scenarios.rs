@@ -8,7 +8,10 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::analysis::{self, ms};
-use super::lab::{Services, ADVERT, MEMBERS, NEXT_RELEASE, RELEASE_FILE, VIP, VIP6};
+use super::lab::{
+    Layout, Member, NeighWatch, Services, VrrpBy, ADVERT, GATEWAY, MEMBERS, NEXT_RELEASE,
+    RELEASE_FILE, VIP, VIP6,
+};
 use super::{Chaos, Opts, Report, Row};
 use crate::config_server::Mode;
 
@@ -104,7 +107,7 @@ impl Scenario {
             Scenario::ConfigServer => "the config server gone, then back with a new config; then answering garbage, a truncated body, 1 GiB (declared and not), 1 byte a second, nothing at all; serving an unsigned and an invalid config".into(),
             Scenario::RealsFlap => "r2's health check flapping (up/down every 500 ms) on the web service; the echo service must stay untouched".into(),
             Scenario::VrrpLoss(p) => format!("{p} % of VRRP packets dropped on the bridge between the balancers"),
-            Scenario::BackupCpu => "the backup's vCPU saturated by busy loops (one vCPU per guest)".into(),
+            Scenario::BackupCpu => "every vCPU of the backup saturated by busy loops (chaos --vcpus sets how many)".into(),
             Scenario::Partition => "the balancers cut off each other on the bridge (both become master), then healed".into(),
             Scenario::RollingUpgrade => "the backup rebooted into the next image (another initramfs, naming its release), a planned handover (the master's priority lowered by a reload), the old master rebooted and given its priority back".into(),
             Scenario::Soak => "steady load; init's and lbd's memory and descriptors sampled".into(),
@@ -235,8 +238,46 @@ fn master_index(c: &Chaos) -> usize {
         .unwrap_or(0)
 }
 
+/// A neighbour's entry that must follow the master: who keeps it, for which address, the MAC
+/// it must name when `m` is master, and what to call it.
+struct Follower<'a> {
+    watch: &'a NeighWatch,
+    ip: IpAddr,
+    mac: String,
+    what: &'static str,
+}
+
+/// The entries that follow master `m`: the client's for the VIP (and the IPv6 VIP, which only
+/// lbd's pair has), and in the NAT layout r1's for the gateway, on `m`'s inside MAC.
+fn followers<'a>(c: &'a Chaos, m: &Member) -> Vec<Follower<'a>> {
+    let mut out = vec![Follower {
+        watch: &c.lab.neigh,
+        ip: IpAddr::V4(VIP),
+        mac: m.mac.to_string(),
+        what: "client's ARP",
+    }];
+    if c.lab.setup.vrrp == VrrpBy::Lbd {
+        out.push(Follower {
+            watch: &c.lab.neigh,
+            ip: IpAddr::V6(VIP6),
+            mac: m.mac.to_string(),
+            what: "client's neighbour",
+        });
+    }
+    if let (Layout::Nat, Some(watch)) = (c.lab.setup.layout, &c.lab.gateway_neigh) {
+        out.push(Follower {
+            watch,
+            ip: IpAddr::V4(GATEWAY),
+            mac: m.inside_mac.to_string(),
+            what: "r1's gateway ARP",
+        });
+    }
+    out
+}
+
 /// The wire at every takeover of [from, to): the new master's gratuitous ARP, and the
-/// client's neighbour entry moving to its MAC; adds notes and violations.
+/// client's neighbour entries (and a NAT real's for the gateway) moving to its MAC; adds
+/// notes and violations.
 fn check_takeovers(c: &Chaos, row: &mut Row, from: Instant, to: Instant, report: &mut Report) {
     let runs = c.masterships();
     let events = c.lab.observer.events();
@@ -261,18 +302,20 @@ fn check_takeovers(c: &Chaos, row: &mut Row, from: Instant, to: Instant, report:
                 row.fault, m.name
             )),
         }
-        if c.lab.vrrp != super::lab::VrrpBy::Lbd {
-            // The anchor: keepalived runs the IPv4 instance only.
-            let v4 = IpAddr::V4(VIP);
-            match c.lab.neigh.moved_to(v4, &m.mac.to_string(), t.at) {
-                Some(at) if at <= t.at + NEIGH_WITHIN => row.notes.push(format!(
-                    "client's ARP entry on {} after {} ms",
-                    m.name,
-                    ms(at.saturating_duration_since(t.at))
-                )),
-                _ => row
-                    .notes
-                    .push(format!("client's ARP entry did not move to {}", m.name)),
+        if c.lab.setup.vrrp != VrrpBy::Lbd {
+            // The anchor: reported, not judged.
+            for f in followers(c, m) {
+                match f.watch.moved_to(f.ip, &f.mac, t.at) {
+                    Some(at) if at <= t.at + NEIGH_WITHIN => row.notes.push(format!(
+                        "{} entry on {} after {} ms",
+                        f.what,
+                        m.name,
+                        ms(at.saturating_duration_since(t.at))
+                    )),
+                    _ => row
+                        .notes
+                        .push(format!("{} entry did not move to {}", f.what, m.name)),
+                }
             }
             continue;
         }
@@ -289,45 +332,49 @@ fn check_takeovers(c: &Chaos, row: &mut Row, from: Instant, to: Instant, report:
             ));
         }
         // A takeover undone at once (the old master answered its first advert: a spurious
-        // one under VRRP loss) may leave no trace in the client's table, which is sampled:
-        // what matters is that the client points at whoever holds the VIP once it settled.
-        // Any longer takeover must move the client's entries.
+        // one under VRRP loss) may leave no trace in the neighbours' tables, which are
+        // sampled: what matters is that they point at whoever holds the VIP once it settled.
+        // Any longer takeover must move the entries.
         if let Some((holder, ended)) = undone_by(&runs, t.source, t.at) {
             let after = ended + NEIGH_WITHIN;
             let Some(holder) = MEMBERS.iter().find(|h| IpAddr::V4(h.addr) == holder) else {
                 continue;
             };
-            for (vip, what) in [(IpAddr::V4(VIP), "ARP"), (IpAddr::V6(VIP6), "neighbour")] {
-                let entry = c.lab.neigh.entry_at(vip, after);
-                if entry.as_deref() == Some(holder.mac.to_string().as_str()) {
+            for f in followers(c, holder) {
+                let entry = f.watch.entry_at(f.ip, after);
+                if entry.as_deref() == Some(f.mac.as_str()) {
                     row.notes.push(format!(
-                        "{}'s takeover undone by {} after {} ms; the client's {what} entry on {} {NEIGH_WITHIN:?} later",
+                        "{}'s takeover undone by {} after {} ms; the {} entry on {} {NEIGH_WITHIN:?} later",
                         m.name,
                         holder.name,
                         ms(ended.saturating_duration_since(t.at)),
+                        f.what,
                         holder.name
                     ));
                 } else {
                     report.violations.push(format!(
-                        "{}: {}'s takeover was undone by {}, but {NEIGH_WITHIN:?} later the client's {what} entry for {vip} is {entry:?}, not {} ({})",
-                        row.fault, m.name, holder.name, holder.name, holder.mac
+                        "{}: {}'s takeover was undone by {}, but {NEIGH_WITHIN:?} later the {} entry for {} is {entry:?}, not {} ({})",
+                        row.fault, m.name, holder.name, f.what, f.ip, holder.name, f.mac
                     ));
                 }
             }
             continue;
         }
-        for (vip, what) in [(IpAddr::V4(VIP), "ARP"), (IpAddr::V6(VIP6), "neighbour")] {
-            match c.lab.neigh.moved_to(vip, &m.mac.to_string(), t.at) {
+        for f in followers(c, m) {
+            match f.watch.moved_to(f.ip, &f.mac, t.at) {
                 Some(at) if at <= t.at + NEIGH_WITHIN => row.notes.push(format!(
-                    "client's {what} entry on {} after {} ms",
+                    "{} entry on {} after {} ms",
+                    f.what,
                     m.name,
                     ms(at.saturating_duration_since(t.at))
                 )),
                 other => report.violations.push(format!(
-                    "{}: the client's {what} entry for {vip} did not move to {} ({}) within {NEIGH_WITHIN:?} of its takeover (moved: {:?})",
+                    "{}: the {} entry for {} did not move to {} ({}) within {NEIGH_WITHIN:?} of its takeover (moved: {:?})",
                     row.fault,
+                    f.what,
+                    f.ip,
                     m.name,
-                    m.mac,
+                    f.mac,
                     other.map(|at| at.saturating_duration_since(t.at))
                 )),
             }
@@ -452,13 +499,13 @@ fn destinations(listing: &str) -> BTreeSet<(String, String, u32)> {
 }
 
 /// What `services` should look like in `ipvsadm -Ln` (all reals healthy).
-fn expected_destinations(services: &Services) -> BTreeSet<(String, String, u32)> {
+fn expected_destinations(services: &Services, layout: Layout) -> BTreeSet<(String, String, u32)> {
     let mut out = BTreeSet::new();
     for (port, reals) in [(80, &services.web), (9000, &services.echo)] {
         for &(i, weight) in reals {
             out.insert((
                 format!("{VIP}:{port}"),
-                format!("{}:{port}", super::lab::REALS[i].addr),
+                format!("{}:{port}", super::lab::REALS[i].addr_in(layout)),
                 weight,
             ));
         }
@@ -472,7 +519,7 @@ fn ipvs_listing(c: &mut Chaos, who: usize) -> Result<String, String> {
 
 /// Waits until both balancers' tables hold `services`.
 fn wait_tables(c: &mut Chaos, services: &Services) -> Result<Duration, String> {
-    let want = expected_destinations(services);
+    let want = expected_destinations(services, c.lab.setup.layout);
     let started = Instant::now();
     let mut last = Vec::new();
     let ok = crate::wait::until(STEP, Duration::from_millis(300), || {
@@ -807,11 +854,12 @@ fn quiet_fault(
     match fault {
         Fault::Loss(p) => c.lab.vrrp_loss(p)?,
         Fault::BackupCpu => {
-            // The loops end by themselves: a starved guest loses characters on its serial
-            // line, so a later `kill` typed into its shell may never arrive whole.
+            // Four busy loops per vCPU. They end by themselves: a starved guest loses
+            // characters on its serial line, so a later `kill` typed into its shell may never
+            // arrive whole.
             let m = master_index(c);
             c.pair[1 - m].sh(&format!(
-                "for i in 1 2 3 4; do timeout -s KILL {} sh -c 'while :; do :; done' </dev/null >/dev/null 2>&1 & done",
+                "for i in $(seq $((4 * $(nproc)))); do timeout -s KILL {} sh -c 'while :; do :; done' </dev/null >/dev/null 2>&1 & done",
                 duration.as_secs().max(1)
             ))?;
         }
@@ -879,27 +927,31 @@ fn partition_round(c: &mut Chaos, duration: Duration, report: &mut Report) -> Re
     // The side that stayed master should win the neighbours back: they learned the other
     // side's MAC during the partition.
     let winner = MEMBERS[master_index(c)];
-    match c
-        .lab
-        .neigh
-        .moved_to(IpAddr::V4(VIP), &winner.mac.to_string(), healed)
-    {
-        Some(at) if at <= healed + NEIGH_WITHIN => row.notes.push(format!(
-            "client's ARP entry back on {} {} ms after healing",
-            winner.name,
-            ms(at.saturating_duration_since(healed))
-        )),
-        // Whichever advert crosses first, the winner announces again: it hears the other
-        // side's lower advert, or the other side resigns (priority 0) when it steps down.
-        other => {
-            let v = format!(
-                "{}: client's ARP entry not back on {} within {NEIGH_WITHIN:?} of healing ({:?})",
-                row.fault,
+    for f in followers(c, &winner) {
+        // The IPv6 entry is judged at takeovers; here the ones the data path uses.
+        if f.ip == IpAddr::V6(VIP6) {
+            continue;
+        }
+        match f.watch.moved_to(f.ip, &f.mac, healed) {
+            Some(at) if at <= healed + NEIGH_WITHIN => row.notes.push(format!(
+                "{} entry back on {} {} ms after healing",
+                f.what,
                 winner.name,
-                other.map(|at| at.saturating_duration_since(healed))
-            );
-            row.notes.push(v.clone());
-            report.violations.push(v);
+                ms(at.saturating_duration_since(healed))
+            )),
+            // Whichever advert crosses first, the winner announces again: it hears the other
+            // side's lower advert, or the other side resigns (priority 0) when it steps down.
+            other => {
+                let v = format!(
+                    "{}: {} entry not back on {} within {NEIGH_WITHIN:?} of healing ({:?})",
+                    row.fault,
+                    f.what,
+                    winner.name,
+                    other.map(|at| at.saturating_duration_since(healed))
+                );
+                row.notes.push(v.clone());
+                report.violations.push(v);
+            }
         }
     }
     if after > SPLIT_BRAIN_LIMIT {
@@ -1199,7 +1251,7 @@ mod tests {
         let d = destinations(l);
         assert_eq!(d.len(), 4);
         assert!(d.contains(&("10.72.0.100:80".into(), "10.72.0.22:80".into(), 0)));
-        let mut want = expected_destinations(&Services::default());
+        let mut want = expected_destinations(&Services::default(), Layout::Dr);
         assert_ne!(d, want);
         want.remove(&("10.72.0.100:80".into(), "10.72.0.22:80".into(), 1));
         want.insert(("10.72.0.100:80".into(), "10.72.0.22:80".into(), 0));
