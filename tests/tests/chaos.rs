@@ -1,13 +1,15 @@
 //! The chaos suite's short version: one pair from the test image under constant traffic (8 long
-//! connections exchanging a line every 100 ms, a short request every 50 ms), and every scenario
-//! of `lbtest::chaos` for a round or a few seconds. The invariants: no established connection
+//! connections exchanging a line every 100 ms, a short request every 50 ms), DR layout, and
+//! every scenario of `lbtest::chaos` but the soak and the rolling upgrade for a round or a few
+//! seconds. The invariants: no established connection
 //! lost on an lbd crash, a reload, a config server fault, a flapping real or a busy backup; no
 //! config applied that was unsigned, invalid or garbled; a gratuitous ARP and the client's ARP
 //! entry moving at every takeover; no spurious takeover where the master stayed healthy; two
 //! masters for at most three advert intervals once a partition heals; IPVS churn under its
-//! bound while a real flaps; no connection lost in a rolling upgrade of both balancers;
-//! unicast adverts seen only between the peers; lbd's memory and descriptors flat. The tables are printed; the
-//! long runs are `cargo run --release -p lbtest --bin chaos -- all`.
+//! bound while a real flaps; unicast adverts seen only between the peers; lbd's memory and
+//! descriptors flat. The rolling upgrade (no connection lost) runs in the NAT pair of
+//! `chaos_nat.rs`, with a second partition. The tables are printed; the long runs are `cargo
+//! run --release -p lbtest --bin chaos -- all [--layout nat]`.
 //!
 //! Needs root, QEMU, python3, nft, ssh-keygen and the kernel package (`tools/setup.sh`).
 
@@ -30,7 +32,8 @@ fn every_fault_leaves_clients_and_configs_whole() {
         Scenario::VrrpLoss(30),
         Scenario::BackupCpu,
         Scenario::Partition,
-        Scenario::RollingUpgrade,
+        // The rolling upgrade runs in the NAT layout (`chaos_nat.rs`), where a handover also
+        // has to move the reals' gateway: the harder case, and one boot sequence less here.
     ];
     let mut broken = Vec::new();
     for s in scenarios {
