@@ -851,20 +851,30 @@ fn quiet_fault(
     c.settle()?;
     let marks = c.marks();
     let from = Instant::now();
+    let mut busy = None;
     match fault {
         Fault::Loss(p) => c.lab.vrrp_loss(p)?,
         Fault::BackupCpu => {
             // Four busy loops per vCPU. They end by themselves: a starved guest loses
             // characters on its serial line, so a later `kill` typed into its shell may never
             // arrive whole.
-            let m = master_index(c);
-            c.pair[1 - m].sh(&format!(
+            let backup = 1 - master_index(c);
+            let before = c.pair[backup].sh("nproc; head -1 /proc/stat")?;
+            c.pair[backup].sh(&format!(
                 "for i in $(seq $((4 * $(nproc)))); do timeout -s KILL {} sh -c 'while :; do :; done' </dev/null >/dev/null 2>&1 & done",
                 duration.as_secs().max(1)
             ))?;
+            busy = Some((backup, before));
         }
     }
     std::thread::sleep(duration);
+    let busy = match busy {
+        Some((backup, before)) => {
+            let after = c.pair[backup].sh("head -1 /proc/stat")?;
+            Some((MEMBERS[backup].name, cpu_busy(&before, &after)))
+        }
+        None => None,
+    };
     if let Fault::Loss(_) = fault {
         c.lab.vrrp_loss(0)?;
     }
@@ -897,12 +907,45 @@ fn quiet_fault(
             }
         }
         Fault::BackupCpu => {
+            match busy {
+                Some((name, Some((vcpus, share)))) => row.notes.push(format!(
+                    "{name}'s {vcpus} vCPU{} {:.0} % busy over the fault",
+                    if vcpus == 1 { "" } else { "s" },
+                    share * 100.0
+                )),
+                _ => row
+                    .notes
+                    .push("the backup's CPU use could not be read".to_string()),
+            }
             spurious(report, &mut row);
             no_loss(report, &row, "a busy backup");
         }
     }
     report.rows.push(row);
     Ok(())
+}
+
+/// The vCPUs (`nproc`, first line of `before`) and the share of their time spent busy between
+/// two readings of `/proc/stat`'s `cpu` line (idle and iowait are not busy).
+fn cpu_busy(before: &str, after: &str) -> Option<(u32, f64)> {
+    let vcpus: u32 = before.lines().next()?.trim().parse().ok()?;
+    let times = |text: &str| -> Option<(u64, u64)> {
+        let line = text.lines().find(|l| l.starts_with("cpu "))?;
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|w| w.parse().ok())
+            .collect::<Option<_>>()?;
+        let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+        // guest and guest_nice are already counted in user and nice.
+        let total = v.iter().take(8).sum::<u64>();
+        Some((total, idle))
+    };
+    let (t0, i0) = times(before)?;
+    let (t1, i1) = times(after)?;
+    let total = t1.checked_sub(t0).filter(|t| *t > 0)?;
+    let idle = i1.saturating_sub(i0);
+    Some((vcpus, 1.0 - idle as f64 / total as f64))
 }
 
 fn partition_round(c: &mut Chaos, duration: Duration, report: &mut Report) -> Result<(), String> {
@@ -1235,6 +1278,18 @@ mod tests {
         assert_eq!(Scenario::parse("vrrp-loss-0"), None);
         assert_eq!(Scenario::parse("vrrp-loss-101"), None);
         assert_eq!(Scenario::parse("kill"), None);
+    }
+
+    #[test]
+    fn cpu_use_comes_from_proc_stat() {
+        let before = "2\ncpu  100 0 50 1000 10 0 0 0 0 0\n";
+        let after = "cpu  1050 0 90 1040 10 0 5 0 0 0\n";
+        let (vcpus, busy) = cpu_busy(before, after).unwrap();
+        assert_eq!(vcpus, 2);
+        // 1,035 ticks went by, 40 of them idle.
+        assert!((busy - 995.0 / 1035.0).abs() < 1e-9, "{busy}");
+        assert_eq!(cpu_busy("cpu  1 2 3 4\n", after), None);
+        assert_eq!(cpu_busy(before, before), None);
     }
 
     #[test]
