@@ -253,7 +253,7 @@ async fn supervise_loop(settings: &InitSettings, cmdline: KernelCmdline) -> Powe
                     start_child(&mut lbd);
                     memory_report_at = Some(Instant::now() + Duration::from_secs(3));
                 } else if lbd.pid().is_some() {
-                    info!(version = %&new.loaded.config.version[..12], "new config handed to lbd");
+                    info!(version = %new.loaded.config.version.short(), "new config handed to lbd");
                     if let Err(e) = lbd.signal(Signal::SIGHUP) {
                         warn!("cannot signal lbd: {e}");
                     }

@@ -163,12 +163,8 @@ fn ipv6_example_model() {
 
 #[test]
 fn defaults_are_filled_in() {
-    let c = config::parse(
-        "t.toml",
-        &format!("{BASE}[service.s]\nvip = \"192.0.2.10:80\"\ncheck = {{ type = \"tcp\" }}\n[[service.s.real]]\naddress = \"10.0.0.1:80\"\n"),
-    )
-    .unwrap()
-    .config;
+    let text = format!("{BASE}[service.s]\nvip = \"192.0.2.10:80\"\ncheck = {{ type = \"tcp\" }}\n[[service.s.real]]\naddress = \"10.0.0.1:80\"\n");
+    let c = config::parse("t.toml", &text).unwrap().config;
     let s = &c.services["s"];
     assert_eq!(s.scheduler, Scheduler::Wlc);
     assert_eq!(s.reals[0].forwarding, Forwarding::Nat);
@@ -180,7 +176,26 @@ fn defaults_are_filled_in() {
     );
     assert_eq!(ch.jitter, Duration::from_millis(500));
     assert!(c.vrrp_instances["V"].preempt);
-    assert_eq!(c.version.len(), 64);
+    // The version is the text's SHA-256 (worked out when asked for).
+    use sha2::Digest;
+    let sha: String = sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(c.version.hex(), sha);
+    assert_eq!(c.version.short(), &sha[..12]);
+    assert_eq!(c.version.to_string(), sha);
+    assert_eq!(
+        serde_json::to_value(&c).unwrap()["version"],
+        serde_json::Value::String(sha)
+    );
+    let again = config::parse("t.toml", &text).unwrap().config.version;
+    assert_eq!(again, c.version);
+    let other = config::parse("t.toml", &format!("{text}# a comment\n"))
+        .unwrap()
+        .config
+        .version;
+    assert_ne!(other, c.version);
 }
 
 /// Passwords reach the checker but no dump; payloads and expected replies are bytes; a CA

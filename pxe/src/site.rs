@@ -156,7 +156,7 @@ pub fn render_node(
         Rendered {
             validators: Validators::of(&body, modified),
             body,
-            version: loaded.config.version.clone(),
+            version: loaded.config.version.to_string(),
             summary: loaded.config.summary(),
         },
         warnings,
@@ -494,6 +494,7 @@ vips = ["192.0.2.10/24"]
                 .unwrap()
                 .config
                 .version
+                .to_string()
         );
         assert_eq!(
             r.validators.modified,

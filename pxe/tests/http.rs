@@ -135,7 +135,7 @@ fn boot_chain_urls_lead_to_the_image_and_the_nodes_own_config() {
         .config
         .version;
     assert_eq!(status["nodes"][1]["hostname"], "lb2");
-    assert_eq!(status["nodes"][1]["version"], version.as_str());
+    assert_eq!(status["nodes"][1]["version"], version.hex());
 }
 
 #[test]

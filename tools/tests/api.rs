@@ -300,7 +300,7 @@ fn status_table_metrics_and_events() {
         .unwrap()
         .config
         .version;
-    assert_eq!(s["config"]["version"], want.as_str());
+    assert_eq!(s["config"]["version"], want.hex());
     assert_eq!(s["config"]["applied"], 1);
     assert!(s["config"]["loaded_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(s["ipvs"]["available"], false);
@@ -380,7 +380,7 @@ fn status_table_metrics_and_events() {
         ])
         .unwrap();
     let over_http: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(over_http["config"]["version"], want.as_str());
+    assert_eq!(over_http["config"]["version"], want.hex());
 
     // Metrics: a real Prometheus parser reads them.
     let body = lab.curl("/metrics");
@@ -436,7 +436,7 @@ fn status_table_metrics_and_events() {
     assert_eq!(value("lbd_ipvs_available", &[]), 0.0);
     assert_eq!(value("lbd_config_applied_total", &[]), 1.0);
     assert!(value("lbd_config_load_time_seconds", &[]) > 1.6e9);
-    assert_eq!(value("lbd_info", &[("config_version", want.as_str())]), 1.0);
+    assert_eq!(value("lbd_info", &[("config_version", want.hex())]), 1.0);
     // Every family has HELP and TYPE.
     for name in [
         "lbd_real_up",
@@ -560,7 +560,7 @@ fn drain_undrain_and_reload() {
             .unwrap()
             .config
             .version
-            .as_str()
+            .hex()
     );
     assert_eq!(Lab::real(&s, "web", "127.0.0.1:8501")["weight"], 6);
     let r = &s["config"]["last_reload"];

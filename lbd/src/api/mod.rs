@@ -552,7 +552,7 @@ async fn status(shared: &Arc<Shared>) -> Option<snapshot::Status> {
         links: &links,
         trust: std::fs::read_to_string(snapshot::TRUST_STATE)
             .ok()
-            .and_then(|t| snapshot::ConfigTrust::parse(&t, &published.config.version)),
+            .and_then(|t| snapshot::ConfigTrust::parse(&t, published.config.version.hex())),
         draining: &published.draining,
     }))
 }

@@ -457,7 +457,7 @@ pub fn build(i: &Inputs) -> Status {
         },
         config: ConfigInfo {
             path: i.config_path.display().to_string(),
-            version: i.config.version.clone(),
+            version: i.config.version.to_string(),
             loaded_at: timestamp(i.loaded_at),
             age_seconds: secs_between(i.loaded_at, i.now),
             applied: i.applied,

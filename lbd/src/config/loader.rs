@@ -261,7 +261,8 @@ impl Base {
             config.services.insert(name.clone(), Arc::new(l.service));
             self.context.uses.insert(name, l.uses);
         }
-        config.version = validate::version_of(text);
+        let shared: Arc<str> = text.into();
+        config.version = super::model::Version::of(shared.clone());
         for s in &mut self.segments[last + 1..] {
             s.range =
                 s.range.start.wrapping_add_signed(delta)..s.range.end.wrapping_add_signed(delta);
@@ -285,7 +286,7 @@ impl Base {
             config,
             warnings,
             file: self.loaded.file.clone(),
-            source_text: text.into(),
+            source_text: shared,
         };
         Some(edited)
     }

@@ -579,7 +579,7 @@ impl Daemon {
                 error!("reload: the validation worker failed: {e}");
                 let result = ReloadResult::Refused {
                     errors: vec![format!("the validation worker failed: {e}")],
-                    running: self.current.config.version.clone(),
+                    running: self.current.config.version.to_string(),
                 };
                 return self.finish_reload(source, result, started, None);
             }
@@ -588,7 +588,7 @@ impl Daemon {
             Ok(next) if next.config.version == self.current.config.version => {
                 info!(version = %short(&next.config.version), ?source, "reload: config unchanged");
                 ReloadResult::Unchanged {
-                    version: next.config.version,
+                    version: next.config.version.to_string(),
                 }
             }
             Ok(next) => {
@@ -609,8 +609,8 @@ impl Daemon {
                     new.summary()
                 );
                 ReloadResult::Reloaded {
-                    version: new.version,
-                    previous,
+                    version: new.version.to_string(),
+                    previous: previous.to_string(),
                 }
             }
             Err(e) => {
@@ -627,7 +627,7 @@ impl Daemon {
                 }
                 ReloadResult::Refused {
                     errors,
-                    running: self.current.config.version.clone(),
+                    running: self.current.config.version.to_string(),
                 }
             }
         };
@@ -821,8 +821,8 @@ fn role_name(role: crate::reconcile::SyncRole) -> &'static str {
     }
 }
 
-fn short(version: &str) -> &str {
-    &version[..12.min(version.len())]
+fn short(version: &crate::config::Version) -> &str {
+    version.short()
 }
 
 #[cfg(test)]

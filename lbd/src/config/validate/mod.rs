@@ -18,7 +18,6 @@ use super::types::*;
 use check::NamedChecks;
 use serde::de::DeserializeOwned;
 use serde::Deserialize as _;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::ops::Range;
@@ -85,12 +84,16 @@ fn finish(
     diags.sort_by_key(|d| (d.span.as_ref().map_or(0, |s| s.start), d.severity));
     let failed = diags.iter().any(|d| d.severity == Severity::Error);
     match config {
-        Some(config) if !failed => Ok(Loaded {
-            config,
-            warnings: diags,
-            file: file.to_string(),
-            source_text: src.into(),
-        }),
+        Some(mut config) if !failed => {
+            let text: std::sync::Arc<str> = src.into();
+            config.version = Version::of(text.clone());
+            Ok(Loaded {
+                config,
+                warnings: diags,
+                file: file.to_string(),
+                source_text: text,
+            })
+        }
         _ => Err(ConfigError {
             file: file.to_string(),
             source_text: src,
@@ -126,11 +129,6 @@ pub(super) fn read_text(path: &std::path::Path, file: &str) -> Result<String, Co
         }),
         Err(e) => Err(error("unreadable", format!("cannot read the file: {e}"))),
     }
-}
-
-/// A config's version: sha256 of its text, hex.
-pub(super) fn version_of(src: &str) -> String {
-    hex(&Sha256::digest(src.as_bytes()))
 }
 
 const TOP_LEVEL_HELP: &str =
@@ -350,7 +348,7 @@ impl Validator {
             None => self.gather_with_toml(src)?,
         };
         let before = self.error_count();
-        let config = self.build(raw, src);
+        let config = self.build(raw);
         (self.error_count() == before).then_some(config).flatten()
     }
 
@@ -582,7 +580,7 @@ impl Validator {
     }
 
     /// Stage 3: semantic checks and the domain model.
-    fn build(&mut self, raw: Raw, src: &str) -> Option<Config> {
+    fn build(&mut self, raw: Raw) -> Option<Config> {
         let network_refs = network::references(&raw);
         let network = raw.network.map(|n| self.network(n, &network_refs));
         let node = self.node(raw.node);
@@ -697,7 +695,8 @@ impl Validator {
             sync_groups,
             bgp,
             services,
-            version: version_of(src),
+            // Set with the text it is of (see `finish`).
+            version: Version::default(),
         })
     }
 
@@ -789,8 +788,4 @@ pub(crate) fn valid_hostname(name: &str) -> bool {
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -86,7 +86,7 @@ mod tests {
         let mut cx = Validator::default();
         let config = cx.gather_with_toml(src).and_then(|raw| {
             let before = cx.error_count();
-            let config = cx.build(raw, src);
+            let config = cx.build(raw);
             (cx.error_count() == before).then_some(config).flatten()
         });
         format!("{:?}", finish("lb.toml", src.to_string(), config, cx.diags))
