@@ -500,6 +500,38 @@ impl Chaos {
         }
     }
 
+    /// The anchor is only worth its figures while keepalived runs whole on both balancers: its
+    /// parent, VRRP and checker processes. A backup's VRRP process that died or hung shows on
+    /// the wire only when it should take over, so it is looked for at the end of every
+    /// scenario (with the end of its log when it is gone).
+    fn check_keepalived(&mut self, report: &mut Report) -> Result<(), String> {
+        for (who, m) in MEMBERS.iter().enumerate() {
+            let out = self.pair[who].sh(
+                "for p in $(pidof keepalived); do echo \"$p $(cut -d' ' -f3 /proc/$p/stat)\"; done",
+            )?;
+            let states: Vec<&str> = out
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .collect();
+            report.figures.push(format!(
+                "{}: {} keepalived processes (states {})",
+                m.name,
+                states.len(),
+                states.join(" ")
+            ));
+            if states.len() < 3 || states.iter().any(|s| matches!(*s, "Z" | "T" | "D")) {
+                let log = self.pair[who].sh("tail -n 5 /tmp/keepalived.log")?;
+                report.violations.push(format!(
+                    "{}: keepalived is not whole ({} processes, states {:?}); its log ends:\n{log}",
+                    m.name,
+                    states.len(),
+                    states
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `scenario` and returns its report (an error when the lab itself failed: a guest
     /// shell that no longer answers, a pair that never settled).
     pub fn run(&mut self, scenario: Scenario, opts: &Opts) -> Result<Report, String> {
@@ -508,8 +540,11 @@ impl Chaos {
         let mut report = scenarios::run(self, scenario, opts)?;
         self.settle()?;
         let after = self.stats()?;
-        if self.lab.setup.vrrp == lab::VrrpBy::Lbd {
-            self.check_unicast(from, scenario != Scenario::RollingUpgrade, &mut report);
+        match self.lab.setup.vrrp {
+            lab::VrrpBy::Lbd => {
+                self.check_unicast(from, scenario != Scenario::RollingUpgrade, &mut report)
+            }
+            lab::VrrpBy::Keepalived => self.check_keepalived(&mut report)?,
         }
         report.holders = self.holders(from, Instant::now());
         report.stats = MEMBERS
