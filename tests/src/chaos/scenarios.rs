@@ -950,6 +950,7 @@ fn cpu_busy(before: &str, after: &str) -> Option<(u32, f64)> {
 
 fn partition_round(c: &mut Chaos, duration: Duration, report: &mut Report) -> Result<(), String> {
     c.settle()?;
+    let backup = 1 - master_index(c);
     let marks = c.marks();
     let from = Instant::now();
     c.lab.partition(true)?;
@@ -964,6 +965,21 @@ fn partition_round(c: &mut Chaos, duration: Duration, report: &mut Report) -> Re
         to,
         marks,
     );
+    // Cut off for longer than the master-down interval (3 adverts and the skew), a live
+    // backup takes over: none means its VRRP no longer runs.
+    if duration > 4 * ADVERT && row.takeovers.is_empty() {
+        let mut v = format!(
+            "{}: {} never took over while cut off from the master (its VRRP is not running)",
+            row.fault, MEMBERS[backup].name
+        );
+        if c.lab.setup.vrrp == VrrpBy::Keepalived {
+            let log = c.pair[backup].sh(
+                "for p in $(pidof keepalived); do echo \"pid $p waits in $(cat /proc/$p/wchan)\"; cat /proc/$p/stack; ls -l /proc/$p/fd | grep -o 'socket:.*'; done; cat /proc/net/netlink; tail -n 8 /tmp/keepalived.log",
+            )?;
+            v.push_str(&format!("; its keepalived processes and log:\n{log}"));
+        }
+        report.violations.push(v);
+    }
     let after = split_brain_after(c, healed);
     row.notes
         .push(format!("two masters for {} ms after healing", ms(after)));
