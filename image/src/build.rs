@@ -492,6 +492,7 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
             path: b.program.clone(),
             package: b.package.clone(),
             version: b.version.clone(),
+            files: b.files.iter().map(|f| f.path.clone()).collect(),
         }),
     };
 
@@ -554,8 +555,18 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
         tree.add_file("/etc/lb/trusted_keys", 0o644, lines.into_bytes())?;
     }
     if let Some(bird) = &bird {
+        // Only N-way balancers run BIRD: with the split layout its files go compressed one by
+        // one into the uncompressed archive, and lbd expands them before BIRD first starts
+        // (a pair never pays for decompressing them at boot). Libraries an added program also
+        // uses (the test image's tools) stay whole: those programs run before any expansion.
+        let shared = shared_with_extras(bird, &extra);
         for f in &bird.files {
             match &f.content {
+                program::Content::File { data, mode }
+                    if options.layout == Layout::Split && !shared.contains(&f.path) =>
+                {
+                    separate.add_compressed(&f.path, *mode, data, FileCompression::Zstd)?;
+                }
                 program::Content::File { data, mode } => {
                     tree.add_file(&f.path, *mode, data.clone())?
                 }
@@ -695,6 +706,35 @@ fn same_library_from_package(
     };
     let added = elf::dynamic_info(data).ok()?.soname?;
     (package_soname(carried)? == added).then(|| carried.package.clone())
+}
+
+/// The files of `closure` that an `--add`ed file stands in for (the same library), with the
+/// files their symlinks point at.
+fn shared_with_extras(
+    closure: &program::Closure,
+    extra: &[(&ExtraFile, Vec<u8>, u32)],
+) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (file, data, _) in extra {
+        if same_library_from_package(Some(closure), &file.guest, data).is_none() {
+            continue;
+        }
+        out.insert(file.guest.clone());
+        let target = closure.files.iter().find_map(|f| match &f.content {
+            program::Content::Symlink { target } if f.path == file.guest => Some(target.clone()),
+            _ => None,
+        });
+        if let Some(target) = target {
+            let resolved = if target.starts_with('/') {
+                target
+            } else {
+                let dir = file.guest.rsplit_once('/').map_or("", |(d, _)| d);
+                format!("{dir}/{target}")
+            };
+            out.insert(resolved);
+        }
+    }
+    out
 }
 
 /// What the manifest says of a program carried from packages.

@@ -204,6 +204,10 @@ pub struct ImageProgram {
     pub path: String,
     pub package: String,
     pub version: String,
+    /// Every file it needs (program, libraries, loader; symlinks too): lbd expands the ones
+    /// the image stores compressed (`PATH.zst`) before it first starts the program.
+    #[serde(default)]
+    pub files: Vec<String>,
 }
 
 /// One archive of `initrd.img` (the kernel unpacks them in order).

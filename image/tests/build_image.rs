@@ -417,11 +417,32 @@ fn default_image_has_expected_contents_and_is_reproducible() {
         let from_deb = std::fs::read(dir.join(rel))
             .or_else(|_| std::fs::read(dir.join("usr").join(rel)))
             .unwrap_or_else(|e| panic!("{} not in package {}: {e}", f.path, f.package));
+        // The split layout stores BIRD's files compressed one by one (lbd expands them before
+        // BIRD first starts): not in the archive the kernel decompresses.
         assert!(
-            std::fs::read(&in_image).unwrap() == from_deb,
+            !in_image.exists(),
+            "{} is stored whole; the split layout stores it as {}.zst",
+            f.path,
+            f.path
+        );
+        let mut stored = in_image.clone().into_os_string();
+        stored.push(".zst");
+        let packed = std::fs::read(&stored)
+            .unwrap_or_else(|e| panic!("{}.zst not in the image: {e}", f.path));
+        assert!(
+            zstd::stream::decode_all(&packed[..]).unwrap() == from_deb,
             "{} differs from package {}'s",
             f.path,
             f.package
+        );
+        assert!(
+            manifest
+                .initramfs
+                .iter()
+                .any(|e| e.path == format!("{}.zst", f.path)
+                    && e.compression.as_deref() == Some("zstd")),
+            "{}.zst is not in the manifest's initramfs list",
+            f.path
         );
     }
     // The loader at PT_INTERP's path, a link to the file in the library directory.
@@ -439,6 +460,20 @@ fn default_image_has_expected_contents_and_is_reproducible() {
         serde_json::from_slice(&std::fs::read(root.path().join("etc/lb/image.json")).unwrap())
             .unwrap();
     assert_eq!(image_info["bird"]["version"], bird.version.as_str());
+    // What lbd expands before it first starts BIRD.
+    let listed: Vec<&str> = image_info["bird"]["files"]
+        .as_array()
+        .expect("the image's BIRD lists its files")
+        .iter()
+        .filter_map(|f| f.as_str())
+        .collect();
+    assert_eq!(
+        listed,
+        bird.files
+            .iter()
+            .map(|f| f.path.as_str())
+            .collect::<Vec<_>>()
+    );
 
     // Modules: the IPVS closure, the package's bytes, and kmod-format index files.
     let moddir = root.path().join("lib/modules").join(&version);

@@ -270,31 +270,7 @@ impl ModuleFile {
 
 /// Decompresses a `.ko.zst` module: one zstd frame, whose content checksum must match (a
 /// damaged file is refused here, by name, rather than by the kernel's ELF loader).
-pub fn decompress_zstd(data: &[u8]) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let mut decoder = ruzstd::decoding::StreamingDecoder::new(data)
-        .map_err(|e| format!("not a zstd frame: {e}"))?;
-    // The builder writes the size into the frame header: one allocation.
-    let size = decoder.decoder.content_size();
-    let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(256 << 20));
-    decoder
-        .read_to_end(&mut out)
-        .map_err(|e| format!("zstd: {e}"))?;
-    let (rest, frame) = decoder.into_parts();
-    if !rest.is_empty() {
-        return Err(format!("{} bytes after the zstd frame", rest.len()));
-    }
-    match (frame.get_checksum_from_data(), frame.get_calculated_checksum()) {
-        (Some(stored), Some(computed)) if stored != computed => Err(format!(
-            "zstd checksum mismatch (stored {stored:08x}, computed {computed:08x}): the file is damaged"
-        )),
-        _ if size != 0 && out.len() as u64 != size => Err(format!(
-            "the zstd frame says {size} bytes, {} decoded",
-            out.len()
-        )),
-        _ => Ok(out),
-    }
-}
+pub use lbd::packed::decompress_zstd;
 
 /// Loads modules with finit_module(2), or init_module(2) after decompressing a `.ko.zst`,
 /// remembering what is loaded.

@@ -17,6 +17,7 @@ pub mod liveness;
 pub mod logging;
 #[cfg(feature = "netlink")]
 pub mod netlink;
+pub mod packed;
 pub mod percent;
 pub mod reconcile;
 #[cfg(feature = "daemon")]

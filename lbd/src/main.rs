@@ -36,6 +36,9 @@ enum Command {
         #[arg(long)]
         dump: bool,
     },
+    /// Expand the image's BIRD where the image stores it compressed (the daemon does it before
+    /// it first starts BIRD; this is for running BIRD by hand).
+    ExpandBird,
 }
 
 /// The environment variables lbd reads (everything an operator configures is in the config).
@@ -63,6 +66,19 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Check { files, dump } => check(&files, dump),
         Command::Run => run(cli.config),
+        Command::ExpandBird => {
+            let bird = std::path::Path::new(lbd::bgp::subsystem::DEFAULT_BIRD);
+            match lbd::packed::expand_bird(std::path::Path::new("/"), bird) {
+                Ok(n) => {
+                    println!("{}: {n} files expanded", bird.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("lbd: cannot expand {}: {e}", bird.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 

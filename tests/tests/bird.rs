@@ -1,8 +1,9 @@
 //! BIRD, the BGP speaker lbd drives on N-way balancers, runs in a guest booted from the image.
 //!
 //! The production image has no shell, so this boots the test image: the default image (built by
-//! the same `image build`, BIRD included) plus busybox on ttyS1. Every BIRD file in the guest
-//! must hash as the image's manifest lists it: the test image keeps the packages' libraries
+//! the same `image build`, BIRD included) plus busybox on ttyS1. BIRD is stored compressed and
+//! is not there until `lbd expand-bird` (what lbd does before it first starts BIRD). Every BIRD
+//! file in the guest must then hash as the image's manifest lists it: the test image keeps the packages' libraries
 //! where it also adds host libraries at the same paths, so this is the default image's BIRD.
 //! Then BIRD starts the way lbd starts it (`bird -f -c CONF -s SOCKET`), opens its control
 //! socket, and programs the guest kernel: the route of its static protocol reaches the kernel
@@ -81,6 +82,22 @@ fn bird_from_the_image_runs_in_the_guest_and_programs_its_kernel() {
         .expect(r"lbd:\s+INFO lbd running with", BOOT)
         .unwrap();
     let sh = &mut sg.shell;
+
+    // The image stores BIRD compressed and a pair's lbd never expands it: the program is not
+    // there until lbd starts BIRD, or `lbd expand-bird` is run.
+    assert!(
+        sh.run("test -e /usr/sbin/bird", CMD).is_err(),
+        "/usr/sbin/bird is whole in the guest before anything asked for it"
+    );
+    let expanded = sh.run("lbd expand-bird", CMD).unwrap();
+    assert!(
+        expanded.contains("/usr/sbin/bird: ") && !expanded.contains(": 0 files"),
+        "lbd expand-bird: {expanded}"
+    );
+    assert!(
+        sh.run("test -e /usr/sbin/bird.zst", CMD).is_err(),
+        "the compressed copy stays after expansion"
+    );
 
     // The files in the guest are the manifest's (the packages'), byte for byte.
     for file in bird["files"].as_array().unwrap() {

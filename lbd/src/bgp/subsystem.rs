@@ -324,6 +324,18 @@ impl Runner {
             return;
         }
         let _ = std::fs::remove_file(&self.opts.socket);
+        // The image may store BIRD compressed (a pair never expands it): once, before the
+        // first start.
+        match crate::packed::expand_bird(Path::new("/"), &self.opts.bird) {
+            Ok(0) => {}
+            Ok(n) => info!(files = n, "bgp: expanded {}", self.opts.bird.display()),
+            Err(e) => {
+                self.failed(format!("cannot expand {}: {e}", self.opts.bird.display()));
+                self.next_start = Instant::now() + self.backoff;
+                self.backoff = (self.backoff * 2).min(RESTART_MAX);
+                return;
+            }
+        }
         let mut cmd = Command::new(&self.opts.bird);
         cmd.arg("-f")
             .arg("-c")
