@@ -124,6 +124,8 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    const BIRD: &str = "/usr/sbin/bird";
+
     fn zst(data: &[u8]) -> Vec<u8> {
         // A frame with a content checksum, as the image builder writes it.
         let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
@@ -147,7 +149,7 @@ mod tests {
         let r = root.path();
         let program = [0x7f, b'E', b'L', b'F', 1, 2, 3].repeat(1000);
         let lib = b"a library".repeat(500);
-        put(r, "/usr/sbin/bird.zst", &zst(&program), 0o755);
+        put(r, &format!("{BIRD}.zst"), &zst(&program), 0o755);
         put(r, "/lib/x86_64-linux-gnu/libc.so.6.zst", &zst(&lib), 0o644);
         // Already plain (the test image keeps libraries other programs use): left alone.
         put(r, "/lib/x86_64-linux-gnu/libz.so.1", b"plain", 0o644);
@@ -169,7 +171,7 @@ mod tests {
             std::fs::metadata(&bird).unwrap().permissions().mode() & 0o7777,
             0o755
         );
-        assert!(!under(r, "/usr/sbin/bird.zst").exists());
+        assert!(!under(r, &format!("{BIRD}.zst")).exists());
         assert_eq!(
             std::fs::read(under(r, "/lib/x86_64-linux-gnu/libc.so")).unwrap(),
             lib
@@ -191,7 +193,7 @@ mod tests {
         let mut packed = zst(&b"bird".repeat(100));
         let n = packed.len();
         packed[n - 6] ^= 0xff;
-        put(r, "/usr/sbin/bird.zst", &packed, 0o755);
+        put(r, &format!("{BIRD}.zst"), &packed, 0o755);
         let e = expand(r, &["/usr/sbin/bird".to_string()]).unwrap_err();
         assert!(e.contains("bird.zst"), "{e}");
         assert!(!under(r, "/usr/sbin/bird").exists());
