@@ -170,6 +170,33 @@ impl Netns {
         self.link_up(name)
     }
 
+    /// [`Netns::add_bridge`] without multicast snooping: VRRP adverts and connection sync
+    /// messages (multicast) reach every port, and an observer on the bridge sees them all.
+    pub fn add_flooding_bridge(&self, name: &str) -> Result<(), NetnsError> {
+        self.add_bridge(name)?;
+        self.ip(&["link", "set", name, "type", "bridge", "mcast_snooping", "0"])
+            .map(|_| ())
+    }
+
+    /// Makes this namespace a direct-routing real for `vips`: each is local (on `lo`), but
+    /// never answered for in ARP nor used as an ARP source (`arp_ignore=1`, `arp_announce=2`
+    /// on `all` and `eth0`).
+    pub fn hold_dr_vips(&self, vips: &[std::net::IpAddr]) -> Result<(), NetnsError> {
+        self.run(&[
+            "sysctl",
+            "-qw",
+            "net.ipv4.conf.all.arp_ignore=1",
+            "net.ipv4.conf.all.arp_announce=2",
+            "net.ipv4.conf.eth0.arp_ignore=1",
+            "net.ipv4.conf.eth0.arp_announce=2",
+        ])?;
+        for vip in vips {
+            let prefix = if vip.is_ipv6() { 128 } else { 32 };
+            self.add_addr("lo", &format!("{vip}/{prefix}"))?;
+        }
+        Ok(())
+    }
+
     /// Adds a persistent tap device for QEMU (`-netdev tap,ifname=NAME`), enslaved to `bridge`
     /// if given, and sets it up.
     pub fn add_tap(&self, name: &str, bridge: Option<&str>) -> Result<(), NetnsError> {

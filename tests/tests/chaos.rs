@@ -35,19 +35,10 @@ fn every_fault_leaves_clients_and_configs_whole() {
         // The rolling upgrade runs in the NAT layout (`chaos_nat.rs`), where a handover also
         // has to move the reals' gateway: the harder case, and one boot sequence less here.
     ];
-    let mut broken = Vec::new();
-    for s in scenarios {
-        let report = chaos
-            .run(s, &s.short())
-            .unwrap_or_else(|e| panic!("{}: {e}", s.name()));
-        eprintln!("{}", report.table());
-        broken.extend(
-            report
-                .violations
-                .iter()
-                .map(|v| format!("{}: {v}", report.name)),
-        );
-    }
+    let reports = chaos
+        .run_short(&scenarios)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let broken = lbtest::chaos::broken(&reports);
     assert!(
         broken.is_empty(),
         "invariants broken:\n{}",

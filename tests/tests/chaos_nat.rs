@@ -24,24 +24,17 @@ fn a_nat_pair_keeps_its_connections_through_partitions_and_upgrades() {
     };
     let mut chaos =
         Chaos::start(Duration::from_secs(1200), setup).unwrap_or_else(|e| panic!("{e}"));
-    let mut broken = Vec::new();
-    for s in [Scenario::Partition, Scenario::RollingUpgrade] {
-        let report = chaos
-            .run(s, &s.short())
-            .unwrap_or_else(|e| panic!("{}: {e}", s.name()));
-        eprintln!("{}", report.table());
+    let reports = chaos
+        .run_short(&[Scenario::Partition, Scenario::RollingUpgrade])
+        .unwrap_or_else(|e| panic!("{e}"));
+    for report in &reports {
         assert!(
             report.rows.iter().all(|r| r.requests > 0),
             "{}: no request was sent through the NAT pair",
-            s.name()
-        );
-        broken.extend(
-            report
-                .violations
-                .iter()
-                .map(|v| format!("{}: {v}", report.name)),
+            report.name
         );
     }
+    let broken = lbtest::chaos::broken(&reports);
     assert!(
         broken.is_empty(),
         "invariants broken:\n{}",

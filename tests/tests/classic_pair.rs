@@ -138,13 +138,9 @@ struct Lab {
 impl Lab {
     fn start() -> Lab {
         let ns = Netns::new("classic").expect("network namespaces (run the tests as root)");
-        ns.add_bridge("brout").unwrap();
-        ns.add_bridge("brin").unwrap();
         // Sync messages go to a multicast group: no snooping surprises on the test bridges.
-        for br in ["brout", "brin"] {
-            ns.ip(&["link", "set", br, "type", "bridge", "mcast_snooping", "0"])
-                .unwrap();
-        }
+        ns.add_flooding_bridge("brout").unwrap();
+        ns.add_flooding_bridge("brin").unwrap();
         ns.add_addr("brout", &format!("{SERVER}/24")).unwrap();
         for lb in [&LB1, &LB2] {
             ns.add_tap(&format!("{}o", lb.name), Some("brout")).unwrap();
@@ -187,16 +183,7 @@ impl Lab {
             ns.add_veth_to(&host_end, &r, "eth0").unwrap();
             ns.set_master(&host_end, "brout").unwrap();
             r.add_addr("eth0", &format!("{addr}/24")).unwrap();
-            r.run(&[
-                "sysctl",
-                "-qw",
-                "net.ipv4.conf.all.arp_ignore=1",
-                "net.ipv4.conf.all.arp_announce=2",
-                "net.ipv4.conf.eth0.arp_ignore=1",
-                "net.ipv4.conf.eth0.arp_announce=2",
-            ])
-            .unwrap();
-            r.add_addr("lo", &format!("{DR_VIP}/32")).unwrap();
+            r.hold_dr_vips(&[DR_VIP.parse().unwrap()]).unwrap();
             reals.push(
                 r.spawn(&["python3", "-c", REAL_SERVER, name, addr, "80"])
                     .unwrap(),

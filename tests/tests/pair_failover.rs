@@ -200,18 +200,8 @@ struct Lab {
 impl Lab {
     fn start() -> Lab {
         let ns = Netns::new("failover").expect("network namespaces (run the tests as root)");
-        ns.add_bridge("br0").unwrap();
         // Sync messages go to 224.0.0.81: no snooping surprises on the test bridge.
-        ns.ip(&[
-            "link",
-            "set",
-            "br0",
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "0",
-        ])
-        .unwrap();
+        ns.add_flooding_bridge("br0").unwrap();
         ns.add_addr("br0", &format!("{SERVER}/24")).unwrap();
         for n in [&LB1, &LB2] {
             ns.add_tap(n.tap, Some("br0")).unwrap();
@@ -233,17 +223,7 @@ impl Lab {
             ns.set_master(&host_end, "br0").unwrap();
             r.add_addr("eth0", &format!("10.71.0.{}/24", 21 + i))
                 .unwrap();
-            // DR: the VIP is local, but never answered for in ARP nor used as an ARP source.
-            r.run(&[
-                "sysctl",
-                "-qw",
-                "net.ipv4.conf.all.arp_ignore=1",
-                "net.ipv4.conf.all.arp_announce=2",
-                "net.ipv4.conf.eth0.arp_ignore=1",
-                "net.ipv4.conf.eth0.arp_announce=2",
-            ])
-            .unwrap();
-            r.add_addr("lo", &format!("{VIP}/32")).unwrap();
+            r.hold_dr_vips(&[VIP.parse().unwrap()]).unwrap();
             reals.push(r.spawn(&["python3", "-c", REAL_SERVER, name]).unwrap());
             real_ns.push(r);
         }

@@ -532,18 +532,7 @@ impl Lab {
             std::fs::create_dir_all(dir.path().join(sub)).map_err(|e| e.to_string())?;
         }
         let ns = Netns::new("chaos").map_err(|e| e.to_string())?;
-        ns.add_bridge("br0").map_err(|e| e.to_string())?;
-        // Sync messages and adverts are multicast: flooded, so the observer sees them all.
-        ns.ip(&[
-            "link",
-            "set",
-            "br0",
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "0",
-        ])
-        .map_err(|e| e.to_string())?;
+        ns.add_flooding_bridge("br0").map_err(|e| e.to_string())?;
         ns.add_addr("br0", &format!("{SERVER}/24"))
             .map_err(|e| e.to_string())?;
         for m in &MEMBERS {
@@ -552,17 +541,7 @@ impl Lab {
         let reals_bridge = match setup.layout {
             Layout::Dr => "br0",
             Layout::Nat => {
-                ns.add_bridge("br1").map_err(|e| e.to_string())?;
-                ns.ip(&[
-                    "link",
-                    "set",
-                    "br1",
-                    "type",
-                    "bridge",
-                    "mcast_snooping",
-                    "0",
-                ])
-                .map_err(|e| e.to_string())?;
+                ns.add_flooding_bridge("br1").map_err(|e| e.to_string())?;
                 for m in &MEMBERS {
                     ns.add_tap(m.inside_tap, Some("br1"))
                         .map_err(|e| e.to_string())?;
@@ -580,18 +559,8 @@ impl Lab {
                 .and_then(|()| rns.add_addr("eth0", &format!("{}/24", r.addr_in(setup.layout))))
                 .map_err(|e| e.to_string())?;
             match setup.layout {
-                // DR: the VIP is local, but never answered for in ARP nor used as an ARP
-                // source.
                 Layout::Dr => rns
-                    .run(&[
-                        "sysctl",
-                        "-qw",
-                        "net.ipv4.conf.all.arp_ignore=1",
-                        "net.ipv4.conf.all.arp_announce=2",
-                        "net.ipv4.conf.eth0.arp_ignore=1",
-                        "net.ipv4.conf.eth0.arp_announce=2",
-                    ])
-                    .and_then(|_| rns.add_addr("lo", &format!("{VIP}/32")))
+                    .hold_dr_vips(&[IpAddr::V4(VIP)])
                     .map_err(|e| e.to_string())?,
                 // NAT: replies go back through whoever holds the gateway VIP.
                 Layout::Nat => rns

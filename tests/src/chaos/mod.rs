@@ -193,6 +193,14 @@ impl Report {
     }
 }
 
+/// Every broken invariant of `reports`, each prefixed with its scenario's name.
+pub fn broken(reports: &[Report]) -> Vec<String> {
+    reports
+        .iter()
+        .flat_map(|r| r.violations.iter().map(move |v| format!("{}: {v}", r.name)))
+        .collect()
+}
+
 /// What lbd (the same process) or init may grow by over one scenario, KiB: more is a leak.
 /// init's allowance covers the buffers of a config body at its 4 MiB limit, which the
 /// allocator keeps once they were used.
@@ -530,6 +538,20 @@ impl Chaos {
             }
         }
         Ok(())
+    }
+
+    /// Runs the short version of each of `scenarios` (the test suite's), printing each table to
+    /// stderr; the reports, or why the lab failed.
+    pub fn run_short(&mut self, scenarios: &[Scenario]) -> Result<Vec<Report>, String> {
+        let mut reports = Vec::new();
+        for s in scenarios {
+            let report = self
+                .run(*s, &s.short())
+                .map_err(|e| format!("{}: {e}", s.name()))?;
+            eprintln!("{}", report.table());
+            reports.push(report);
+        }
+        Ok(reports)
     }
 
     /// Runs `scenario` and returns its report (an error when the lab itself failed: a guest

@@ -247,6 +247,22 @@ struct Follower<'a> {
     what: &'static str,
 }
 
+impl Follower<'_> {
+    /// Whether the entry named `m` (this follower's MAC for it) within [`NEIGH_WITHIN`] of `at`:
+    /// the note saying when, or when it did move, if ever.
+    fn moved(&self, m: &Member, at: Instant) -> Result<String, Option<Duration>> {
+        match self.watch.moved_to(self.ip, &self.mac, at) {
+            Some(when) if when <= at + NEIGH_WITHIN => Ok(format!(
+                "{} entry on {} after {} ms",
+                self.what,
+                m.name,
+                ms(when.saturating_duration_since(at))
+            )),
+            other => Err(other.map(|when| when.saturating_duration_since(at))),
+        }
+    }
+}
+
 /// The entries that follow master `m`: the client's for the VIP (and the IPv6 VIP, which only
 /// lbd's pair has), and in the NAT layout r1's for the gateway, on `m`'s inside MAC.
 fn followers<'a>(c: &'a Chaos, m: &Member) -> Vec<Follower<'a>> {
@@ -305,17 +321,10 @@ fn check_takeovers(c: &Chaos, row: &mut Row, from: Instant, to: Instant, report:
         if c.lab.setup.vrrp != VrrpBy::Lbd {
             // The anchor: reported, not judged.
             for f in followers(c, m) {
-                match f.watch.moved_to(f.ip, &f.mac, t.at) {
-                    Some(at) if at <= t.at + NEIGH_WITHIN => row.notes.push(format!(
-                        "{} entry on {} after {} ms",
-                        f.what,
-                        m.name,
-                        ms(at.saturating_duration_since(t.at))
-                    )),
-                    _ => row
-                        .notes
-                        .push(format!("{} entry did not move to {}", f.what, m.name)),
-                }
+                row.notes
+                    .push(f.moved(m, t.at).unwrap_or_else(|_| {
+                        format!("{} entry did not move to {}", f.what, m.name)
+                    }));
             }
             continue;
         }
@@ -361,21 +370,16 @@ fn check_takeovers(c: &Chaos, row: &mut Row, from: Instant, to: Instant, report:
             continue;
         }
         for f in followers(c, m) {
-            match f.watch.moved_to(f.ip, &f.mac, t.at) {
-                Some(at) if at <= t.at + NEIGH_WITHIN => row.notes.push(format!(
-                    "{} entry on {} after {} ms",
-                    f.what,
-                    m.name,
-                    ms(at.saturating_duration_since(t.at))
-                )),
-                other => report.violations.push(format!(
+            match f.moved(m, t.at) {
+                Ok(note) => row.notes.push(note),
+                Err(other) => report.violations.push(format!(
                     "{}: the {} entry for {} did not move to {} ({}) within {NEIGH_WITHIN:?} of its takeover (moved: {:?})",
                     row.fault,
                     f.what,
                     f.ip,
                     m.name,
                     f.mac,
-                    other.map(|at| at.saturating_duration_since(t.at))
+                    other
                 )),
             }
         }

@@ -262,18 +262,8 @@ impl Lab {
                 .and_then(|()| ns.set_master(&host_end, "br0"))
                 .and_then(|()| rns.add_addr("eth0", &format!("{addr}/24")))
                 .map_err(e)?;
-            rns.run(&[
-                "sysctl",
-                "-qw",
-                "net.ipv4.conf.all.arp_ignore=1",
-                "net.ipv4.conf.all.arp_announce=2",
-                "net.ipv4.conf.eth0.arp_ignore=1",
-                "net.ipv4.conf.eth0.arp_announce=2",
-            ])
-            .map_err(e)?;
-            for vip in [VIP, VIP_SINGLE, VIP_PAIR] {
-                rns.add_addr("lo", &format!("{vip}/32")).map_err(e)?;
-            }
+            rns.hold_dr_vips(&[VIP, VIP_SINGLE, VIP_PAIR].map(IpAddr::V4))
+                .map_err(e)?;
             rns.ip(&["route", "add", "default", "via", &ROUTER.to_string()])
                 .map_err(e)?;
             let down = dir.path().join("health").join(name);
