@@ -11,6 +11,8 @@ pub mod config;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod fuzz;
+#[cfg(feature = "daemon")]
+pub mod heap;
 pub mod ipvs;
 pub mod liveness;
 #[cfg(feature = "logging")]

@@ -112,7 +112,11 @@ fn check(files: &[PathBuf], dump: bool) -> ExitCode {
 }
 
 fn run(path: PathBuf) -> ExitCode {
+    let refused = lbd::heap::keep_for_reloads();
     lbd::logging::init("lbd", "LBD_LOG", "info");
+    if !refused.is_empty() {
+        tracing::warn!("lbd: the allocator refused {refused:?}: large reloads will take their memory afresh each time");
+    }
     match lbd::sockets::raise_fd_limit(FD_LIMIT) {
         Ok(n) if n < FD_LIMIT => {
             tracing::warn!("lbd: open files limited to {n}: checks that keep connections (HTTP keep_alive) may run out")

@@ -408,9 +408,11 @@ impl IpvsSubsystem {
         };
         let mut failed_services = BTreeSet::new();
         let mut doubtful = false;
+        // What the kernel did, recorded in order once all results are read.
+        let mut done = Vec::with_capacity(ops.len());
         for (op, result) in ops.iter().zip(results) {
             match result {
-                Ok(()) => kernel.apply(op),
+                Ok(()) => done.push(op),
                 Err(e) => {
                     // Destinations of a service that could not be added fail too; say it once.
                     let of_failed_service = matches!(op, Op::AddDest(..))
@@ -422,7 +424,7 @@ impl IpvsSubsystem {
                         // Already gone: what we wanted.
                         (IpvsError::NotFound { .. }, Op::DelDest(..) | Op::DelService(..)) => {
                             warn!("ipvs: {e}; someone else removed it");
-                            kernel.apply(op);
+                            done.push(op);
                             continue;
                         }
                         (IpvsError::AlreadyExists { .. } | IpvsError::NotFound { .. }, _) => {
@@ -458,6 +460,7 @@ impl IpvsSubsystem {
                 }
             }
         }
+        kernel.apply_all(done);
         // Owned from now on: what the config wants, plus what could not be deleted.
         let mut now_owned: BTreeSet<ServiceId> = desired.table.keys().copied().collect();
         now_owned.extend(owned.iter().filter(|id| kernel.table.contains_key(id)));

@@ -246,4 +246,45 @@ impl KernelState {
             }
         }
     }
+
+    /// [`Self::apply`] for each of `ops` in order. A run of destination operations on one
+    /// service (nearly all of a full apply) looks the service and its list up once.
+    pub fn apply_all<'a>(&mut self, ops: impl IntoIterator<Item = &'a Op>) {
+        let mut ops = ops.into_iter().peekable();
+        while let Some(op) = ops.next() {
+            let (Op::AddDest(id, ..) | Op::EditDest(id, ..) | Op::DelDest(id, _)) = op else {
+                self.apply(op);
+                continue;
+            };
+            let (Some(service), Some(list)) = (self.table.get_mut(id), self.lists.get_mut(id))
+            else {
+                self.apply(op);
+                continue;
+            };
+            apply_dest_op(service, list, op);
+            while let Some(next) = ops.next_if(|next| next.dest_service() == Some(id)) {
+                apply_dest_op(service, list, next);
+            }
+        }
+    }
+}
+
+/// What [`KernelState::apply`] does for a destination operation on a service the kernel holds
+/// with a known list order.
+fn apply_dest_op(service: &mut ServiceState, list: &mut DestList, op: &Op) {
+    match op {
+        Op::AddDest(_, key, spec) => {
+            service.dests.insert(*key, spec.applied_to(None, true));
+            list.add(*key);
+        }
+        Op::EditDest(_, key, spec) => {
+            let new = spec.applied_to(service.dests.get(key), false);
+            service.dests.insert(*key, new);
+        }
+        Op::DelDest(_, key) => {
+            service.dests.remove(key);
+            list.remove(key);
+        }
+        _ => {}
+    }
 }

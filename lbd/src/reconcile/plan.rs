@@ -68,6 +68,14 @@ impl Op {
             _ => None,
         }
     }
+
+    /// The service of a destination operation.
+    pub fn dest_service(&self) -> Option<&ServiceId> {
+        match self {
+            Op::AddDest(id, _, _) | Op::EditDest(id, _, _) | Op::DelDest(id, _) => Some(id),
+            _ => None,
+        }
+    }
 }
 
 /// Written out as [`Op::message`] would be, but the destination operations (nearly all of a

@@ -66,6 +66,52 @@ fn applied(d: &Desired) -> KernelState {
     k
 }
 
+/// `apply_all` records what `apply` one at a time does, for runs of destination operations
+/// interleaved across services, on a service the kernel lacks, and on a service whose list
+/// order was never read (a state built by hand).
+#[test]
+fn apply_all_is_apply_one_at_a_time() {
+    let spec = DestSpec {
+        fwd: FwdMethod::Route,
+        weight: 1,
+        last_weight: 1,
+        upper_threshold: 0,
+        lower_threshold: 0,
+    };
+    let other = ServiceId::Fwmark { af: 2, mark: 7 };
+    let missing = ServiceId::Fwmark { af: 2, mark: 8 };
+    let mut start = applied(&want(BASE));
+    start.table.insert(
+        other,
+        ServiceState {
+            spec: start.table[&web()].spec.clone(),
+            dests: BTreeMap::new(),
+        },
+    );
+    let zero = DestSpec { weight: 0, ..spec };
+    let ops = vec![
+        Op::AddDest(web(), dk("192.0.2.30:80"), spec),
+        Op::EditDest(web(), dk("192.0.2.30:80"), zero),
+        Op::AddDest(other, dk("192.0.2.31:80"), spec),
+        Op::AddDest(other, dk("192.0.2.32:80"), spec),
+        Op::DelDest(web(), dk("192.0.2.30:80")),
+        Op::AddDest(missing, dk("192.0.2.33:80"), spec),
+        Op::DelDest(missing, dk("192.0.2.33:80")),
+        Op::AddDest(web(), dk("192.0.2.34:80"), spec),
+        Op::EditDest(other, dk("192.0.2.31:80"), zero),
+        Op::DelService(other),
+        Op::AddDest(other, dk("192.0.2.35:80"), spec),
+    ];
+    let mut one_at_a_time = start.clone();
+    for op in &ops {
+        one_at_a_time.apply(op);
+    }
+    let mut all = start.clone();
+    all.apply_all(&ops);
+    assert_eq!(all, one_at_a_time);
+    assert_ne!(all, start, "the operations changed something");
+}
+
 fn web() -> ServiceId {
     ServiceId::Addr {
         protocol: msg::IPPROTO_TCP,
@@ -618,9 +664,12 @@ fn kept_desired_and_scoped_plans_match_the_full_computation() {
             if let Scope::Services(ids) = &scope {
                 assert!(ids.len() <= 4, "{ids:?}: more than the edit touched");
             }
+            let mut all_at_once = kernel.clone();
+            all_at_once.apply_all(&ops);
             for op in &ops {
                 kernel.apply(op);
             }
+            assert_eq!(all_at_once, kernel, "seed {seed} step {step}: apply_all");
             assert!(plan(&full, &kernel).is_empty());
             history.push(edit(&mut rng, &mut c, &mut health, &mut ov));
         }

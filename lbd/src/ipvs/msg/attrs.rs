@@ -178,17 +178,18 @@ impl SvcAttr {
         match self {
             SvcAttr::Af(v) => nl::put_u16(b, AF, *v),
             SvcAttr::Protocol(v) => nl::put_u16(b, PROTOCOL, *v),
-            SvcAttr::Addr(a) => nl::put_attr(b, ADDR, a),
-            SvcAttr::Port(p) => nl::put_attr(b, PORT, &p.to_be_bytes()),
+            SvcAttr::Addr(a) => nl::put_array(b, ADDR, *a),
+            SvcAttr::Port(p) => nl::put_array(b, PORT, p.to_be_bytes()),
             SvcAttr::Fwmark(v) => nl::put_u32(b, FWMARK, *v),
             SvcAttr::SchedName(s) => nl::put_str(b, SCHED_NAME, s),
             SvcAttr::Flags(f) => {
-                let mut d = f.flags.to_ne_bytes().to_vec();
-                d.extend_from_slice(&f.mask.to_ne_bytes());
-                nl::put_attr(b, FLAGS, &d)
+                let mut d = [0u8; 8];
+                d[..4].copy_from_slice(&f.flags.to_ne_bytes());
+                d[4..].copy_from_slice(&f.mask.to_ne_bytes());
+                nl::put_array(b, FLAGS, d)
             }
             SvcAttr::Timeout(v) => nl::put_u32(b, TIMEOUT, *v),
-            SvcAttr::Netmask(m) => nl::put_attr(b, NETMASK, m),
+            SvcAttr::Netmask(m) => nl::put_array(b, NETMASK, *m),
             SvcAttr::Stats(s) => nl::put_nested(b, STATS, |b| emit_stats(b, s, false)),
             SvcAttr::PeName(s) => nl::put_str(b, PE_NAME, s),
             SvcAttr::Stats64(s) => nl::put_nested(b, STATS64, |b| emit_stats(b, s, true)),
@@ -231,8 +232,8 @@ impl DestAttr {
     pub fn emit(&self, b: &mut Vec<u8>) {
         use dest_attr::*;
         match self {
-            DestAttr::Addr(a) => nl::put_attr(b, ADDR, a),
-            DestAttr::Port(p) => nl::put_attr(b, PORT, &p.to_be_bytes()),
+            DestAttr::Addr(a) => nl::put_array(b, ADDR, *a),
+            DestAttr::Port(p) => nl::put_array(b, PORT, p.to_be_bytes()),
             DestAttr::FwdMethod(v) => nl::put_u32(b, FWD_METHOD, *v),
             DestAttr::Weight(v) => nl::put_u32(b, WEIGHT, *v),
             DestAttr::UThresh(v) => nl::put_u32(b, U_THRESH, *v),
@@ -244,7 +245,7 @@ impl DestAttr {
             DestAttr::AddrFamily(v) => nl::put_u16(b, ADDR_FAMILY, *v),
             DestAttr::Stats64(s) => nl::put_nested(b, STATS64, |b| emit_stats(b, s, true)),
             DestAttr::TunType(v) => nl::put_u8(b, TUN_TYPE, *v),
-            DestAttr::TunPort(p) => nl::put_attr(b, TUN_PORT, &p.to_be_bytes()),
+            DestAttr::TunPort(p) => nl::put_array(b, TUN_PORT, p.to_be_bytes()),
             DestAttr::TunFlags(v) => nl::put_u16(b, TUN_FLAGS, *v),
             DestAttr::Other(r) => r.emit(b),
         }

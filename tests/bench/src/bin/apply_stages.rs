@@ -17,6 +17,8 @@
 //! ```text
 //! cargo run --release -p lb-bench --bin apply_stages [-- SERVICES REALS ROUNDS]
 //! ```
+//!
+//! `LB_SKIP_TOML=1` leaves out the third stage (for a profile of lbd's own stages).
 
 use lb_bench::ipvs_table::config_text;
 use lbd::config::{Config, Loader};
@@ -142,9 +144,7 @@ fn plan_from_empty(config: &Config) -> usize {
     let moved = reconcile::moves(&ops).len();
     let encoded = Encoded::of(ops.iter());
     let requests: Vec<(&reconcile::Op, _)> = ops.iter().zip(encoded.iter()).collect();
-    for op in &ops {
-        kernel.apply(op);
-    }
+    kernel.apply_all(&ops);
     drains.prune(&kernel);
     std::hint::black_box((&requests, moved));
     counts.total()
@@ -168,6 +168,9 @@ fn round(text: &str, first: bool) {
     show("config loader (what ipvs-bench times)", c);
     let (ops, c) = measure(|| plan_from_empty(&loaded.config));
     show(&format!("planning {ops} operations"), c);
+    if std::env::var_os("LB_SKIP_TOML").is_some() {
+        return;
+    }
     // For comparison, last so that it does not warm the memory the others use.
     let (tree, c) = measure(|| toml::de::DeTable::parse(text).map(|_| ()));
     tree.expect("the config is TOML");
@@ -181,6 +184,9 @@ fn main() {
             .map_or(default, |a| a.parse().expect("a number"))
     };
     let (services, reals, rounds) = (arg(1000), arg(10), arg(3));
+    // lbd's heap policy, as in the daemon.
+    let refused = lbd::heap::keep_for_reloads();
+    assert!(refused.is_empty(), "the allocator refused {refused:?}");
     let text = config_text(services, reals, None);
     println!(
         "apply_stages: {services} services x {reals} reals, {} KB of config",
