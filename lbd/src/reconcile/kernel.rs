@@ -62,6 +62,19 @@ impl DestSpec {
         }
     }
 
+    /// What NEW_DEST or SET_DEST sends for it (the fields of [`Self::entry`] without counters).
+    pub fn settings(&self, key: &DestKey) -> msg::DestSettings {
+        msg::DestSettings {
+            addr: key.addr,
+            port: key.port,
+            fwd: self.fwd,
+            weight: self.weight,
+            upper_threshold: self.upper_threshold,
+            lower_threshold: self.lower_threshold,
+            tunnel: None,
+        }
+    }
+
     pub fn entry(&self, key: &DestKey) -> msg::DestEntry {
         let mut d = msg::DestEntry::new(key.addr, key.port, self.fwd, self.weight);
         d.upper_threshold = self.upper_threshold;

@@ -87,7 +87,7 @@ impl Request for Op {
     fn emit_attrs(&self, buf: &mut Vec<u8>) {
         match self {
             Op::AddDest(id, k, spec) | Op::EditDest(id, k, spec) => {
-                request::write_dest_attrs(buf, id, &spec.entry(k))
+                request::write_dest_settings_attrs(buf, id, &spec.settings(k))
             }
             Op::DelDest(id, k) => request::write_del_dest_attrs(buf, id, &k.addr, k.port),
             _ => self.message().emit_attrs(buf),

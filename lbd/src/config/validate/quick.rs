@@ -11,7 +11,8 @@
 use super::{valid_name, Raw, Validator};
 use crate::config::layout::{self, Item, Segment};
 use crate::config::schema::{RealSchema, ServiceSchema};
-use crate::config::service_toml::{self, de};
+use crate::config::service_toml::{self, de, Node, Value};
+use crate::config::types::Endpoint;
 use std::ops::Range;
 use toml::de::DeTable;
 use toml::Spanned;
@@ -68,13 +69,48 @@ pub(super) fn read_service(
     let schema: ServiceSchema = de::from_table(&text.keys, text.name_span.clone()).ok()?;
     let mut reals = Vec::with_capacity(text.reals.len());
     for r in &text.reals {
-        reals.push(de::from_node::<RealSchema>(r).ok()?);
+        let real = match plain_real(r) {
+            Some(real) => real,
+            None => de::from_node::<RealSchema>(r).ok()?,
+        };
+        reals.push(real);
     }
     Some((
         Spanned::new(text.name_span, name.to_string()),
         schema,
         reals,
     ))
+}
+
+/// A real written the plain way (`address` and integer `weight` and thresholds, nearly every
+/// real of a large file) read without serde's visitors: the schema [`de::from_node`] gives for
+/// it. Anything else (another key, another type, an address that does not parse) is `None`,
+/// and the real goes through serde.
+fn plain_real(real: &Node) -> Option<RealSchema> {
+    let Value::Table(entries) = &real.value else {
+        return None;
+    };
+    let (mut address, mut weight, mut upper, mut lower) = (None, None, None, None);
+    for e in entries {
+        let span = e.value.span.clone();
+        match (&*e.key, &e.value.value) {
+            ("address", Value::Str(s)) => {
+                address = Some(Spanned::new(span, s.parse::<Endpoint>().ok()?))
+            }
+            ("weight", Value::Int(n)) => weight = Some(Spanned::new(span, *n)),
+            ("upper_threshold", Value::Int(n)) => upper = Some(Spanned::new(span, *n)),
+            ("lower_threshold", Value::Int(n)) => lower = Some(Spanned::new(span, *n)),
+            _ => return None,
+        }
+    }
+    Some(RealSchema {
+        address: address?,
+        weight,
+        forwarding: None,
+        upper_threshold: upper,
+        lower_threshold: lower,
+        check: None,
+    })
 }
 
 #[cfg(test)]
@@ -160,6 +196,43 @@ mod tests {
                 with_toml_only(text)
             );
         }
+    }
+
+    /// The plain reals' schema is serde's, value for value and span for span; the others are
+    /// left to serde.
+    #[test]
+    fn plain_reals_read_as_serde_reads_them() {
+        use crate::config::schema::RealSchema;
+        use crate::config::service_toml::{self, de};
+        let text = "[service.s]\nvip = \"10.0.0.1:80\"\n\
+            [[service.s.real]]\naddress = \"10.0.0.2:80\"\nweight = 3\n\
+            [[service.s.real]]\nupper_threshold = 1_000 # late\naddress = '10.0.0.3'\nlower_threshold = -1\n\
+            [[service.s.real]]\naddress = \"[2001:db8::1]:8080\"\n\
+            [[service.s.real]]\naddress = \" 10.0.0.4:80 \"\n\
+            [[service.s.real]]\naddress = \"10.0.0.5:80\"\nforwarding = \"nat\"\n\
+            [[service.s.real]]\naddress = \"10.0.0.6:80\"\nweight = \"3\"\n\
+            [[service.s.real]]\naddress = \"10.0.0.7:99999\"\n\
+            [[service.s.real]]\nweight = 1\n\
+            [[service.s.real]]\naddress = \"10.0.0.8:80\"\ncheck = { port = 81 }\n";
+        let service = service_toml::service(text, 0..text.len()).expect("in the subset");
+        let plain: Vec<bool> = service
+            .reals
+            .iter()
+            .map(|r| {
+                let serde = format!("{:?}", de::from_node::<RealSchema>(r).ok());
+                match super::plain_real(r) {
+                    Some(p) => {
+                        assert_eq!(format!("{:?}", Some(p)), serde);
+                        true
+                    }
+                    None => false,
+                }
+            })
+            .collect();
+        assert_eq!(
+            plain,
+            [true, true, true, true, false, false, false, false, false]
+        );
     }
 
     #[test]

@@ -348,6 +348,35 @@ pub struct DestEntry {
     pub tunnel: Option<Tunnel>,
 }
 
+/// A destination as NEW_DEST and SET_DEST set it: key and settings, no counters (a
+/// [`DestEntry`] is several times larger, for its counters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DestSettings {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub fwd: FwdMethod,
+    pub weight: u32,
+    pub upper_threshold: u32,
+    pub lower_threshold: u32,
+    pub tunnel: Option<Tunnel>,
+}
+
+impl DestSettings {
+    /// Its attributes, in the order the kernel's own tools send them.
+    pub fn each_attr(&self, mut f: impl FnMut(DestAttr)) {
+        DestEntry::each_key_attr(&self.addr, self.port, &mut f);
+        f(DestAttr::FwdMethod(self.fwd.conn_flags()));
+        f(DestAttr::Weight(self.weight));
+        f(DestAttr::UThresh(self.upper_threshold));
+        f(DestAttr::LThresh(self.lower_threshold));
+        if let Some(t) = self.tunnel {
+            f(DestAttr::TunType(t.kind));
+            f(DestAttr::TunPort(t.port));
+            f(DestAttr::TunFlags(t.flags));
+        }
+    }
+}
+
 impl DestEntry {
     /// A destination with no counters.
     pub fn new(addr: IpAddr, port: u16, fwd: FwdMethod, weight: u32) -> DestEntry {
@@ -389,16 +418,20 @@ impl DestEntry {
     }
 
     /// [`Self::to_attrs`] one at a time, none collected (a full apply writes thousands).
-    pub fn each_attr(&self, mut f: impl FnMut(DestAttr)) {
-        Self::each_key_attr(&self.addr, self.port, &mut f);
-        f(DestAttr::FwdMethod(self.fwd.conn_flags()));
-        f(DestAttr::Weight(self.weight));
-        f(DestAttr::UThresh(self.upper_threshold));
-        f(DestAttr::LThresh(self.lower_threshold));
-        if let Some(t) = self.tunnel {
-            f(DestAttr::TunType(t.kind));
-            f(DestAttr::TunPort(t.port));
-            f(DestAttr::TunFlags(t.flags));
+    pub fn each_attr(&self, f: impl FnMut(DestAttr)) {
+        self.settings().each_attr(f)
+    }
+
+    /// What NEW_DEST and SET_DEST carry of it.
+    pub fn settings(&self) -> DestSettings {
+        DestSettings {
+            addr: self.addr,
+            port: self.port,
+            fwd: self.fwd,
+            weight: self.weight,
+            upper_threshold: self.upper_threshold,
+            lower_threshold: self.lower_threshold,
+            tunnel: self.tunnel,
         }
     }
 

@@ -26,8 +26,8 @@ pub use attrs::{DaemonAttr, DestAttr, FlagsAttr, StatsAttr, SvcAttr};
 pub use encoded::{Encoded, EncodedRequest, Request};
 pub use entries::{
     addr_bytes, af_of, info_from, netmask_bytes, netmask_prefix, protocol_name, timeouts_from,
-    DaemonEntry, DaemonState, DestEntry, FwdMethod, Info, ServiceEntry, ServiceId, Stats, Timeouts,
-    Tunnel,
+    DaemonEntry, DaemonState, DestEntry, DestSettings, FwdMethod, Info, ServiceEntry, ServiceId,
+    Stats, Timeouts, Tunnel,
 };
 
 use super::nl::{self, ParseError, RawAttr};

@@ -3,8 +3,8 @@
 
 use super::super::nl;
 use super::{
-    cmd, cmd_attr, CmdAttr, DaemonAttr, DaemonEntry, DaemonState, DestEntry, IpvsMessage,
-    ServiceEntry, ServiceId, Timeouts,
+    cmd, cmd_attr, CmdAttr, DaemonAttr, DaemonEntry, DaemonState, DestEntry, DestSettings,
+    IpvsMessage, ServiceEntry, ServiceId, Timeouts,
 };
 use std::net::IpAddr;
 
@@ -41,6 +41,10 @@ pub fn edit_dest(id: &ServiceId, d: &DestEntry) -> IpvsMessage {
 /// The attributes of [`add_dest`] and [`edit_dest`] (the same bytes), written straight into
 /// `buf` without building the message: the bulk of a full apply.
 pub fn write_dest_attrs(buf: &mut Vec<u8>, id: &ServiceId, d: &DestEntry) {
+    write_dest_settings_attrs(buf, id, &d.settings());
+}
+/// [`write_dest_attrs`] from the settings alone, without a [`DestEntry`] and its counters.
+pub fn write_dest_settings_attrs(buf: &mut Vec<u8>, id: &ServiceId, d: &DestSettings) {
     nl::put_nested(buf, cmd_attr::SERVICE, |b| id.each_attr(|a| a.emit(b)));
     nl::put_nested(buf, cmd_attr::DEST, |b| d.each_attr(|a| a.emit(b)));
 }
