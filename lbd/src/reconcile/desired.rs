@@ -59,9 +59,15 @@ fn entries_of<'a, V>(
     map: &'a BTreeMap<(String, SocketAddr), V>,
     service: &'a str,
 ) -> impl Iterator<Item = (&'a SocketAddr, &'a V)> + Clone + 'a {
-    // The smallest socket address: every entry of the service sorts at or after it.
+    use std::ops::Bound;
+    // The smallest socket address: every entry of the service sorts at or after it. An empty
+    // map (no checks, no overrides) needs no bound, nor the copy of the name one takes.
     let first = SocketAddr::from(([0, 0, 0, 0], 0));
-    map.range((service.to_string(), first)..)
+    let from = match map.is_empty() {
+        true => Bound::Unbounded,
+        false => Bound::Included((service.to_string(), first)),
+    };
+    map.range((from, Bound::Unbounded))
         .take_while(move |((s, _), _)| s == service)
         .map(|((_, addr), v)| (addr, v))
 }

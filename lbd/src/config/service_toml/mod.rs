@@ -52,8 +52,27 @@ pub struct ServiceText<'i> {
     pub name_span: Range<usize>,
     /// The keys of `[service.NAME]`.
     pub keys: Vec<Entry<'i>>,
-    /// Each `[[service.NAME.real]]`: a table spanning its header.
-    pub reals: Vec<Node<'i>>,
+    /// Each `[[service.NAME.real]]`, in order.
+    pub reals: Vec<RealText>,
+    /// The keys of all the reals, one real after the other (one vector rather than one per
+    /// real: a large file has tens of thousands of reals).
+    pub real_keys: Vec<Entry<'i>>,
+}
+
+/// One `[[service.NAME.real]]` of a [`ServiceText`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RealText {
+    /// Its header, which the toml crate gives as the table's span.
+    pub span: Range<usize>,
+    /// Where its keys are in [`ServiceText::real_keys`].
+    pub keys: Range<usize>,
+}
+
+impl<'i> ServiceText<'i> {
+    /// The keys of `real`, one of `self.reals`.
+    pub fn keys_of(&self, real: &RealText) -> &[Entry<'i>] {
+        &self.real_keys[real.keys.clone()]
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! in, into a [`ServiceText`]. Anything outside that subset, and anything TOML refuses, makes
 //! it answer `None`.
 
-use super::{Entry, Node, ServiceText, Value};
+use super::{Entry, Node, RealText, ServiceText, Value};
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -35,6 +35,7 @@ pub fn service(src: &str, range: Range<usize>) -> Option<ServiceText<'_>> {
                             name_span: header.name_span,
                             keys: Vec::new(),
                             reals: Vec::new(),
+                            real_keys: Vec::new(),
                         });
                         continue;
                     }
@@ -43,31 +44,31 @@ pub fn service(src: &str, range: Range<usize>) -> Option<ServiceText<'_>> {
                 if !header.real || header.name != text.name {
                     return None;
                 }
-                text.reals.push(Node {
+                let at = text.real_keys.len();
+                text.reals.push(RealText {
                     span: header.span,
-                    value: Value::Table(Vec::new()),
+                    keys: at..at,
                 });
                 in_real = true;
             }
             Some(_) => {
                 let text = out.as_mut()?;
                 let entry = r.key_value()?;
-                let table = if in_real {
-                    match &mut text.reals.last_mut()?.value {
-                        Value::Table(t) => t,
-                        _ => return None,
-                    }
-                } else {
-                    // `real` is the array of tables: set as a key it is another TOML shape.
-                    if entry.key == "real" {
+                if in_real {
+                    let real = text.reals.last_mut()?;
+                    let keys = &text.real_keys[real.keys.clone()];
+                    if keys.iter().any(|e| e.key == entry.key) {
                         return None;
                     }
-                    &mut text.keys
-                };
-                if table.iter().any(|e| e.key == entry.key) {
-                    return None;
+                    text.real_keys.push(entry);
+                    real.keys.end += 1;
+                } else {
+                    // `real` is the array of tables: set as a key it is another TOML shape.
+                    if entry.key == "real" || text.keys.iter().any(|e| e.key == entry.key) {
+                        return None;
+                    }
+                    text.keys.push(entry);
                 }
-                table.push(entry);
             }
         }
     }

@@ -72,10 +72,9 @@ impl Scheduler {
 impl FromStr for Scheduler {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let lower = s.to_ascii_lowercase();
         Scheduler::ALL
             .into_iter()
-            .find(|x| x.kernel_name() == lower)
+            .find(|x| x.kernel_name().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
                 let names: Vec<&str> = Scheduler::ALL.iter().map(|x| x.kernel_name()).collect();
                 format!("unknown scheduler {s:?}: use one of {}", names.join(", "))
@@ -105,10 +104,11 @@ pub enum Forwarding {
 impl FromStr for Forwarding {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "nat" | "masq" | "masquerade" => Ok(Forwarding::Nat),
-            "dr" | "gate" | "direct" | "route" => Ok(Forwarding::Dr),
-            "tun" | "ipip" | "tunnel" => Ok(Forwarding::Tun),
+        let is = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(s));
+        match () {
+            _ if is(&["nat", "masq", "masquerade"]) => Ok(Forwarding::Nat),
+            _ if is(&["dr", "gate", "direct", "route"]) => Ok(Forwarding::Dr),
+            _ if is(&["tun", "ipip", "tunnel"]) => Ok(Forwarding::Tun),
             _ => Err(format!(
                 "unknown forwarding method {s:?}: use \"nat\" (masquerading), \"dr\" (direct routing) or \"tun\" (IP-in-IP)"
             )),

@@ -11,7 +11,7 @@
 use super::{valid_name, Raw, Validator};
 use crate::config::layout::{self, Item, Segment};
 use crate::config::schema::{RealSchema, ServiceSchema};
-use crate::config::service_toml::{self, de, Node, Value};
+use crate::config::service_toml::{self, de, Entry, Value};
 use crate::config::types::Endpoint;
 use std::ops::Range;
 use toml::de::DeTable;
@@ -69,9 +69,10 @@ pub(super) fn read_service(
     let schema: ServiceSchema = de::from_table(&text.keys, text.name_span.clone()).ok()?;
     let mut reals = Vec::with_capacity(text.reals.len());
     for r in &text.reals {
-        let real = match plain_real(r) {
+        let keys = text.keys_of(r);
+        let real = match plain_real(keys) {
             Some(real) => real,
-            None => de::from_node::<RealSchema>(r).ok()?,
+            None => de::from_table::<RealSchema>(keys, r.span.clone()).ok()?,
         };
         reals.push(real);
     }
@@ -86,10 +87,7 @@ pub(super) fn read_service(
 /// real of a large file) read without serde's visitors: the schema [`de::from_node`] gives for
 /// it. Anything else (another key, another type, an address that does not parse) is `None`,
 /// and the real goes through serde.
-fn plain_real(real: &Node) -> Option<RealSchema> {
-    let Value::Table(entries) = &real.value else {
-        return None;
-    };
+fn plain_real(entries: &[Entry]) -> Option<RealSchema> {
     let (mut address, mut weight, mut upper, mut lower) = (None, None, None, None);
     for e in entries {
         let span = e.value.span.clone();
@@ -219,8 +217,9 @@ mod tests {
             .reals
             .iter()
             .map(|r| {
-                let serde = format!("{:?}", de::from_node::<RealSchema>(r).ok());
-                match super::plain_real(r) {
+                let keys = service.keys_of(r);
+                let serde = format!("{:?}", de::from_table::<RealSchema>(keys, r.span.clone()).ok());
+                match super::plain_real(keys) {
                     Some(p) => {
                         assert_eq!(format!("{:?}", Some(p)), serde);
                         true
