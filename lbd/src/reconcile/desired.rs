@@ -177,7 +177,7 @@ pub fn service_state(svc: &Service, health: &RealHealth, overrides: &Overrides) 
         None => (0, max_prefix),
     };
     let spec = ServiceSpec {
-        scheduler: svc.scheduler.kernel_name().to_string(),
+        scheduler: svc.scheduler.kernel_name().into(),
         flags,
         timeout,
         netmask,
@@ -185,20 +185,24 @@ pub fn service_state(svc: &Service, health: &RealHealth, overrides: &Overrides) 
     };
     let mut dests = BTreeMap::new();
     let mut any_up = false;
-    let service_health = health.of_service(&svc.name);
-    let service_weights = overrides.of_service(&svc.name);
+    // In address order (the maps' order), looked up by halving: a service of a thousand
+    // reals with their health known would otherwise scan a thousand entries per real.
+    let downs: Vec<&SocketAddr> = health
+        .of_service(&svc.name)
+        .filter(|(_, h)| **h == Health::Down)
+        .map(|(addr, _)| addr)
+        .collect();
+    let weights: Vec<(&SocketAddr, &u32)> = overrides.of_service(&svc.name).collect();
     for real in &svc.reals {
         let key = DestKey {
             addr: real.addr.ip(),
             port: real.addr.port(),
         };
-        let down = service_health
-            .clone()
-            .any(|(addr, h)| *addr == real.addr && *h == Health::Down);
-        let overridden = service_weights
-            .clone()
-            .find(|(addr, _)| **addr == real.addr)
-            .map(|(_, w)| *w);
+        let down = downs.binary_search(&&real.addr).is_ok();
+        let overridden = weights
+            .binary_search_by(|(addr, _)| (*addr).cmp(&real.addr))
+            .ok()
+            .map(|i| *weights[i].1);
         // What it has when up; an operator's drain (0) leaves the configured weight as the one
         // its mh slots keep.
         let up_weight = overridden.filter(|w| *w != 0).unwrap_or(real.weight);

@@ -3,7 +3,9 @@
 
 use super::order::DestList;
 use super::plan::Op;
+use crate::config::types::Scheduler;
 use crate::ipvs::msg::{self, DaemonEntry, FwdMethod, ServiceId, Timeouts};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -102,7 +104,9 @@ impl DestSpec {
 /// The settings of a virtual service that the kernel holds and lbd controls.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceSpec {
-    pub scheduler: String,
+    /// Borrowed for the schedulers lbd knows (a plan copies specs thousands of times), owned
+    /// for a name read from the kernel that it does not.
+    pub scheduler: Cow<'static, str>,
     /// `SVC_F_*` without `SVC_F_HASHED`.
     pub flags: u32,
     /// Persistence timeout in seconds; 0 when not persistent.
@@ -124,10 +128,22 @@ impl ServiceSpec {
                 || (self.timeout == observed.timeout && self.netmask == observed.netmask))
     }
 
+    /// What NEW_SERVICE or SET_SERVICE sends for it, borrowed.
+    pub fn settings<'a>(&'a self, id: &'a ServiceId) -> msg::request::ServiceSettings<'a> {
+        msg::request::ServiceSettings {
+            id,
+            scheduler: &self.scheduler,
+            flags: self.flags,
+            timeout: self.timeout,
+            netmask: self.netmask,
+            pe_name: self.pe_name.as_deref(),
+        }
+    }
+
     pub fn entry(&self, id: &ServiceId) -> msg::ServiceEntry {
         msg::ServiceEntry {
             id: *id,
-            scheduler: self.scheduler.clone(),
+            scheduler: self.scheduler.to_string(),
             flags: self.flags,
             timeout: self.timeout,
             netmask: self.netmask,
@@ -138,12 +154,20 @@ impl ServiceSpec {
 
     pub fn from_entry(s: &msg::ServiceEntry) -> ServiceSpec {
         ServiceSpec {
-            scheduler: s.scheduler.clone(),
+            scheduler: scheduler_name(&s.scheduler),
             flags: s.flags & !msg::SVC_F_HASHED,
             timeout: s.timeout,
             netmask: s.netmask,
             pe_name: s.pe_name.clone(),
         }
+    }
+}
+
+/// A scheduler's name as lbd keeps it: the known names borrowed.
+fn scheduler_name(name: &str) -> Cow<'static, str> {
+    match Scheduler::ALL.into_iter().find(|s| s.kernel_name() == name) {
+        Some(s) => Cow::Borrowed(s.kernel_name()),
+        None => Cow::Owned(name.to_string()),
     }
 }
 

@@ -78,8 +78,8 @@ impl Op {
     }
 }
 
-/// Written out as [`Op::message`] would be, but the destination operations (nearly all of a
-/// large apply) without building the message first.
+/// Written out as [`Op::message`] would be, but the service and destination operations
+/// (nearly all of a large apply) without building the message first.
 impl Request for Op {
     fn cmd(&self) -> u8 {
         Op::cmd(self)
@@ -90,6 +90,9 @@ impl Request for Op {
                 request::write_dest_settings_attrs(buf, id, &spec.settings(k))
             }
             Op::DelDest(id, k) => request::write_del_dest_attrs(buf, id, &k.addr, k.port),
+            Op::AddService(id, spec) | Op::EditService(id, spec) => {
+                request::write_service_attrs(buf, &spec.settings(id))
+            }
             _ => self.message().emit_attrs(buf),
         }
     }

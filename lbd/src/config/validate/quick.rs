@@ -218,7 +218,10 @@ mod tests {
             .iter()
             .map(|r| {
                 let keys = service.keys_of(r);
-                let serde = format!("{:?}", de::from_table::<RealSchema>(keys, r.span.clone()).ok());
+                let serde = format!(
+                    "{:?}",
+                    de::from_table::<RealSchema>(keys, r.span.clone()).ok()
+                );
                 match super::plain_real(keys) {
                     Some(p) => {
                         assert_eq!(format!("{:?}", Some(p)), serde);

@@ -3,8 +3,8 @@
 
 use super::super::nl;
 use super::{
-    cmd, cmd_attr, CmdAttr, DaemonAttr, DaemonEntry, DaemonState, DestEntry, DestSettings,
-    IpvsMessage, ServiceEntry, ServiceId, Timeouts,
+    cmd, cmd_attr, netmask_bytes, CmdAttr, DaemonAttr, DaemonEntry, DaemonState, DestEntry,
+    DestSettings, FlagsAttr, IpvsMessage, ServiceEntry, ServiceId, SvcAttr, Timeouts, SVC_F_HASHED,
 };
 use std::net::IpAddr;
 
@@ -19,6 +19,35 @@ pub fn add_service(s: &ServiceEntry) -> IpvsMessage {
 }
 pub fn edit_service(s: &ServiceEntry) -> IpvsMessage {
     IpvsMessage::new(cmd::SET_SERVICE, vec![CmdAttr::Service(s.to_attrs())])
+}
+/// A service's settings as NEW_SERVICE and SET_SERVICE carry them, borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceSettings<'a> {
+    pub id: &'a ServiceId,
+    pub scheduler: &'a str,
+    pub flags: u32,
+    pub timeout: u32,
+    pub netmask: u8,
+    pub pe_name: Option<&'a str>,
+}
+/// The attributes of [`add_service`] and [`edit_service`] (the same bytes, in the order of
+/// [`ServiceEntry::to_attrs`]), written without building the message and copying its names.
+pub fn write_service_attrs(buf: &mut Vec<u8>, s: &ServiceSettings) {
+    use super::attrs::svc_attr;
+    nl::put_nested(buf, cmd_attr::SERVICE, |b| {
+        s.id.each_attr(|a| a.emit(b));
+        nl::put_str(b, svc_attr::SCHED_NAME, s.scheduler);
+        SvcAttr::Flags(FlagsAttr {
+            flags: s.flags & !SVC_F_HASHED,
+            mask: u32::MAX,
+        })
+        .emit(b);
+        nl::put_u32(b, svc_attr::TIMEOUT, s.timeout);
+        nl::put_array(b, svc_attr::NETMASK, netmask_bytes(s.id.af(), s.netmask));
+        if let Some(pe) = s.pe_name {
+            nl::put_str(b, svc_attr::PE_NAME, pe);
+        }
+    });
 }
 pub fn del_service(id: &ServiceId) -> IpvsMessage {
     IpvsMessage::new(cmd::DEL_SERVICE, vec![CmdAttr::Service(id.attrs())])
