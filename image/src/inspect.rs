@@ -81,8 +81,19 @@ pub fn mib(bytes: u64) -> String {
 /// Human-readable summary.
 pub fn summary(inspection: &Inspection) -> String {
     let m = &inspection.manifest;
-    let t = &m.totals;
     let mut out = String::new();
+    write_boot(&mut out, m);
+    write_modules(&mut out, m);
+    write_firmware(&mut out, m);
+    write_bird(&mut out, m);
+    write_trust(&mut out, m);
+    write_checks(&mut out, inspection);
+    out
+}
+
+/// The kernel, its command line and the initramfs with each of its archives.
+fn write_boot(out: &mut String, m: &Manifest) {
+    let t = &m.totals;
     let _ = writeln!(
         out,
         "kernel      {} ({})",
@@ -125,6 +136,11 @@ pub fn summary(inspection: &Inspection) -> String {
             s.files
         );
     }
+}
+
+/// The modules, the profile and the NIC drivers.
+fn write_modules(out: &mut String, m: &Manifest) {
+    let t = &m.totals;
     let boot = m.modules.iter().filter(|x| x.boot).count();
     let nic: Vec<&str> = m
         .modules
@@ -158,6 +174,11 @@ pub fn summary(inspection: &Inspection) -> String {
             nic.join(" ")
         }
     );
+}
+
+/// The firmware carried, by package and file, and what is missing.
+fn write_firmware(out: &mut String, m: &Manifest) {
+    let t = &m.totals;
     let mut by_package: std::collections::BTreeMap<&str, (usize, u64)> = Default::default();
     for f in &m.firmware {
         let e = by_package.entry(f.package.as_str()).or_default();
@@ -190,6 +211,10 @@ pub fn summary(inspection: &Inspection) -> String {
     for warning in firmware_warnings(m) {
         let _ = writeln!(out, "missing     {warning}");
     }
+}
+
+/// BIRD's files, and the `--add` files its packages stood in for.
+fn write_bird(out: &mut String, m: &Manifest) {
     match &m.bird {
         None => {
             let _ = writeln!(
@@ -230,6 +255,10 @@ pub fn summary(inspection: &Inspection) -> String {
             add.path, add.package
         );
     }
+}
+
+/// The keys configs must be signed with, and the roots built into the kernel.
+fn write_trust(out: &mut String, m: &Manifest) {
     if m.trusted_keys.is_empty() {
         let _ = writeln!(
             out,
@@ -247,6 +276,11 @@ pub fn summary(inspection: &Inspection) -> String {
     if !m.builtin_roots.is_empty() {
         let _ = writeln!(out, "built in    {}", m.builtin_roots.join(" "));
     }
+}
+
+/// Each output file with how it compares to the manifest.
+fn write_checks(out: &mut String, inspection: &Inspection) {
+    let m = &inspection.manifest;
     for (entry, (_, check)) in m.outputs.iter().zip(&inspection.checks) {
         let status = match check {
             FileCheck::Ok => "ok".to_string(),
@@ -262,7 +296,6 @@ pub fn summary(inspection: &Inspection) -> String {
             status
         );
     }
-    out
 }
 
 /// A Debian version without its epoch and Debian revision: `1:2.0.12-7` → `2.0.12`, the
