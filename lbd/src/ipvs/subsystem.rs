@@ -377,21 +377,7 @@ impl IpvsSubsystem {
         let desired = self.desired.desired();
         let ops = reconcile::plan_in(desired, kernel, &scope);
         report.counts = PlanCounts::of(&ops);
-        for (id, keys) in reconcile::moves(&ops) {
-            let name = desired
-                .names
-                .get(&id)
-                .cloned()
-                .unwrap_or_else(|| id.to_string());
-            let list: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-            info!(
-                service = %name,
-                moved = keys.len(),
-                "ipvs: service {name} (mh): moving {} to keep the canonical order of its reals (delete and add back at once; established connections continue): {}",
-                if keys.len() == 1 { "1 real".to_string() } else { format!("{} reals", keys.len()) },
-                list.join(", ")
-            );
-        }
+        log_mh_moves(&ops, &desired.names);
         let encoded = Encoded::of(ops.iter());
         let requests: Vec<(&Op, _)> = ops.iter().zip(encoded.iter()).collect();
         let exchange = Instant::now();
@@ -406,60 +392,7 @@ impl IpvsSubsystem {
                 return Err(e);
             }
         };
-        let mut failed_services = BTreeSet::new();
-        let mut doubtful = false;
-        // What the kernel did, recorded in order once all results are read.
-        let mut done = Vec::with_capacity(ops.len());
-        for (op, result) in ops.iter().zip(results) {
-            match result {
-                Ok(()) => done.push(op),
-                Err(e) => {
-                    // Destinations of a service that could not be added fail too; say it once.
-                    let of_failed_service = matches!(op, Op::AddDest(..))
-                        && op.service().is_some_and(|s| failed_services.contains(s));
-                    if let Op::AddService(id, _) = op {
-                        failed_services.insert(*id);
-                    }
-                    match (&e, op) {
-                        // Already gone: what we wanted.
-                        (IpvsError::NotFound { .. }, Op::DelDest(..) | Op::DelService(..)) => {
-                            warn!("ipvs: {e}; someone else removed it");
-                            done.push(op);
-                            continue;
-                        }
-                        (IpvsError::AlreadyExists { .. } | IpvsError::NotFound { .. }, _) => {
-                            // Someone else changed the table: read it again next time.
-                            doubtful = true;
-                        }
-                        _ => {}
-                    }
-                    report.errors += 1;
-                    if let Some(name) = op.service().and_then(|id| desired.names.get(id)) {
-                        report.failed.insert(name.clone());
-                    }
-                    if !of_failed_service {
-                        let name = op
-                            .service()
-                            .and_then(|id| desired.names.get(id))
-                            .map(|n| format!(" (service {n})"))
-                            .unwrap_or_default();
-                        match op {
-                            // IPVS answers ENOENT for a scheduler it cannot find, which is not
-                            // "no such service".
-                            Op::AddService(_, spec) | Op::EditService(_, spec)
-                                if e.errno() == Some(libc::ENOENT) =>
-                            {
-                                error!(
-                                    "ipvs: {op}: the kernel has no scheduler {:?} (module ip_vs_{} missing){name}",
-                                    spec.scheduler, spec.scheduler
-                                )
-                            }
-                            _ => error!("ipvs: {e}{name}"),
-                        }
-                    }
-                }
-            }
-        }
+        let (done, doubtful) = sort_results(&ops, results, &desired.names, &mut report);
         kernel.apply_all(done);
         // Owned from now on: what the config wants, plus what could not be deleted.
         let mut now_owned: BTreeSet<ServiceId> = desired.table.keys().copied().collect();
@@ -484,6 +417,89 @@ impl IpvsSubsystem {
         report.messages = self.traffic() - before;
         report.millis = started.elapsed().as_secs_f64() * 1000.0;
         Ok(report)
+    }
+}
+
+/// Reads the kernel's answers to `ops` in order: what the kernel did (the successes, and the
+/// deletions of what was gone already), and whether the cached view became doubtful. Failures
+/// are counted in `report` and logged.
+fn sort_results<'a>(
+    ops: &'a [Op],
+    results: Vec<Result<(), IpvsError>>,
+    names: &BTreeMap<ServiceId, String>,
+    report: &mut ApplyReport,
+) -> (Vec<&'a Op>, bool) {
+    let mut failed_services = BTreeSet::new();
+    let mut doubtful = false;
+    // What the kernel did, recorded in order once all results are read.
+    let mut done = Vec::with_capacity(ops.len());
+    for (op, result) in ops.iter().zip(results) {
+        match result {
+            Ok(()) => done.push(op),
+            Err(e) => {
+                // Destinations of a service that could not be added fail too; say it once.
+                let of_failed_service = matches!(op, Op::AddDest(..))
+                    && op.service().is_some_and(|s| failed_services.contains(s));
+                if let Op::AddService(id, _) = op {
+                    failed_services.insert(*id);
+                }
+                match (&e, op) {
+                    // Already gone: what we wanted.
+                    (IpvsError::NotFound { .. }, Op::DelDest(..) | Op::DelService(..)) => {
+                        warn!("ipvs: {e}; someone else removed it");
+                        done.push(op);
+                        continue;
+                    }
+                    (IpvsError::AlreadyExists { .. } | IpvsError::NotFound { .. }, _) => {
+                        // Someone else changed the table: read it again next time.
+                        doubtful = true;
+                    }
+                    _ => {}
+                }
+                report.errors += 1;
+                if let Some(name) = op.service().and_then(|id| names.get(id)) {
+                    report.failed.insert(name.clone());
+                }
+                if !of_failed_service {
+                    log_op_error(op, &e, names);
+                }
+            }
+        }
+    }
+    (done, doubtful)
+}
+
+/// One error line for a failed operation, naming its service.
+fn log_op_error(op: &Op, e: &IpvsError, names: &BTreeMap<ServiceId, String>) {
+    let name = op
+        .service()
+        .and_then(|id| names.get(id))
+        .map(|n| format!(" (service {n})"))
+        .unwrap_or_default();
+    match op {
+        // IPVS answers ENOENT for a scheduler it cannot find, which is not "no such service".
+        Op::AddService(_, spec) | Op::EditService(_, spec) if e.errno() == Some(libc::ENOENT) => {
+            error!(
+                "ipvs: {op}: the kernel has no scheduler {:?} (module ip_vs_{} missing){name}",
+                spec.scheduler, spec.scheduler
+            )
+        }
+        _ => error!("ipvs: {e}{name}"),
+    }
+}
+
+/// Says which destinations of `mh` services a plan deletes and adds back to keep their order.
+fn log_mh_moves(ops: &[Op], names: &BTreeMap<ServiceId, String>) {
+    for (id, keys) in reconcile::moves(ops) {
+        let name = names.get(&id).cloned().unwrap_or_else(|| id.to_string());
+        let list: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        info!(
+            service = %name,
+            moved = keys.len(),
+            "ipvs: service {name} (mh): moving {} to keep the canonical order of its reals (delete and add back at once; established connections continue): {}",
+            if keys.len() == 1 { "1 real".to_string() } else { format!("{} reals", keys.len()) },
+            list.join(", ")
+        );
     }
 }
 
