@@ -260,38 +260,14 @@ pub enum IpSpecError {
 }
 
 fn parse(spec: &str) -> Result<IpSpec, IpSpecError> {
-    // Short forms: a single word with no colon.
-    match spec {
-        "off" | "none" | "" => return Ok(IpSpec::off()),
-        "on" | "any" | "dhcp" => return Ok(IpSpec::dhcp()),
-        _ => {}
+    if let Some(short) = short_form(spec) {
+        return Ok(short);
     }
     let fields: Vec<&str> = spec.split(':').collect();
     // dracut's `<device>:<method>` (`ip=bond0:dhcp`): a device, not a client-ip, first.
     if let [device, method] = fields.as_slice() {
         if device.parse::<Ipv4Addr>().is_err() && !device.is_empty() {
-            let mut out = match *method {
-                "dhcp" | "on" | "any" => IpSpec::dhcp(),
-                "off" | "none" => IpSpec::off(),
-                other => {
-                    return Err(IpSpecError::Field {
-                        spec: spec.to_string(),
-                        field: IpField::Autoconf,
-                        value: other.to_string(),
-                        problem: FieldProblem::UnknownAutoconf,
-                    })
-                }
-            };
-            if !valid_link_name(device) {
-                return Err(IpSpecError::Field {
-                    spec: spec.to_string(),
-                    field: IpField::Device,
-                    value: device.to_string(),
-                    problem: FieldProblem::DeviceNameInvalid,
-                });
-            }
-            out.device = Some(device.to_string());
-            return Ok(out);
+            return device_and_method(spec, device, method);
         }
     }
     if fields.len() > IpField::ALL.len() {
@@ -300,108 +276,24 @@ fn parse(spec: &str) -> Result<IpSpec, IpSpecError> {
             count: fields.len(),
         });
     }
-    let err = |field: IpField, value: &str, problem: FieldProblem| IpSpecError::Field {
-        spec: spec.to_string(),
-        field,
-        value: value.to_string(),
-        problem,
-    };
-    let get = |field: IpField| fields.get(field as usize).copied().unwrap_or("");
-    if fields.len() == 1 {
-        // One word that is not a known short form: the kernel would read it as a client-ip, but
-        // a bare address with no netmask/device is almost always a typo for a method name.
-        let word = fields[0];
-        if word.parse::<Ipv4Addr>().is_err() {
-            let problem = if matches!(word, "bootp" | "rarp" | "both") || word.starts_with("dhcp,")
-            {
-                FieldProblem::UnsupportedAutoconf
-            } else {
-                FieldProblem::UnknownAutoconf
-            };
-            return Err(err(IpField::Autoconf, word, problem));
-        }
+    let fields = Fields { spec, fields };
+    if let [word] = fields.fields.as_slice() {
+        fields.check_lone_word(word)?;
     }
 
-    let addr = |field: IpField| -> Result<Option<Ipv4Addr>, IpSpecError> {
-        let value = get(field);
-        if value.is_empty() {
-            return Ok(None);
-        }
-        let ip: Ipv4Addr = value
-            .parse()
-            .map_err(|_| err(field, value, FieldProblem::NotAnIpv4Address))?;
-        // The kernel treats 0.0.0.0 as "not given".
-        if ip.is_unspecified() {
-            return Ok(None);
-        }
-        if ip.is_broadcast() || ip.is_multicast() {
-            return Err(err(field, value, FieldProblem::NotUnicast));
-        }
-        Ok(Some(ip))
-    };
-
-    let client = addr(IpField::ClientIp)?;
-    let server = addr(IpField::ServerIp)?;
-    let gateway = addr(IpField::GatewayIp)?;
-    let netmask = {
-        let value = get(IpField::Netmask);
-        if value.is_empty() {
-            None
-        } else {
-            Some(parse_netmask(value).map_err(|p| err(IpField::Netmask, value, p))?)
-        }
-    };
-    let hostname = {
-        let value = get(IpField::Hostname);
-        if value.is_empty() {
-            None
-        } else {
-            validate_hostname(value).map_err(|p| err(IpField::Hostname, value, p))?;
-            Some(value.to_string())
-        }
-    };
-    let device = {
-        let value = get(IpField::Device);
-        if value.is_empty() {
-            None
-        } else {
-            if !valid_link_name(value) {
-                return Err(err(IpField::Device, value, FieldProblem::DeviceNameInvalid));
-            }
-            Some(value.to_string())
-        }
-    };
-    let autoconf_value = get(IpField::Autoconf);
-    let autoconf_on = match autoconf_value {
-        "" | "on" | "any" | "dhcp" => true,
-        "off" | "none" => false,
-        "bootp" | "rarp" | "both" => {
-            return Err(err(
-                IpField::Autoconf,
-                autoconf_value,
-                FieldProblem::UnsupportedAutoconf,
-            ))
-        }
-        v if v.starts_with("dhcp,") => {
-            return Err(err(
-                IpField::Autoconf,
-                autoconf_value,
-                FieldProblem::UnsupportedAutoconf,
-            ))
-        }
-        _ => {
-            return Err(err(
-                IpField::Autoconf,
-                autoconf_value,
-                FieldProblem::UnknownAutoconf,
-            ))
-        }
-    };
-    let dns: Vec<Ipv4Addr> = [addr(IpField::Dns0Ip)?, addr(IpField::Dns1Ip)?]
+    // Checked in field order, so the first bad field is the one reported.
+    let client = fields.addr(IpField::ClientIp)?;
+    let server = fields.addr(IpField::ServerIp)?;
+    let gateway = fields.addr(IpField::GatewayIp)?;
+    let netmask = fields.netmask()?;
+    let hostname = fields.hostname()?;
+    let device = fields.device()?;
+    let autoconf_on = fields.autoconf_on()?;
+    let dns: Vec<Ipv4Addr> = [fields.addr(IpField::Dns0Ip)?, fields.addr(IpField::Dns1Ip)?]
         .into_iter()
         .flatten()
         .collect();
-    let ntp = addr(IpField::Ntp0Ip)?;
+    let ntp = fields.addr(IpField::Ntp0Ip)?;
 
     let mode = match client {
         Some(address) => IpMode::Static {
@@ -412,7 +304,7 @@ fn parse(spec: &str) -> Result<IpSpec, IpSpecError> {
         None => {
             return Err(IpSpecError::OffWithoutClientIp {
                 spec: spec.to_string(),
-                autoconf: autoconf_value.to_string(),
+                autoconf: fields.get(IpField::Autoconf).to_string(),
             })
         }
     };
@@ -425,6 +317,142 @@ fn parse(spec: &str) -> Result<IpSpec, IpSpecError> {
         dns,
         ntp,
     })
+}
+
+/// The single-word forms (`ip=dhcp`, `ip=off`...); `None` for anything else.
+fn short_form(spec: &str) -> Option<IpSpec> {
+    match spec {
+        "off" | "none" | "" => Some(IpSpec::off()),
+        "on" | "any" | "dhcp" => Some(IpSpec::dhcp()),
+        _ => None,
+    }
+}
+
+/// dracut's `<device>:<method>`.
+fn device_and_method(spec: &str, device: &str, method: &str) -> Result<IpSpec, IpSpecError> {
+    let mut out = match method {
+        "dhcp" | "on" | "any" => IpSpec::dhcp(),
+        "off" | "none" => IpSpec::off(),
+        other => {
+            return Err(IpSpecError::Field {
+                spec: spec.to_string(),
+                field: IpField::Autoconf,
+                value: other.to_string(),
+                problem: FieldProblem::UnknownAutoconf,
+            })
+        }
+    };
+    if !valid_link_name(device) {
+        return Err(IpSpecError::Field {
+            spec: spec.to_string(),
+            field: IpField::Device,
+            value: device.to_string(),
+            problem: FieldProblem::DeviceNameInvalid,
+        });
+    }
+    out.device = Some(device.to_string());
+    Ok(out)
+}
+
+/// The colon-separated fields of the long form, with the whole value for error messages.
+struct Fields<'a> {
+    spec: &'a str,
+    fields: Vec<&'a str>,
+}
+
+impl<'a> Fields<'a> {
+    fn err(&self, field: IpField, value: &str, problem: FieldProblem) -> IpSpecError {
+        IpSpecError::Field {
+            spec: self.spec.to_string(),
+            field,
+            value: value.to_string(),
+            problem,
+        }
+    }
+
+    /// The field's value; `""` when the list stops before it.
+    fn get(&self, field: IpField) -> &'a str {
+        self.fields.get(field as usize).copied().unwrap_or("")
+    }
+
+    /// One word that is not a known short form: the kernel would read it as a client-ip, but a
+    /// bare address with no netmask/device is almost always a typo for a method name.
+    fn check_lone_word(&self, word: &str) -> Result<(), IpSpecError> {
+        if word.parse::<Ipv4Addr>().is_err() {
+            let problem = if matches!(word, "bootp" | "rarp" | "both") || word.starts_with("dhcp,")
+            {
+                FieldProblem::UnsupportedAutoconf
+            } else {
+                FieldProblem::UnknownAutoconf
+            };
+            return Err(self.err(IpField::Autoconf, word, problem));
+        }
+        Ok(())
+    }
+
+    fn addr(&self, field: IpField) -> Result<Option<Ipv4Addr>, IpSpecError> {
+        let value = self.get(field);
+        if value.is_empty() {
+            return Ok(None);
+        }
+        let ip: Ipv4Addr = value
+            .parse()
+            .map_err(|_| self.err(field, value, FieldProblem::NotAnIpv4Address))?;
+        // The kernel treats 0.0.0.0 as "not given".
+        if ip.is_unspecified() {
+            return Ok(None);
+        }
+        if ip.is_broadcast() || ip.is_multicast() {
+            return Err(self.err(field, value, FieldProblem::NotUnicast));
+        }
+        Ok(Some(ip))
+    }
+
+    /// The prefix length `<netmask>` gives.
+    fn netmask(&self) -> Result<Option<u8>, IpSpecError> {
+        let value = self.get(IpField::Netmask);
+        if value.is_empty() {
+            return Ok(None);
+        }
+        let prefix_len = parse_netmask(value).map_err(|p| self.err(IpField::Netmask, value, p))?;
+        Ok(Some(prefix_len))
+    }
+
+    fn hostname(&self) -> Result<Option<String>, IpSpecError> {
+        let value = self.get(IpField::Hostname);
+        if value.is_empty() {
+            return Ok(None);
+        }
+        validate_hostname(value).map_err(|p| self.err(IpField::Hostname, value, p))?;
+        Ok(Some(value.to_string()))
+    }
+
+    fn device(&self) -> Result<Option<String>, IpSpecError> {
+        let value = self.get(IpField::Device);
+        if value.is_empty() {
+            return Ok(None);
+        }
+        if !valid_link_name(value) {
+            return Err(self.err(IpField::Device, value, FieldProblem::DeviceNameInvalid));
+        }
+        Ok(Some(value.to_string()))
+    }
+
+    /// Whether `<autoconf>` asks for DHCP (when there is no client-ip).
+    fn autoconf_on(&self) -> Result<bool, IpSpecError> {
+        let value = self.get(IpField::Autoconf);
+        match value {
+            "" | "on" | "any" | "dhcp" => Ok(true),
+            "off" | "none" => Ok(false),
+            "bootp" | "rarp" | "both" => {
+                Err(self.err(IpField::Autoconf, value, FieldProblem::UnsupportedAutoconf))
+            }
+            v if v.starts_with("dhcp,") => {
+                Err(self.err(IpField::Autoconf, value, FieldProblem::UnsupportedAutoconf))
+            }
+            _ => Err(self.err(IpField::Autoconf, value, FieldProblem::UnknownAutoconf)),
+        }
+    }
 }
 
 /// A dotted netmask or a prefix length, as a prefix length.
