@@ -9,8 +9,8 @@
 //!
 //! Growing the heap in large steps also lets the kernel back it with transparent huge pages
 //! where they are on (Debian's kernels turn them on for every mapping, except on machines of
-//! less than 512 MiB), one fault per 2 MiB. Where they are off, [`pretouch`] at start takes
-//! the pages a large reload needs once, before any reload.
+//! less than 512 MiB), one fault per 2 MiB. Where they are off, [`pretouch`] takes
+//! the pages a large reload needs once, right after the first apply.
 
 /// What the heap grows by beyond the request, and keeps at its top when trimming.
 pub const GROWTH: usize = 8 << 20;
@@ -19,8 +19,9 @@ pub const TRIM_ABOVE: usize = 32 << 20;
 /// Blocks at least this large get a mapping of their own (glibc's largest setting).
 pub const OWN_MAPPING_FROM: usize = 32 << 20;
 
-/// What lbd takes and touches at start: about what the first full apply of a large config
-/// needs (1,000 services × 10 reals peaks near 9 MiB), kept in the heap for every reload.
+/// What lbd takes and touches once running: about what the first full apply of a large
+/// config needs (1,000 services × 10 reals peaks near 9 MiB), kept in the heap for every
+/// reload.
 pub const PRETOUCHED: usize = 16 << 20;
 
 /// The smallest page: touching one byte in each faults the whole block in.

@@ -113,7 +113,6 @@ fn check(files: &[PathBuf], dump: bool) -> ExitCode {
 
 fn run(path: PathBuf) -> ExitCode {
     let refused = lbd::heap::keep_for_reloads();
-    lbd::heap::pretouch(lbd::heap::PRETOUCHED);
     lbd::logging::init("lbd", "LBD_LOG", "info");
     if !refused.is_empty() {
         tracing::warn!("lbd: the allocator refused {refused:?}: large reloads will take their memory afresh each time");
