@@ -148,6 +148,21 @@ impl Netns {
         process::run(&mut c).map_err(|e| self.err(e))
     }
 
+    /// Replaces the bridge-family nftables table `table` with one forward chain holding
+    /// `rules` (one rule per line; none lets everything through). The script goes through a
+    /// file in `dir` so that nft applies it as one transaction.
+    pub fn set_bridge_rules(&self, dir: &Path, table: &str, rules: &str) -> Result<(), String> {
+        let script = format!(
+            "table bridge {table}\ndelete table bridge {table}\n\
+             table bridge {table} {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n{rules}\n  }}\n}}\n"
+        );
+        let path = dir.join(format!("{table}.nft"));
+        std::fs::write(&path, script).map_err(|e| format!("{}: {e}", path.display()))?;
+        self.run(&["nft", "-f", &path.to_string_lossy()])
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     /// Starts `args[0]` with the other args inside the namespace; it is killed when the guard
     /// drops (and in any case when the namespace is dropped).
     pub fn spawn(&self, args: &[&str]) -> Result<ChildGuard, NetnsError> {

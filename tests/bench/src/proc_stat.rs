@@ -1,4 +1,5 @@
-//! CPU times from `/proc/PID/stat` (or a thread's `/proc/PID/task/TID/stat`).
+//! CPU times from `/proc/PID/stat` (or a thread's `/proc/PID/task/TID/stat`), and the page
+//! faults this process has taken.
 
 /// (utime, stime) in clock ticks from a stat line. They are fields 14 and 15, so 12 and 13
 /// after "pid (comm) "; the command name may hold spaces and parentheses, so that part ends at
@@ -7,6 +8,15 @@ pub fn utime_stime(stat: &str) -> Option<(u64, u64)> {
     let rest = stat.rsplit_once(") ")?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
     Some((f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?))
+}
+
+/// Minor page faults this process has taken so far (dear under emulation, where the
+/// benchmarks' figures are measured).
+pub fn minor_faults() -> u64 {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    u.ru_minflt as u64
 }
 
 #[cfg(test)]

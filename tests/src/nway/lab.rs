@@ -496,16 +496,7 @@ impl Lab {
         } else {
             String::new()
         };
-        let script = format!(
-            "table bridge nway\ndelete table bridge nway\n\
-             table bridge nway {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n{rule}\n  }}\n}}\n"
-        );
-        let path = self.dir.path().join("faults.nft");
-        std::fs::write(&path, script).map_err(|e| e.to_string())?;
-        self.ns
-            .run(&["nft", "-f", &path.to_string_lossy()])
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        self.ns.set_bridge_rules(self.dir.path(), "nway", &rule)
     }
 
     /// Where the lab keeps its files (router BIRD's log: `bird.log`).

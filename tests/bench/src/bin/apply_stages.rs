@@ -21,6 +21,7 @@
 //! `LB_SKIP_TOML=1` leaves out the third stage (for a profile of lbd's own stages).
 
 use lb_bench::ipvs_table::config_text;
+use lb_bench::proc_stat::minor_faults;
 use lbd::config::{Config, Loader};
 use lbd::ipvs::msg::Encoded;
 use lbd::reconcile::{
@@ -67,13 +68,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-fn minor_faults() -> u64 {
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage fills the struct it is given.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    u.ru_minflt as u64
-}
 
 /// What one stage cost.
 #[derive(Clone, Copy, Default)]

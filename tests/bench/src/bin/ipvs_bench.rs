@@ -16,6 +16,7 @@
 //! Refuses to run when the kernel table is not empty (it would delete what it did not create).
 
 use lb_bench::ipvs_table::{config_text, ipvsadm_rules};
+use lb_bench::proc_stat::minor_faults;
 use lbd::config::{self, Loader, Validated};
 use lbd::ipvs::client::{Counters, IpvsClient};
 use lbd::ipvs::subsystem::{read_kernel, ApplyReport, IpvsSubsystem};
@@ -90,13 +91,6 @@ struct Applied {
     validate_ms: f64,
     validated: Option<Validated>,
     report: ApplyReport,
-}
-
-fn minor_faults() -> u64 {
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage fills the struct it is given.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    u.ru_minflt as u64
 }
 
 /// The transparent huge page mode and how much of this process's memory they back.

@@ -51,15 +51,6 @@ impl Lab {
 
     /// Replaces the bridge's fault rules with `rules` (one nft rule per line).
     fn set_faults(&self, rules: &str) -> Result<(), String> {
-        let script = format!(
-            "table bridge chaos\ndelete table bridge chaos\n\
-             table bridge chaos {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n{rules}\n  }}\n}}\n"
-        );
-        let path = self.dir.path().join("faults.nft");
-        std::fs::write(&path, script).map_err(|e| e.to_string())?;
-        self.ns
-            .run(&["nft", "-f", &path.to_string_lossy()])
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        self.ns.set_bridge_rules(self.dir.path(), "chaos", rules)
     }
 }
