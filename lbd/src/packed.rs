@@ -12,29 +12,62 @@ pub const IMAGE_JSON: &str = "/etc/lb/image.json";
 /// Decompresses one zstd frame, whose content checksum must match (a damaged file is refused
 /// here, by name, rather than by whoever reads it next).
 pub fn decompress_zstd(data: &[u8]) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let mut decoder = ruzstd::decoding::StreamingDecoder::new(data)
-        .map_err(|e| format!("not a zstd frame: {e}"))?;
-    // The builder writes the size into the frame header: one allocation.
-    let size = decoder.decoder.content_size();
-    let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(256 << 20));
-    decoder
-        .read_to_end(&mut out)
-        .map_err(|e| format!("zstd: {e}"))?;
-    let (rest, frame) = decoder.into_parts();
-    if !rest.is_empty() {
-        return Err(format!("{} bytes after the zstd frame", rest.len()));
-    }
-    match (frame.get_checksum_from_data(), frame.get_calculated_checksum()) {
-        (Some(stored), Some(computed)) if stored != computed => Err(format!(
-            "zstd checksum mismatch (stored {stored:08x}, computed {computed:08x}): the file is damaged"
-        )),
-        _ if size != 0 && out.len() as u64 != size => Err(format!(
+    let size = frame_content_size(data)?;
+    // The builder writes the size into the frame header: one allocation, one call.
+    let capacity = usize::try_from(size).map_err(|_| format!("a frame of {size} bytes"))?;
+    let out = zstd::bulk::decompress(data, capacity).map_err(|e| format!("zstd: {e}"))?;
+    if out.len() as u64 != size {
+        return Err(format!(
             "the zstd frame says {size} bytes, {} decoded",
             out.len()
-        )),
-        _ => Ok(out),
+        ));
     }
+    Ok(out)
+}
+
+/// The size a single frame says it holds; refused when the frame does not say, is cut short
+/// or is followed by anything.
+fn frame_content_size(data: &[u8]) -> Result<u64, String> {
+    use zstd::zstd_safe;
+    let size = match zstd_safe::get_frame_content_size(data) {
+        Ok(Some(size)) => size,
+        Ok(None) => return Err("the zstd frame does not say its size".to_string()),
+        Err(_) => return Err("not a zstd frame".to_string()),
+    };
+    let frame = zstd_safe::find_frame_compressed_size(data)
+        .map_err(|_| "not a whole zstd frame (damaged or cut short)".to_string())?;
+    if frame != data.len() {
+        return Err(format!("{} bytes after the zstd frame", data.len() - frame));
+    }
+    Ok(size)
+}
+
+/// Decompresses one zstd frame into `out` as it goes (a program of megabytes never sits whole
+/// in the heap); the content checksum and the size the frame says are both checked. Returns
+/// the bytes written.
+pub fn decompress_zstd_to(data: &[u8], out: &mut impl std::io::Write) -> Result<u64, String> {
+    let size = frame_content_size(data)?;
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(data)
+        .map_err(|e| format!("zstd: {e}"))?
+        .single_frame();
+    // Large writes: under emulation every system call is dear.
+    let mut buf = vec![0u8; 256 << 10];
+    let mut written = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut decoder, &mut buf).map_err(|e| format!("zstd: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])
+            .map_err(|e| format!("cannot write: {e}"))?;
+        written += n as u64;
+    }
+    if written != size {
+        return Err(format!(
+            "the zstd frame says {size} bytes, {written} decoded"
+        ));
+    }
+    Ok(written)
 }
 
 /// BIRD's program and files as the image under `root` lists them (`bird.path` and
@@ -89,14 +122,20 @@ pub fn expand(root: &Path, files: &[String]) -> Result<usize, String> {
             .map_err(|e| format!("{}: {e}", stored.display()))?
             .permissions()
             .mode();
-        let data = decompress_zstd(&packed).map_err(|e| format!("{}: {e}", stored.display()))?;
         let mut part = target.clone().into_os_string();
         part.push(".part");
         let part = PathBuf::from(part);
-        std::fs::write(&part, &data)
-            .and_then(|()| {
-                std::fs::set_permissions(&part, std::fs::Permissions::from_mode(mode & 0o7777))
-            })
+        let written = std::fs::File::create(&part)
+            .map_err(|e| format!("{}: {e}", part.display()))
+            .and_then(|mut file| {
+                decompress_zstd_to(&packed, &mut file)
+                    .map_err(|e| format!("{}: {e}", stored.display()))
+            });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&part);
+            return Err(e);
+        }
+        std::fs::set_permissions(&part, std::fs::Permissions::from_mode(mode & 0o7777))
             .and_then(|()| std::fs::rename(&part, &target))
             .map_err(|e| format!("{}: {e}", target.display()))?;
         // Only memory: a copy that stays is no harm.
@@ -197,7 +236,46 @@ mod tests {
         let e = expand(r, &["/usr/sbin/bird".to_string()]).unwrap_err();
         assert!(e.contains("bird.zst"), "{e}");
         assert!(!under(r, "/usr/sbin/bird").exists());
+        assert!(
+            !under(r, "/usr/sbin/bird.part").exists(),
+            "no half-written file is left"
+        );
         // No image description: no BIRD of the image's to expand.
         assert_eq!(bird_files(r).unwrap(), None);
+    }
+
+    #[test]
+    fn a_frame_is_decoded_whole_or_refused_by_what_is_wrong() {
+        let data: Vec<u8> = (0..600_000u32).map(|i| (i * 7 % 253) as u8).collect();
+        let packed = zst(&data);
+        assert_eq!(decompress_zstd(&packed).unwrap(), data);
+        let mut streamed = Vec::new();
+        assert_eq!(
+            decompress_zstd_to(&packed, &mut streamed).unwrap(),
+            data.len() as u64
+        );
+        assert_eq!(streamed, data);
+
+        let mut trailing = packed.clone();
+        trailing.extend_from_slice(b"junk");
+        for e in [
+            decompress_zstd(&trailing).unwrap_err(),
+            decompress_zstd_to(&trailing, &mut Vec::new()).unwrap_err(),
+        ] {
+            assert!(e.contains("4 bytes after the zstd frame"), "{e}");
+        }
+        let cut = &packed[..packed.len() / 2];
+        assert!(decompress_zstd(cut).unwrap_err().contains("cut short"));
+        assert!(decompress_zstd(&data)
+            .unwrap_err()
+            .contains("not a zstd frame"));
+        // Without its size in the header (another tool's frame) it is refused, not guessed.
+        let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        e.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut e, &data).unwrap();
+        let sizeless = e.finish().unwrap();
+        assert!(decompress_zstd(&sizeless)
+            .unwrap_err()
+            .contains("does not say its size"));
     }
 }
