@@ -194,6 +194,59 @@ pub fn put_str(buf: &mut Vec<u8>, kind: u16, s: &str) {
     put_parts(buf, kind, s.as_bytes(), &[0]);
 }
 
+/// Attributes written into a buffer on the stack, for a message whose largest size is known
+/// (a destination request: at most 144 bytes), then appended to the request stream with one
+/// copy. Each attribute goes in with a copy of constant size at a running offset: appending
+/// to a `Vec` attribute by attribute costs a capacity check and, in code built for size, a
+/// `memcpy` call for each, and a full apply writes over a hundred thousand.
+pub struct StackAttrs<const CAP: usize> {
+    buf: [u8; CAP],
+    len: usize,
+}
+
+impl<const CAP: usize> Default for StackAttrs<CAP> {
+    fn default() -> Self {
+        StackAttrs {
+            buf: [0; CAP],
+            len: 0,
+        }
+    }
+}
+
+impl<const CAP: usize> StackAttrs<CAP> {
+    /// An attribute of `N` payload bytes, padded to 4 (the padding is the buffer's zeros).
+    /// Panics past `CAP`: callers size `CAP` for their largest message.
+    #[inline(always)]
+    pub fn put<const N: usize>(&mut self, kind: u16, data: [u8; N]) {
+        let at = self.len;
+        let attr = &mut self.buf[at..at + align4(NLA_HDRLEN + N)];
+        attr[..2].copy_from_slice(&((NLA_HDRLEN + N) as u16).to_ne_bytes());
+        attr[2..4].copy_from_slice(&kind.to_ne_bytes());
+        attr[NLA_HDRLEN..NLA_HDRLEN + N].copy_from_slice(&data);
+        self.len = at + align4(NLA_HDRLEN + N);
+    }
+
+    /// Opens a nested attribute; returns where it starts, for [`Self::end_nested`].
+    #[inline(always)]
+    pub fn start_nested(&mut self, kind: u16) -> usize {
+        let at = self.len;
+        self.buf[at + 2..at + 4].copy_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+        self.len = at + NLA_HDRLEN;
+        at
+    }
+
+    /// Closes the nested attribute opened at `start`: its length is what was written since.
+    #[inline(always)]
+    pub fn end_nested(&mut self, start: usize) {
+        let len = (self.len - start) as u16;
+        self.buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
 /// Appends a nested attribute whose payload is what `body` writes. `NLA_F_NESTED` is set, as
 /// the kernel's own `nla_nest_start` does.
 pub fn put_nested(buf: &mut Vec<u8>, kind: u16, body: impl FnOnce(&mut Vec<u8>)) {

@@ -2,6 +2,14 @@
 //! `services`, each with `reals` direct-routed reals, weighted round robin. As an lbd config and
 //! as `ipvsadm -R` rules.
 
+use lbd::config::Config;
+use lbd::ipvs::msg::Encoded;
+use lbd::reconcile::{
+    self, Drains, KeptDesired, KernelState, Overrides, PlanCounts, RealHealth, SyncRole,
+};
+use std::collections::BTreeSet;
+use std::time::Instant;
+
 /// lbd's config for the table; `changed_weight` sets the first real of the first service to
 /// another weight (a one-real change).
 pub fn config_text(services: u32, reals: u32, changed_weight: Option<u32>) -> String {
@@ -45,4 +53,37 @@ pub fn ipvsadm_rules(services: u32, reals: u32) -> String {
         }
     }
     t
+}
+
+/// Planning a full apply against an empty kernel, as the IPVS subsystem does it, and
+/// recording every operation as done.
+pub fn plan_from_empty(config: &Config) -> usize {
+    let mut kept = KeptDesired::new();
+    let mut drains = Drains::new();
+    let mut kernel = KernelState::default();
+    let scope = kept.update(
+        config,
+        &RealHealth::default(),
+        &Overrides::default(),
+        SyncRole::Master,
+    );
+    kept.set_owned_before(BTreeSet::new());
+    drains.update(
+        kept.desired_mut(),
+        config,
+        &kernel,
+        &scope,
+        Instant::now(),
+        config.ipvs.removal_drain,
+    );
+    let desired = kept.desired();
+    let ops = reconcile::plan_in(desired, &kernel, &scope);
+    let counts = PlanCounts::of(&ops);
+    let moved = reconcile::moves(&ops).len();
+    let encoded = Encoded::of(ops.iter());
+    let requests: Vec<(&reconcile::Op, _)> = ops.iter().zip(encoded.iter()).collect();
+    kernel.apply_all(&ops);
+    drains.prune(&kernel);
+    std::hint::black_box((&requests, moved));
+    counts.total()
 }

@@ -30,12 +30,15 @@ pub fn service(src: &str, range: Range<usize>) -> Option<ServiceText<'_>> {
                         if header.real {
                             return None;
                         }
+                        // A real takes about 50 bytes written plainly: room for them all
+                        // at once rather than several copies as the vectors grow.
+                        let reals = (range.len() / 48).min(1 << 16);
                         out = Some(ServiceText {
                             name: header.name,
                             name_span: header.name_span,
-                            keys: Vec::new(),
-                            reals: Vec::new(),
-                            real_keys: Vec::new(),
+                            keys: Vec::with_capacity(8),
+                            reals: Vec::with_capacity(reals),
+                            real_keys: Vec::with_capacity(reals * 2),
                         });
                         continue;
                     }

@@ -23,7 +23,7 @@ pub(super) fn gather(src: &str) -> Option<(Raw, Vec<Segment>)> {
     if !layout::services_apart(src, &segments) {
         return None;
     }
-    let mut services = Vec::new();
+    let mut services = Vec::with_capacity(segments.len());
     // The text up to the end of the last other item: services after it are not needed.
     let rest_len = segments
         .iter()

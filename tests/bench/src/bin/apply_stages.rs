@@ -20,15 +20,10 @@
 //!
 //! `LB_SKIP_TOML=1` leaves out the third stage (for a profile of lbd's own stages).
 
-use lb_bench::ipvs_table::config_text;
+use lb_bench::ipvs_table::{config_text, plan_from_empty};
 use lb_bench::proc_stat::minor_faults;
-use lbd::config::{Config, Loader};
-use lbd::ipvs::msg::Encoded;
-use lbd::reconcile::{
-    self, Drains, KeptDesired, KernelState, Overrides, PlanCounts, RealHealth, SyncRole,
-};
+use lbd::config::Loader;
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -109,39 +104,6 @@ fn show(name: &str, c: Cost) {
         c.kept / 1024,
         c.faults
     );
-}
-
-/// Planning a full apply against an empty kernel, as the IPVS subsystem does it, and
-/// recording every operation as done.
-fn plan_from_empty(config: &Config) -> usize {
-    let mut kept = KeptDesired::new();
-    let mut drains = Drains::new();
-    let mut kernel = KernelState::default();
-    let scope = kept.update(
-        config,
-        &RealHealth::default(),
-        &Overrides::default(),
-        SyncRole::Master,
-    );
-    kept.set_owned_before(BTreeSet::new());
-    drains.update(
-        kept.desired_mut(),
-        config,
-        &kernel,
-        &scope,
-        Instant::now(),
-        config.ipvs.removal_drain,
-    );
-    let desired = kept.desired();
-    let ops = reconcile::plan_in(desired, &kernel, &scope);
-    let counts = PlanCounts::of(&ops);
-    let moved = reconcile::moves(&ops).len();
-    let encoded = Encoded::of(ops.iter());
-    let requests: Vec<(&reconcile::Op, _)> = ops.iter().zip(encoded.iter()).collect();
-    kernel.apply_all(&ops);
-    drains.prune(&kernel);
-    std::hint::black_box((&requests, moved));
-    counts.total()
 }
 
 fn round(text: &str, first: bool) {
