@@ -215,10 +215,11 @@ impl KernelState {
                     .collect()
             })
             .unwrap_or_default();
-        for k in s.dests.keys() {
-            if !out.contains(k) {
-                out.push(*k);
-            }
+        // The list's keys are distinct destinations of the service: when it has as many, it
+        // has them all.
+        if out.len() < s.dests.len() {
+            let listed: std::collections::BTreeSet<DestKey> = out.iter().copied().collect();
+            out.extend(s.dests.keys().filter(|k| !listed.contains(k)).copied());
         }
         out
     }

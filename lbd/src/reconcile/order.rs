@@ -43,8 +43,12 @@
 use super::kernel::DestKey;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// A service's destination list as the kernel keeps it (`svc->destinations`), head first: a
-/// pure model of what `ip_vs_add_dest`, `ip_vs_del_dest` and `ip_vs_edit_dest` do to it.
+/// A service's destination list as the kernel keeps it (`svc->destinations`): a pure model of
+/// what `ip_vs_add_dest`, `ip_vs_del_dest` and `ip_vs_edit_dest` do to it.
+///
+/// Stored tail first, so that linking at the head (every add) is a push: stored head first,
+/// each add shifted the whole list, and a service of a thousand reals cost half a million
+/// moves to build.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DestList(Vec<DestKey>);
 
@@ -53,26 +57,32 @@ impl DestList {
         DestList::default()
     }
 
-    /// The list a dump returned, in the dump's order (which is the list's).
+    /// The list a dump returned, in the dump's order (which is the list's, head first).
     pub fn from_dump(keys: impl IntoIterator<Item = DestKey>) -> DestList {
-        DestList(keys.into_iter().collect())
+        let mut tail_first: Vec<DestKey> = keys.into_iter().collect();
+        tail_first.reverse();
+        DestList(tail_first)
     }
 
     /// `ip_vs_add_dest`: linked at the head. (An add of a key already there fails with EEXIST
     /// in the kernel; the model keeps one entry, at the head.)
     pub fn add(&mut self, key: DestKey) {
-        self.0.retain(|k| *k != key);
-        self.0.insert(0, key);
+        if let Some(at) = self.0.iter().position(|k| *k == key) {
+            self.0.remove(at);
+        }
+        self.0.push(key);
     }
 
     /// `ip_vs_del_dest`: unlinked; the others keep their order.
     pub fn remove(&mut self, key: &DestKey) {
-        self.0.retain(|k| k != key);
+        if let Some(at) = self.0.iter().position(|k| k == key) {
+            self.0.remove(at);
+        }
     }
 
     /// Head first.
-    pub fn keys(&self) -> &[DestKey] {
-        &self.0
+    pub fn keys(&self) -> Vec<DestKey> {
+        self.0.iter().rev().copied().collect()
     }
 
     pub fn contains(&self, key: &DestKey) -> bool {
