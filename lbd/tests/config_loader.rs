@@ -148,6 +148,11 @@ fn edits_that_matter_elsewhere_validate_the_whole_file() {
             format!("{base}\n[node.sysctl]\n\"net.ipv4.vs.expire_nodest_conn\" = 1\n"),
         ),
         ("a bare [service] table", format!("{base}\n[service]\n")),
+        (
+            "a service renamed to one the rest of the file has",
+            base.replace("[service.tls_nat", "[service.web_nat")
+                .replace("[[service.tls_nat", "[[service.web_nat"),
+        ),
     ];
     for (what, text) in cases {
         assert_eq!(load(&mut loader, &text), Validated::Whole, "{what}");

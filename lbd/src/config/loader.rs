@@ -50,13 +50,11 @@ pub struct Loader {
 struct Base {
     loaded: Loaded,
     segments: Vec<Segment>,
-    /// Segment index of each service.
-    segment_of: HashMap<String, usize>,
     context: ServiceContext,
     /// How many services use each named check.
     check_uses: BTreeMap<String, usize>,
-    /// Which service has each kernel key.
-    keys: HashMap<ServiceKey, String>,
+    /// Which service has each kernel key (the config's own `Arc`s: no copies of names).
+    keys: HashMap<ServiceKey, Arc<Service>>,
 }
 
 impl Loader {
@@ -115,11 +113,6 @@ impl Base {
                 segments
             }
         };
-        let segment_of = segments
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| service_name(&s.item).map(|n| (n.to_string(), i)))
-            .collect();
         let mut check_uses = BTreeMap::new();
         for uses in context.uses.values() {
             for c in uses {
@@ -130,12 +123,11 @@ impl Base {
             .config
             .services
             .values()
-            .map(|s| (s.key, s.name.clone()))
+            .map(|s| (s.key, s.clone()))
             .collect();
         Some(Base {
             loaded,
             segments,
-            segment_of,
             context,
             check_uses,
             keys,
@@ -161,8 +153,9 @@ impl Base {
         let mut lone = BTreeMap::new();
         for s in &new_segments {
             let name = service_name(&s.item)?;
-            // A service of the untouched part written here too: it is in two places.
-            if !old_names.contains(name) && self.segment_of.contains_key(name) {
+            // A service of the untouched part written here too: it is in two places. (Every
+            // service of an accepted config is written in a segment of its own.)
+            if !old_names.contains(name) && self.loaded.config.services.contains_key(name) {
                 return None;
             }
             let service = validate::service_alone(&self.context, name, &text[s.range.clone()])?;
@@ -177,7 +170,7 @@ impl Base {
             let taken = self
                 .keys
                 .get(&l.service.key)
-                .is_some_and(|owner| !old_names.contains(owner.as_str()));
+                .is_some_and(|owner| !old_names.contains(owner.name.as_str()));
             if taken || new_keys.insert(l.service.key, name.clone()).is_some() {
                 return None;
             }
@@ -256,9 +249,10 @@ impl Base {
             }
             self.context.uses.remove(*name);
         }
-        self.keys.extend(new_keys);
         for (name, l) in lone {
-            config.services.insert(name.clone(), Arc::new(l.service));
+            let service = Arc::new(l.service);
+            self.keys.insert(service.key, service.clone());
+            config.services.insert(name.clone(), service);
             self.context.uses.insert(name, l.uses);
         }
         let shared: Arc<str> = text.into();
@@ -267,20 +261,7 @@ impl Base {
             s.range =
                 s.range.start.wrapping_add_signed(delta)..s.range.end.wrapping_add_signed(delta);
         }
-        let same_items = new_segments.len() == last - first + 1
-            && new_segments
-                .iter()
-                .zip(&self.segments[first..=last])
-                .all(|(n, o)| n.item == o.item);
         self.segments.splice(first..=last, new_segments);
-        if !same_items {
-            self.segment_of = self
-                .segments
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| service_name(&s.item).map(|n| (n.to_string(), i)))
-                .collect();
-        }
         self.check_uses = check_uses;
         self.loaded = Loaded {
             config,
