@@ -923,3 +923,24 @@ address = "10.0.0.4:80"
     assert_ne!(check(1), check(2));
     assert_eq!(check(3), check(0));
 }
+
+#[test]
+fn a_duplicate_service_names_both_services_and_points_at_the_first() {
+    let text = "[vrrp.instance.A]\ninterface = \"eth0\"\nvrid = 9\npriority = 100\nvips = [\"192.0.2.10/32\"]\n\
+                [service.first]\nvip = \"192.0.2.10:80\"\n[service.second]\nvip = \"192.0.2.10:80\"\n";
+    let e = config::parse("lb.toml", text).unwrap_err();
+    let d = e
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "duplicate-service")
+        .unwrap_or_else(|| panic!("{e}"));
+    assert!(
+        d.message
+            .contains("defined twice (services `first` and `second`)"),
+        "{}",
+        d.message
+    );
+    let (related, _) = d.related.as_ref().expect("the first definition");
+    assert_eq!(&text[related.clone()], "\"192.0.2.10:80\"");
+    assert!(related.start < text.find("[service.second]").unwrap());
+}

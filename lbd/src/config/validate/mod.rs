@@ -626,7 +626,8 @@ impl Validator {
         }
         let mut used_checks: BTreeSet<String> = BTreeSet::new();
         let mut services = BTreeMap::new();
-        let mut keys: HashMap<ServiceKey, (String, Range<usize>)> = HashMap::new();
+        // Where each kernel key was first given (which service: found again on a duplicate).
+        let mut keys: HashMap<ServiceKey, Range<usize>> = HashMap::new();
         let mut real_families = false;
         let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (name, schema, reals) in raw.services {
@@ -649,7 +650,11 @@ impl Validator {
                 {
                     real_families = true;
                 }
-                if let Some((other, other_span)) = keys.get(&service.key) {
+                if let Some(other_span) = keys.get(&service.key) {
+                    let other = services
+                        .values()
+                        .find(|s: &&Arc<Service>| s.key == service.key)
+                        .map_or("?", |s| s.name.as_str());
                     let msg = format!(
                         "virtual service {} is defined twice (services `{}` and `{}`)",
                         service.key, other, service.name
@@ -660,8 +665,8 @@ impl Validator {
                         .and_help("the kernel holds one service per protocol, address and port: merge their reals, or use another port");
                     continue;
                 }
-                keys.insert(service.key, (service.name.clone(), key_span));
-                services.insert(service.name.clone(), Arc::new(service));
+                keys.insert(service.key, key_span);
+                services.insert(name.into_inner(), Arc::new(service));
             }
         }
         for (n, (span, _)) in &checks {
