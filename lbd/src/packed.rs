@@ -237,7 +237,7 @@ mod tests {
         assert!(e.contains("bird.zst"), "{e}");
         assert!(!under(r, "/usr/sbin/bird").exists());
         assert!(
-            !under(r, "/usr/sbin/bird.part").exists(),
+            !under(r, &format!("{BIRD}.part")).exists(),
             "no half-written file is left"
         );
         // No image description: no BIRD of the image's to expand.
