@@ -54,7 +54,7 @@ fn edits_inside_services_validate_only_those_services() {
     );
     assert_eq!(load(&mut loader, &weight), Validated::Services(1));
     let second = loader.parse(FILE, weight.clone()).unwrap().config;
-    for (name, svc) in &second.services {
+    for (name, svc) in second.services.iter() {
         assert_eq!(
             Arc::ptr_eq(svc, &first.services[name]),
             name != "web_nat",

@@ -130,7 +130,7 @@ fn vrrp_lines(c: &Config) -> Vec<String> {
 
 fn check_lines(c: &Config) -> Vec<String> {
     let mut out = Vec::new();
-    for (name, s) in &c.services {
+    for (name, s) in c.services.iter() {
         if let Some(sorry) = &s.sorry {
             out.push(format!("{name} sorry={} {}", sorry.addr, sorry.forwarding));
         }

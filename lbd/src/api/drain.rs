@@ -207,7 +207,7 @@ address = "10.0.0.1:8080"
             [0, 0]
         );
         let mut smaller = c.clone();
-        smaller.services.remove("alt");
+        std::sync::Arc::make_mut(&mut smaller.services).remove("alt");
         assert!(d.retain_in(&smaller));
         assert_eq!(d.set().len(), 1);
         assert!(d.change(&keys, false));

@@ -299,7 +299,7 @@ impl HealthBoard {
     pub fn configure(&mut self, config: &Config, now: SystemTime) -> Vec<Event> {
         let mut old = std::mem::take(&mut self.services);
         let mut events = Vec::new();
-        for (name, svc) in &config.services {
+        for (name, svc) in config.services.iter() {
             let prev = old.remove(name);
             let mut reals = BTreeMap::new();
             for real in &svc.reals {

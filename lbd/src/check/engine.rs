@@ -214,7 +214,7 @@ impl Engine {
         }
         // The config shares one copy of a check among the reals that resolve to it alike.
         let mut wanted: HashMap<RealKey, (&crate::config::Real, Arc<Check>)> = HashMap::new();
-        for (name, svc) in &config.services {
+        for (name, svc) in config.services.iter() {
             for real in &svc.reals {
                 let Some(check) = &real.check else { continue };
                 wanted.insert((name.clone(), real.addr), (real, check.clone()));

@@ -243,8 +243,9 @@ impl Base {
         // Accepted: from here on nothing fails, and the base becomes the new text.
         let edited = lone.len();
         let mut config = config.clone();
+        let services = Arc::make_mut(&mut config.services);
         for name in &old_names {
-            if let Some(old) = config.services.remove(*name) {
+            if let Some(old) = services.remove(*name) {
                 self.keys.remove(&old.key);
             }
             self.context.uses.remove(*name);
@@ -252,7 +253,7 @@ impl Base {
         for (name, l) in lone {
             let service = Arc::new(l.service);
             self.keys.insert(service.key, service.clone());
-            config.services.insert(name.clone(), service);
+            services.insert(name.clone(), service);
             self.context.uses.insert(name, l.uses);
         }
         let shared: Arc<str> = text.into();

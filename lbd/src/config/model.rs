@@ -26,8 +26,10 @@ pub struct Config {
     /// `[bgp]`: the BGP speaker's settings and peers; `None` without a `[bgp]` section.
     pub bgp: Option<Bgp>,
     /// Shared between configs: a reload that leaves a service as it was keeps the same `Arc`,
-    /// so the reconciler can tell unchanged services apart without comparing them.
-    pub services: BTreeMap<String, Arc<Service>>,
+    /// so the reconciler can tell unchanged services apart without comparing them. The map is
+    /// shared too: a copy of a config (the loader keeps one of each it accepts) copies no
+    /// names; change it with `Arc::make_mut`.
+    pub services: Arc<BTreeMap<String, Arc<Service>>>,
     /// Identity of this config: sha256 of its source text. Shown in status and logs.
     pub version: Version,
 }

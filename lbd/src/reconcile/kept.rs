@@ -119,7 +119,7 @@ impl KeptDesired {
         self.desired.table.clear();
         self.desired.names.clear();
         self.from.clear();
-        for (name, svc) in &config.services {
+        for (name, svc) in config.services.iter() {
             let id = service_id(&svc.key);
             self.desired
                 .table

@@ -335,7 +335,11 @@ fn step(rng: &mut Rng, b: &mut Box1) {
     let what = match rng.below(10) {
         0 | 1 => {
             let a = addr(POOL[rng.below(POOL.len() as u64) as usize]);
-            let s = Arc::make_mut(b.config.services.get_mut(&name).unwrap());
+            let s = Arc::make_mut(
+                Arc::make_mut(&mut b.config.services)
+                    .get_mut(&name)
+                    .unwrap(),
+            );
             if !s.reals.iter().any(|r| r.addr == a) {
                 let mut r = s.reals.first().cloned().unwrap_or(config::Real {
                     addr: a,
@@ -355,14 +359,22 @@ fn step(rng: &mut Rng, b: &mut Box1) {
         }
         2 if !reals.is_empty() => {
             let a = pick(rng);
-            let s = Arc::make_mut(b.config.services.get_mut(&name).unwrap());
+            let s = Arc::make_mut(
+                Arc::make_mut(&mut b.config.services)
+                    .get_mut(&name)
+                    .unwrap(),
+            );
             s.reals.retain(|r| r.addr != a);
             format!("remove {a} from {name}")
         }
         3 if !reals.is_empty() => {
             let a = pick(rng);
             let w = rng.below(5) as u32;
-            let s = Arc::make_mut(b.config.services.get_mut(&name).unwrap());
+            let s = Arc::make_mut(
+                Arc::make_mut(&mut b.config.services)
+                    .get_mut(&name)
+                    .unwrap(),
+            );
             s.reals.iter_mut().find(|r| r.addr == a).unwrap().weight = w;
             format!("weight {w} for {a} in {name}")
         }
@@ -441,7 +453,7 @@ fn two_boxes_with_different_histories_hold_the_same_table() {
         let last = two_services();
         let mut final_cfg = last.clone();
         {
-            let a = Arc::make_mut(final_cfg.services.get_mut("a").unwrap());
+            let a = Arc::make_mut(Arc::make_mut(&mut final_cfg.services).get_mut("a").unwrap());
             a.reals.clear();
             for (s, w) in [
                 ("10.0.0.20:80", 2),
@@ -679,7 +691,8 @@ fn a_down_real_of_an_mh_service_stays_even_when_built_with_remove() {
     let mut t = HEAD.to_string();
     t += &mh_service("a", 80, &[("10.0.0.1:80", 1), ("10.0.0.2:80", 3)]);
     let mut c = cfg(&t);
-    Arc::make_mut(c.services.get_mut("a").unwrap()).on_failure = config::OnFailure::Remove;
+    Arc::make_mut(Arc::make_mut(&mut c.services).get_mut("a").unwrap()).on_failure =
+        config::OnFailure::Remove;
     let mut health = RealHealth::default();
     health
         .0

@@ -521,7 +521,7 @@ fn edit(rng: &mut Rng, c: &mut Config, health: &mut RealHealth, ov: &mut Overrid
     match rng.below(9) {
         0 => {
             let n = pick(rng);
-            let s = Arc::make_mut(c.services.get_mut(&n).unwrap());
+            let s = Arc::make_mut(Arc::make_mut(&mut c.services).get_mut(&n).unwrap());
             if let Some(r) = s.reals.first_mut() {
                 r.weight = rng.below(5) as u32;
             }
@@ -529,7 +529,7 @@ fn edit(rng: &mut Rng, c: &mut Config, health: &mut RealHealth, ov: &mut Overrid
         }
         1 => {
             let n = pick(rng);
-            let s = Arc::make_mut(c.services.get_mut(&n).unwrap());
+            let s = Arc::make_mut(Arc::make_mut(&mut c.services).get_mut(&n).unwrap());
             let addr: SocketAddr = format!("10.1.{}.{}:80", rng.below(4), rng.below(200) + 1)
                 .parse()
                 .unwrap();
@@ -549,13 +549,13 @@ fn edit(rng: &mut Rng, c: &mut Config, health: &mut RealHealth, ov: &mut Overrid
         }
         2 => {
             let n = pick(rng);
-            let s = Arc::make_mut(c.services.get_mut(&n).unwrap());
+            let s = Arc::make_mut(Arc::make_mut(&mut c.services).get_mut(&n).unwrap());
             s.reals.pop();
             format!("real removed from {n}")
         }
         3 if names.len() > 1 => {
             let n = pick(rng);
-            c.services.remove(&n);
+            Arc::make_mut(&mut c.services).remove(&n);
             format!("{n} removed")
         }
         4 => {
@@ -564,8 +564,8 @@ fn edit(rng: &mut Rng, c: &mut Config, health: &mut RealHealth, ov: &mut Overrid
             if a != b {
                 let ka = c.services[&a].key;
                 let kb = c.services[&b].key;
-                Arc::make_mut(c.services.get_mut(&a).unwrap()).key = kb;
-                Arc::make_mut(c.services.get_mut(&b).unwrap()).key = ka;
+                Arc::make_mut(Arc::make_mut(&mut c.services).get_mut(&a).unwrap()).key = kb;
+                Arc::make_mut(Arc::make_mut(&mut c.services).get_mut(&b).unwrap()).key = ka;
             }
             format!("{a} and {b} swap keys")
         }
@@ -608,7 +608,7 @@ fn edit(rng: &mut Rng, c: &mut Config, health: &mut RealHealth, ov: &mut Overrid
                 let mut s = (*c.services.values().next().unwrap().clone()).clone();
                 s.name = n.clone();
                 s.key = key;
-                c.services.insert(n.clone(), Arc::new(s));
+                Arc::make_mut(&mut c.services).insert(n.clone(), Arc::new(s));
             }
             format!("{n} added")
         }
@@ -694,7 +694,7 @@ fn a_one_real_change_is_planned_over_its_service_alone() {
         Scope::Services(BTreeSet::new()),
         "nothing changed, nothing to look at"
     );
-    Arc::make_mut(c.services.get_mut("s3").unwrap()).reals[1].weight = 7;
+    Arc::make_mut(Arc::make_mut(&mut c.services).get_mut("s3").unwrap()).reals[1].weight = 7;
     let scope = kept.update(&c, &none.0, &none.1, SyncRole::Master);
     let s3 = service_id(&c.services["s3"].key);
     assert_eq!(scope, Scope::Services(BTreeSet::from([s3])));

@@ -699,7 +699,7 @@ impl Validator {
             vrrp_instances: instances.into_iter().map(|(k, (v, _))| (k, v)).collect(),
             sync_groups,
             bgp,
-            services,
+            services: Arc::new(services),
             // Set with the text it is of (see `finish`).
             version: Version::default(),
         })
