@@ -254,7 +254,9 @@ impl Base {
             let service = Arc::new(l.service);
             self.keys.insert(service.key, service.clone());
             services.insert(name.clone(), service);
-            self.context.uses.insert(name, l.uses);
+            if !l.uses.is_empty() {
+                self.context.uses.insert(name, l.uses);
+            }
         }
         let shared: Arc<str> = text.into();
         config.version = super::model::Version::of(shared.clone());

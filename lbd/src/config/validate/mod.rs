@@ -151,7 +151,7 @@ pub(super) struct ServiceContext {
     checks: NamedChecks,
     vip_owners: HashMap<IpAddr, String>,
     bgp: bgp::BgpContext,
-    /// The named checks each service uses.
+    /// The named checks each service uses (a service that uses none is not listed).
     pub uses: BTreeMap<String, BTreeSet<String>>,
     /// The file's segments, when validation read them already (each service in one place):
     /// the loader needs them too.
@@ -631,17 +631,20 @@ impl Validator {
         let mut real_families = false;
         let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (name, schema, reals) in raw.services {
-            let service_uses = uses.entry(name.get_ref().clone()).or_default();
+            let mut service_uses = BTreeSet::new();
             let validated = self.service(
                 &name,
                 schema,
                 reals,
                 &checks,
-                service_uses,
+                &mut service_uses,
                 &vip_owners,
                 bgp_context,
             );
             used_checks.extend(service_uses.iter().cloned());
+            if !service_uses.is_empty() {
+                uses.insert(name.get_ref().clone(), service_uses);
+            }
             if let Some((service, key_span)) = validated {
                 if service
                     .reals
