@@ -162,29 +162,9 @@ fn boot(ns: &Netns, lb: &Balancer, boot: Duration) -> ShellGuest {
 }
 
 /// A real server: HTTP on :80 answering its name, and a line echo on :9000 answering
-/// `NAME LINE`, so the client can tell which real holds a connection.
-const REAL_SERVER: &str = r#"
-import http.server, socketserver, sys, threading
-name = sys.argv[1]
-class Echo(socketserver.StreamRequestHandler):
-    def handle(self):
-        for line in self.rfile:
-            self.wfile.write(name.encode() + b" " + line)
-class Web(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = (name + "\n").encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-socketserver.ThreadingTCPServer.allow_reuse_address = True
-socketserver.ThreadingTCPServer.daemon_threads = True
-echo = socketserver.ThreadingTCPServer(("0.0.0.0", 9000), Echo)
-threading.Thread(target=echo.serve_forever, daemon=True).start()
-http.server.ThreadingHTTPServer(("0.0.0.0", 80), Web).serve_forever()
-"#;
+/// `NAME LINE`, so the client can tell which real holds a connection (the chaos lab's; its
+/// health endpoint is not used here).
+use lbtest::chaos::lab::REAL_SERVER;
 
 /// The segment: the bridge namespace (config server), two reals and the client.
 struct Lab {
@@ -224,7 +204,12 @@ impl Lab {
             r.add_addr("eth0", &format!("10.71.0.{}/24", 21 + i))
                 .unwrap();
             r.hold_dr_vips(&[VIP.parse().unwrap()]).unwrap();
-            reals.push(r.spawn(&["python3", "-c", REAL_SERVER, name]).unwrap());
+            // A health file that never exists: the real always answers.
+            let never = format!("/nonexistent/{name}-down");
+            reals.push(
+                r.spawn(&["python3", "-c", REAL_SERVER, name, &never])
+                    .unwrap(),
+            );
             real_ns.push(r);
         }
         let client = Netns::new("failover-client").unwrap();

@@ -171,7 +171,8 @@ pub const REALS: [RealServer; 3] = [
 
 /// A real: HTTP on :80 answering its name, a line echo on :9000 answering `NAME LINE`, and
 /// `/health` on :8080 that answers 503 while the file named by its second argument exists.
-pub(crate) const REAL_SERVER: &str = r#"
+/// The failover test's reals run it too.
+pub const REAL_SERVER: &str = r#"
 import http.server, os, socketserver, sys, threading
 name, down = sys.argv[1], sys.argv[2]
 class Echo(socketserver.StreamRequestHandler):
