@@ -165,12 +165,9 @@ fn put_parts(buf: &mut Vec<u8>, kind: u16, data: &[u8], tail: &[u8]) {
 #[inline]
 pub fn put_array<const N: usize>(buf: &mut Vec<u8>, kind: u16, data: [u8; N]) {
     const { assert!(N <= 16, "put_array is for payloads of up to 16 bytes") };
-    let len = NLA_HDRLEN + N;
-    let mut attr = [0u8; NLA_HDRLEN + 16];
-    attr[..2].copy_from_slice(&(len as u16).to_ne_bytes());
-    attr[2..4].copy_from_slice(&kind.to_ne_bytes());
-    attr[NLA_HDRLEN..len].copy_from_slice(&data);
-    buf.extend_from_slice(&attr[..align4(len)]);
+    let mut attr = StackAttrs::<{ NLA_HDRLEN + 16 }>::default();
+    attr.put(kind, data);
+    buf.extend_from_slice(attr.bytes());
 }
 
 pub fn put_u8(buf: &mut Vec<u8>, kind: u16, v: u8) {
