@@ -944,3 +944,23 @@ fn a_duplicate_service_names_both_services_and_points_at_the_first() {
     assert_eq!(&text[related.clone()], "\"192.0.2.10:80\"");
     assert!(related.start < text.find("[service.second]").unwrap());
 }
+
+#[test]
+fn a_real_written_twice_in_a_large_service_points_at_both() {
+    // Past the size where the validator keeps the reals seen in a map instead of a list.
+    let mut extra = String::from("[service.big]\nvip = \"192.0.2.10:80\"\n");
+    for i in 1..=40 {
+        extra += &format!("[[service.big.real]]\naddress = \"10.0.0.{i}:80\"\n");
+    }
+    extra += "[[service.big.real]]\naddress = \"10.0.0.33\"\n";
+    let src = format!("{BASE}{extra}");
+    let e = config::parse("t.toml", &src).unwrap_err();
+    let d = e
+        .errors()
+        .find(|d| d.code == "duplicate-real")
+        .unwrap_or_else(|| panic!("{e}"));
+    assert!(d.message.contains("10.0.0.33:80"), "{}", d.message);
+    let (first, _) = d.related.as_ref().expect("the first one");
+    assert_eq!(&src[first.clone()], "\"10.0.0.33:80\"");
+    assert_eq!(e.errors().count(), 1, "{e}");
+}

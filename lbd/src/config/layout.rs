@@ -34,8 +34,17 @@ pub fn segments(text: &str) -> Option<Vec<Segment>> {
         item: Item::Preamble,
         range: 0..0,
     }];
-    scan(text, 0, text.len(), &mut out)?;
+    scan(text, 0, text.len(), false, &mut out)?;
     Some(out)
+}
+
+/// Reads on from `pos` (the start of a line outside any string or bracket) to the next
+/// service's first header, adding the segments of the items before it to `out`: where that
+/// header's line starts, or `None` at the end of the text. The caller reads the service and
+/// carries on from where it ends. `None` (outer) when the text cannot be followed.
+pub fn next_service(text: &str, pos: usize, out: &mut Vec<Segment>) -> Option<Option<usize>> {
+    let stop = scan(text, pos, text.len(), true, out)?;
+    Some((stop < text.len()).then_some(stop))
 }
 
 /// The segments of `text[start..end]`, where `start` is the start of a header line and `end`
@@ -48,7 +57,7 @@ pub fn segments_in(text: &str, start: usize, end: usize) -> Option<Vec<Segment>>
         return None;
     }
     let mut out = Vec::new();
-    scan(text, start, end, &mut out)?;
+    scan(text, start, end, false, &mut out)?;
     // The range must open with a header: otherwise it starts inside another run.
     match out.first() {
         Some(s) if s.range.start == start => Some(out),
@@ -110,7 +119,15 @@ enum State {
     },
 }
 
-fn scan(text: &str, start: usize, end: usize, out: &mut Vec<Segment>) -> Option<()> {
+/// Adds the segments of `text[start..end]` to `out`; with `stop_at_service`, stops at the
+/// first service header instead. Where it stopped (`end` when it did not).
+fn scan(
+    text: &str,
+    start: usize,
+    end: usize,
+    stop_at_service: bool,
+    out: &mut Vec<Segment>,
+) -> Option<usize> {
     let bytes = &text.as_bytes()[..end];
     let mut state = State::Code { depth: 0 };
     let mut pos = start;
@@ -126,6 +143,12 @@ fn scan(text: &str, start: usize, end: usize, out: &mut Vec<Segment>) -> Option<
             .count();
         if state == (State::Code { depth: 0 }) && line.get(indent) == Some(&b'[') {
             let service = header_service(&line[indent..])?;
+            if stop_at_service && service.is_some() {
+                if let Some(last) = out.last_mut() {
+                    last.range.end = pos;
+                }
+                return Some(pos);
+            }
             match out.last_mut() {
                 // Borrowed until it opens a segment: a service has a header per real.
                 Some(Segment {
@@ -151,7 +174,7 @@ fn scan(text: &str, start: usize, end: usize, out: &mut Vec<Segment>) -> Option<
     if let Some(last) = out.last_mut() {
         last.range.end = end;
     }
-    (state == State::Code { depth: 0 }).then_some(())
+    (state == State::Code { depth: 0 }).then_some(end)
 }
 
 /// The bytes [`scan_line`] must look at outside strings.
@@ -259,7 +282,7 @@ fn single_line_string(line: &[u8], i: usize) -> Option<usize> {
 
 /// The service whose tables a header line opens (`Some(None)` for another item); `None` if
 /// the header cannot be read.
-fn header_service(line: &[u8]) -> Option<Option<&str>> {
+pub(crate) fn header_service(line: &[u8]) -> Option<Option<&str>> {
     let (double, rest) = match line {
         [b'[', b'[', rest @ ..] => (true, rest),
         [b'[', rest @ ..] => (false, rest),

@@ -54,8 +54,11 @@ pub struct ApplyReport {
     pub messages: u64,
     pub millis: f64,
     /// Of `millis`, the exchange with the kernel (sending the operations, reading the
-    /// acknowledgements); the rest is planning, and reading the table when it was adopted.
+    /// acknowledgements).
     pub kernel_millis: f64,
+    /// Of `millis`, planning: the desired state, the operations and their requests (and
+    /// reading the table when it was adopted). The rest is recording the outcome.
+    pub plan_millis: f64,
     /// Set when the kernel table was (re)read: its services and destinations.
     pub adopted: Option<(usize, usize)>,
 }
@@ -381,6 +384,7 @@ impl IpvsSubsystem {
         let encoded = Encoded::of(ops.iter());
         let requests: Vec<(&Op, _)> = ops.iter().zip(encoded.iter()).collect();
         let exchange = Instant::now();
+        report.plan_millis = exchange.duration_since(started).as_secs_f64() * 1000.0;
         let executed = client.execute(&requests);
         report.kernel_millis = exchange.elapsed().as_secs_f64() * 1000.0;
         let results = match executed {

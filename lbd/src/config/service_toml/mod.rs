@@ -14,7 +14,7 @@
 pub mod de;
 mod parse;
 
-pub use parse::service;
+pub use parse::{service, service_run};
 use std::borrow::Cow;
 use std::ops::Range;
 

@@ -3,27 +3,54 @@
 //! it answer `None`.
 
 use super::{Entry, Node, RealText, ServiceText, Value};
+use crate::config::layout;
 use std::borrow::Cow;
 use std::ops::Range;
 
 /// Reads `src[range]`, a run of tables that [`crate::config::layout`] found to belong to one
 /// service. Spans are positions in `src`.
 pub fn service(src: &str, range: Range<usize>) -> Option<ServiceText<'_>> {
+    let (text, end) = read(src, range.start, range.end)?;
+    (end == range.end).then_some(text)
+}
+
+/// Reads the service whose first header opens the line at `start`, up to the header of
+/// another item or the end of `src`: the service, and where its run of tables ends (as
+/// [`crate::config::layout`] would split the text there). The text is read once, rather than
+/// once by the layout reader and again here.
+pub fn service_run(src: &str, start: usize) -> Option<(ServiceText<'_>, usize)> {
+    read(src, start, src.len())
+}
+
+/// [`service_run`] within `src[..end]`.
+fn read(src: &str, start: usize, end: usize) -> Option<(ServiceText<'_>, usize)> {
     let mut r = Reader {
         src,
-        bytes: &src.as_bytes()[..range.end],
-        pos: range.start,
+        bytes: &src.as_bytes()[..end],
+        pos: start,
     };
     let mut out: Option<ServiceText> = None;
     // Where the lines of keys go: the service's own table, or its last real.
     let mut in_real = false;
     while r.pos < r.bytes.len() {
+        let line_start = r.pos;
         r.skip_blanks();
         match r.peek() {
             None => break,
             Some(b'\n' | b'\r' | b'#') => r.end_of_line()?,
             Some(b'[') => {
-                let header = r.header()?;
+                let at = r.pos;
+                let Some(header) = r.header() else {
+                    // Another item's header ends the run; one of this service's that the
+                    // reader does not take (or no header at all) sends the file elsewhere.
+                    let line_end = r.bytes[at..]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(r.bytes.len(), |i| at + i + 1);
+                    let other = layout::header_service(&r.bytes[at..line_end])?;
+                    let text = out?;
+                    return (other != Some(&*text.name)).then_some((text, line_start));
+                };
                 let text = match &mut out {
                     None => {
                         // The service's own table comes first, once.
@@ -32,7 +59,7 @@ pub fn service(src: &str, range: Range<usize>) -> Option<ServiceText<'_>> {
                         }
                         // A real takes about 50 bytes written plainly: room for them all
                         // at once rather than several copies as the vectors grow.
-                        let reals = (range.len() / 48).min(1 << 16);
+                        let reals = (end.saturating_sub(start) / 48).min(1 << 16);
                         out = Some(ServiceText {
                             name: header.name,
                             name_span: header.name_span,
@@ -44,7 +71,10 @@ pub fn service(src: &str, range: Range<usize>) -> Option<ServiceText<'_>> {
                     }
                     Some(text) => text,
                 };
-                if !header.real || header.name != text.name {
+                if header.name != text.name {
+                    return out.map(|text| (text, line_start));
+                }
+                if !header.real {
                     return None;
                 }
                 let at = text.real_keys.len();
@@ -75,7 +105,7 @@ pub fn service(src: &str, range: Range<usize>) -> Option<ServiceText<'_>> {
             }
         }
     }
-    out
+    out.map(|text| (text, r.pos))
 }
 
 /// A header the reader takes: `[service.NAME]` or `[[service.NAME.real]]`.

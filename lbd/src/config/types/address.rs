@@ -80,9 +80,61 @@ fn parse_port(text: &str, whole: &str) -> Result<u16, String> {
     Ok(n as u16)
 }
 
+/// `a.b.c.d` or `a.b.c.d:port` written plainly (nearly every real of a large file): the
+/// endpoint the general parser gives, read in one pass. `None` for anything else, which the
+/// general parser then reads (and explains, when it is wrong).
+fn plain_ipv4(s: &[u8]) -> Option<Endpoint> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            (s.get(i) == Some(&b'.')).then_some(())?;
+            i += 1;
+        }
+        let digits = s[i..]
+            .iter()
+            .take(4)
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        // One to three digits, no leading zero (as `Ipv4Addr`'s parser wants).
+        if digits == 0 || digits > 3 || (digits > 1 && s[i] == b'0') {
+            return None;
+        }
+        let value = s[i..i + digits]
+            .iter()
+            .fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
+        *octet = u8::try_from(value).ok()?;
+        i += digits;
+    }
+    let ip = IpAddr::V4(Ipv4Addr::from(octets));
+    let port = match &s[i..] {
+        [] => None,
+        [b':', port @ ..] if (1..=5).contains(&port.len()) => {
+            let mut value = 0u32;
+            for d in port {
+                d.is_ascii_digit().then_some(())?;
+                value = value * 10 + u32::from(d - b'0');
+            }
+            Some(u16::try_from(value).ok().filter(|&p| p != 0)?)
+        }
+        _ => return None,
+    };
+    Some(Endpoint { ip, port })
+}
+
 impl FromStr for Endpoint {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        match plain_ipv4(s.as_bytes()) {
+            Some(e) => Ok(e),
+            None => Endpoint::parse_general(s),
+        }
+    }
+}
+
+impl Endpoint {
+    /// Every form of endpoint, with the errors.
+    fn parse_general(s: &str) -> Result<Endpoint, String> {
         let s = s.trim();
         if let Some(rest) = s.strip_prefix('[') {
             let (host, after) = rest.split_once(']').ok_or_else(|| {
@@ -124,6 +176,55 @@ impl FromStr for Endpoint {
         }
     }
 }
+#[cfg(test)]
+#[test]
+fn plain_ipv4_reads_as_the_general_parser_does() {
+    let mut inputs: Vec<String> = [
+        "10.0.0.1",
+        "10.0.0.1:80",
+        "0.0.0.0:1",
+        "255.255.255.255:65535",
+        "256.0.0.1:80",
+        "01.2.3.4",
+        "1.2.3.04:80",
+        "1.2.3.4:0",
+        "1.2.3.4:65536",
+        "1.2.3.4:080",
+        "1.2.3.4:+80",
+        "1.2.3.4:",
+        "1.2.3.4:123456",
+        " 1.2.3.4:80",
+        "1.2.3.4:80 ",
+        "1.2.3",
+        "1.2.3.4.5",
+        "1.2.3.4:8a",
+        "1..3.4",
+        "1.2.3.4::80",
+        "[::1]:80",
+        "::1",
+        "1000.2.3.4",
+        "a.b.c.d",
+        "1.2.3.4#",
+        "",
+    ]
+    .map(String::from)
+    .to_vec();
+    for a in [
+        "0", "1", "9", "10", "99", "100", "199", "255", "256", "00", "09", "999",
+    ] {
+        for p in ["", ":1", ":65535", ":65536", ":0", ":00080", ":999999"] {
+            inputs.push(format!("{a}.1.{a}.2{p}"));
+        }
+    }
+    for s in &inputs {
+        if let Some(e) = plain_ipv4(s.as_bytes()) {
+            assert_eq!(Endpoint::parse_general(s), Ok(e), "{s:?}");
+        }
+        assert_eq!(s.parse::<Endpoint>(), Endpoint::parse_general(s), "{s:?}");
+    }
+    assert!(plain_ipv4(b"10.20.0.1:80").is_some());
+}
+
 deserialize_via_from_str!(Endpoint, "an address like \"192.0.2.10:80\"");
 
 impl fmt::Display for Endpoint {

@@ -11,7 +11,7 @@
 use super::{valid_name, Raw, Validator};
 use crate::config::layout::{self, Item, Segment};
 use crate::config::schema::{RealSchema, ServiceSchema};
-use crate::config::service_toml::{self, de, Entry, Value};
+use crate::config::service_toml::{self, de, Entry, ServiceText, Value};
 use crate::config::types::Endpoint;
 use std::ops::Range;
 use toml::de::DeTable;
@@ -19,11 +19,26 @@ use toml::Spanned;
 
 /// See the module doc. Also gives the file's segments, which the loader keeps.
 pub(super) fn gather(src: &str) -> Option<(Raw, Vec<Segment>)> {
-    let segments = layout::segments(src)?;
+    let mut segments = vec![Segment {
+        item: Item::Preamble,
+        range: 0..0,
+    }];
+    let mut services = Vec::new();
+    // The layout reader goes over the other items; each service is read where it starts, by
+    // the service reader, which says where it ends.
+    let mut pos = 0;
+    while let Some(start) = layout::next_service(src, pos, &mut segments)? {
+        let (service, end) = read_service_run(src, start)?;
+        segments.push(Segment {
+            item: Item::Service(service.0.get_ref().clone()),
+            range: start..end,
+        });
+        services.push(service);
+        pos = end;
+    }
     if !layout::services_apart(src, &segments) {
         return None;
     }
-    let mut services = Vec::with_capacity(segments.len());
     // The text up to the end of the last other item: services after it are not needed.
     let rest_len = segments
         .iter()
@@ -33,17 +48,17 @@ pub(super) fn gather(src: &str) -> Option<(Raw, Vec<Segment>)> {
         .unwrap_or(0);
     let mut rest = src.as_bytes()[..rest_len].to_vec();
     for s in &segments {
-        let Item::Service(name) = &s.item else {
-            continue;
-        };
-        services.push(read_service(src, s.range.clone(), name)?);
         // Spaces keep every other span in place, and the line ends of the text before.
-        if s.range.start < rest_len {
+        if matches!(s.item, Item::Service(_)) && s.range.start < rest_len {
             rest[s.range.clone()].fill(b' ');
         }
     }
-    // In name order, as the toml crate's table of services gives them.
-    services.sort_by(|a, b| a.0.get_ref().cmp(b.0.get_ref()));
+    // In name order, as the toml crate's table of services gives them. The services are
+    // large: sorted as positions, then moved once.
+    let mut order: Vec<usize> = (0..services.len()).collect();
+    order.sort_by(|&a, &b| services[a].0.get_ref().cmp(services[b].0.get_ref()));
+    let mut slots: Vec<Option<ServiceRead>> = services.into_iter().map(Some).collect();
+    let services = order.iter().filter_map(|&i| slots[i].take()).collect();
     let rest = String::from_utf8(rest).ok()?;
     let root = DeTable::parse(&rest).ok()?;
     let mut cx = Validator::default();
@@ -55,15 +70,29 @@ pub(super) fn gather(src: &str) -> Option<(Raw, Vec<Segment>)> {
     Some((raw, segments))
 }
 
+/// A service as the fast reader gives it: its name, its table and its reals.
+type ServiceRead = (Spanned<String>, ServiceSchema, Vec<RealSchema>);
+
 /// The service `name` written in `src[range]`, read by the fast reader, when it is in the
 /// subset and deserializes without a problem.
-pub(super) fn read_service(
-    src: &str,
-    range: Range<usize>,
-    name: &str,
-) -> Option<(Spanned<String>, ServiceSchema, Vec<RealSchema>)> {
+pub(super) fn read_service(src: &str, range: Range<usize>, name: &str) -> Option<ServiceRead> {
     let text = service_toml::service(src, range)?;
-    if text.name != name || !valid_name(name) {
+    if text.name != name {
+        return None;
+    }
+    schema_of(text)
+}
+
+/// The service whose first header opens the line at `start`, as [`read_service`] reads it,
+/// and where its run of tables ends.
+fn read_service_run(src: &str, start: usize) -> Option<(ServiceRead, usize)> {
+    let (text, end) = service_toml::service_run(src, start)?;
+    Some((schema_of(text)?, end))
+}
+
+/// The schemas of a service the fast reader read, when they deserialize without a problem.
+fn schema_of(text: ServiceText<'_>) -> Option<ServiceRead> {
+    if !valid_name(&text.name) {
         return None;
     }
     let schema: ServiceSchema = de::from_table(&text.keys, text.name_span.clone()).ok()?;
@@ -77,7 +106,7 @@ pub(super) fn read_service(
         reals.push(real);
     }
     Some((
-        Spanned::new(text.name_span, name.to_string()),
+        Spanned::new(text.name_span, text.name.into_owned()),
         schema,
         reals,
     ))
@@ -193,6 +222,44 @@ mod tests {
                 format!("{:?}", parse("lb.toml", text)),
                 with_toml_only(text)
             );
+            // The services' readers split the text where the layout reader does.
+            if let Some((_, segments)) = super::gather(text) {
+                assert_eq!(Some(segments), crate::config::layout::segments(text));
+            }
+        }
+    }
+
+    /// Where a service's run of tables ends: at the next header of any other item, with the
+    /// comments and blank lines before that header; headers of its own that the fast reader
+    /// does not take, or that it finds out of place, send the file to the toml crate.
+    #[test]
+    fn a_service_ends_where_the_layout_reader_ends_it() {
+        use crate::config::layout;
+        let head = "# top\n[service.a]\nvip = \"10.0.0.1:80\"\n[[service.a.real]]\naddress = \"10.0.0.2\"\n\n# b\n";
+        for next in [
+            "[service.b]\nvip = \"10.0.0.1:81\"\n",
+            "  [node]\nhostname = \"x\"\n",
+            "[[service.b.real]]\naddress = \"10.0.0.3\"\n[service.b]\n",
+            "[ vrrp . instance . 'v' ] # x\r\ninterface = \"eth0\"\n",
+            "[service.b.check]\n",
+            "[service]\n",
+        ] {
+            let text = format!("{head}{next}");
+            let start = text.find("[service.a]").unwrap();
+            let (_, end) = super::read_service_run(&text, start).expect("read");
+            let want = layout::segments(&text).expect("readable");
+            assert_eq!(want[1].range, start..end, "{next:?}");
+            assert_eq!(end, head.len(), "{next:?}");
+        }
+        for own in [
+            "[service.a]\n",
+            "[service.a.check]\n",
+            "[[service.a.real]\n",
+            "[[ service.a.real ]] junk\n",
+        ] {
+            let text = format!("{head}{own}");
+            let start = text.find("[service.a]").unwrap();
+            assert!(super::read_service_run(&text, start).is_none(), "{own:?}");
         }
     }
 

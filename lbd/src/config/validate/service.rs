@@ -89,8 +89,8 @@ impl Validator {
             checks,
         };
         let mut out_reals: Vec<Real> = Vec::with_capacity(reals.len());
-        let mut seen: HashMap<SocketAddr, Range<usize>> = HashMap::with_capacity(reals.len());
-        for r in reals {
+        let mut seen = SeenReals::with_capacity(reals.len());
+        for r in &reals {
             if let Some(mut real) = self.real(r, &defaults, &mut seen) {
                 // One copy of a check the reals resolve to alike (nearly always all of them).
                 if let (Some(c), Some(prev)) = (&real.check, out_reals.last()) {
@@ -482,9 +482,9 @@ impl Validator {
     /// service's reals so far.
     fn real(
         &mut self,
-        r: RealSchema,
+        r: &RealSchema,
         svc: &ServiceDefaults<'_>,
-        seen: &mut HashMap<SocketAddr, Range<usize>>,
+        seen: &mut SeenReals,
     ) -> Option<Real> {
         let (sname, family, service_port) = (svc.name, svc.family, svc.port);
         let ep = *r.address.get_ref();
@@ -521,7 +521,7 @@ impl Validator {
             return None;
         }
         seen.insert(addr, r.address.span());
-        let (weight, upper, lower) = self.weight_and_thresholds(&r);
+        let (weight, upper, lower) = self.weight_and_thresholds(r);
         let check = self.real_check(r.check.as_ref(), &svc.check, r.address.span(), svc.checks);
         if let Some(c) = &check {
             if port == 0 && c.port.is_none() && !matches!(c.kind, CheckKind::Exec { .. }) {
@@ -661,5 +661,42 @@ impl Validator {
             }
             Quorum { min_weight, hysteresis }
         })
+    }
+}
+
+/// The addresses of a service's reals so far, with where each is written: a list while the
+/// service is small (nearly all are, and a list of ten needs no hashing), a map beyond.
+enum SeenReals {
+    Few(Vec<(SocketAddr, Range<usize>)>),
+    Many(HashMap<SocketAddr, Range<usize>>),
+}
+
+impl SeenReals {
+    /// Up to this many, a list.
+    const FEW: usize = 32;
+
+    fn with_capacity(n: usize) -> SeenReals {
+        if n <= Self::FEW {
+            SeenReals::Few(Vec::with_capacity(n))
+        } else {
+            SeenReals::Many(HashMap::with_capacity(n))
+        }
+    }
+
+    fn get(&self, addr: &SocketAddr) -> Option<&Range<usize>> {
+        match self {
+            SeenReals::Few(list) => list.iter().find(|(a, _)| a == addr).map(|(_, r)| r),
+            SeenReals::Many(map) => map.get(addr),
+        }
+    }
+
+    /// Records `addr` (not seen yet) at `span`.
+    fn insert(&mut self, addr: SocketAddr, span: Range<usize>) {
+        match self {
+            SeenReals::Few(list) => list.push((addr, span)),
+            SeenReals::Many(map) => {
+                map.insert(addr, span);
+            }
+        }
     }
 }

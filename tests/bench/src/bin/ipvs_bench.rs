@@ -325,12 +325,14 @@ fn bench() -> Result<(), String> {
     clear(&mut client)?;
 
     println!(
-        "figure: lbd full apply from empty: {:.0} ms, {} netlink messages ({} operations; validating the config {:.0} ms, kernel exchange {:.0} ms, the rest is planning)",
+        "figure: lbd full apply from empty: {:.0} ms, {} netlink messages ({} operations; validating the config {:.0} ms, planning {:.0} ms, kernel exchange {:.0} ms, recording {:.0} ms)",
         apply_full.ms,
         apply_full.report.messages,
         apply_full.report.counts.total(),
         apply_full.validate_ms,
-        apply_full.report.kernel_millis
+        apply_full.report.plan_millis,
+        apply_full.report.kernel_millis,
+        apply_full.report.millis - apply_full.report.plan_millis - apply_full.report.kernel_millis
     );
     println!(
         "figure: lbd full apply / its kernel exchange: {:.2}x ({} page faults; {})",
