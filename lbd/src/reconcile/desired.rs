@@ -183,7 +183,9 @@ pub fn service_state(svc: &Service, health: &RealHealth, overrides: &Overrides) 
         netmask,
         pe_name: None,
     };
-    let mut dests = BTreeMap::new();
+    // Collected, then built into the map at once (reals are nearly always written in address
+    // order, which the sort then only confirms).
+    let mut dests = Vec::with_capacity(svc.reals.len());
     let mut any_up = false;
     // In address order (the maps' order), looked up by halving: a service of a thousand
     // reals with their health known would otherwise scan a thousand entries per real.
@@ -218,7 +220,7 @@ pub fn service_state(svc: &Service, health: &RealHealth, overrides: &Overrides) 
             any_up = true;
             overridden.unwrap_or(real.weight)
         };
-        dests.insert(
+        dests.push((
             key,
             DestSpec {
                 fwd: fwd_method(real.forwarding),
@@ -227,8 +229,9 @@ pub fn service_state(svc: &Service, health: &RealHealth, overrides: &Overrides) 
                 lower_threshold: real.lower_threshold,
                 last_weight: up_weight,
             },
-        );
+        ));
     }
+    let mut dests: BTreeMap<DestKey, DestSpec> = dests.into_iter().collect();
     if !any_up {
         if let Some(sorry) = &svc.sorry {
             dests

@@ -10,11 +10,24 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-/// Identity of a destination within its service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Identity of a destination within its service. Ordered by address, then port (as derived),
+/// comparing addresses as numbers ([`msg::ip_cmp`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DestKey {
     pub addr: IpAddr,
     pub port: u16,
+}
+
+impl Ord for DestKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        msg::ip_cmp(&self.addr, &other.addr).then(self.port.cmp(&other.port))
+    }
+}
+
+impl PartialOrd for DestKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl fmt::Display for DestKey {
@@ -289,6 +302,7 @@ impl KernelState {
     /// service (nearly all of a full apply) looks the service and its list up once.
     pub fn apply_all<'a>(&mut self, ops: impl IntoIterator<Item = &'a Op>) {
         let mut ops = ops.into_iter().peekable();
+        let mut run: Vec<&Op> = Vec::new();
         while let Some(op) = ops.next() {
             let (Op::AddDest(id, ..) | Op::EditDest(id, ..) | Op::DelDest(id, _)) = op else {
                 self.apply(op);
@@ -299,11 +313,42 @@ impl KernelState {
                 self.apply(op);
                 continue;
             };
-            apply_dest_op(service, list, op);
+            run.clear();
+            run.push(op);
             while let Some(next) = ops.next_if(|next| next.dest_service() == Some(id)) {
-                apply_dest_op(service, list, next);
+                run.push(next);
+            }
+            apply_dest_run(service, list, &run);
+        }
+    }
+}
+
+/// What [`KernelState::apply`] does for a run of destination operations on one service the
+/// kernel holds with a known list order. Adds of distinct destinations to a service that has
+/// none yet (each service of a full apply) build its map in one go, in key order, instead of
+/// inserting one by one.
+fn apply_dest_run(service: &mut ServiceState, list: &mut DestList, run: &[&Op]) {
+    if service.dests.is_empty() && list.is_empty() {
+        let added: Option<Vec<(DestKey, DestSpec)>> = run
+            .iter()
+            .map(|op| match op {
+                Op::AddDest(_, key, spec) => Some((*key, spec.applied_to(None, true))),
+                _ => None,
+            })
+            .collect();
+        if let Some(added) = added {
+            let dests: BTreeMap<DestKey, DestSpec> = added.iter().copied().collect();
+            if dests.len() == added.len() {
+                for (key, _) in &added {
+                    list.add_absent(*key);
+                }
+                service.dests = dests;
+                return;
             }
         }
+    }
+    for op in run {
+        apply_dest_op(service, list, op);
     }
 }
 

@@ -73,6 +73,12 @@ impl DestList {
         self.0.push(key);
     }
 
+    /// [`Self::add`] of a key the list does not hold (no search for it).
+    pub fn add_absent(&mut self, key: DestKey) {
+        debug_assert!(!self.0.contains(&key), "{key} is in the list already");
+        self.0.push(key);
+    }
+
     /// `ip_vs_del_dest`: unlinked; the others keep their order.
     pub fn remove(&mut self, key: &DestKey) {
         if let Some(at) = self.0.iter().position(|k| k == key) {

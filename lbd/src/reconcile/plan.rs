@@ -235,6 +235,11 @@ pub fn plan_in(desired: &Desired, observed: &KernelState, scope: &Scope) -> Vec<
     }
 
     let mut steps = Steps::default();
+    if observed.table.is_empty() {
+        // Every destination is an add (the first apply at boot): room for them at once.
+        let dests = desired.table.values().map(|s| s.dests.len()).sum();
+        steps.add_dest.reserve_exact(dests);
+    }
     match scope {
         Scope::All => {
             for (id, want) in &desired.table {
@@ -264,6 +269,14 @@ pub fn plan_in(desired: &Desired, observed: &KernelState, scope: &Scope) -> Vec<
         del_dest,
         del_svc,
     } = steps;
+    ops.reserve_exact(
+        add_svc.len()
+            + edit_svc.len()
+            + add_dest.len()
+            + edit_dest.len()
+            + del_dest.len()
+            + del_svc.len(),
+    );
     ops.extend(add_svc);
     ops.extend(edit_svc);
     ops.extend(add_dest);

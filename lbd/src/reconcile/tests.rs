@@ -67,8 +67,8 @@ fn applied(d: &Desired) -> KernelState {
 }
 
 /// `apply_all` records what `apply` one at a time does, for runs of destination operations
-/// interleaved across services, on a service the kernel lacks, and on a service whose list
-/// order was never read (a state built by hand).
+/// interleaved across services, on a service the kernel lacks, on a service whose list
+/// order was never read (a state built by hand), and on services just added.
 #[test]
 fn apply_all_is_apply_one_at_a_time() {
     let spec = DestSpec {
@@ -89,6 +89,8 @@ fn apply_all_is_apply_one_at_a_time() {
         },
     );
     let zero = DestSpec { weight: 0, ..spec };
+    let svc_spec = start.table[&web()].spec.clone();
+    let fresh = |mark| ServiceId::Fwmark { af: 2, mark };
     let ops = vec![
         Op::AddDest(web(), dk("192.0.2.30:80"), spec),
         Op::EditDest(web(), dk("192.0.2.30:80"), zero),
@@ -101,6 +103,17 @@ fn apply_all_is_apply_one_at_a_time() {
         Op::EditDest(other, dk("192.0.2.31:80"), zero),
         Op::DelService(other),
         Op::AddDest(other, dk("192.0.2.35:80"), spec),
+        // New services: adds in key order, in reverse (as for mh), and one added twice.
+        Op::AddService(fresh(1), svc_spec.clone()),
+        Op::AddDest(fresh(1), dk("192.0.2.40:80"), spec),
+        Op::AddDest(fresh(1), dk("192.0.2.41:80"), zero),
+        Op::AddService(fresh(2), svc_spec.clone()),
+        Op::AddDest(fresh(2), dk("192.0.2.43:80"), spec),
+        Op::AddDest(fresh(2), dk("192.0.2.42:80"), spec),
+        Op::AddService(fresh(3), svc_spec),
+        Op::AddDest(fresh(3), dk("192.0.2.44:80"), spec),
+        Op::AddDest(fresh(3), dk("192.0.2.44:80"), zero),
+        Op::AddDest(fresh(3), dk("192.0.2.45:80"), spec),
     ];
     let mut one_at_a_time = start.clone();
     for op in &ops {
@@ -110,6 +123,33 @@ fn apply_all_is_apply_one_at_a_time() {
     all.apply_all(&ops);
     assert_eq!(all, one_at_a_time);
     assert_ne!(all, start, "the operations changed something");
+}
+
+/// Address, then port, as a derived `Ord` orders them.
+#[test]
+fn dest_keys_order_as_derived() {
+    let keys: Vec<DestKey> = [
+        "10.0.0.1:80",
+        "10.0.0.1:81",
+        "10.0.0.2:1",
+        "9.255.255.255:80",
+        "[::1]:80",
+        "[::1]:79",
+        "[2001:db8::1]:80",
+        "[fe80::1]:1",
+    ]
+    .iter()
+    .map(|k| dk(k))
+    .collect();
+    for a in &keys {
+        for b in &keys {
+            assert_eq!(
+                a.cmp(b),
+                (a.addr, a.port).cmp(&(b.addr, b.port)),
+                "{a} against {b}"
+            );
+        }
+    }
 }
 
 fn web() -> ServiceId {

@@ -9,13 +9,13 @@ use super::{
     CmdAttr, DaemonAttr, DestAttr, FlagsAttr, IpvsMessage, StatsAttr, SvcAttr, AF_INET, AF_INET6,
     IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, STATE_BACKUP, STATE_MASTER, SVC_F_HASHED,
 };
+use std::cmp::Ordering;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Identity of a virtual service in the kernel.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+/// Identity of a virtual service in the kernel. Ordered as a derived `Ord` would order it
+/// (address services first), comparing addresses as numbers ([`ip_cmp`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ServiceId {
     /// Protocol (`IPPROTO_*`), virtual address and port.
     Addr {
@@ -25,6 +25,51 @@ pub enum ServiceId {
     },
     /// Firewall mark, per address family (`AF_INET` / `AF_INET6`).
     Fwmark { af: u16, mark: u32 },
+}
+
+impl Ord for ServiceId {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (
+                ServiceId::Addr {
+                    protocol,
+                    addr,
+                    port,
+                },
+                ServiceId::Addr {
+                    protocol: p,
+                    addr: a,
+                    port: o,
+                },
+            ) => protocol
+                .cmp(p)
+                .then_with(|| ip_cmp(addr, a))
+                .then(port.cmp(o)),
+            (ServiceId::Fwmark { af, mark }, ServiceId::Fwmark { af: a, mark: m }) => {
+                af.cmp(a).then(mark.cmp(m))
+            }
+            (ServiceId::Addr { .. }, ServiceId::Fwmark { .. }) => Ordering::Less,
+            (ServiceId::Fwmark { .. }, ServiceId::Addr { .. }) => Ordering::Greater,
+        }
+    }
+}
+
+impl PartialOrd for ServiceId {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// `IpAddr`'s own order (every IPv4 address before every IPv6 one, then by value), with each
+/// address compared as one number rather than byte by byte: the kernel model's maps compare
+/// addresses on every lookup.
+pub fn ip_cmp(a: &IpAddr, b: &IpAddr) -> Ordering {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => a.to_bits().cmp(&b.to_bits()),
+        (IpAddr::V6(a), IpAddr::V6(b)) => a.to_bits().cmp(&b.to_bits()),
+        (IpAddr::V4(_), IpAddr::V6(_)) => Ordering::Less,
+        (IpAddr::V6(_), IpAddr::V4(_)) => Ordering::Greater,
+    }
 }
 
 impl ServiceId {
@@ -734,5 +779,61 @@ mod tests {
         assert!(e.detail.contains("neither a firewall mark"), "{e}");
         let e = ServiceEntry::from_attrs(&[SvcAttr::Port(80)]).unwrap_err();
         assert!(e.detail.contains("no AF"), "{e}");
+    }
+
+    /// The order a derived `Ord` gives: fields in declaration order, addresses by `IpAddr`'s.
+    #[test]
+    fn services_order_as_derived() {
+        let addrs: Vec<IpAddr> = [
+            "0.0.0.0",
+            "10.0.0.1",
+            "10.0.0.2",
+            "10.0.1.0",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "2001:db8::1",
+            "2001:db8::1:0",
+            "ffff::",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let mut ids = Vec::new();
+        for protocol in [IPPROTO_TCP, IPPROTO_UDP] {
+            for addr in &addrs {
+                for port in [1, 80, 65535] {
+                    ids.push(ServiceId::Addr {
+                        protocol,
+                        addr: *addr,
+                        port,
+                    });
+                }
+            }
+        }
+        for af in [AF_INET, AF_INET6] {
+            for mark in [0, 1, u32::MAX] {
+                ids.push(ServiceId::Fwmark { af, mark });
+            }
+        }
+        // (variant, protocol or af, address, port or mark), compared with std's orders.
+        let rank = |id: &ServiceId| match *id {
+            ServiceId::Addr {
+                protocol,
+                addr,
+                port,
+            } => (0, protocol, Some(addr), u32::from(port)),
+            ServiceId::Fwmark { af, mark } => (1, af, None, mark),
+        };
+        for a in &ids {
+            for b in &ids {
+                assert_eq!(a.cmp(b), rank(a).cmp(&rank(b)), "{a} against {b}");
+            }
+        }
+        for a in &addrs {
+            for b in &addrs {
+                assert_eq!(ip_cmp(a, b), a.cmp(b), "{a} against {b}");
+            }
+        }
     }
 }

@@ -25,9 +25,9 @@ mod requests;
 pub use attrs::{DaemonAttr, DestAttr, FlagsAttr, StatsAttr, SvcAttr};
 pub use encoded::{Encoded, EncodedRequest, Request};
 pub use entries::{
-    addr_bytes, af_of, info_from, netmask_bytes, netmask_prefix, protocol_name, timeouts_from,
-    DaemonEntry, DaemonState, DestEntry, DestSettings, FwdMethod, Info, ServiceEntry, ServiceId,
-    Stats, Timeouts, Tunnel,
+    addr_bytes, af_of, info_from, ip_cmp, netmask_bytes, netmask_prefix, protocol_name,
+    timeouts_from, DaemonEntry, DaemonState, DestEntry, DestSettings, FwdMethod, Info,
+    ServiceEntry, ServiceId, Stats, Timeouts, Tunnel,
 };
 
 use super::nl::{self, ParseError, RawAttr};
