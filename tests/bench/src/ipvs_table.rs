@@ -55,12 +55,22 @@ pub fn ipvsadm_rules(services: u32, reals: u32) -> String {
     t
 }
 
-/// Planning a full apply against an empty kernel, as the IPVS subsystem does it, and
-/// recording every operation as done.
-pub fn plan_from_empty(config: &Config) -> usize {
+/// A full apply planned against an empty kernel, before the exchange: what the IPVS
+/// subsystem holds while the kernel carries the requests out.
+pub struct Planned {
+    kept: KeptDesired,
+    drains: Drains,
+    kernel: KernelState,
+    ops: Vec<reconcile::Op>,
+    /// The requests, as sent.
+    pub requests: Encoded,
+}
+
+/// Planning a full apply against an empty kernel, as the IPVS subsystem does it.
+pub fn plan_from_empty(config: &Config) -> Planned {
     let mut kept = KeptDesired::new();
     let mut drains = Drains::new();
-    let mut kernel = KernelState::default();
+    let kernel = KernelState::default();
     let scope = kept.update(
         config,
         &RealHealth::default(),
@@ -78,12 +88,25 @@ pub fn plan_from_empty(config: &Config) -> usize {
     );
     let desired = kept.desired();
     let ops = reconcile::plan_in(desired, &kernel, &scope);
-    let counts = PlanCounts::of(&ops);
-    let moved = reconcile::moves(&ops).len();
-    let encoded = Encoded::of(ops.iter());
-    let requests: Vec<(&reconcile::Op, _)> = ops.iter().zip(encoded.iter()).collect();
-    kernel.apply_all(&ops);
-    drains.prune(&kernel);
-    std::hint::black_box((&requests, moved));
-    counts.total()
+    std::hint::black_box(reconcile::moves(&ops).len());
+    let requests = Encoded::of(ops.iter());
+    Planned {
+        kept,
+        drains,
+        kernel,
+        ops,
+        requests,
+    }
+}
+
+impl Planned {
+    /// Records every operation as done, as the subsystem does after the exchange (which keeps
+    /// the kernel model and desired state for the next apply); the number of operations.
+    pub fn record(&mut self) -> usize {
+        let counts = PlanCounts::of(&self.ops);
+        self.kernel.apply_all(&self.ops);
+        self.drains.prune(&self.kernel);
+        std::hint::black_box((&self.kept, &self.kernel));
+        counts.total()
+    }
 }

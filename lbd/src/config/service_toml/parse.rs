@@ -57,9 +57,8 @@ fn read(src: &str, start: usize, end: usize) -> Option<(ServiceText<'_>, usize)>
                         if header.real {
                             return None;
                         }
-                        // A real takes about 50 bytes written plainly: room for them all
-                        // at once rather than several copies as the vectors grow.
-                        let reals = (end.saturating_sub(start) / 48).min(1 << 16);
+                        // Room for the reals of most services at once; larger ones grow.
+                        let reals = 16;
                         out = Some(ServiceText {
                             name: header.name,
                             name_span: header.name_span,

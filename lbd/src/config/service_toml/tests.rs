@@ -176,3 +176,25 @@ fn a_run_in_a_larger_text_keeps_its_spans() {
     assert_eq!(&text[s.name_span.clone()], "w");
     assert_eq!(&text[s.keys[0].value.span.clone()], "\"10.0.0.1:80\"");
 }
+
+/// A service read where it starts takes room for its own reals, not for the rest of the file
+/// (the text after it is not its own until read).
+#[test]
+fn a_run_takes_room_for_its_own_reals() {
+    let mut text = String::from(
+        "[service.a]\nvip = \"10.0.0.1:80\"\n[[service.a.real]]\naddress = \"10.0.0.2\"\n",
+    );
+    let end = text.len();
+    for i in 0..5_000 {
+        text += &format!("[service.s{i}]\nvip = \"10.0.0.1:{}\"\n", i + 1);
+    }
+    let (read, stop) = super::service_run(&text, 0).expect("in the subset");
+    assert_eq!(stop, end);
+    assert_eq!(read.reals.len(), 1);
+    assert!(read.reals.capacity() <= 64, "{}", read.reals.capacity());
+    assert!(
+        read.real_keys.capacity() <= 128,
+        "{}",
+        read.real_keys.capacity()
+    );
+}

@@ -6,9 +6,9 @@
 //! benchmark's figures are measured):
 //!
 //! 1. the config loader (parse, validate, build the model, keep what a reload needs);
-//! 2. the plan against an empty kernel (desired state, drains, plan, request messages),
-//!    and bringing the kept view of the kernel up to date with every operation;
-//! 3. for comparison, parsing the whole text with the `toml` crate (what validation began
+//! 2. the plan against an empty kernel (desired state, drains, plan, request messages);
+//! 3. bringing the kept view of the kernel up to date with every operation;
+//! 4. for comparison, parsing the whole text with the `toml` crate (what validation began
 //!    with before services got their own reader).
 //!
 //! The first round runs in a fresh process as the benchmark does; later rounds reuse the
@@ -18,7 +18,7 @@
 //! cargo run --release -p lb-bench --bin apply_stages [-- SERVICES REALS ROUNDS]
 //! ```
 //!
-//! `LB_SKIP_TOML=1` leaves out the third stage (for a profile of lbd's own stages).
+//! `LB_SKIP_TOML=1` leaves out the fourth stage (for a profile of lbd's own stages).
 
 use lb_bench::ipvs_table::{config_text, plan_from_empty};
 use lb_bench::proc_stat::minor_faults;
@@ -122,8 +122,11 @@ fn round(text: &str, first: bool) {
     let (loaded, c) = measure(|| loader.parse("bench.toml", text.to_string()));
     let loaded = loaded.expect("the config is valid");
     show("config loader (what ipvs-bench times)", c);
-    let (ops, c) = measure(|| plan_from_empty(&loaded.config));
-    show(&format!("planning {ops} operations"), c);
+    let (mut planned, c) = measure(|| plan_from_empty(&loaded.config));
+    show("planning (desired state, plan, requests)", c);
+    let (ops, c) = measure(|| planned.record());
+    show(&format!("recording {ops} operations done"), c);
+    drop(planned);
     if std::env::var_os("LB_SKIP_TOML").is_some() {
         return;
     }

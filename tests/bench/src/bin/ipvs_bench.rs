@@ -146,7 +146,8 @@ fn warm_up() -> Result<(), String> {
         let loaded = Loader::new()
             .parse("warm-up.toml", config_text(20, 10, None))
             .map_err(|e| e.to_string())?;
-        std::hint::black_box(plan_from_empty(&loaded.config));
+        let mut planned = plan_from_empty(&loaded.config);
+        std::hint::black_box(planned.record());
     }
     Ok(())
 }
