@@ -328,23 +328,24 @@ impl KernelState {
 /// none yet (each service of a full apply) build its map in one go, in key order, instead of
 /// inserting one by one.
 fn apply_dest_run(service: &mut ServiceState, list: &mut DestList, run: &[&Op]) {
-    if service.dests.is_empty() && list.is_empty() {
-        let added: Option<Vec<(DestKey, DestSpec)>> = run
-            .iter()
-            .map(|op| match op {
-                Op::AddDest(_, key, spec) => Some((*key, spec.applied_to(None, true))),
-                _ => None,
-            })
+    let adds = || {
+        run.iter().filter_map(|op| match op {
+            Op::AddDest(_, key, spec) => Some((*key, spec)),
+            _ => None,
+        })
+    };
+    if service.dests.is_empty() && list.is_empty() && adds().count() == run.len() {
+        let dests: BTreeMap<DestKey, DestSpec> = adds()
+            .map(|(key, spec)| (key, spec.applied_to(None, true)))
             .collect();
-        if let Some(added) = added {
-            let dests: BTreeMap<DestKey, DestSpec> = added.iter().copied().collect();
-            if dests.len() == added.len() {
-                for (key, _) in &added {
-                    list.add_absent(*key);
-                }
-                service.dests = dests;
-                return;
+        // Each destination once: otherwise the kernel refused the second add.
+        if dests.len() == run.len() {
+            list.reserve(run.len());
+            for (key, _) in adds() {
+                list.add_absent(key);
             }
+            service.dests = dests;
+            return;
         }
     }
     for op in run {

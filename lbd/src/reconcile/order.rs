@@ -73,6 +73,11 @@ impl DestList {
         self.0.push(key);
     }
 
+    /// Room for `n` more destinations.
+    pub fn reserve(&mut self, n: usize) {
+        self.0.reserve_exact(n);
+    }
+
     /// [`Self::add`] of a key the list does not hold (no search for it).
     pub fn add_absent(&mut self, key: DestKey) {
         debug_assert!(!self.0.contains(&key), "{key} is in the list already");

@@ -132,9 +132,10 @@ impl<'i> Reader<'i> {
 
     /// Spaces and tabs.
     fn skip_blanks(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t')) {
-            self.pos += 1;
-        }
+        self.pos += self.bytes[self.pos..]
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
     }
 
     /// Blanks, an optional comment, and the end of the line (or of the text).
@@ -226,12 +227,10 @@ impl<'i> Reader<'i> {
             b'"' => self.basic_string()?,
             b'\'' => self.literal_string()?,
             _ => {
-                while matches!(
-                    self.peek(),
-                    Some(b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-')
-                ) {
-                    self.pos += 1;
-                }
+                self.pos += self.bytes[start..]
+                    .iter()
+                    .take_while(|&&b| BARE_KEY[usize::from(b)])
+                    .count();
                 if self.pos == start {
                     return None;
                 }
@@ -338,6 +337,11 @@ impl<'i> Reader<'i> {
             return None;
         }
         let start = self.pos;
+        // Up to the first byte that is not plain string content (nearly always the end).
+        self.pos += self.bytes[start..]
+            .iter()
+            .take_while(|&&b| !STRING_STOPS[usize::from(b)])
+            .count();
         let mut owned: Option<String> = None;
         loop {
             let b = self.peek()?;
@@ -440,6 +444,29 @@ impl<'i> Reader<'i> {
         }
     }
 }
+
+/// The bytes a bare key is made of.
+const BARE_KEY: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = matches!(b as u8, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-');
+        b += 1;
+    }
+    t
+};
+
+/// The bytes that end the plain run of a basic string: its quote, an escape, and the control
+/// characters TOML refuses there (a tab is allowed).
+const STRING_STOPS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = matches!(b as u8, b'"' | b'\\' | 0..=0x08 | 0x0a..=0x1f | 0x7f);
+        b += 1;
+    }
+    t
+};
 
 /// The character of the `digits` hexadecimal digits at `at` (after `\u` or `\U`).
 fn unicode_escape(src: &str, at: usize, digits: usize) -> Option<char> {
