@@ -32,6 +32,9 @@ fn read(src: &str, start: usize, end: usize) -> Option<(ServiceText<'_>, usize)>
     let mut out: Option<ServiceText> = None;
     // Where the lines of keys go: the service's own table, or its last real.
     let mut in_real = false;
+    // A real's header as nearly every real's is written, once the service's name is known:
+    // such a line is taken whole, without reading it key by key.
+    let mut plain_real_header = String::new();
     while r.pos < r.bytes.len() {
         let line_start = r.pos;
         r.skip_blanks();
@@ -40,6 +43,21 @@ fn read(src: &str, start: usize, end: usize) -> Option<(ServiceText<'_>, usize)>
             Some(b'\n' | b'\r' | b'#') => r.end_of_line()?,
             Some(b'[') => {
                 let at = r.pos;
+                let plain_end = at + plain_real_header.len();
+                if let Some(text) = out.as_mut().filter(|_| {
+                    !plain_real_header.is_empty()
+                        && r.bytes[at..].starts_with(plain_real_header.as_bytes())
+                        && r.bytes.get(plain_end) == Some(&b'\n')
+                }) {
+                    let keys = text.real_keys.len();
+                    text.reals.push(RealText {
+                        span: at..plain_end,
+                        keys: keys..keys,
+                    });
+                    in_real = true;
+                    r.pos = plain_end + 1;
+                    continue;
+                }
                 let Some(header) = r.header() else {
                     // Another item's header ends the run; one of this service's that the
                     // reader does not take (or no header at all) sends the file elsewhere.
@@ -56,6 +74,9 @@ fn read(src: &str, start: usize, end: usize) -> Option<(ServiceText<'_>, usize)>
                         // The service's own table comes first, once.
                         if header.real {
                             return None;
+                        }
+                        if header.name.bytes().all(|b| BARE_KEY[usize::from(b)]) {
+                            plain_real_header = format!("[[service.{}.real]]", header.name);
                         }
                         // Room for the reals of most services at once; larger ones grow.
                         let reals = 16;
@@ -122,15 +143,18 @@ struct Reader<'i> {
 }
 
 impl<'i> Reader<'i> {
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
+    #[inline(always)]
     fn eat(&mut self, b: u8) -> Option<()> {
         (self.peek() == Some(b)).then(|| self.pos += 1)
     }
 
     /// Spaces and tabs.
+    #[inline(always)]
     fn skip_blanks(&mut self) {
         self.pos += self.bytes[self.pos..]
             .iter()
@@ -278,6 +302,7 @@ impl<'i> Reader<'i> {
     }
 
     /// Whether a scalar ends here: what may follow a number or a boolean.
+    #[inline(always)]
     fn at_delimiter(&self) -> bool {
         matches!(
             self.peek(),
