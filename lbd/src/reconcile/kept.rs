@@ -20,8 +20,9 @@ use std::sync::Arc;
 #[derive(Debug, Default)]
 pub struct KeptDesired {
     desired: Desired,
-    /// The service each table entry was computed from, by name.
-    from: BTreeMap<String, Arc<Service>>,
+    /// The services each table entry was computed from, by name: the map of the config last
+    /// applied (shared with it).
+    from: Arc<BTreeMap<String, Arc<Service>>>,
     health: RealHealth,
     overrides: Overrides,
     valid: bool,
@@ -91,7 +92,7 @@ impl KeptDesired {
             .map(String::as_str)
             .chain(changed.iter().copied())
         {
-            if let Some(old) = self.from.remove(name) {
+            if let Some(old) = self.from.get(name) {
                 let id = service_id(&old.key);
                 self.desired.table.remove(&id);
                 self.desired.names.remove(&id);
@@ -107,9 +108,10 @@ impl KeptDesired {
                 .table
                 .insert(id, service_state(svc, health, overrides));
             self.desired.names.insert(id, svc.name.clone());
-            self.from.insert(svc.name.clone(), svc.clone());
             scope.insert(id);
         }
+        // Every service of the config is now computed from its own entry.
+        self.from = config.services.clone();
         self.health = health.clone();
         self.overrides = overrides.clone();
         Scope::Services(scope)
@@ -118,15 +120,14 @@ impl KeptDesired {
     fn rebuild(&mut self, config: &Config, health: &RealHealth, overrides: &Overrides) -> Scope {
         self.desired.table.clear();
         self.desired.names.clear();
-        self.from.clear();
         for (name, svc) in config.services.iter() {
             let id = service_id(&svc.key);
             self.desired
                 .table
                 .insert(id, service_state(svc, health, overrides));
             self.desired.names.insert(id, name.clone());
-            self.from.insert(name.clone(), svc.clone());
         }
+        self.from = config.services.clone();
         self.health = health.clone();
         self.overrides = overrides.clone();
         self.valid = true;
@@ -134,21 +135,85 @@ impl KeptDesired {
     }
 }
 
-/// Names of the services whose entries differ between two maps keyed by (service, real).
+/// Names of the services whose entries differ between two maps keyed by (service, real): the
+/// maps walked side by side, in their common key order.
 fn differing_services<'a, V: PartialEq>(
     a: &'a BTreeMap<(String, SocketAddr), V>,
     b: &'a BTreeMap<(String, SocketAddr), V>,
 ) -> BTreeSet<&'a str> {
+    use std::cmp::Ordering;
     let mut out = BTreeSet::new();
-    for ((svc, addr), v) in a {
-        if b.get(&(svc.clone(), *addr)) != Some(v) {
-            out.insert(svc.as_str());
-        }
-    }
-    for ((svc, addr), v) in b {
-        if a.get(&(svc.clone(), *addr)) != Some(v) {
-            out.insert(svc.as_str());
-        }
+    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
+    loop {
+        let name = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(((name, _), _)), None) => {
+                a.next();
+                name
+            }
+            (None, Some(((name, _), _))) => {
+                b.next();
+                name
+            }
+            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
+                Ordering::Less => {
+                    let name = &ka.0;
+                    a.next();
+                    name
+                }
+                Ordering::Greater => {
+                    let name = &kb.0;
+                    b.next();
+                    name
+                }
+                Ordering::Equal => {
+                    let (name, same) = (&ka.0, va == vb);
+                    a.next();
+                    b.next();
+                    if same {
+                        continue;
+                    }
+                    name
+                }
+            },
+        };
+        out.insert(name.as_str());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::differing_services;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::net::SocketAddr;
+
+    #[test]
+    fn services_with_an_added_removed_or_changed_entry_differ() {
+        let entry = |s: &str, a: &str, v: u32| ((s.to_string(), a.parse().unwrap()), v);
+        let a: BTreeMap<(String, SocketAddr), u32> = [
+            entry("same", "10.0.0.1:80", 1),
+            entry("same", "10.0.0.2:80", 1),
+            entry("changed", "10.0.0.1:80", 1),
+            entry("lost", "10.0.0.9:80", 1),
+            entry("gone", "10.0.0.1:80", 1),
+        ]
+        .into();
+        let b: BTreeMap<(String, SocketAddr), u32> = [
+            entry("same", "10.0.0.1:80", 1),
+            entry("same", "10.0.0.2:80", 1),
+            entry("changed", "10.0.0.1:80", 2),
+            entry("lost", "10.0.0.8:80", 1),
+            entry("new", "10.0.0.1:80", 1),
+        ]
+        .into();
+        let want: BTreeSet<&str> = ["changed", "gone", "lost", "new"].into();
+        assert_eq!(differing_services(&a, &b), want);
+        assert_eq!(differing_services(&b, &a), want);
+        assert!(differing_services(&a, &a).is_empty());
+        assert_eq!(
+            differing_services(&a, &BTreeMap::new()),
+            ["changed", "gone", "lost", "same"].into()
+        );
+    }
 }
