@@ -14,7 +14,8 @@
 //!        ipvs-bench capture    (prints the kernel's raw replies for a small table, in hex:
 //!                               the test vectors of `lbd::ipvs::msg`'s unit tests)
 //! ```
-//! Refuses to run when the kernel table is not empty (it would delete what it did not create).
+//! Each side runs in a network namespace of its own (a fresh IPVS table; see `fresh_ipvs`):
+//! the balancer's own table is neither read nor changed.
 
 use lb_bench::ipvs_table::{config_text, ipvsadm_rules, plan_from_empty};
 use lb_bench::proc_stat::minor_faults;
@@ -152,6 +153,48 @@ fn warm_up() -> Result<(), String> {
     Ok(())
 }
 
+/// Moves this process (and the ipvsadm it starts from now on) to a new network namespace:
+/// an empty IPVS table, whatever the balancer runs, and an empty trash. IPVS keeps every
+/// deleted destination in a per-namespace trash for a minute or two and scans the whole trash
+/// on each add (`ip_vs_trash_get_dest`), so in a namespace where a large table was just
+/// cleared every add pays for the deleted ones, and the kernel's side of an apply would
+/// measure that instead of itself.
+fn fresh_ipvs() -> Result<(), String> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("cannot make a network namespace for the benchmark: {e}"))?;
+    // IPVS takes a real only at an address the namespace can route (`inet_addr_type` in
+    // `ip_vs_new_dest`); a new namespace has no routing table at all until its loopback is up.
+    loopback_up().map_err(|e| format!("cannot bring the namespace's loopback up: {e}"))
+}
+
+/// `ip link set lo up`, by ioctl.
+fn loopback_up() -> std::io::Result<()> {
+    // SAFETY: a plain socket for the ioctls, closed by OwnedFd.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened and is owned here alone.
+    let socket = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS and SIOCSIFFLAGS read and write the ifreq passed.
+    unsafe {
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 fn clear(client: &mut IpvsClient) -> Result<(), String> {
     let services = client.services().map_err(|e| e.to_string())?;
     let requests: Vec<_> = services
@@ -170,6 +213,8 @@ fn clear(client: &mut IpvsClient) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    // lbd's subsystem says why an operation failed in its log: shown as lbd shows it.
+    lbd::logging::init("ipvs-bench", "LBD_LOG", "warn");
     // The reloads measured are lbd's: the same heap policy as the daemon.
     let refused = lbd::heap::keep_for_reloads();
     if !refused.is_empty() {
@@ -270,10 +315,10 @@ fn bench() -> Result<(), String> {
         .map_err(|e| format!("REALS: {e}"))?;
     let dests = services * reals;
 
+    // lbd's side in a network namespace of its own: an IPVS table of its own, and an empty
+    // trash of deleted destinations (see `fresh_ipvs`).
+    fresh_ipvs()?;
     let mut client = IpvsClient::connect().map_err(|e| e.to_string())?;
-    if !client.services().map_err(|e| e.to_string())?.is_empty() {
-        return Err("the IPVS table is not empty; run on a balancer without services".into());
-    }
     println!(
         "ipvs-bench: {services} services x {reals} reals = {dests} destinations; batches of up to {} requests",
         client.batch_size()
@@ -320,6 +365,9 @@ fn bench() -> Result<(), String> {
     let dests_ms = t.elapsed().as_secs_f64() * 1000.0;
     clear(&mut client)?;
 
+    // ipvsadm's side in another: the trash lbd's table left behind is not its.
+    fresh_ipvs()?;
+    let mut client = IpvsClient::connect().map_err(|e| e.to_string())?;
     let rules = ipvsadm_rules(services, reals);
     let (restore_ms, _) = ipvsadm(&["-R"], Some(&rules))?;
     let (list_ms, list_bytes) = ipvsadm(&["-Ln"], None)?;
