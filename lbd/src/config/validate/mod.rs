@@ -153,8 +153,7 @@ pub(super) struct ServiceContext {
     bgp: bgp::BgpContext,
     /// The named checks each service uses (a service that uses none is not listed).
     pub uses: BTreeMap<String, BTreeSet<String>>,
-    /// The file's segments, when validation read them already (each service in one place):
-    /// the loader needs them too.
+    /// The file's segments, when validation read them (each service in one place): for the loader.
     pub segments: Option<Vec<Segment>>,
 }
 
@@ -625,7 +624,8 @@ impl Validator {
             checks.entry(n.clone()).or_insert((span.clone(), None));
         }
         let mut used_checks: BTreeSet<String> = BTreeSet::new();
-        let mut services = BTreeMap::new();
+        // In name order: built into the map at once, after.
+        let mut services: Vec<(String, Arc<Service>)> = Vec::with_capacity(raw.services.len());
         // Where each kernel key was first given (which service: found again on a duplicate).
         let mut keys: HashMap<ServiceKey, Range<usize>> = HashMap::new();
         let mut real_families = false;
@@ -655,9 +655,9 @@ impl Validator {
                 }
                 if let Some(other_span) = keys.get(&service.key) {
                     let other = services
-                        .values()
-                        .find(|s: &&Arc<Service>| s.key == service.key)
-                        .map_or("?", |s| s.name.as_str());
+                        .iter()
+                        .find(|(_, s)| s.key == service.key)
+                        .map_or("?", |(_, s)| s.name.as_str());
                     let msg = format!(
                         "virtual service {} is defined twice (services `{}` and `{}`)",
                         service.key, other, service.name
@@ -669,9 +669,10 @@ impl Validator {
                     continue;
                 }
                 keys.insert(service.key, key_span);
-                services.insert(name.into_inner(), Arc::new(service));
+                services.push((name.into_inner(), Arc::new(service)));
             }
         }
+        let services: BTreeMap<_, _> = services.into_iter().collect();
         for (n, (span, _)) in &checks {
             if !used_checks.contains(n) {
                 self.warn(
