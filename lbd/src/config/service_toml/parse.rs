@@ -326,15 +326,28 @@ impl<'i> Reader<'i> {
     /// A decimal integer (`-12`, `1_000`); floats, dates and other bases are left to the
     /// toml crate.
     fn integer(&mut self) -> Option<i64> {
-        let start = self.pos;
+        let negative = self.peek() == Some(b'-');
         if matches!(self.peek(), Some(b'+' | b'-')) {
             self.pos += 1;
         }
         let digits = self.pos;
         let mut last_digit = false;
+        // Built towards its sign as it is read (so that i64::MIN reads); `None` once out of
+        // range, as `i64::from_str` would say.
+        let mut value = Some(0i64);
         while let Some(b) = self.peek() {
             match b {
-                b'0'..=b'9' => last_digit = true,
+                b'0'..=b'9' => {
+                    last_digit = true;
+                    let d = i64::from(b - b'0');
+                    value = value.and_then(|v| v.checked_mul(10)).and_then(|v| {
+                        if negative {
+                            v.checked_sub(d)
+                        } else {
+                            v.checked_add(d)
+                        }
+                    });
+                }
                 // Only between digits.
                 b'_' if last_digit => last_digit = false,
                 _ => break,
@@ -346,12 +359,7 @@ impl<'i> Reader<'i> {
         if !last_digit || (text.len() > 1 && text.starts_with('0')) || !self.at_delimiter() {
             return None;
         }
-        let whole = &self.src[start..self.pos];
-        if whole.contains('_') {
-            whole.replace('_', "").parse().ok()
-        } else {
-            whole.parse().ok()
-        }
+        value
     }
 
     /// `"..."` on one line, escapes resolved.

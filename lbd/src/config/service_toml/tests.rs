@@ -115,7 +115,7 @@ fn reads_what_services_are_written_in_as_toml_does() {
         "[ service . \"web-1\" ]   # a comment\r\n  'vip' = '10.0.0.1:80'\t\r\n\n[[ service.\"web-1\" . real ]]\naddress = \"a\\u00e9\\\"\\\\\\n\"\n",
         "[service.w]\nflags = [ \"sh-fallback\",\n  # why\n  \"sh-port\", ]\nfwmark = +1_000\non_failure = \"remove\"\n",
         "[service.w]\ncheck = { type = \"http\", port = 8080, path = \"/h\", expect_status = [200, 204], tls_verify = false }\nquorum = {}\n",
-        "[service.w]\ncheck = \"web\"\nname = \"é ü 日本\"\nempty = \"\"\nlit = ''\nneg = -0\nbig = 9223372036854775807\n",
+        "[service.w]\ncheck = \"web\"\nname = \"é ü 日本\"\nempty = \"\"\nlit = ''\nneg = -0\nbig = 9223372036854775807\nsmall = -9_223_372_036_854_775_808\n",
         "# before\n\n[service.w] # after\n[[service.w.real]]\n[[service.w.real]]\ncheck = { rise = 2 }\n",
         "[service.w]\nnested = [[1, 2], [\"a\"], [], [ { a = 1 } ]]\n",
     ] {
@@ -159,6 +159,7 @@ fn leaves_the_rest_to_the_toml_crate() {
         "[service.w]\n[ [service.w.real]]\n",
         "[service.w]\nx = { a = 1, a = 2 }\n",
         "[service.w]\nx = 99999999999999999999\n",
+        "[service.w]\nx = -9223372036854775809\n",
     ] {
         assert!(
             same_as_toml(text).is_none(),
