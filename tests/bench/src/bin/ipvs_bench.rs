@@ -167,32 +167,16 @@ fn fresh_ipvs() -> Result<(), String> {
     loopback_up().map_err(|e| format!("cannot bring the namespace's loopback up: {e}"))
 }
 
-/// `ip link set lo up`, by ioctl.
-fn loopback_up() -> std::io::Result<()> {
-    // SAFETY: a plain socket for the ioctls, closed by OwnedFd.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd was just opened and is owned here alone.
-    let socket = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
-    // SAFETY: ifreq is plain data; zeroed is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
-        *dst = *src as libc::c_char;
-    }
-    // SAFETY: SIOCGIFFLAGS and SIOCSIFFLAGS read and write the ifreq passed.
-    unsafe {
-        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-        if libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
+/// `lo` up in this thread's namespace, through lbd's netlink layer.
+fn loopback_up() -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let nl = lbd::netlink::Netlink::connect().map_err(|e| e.to_string())?;
+        nl.loopback_up().await.map(drop).map_err(|e| e.to_string())
+    })
 }
 
 fn clear(client: &mut IpvsClient) -> Result<(), String> {
