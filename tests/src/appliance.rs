@@ -439,6 +439,25 @@ pub fn stamp(line: &str) -> Option<Duration> {
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
+/// Whether the kernel's console timestamps count from the kernel's start (`Some(true)`), or only
+/// from its first timer tick (`Some(false)`); `None` before the kernel printed its command line.
+/// The x86 kernel starts its clock in `setup_arch` only when its quick calibration of the TSC
+/// against the PIT works; under TCG that fails in about one boot in four, the TSC is then
+/// calibrated later against the HPET, and every timestamp until the first tick reads 0: such a
+/// boot's times are a few hundred ms short. The sign is where `tsc: Detected` comes: before the
+/// command line or after it.
+pub fn kernel_clock_from_start(lines: &[String]) -> Option<bool> {
+    for line in lines {
+        if line.contains("tsc: Detected ") {
+            return Some(true);
+        }
+        if line.contains("Kernel command line:") {
+            return Some(false);
+        }
+    }
+    None
+}
+
 /// The value of `key=value` among the whitespace-separated words of `text`.
 pub fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.split_whitespace()
@@ -582,6 +601,27 @@ mod tests {
         assert_eq!(stamp("[  123.5] x"), Some(Duration::from_millis(123_500)));
         assert_eq!(stamp("[nope] x"), None);
         assert_eq!(stamp("x [1.0]"), None);
+    }
+
+    #[test]
+    fn the_kernel_clock_counts_from_the_start_only_after_an_early_tsc_calibration() {
+        let lines = |text: &str| text.lines().map(str::to_owned).collect::<Vec<_>>();
+        let early = lines(
+            "[    0.000000] tsc: Fast TSC calibration using PIT\n\
+             [    0.000000] tsc: Detected 2596.127 MHz processor\n\
+             [    0.192746] Kernel command line: console=ttyS0 panic=-1\n\
+             [    0.432221] clocksource: tsc-early: mask: 0xffffffffffffffff",
+        );
+        let late = lines(
+            "[    0.000000] Kernel command line: console=ttyS0 panic=-1\n\
+             [    0.040000] tsc: Unable to calibrate against PIT\n\
+             [    0.040000] tsc: using HPET reference calibration\n\
+             [    0.040000] tsc: Detected 2596.154 MHz processor",
+        );
+        assert_eq!(kernel_clock_from_start(&early), Some(true));
+        assert_eq!(kernel_clock_from_start(&late), Some(false));
+        assert_eq!(kernel_clock_from_start(&early[..1]), None);
+        assert_eq!(kernel_clock_from_start(&[]), None);
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct Position {
 #[derive(Debug, Default)]
 pub struct Transcript {
     lines: Vec<String>,
+    /// When each complete line's newline reached us (host clock).
+    arrivals: Vec<Instant>,
     partial: Vec<u8>,
     closed: bool,
     last_data: Option<Instant>,
@@ -45,12 +47,14 @@ pub struct Transcript {
 impl Transcript {
     /// Appends raw console bytes.
     pub fn push_bytes(&mut self, bytes: &[u8]) {
-        self.last_data = Some(Instant::now());
+        let now = Instant::now();
+        self.last_data = Some(now);
         for &b in bytes {
             match b {
                 b'\n' => {
                     let line = String::from_utf8_lossy(&self.partial).into_owned();
                     self.lines.push(line);
+                    self.arrivals.push(now);
                     self.partial.clear();
                 }
                 b'\r' => {}
@@ -123,10 +127,10 @@ impl Transcript {
         let with_partial = with_partial && !partial.is_empty();
         let count = self.lines.len() + usize::from(with_partial);
         for line_no in from.line..count {
-            let line: &str = if line_no < self.lines.len() {
-                &self.lines[line_no]
+            let (line, arrived): (&str, _) = if line_no < self.lines.len() {
+                (&self.lines[line_no], self.arrivals[line_no])
             } else {
-                &partial
+                (&partial, self.last_data.unwrap_or_else(Instant::now))
             };
             let mut start = if line_no == from.line { from.offset } else { 0 };
             if start > line.len() {
@@ -141,7 +145,8 @@ impl Transcript {
                 .filter_map(|(i, re)| re.captures_at(line, start).map(|c| (i, c)))
                 .min_by_key(|(i, c)| (c.get(0).map_or(usize::MAX, |m| m.start()), *i));
             if let Some((index, caps)) = best {
-                return Some((index, Match::new(&patterns[index], line_no, line, &caps)));
+                let m = Match::new(&patterns[index], line_no, line, &caps, arrived);
+                return Some((index, m));
             }
         }
         None
@@ -159,12 +164,20 @@ pub struct Match {
     pub range: std::ops::Range<usize>,
     groups: Vec<Option<String>>,
     names: Vec<Option<String>>,
+    arrived: Instant,
 }
 
 impl Match {
-    fn new(re: &Regex, line_no: usize, line: &str, caps: &regex::Captures<'_>) -> Self {
+    fn new(
+        re: &Regex,
+        line_no: usize,
+        line: &str,
+        caps: &regex::Captures<'_>,
+        arrived: Instant,
+    ) -> Self {
         let whole = caps.get(0).expect("group 0 always participates");
         Self {
+            arrived,
             line_no,
             line: line.to_owned(),
             range: whole.range(),
@@ -174,6 +187,12 @@ impl Match {
                 .collect(),
             names: re.capture_names().map(|n| n.map(str::to_owned)).collect(),
         }
+    }
+
+    /// When the line reached the host (its last byte so far, for an unfinished line): a clock
+    /// that does not depend on the guest's.
+    pub fn arrived(&self) -> Instant {
+        self.arrived
     }
 
     /// The matched text.

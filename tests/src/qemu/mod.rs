@@ -163,6 +163,12 @@ impl Guest {
         &self.log_dir
     }
 
+    /// How long after QEMU was started a console line reached the host: firmware, loading the
+    /// kernel and initrd, the kernel's own start and everything after, on the host's clock.
+    pub fn since_start(&self, m: &Match) -> Duration {
+        m.arrived().saturating_duration_since(self.started)
+    }
+
     /// The serial console.
     pub fn console(&self) -> &Console {
         &self.console
