@@ -7,7 +7,8 @@
 # firmware packages those NIC drivers need (from the non-free-firmware component, read through a
 # private apt configuration under the cache: the host's apt sources are not changed), and the
 # Debian packages of BIRD (bird2 and the library packages it depends on), whose files the image
-# carries as its BGP speaker.
+# carries as its BGP speaker; and Debian's source package of the generic kernel's exact version
+# (linux-source-X.Y), from which `image build` rebuilds that kernel's boot stub for a zstd payload.
 #
 # It also installs cargo-fuzz (cargo install) for the fuzz targets.
 #
@@ -176,6 +177,12 @@ if ((CHECK)); then
             printf 'missing: the kernel package of %s in %s (tools/setup.sh downloads it)\n' "$meta" "$KERNEL_DIR"
         fi
     done
+    if compgen -G "$KERNEL_DIR/linux-source-*_all.deb" >/dev/null; then
+        step "a kernel source package is cached in $KERNEL_DIR"
+    else
+        missing=$((missing + 1))
+        printf 'missing: the generic kernel'"'"'s source package (linux-source-X.Y) in %s (tools/setup.sh downloads it)\n' "$KERNEL_DIR"
+    fi
     for fw in "${FIRMWARE_PACKAGES[@]}"; do
         firmware_cached "$fw" && continue
         missing=$((missing + 1))
@@ -187,7 +194,7 @@ if ((CHECK)); then
         missing=$((missing + 1))
         printf 'missing: the BIRD packages (%s and its libraries) in %s (tools/setup.sh downloads them)\n' "$BIRD_PACKAGE" "$BIRD_DIR"
     fi
-    total=$((${#LIST_PROGRAMS[@]} + ${#KERNEL_METAS[@]} + ${#FIRMWARE_PACKAGES[@]} + 1))
+    total=$((${#LIST_PROGRAMS[@]} + ${#KERNEL_METAS[@]} + ${#FIRMWARE_PACKAGES[@]} + 2))
     if ((missing)); then
         step "$missing of $total missing; run tools/setup.sh (as root) to install them"
         exit 1
@@ -416,6 +423,24 @@ for meta in "${KERNEL_METAS[@]}"; do
         deb=$KERNEL_DIR/$file
     fi
     [[ "$meta" == linux-image-amd64 ]] && generic_deb=$deb
+done
+
+# --- the generic kernel's source package ---------------------------------------------------------
+# `image build` rebuilds the generic kernel's boot stub for a zstd payload (image/src/restub.rs)
+# from Debian's source of exactly the kernel package's version.
+source_version=$(dpkg-deb -f "$generic_deb" Version) || die "cannot read the version of $generic_deb"
+source_pkg=linux-source-$(sed -n 's/^\([0-9]*\.[0-9]*\).*/\1/p' <<<"$source_version")
+if [[ -f "$KERNEL_DIR/${source_pkg}_${source_version}_all.deb" ]]; then
+    step "kernel source $source_pkg $source_version is cached"
+else
+    ensure_apt_lists
+    file=$(download_deb "$KERNEL_DIR" "$source_pkg=$source_version")
+    step "kernel source cached: $file"
+fi
+for old in "$KERNEL_DIR"/linux-source-*.deb; do
+    [[ -f "$old" && "${old##*/}" != "${source_pkg}_${source_version}_all.deb" ]] || continue
+    step "removing superseded ${old##*/}"
+    rm -f "$old"
 done
 
 # --- firmware packages -------------------------------------------------------------------------

@@ -92,6 +92,8 @@ pub struct KernelPackage {
     /// Kernel release, e.g. `6.1.0-56-cloud-amd64` (from `boot/vmlinuz-VER`).
     pub version: String,
     pub vmlinuz: Vec<u8>,
+    /// `boot/config-VER`: the config the kernel was built with (empty if the package has none).
+    pub config: Vec<u8>,
     /// Module files by path relative to `lib/modules/VER/` (`kernel/...ko`), decompressed if
     /// the package ships `.ko.xz`/`.ko.zst`/`.ko.gz` (the path then ends in `.ko`).
     pub modules: BTreeMap<String, Vec<u8>>,
@@ -107,6 +109,7 @@ pub struct KernelPackage {
 #[derive(Debug, PartialEq, Eq)]
 enum Wanted<'a> {
     Vmlinuz { version: &'a str },
+    Config { version: &'a str },
     Module { version: &'a str, rel: &'a str },
     ModuleList { version: &'a str, file: &'a str },
     Skip,
@@ -125,6 +128,11 @@ fn classify(path: &str) -> Wanted<'_> {
     if let Some(version) = path.strip_prefix("boot/vmlinuz-") {
         if !version.contains('/') && !version.is_empty() {
             return Wanted::Vmlinuz { version };
+        }
+    }
+    if let Some(version) = path.strip_prefix("boot/config-") {
+        if !version.contains('/') && !version.is_empty() {
+            return Wanted::Config { version };
         }
     }
     if let Some(rest) = path.strip_prefix("lib/modules/") {
@@ -239,6 +247,23 @@ pub(crate) fn with_member_tar<T>(
         member: prefix.to_string(),
         members: members.join(", "),
     })
+}
+
+/// A package's control fields.
+pub fn read_control(path: &Path) -> Result<Control, DebError> {
+    let control = with_member_tar(path, "control.tar", read_control_tar, |path, reason| {
+        DebError::NotPackage {
+            path: path.to_path_buf(),
+            reason,
+        }
+    })?;
+    if control.package.is_empty() || control.version.is_empty() {
+        return Err(DebError::NotPackage {
+            path: path.to_path_buf(),
+            reason: "its control file has no Package or Version field".into(),
+        });
+    }
+    Ok(control)
 }
 
 /// The fields of a package's `control` file that the image records.
@@ -376,6 +401,7 @@ fn read_data_tar(reader: impl Read) -> Result<KernelPackage, DataError> {
     let mut archive = tar::Archive::new(reader);
     let mut package = KernelPackage::default();
     let mut vmlinuz_versions = Vec::new();
+    let mut configs = BTreeMap::new();
     let mut module_versions = std::collections::BTreeSet::new();
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -393,6 +419,11 @@ fn read_data_tar(reader: impl Read) -> Result<KernelPackage, DataError> {
                 package.version = version.to_string();
                 package.vmlinuz.clear();
                 entry.read_to_end(&mut package.vmlinuz)?;
+            }
+            Wanted::Config { version } => {
+                let mut data = Vec::new();
+                entry.read_to_end(&mut data)?;
+                configs.insert(version.to_string(), data);
             }
             Wanted::Module { version, rel } => {
                 module_versions.insert(version.to_string());
@@ -431,6 +462,7 @@ fn read_data_tar(reader: impl Read) -> Result<KernelPackage, DataError> {
             module_versions.into_iter().collect::<Vec<_>>().join(", ")
         )));
     }
+    package.config = configs.remove(&package.version).unwrap_or_default();
     Ok(package)
 }
 
@@ -500,6 +532,12 @@ mod tests {
                 file: "modules.builtin"
             }
         );
+        assert_eq!(
+            classify("./boot/config-6.1.0-57-amd64"),
+            Wanted::Config {
+                version: "6.1.0-57-amd64"
+            }
+        );
         assert_eq!(classify("./boot/System.map-6.1.0"), Wanted::Skip);
         assert_eq!(classify("./usr/share/doc/x/changelog.gz"), Wanted::Skip);
         assert_eq!(classify("./lib/modules/6.1.0/kernel/x.txt"), Wanted::Skip);
@@ -540,6 +578,8 @@ mod tests {
         let ko_gz = ko_gz.finish().unwrap();
         let tar = tar_with(&[
             ("./boot/vmlinuz-1.2.3", b"kernel"),
+            ("./boot/config-1.2.3", b"CONFIG_NET=y\n"),
+            ("./boot/config-0.9", b"another kernel's\n"),
             ("./lib/modules/1.2.3/kernel/a/b.ko", b"plain"),
             ("./lib/modules/1.2.3/kernel/a/c.ko.gz", &ko_gz),
             ("./lib/modules/1.2.3/modules.builtin", b"kernel/x.ko\n"),
@@ -555,6 +595,7 @@ mod tests {
         let package = read_kernel_package(&path).unwrap();
         assert_eq!(package.version, "1.2.3");
         assert_eq!(package.vmlinuz, b"kernel");
+        assert_eq!(package.config, b"CONFIG_NET=y\n");
         assert_eq!(package.modules["kernel/a/b.ko"], b"plain");
         assert_eq!(package.modules["kernel/a/c.ko"], b"module-bytes");
         assert_eq!(package.modules.len(), 2);

@@ -99,6 +99,19 @@ fn write_boot(out: &mut String, m: &Manifest) {
         "kernel      {} ({})",
         m.kernel_version, m.kernel.package
     );
+    match (&m.kernel.stub_source, m.kernel.payload.as_str()) {
+        (Some(source), payload) => {
+            let _ = writeln!(
+                out,
+                "            the package's kernel with a {payload} payload (the package's is {}); boot stub rebuilt from {source}",
+                m.kernel.package_payload
+            );
+        }
+        (None, "") => {}
+        (None, payload) => {
+            let _ = writeln!(out, "            the package's vmlinuz ({payload} payload)");
+        }
+    }
     let _ = writeln!(out, "cmdline     {}", m.cmdline);
     let _ = writeln!(
         out,

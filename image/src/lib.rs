@@ -6,6 +6,7 @@
 //! tested; [`deb`] and [`build`] do the I/O.
 
 pub mod build;
+pub mod bzimage;
 pub mod compress;
 pub mod cpio;
 pub mod deb;
@@ -17,6 +18,7 @@ pub mod layout;
 pub mod manifest;
 pub mod modules;
 pub mod program;
+pub mod restub;
 pub mod workspace;
 
 pub use build::{build, BuildError, BuildOptions, ExtraFile};

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use image::build::{BuildOptions, ExtraFile};
+use image::build::{BuildOptions, ExtraFile, KernelStub};
 use image::drivers::{self, Profile};
 use image::firmware;
 use image::inspect::{self, mib};
@@ -51,6 +51,18 @@ struct BuildArgs {
     /// Debian kernel package [default: the newest of the profile's flavour in .cache/kernel/].
     #[arg(long, value_name = "PATH")]
     kernel_deb: Option<PathBuf>,
+    /// `zstd`: ship the package's kernel behind a boot stub rebuilt from Debian's source of the
+    /// same version for a zstd payload (the generic kernel's xz costs about 0.75 s of CPU at
+    /// every boot; the kernel itself is the package's, byte for byte, which the build checks).
+    /// `shipped`: the package's vmlinuz as it is (signed for Secure Boot). [default: zstd for
+    /// bare-metal, shipped for cloud, whose lz4 payload is already fast]
+    #[arg(long, value_enum, value_name = "PAYLOAD")]
+    kernel_payload: Option<KernelPayload>,
+    /// Debian's kernel source package for `--kernel-payload zstd` [default:
+    /// .cache/kernel/linux-source-*_VERSION_all.deb of the kernel package's version, which
+    /// tools/setup.sh fetches].
+    #[arg(long, value_name = "PATH")]
+    kernel_source_deb: Option<PathBuf>,
     /// NIC driver list replacing the profile's (image/drivers/bare-metal.txt or cloud.txt):
     /// one module name or PCI ID (VVVV:DDDD) per line, `#` comments.
     #[arg(long, value_name = "FILE")]
@@ -110,6 +122,12 @@ struct BuildArgs {
     /// an image is checked against its manifest and left as it is).
     #[arg(long)]
     force: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum KernelPayload {
+    Shipped,
+    Zstd,
 }
 
 /// mtime for initramfs entries: SOURCE_DATE_EPOCH if set, else 0.
@@ -222,6 +240,32 @@ fn run_build(args: BuildArgs, root: Option<PathBuf>) -> Result<(), String> {
         }
         debs
     };
+    let payload = args.kernel_payload.unwrap_or(match args.profile {
+        Profile::BareMetal => KernelPayload::Zstd,
+        Profile::Cloud => KernelPayload::Shipped,
+    });
+    let kernel_stub = match payload {
+        KernelPayload::Shipped => None,
+        KernelPayload::Zstd => {
+            let kernel_deb_version = image::deb::read_control(&kernel_deb)
+                .map_err(|err| err.to_string())?
+                .version;
+            let source_deb = match args.kernel_source_deb {
+                Some(p) => p,
+                None => workspace::default_kernel_source_deb(
+                    root.get().map_err(e)?,
+                    &kernel_deb_version,
+                )
+                .map_err(e)?,
+            };
+            let cache_dir = root.get().map_err(e)?.join(workspace::RESTUB_CACHE_DIR);
+            Some(KernelStub {
+                source_deb,
+                kernel_deb_version,
+                cache_dir,
+            })
+        }
+    };
     let options = BuildOptions {
         out: args.out,
         kernel_deb,
@@ -239,6 +283,7 @@ fn run_build(args: BuildArgs, root: Option<PathBuf>) -> Result<(), String> {
         firmware_debs,
         trusted_keys: args.trusted_keys,
         bird_debs,
+        kernel_stub,
     };
     let built = image::build(&options, args.force).map_err(|err| error_chain(&err))?;
     let manifest = &built.manifest;

@@ -232,6 +232,15 @@ pub struct KernelSource {
     pub package: String,
     pub package_sha256: String,
     pub version: String,
+    /// How `vmlinuz`'s payload is compressed (`zstd`), and how the package's was (`xz`).
+    #[serde(default)]
+    pub payload: String,
+    #[serde(default)]
+    pub package_payload: String,
+    /// The source package the boot stub was rebuilt from, when `vmlinuz` is not the
+    /// package's own (the kernel inside is: see `image::restub`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stub_source: Option<String>,
 }
 
 /// `manifest.json`.

@@ -30,6 +30,8 @@ pub enum WorkspaceError {
     NoRoot { start: PathBuf },
     #[error("no {flavour} kernel package (linux-image-*.deb) in {dir}: run tools/setup.sh to fetch the kernel packages")]
     NoKernel { dir: PathBuf, flavour: &'static str },
+    #[error("no kernel source package linux-source-*_{version}_all.deb in {dir}, which the boot stub is rebuilt from: run tools/setup.sh to fetch it, or pass --kernel-payload shipped")]
+    NoKernelSource { dir: PathBuf, version: String },
     #[error("{what} binary not found at {path}: build it with `{hint}`")]
     NoBinary {
         what: &'static str,
@@ -77,6 +79,27 @@ pub fn default_kernel_deb(root: &Path, profile: Profile) -> Result<PathBuf, Work
         .collect();
     names.sort_by(|a, b| natural_cmp(a, b));
     names.pop().map(|n| dir.join(n)).ok_or_else(no_kernel)
+}
+
+/// Where rebuilt kernel images are kept (see `image::restub`).
+pub const RESTUB_CACHE_DIR: &str = ".cache/kernel/restubbed";
+
+/// `<root>/.cache/kernel/linux-source-X.Y_VERSION_all.deb`: Debian's source of the kernel
+/// whose package version is `version`.
+pub fn default_kernel_source_deb(root: &Path, version: &str) -> Result<PathBuf, WorkspaceError> {
+    let dir = root.join(KERNEL_CACHE_DIR);
+    let suffix = format!("_{version}_all.deb");
+    std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .find(|n| n.starts_with("linux-source-") && n.ends_with(&suffix))
+        .map(|n| dir.join(n))
+        .ok_or_else(|| WorkspaceError::NoKernelSource {
+            dir: dir.clone(),
+            version: version.to_string(),
+        })
 }
 
 /// `<root>/target/x86_64-unknown-linux-gnu/release/<name>`, which must exist.

@@ -179,6 +179,33 @@ fn extract_cpio(cpio: &[u8], dir: &Path) -> Vec<String> {
 }
 
 /// No `NAME.tmp-*` / `NAME.old-*` leftovers and no `NAME` itself next to `out`.
+/// A bzImage's payload (`payload_offset`, `payload_length` of the setup header), without the
+/// decompressed size kbuild appends.
+fn payload(bzimage: &[u8]) -> &[u8] {
+    let u32_at = |at: usize| u32::from_le_bytes(bzimage[at..at + 4].try_into().unwrap()) as usize;
+    let setup = match bzimage[0x1f1] {
+        0 => 4,
+        n => usize::from(n),
+    };
+    let start = (setup + 1) * 512 + u32_at(0x248);
+    &bzimage[start..start + u32_at(0x24c) - 4]
+}
+
+/// The rebuilt vmlinuz carries the package's kernel byte for byte, as the real `xz` and `zstd`
+/// programs decompress the two payloads.
+fn assert_same_kernel(package: &[u8], rebuilt: &[u8]) {
+    let run = |program: &str, args: &[&str], input: &[u8]| {
+        let mut cmd = lbtest::programs::command(program);
+        cmd.args(args);
+        pipe(cmd, input)
+    };
+    let theirs = run("xz", &["-dc", "--single-stream"], payload(package));
+    let ours = run("zstd", &["-dc"], payload(rebuilt));
+    assert!(theirs.len() > 10 << 20, "{} bytes", theirs.len());
+    assert!(ours == theirs, "the rebuilt vmlinuz holds another kernel");
+    assert_eq!(&rebuilt[0x202..0x206], b"HdrS");
+}
+
 fn assert_no_output(out: &Path) {
     assert!(!out.exists(), "{} was created", out.display());
     let name = out.file_name().unwrap().to_string_lossy().into_owned();
@@ -281,7 +308,8 @@ fn default_image_has_expected_contents_and_is_reproducible() {
     );
     assert!(ipxe.ends_with("\ninitrd initrd.img\nboot\n"), "{ipxe}");
 
-    // vmlinuz and modules are the package's own bytes, as dpkg-deb extracts them.
+    // The modules are the package's own bytes, as dpkg-deb extracts them; so is the kernel
+    // inside vmlinuz, behind a boot stub rebuilt for a zstd payload.
     let deb_dir = tempfile::tempdir().unwrap();
     let status = lbtest::programs::command("dpkg-deb")
         .arg("-x")
@@ -295,11 +323,22 @@ fn default_image_has_expected_contents_and_is_reproducible() {
         .map(|p| deb_dir.path().join(p).join(&version))
         .find(|p| p.is_dir())
         .expect("modules directory in the package");
+    let package_vmlinuz =
+        std::fs::read(deb_dir.path().join(format!("boot/vmlinuz-{version}"))).unwrap();
+    let vmlinuz = std::fs::read(a.join("vmlinuz")).unwrap();
+    assert_eq!(manifest.kernel.package_payload, "xz");
+    assert_eq!(manifest.kernel.payload, "zstd");
     assert!(
-        std::fs::read(a.join("vmlinuz")).unwrap()
-            == std::fs::read(deb_dir.path().join(format!("boot/vmlinuz-{version}"))).unwrap(),
-        "vmlinuz differs from the package's"
+        manifest
+            .kernel
+            .stub_source
+            .as_deref()
+            .is_some_and(|s| s.starts_with("linux-source-")),
+        "{:?}",
+        manifest.kernel
     );
+    assert_ne!(vmlinuz, package_vmlinuz);
+    assert_same_kernel(&package_vmlinuz, &vmlinuz);
 
     // The initramfs, decompressed and unpacked by real tools.
     let initrd = std::fs::read(a.join("initrd.img")).unwrap();
@@ -686,6 +725,33 @@ fn extras_modules_and_other_compressions() {
     let boot = std::fs::read_to_string(root.path().join("etc/lb/modules.boot")).unwrap();
     let pos = |n: &str| boot.lines().position(|l| l == n).unwrap();
     assert!(pos("x_tables") < pos("xt_ipvs") && pos("ip_vs") < pos("xt_ipvs"));
+
+    // The package's vmlinuz as it is, on request (it is the one signed for Secure Boot).
+    let deb_dir = tempfile::tempdir().unwrap();
+    let status = lbtest::programs::command("dpkg-deb")
+        .arg("-x")
+        .arg(kernel_deb())
+        .arg(deb_dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "dpkg-deb -x failed");
+    let package_vmlinuz = std::fs::read(
+        deb_dir
+            .path()
+            .join(format!("boot/vmlinuz-{}", manifest.kernel_version)),
+    )
+    .unwrap();
+    let shipped = dir.path().join("shipped");
+    assert_ok(&build(&shipped, &["--kernel-payload", "shipped"]));
+    assert_eq!(
+        std::fs::read(shipped.join("vmlinuz")).unwrap(),
+        package_vmlinuz
+    );
+    let shipped = read_manifest(&shipped);
+    assert_eq!(
+        (shipped.kernel.payload.as_str(), shipped.kernel.stub_source),
+        ("xz", None)
+    );
 
     // xz: the kernel's decoder needs the CRC32 check type. One archive (`--layout single`):
     // initrd.img is an xz file as a whole, every module and firmware file in it as it is.

@@ -8,6 +8,7 @@ use super::boot::ipxe_script;
 use super::firmware_files::FirmwareFiles;
 use super::initramfs::Initramfs;
 use super::inputs::{BootSettings, HostFiles};
+use super::kernel_image::KernelImage;
 use super::kernel_modules::{module_entries, Kernel, ModuleSelection};
 use super::{BuildOptions, Image};
 use crate::manifest::{
@@ -63,7 +64,7 @@ pub(super) fn image_info(
 /// it (without the inputs' hash, which `build` adds).
 pub(super) fn image(
     options: &BuildOptions,
-    kernel: Kernel,
+    (kernel, kernel_image): (Kernel, KernelImage),
     selection: &ModuleSelection,
     firmware: FirmwareFiles,
     settings: BootSettings,
@@ -87,12 +88,15 @@ pub(super) fn image(
             package: kernel.package_name,
             package_sha256: kernel.package_sha256,
             version: kernel.package.version.clone(),
+            payload: kernel_image.payload.to_string(),
+            package_payload: kernel_image.package_payload.to_string(),
+            stub_source: kernel_image.stub_source,
         },
         compression: options.compression.name().to_string(),
         layout: options.layout.name().to_string(),
         cmdline: settings.cmdline,
         outputs: vec![
-            FileEntry::new("vmlinuz", &kernel.package.vmlinuz),
+            FileEntry::new("vmlinuz", &kernel_image.vmlinuz),
             FileEntry::new("initrd.img", &initramfs.initrd),
             FileEntry::new("boot.ipxe", ipxe.as_bytes()),
         ],
@@ -127,7 +131,7 @@ pub(super) fn image(
         inputs_sha256: String::new(),
     };
     Image {
-        vmlinuz: kernel.package.vmlinuz,
+        vmlinuz: kernel_image.vmlinuz,
         initrd: initramfs.initrd,
         ipxe,
         manifest,

@@ -147,6 +147,9 @@ pub fn inputs_sha256(options: &BuildOptions) -> Result<String, BuildError> {
     for deb in &options.bird_debs {
         field("bird-sha256", &sha256_file(deb)?);
     }
+    if let Some(stub) = &options.kernel_stub {
+        field("kernel-stub-source-sha256", &sha256_file(&stub.source_deb)?);
+    }
     Ok(manifest::sha256_hex(&h.finalize()))
 }
 

@@ -12,6 +12,7 @@ mod describe;
 mod firmware_files;
 mod initramfs;
 mod inputs;
+mod kernel_image;
 mod kernel_modules;
 mod options;
 mod output;
@@ -29,7 +30,7 @@ use output::check_output_replaceable;
 pub use bird::BIRD_PROGRAM;
 pub use boot::{full_cmdline, ipxe_script, DEFAULT_CMDLINE};
 pub use inputs::inputs_sha256;
-pub use options::{BuildError, BuildOptions, ExtraFile};
+pub use options::{BuildError, BuildOptions, ExtraFile, KernelStub};
 pub use output::write_output;
 
 /// What `build` produced, in memory, before it is written out.
@@ -50,6 +51,8 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
     let selection = ModuleSelection::select(options, &kernel)?;
     let mut firmware =
         FirmwareFiles::select(&options.firmware_debs, &kernel.index, &selection.order)?;
+    // After the checks above: the first rebuild of the boot stub takes a while.
+    let kernel_image = kernel_image::kernel_image(options, &kernel)?;
     let image_info = describe::image_info(
         options,
         &files,
@@ -87,7 +90,13 @@ pub fn assemble(options: &BuildOptions) -> Result<Image, BuildError> {
     let initramfs = Initramfs::write(options, &separate, &tree, stored_modules, superseded_adds)?;
 
     Ok(describe::image(
-        options, kernel, &selection, firmware, settings, bird, initramfs,
+        options,
+        (kernel, kernel_image),
+        &selection,
+        firmware,
+        settings,
+        bird,
+        initramfs,
     ))
 }
 

@@ -72,6 +72,20 @@ pub struct BuildOptions {
     /// Debian packages of BIRD: `bird2` and the library packages of its closure. Empty: the
     /// image carries no BIRD.
     pub bird_debs: Vec<PathBuf>,
+    /// Rebuild the kernel's boot stub for a zstd payload (see [`crate::restub`]); `None`
+    /// ships the package's `vmlinuz` as it is.
+    pub kernel_stub: Option<KernelStub>,
+}
+
+/// Where the boot stub is rebuilt from, and where the result is kept.
+#[derive(Debug, Clone)]
+pub struct KernelStub {
+    /// Debian's `linux-source-X.Y` of the kernel package's version.
+    pub source_deb: PathBuf,
+    /// The kernel package's Debian version (`6.1.192-3`), which the source's must equal.
+    pub kernel_deb_version: String,
+    /// Rebuilt images, by the two packages' hashes.
+    pub cache_dir: PathBuf,
 }
 
 #[derive(Debug, Error)]
@@ -119,6 +133,8 @@ pub enum BuildError {
         #[source]
         source: DriverError,
     },
+    #[error("rebuilding the kernel's boot stub: {0}")]
+    Restub(#[from] crate::restub::RestubError),
     #[error("BIRD: {0}")]
     Bird(#[from] ProgramError),
     #[error(transparent)]
