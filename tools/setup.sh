@@ -177,7 +177,11 @@ if ((CHECK)); then
             printf 'missing: the kernel package of %s in %s (tools/setup.sh downloads it)\n' "$meta" "$KERNEL_DIR"
         fi
     done
-    if compgen -G "$KERNEL_DIR/linux-source-*_all.deb" >/dev/null; then
+    source_found=0
+    for f in "$KERNEL_DIR"/linux-source-*_all.deb; do
+        [[ -f "$f" ]] && source_found=1
+    done
+    if ((source_found)); then
         step "a kernel source package is cached in $KERNEL_DIR"
     else
         missing=$((missing + 1))

@@ -175,6 +175,37 @@ impl Root {
     }
 }
 
+/// What `--kernel-payload` and `--kernel-source-deb` ask for, with their defaults.
+fn kernel_stub(
+    payload: Option<KernelPayload>,
+    profile: Profile,
+    kernel_deb: &Path,
+    source_deb: Option<PathBuf>,
+    root: &mut Root,
+) -> Result<Option<KernelStub>, String> {
+    let e = |err: workspace::WorkspaceError| err.to_string();
+    let payload = payload.unwrap_or(match profile {
+        Profile::BareMetal => KernelPayload::Zstd,
+        Profile::Cloud => KernelPayload::Shipped,
+    });
+    if payload == KernelPayload::Shipped {
+        return Ok(None);
+    }
+    let kernel_deb_version = image::deb::read_control(kernel_deb)
+        .map_err(|err| err.to_string())?
+        .version;
+    let source_deb = match source_deb {
+        Some(p) => p,
+        None => workspace::default_kernel_source_deb(root.get().map_err(e)?, &kernel_deb_version)
+            .map_err(e)?,
+    };
+    Ok(Some(KernelStub {
+        source_deb,
+        kernel_deb_version,
+        cache_dir: root.get().map_err(e)?.join(workspace::RESTUB_CACHE_DIR),
+    }))
+}
+
 fn run_build(args: BuildArgs, root: Option<PathBuf>) -> Result<(), String> {
     let mut root = Root {
         explicit: root,
@@ -240,32 +271,13 @@ fn run_build(args: BuildArgs, root: Option<PathBuf>) -> Result<(), String> {
         }
         debs
     };
-    let payload = args.kernel_payload.unwrap_or(match args.profile {
-        Profile::BareMetal => KernelPayload::Zstd,
-        Profile::Cloud => KernelPayload::Shipped,
-    });
-    let kernel_stub = match payload {
-        KernelPayload::Shipped => None,
-        KernelPayload::Zstd => {
-            let kernel_deb_version = image::deb::read_control(&kernel_deb)
-                .map_err(|err| err.to_string())?
-                .version;
-            let source_deb = match args.kernel_source_deb {
-                Some(p) => p,
-                None => workspace::default_kernel_source_deb(
-                    root.get().map_err(e)?,
-                    &kernel_deb_version,
-                )
-                .map_err(e)?,
-            };
-            let cache_dir = root.get().map_err(e)?.join(workspace::RESTUB_CACHE_DIR);
-            Some(KernelStub {
-                source_deb,
-                kernel_deb_version,
-                cache_dir,
-            })
-        }
-    };
+    let kernel_stub = kernel_stub(
+        args.kernel_payload,
+        args.profile,
+        &kernel_deb,
+        args.kernel_source_deb,
+        &mut root,
+    )?;
     let options = BuildOptions {
         out: args.out,
         kernel_deb,
