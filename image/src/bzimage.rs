@@ -494,6 +494,128 @@ mod tests {
         assert_eq!(PayloadFormat::ALL.len(), 7);
     }
 
+    /// A section for [`elf`]: name, type, address, size (file bytes for PROGBITS).
+    type Section = (&'static str, u32, u64, u64);
+    const PROGBITS: u32 = 1;
+    const NOBITS: u32 = 8;
+
+    /// A minimal x86-64 ELF image with these sections (each PROGBITS one filled with its size
+    /// of 0xcc), section headers last, as objcopy lays out `vmlinux.bin`.
+    fn elf(sections: &[Section]) -> Vec<u8> {
+        let mut names = vec![0u8];
+        let mut name_at = Vec::new();
+        for (name, ..) in sections.iter().chain([&(".shstrtab", 3, 0, 0)]) {
+            name_at.push(names.len() as u32);
+            names.extend_from_slice(name.as_bytes());
+            names.push(0);
+        }
+        let mut data = vec![0u8; 64];
+        let mut headers = vec![0u8; 64]; // the null section
+        let mut put = |h: &mut Vec<u8>, name: u32, kind: u32, addr: u64, offset: u64, size: u64| {
+            h.extend_from_slice(&name.to_le_bytes());
+            h.extend_from_slice(&kind.to_le_bytes());
+            h.extend_from_slice(&3u64.to_le_bytes()); // WRITE | ALLOC
+            h.extend_from_slice(&addr.to_le_bytes());
+            h.extend_from_slice(&offset.to_le_bytes());
+            h.extend_from_slice(&size.to_le_bytes());
+            h.extend_from_slice(&[0; 8]); // link, info
+            h.extend_from_slice(&1u64.to_le_bytes());
+            h.extend_from_slice(&0u64.to_le_bytes());
+        };
+        for (i, &(_, kind, addr, size)) in sections.iter().enumerate() {
+            let offset = data.len() as u64;
+            if kind == PROGBITS {
+                data.resize(data.len() + size as usize, 0xcc);
+            }
+            put(&mut headers, name_at[i], kind, addr, offset, size);
+        }
+        let offset = data.len() as u64;
+        data.extend_from_slice(&names);
+        put(
+            &mut headers,
+            name_at[sections.len()],
+            3,
+            0,
+            offset,
+            names.len() as u64,
+        );
+        let shoff = data.len() as u64;
+        data.extend_from_slice(&headers);
+        let count = sections.len() as u16 + 2;
+        let e = &mut data[..64];
+        e[..8].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
+        e[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        e[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+        e[20..24].copy_from_slice(&1u32.to_le_bytes());
+        e[40..48].copy_from_slice(&shoff.to_le_bytes());
+        e[52..54].copy_from_slice(&64u16.to_le_bytes());
+        e[54..56].copy_from_slice(&56u16.to_le_bytes());
+        e[58..60].copy_from_slice(&64u16.to_le_bytes());
+        e[60..62].copy_from_slice(&count.to_le_bytes());
+        e[62..64].copy_from_slice(&(count - 1).to_le_bytes());
+        data
+    }
+
+    const KERNEL: [Section; 5] = [
+        (".text", PROGBITS, 0xffffffff81000000, 0x40),
+        (".rodata", PROGBITS, 0xffffffff82000000, 0x20),
+        (".bss", NOBITS, 0xffffffff83310000, 0x10f0000),
+        (".brk", NOBITS, 0xffffffff84400000, 0x30010),
+        // SEV's work area, past _end by the linker script's design.
+        (".init.scratch", PROGBITS, 0xffffffff84600000, 0x10),
+    ];
+
+    #[test]
+    fn the_payload_splits_where_the_elf_image_ends() {
+        let image = elf(&KERNEL);
+        let relocs = [0u8, 0, 0, 0, 0x56, 0x04, 0x00, 0x81];
+        let all = [&image[..], &relocs].concat();
+        let parts = split_payload(&all).unwrap();
+        assert_eq!(parts.elf, &image[..]);
+        assert_eq!(parts.relocs, relocs);
+
+        for bad in [&[1u8, 0, 0, 0][..], &[0, 0, 0], &[]] {
+            let all = [&image[..], bad].concat();
+            assert_eq!(
+                split_payload(&all),
+                Err(PayloadError::BadRelocs {
+                    elf: image.len(),
+                    relocs: bad.len()
+                })
+            );
+        }
+        assert!(matches!(
+            split_payload(b"not an elf file at all, not even close to one"),
+            Err(PayloadError::NotElf(_))
+        ));
+    }
+
+    #[test]
+    fn stub_symbols_come_from_the_section_table() {
+        let symbols = stub_symbols(&elf(&KERNEL)).unwrap();
+        assert_eq!(
+            symbols,
+            StubSymbols {
+                text: 0xffffffff81000000,
+                start_rodata: 0xffffffff82000000,
+                bss_start: 0xffffffff83310000,
+                // .brk's end, page-aligned.
+                end: 0xffffffff84431000,
+            }
+        );
+        let mut stray = KERNEL.to_vec();
+        stray.push((".after", PROGBITS, 0xffffffff84500000, 0x10));
+        assert!(matches!(
+            stub_symbols(&elf(&stray)),
+            Err(PayloadError::Layout(_))
+        ));
+        let no_brk: Vec<Section> = KERNEL.iter().filter(|s| s.0 != ".brk").copied().collect();
+        assert_eq!(
+            stub_symbols(&elf(&no_brk)),
+            Err(PayloadError::NoSection(".brk"))
+        );
+    }
+
     #[test]
     fn nm_lines_are_what_kbuild_reads() {
         let s = StubSymbols {
