@@ -511,7 +511,7 @@ mod tests {
         }
         let mut data = vec![0u8; 64];
         let mut headers = vec![0u8; 64]; // the null section
-        let mut put = |h: &mut Vec<u8>, name: u32, kind: u32, addr: u64, offset: u64, size: u64| {
+        let put = |h: &mut Vec<u8>, name: u32, kind: u32, addr: u64, offset: u64, size: u64| {
             h.extend_from_slice(&name.to_le_bytes());
             h.extend_from_slice(&kind.to_le_bytes());
             h.extend_from_slice(&3u64.to_le_bytes()); // WRITE | ALLOC
