@@ -8,7 +8,7 @@
 # private apt configuration under the cache: the host's apt sources are not changed), and the
 # Debian packages of BIRD (bird2 and the library packages it depends on), whose files the image
 # carries as its BGP speaker; and Debian's source package of the generic kernel's exact version
-# (linux-source-X.Y), from which `image build` rebuilds that kernel's boot stub for a zstd payload.
+# (linux-source-X.Y), from which `image build` rebuilds that kernel's boot stub for an lz4 payload.
 #
 # It also installs cargo-fuzz (cargo install) for the fuzz targets.
 #
@@ -430,7 +430,7 @@ for meta in "${KERNEL_METAS[@]}"; do
 done
 
 # --- the generic kernel's source package ---------------------------------------------------------
-# `image build` rebuilds the generic kernel's boot stub for a zstd payload (image/src/restub.rs)
+# `image build` rebuilds the generic kernel's boot stub for an lz4 payload (image/src/restub.rs)
 # from Debian's source of exactly the kernel package's version.
 source_version=$(dpkg-deb -f "$generic_deb" Version) || die "cannot read the version of $generic_deb"
 source_pkg=linux-source-$(sed -n 's/^\([0-9]*\.[0-9]*\).*/\1/p' <<<"$source_version")

@@ -51,14 +51,14 @@ struct BuildArgs {
     /// Debian kernel package [default: the newest of the profile's flavour in .cache/kernel/].
     #[arg(long, value_name = "PATH")]
     kernel_deb: Option<PathBuf>,
-    /// `zstd`: ship the package's kernel behind a boot stub rebuilt from Debian's source of the
-    /// same version for a zstd payload (the generic kernel's xz costs about 0.75 s of CPU at
+    /// `lz4`: ship the package's kernel behind a boot stub rebuilt from Debian's source of the
+    /// same version for an lz4 payload (the generic kernel's xz costs about 0.75 s of CPU at
     /// every boot; the kernel itself is the package's, byte for byte, which the build checks).
-    /// `shipped`: the package's vmlinuz as it is (signed for Secure Boot). [default: zstd for
-    /// bare-metal, shipped for cloud, whose lz4 payload is already fast]
+    /// `shipped`: the package's vmlinuz as it is (signed for Secure Boot). [default: lz4 for
+    /// bare-metal, shipped for cloud, whose payload is lz4 already]
     #[arg(long, value_enum, value_name = "PAYLOAD")]
     kernel_payload: Option<KernelPayload>,
-    /// Debian's kernel source package for `--kernel-payload zstd` [default:
+    /// Debian's kernel source package for `--kernel-payload lz4` [default:
     /// .cache/kernel/linux-source-*_VERSION_all.deb of the kernel package's version, which
     /// tools/setup.sh fetches].
     #[arg(long, value_name = "PATH")]
@@ -127,7 +127,7 @@ struct BuildArgs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum KernelPayload {
     Shipped,
-    Zstd,
+    Lz4,
 }
 
 /// mtime for initramfs entries: SOURCE_DATE_EPOCH if set, else 0.
@@ -185,7 +185,7 @@ fn kernel_stub(
 ) -> Result<Option<KernelStub>, String> {
     let e = |err: workspace::WorkspaceError| err.to_string();
     let payload = payload.unwrap_or(match profile {
-        Profile::BareMetal => KernelPayload::Zstd,
+        Profile::BareMetal => KernelPayload::Lz4,
         Profile::Cloud => KernelPayload::Shipped,
     });
     if payload == KernelPayload::Shipped {

@@ -232,7 +232,7 @@ pub struct KernelSource {
     pub package: String,
     pub package_sha256: String,
     pub version: String,
-    /// How `vmlinuz`'s payload is compressed (`zstd`), and how the package's was (`xz`).
+    /// How `vmlinuz`'s payload is compressed (`lz4`), and how the package's was (`xz`).
     #[serde(default)]
     pub payload: String,
     #[serde(default)]

@@ -191,7 +191,7 @@ fn payload(bzimage: &[u8]) -> &[u8] {
     &bzimage[start..start + u32_at(0x24c) - 4]
 }
 
-/// The rebuilt vmlinuz carries the package's kernel byte for byte, as the real `xz` and `zstd`
+/// The rebuilt vmlinuz carries the package's kernel byte for byte, as the real `xz` and `lz4`
 /// programs decompress the two payloads.
 fn assert_same_kernel(package: &[u8], rebuilt: &[u8]) {
     let run = |program: &str, args: &[&str], input: &[u8]| {
@@ -200,7 +200,7 @@ fn assert_same_kernel(package: &[u8], rebuilt: &[u8]) {
         pipe(cmd, input)
     };
     let theirs = run("xz", &["-dc", "--single-stream"], payload(package));
-    let ours = run("zstd", &["-dc"], payload(rebuilt));
+    let ours = run("lz4", &["-dc"], payload(rebuilt));
     assert!(theirs.len() > 10 << 20, "{} bytes", theirs.len());
     assert!(ours == theirs, "the rebuilt vmlinuz holds another kernel");
     assert_eq!(&rebuilt[0x202..0x206], b"HdrS");
@@ -309,7 +309,7 @@ fn default_image_has_expected_contents_and_is_reproducible() {
     assert!(ipxe.ends_with("\ninitrd initrd.img\nboot\n"), "{ipxe}");
 
     // The modules are the package's own bytes, as dpkg-deb extracts them; so is the kernel
-    // inside vmlinuz, behind a boot stub rebuilt for a zstd payload.
+    // inside vmlinuz, behind a boot stub rebuilt for an lz4 payload.
     let deb_dir = tempfile::tempdir().unwrap();
     let status = lbtest::programs::command("dpkg-deb")
         .arg("-x")
@@ -327,7 +327,7 @@ fn default_image_has_expected_contents_and_is_reproducible() {
         std::fs::read(deb_dir.path().join(format!("boot/vmlinuz-{version}"))).unwrap();
     let vmlinuz = std::fs::read(a.join("vmlinuz")).unwrap();
     assert_eq!(manifest.kernel.package_payload, "xz");
-    assert_eq!(manifest.kernel.payload, "zstd");
+    assert_eq!(manifest.kernel.payload, "lz4");
     assert!(
         manifest
             .kernel

@@ -1,4 +1,4 @@
-//! The `vmlinuz` the image ships: the package's, or the same kernel with a zstd payload behind
+//! The `vmlinuz` the image ships: the package's, or the same kernel with an lz4 payload behind
 //! a boot stub rebuilt from the kernel's own source ([`crate::restub`]), cached by the two
 //! packages' hashes because the rebuild takes a minute.
 
@@ -13,7 +13,7 @@ use crate::restub::{self, RestubInputs};
 /// The kernel image and where it came from.
 pub(super) struct KernelImage {
     pub(super) vmlinuz: Vec<u8>,
-    /// The payload format of `vmlinuz` (`zstd`) and of the package's (`xz`).
+    /// The payload format of `vmlinuz` (`lz4`) and of the package's (`xz`).
     pub(super) payload: &'static str,
     pub(super) package_payload: &'static str,
     /// The source package the stub was rebuilt from, if it was.
@@ -43,10 +43,11 @@ pub(super) fn kernel_image(
     let source_name = file_name(&stub.source_deb);
     let source_sha = super::inputs::sha256_file(&stub.source_deb)?;
     let cached = stub.cache_dir.join(format!(
-        "{}-{}-{}.vmlinuz",
+        "{}-{}-{}.{}.vmlinuz",
         kernel.version(),
         &kernel.package_sha256[..16],
-        &source_sha[..16]
+        &source_sha[..16],
+        restub::TARGET.name()
     ));
     let done = |vmlinuz| KernelImage {
         vmlinuz,
@@ -76,8 +77,9 @@ pub(super) fn kernel_image(
         )));
     }
     eprintln!(
-        "image: rebuilding the boot stub of {} for a zstd payload, from {source_name} (about a minute, once)",
-        kernel.version()
+        "image: rebuilding the boot stub of {} for an {} payload, from {source_name} (about two minutes, once)",
+        kernel.version(),
+        restub::TARGET.name()
     );
     let vmlinuz = restub::restub(&RestubInputs {
         vmlinuz: package,

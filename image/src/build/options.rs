@@ -72,7 +72,7 @@ pub struct BuildOptions {
     /// Debian packages of BIRD: `bird2` and the library packages of its closure. Empty: the
     /// image carries no BIRD.
     pub bird_debs: Vec<PathBuf>,
-    /// Rebuild the kernel's boot stub for a zstd payload (see [`crate::restub`]); `None`
+    /// Rebuild the kernel's boot stub for an lz4 payload (see [`crate::restub`]); `None`
     /// ships the package's `vmlinuz` as it is.
     pub kernel_stub: Option<KernelStub>,
 }
