@@ -140,8 +140,11 @@ fn fault_round(
 fn inject(c: &mut Chaos, fault: &ServerFault, good: &Services) -> Result<String, String> {
     Ok(match fault {
         ServerFault::Mode(label, mode) => {
-            c.lab.publish_all(good)?;
+            // The fault first: a poll between publishing and the mode switch would fetch
+            // `good` from a server still serving properly, an apply the round then counts
+            // as one during the fault.
             c.lab.server_mode(*mode)?;
+            c.lab.publish_all(good)?;
             label.to_string()
         }
         ServerFault::Unsigned => {
