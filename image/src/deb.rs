@@ -319,26 +319,25 @@ pub struct Package {
 /// Reads a package's control fields and its files (not `/usr/share`: documentation, man
 /// pages, the changelog) in two passes over the .deb.
 pub fn read_package(path: &Path) -> Result<Package, DebError> {
-    let invalid = |path: &Path, reason| DebError::NotPackage {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let control = with_member_tar(path, "control.tar", read_control_tar, invalid)?;
-    if control.package.is_empty() || control.version.is_empty() {
-        return Err(invalid(
-            path,
-            "its control file has no Package or Version field".into(),
-        ));
-    }
-    let entries = with_data_tar(path, read_package_tar, invalid)?;
+    let control = read_control(path)?;
+    let entries = with_data_tar(path, read_package_tar, |path, reason| {
+        DebError::NotPackage {
+            path: path.to_path_buf(),
+            reason,
+        }
+    })?;
     Ok(Package {
-        file: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        file: file_name(path),
         control,
         entries,
     })
+}
+
+/// A package's file name without its directory (what manifests record; never a host path).
+pub fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn read_control_tar(reader: Box<dyn Read + '_>) -> Result<Control, DataError> {

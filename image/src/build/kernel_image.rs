@@ -8,6 +8,7 @@ use std::path::Path;
 use super::kernel_modules::Kernel;
 use super::options::{BuildError, BuildOptions};
 use crate::bzimage;
+use crate::deb;
 use crate::restub::{self, RestubInputs};
 
 /// The kernel image and where it came from.
@@ -40,7 +41,7 @@ pub(super) fn kernel_image(
     if !restub::slower_than_target(format) {
         return Ok(as_shipped);
     }
-    let source_name = file_name(&stub.source_deb);
+    let source_name = deb::file_name(&stub.source_deb);
     let source_sha = super::inputs::sha256_file(&stub.source_deb)?;
     let cached = stub.cache_dir.join(format!(
         "{}-{}-{}.{}.vmlinuz",
@@ -93,10 +94,4 @@ pub(super) fn kernel_image(
     fs::write(&partial, &vmlinuz).map_err(output_err(&partial))?;
     fs::rename(&partial, &cached).map_err(output_err(&cached))?;
     Ok(done(vmlinuz))
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }

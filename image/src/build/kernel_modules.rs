@@ -59,10 +59,7 @@ impl Kernel {
         let package_sha256 = sha256_file(deb)?;
         let package = deb::read_kernel_package(deb)?;
         let index = index_modules(&package, deb)?;
-        let package_name = deb
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let package_name = deb::file_name(deb);
         Ok(Kernel {
             package_name,
             package_sha256,
