@@ -206,6 +206,19 @@ fn assert_same_kernel(package: &[u8], rebuilt: &[u8]) {
     assert_eq!(&rebuilt[0x202..0x206], b"HdrS");
 }
 
+/// The kernel package as `dpkg-deb -x` unpacks it.
+fn unpacked_kernel_deb() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let status = lbtest::programs::command("dpkg-deb")
+        .arg("-x")
+        .arg(kernel_deb())
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "dpkg-deb -x failed");
+    dir
+}
+
 fn assert_no_output(out: &Path) {
     assert!(!out.exists(), "{} was created", out.display());
     let name = out.file_name().unwrap().to_string_lossy().into_owned();
@@ -310,14 +323,7 @@ fn default_image_has_expected_contents_and_is_reproducible() {
 
     // The modules are the package's own bytes, as dpkg-deb extracts them; so is the kernel
     // inside vmlinuz, behind a boot stub rebuilt for an lz4 payload.
-    let deb_dir = tempfile::tempdir().unwrap();
-    let status = lbtest::programs::command("dpkg-deb")
-        .arg("-x")
-        .arg(kernel_deb())
-        .arg(deb_dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success(), "dpkg-deb -x failed");
+    let deb_dir = unpacked_kernel_deb();
     let deb_moddir = ["lib/modules", "usr/lib/modules"]
         .iter()
         .map(|p| deb_dir.path().join(p).join(&version))
@@ -727,14 +733,7 @@ fn extras_modules_and_other_compressions() {
     assert!(pos("x_tables") < pos("xt_ipvs") && pos("ip_vs") < pos("xt_ipvs"));
 
     // The package's vmlinuz as it is, on request (it is the one signed for Secure Boot).
-    let deb_dir = tempfile::tempdir().unwrap();
-    let status = lbtest::programs::command("dpkg-deb")
-        .arg("-x")
-        .arg(kernel_deb())
-        .arg(deb_dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success(), "dpkg-deb -x failed");
+    let deb_dir = unpacked_kernel_deb();
     let package_vmlinuz = std::fs::read(
         deb_dir
             .path()

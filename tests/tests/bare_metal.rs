@@ -392,24 +392,29 @@ fn the_bare_metal_image_boots_as_fast_as_the_cloud_image() {
                     .filter_map(|f| f.guest),
             )
         };
-        let (reference, cloud, bare) = ("cloud, one archive", "cloud", "bare-metal");
-        eprintln!(
-            "figure: QEMU start to lbd running (host clock), mean / median of {rounds}: cloud with one archive (the reference) {}, cloud {}, bare-metal {} (bare-metal / reference: mean {}, median {})",
-            host(reference),
-            host(cloud),
-            host(bare),
-            ratio(host(bare).mean, host(reference).mean),
-            ratio(host(bare).median, host(reference).median),
+        compare(
+            &format!("QEMU start to lbd running (host clock), mean / median of {rounds}"),
+            &host,
         );
-        eprintln!(
-            "figure: kernel start to lbd running (guest clock, only boots whose kernel clock ran from the start), mean / median: cloud with one archive (the reference) {}, cloud {}, bare-metal {} (bare-metal / reference: mean {}, median {})",
-            guest(reference),
-            guest(cloud),
-            guest(bare),
-            ratio(guest(bare).mean, guest(reference).mean),
-            ratio(guest(bare).median, guest(reference).median),
+        compare(
+            "kernel start to lbd running (guest clock, only boots whose kernel clock ran from \
+             the start), mean / median",
+            &guest,
         );
     }
+}
+
+/// Prints one figure for the three images, and bare-metal's ratio to the reference.
+fn compare(what: &str, of: &dyn Fn(&str) -> Summary) {
+    let (reference, cloud, bare) = ("cloud, one archive", "cloud", "bare-metal");
+    eprintln!(
+        "figure: {what}: cloud with one archive (the reference) {}, cloud {}, bare-metal {} (bare-metal / reference: mean {}, median {})",
+        of(reference),
+        of(cloud),
+        of(bare),
+        ratio(of(bare).mean, of(reference).mean),
+        ratio(of(bare).median, of(reference).median),
+    );
 }
 
 /// One boot's time to `lbd running`.
