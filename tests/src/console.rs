@@ -40,6 +40,8 @@ pub struct Transcript {
     /// When each complete line's newline reached us (host clock).
     arrivals: Vec<Instant>,
     partial: Vec<u8>,
+    /// The start of a program's line that a kernel message cut into, waiting for its end.
+    interrupted: Option<String>,
     closed: bool,
     last_data: Option<Instant>,
 }
@@ -53,9 +55,8 @@ impl Transcript {
             match b {
                 b'\n' => {
                     let line = String::from_utf8_lossy(&self.partial).into_owned();
-                    self.lines.push(line);
-                    self.arrivals.push(now);
                     self.partial.clear();
+                    self.complete_line(line, now);
                 }
                 b'\r' => {}
                 _ => self.partial.push(b),
@@ -63,8 +64,34 @@ impl Transcript {
         }
     }
 
+    /// Files a finished line. The kernel writes its messages to the serial port the moment they
+    /// are logged, so one can land inside a line a program is writing (`lbd: INFO
+    /// stopping[    4.69] IPv6: ...`, the program's newline after it). The kernel's message
+    /// becomes a line of its own and the program's line is put back together from its two parts.
+    fn complete_line(&mut self, line: String, now: Instant) {
+        if let Some(at) = embedded_kernel_message(&line) {
+            let head = self.interrupted.take().unwrap_or_default() + &line[..at];
+            self.push_line(line[at..].to_owned(), now);
+            self.interrupted = Some(head);
+        } else if starts_with_kernel_timestamp(&line) {
+            self.push_line(line, now);
+        } else {
+            let whole = self.interrupted.take().unwrap_or_default() + &line;
+            self.push_line(whole, now);
+        }
+    }
+
+    fn push_line(&mut self, line: String, arrived: Instant) {
+        self.lines.push(line);
+        self.arrivals.push(arrived);
+    }
+
     /// Marks the end of output (the guest's console closed).
     pub fn close(&mut self) {
+        if let Some(head) = self.interrupted.take() {
+            let arrived = self.last_data.unwrap_or_else(Instant::now);
+            self.push_line(head, arrived);
+        }
         self.closed = true;
     }
 
@@ -86,12 +113,12 @@ impl Transcript {
     /// The last `n` lines, the partial one included when non-empty.
     pub fn tail(&self, n: usize) -> Vec<String> {
         let mut all: Vec<String> = self.lines[self.lines.len().saturating_sub(n)..].to_vec();
+        all.extend(self.interrupted.clone());
         if !self.partial.is_empty() {
             all.push(self.partial());
-            if all.len() > n {
-                all.remove(0);
-            }
         }
+        let extra = all.len().saturating_sub(n);
+        all.drain(..extra);
         all
     }
 
@@ -553,6 +580,26 @@ impl Console {
 
 /// Locks a mutex, ignoring poisoning: a panicking test thread must not hide the console from
 /// the failure report.
+/// A kernel log line's timestamp, `[    4.698390] `.
+fn kernel_timestamp() -> &'static Regex {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"\[\s*\d+\.\d{6}\] ").expect("valid regex"))
+}
+
+fn starts_with_kernel_timestamp(line: &str) -> bool {
+    kernel_timestamp()
+        .find(line)
+        .is_some_and(|m| m.start() == 0)
+}
+
+/// Where a kernel message starts inside a line that is not itself a kernel message.
+fn embedded_kernel_message(line: &str) -> Option<usize> {
+    if starts_with_kernel_timestamp(line) {
+        return None;
+    }
+    kernel_timestamp().find(line).map(|m| m.start())
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -577,6 +624,43 @@ mod tests {
         assert_eq!(t.lines(), ["one", "two"]);
         assert_eq!(t.partial(), "three");
         assert_eq!(t.tail(2), ["two", "three"]);
+    }
+
+    #[test]
+    fn a_kernel_message_inside_a_program_line_is_taken_out() {
+        let mut t = Transcript::default();
+        t.push_bytes(b"[    4.600000] init: stopping lbd\r\n");
+        t.push_bytes(
+            b"lbd:  INFO SIGTERM: stopping[    4.698390] IPv6: eth0: link becomes ready\r\n",
+        );
+        t.push_bytes(
+            b"\r\nlbd:  INFO vrrp: st[    4.700001] one\r\n[    4.700002] two\r\nopped\r\n",
+        );
+        assert_eq!(
+            t.lines(),
+            [
+                "[    4.600000] init: stopping lbd",
+                "[    4.698390] IPv6: eth0: link becomes ready",
+                "lbd:  INFO SIGTERM: stopping",
+                "[    4.700001] one",
+                "[    4.700002] two",
+                "lbd:  INFO vrrp: stopped",
+            ]
+        );
+        let c = console("lbd:  INFO SIGTERM: stopping[    4.698390] IPv6: ready\n\n");
+        assert_eq!(
+            c.expect(r"INFO SIGTERM: stopping$", SHORT).unwrap().line_no,
+            1
+        );
+    }
+
+    #[test]
+    fn an_interrupted_line_cut_short_by_the_end_is_kept() {
+        let mut t = Transcript::default();
+        t.push_bytes(b"lbd: half[    1.000000] kernel\n");
+        assert_eq!(t.tail(5), ["[    1.000000] kernel", "lbd: half"]);
+        t.close();
+        assert_eq!(t.lines(), ["[    1.000000] kernel", "lbd: half"]);
     }
 
     #[test]
