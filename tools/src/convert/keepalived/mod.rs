@@ -60,6 +60,7 @@ pub fn convert_file(
         src: &src,
         warnings,
         opts,
+        vmac_at: BTreeMap::new(),
     };
     let output = converter.convert(&items, &path.display().to_string())?;
     let mut warnings = converter.warnings;
@@ -99,6 +100,9 @@ struct Converter<'a> {
     src: &'a Sources,
     warnings: Vec<Warning>,
     opts: &'a Options,
+    /// Where each converted instance asked for a virtual MAC (`use_vmac`), for the warning
+    /// when its macvlan has to be renamed.
+    vmac_at: BTreeMap<String, Loc>,
 }
 
 /// What a conversion step gives: its part of the config, or the error that stops it.
@@ -291,6 +295,7 @@ impl<'a> Converter<'a> {
                 _ => self.other_section(it),
             }
         }
+        self.distinct_vmac_names(&mut o);
         // Sync groups after every instance is known.
         let names: BTreeSet<String> = instances.iter().map(|i| i.name.clone()).collect();
         let mut member_of = BTreeMap::new();

@@ -36,6 +36,7 @@ struct InstanceSettings {
     track: Vec<String>,
     vmac: bool,
     vmac_name: Option<String>,
+    vmac_at: Option<Loc>,
     accept: Option<bool>,
     /// Where accept mode was turned off (no_accept / strict_mode), for the warning.
     accept_at: Loc,
@@ -162,6 +163,7 @@ impl Converter<'_> {
             track: Vec::new(),
             vmac: false,
             vmac_name: None,
+            vmac_at: None,
             accept: None,
             accept_at: it.at,
             strict: g.strict,
@@ -246,6 +248,7 @@ impl Converter<'_> {
                 }
                 "use_vmac" => {
                     s.vmac = true;
+                    s.vmac_at = Some(c.at);
                     for a in &c.args {
                         if a.split(':').count() == 6 {
                             self.warn(c.at, format!("use_vmac with a MAC address ({a}): lbd always uses the RFC's 00:00:5e:00:01:VRID"));
@@ -546,6 +549,8 @@ impl Converter<'_> {
             ));
         }
         if s.vmac {
+            self.vmac_at
+                .insert(name.to_string(), s.vmac_at.unwrap_or(it.at));
             e.push(("virtual_mac".into(), Value::Bool(true)));
             if let Some(n) = s.vmac_name {
                 e.push(("virtual_mac_interface".into(), Value::str(n)));
@@ -564,6 +569,56 @@ impl Converter<'_> {
         }
         if let Some(d) = s.garp_delay {
             e.push(("garp_repeat_after".into(), Value::duration(d)));
+        }
+    }
+
+    /// Gives every virtual MAC's macvlan a name of its own. keepalived's default name is
+    /// `vrrp.VRID`, as lbd's, so one VRID on two interfaces clashes, and `use_vmac NAME` may
+    /// repeat another instance's name or name a VRRP interface: lbd refuses such a config, so
+    /// the later instance's macvlan is renamed, with a warning.
+    pub(super) fn distinct_vmac_names(&mut self, o: &mut Output) {
+        let interfaces: BTreeSet<String> = o
+            .instances
+            .iter()
+            .filter_map(|i| entry_str(&i.entries, "interface"))
+            .collect();
+        let mut taken: BTreeMap<String, String> = BTreeMap::new();
+        for inst in &mut o.instances {
+            if !matches!(entry(&inst.entries, "virtual_mac"), Some(Value::Bool(true))) {
+                continue;
+            }
+            let vrid = match entry(&inst.entries, "vrid") {
+                Some(Value::Int(v)) => *v,
+                _ => continue,
+            };
+            let v6 = matches!(entry(&inst.entries, "vips"),
+                Some(Value::List(l)) if matches!(l.first(), Some(Value::Str(a)) if a.contains(':')));
+            let default = format!("{}.{vrid}", if v6 { "vrrp6" } else { "vrrp" });
+            let wanted = entry_str(&inst.entries, "virtual_mac_interface")
+                .unwrap_or_else(|| default.clone());
+            let clash = if interfaces.contains(&wanted) {
+                format!("{wanted} is the interface of a vrrp_instance")
+            } else if let Some(other) = taken.get(&wanted) {
+                format!("vrrp_instance {other} already has a macvlan named {wanted}")
+            } else {
+                taken.insert(wanted, inst.name.clone());
+                continue;
+            };
+            let free = std::iter::once(default.clone())
+                .chain((2..).map(|n| format!("{default}-{n}")))
+                .find(|n| !interfaces.contains(n) && !taken.contains_key(n))
+                .expect("an endless list has a free name");
+            let at = self.vmac_at.get(&inst.name).copied();
+            if let Some(at) = at {
+                self.warn(
+                    at,
+                    format!("vrrp_instance {}: the virtual MAC's macvlan cannot be named {wanted}: {clash} (keepalived would fight over it); named {free} instead", inst.name),
+                );
+            }
+            inst.entries.retain(|(k, _)| k != "virtual_mac_interface");
+            inst.entries
+                .push(("virtual_mac_interface".into(), Value::str(&free)));
+            taken.insert(free, inst.name.clone());
         }
     }
 
@@ -716,4 +771,15 @@ fn same_router(i: &out::Instance, interface: &str, vrid: u8, v6: bool) -> bool {
     get("interface") == Some(&Value::str(interface))
         && get("vrid") == Some(&Value::Int(vrid.into()))
         && family_v6 == v6
+}
+
+fn entry<'e>(entries: &'e Entries, key: &str) -> Option<&'e Value> {
+    entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+fn entry_str(entries: &Entries, key: &str) -> Option<String> {
+    match entry(entries, key) {
+        Some(Value::Str(s)) => Some(s.clone()),
+        _ => None,
+    }
 }
