@@ -10,6 +10,9 @@
 #   --time SECONDS run each target this long instead (e.g. --time 3600 for an hour each)
 #   --corpus DIR   keep the found inputs in DIR/TARGET (default target/fuzz-corpus; the test suite
 #                  gives an empty one, so its run is the same run every time)
+#   --dev          build the targets unoptimised, with debug assertions and overflow checks and
+#                  without debug info: half the build time of the release profile, for short runs
+#                  (the test suite's); long runs want the release profile's speed
 #   TARGET         some of the targets (default: all; `tools/fuzz.sh --list` names them)
 #
 # Corpora: each target reads the committed seeds (tools/fuzz/seeds/TARGET: real bytes and files)
@@ -17,12 +20,13 @@
 # leaves its input in tools/fuzz/artifacts/TARGET/; copy it to tools/fuzz/regressions/TARGET/
 # with the fix, and plain `cargo test` replays it from then on.
 #
-# Prints one line per target: inputs run, corpus size, and crashes. Exit status 1 on a crash.
+# Prints one line per target: inputs run, how long they took, corpus size, and crashes. Exit status 1 on a crash.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 runs=10000
 seconds=""
+profile=()
 corpus_root=target/fuzz-corpus
 targets=()
 list_only=0
@@ -40,12 +44,18 @@ while (($#)); do
         corpus_root=${2:?--corpus needs a directory}
         shift 2
         ;;
+    --dev)
+        profile=(--dev)
+        # Debug info is most of the unoptimised build's link time and no use to libFuzzer.
+        export CARGO_PROFILE_DEV_DEBUG=0
+        shift
+        ;;
     --list)
         list_only=1
         shift
         ;;
     -h | --help)
-        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     -*)
@@ -81,9 +91,9 @@ cargo fuzz --version >/dev/null 2>&1 || {
     exit 1
 }
 
-echo "fuzz: building the targets (release, coverage instrumentation)"
+echo "fuzz: building the targets (${profile[*]:-release}, coverage instrumentation)"
 mkdir -p target
-(cd tools/fuzz && cargo fuzz build --sanitizer none) >target/fuzz-build.log 2>&1 || {
+(cd tools/fuzz && cargo fuzz build "${profile[@]}" --sanitizer none) >target/fuzz-build.log 2>&1 || {
     tail -n 30 target/fuzz-build.log >&2
     exit 1
 }
@@ -95,8 +105,9 @@ for t in "${targets[@]}"; do
     limit=(-runs="$runs")
     [[ -n "$seconds" ]] && limit=(-max_total_time="$seconds")
     log=$corpus_root/$t.log
+    target_started=$SECONDS
     # -seed fixes the mutation sequence, so a bounded run is the same run every time.
-    (cd tools/fuzz && cargo fuzz run --sanitizer none "$t" "$corpus" "seeds/$t" -- \
+    (cd tools/fuzz && cargo fuzz run "${profile[@]}" --sanitizer none "$t" "$corpus" "seeds/$t" -- \
         "${limit[@]}" -seed=1 -max_len=65536 -timeout=10 \
         -artifact_prefix="artifacts/$t/" -print_final_stats=1) >"$log" 2>&1
     rc=$?
@@ -109,7 +120,8 @@ for t in "${targets[@]}"; do
             "$t" "${done_runs:-?}" "$rc" "$t"
         grep -a -A3 -E 'panicked|ERROR|Test unit written' "$log" | head -n 12 | sed 's/^/fuzz:   /'
     else
-        printf 'fuzz: %-16s %8s inputs, corpus %5d, crashes %d\n' "$t" "${done_runs:-?}" "$found" "$crashes"
+        printf 'fuzz: %-16s %8s inputs in %3d s, corpus %5d, crashes %d\n' "$t" "${done_runs:-?}" \
+            $((SECONDS - target_started)) "$found" "$crashes"
     fi
 done
 exit "$status"
