@@ -12,7 +12,9 @@
 #                  gives an empty one, so its run is the same run every time)
 #   --dev          build the targets unoptimised, with debug assertions and overflow checks and
 #                  without debug info: half the build time of the release profile, for short runs
-#                  (the test suite's); long runs want the release profile's speed
+#                  (the test suite's); long runs want the release profile's speed. Also turns off
+#                  libFuzzer's entropic scheduling, whose bookkeeping per input grows with the
+#                  unoptimised build's many more edges (half of a short run's time)
 #   TARGET         some of the targets (default: all; `tools/fuzz.sh --list` names them)
 #
 # Corpora: each target reads the committed seeds (tools/fuzz/seeds/TARGET: real bytes and files)
@@ -27,6 +29,7 @@ cd "$(dirname "$0")/.."
 runs=10000
 seconds=""
 profile=()
+scheduling=()
 corpus_root=target/fuzz-corpus
 targets=()
 list_only=0
@@ -46,6 +49,7 @@ while (($#)); do
         ;;
     --dev)
         profile=(--dev)
+        scheduling=(-entropic=0)
         # Debug info is most of the unoptimised build's link time and no use to libFuzzer.
         export CARGO_PROFILE_DEV_DEBUG=0
         shift
@@ -55,7 +59,7 @@ while (($#)); do
         shift
         ;;
     -h | --help)
-        sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     -*)
@@ -108,7 +112,7 @@ for t in "${targets[@]}"; do
     target_started=$SECONDS
     # -seed fixes the mutation sequence, so a bounded run is the same run every time.
     (cd tools/fuzz && cargo fuzz run "${profile[@]}" --sanitizer none "$t" "$corpus" "seeds/$t" -- \
-        "${limit[@]}" -seed=1 -max_len=65536 -timeout=10 \
+        "${limit[@]}" "${scheduling[@]}" -seed=1 -max_len=65536 -timeout=10 \
         -artifact_prefix="artifacts/$t/" -print_final_stats=1) >"$log" 2>&1
     rc=$?
     done_runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -n 1)
