@@ -114,6 +114,19 @@ pub fn key(k: &str) -> String {
 /// Ordered key/value pairs of one table.
 pub type Entries = Vec<(String, Value)>;
 
+/// The value set for `key` in `entries`.
+pub fn get<'e>(entries: &'e Entries, key: &str) -> Option<&'e Value> {
+    entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// The string set for `key` in `entries`.
+pub fn get_str(entries: &Entries, key: &str) -> Option<String> {
+    match get(entries, key) {
+        Some(Value::Str(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
 /// Where an output item came from, for the comment above it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Origin {

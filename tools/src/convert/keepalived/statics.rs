@@ -4,7 +4,7 @@
 //! them, so once there is a `[network]` every interface the config names is declared in it.
 
 use super::{Converted, Converter, Item};
-use crate::convert::out::{Output, Value};
+use crate::convert::out::{self, Output, Value};
 use lbd::config::IpPrefix;
 use std::net::IpAddr;
 
@@ -222,8 +222,7 @@ impl Converter<'_> {
     /// The link holding a static address whose subnet has `gw`.
     fn link_of(&self, gw: IpAddr, o: &Output) -> Option<String> {
         o.network_links.iter().find_map(|(name, e)| {
-            let held = e.iter().find(|(k, _)| k == "addresses")?;
-            let Value::List(items) = &held.1 else {
+            let Value::List(items) = out::get(e, "addresses")? else {
                 return None;
             };
             items

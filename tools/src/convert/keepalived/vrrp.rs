@@ -580,21 +580,27 @@ impl Converter<'_> {
         let interfaces: BTreeSet<String> = o
             .instances
             .iter()
-            .filter_map(|i| entry_str(&i.entries, "interface"))
+            .filter_map(|i| out::get_str(&i.entries, "interface"))
             .collect();
         let mut taken: BTreeMap<String, String> = BTreeMap::new();
         for inst in &mut o.instances {
-            if !matches!(entry(&inst.entries, "virtual_mac"), Some(Value::Bool(true))) {
+            if !matches!(
+                out::get(&inst.entries, "virtual_mac"),
+                Some(Value::Bool(true))
+            ) {
                 continue;
             }
-            let vrid = match entry(&inst.entries, "vrid") {
+            let vrid = match out::get(&inst.entries, "vrid") {
                 Some(Value::Int(v)) => *v,
                 _ => continue,
             };
-            let v6 = matches!(entry(&inst.entries, "vips"),
-                Some(Value::List(l)) if matches!(l.first(), Some(Value::Str(a)) if a.contains(':')));
-            let default = format!("{}.{vrid}", if v6 { "vrrp6" } else { "vrrp" });
-            let wanted = entry_str(&inst.entries, "virtual_mac_interface")
+            let prefix = if vips_are_v6(&inst.entries) {
+                "vrrp6"
+            } else {
+                "vrrp"
+            };
+            let default = format!("{prefix}.{vrid}");
+            let wanted = out::get_str(&inst.entries, "virtual_mac_interface")
                 .unwrap_or_else(|| default.clone());
             let clash = if interfaces.contains(&wanted) {
                 format!("{wanted} is the interface of a vrrp_instance")
@@ -761,25 +767,17 @@ impl Converter<'_> {
 
 /// Whether converted instance `i` is the virtual router (interface, vrid, family).
 fn same_router(i: &out::Instance, interface: &str, vrid: u8, v6: bool) -> bool {
-    let get = |k: &str| i.entries.iter().find(|(key, _)| key == k).map(|(_, v)| v);
-    let family_v6 = match get("vips") {
+    out::get(&i.entries, "interface") == Some(&Value::str(interface))
+        && out::get(&i.entries, "vrid") == Some(&Value::Int(vrid.into()))
+        && vips_are_v6(&i.entries) == v6
+}
+
+/// An instance's family is its first VIP's (lbd's rule).
+fn vips_are_v6(entries: &Entries) -> bool {
+    match out::get(entries, "vips") {
         Some(Value::List(l)) => l
             .first()
             .is_some_and(|v| matches!(v, Value::Str(s) if s.contains(':'))),
         _ => false,
-    };
-    get("interface") == Some(&Value::str(interface))
-        && get("vrid") == Some(&Value::Int(vrid.into()))
-        && family_v6 == v6
-}
-
-fn entry<'e>(entries: &'e Entries, key: &str) -> Option<&'e Value> {
-    entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-}
-
-fn entry_str(entries: &Entries, key: &str) -> Option<String> {
-    match entry(entries, key) {
-        Some(Value::Str(s)) => Some(s.clone()),
-        _ => None,
     }
 }

@@ -368,8 +368,8 @@ impl Converter<'_> {
             let mut real_check = check.clone();
             if let (Some(c), Some(req)) = (&mut real_check, &r.request) {
                 // A per-real request/receive pair replaces the section's for that real.
-                let kind = c.iter().find(|(k, _)| k == "type").map(|(_, v)| v.clone());
-                if matches!(kind, Some(Value::Str(ref t)) if t == "http" || t == "https") {
+                let kind = out::get_str(c, "type");
+                if matches!(kind.as_deref(), Some("http" | "https")) {
                     c.retain(|(k, _)| k != "path" && k != "expect_body_regex");
                     c.push((
                         "path".into(),
