@@ -154,24 +154,48 @@ impl GuestShell {
             seq: 0,
             pending: String::new(),
         };
-        // The shell starts once init is up: poke it until a marker comes back (each poke waits
-        // up to 3 s for it, so no pause between them).
-        let mut last_err = None;
-        let left = timeout.saturating_sub(started.elapsed());
-        let answered = crate::wait::until(left, Duration::ZERO, || {
-            shell
-                .run_status("true", Duration::from_secs(3))
-                .map_err(|e| last_err = Some(e))
-                .is_ok()
-        });
-        if answered.is_none() {
-            return Err(last_err.expect("until tries at least once"));
-        }
+        shell.resync(timeout.saturating_sub(started.elapsed()))?;
         shell.run(
             "stty -echo; mkdir -p /usr/bin /usr/sbin /sbin; /bin/busybox --install -s; export PATH=/sbin:/usr/sbin:/bin:/usr/bin",
             Duration::from_secs(30),
         )?;
         Ok(shell)
+    }
+
+    /// Pokes the shell until it runs a command (at most `timeout`; each poke waits up to 3 s
+    /// for its marker, so no pause between pokes). The shell starts once init is up, and the
+    /// serial line drops what arrives before it is open, so an early poke can reach the shell
+    /// cut, inside a quote or a `{`: the shell then reads every later line as more of that
+    /// command and answers with its continuation prompt. Then the next poke first sends ^C,
+    /// which makes the shell abandon the half-read command. Not before: a ^C that reaches a
+    /// shell still starting, before it handles SIGINT, kills it.
+    pub fn resync(&mut self, timeout: Duration) -> Result<(), ShellError> {
+        let mut last_err = None;
+        let mut interrupt = false;
+        let answered = crate::wait::until(timeout, Duration::ZERO, || {
+            if interrupt {
+                if let Err(e) = self.stream.write_all(b"\x03") {
+                    last_err = Some(e.into());
+                    return false;
+                }
+                // The shell prints a fresh prompt before it reads the poke.
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            match self.run_status("true", Duration::from_secs(3)) {
+                Ok(_) => true,
+                Err(e) => {
+                    if let ShellError::Timeout { partial, .. } = &e {
+                        interrupt = partial.starts_with("> ") || partial.contains("\n> ");
+                    }
+                    last_err = Some(e);
+                    false
+                }
+            }
+        });
+        match answered {
+            Some(_) => Ok(()),
+            None => Err(last_err.expect("until tries at least once")),
+        }
     }
 
     /// Runs `command` (one line of sh) and returns its output and status.
