@@ -21,8 +21,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use lbtest::appliance::{
-    assert_no_fatal, kernel_clock_from_start, lines_containing, ApplianceBuilder, ConfigDir, Image,
-    LbdRunning, LBD_RUNNING, USER_NET_CONFIG,
+    assert_no_fatal, kernel_clock_from_start, lines_containing, stamp, ApplianceBuilder, ConfigDir,
+    Image, LbdRunning, LBD_RUNNING, USER_NET_CONFIG,
 };
 use lbtest::fresh::{self, ImageKind, Profile};
 use lbtest::{Guest, MacAddr, Netns, Nic, ScratchDir, StaticServer, UserNet};
@@ -316,7 +316,7 @@ fn one_archive_cloud_image() -> Image {
 fn the_bare_metal_image_boots_as_fast_as_the_cloud_image() {
     // The suite boots each profile once (it must boot; the figure is a by-product). The
     // comparison is a benchmark of its own, with the one-archive reference and rounds enough
-    // for a noisy host: LB_SPEED_ROUNDS=3 cargo test -p lbtest --test bare_metal boots_as_fast
+    // for a noisy host (the README has 12): LB_SPEED_ROUNDS=12 cargo test -p lbtest --test bare_metal boots_as_fast
     // -- --nocapture.
     let rounds: u32 = std::env::var("LB_SPEED_ROUNDS")
         .ok()
@@ -346,10 +346,19 @@ fn the_bare_metal_image_boots_as_fast_as_the_cloud_image() {
             let name = format!("speed-{}-{round}", label.replace([',', ' '], ""));
             let b = boot_user_net(&name, image, vec![nic], &[]);
             let g = &b.guest;
+            // The phases: before the kernel (firmware, loading the files, decompression), the
+            // kernel's own start, init's to lbd running.
+            let m_linux = g
+                .expect("Linux version", BOOT)
+                .unwrap_or_else(|e| panic!("{label}: {e}\n{}", g.report()));
+            let m_init = g
+                .expect("Run /init as init process", BOOT)
+                .unwrap_or_else(|e| panic!("{label}: {e}\n{}", g.report()));
             let m_run = g
                 .expect(LBD_RUNNING, BOOT)
                 .unwrap_or_else(|e| panic!("{label}: {e}\n{}", g.report()));
             let running = LbdRunning::from_match(&m_run).expect("lbd running line");
+            let run_init = stamp(&m_init.line).expect("stamped Run /init line");
             let host = g.since_start(&m_run);
             let clock_from_start = kernel_clock_from_start(&g.console().lines());
             let t = &m["totals"];
@@ -374,10 +383,14 @@ fn the_bare_metal_image_boots_as_fast_as_the_cloud_image() {
                 round + 1
             );
             assert_eq!(m["profile"], *profile);
+            let from_start = clock_from_start == Some(true);
             figures.push(BootFigure {
                 label,
                 host,
-                guest: (clock_from_start == Some(true)).then_some(running.uptime),
+                before_kernel: g.since_start(&m_linux),
+                guest: from_start.then_some(running.uptime),
+                kernel: from_start.then_some(run_init),
+                init_to_lbd: running.uptime.saturating_sub(run_init),
             });
             assert_no_fatal(g.console());
         }
@@ -401,6 +414,22 @@ fn the_bare_metal_image_boots_as_fast_as_the_cloud_image() {
              the start), mean / median",
             &guest,
         );
+        let phase = |l: &str, of: fn(&BootFigure) -> Option<Duration>| {
+            summary(figures.iter().filter(|f| f.label == l).filter_map(of))
+        };
+        compare(
+            "phase: QEMU start to the kernel's first line (host clock: firmware, loading the \
+             files, the boot stub's decompression)",
+            &|l| phase(l, |f| Some(f.before_kernel)),
+        );
+        compare(
+            "phase: kernel start to Run /init (guest clock, boots whose clock ran from the \
+             start)",
+            &|l| phase(l, |f| f.kernel),
+        );
+        compare("phase: Run /init to lbd running (guest clock)", &|l| {
+            phase(l, |f| Some(f.init_to_lbd))
+        });
     }
 }
 
@@ -424,22 +453,34 @@ struct BootFigure {
     host: Duration,
     /// From the kernel's start, on the guest's clock; `None` when that clock started late.
     guest: Option<Duration>,
+    /// From QEMU's start to the kernel's first console line, on the host's clock.
+    before_kernel: Duration,
+    /// From the kernel's start to `Run /init`, on the guest's clock; `None` as for `guest`.
+    kernel: Option<Duration>,
+    /// From `Run /init` to `lbd running`, on the guest's clock.
+    init_to_lbd: Duration,
 }
 
-/// Mean and median of some boots' figures.
+/// Mean, median and spread of some boots' figures.
 struct Summary {
     count: usize,
     mean: Option<f64>,
     median: Option<f64>,
+    /// Sample standard deviation (at least two boots).
+    sd: Option<f64>,
 }
 
 fn summary(figures: impl Iterator<Item = Duration>) -> Summary {
     let mut v: Vec<f64> = figures.map(|d| d.as_secs_f64()).collect();
     v.sort_by(f64::total_cmp);
     let n = v.len();
+    let mean = (n > 0).then(|| v.iter().sum::<f64>() / n as f64);
     Summary {
         count: n,
-        mean: (n > 0).then(|| v.iter().sum::<f64>() / n as f64),
+        mean,
+        sd: mean
+            .filter(|_| n > 1)
+            .map(|m| (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1) as f64).sqrt()),
         median: (n > 0).then(|| {
             if n % 2 == 1 {
                 v[n / 2]
@@ -454,7 +495,11 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.mean, self.median) {
             (Some(mean), Some(median)) => {
-                write!(f, "{mean:.2} / {median:.2} s ({} boots)", self.count)
+                write!(f, "{mean:.2} / {median:.2} s ({} boots", self.count)?;
+                match self.sd {
+                    Some(sd) => write!(f, ", sd {sd:.2} s)"),
+                    None => write!(f, ")"),
+                }
             }
             _ => write!(f, "- (no boot)"),
         }
