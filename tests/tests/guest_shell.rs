@@ -50,9 +50,17 @@ impl PtyShell {
             .env("TERM", "vt100")
             .env("PS1", "lb# ")
             .env("PATH", "/usr/bin:/bin");
-        // SAFETY: only async-signal-safe calls between fork and exec (setsid, ioctl).
+        // SAFETY: only async-signal-safe calls between fork and exec (sigaction, setsid, ioctl).
         unsafe {
             command.pre_exec(|| {
+                // As init starts the guest's shell: SIGINT not ignored. A suite started in the
+                // background of a shell without job control has it ignored, and an interactive
+                // ash keeps a signal that was ignored at its start ignored, ^C and all.
+                nix::sys::signal::signal(
+                    nix::sys::signal::Signal::SIGINT,
+                    nix::sys::signal::SigHandler::SigDfl,
+                )
+                .map_err(std::io::Error::from)?;
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
                 if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 1) != 0 {
                     return Err(std::io::Error::last_os_error());
