@@ -56,3 +56,59 @@ fn every_target_runs_its_inputs_without_a_crash() {
     }
     eprintln!("{text}");
 }
+
+/// The fuzz targets build the product's crates in a workspace of their own, with a lock file of
+/// its own: every package the two share must be at the product's version, or the fuzzer tests
+/// a config parser (toml), a TLS stack or a netlink encoder that no balancer runs.
+#[test]
+fn the_fuzz_workspace_builds_the_versions_the_product_ships() {
+    let root = artifacts::workspace_root();
+    let read = |path: &str| {
+        let text = std::fs::read_to_string(root.join(path)).unwrap();
+        lock_packages(&text)
+    };
+    let product = read("Cargo.lock");
+    let fuzz = read("tools/fuzz/Cargo.lock");
+    let shipped: std::collections::BTreeSet<&(String, String)> = product.iter().collect();
+    let names: std::collections::BTreeSet<&str> = product.iter().map(|(n, _)| n.as_str()).collect();
+    let differ: Vec<String> = fuzz
+        .iter()
+        .filter(|p| names.contains(p.0.as_str()) && !shipped.contains(p))
+        .map(|(n, v)| format!("{n} {v}"))
+        .collect();
+    assert!(
+        fuzz.len() > 100,
+        "tools/fuzz/Cargo.lock lists {} packages",
+        fuzz.len()
+    );
+    assert!(
+        differ.is_empty(),
+        "tools/fuzz/Cargo.lock has versions the product does not ship: {differ:?}; bring it \
+         in line (from the workspace root):\n  cp Cargo.lock tools/fuzz/Cargo.lock && cargo \
+         metadata --manifest-path tools/fuzz/Cargo.toml --format-version 1 >/dev/null"
+    );
+}
+
+/// `(name, version)` of every `[[package]]` of a Cargo.lock.
+fn lock_packages(text: &str) -> Vec<(String, String)> {
+    let value = |line: &str, key: &str| {
+        let rest = line
+            .strip_prefix(key)?
+            .trim_start()
+            .strip_prefix('=')?
+            .trim();
+        Some(rest.trim_matches('"').to_string())
+    };
+    let mut out = Vec::new();
+    let mut name = None;
+    for line in text.lines() {
+        if line == "[[package]]" {
+            name = None;
+        } else if let Some(n) = value(line, "name") {
+            name = Some(n);
+        } else if let (Some(v), Some(n)) = (value(line, "version"), name.take()) {
+            out.push((n, v));
+        }
+    }
+    out
+}
