@@ -578,8 +578,6 @@ impl Console {
     }
 }
 
-/// Locks a mutex, ignoring poisoning: a panicking test thread must not hide the console from
-/// the failure report.
 /// A kernel log line's timestamp, `[    4.698390] `.
 fn kernel_timestamp() -> &'static Regex {
     static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
@@ -594,12 +592,12 @@ fn starts_with_kernel_timestamp(line: &str) -> bool {
 
 /// Where a kernel message starts inside a line that is not itself a kernel message.
 fn embedded_kernel_message(line: &str) -> Option<usize> {
-    if starts_with_kernel_timestamp(line) {
-        return None;
-    }
-    kernel_timestamp().find(line).map(|m| m.start())
+    let at = kernel_timestamp().find(line)?.start();
+    (at > 0).then_some(at)
 }
 
+/// Locks a mutex, ignoring poisoning: a panicking test thread must not hide the console from
+/// the failure report.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -316,8 +316,8 @@ fn one_archive_cloud_image() -> Image {
 fn the_bare_metal_image_boots_as_fast_as_the_cloud_image() {
     // The suite boots each profile once (it must boot; the figure is a by-product). The
     // comparison is a benchmark of its own, with the one-archive reference and rounds enough
-    // for a noisy host (the README has 12): LB_SPEED_ROUNDS=12 cargo test -p lbtest --test bare_metal boots_as_fast
-    // -- --nocapture.
+    // for a noisy host (the README's figures are of 12): LB_SPEED_ROUNDS=12 cargo test -p
+    // lbtest --test bare_metal boots_as_fast -- --nocapture.
     let rounds: u32 = std::env::var("LB_SPEED_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
